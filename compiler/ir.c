@@ -1,0 +1,206 @@
+/* ir.c - the op table, dtype and shape helpers, graph construction.
+ *
+ * ir_add is the one door into a graph: it runs the op's shape rule (which
+ * validates the inputs and attributes and sets the result's shape and dtype)
+ * and only then appends the node. Attribute fields the op does not use are
+ * zeroed, so two nodes that mean the same thing compare and hash equal.
+ */
+#include "ir.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The shape and flop rules live in shape.c; declare every one ops.def names
+ * (repeated declarations of the same rule are harmless). */
+#define OP(NAME, name, arity, flags, shape, flops, tol)                                            \
+    bool shape_##shape(const IrGraph *g, IrNode *n, char *err, size_t errlen);                     \
+    int64_t flops_##flops(const IrGraph *g, const IrNode *n);
+#include "ops.def"
+#undef OP
+
+const OpInfo ir_ops[OP__COUNT] = {
+#define OP(NAME, name, arity, flags, shape, flops, tol)                                            \
+    [OP_##NAME] = {#name, arity, flags, shape_##shape, flops_##flops, tol},
+#include "ops.def"
+#undef OP
+};
+
+/* -- dtypes and shapes -- */
+
+const char *dtype_name(DType t) {
+    switch (t) {
+    case TY_F32: return "f32";
+    case TY_I32: return "i32";
+    case TY_I8: return "i8";
+    default: return "?";
+    }
+}
+
+size_t dtype_size(DType t) {
+    switch (t) {
+    case TY_F32: return 4;
+    case TY_I32: return 4;
+    case TY_I8: return 1;
+    default: return 0;
+    }
+}
+
+int64_t shape_numel(const Shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->ndim; i++) n *= s->d[i];
+    return n;
+}
+
+bool shape_eq(const Shape *a, const Shape *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->d[i] != b->d[i]) return false;
+    return true;
+}
+
+Shape shape_make(int ndim, const int64_t *d) {
+    TT_ASSERT(ndim >= 0 && ndim <= IR_MAXDIM);
+    Shape s = {0};
+    s.ndim = ndim;
+    for (int i = 0; i < ndim; i++) s.d[i] = d[i];
+    return s;
+}
+
+Shape shape_scalar(void) { return (Shape){0}; }
+
+char *shape_str(const Shape *s, char *buf, size_t len) {
+    if (!len) return buf;
+    size_t at = 0;
+    buf[0] = 0;
+    int nd = s->ndim < 0 ? 0 : s->ndim > IR_MAXDIM ? IR_MAXDIM : s->ndim;
+    at += (size_t)snprintf(buf + at, at < len ? len - at : 0, "[");
+    for (int i = 0; i < nd; i++)
+        at += (size_t)snprintf(buf + at, at < len ? len - at : 0, "%s%lld", i ? ", " : "",
+                               (long long)s->d[i]);
+    snprintf(buf + at, at < len ? len - at : 0, "]");
+    return buf;
+}
+
+/* -- graphs -- */
+
+void ir_init(IrGraph *g) {
+    memset(g, 0, sizeof *g);
+    arena_init(&g->arena);
+}
+
+void ir_free(IrGraph *g) {
+    arena_free(&g->arena);
+    free(g->nodes);
+    free(g->outputs);
+    memset(g, 0, sizeof *g);
+}
+
+void ir_mark_output(IrGraph *g, int node) {
+    TT_ASSERT(node >= 0 && node < g->n);
+    TT_VEC_PUSH(g->outputs, g->nout, g->outcap, node);
+}
+
+/* Keeps only the attribute fields `op` reads, with entries past the rank
+ * that matters zeroed: the canonical form that ir_hash and passes compare. */
+static IrAttr canonical_attr(const IrGraph *g, const IrNode *n) {
+    const IrAttr *a = &n->attr;
+    IrAttr c = {0};
+    int rank = n->nin > 0 ? g->nodes[n->in[0]].shape.ndim : 0;
+    switch (n->op) {
+    case OP_INPUT:
+        c.dtype = a->dtype;
+        c.shape = shape_make(a->shape.ndim, a->shape.d);
+        c.index = a->index;
+        break;
+    case OP_CONST:
+        c.dtype = a->dtype;
+        c.shape = shape_make(a->shape.ndim, a->shape.d);
+        c.value = a->value;
+        break;
+    case OP_SUM:
+    case OP_RMAX:
+        c.axes = a->axes;
+        c.keepdims = a->keepdims;
+        break;
+    case OP_ARGMAX:
+        c.axis = a->axis;
+        c.keepdims = a->keepdims;
+        break;
+    case OP_CONCAT: c.axis = a->axis; break;
+    case OP_PERMUTE:
+        for (int i = 0; i < rank; i++) c.perm[i] = a->perm[i];
+        break;
+    case OP_RESHAPE:
+    case OP_BROADCAST:
+    case OP_SCATTER_ADD: c.shape = shape_make(a->shape.ndim, a->shape.d); break;
+    case OP_SLICE:
+        for (int i = 0; i < rank; i++) {
+            c.start[i] = a->start[i];
+            c.stop[i] = a->stop[i];
+            c.step[i] = a->step[i];
+        }
+        break;
+    case OP_PAD:
+        c.shape = shape_make(a->shape.ndim, a->shape.d);
+        for (int i = 0; i < rank; i++) {
+            c.start[i] = a->start[i];
+            c.step[i] = a->step[i];
+        }
+        break;
+    case OP_CAST: c.dtype = a->dtype; break;
+    default: break;
+    }
+    return c;
+}
+
+int ir_add(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr, SrcLoc loc) {
+    if ((int)op < 0 || op >= OP__COUNT) {
+        snprintf(g->err, sizeof g->err, "unknown op %d", (int)op);
+        return -1;
+    }
+    if (nin < 0 || (nin > 0 && !in)) {
+        snprintf(g->err, sizeof g->err, "%s: bad input count %d", ir_ops[op].name, nin);
+        return -1;
+    }
+    IrNode n = {0};
+    n.op = op;
+    n.nin = nin;
+    n.in = (int *)in; /* the caller's array until the node is accepted */
+    if (attr) n.attr = *attr;
+    n.loc = loc;
+    char err[sizeof g->err];
+    if (!ir_ops[op].shape(g, &n, err, sizeof err)) {
+        memcpy(g->err, err, sizeof err);
+        return -1;
+    }
+    n.attr = canonical_attr(g, &n);
+    if (nin > 0) {
+        n.in = arena_alloc(&g->arena, (size_t)nin * sizeof *n.in);
+        memcpy(n.in, in, (size_t)nin * sizeof *n.in);
+    } else {
+        n.in = NULL;
+    }
+    TT_VEC_PUSH(g->nodes, g->n, g->cap, n);
+    return g->n - 1;
+}
+
+int ir_input(IrGraph *g, DType dt, Shape s, const char *name, SrcLoc loc) {
+    IrAttr a = {0};
+    a.dtype = dt;
+    a.shape = s;
+    a.index = g->ninputs;
+    int id = ir_add(g, OP_INPUT, NULL, 0, &a, loc);
+    if (id < 0) return -1;
+    g->ninputs++;
+    if (name) g->nodes[id].name = arena_strdup(&g->arena, name);
+    return id;
+}
+
+int ir_const(IrGraph *g, DType dt, Shape s, double value, SrcLoc loc) {
+    IrAttr a = {0};
+    a.dtype = dt;
+    a.shape = s;
+    a.value = value;
+    return ir_add(g, OP_CONST, NULL, 0, &a, loc);
+}

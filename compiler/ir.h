@@ -1,0 +1,178 @@
+/* ir.h - the graph IR: the contract between the front end, the passes and
+ * every backend.
+ *
+ * A graph is an array of nodes in topological order (a node's inputs always
+ * have smaller ids). Each node is one op of ops.def on tensors with a dtype
+ * and a static shape. Tensors are dense and row-major. Leaves are INPUT
+ * nodes (data bound when the graph runs, slot attr.index) and CONST nodes
+ * (a scalar value filling attr.shape).
+ */
+#ifndef TT_IR_H
+#define TT_IR_H
+
+#include <stdio.h>
+
+#include "diag.h"
+#include "util.h"
+
+typedef enum DType { TY_F32, TY_I32, TY_I8, TY__COUNT } DType;
+
+#define IR_MAXDIM 8
+
+typedef struct Shape {
+    int ndim;
+    int64_t d[IR_MAXDIM];
+} Shape;
+
+/* Op flags (ops.def). */
+enum {
+    OPF_LEAF = 1 << 0,     /* no inputs: INPUT, CONST */
+    OPF_ELEMWISE = 1 << 1, /* out[i] = f(in0[i], in1[i], ...), same shapes */
+    OPF_REDUCE = 1 << 2,   /* reduces attr.axes / attr.axis */
+    OPF_MOVEMENT = 1 << 3, /* moves elements, computes nothing */
+    OPF_COMMUTES = 1 << 4, /* f(a, b) == f(b, a) */
+    OPF_CMP = 1 << 5,      /* result is an f32 0/1 mask */
+    OPF_NODIFF = 1 << 6,   /* no gradient flows through (grad rule gives none) */
+    OPF_FLOAT = 1 << 7,    /* defined on floats only: the builder casts ints to f32 */
+};
+
+typedef enum OpKind {
+#define OP(NAME, name, arity, flags, shape, flops, tol) OP_##NAME,
+#include "ops.def"
+#undef OP
+    OP__COUNT
+} OpKind;
+
+/* Attributes; which fields an op reads is said in ops.def. */
+typedef struct IrAttr {
+    uint32_t axes;            /* SUM, RMAX: bit i set = reduce axis i */
+    bool keepdims;            /* SUM, RMAX, ARGMAX */
+    int axis;                 /* ARGMAX, CONCAT */
+    int perm[IR_MAXDIM];      /* PERMUTE: out dim i = in dim perm[i] */
+    Shape shape;              /* INPUT, CONST, RESHAPE, BROADCAST, PAD,
+                                 SCATTER_ADD: the result shape */
+    int64_t start[IR_MAXDIM]; /* SLICE, PAD */
+    int64_t stop[IR_MAXDIM];  /* SLICE (exclusive) */
+    int64_t step[IR_MAXDIM];  /* SLICE, PAD (>= 1) */
+    double value;             /* CONST */
+    DType dtype;              /* INPUT, CONST, CAST: the result dtype */
+    int index;                /* INPUT: binding slot, 0..ninputs-1 */
+} IrAttr;
+
+typedef struct IrNode {
+    OpKind op;
+    DType dtype;
+    Shape shape;
+    int nin;
+    int *in; /* nin node ids, all smaller than this node's id */
+    IrAttr attr;
+    SrcLoc loc;       /* the source construct that made the node */
+    const char *name; /* optional label: a parameter's path, an input's name */
+} IrNode;
+
+typedef struct IrGraph {
+    Arena arena; /* node inputs and names */
+    IrNode *nodes;
+    int n, cap;
+    int ninputs; /* INPUT slots used */
+    int *outputs;
+    int nout, outcap;
+    char err[512]; /* the message of the last failed ir_* call */
+} IrGraph;
+
+/* The op table, expanded from ops.def. */
+typedef struct OpInfo {
+    const char *name;
+    int arity;
+    unsigned flags;
+    bool (*shape)(const IrGraph *g, IrNode *n, char *err, size_t errlen);
+    int64_t (*flops)(const IrGraph *g, const IrNode *n);
+    double tol;
+} OpInfo;
+extern const OpInfo ir_ops[OP__COUNT];
+
+/* -- dtypes and shapes -- */
+const char *dtype_name(DType t); /* "f32", "i32", "i8" */
+size_t dtype_size(DType t);
+int64_t shape_numel(const Shape *s);
+bool shape_eq(const Shape *a, const Shape *b);
+Shape shape_make(int ndim, const int64_t *d);
+Shape shape_scalar(void);
+/* Writes "[64, 784]" (or "[]" for a scalar) into buf; returns buf. */
+char *shape_str(const Shape *s, char *buf, size_t len);
+
+/* -- graphs -- */
+void ir_init(IrGraph *g);
+void ir_free(IrGraph *g);
+void ir_mark_output(IrGraph *g, int node);
+static inline IrNode *ir_node(const IrGraph *g, int id) { return &g->nodes[id]; }
+
+/* Adds a node after checking it with the op's shape rule. Returns its id,
+ * or -1 with the message in g->err (the caller reports it at its span). */
+int ir_add(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr,
+           SrcLoc loc);
+
+/* Leaves. ir_input takes the next binding slot. */
+int ir_input(IrGraph *g, DType dt, Shape s, const char *name, SrcLoc loc);
+int ir_const(IrGraph *g, DType dt, Shape s, double value, SrcLoc loc);
+
+/* Builders with NumPy semantics: broadcasting (reshape + BROADCAST nodes are
+ * inserted), dtype promotion (i8 < i32 < f32; OPF_FLOAT ops cast ints to
+ * f32), negative axes. Each returns the result node, or -1 with g->err set
+ * to a message naming the op and the shapes, e.g.
+ *   "matmul shape mismatch: [64, 64] @ [128, 10] (inner 64 != 128)"
+ *   "add: cannot broadcast [3, 4] and [5]" */
+int ir_unary(IrGraph *g, OpKind op, int a, SrcLoc loc);
+int ir_binary(IrGraph *g, OpKind op, int a, int b, SrcLoc loc);
+int ir_where(IrGraph *g, int cond, int a, int b, SrcLoc loc);
+/* axes: list of axes (negative allowed); naxes == 0 reduces every axis */
+int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes,
+              bool keepdims, SrcLoc loc);
+int ir_argmax(IrGraph *g, int a, int axis, bool keepdims, SrcLoc loc);
+/* one dim of s may be -1 (inferred) */
+int ir_reshape(IrGraph *g, int a, Shape s, SrcLoc loc);
+int ir_permute(IrGraph *g, int a, const int *perm, SrcLoc loc);
+int ir_transpose(IrGraph *g, int a, int d0, int d1, SrcLoc loc);
+int ir_broadcast_to(IrGraph *g, int a, Shape s, SrcLoc loc);
+/* Python slice semantics per dim (clamping, negative indices); has_* false
+ * means the bound was omitted. */
+typedef struct IrSliceDim {
+    bool has_start, has_stop, has_step;
+    int64_t start, stop, step;
+} IrSliceDim;
+int ir_slice(IrGraph *g, int a, const IrSliceDim *dims, int ndims, SrcLoc loc);
+int ir_concat(IrGraph *g, const int *ins, int n, int axis, SrcLoc loc);
+int ir_matmul(IrGraph *g, int a, int b, SrcLoc loc); /* numpy matmul rules */
+int ir_gather(IrGraph *g, int table, int idx, SrcLoc loc);
+int ir_cast(IrGraph *g, int a, DType to, SrcLoc loc);
+
+/* Checks every invariant (topological order, arity, shapes recomputed by the
+ * shape rules, slots, outputs). Runs between passes. */
+bool ir_verify(const IrGraph *g, char *err, size_t errlen);
+
+/* Prints the graph, one node per line:
+ *   %2 = matmul %0, %1 : f32[64, 128]      # model.tt:7:16 */
+void ir_print(FILE *out, const IrGraph *g);
+void ir_print_node(FILE *out, const IrGraph *g, int id);
+
+/* Hash of the structure (ops, shapes, dtypes, attributes, wiring, outputs),
+ * not of the data bound to inputs: the key of compiled-graph caches. */
+uint64_t ir_hash(const IrGraph *g);
+
+/* Total FLOPs of the nodes reachable from the outputs. */
+int64_t ir_flops(const IrGraph *g);
+
+/* -- autodiff (compiler/autodiff.c, rules in compiler/grad.c) -- */
+
+/* Reverse mode: adds nodes computing d(sum(loss))/d(wrt[i]). grads[i] is the
+ * node id of that gradient (same shape and dtype as wrt[i]), or -1 when loss
+ * does not depend on wrt[i]. Returns false with g->err set on failure. */
+bool ad_backward(IrGraph *g, int loss, const int *wrt, int nwrt, int *grads);
+
+/* A gradient rule: given node `id` and the gradient `gout` of its output,
+ * sets gin[i] to the gradient of input i (or -1: none). Returns false with
+ * g->err set if a builder failed. */
+typedef bool (*GradRule)(IrGraph *g, int id, int gout, int *gin);
+extern const GradRule ir_grad_rules[OP__COUNT];
+
+#endif

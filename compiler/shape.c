@@ -1,0 +1,422 @@
+/* shape.c - the shape rules and FLOP rules named in ops.def.
+ *
+ * shape_<rule>(g, n, err, errlen) checks node n (its op, inputs and
+ * attributes; n need not be in g yet) against the graph g, and sets
+ * n->shape and n->dtype. It never trusts its input: a bad id, dtype, rank or
+ * attribute is an error message, never an assertion, because ir_add is
+ * reachable from user programs. Messages name the op and the shapes and have
+ * no trailing newline.
+ *
+ * flops_<rule>(g, n) counts the floating-point operations of a node.
+ */
+#include "ir.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define OP(NAME, name, arity, flags, shape, flops, tol)                                            \
+    bool shape_##shape(const IrGraph *g, IrNode *n, char *err, size_t errlen);                     \
+    int64_t flops_##flops(const IrGraph *g, const IrNode *n);
+#include "ops.def"
+#undef OP
+
+#define SB 192 /* room for shape_str of any valid shape */
+
+__attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t errlen, const char *fmt,
+                                                       ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static const char *opname(const IrNode *n) { return ir_ops[n->op].name; }
+static const IrNode *input(const IrGraph *g, const IrNode *n, int i) { return &g->nodes[n->in[i]]; }
+static const Shape *ishape(const IrGraph *g, const IrNode *n, int i) {
+    return &g->nodes[n->in[i]].shape;
+}
+static bool dtype_ok(DType t) { return (int)t >= 0 && t < TY__COUNT; }
+
+/* Arity and input ids: the part every rule shares. */
+static bool check_inputs(const IrGraph *g, const IrNode *n, char *err, size_t errlen) {
+    int arity = ir_ops[n->op].arity;
+    if (arity >= 0 && n->nin != arity)
+        return fail(err, errlen, "%s: expects %d input%s, got %d", opname(n), arity,
+                    arity == 1 ? "" : "s", n->nin);
+    if (arity < 0 && n->nin < 1)
+        return fail(err, errlen, "%s: expects at least 1 input, got %d", opname(n), n->nin);
+    for (int i = 0; i < n->nin; i++)
+        if (n->in[i] < 0 || n->in[i] >= g->n)
+            return fail(err, errlen, "%s: input %d is %%%d, not a node of the graph (%d nodes)",
+                        opname(n), i, n->in[i], g->n);
+    return true;
+}
+
+/* A shape an attribute carries: rank within IR_MAXDIM, no negative dim. */
+static bool check_shape(const IrNode *n, const Shape *s, char *err, size_t errlen) {
+    if (s->ndim < 0 || s->ndim > IR_MAXDIM)
+        return fail(err, errlen, "%s: rank %d out of range (at most %d dimensions)", opname(n),
+                    s->ndim, IR_MAXDIM);
+    for (int i = 0; i < s->ndim; i++)
+        if (s->d[i] < 0)
+            return fail(err, errlen, "%s: negative dimension %lld in shape", opname(n),
+                        (long long)s->d[i]);
+    return true;
+}
+
+static void set_result(IrNode *n, DType t, const Shape *s) {
+    n->dtype = t;
+    n->shape = shape_make(s->ndim, s->d);
+}
+
+/* -- leaves -- */
+
+bool shape_leaf(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!dtype_ok(n->attr.dtype))
+        return fail(err, errlen, "%s: unknown dtype %d", opname(n), (int)n->attr.dtype);
+    if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
+    if (n->op == OP_INPUT && n->attr.index < 0)
+        return fail(err, errlen, "input: negative slot %d", n->attr.index);
+    set_result(n, n->attr.dtype, &n->attr.shape);
+    return true;
+}
+
+/* -- elementwise -- */
+
+bool shape_unary(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    if ((ir_ops[n->op].flags & OPF_FLOAT) && a->dtype != TY_F32)
+        return fail(err, errlen, "%s: expects f32, got %s", opname(n), dtype_name(a->dtype));
+    set_result(n, a->dtype, &a->shape);
+    return true;
+}
+
+static bool same_shapes(const IrGraph *g, const IrNode *n, int i, int j, char *err,
+                        size_t errlen) {
+    const Shape *a = ishape(g, n, i), *b = ishape(g, n, j);
+    if (shape_eq(a, b)) return true;
+    char sa[SB], sb[SB];
+    return fail(err, errlen, "%s: input shapes %s and %s differ", opname(n),
+                shape_str(a, sa, SB), shape_str(b, sb, SB));
+}
+
+static bool same_dtypes(const IrGraph *g, const IrNode *n, int i, int j, char *err,
+                        size_t errlen) {
+    DType a = input(g, n, i)->dtype, b = input(g, n, j)->dtype;
+    if (a == b) return true;
+    return fail(err, errlen, "%s: input dtypes %s and %s differ", opname(n), dtype_name(a),
+                dtype_name(b));
+}
+
+bool shape_binary(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!same_shapes(g, n, 0, 1, err, errlen) || !same_dtypes(g, n, 0, 1, err, errlen))
+        return false;
+    const IrNode *a = input(g, n, 0);
+    if ((ir_ops[n->op].flags & OPF_FLOAT) && a->dtype != TY_F32)
+        return fail(err, errlen, "%s: expects f32, got %s", opname(n), dtype_name(a->dtype));
+    set_result(n, a->dtype, &a->shape);
+    return true;
+}
+
+bool shape_compare(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!same_shapes(g, n, 0, 1, err, errlen) || !same_dtypes(g, n, 0, 1, err, errlen))
+        return false;
+    set_result(n, TY_F32, ishape(g, n, 0));
+    return true;
+}
+
+bool shape_where(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!same_shapes(g, n, 0, 1, err, errlen) || !same_shapes(g, n, 1, 2, err, errlen) ||
+        !same_dtypes(g, n, 1, 2, err, errlen))
+        return false;
+    set_result(n, input(g, n, 1)->dtype, ishape(g, n, 1));
+    return true;
+}
+
+bool shape_cast(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!dtype_ok(n->attr.dtype))
+        return fail(err, errlen, "cast: unknown dtype %d", (int)n->attr.dtype);
+    set_result(n, n->attr.dtype, ishape(g, n, 0));
+    return true;
+}
+
+/* -- reductions -- */
+
+bool shape_reduce(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    char sa[SB];
+    for (int i = 0; i < 32; i++)
+        if ((n->attr.axes >> i & 1u) && i >= a->shape.ndim)
+            return fail(err, errlen, "%s: axis %d out of range for %s", opname(n), i,
+                        shape_str(&a->shape, sa, SB));
+    Shape s = {0};
+    for (int i = 0; i < a->shape.ndim; i++) {
+        if (n->attr.axes >> i & 1u) {
+            if (n->op == OP_RMAX && a->shape.d[i] == 0)
+                return fail(err, errlen, "rmax: cannot reduce empty axis %d of %s", i,
+                            shape_str(&a->shape, sa, SB));
+            if (n->attr.keepdims) s.d[s.ndim++] = 1;
+        } else {
+            s.d[s.ndim++] = a->shape.d[i];
+        }
+    }
+    set_result(n, a->dtype, &s);
+    return true;
+}
+
+bool shape_argmax(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    char sa[SB];
+    int ax = n->attr.axis;
+    if (ax < 0 || ax >= a->shape.ndim)
+        return fail(err, errlen, "argmax: axis %d out of range for %s", ax,
+                    shape_str(&a->shape, sa, SB));
+    if (a->shape.d[ax] == 0)
+        return fail(err, errlen, "argmax: cannot reduce empty axis %d of %s", ax,
+                    shape_str(&a->shape, sa, SB));
+    Shape s = {0};
+    for (int i = 0; i < a->shape.ndim; i++) {
+        if (i != ax)
+            s.d[s.ndim++] = a->shape.d[i];
+        else if (n->attr.keepdims)
+            s.d[s.ndim++] = 1;
+    }
+    set_result(n, TY_I32, &s);
+    return true;
+}
+
+/* -- movement -- */
+
+bool shape_reshape(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    int64_t from = shape_numel(&a->shape), to = shape_numel(&n->attr.shape);
+    if (from != to) {
+        char sa[SB], sb[SB];
+        return fail(err, errlen, "reshape: cannot reshape %s (%lld elements) to %s (%lld elements)",
+                    shape_str(&a->shape, sa, SB), (long long)from,
+                    shape_str(&n->attr.shape, sb, SB), (long long)to);
+    }
+    set_result(n, a->dtype, &n->attr.shape);
+    return true;
+}
+
+bool shape_permute(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    int nd = a->shape.ndim;
+    bool seen[IR_MAXDIM] = {0};
+    Shape s = {0};
+    s.ndim = nd;
+    for (int i = 0; i < nd; i++) {
+        int p = n->attr.perm[i];
+        if (p < 0 || p >= nd || seen[p]) {
+            char buf[SB];
+            size_t at = 0;
+            for (int j = 0; j < nd && at < SB; j++)
+                at += (size_t)snprintf(buf + at, SB - at, "%s%d", j ? ", " : "", n->attr.perm[j]);
+            return fail(err, errlen, "permute: [%s] is not a permutation of %d axes", buf, nd);
+        }
+        seen[p] = true;
+        s.d[i] = a->shape.d[p];
+    }
+    set_result(n, a->dtype, &s);
+    return true;
+}
+
+bool shape_broadcast(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    const Shape *to = &n->attr.shape;
+    bool ok = a->shape.ndim == to->ndim;
+    for (int i = 0; ok && i < to->ndim; i++)
+        ok = a->shape.d[i] == to->d[i] || a->shape.d[i] == 1;
+    if (!ok) {
+        char sa[SB], sb[SB];
+        return fail(err, errlen, "broadcast: cannot broadcast %s to %s",
+                    shape_str(&a->shape, sa, SB), shape_str(to, sb, SB));
+    }
+    set_result(n, a->dtype, to);
+    return true;
+}
+
+bool shape_slice(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    Shape s = {0};
+    s.ndim = a->shape.ndim;
+    for (int i = 0; i < s.ndim; i++) {
+        int64_t d = a->shape.d[i], b = n->attr.start[i], e = n->attr.stop[i],
+                st = n->attr.step[i];
+        if (st < 1) return fail(err, errlen, "slice: step must be positive, got %lld", (long long)st);
+        if (b < 0 || b > d || e < 0 || e > d) {
+            char sa[SB];
+            return fail(err, errlen, "slice: bounds %lld:%lld out of range for axis %d of %s",
+                        (long long)b, (long long)e, i, shape_str(&a->shape, sa, SB));
+        }
+        s.d[i] = e > b ? (e - b + st - 1) / st : 0;
+    }
+    set_result(n, a->dtype, &s);
+    return true;
+}
+
+bool shape_pad(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    const Shape *to = &n->attr.shape;
+    char sa[SB], sb[SB];
+    if (a->shape.ndim != to->ndim)
+        return fail(err, errlen, "pad: cannot pad %s to %s (ranks differ)",
+                    shape_str(&a->shape, sa, SB), shape_str(to, sb, SB));
+    for (int i = 0; i < to->ndim; i++) {
+        int64_t d = a->shape.d[i], b = n->attr.start[i], st = n->attr.step[i];
+        if (st < 1) return fail(err, errlen, "pad: step must be positive, got %lld", (long long)st);
+        int64_t last = d > 0 ? b + (d - 1) * st : b - 1; /* last index written */
+        if (b < 0 || last >= to->d[i])
+            return fail(err, errlen,
+                        "pad: %s placed at start %lld step %lld does not fit in %s on axis %d",
+                        shape_str(&a->shape, sa, SB), (long long)b, (long long)st,
+                        shape_str(to, sb, SB), i);
+    }
+    set_result(n, a->dtype, to);
+    return true;
+}
+
+bool shape_concat(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    int ax = n->attr.axis;
+    char sa[SB], sb[SB];
+    if (ax < 0 || ax >= a->shape.ndim)
+        return fail(err, errlen, "concat: axis %d out of range for %s", ax,
+                    shape_str(&a->shape, sa, SB));
+    Shape s = a->shape;
+    for (int k = 1; k < n->nin; k++) {
+        const IrNode *b = input(g, n, k);
+        if (b->dtype != a->dtype)
+            return fail(err, errlen, "concat: input dtypes %s and %s differ", dtype_name(a->dtype),
+                        dtype_name(b->dtype));
+        if (b->shape.ndim != a->shape.ndim)
+            return fail(err, errlen, "concat: shapes %s and %s have different ranks",
+                        shape_str(&a->shape, sa, SB), shape_str(&b->shape, sb, SB));
+        for (int i = 0; i < s.ndim; i++)
+            if (i != ax && b->shape.d[i] != a->shape.d[i])
+                return fail(err, errlen, "concat: shapes %s and %s differ outside axis %d",
+                            shape_str(&a->shape, sa, SB), shape_str(&b->shape, sb, SB), ax);
+        s.d[ax] += b->shape.d[ax];
+    }
+    set_result(n, a->dtype, &s);
+    return true;
+}
+
+/* -- matmul, gather, scatter -- */
+
+bool shape_matmul(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0), *b = input(g, n, 1);
+    const Shape *x = &a->shape, *y = &b->shape;
+    char sa[SB], sb[SB];
+    shape_str(x, sa, SB);
+    shape_str(y, sb, SB);
+    if (a->dtype != TY_F32 || b->dtype != TY_F32)
+        return fail(err, errlen, "matmul: expects f32 operands, got %s and %s",
+                    dtype_name(a->dtype), dtype_name(b->dtype));
+    if (x->ndim < 2 || y->ndim < 2)
+        return fail(err, errlen, "matmul: operands need at least 2 dimensions, got %s @ %s", sa,
+                    sb);
+    if (x->ndim != y->ndim)
+        return fail(err, errlen, "matmul: operand ranks differ: %s @ %s", sa, sb);
+    int r = x->ndim;
+    for (int i = 0; i < r - 2; i++)
+        if (x->d[i] != y->d[i])
+            return fail(err, errlen, "matmul: batch dimensions differ: %s @ %s", sa, sb);
+    if (x->d[r - 1] != y->d[r - 2])
+        return fail(err, errlen, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb,
+                    (long long)x->d[r - 1], (long long)y->d[r - 2]);
+    Shape s = *x;
+    s.d[r - 1] = y->d[r - 1];
+    set_result(n, TY_F32, &s);
+    return true;
+}
+
+bool shape_gather(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *t = input(g, n, 0), *ix = input(g, n, 1);
+    char sa[SB], sb[SB];
+    if (ix->dtype != TY_I32)
+        return fail(err, errlen, "gather: indices must be i32, got %s", dtype_name(ix->dtype));
+    if (t->shape.ndim < 1)
+        return fail(err, errlen, "gather: table must have at least 1 dimension, got %s",
+                    shape_str(&t->shape, sa, SB));
+    int nd = ix->shape.ndim + t->shape.ndim - 1;
+    if (nd > IR_MAXDIM)
+        return fail(err, errlen, "gather: result of table %s and indices %s has %d dimensions (at most %d)",
+                    shape_str(&t->shape, sa, SB), shape_str(&ix->shape, sb, SB), nd, IR_MAXDIM);
+    Shape s = {0};
+    for (int i = 0; i < ix->shape.ndim; i++) s.d[s.ndim++] = ix->shape.d[i];
+    for (int i = 1; i < t->shape.ndim; i++) s.d[s.ndim++] = t->shape.d[i];
+    set_result(n, t->dtype, &s);
+    return true;
+}
+
+bool shape_scatter_add(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
+    const IrNode *src = input(g, n, 0), *ix = input(g, n, 1);
+    const Shape *to = &n->attr.shape;
+    char sa[SB], sb[SB], sc[SB];
+    if (ix->dtype != TY_I32)
+        return fail(err, errlen, "scatter_add: indices must be i32, got %s",
+                    dtype_name(ix->dtype));
+    if (to->ndim < 1)
+        return fail(err, errlen, "scatter_add: result shape must have at least 1 dimension");
+    /* src must be idx.shape ++ to[1:] */
+    bool ok = src->shape.ndim == ix->shape.ndim + to->ndim - 1;
+    for (int i = 0; ok && i < ix->shape.ndim; i++) ok = src->shape.d[i] == ix->shape.d[i];
+    for (int i = 1; ok && i < to->ndim; i++) ok = src->shape.d[ix->shape.ndim + i - 1] == to->d[i];
+    if (!ok)
+        return fail(err, errlen,
+                    "scatter_add: source %s does not match indices %s and result %s",
+                    shape_str(&src->shape, sa, SB), shape_str(&ix->shape, sb, SB),
+                    shape_str(to, sc, SB));
+    set_result(n, src->dtype, to);
+    return true;
+}
+
+/* -- FLOP rules -- */
+
+int64_t flops_zero(const IrGraph *g, const IrNode *n) { return 0; }
+
+/* One operation per element written (scatter_add: per source element). */
+int64_t flops_elem(const IrGraph *g, const IrNode *n) {
+    int64_t out = shape_numel(&n->shape);
+    if (n->nin > 0) {
+        int64_t in = shape_numel(&g->nodes[n->in[0]].shape);
+        if (in > out) out = in;
+    }
+    return out;
+}
+
+/* One operation per input element. */
+int64_t flops_reduce(const IrGraph *g, const IrNode *n) {
+    return n->nin > 0 ? shape_numel(&g->nodes[n->in[0]].shape) : 0;
+}
+
+/* A multiply and an add per (batch, m, n, k). */
+int64_t flops_matmul(const IrGraph *g, const IrNode *n) {
+    const Shape *a = &g->nodes[n->in[0]].shape;
+    return 2 * shape_numel(&n->shape) * a->d[a->ndim - 1];
+}

@@ -1,0 +1,85 @@
+/* verify.c - ir_verify: every invariant of a graph, checked between passes.
+ *
+ * A pass that rewrites nodes by hand can break what ir_add guaranteed; the
+ * verifier recomputes each node's shape and dtype with its shape rule and
+ * compares, so such a bug is caught at the pass that made it.
+ */
+#include "ir.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+__attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t errlen, const char *fmt,
+                                                       ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+bool ir_verify(const IrGraph *g, char *err, size_t errlen) {
+    char why[512], sa[192], sb[192];
+    if (g->n < 0 || g->n > g->cap || g->nout < 0 || g->ninputs < 0)
+        return fail(err, errlen, "verify: bad graph counts (n %d, cap %d, outputs %d)", g->n,
+                    g->cap, g->nout);
+    bool *slot = tt_xcalloc((size_t)g->ninputs + 1, sizeof *slot);
+    bool ok = true;
+    for (int i = 0; i < g->n && ok; i++) {
+        const IrNode *n = &g->nodes[i];
+        if ((int)n->op < 0 || n->op >= OP__COUNT) {
+            ok = fail(err, errlen, "verify: %%%d has unknown op %d", i, (int)n->op);
+            break;
+        }
+        const char *name = ir_ops[n->op].name;
+        int arity = ir_ops[n->op].arity;
+        if ((arity >= 0 && n->nin != arity) || (arity < 0 && n->nin < 1) ||
+            (n->nin > 0 && !n->in)) {
+            ok = fail(err, errlen, "verify: %%%d (%s) has %d inputs, the op takes %d", i, name,
+                      n->nin, arity);
+            break;
+        }
+        for (int k = 0; k < n->nin; k++)
+            if (n->in[k] < 0 || n->in[k] >= i) {
+                ok = fail(err, errlen,
+                          "verify: %%%d (%s) input %d is %%%d: not an earlier node (not in "
+                          "topological order)",
+                          i, name, k, n->in[k]);
+                break;
+            }
+        if (!ok) break;
+        IrNode copy = *n;
+        if (!ir_ops[n->op].shape(g, &copy, why, sizeof why)) {
+            ok = fail(err, errlen, "verify: %%%d: %s", i, why);
+            break;
+        }
+        if (copy.dtype != n->dtype || !shape_eq(&copy.shape, &n->shape)) {
+            ok = fail(err, errlen, "verify: %%%d (%s) is recorded as %s%s but its inputs give %s%s",
+                      i, name, dtype_name(n->dtype), shape_str(&n->shape, sa, sizeof sa),
+                      dtype_name(copy.dtype), shape_str(&copy.shape, sb, sizeof sb));
+            break;
+        }
+        if (n->op == OP_INPUT) {
+            int s = n->attr.index;
+            if (s < 0 || s >= g->ninputs) {
+                ok = fail(err, errlen, "verify: %%%d (input) uses slot %d but the graph has %d",
+                          i, s, g->ninputs);
+                break;
+            }
+            if (slot[s]) {
+                ok = fail(err, errlen, "verify: %%%d (input) reuses slot %d", i, s);
+                break;
+            }
+            slot[s] = true;
+        }
+    }
+    free(slot);
+    if (!ok) return false;
+    for (int k = 0; k < g->nout; k++)
+        if (g->outputs[k] < 0 || g->outputs[k] >= g->n)
+            return fail(err, errlen, "verify: output %d is %%%d, not a node of the graph", k,
+                        g->outputs[k]);
+    return true;
+}

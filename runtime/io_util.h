@@ -1,0 +1,33 @@
+/* io_util.h - helpers shared by the file-format readers and writers
+ * (io_csv.c, io_idx.c, io_npy.c, io_safetensors.c). Private to runtime/io_*.c. */
+#ifndef TT_IO_UTIL_H
+#define TT_IO_UTIL_H
+
+#include "io.h"
+
+/* Writes err as "<path>: <message>" (printf-style message). Returns false so
+ * that readers can `return io_fail(...)`. */
+bool io_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* n = a * b with overflow check; false on overflow or a negative operand. */
+bool io_mul(int64_t a, int64_t b, int64_t *n);
+
+/* Element count and byte size of a shape, false when either overflows int64
+ * (or a dimension is negative). */
+bool io_shape_bytes(const Shape *s, DType t, int64_t *numel, int64_t *bytes);
+
+/* "[784, 128]" (or "[]") into buf; returns buf. */
+const char *io_shape_str(const Shape *s, char *buf, size_t len);
+
+/* One piece of a file being written. */
+typedef struct IoChunk {
+    const void *data;
+    size_t len;
+} IoChunk;
+
+/* Writes the chunks to "<path>.tmp.<pid>", fsyncs it and renames it over
+ * path. On any failure the temporary file is removed and path is untouched. */
+bool io_write_atomic(const char *path, const IoChunk *chunks, int n, char *err, size_t errlen);
+
+#endif

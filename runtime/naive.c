@@ -1,0 +1,104 @@
+/* naive.c - the naive runtime: walks a graph in node order and runs one
+ * reference kernel per node.
+ *
+ * Only nodes reachable from the outputs run. INPUT nodes alias the caller's
+ * data (never written); every other node gets its own zeroed buffer, freed
+ * as soon as the last node reading it has run (outputs are kept to the end
+ * and copied into the caller's buffers).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static size_t node_bytes(const IrNode *x) {
+    return (size_t)shape_numel(&x->shape) * dtype_size(x->dtype);
+}
+
+void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, RtProfile *prof) {
+    int n = g->n;
+    bool *need = tt_xcalloc((size_t)n, sizeof *need);
+    int *last = tt_xmalloc((size_t)n * sizeof *last); /* last reader; n = kept to the end */
+    void **buf = tt_xcalloc((size_t)n, sizeof *buf);
+    KTensor *kin = NULL;
+    int kcap = 0;
+
+    /* needed nodes: reachable from the outputs (inputs have smaller ids) */
+    for (int j = 0; j < g->nout; j++) {
+        TT_ASSERT(g->outputs[j] >= 0 && g->outputs[j] < n);
+        need[g->outputs[j]] = true;
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        last[i] = -1;
+        if (!need[i]) continue;
+        const IrNode *x = ir_node(g, i);
+        for (int k = 0; k < x->nin; k++) {
+            TT_ASSERT(x->in[k] >= 0 && x->in[k] < i);
+            need[x->in[k]] = true;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (!need[i]) continue;
+        const IrNode *x = ir_node(g, i);
+        for (int k = 0; k < x->nin; k++) last[x->in[k]] = i;
+    }
+    for (int j = 0; j < g->nout; j++) last[g->outputs[j]] = n;
+
+    for (int i = 0; i < n; i++) {
+        if (!need[i]) continue;
+        const IrNode *x = ir_node(g, i);
+        if (x->op == OP_INPUT) {
+            TT_ASSERT(x->attr.index >= 0 && x->attr.index < g->ninputs);
+            buf[i] = inputs[x->attr.index];
+            continue;
+        }
+        size_t bytes = node_bytes(x);
+        buf[i] = tt_xcalloc(1, bytes ? bytes : 1);
+        if (x->nin > kcap) {
+            kcap = x->nin;
+            kin = tt_xrealloc(kin, (size_t)kcap * sizeof *kin);
+        }
+        size_t inbytes = 0;
+        for (int k = 0; k < x->nin; k++) {
+            const IrNode *a = ir_node(g, x->in[k]);
+            kin[k] = (KTensor){a->dtype, a->shape, buf[x->in[k]]};
+            inbytes += node_bytes(a);
+        }
+        KTensor out = {x->dtype, x->shape, buf[i]};
+        double t0 = prof ? now_seconds() : 0;
+        rt_ref_kernels[x->op](x, kin, &out);
+        if (prof) {
+            prof->seconds[x->op] += now_seconds() - t0;
+            prof->calls[x->op]++;
+            prof->flops[x->op] += ir_ops[x->op].flops(g, x);
+            prof->bytes[x->op] += (int64_t)(inbytes + bytes);
+        }
+        /* free the inputs this node was the last reader of (each once) */
+        for (int k = 0; k < x->nin; k++) {
+            int a = x->in[k];
+            if (last[a] == i && buf[a] && ir_node(g, a)->op != OP_INPUT) {
+                free(buf[a]);
+                buf[a] = NULL;
+            }
+        }
+    }
+
+    for (int j = 0; j < g->nout; j++) {
+        int id = g->outputs[j];
+        size_t bytes = node_bytes(ir_node(g, id));
+        if (bytes) memcpy(outputs[j], buf[id], bytes);
+    }
+    for (int i = 0; i < n; i++)
+        if (buf[i] && ir_node(g, i)->op != OP_INPUT) free(buf[i]);
+    free(kin);
+    free(buf);
+    free(last);
+    free(need);
+}

@@ -1,0 +1,341 @@
+/* value.h - the values of tt scripts and the interpreter state.
+ *
+ * Values are small structs passed by value; heap objects (strings, lists,
+ * tensors, models, ...) are reference counted and also linked into one list
+ * of all objects (as in Lua's allgc) so that rt_free_interp frees whatever an
+ * error left behind.
+ *
+ * Tensors are lazy: an operation on tensors appends nodes to the interpreter's
+ * lazy graph (I->g) and returns a tensor that only names its node. A tensor
+ * is realized when its value is needed (print, item, a branch, the end of an
+ * optimizer step): every live lazy tensor becomes an output of one execution
+ * graph, which the current backend runs (lazy.c).
+ */
+#ifndef TT_VALUE_H
+#define TT_VALUE_H
+
+#include <setjmp.h>
+
+#include "ast.h"
+#include "ir.h"
+#include "kernels.h"
+
+typedef struct Interp Interp;
+
+typedef enum ValKind {
+    V_NONE,
+    V_BOOL,
+    V_INT,
+    V_FLOAT,
+    /* heap objects from here on */
+    V_STR,
+    V_LIST,
+    V_TUPLE,
+    V_RECORD,
+    V_RANGE,
+    V_TENSOR,
+    V_FUNC,     /* user fn or model method bound to its model */
+    V_BUILTIN,  /* C function, optionally bound to a receiver (methods) */
+    V_MODELDEF, /* a `model` declaration: calling it makes an instance */
+    V_MODEL,    /* a model instance */
+    V_NATIVE,   /* an object implemented in C (optimizer, tokenizer, ...) */
+} ValKind;
+
+typedef struct Obj {
+    ValKind kind;
+    int refcount;
+    struct Obj *gc_prev, *gc_next; /* every live object, for rt_free_interp */
+} Obj;
+
+typedef struct Value {
+    ValKind kind;
+    union {
+        bool b;
+        int64_t i;
+        double f;
+        Obj *o;
+    };
+} Value;
+
+/* Reference-counted storage of realized tensor data. */
+typedef struct Buffer {
+    int refcount;
+    size_t nbytes;
+    void *data; /* 64-byte aligned */
+} Buffer;
+
+typedef struct Str {
+    Obj obj;
+    size_t len;
+    char s[]; /* NUL-terminated */
+} Str;
+
+typedef struct List { /* V_LIST and V_TUPLE */
+    Obj obj;
+    int len, cap;
+    Value *items;
+} List;
+
+typedef struct Record { /* (ms=1.5, peak_mb=3): ordered named fields */
+    Obj obj;
+    int len;
+    const char **names; /* interned */
+    Value *vals;
+} Record;
+
+typedef struct Range {
+    Obj obj;
+    int64_t lo, hi; /* lo..hi, hi exclusive */
+} Range;
+
+typedef struct Tensor {
+    Obj obj;
+    DType dtype;
+    Shape shape;
+    Buffer *buf;       /* realized data, or NULL while lazy */
+    int node;          /* node in I->g when node_gen == I->gen, else -1 */
+    uint64_t node_gen;
+    bool requires_grad; /* a model parameter */
+    struct Tensor *grad; /* filled by backward(); NULL when none */
+    const char *name;  /* parameter path such as "fc1.w" (interned), or NULL */
+    struct Tensor *lazy_prev, *lazy_next; /* I->lazy list while buf == NULL */
+} Tensor;
+
+typedef struct Env Env; /* a scope: name -> Value (eval.c) */
+
+typedef struct Func {
+    Obj obj;
+    const AstNode *def; /* AST_FN */
+    Env *closure;       /* defining scope (retained) */
+    struct Model *self; /* bound model for methods, else NULL (retained) */
+} Func;
+
+/* A C function. args[0..nargs) are positional, then nkw keyword args whose
+ * names are kwnames[0..nkw). self is the receiver for methods (or NONE). */
+typedef Value (*BuiltinFn)(Interp *I, Value self, const Value *args, int nargs,
+                           const char *const *kwnames, const Value *kwargs, int nkw);
+
+typedef struct Builtin {
+    Obj obj;
+    const char *name;
+    BuiltinFn fn;
+    Value self; /* retained */
+} Builtin;
+
+typedef struct ModelDef {
+    Obj obj;
+    const AstNode *def; /* AST_MODEL */
+    Env *closure;
+} ModelDef;
+
+/* A model instance: its declarations in order (params, submodules, lets)
+ * and its methods (forward, ...). Submodule lists (blocks = [Block(..); n])
+ * are V_LIST fields whose items are models. */
+typedef struct Model {
+    Obj obj;
+    ModelDef *def;
+    const char *type_name;
+    int nfields;
+    const char **field_names;
+    Value *fields;
+    bool *is_param; /* field i declared with `param` */
+} Model;
+
+/* A C-implemented object: members are found by name through `member`. */
+typedef struct NativeClass {
+    const char *name;
+    /* Returns true and sets *out (a new reference) if the object has `name`
+     * (methods are returned as bound V_BUILTINs). */
+    bool (*member)(Interp *I, Obj *self, const char *name, Value *out);
+    void (*free)(Obj *self); /* releases what the object holds */
+    void (*print)(Interp *I, Obj *self, StrBuf *out);
+} NativeClass;
+
+typedef struct Native {
+    Obj obj;
+    const NativeClass *cls;
+    void *data;
+} Native;
+
+/* -- randomness (rng.c): one algorithm for every backend -- */
+typedef struct Rng {
+    uint64_t s[4];
+} Rng;
+void rng_seed(Rng *r, uint64_t seed);
+uint64_t rng_next(Rng *r);
+double rng_uniform(Rng *r); /* [0, 1) with 53 bits */
+double rng_normal(Rng *r);  /* Box-Muller, standard normal */
+
+/* -- interpreter state -- */
+
+typedef struct CallFrame { /* the chain of model calls, for diagnostics */
+    const char *what; /* "DigitsNet.forward", "cross_entropy" */
+    SrcLoc call_site;
+} CallFrame;
+
+typedef enum Backend { BACKEND_NAIVE, BACKEND_JIT } Backend;
+
+struct Interp {
+    Arena ast_arena; /* ASTs of the script, the prelude and REPL entries */
+    Env *globals;
+
+    /* the lazy graph */
+    IrGraph g;
+    Buffer **node_buf;  /* per node of g: realized data (retained) or NULL */
+    int node_buf_cap;
+    uint64_t gen;       /* bumped each time g is cleared */
+    Tensor *lazy;       /* list of live tensors that have no data yet */
+
+    Tensor **params;    /* every live parameter tensor (not retained) */
+    int nparams, capparams;
+
+    Backend backend;
+    bool profile;       /* --profile: per-op table at exit */
+    RtProfile prof;
+    bool quiet;
+    uint64_t seed;      /* --seed, default 0 */
+    Rng rng;            /* the global generator (randn without seed=) */
+
+    /* errors: rt_error longjmps here */
+    jmp_buf *on_error;
+    SrcLoc loc;         /* span of the expression being evaluated */
+    CallFrame *frames;
+    int nframes, capframes;
+
+    Obj *objects; /* every live object (gc list) */
+    const char *stdlib_dir;
+};
+
+/* -- lifetime -- */
+Interp *rt_new_interp(void);
+void rt_free_interp(Interp *I); /* frees every object, buffer and the graph */
+
+/* Loads lang/std/*.tt into the globals (called by rt_new_interp). */
+void rt_load_prelude(Interp *I);
+
+/* Parses and runs a whole file; returns 0, or 1 after diagnostics. */
+int rt_run_file(Interp *I, const char *path);
+/* Runs source text (REPL entry or a test); prints the value of a final
+ * expression statement when echo is true. Returns 0 or 1 after errors. */
+int rt_run_source(Interp *I, const char *name, const char *text, size_t len,
+                  bool echo);
+/* Parses and checks only (ttrun --check). */
+int rt_check_file(Interp *I, const char *path);
+
+/* -- errors -- */
+
+/* Reports "file:line:col: error: ..." at I->loc, then a note for each model
+ * call on the chain (innermost first), then longjmps to I->on_error. */
+_Noreturn void rt_error(Interp *I, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+_Noreturn void rt_error_at(Interp *I, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* -- values -- */
+#define VNONE ((Value){.kind = V_NONE})
+static inline Value vbool(bool b) { return (Value){.kind = V_BOOL, .b = b}; }
+static inline Value vint(int64_t i) { return (Value){.kind = V_INT, .i = i}; }
+static inline Value vfloat(double f) { return (Value){.kind = V_FLOAT, .f = f}; }
+static inline Value vobj(Obj *o) { return (Value){.kind = o->kind, .o = o}; }
+static inline bool is_obj(Value v) { return v.kind >= V_STR; }
+
+/* Reference counting: a Value held in a variable, field, list or argument
+ * array owns one reference. Functions returning Value return a new
+ * reference; arguments are borrowed. */
+Value rt_retain(Value v);
+void rt_release(Interp *I, Value v);
+
+void *rt_alloc_obj(Interp *I, ValKind kind, size_t size); /* refcount 1 */
+
+Value rt_str(Interp *I, const char *s, size_t len);
+Value rt_cstr(Interp *I, const char *s);
+Value rt_list(Interp *I, int len);  /* len NONE items */
+Value rt_tuple(Interp *I, int len); /* len NONE items */
+void rt_list_push(Interp *I, Value list, Value v); /* takes v's reference */
+Value rt_record(Interp *I, int len, const char *const *names); /* fields NONE */
+Value rt_builtin(Interp *I, const char *name, BuiltinFn fn, Value self);
+Value rt_native(Interp *I, const NativeClass *cls, void *data);
+const char *rt_intern(Interp *I, const char *s); /* lives as long as I */
+
+const char *rt_kind_name(ValKind k); /* "tensor", "list", ... */
+const char *rt_type_name(Value v);   /* "tensor", "model DigitsNet", ... */
+bool rt_truthy(Interp *I, Value v);  /* realizes one-element tensors */
+/* Prints like Python/NumPy: 3, 0.5, "s" (repr) or s (str), [1, 2],
+ * tensor([[1., 2.], ...], f32[2, 2]) */
+void rt_format(Interp *I, Value v, StrBuf *out, bool repr);
+
+/* Conversions that raise rt_error with a message naming `what`. */
+int64_t rt_to_int(Interp *I, Value v, const char *what);
+double rt_to_float(Interp *I, Value v, const char *what);
+const char *rt_to_str(Interp *I, Value v, const char *what);
+Tensor *rt_to_tensor(Interp *I, Value v, const char *what); /* numbers become 0-d tensors
+                                                              (new ref) */
+
+/* -- tensors (tensor.c, lazy.c) -- */
+
+Buffer *rt_buf_new(size_t nbytes); /* zeroed */
+void rt_buf_release(Buffer *b);
+
+/* A realized tensor owning a fresh zeroed buffer. */
+Tensor *rt_tensor_new(Interp *I, DType dt, Shape s);
+/* A realized tensor sharing buf (retained). */
+Tensor *rt_tensor_from_buf(Interp *I, DType dt, Shape s, Buffer *buf);
+/* A lazy tensor naming node `id` of I->g. */
+Tensor *rt_tensor_lazy(Interp *I, int id);
+static inline Value vtensor(Tensor *t) { return vobj(&t->obj); }
+
+/* The node of t in the lazy graph, adding an INPUT bound to its data if t
+ * is realized and not yet in the current graph. */
+int rt_node(Interp *I, Tensor *t);
+/* Checks the result of an ir_* builder: on -1 reports I->g.err at I->loc
+ * (with the model call chain) and longjmps. */
+int rt_check_node(Interp *I, int id);
+
+/* Makes every live lazy tensor realized (one execution graph, run by the
+ * current backend). */
+void rt_realize_all(Interp *I);
+/* Realizes t if needed and returns its data. */
+void *rt_data(Interp *I, Tensor *t);
+/* Replaces t's value by node `id` (optimizer updates, `x.grad = ...`):
+ * t keeps its identity (its name, its place in a model). */
+void rt_tensor_assign(Interp *I, Tensor *t, int id);
+/* Drops the lazy graph (after realizing every live lazy tensor); gradients
+ * can no longer flow into tensors made before. Called at the end of an
+ * optimizer step and when the graph grows large. */
+void rt_reset_graph(Interp *I);
+
+/* backward(loss): fills the .grad of every parameter loss depends on
+ * (accumulating into an existing grad). */
+void rt_backward(Interp *I, Tensor *loss);
+
+/* -- calling -- */
+Value rt_call(Interp *I, Value fn, const Value *args, int nargs,
+              const char *const *kwnames, const Value *kwargs, int nkw);
+/* Looks up obj.name (models, records, tensors, natives); rt_error if absent. */
+Value rt_member(Interp *I, Value obj, const char *name);
+Value rt_global(Interp *I, const char *name); /* rt_error if undefined */
+void rt_define_global(Interp *I, const char *name, Value v); /* takes v */
+
+/* Keyword/positional argument binding for builtins.
+ *   static const char *const names[] = {"x", "axis", "keepdims", NULL};
+ *   Value a[3];  // filled with borrowed values or VNONE when absent
+ *   rt_bind_args(I, "sum", names, 1, args, nargs, kwnames, kwargs, nkw, a);
+ * The first `required` names must be given. Unknown keywords, duplicates and
+ * too many positionals are errors naming the function. */
+void rt_bind_args(Interp *I, const char *fname, const char *const *names,
+                  int required, const Value *args, int nargs,
+                  const char *const *kwnames, const Value *kwargs, int nkw,
+                  Value *out);
+/* True if a bound slot was given (not VNONE-by-absence). Absent slots are
+ * marked with kind V_NONE and .i = -1; an explicit `none` has .i = 0. */
+static inline bool rt_given(Value v) { return !(v.kind == V_NONE && v.i == -1); }
+
+/* Registers every builtin function into I->globals (builtins_core.c), which
+ * calls the registration function of each builtins_*.c file: */
+void rt_register_builtins(Interp *I);
+void rt_register_tensor_builtins(Interp *I); /* builtins_tensor.c */
+void rt_register_optim_builtins(Interp *I);  /* builtins_optim.c */
+void rt_register_data_builtins(Interp *I);   /* builtins_data.c */
+
+
+#endif

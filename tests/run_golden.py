@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Golden tests: each tests/golden/NAME.cmd holds one command line (its first
+word is `ttrun` or `ttc`); its standard output must equal NAME.out exactly and
+its exit status must be 0 (or the number in NAME.status). Every examples/*.tt
+must be covered by some .cmd file.
+
+    run_golden.py --ttrun PATH --ttc PATH SOURCE_ROOT [--only SUBSTR] [--update]
+"""
+import argparse
+import difflib
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ttrun", required=True)
+    ap.add_argument("--ttc", required=True)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--update", action="store_true",
+                    help="rewrite the .out files from the actual output")
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("root")
+    a = ap.parse_args()
+    gdir = os.path.join(a.root, "tests", "golden")
+    cmds = sorted(f for f in os.listdir(gdir) if f.endswith(".cmd"))
+    tools = {"ttrun": a.ttrun, "ttc": a.ttc}
+    passed = failed = 0
+    covered = set()
+    for c in cmds:
+        name = c[:-4]
+        with open(os.path.join(gdir, c)) as f:
+            line = f.read().strip()
+        argv = shlex.split(line)
+        for w in argv[1:]:
+            if w.startswith("examples/") and w.endswith(".tt"):
+                covered.add(os.path.basename(w))
+        if a.only and a.only not in name:
+            continue
+        if argv[0] not in tools:
+            print(f"FAIL {name}: command must start with ttrun or ttc")
+            failed += 1
+            continue
+        argv[0] = tools[argv[0]]
+        t0 = time.time()
+        try:
+            p = subprocess.run(argv, cwd=a.root, capture_output=True, text=True,
+                               timeout=a.timeout)
+        except subprocess.TimeoutExpired:
+            print(f"FAIL {name}: timed out after {a.timeout}s")
+            failed += 1
+            continue
+        dt = time.time() - t0
+        want_status = 0
+        spath = os.path.join(gdir, name + ".status")
+        if os.path.exists(spath):
+            want_status = int(open(spath).read().strip())
+        opath = os.path.join(gdir, name + ".out")
+        if a.update:
+            with open(opath, "w") as f:
+                f.write(p.stdout)
+        want = open(opath).read() if os.path.exists(opath) else None
+        problems = []
+        if p.returncode != want_status:
+            problems.append(f"exit status {p.returncode}, expected {want_status}")
+        if want is None:
+            problems.append(f"missing {opath}")
+        elif p.stdout != want:
+            diff = difflib.unified_diff(want.splitlines(), p.stdout.splitlines(),
+                                        "expected", "actual", lineterm="", n=2)
+            problems.append("output differs:\n" + "\n".join(list(diff)[:60]))
+        if problems:
+            print(f"FAIL {name} ({dt:.1f}s): " + "; ".join(problems))
+            if p.stderr.strip():
+                print("  stderr:\n" + "\n".join("    " + l for l in
+                                                p.stderr.strip().splitlines()[-25:]))
+            failed += 1
+        else:
+            print(f"PASS {name} ({dt:.1f}s)")
+            passed += 1
+    if not a.only:
+        for ex in sorted(os.listdir(os.path.join(a.root, "examples"))):
+            if ex.endswith(".tt") and ex not in covered:
+                print(f"FAIL examples/{ex}: no golden test runs it")
+                failed += 1
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
