@@ -6,8 +6,9 @@
  *   1. seed: the gradient of loss is ones of its shape (so a non-scalar loss
  *      is differentiated as the sum of its elements);
  *   2. active nodes: those on a path from some w to loss (reachable forward
- *      from a w and backward from loss) with a float dtype. Integer nodes
- *      carry no gradient, so a cast to an integer stops it;
+ *      from a w and backward from loss) that can carry a gradient: the path
+ *      goes through f32 nodes only, and not through OPF_NODIFF ops. Integer
+ *      nodes carry no gradient, so a cast to an integer stops it;
  *   3. walk the active nodes from loss down in reverse topological order
  *      (decreasing id): call the op's rule (grad.c) with the node's total
  *      gradient, asking only for the inputs that are active, and add what it
@@ -36,9 +37,10 @@ bool ad_backward(IrGraph *g, int loss, const int *wrt, int nwrt, int *grads) {
     bool *bwd = tt_xcalloc((size_t)n0, sizeof *bwd);
     bool *active = tt_xcalloc((size_t)n0, sizeof *active);
     int *grad = tt_xmalloc((size_t)n0 * sizeof *grad);
-    for (int i = 0; i < nwrt; i++) fwd[wrt[i]] = true;
+    for (int i = 0; i < nwrt; i++) fwd[wrt[i]] = ir_node(g, wrt[i])->dtype == TY_F32;
     for (int id = 0; id <= loss; id++) {
         const IrNode *n = ir_node(g, id);
+        if (n->dtype != TY_F32 || (ir_ops[n->op].flags & OPF_NODIFF)) continue;
         for (int k = 0; k < n->nin && !fwd[id]; k++) fwd[id] = fwd[n->in[k]];
     }
     bwd[loss] = true;
@@ -48,8 +50,7 @@ bool ad_backward(IrGraph *g, int loss, const int *wrt, int nwrt, int *grads) {
         const IrNode *n = ir_node(g, id);
         for (int k = 0; k < n->nin; k++) bwd[n->in[k]] = true;
     }
-    for (int id = 0; id <= loss; id++)
-        active[id] = fwd[id] && bwd[id] && ir_node(g, id)->dtype == TY_F32;
+    for (int id = 0; id <= loss; id++) active[id] = fwd[id] && bwd[id];
 
     bool ok = true;
     int *gin = NULL, gincap = 0;

@@ -35,12 +35,20 @@ static bool valid_id(IrGraph *g, const char *what, int id) {
     return false;
 }
 
-static const Shape *shp(const IrGraph *g, int id) { return &g->nodes[id].shape; }
-static DType dt(const IrGraph *g, int id) { return g->nodes[id].dtype; }
+static const Shape *shp(const IrGraph *g, int id) {
+    return &g->nodes[id].shape;
+}
+static DType dt(const IrGraph *g, int id) {
+    return g->nodes[id].dtype;
+}
 
 /* i8 < i32 < f32 */
-static int dtype_rank(DType t) { return t == TY_F32 ? 2 : t == TY_I32 ? 1 : 0; }
-static DType promote(DType a, DType b) { return dtype_rank(a) >= dtype_rank(b) ? a : b; }
+static int dtype_rank(DType t) {
+    return t == TY_F32 ? 2 : t == TY_I32 ? 1 : 0;
+}
+static DType promote(DType a, DType b) {
+    return dtype_rank(a) >= dtype_rank(b) ? a : b;
+}
 
 /* NumPy broadcast of a and b into out; false if some dims clash. */
 static bool broadcast_shapes(const Shape *a, const Shape *b, Shape *out) {
@@ -118,8 +126,8 @@ int ir_unary(IrGraph *g, OpKind op, int a, SrcLoc loc) {
 
 /* Brings the operands ids[0..n) to one shape and (from `first` on) one
  * dtype. Checks everything before adding a node. */
-static bool unify(IrGraph *g, const char *name, int *ids, int n, int first,
-                  bool float_only, SrcLoc loc) {
+static bool unify(IrGraph *g, const char *name, int *ids, int n, int first, bool float_only,
+                  SrcLoc loc) {
     for (int i = 0; i < n; i++)
         if (!valid_id(g, name, ids[i])) return false;
     Shape s = *shp(g, ids[0]);
@@ -154,8 +162,7 @@ int ir_binary(IrGraph *g, OpKind op, int a, int b, SrcLoc loc) {
         !(ir_ops[op].flags & OPF_ELEMWISE))
         return fail(g, "ir_binary: op %d is not an elementwise binary op", (int)op);
     int ids[2] = {a, b};
-    if (!unify(g, ir_ops[op].name, ids, 2, 0, (ir_ops[op].flags & OPF_FLOAT) != 0, loc))
-        return -1;
+    if (!unify(g, ir_ops[op].name, ids, 2, 0, (ir_ops[op].flags & OPF_FLOAT) != 0, loc)) return -1;
     return ir_add(g, op, ids, 2, NULL, loc);
 }
 
@@ -179,8 +186,7 @@ static int norm_axis(int axis, int nd) {
     return axis >= 0 && axis < nd ? axis : -1;
 }
 
-int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes, bool keepdims,
-              SrcLoc loc) {
+int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes, bool keepdims, SrcLoc loc) {
     if ((int)op < 0 || op >= OP__COUNT || ir_ops[op].shape != ir_ops[OP_SUM].shape)
         return fail(g, "ir_reduce: op %d is not a reduction over axes", (int)op);
     const char *name = ir_ops[op].name;
@@ -196,8 +202,7 @@ int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes, bool kee
             if (ax < 0)
                 return fail(g, "%s: axis %d out of range for %s", name, axes[i],
                             shape_str(s, sa, SB));
-            if (mask >> ax & 1u)
-                return fail(g, "%s: axis %d repeated", name, axes[i]);
+            if (mask >> ax & 1u) return fail(g, "%s: axis %d repeated", name, axes[i]);
             mask |= 1u << ax;
         }
     }
@@ -229,8 +234,7 @@ int ir_reshape(IrGraph *g, int a, Shape s, SrcLoc loc) {
     const Shape *from = shp(g, a);
     char sa[SB], sb[SB];
     if (s.ndim < 0 || s.ndim > IR_MAXDIM)
-        return fail(g, "reshape: rank %d out of range (at most %d dimensions)", s.ndim,
-                    IR_MAXDIM);
+        return fail(g, "reshape: rank %d out of range (at most %d dimensions)", s.ndim, IR_MAXDIM);
     int infer = -1;
     int64_t known = 1;
     for (int i = 0; i < s.ndim; i++) {
@@ -240,7 +244,7 @@ int ir_reshape(IrGraph *g, int a, Shape s, SrcLoc loc) {
         } else if (s.d[i] < 0) {
             return fail(g, "reshape: negative dimension %lld", (long long)s.d[i]);
         } else {
-            known *= s.d[i];
+            if (__builtin_mul_overflow(known, s.d[i], &known)) known = INT64_MAX;
         }
     }
     int64_t numel = shape_numel(from);
@@ -401,8 +405,8 @@ int ir_matmul(IrGraph *g, int a, int b, SrcLoc loc) {
     if (bvec) y = shape_make(2, (int64_t[]){y.d[0], 1});
     int64_t k1 = x.d[x.ndim - 1], k2 = y.d[y.ndim - 2];
     if (k1 != k2)
-        return fail(g, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb,
-                    (long long)k1, (long long)k2);
+        return fail(g, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb, (long long)k1,
+                    (long long)k2);
     Shape ba = shape_make(x.ndim - 2, x.d), bb = shape_make(y.ndim - 2, y.d), batch;
     if (!broadcast_shapes(&ba, &bb, &batch))
         return fail(g, "matmul: cannot broadcast batch dimensions of %s @ %s", sa, sb);

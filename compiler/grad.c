@@ -41,7 +41,9 @@ const GradRule ir_grad_rules[OP__COUNT] = {
 
 /* -- helpers: small builders that keep the rules to one line per formula -- */
 
-static const Shape *shape_of(const IrGraph *g, int id) { return &ir_node(g, id)->shape; }
+static const Shape *shape_of(const IrGraph *g, int id) {
+    return &ir_node(g, id)->shape;
+}
 
 /* A constant f32 tensor of node `like`'s shape, every element v. */
 static int full_like(IrGraph *g, int like, double v, SrcLoc loc) {
@@ -105,8 +107,12 @@ static bool no_grad(IrGraph *g, int id, int *gin) {
 
 /* -- leaves -- */
 
-bool grad_input(IrGraph *g, int id, int gout, int *gin) { return no_grad(g, id, gin); }
-bool grad_const(IrGraph *g, int id, int gout, int *gin) { return no_grad(g, id, gin); }
+bool grad_input(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+bool grad_const(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
 
 /* -- elementwise unary -- */
 
@@ -235,8 +241,8 @@ bool grad_div(IrGraph *g, int id, int gout, int *gin) {
     int b = n.in[1];
     if (WANT(0)) TRY(gin[0] = bin(g, OP_DIV, gout, b, n.loc));
     if (WANT(1))
-        TRY(gin[1] = un(g, OP_NEG, bin(g, OP_DIV, bin(g, OP_MUL, gout, id, n.loc), b, n.loc),
-                        n.loc));
+        TRY(gin[1] =
+                un(g, OP_NEG, bin(g, OP_DIV, bin(g, OP_MUL, gout, id, n.loc), b, n.loc), n.loc));
     return true;
 }
 
@@ -282,12 +288,24 @@ bool grad_min(IrGraph *g, int id, int gout, int *gin) {
 
 /* -- comparisons: piecewise constant, no gradient -- */
 
-bool grad_eq(IrGraph *g, int id, int gout, int *gin) { return no_grad(g, id, gin); }
-bool grad_ne(IrGraph *g, int id, int gout, int *gin) { return no_grad(g, id, gin); }
-bool grad_lt(IrGraph *g, int id, int gout, int *gin) { return no_grad(g, id, gin); }
-bool grad_le(IrGraph *g, int id, int gout, int *gin) { return no_grad(g, id, gin); }
-bool grad_gt(IrGraph *g, int id, int gout, int *gin) { return no_grad(g, id, gin); }
-bool grad_ge(IrGraph *g, int id, int gout, int *gin) { return no_grad(g, id, gin); }
+bool grad_eq(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+bool grad_ne(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+bool grad_lt(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+bool grad_le(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+bool grad_gt(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+bool grad_ge(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
 
 /* where(c, a, b): (none, where(c, g, 0), where(c, 0, g)) */
 bool grad_where(IrGraph *g, int id, int gout, int *gin) {
@@ -322,7 +340,9 @@ bool grad_rmax(IrGraph *g, int id, int gout, int *gin) {
     return true;
 }
 
-bool grad_argmax(IrGraph *g, int id, int gout, int *gin) { return no_grad(g, id, gin); }
+bool grad_argmax(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
 
 /* -- movement -- */
 

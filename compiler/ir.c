@@ -30,25 +30,37 @@ const OpInfo ir_ops[OP__COUNT] = {
 
 const char *dtype_name(DType t) {
     switch (t) {
-    case TY_F32: return "f32";
-    case TY_I32: return "i32";
-    case TY_I8: return "i8";
-    default: return "?";
+    case TY_F32:
+        return "f32";
+    case TY_I32:
+        return "i32";
+    case TY_I8:
+        return "i8";
+    default:
+        return "?";
     }
 }
 
 size_t dtype_size(DType t) {
     switch (t) {
-    case TY_F32: return 4;
-    case TY_I32: return 4;
-    case TY_I8: return 1;
-    default: return 0;
+    case TY_F32:
+        return 4;
+    case TY_I32:
+        return 4;
+    case TY_I8:
+        return 1;
+    default:
+        return 0;
     }
 }
 
+/* Saturates at INT64_MAX instead of overflowing (shapes come from users). */
 int64_t shape_numel(const Shape *s) {
     int64_t n = 1;
-    for (int i = 0; i < s->ndim; i++) n *= s->d[i];
+    for (int i = 0; i < s->ndim; i++)
+        if (s->d[i] == 0) return 0;
+    for (int i = 0; i < s->ndim; i++)
+        if (__builtin_mul_overflow(n, s->d[i], &n)) return INT64_MAX;
     return n;
 }
 
@@ -67,7 +79,9 @@ Shape shape_make(int ndim, const int64_t *d) {
     return s;
 }
 
-Shape shape_scalar(void) { return (Shape){0}; }
+Shape shape_scalar(void) {
+    return (Shape){0};
+}
 
 char *shape_str(const Shape *s, char *buf, size_t len) {
     if (!len) return buf;
@@ -127,13 +141,17 @@ static IrAttr canonical_attr(const IrGraph *g, const IrNode *n) {
         c.axis = a->axis;
         c.keepdims = a->keepdims;
         break;
-    case OP_CONCAT: c.axis = a->axis; break;
+    case OP_CONCAT:
+        c.axis = a->axis;
+        break;
     case OP_PERMUTE:
         for (int i = 0; i < rank; i++) c.perm[i] = a->perm[i];
         break;
     case OP_RESHAPE:
     case OP_BROADCAST:
-    case OP_SCATTER_ADD: c.shape = shape_make(a->shape.ndim, a->shape.d); break;
+    case OP_SCATTER_ADD:
+        c.shape = shape_make(a->shape.ndim, a->shape.d);
+        break;
     case OP_SLICE:
         for (int i = 0; i < rank; i++) {
             c.start[i] = a->start[i];
@@ -148,8 +166,11 @@ static IrAttr canonical_attr(const IrGraph *g, const IrNode *n) {
             c.step[i] = a->step[i];
         }
         break;
-    case OP_CAST: c.dtype = a->dtype; break;
-    default: break;
+    case OP_CAST:
+        c.dtype = a->dtype;
+        break;
+    default:
+        break;
     }
     return c;
 }

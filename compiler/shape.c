@@ -32,12 +32,18 @@ __attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t errlen,
     return false;
 }
 
-static const char *opname(const IrNode *n) { return ir_ops[n->op].name; }
-static const IrNode *input(const IrGraph *g, const IrNode *n, int i) { return &g->nodes[n->in[i]]; }
+static const char *opname(const IrNode *n) {
+    return ir_ops[n->op].name;
+}
+static const IrNode *input(const IrGraph *g, const IrNode *n, int i) {
+    return &g->nodes[n->in[i]];
+}
 static const Shape *ishape(const IrGraph *g, const IrNode *n, int i) {
     return &g->nodes[n->in[i]].shape;
 }
-static bool dtype_ok(DType t) { return (int)t >= 0 && t < TY__COUNT; }
+static bool dtype_ok(DType t) {
+    return (int)t >= 0 && t < TY__COUNT;
+}
 
 /* Arity and input ids: the part every rule shares. */
 static bool check_inputs(const IrGraph *g, const IrNode *n, char *err, size_t errlen) {
@@ -66,9 +72,19 @@ static bool check_shape(const IrNode *n, const Shape *s, char *err, size_t errle
     return true;
 }
 
-static void set_result(IrNode *n, DType t, const Shape *s) {
+/* The most elements a tensor may have: keeps every size and FLOP count far
+ * from int64 overflow. */
+#define MAX_NUMEL (INT64_C(1) << 48)
+
+static bool set_result(IrNode *n, DType t, const Shape *s, char *err, size_t errlen) {
+    if (shape_numel(s) > MAX_NUMEL) {
+        char sa[SB];
+        return fail(err, errlen, "%s: result shape %s has too many elements", opname(n),
+                    shape_str(s, sa, SB));
+    }
     n->dtype = t;
     n->shape = shape_make(s->ndim, s->d);
+    return true;
 }
 
 /* -- leaves -- */
@@ -80,8 +96,7 @@ bool shape_leaf(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
     if (n->op == OP_INPUT && n->attr.index < 0)
         return fail(err, errlen, "input: negative slot %d", n->attr.index);
-    set_result(n, n->attr.dtype, &n->attr.shape);
-    return true;
+    return set_result(n, n->attr.dtype, &n->attr.shape, err, errlen);
 }
 
 /* -- elementwise -- */
@@ -91,21 +106,18 @@ bool shape_unary(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     const IrNode *a = input(g, n, 0);
     if ((ir_ops[n->op].flags & OPF_FLOAT) && a->dtype != TY_F32)
         return fail(err, errlen, "%s: expects f32, got %s", opname(n), dtype_name(a->dtype));
-    set_result(n, a->dtype, &a->shape);
-    return true;
+    return set_result(n, a->dtype, &a->shape, err, errlen);
 }
 
-static bool same_shapes(const IrGraph *g, const IrNode *n, int i, int j, char *err,
-                        size_t errlen) {
+static bool same_shapes(const IrGraph *g, const IrNode *n, int i, int j, char *err, size_t errlen) {
     const Shape *a = ishape(g, n, i), *b = ishape(g, n, j);
     if (shape_eq(a, b)) return true;
     char sa[SB], sb[SB];
-    return fail(err, errlen, "%s: input shapes %s and %s differ", opname(n),
-                shape_str(a, sa, SB), shape_str(b, sb, SB));
+    return fail(err, errlen, "%s: input shapes %s and %s differ", opname(n), shape_str(a, sa, SB),
+                shape_str(b, sb, SB));
 }
 
-static bool same_dtypes(const IrGraph *g, const IrNode *n, int i, int j, char *err,
-                        size_t errlen) {
+static bool same_dtypes(const IrGraph *g, const IrNode *n, int i, int j, char *err, size_t errlen) {
     DType a = input(g, n, i)->dtype, b = input(g, n, j)->dtype;
     if (a == b) return true;
     return fail(err, errlen, "%s: input dtypes %s and %s differ", opname(n), dtype_name(a),
@@ -119,16 +131,14 @@ bool shape_binary(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     const IrNode *a = input(g, n, 0);
     if ((ir_ops[n->op].flags & OPF_FLOAT) && a->dtype != TY_F32)
         return fail(err, errlen, "%s: expects f32, got %s", opname(n), dtype_name(a->dtype));
-    set_result(n, a->dtype, &a->shape);
-    return true;
+    return set_result(n, a->dtype, &a->shape, err, errlen);
 }
 
 bool shape_compare(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!check_inputs(g, n, err, errlen)) return false;
     if (!same_shapes(g, n, 0, 1, err, errlen) || !same_dtypes(g, n, 0, 1, err, errlen))
         return false;
-    set_result(n, TY_F32, ishape(g, n, 0));
-    return true;
+    return set_result(n, TY_F32, ishape(g, n, 0), err, errlen);
 }
 
 bool shape_where(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -136,16 +146,14 @@ bool shape_where(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!same_shapes(g, n, 0, 1, err, errlen) || !same_shapes(g, n, 1, 2, err, errlen) ||
         !same_dtypes(g, n, 1, 2, err, errlen))
         return false;
-    set_result(n, input(g, n, 1)->dtype, ishape(g, n, 1));
-    return true;
+    return set_result(n, input(g, n, 1)->dtype, ishape(g, n, 1), err, errlen);
 }
 
 bool shape_cast(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!check_inputs(g, n, err, errlen)) return false;
     if (!dtype_ok(n->attr.dtype))
         return fail(err, errlen, "cast: unknown dtype %d", (int)n->attr.dtype);
-    set_result(n, n->attr.dtype, ishape(g, n, 0));
-    return true;
+    return set_result(n, n->attr.dtype, ishape(g, n, 0), err, errlen);
 }
 
 /* -- reductions -- */
@@ -169,8 +177,7 @@ bool shape_reduce(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
             s.d[s.ndim++] = a->shape.d[i];
         }
     }
-    set_result(n, a->dtype, &s);
-    return true;
+    return set_result(n, a->dtype, &s, err, errlen);
 }
 
 bool shape_argmax(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -191,8 +198,7 @@ bool shape_argmax(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         else if (n->attr.keepdims)
             s.d[s.ndim++] = 1;
     }
-    set_result(n, TY_I32, &s);
-    return true;
+    return set_result(n, TY_I32, &s, err, errlen);
 }
 
 /* -- movement -- */
@@ -208,8 +214,7 @@ bool shape_reshape(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
                     shape_str(&a->shape, sa, SB), (long long)from,
                     shape_str(&n->attr.shape, sb, SB), (long long)to);
     }
-    set_result(n, a->dtype, &n->attr.shape);
-    return true;
+    return set_result(n, a->dtype, &n->attr.shape, err, errlen);
 }
 
 bool shape_permute(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -231,8 +236,7 @@ bool shape_permute(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         seen[p] = true;
         s.d[i] = a->shape.d[p];
     }
-    set_result(n, a->dtype, &s);
-    return true;
+    return set_result(n, a->dtype, &s, err, errlen);
 }
 
 bool shape_broadcast(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -241,15 +245,13 @@ bool shape_broadcast(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     const IrNode *a = input(g, n, 0);
     const Shape *to = &n->attr.shape;
     bool ok = a->shape.ndim == to->ndim;
-    for (int i = 0; ok && i < to->ndim; i++)
-        ok = a->shape.d[i] == to->d[i] || a->shape.d[i] == 1;
+    for (int i = 0; ok && i < to->ndim; i++) ok = a->shape.d[i] == to->d[i] || a->shape.d[i] == 1;
     if (!ok) {
         char sa[SB], sb[SB];
         return fail(err, errlen, "broadcast: cannot broadcast %s to %s",
                     shape_str(&a->shape, sa, SB), shape_str(to, sb, SB));
     }
-    set_result(n, a->dtype, to);
-    return true;
+    return set_result(n, a->dtype, to, err, errlen);
 }
 
 bool shape_slice(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -258,9 +260,9 @@ bool shape_slice(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     Shape s = {0};
     s.ndim = a->shape.ndim;
     for (int i = 0; i < s.ndim; i++) {
-        int64_t d = a->shape.d[i], b = n->attr.start[i], e = n->attr.stop[i],
-                st = n->attr.step[i];
-        if (st < 1) return fail(err, errlen, "slice: step must be positive, got %lld", (long long)st);
+        int64_t d = a->shape.d[i], b = n->attr.start[i], e = n->attr.stop[i], st = n->attr.step[i];
+        if (st < 1)
+            return fail(err, errlen, "slice: step must be positive, got %lld", (long long)st);
         if (b < 0 || b > d || e < 0 || e > d) {
             char sa[SB];
             return fail(err, errlen, "slice: bounds %lld:%lld out of range for axis %d of %s",
@@ -268,8 +270,7 @@ bool shape_slice(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         }
         s.d[i] = e > b ? (e - b + st - 1) / st : 0;
     }
-    set_result(n, a->dtype, &s);
-    return true;
+    return set_result(n, a->dtype, &s, err, errlen);
 }
 
 bool shape_pad(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -291,8 +292,7 @@ bool shape_pad(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
                         shape_str(&a->shape, sa, SB), (long long)b, (long long)st,
                         shape_str(to, sb, SB), i);
     }
-    set_result(n, a->dtype, to);
-    return true;
+    return set_result(n, a->dtype, to, err, errlen);
 }
 
 bool shape_concat(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -316,10 +316,9 @@ bool shape_concat(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
             if (i != ax && b->shape.d[i] != a->shape.d[i])
                 return fail(err, errlen, "concat: shapes %s and %s differ outside axis %d",
                             shape_str(&a->shape, sa, SB), shape_str(&b->shape, sb, SB), ax);
-        s.d[ax] += b->shape.d[ax];
+        if (__builtin_add_overflow(s.d[ax], b->shape.d[ax], &s.d[ax])) s.d[ax] = INT64_MAX;
     }
-    set_result(n, a->dtype, &s);
-    return true;
+    return set_result(n, a->dtype, &s, err, errlen);
 }
 
 /* -- matmul, gather, scatter -- */
@@ -348,8 +347,7 @@ bool shape_matmul(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
                     (long long)x->d[r - 1], (long long)y->d[r - 2]);
     Shape s = *x;
     s.d[r - 1] = y->d[r - 1];
-    set_result(n, TY_F32, &s);
-    return true;
+    return set_result(n, TY_F32, &s, err, errlen);
 }
 
 bool shape_gather(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -363,13 +361,13 @@ bool shape_gather(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
                     shape_str(&t->shape, sa, SB));
     int nd = ix->shape.ndim + t->shape.ndim - 1;
     if (nd > IR_MAXDIM)
-        return fail(err, errlen, "gather: result of table %s and indices %s has %d dimensions (at most %d)",
+        return fail(err, errlen,
+                    "gather: result of table %s and indices %s has %d dimensions (at most %d)",
                     shape_str(&t->shape, sa, SB), shape_str(&ix->shape, sb, SB), nd, IR_MAXDIM);
     Shape s = {0};
     for (int i = 0; i < ix->shape.ndim; i++) s.d[s.ndim++] = ix->shape.d[i];
     for (int i = 1; i < t->shape.ndim; i++) s.d[s.ndim++] = t->shape.d[i];
-    set_result(n, t->dtype, &s);
-    return true;
+    return set_result(n, t->dtype, &s, err, errlen);
 }
 
 bool shape_scatter_add(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -379,8 +377,7 @@ bool shape_scatter_add(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     const Shape *to = &n->attr.shape;
     char sa[SB], sb[SB], sc[SB];
     if (ix->dtype != TY_I32)
-        return fail(err, errlen, "scatter_add: indices must be i32, got %s",
-                    dtype_name(ix->dtype));
+        return fail(err, errlen, "scatter_add: indices must be i32, got %s", dtype_name(ix->dtype));
     if (to->ndim < 1)
         return fail(err, errlen, "scatter_add: result shape must have at least 1 dimension");
     /* src must be idx.shape ++ to[1:] */
@@ -388,17 +385,19 @@ bool shape_scatter_add(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     for (int i = 0; ok && i < ix->shape.ndim; i++) ok = src->shape.d[i] == ix->shape.d[i];
     for (int i = 1; ok && i < to->ndim; i++) ok = src->shape.d[ix->shape.ndim + i - 1] == to->d[i];
     if (!ok)
-        return fail(err, errlen,
-                    "scatter_add: source %s does not match indices %s and result %s",
+        return fail(err, errlen, "scatter_add: source %s does not match indices %s and result %s",
                     shape_str(&src->shape, sa, SB), shape_str(&ix->shape, sb, SB),
                     shape_str(to, sc, SB));
-    set_result(n, src->dtype, to);
-    return true;
+    return set_result(n, src->dtype, to, err, errlen);
 }
 
 /* -- FLOP rules -- */
 
-int64_t flops_zero(const IrGraph *g, const IrNode *n) { return 0; }
+int64_t flops_zero(const IrGraph *g, const IrNode *n) {
+    (void)g;
+    (void)n;
+    return 0;
+}
 
 /* One operation per element written (scatter_add: per source element). */
 int64_t flops_elem(const IrGraph *g, const IrNode *n) {
@@ -418,5 +417,7 @@ int64_t flops_reduce(const IrGraph *g, const IrNode *n) {
 /* A multiply and an add per (batch, m, n, k). */
 int64_t flops_matmul(const IrGraph *g, const IrNode *n) {
     const Shape *a = &g->nodes[n->in[0]].shape;
-    return 2 * shape_numel(&n->shape) * a->d[a->ndim - 1];
+    int64_t f;
+    if (__builtin_mul_overflow(2 * shape_numel(&n->shape), a->d[a->ndim - 1], &f)) return INT64_MAX;
+    return f;
 }

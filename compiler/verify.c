@@ -64,8 +64,8 @@ bool ir_verify(const IrGraph *g, char *err, size_t errlen) {
         if (n->op == OP_INPUT) {
             int s = n->attr.index;
             if (s < 0 || s >= g->ninputs) {
-                ok = fail(err, errlen, "verify: %%%d (input) uses slot %d but the graph has %d",
-                          i, s, g->ninputs);
+                ok = fail(err, errlen, "verify: %%%d (input) uses slot %d but the graph has %d", i,
+                          s, g->ninputs);
                 break;
             }
             if (slot[s]) {

@@ -88,6 +88,10 @@ struct AstNode {
     AstKind kind;
     AstOp op;
     SrcLoc loc; /* the whole span of the construct */
+    /* Where the operator token is, for diagnostics that point at it: the
+     * operator of AST_BINARY/AST_UNARY/AST_RANGE/AST_ASSIGN (= += ...), the '('
+     * of AST_CALL, the '[' of AST_INDEX, the '.' of AST_MEMBER; else 0. */
+    int op_line, op_col;
     int64_t ival;
     double fval;
     const char *str;

@@ -17,7 +17,9 @@ typedef struct Line {
     int no;            /* 1-based line number */
 } Line;
 
-static bool is_blank(char c) { return c == ' ' || c == '\t'; }
+static bool is_blank(char c) {
+    return c == ' ' || c == '\t';
+}
 
 /* Clinger's fast path: at most 15 digits and a short fraction convert
  * exactly (a 53-bit integer divided by an exact power of ten), as strtod
@@ -95,10 +97,11 @@ static void field_text(const char *s, const char *e, int i, char *buf, size_t le
     buf[n] = 0;
 }
 
+/* Fields in [s, e), saturated at INT32_MAX (a multi-gigabyte line). */
 static int count_fields(const char *s, const char *e) {
-    int n = 1;
-    for (const char *p = s; (p = memchr(p, ',', (size_t)(e - p))) != NULL; p++) n++;
-    return n;
+    int64_t n = 1;
+    for (const char *p = s; p < e; p++) n += *p == ',';
+    return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 /* Next line of the buffer; false at the end. */
@@ -166,8 +169,9 @@ bool io_load_csv(const char *path, int label_col, IoTensor *x, IoTensor *y, char
         lc = label_col < 0 ? ncols + label_col : label_col;
         if (lc < 0 || lc >= ncols) {
             free(buf);
-            return io_fail(err, errlen, path, "label column %d is out of range (rows have %d fields)",
-                           label_col, ncols);
+            return io_fail(err, errlen, path,
+                           "label column %d is out of range (rows have %d fields)", label_col,
+                           ncols);
         }
         if (ncols < 2) {
             free(buf);
@@ -177,9 +181,15 @@ bool io_load_csv(const char *path, int label_col, IoTensor *x, IoTensor *y, char
     }
     int xcols = lc >= 0 ? ncols - 1 : ncols;
 
-    /* Upper bound on the rows: the lines left, this one included. */
-    int64_t maxrows = 1;
+    /* Upper bound on the rows: this line, the lines after it ended by a
+     * newline, and a last line without one. */
+    int64_t maxrows = 2;
     for (const char *p = cur; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) maxrows++;
+    /* A row of ncols fields takes at least 2 * ncols bytes with its newline:
+     * keeps a long first line followed by many short ones from asking for
+     * rows * cols memory far beyond the file's size. */
+    int64_t bysize = (int64_t)(end - ln.s + 1) / (2 * (int64_t)ncols) + 1;
+    if (bysize < maxrows) maxrows = bysize;
     float *xs = tt_xmalloc((size_t)maxrows * (size_t)xcols * sizeof *xs);
     int32_t *ys = lc >= 0 ? tt_xmalloc((size_t)maxrows * sizeof *ys) : NULL;
     int64_t rows = 0;
@@ -187,17 +197,15 @@ bool io_load_csv(const char *path, int label_col, IoTensor *x, IoTensor *y, char
 
     do {
         if (line_blank(&ln)) continue;
-        int nf = count_fields(ln.s, ln.e);
-        if (nf != ncols) {
-            snprintf(err, errlen, "%s:%d: expected %d fields, got %d", path, ln.no, ncols, nf);
-            goto fail;
-        }
+        TT_ASSERT(rows < maxrows);
         const char *p = ln.s;
         float *xr = xs + rows * xcols;
+        bool more = true;
         for (int i = 0; i < ncols; i++) {
             double v;
-            bool more;
-            if (!parse_field(&p, ln.e, &v, &more)) {
+            if (!more || !parse_field(&p, ln.e, &v, &more)) {
+                int nf = count_fields(ln.s, ln.e);
+                if (nf != ncols) goto count_mismatch;
                 field_text(ln.s, ln.e, i, text, sizeof text);
                 if (text[0])
                     snprintf(err, errlen, "%s:%d: field %d is not a number: '%s'", path, ln.no,
@@ -218,6 +226,7 @@ bool io_load_csv(const char *path, int label_col, IoTensor *x, IoTensor *y, char
                 *xr++ = (float)v;
             }
         }
+        if (more) goto count_mismatch;
         rows++;
     } while (next_line(&cur, end, &ln));
     free(buf);
@@ -235,6 +244,9 @@ bool io_load_csv(const char *path, int label_col, IoTensor *x, IoTensor *y, char
     }
     return true;
 
+count_mismatch:
+    snprintf(err, errlen, "%s:%d: expected %d fields, got %d", path, ln.no, ncols,
+             count_fields(ln.s, ln.e));
 fail:
     free(xs);
     free(ys);

@@ -18,12 +18,17 @@ static uint32_t be32(const unsigned char *p) {
 static int idx_elem_size(int type) {
     switch (type) {
     case 0x08:
-    case 0x09: return 1;
-    case 0x0B: return 2;
+    case 0x09:
+        return 1;
+    case 0x0B:
+        return 2;
     case 0x0C:
-    case 0x0D: return 4;
-    case 0x0E: return 8;
-    default: return 0;
+    case 0x0D:
+        return 4;
+    case 0x0E:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -55,8 +60,7 @@ bool io_load_idx(const char *path, IoTensor *out, char *err, size_t errlen) {
     }
     size_t hdr = 4 + 4 * (size_t)ndim;
     if (len < hdr) {
-        io_fail(err, errlen, path, "truncated: header needs %zu bytes, the file has %zu", hdr,
-                len);
+        io_fail(err, errlen, path, "truncated: header needs %zu bytes, the file has %zu", hdr, len);
         goto done;
     }
     Shape s = {.ndim = ndim};

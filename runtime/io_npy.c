@@ -23,8 +23,7 @@ typedef struct HdrParser {
 } HdrParser;
 
 static void skip_ws(HdrParser *h) {
-    while (h->p < h->e && (*h->p == ' ' || *h->p == '\t' || *h->p == '\n' || *h->p == '\r'))
-        h->p++;
+    while (h->p < h->e && (*h->p == ' ' || *h->p == '\t' || *h->p == '\n' || *h->p == '\r')) h->p++;
 }
 
 static bool accept(HdrParser *h, char c) {
@@ -156,7 +155,9 @@ static bool parse_header(const char *s, size_t len, NpyHeader *out, char *msg, s
     }
     if (!have_descr || !have_fortran || !have_shape) {
         snprintf(msg, msglen, "header lacks '%s'",
-                 !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");
+                 !have_descr     ? "descr"
+                 : !have_fortran ? "fortran_order"
+                                 : "shape");
         return false;
     }
     return true;
@@ -179,7 +180,9 @@ static uint32_t le32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t le64(const unsigned char *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
+static uint64_t le64(const unsigned char *p) {
+    return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
 
 bool io_load_npy(const char *path, IoTensor *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
@@ -210,8 +213,9 @@ bool io_load_npy(const char *path, IoTensor *out, char *err, size_t errlen) {
         goto done;
     }
     if (hlen > len - hstart) {
-        io_fail(err, errlen, path, "truncated: header length is %zu bytes, the file has %zu after it",
-                hlen, len - hstart);
+        io_fail(err, errlen, path,
+                "truncated: header length is %zu bytes, the file has %zu after it", hlen,
+                len - hstart);
         goto done;
     }
     NpyHeader h = {0};
@@ -241,7 +245,8 @@ bool io_load_npy(const char *path, IoTensor *out, char *err, size_t errlen) {
     }
     size_t have = len - hstart - hlen;
     if ((uint64_t)need != have) {
-        io_fail(err, errlen, path, "%s: shape %s of '%s' needs %lld bytes of data, the file has %zu",
+        io_fail(err, errlen, path,
+                "%s: shape %s of '%s' needs %lld bytes of data, the file has %zu",
                 (uint64_t)need > have ? "truncated" : "size mismatch",
                 io_shape_str(&h.shape, sh, sizeof sh), d, (long long)need, have);
         goto done;
@@ -264,8 +269,7 @@ bool io_load_npy(const char *path, IoTensor *out, char *err, size_t errlen) {
             if (x < INT32_MIN || x > INT32_MAX) {
                 free(data);
                 io_fail(err, errlen, path,
-                        "element %zu (%lld) of the <i8 array does not fit in i32", i,
-                        (long long)x);
+                        "element %zu (%lld) of the <i8 array does not fit in i32", i, (long long)x);
                 goto done;
             }
             v[i] = (int32_t)x;

@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const st_dtype_names[TY__COUNT] = {[TY_F32] = "F32", [TY_I32] = "I32", [TY_I8] = "I8"};
+static const char *const st_dtype_names[TY__COUNT] = {
+    [TY_F32] = "F32", [TY_I32] = "I32", [TY_I8] = "I8"};
 
 /* One header entry, validated. */
 typedef struct StEntry {
@@ -43,8 +44,8 @@ static bool get_nonneg_int(json_t *v, int64_t *out) {
 }
 
 /* Validates one "name": {...} entry against a data section of datalen bytes. */
-static bool check_entry(const char *what, const char *name, json_t *v, size_t datalen,
-                        StEntry *e, char *err, size_t errlen) {
+static bool check_entry(const char *what, const char *name, json_t *v, size_t datalen, StEntry *e,
+                        char *err, size_t errlen) {
     char sh[160];
     e->name = name;
     if (!json_is_object(v))
@@ -58,8 +59,8 @@ static bool check_entry(const char *what, const char *name, json_t *v, size_t da
     int t = 0;
     while (t < TY__COUNT && strcmp(ds, st_dtype_names[t]) != 0) t++;
     if (t == TY__COUNT)
-        return io_fail(err, errlen, what, "tensor '%s': dtype %.32s is not supported (F32, I32, I8)",
-                       name, ds);
+        return io_fail(err, errlen, what,
+                       "tensor '%s': dtype %.32s is not supported (F32, I32, I8)", name, ds);
     e->dtype = (DType)t;
 
     json_t *shape = json_object_get(v, "shape");
@@ -91,11 +92,13 @@ static bool check_entry(const char *what, const char *name, json_t *v, size_t da
                        "tensor '%s': 'data_offsets' is not a list of two non-negative integers",
                        name);
     if (e->end < e->begin)
-        return io_fail(err, errlen, what, "tensor '%s': data_offsets [%lld, %lld] end before they begin",
-                       name, (long long)e->begin, (long long)e->end);
+        return io_fail(err, errlen, what,
+                       "tensor '%s': data_offsets [%lld, %lld] end before they begin", name,
+                       (long long)e->begin, (long long)e->end);
     if (e->end - e->begin != bytes)
-        return io_fail(err, errlen, what, "tensor '%s': shape %s needs %lld bytes, data_offsets give %lld",
-                       name, io_shape_str(&e->shape, sh, sizeof sh), (long long)bytes,
+        return io_fail(err, errlen, what,
+                       "tensor '%s': shape %s needs %lld bytes, data_offsets give %lld", name,
+                       io_shape_str(&e->shape, sh, sizeof sh), (long long)bytes,
                        (long long)(e->end - e->begin));
     if ((uint64_t)e->end > datalen)
         return io_fail(err, errlen, what,
@@ -232,6 +235,7 @@ bool io_save_safetensors(const char *path, const IoNamed *ts, int n, char *err, 
             io_fail(err, errlen, path, "tensor name '%s' is not valid UTF-8", ts[i].name);
             goto done;
         }
+        TT_ASSERT(t->data || bytes == 0);
         chunks[i + 2] = (IoChunk){t->data, (size_t)bytes};
     }
     char *json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);

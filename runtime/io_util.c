@@ -80,7 +80,8 @@ bool io_write_atomic(const char *path, const IoChunk *chunks, int n, char *err, 
             ssize_t w = write(fd, p, left);
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) {
-                io_fail(err, errlen, path, "cannot write: %s", w < 0 ? strerror(errno) : "short write");
+                io_fail(err, errlen, path, "cannot write: %s",
+                        w < 0 ? strerror(errno) : "short write");
                 goto fail;
             }
             p += w;

@@ -5,6 +5,12 @@
 
 #include "io.h"
 
+/* The formats are little-endian (IDX excepted) and the readers copy bytes
+ * straight into tensors. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "runtime/io_*.c assume a little-endian host"
+#endif
+
 /* Writes err as "<path>: <message>" (printf-style message). Returns false so
  * that readers can `return io_fail(...)`. */
 bool io_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)

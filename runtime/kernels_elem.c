@@ -24,8 +24,12 @@
 
 /* -- scalar helpers -- */
 
-static inline int32_t wrap_i32(uint32_t x) { return (int32_t)x; }
-static inline int8_t wrap_i8(uint32_t x) { return (int8_t)(uint8_t)x; }
+static inline int32_t wrap_i32(uint32_t x) {
+    return (int32_t)x;
+}
+static inline int8_t wrap_i8(uint32_t x) {
+    return (int8_t)(uint8_t)x;
+}
 
 static inline int32_t div_i32(int32_t a, int32_t b) {
     if (b == 0) return 0;
@@ -69,7 +73,9 @@ static inline float min_f32(float a, float b) {
     return a < b ? a : b;
 }
 
-static int64_t numel(const KTensor *t) { return shape_numel(&t->shape); }
+static int64_t numel(const KTensor *t) {
+    return shape_numel(&t->shape);
+}
 
 /* -- leaves -- */
 
@@ -98,7 +104,8 @@ void kern_const_ref(const IrNode *n, const KTensor *in, KTensor *out) {
         for (int64_t i = 0; i < len; i++) o[i] = x;
         break;
     }
-    default: TT_UNREACHABLE();
+    default:
+        TT_UNREACHABLE();
     }
 }
 
@@ -137,7 +144,8 @@ void kern_const_ref(const IrNode *n, const KTensor *in, KTensor *out) {
             }                                                                                      \
             break;                                                                                 \
         }                                                                                          \
-        default: TT_UNREACHABLE();                                                                 \
+        default:                                                                                   \
+            TT_UNREACHABLE();                                                                      \
         }                                                                                          \
     }
 
@@ -202,7 +210,8 @@ UNARY_F32(cos, cosf(x))
             }                                                                                      \
             break;                                                                                 \
         }                                                                                          \
-        default: TT_UNREACHABLE();                                                                 \
+        default:                                                                                   \
+            TT_UNREACHABLE();                                                                      \
         }                                                                                          \
     }
 
@@ -210,7 +219,7 @@ UNARY_F32(cos, cosf(x))
  * plain loops handle; no restrict on the binary kernels. */
 BINARY_ALL(add, x + y, wrap_i32((uint32_t)x + (uint32_t)y), wrap_i8((uint32_t)x + (uint32_t)y))
 BINARY_ALL(sub, x - y, wrap_i32((uint32_t)x - (uint32_t)y), wrap_i8((uint32_t)x - (uint32_t)y))
-BINARY_ALL(mul, x *y, wrap_i32((uint32_t)x * (uint32_t)y), wrap_i8((uint32_t)x * (uint32_t)y))
+BINARY_ALL(mul, x *y, wrap_i32((uint32_t)x *(uint32_t)y), wrap_i8((uint32_t)x *(uint32_t)y))
 BINARY_ALL(div, x / y, div_i32(x, y), div_i8(x, y))
 BINARY_ALL(max, max_f32(x, y), x > y ? x : y, x > y ? x : y)
 BINARY_ALL(min, min_f32(x, y), x < y ? x : y, x < y ? x : y)
@@ -247,7 +256,8 @@ void kern_pow_ref(const IrNode *n, const KTensor *in, KTensor *out) {
             for (int64_t i = 0; i < len; i++) o[i] = a[i] OP b[i] ? 1.0f : 0.0f;                   \
             break;                                                                                 \
         }                                                                                          \
-        default: TT_UNREACHABLE();                                                                 \
+        default:                                                                                   \
+            TT_UNREACHABLE();                                                                      \
         }                                                                                          \
     }
 
@@ -279,7 +289,8 @@ static void truth(const KTensor *c, uint8_t *t, int64_t len) {
         for (int64_t i = 0; i < len; i++) t[i] = a[i] != 0;
         break;
     }
-    default: TT_UNREACHABLE();
+    default:
+        TT_UNREACHABLE();
     }
 }
 
@@ -296,10 +307,17 @@ void kern_where_ref(const IrNode *n, const KTensor *in, KTensor *out) {
     uint8_t *t = tt_xmalloc((size_t)len);
     truth(&in[0], t, len);
     switch (out->dtype) {
-    case TY_F32: WHERE_LOOP(float); break;
-    case TY_I32: WHERE_LOOP(int32_t); break;
-    case TY_I8: WHERE_LOOP(int8_t); break;
-    default: TT_UNREACHABLE();
+    case TY_F32:
+        WHERE_LOOP(float);
+        break;
+    case TY_I32:
+        WHERE_LOOP(int32_t);
+        break;
+    case TY_I8:
+        WHERE_LOOP(int8_t);
+        break;
+    default:
+        TT_UNREACHABLE();
     }
     free(t);
 }
@@ -313,11 +331,11 @@ void kern_where_ref(const IrNode *n, const KTensor *in, KTensor *out) {
         for (int64_t i = 0; i < len; i++) o[i] = CONV(a[i]);                                       \
     } while (0)
 
-#define C_F32(x) ((float)(x))
-#define C_I32(x) ((int32_t)(x))
+#define C_F32(x)       ((float)(x))
+#define C_I32(x)       ((int32_t)(x))
 #define C_I32_TO_I8(x) wrap_i8((uint32_t)(x))
-#define C_SAT_I32(x) sat_i32((double)(x))
-#define C_SAT_I8(x) sat_i8((double)(x))
+#define C_SAT_I32(x)   sat_i32((double)(x))
+#define C_SAT_I8(x)    sat_i8((double)(x))
 
 void kern_cast_ref(const IrNode *n, const KTensor *in, KTensor *out) {
     int64_t len = numel(out);
@@ -326,11 +344,18 @@ void kern_cast_ref(const IrNode *n, const KTensor *in, KTensor *out) {
         if (len > 0) memcpy(out->data, in[0].data, (size_t)len * dtype_size(to));
         return;
     }
-    if (from == TY_F32 && to == TY_I32) CAST_LOOP(float, int32_t, C_SAT_I32);
-    else if (from == TY_F32 && to == TY_I8) CAST_LOOP(float, int8_t, C_SAT_I8);
-    else if (from == TY_I32 && to == TY_F32) CAST_LOOP(int32_t, float, C_F32);
-    else if (from == TY_I32 && to == TY_I8) CAST_LOOP(int32_t, int8_t, C_I32_TO_I8);
-    else if (from == TY_I8 && to == TY_F32) CAST_LOOP(int8_t, float, C_F32);
-    else if (from == TY_I8 && to == TY_I32) CAST_LOOP(int8_t, int32_t, C_I32);
-    else TT_UNREACHABLE();
+    if (from == TY_F32 && to == TY_I32)
+        CAST_LOOP(float, int32_t, C_SAT_I32);
+    else if (from == TY_F32 && to == TY_I8)
+        CAST_LOOP(float, int8_t, C_SAT_I8);
+    else if (from == TY_I32 && to == TY_F32)
+        CAST_LOOP(int32_t, float, C_F32);
+    else if (from == TY_I32 && to == TY_I8)
+        CAST_LOOP(int32_t, int8_t, C_I32_TO_I8);
+    else if (from == TY_I8 && to == TY_F32)
+        CAST_LOOP(int8_t, float, C_F32);
+    else if (from == TY_I8 && to == TY_I32)
+        CAST_LOOP(int8_t, int32_t, C_I32);
+    else
+        TT_UNREACHABLE();
 }

@@ -55,8 +55,8 @@ static void copy_box(void *dst, const int64_t *ds, const void *src, const int64_
     int64_t len = dims[nd - 1], rows = total / len;
     int64_t idx[IR_MAXDIM] = {0}, doff = 0, soff = 0;
     for (int64_t r = 0; r < rows; r++) {
-        copy_row((char *)dst + doff * (int64_t)es, ds[nd - 1], (const char *)src + soff * (int64_t)es,
-                 ss[nd - 1], len, es);
+        copy_row((char *)dst + doff * (int64_t)es, ds[nd - 1],
+                 (const char *)src + soff * (int64_t)es, ss[nd - 1], len, es);
         for (int k = nd - 2; k >= 0; k--) { /* odometer over the outer dims */
             idx[k]++;
             doff += ds[k];
@@ -69,7 +69,9 @@ static void copy_box(void *dst, const int64_t *ds, const void *src, const int64_
     }
 }
 
-static int64_t numel(const KTensor *t) { return shape_numel(&t->shape); }
+static int64_t numel(const KTensor *t) {
+    return shape_numel(&t->shape);
+}
 
 /* in[0]: [...] -> out: attr.shape, same numel: the elements in order */
 void kern_reshape_ref(const IrNode *n, const KTensor *in, KTensor *out) {
@@ -187,8 +189,10 @@ void kern_gather_ref(const IrNode *n, const KTensor *in, KTensor *out) {
     if (rb == 0) return;
     for (int64_t j = 0; j < nidx; j++) {
         int64_t v = idx[j];
-        if (v >= 0 && v < V) memcpy(o + (size_t)j * rb, t + (size_t)v * rb, rb);
-        else memset(o + (size_t)j * rb, 0, rb);
+        if (v >= 0 && v < V)
+            memcpy(o + (size_t)j * rb, t + (size_t)v * rb, rb);
+        else
+            memset(o + (size_t)j * rb, 0, rb);
     }
 }
 
@@ -225,7 +229,8 @@ void kern_scatter_add_ref(const IrNode *n, const KTensor *in, KTensor *out) {
                 o[c] = (int8_t)(uint8_t)((uint32_t)o[c] + (uint32_t)s[c]);
             break;
         }
-        default: TT_UNREACHABLE();
+        default:
+            TT_UNREACHABLE();
         }
     }
 }

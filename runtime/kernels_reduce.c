@@ -14,7 +14,9 @@
 
 #include "kernels.h"
 
-static int64_t numel(const KTensor *t) { return shape_numel(&t->shape); }
+static int64_t numel(const KTensor *t) {
+    return shape_numel(&t->shape);
+}
 
 /* Walks the elements of the input in row-major order, one innermost row at
  * a time, tracking where each lands in the output: off is the output offset
@@ -109,7 +111,8 @@ void kern_sum_ref(const IrNode *n, const KTensor *in, KTensor *out) {
         free(acc);
         break;
     }
-    default: TT_UNREACHABLE();
+    default:
+        TT_UNREACHABLE();
     }
 }
 
@@ -137,7 +140,8 @@ void kern_rmax_ref(const IrNode *n, const KTensor *in, KTensor *out) {
         REDUCE(int8_t, o, MAX_I);
         break;
     }
-    default: TT_UNREACHABLE();
+    default:
+        TT_UNREACHABLE();
     }
 }
 
@@ -182,9 +186,16 @@ void kern_argmax_ref(const IrNode *n, const KTensor *in, KTensor *out) {
     for (int i = axis + 1; i < s->ndim; i++) inner *= s->d[i];
     TT_ASSERT(outer * inner == numel(out));
     switch (in[0].dtype) {
-    case TY_F32: ARGMAX_LOOP(float, BETTER_F); break;
-    case TY_I32: ARGMAX_LOOP(int32_t, BETTER_I); break;
-    case TY_I8: ARGMAX_LOOP(int8_t, BETTER_I); break;
-    default: TT_UNREACHABLE();
+    case TY_F32:
+        ARGMAX_LOOP(float, BETTER_F);
+        break;
+    case TY_I32:
+        ARGMAX_LOOP(int32_t, BETTER_I);
+        break;
+    case TY_I8:
+        ARGMAX_LOOP(int8_t, BETTER_I);
+        break;
+    default:
+        TT_UNREACHABLE();
     }
 }

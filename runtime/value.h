@@ -16,7 +16,46 @@
 
 #include <setjmp.h>
 
+/* Added (workaround, see the evaluator's report): ast.h's AstOp and ir.h's
+ * OpKind both define OP_ADD, OP_NEG, ...; here the AST operators are seen
+ * as AOP_ADD, AOP_NEG, ... so OP_* below means the IR ops. */
+#define OP_NONE AOP_NONE
+#define OP_ADD AOP_ADD
+#define OP_SUB AOP_SUB
+#define OP_MUL AOP_MUL
+#define OP_DIV AOP_DIV
+#define OP_MOD AOP_MOD
+#define OP_MATMUL AOP_MATMUL
+#define OP_POW AOP_POW
+#define OP_EQ AOP_EQ
+#define OP_NE AOP_NE
+#define OP_LT AOP_LT
+#define OP_LE AOP_LE
+#define OP_GT AOP_GT
+#define OP_GE AOP_GE
+#define OP_AND AOP_AND
+#define OP_OR AOP_OR
+#define OP_NEG AOP_NEG
+#define OP_NOT AOP_NOT
 #include "ast.h"
+#undef OP_NONE
+#undef OP_ADD
+#undef OP_SUB
+#undef OP_MUL
+#undef OP_DIV
+#undef OP_MOD
+#undef OP_MATMUL
+#undef OP_POW
+#undef OP_EQ
+#undef OP_NE
+#undef OP_LT
+#undef OP_LE
+#undef OP_GT
+#undef OP_GE
+#undef OP_AND
+#undef OP_OR
+#undef OP_NEG
+#undef OP_NOT
 #include "ir.h"
 #include "kernels.h"
 
@@ -139,6 +178,8 @@ typedef struct Model {
     const char **field_names;
     Value *fields;
     bool *is_param; /* field i declared with `param` */
+    Env *env;       /* added: instance scope (ctor params; parent = def's closure),
+                       retained; methods run in a child of it (eval.c) */
 } Model;
 
 /* A C-implemented object: members are found by name through `member`. */
@@ -204,13 +245,23 @@ struct Interp {
 
     Obj *objects; /* every live object (gc list) */
     const char *stdlib_dir;
+
+    /* -- added by the evaluator (value.c, eval*.c, lazy.c) -- */
+    bool training;     /* train(net)/eval(net); default true; Dropout reads it */
+    bool dump_graph;   /* --dump=graph: ir_print each execution graph before it runs */
+    int threads;       /* --threads=N (stored; used by the JIT later) */
+    int depth;         /* call depth, to report runaway recursion as an error */
+    Env *envs;         /* every live scope, so rt_free_interp frees cycles */
+    bool freeing;      /* inside rt_free_interp: rt_release does nothing */
+    int nexec;         /* execution graphs run so far (tests, --dump) */
+    struct Intern *intern; /* the interned strings of rt_intern (value.c) */
 };
 
 /* -- lifetime -- */
 Interp *rt_new_interp(void);
 void rt_free_interp(Interp *I); /* frees every object, buffer and the graph */
 
-/* Loads lang/std/*.tt into the globals (called by rt_new_interp). */
+/* Loads every lang/std/NAME.tt into the globals (called by rt_new_interp). */
 void rt_load_prelude(Interp *I);
 
 /* Parses and runs a whole file; returns 0, or 1 after diagnostics. */
@@ -221,6 +272,8 @@ int rt_run_source(Interp *I, const char *name, const char *text, size_t len,
                   bool echo);
 /* Parses and checks only (ttrun --check). */
 int rt_check_file(Interp *I, const char *path);
+/* Added: runs only the `model` and `fn` definitions of a file (ttc). */
+int rt_run_definitions(Interp *I, const char *path);
 
 /* -- errors -- */
 
@@ -307,6 +360,18 @@ void rt_reset_graph(Interp *I);
 /* backward(loss): fills the .grad of every parameter loss depends on
  * (accumulating into an existing grad). */
 void rt_backward(Interp *I, Tensor *loss);
+
+/* Added: structural equality (==) of any two values; tensors compare by
+ * identity here (the `==` operator on tensors builds a mask instead). */
+bool rt_equal(Interp *I, Value a, Value b);
+/* Added: a realized 0-d tensor holding x (new ref). */
+Tensor *rt_tensor_scalar(Interp *I, DType dt, double x);
+/* Added: the parameters of a model in declaration order, depth first,
+ * each tensor once: a list of tensors, or with named = true a list of
+ * (dotted name, tensor) tuples (new ref). rt_error if m is not a model. */
+Value rt_parameters(Interp *I, Value m, bool named);
+/* Added: prints the per-op table of I->prof (ttrun --profile, profile {}). */
+void rt_print_profile(Interp *I, FILE *out, const RtProfile *p);
 
 /* -- calling -- */
 Value rt_call(Interp *I, Value fn, const Value *args, int nargs,

@@ -1,0 +1,49 @@
+/* gemm.h - shape-generic single-precision GEMM, generated at run time with
+ * the LLVM C API and JIT-compiled once per process.
+ *
+ *   C[M,N] = (accumulate ? C : 0) + op(A) @ op(B),   op(X) = X or X^T
+ *
+ * All matrices are row-major with leading dimensions (lda, ldb, ldc, in
+ * elements): A is M x K (K x M when transA), B is K x N (N x K when transB).
+ * Any shape is accepted, including 0 and 1, odd sizes, leading dimensions
+ * wider than the rows and unaligned pointers. C must not overlap A or B.
+ *
+ * The JIT builds a 6x16 micro-kernel (12 <8 x float> accumulators fed by
+ * llvm.fma.v8f32, one variant per row count 1..6 and per layout of A) and
+ * the routines that pack B into 16-wide panels; the blocking loops
+ * (BLIS order, KC 256 / MC 144 / NC 4080 balanced at run time) and the
+ * thread split are plain C in gemm_driver.c. See DESIGN.md section 4.
+ *
+ * tt_gemm_new returns a process-wide instance (reference counted): the
+ * kernels are compiled on the first call only. tt_gemm_run may be called from
+ * several threads at once; each call uses per-thread packing buffers, and a
+ * call that finds the worker pool busy runs on its own thread.
+ */
+#ifndef TT_GEMM_H
+#define TT_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct TtGemm TtGemm;
+
+/* Builds and JIT-compiles the kernels (about 100 ms) on the first call; later
+ * calls return the same instance. NULL with a message in err on failure. */
+TtGemm *tt_gemm_new(char *err, size_t errlen);
+/* Drops one reference; the last one stops the workers and frees the JIT. */
+void tt_gemm_free(TtGemm *g);
+
+/* nthreads: 1, 2 or more (small products always run on one thread). */
+void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                 bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
+                 bool accumulate, int nthreads);
+
+/* Wall time of IR generation + O3 + machine-code generation, in ms. */
+double tt_gemm_compile_ms(const TtGemm *g);
+
+/* Writes the generated LLVM IR (before optimisation) to out. */
+bool tt_gemm_emit_llvm(TtGemm *g, FILE *out);
+
+#endif

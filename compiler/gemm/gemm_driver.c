@@ -1,0 +1,369 @@
+/* gemm_driver.c - blocking loops, A copies, the thread split and the worker
+ * pool around the JIT-generated kernels (gemm_jit.c).
+ *
+ * Loop order (BLIS): jc over N by NC, pc over K by KC (pack op(B) block into
+ * 16-wide panels), ic over M by MC, jr over the panels, ir over 6-row tiles.
+ * Block sizes are balanced: K = 784 gives 4 blocks of 196, not 256+256+256+16.
+ * A is read in place (broadcasts straight from memory) unless its leading
+ * dimension is a multiple of 4 KiB, where the rows of a block would fight
+ * for the same cache sets; then the MC x KC block is first copied into a
+ * buffer with a padded stride.
+ *
+ * Threads: the product is split over N (in 16-column panels) or M (in 6-row
+ * tiles), whichever balances better; each thread packs its own B. Products
+ * below GEMM_MT_MIN multiply-adds run on the calling thread.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gemm.h"
+#include "gemm_internal.h"
+
+#define KC          256
+#define MC          144
+#define NC          4080
+#define GEMM_MT_MIN 2.6e5 /* multiply-adds below which one thread runs */
+#define MAXT        64
+#define SPIN_NS     200000 /* how long an idle worker spins before sleeping */
+
+/* ---- per-thread buffers ------------------------------------------------ */
+
+typedef struct Bufs {
+    float *bp; /* packed B: NC x roundup8(KC) */
+    float *ap; /* copied A block: (MC + 8) x (KC + 8) */
+} Bufs;
+
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+
+static void buf_free(void *p) {
+    Bufs *b = p;
+    free(b->bp);
+    free(b->ap);
+    free(b);
+}
+
+static void buf_key_init(void) { pthread_key_create(&buf_key, buf_free); }
+
+static Bufs *thread_bufs(void) {
+    Bufs *b = pthread_getspecific(buf_key);
+    if (!b) {
+        b = malloc(sizeof *b);
+        b->bp = aligned_alloc(64, (size_t)NC * KC * sizeof(float));
+        b->ap = aligned_alloc(64, (size_t)(MC + 8) * (KC + 8) * sizeof(float));
+        if (!b->bp || !b->ap) abort();
+        pthread_setspecific(buf_key, b);
+    }
+    return b;
+}
+
+/* ---- the pool ---------------------------------------------------------- */
+
+typedef struct Job Job;
+
+typedef struct Pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_mutex_t busy; /* one multi-threaded product at a time */
+    atomic_ulong gen;
+    atomic_int pending, sleepers;
+    atomic_bool quit;
+    int nworkers;
+    pthread_t th[MAXT];
+    const Job *job; /* valid while pending > 0; every worker decrements pending */
+    struct TtGemm *g;
+} Pool;
+
+struct TtGemm {
+    GemmKernels k;
+    GemmJit *jit;
+    char *ir;
+    double compile_ms;
+    int refs;
+    Pool pool;
+};
+
+/* One thread's share of a product. */
+typedef struct Part {
+    int64_t M, N;
+    const float *A, *B;
+    float *C;
+} Part;
+
+struct Job {
+    int nparts;
+    Part part[MAXT];
+    int64_t K, lda, ldb, ldc;
+    bool ta, tb, acc;
+};
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t lda, bool ta, const float *B, int64_t ldb, bool tb, float *C,
+                        int64_t ldc, bool acc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!acc)
+            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    Bufs *buf = thread_bufs();
+    int64_t kb = cdiv(K, KC), kc = (cdiv(K, kb) + 3) & ~(int64_t)3;
+    if (kc > KC) kc = KC;
+    int64_t mb = cdiv(M, MC), mc = cdiv(cdiv(M, mb), GEMM_MR) * GEMM_MR;
+    int64_t nb = cdiv(N, NC), nc = cdiv(cdiv(N, nb), GEMM_NR) * GEMM_NR;
+    bool copy_a = lda % 1024 == 0 && M > 1;
+    const GemmUkr *ukr = ta ? k->ukr_col : k->ukr_row;
+
+    for (int64_t jc = 0; jc < N; jc += nc) {
+        int64_t ncur = min64(nc, N - jc);
+        for (int64_t pc = 0; pc < K; pc += kc) {
+            int64_t kcur = min64(kc, K - pc), kcp = (kcur + 7) & ~(int64_t)7;
+            if (tb)
+                k->pack_t(kcur, ncur, B + jc * ldb + pc, ldb, buf->bp, kcp);
+            else
+                k->pack_n(kcur, ncur, B + pc * ldb + jc, ldb, buf->bp, kcp);
+            int32_t accf = (pc > 0 || acc) ? 1 : 0;
+            for (int64_t ic = 0; ic < M; ic += mc) {
+                int64_t mcur = min64(mc, M - ic);
+                /* A block: row layout A(i,p) = a[i*sa + p], column layout a[p*sa + i] */
+                const float *a = ta ? A + pc * lda + ic : A + ic * lda + pc;
+                int64_t sa = lda;
+                if (copy_a) {
+                    float *d = buf->ap;
+                    if (ta) {
+                        sa = mcur + 4;
+                        for (int64_t p = 0; p < kcur; p++)
+                            memcpy(d + p * sa, a + p * lda, (size_t)mcur * sizeof(float));
+                    } else {
+                        sa = kcur + 4;
+                        for (int64_t i = 0; i < mcur; i++)
+                            memcpy(d + i * sa, a + i * lda, (size_t)kcur * sizeof(float));
+                    }
+                    a = d;
+                }
+                for (int64_t jr = 0; jr < ncur; jr += GEMM_NR) {
+                    const float *bpan = buf->bp + (jr / GEMM_NR) * kcp * GEMM_NR;
+                    float *c = C + ic * ldc + jc + jr;
+                    int64_t nrem = ncur - jr;
+                    for (int64_t ir = 0; ir < mcur; ir += GEMM_MR) {
+                        int64_t mr = min64(GEMM_MR, mcur - ir);
+                        ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, c + ir * ldc, ldc,
+                                    nrem, accf);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void run_part(const GemmKernels *k, const Job *j, int i) {
+    const Part *p = &j->part[i];
+    gemm_serial(k, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C, j->ldc,
+                j->acc);
+}
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+typedef struct WorkerArg {
+    Pool *pool;
+    int id; /* part index it runs: 1.. */
+} WorkerArg;
+
+static void *worker(void *arg) {
+    WorkerArg wa = *(WorkerArg *)arg;
+    free(arg);
+    Pool *pl = wa.pool;
+    unsigned long seen = atomic_load(&pl->gen);
+    for (;;) {
+        /* spin, then sleep */
+        double t0 = now_ns();
+        unsigned spins = 0;
+        while (atomic_load(&pl->gen) == seen && !atomic_load(&pl->quit)) {
+            cpu_relax();
+            if (++spins % 256 == 0 && now_ns() - t0 > SPIN_NS) {
+                pthread_mutex_lock(&pl->mu);
+                atomic_fetch_add(&pl->sleepers, 1);
+                while (atomic_load(&pl->gen) == seen && !atomic_load(&pl->quit))
+                    pthread_cond_wait(&pl->cv, &pl->mu);
+                atomic_fetch_sub(&pl->sleepers, 1);
+                pthread_mutex_unlock(&pl->mu);
+            }
+        }
+        if (atomic_load(&pl->quit)) break;
+        seen = atomic_load(&pl->gen);
+        const Job *j = pl->job;
+        if (wa.id < j->nparts) run_part(&pl->g->k, j, wa.id);
+        atomic_fetch_sub(&pl->pending, 1); /* every worker acknowledges every job */
+    }
+    void *b = pthread_getspecific(buf_key);
+    if (b) {
+        buf_free(b);
+        pthread_setspecific(buf_key, NULL);
+    }
+    return NULL;
+}
+
+/* Runs job parts 1.. on the workers and part 0 here. Caller holds pool.busy. */
+static void pool_run(Pool *pl, const Job *j) {
+    while (pl->nworkers < j->nparts - 1) {
+        WorkerArg *wa = malloc(sizeof *wa);
+        wa->pool = pl;
+        wa->id = pl->nworkers + 1;
+        if (pthread_create(&pl->th[pl->nworkers], NULL, worker, wa) != 0) {
+            free(wa);
+            break;
+        }
+        pl->nworkers++;
+    }
+    int nw = j->nparts - 1 < pl->nworkers ? j->nparts - 1 : pl->nworkers;
+    pl->job = j;
+    atomic_store(&pl->pending, pl->nworkers);
+    atomic_fetch_add(&pl->gen, 1);
+    if (atomic_load(&pl->sleepers) > 0) {
+        pthread_mutex_lock(&pl->mu);
+        pthread_cond_broadcast(&pl->cv);
+        pthread_mutex_unlock(&pl->mu);
+    }
+    run_part(&pl->g->k, j, 0);
+    for (int i = nw + 1; i < j->nparts; i++) run_part(&pl->g->k, j, i); /* no worker for it */
+    unsigned spins = 0;
+    while (atomic_load(&pl->pending) > 0)
+        if (++spins < 100000)
+            cpu_relax();
+        else
+            sched_yield();
+}
+
+/* ---- API ---------------------------------------------------------------- */
+
+static pthread_mutex_t inst_mu = PTHREAD_MUTEX_INITIALIZER;
+static TtGemm *inst;
+
+TtGemm *tt_gemm_new(char *err, size_t errlen) {
+    pthread_once(&buf_once, buf_key_init);
+    pthread_mutex_lock(&inst_mu);
+    if (inst) {
+        inst->refs++;
+        pthread_mutex_unlock(&inst_mu);
+        return inst;
+    }
+    TtGemm *g = calloc(1, sizeof *g);
+    double t0 = now_ns();
+    g->jit = gemm_jit_build(&g->k, &g->ir, err, errlen);
+    if (!g->jit) {
+        free(g);
+        pthread_mutex_unlock(&inst_mu);
+        return NULL;
+    }
+    g->compile_ms = (now_ns() - t0) * 1e-6;
+    g->refs = 1;
+    pthread_mutex_init(&g->pool.mu, NULL);
+    pthread_cond_init(&g->pool.cv, NULL);
+    pthread_mutex_init(&g->pool.busy, NULL);
+    g->pool.g = g;
+    inst = g;
+    pthread_mutex_unlock(&inst_mu);
+    return g;
+}
+
+void tt_gemm_free(TtGemm *g) {
+    if (!g) return;
+    pthread_mutex_lock(&inst_mu);
+    if (--g->refs > 0) {
+        pthread_mutex_unlock(&inst_mu);
+        return;
+    }
+    inst = NULL;
+    pthread_mutex_unlock(&inst_mu);
+    Pool *pl = &g->pool;
+    pthread_mutex_lock(&pl->mu);
+    atomic_store(&pl->quit, true);
+    pthread_cond_broadcast(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+    for (int i = 0; i < pl->nworkers; i++) pthread_join(pl->th[i], NULL);
+    pthread_mutex_destroy(&pl->mu);
+    pthread_cond_destroy(&pl->cv);
+    pthread_mutex_destroy(&pl->busy);
+    gemm_jit_free(g->jit);
+    free(g->ir);
+    free(g);
+}
+
+double tt_gemm_compile_ms(const TtGemm *g) { return g->compile_ms; }
+
+bool tt_gemm_emit_llvm(TtGemm *g, FILE *out) {
+    if (!g || !g->ir) return false;
+    return fputs(g->ir, out) >= 0;
+}
+
+/* Splits [0, n) into t chunks that are multiples of q (the last may be short). */
+static int split(int64_t n, int64_t q, int t, int64_t *start, int64_t *len) {
+    int64_t units = cdiv(n, q), per = cdiv(units, t);
+    int parts = 0;
+    for (int64_t u = 0; u < units && parts < t; u += per, parts++) {
+        start[parts] = u * q;
+        len[parts] = min64(per * q, n - u * q);
+    }
+    return parts;
+}
+
+void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                 bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
+                 bool accumulate, int nthreads) {
+    if (M <= 0 || N <= 0) return;
+    int t = nthreads < 1 ? 1 : nthreads > MAXT ? MAXT : nthreads;
+    if ((double)M * (double)N * (double)K < GEMM_MT_MIN) t = 1;
+    if (t > 1) {
+        /* balance in micro-tiles: the larger part's tiles over the ideal share */
+        int64_t un = cdiv(N, GEMM_NR), um = cdiv(M, GEMM_MR);
+        double imb_n = (double)cdiv(un, t) * t / (double)un;
+        double imb_m = (double)cdiv(um, t) * t / (double)um;
+        if (un < t && um < t) t = (int)(un > um ? un : um);
+        bool by_n = un >= t && (imb_n <= imb_m * 1.05 || um < t);
+        if (t > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
+            Job j = {.K = K, .lda = lda, .ldb = ldb, .ldc = ldc};
+            j.ta = transA;
+            j.tb = transB;
+            j.acc = accumulate;
+            int64_t st[MAXT], len[MAXT];
+            j.nparts = by_n ? split(N, GEMM_NR, t, st, len) : split(M, GEMM_MR, t, st, len);
+            for (int i = 0; i < j.nparts; i++) {
+                Part *p = &j.part[i];
+                if (by_n) {
+                    p->M = M;
+                    p->N = len[i];
+                    p->A = A;
+                    p->B = transB ? B + st[i] * ldb : B + st[i];
+                    p->C = C + st[i];
+                } else {
+                    p->M = len[i];
+                    p->N = N;
+                    p->A = transA ? A + st[i] : A + st[i] * lda;
+                    p->B = B;
+                    p->C = C + st[i] * ldc;
+                }
+            }
+            pool_run(&g->pool, &j);
+            pthread_mutex_unlock(&g->pool.busy);
+            return;
+        }
+    }
+    gemm_serial(&g->k, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate);
+}

@@ -1,0 +1,40 @@
+/* gemm_internal.h - what the JIT (gemm_jit.c) hands the driver
+ * (gemm_driver.c). Not part of the public API. */
+#ifndef TT_GEMM_INTERNAL_H
+#define TT_GEMM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GEMM_MR 6  /* rows of the micro-tile */
+#define GEMM_NR 16 /* columns of the micro-tile (two <8 x float>) */
+
+/* C[0:mr, 0:min(nrem,16)] = (acc ? C : 0) + A_tile @ Bpanel, mr fixed by the
+ * variant. Row variant: A(i,p) = a[i*sa + p]. Column variant: A(i,p) =
+ * a[p*sa + i]. b: packed panel, b[p*16 + j], 32-byte aligned, zero past the
+ * edge. */
+typedef void (*GemmUkr)(int64_t k, const float *a, int64_t sa, const float *b, float *c,
+                        int64_t ldc, int64_t nrem, int32_t acc);
+
+/* Packs a kc x nc block of op(B) into 16-wide panels: panel q holds columns
+ * 16q..16q+15 at dst + q*pstride*16, row p at +p*16, zero-filled past nc
+ * (and, for the transposed packer, past kc up to a multiple of 8, so pstride
+ * must be >= kc rounded up to 8). Non-transposed: op(B)(p,j) = b[p*ldb + j];
+ * transposed: op(B)(p,j) = b[j*ldb + p]. */
+typedef void (*GemmPack)(int64_t kc, int64_t nc, const float *b, int64_t ldb, float *dst,
+                         int64_t pstride);
+
+typedef struct GemmKernels {
+    GemmUkr ukr_row[GEMM_MR]; /* index mr-1 */
+    GemmUkr ukr_col[GEMM_MR];
+    GemmPack pack_n, pack_t;
+} GemmKernels;
+
+typedef struct GemmJit GemmJit;
+
+/* Generates, optimises (default<O3>) and JIT-compiles the kernels. On failure
+ * returns NULL and writes err. *ir receives the generated IR (malloc'd). */
+GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen);
+void gemm_jit_free(GemmJit *j);
+
+#endif

@@ -1,0 +1,524 @@
+/* gemm_jit.c - generates the GEMM micro-kernels and packing routines with the
+ * LLVM C API, optimises them with default<O3> for the host CPU and compiles
+ * them with ORC LLJIT.
+ *
+ * Micro-kernel (one function per row count mr = 1..6 and per layout of A):
+ *   entry:   2*mr <8 x float> accumulators in allocas (SROA makes them
+ *            registers), zeroed; a counter p in an alloca too.
+ *   loop4:   k unrolled by 4; each step loads two aligned <8 x float> of the
+ *            packed B panel, broadcasts mr scalars of A and issues 2*mr
+ *            llvm.fma.v8f32.
+ *   loop1:   the k % 4 remainder.
+ *   epilogue: full 16-column tile -> plain (unaligned) vector loads/stores of
+ *            C; edge tile -> llvm.masked.load/store with lane < nrem.
+ * Packing: B row-major -> panels of 16 columns (masked loads at the right
+ * edge); B transposed -> 8x8 shuffle transposes (masked loads at the edges).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "gemm_internal.h"
+
+struct GemmJit {
+    LLVMOrcLLJITRef jit;
+};
+
+typedef struct Gen {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef f32, v8, i64, i32, i1, ptr, v8i1, v8i64, vd;
+    LLVMTypeRef fma_ty, mload_ty, mstore_ty;
+    LLVMValueRef fma, mload, mstore;
+} Gen;
+
+/* ---- small builders ---------------------------------------------------- */
+
+static LLVMValueRef c64(Gen *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
+static LLVMValueRef c32(Gen *g, int32_t v) { return LLVMConstInt(g->i32, (unsigned long long)v, 1); }
+
+static LLVMValueRef gep(Gen *g, LLVMValueRef base, LLVMValueRef idx) {
+    return LLVMBuildGEP2(g->b, g->f32, base, &idx, 1, "");
+}
+
+static LLVMValueRef load(Gen *g, LLVMTypeRef t, LLVMValueRef p, unsigned align) {
+    LLVMValueRef v = LLVMBuildLoad2(g->b, t, p, "");
+    LLVMSetAlignment(v, align);
+    return v;
+}
+
+static void store(Gen *g, LLVMValueRef v, LLVMValueRef p, unsigned align) {
+    LLVMValueRef s = LLVMBuildStore(g->b, v, p);
+    LLVMSetAlignment(s, align);
+}
+
+static LLVMValueRef splat_i64(Gen *g, LLVMValueRef x) {
+    LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetPoison(g->v8i64), x, c32(g, 0), "");
+    return LLVMBuildShuffleVector(g->b, v, LLVMGetPoison(g->v8i64),
+                                  LLVMConstNull(LLVMVectorType(g->i32, 8)), "");
+}
+
+static LLVMValueRef splat_f32(Gen *g, LLVMValueRef x) {
+    LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetPoison(g->v8), x, c32(g, 0), "");
+    return LLVMBuildShuffleVector(g->b, v, LLVMGetPoison(g->v8),
+                                  LLVMConstNull(LLVMVectorType(g->i32, 8)), "");
+}
+
+/* <lo, lo+1, ..., lo+7> as i64 lanes */
+static LLVMValueRef iota(Gen *g, int64_t lo) {
+    LLVMValueRef e[8];
+    for (int i = 0; i < 8; i++) e[i] = c64(g, lo + i);
+    return LLVMConstVector(e, 8);
+}
+
+/* lane mask (lo + lane < n) */
+static LLVMValueRef lane_mask(Gen *g, int64_t lo, LLVMValueRef n) {
+    return LLVMBuildICmp(g->b, LLVMIntSLT, iota(g, lo), splat_i64(g, n), "");
+}
+
+static LLVMValueRef masked_load(Gen *g, LLVMValueRef p, LLVMValueRef mask) {
+    LLVMValueRef args[4] = {p, c32(g, 4), mask, LLVMConstNull(g->v8)};
+    return LLVMBuildCall2(g->b, g->mload_ty, g->mload, args, 4, "");
+}
+
+static void masked_store(Gen *g, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {
+    LLVMValueRef args[4] = {v, p, c32(g, 4), mask};
+    LLVMBuildCall2(g->b, g->mstore_ty, g->mstore, args, 4, "");
+}
+
+static LLVMValueRef shuffle(Gen *g, LLVMValueRef a, LLVMValueRef b, const int *idx) {
+    LLVMValueRef e[8];
+    for (int i = 0; i < 8; i++) e[i] = c32(g, idx[i]);
+    return LLVMBuildShuffleVector(g->b, a, b, LLVMConstVector(e, 8), "");
+}
+
+static LLVMBasicBlockRef block(Gen *g, LLVMValueRef fn, const char *name) {
+    return LLVMAppendBasicBlockInContext(g->ctx, fn, name);
+}
+
+static void noalias(Gen *g, LLVMValueRef fn, unsigned param) {
+    unsigned kind = LLVMGetEnumAttributeKindForName("noalias", 7);
+    LLVMAddAttributeAtIndex(fn, param + 1, LLVMCreateEnumAttribute(g->ctx, kind, 0));
+}
+
+/* A counted loop `for (v = lo; v < hi; v += step)` whose counter lives in an
+ * entry-block alloca; body() is emitted by the caller between loop_begin and
+ * loop_end. */
+typedef struct Loop {
+    LLVMValueRef var;
+    LLVMBasicBlockRef cond, body, exit;
+    int64_t step;
+} Loop;
+
+static Loop loop_begin(Gen *g, LLVMValueRef fn, LLVMValueRef var, LLVMValueRef lo,
+                       LLVMValueRef hi, int64_t step, const char *name, LLVMValueRef *iv) {
+    Loop l = {var, block(g, fn, name), block(g, fn, name), block(g, fn, name), step};
+    store(g, lo, var, 8);
+    LLVMBuildBr(g->b, l.cond);
+    LLVMPositionBuilderAtEnd(g->b, l.cond);
+    LLVMValueRef v = load(g, g->i64, var, 8);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, v, hi, ""), l.body, l.exit);
+    LLVMPositionBuilderAtEnd(g->b, l.body);
+    *iv = load(g, g->i64, var, 8);
+    return l;
+}
+
+static void loop_end(Gen *g, Loop *l) {
+    LLVMValueRef v = load(g, g->i64, l->var, 8);
+    store(g, LLVMBuildAdd(g->b, v, c64(g, l->step), ""), l->var, 8);
+    LLVMBuildBr(g->b, l->cond);
+    LLVMPositionBuilderAtEnd(g->b, l->exit);
+}
+
+/* ---- micro-kernel ------------------------------------------------------ */
+
+typedef struct Ukr {
+    int mr;
+    bool col;
+    LLVMValueRef a, sa, bp, acc[GEMM_MR][2], arow[GEMM_MR];
+} Ukr;
+
+/* One k step at index pp: 2 aligned B loads, mr broadcasts, 2*mr FMAs. */
+static void ukr_step(Gen *g, Ukr *u, LLVMValueRef pp) {
+    LLVMValueRef bptr = gep(g, u->bp, LLVMBuildMul(g->b, pp, c64(g, GEMM_NR), ""));
+    LLVMValueRef bv[2] = {load(g, g->v8, bptr, 32), load(g, g->v8, gep(g, bptr, c64(g, 8)), 32)};
+    LLVMValueRef pcol = u->col ? LLVMBuildMul(g->b, pp, u->sa, "") : NULL;
+    for (int i = 0; i < u->mr; i++) {
+        LLVMValueRef ap = u->col ? gep(g, u->a, LLVMBuildAdd(g->b, pcol, c64(g, i), ""))
+                                 : gep(g, u->arow[i], pp);
+        LLVMValueRef s = splat_f32(g, load(g, g->f32, ap, 4));
+        for (int h = 0; h < 2; h++) {
+            LLVMValueRef old = load(g, g->v8, u->acc[i][h], 32);
+            LLVMValueRef args[3] = {s, bv[h], old};
+            store(g, LLVMBuildCall2(g->b, g->fma_ty, g->fma, args, 3, ""), u->acc[i][h], 32);
+        }
+    }
+}
+
+static void gen_ukr(Gen *g, int mr, bool col) {
+    char name[32];
+    snprintf(name, sizeof name, "tt_gemm_ukr_%s%d", col ? "col" : "row", mr);
+    LLVMTypeRef ps[8] = {g->i64, g->ptr, g->i64, g->ptr, g->ptr, g->i64, g->i64, g->i32};
+    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 8, 0));
+    noalias(g, fn, 1);
+    noalias(g, fn, 3);
+    noalias(g, fn, 4);
+    LLVMValueRef k = LLVMGetParam(fn, 0), c = LLVMGetParam(fn, 4), ldc = LLVMGetParam(fn, 5);
+    LLVMValueRef nrem = LLVMGetParam(fn, 6), accf = LLVMGetParam(fn, 7);
+    Ukr u = {.mr = mr, .col = col, .a = LLVMGetParam(fn, 1), .sa = LLVMGetParam(fn, 2)};
+    u.bp = LLVMGetParam(fn, 3);
+
+    LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
+    for (int i = 0; i < mr; i++)
+        for (int h = 0; h < 2; h++) {
+            u.acc[i][h] = LLVMBuildAlloca(g->b, g->v8, "acc");
+            LLVMSetAlignment(u.acc[i][h], 32);
+        }
+    LLVMValueRef pvar = LLVMBuildAlloca(g->b, g->i64, "p");
+    for (int i = 0; i < mr; i++)
+        for (int h = 0; h < 2; h++) store(g, LLVMConstNull(g->v8), u.acc[i][h], 32);
+    if (!col)
+        for (int i = 0; i < mr; i++)
+            u.arow[i] = gep(g, u.a, LLVMBuildMul(g->b, u.sa, c64(g, i), ""));
+
+    /* k unrolled by 4 */
+    LLVMValueRef k4 = LLVMBuildAnd(g->b, k, c64(g, -4), "k4"), p;
+    Loop l4 = loop_begin(g, fn, pvar, c64(g, 0), k4, 4, "k4loop", &p);
+    for (int s = 0; s < 4; s++) ukr_step(g, &u, s ? LLVMBuildAdd(g->b, p, c64(g, s), "") : p);
+    loop_end(g, &l4);
+    /* remainder: continue from the counter's value */
+    LLVMValueRef pr = load(g, g->i64, pvar, 8);
+    Loop l1 = loop_begin(g, fn, pvar, pr, k, 1, "k1loop", &p);
+    ukr_step(g, &u, p);
+    loop_end(g, &l1);
+
+    /* epilogue */
+    LLVMBasicBlockRef full = block(g, fn, "full"), edge = block(g, fn, "edge");
+    LLVMValueRef isacc = LLVMBuildICmp(g->b, LLVMIntNE, accf, c32(g, 0), "");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, GEMM_NR), ""), full, edge);
+    for (int e = 0; e < 2; e++) {
+        LLVMPositionBuilderAtEnd(g->b, e ? edge : full);
+        LLVMValueRef mask[2] = {NULL, NULL};
+        if (e) {
+            mask[0] = lane_mask(g, 0, nrem);
+            mask[1] = lane_mask(g, 8, nrem);
+        }
+        LLVMBasicBlockRef addb = block(g, fn, "add"), setb = block(g, fn, "set");
+        LLVMBuildCondBr(g->b, isacc, addb, setb);
+        for (int add = 0; add < 2; add++) {
+            LLVMPositionBuilderAtEnd(g->b, add ? addb : setb);
+            for (int i = 0; i < mr; i++) {
+                LLVMValueRef crow = gep(g, c, LLVMBuildMul(g->b, ldc, c64(g, i), ""));
+                for (int h = 0; h < 2; h++) {
+                    LLVMValueRef cp = gep(g, crow, c64(g, 8 * h));
+                    LLVMValueRef v = load(g, g->v8, u.acc[i][h], 32);
+                    if (add) {
+                        LLVMValueRef old = e ? masked_load(g, cp, mask[h]) : load(g, g->v8, cp, 4);
+                        v = LLVMBuildFAdd(g->b, old, v, "");
+                    }
+                    if (e)
+                        masked_store(g, v, cp, mask[h]);
+                    else
+                        store(g, v, cp, 4);
+                }
+            }
+            LLVMBuildRetVoid(g->b);
+        }
+    }
+}
+
+/* ---- packing of B ------------------------------------------------------ */
+
+static LLVMValueRef pack_fn(Gen *g, const char *name) {
+    LLVMTypeRef ps[6] = {g->i64, g->i64, g->ptr, g->i64, g->ptr, g->i64};
+    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 6, 0));
+    noalias(g, fn, 2);
+    noalias(g, fn, 4);
+    return fn;
+}
+
+/* op(B)(p,j) = b[p*ldb + j] */
+static void gen_pack_n(Gen *g) {
+    LLVMValueRef fn = pack_fn(g, "tt_gemm_pack_n");
+    LLVMValueRef kc = LLVMGetParam(fn, 0), nc = LLVMGetParam(fn, 1), b = LLVMGetParam(fn, 2);
+    LLVMValueRef ldb = LLVMGetParam(fn, 3), dst = LLVMGetParam(fn, 4), ps = LLVMGetParam(fn, 5);
+    LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
+    LLVMValueRef jvar = LLVMBuildAlloca(g->b, g->i64, "j");
+    LLVMValueRef pvar = LLVMBuildAlloca(g->b, g->i64, "p");
+    LLVMValueRef jp, p;
+    Loop lj = loop_begin(g, fn, jvar, c64(g, 0), nc, GEMM_NR, "jloop", &jp);
+    LLVMValueRef d = gep(g, dst, LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, GEMM_NR), ""),
+                                              LLVMBuildMul(g->b, ps, c64(g, GEMM_NR), ""), ""));
+    LLVMValueRef src = gep(g, b, jp), nrem = LLVMBuildSub(g->b, nc, jp, "");
+    LLVMBasicBlockRef full = block(g, fn, "full"), edge = block(g, fn, "edge");
+    LLVMBasicBlockRef next = block(g, fn, "next");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, GEMM_NR), ""), full, edge);
+    for (int e = 0; e < 2; e++) {
+        LLVMPositionBuilderAtEnd(g->b, e ? edge : full);
+        LLVMValueRef m[2] = {NULL, NULL};
+        if (e) {
+            m[0] = lane_mask(g, 0, nrem);
+            m[1] = lane_mask(g, 8, nrem);
+        }
+        Loop lp = loop_begin(g, fn, pvar, c64(g, 0), kc, 1, "ploop", &p);
+        LLVMValueRef s = gep(g, src, LLVMBuildMul(g->b, p, ldb, ""));
+        LLVMValueRef dd = gep(g, d, LLVMBuildMul(g->b, p, c64(g, GEMM_NR), ""));
+        for (int h = 0; h < 2; h++) {
+            LLVMValueRef sp = gep(g, s, c64(g, 8 * h));
+            LLVMValueRef v = e ? masked_load(g, sp, m[h]) : load(g, g->v8, sp, 4);
+            store(g, v, gep(g, dd, c64(g, 8 * h)), 32);
+        }
+        loop_end(g, &lp);
+        LLVMBuildBr(g->b, next);
+    }
+    LLVMPositionBuilderAtEnd(g->b, next);
+    loop_end(g, &lj);
+    LLVMBuildRetVoid(g->b);
+}
+
+/* 8x8 transpose: out[q][r] = in[r][q] (unpck, shufps, vperm2f128 patterns). */
+static void transpose8(Gen *g, LLVMValueRef *r, LLVMValueRef *out) {
+    static const int lo[8] = {0, 8, 1, 9, 4, 12, 5, 13}, hi[8] = {2, 10, 3, 11, 6, 14, 7, 15};
+    static const int s44[8] = {0, 1, 8, 9, 4, 5, 12, 13}, sEE[8] = {2, 3, 10, 11, 6, 7, 14, 15};
+    static const int p20[8] = {0, 1, 2, 3, 8, 9, 10, 11}, p31[8] = {4, 5, 6, 7, 12, 13, 14, 15};
+    LLVMValueRef t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = shuffle(g, r[2 * i], r[2 * i + 1], lo);
+        t[2 * i + 1] = shuffle(g, r[2 * i], r[2 * i + 1], hi);
+    }
+    for (int i = 0; i < 2; i++) {
+        LLVMValueRef *tt = t + 4 * i, *ss = s + 4 * i;
+        ss[0] = shuffle(g, tt[0], tt[2], s44);
+        ss[1] = shuffle(g, tt[0], tt[2], sEE);
+        ss[2] = shuffle(g, tt[1], tt[3], s44);
+        ss[3] = shuffle(g, tt[1], tt[3], sEE);
+    }
+    for (int q = 0; q < 4; q++) {
+        out[q] = shuffle(g, s[q], s[q + 4], p20);
+        out[q + 4] = shuffle(g, s[q], s[q + 4], p31);
+    }
+}
+
+/* op(B)(p,j) = b[j*ldb + p]: 16 x 8 blocks, two 8x8 transposes each. */
+static void gen_pack_t(Gen *g) {
+    LLVMValueRef fn = pack_fn(g, "tt_gemm_pack_t");
+    LLVMValueRef kc = LLVMGetParam(fn, 0), nc = LLVMGetParam(fn, 1), b = LLVMGetParam(fn, 2);
+    LLVMValueRef ldb = LLVMGetParam(fn, 3), dst = LLVMGetParam(fn, 4), ps = LLVMGetParam(fn, 5);
+    LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
+    LLVMValueRef jvar = LLVMBuildAlloca(g->b, g->i64, "j");
+    LLVMValueRef pvar = LLVMBuildAlloca(g->b, g->i64, "p");
+    LLVMValueRef jp, p0;
+    Loop lj = loop_begin(g, fn, jvar, c64(g, 0), nc, GEMM_NR, "jloop", &jp);
+    LLVMValueRef d = gep(g, dst, LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, GEMM_NR), ""),
+                                              LLVMBuildMul(g->b, ps, c64(g, GEMM_NR), ""), ""));
+    LLVMValueRef src = gep(g, b, LLVMBuildMul(g->b, jp, ldb, ""));
+    LLVMValueRef nrem = LLVMBuildSub(g->b, nc, jp, "");
+    LLVMValueRef fullj = LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, GEMM_NR), "");
+    Loop lp = loop_begin(g, fn, pvar, c64(g, 0), kc, 8, "ploop", &p0);
+    LLVMValueRef krem = LLVMBuildSub(g->b, kc, p0, "");
+    LLVMValueRef fullk = LLVMBuildICmp(g->b, LLVMIntSGE, krem, c64(g, 8), "");
+    LLVMBasicBlockRef full = block(g, fn, "full"), edge = block(g, fn, "edge");
+    LLVMBasicBlockRef next = block(g, fn, "next");
+    LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, fullj, fullk, ""), full, edge);
+    for (int e = 0; e < 2; e++) {
+        LLVMPositionBuilderAtEnd(g->b, e ? edge : full);
+        LLVMValueRef kmask = e ? lane_mask(g, 0, krem) : NULL;
+        LLVMValueRef s = gep(g, src, p0);
+        LLVMValueRef dd = gep(g, d, LLVMBuildMul(g->b, p0, c64(g, GEMM_NR), ""));
+        for (int h = 0; h < 2; h++) {
+            LLVMValueRef r[8], out[8];
+            for (int i = 0; i < 8; i++) {
+                int row = 8 * h + i;
+                LLVMValueRef sp = gep(g, s, LLVMBuildMul(g->b, ldb, c64(g, row), ""));
+                if (!e) {
+                    r[i] = load(g, g->v8, sp, 4);
+                } else {
+                    LLVMValueRef ok = LLVMBuildICmp(g->b, LLVMIntSLT, c64(g, row), nrem, "");
+                    LLVMValueRef m =
+                        LLVMBuildSelect(g->b, ok, kmask, LLVMConstNull(g->v8i1), "");
+                    r[i] = masked_load(g, sp, m);
+                }
+            }
+            transpose8(g, r, out);
+            for (int q = 0; q < 8; q++)
+                store(g, out[q], gep(g, dd, c64(g, GEMM_NR * q + 8 * h)), 32);
+        }
+        LLVMBuildBr(g->b, next);
+    }
+    LLVMPositionBuilderAtEnd(g->b, next);
+    loop_end(g, &lp);
+    loop_end(g, &lj);
+    LLVMBuildRetVoid(g->b);
+}
+
+/* ---- module, passes, JIT ----------------------------------------------- */
+
+static void gen_module(Gen *g) {
+    g->f32 = LLVMFloatTypeInContext(g->ctx);
+    g->v8 = LLVMVectorType(g->f32, 8);
+    g->i64 = LLVMInt64TypeInContext(g->ctx);
+    g->i32 = LLVMInt32TypeInContext(g->ctx);
+    g->i1 = LLVMInt1TypeInContext(g->ctx);
+    g->v8i1 = LLVMVectorType(g->i1, 8);
+    g->v8i64 = LLVMVectorType(g->i64, 8);
+    g->ptr = LLVMPointerTypeInContext(g->ctx, 0);
+    g->vd = LLVMVoidTypeInContext(g->ctx);
+
+    unsigned id = LLVMLookupIntrinsicID("llvm.fma", 8);
+    g->fma = LLVMGetIntrinsicDeclaration(g->mod, id, &g->v8, 1);
+    g->fma_ty = LLVMIntrinsicGetType(g->ctx, id, &g->v8, 1);
+    LLVMTypeRef ov[2] = {g->v8, g->ptr};
+    id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+    g->mload = LLVMGetIntrinsicDeclaration(g->mod, id, ov, 2);
+    g->mload_ty = LLVMIntrinsicGetType(g->ctx, id, ov, 2);
+    id = LLVMLookupIntrinsicID("llvm.masked.store", 17);
+    g->mstore = LLVMGetIntrinsicDeclaration(g->mod, id, ov, 2);
+    g->mstore_ty = LLVMIntrinsicGetType(g->ctx, id, ov, 2);
+
+    for (int col = 0; col < 2; col++)
+        for (int mr = 1; mr <= GEMM_MR; mr++) gen_ukr(g, mr, col);
+    gen_pack_n(g);
+    gen_pack_t(g);
+}
+
+static bool take_err(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
+    if (!e) return false;
+    char *m = LLVMGetErrorMessage(e);
+    snprintf(err, errlen, "gemm jit: %s: %s", what, m);
+    LLVMDisposeErrorMessage(m);
+    return true;
+}
+
+static LLVMTargetMachineRef host_tm(char *err, size_t errlen) {
+    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName();
+    char *feat = LLVMGetHostCPUFeatures(), *msg = NULL;
+    LLVMTargetRef t;
+    LLVMTargetMachineRef tm = NULL;
+    if (LLVMGetTargetFromTriple(triple, &t, &msg)) {
+        snprintf(err, errlen, "gemm jit: target %s: %s", triple, msg);
+        LLVMDisposeMessage(msg);
+    } else {
+        tm = LLVMCreateTargetMachine(t, triple, cpu, feat, LLVMCodeGenLevelAggressive,
+                                     LLVMRelocDefault, LLVMCodeModelJITDefault);
+        if (!tm) snprintf(err, errlen, "gemm jit: cannot create a target machine for %s", cpu);
+    }
+    LLVMDisposeMessage(triple);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+    return tm;
+}
+
+GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen) {
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    *ir = NULL;
+
+    LLVMTargetMachineRef tm = host_tm(err, errlen);
+    if (!tm) return NULL;
+    LLVMTargetMachineRef jtm = host_tm(err, errlen); /* consumed by the JIT builder */
+    if (!jtm) {
+        LLVMDisposeTargetMachine(tm);
+        return NULL;
+    }
+
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    Gen g = {.ctx = LLVMOrcThreadSafeContextGetContext(tsc)};
+    g.mod = LLVMModuleCreateWithNameInContext("tt_gemm", g.ctx);
+    g.b = LLVMCreateBuilderInContext(g.ctx);
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(g.mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(g.mod, dl);
+    LLVMDisposeTargetData(dl);
+    gen_module(&g);
+    LLVMDisposeBuilder(g.b);
+
+    GemmJit *j = NULL;
+    char *msg = NULL;
+    if (LLVMVerifyModule(g.mod, LLVMReturnStatusAction, &msg)) {
+        snprintf(err, errlen, "gemm jit: invalid IR: %s", msg);
+        LLVMDisposeMessage(msg);
+        goto fail_mod;
+    }
+    LLVMDisposeMessage(msg);
+    char *text = LLVMPrintModuleToString(g.mod);
+    *ir = strdup(text);
+    LLVMDisposeMessage(text);
+
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef e = LLVMRunPasses(g.mod, "default<O3>", tm, po);
+    LLVMDisposePassBuilderOptions(po);
+    if (take_err(e, "passes", err, errlen)) goto fail_mod;
+
+    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
+        jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jtm));
+    jtm = NULL;
+    LLVMOrcLLJITRef jit;
+    if (take_err(LLVMOrcCreateLLJIT(&jit, jb), "LLJIT", err, errlen)) goto fail_mod;
+    LLVMOrcDefinitionGeneratorRef gen;
+    if (take_err(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+                     &gen, LLVMOrcLLJITGetGlobalPrefix(jit), NULL, NULL),
+                 "process symbols", err, errlen)) {
+        LLVMOrcDisposeLLJIT(jit);
+        goto fail_mod;
+    }
+    LLVMOrcJITDylibRef lib = LLVMOrcLLJITGetMainJITDylib(jit);
+    LLVMOrcJITDylibAddGenerator(lib, gen);
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(g.mod, tsc);
+    g.mod = NULL;
+    if (take_err(LLVMOrcLLJITAddLLVMIRModule(jit, lib, tsm), "add module", err, errlen)) {
+        LLVMOrcDisposeThreadSafeModule(tsm);
+        LLVMOrcDisposeLLJIT(jit);
+        goto fail_mod;
+    }
+
+    char name[32];
+    LLVMOrcExecutorAddress addr;
+    for (int col = 0; col < 2; col++)
+        for (int mr = 1; mr <= GEMM_MR; mr++) {
+            snprintf(name, sizeof name, "tt_gemm_ukr_%s%d", col ? "col" : "row", mr);
+            if (take_err(LLVMOrcLLJITLookup(jit, &addr, name), name, err, errlen)) goto fail_jit;
+            (col ? out->ukr_col : out->ukr_row)[mr - 1] = (GemmUkr)(uintptr_t)addr;
+        }
+    if (take_err(LLVMOrcLLJITLookup(jit, &addr, "tt_gemm_pack_n"), "pack_n", err, errlen))
+        goto fail_jit;
+    out->pack_n = (GemmPack)(uintptr_t)addr;
+    if (take_err(LLVMOrcLLJITLookup(jit, &addr, "tt_gemm_pack_t"), "pack_t", err, errlen))
+        goto fail_jit;
+    out->pack_t = (GemmPack)(uintptr_t)addr;
+
+    j = malloc(sizeof *j);
+    j->jit = jit;
+    LLVMOrcDisposeThreadSafeContext(tsc); /* the module keeps its own reference */
+    LLVMDisposeTargetMachine(tm);
+    return j;
+
+fail_jit:
+    LLVMOrcDisposeLLJIT(jit);
+fail_mod:
+    if (g.mod) LLVMDisposeModule(g.mod);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    LLVMDisposeTargetMachine(tm);
+    if (jtm) LLVMDisposeTargetMachine(jtm);
+    free(*ir);
+    *ir = NULL;
+    return NULL;
+}
+
+void gemm_jit_free(GemmJit *j) {
+    if (!j) return;
+    LLVMOrcDisposeLLJIT(j->jit);
+    free(j);
+}

@@ -1,0 +1,91 @@
+/* hash.c - the structural hash of a graph, and its FLOP count.
+ *
+ * ir_hash is the key of compiled-graph caches: the same model traced twice
+ * hashes the same, whatever the data bound to its inputs, while any change
+ * of op, wiring, dtype, shape or attribute changes it. Names and source
+ * locations are not part of it. ir_add keeps unused attribute fields zero,
+ * so hashing every field hashes exactly what each op uses.
+ */
+#include "ir.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME  0x100000001b3ull
+
+static void mix(uint64_t *h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        *h ^= c[i];
+        *h *= FNV_PRIME;
+    }
+}
+
+static void mix_i64(uint64_t *h, int64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)v >> (8 * i));
+    mix(h, b, 8);
+}
+
+static void mix_shape(uint64_t *h, const Shape *s) {
+    mix_i64(h, s->ndim);
+    for (int i = 0; i < s->ndim && i < IR_MAXDIM; i++) mix_i64(h, s->d[i]);
+}
+
+static void mix_attr(uint64_t *h, const IrAttr *a) {
+    mix_i64(h, a->axes);
+    mix_i64(h, a->keepdims);
+    mix_i64(h, a->axis);
+    for (int i = 0; i < IR_MAXDIM; i++) mix_i64(h, a->perm[i]);
+    mix_shape(h, &a->shape);
+    for (int i = 0; i < IR_MAXDIM; i++) {
+        mix_i64(h, a->start[i]);
+        mix_i64(h, a->stop[i]);
+        mix_i64(h, a->step[i]);
+    }
+    double v = a->value == 0 ? 0.0 : a->value; /* -0.0 and 0.0 fill the same tensor */
+    int64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    mix_i64(h, bits);
+    mix_i64(h, a->dtype);
+    mix_i64(h, a->index);
+}
+
+uint64_t ir_hash(const IrGraph *g) {
+    uint64_t h = FNV_OFFSET;
+    mix_i64(&h, g->n);
+    mix_i64(&h, g->ninputs);
+    for (int i = 0; i < g->n; i++) {
+        const IrNode *n = &g->nodes[i];
+        mix_i64(&h, n->op);
+        mix_i64(&h, n->dtype);
+        mix_shape(&h, &n->shape);
+        mix_i64(&h, n->nin);
+        for (int k = 0; k < n->nin; k++) mix_i64(&h, n->in[k]);
+        mix_attr(&h, &n->attr);
+    }
+    mix_i64(&h, g->nout);
+    for (int k = 0; k < g->nout; k++) mix_i64(&h, g->outputs[k]);
+    return h;
+}
+
+int64_t ir_flops(const IrGraph *g) {
+    if (g->n == 0) return 0;
+    bool *live = tt_xcalloc((size_t)g->n, sizeof *live);
+    if (g->nout == 0) {
+        for (int i = 0; i < g->n; i++) live[i] = true;
+    } else {
+        for (int k = 0; k < g->nout; k++) live[g->outputs[k]] = true;
+        for (int i = g->n - 1; i >= 0; i--)
+            if (live[i])
+                for (int k = 0; k < g->nodes[i].nin; k++) live[g->nodes[i].in[k]] = true;
+    }
+    int64_t total = 0;
+    for (int i = 0; i < g->n; i++)
+        if (live[i] &&
+            __builtin_add_overflow(total, ir_ops[g->nodes[i].op].flops(g, &g->nodes[i]), &total))
+            total = INT64_MAX;
+    free(live);
+    return total;
+}

@@ -1,0 +1,171 @@
+/* loop.h - the loop IR: the JIT's second IR, one loop nest per kernel.
+ *
+ * A LpProg is what jit_run compiles for one graph: a list of buffers (the
+ * graph's inputs, its outputs, and temporaries at fixed offsets of one
+ * workspace) and a list of kernels run in order. A kernel is a tree of
+ * statements:
+ *
+ *   for i in 0..n { ... }      LS_LOOP: a counted loop, var from 0 to n-1
+ *   f64 acc0 = e               LS_LOCAL: declares a scalar local (accumulator)
+ *   acc0 = e                   LS_SET
+ *   t3[e] = e                  LS_STORE: a store at a linear element index
+ *
+ * Expressions are trees over scalars: constants, loop variables, loads
+ * buf[index], locals, and the arithmetic of the graph ops (the codegen knows
+ * each op's exact semantics: NaN rules of max/min, integer division by zero,
+ * saturating casts). Index expressions are i64 expressions built with
+ * lp_iadd / lp_imul / lp_idiv / lp_imod, which keep them in a canonical
+ * affine form (12*i0 + 3*i1 + i2) and simplify the div/mod that reshapes
+ * introduce whenever the ranges of the loop variables allow it.
+ *
+ * Everything of a program lives in its arena.
+ */
+#ifndef TT_LOOP_H
+#define TT_LOOP_H
+
+#include <stdio.h>
+
+#include "ir.h"
+
+/* Scalar types of loop IR values. */
+typedef enum LpType { LT_F32, LT_F64, LT_I32, LT_I8, LT_I64, LT_BOOL, LT__COUNT } LpType;
+
+typedef enum LpExprKind {
+    LE_CONST,  /* ty, c (ints exact in c.i, floats in c.f) */
+    LE_VAR,    /* loop variable var (i64), 0 <= var < extent */
+    LE_LOAD,   /* buf[a] (a: i64 element index), type of the buffer */
+    LE_LOCAL,  /* the current value of local var */
+    LE_UN,     /* op(a) */
+    LE_BIN,    /* op(a, b) */
+    LE_SELECT, /* a ? b : c (a: bool) */
+    LE_CAST,   /* a converted to ty (f32 -> int saturates, int -> int wraps) */
+} LpExprKind;
+
+/* Unary and binary operators. Elementwise graph ops map one to one; the
+ * codegen expands each to exact IR (see codegen.c). */
+typedef enum LpOp {
+    LO_NEG, LO_EXP, LO_LOG, LO_SQRT, LO_RSQRT, LO_TANH, LO_SIGMOID, LO_RELU, LO_ABS, LO_SIN,
+    LO_COS,
+    LO_ADD, LO_SUB, LO_MUL, LO_DIV, LO_POW, LO_MAX, LO_MIN,
+    LO_MOD, /* i64 indices only (non-negative) */
+    LO_EQ, LO_NE, LO_LT, LO_LE, LO_GT, LO_GE, /* -> bool */
+    LO_AND,                                   /* bool */
+    LO__COUNT
+} LpOp;
+
+typedef struct LpExpr LpExpr;
+struct LpExpr {
+    LpExprKind kind;
+    LpType ty;
+    int id; /* dense per program: codegen memoizes by it */
+    LpOp op;
+    union {
+        double f;
+        int64_t i;
+    } c;
+    int var;        /* LE_VAR, LE_LOCAL */
+    int64_t extent; /* LE_VAR */
+    int buf;        /* LE_LOAD */
+    LpExpr *a, *b, *cc;
+};
+
+typedef enum LpStmtKind { LS_LOOP, LS_LOCAL, LS_SET, LS_STORE } LpStmtKind;
+
+typedef struct LpStmt LpStmt;
+struct LpStmt {
+    LpStmtKind kind;
+    LpStmt *next;   /* the next statement of the enclosing block */
+    int var;        /* LS_LOOP: loop var; LS_LOCAL, LS_SET: local */
+    int64_t extent; /* LS_LOOP (>= 2: loops of 1 are folded, of 0 dropped) */
+    LpStmt *body;   /* LS_LOOP */
+    LpType ty;      /* LS_LOCAL */
+    int buf;        /* LS_STORE */
+    LpExpr *index;  /* LS_STORE */
+    LpExpr *value;  /* LS_LOCAL (initial value), LS_SET, LS_STORE */
+};
+
+typedef enum LpBufKind { LB_INPUT, LB_OUTPUT, LB_TEMP } LpBufKind;
+
+typedef struct LpBuf {
+    LpBufKind kind;
+    int slot;       /* LB_INPUT: input slot; LB_OUTPUT: output index */
+    int64_t offset; /* LB_TEMP: byte offset in the workspace */
+    DType dtype;
+    Shape shape;
+    int node; /* the graph node it holds (-1: none) */
+    char name[24];
+} LpBuf;
+
+typedef struct LpKernel {
+    char name[32];
+    int node;       /* the graph node computed (-1 for a copy) */
+    int *fused;     /* the nodes fused into it (inlined), in node order */
+    int nfused;
+    int out;        /* the buffer written */
+    LpStmt *body;
+    int nvars, nlocals;
+    LpType *local_ty; /* nlocals */
+} LpKernel;
+
+typedef struct LpProg {
+    Arena arena;
+    LpBuf *bufs;
+    int nbufs, bufcap;
+    LpKernel *kernels;
+    int nkernels, kcap;
+    int ninputs, noutputs;
+    int64_t workspace; /* bytes of temporaries */
+    int nexpr;         /* expression ids handed out */
+    /* kernel under construction (the builder) */
+    LpKernel *cur;
+    LpStmt **tail[64]; /* where the next statement of each open block goes */
+    int depth;
+    bool dead[64]; /* block of a loop with extent 0: statements dropped */
+} LpProg;
+
+/* -- programs -- */
+LpProg *lp_new(void);
+void lp_free(LpProg *p);
+int lp_add_buf(LpProg *p, LpBufKind kind, int slot, DType dt, const Shape *s, int node);
+/* Starts a kernel writing buffer out; statements go to its top block. */
+LpKernel *lp_begin_kernel(LpProg *p, const char *name, int node, int out);
+void lp_end_kernel(LpProg *p);
+
+/* -- statements of the current kernel -- */
+/* Opens `for v in 0..extent`; returns the variable's expression (the
+ * constant 0 when extent is 1). Statements until lp_close_loop go inside. */
+LpExpr *lp_open_loop(LpProg *p, int64_t extent);
+void lp_close_loop(LpProg *p);
+LpExpr *lp_local(LpProg *p, LpType ty, LpExpr *init); /* returns an LE_LOCAL */
+void lp_set(LpProg *p, LpExpr *local, LpExpr *value);
+void lp_store(LpProg *p, int buf, LpExpr *index, LpExpr *value);
+
+/* -- expressions -- */
+LpExpr *lp_const_f(LpProg *p, LpType ty, double v);
+LpExpr *lp_const_i(LpProg *p, LpType ty, int64_t v);
+LpExpr *lp_load(LpProg *p, int buf, LpExpr *index);
+LpExpr *lp_un(LpProg *p, LpOp op, LpExpr *a);
+LpExpr *lp_bin(LpProg *p, LpOp op, LpExpr *a, LpExpr *b);
+LpExpr *lp_select(LpProg *p, LpExpr *c, LpExpr *a, LpExpr *b);
+LpExpr *lp_cast(LpProg *p, LpType ty, LpExpr *a);
+/* i64 index arithmetic with simplification (k, d constants, d >= 1) */
+LpExpr *lp_iconst(LpProg *p, int64_t v);
+LpExpr *lp_iadd(LpProg *p, LpExpr *a, LpExpr *b);
+LpExpr *lp_imul(LpProg *p, LpExpr *a, int64_t k);
+LpExpr *lp_idiv(LpProg *p, LpExpr *a, int64_t d);
+LpExpr *lp_imod(LpProg *p, LpExpr *a, int64_t d);
+
+LpType lp_type_of(DType t);
+const char *lp_type_name(LpType t);
+const char *lp_op_name(LpOp op);
+
+/* -- lowering (lower.c) -- */
+/* Lowers the part of g reachable from its outputs. fuse: inline chains of
+ * elementwise and movement ops into their single consumer; false gives one
+ * kernel per node. g must pass ir_verify. */
+LpProg *lp_lower(const IrGraph *g, bool fuse);
+
+/* Prints the program as readable pseudo-C (--emit=loops). */
+void lp_print(FILE *out, const LpProg *p, const IrGraph *g);
+
+#endif

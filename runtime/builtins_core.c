@@ -1,0 +1,360 @@
+/* builtins_core.c - the core builtins (print, str, len, item, backward,
+ * parameters, ...) and the registration of every builtin file.
+ */
+#include "eval.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUILTIN(fn)                                                                                \
+    static Value fn(Interp *I, Value self, const Value *args, int nargs,                           \
+                    const char *const *kwnames, const Value *kwargs, int nkw)
+#define BIND(fname, names, required, a)                                                            \
+    rt_bind_args(I, fname, names, required, args, nargs, kwnames, kwargs, nkw, a)
+
+/* print(a, b, ..., sep=" ", end="\n") */
+BUILTIN(bi_print) {
+    const char *sep = " ", *end = "\n";
+    for (int k = 0; k < nkw; k++) {
+        if (strcmp(kwnames[k], "sep") == 0)
+            sep = rt_to_str(I, kwargs[k], "print: sep");
+        else if (strcmp(kwnames[k], "end") == 0)
+            end = rt_to_str(I, kwargs[k], "print: end");
+        else
+            rt_error(I, "print() got an unexpected keyword argument '%s'", kwnames[k]);
+    }
+    StrBuf b = {0};
+    sb_puts(&b, "");
+    for (int i = 0; i < nargs; i++) {
+        if (i) sb_puts(&b, sep);
+        rt_format(I, args[i], &b, false);
+    }
+    sb_puts(&b, end);
+    fputs(b.s, stdout);
+    sb_free(&b);
+    return VNONE;
+}
+
+BUILTIN(bi_str) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND("str", names, 1, a);
+    StrBuf b = {0};
+    sb_puts(&b, "");
+    rt_format(I, a[0], &b, false);
+    Value r = rt_str(I, b.s, b.len);
+    sb_free(&b);
+    return r;
+}
+
+BUILTIN(bi_repr) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND("repr", names, 1, a);
+    StrBuf b = {0};
+    sb_puts(&b, "");
+    rt_format(I, a[0], &b, true);
+    Value r = rt_str(I, b.s, b.len);
+    sb_free(&b);
+    return r;
+}
+
+static Value parse_number(Interp *I, const char *s, bool want_int, const char *fname) {
+    while (*s == ' ' || *s == '\t' || *s == '\n') s++;
+    char *end;
+    errno = 0;
+    if (want_int) {
+        long long v = strtoll(s, &end, 10);
+        while (*end == ' ' || *end == '\t' || *end == '\n') end++;
+        if (end != s && !*end && errno == 0) return vint(v);
+    } else {
+        double v = strtod(s, &end);
+        while (*end == ' ' || *end == '\t' || *end == '\n') end++;
+        if (end != s && !*end) return vfloat(v);
+    }
+    rt_error(I, "%s(): invalid literal \"%s\"", fname, s);
+}
+
+BUILTIN(bi_int) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND("int", names, 1, a);
+    Value v = a[0];
+    switch (v.kind) {
+    case V_INT:
+        return v;
+    case V_BOOL:
+        return vint(v.b);
+    case V_FLOAT:
+        if (!isfinite(v.f) || fabs(v.f) >= 9.2e18)
+            rt_error(I, "int(): cannot convert %g to an int", v.f);
+        return vint((int64_t)v.f);
+    case V_STR:
+        return parse_number(I, ((Str *)v.o)->s, true, "int");
+    case V_TENSOR: {
+        double x = rt_to_float(I, v, "int()");
+        if (!isfinite(x)) rt_error(I, "int(): cannot convert %g to an int", x);
+        return vint((int64_t)x);
+    }
+    default:
+        rt_error(I, "int(): cannot convert %s", rt_type_name(v));
+    }
+}
+
+BUILTIN(bi_float) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND("float", names, 1, a);
+    if (a[0].kind == V_STR) return parse_number(I, ((Str *)a[0].o)->s, false, "float");
+    return vfloat(rt_to_float(I, a[0], "float()"));
+}
+
+BUILTIN(bi_bool) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND("bool", names, 1, a);
+    return vbool(rt_truthy(I, a[0]));
+}
+
+BUILTIN(bi_len) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND("len", names, 1, a);
+    Value v = a[0];
+    switch (v.kind) {
+    case V_STR:
+        return vint((int64_t)((Str *)v.o)->len);
+    case V_LIST:
+    case V_TUPLE:
+        return vint(((List *)v.o)->len);
+    case V_RECORD:
+        return vint(((Record *)v.o)->len);
+    case V_RANGE: {
+        Range *r = (Range *)v.o;
+        return vint(r->hi > r->lo ? r->hi - r->lo : 0);
+    }
+    case V_TENSOR: {
+        Tensor *t = (Tensor *)v.o;
+        if (t->shape.ndim == 0) rt_error(I, "len() of a 0-d tensor");
+        return vint(t->shape.d[0]);
+    }
+    case V_NATIVE: {
+        Value out;
+        Native *n = (Native *)v.o;
+        if (n->cls->member && n->cls->member(I, v.o, "len", &out)) {
+            if (out.kind == V_INT) return out;
+            Value r = rt_call(I, out, NULL, 0, NULL, NULL, 0);
+            rt_release(I, out);
+            return r;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    rt_error(I, "len(): %s has no length", rt_type_name(v));
+}
+
+BUILTIN(bi_type) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND("type", names, 1, a);
+    Value v = a[0];
+    if (v.kind == V_MODEL) return rt_cstr(I, ((Model *)v.o)->type_name);
+    if (v.kind == V_NATIVE) return rt_cstr(I, ((Native *)v.o)->cls->name);
+    return rt_cstr(I, rt_kind_name(v.kind));
+}
+
+BUILTIN(bi_item) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND("item", names, 1, a);
+    Value v = a[0];
+    if (v.kind == V_INT || v.kind == V_FLOAT || v.kind == V_BOOL) return v;
+    if (v.kind != V_TENSOR) rt_error(I, "item(): expected a tensor, got %s", rt_type_name(v));
+    Tensor *t = (Tensor *)v.o;
+    if (shape_numel(&t->shape) != 1)
+        rt_error(I, "item(): expected a tensor with one element, got %s", rt_type_name(v));
+    void *d = rt_data(I, t);
+    switch (t->dtype) {
+    case TY_F32:
+        return vfloat(((float *)d)[0]);
+    case TY_I32:
+        return vint(((int32_t *)d)[0]);
+    default:
+        return vint(((int8_t *)d)[0]);
+    }
+}
+
+BUILTIN(bi_backward) {
+    static const char *const names[] = {"loss", NULL};
+    Value a[1];
+    BIND("backward", names, 1, a);
+    if (a[0].kind != V_TENSOR)
+        rt_error(I, "backward(): expected a tensor, got %s", rt_type_name(a[0]));
+    rt_backward(I, (Tensor *)a[0].o);
+    return VNONE;
+}
+
+BUILTIN(bi_backend) {
+    static const char *const names[] = {"name", NULL};
+    Value a[1];
+    BIND("backend", names, 0, a);
+    if (!rt_given(a[0]) || a[0].kind == V_NONE)
+        return rt_cstr(I, I->backend == BACKEND_JIT ? "jit" : "naive");
+    const char *s = rt_to_str(I, a[0], "backend()");
+    if (strcmp(s, "naive") == 0) {
+        rt_realize_all(I);
+        I->backend = BACKEND_NAIVE;
+    } else if (strcmp(s, "jit") == 0) {
+        rt_error(I, "the jit backend is not available yet; use backend(\"naive\")");
+    } else {
+        rt_error(I, "backend(): unknown backend \"%s\" (expected \"naive\" or \"jit\")", s);
+    }
+    return VNONE;
+}
+
+BUILTIN(bi_parameters) {
+    static const char *const names[] = {"net", NULL};
+    Value a[1];
+    BIND("parameters", names, 1, a);
+    return rt_parameters(I, a[0], false);
+}
+
+BUILTIN(bi_named_parameters) {
+    static const char *const names[] = {"net", NULL};
+    Value a[1];
+    BIND("named_parameters", names, 1, a);
+    return rt_parameters(I, a[0], true);
+}
+
+BUILTIN(bi_train) {
+    static const char *const names[] = {"net", NULL};
+    Value a[1];
+    BIND("train", names, 0, a);
+    I->training = true;
+    return rt_given(a[0]) ? rt_retain(a[0]) : VNONE;
+}
+
+BUILTIN(bi_eval) {
+    static const char *const names[] = {"net", NULL};
+    Value a[1];
+    BIND("eval", names, 0, a);
+    I->training = false;
+    return rt_given(a[0]) ? rt_retain(a[0]) : VNONE;
+}
+
+BUILTIN(bi_range) {
+    static const char *const names[] = {"lo", "hi", NULL};
+    Value a[2];
+    BIND("range", names, 1, a);
+    int64_t lo = 0, hi;
+    if (rt_given(a[1]) && a[1].kind != V_NONE) {
+        lo = rt_to_int(I, a[0], "range()");
+        hi = rt_to_int(I, a[1], "range()");
+    } else {
+        hi = rt_to_int(I, a[0], "range()");
+    }
+    Range *r = rt_alloc_obj(I, V_RANGE, sizeof(Range));
+    r->lo = lo;
+    r->hi = hi;
+    return vobj(&r->obj);
+}
+
+BUILTIN(bi_assert) {
+    static const char *const names[] = {"cond", "msg", NULL};
+    Value a[2];
+    BIND("assert", names, 1, a);
+    if (rt_truthy(I, a[0])) return VNONE;
+    if (rt_given(a[1]) && a[1].kind != V_NONE) {
+        StrBuf b = {0};
+        sb_puts(&b, "");
+        rt_format(I, a[1], &b, false);
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", b.s);
+        sb_free(&b);
+        rt_error(I, "assertion failed: %s", msg);
+    }
+    rt_error(I, "assertion failed");
+}
+
+BUILTIN(bi_list) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND("list", names, 0, a);
+    Value r = rt_list(I, 0);
+    if (!rt_given(a[0])) return r;
+    Value v = a[0];
+    switch (v.kind) {
+    case V_LIST:
+    case V_TUPLE: {
+        List *l = (List *)v.o;
+        for (int i = 0; i < l->len; i++) rt_list_push(I, r, rt_retain(l->items[i]));
+        return r;
+    }
+    case V_RANGE: {
+        Range *g = (Range *)v.o;
+        if (g->hi - g->lo > 100000000) rt_error(I, "list(): range too long");
+        for (int64_t i = g->lo; i < g->hi; i++) rt_list_push(I, r, vint(i));
+        return r;
+    }
+    case V_STR: {
+        Str *s = (Str *)v.o;
+        for (size_t i = 0; i < s->len; i++) rt_list_push(I, r, rt_str(I, s->s + i, 1));
+        return r;
+    }
+    default:
+        rt_error(I, "list(): cannot convert %s", rt_type_name(v));
+    }
+}
+
+BUILTIN(bi_reset_graph) {
+    static const char *const names[] = {NULL};
+    Value a[1];
+    BIND("reset_graph", names, 0, a);
+    rt_reset_graph(I);
+    return VNONE;
+}
+
+BUILTIN(bi_is_training) {
+    static const char *const names[] = {NULL};
+    Value a[1];
+    BIND("is_training", names, 0, a);
+    return vbool(I->training);
+}
+
+void rt_register_builtins(Interp *I) {
+    static const struct {
+        const char *name;
+        BuiltinFn fn;
+    } core[] = {
+        {"print", bi_print},
+        {"str", bi_str},
+        {"repr", bi_repr},
+        {"int", bi_int},
+        {"float", bi_float},
+        {"bool", bi_bool},
+        {"len", bi_len},
+        {"type", bi_type},
+        {"item", bi_item},
+        {"backward", bi_backward},
+        {"backend", bi_backend},
+        {"parameters", bi_parameters},
+        {"named_parameters", bi_named_parameters},
+        {"train", bi_train},
+        {"eval", bi_eval},
+        {"is_training", bi_is_training},
+        {"range", bi_range},
+        {"assert", bi_assert},
+        {"list", bi_list},
+        {"reset_graph", bi_reset_graph},
+    };
+    for (size_t i = 0; i < sizeof core / sizeof core[0]; i++)
+        rt_define_global(I, core[i].name, rt_builtin(I, core[i].name, core[i].fn, VNONE));
+    rt_register_tensor_builtins(I);
+    rt_register_optim_builtins(I);
+    rt_register_data_builtins(I);
+}

@@ -1,0 +1,462 @@
+/* builtins_math.c - elementwise math, reductions and the few composite ops
+ * that need C (one_hot, dropout, accuracy).
+ *
+ * Numbers in give numbers out (exp(1.0) is a float); a tensor anywhere
+ * gives a lazy tensor built with ir_unary/ir_binary/ir_reduce. Softmax,
+ * GELU, the losses and the layers are written in tt (lang/std/).
+ */
+#include "builtins_lib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- elementwise unary ---- */
+
+typedef struct UnaryDef {
+    const char *name;
+    OpKind op;
+    double (*f)(double);
+    bool keeps_int; /* relu(3) and abs(-3) stay ints */
+} UnaryDef;
+
+static double d_rsqrt(double x) {
+    return 1.0 / sqrt(x);
+}
+static double d_sigmoid(double x) {
+    return 1.0 / (1.0 + exp(-x));
+}
+static double d_relu(double x) {
+    return x > 0 ? x : 0;
+}
+
+static const UnaryDef unary_defs[] = {
+    {"exp", OP_EXP, exp, false},     {"log", OP_LOG, log, false},
+    {"sqrt", OP_SQRT, sqrt, false},  {"rsqrt", OP_RSQRT, d_rsqrt, false},
+    {"tanh", OP_TANH, tanh, false},  {"sigmoid", OP_SIGMOID, d_sigmoid, false},
+    {"relu", OP_RELU, d_relu, true}, {"abs", OP_ABS, fabs, true},
+    {"sin", OP_SIN, sin, false},     {"cos", OP_COS, cos, false},
+};
+
+static Value unary(Interp *I, const UnaryDef *d, const Value *args, int nargs,
+                   const char *const *kwnames, const Value *kwargs, int nkw) {
+    static const char *const names[] = {"x", NULL};
+    Value a[1];
+    BIND(d->name, names, 1, a);
+    Value x = a[0];
+    if (x.kind == V_INT && d->keeps_int) return vint((int64_t)d->f((double)x.i));
+    if (is_num(x)) return vfloat(d->f(num_of(x)));
+    if (x.kind != V_TENSOR)
+        rt_error(I, "%s: x must be a tensor or a number, got %s", d->name, rt_type_name(x));
+    return lib_result(I, ir_unary(&I->g, d->op, rt_node(I, as_tensor(x)), I->loc));
+}
+
+#define UNARY(i, fname)                                                                            \
+    BUILTIN(fname) {                                                                               \
+        return unary(I, &unary_defs[i], args, nargs, kwnames, kwargs, nkw);                        \
+    }
+UNARY(0, bi_exp)
+UNARY(1, bi_log)
+UNARY(2, bi_sqrt)
+UNARY(3, bi_rsqrt)
+UNARY(4, bi_tanh)
+UNARY(5, bi_sigmoid)
+UNARY(6, bi_relu)
+UNARY(7, bi_abs)
+UNARY(8, bi_sin)
+UNARY(9, bi_cos)
+
+/* ---- elementwise binary ---- */
+
+static Value binary(Interp *I, const char *fn, OpKind op, const Value *args, int nargs,
+                    const char *const *kwnames, const Value *kwargs, int nkw) {
+    static const char *const names[] = {"a", "b", NULL};
+    Value a[2];
+    BIND(fn, names, 2, a);
+    if (is_num(a[0]) && is_num(a[1])) {
+        double x = num_of(a[0]), y = num_of(a[1]);
+        bool ints = a[0].kind != V_FLOAT && a[1].kind != V_FLOAT;
+        switch (op) {
+        case OP_POW:
+            if (ints && y >= 0) {
+                int64_t r = 1, b = (int64_t)x;
+                for (int64_t e = (int64_t)y; e > 0; e--) r *= b;
+                return vint(r);
+            }
+            return vfloat(pow(x, y));
+        case OP_MAX:
+            return ints ? vint((int64_t)(x > y ? x : y)) : vfloat(x > y ? x : y);
+        case OP_MIN:
+            return ints ? vint((int64_t)(x < y ? x : y)) : vfloat(x < y ? x : y);
+        default:
+            TT_UNREACHABLE();
+        }
+    }
+    int ia = lib_node(I, a[0], fn, "a"), ib = lib_node(I, a[1], fn, "b");
+    return lib_result(I, ir_binary(&I->g, op, ia, ib, I->loc));
+}
+
+BUILTIN(bi_pow) {
+    return binary(I, "pow", OP_POW, args, nargs, kwnames, kwargs, nkw);
+}
+BUILTIN(bi_maximum) {
+    return binary(I, "maximum", OP_MAX, args, nargs, kwnames, kwargs, nkw);
+}
+BUILTIN(bi_minimum) {
+    return binary(I, "minimum", OP_MIN, args, nargs, kwnames, kwargs, nkw);
+}
+
+/* clip(x, lo=none, hi=none) */
+BUILTIN(bi_clip) {
+    static const char *const names[] = {"x", "lo", "hi", NULL};
+    Value a[3];
+    BIND("clip", names, 1, a);
+    if (is_num(a[0]) && (a[1].kind == V_NONE || is_num(a[1])) &&
+        (a[2].kind == V_NONE || is_num(a[2]))) {
+        double x = num_of(a[0]);
+        if (a[1].kind != V_NONE && x < num_of(a[1])) x = num_of(a[1]);
+        if (a[2].kind != V_NONE && x > num_of(a[2])) x = num_of(a[2]);
+        bool ints = a[0].kind != V_FLOAT && a[1].kind != V_FLOAT && a[2].kind != V_FLOAT;
+        return ints ? vint((int64_t)x) : vfloat(x);
+    }
+    int id = lib_node(I, a[0], "clip", "x");
+    if (a[1].kind != V_NONE)
+        id =
+            rt_check_node(I, ir_binary(&I->g, OP_MAX, id, lib_node(I, a[1], "clip", "lo"), I->loc));
+    if (a[2].kind != V_NONE)
+        id =
+            rt_check_node(I, ir_binary(&I->g, OP_MIN, id, lib_node(I, a[2], "clip", "hi"), I->loc));
+    return lib_result(I, id);
+}
+
+/* where(cond, a, b): a where cond != 0, else b */
+BUILTIN(bi_where) {
+    static const char *const names[] = {"cond", "a", "b", NULL};
+    Value a[3];
+    BIND("where", names, 3, a);
+    if (a[0].kind != V_TENSOR) /* a plain condition selects one value */
+        return rt_retain(rt_truthy(I, a[0]) ? a[1] : a[2]);
+    int c = lib_node(I, a[0], "where", "cond");
+    int x = lib_node(I, a[1], "where", "a"), y = lib_node(I, a[2], "where", "b");
+    return lib_result(I, ir_where(&I->g, c, x, y, I->loc));
+}
+
+/* round(x, ndigits=none): Python's round of a number (halves to even);
+ * an int without ndigits, else a float */
+BUILTIN(bi_round) {
+    static const char *const names[] = {"x", "ndigits", NULL};
+    Value a[2];
+    BIND("round", names, 1, a);
+    if (!is_num(a[0]))
+        rt_error(I, "round: x must be a number, got %s%s", rt_type_name(a[0]),
+                 a[0].kind == V_TENSOR ? " (use item(t) first)" : "");
+    double x = num_of(a[0]);
+    if (a[1].kind == V_NONE) {
+        if (!isfinite(x)) rt_error(I, "round: cannot round %g to an int", x);
+        return vint((int64_t)nearbyint(x));
+    }
+    int64_t nd = lib_int(I, a[1], 0, "round", "ndigits");
+    if (a[0].kind != V_FLOAT) return rt_retain(a[0]);
+    if (nd > 300 || nd < -300 || !isfinite(x)) return vfloat(x);
+    double p = pow(10.0, (double)(nd < 0 ? -nd : nd));
+    double r = nd >= 0 ? nearbyint(x * p) / p : nearbyint(x / p) * p;
+    if (!isfinite(r)) r = x;
+    return vfloat(r);
+}
+
+/* ---- reductions ---- */
+
+typedef struct Axes {
+    int n; /* 0: every axis */
+    int ax[IR_MAXDIM];
+} Axes;
+
+static Axes parse_axes(Interp *I, Value v, const char *fn) {
+    Axes r = {0};
+    if (v.kind == V_NONE) return r;
+    if (v.kind == V_INT) {
+        r.n = 1;
+        r.ax[0] = (int)v.i;
+        return r;
+    }
+    if (is_seq(v)) {
+        List *l = as_list(v);
+        if (l->len > IR_MAXDIM) rt_error(I, "%s: too many axes", fn);
+        for (int i = 0; i < l->len; i++) r.ax[r.n++] = (int)lib_int(I, l->items[i], 0, fn, "axis");
+        if (r.n == 0) rt_error(I, "%s: axis must not be an empty list", fn);
+        return r;
+    }
+    rt_error(I, "%s: axis must be an int or a list of ints, got %s", fn, rt_type_name(v));
+}
+
+/* The number of elements the reduction combines into each result. */
+static int64_t reduced_count(Interp *I, int id, const Axes *ax, const char *fn) {
+    const Shape *s = &I->g.nodes[id].shape;
+    if (ax->n == 0) return shape_numel(s);
+    int64_t c = 1;
+    for (int i = 0; i < ax->n; i++) {
+        int a = ax->ax[i] < 0 ? ax->ax[i] + s->ndim : ax->ax[i];
+        if (a < 0 || a >= s->ndim) return 1; /* ir_reduce reports it */
+        c *= s->d[a];
+    }
+    return c;
+}
+
+/* sum/max/min of a list: numbers give a number, tensors fold elementwise */
+static Value fold_list(Interp *I, const char *fn, OpKind op, List *l) {
+    if (l->len == 0) {
+        if (op == OP_ADD) return vint(0);
+        rt_error(I, "%s: empty list", fn);
+    }
+    bool nums = true, ints = true;
+    for (int i = 0; i < l->len; i++) {
+        if (!is_num(l->items[i])) nums = false;
+        if (l->items[i].kind == V_FLOAT) ints = false;
+    }
+    if (nums) {
+        double acc = num_of(l->items[0]);
+        for (int i = 1; i < l->len; i++) {
+            double x = num_of(l->items[i]);
+            acc = op == OP_ADD ? acc + x : op == OP_MAX ? (x > acc ? x : acc) : (x < acc ? x : acc);
+        }
+        return ints ? vint((int64_t)acc) : vfloat(acc);
+    }
+    int id = lib_node(I, l->items[0], fn, "item");
+    for (int i = 1; i < l->len; i++)
+        id = rt_check_node(I,
+                           ir_binary(&I->g, op, id, lib_node(I, l->items[i], fn, "item"), I->loc));
+    return lib_result(I, id);
+}
+
+typedef enum RedKind { RED_SUM, RED_MEAN, RED_MAX, RED_MIN } RedKind;
+
+static int reduce_node(Interp *I, RedKind k, int id, const Axes *ax, bool keep, const char *fn) {
+    IrGraph *g = &I->g;
+    switch (k) {
+    case RED_SUM:
+        return rt_check_node(I, ir_reduce(g, OP_SUM, id, ax->ax, ax->n, keep, I->loc));
+    case RED_MAX:
+        return rt_check_node(I, ir_reduce(g, OP_RMAX, id, ax->ax, ax->n, keep, I->loc));
+    case RED_MIN: {
+        int n = rt_check_node(I, ir_unary(g, OP_NEG, id, I->loc));
+        n = rt_check_node(I, ir_reduce(g, OP_RMAX, n, ax->ax, ax->n, keep, I->loc));
+        return rt_check_node(I, ir_unary(g, OP_NEG, n, I->loc));
+    }
+    case RED_MEAN: {
+        id = rt_check_node(I, ir_cast(g, id, TY_F32, I->loc));
+        int64_t cnt = reduced_count(I, id, ax, fn);
+        int s = rt_check_node(I, ir_reduce(g, OP_SUM, id, ax->ax, ax->n, keep, I->loc));
+        if (cnt == 1) return s;
+        return rt_check_node(I, ir_binary(g, OP_DIV, s, lib_const(I, TY_F32, (double)cnt), I->loc));
+    }
+    }
+    TT_UNREACHABLE();
+}
+
+static Value reduction(Interp *I, const char *fn, RedKind k, const Value *args, int nargs,
+                       const char *const *kwnames, const Value *kwargs, int nkw) {
+    static const char *const names[] = {"x", "axis", "keepdims", NULL};
+    Value a[3];
+    BIND(fn, names, 1, a);
+    bool keep = lib_bool(I, a[2], false, fn, "keepdims");
+    if (is_num(a[0])) {
+        if (k == RED_MEAN) return vfloat(num_of(a[0]));
+        return rt_retain(a[0]);
+    }
+    if (is_seq(a[0]) && a[1].kind == V_NONE) {
+        if (k == RED_MEAN) {
+            List *l = as_list(a[0]);
+            if (l->len == 0) rt_error(I, "mean: empty list");
+            Value s = fold_list(I, fn, OP_ADD, l);
+            if (is_num(s)) return vfloat(num_of(s) / l->len);
+            int id = lib_node(I, s, fn, "x");
+            rt_release(I, s);
+            id = rt_check_node(I, ir_cast(&I->g, id, TY_F32, I->loc));
+            return lib_result(I,
+                              ir_binary(&I->g, OP_DIV, id, lib_const(I, TY_F32, l->len), I->loc));
+        }
+        return fold_list(I, fn,
+                         k == RED_SUM   ? OP_ADD
+                         : k == RED_MAX ? OP_MAX
+                                        : OP_MIN,
+                         as_list(a[0]));
+    }
+    Tensor *x = lib_tensor(I, a[0], fn, "x");
+    Axes ax = parse_axes(I, a[1], fn);
+    return lib_result(I, reduce_node(I, k, rt_node(I, x), &ax, keep, fn));
+}
+
+BUILTIN(bi_sum) {
+    return reduction(I, "sum", RED_SUM, args, nargs, kwnames, kwargs, nkw);
+}
+BUILTIN(bi_mean) {
+    return reduction(I, "mean", RED_MEAN, args, nargs, kwnames, kwargs, nkw);
+}
+BUILTIN(bi_max) {
+    return reduction(I, "max", RED_MAX, args, nargs, kwnames, kwargs, nkw);
+}
+BUILTIN(bi_min) {
+    return reduction(I, "min", RED_MIN, args, nargs, kwnames, kwargs, nkw);
+}
+
+/* var(x, axis=none, keepdims=false, ddof=0): NumPy's variance */
+BUILTIN(bi_var) {
+    static const char *const names[] = {"x", "axis", "keepdims", "ddof", NULL};
+    Value a[4];
+    BIND("var", names, 1, a);
+    Tensor *x = lib_tensor(I, a[0], "var", "x");
+    Axes ax = parse_axes(I, a[1], "var");
+    bool keep = lib_bool(I, a[2], false, "var", "keepdims");
+    int64_t ddof = lib_int(I, a[3], 0, "var", "ddof");
+    IrGraph *g = &I->g;
+    int id = rt_check_node(I, ir_cast(g, rt_node(I, x), TY_F32, I->loc));
+    int mu = reduce_node(I, RED_MEAN, id, &ax, true, "var");
+    int d = rt_check_node(I, ir_binary(g, OP_SUB, id, mu, I->loc));
+    int sq = rt_check_node(I, ir_binary(g, OP_MUL, d, d, I->loc));
+    int s = rt_check_node(I, ir_reduce(g, OP_SUM, sq, ax.ax, ax.n, keep, I->loc));
+    int64_t n = reduced_count(I, id, &ax, "var") - ddof;
+    if (n <= 0) rt_error(I, "var: ddof=%lld leaves no degrees of freedom", (long long)ddof);
+    return lib_result(I, ir_binary(g, OP_DIV, s, lib_const(I, TY_F32, (double)n), I->loc));
+}
+
+/* argmax(x, axis=none, keepdims=false) -> i32; axis none: index into the
+ * flattened tensor. argmin is argmax of -x (the first minimum). */
+static Value arg_reduce(Interp *I, const char *fn, bool neg, const Value *args, int nargs,
+                        const char *const *kwnames, const Value *kwargs, int nkw) {
+    static const char *const names[] = {"x", "axis", "keepdims", NULL};
+    Value a[3];
+    BIND(fn, names, 1, a);
+    Tensor *x = lib_tensor(I, a[0], fn, "x");
+    bool keep = lib_bool(I, a[2], false, fn, "keepdims");
+    int id = rt_node(I, x);
+    if (neg) id = rt_check_node(I, ir_unary(&I->g, OP_NEG, id, I->loc));
+    int64_t axis;
+    if (a[1].kind == V_NONE) {
+        if (keep) rt_error(I, "%s: keepdims needs an axis", fn);
+        id = rt_check_node(I, ir_reshape(&I->g, id, shape_make(1, (int64_t[]){-1}), I->loc));
+        axis = 0;
+    } else {
+        axis = lib_int(I, a[1], 0, fn, "axis");
+    }
+    if (I->g.nodes[id].shape.ndim == 0) rt_error(I, "%s: x must have at least one dimension", fn);
+    int r = ir_argmax(&I->g, id, (int)axis, keep, I->loc);
+    if (r < 0) {
+        /* name the builtin the user called, not the op */
+        char msg[sizeof I->g.err];
+        snprintf(msg, sizeof msg, "%s", I->g.err);
+        if (strncmp(msg, "argmax", 6) == 0) rt_error(I, "%s%s", fn, msg + 6);
+        rt_error(I, "%s", msg);
+    }
+    return lib_result(I, r);
+}
+
+BUILTIN(bi_argmax) {
+    return arg_reduce(I, "argmax", false, args, nargs, kwnames, kwargs, nkw);
+}
+BUILTIN(bi_argmin) {
+    return arg_reduce(I, "argmin", true, args, nargs, kwnames, kwargs, nkw);
+}
+
+/* ---- composite ops that need C ---- */
+
+/* one_hot(labels, n) -> f32[..., n]: labels == arange(n) */
+BUILTIN(bi_one_hot) {
+    static const char *const names[] = {"labels", "n", NULL};
+    Value a[2];
+    BIND("one_hot", names, 2, a);
+    int64_t n = lib_int(I, a[1], 0, "one_hot", "n");
+    if (n <= 0 || n > INT32_MAX)
+        rt_error(I, "one_hot: n must be in 1..%d, got %lld", INT32_MAX, (long long)n);
+    int lab;
+    if (a[0].kind == V_INT)
+        lab = lib_const(I, TY_I32, (double)a[0].i);
+    else {
+        Tensor *t = lib_tensor(I, a[0], "one_hot", "labels");
+        if (t->dtype == TY_F32)
+            rt_error(I, "one_hot: labels must be i32, got f32 (use cast(labels, \"i32\"))");
+        lab = rt_node(I, t);
+    }
+    Shape s = I->g.nodes[lab].shape;
+    if (s.ndim == IR_MAXDIM) rt_error(I, "one_hot: labels have too many dimensions");
+    s.d[s.ndim++] = 1;
+    lab = rt_check_node(I, ir_reshape(&I->g, lab, s, I->loc));
+    Tensor *classes = rt_tensor_new(I, TY_I32, shape_make(1, &n));
+    for (int64_t i = 0; i < n; i++) ((int32_t *)classes->buf->data)[i] = (int32_t)i;
+    int ic = rt_node(I, classes);
+    rt_release(I, vtensor(classes));
+    int eq = rt_check_node(I, ir_binary(&I->g, OP_EQ, lab, ic, I->loc));
+    return lib_result(I, ir_cast(&I->g, eq, TY_F32, I->loc));
+}
+
+/* dropout(x, p=0.5): in training mode, zeroes each element with probability
+ * p and scales the rest by 1/(1-p) (PyTorch's inverted dropout); identity in
+ * eval mode or when p == 0. The mask comes from the global generator. */
+BUILTIN(bi_dropout) {
+    static const char *const names[] = {"x", "p", NULL};
+    Value a[2];
+    BIND("dropout", names, 1, a);
+    double p = lib_float(I, a[1], 0.5, "dropout", "p");
+    if (!(p >= 0 && p <= 1)) rt_error(I, "dropout: p must be in [0, 1], got %g", p);
+    Tensor *x = lib_tensor(I, a[0], "dropout", "x");
+    if (!I->training || p == 0) return rt_retain(a[0]);
+    Tensor *mask = rt_tensor_new(I, TY_F32, x->shape);
+    float *m = mask->buf->data, keep = p < 1 ? (float)(1.0 / (1.0 - p)) : 0.0f;
+    for (int64_t i = 0, n = shape_numel(&x->shape); i < n; i++)
+        m[i] = rng_uniform(&I->rng) < p ? 0.0f : keep;
+    int ix = rt_node(I, x), im = rt_node(I, mask);
+    rt_release(I, vtensor(mask));
+    return lib_result(I, ir_binary(&I->g, OP_MUL, ix, im, I->loc));
+}
+
+double lib_accuracy(Interp *I, Value pred, Value labels) {
+    Tensor *p = lib_tensor(I, pred, "accuracy", "pred");
+    Tensor *y = lib_tensor(I, labels, "accuracy", "labels");
+    int ip = rt_node(I, p), iy = rt_node(I, y);
+    char b0[128], b1[128];
+    if (p->shape.ndim == y->shape.ndim + 1) {
+        ip = rt_check_node(I, ir_argmax(&I->g, ip, -1, false, I->loc));
+    } else if (p->shape.ndim != y->shape.ndim) {
+        rt_error(I,
+                 "accuracy: predictions %s do not match labels %s (expected logits [..., C] "
+                 "with labels [...], or predictions of the labels' shape)",
+                 shape_str(&p->shape, b0, sizeof b0), shape_str(&y->shape, b1, sizeof b1));
+    }
+    if (!shape_eq(&I->g.nodes[ip].shape, &y->shape))
+        rt_error(I, "accuracy: predictions %s do not match labels %s",
+                 shape_str(&I->g.nodes[ip].shape, b0, sizeof b0),
+                 shape_str(&y->shape, b1, sizeof b1));
+    if (shape_numel(&y->shape) == 0) rt_error(I, "accuracy: no labels");
+    int eq = rt_check_node(I, ir_binary(&I->g, OP_EQ, ip, iy, I->loc));
+    Axes all = {0};
+    Value m = lib_result(I, reduce_node(I, RED_MEAN, eq, &all, false, "accuracy"));
+    double r = rt_to_float(I, m, "accuracy");
+    rt_release(I, m);
+    return r;
+}
+
+/* accuracy(pred, labels) -> float: logits [..., C] are argmax'ed first */
+BUILTIN(bi_accuracy) {
+    static const char *const names[] = {"pred", "labels", NULL};
+    Value a[2];
+    BIND("accuracy", names, 2, a);
+    return vfloat(lib_accuracy(I, a[0], a[1]));
+}
+
+void lib_register_math(Interp *I) {
+    static const struct {
+        const char *name;
+        BuiltinFn fn;
+    } table[] = {
+        {"exp", bi_exp},           {"log", bi_log},         {"sqrt", bi_sqrt},
+        {"rsqrt", bi_rsqrt},       {"tanh", bi_tanh},       {"sigmoid", bi_sigmoid},
+        {"relu", bi_relu},         {"abs", bi_abs},         {"sin", bi_sin},
+        {"cos", bi_cos},           {"pow", bi_pow},         {"maximum", bi_maximum},
+        {"minimum", bi_minimum},   {"clip", bi_clip},       {"where", bi_where},
+        {"sum", bi_sum},           {"mean", bi_mean},       {"max", bi_max},
+        {"min", bi_min},           {"var", bi_var},         {"argmax", bi_argmax},
+        {"argmin", bi_argmin},     {"one_hot", bi_one_hot}, {"dropout", bi_dropout},
+        {"accuracy", bi_accuracy}, {"round", bi_round},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+        rt_define_global(I, table[i].name, rt_builtin(I, table[i].name, table[i].fn, VNONE));
+}

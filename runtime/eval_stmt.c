@@ -1,0 +1,413 @@
+/* eval_stmt.c - executing statements: let and assignment, control flow,
+ * definitions, profile blocks, whole programs.
+ */
+#include "eval.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void eval_index_assign(Interp *I, Env *env, const AstNode *target, Value v); /* eval_expr.c */
+
+/* -- binding names -- */
+
+static void unpack_into(Interp *I, Env *env, const AstList *names, Value v, SrcLoc loc) {
+    I->loc = loc;
+    if (v.kind != V_LIST && v.kind != V_TUPLE)
+        rt_error(I, "cannot unpack %s into %d names", rt_type_name(v), names->len);
+    List *l = (List *)v.o;
+    if (l->len != names->len)
+        rt_error(I, "expected %d values to unpack, got %d", names->len, l->len);
+    for (int i = 0; i < l->len; i++) env_define(I, env, names->items[i]->str, rt_retain(l->items[i]));
+}
+
+/* Assigns to an existing variable or model field; returns false if the name
+ * is not declared anywhere. Takes v. */
+static void assign_field(Interp *I, Model *m, const char *name, Value v);
+
+static bool assign_name(Interp *I, Env *env, const char *name, Value v) {
+    for (Env *e = env; e; e = e->parent) {
+        if (e->model && rt_model_field(e->model, name)) {
+            assign_field(I, e->model, name, v);
+            return true;
+        }
+        Value *slot = env_find_local(e, name);
+        if (slot) {
+            Value old = *slot;
+            *slot = v;
+            rt_release(I, old);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* model.field = v: a `param` field keeps its tensor (its name, its place in
+ * optimizers) and takes the new value; other fields are replaced. */
+static void assign_field(Interp *I, Model *m, const char *name, Value v) {
+    for (int i = m->nfields - 1; i >= 0; i--) {
+        if (strcmp(m->field_names[i], name) != 0) continue;
+        if (m->is_param[i] && m->fields[i].kind == V_TENSOR) {
+            Tensor *p = (Tensor *)m->fields[i].o;
+            if (v.kind != V_TENSOR && v.kind != V_INT && v.kind != V_FLOAT)
+                rt_error(I, "cannot assign %s to parameter '%s'", rt_type_name(v), name);
+            int x;
+            if (v.kind == V_TENSOR) x = rt_node(I, (Tensor *)v.o);
+            else x = rt_check_node(I, ir_const(&I->g, p->dtype, shape_scalar(),
+                                               v.kind == V_INT ? (double)v.i : v.f, I->loc));
+            x = rt_check_node(I, ir_cast(&I->g, x, p->dtype, I->loc));
+            const Shape *s = &ir_node(&I->g, x)->shape;
+            if (!shape_eq(s, &p->shape)) {
+                char a[96], b[96];
+                shape_str(s, a, sizeof a);
+                shape_str(&p->shape, b, sizeof b);
+                if (s->ndim <= p->shape.ndim)
+                    x = ir_broadcast_to(&I->g, x, p->shape, I->loc);
+                else x = -1;
+                if (x < 0)
+                    rt_error(I, "cannot assign a tensor of shape %s to parameter '%s' of shape %s", a,
+                             name, b);
+            }
+            rt_tensor_assign(I, p, x);
+            rt_release(I, v);
+            return;
+        }
+        Value old = m->fields[i];
+        m->fields[i] = v;
+        rt_release(I, old);
+        return;
+    }
+    rt_error(I, "model %s has no field '%s'", m->type_name, name);
+}
+
+static void assign_member(Interp *I, Value base, const char *name, Value v) {
+    switch (base.kind) {
+    case V_MODEL: assign_field(I, (Model *)base.o, name, v); return;
+    case V_TENSOR: {
+        Tensor *t = (Tensor *)base.o;
+        if (strcmp(name, "grad") != 0) rt_error(I, "cannot assign to tensor member '%s'", name);
+        if (v.kind == V_NONE) {
+            if (t->grad) rt_release(I, vtensor(t->grad));
+            t->grad = NULL;
+            return;
+        }
+        if (v.kind != V_TENSOR) rt_error(I, "a gradient must be a tensor or none, got %s", rt_type_name(v));
+        Tensor *g = (Tensor *)v.o;
+        if (!shape_eq(&g->shape, &t->shape) || g->dtype != t->dtype)
+            rt_error(I, "gradient %s does not match the tensor's type %s", rt_type_name(v),
+                     rt_type_name(base));
+        if (t->grad) rt_release(I, vtensor(t->grad));
+        t->grad = g; /* takes v */
+        return;
+    }
+    case V_RECORD: rt_error(I, "records are immutable: cannot assign to field '%s'", name);
+    default: rt_error(I, "cannot assign to member '%s' of %s", name, rt_type_name(base));
+    }
+}
+
+static AstOp compound_op(AstOp op) { return op; }
+
+static void exec_assign(Interp *I, Env *env, const AstNode *n) {
+    const AstNode *t = n->a;
+    Value v = eval_expr(I, env, n->b);
+    if (n->op != AOP_NONE) {
+        Value old = eval_expr(I, env, t);
+        SrcLoc l = n->loc;
+        if (n->op_line > 0) {
+            l.line = l.end_line = n->op_line;
+            l.col = n->op_col;
+            l.end_col = n->op_col + 1;
+        }
+        I->loc = l;
+        Value r = eval_binary_values(I, compound_op(n->op), old, v);
+        rt_release(I, old);
+        rt_release(I, v);
+        v = r;
+    }
+    I->loc = t->loc;
+    switch (t->kind) {
+    case AST_NAME:
+        if (!assign_name(I, env, t->str, v))
+            rt_error(I, "assignment to undeclared variable '%s' (declare it with let)", t->str);
+        break;
+    case AST_MEMBER: {
+        Value base = eval_expr(I, env, t->a);
+        I->loc = t->loc;
+        assign_member(I, base, t->str, v);
+        rt_release(I, base);
+        break;
+    }
+    case AST_INDEX:
+        eval_index_assign(I, env, t, v);
+        rt_release(I, v);
+        break;
+    default: rt_error(I, "cannot assign to this expression");
+    }
+}
+
+/* -- loops -- */
+
+static Flow run_body(Interp *I, Env *iter_env, const AstNode *body, Value *ret) {
+    Flow f = exec_block_in(I, iter_env, body, ret);
+    env_release(I, iter_env);
+    return f;
+}
+
+static void bind_loop_vars(Interp *I, Env *e, const AstNode *n, Value item) {
+    if (n->ival || n->list.len > 1) unpack_into(I, e, &n->list, item, n->loc);
+    else env_define(I, e, n->list.items[0]->str, rt_retain(item));
+}
+
+static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
+    Value it = eval_expr(I, env, n->a);
+    I->loc = n->a->loc;
+    Flow result = FLOW_NORMAL;
+    switch (it.kind) {
+    case V_RANGE: {
+        Range *r = (Range *)it.o;
+        for (int64_t i = r->lo; i < r->hi; i++) {
+            Env *e = env_new(I, env);
+            Value iv = vint(i);
+            bind_loop_vars(I, e, n, iv);
+            Flow f = run_body(I, e, n->b, ret);
+            if (f == FLOW_BREAK) break;
+            if (f == FLOW_RETURN) {
+                result = f;
+                break;
+            }
+        }
+        break;
+    }
+    case V_LIST:
+    case V_TUPLE:
+    case V_STR: {
+        for (int64_t i = 0;; i++) {
+            Value item;
+            if (it.kind == V_STR) {
+                Str *s = (Str *)it.o;
+                if ((size_t)i >= s->len) break;
+                item = rt_str(I, s->s + i, 1);
+            } else {
+                List *l = (List *)it.o;
+                if (i >= l->len) break;
+                item = rt_retain(l->items[i]);
+            }
+            Env *e = env_new(I, env);
+            bind_loop_vars(I, e, n, item);
+            rt_release(I, item);
+            Flow f = run_body(I, e, n->b, ret);
+            if (f == FLOW_BREAK) break;
+            if (f == FLOW_RETURN) {
+                result = f;
+                break;
+            }
+        }
+        break;
+    }
+    case V_TENSOR: {
+        Tensor *t = (Tensor *)it.o;
+        if (t->shape.ndim == 0) rt_error(I, "cannot iterate over a 0-d tensor");
+        int64_t n0 = t->shape.d[0];
+        for (int64_t i = 0; i < n0; i++) {
+            I->loc = n->a->loc;
+            int x = rt_node(I, t);
+            IrSliceDim d = {true, true, false, i, i + 1, 0};
+            int s = rt_check_node(I, ir_slice(&I->g, x, &d, 1, I->loc));
+            Shape rs = shape_make(t->shape.ndim - 1, t->shape.d + 1);
+            int r = rt_check_node(I, ir_reshape(&I->g, s, rs, I->loc));
+            Value item = vtensor(rt_tensor_lazy(I, r));
+            Env *e = env_new(I, env);
+            bind_loop_vars(I, e, n, item);
+            rt_release(I, item);
+            Flow f = run_body(I, e, n->b, ret);
+            if (f == FLOW_BREAK) break;
+            if (f == FLOW_RETURN) {
+                result = f;
+                break;
+            }
+        }
+        break;
+    }
+    case V_NATIVE: {
+        /* iterator protocol: a `next` method returning none at the end */
+        Value next = rt_member(I, it, "next");
+        for (;;) {
+            I->loc = n->a->loc;
+            Value item = rt_call(I, next, NULL, 0, NULL, NULL, 0);
+            if (item.kind == V_NONE) break;
+            Env *e = env_new(I, env);
+            bind_loop_vars(I, e, n, item);
+            rt_release(I, item);
+            Flow f = run_body(I, e, n->b, ret);
+            if (f == FLOW_BREAK) break;
+            if (f == FLOW_RETURN) {
+                result = f;
+                break;
+            }
+        }
+        rt_release(I, next);
+        break;
+    }
+    default: rt_error(I, "cannot iterate over %s", rt_type_name(it));
+    }
+    rt_release(I, it);
+    return result;
+}
+
+/* -- statements -- */
+
+Flow exec_block_in(Interp *I, Env *env, const AstNode *block, Value *ret) {
+    if (!block) return FLOW_NORMAL;
+    if (block->kind != AST_BLOCK) return exec_stmt(I, env, block, ret);
+    for (int i = 0; i < block->list.len; i++) {
+        Flow f = exec_stmt(I, env, block->list.items[i], ret);
+        if (f != FLOW_NORMAL) return f;
+    }
+    return FLOW_NORMAL;
+}
+
+static Flow exec_scoped(Interp *I, Env *env, const AstNode *block, Value *ret) {
+    Env *e = env_new(I, env);
+    Flow f = exec_block_in(I, e, block, ret);
+    env_release(I, e);
+    return f;
+}
+
+static void exec_profile(Interp *I, Env *env, const AstNode *n, Value *ret, Flow *fl) {
+    RtProfile before = I->prof;
+    bool was = I->profile;
+    I->profile = true;
+    rt_realize_all(I); /* what came before is not part of the block */
+    before = I->prof;
+    *fl = exec_scoped(I, env, n->b, ret);
+    rt_realize_all(I);
+    I->profile = was;
+    RtProfile d;
+    for (int op = 0; op < OP__COUNT; op++) {
+        d.seconds[op] = I->prof.seconds[op] - before.seconds[op];
+        d.calls[op] = I->prof.calls[op] - before.calls[op];
+        d.flops[op] = I->prof.flops[op] - before.flops[op];
+        d.bytes[op] = I->prof.bytes[op] - before.bytes[op];
+    }
+    if (!was) I->prof = before; /* --profile off: the block's numbers are its own */
+    fflush(stdout);
+    rt_print_profile(I, stdout, &d);
+    fflush(stdout);
+}
+
+Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
+    switch (n->kind) {
+    case AST_LET: {
+        Value v = eval_expr(I, env, n->a);
+        if (n->type) /* let x: f32[2, 3] = ...: checked like an argument */
+            check_annotation(I, env, n->type, v, "let", "value", n->type->loc);
+        if (n->ival || n->list.len > 1) {
+            unpack_into(I, env, &n->list, v, n->loc);
+            rt_release(I, v);
+        } else {
+            env_define(I, env, n->list.items[0]->str, v);
+        }
+        return FLOW_NORMAL;
+    }
+    case AST_ASSIGN: exec_assign(I, env, n); return FLOW_NORMAL;
+    case AST_EXPR_STMT: rt_release(I, eval_expr(I, env, n->a)); return FLOW_NORMAL;
+    case AST_IF: {
+        Value c = eval_expr(I, env, n->a);
+        I->loc = n->a->loc;
+        bool t = rt_truthy(I, c);
+        rt_release(I, c);
+        if (t) return exec_scoped(I, env, n->b, ret);
+        if (!n->c) return FLOW_NORMAL;
+        if (n->c->kind == AST_IF) return exec_stmt(I, env, n->c, ret);
+        return exec_scoped(I, env, n->c, ret);
+    }
+    case AST_WHILE:
+        for (;;) {
+            Value c = eval_expr(I, env, n->a);
+            I->loc = n->a->loc;
+            bool t = rt_truthy(I, c);
+            rt_release(I, c);
+            if (!t) break;
+            Flow f = exec_scoped(I, env, n->b, ret);
+            if (f == FLOW_BREAK) break;
+            if (f == FLOW_RETURN) return f;
+        }
+        return FLOW_NORMAL;
+    case AST_FOR: return exec_for(I, env, n, ret);
+    case AST_BREAK: return FLOW_BREAK;
+    case AST_CONTINUE: return FLOW_CONTINUE;
+    case AST_RETURN:
+        *ret = n->a ? eval_expr(I, env, n->a) : VNONE;
+        return FLOW_RETURN;
+    case AST_BLOCK: return exec_scoped(I, env, n, ret);
+    case AST_PROFILE: {
+        Flow f;
+        exec_profile(I, env, n, ret, &f);
+        return f;
+    }
+    case AST_FN: {
+        Func *f = rt_alloc_obj(I, V_FUNC, sizeof(Func));
+        f->def = n;
+        f->closure = env_retain(env);
+        env_define(I, env, n->str, vobj(&f->obj));
+        return FLOW_NORMAL;
+    }
+    case AST_MODEL: {
+        ModelDef *d = rt_alloc_obj(I, V_MODELDEF, sizeof(ModelDef));
+        d->def = n;
+        d->closure = env_retain(env);
+        env_define(I, env, n->str, vobj(&d->obj));
+        return FLOW_NORMAL;
+    }
+    case AST_PARAM_DECL:
+    case AST_FIELD:
+        I->loc = n->loc;
+        rt_error(I, "'%s' declarations are only allowed inside a model",
+                 n->kind == AST_PARAM_DECL ? "param" : "field");
+    default: {
+        /* an expression in statement position */
+        Value v = eval_expr(I, env, n);
+        rt_release(I, v);
+        return FLOW_NORMAL;
+    }
+    }
+}
+
+void exec_program(Interp *I, const AstNode *prog, bool echo) {
+    int n = prog->list.len;
+    for (int i = 0; i < n; i++) {
+        const AstNode *s = prog->list.items[i];
+        if (echo && i == n - 1 && s->kind == AST_EXPR_STMT) {
+            Value v = eval_expr(I, I->globals, s->a);
+            if (v.kind != V_NONE) {
+                StrBuf b = {0};
+                I->loc = s->loc;
+                rt_format(I, v, &b, true);
+                fputs(b.s ? b.s : "", stdout);
+                fputc('\n', stdout);
+                sb_free(&b);
+            }
+            rt_release(I, v);
+            continue;
+        }
+        Value ret = VNONE;
+        Flow f = exec_stmt(I, I->globals, s, &ret);
+        if (f == FLOW_RETURN) {
+            rt_release(I, ret);
+            return; /* a top-level return ends the script */
+        }
+        if (f == FLOW_BREAK || f == FLOW_CONTINUE) {
+            I->loc = s->loc;
+            rt_error(I, "'break' or 'continue' outside of a loop");
+        }
+    }
+}
+
+void exec_definitions(Interp *I, const AstNode *prog) {
+    for (int i = 0; i < prog->list.len; i++) {
+        const AstNode *s = prog->list.items[i];
+        if (s->kind != AST_FN && s->kind != AST_MODEL) continue;
+        Value ret = VNONE;
+        exec_stmt(I, I->globals, s, &ret);
+    }
+}

@@ -1,0 +1,216 @@
+/* interp.c - the interpreter's lifetime, the prelude, running files and
+ * REPL entries, and error reporting with the chain of model calls.
+ */
+#include "eval.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+#ifndef TT_STDLIB_DIR
+#define TT_STDLIB_DIR "lang/std"
+#endif
+
+Interp *rt_new_interp(void) {
+    Interp *I = tt_xcalloc(1, sizeof(Interp));
+    arena_init(&I->ast_arena);
+    ir_init(&I->g);
+    I->gen = 1;
+    I->backend = BACKEND_NAIVE;
+    I->training = true;
+    I->threads = 1;
+    rng_seed(&I->rng, 0);
+    const char *dir = getenv("TT_STDLIB");
+    I->stdlib_dir = dir && *dir ? dir : TT_STDLIB_DIR;
+    I->globals = env_new(I, NULL);
+    rt_register_builtins(I);
+    rt_load_prelude(I);
+    return I;
+}
+
+void rt_free_interp(Interp *I) {
+    if (!I) return;
+    rt_free_all_objects(I); /* tensors drop their buffers, natives their data */
+    env_free_all(I);
+    rt_lazy_free(I);
+    free(I->params);
+    free(I->frames);
+    arena_free(&I->ast_arena);
+    free(I);
+}
+
+/* -- errors -- */
+
+void rt_push_frame(Interp *I, const char *what, SrcLoc site) {
+    CallFrame f = {what, site};
+    TT_VEC_PUSH(I->frames, I->nframes, I->capframes, f);
+}
+
+void rt_pop_frame(Interp *I) {
+    TT_ASSERT(I->nframes > 0);
+    I->nframes--;
+}
+
+static _Noreturn void raise_at(Interp *I, SrcLoc loc, const char *fmt, va_list ap) {
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    diag_error(loc, "%s", msg);
+    for (int k = I->nframes - 1; k >= 0; k--) {
+        const CallFrame *f = &I->frames[k];
+        /* deep recursion: the 6 innermost and 4 outermost calls */
+        if (I->nframes > 12 && k == I->nframes - 7) {
+            diag_note(SRCLOC_NONE, "... %d more calls ...", I->nframes - 10);
+            k = 4;
+            f = &I->frames[k];
+        }
+        if (k > 0)
+            diag_note(f->call_site, "in %s, called from %s here", f->what, I->frames[k - 1].what);
+        else diag_note(f->call_site, "in %s, called from here", f->what);
+    }
+    if (!I->on_error) {
+        fprintf(stderr, "tt: fatal: error outside of a protected call\n");
+        abort();
+    }
+    longjmp(*I->on_error, 1);
+}
+
+_Noreturn void rt_error(Interp *I, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    raise_at(I, I->loc, fmt, ap);
+}
+
+_Noreturn void rt_error_at(Interp *I, SrcLoc loc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    raise_at(I, loc, fmt, ap);
+}
+
+/* -- running -- */
+
+/* The names check.c must accept as globals. */
+static const char **global_names(Interp *I, int *n) {
+    const char **names = NULL;
+    int cap = 0;
+    *n = 0;
+    env_names(I->globals, &names, n, &cap);
+    return names;
+}
+
+/* Parses, checks and runs text; returns 0 or 1. */
+static int run_text(Interp *I, const char *name, const char *text, size_t len, bool echo,
+                    bool check_only, bool defs_only) {
+    int nerr = 0;
+    int before = diag_error_count();
+    AstNode *prog = parse_source(&I->ast_arena, name, text, len, &nerr);
+    if (nerr > 0 || !prog) return 1;
+    int ng;
+    const char **names = global_names(I, &ng);
+    int cerr = check_program(prog, names, ng, echo);
+    free(names);
+    if (cerr > 0 || diag_error_count() > before) return 1;
+    if (check_only) return 0;
+
+    jmp_buf jb;
+    jmp_buf *saved = I->on_error;
+    int saved_frames = I->nframes, saved_depth = I->depth;
+    I->on_error = &jb;
+    int rc = 0;
+    if (setjmp(jb) == 0) {
+        if (defs_only) exec_definitions(I, prog);
+        else exec_program(I, prog, echo);
+    } else {
+        rc = 1;
+        I->nframes = saved_frames;
+        I->depth = saved_depth;
+    }
+    I->on_error = saved;
+    fflush(stdout);
+    return rc;
+}
+
+int rt_run_source(Interp *I, const char *name, const char *text, size_t len, bool echo) {
+    return run_text(I, name, text, len, echo, false, false);
+}
+
+static char *read_source(const char *path, size_t *len) {
+    char err[512];
+    char *text = tt_read_file(path, len, err, sizeof err);
+    if (!text) diag_file_error(path, "%s", strncmp(err, path, strlen(path)) == 0 && err[strlen(path)] == ':'
+                                                ? err + strlen(path) + 2
+                                                : err);
+    return text;
+}
+
+int rt_run_file(Interp *I, const char *path) {
+    size_t len;
+    char *text = read_source(path, &len);
+    if (!text) return 1;
+    int rc = run_text(I, path, text, len, false, false, false);
+    free(text);
+    return rc;
+}
+
+int rt_check_file(Interp *I, const char *path) {
+    size_t len;
+    char *text = read_source(path, &len);
+    if (!text) return 1;
+    int rc = run_text(I, path, text, len, false, true, false);
+    free(text);
+    return rc;
+}
+
+/* Used by ttc: runs only the model and fn definitions of a file. */
+int rt_run_definitions(Interp *I, const char *path) {
+    size_t len;
+    char *text = read_source(path, &len);
+    if (!text) return 1;
+    int rc = run_text(I, path, text, len, false, false, true);
+    free(text);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void rt_load_prelude(Interp *I) {
+    DIR *d = opendir(I->stdlib_dir);
+    if (!d) return; /* no standard library: builtins only */
+    char **files = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 3 && strcmp(e->d_name + l - 3, ".tt") == 0)
+            TT_VEC_PUSH(files, n, cap, tt_xstrdup(e->d_name));
+    }
+    closedir(d);
+    qsort(files, (size_t)n, sizeof *files, cmp_str);
+    for (int i = 0; i < n; i++) {
+        StrBuf p = {0};
+        sb_printf(&p, "%s/%s", I->stdlib_dir, files[i]);
+        size_t len;
+        char *text = read_source(p.s, &len);
+        if (text) {
+            int nerr = 0;
+            AstNode *prog = parse_source(&I->ast_arena, p.s, text, len, &nerr);
+            if (prog && nerr == 0) {
+                jmp_buf jb;
+                jmp_buf *saved = I->on_error;
+                I->on_error = &jb;
+                if (setjmp(jb) == 0) exec_program(I, prog, false);
+                else I->nframes = 0;
+                I->on_error = saved;
+            }
+            free(text);
+        }
+        sb_free(&p);
+        free(files[i]);
+    }
+    free(files);
+}

@@ -1,0 +1,315 @@
+/* lazy.c - the lazy graph: tensor expressions append nodes to I->g; a
+ * realization copies what the live lazy tensors need into an execution graph
+ * E and runs E with the current backend.
+ *
+ *   I->g (append-only until reset)          E (one realization)
+ *   %0 input w  <- node_buf[0] (realized)    %0 input  (bound to w's data)
+ *   %1 input x  <- node_buf[1]               %1 input  (bound to x's data)
+ *   %2 matmul %1, %0                         %2 matmul %1, %0
+ *   %3 relu %2       <- lazy tensor h        %3 relu %2    (output -> h)
+ *
+ * After the run node_buf[3] holds h's data, so a later realization that uses
+ * %3 binds it as an input instead of recomputing it.
+ */
+#include "eval.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define AUTO_RESET_NODES 20000
+
+static void ensure_node_buf(Interp *I) {
+    if (I->node_buf_cap >= I->g.n) return;
+    int cap = I->node_buf_cap ? I->node_buf_cap : 256;
+    while (cap < I->g.n) cap *= 2;
+    I->node_buf = tt_xrealloc(I->node_buf, (size_t)cap * sizeof *I->node_buf);
+    memset(I->node_buf + I->node_buf_cap, 0,
+           (size_t)(cap - I->node_buf_cap) * sizeof *I->node_buf);
+    I->node_buf_cap = cap;
+}
+
+int rt_node(Interp *I, Tensor *t) {
+    if (t->node_gen == I->gen && t->node >= 0 && t->node < I->g.n) return t->node;
+    TT_ASSERT(t->buf); /* a lazy tensor always has a node in the current graph */
+    int id = ir_input(&I->g, t->dtype, t->shape, t->name, I->loc);
+    TT_ASSERT(id >= 0);
+    ensure_node_buf(I);
+    t->buf->refcount++;
+    I->node_buf[id] = t->buf;
+    t->node = id;
+    t->node_gen = I->gen;
+    return id;
+}
+
+int rt_check_node(Interp *I, int id) {
+    if (id < 0) rt_error(I, "%s", I->g.err);
+    return id;
+}
+
+/* -- backends -- */
+
+/* Runs the execution graph E: in[k] is the data of input slot k, out[j] the
+ * buffer of E->outputs[j]. The one place a backend is chosen (the JIT will
+ * key its cache on ir_hash(E) here). */
+static void run_exec_graph(Interp *I, IrGraph *E, void **in, void **out) {
+    I->nexec++;
+    if (I->dump_graph) {
+        fprintf(stdout, "-- execution graph %d (%d nodes) --\n", I->nexec, E->n);
+        ir_print(stdout, E);
+        fflush(stdout);
+    }
+    switch (I->backend) {
+    case BACKEND_NAIVE:
+    case BACKEND_JIT: /* until the JIT lands, every graph runs on the reference */
+        rt_naive_run(E, in, out, I->profile ? &I->prof : NULL);
+        break;
+    }
+}
+
+/* Drops the graph without realizing (every tensor is realized already). */
+static void reset_graph_now(Interp *I) {
+    for (int i = 0; i < I->node_buf_cap; i++) {
+        if (I->node_buf[i]) rt_buf_release(I->node_buf[i]);
+        I->node_buf[i] = NULL;
+    }
+    ir_free(&I->g);
+    ir_init(&I->g);
+    I->gen++;
+}
+
+void rt_realize_all(Interp *I) {
+    if (!I->lazy) return;
+    ensure_node_buf(I);
+    IrGraph *g = &I->g;
+    int n = g->n;
+    char *needed = tt_xcalloc((size_t)(n ? n : 1), 1);
+    int *map = tt_xmalloc((size_t)(n ? n : 1) * sizeof *map);
+    for (Tensor *t = I->lazy; t; t = t->lazy_next) {
+        TT_ASSERT(t->node_gen == I->gen && t->node >= 0 && t->node < n);
+        needed[t->node] = 1;
+    }
+    /* walk down: a node with data is a leaf of E, else its inputs are needed */
+    for (int id = n - 1; id >= 0; id--) {
+        if (!needed[id] || I->node_buf[id]) continue;
+        const IrNode *nd = ir_node(g, id);
+        if (nd->op == OP_INPUT) {
+            free(needed);
+            free(map);
+            rt_error_at(I, nd->loc,
+                        "cannot compute a value that depends on the symbolic input '%s'",
+                        nd->name ? nd->name : "?");
+        }
+        for (int k = 0; k < nd->nin; k++) needed[nd->in[k]] = 1;
+    }
+    IrGraph E;
+    ir_init(&E);
+    void **in = NULL;
+    int nin = 0, capin = 0;
+    for (int id = 0; id < n; id++) {
+        map[id] = -1;
+        if (!needed[id]) continue;
+        const IrNode *nd = ir_node(g, id);
+        int e;
+        if (I->node_buf[id]) {
+            e = ir_input(&E, nd->dtype, nd->shape, nd->name, nd->loc);
+            TT_VEC_PUSH(in, nin, capin, I->node_buf[id]->data);
+        } else {
+            int buf[16], *ins = nd->nin <= 16 ? buf : tt_xmalloc((size_t)nd->nin * sizeof *ins);
+            for (int k = 0; k < nd->nin; k++) ins[k] = map[nd->in[k]];
+            e = ir_add(&E, nd->op, ins, nd->nin, &nd->attr, nd->loc);
+            if (ins != buf) free(ins);
+            if (e >= 0 && nd->name) E.nodes[e].name = arena_strdup(&E.arena, nd->name);
+        }
+        if (e < 0) {
+            fprintf(stderr, "internal error: copying node %d: %s\n", id, E.err);
+            TT_ASSERT(!"execution graph copy failed");
+        }
+        map[id] = e;
+    }
+    /* outputs: one per distinct node still without data */
+    int nout = 0;
+    Buffer **outbufs = NULL;
+    int *outnodes = NULL;
+    int capout = 0, capnodes = 0;
+    for (Tensor *t = I->lazy; t; t = t->lazy_next) {
+        int id = t->node;
+        if (I->node_buf[id] || needed[id] == 2) continue;
+        needed[id] = 2;
+        const IrNode *nd = ir_node(g, id);
+        Buffer *b = rt_buf_new((size_t)shape_numel(&nd->shape) * dtype_size(nd->dtype));
+        ir_mark_output(&E, map[id]);
+        int k = nout;
+        TT_VEC_PUSH(outbufs, k, capout, b);
+        TT_VEC_PUSH(outnodes, nout, capnodes, id);
+    }
+    if (nout > 0) {
+        char err[512];
+        if (!ir_verify(&E, err, sizeof err)) {
+            fprintf(stderr, "internal error: execution graph: %s\n", err);
+            TT_ASSERT(!"execution graph does not verify");
+        }
+        void **out = tt_xmalloc((size_t)nout * sizeof *out);
+        for (int j = 0; j < nout; j++) out[j] = outbufs[j]->data;
+        run_exec_graph(I, &E, in, out);
+        free(out);
+        for (int j = 0; j < nout; j++) I->node_buf[outnodes[j]] = outbufs[j];
+    }
+    /* every lazy tensor takes the data of its node */
+    while (I->lazy) {
+        Tensor *t = I->lazy;
+        rt_lazy_unlink(I, t);
+        Buffer *b = I->node_buf[t->node];
+        TT_ASSERT(b);
+        b->refcount++;
+        t->buf = b;
+    }
+    free(outbufs);
+    free(outnodes);
+    free(in);
+    free(needed);
+    free(map);
+    ir_free(&E);
+    if (I->g.n > AUTO_RESET_NODES) reset_graph_now(I);
+}
+
+void *rt_data(Interp *I, Tensor *t) {
+    if (!t->buf) rt_realize_all(I);
+    if (!t->buf) /* a symbolic input (ttc tracing) has no data */
+        rt_error(I, "cannot compute the value of the symbolic input '%s' while tracing",
+                 t->name ? t->name : "?");
+    return t->buf->data;
+}
+
+void rt_extract_graph(Interp *I, const int *outs, int nout, IrGraph *E) {
+    IrGraph *g = &I->g;
+    int n = g->n;
+    char *needed = tt_xcalloc((size_t)(n ? n : 1), 1);
+    int *map = tt_xmalloc((size_t)(n ? n : 1) * sizeof *map);
+    for (int j = 0; j < nout; j++) needed[outs[j]] = 1;
+    for (int id = n - 1; id >= 0; id--) {
+        if (!needed[id]) continue;
+        const IrNode *nd = ir_node(g, id);
+        for (int k = 0; k < nd->nin; k++) needed[nd->in[k]] = 1;
+    }
+    ir_init(E);
+    for (int id = 0; id < n; id++) {
+        map[id] = -1;
+        if (!needed[id]) continue;
+        const IrNode *nd = ir_node(g, id);
+        int e;
+        if (nd->op == OP_INPUT) {
+            e = ir_input(E, nd->dtype, nd->shape, nd->name, nd->loc);
+        } else {
+            int buf[16], *ins = nd->nin <= 16 ? buf : tt_xmalloc((size_t)nd->nin * sizeof *ins);
+            for (int k = 0; k < nd->nin; k++) ins[k] = map[nd->in[k]];
+            e = ir_add(E, nd->op, ins, nd->nin, &nd->attr, nd->loc);
+            if (ins != buf) free(ins);
+            if (e >= 0 && nd->name) E->nodes[e].name = arena_strdup(&E->arena, nd->name);
+        }
+        TT_ASSERT(e >= 0);
+        map[id] = e;
+    }
+    for (int j = 0; j < nout; j++) ir_mark_output(E, map[outs[j]]);
+    free(needed);
+    free(map);
+}
+
+void rt_tensor_assign(Interp *I, Tensor *t, int id) {
+    TT_ASSERT(id >= 0 && id < I->g.n);
+    const IrNode *n = ir_node(&I->g, id);
+    TT_ASSERT(n->dtype == t->dtype && shape_eq(&n->shape, &t->shape));
+    rt_buf_release(t->buf);
+    t->buf = NULL;
+    t->node = id;
+    t->node_gen = I->gen;
+    rt_lazy_link(I, t);
+}
+
+void rt_reset_graph(Interp *I) {
+    rt_realize_all(I);
+    reset_graph_now(I);
+}
+
+void rt_lazy_free(Interp *I) {
+    for (int i = 0; i < I->node_buf_cap; i++)
+        if (I->node_buf[i]) rt_buf_release(I->node_buf[i]);
+    free(I->node_buf);
+    I->node_buf = NULL;
+    I->node_buf_cap = 0;
+    ir_free(&I->g);
+    I->lazy = NULL;
+}
+
+/* -- backward -- */
+
+void rt_backward(Interp *I, Tensor *loss) {
+    if (loss->node_gen != I->gen || loss->node < 0 || loss->node >= I->g.n)
+        rt_error(I, "backward: loss does not depend on any parameter");
+    int *wrt = NULL, *grads = NULL;
+    Tensor **ps = NULL;
+    int n = 0, cap = 0, capw = 0;
+    for (int i = 0; i < I->nparams; i++) {
+        Tensor *p = I->params[i];
+        if (p->node_gen != I->gen || p->node < 0 || p->node >= I->g.n) continue;
+        int k = n;
+        TT_VEC_PUSH(wrt, k, capw, p->node);
+        TT_VEC_PUSH(ps, n, cap, p);
+    }
+    if (n == 0) rt_error(I, "backward: loss does not depend on any parameter");
+    grads = tt_xmalloc((size_t)n * sizeof *grads);
+    if (!ad_backward(&I->g, loss->node, wrt, n, grads)) {
+        char msg[sizeof I->g.err];
+        memcpy(msg, I->g.err, sizeof msg);
+        free(wrt);
+        free(grads);
+        free(ps);
+        rt_error(I, "backward: %s", msg);
+    }
+    int filled = 0;
+    for (int i = 0; i < n; i++) {
+        if (grads[i] < 0) continue;
+        filled++;
+        Tensor *p = ps[i];
+        if (p->grad) {
+            int old = rt_node(I, p->grad);
+            int sum = ir_binary(&I->g, OP_ADD, old, grads[i], I->loc);
+            TT_ASSERT(sum >= 0);
+            rt_tensor_assign(I, p->grad, sum);
+        } else {
+            p->grad = rt_tensor_lazy(I, grads[i]);
+        }
+    }
+    free(wrt);
+    free(grads);
+    free(ps);
+    if (!filled) rt_error(I, "backward: loss does not depend on any parameter");
+}
+
+/* -- profile -- */
+
+void rt_print_profile(Interp *I, FILE *out, const RtProfile *p) {
+    double total = 0;
+    for (int op = 0; op < OP__COUNT; op++) total += p->seconds[op];
+    fprintf(out, "%-12s %8s %10s %7s %9s %10s\n", "op", "calls", "total ms", "%", "GFLOP/s",
+            "MB moved");
+    int order[OP__COUNT];
+    int n = 0;
+    for (int op = 0; op < OP__COUNT; op++)
+        if (p->calls[op]) order[n++] = op;
+    for (int i = 1; i < n; i++) /* by time, descending (insertion sort) */
+        for (int j = i; j > 0 && p->seconds[order[j]] > p->seconds[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (int i = 0; i < n; i++) {
+        int op = order[i];
+        double s = p->seconds[op];
+        fprintf(out, "%-12s %8lld %10.3f %6.1f%% %9.2f %10.2f\n", ir_ops[op].name,
+                (long long)p->calls[op], s * 1e3, total > 0 ? 100 * s / total : 0,
+                s > 0 ? (double)p->flops[op] / s * 1e-9 : 0, (double)p->bytes[op] / 1e6);
+    }
+    fprintf(out, "%-12s %8s %10.3f %6.1f%%\n", "total", "", total * 1e3, total > 0 ? 100.0 : 0);
+}

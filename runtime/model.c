@@ -1,0 +1,472 @@
+/* model.c - calling fns and methods (argument binding, type annotations),
+ * building model instances, naming their parameters.
+ *
+ * A model instance keeps its declarations in Model.fields and its
+ * constructor arguments in its instance scope (Model.env, whose `model`
+ * pointer makes field lookups see the current field values). A method runs
+ * in a fresh scope whose parent is the instance scope, so fields are read by
+ * bare name.
+ */
+#include "eval.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 900
+
+/* -- printing annotations -- */
+
+void ast_expr_str(const AstNode *e, StrBuf *out) {
+    switch (e->kind) {
+    case AST_INT: sb_printf(out, "%lld", (long long)e->ival); break;
+    case AST_FLOAT: sb_printf(out, "%g", e->fval); break;
+    case AST_NAME: sb_puts(out, e->str); break;
+    case AST_ELLIPSIS: sb_puts(out, "..."); break;
+    case AST_BINARY:
+        ast_expr_str(e->a, out);
+        sb_printf(out, " %s ", ast_op_str(e->op));
+        ast_expr_str(e->b, out);
+        break;
+    case AST_UNARY:
+        sb_puts(out, ast_op_str(e->op));
+        ast_expr_str(e->a, out);
+        break;
+    case AST_MEMBER:
+        ast_expr_str(e->a, out);
+        sb_printf(out, ".%s", e->str);
+        break;
+    case AST_CALL:
+        ast_expr_str(e->a, out);
+        sb_puts(out, "(...)");
+        break;
+    default: sb_puts(out, "?"); break;
+    }
+}
+
+void ast_type_str(const AstNode *t, StrBuf *out) {
+    sb_puts(out, t->str ? t->str : "?");
+    if (!t->ival) return;
+    sb_putc(out, '[');
+    for (int i = 0; i < t->list.len; i++) {
+        if (i) sb_puts(out, ", ");
+        ast_expr_str(t->list.items[i], out);
+    }
+    sb_putc(out, ']');
+}
+
+static void value_type_str(Value v, StrBuf *out) {
+    if (v.kind == V_TENSOR) {
+        Tensor *t = (Tensor *)v.o;
+        char s[128];
+        sb_printf(out, "%s%s", dtype_name(t->dtype), shape_str(&t->shape, s, sizeof s));
+    } else {
+        sb_puts(out, rt_type_name(v));
+    }
+}
+
+const char *func_display_name(Interp *I, Func *f) {
+    if (!f->self) return f->def->str ? f->def->str : "<fn>";
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s.%s", f->self->type_name, f->def->str);
+    return rt_intern(I, buf);
+}
+
+/* -- type annotations -- */
+
+/* Looks up a dim name: the call scope, then the scopes up to (not
+ * including) the globals: a method sees its instance's fields and
+ * constructor arguments (fan_in), not a global B. */
+static bool dim_lookup(Interp *I, Env *callenv, const char *name, int64_t *out) {
+    for (Env *e = callenv; e && e != I->globals; e = e->parent) {
+        Value *v = e->model ? rt_model_field(e->model, name) : NULL;
+        if (!v) v = env_find_local(e, name);
+        if (v) {
+            if (v->kind == V_INT) *out = v->i;
+            else if (v->kind == V_BOOL) *out = v->b;
+            else if (v->kind == V_FLOAT && v->f == (double)(int64_t)v->f) *out = (int64_t)v->f;
+            else rt_error(I, "dimension '%s' is a %s, not an int", name, rt_type_name(*v));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Checks v against annotation ty, binding new dim names in callenv. On a
+ * mismatch writes the reason ("dimension 1: 63 != 64") and returns false. */
+static bool type_check(Interp *I, Env *callenv, const AstNode *ty, Value v, char *why,
+                       size_t wlen) {
+    const char *base = ty->str ? ty->str : "";
+    why[0] = 0;
+    DType want;
+    if (strcmp(base, "f32") == 0) want = TY_F32;
+    else if (strcmp(base, "i32") == 0) want = TY_I32;
+    else if (strcmp(base, "i8") == 0) want = TY_I8;
+    else if (strcmp(base, "tensor") == 0) want = TY__COUNT;
+    else {
+        if (strcmp(base, "int") == 0) return v.kind == V_INT;
+        if (strcmp(base, "float") == 0) return v.kind == V_INT || v.kind == V_FLOAT;
+        if (strcmp(base, "bool") == 0) return v.kind == V_BOOL;
+        if (strcmp(base, "str") == 0) return v.kind == V_STR;
+        if (strcmp(base, "list") == 0) return v.kind == V_LIST;
+        if (strcmp(base, "tuple") == 0) return v.kind == V_TUPLE;
+        if (v.kind == V_MODEL) return strcmp(((Model *)v.o)->type_name, base) == 0;
+        return true; /* other names (model types given other values, ...) */
+    }
+    if (v.kind != V_TENSOR) return false;
+    Tensor *t = (Tensor *)v.o;
+    if (want != TY__COUNT && t->dtype != want) return false;
+    if (!ty->ival) return true;
+    int nd = ty->list.len, ell = -1;
+    for (int i = 0; i < nd; i++)
+        if (ty->list.items[i]->kind == AST_ELLIPSIS) ell = i;
+    int fixed = ell >= 0 ? nd - 1 : nd;
+    int rank = t->shape.ndim;
+    if (ell < 0 ? rank != fixed : rank < fixed) {
+        snprintf(why, wlen, "expected %s%d dimensions, got %d", ell >= 0 ? "at least " : "", fixed,
+                 rank);
+        return false;
+    }
+    for (int i = 0; i < nd; i++) {
+        const AstNode *d = ty->list.items[i];
+        if (d->kind == AST_ELLIPSIS) continue;
+        int dim = ell >= 0 && i > ell ? rank - (nd - i) : i;
+        int64_t actual = t->shape.d[dim], expect;
+        if (d->kind == AST_NAME) {
+            if (!dim_lookup(I, callenv, d->str, &expect)) {
+                env_define(I, callenv, d->str, vint(actual));
+                continue;
+            }
+        } else if (d->kind == AST_INT) {
+            expect = d->ival;
+        } else {
+            Value e = eval_expr(I, callenv, d);
+            expect = rt_to_int(I, e, "dimension");
+            rt_release(I, e);
+        }
+        if (expect != actual) {
+            snprintf(why, wlen, "dimension %d: %lld != %lld", dim, (long long)actual,
+                     (long long)expect);
+            return false;
+        }
+    }
+    return true;
+}
+
+void check_annotation(Interp *I, Env *callenv, const AstNode *ty, Value v,
+                             const char *fname, const char *what, SrcLoc at) {
+    char why[160];
+    if (type_check(I, callenv, ty, v, why, sizeof why)) return;
+    StrBuf want = {0}, got = {0};
+    ast_type_str(ty, &want);
+    value_type_str(v, &got);
+    char msg[700];
+    snprintf(msg, sizeof msg, "%s: %s expects %s, got %s%s%s%s", fname, what, want.s, got.s,
+             why[0] ? " (" : "", why, why[0] ? ")" : "");
+    sb_free(&want);
+    sb_free(&got);
+    rt_error_at(I, at, "%s", msg);
+}
+
+/* -- binding arguments to an AST parameter list -- */
+
+static void bind_params(Interp *I, const char *fname, const AstList *params, Env *into,
+                        Env *defaults_env, const Value *args, int nargs,
+                        const char *const *kwnames, const Value *kwargs, int nkw) {
+    int np = params->len;
+    if (nargs > np)
+        rt_error(I, "%s() takes %d argument%s but %d %s given", fname, np, np == 1 ? "" : "s", nargs,
+                 nargs == 1 ? "was" : "were");
+    Value vb[16];
+    bool gb[16];
+    Value *vals = np <= 16 ? vb : tt_xmalloc((size_t)np * sizeof *vals);
+    bool *given = np <= 16 ? gb : tt_xmalloc((size_t)np * sizeof *given);
+    for (int i = 0; i < np; i++) given[i] = false;
+    for (int i = 0; i < nargs; i++) {
+        vals[i] = args[i];
+        given[i] = true;
+    }
+    for (int k = 0; k < nkw; k++) {
+        int j = 0;
+        while (j < np && strcmp(params->items[j]->str, kwnames[k]) != 0) j++;
+        if (j == np) rt_error(I, "%s() got an unexpected keyword argument '%s'", fname, kwnames[k]);
+        if (given[j]) rt_error(I, "%s() got multiple values for argument '%s'", fname, kwnames[k]);
+        vals[j] = kwargs[k];
+        given[j] = true;
+    }
+    for (int i = 0; i < np; i++)
+        if (!given[i] && !params->items[i]->a)
+            rt_error(I, "%s() missing argument '%s'", fname, params->items[i]->str);
+    SrcLoc site = I->loc;
+    for (int i = 0; i < np; i++) {
+        const AstNode *p = params->items[i];
+        Value v;
+        if (given[i]) {
+            v = rt_retain(vals[i]);
+        } else {
+            v = eval_expr(I, defaults_env, p->a);
+            I->loc = site;
+        }
+        env_define(I, into, p->str, v);
+    }
+    /* annotations, in order, once every argument is bound */
+    for (int i = 0; i < np; i++) {
+        const AstNode *p = params->items[i];
+        if (!p->type) continue;
+        char what[160];
+        snprintf(what, sizeof what, "argument '%s'", p->str);
+        check_annotation(I, into, p->type, *env_find_local(into, p->str), fname, what, site);
+        /* a float parameter given an int holds a float */
+        if (p->type->str && strcmp(p->type->str, "float") == 0) {
+            Value *slot = env_find_local(into, p->str);
+            if (slot->kind == V_INT) *slot = vfloat((double)slot->i);
+        }
+    }
+    if (vals != vb) free(vals);
+    if (given != gb) free(given);
+}
+
+/* -- calls -- */
+
+static void enter(Interp *I) {
+    if (++I->depth > MAX_DEPTH) {
+        I->depth = 0; /* the handler restores it */
+        rt_error(I, "maximum call depth (%d) exceeded", MAX_DEPTH);
+    }
+}
+
+Value call_func(Interp *I, Func *f, const Value *args, int nargs, const char *const *kwnames,
+                const Value *kwargs, int nkw) {
+    const AstNode *def = f->def;
+    const char *name = func_display_name(I, f);
+    SrcLoc site = I->loc;
+    enter(I);
+    Env *env = env_new(I, f->closure);
+    bind_params(I, name, &def->list, env, f->closure, args, nargs, kwnames, kwargs, nkw);
+    rt_push_frame(I, name, site);
+    Value ret = VNONE;
+    Flow fl = exec_block_in(I, env, def->b, &ret);
+    if (fl != FLOW_RETURN) ret = VNONE;
+    if (def->type) check_annotation(I, env, def->type, ret, name, "return value", def->type->loc);
+    rt_pop_frame(I);
+    env_release(I, env);
+    I->depth--;
+    I->loc = site;
+    return ret;
+}
+
+/* -- models -- */
+
+const AstNode *model_method(Model *m, const char *name) {
+    if (!m->def) return NULL;
+    const AstNode *body = m->def->def->b;
+    if (!body) return NULL;
+    for (int i = 0; i < body->list.len; i++) {
+        const AstNode *d = body->list.items[i];
+        if (d->kind == AST_FN && d->str && strcmp(d->str, name) == 0) return d;
+    }
+    return NULL;
+}
+
+Value model_bind_method(Interp *I, Model *m, const AstNode *def) {
+    Func *f = rt_alloc_obj(I, V_FUNC, sizeof(Func));
+    f->def = def;
+    f->closure = env_retain(m->env);
+    f->self = m;
+    m->obj.refcount++;
+    return vobj(&f->obj);
+}
+
+static void add_field(Interp *I, Model *m, const char *name, Value v, bool is_param) {
+    name = rt_intern(I, name);
+    for (int i = 0; i < m->nfields; i++) {
+        if (m->field_names[i] == name) {
+            Value old = m->fields[i];
+            m->fields[i] = v;
+            m->is_param[i] = is_param;
+            rt_release(I, old);
+            return;
+        }
+    }
+    int n = m->nfields + 1;
+    m->field_names = tt_xrealloc(m->field_names, (size_t)n * sizeof *m->field_names);
+    m->fields = tt_xrealloc(m->fields, (size_t)n * sizeof *m->fields);
+    m->is_param = tt_xrealloc(m->is_param, (size_t)n * sizeof *m->is_param);
+    m->field_names[m->nfields] = name;
+    m->fields[m->nfields] = v;
+    m->is_param[m->nfields] = is_param;
+    m->nfields = n;
+}
+
+static Tensor *make_param(Interp *I, Value v, const char *name) {
+    char what[160];
+    snprintf(what, sizeof what, "param %s", name);
+    Tensor *src = rt_to_tensor(I, v, what);
+    void *data = rt_data(I, src);
+    Tensor *p = rt_tensor_new(I, src->dtype, src->shape);
+    memcpy(p->buf->data, data, (size_t)shape_numel(&src->shape) * dtype_size(src->dtype));
+    rt_release(I, vtensor(src));
+    rt_register_param(I, p);
+    p->name = rt_intern(I, name);
+    return p;
+}
+
+static void let_fields(Interp *I, Model *m, const AstNode *d, Value v) {
+    if (!d->ival) {
+        add_field(I, m, d->list.items[0]->str, v, false);
+        return;
+    }
+    if (v.kind != V_LIST && v.kind != V_TUPLE)
+        rt_error(I, "cannot unpack %s into %d names", rt_type_name(v), d->list.len);
+    List *l = (List *)v.o;
+    if (l->len != d->list.len)
+        rt_error(I, "expected %d values to unpack, got %d", d->list.len, l->len);
+    for (int i = 0; i < l->len; i++) add_field(I, m, d->list.items[i]->str, rt_retain(l->items[i]), false);
+    rt_release(I, v);
+}
+
+Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
+                        const char *const *kwnames, const Value *kwargs, int nkw) {
+    const AstNode *def = d->def;
+    const char *name = def->str;
+    SrcLoc site = I->loc;
+    enter(I);
+    Env *ienv = env_new(I, d->closure);
+    bind_params(I, name, &def->list, ienv, d->closure, args, nargs, kwnames, kwargs, nkw);
+    Model *m = rt_alloc_obj(I, V_MODEL, sizeof(Model));
+    m->def = d;
+    d->obj.refcount++;
+    m->type_name = rt_intern(I, name);
+    m->env = ienv; /* takes the reference */
+    ienv->model = m;
+    rt_push_frame(I, rt_intern(I, name), site);
+    const AstNode *body = def->b;
+    for (int i = 0; body && i < body->list.len; i++) {
+        const AstNode *decl = body->list.items[i];
+        switch (decl->kind) {
+        case AST_PARAM_DECL: {
+            Value v = eval_expr(I, ienv, decl->a);
+            I->loc = decl->loc;
+            Tensor *p = make_param(I, v, decl->str);
+            rt_release(I, v);
+            if (decl->type)
+                check_annotation(I, ienv, decl->type, vtensor(p), name, "param", decl->loc);
+            add_field(I, m, decl->str, vtensor(p), true);
+            break;
+        }
+        case AST_FIELD: add_field(I, m, decl->str, eval_expr(I, ienv, decl->a), false); break;
+        case AST_LET: {
+            Value v = eval_expr(I, ienv, decl->a);
+            I->loc = decl->loc;
+            let_fields(I, m, decl, v);
+            break;
+        }
+        case AST_FN: break; /* methods are found in the definition */
+        default:
+            I->loc = decl->loc;
+            rt_error(I, "only declarations (param, fields, let, methods) are allowed in a model");
+        }
+    }
+    model_name_params(I, m);
+    rt_pop_frame(I);
+    I->depth--;
+    I->loc = site;
+    return vobj(&m->obj);
+}
+
+/* -- parameter paths -- */
+
+static void name_walk(Interp *I, Value v, StrBuf *path, int depth) {
+    if (depth > 32) return;
+    if (v.kind == V_MODEL) {
+        Model *m = (Model *)v.o;
+        size_t len = path->len;
+        for (int i = 0; i < m->nfields; i++) {
+            Value f = m->fields[i];
+            if (path->len) sb_putc(path, '.');
+            sb_puts(path, m->field_names[i]);
+            if (f.kind == V_TENSOR && m->is_param[i]) {
+                Tensor *t = (Tensor *)f.o;
+                t->name = rt_intern(I, path->s);
+            } else if (f.kind == V_MODEL || f.kind == V_LIST || f.kind == V_TUPLE) {
+                name_walk(I, f, path, depth + 1);
+            }
+            path->len = len;
+            if (path->s) path->s[len] = 0;
+        }
+    } else if (v.kind == V_LIST || v.kind == V_TUPLE) {
+        List *l = (List *)v.o;
+        size_t len = path->len;
+        for (int i = 0; i < l->len; i++) {
+            if (l->items[i].kind != V_MODEL && l->items[i].kind != V_LIST) continue;
+            sb_printf(path, ".%d", i);
+            name_walk(I, l->items[i], path, depth + 1);
+            path->len = len;
+            if (path->s) path->s[len] = 0;
+        }
+    }
+}
+
+void model_name_params(Interp *I, Model *m) {
+    StrBuf path = {0};
+    sb_puts(&path, "");
+    name_walk(I, vobj(&m->obj), &path, 0);
+    sb_free(&path);
+}
+
+static void params_walk(Interp *I, Value v, StrBuf *path, Value out, bool named, int depth) {
+    if (depth > 32) return;
+    if (v.kind == V_MODEL) {
+        Model *m = (Model *)v.o;
+        size_t len = path->len;
+        for (int i = 0; i < m->nfields; i++) {
+            Value f = m->fields[i];
+            if (path->len) sb_putc(path, '.');
+            sb_puts(path, m->field_names[i]);
+            if (f.kind == V_TENSOR && m->is_param[i]) {
+                List *l = (List *)out.o;
+                bool seen = false;
+                for (int k = 0; k < l->len && !seen; k++) {
+                    Value x = l->items[k];
+                    if (named) x = ((List *)x.o)->items[1];
+                    seen = x.o == f.o;
+                }
+                if (!seen) {
+                    if (named) {
+                        Value t = rt_tuple(I, 2);
+                        ((List *)t.o)->items[0] = rt_cstr(I, path->s);
+                        ((List *)t.o)->items[1] = rt_retain(f);
+                        rt_list_push(I, out, t);
+                    } else {
+                        rt_list_push(I, out, rt_retain(f));
+                    }
+                }
+            } else if (f.kind == V_MODEL || f.kind == V_LIST || f.kind == V_TUPLE) {
+                params_walk(I, f, path, out, named, depth + 1);
+            }
+            path->len = len;
+            if (path->s) path->s[len] = 0;
+        }
+    } else if (v.kind == V_LIST || v.kind == V_TUPLE) {
+        List *l = (List *)v.o;
+        size_t len = path->len;
+        for (int i = 0; i < l->len; i++) {
+            sb_printf(path, ".%d", i);
+            params_walk(I, l->items[i], path, out, named, depth + 1);
+            path->len = len;
+            if (path->s) path->s[len] = 0;
+        }
+    }
+}
+
+Value rt_parameters(Interp *I, Value m, bool named) {
+    if (m.kind != V_MODEL)
+        rt_error(I, "%s: expected a model, got %s", named ? "named_parameters" : "parameters",
+                 rt_type_name(m));
+    Value out = rt_list(I, 0);
+    StrBuf path = {0};
+    sb_puts(&path, "");
+    params_walk(I, m, &path, out, named, 0);
+    sb_free(&path);
+    return out;
+}

@@ -1,0 +1,235 @@
+/* ttrun - runs tt scripts, or the REPL when no file is given.
+ *
+ *   ttrun [options] FILE.tt [args]
+ *   ttrun [options]               (REPL)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+
+#include "value.h"
+
+#define TT_VERSION "0.1.0"
+
+static void usage(FILE *out) {
+    fputs("usage: ttrun [options] [FILE.tt [args...]]\n"
+          "\n"
+          "Runs a tt script, or starts the REPL when no file is given.\n"
+          "\n"
+          "options:\n"
+          "  --check            parse and check FILE only\n"
+          "  --backend=NAME     naive (default) or jit\n"
+          "  --seed=N           seed of the global random generator (default 0)\n"
+          "  --profile          print the per-op table at exit\n"
+          "  --dump=graph       print each execution graph before it runs\n"
+          "  --threads=N        worker threads (used by the JIT)\n"
+          "  -q                 quiet\n"
+          "  --help, --version\n",
+          out);
+}
+
+static const char *REPL_HELP =
+    "Enter statements or expressions; the value of an expression is printed.\n"
+    "An unclosed (, [ or { continues on the next line.\n"
+    "  :help              this text\n"
+    "  :quit              leave (or Ctrl-D)\n"
+    "  :backend naive|jit choose the backend\n";
+
+static char *history_path(void) {
+    const char *home = getenv("HOME");
+    if (!home || !*home) return NULL;
+    size_t n = strlen(home) + 16;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/.tt_history", home);
+    return p;
+}
+
+/* Reads one line (without the newline); NULL at EOF. */
+static char *read_line(bool tty, const char *prompt) {
+    if (tty) return readline(prompt);
+    size_t cap = 0;
+    char *line = NULL;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    if (n > 0 && line[n - 1] == '\n') line[n - 1] = 0;
+    return line;
+}
+
+static bool set_backend(Interp *I, const char *name, const char *who) {
+    if (strcmp(name, "naive") == 0) {
+        I->backend = BACKEND_NAIVE;
+        return true;
+    }
+    if (strcmp(name, "jit") == 0)
+        fprintf(stderr, "%s: error: the jit backend is not available yet; use --backend=naive\n", who);
+    else fprintf(stderr, "%s: error: unknown backend '%s' (expected naive or jit)\n", who, name);
+    return false;
+}
+
+static int repl(Interp *I) {
+    bool tty = isatty(0) && isatty(1);
+    char *hist = NULL;
+    if (tty) {
+        hist = history_path();
+        using_history();
+        if (hist) read_history(hist);
+        if (!I->quiet) printf("tt %s - :help for help, :quit to leave\n", TT_VERSION);
+    }
+    StrBuf entry = {0};
+    int n = 0;
+    for (;;) {
+        char *line = read_line(tty, entry.len ? "... " : "tt> ");
+        if (!line) {
+            if (tty) putchar('\n');
+            break;
+        }
+        if (entry.len == 0) {
+            const char *p = line;
+            while (*p == ' ' || *p == '\t') p++;
+            if (*p == ':') {
+                if (tty) add_history(line);
+                if (strncmp(p, ":quit", 5) == 0 || strncmp(p, ":q", 3) == 0) {
+                    free(line);
+                    break;
+                } else if (strncmp(p, ":help", 5) == 0) {
+                    fputs(REPL_HELP, stdout);
+                } else if (strncmp(p, ":backend", 8) == 0) {
+                    const char *a = p + 8;
+                    while (*a == ' ') a++;
+                    if (!*a) printf("%s\n", I->backend == BACKEND_JIT ? "jit" : "naive");
+                    else set_backend(I, a, "tt");
+                } else {
+                    fprintf(stderr, "tt: error: unknown command '%s' (:help lists them)\n", p);
+                }
+                free(line);
+                fflush(stdout);
+                continue;
+            }
+        }
+        sb_puts(&entry, line);
+        sb_putc(&entry, '\n');
+        free(line);
+        if (parse_is_incomplete(entry.s, entry.len)) continue;
+        bool blank = true;
+        for (size_t i = 0; i < entry.len; i++)
+            if (entry.s[i] != ' ' && entry.s[i] != '\t' && entry.s[i] != '\n') blank = false;
+        if (!blank) {
+            if (tty) {
+                char *h = strdup(entry.s);
+                size_t l = strlen(h);
+                while (l && h[l - 1] == '\n') h[--l] = 0;
+                add_history(h);
+                free(h);
+            }
+            n++;
+            rt_run_source(I, "<stdin>", entry.s, entry.len, true);
+            diag_reset_count();
+            fflush(stdout);
+            fflush(stderr);
+        }
+        entry.len = 0;
+        entry.s[0] = 0;
+    }
+    sb_free(&entry);
+    if (tty && hist) {
+        write_history(hist); /* failures (read-only home) are ignored */
+    }
+    free(hist);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *file = NULL, *backend = "naive";
+    bool check = false, profile = false, dump_graph = false, quiet = false;
+    long long seed = 0;
+    int threads = 1, i;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || strcmp(a, "-") == 0) {
+            file = a;
+            i++;
+            break;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("ttrun %s\n", TT_VERSION);
+            return 0;
+        } else if (strcmp(a, "--check") == 0) {
+            check = true;
+        } else if (strncmp(a, "--backend=", 10) == 0) {
+            backend = a + 10;
+        } else if (strcmp(a, "--backend") == 0 && i + 1 < argc) {
+            backend = argv[++i];
+        } else if (strncmp(a, "--seed=", 7) == 0) {
+            char *end;
+            seed = strtoll(a + 7, &end, 10);
+            if (*end || end == a + 7) {
+                fprintf(stderr, "ttrun: error: --seed needs an integer, got '%s'\n", a + 7);
+                return 2;
+            }
+        } else if (strcmp(a, "--profile") == 0) {
+            profile = true;
+        } else if (strncmp(a, "--dump=", 7) == 0) {
+            if (strcmp(a + 7, "graph") != 0) {
+                fprintf(stderr, "ttrun: error: unknown --dump pass '%s' (available: graph)\n", a + 7);
+                return 2;
+            }
+            dump_graph = true;
+        } else if (strncmp(a, "--threads=", 10) == 0) {
+            threads = atoi(a + 10);
+            if (threads < 1) {
+                fprintf(stderr, "ttrun: error: --threads needs a positive integer\n");
+                return 2;
+            }
+        } else if (strcmp(a, "-q") == 0) {
+            quiet = true;
+        } else if (strcmp(a, "--") == 0) {
+            if (i + 1 < argc) file = argv[i + 1];
+            i += 2;
+            break;
+        } else {
+            fprintf(stderr, "ttrun: error: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (strcmp(backend, "naive") != 0) {
+        if (strcmp(backend, "jit") == 0)
+            fprintf(stderr, "ttrun: error: the jit backend is not available yet; use --backend=naive\n");
+        else fprintf(stderr, "ttrun: error: unknown backend '%s' (expected naive or jit)\n", backend);
+        return 2;
+    }
+    if (check && !file) {
+        fprintf(stderr, "ttrun: error: --check needs a FILE\n");
+        return 2;
+    }
+    Interp *I = rt_new_interp();
+    I->seed = (uint64_t)seed;
+    rng_seed(&I->rng, (uint64_t)seed);
+    I->profile = profile;
+    I->dump_graph = dump_graph;
+    I->quiet = quiet;
+    I->threads = threads;
+    I->backend = BACKEND_NAIVE;
+    /* script arguments: a global list `args` */
+    Value args = rt_list(I, 0);
+    for (int k = i; k < argc; k++) rt_list_push(I, args, rt_cstr(I, argv[k]));
+    rt_define_global(I, "args", args);
+    int rc;
+    if (!file) rc = repl(I);
+    else if (check) rc = rt_check_file(I, file);
+    else rc = rt_run_file(I, file);
+    fflush(stdout);
+    if (profile && file && !check) rt_print_profile(I, stderr, &I->prof);
+    rt_free_interp(I);
+    diag_shutdown();
+    return rc ? 1 : 0;
+}
