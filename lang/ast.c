@@ -72,41 +72,41 @@ const char *ast_kind_name(AstKind k) {
 
 const char *ast_op_str(AstOp op) {
     switch (op) {
-    case OP_NONE:
+    case AOP_NONE:
         return "";
-    case OP_ADD:
+    case AOP_ADD:
         return "+";
-    case OP_SUB:
+    case AOP_SUB:
         return "-";
-    case OP_MUL:
+    case AOP_MUL:
         return "*";
-    case OP_DIV:
+    case AOP_DIV:
         return "/";
-    case OP_MOD:
+    case AOP_MOD:
         return "%";
-    case OP_MATMUL:
+    case AOP_MATMUL:
         return "@";
-    case OP_POW:
+    case AOP_POW:
         return "**";
-    case OP_EQ:
+    case AOP_EQ:
         return "==";
-    case OP_NE:
+    case AOP_NE:
         return "!=";
-    case OP_LT:
+    case AOP_LT:
         return "<";
-    case OP_LE:
+    case AOP_LE:
         return "<=";
-    case OP_GT:
+    case AOP_GT:
         return ">";
-    case OP_GE:
+    case AOP_GE:
         return ">=";
-    case OP_AND:
+    case AOP_AND:
         return "and";
-    case OP_OR:
+    case AOP_OR:
         return "or";
-    case OP_NEG:
+    case AOP_NEG:
         return "-";
-    case OP_NOT:
+    case AOP_NOT:
         return "not";
     }
     return "?";

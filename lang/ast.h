@@ -18,7 +18,7 @@ typedef enum AstKind {
     AST_BOOL,     /* ival: 0 or 1 (`true`, `false`) */
     AST_NONE,     /* `none` */
     AST_NAME,     /* str: identifier */
-    AST_UNARY,    /* op: OP_NEG or OP_NOT; a: operand */
+    AST_UNARY,    /* op: AOP_NEG or AOP_NOT; a: operand */
     AST_BINARY,   /* op: AstOp; a: lhs; b: rhs */
     AST_RANGE,    /* a..b: a, b */
     AST_CALL,     /* a: callee; list: arguments (AST_ARG) */
@@ -41,7 +41,7 @@ typedef enum AstKind {
                    * ival: 1 if the targets were written as a tuple; a: value;
                    * type: optional annotation (let x: f32[2] = ...) */
     AST_ASSIGN,   /* a: target (AST_NAME, AST_MEMBER, AST_INDEX); b: value;
-                   * op: OP_NONE for '=', else OP_ADD/OP_SUB/OP_MUL/OP_DIV for
+                   * op: AOP_NONE for '=', else AOP_ADD/AOP_SUB/AOP_MUL/AOP_DIV for
                    * += -= *= /= */
     AST_EXPR_STMT,/* a: expression */
     AST_IF,       /* a: cond; b: then (AST_BLOCK); c: else (AST_BLOCK, AST_IF, or NULL) */
@@ -70,11 +70,11 @@ typedef enum AstKind {
 
 /* Operators of AST_UNARY, AST_BINARY and compound AST_ASSIGN. */
 typedef enum AstOp {
-    OP_NONE,
-    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MOD, OP_MATMUL, OP_POW,
-    OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE,
-    OP_AND, OP_OR,
-    OP_NEG, OP_NOT,
+    AOP_NONE,
+    AOP_ADD, AOP_SUB, AOP_MUL, AOP_DIV, AOP_MOD, AOP_MATMUL, AOP_POW,
+    AOP_EQ, AOP_NE, AOP_LT, AOP_LE, AOP_GT, AOP_GE,
+    AOP_AND, AOP_OR,
+    AOP_NEG, AOP_NOT,
 } AstOp;
 
 typedef struct AstNode AstNode;

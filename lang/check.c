@@ -42,7 +42,9 @@ static void declare(Scope *s, const char *name, SrcLoc loc) {
     TT_VEC_PUSH(s->syms, s->n, s->cap, y);
 }
 
-static void scope_free(Scope *s) { free(s->syms); }
+static void scope_free(Scope *s) {
+    free(s->syms);
+}
 
 /* The scope declaring name, or NULL; *global set when it is a global. */
 static const Scope *resolve(Checker *C, const Scope *s, const char *name, bool *global) {
@@ -173,8 +175,12 @@ static void check_call_args(Checker *C, const Scope *s, const AstNode *call) {
 static void check_expr(Checker *C, Scope *s, const AstNode *n) {
     if (!n) return;
     switch (n->kind) {
-    case AST_NAME: use_name(C, s, n); break;
-    case AST_UNARY: check_expr(C, s, n->a); break;
+    case AST_NAME:
+        use_name(C, s, n);
+        break;
+    case AST_UNARY:
+        check_expr(C, s, n->a);
+        break;
     case AST_BINARY:
     case AST_RANGE:
     case AST_REPEAT:
@@ -186,7 +192,9 @@ static void check_expr(Checker *C, Scope *s, const AstNode *n) {
         for (int i = 0; i < n->list.len; i++) check_expr(C, s, n->list.items[i]);
         check_call_args(C, s, n);
         break;
-    case AST_ARG: check_expr(C, s, n->a); break;
+    case AST_ARG:
+        check_expr(C, s, n->a);
+        break;
     case AST_INDEX:
         check_expr(C, s, n->a);
         for (int i = 0; i < n->list.len; i++) check_expr(C, s, n->list.items[i]);
@@ -196,13 +204,16 @@ static void check_expr(Checker *C, Scope *s, const AstNode *n) {
         check_expr(C, s, n->b);
         check_expr(C, s, n->c);
         break;
-    case AST_MEMBER: check_expr(C, s, n->a); break;
+    case AST_MEMBER:
+        check_expr(C, s, n->a);
+        break;
     case AST_LIST:
     case AST_TUPLE:
     case AST_RECORD:
         for (int i = 0; i < n->list.len; i++) check_expr(C, s, n->list.items[i]);
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -251,8 +262,10 @@ static void check_model(Checker *C, Scope *parent, const AstNode *m) {
             const AstNode *d = body->list.items[i];
             if (!d) continue;
             if (d->kind == AST_LET)
-                for (int k = 0; k < d->list.len; k++) declare(&s, d->list.items[k]->str, d->list.items[k]->loc);
-            else if (d->str) declare(&s, d->str, d->loc);
+                for (int k = 0; k < d->list.len; k++)
+                    declare(&s, d->list.items[k]->str, d->list.items[k]->loc);
+            else if (d->str)
+                declare(&s, d->str, d->loc);
         }
         for (int i = 0; i < body->list.len; i++) {
             const AstNode *d = body->list.items[i];
@@ -260,9 +273,15 @@ static void check_model(Checker *C, Scope *parent, const AstNode *m) {
             switch (d->kind) {
             case AST_PARAM_DECL:
             case AST_FIELD:
-            case AST_LET: check_expr(C, &s, d->a); break;
-            case AST_FN: check_fn(C, &s, d); break;
-            default: check_stmt(C, &s, d, false); break;
+            case AST_LET:
+                check_expr(C, &s, d->a);
+                break;
+            case AST_FN:
+                check_fn(C, &s, d);
+                break;
+            default:
+                check_stmt(C, &s, d, false);
+                break;
             }
         }
     }
@@ -286,7 +305,8 @@ static void check_stmt(Checker *C, Scope *s, const AstNode *n, bool echo_last) {
     switch (n->kind) {
     case AST_LET:
         check_expr(C, s, n->a);
-        for (int i = 0; i < n->list.len; i++) declare(s, n->list.items[i]->str, n->list.items[i]->loc);
+        for (int i = 0; i < n->list.len; i++)
+            declare(s, n->list.items[i]->str, n->list.items[i]->loc);
         break;
     case AST_ASSIGN: {
         const AstNode *t = n->a;
@@ -307,8 +327,7 @@ static void check_stmt(Checker *C, Scope *s, const AstNode *n, bool echo_last) {
     case AST_EXPR_STMT: {
         const AstNode *e = n->a;
         check_expr(C, s, e);
-        if (e && !echo_last && e->kind != AST_CALL &&
-            !(e->kind == AST_UNARY && e->op == OP_NEG))
+        if (e && !echo_last && e->kind != AST_CALL && !(e->kind == AST_UNARY && e->op == AOP_NEG))
             diag_warning(e->loc, "expression result is unused");
         break;
     }
@@ -316,8 +335,10 @@ static void check_stmt(Checker *C, Scope *s, const AstNode *n, bool echo_last) {
         check_expr(C, s, n->a);
         check_block(C, s, n->b, true);
         if (n->c) {
-            if (n->c->kind == AST_IF) check_stmt(C, s, n->c, false);
-            else check_block(C, s, n->c, true);
+            if (n->c->kind == AST_IF)
+                check_stmt(C, s, n->c, false);
+            else
+                check_block(C, s, n->c, true);
         }
         break;
     case AST_WHILE:
@@ -327,14 +348,21 @@ static void check_stmt(Checker *C, Scope *s, const AstNode *n, bool echo_last) {
     case AST_FOR: {
         check_expr(C, s, n->a);
         Scope body = {.parent = s};
-        for (int i = 0; i < n->list.len; i++) declare(&body, n->list.items[i]->str, n->list.items[i]->loc);
+        for (int i = 0; i < n->list.len; i++)
+            declare(&body, n->list.items[i]->str, n->list.items[i]->loc);
         check_block(C, &body, n->b, false);
         scope_free(&body);
         break;
     }
-    case AST_RETURN: check_expr(C, s, n->a); break;
-    case AST_BLOCK: check_block(C, s, n, true); break;
-    case AST_PROFILE: check_block(C, s, n->b, true); break;
+    case AST_RETURN:
+        check_expr(C, s, n->a);
+        break;
+    case AST_BLOCK:
+        check_block(C, s, n, true);
+        break;
+    case AST_PROFILE:
+        check_block(C, s, n->b, true);
+        break;
     case AST_FN:
         declare(s, n->str, n->loc);
         check_fn(C, s, n);
@@ -344,8 +372,12 @@ static void check_stmt(Checker *C, Scope *s, const AstNode *n, bool echo_last) {
         check_model(C, s, n);
         break;
     case AST_PARAM_DECL:
-    case AST_FIELD: check_expr(C, s, n->a); break;
-    default: check_expr(C, s, n); break;
+    case AST_FIELD:
+        check_expr(C, s, n->a);
+        break;
+    default:
+        check_expr(C, s, n);
+        break;
     }
 }
 

@@ -320,11 +320,11 @@ stmt
     : expr {
         $$ = mk(ps, AST_EXPR_STMT, @$);
         $$->a = $1;
-        if (!ps->repl && $1->kind == AST_UNARY && $1->op == OP_NEG)
+        if (!ps->repl && $1->kind == AST_UNARY && $1->op == AOP_NEG)
             diag_warning(@1, "this line starts with '-' and is a statement of its own; to "
                              "continue the previous line, end that line with the operator");
     }
-    | expr '=' expr           { $$ = mk_assign(ps, OP_NONE, $1, $3, @$, @2); }
+    | expr '=' expr           { $$ = mk_assign(ps, AOP_NONE, $1, $3, @$, @2); }
     | expr assign_op expr     { $$ = mk_assign(ps, $2, $1, $3, @$, @2); }
     | let_stmt
     | if_stmt
@@ -353,10 +353,10 @@ stmt
     ;
 
 assign_op
-    : PLUSEQ                  { $$ = OP_ADD; }
-    | MINUSEQ                 { $$ = OP_SUB; }
-    | STAREQ                  { $$ = OP_MUL; }
-    | SLASHEQ                 { $$ = OP_DIV; }
+    : PLUSEQ                  { $$ = AOP_ADD; }
+    | MINUSEQ                 { $$ = AOP_SUB; }
+    | STAREQ                  { $$ = AOP_MUL; }
+    | SLASHEQ                 { $$ = AOP_DIV; }
     ;
 
 let_stmt
@@ -531,29 +531,29 @@ decl
 
 expr
     : postfix
-    | '-' expr %prec UMINUS   { $$ = mk_unary(ps, OP_NEG, $2, @$, @1); }
-    | NOT expr                { $$ = mk_unary(ps, OP_NOT, $2, @$, @1); }
-    | expr OR expr            { $$ = mk_binary(ps, OP_OR, $1, $3, @$, @2); }
-    | expr AND expr           { $$ = mk_binary(ps, OP_AND, $1, $3, @$, @2); }
-    | expr EQ expr            { $$ = mk_binary(ps, OP_EQ, $1, $3, @$, @2); }
-    | expr NE expr            { $$ = mk_binary(ps, OP_NE, $1, $3, @$, @2); }
-    | expr '<' expr           { $$ = mk_binary(ps, OP_LT, $1, $3, @$, @2); }
-    | expr LE expr            { $$ = mk_binary(ps, OP_LE, $1, $3, @$, @2); }
-    | expr '>' expr           { $$ = mk_binary(ps, OP_GT, $1, $3, @$, @2); }
-    | expr GE expr            { $$ = mk_binary(ps, OP_GE, $1, $3, @$, @2); }
+    | '-' expr %prec UMINUS   { $$ = mk_unary(ps, AOP_NEG, $2, @$, @1); }
+    | NOT expr                { $$ = mk_unary(ps, AOP_NOT, $2, @$, @1); }
+    | expr OR expr            { $$ = mk_binary(ps, AOP_OR, $1, $3, @$, @2); }
+    | expr AND expr           { $$ = mk_binary(ps, AOP_AND, $1, $3, @$, @2); }
+    | expr EQ expr            { $$ = mk_binary(ps, AOP_EQ, $1, $3, @$, @2); }
+    | expr NE expr            { $$ = mk_binary(ps, AOP_NE, $1, $3, @$, @2); }
+    | expr '<' expr           { $$ = mk_binary(ps, AOP_LT, $1, $3, @$, @2); }
+    | expr LE expr            { $$ = mk_binary(ps, AOP_LE, $1, $3, @$, @2); }
+    | expr '>' expr           { $$ = mk_binary(ps, AOP_GT, $1, $3, @$, @2); }
+    | expr GE expr            { $$ = mk_binary(ps, AOP_GE, $1, $3, @$, @2); }
     | expr DOTDOT expr {
         $$ = mk(ps, AST_RANGE, @$);
         $$->a = $1;
         $$->b = $3;
         at_op($$, @2);
     }
-    | expr '+' expr           { $$ = mk_binary(ps, OP_ADD, $1, $3, @$, @2); }
-    | expr '-' expr           { $$ = mk_binary(ps, OP_SUB, $1, $3, @$, @2); }
-    | expr '*' expr           { $$ = mk_binary(ps, OP_MUL, $1, $3, @$, @2); }
-    | expr '/' expr           { $$ = mk_binary(ps, OP_DIV, $1, $3, @$, @2); }
-    | expr '%' expr           { $$ = mk_binary(ps, OP_MOD, $1, $3, @$, @2); }
-    | expr '@' expr           { $$ = mk_binary(ps, OP_MATMUL, $1, $3, @$, @2); }
-    | expr POW expr           { $$ = mk_binary(ps, OP_POW, $1, $3, @$, @2); }
+    | expr '+' expr           { $$ = mk_binary(ps, AOP_ADD, $1, $3, @$, @2); }
+    | expr '-' expr           { $$ = mk_binary(ps, AOP_SUB, $1, $3, @$, @2); }
+    | expr '*' expr           { $$ = mk_binary(ps, AOP_MUL, $1, $3, @$, @2); }
+    | expr '/' expr           { $$ = mk_binary(ps, AOP_DIV, $1, $3, @$, @2); }
+    | expr '%' expr           { $$ = mk_binary(ps, AOP_MOD, $1, $3, @$, @2); }
+    | expr '@' expr           { $$ = mk_binary(ps, AOP_MATMUL, $1, $3, @$, @2); }
+    | expr POW expr           { $$ = mk_binary(ps, AOP_POW, $1, $3, @$, @2); }
     ;
 
 postfix

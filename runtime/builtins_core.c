@@ -15,6 +15,38 @@
 #define BIND(fname, names, required, a)                                                            \
     rt_bind_args(I, fname, names, required, args, nargs, kwnames, kwargs, nkw, a)
 
+/* round(x, ndigits=none): Python's round (half to even); a one-element
+ * tensor is realized first. Without ndigits the result is an int. */
+BUILTIN(bi_round) {
+    static const char *const names[] = {"x", "ndigits", NULL};
+    Value a[2];
+    BIND("round", names, 1, a);
+    double x;
+    if (a[0].kind == V_TENSOR) {
+        Tensor *t = (Tensor *)a[0].o;
+        if (shape_numel(&t->shape) != 1)
+            rt_error(I, "round: expected a number or a one-element tensor, got %s",
+                     rt_type_name(a[0]));
+        x = rt_to_float(I, a[0], "round: x");
+    } else {
+        x = rt_to_float(I, a[0], "round: x");
+    }
+    if (!rt_given(a[1]) || a[1].kind == V_NONE) {
+        double r = nearbyint(x);
+        if (!(r >= -9.2e18 && r <= 9.2e18)) rt_error(I, "round: %g does not fit in an int", x);
+        return vint((int64_t)r);
+    }
+    int64_t nd = rt_to_int(I, a[1], "round: ndigits");
+    if (nd < -300 || nd > 300) return vfloat(x);
+    /* Through the decimal representation, as Python does, so that
+     * round(0.8579999804496765, 4) is exactly 0.858. */
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.*f", nd > 0 ? (int)nd : 0, nd >= 0 ? x : x / pow(10.0, (double)-nd));
+    double r = strtod(buf, NULL);
+    if (nd < 0) r = nearbyint(r) * pow(10.0, (double)-nd);
+    return vfloat(r);
+}
+
 /* print(a, b, ..., sep=" ", end="\n") */
 BUILTIN(bi_print) {
     const char *sep = " ", *end = "\n";
@@ -332,6 +364,7 @@ void rt_register_builtins(Interp *I) {
         BuiltinFn fn;
     } core[] = {
         {"print", bi_print},
+        {"round", bi_round},
         {"str", bi_str},
         {"repr", bi_repr},
         {"int", bi_int},

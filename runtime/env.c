@@ -42,8 +42,10 @@ void env_release(Interp *I, Env *e) {
         TT_ASSERT(e->refcount > 0);
         if (--e->refcount > 0) return;
         Env *parent = e->parent;
-        if (e->prev) e->prev->next = e->next;
-        else I->envs = e->next;
+        if (e->prev)
+            e->prev->next = e->next;
+        else
+            I->envs = e->next;
         if (e->next) e->next->prev = e->prev;
         /* values may refer back to e (a closure stored in its own scope):
          * the count is already 0, so those releases stop here */
@@ -110,7 +112,8 @@ void env_define(Interp *I, Env *e, const char *name, Value v) {
     e->hashes[e->n] = name_hash(name);
     e->vals[e->n] = v;
     e->n++;
-    if (e->n > 12 && 2 * e->n + 2 > e->icap) index_rebuild(e);
+    if (e->n > 12 && 2 * e->n + 2 > e->icap)
+        index_rebuild(e);
     else if (e->icap) {
         uint32_t j = e->hashes[e->n - 1] & (uint32_t)(e->icap - 1);
         while (e->index[j]) j = (j + 1) & (uint32_t)(e->icap - 1);

@@ -47,7 +47,9 @@ void rt_format_float(double x, StrBuf *out); /* Python repr: 0.1, 1.0, 1e-05 */
 Value *rt_model_field(Model *m, const char *name);
 
 /* -- tensors (tensor.c) -- */
-void rt_tensor_free(Interp *I, Tensor *t); /* releases what t holds */
+Buffer *rt_buf_try_new(size_t nbytes);                   /* NULL when out of memory */
+Buffer *rt_buf_for(Interp *I, DType dt, const Shape *s); /* rt_error when out of memory */
+void rt_tensor_free(Interp *I, Tensor *t);               /* releases what t holds */
 void rt_format_tensor(Interp *I, Tensor *t, StrBuf *out);
 /* Unlinks t from I->lazy (if on it). */
 void rt_lazy_unlink(Interp *I, Tensor *t);

@@ -53,15 +53,21 @@ Value rt_global(Interp *I, const char *name) {
     return rt_retain(*v);
 }
 
-void rt_define_global(Interp *I, const char *name, Value v) { env_define(I, I->globals, name, v); }
+void rt_define_global(Interp *I, const char *name, Value v) {
+    env_define(I, I->globals, name, v);
+}
 
 /* -- arithmetic on numbers -- */
 
-static bool is_number(Value v) { return v.kind == V_INT || v.kind == V_FLOAT || v.kind == V_BOOL; }
+static bool is_number(Value v) {
+    return v.kind == V_INT || v.kind == V_FLOAT || v.kind == V_BOOL;
+}
 static double num(Value v) {
     return v.kind == V_FLOAT ? v.f : v.kind == V_INT ? (double)v.i : (double)v.b;
 }
-static int64_t inum(Value v) { return v.kind == V_INT ? v.i : (int64_t)v.b; }
+static int64_t inum(Value v) {
+    return v.kind == V_INT ? v.i : (int64_t)v.b;
+}
 
 static int64_t ipow(Interp *I, int64_t b, int64_t e) {
     uint64_t r = 1, x = (uint64_t)b;
@@ -77,11 +83,14 @@ static Value number_binary(Interp *I, AstOp op, Value a, Value b) {
     bool fl = a.kind == V_FLOAT || b.kind == V_FLOAT;
     switch (op) {
     case AOP_ADD:
-        return fl ? vfloat(num(a) + num(b)) : vint((int64_t)((uint64_t)inum(a) + (uint64_t)inum(b)));
+        return fl ? vfloat(num(a) + num(b))
+                  : vint((int64_t)((uint64_t)inum(a) + (uint64_t)inum(b)));
     case AOP_SUB:
-        return fl ? vfloat(num(a) - num(b)) : vint((int64_t)((uint64_t)inum(a) - (uint64_t)inum(b)));
+        return fl ? vfloat(num(a) - num(b))
+                  : vint((int64_t)((uint64_t)inum(a) - (uint64_t)inum(b)));
     case AOP_MUL:
-        return fl ? vfloat(num(a) * num(b)) : vint((int64_t)((uint64_t)inum(a) * (uint64_t)inum(b)));
+        return fl ? vfloat(num(a) * num(b))
+                  : vint((int64_t)((uint64_t)inum(a) * (uint64_t)inum(b)));
     case AOP_DIV:
         if (num(b) == 0) rt_error(I, "division by zero");
         return vfloat(num(a) / num(b));
@@ -103,14 +112,22 @@ static Value number_binary(Interp *I, AstOp op, Value a, Value b) {
     case AOP_POW:
         if (!fl && inum(b) >= 0) return vint(ipow(I, inum(a), inum(b)));
         return vfloat(pow(num(a), num(b)));
-    case AOP_EQ: return vbool(num(a) == num(b));
-    case AOP_NE: return vbool(num(a) != num(b));
-    case AOP_LT: return vbool(fl ? num(a) < num(b) : inum(a) < inum(b));
-    case AOP_LE: return vbool(fl ? num(a) <= num(b) : inum(a) <= inum(b));
-    case AOP_GT: return vbool(fl ? num(a) > num(b) : inum(a) > inum(b));
-    case AOP_GE: return vbool(fl ? num(a) >= num(b) : inum(a) >= inum(b));
-    case AOP_MATMUL: rt_error(I, "'@' needs tensors, got %s and %s", rt_type_name(a), rt_type_name(b));
-    default: TT_UNREACHABLE();
+    case AOP_EQ:
+        return vbool(num(a) == num(b));
+    case AOP_NE:
+        return vbool(num(a) != num(b));
+    case AOP_LT:
+        return vbool(fl ? num(a) < num(b) : inum(a) < inum(b));
+    case AOP_LE:
+        return vbool(fl ? num(a) <= num(b) : inum(a) <= inum(b));
+    case AOP_GT:
+        return vbool(fl ? num(a) > num(b) : inum(a) > inum(b));
+    case AOP_GE:
+        return vbool(fl ? num(a) >= num(b) : inum(a) >= inum(b));
+    case AOP_MATMUL:
+        rt_error(I, "'@' needs tensors, got %s and %s", rt_type_name(a), rt_type_name(b));
+    default:
+        TT_UNREACHABLE();
     }
 }
 
@@ -169,7 +186,8 @@ static Value seq_repeat(Interp *I, Value s, int64_t n) {
         return r;
     }
     List *x = (List *)s.o;
-    if (x->len && (uint64_t)n > (1u << 26) / (uint64_t)x->len) rt_error(I, "list repetition too large");
+    if (x->len && (uint64_t)n > (1u << 26) / (uint64_t)x->len)
+        rt_error(I, "list repetition too large");
     int len = (int)(x->len * n);
     Value r = s.kind == V_LIST ? rt_list(I, len) : rt_tuple(I, len);
     for (int i = 0; i < len; i++) ((List *)r.o)->items[i] = rt_retain(x->items[i % x->len]);
@@ -184,23 +202,38 @@ static int str_cmp(Value a, Value b) {
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static const char *op_name(AstOp op) { return ast_op_str(op); }
+static const char *op_name(AstOp op) {
+    return ast_op_str(op);
+}
 
 static OpKind ir_op_of(AstOp op) {
     switch (op) {
-    case AOP_ADD: return OP_ADD;
-    case AOP_SUB: return OP_SUB;
-    case AOP_MUL: return OP_MUL;
-    case AOP_DIV: return OP_DIV;
-    case AOP_POW: return OP_POW;
-    case AOP_MATMUL: return OP_MATMUL;
-    case AOP_EQ: return OP_EQ;
-    case AOP_NE: return OP_NE;
-    case AOP_LT: return OP_LT;
-    case AOP_LE: return OP_LE;
-    case AOP_GT: return OP_GT;
-    case AOP_GE: return OP_GE;
-    default: return OP__COUNT;
+    case AOP_ADD:
+        return OP_ADD;
+    case AOP_SUB:
+        return OP_SUB;
+    case AOP_MUL:
+        return OP_MUL;
+    case AOP_DIV:
+        return OP_DIV;
+    case AOP_POW:
+        return OP_POW;
+    case AOP_MATMUL:
+        return OP_MATMUL;
+    case AOP_EQ:
+        return OP_EQ;
+    case AOP_NE:
+        return OP_NE;
+    case AOP_LT:
+        return OP_LT;
+    case AOP_LE:
+        return OP_LE;
+    case AOP_GT:
+        return OP_GT;
+    case AOP_GE:
+        return OP_GE;
+    default:
+        return OP__COUNT;
     }
 }
 
@@ -208,8 +241,7 @@ Value eval_binary_values(Interp *I, AstOp op, Value a, Value b) {
     bool ta = a.kind == V_TENSOR, tb = b.kind == V_TENSOR;
     if (ta || tb) {
         if ((ta || is_number(a)) && (tb || is_number(b))) {
-            if (op == AOP_MOD)
-                rt_error(I, "'%%' is not supported on tensors");
+            if (op == AOP_MOD) rt_error(I, "'%%' is not supported on tensors");
             OpKind k = ir_op_of(op);
             if (k == OP__COUNT) TT_UNREACHABLE();
             return tensor_binary(I, k, a, b);
@@ -233,11 +265,16 @@ Value eval_binary_values(Interp *I, AstOp op, Value a, Value b) {
             free(buf);
             return r;
         }
-        case AOP_LT: return vbool(str_cmp(a, b) < 0);
-        case AOP_LE: return vbool(str_cmp(a, b) <= 0);
-        case AOP_GT: return vbool(str_cmp(a, b) > 0);
-        case AOP_GE: return vbool(str_cmp(a, b) >= 0);
-        default: break;
+        case AOP_LT:
+            return vbool(str_cmp(a, b) < 0);
+        case AOP_LE:
+            return vbool(str_cmp(a, b) <= 0);
+        case AOP_GT:
+            return vbool(str_cmp(a, b) > 0);
+        case AOP_GE:
+            return vbool(str_cmp(a, b) >= 0);
+        default:
+            break;
         }
     }
     if (op == AOP_ADD && a.kind == b.kind && (a.kind == V_LIST || a.kind == V_TUPLE))
@@ -255,14 +292,18 @@ Value eval_binary_values(Interp *I, AstOp op, Value a, Value b) {
 static Value eval_unary(Interp *I, AstOp op, Value v) {
     if (op == AOP_NOT) return vbool(!rt_truthy(I, v));
     switch (v.kind) {
-    case V_INT: return vint((int64_t)(0 - (uint64_t)v.i));
-    case V_BOOL: return vint(-(int64_t)v.b);
-    case V_FLOAT: return vfloat(-v.f);
+    case V_INT:
+        return vint((int64_t)(0 - (uint64_t)v.i));
+    case V_BOOL:
+        return vint(-(int64_t)v.b);
+    case V_FLOAT:
+        return vfloat(-v.f);
     case V_TENSOR: {
         int x = rt_node(I, (Tensor *)v.o);
         return vtensor(rt_tensor_lazy(I, rt_check_node(I, ir_unary(&I->g, OP_NEG, x, I->loc))));
     }
-    default: rt_error(I, "bad operand type for unary '-': %s", rt_type_name(v));
+    default:
+        rt_error(I, "bad operand type for unary '-': %s", rt_type_name(v));
     }
 }
 
@@ -364,8 +405,7 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
     int nd = sh.ndim;
     /* a tensor index gathers rows of the first remaining dim */
     if (nsubs > 0 && subs[0].kind == SUB_TENSOR) {
-        if (first != 0)
-            rt_error(I, "a tensor index is only supported as the first index");
+        if (first != 0) rt_error(I, "a tensor index is only supported as the first index");
         int idx = rt_node(I, subs[0].t);
         int idx_nd = subs[0].t->shape.ndim;
         int r = rt_check_node(I, ir_gather(&I->g, x, idx, I->loc));
@@ -407,15 +447,18 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
     /* expand `...` */
     int nell = 0, nreal = 0;
     for (int k = 0; k < nsubs; k++) {
-        if (subs[k].kind == SUB_ELLIPSIS) nell++;
+        if (subs[k].kind == SUB_ELLIPSIS)
+            nell++;
         else if (subs[k].kind == SUB_TENSOR)
             rt_error(I, "a tensor index is only supported as the first index");
-        else nreal++;
+        else
+            nreal++;
     }
     if (nell > 1) rt_error(I, "an index can only have a single ellipsis ('...')");
     if (nreal > nd) {
         char s[96];
-        rt_error(I, "too many indices (%d) for a tensor of shape %s", nreal, shape_str(&sh, s, sizeof s));
+        rt_error(I, "too many indices (%d) for a tensor of shape %s", nreal,
+                 shape_str(&sh, s, sizeof s));
     }
     IrSliceDim dims[IR_MAXDIM];
     bool drop[IR_MAXDIM] = {0};
@@ -438,7 +481,8 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
         } else {
             dims[d] = subs[k].s;
             if (dims[d].has_step && dims[d].step < 1)
-                rt_error(I, "tensor slices need a positive step, got %lld", (long long)dims[d].step);
+                rt_error(I, "tensor slices need a positive step, got %lld",
+                         (long long)dims[d].step);
         }
         d++;
     }
@@ -457,7 +501,8 @@ static Value index_value(Interp *I, Value base, Sub *subs, int nsubs, SrcLoc loc
     case V_STR:
     case V_LIST:
     case V_TUPLE:
-        if (nsubs != 1) rt_error(I, "%s indices take one subscript, got %d", rt_type_name(base), nsubs);
+        if (nsubs != 1)
+            rt_error(I, "%s indices take one subscript, got %d", rt_type_name(base), nsubs);
         return index_seq(I, base, &subs[0]);
     case V_RANGE: {
         Range *r = (Range *)base.o;
@@ -471,7 +516,8 @@ static Value index_value(Interp *I, Value base, Sub *subs, int nsubs, SrcLoc loc
         I->loc = loc;
         return vtensor(rt_tensor_lazy(I, index_tensor_node(I, x, subs, nsubs, 0)));
     }
-    default: rt_error(I, "%s cannot be indexed", rt_type_name(base));
+    default:
+        rt_error(I, "%s cannot be indexed", rt_type_name(base));
     }
 }
 
@@ -630,7 +676,8 @@ Value rt_member(Interp *I, Value obj, const char *name) {
         if (n->cls->member && n->cls->member(I, obj.o, name, &out)) return out;
         rt_error(I, "%s has no member '%s'", n->cls->name, name);
     }
-    default: break;
+    default:
+        break;
     }
     rt_error(I, "%s has no member '%s'", rt_type_name(obj), name);
 }
@@ -644,7 +691,8 @@ Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *con
         Builtin *b = (Builtin *)fn.o;
         return b->fn(I, b->self, args, nargs, kwnames, kwargs, nkw);
     }
-    case V_FUNC: return call_func(I, (Func *)fn.o, args, nargs, kwnames, kwargs, nkw);
+    case V_FUNC:
+        return call_func(I, (Func *)fn.o, args, nargs, kwnames, kwargs, nkw);
     case V_MODELDEF:
         return model_instantiate(I, (ModelDef *)fn.o, args, nargs, kwnames, kwargs, nkw);
     case V_MODEL: {
@@ -656,7 +704,8 @@ Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *con
         rt_release(I, f);
         return r;
     }
-    default: rt_error(I, "%s is not callable", rt_type_name(fn));
+    default:
+        rt_error(I, "%s is not callable", rt_type_name(fn));
     }
 }
 
@@ -710,14 +759,15 @@ void rt_bind_args(Interp *I, const char *fname, const char *const *names, int re
     while (names[n]) n++;
     for (int i = 0; i < n; i++) out[i] = (Value){.kind = V_NONE, .i = -1};
     if (nargs > n)
-        rt_error(I, "%s() takes %s%d argument%s but %d were given", fname, required < n ? "at most " : "",
-                 n, n == 1 ? "" : "s", nargs);
+        rt_error(I, "%s() takes %s%d argument%s but %d were given", fname,
+                 required < n ? "at most " : "", n, n == 1 ? "" : "s", nargs);
     for (int i = 0; i < nargs; i++) out[i] = args[i];
     for (int k = 0; k < nkw; k++) {
         int j = 0;
         while (j < n && strcmp(names[j], kwnames[k]) != 0) j++;
         if (j == n) rt_error(I, "%s() got an unexpected keyword argument '%s'", fname, kwnames[k]);
-        if (rt_given(out[j])) rt_error(I, "%s() got multiple values for argument '%s'", fname, kwnames[k]);
+        if (rt_given(out[j]))
+            rt_error(I, "%s() got multiple values for argument '%s'", fname, kwnames[k]);
         out[j] = kwargs[k];
         if (out[j].kind == V_NONE) out[j].i = 0;
     }
@@ -731,11 +781,16 @@ void rt_bind_args(Interp *I, const char *fname, const char *const *names, int re
 
 Value eval_expr(Interp *I, Env *env, const AstNode *n) {
     switch (n->kind) {
-    case AST_INT: return vint(n->ival);
-    case AST_FLOAT: return vfloat(n->fval);
-    case AST_STR: return rt_str(I, n->str, (size_t)n->ival);
-    case AST_BOOL: return vbool(n->ival != 0);
-    case AST_NONE: return VNONE;
+    case AST_INT:
+        return vint(n->ival);
+    case AST_FLOAT:
+        return vfloat(n->fval);
+    case AST_STR:
+        return rt_str(I, n->str, (size_t)n->ival);
+    case AST_BOOL:
+        return vbool(n->ival != 0);
+    case AST_NONE:
+        return VNONE;
     case AST_NAME: {
         bool found;
         Value v = eval_lookup(I, env, n->str, &found);
@@ -780,8 +835,10 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         r->hi = hi;
         return vobj(&r->obj);
     }
-    case AST_CALL: return eval_call(I, env, n);
-    case AST_INDEX: return eval_index_node(I, env, n);
+    case AST_CALL:
+        return eval_call(I, env, n);
+    case AST_INDEX:
+        return eval_index_node(I, env, n);
     case AST_MEMBER: {
         Value base = eval_expr(I, env, n->a);
         I->loc = n->loc;
@@ -821,7 +878,8 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         for (int64_t i = 0; i < k; i++) rt_list_push(I, l, eval_expr(I, env, n->a));
         return l;
     }
-    case AST_ARG: return eval_expr(I, env, n->a);
+    case AST_ARG:
+        return eval_expr(I, env, n->a);
     case AST_SLICE:
     case AST_ELLIPSIS:
         I->loc = n->loc;

@@ -18,7 +18,8 @@ static void unpack_into(Interp *I, Env *env, const AstList *names, Value v, SrcL
     List *l = (List *)v.o;
     if (l->len != names->len)
         rt_error(I, "expected %d values to unpack, got %d", names->len, l->len);
-    for (int i = 0; i < l->len; i++) env_define(I, env, names->items[i]->str, rt_retain(l->items[i]));
+    for (int i = 0; i < l->len; i++)
+        env_define(I, env, names->items[i]->str, rt_retain(l->items[i]));
 }
 
 /* Assigns to an existing variable or model field; returns false if the name
@@ -52,9 +53,11 @@ static void assign_field(Interp *I, Model *m, const char *name, Value v) {
             if (v.kind != V_TENSOR && v.kind != V_INT && v.kind != V_FLOAT)
                 rt_error(I, "cannot assign %s to parameter '%s'", rt_type_name(v), name);
             int x;
-            if (v.kind == V_TENSOR) x = rt_node(I, (Tensor *)v.o);
-            else x = rt_check_node(I, ir_const(&I->g, p->dtype, shape_scalar(),
-                                               v.kind == V_INT ? (double)v.i : v.f, I->loc));
+            if (v.kind == V_TENSOR)
+                x = rt_node(I, (Tensor *)v.o);
+            else
+                x = rt_check_node(I, ir_const(&I->g, p->dtype, shape_scalar(),
+                                              v.kind == V_INT ? (double)v.i : v.f, I->loc));
             x = rt_check_node(I, ir_cast(&I->g, x, p->dtype, I->loc));
             const Shape *s = &ir_node(&I->g, x)->shape;
             if (!shape_eq(s, &p->shape)) {
@@ -63,10 +66,11 @@ static void assign_field(Interp *I, Model *m, const char *name, Value v) {
                 shape_str(&p->shape, b, sizeof b);
                 if (s->ndim <= p->shape.ndim)
                     x = ir_broadcast_to(&I->g, x, p->shape, I->loc);
-                else x = -1;
+                else
+                    x = -1;
                 if (x < 0)
-                    rt_error(I, "cannot assign a tensor of shape %s to parameter '%s' of shape %s", a,
-                             name, b);
+                    rt_error(I, "cannot assign a tensor of shape %s to parameter '%s' of shape %s",
+                             a, name, b);
             }
             rt_tensor_assign(I, p, x);
             rt_release(I, v);
@@ -82,7 +86,9 @@ static void assign_field(Interp *I, Model *m, const char *name, Value v) {
 
 static void assign_member(Interp *I, Value base, const char *name, Value v) {
     switch (base.kind) {
-    case V_MODEL: assign_field(I, (Model *)base.o, name, v); return;
+    case V_MODEL:
+        assign_field(I, (Model *)base.o, name, v);
+        return;
     case V_TENSOR: {
         Tensor *t = (Tensor *)base.o;
         if (strcmp(name, "grad") != 0) rt_error(I, "cannot assign to tensor member '%s'", name);
@@ -91,7 +97,8 @@ static void assign_member(Interp *I, Value base, const char *name, Value v) {
             t->grad = NULL;
             return;
         }
-        if (v.kind != V_TENSOR) rt_error(I, "a gradient must be a tensor or none, got %s", rt_type_name(v));
+        if (v.kind != V_TENSOR)
+            rt_error(I, "a gradient must be a tensor or none, got %s", rt_type_name(v));
         Tensor *g = (Tensor *)v.o;
         if (!shape_eq(&g->shape, &t->shape) || g->dtype != t->dtype)
             rt_error(I, "gradient %s does not match the tensor's type %s", rt_type_name(v),
@@ -100,12 +107,16 @@ static void assign_member(Interp *I, Value base, const char *name, Value v) {
         t->grad = g; /* takes v */
         return;
     }
-    case V_RECORD: rt_error(I, "records are immutable: cannot assign to field '%s'", name);
-    default: rt_error(I, "cannot assign to member '%s' of %s", name, rt_type_name(base));
+    case V_RECORD:
+        rt_error(I, "records are immutable: cannot assign to field '%s'", name);
+    default:
+        rt_error(I, "cannot assign to member '%s' of %s", name, rt_type_name(base));
     }
 }
 
-static AstOp compound_op(AstOp op) { return op; }
+static AstOp compound_op(AstOp op) {
+    return op;
+}
 
 static void exec_assign(Interp *I, Env *env, const AstNode *n) {
     const AstNode *t = n->a;
@@ -141,7 +152,8 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
         eval_index_assign(I, env, t, v);
         rt_release(I, v);
         break;
-    default: rt_error(I, "cannot assign to this expression");
+    default:
+        rt_error(I, "cannot assign to this expression");
     }
 }
 
@@ -154,8 +166,10 @@ static Flow run_body(Interp *I, Env *iter_env, const AstNode *body, Value *ret) 
 }
 
 static void bind_loop_vars(Interp *I, Env *e, const AstNode *n, Value item) {
-    if (n->ival || n->list.len > 1) unpack_into(I, e, &n->list, item, n->loc);
-    else env_define(I, e, n->list.items[0]->str, rt_retain(item));
+    if (n->ival || n->list.len > 1)
+        unpack_into(I, e, &n->list, item, n->loc);
+    else
+        env_define(I, e, n->list.items[0]->str, rt_retain(item));
 }
 
 static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
@@ -248,7 +262,8 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
         rt_release(I, next);
         break;
     }
-    default: rt_error(I, "cannot iterate over %s", rt_type_name(it));
+    default:
+        rt_error(I, "cannot iterate over %s", rt_type_name(it));
     }
     rt_release(I, it);
     return result;
@@ -309,8 +324,12 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
         }
         return FLOW_NORMAL;
     }
-    case AST_ASSIGN: exec_assign(I, env, n); return FLOW_NORMAL;
-    case AST_EXPR_STMT: rt_release(I, eval_expr(I, env, n->a)); return FLOW_NORMAL;
+    case AST_ASSIGN:
+        exec_assign(I, env, n);
+        return FLOW_NORMAL;
+    case AST_EXPR_STMT:
+        rt_release(I, eval_expr(I, env, n->a));
+        return FLOW_NORMAL;
     case AST_IF: {
         Value c = eval_expr(I, env, n->a);
         I->loc = n->a->loc;
@@ -333,13 +352,17 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
             if (f == FLOW_RETURN) return f;
         }
         return FLOW_NORMAL;
-    case AST_FOR: return exec_for(I, env, n, ret);
-    case AST_BREAK: return FLOW_BREAK;
-    case AST_CONTINUE: return FLOW_CONTINUE;
+    case AST_FOR:
+        return exec_for(I, env, n, ret);
+    case AST_BREAK:
+        return FLOW_BREAK;
+    case AST_CONTINUE:
+        return FLOW_CONTINUE;
     case AST_RETURN:
         *ret = n->a ? eval_expr(I, env, n->a) : VNONE;
         return FLOW_RETURN;
-    case AST_BLOCK: return exec_scoped(I, env, n, ret);
+    case AST_BLOCK:
+        return exec_scoped(I, env, n, ret);
     case AST_PROFILE: {
         Flow f;
         exec_profile(I, env, n, ret, &f);

@@ -69,7 +69,8 @@ static _Noreturn void raise_at(Interp *I, SrcLoc loc, const char *fmt, va_list a
         }
         if (k > 0)
             diag_note(f->call_site, "in %s, called from %s here", f->what, I->frames[k - 1].what);
-        else diag_note(f->call_site, "in %s, called from here", f->what);
+        else
+            diag_note(f->call_site, "in %s, called from here", f->what);
     }
     if (!I->on_error) {
         fprintf(stderr, "tt: fatal: error outside of a protected call\n");
@@ -121,8 +122,10 @@ static int run_text(Interp *I, const char *name, const char *text, size_t len, b
     I->on_error = &jb;
     int rc = 0;
     if (setjmp(jb) == 0) {
-        if (defs_only) exec_definitions(I, prog);
-        else exec_program(I, prog, echo);
+        if (defs_only)
+            exec_definitions(I, prog);
+        else
+            exec_program(I, prog, echo);
     } else {
         rc = 1;
         I->nframes = saved_frames;
@@ -140,9 +143,11 @@ int rt_run_source(Interp *I, const char *name, const char *text, size_t len, boo
 static char *read_source(const char *path, size_t *len) {
     char err[512];
     char *text = tt_read_file(path, len, err, sizeof err);
-    if (!text) diag_file_error(path, "%s", strncmp(err, path, strlen(path)) == 0 && err[strlen(path)] == ':'
-                                                ? err + strlen(path) + 2
-                                                : err);
+    if (!text)
+        diag_file_error(path, "%s",
+                        strncmp(err, path, strlen(path)) == 0 && err[strlen(path)] == ':'
+                            ? err + strlen(path) + 2
+                            : err);
     return text;
 }
 
@@ -180,7 +185,11 @@ static int cmp_str(const void *a, const void *b) {
 
 void rt_load_prelude(Interp *I) {
     DIR *d = opendir(I->stdlib_dir);
-    if (!d) return; /* no standard library: builtins only */
+    if (!d) {
+        fprintf(stderr, "tt: warning: standard library not found in %s (set TT_STDLIB)\n",
+                I->stdlib_dir);
+        return;
+    }
     char **files = NULL;
     int n = 0, cap = 0;
     struct dirent *e;
@@ -198,13 +207,20 @@ void rt_load_prelude(Interp *I) {
         char *text = read_source(p.s, &len);
         if (text) {
             int nerr = 0;
-            AstNode *prog = parse_source(&I->ast_arena, p.s, text, len, &nerr);
+            /* Diagnostics and IR dumps name prelude files "std/NAME.tt",
+             * independent of where the source tree is. */
+            StrBuf shown = {0};
+            sb_printf(&shown, "std/%s", files[i]);
+            AstNode *prog = parse_source(&I->ast_arena, shown.s, text, len, &nerr);
+            sb_free(&shown);
             if (prog && nerr == 0) {
                 jmp_buf jb;
                 jmp_buf *saved = I->on_error;
                 I->on_error = &jb;
-                if (setjmp(jb) == 0) exec_program(I, prog, false);
-                else I->nframes = 0;
+                if (setjmp(jb) == 0)
+                    exec_program(I, prog, false);
+                else
+                    I->nframes = 0;
                 I->on_error = saved;
             }
             free(text);

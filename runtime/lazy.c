@@ -25,8 +25,7 @@ static void ensure_node_buf(Interp *I) {
     int cap = I->node_buf_cap ? I->node_buf_cap : 256;
     while (cap < I->g.n) cap *= 2;
     I->node_buf = tt_xrealloc(I->node_buf, (size_t)cap * sizeof *I->node_buf);
-    memset(I->node_buf + I->node_buf_cap, 0,
-           (size_t)(cap - I->node_buf_cap) * sizeof *I->node_buf);
+    memset(I->node_buf + I->node_buf_cap, 0, (size_t)(cap - I->node_buf_cap) * sizeof *I->node_buf);
     I->node_buf_cap = cap;
 }
 
@@ -138,7 +137,20 @@ void rt_realize_all(Interp *I) {
         if (I->node_buf[id] || needed[id] == 2) continue;
         needed[id] = 2;
         const IrNode *nd = ir_node(g, id);
-        Buffer *b = rt_buf_new((size_t)shape_numel(&nd->shape) * dtype_size(nd->dtype));
+        Buffer *b = rt_buf_try_new((size_t)shape_numel(&nd->shape) * dtype_size(nd->dtype));
+        if (!b) {
+            char sh[128];
+            for (int j = 0; j < nout; j++) rt_buf_release(outbufs[j]);
+            free(outbufs);
+            free(outnodes);
+            free(in);
+            free(needed);
+            free(map);
+            ir_free(&E);
+            rt_error_at(I, nd->loc, "out of memory: the result %s%s of %s does not fit",
+                        dtype_name(nd->dtype), shape_str(&nd->shape, sh, sizeof sh),
+                        ir_ops[nd->op].name);
+        }
         ir_mark_output(&E, map[id]);
         int k = nout;
         TT_VEC_PUSH(outbufs, k, capout, b);

@@ -19,10 +19,18 @@
 
 void ast_expr_str(const AstNode *e, StrBuf *out) {
     switch (e->kind) {
-    case AST_INT: sb_printf(out, "%lld", (long long)e->ival); break;
-    case AST_FLOAT: sb_printf(out, "%g", e->fval); break;
-    case AST_NAME: sb_puts(out, e->str); break;
-    case AST_ELLIPSIS: sb_puts(out, "..."); break;
+    case AST_INT:
+        sb_printf(out, "%lld", (long long)e->ival);
+        break;
+    case AST_FLOAT:
+        sb_printf(out, "%g", e->fval);
+        break;
+    case AST_NAME:
+        sb_puts(out, e->str);
+        break;
+    case AST_ELLIPSIS:
+        sb_puts(out, "...");
+        break;
     case AST_BINARY:
         ast_expr_str(e->a, out);
         sb_printf(out, " %s ", ast_op_str(e->op));
@@ -40,7 +48,9 @@ void ast_expr_str(const AstNode *e, StrBuf *out) {
         ast_expr_str(e->a, out);
         sb_puts(out, "(...)");
         break;
-    default: sb_puts(out, "?"); break;
+    default:
+        sb_puts(out, "?");
+        break;
     }
 }
 
@@ -82,10 +92,14 @@ static bool dim_lookup(Interp *I, Env *callenv, const char *name, int64_t *out) 
         Value *v = e->model ? rt_model_field(e->model, name) : NULL;
         if (!v) v = env_find_local(e, name);
         if (v) {
-            if (v->kind == V_INT) *out = v->i;
-            else if (v->kind == V_BOOL) *out = v->b;
-            else if (v->kind == V_FLOAT && v->f == (double)(int64_t)v->f) *out = (int64_t)v->f;
-            else rt_error(I, "dimension '%s' is a %s, not an int", name, rt_type_name(*v));
+            if (v->kind == V_INT)
+                *out = v->i;
+            else if (v->kind == V_BOOL)
+                *out = v->b;
+            else if (v->kind == V_FLOAT && v->f == (double)(int64_t)v->f)
+                *out = (int64_t)v->f;
+            else
+                rt_error(I, "dimension '%s' is a %s, not an int", name, rt_type_name(*v));
             return true;
         }
     }
@@ -99,10 +113,14 @@ static bool type_check(Interp *I, Env *callenv, const AstNode *ty, Value v, char
     const char *base = ty->str ? ty->str : "";
     why[0] = 0;
     DType want;
-    if (strcmp(base, "f32") == 0) want = TY_F32;
-    else if (strcmp(base, "i32") == 0) want = TY_I32;
-    else if (strcmp(base, "i8") == 0) want = TY_I8;
-    else if (strcmp(base, "tensor") == 0) want = TY__COUNT;
+    if (strcmp(base, "f32") == 0)
+        want = TY_F32;
+    else if (strcmp(base, "i32") == 0)
+        want = TY_I32;
+    else if (strcmp(base, "i8") == 0)
+        want = TY_I8;
+    else if (strcmp(base, "tensor") == 0)
+        want = TY__COUNT;
     else {
         if (strcmp(base, "int") == 0) return v.kind == V_INT;
         if (strcmp(base, "float") == 0) return v.kind == V_INT || v.kind == V_FLOAT;
@@ -153,8 +171,8 @@ static bool type_check(Interp *I, Env *callenv, const AstNode *ty, Value v, char
     return true;
 }
 
-void check_annotation(Interp *I, Env *callenv, const AstNode *ty, Value v,
-                             const char *fname, const char *what, SrcLoc at) {
+void check_annotation(Interp *I, Env *callenv, const AstNode *ty, Value v, const char *fname,
+                      const char *what, SrcLoc at) {
     char why[160];
     if (type_check(I, callenv, ty, v, why, sizeof why)) return;
     StrBuf want = {0}, got = {0};
@@ -171,12 +189,12 @@ void check_annotation(Interp *I, Env *callenv, const AstNode *ty, Value v,
 /* -- binding arguments to an AST parameter list -- */
 
 static void bind_params(Interp *I, const char *fname, const AstList *params, Env *into,
-                        Env *defaults_env, const Value *args, int nargs,
-                        const char *const *kwnames, const Value *kwargs, int nkw) {
+                        Env *defaults_env, const Value *args, int nargs, const char *const *kwnames,
+                        const Value *kwargs, int nkw) {
     int np = params->len;
     if (nargs > np)
-        rt_error(I, "%s() takes %d argument%s but %d %s given", fname, np, np == 1 ? "" : "s", nargs,
-                 nargs == 1 ? "was" : "were");
+        rt_error(I, "%s() takes %d argument%s but %d %s given", fname, np, np == 1 ? "" : "s",
+                 nargs, nargs == 1 ? "was" : "were");
     Value vb[16];
     bool gb[16];
     Value *vals = np <= 16 ? vb : tt_xmalloc((size_t)np * sizeof *vals);
@@ -321,7 +339,8 @@ static void let_fields(Interp *I, Model *m, const AstNode *d, Value v) {
     List *l = (List *)v.o;
     if (l->len != d->list.len)
         rt_error(I, "expected %d values to unpack, got %d", d->list.len, l->len);
-    for (int i = 0; i < l->len; i++) add_field(I, m, d->list.items[i]->str, rt_retain(l->items[i]), false);
+    for (int i = 0; i < l->len; i++)
+        add_field(I, m, d->list.items[i]->str, rt_retain(l->items[i]), false);
     rt_release(I, v);
 }
 
@@ -354,14 +373,17 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
             add_field(I, m, decl->str, vtensor(p), true);
             break;
         }
-        case AST_FIELD: add_field(I, m, decl->str, eval_expr(I, ienv, decl->a), false); break;
+        case AST_FIELD:
+            add_field(I, m, decl->str, eval_expr(I, ienv, decl->a), false);
+            break;
         case AST_LET: {
             Value v = eval_expr(I, ienv, decl->a);
             I->loc = decl->loc;
             let_fields(I, m, decl, v);
             break;
         }
-        case AST_FN: break; /* methods are found in the definition */
+        case AST_FN:
+            break; /* methods are found in the definition */
         default:
             I->loc = decl->loc;
             rt_error(I, "only declarations (param, fields, let, methods) are allowed in a model");

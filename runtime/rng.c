@@ -19,7 +19,9 @@ void rng_seed(Rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t rng_next(Rng *r) {
     uint64_t *s = r->s;
@@ -34,7 +36,9 @@ uint64_t rng_next(Rng *r) {
     return result;
 }
 
-double rng_uniform(Rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+double rng_uniform(Rng *r) {
+    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 /* Box-Muller with one value per call (the second is discarded), so the
  * stream does not depend on hidden state beyond s[]. */

@@ -8,18 +8,49 @@
 
 /* -- buffers -- */
 
-Buffer *rt_buf_new(size_t nbytes) {
-    Buffer *b = tt_xmalloc(sizeof(Buffer));
+/* NULL when the memory is not there (the caller reports it). */
+Buffer *rt_buf_try_new(size_t nbytes) {
+    if (nbytes > ((size_t)1 << 46)) return NULL;
     size_t n = (nbytes + 63) & ~(size_t)63;
     if (n == 0) n = 64;
-    b->data = aligned_alloc(64, n);
-    if (!b->data) {
-        fprintf(stderr, "tt: fatal: out of memory allocating %zu bytes\n", n);
-        abort();
-    }
-    memset(b->data, 0, n);
+    void *data = aligned_alloc(64, n);
+    if (!data) return NULL;
+    memset(data, 0, n);
+    Buffer *b = tt_xmalloc(sizeof(Buffer));
+    b->data = data;
     b->nbytes = nbytes;
     b->refcount = 1;
+    return b;
+}
+
+Buffer *rt_buf_new(size_t nbytes) {
+    Buffer *b = rt_buf_try_new(nbytes);
+    if (!b) {
+        fprintf(stderr, "tt: fatal: out of memory allocating %zu bytes\n", nbytes);
+        abort();
+    }
+    return b;
+}
+
+/* A buffer for a tensor of type dt[s], or rt_error naming its size. */
+Buffer *rt_buf_for(Interp *I, DType dt, const Shape *s) {
+    int64_t numel = 1;
+    bool overflow = false;
+    for (int i = 0; i < s->ndim; i++) {
+        if (s->d[i] < 0)
+            overflow = true;
+        else if (s->d[i] > 0 && numel > ((int64_t)1 << 50) / s->d[i])
+            overflow = true;
+        else
+            numel *= s->d[i];
+    }
+    Buffer *b = overflow ? NULL : rt_buf_try_new((size_t)numel * dtype_size(dt));
+    if (!b) {
+        char sh[128];
+        rt_error(I, "out of memory: a %s%s tensor needs %.1f GB", dtype_name(dt),
+                 shape_str(s, sh, sizeof sh),
+                 overflow ? INFINITY : (double)numel * (double)dtype_size(dt) / 1e9);
+    }
     return b;
 }
 
@@ -42,8 +73,9 @@ static Tensor *tensor_alloc(Interp *I, DType dt, Shape s) {
 }
 
 Tensor *rt_tensor_new(Interp *I, DType dt, Shape s) {
+    Buffer *b = rt_buf_for(I, dt, &s);
     Tensor *t = tensor_alloc(I, dt, s);
-    t->buf = rt_buf_new((size_t)shape_numel(&s) * dtype_size(dt));
+    t->buf = b;
     return t;
 }
 
@@ -68,10 +100,17 @@ Tensor *rt_tensor_lazy(Interp *I, int id) {
 Tensor *rt_tensor_scalar(Interp *I, DType dt, double x) {
     Tensor *t = rt_tensor_new(I, dt, shape_scalar());
     switch (dt) {
-    case TY_F32: *(float *)t->buf->data = (float)x; break;
-    case TY_I32: *(int32_t *)t->buf->data = (int32_t)x; break;
-    case TY_I8: *(int8_t *)t->buf->data = (int8_t)x; break;
-    default: TT_UNREACHABLE();
+    case TY_F32:
+        *(float *)t->buf->data = (float)x;
+        break;
+    case TY_I32:
+        *(int32_t *)t->buf->data = (int32_t)x;
+        break;
+    case TY_I8:
+        *(int8_t *)t->buf->data = (int8_t)x;
+        break;
+    default:
+        TT_UNREACHABLE();
     }
     return t;
 }
@@ -85,8 +124,10 @@ void rt_lazy_link(Interp *I, Tensor *t) {
 
 void rt_lazy_unlink(Interp *I, Tensor *t) {
     if (!(t->lazy_prev || t->lazy_next || I->lazy == t)) return;
-    if (t->lazy_prev) t->lazy_prev->lazy_next = t->lazy_next;
-    else I->lazy = t->lazy_next;
+    if (t->lazy_prev)
+        t->lazy_prev->lazy_next = t->lazy_next;
+    else
+        I->lazy = t->lazy_next;
     if (t->lazy_next) t->lazy_next->lazy_prev = t->lazy_prev;
     t->lazy_prev = t->lazy_next = NULL;
 }
@@ -121,16 +162,19 @@ void rt_tensor_free(Interp *I, Tensor *t) {
 
 typedef struct Fmt {
     DType dtype;
-    bool exp;          /* scientific notation */
-    int ipart, fpart;  /* widths of the integer and fraction parts */
-    int width;         /* total width (ints, exp, nan/inf) */
+    bool exp;         /* scientific notation */
+    int ipart, fpart; /* widths of the integer and fraction parts */
+    int width;        /* total width (ints, exp, nan/inf) */
 } Fmt;
 
 static double elem(const Tensor *t, const void *d, int64_t i) {
     switch (t->dtype) {
-    case TY_F32: return ((const float *)d)[i];
-    case TY_I32: return ((const int32_t *)d)[i];
-    default: return ((const int8_t *)d)[i];
+    case TY_F32:
+        return ((const float *)d)[i];
+    case TY_I32:
+        return ((const int32_t *)d)[i];
+    default:
+        return ((const int8_t *)d)[i];
     }
 }
 
@@ -169,9 +213,12 @@ static void fmt_elem(const Fmt *f, double x, char *buf, size_t n) {
         snprintf(buf, n, "%lld", (long long)x);
         return;
     }
-    if (!isfinite(x)) fmt_special(x, buf, n);
-    else if (f->exp) fmt_exp(x, buf, n);
-    else fmt_fixed(x, buf, n);
+    if (!isfinite(x))
+        fmt_special(x, buf, n);
+    else if (f->exp)
+        fmt_exp(x, buf, n);
+    else
+        fmt_fixed(x, buf, n);
 }
 
 /* Visits the elements that will be shown (all, or the edges when summarized). */
@@ -251,8 +298,8 @@ static void put_elem(const Fmt *f, double x, StrBuf *out) {
     }
 }
 
-static void put_array(const Tensor *t, const void *d, const Fmt *f, int dim, int64_t off,
-                      bool summ, StrBuf *out) {
+static void put_array(const Tensor *t, const void *d, const Fmt *f, int dim, int64_t off, bool summ,
+                      StrBuf *out) {
     const Shape *s = &t->shape;
     int nd = s->ndim;
     if (dim == nd) {

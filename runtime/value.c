@@ -98,7 +98,9 @@ static void obj_clear(Interp *I, Obj *o, bool release) {
         free(r->vals);
         break;
     }
-    case V_TENSOR: rt_tensor_free(I, (Tensor *)o); break;
+    case V_TENSOR:
+        rt_tensor_free(I, (Tensor *)o);
+        break;
     case V_FUNC: {
         Func *f = (Func *)o;
         if (release) {
@@ -133,13 +135,16 @@ static void obj_clear(Interp *I, Obj *o, bool release) {
         if (n->cls && n->cls->free) n->cls->free(o);
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
 static void obj_unlink(Interp *I, Obj *o) {
-    if (o->gc_prev) o->gc_prev->gc_next = o->gc_next;
-    else I->objects = o->gc_next;
+    if (o->gc_prev)
+        o->gc_prev->gc_next = o->gc_next;
+    else
+        I->objects = o->gc_next;
     if (o->gc_next) o->gc_next->gc_prev = o->gc_prev;
 }
 
@@ -177,7 +182,9 @@ Value rt_str(Interp *I, const char *s, size_t len) {
     return vobj(&o->obj);
 }
 
-Value rt_cstr(Interp *I, const char *s) { return rt_str(I, s, strlen(s)); }
+Value rt_cstr(Interp *I, const char *s) {
+    return rt_str(I, s, strlen(s));
+}
 
 static Value new_seq(Interp *I, ValKind k, int len) {
     List *l = rt_alloc_obj(I, k, sizeof(List));
@@ -187,8 +194,12 @@ static Value new_seq(Interp *I, ValKind k, int len) {
     return vobj(&l->obj);
 }
 
-Value rt_list(Interp *I, int len) { return new_seq(I, V_LIST, len); }
-Value rt_tuple(Interp *I, int len) { return new_seq(I, V_TUPLE, len); }
+Value rt_list(Interp *I, int len) {
+    return new_seq(I, V_LIST, len);
+}
+Value rt_tuple(Interp *I, int len) {
+    return new_seq(I, V_TUPLE, len);
+}
 
 void rt_list_push(Interp *I, Value list, Value v) {
     TT_ASSERT(list.kind == V_LIST || list.kind == V_TUPLE);
@@ -224,21 +235,36 @@ Value rt_native(Interp *I, const NativeClass *cls, void *data) {
 
 const char *rt_kind_name(ValKind k) {
     switch (k) {
-    case V_NONE: return "none";
-    case V_BOOL: return "bool";
-    case V_INT: return "int";
-    case V_FLOAT: return "float";
-    case V_STR: return "str";
-    case V_LIST: return "list";
-    case V_TUPLE: return "tuple";
-    case V_RECORD: return "record";
-    case V_RANGE: return "range";
-    case V_TENSOR: return "tensor";
-    case V_FUNC: return "fn";
-    case V_BUILTIN: return "builtin";
-    case V_MODELDEF: return "model definition";
-    case V_MODEL: return "model";
-    case V_NATIVE: return "object";
+    case V_NONE:
+        return "none";
+    case V_BOOL:
+        return "bool";
+    case V_INT:
+        return "int";
+    case V_FLOAT:
+        return "float";
+    case V_STR:
+        return "str";
+    case V_LIST:
+        return "list";
+    case V_TUPLE:
+        return "tuple";
+    case V_RECORD:
+        return "record";
+    case V_RANGE:
+        return "range";
+    case V_TENSOR:
+        return "tensor";
+    case V_FUNC:
+        return "fn";
+    case V_BUILTIN:
+        return "builtin";
+    case V_MODELDEF:
+        return "model definition";
+    case V_MODEL:
+        return "model";
+    case V_NATIVE:
+        return "object";
     }
     return "?";
 }
@@ -249,31 +275,42 @@ const char *rt_type_name(Value v) {
     static int next;
     char *b = bufs[next++ & 3];
     switch (v.kind) {
-    case V_MODEL: snprintf(b, 128, "model %s", ((Model *)v.o)->type_name); return b;
+    case V_MODEL:
+        snprintf(b, 128, "model %s", ((Model *)v.o)->type_name);
+        return b;
     case V_MODELDEF:
         snprintf(b, 128, "model definition %s", ((ModelDef *)v.o)->def->str);
         return b;
-    case V_NATIVE: return ((Native *)v.o)->cls->name;
+    case V_NATIVE:
+        return ((Native *)v.o)->cls->name;
     case V_TENSOR: {
         Tensor *t = (Tensor *)v.o;
         char s[96];
         snprintf(b, 128, "tensor %s%s", dtype_name(t->dtype), shape_str(&t->shape, s, sizeof s));
         return b;
     }
-    default: return rt_kind_name(v.kind);
+    default:
+        return rt_kind_name(v.kind);
     }
 }
 
 bool rt_truthy(Interp *I, Value v) {
     switch (v.kind) {
-    case V_NONE: return false;
-    case V_BOOL: return v.b;
-    case V_INT: return v.i != 0;
-    case V_FLOAT: return v.f != 0;
-    case V_STR: return ((Str *)v.o)->len != 0;
+    case V_NONE:
+        return false;
+    case V_BOOL:
+        return v.b;
+    case V_INT:
+        return v.i != 0;
+    case V_FLOAT:
+        return v.f != 0;
+    case V_STR:
+        return ((Str *)v.o)->len != 0;
     case V_LIST:
-    case V_TUPLE: return ((List *)v.o)->len != 0;
-    case V_RANGE: return ((Range *)v.o)->hi > ((Range *)v.o)->lo;
+    case V_TUPLE:
+        return ((List *)v.o)->len != 0;
+    case V_RANGE:
+        return ((Range *)v.o)->hi > ((Range *)v.o)->lo;
     case V_TENSOR: {
         Tensor *t = (Tensor *)v.o;
         int64_t n = shape_numel(&t->shape);
@@ -286,13 +323,18 @@ bool rt_truthy(Interp *I, Value v) {
         }
         void *d = rt_data(I, t);
         switch (t->dtype) {
-        case TY_F32: return ((float *)d)[0] != 0;
-        case TY_I32: return ((int32_t *)d)[0] != 0;
-        case TY_I8: return ((int8_t *)d)[0] != 0;
-        default: return false;
+        case TY_F32:
+            return ((float *)d)[0] != 0;
+        case TY_I32:
+            return ((int32_t *)d)[0] != 0;
+        case TY_I8:
+            return ((int8_t *)d)[0] != 0;
+        default:
+            return false;
         }
     }
-    default: return true;
+    default:
+        return true;
     }
 }
 
@@ -310,7 +352,8 @@ bool rt_equal(Interp *I, Value a, Value b) {
     }
     if (a.kind != b.kind) return false;
     switch (a.kind) {
-    case V_NONE: return true;
+    case V_NONE:
+        return true;
     case V_STR: {
         Str *x = (Str *)a.o, *y = (Str *)b.o;
         return x->len == y->len && memcmp(x->s, y->s, x->len) == 0;
@@ -332,7 +375,8 @@ bool rt_equal(Interp *I, Value a, Value b) {
     }
     case V_RANGE:
         return ((Range *)a.o)->lo == ((Range *)b.o)->lo && ((Range *)a.o)->hi == ((Range *)b.o)->hi;
-    default: return a.o == b.o;
+    default:
+        return a.o == b.o;
     }
 }
 
@@ -379,8 +423,10 @@ void rt_format_float(double x, StrBuf *out) {
         } else {
             for (int i = 0; i <= exp; i++) sb_putc(out, i < nd ? digits[i] : '0');
             sb_putc(out, '.');
-            if (nd > exp + 1) sb_puts(out, digits + exp + 1);
-            else sb_putc(out, '0');
+            if (nd > exp + 1)
+                sb_puts(out, digits + exp + 1);
+            else
+                sb_putc(out, '0');
         }
     } else {
         sb_putc(out, digits[0]);
@@ -397,14 +443,26 @@ static void format_str_repr(const Str *s, StrBuf *out) {
     for (size_t i = 0; i < s->len; i++) {
         unsigned char c = (unsigned char)s->s[i];
         switch (c) {
-        case '"': sb_puts(out, "\\\""); break;
-        case '\\': sb_puts(out, "\\\\"); break;
-        case '\n': sb_puts(out, "\\n"); break;
-        case '\t': sb_puts(out, "\\t"); break;
-        case '\r': sb_puts(out, "\\r"); break;
+        case '"':
+            sb_puts(out, "\\\"");
+            break;
+        case '\\':
+            sb_puts(out, "\\\\");
+            break;
+        case '\n':
+            sb_puts(out, "\\n");
+            break;
+        case '\t':
+            sb_puts(out, "\\t");
+            break;
+        case '\r':
+            sb_puts(out, "\\r");
+            break;
         default:
-            if (c < 32) sb_printf(out, "\\x%02x", c);
-            else sb_putc(out, (char)c);
+            if (c < 32)
+                sb_printf(out, "\\x%02x", c);
+            else
+                sb_putc(out, (char)c);
         }
     }
     sb_putc(out, '"');
@@ -435,13 +493,23 @@ static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth) 
         return;
     }
     switch (v.kind) {
-    case V_NONE: sb_puts(out, "none"); break;
-    case V_BOOL: sb_puts(out, v.b ? "true" : "false"); break;
-    case V_INT: sb_printf(out, "%lld", (long long)v.i); break;
-    case V_FLOAT: rt_format_float(v.f, out); break;
+    case V_NONE:
+        sb_puts(out, "none");
+        break;
+    case V_BOOL:
+        sb_puts(out, v.b ? "true" : "false");
+        break;
+    case V_INT:
+        sb_printf(out, "%lld", (long long)v.i);
+        break;
+    case V_FLOAT:
+        rt_format_float(v.f, out);
+        break;
     case V_STR:
-        if (repr) format_str_repr((Str *)v.o, out);
-        else sb_puts(out, ((Str *)v.o)->s);
+        if (repr)
+            format_str_repr((Str *)v.o, out);
+        else
+            sb_puts(out, ((Str *)v.o)->s);
         break;
     case V_LIST:
     case V_TUPLE: {
@@ -469,14 +537,20 @@ static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth) 
     case V_RANGE:
         sb_printf(out, "%lld..%lld", (long long)((Range *)v.o)->lo, (long long)((Range *)v.o)->hi);
         break;
-    case V_TENSOR: rt_format_tensor(I, (Tensor *)v.o, out); break;
+    case V_TENSOR:
+        rt_format_tensor(I, (Tensor *)v.o, out);
+        break;
     case V_FUNC: {
         Func *f = (Func *)v.o;
         sb_printf(out, "<fn %s>", func_display_name(I, f));
         break;
     }
-    case V_BUILTIN: sb_printf(out, "<builtin %s>", ((Builtin *)v.o)->name); break;
-    case V_MODELDEF: sb_printf(out, "<model %s>", ((ModelDef *)v.o)->def->str); break;
+    case V_BUILTIN:
+        sb_printf(out, "<builtin %s>", ((Builtin *)v.o)->name);
+        break;
+    case V_MODELDEF:
+        sb_printf(out, "<model %s>", ((ModelDef *)v.o)->def->str);
+        break;
     case V_MODEL: {
         Model *m = (Model *)v.o;
         sb_printf(out, "%s(", m->type_name);
@@ -500,21 +574,27 @@ static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth) 
     }
     case V_NATIVE: {
         Native *n = (Native *)v.o;
-        if (n->cls->print) n->cls->print(I, v.o, out);
-        else sb_printf(out, "<%s>", n->cls->name);
+        if (n->cls->print)
+            n->cls->print(I, v.o, out);
+        else
+            sb_printf(out, "<%s>", n->cls->name);
         break;
     }
     }
 }
 
-void rt_format(Interp *I, Value v, StrBuf *out, bool repr) { format_value(I, v, out, repr, 0); }
+void rt_format(Interp *I, Value v, StrBuf *out, bool repr) {
+    format_value(I, v, out, repr, 0);
+}
 
 /* -- conversions -- */
 
 int64_t rt_to_int(Interp *I, Value v, const char *what) {
     switch (v.kind) {
-    case V_INT: return v.i;
-    case V_BOOL: return v.b;
+    case V_INT:
+        return v.i;
+    case V_BOOL:
+        return v.b;
     case V_FLOAT:
         if (v.f == floor(v.f) && fabs(v.f) < 9.2e18) return (int64_t)v.f;
         rt_error(I, "%s: expected an integer, got %s", what, rt_type_name(v));
@@ -526,29 +606,37 @@ int64_t rt_to_int(Interp *I, Value v, const char *what) {
         }
         break;
     }
-    default: break;
+    default:
+        break;
     }
     rt_error(I, "%s: expected an int, got %s", what, rt_type_name(v));
 }
 
 double rt_to_float(Interp *I, Value v, const char *what) {
     switch (v.kind) {
-    case V_INT: return (double)v.i;
-    case V_BOOL: return v.b;
-    case V_FLOAT: return v.f;
+    case V_INT:
+        return (double)v.i;
+    case V_BOOL:
+        return v.b;
+    case V_FLOAT:
+        return v.f;
     case V_TENSOR: {
         Tensor *t = (Tensor *)v.o;
         if (shape_numel(&t->shape) == 1) {
             void *d = rt_data(I, t);
             switch (t->dtype) {
-            case TY_F32: return ((float *)d)[0];
-            case TY_I32: return ((int32_t *)d)[0];
-            default: return ((int8_t *)d)[0];
+            case TY_F32:
+                return ((float *)d)[0];
+            case TY_I32:
+                return ((int32_t *)d)[0];
+            default:
+                return ((int8_t *)d)[0];
             }
         }
         break;
     }
-    default: break;
+    default:
+        break;
     }
     rt_error(I, "%s: expected a number, got %s", what, rt_type_name(v));
 }
@@ -571,8 +659,10 @@ static bool list_shape(Value v, Shape *s, int depth, bool *any_float) {
     if (s->ndim < 0) {
         /* first visit at this depth fixes the size */
     }
-    if (s->d[depth] == -1) s->d[depth] = l->len;
-    else if (s->d[depth] != l->len) return false;
+    if (s->d[depth] == -1)
+        s->d[depth] = l->len;
+    else if (s->d[depth] != l->len)
+        return false;
     if (l->len == 0) {
         if (s->ndim == -1) s->ndim = depth + 1;
         return s->ndim == depth + 1;
@@ -599,16 +689,22 @@ static void list_fill(Value v, DType dt, void *data, int64_t *at) {
         return;
     }
     double x = v.kind == V_FLOAT ? v.f : v.kind == V_INT ? (double)v.i : v.b;
-    if (dt == TY_F32) ((float *)data)[(*at)++] = (float)x;
-    else ((int32_t *)data)[(*at)++] = (int32_t)x;
+    if (dt == TY_F32)
+        ((float *)data)[(*at)++] = (float)x;
+    else
+        ((int32_t *)data)[(*at)++] = (int32_t)x;
 }
 
 Tensor *rt_to_tensor(Interp *I, Value v, const char *what) {
     switch (v.kind) {
-    case V_TENSOR: return (Tensor *)rt_retain(v).o;
-    case V_INT: return rt_tensor_scalar(I, TY_I32, (double)v.i);
-    case V_BOOL: return rt_tensor_scalar(I, TY_I32, v.b);
-    case V_FLOAT: return rt_tensor_scalar(I, TY_F32, v.f);
+    case V_TENSOR:
+        return (Tensor *)rt_retain(v).o;
+    case V_INT:
+        return rt_tensor_scalar(I, TY_I32, (double)v.i);
+    case V_BOOL:
+        return rt_tensor_scalar(I, TY_I32, v.b);
+    case V_FLOAT:
+        return rt_tensor_scalar(I, TY_F32, v.f);
     case V_LIST:
     case V_TUPLE: {
         Shape s;
@@ -625,7 +721,8 @@ Tensor *rt_to_tensor(Interp *I, Value v, const char *what) {
         list_fill(v, dt, t->buf->data, &at);
         return t;
     }
-    default: break;
+    default:
+        break;
     }
     rt_error(I, "%s: expected a tensor, got %s", what, rt_type_name(v));
 }
@@ -634,7 +731,6 @@ Tensor *rt_to_tensor(Interp *I, Value v, const char *what) {
 
 Value *rt_model_field(Model *m, const char *name) {
     for (int i = m->nfields - 1; i >= 0; i--)
-        if (m->field_names[i] == name || strcmp(m->field_names[i], name) == 0)
-            return &m->fields[i];
+        if (m->field_names[i] == name || strcmp(m->field_names[i], name) == 0) return &m->fields[i];
     return NULL;
 }

@@ -16,46 +16,7 @@
 
 #include <setjmp.h>
 
-/* Added (workaround, see the evaluator's report): ast.h's AstOp and ir.h's
- * OpKind both define OP_ADD, OP_NEG, ...; here the AST operators are seen
- * as AOP_ADD, AOP_NEG, ... so OP_* below means the IR ops. */
-#define OP_NONE AOP_NONE
-#define OP_ADD AOP_ADD
-#define OP_SUB AOP_SUB
-#define OP_MUL AOP_MUL
-#define OP_DIV AOP_DIV
-#define OP_MOD AOP_MOD
-#define OP_MATMUL AOP_MATMUL
-#define OP_POW AOP_POW
-#define OP_EQ AOP_EQ
-#define OP_NE AOP_NE
-#define OP_LT AOP_LT
-#define OP_LE AOP_LE
-#define OP_GT AOP_GT
-#define OP_GE AOP_GE
-#define OP_AND AOP_AND
-#define OP_OR AOP_OR
-#define OP_NEG AOP_NEG
-#define OP_NOT AOP_NOT
 #include "ast.h"
-#undef OP_NONE
-#undef OP_ADD
-#undef OP_SUB
-#undef OP_MUL
-#undef OP_DIV
-#undef OP_MOD
-#undef OP_MATMUL
-#undef OP_POW
-#undef OP_EQ
-#undef OP_NE
-#undef OP_LT
-#undef OP_LE
-#undef OP_GT
-#undef OP_GE
-#undef OP_AND
-#undef OP_OR
-#undef OP_NEG
-#undef OP_NOT
 #include "ir.h"
 #include "kernels.h"
 

@@ -159,8 +159,10 @@ static int emit_ir(const char *file, const char *model) {
             return 1;
         }
         DType dt = TY_F32;
-        if (ty->str && strcmp(ty->str, "i32") == 0) dt = TY_I32;
-        else if (ty->str && strcmp(ty->str, "i8") == 0) dt = TY_I8;
+        if (ty->str && strcmp(ty->str, "i32") == 0)
+            dt = TY_I32;
+        else if (ty->str && strcmp(ty->str, "i8") == 0)
+            dt = TY_I8;
         Shape s = {0};
         for (int k = 0; k < ty->list.len; k++) {
             const AstNode *dd = ty->list.items[k];
@@ -218,7 +220,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "--dump=trace") == 0) {
             emit = "ir";
         } else if (strncmp(a, "--dump=", 7) == 0) {
-            fprintf(stderr, "ttc: error: --dump=%s is not available yet (available: trace)\n", a + 7);
+            fprintf(stderr, "ttc: error: --dump=%s is not available yet (available: trace)\n",
+                    a + 7);
             return 2;
         } else if (strcmp(a, "--model") == 0 && i + 1 < argc) {
             model = argv[++i];
@@ -241,7 +244,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "-o") == 0 || strncmp(a, "--header", 8) == 0 ||
                    strncmp(a, "--weights", 9) == 0 || strncmp(a, "--quantize", 10) == 0 ||
                    strncmp(a, "--passes", 8) == 0) {
-            fprintf(stderr, "ttc: error: %s is not available yet (it comes with the JIT backend)\n", a);
+            fprintf(stderr, "ttc: error: %s is not available yet (it comes with the JIT backend)\n",
+                    a);
             return 2;
         } else if (a[0] == '-') {
             fprintf(stderr, "ttc: error: unknown option '%s'\n", a);
@@ -269,7 +273,8 @@ int main(int argc, char **argv) {
         }
         rc = emit_ir(file, model);
     } else {
-        fprintf(stderr, "ttc: error: --emit=%s is not available yet (it comes with the JIT backend)\n",
+        fprintf(stderr,
+                "ttc: error: --emit=%s is not available yet (it comes with the JIT backend)\n",
                 emit);
         return 2;
     }

@@ -67,8 +67,10 @@ static bool set_backend(Interp *I, const char *name, const char *who) {
         return true;
     }
     if (strcmp(name, "jit") == 0)
-        fprintf(stderr, "%s: error: the jit backend is not available yet; use --backend=naive\n", who);
-    else fprintf(stderr, "%s: error: unknown backend '%s' (expected naive or jit)\n", who, name);
+        fprintf(stderr, "%s: error: the jit backend is not available yet; use --backend=naive\n",
+                who);
+    else
+        fprintf(stderr, "%s: error: unknown backend '%s' (expected naive or jit)\n", who, name);
     return false;
 }
 
@@ -102,8 +104,10 @@ static int repl(Interp *I) {
                 } else if (strncmp(p, ":backend", 8) == 0) {
                     const char *a = p + 8;
                     while (*a == ' ') a++;
-                    if (!*a) printf("%s\n", I->backend == BACKEND_JIT ? "jit" : "naive");
-                    else set_backend(I, a, "tt");
+                    if (!*a)
+                        printf("%s\n", I->backend == BACKEND_JIT ? "jit" : "naive");
+                    else
+                        set_backend(I, a, "tt");
                 } else {
                     fprintf(stderr, "tt: error: unknown command '%s' (:help lists them)\n", p);
                 }
@@ -127,8 +131,11 @@ static int repl(Interp *I) {
                 add_history(h);
                 free(h);
             }
-            n++;
-            rt_run_source(I, "<stdin>", entry.s, entry.len, true);
+            /* each entry is its own source so older locations (a fn
+             * defined three entries ago) still quote the right line */
+            char name[32];
+            snprintf(name, sizeof name, "<stdin:%d>", ++n);
+            rt_run_source(I, name, entry.s, entry.len, true);
             diag_reset_count();
             fflush(stdout);
             fflush(stderr);
@@ -179,7 +186,8 @@ int main(int argc, char **argv) {
             profile = true;
         } else if (strncmp(a, "--dump=", 7) == 0) {
             if (strcmp(a + 7, "graph") != 0) {
-                fprintf(stderr, "ttrun: error: unknown --dump pass '%s' (available: graph)\n", a + 7);
+                fprintf(stderr, "ttrun: error: unknown --dump pass '%s' (available: graph)\n",
+                        a + 7);
                 return 2;
             }
             dump_graph = true;
@@ -203,8 +211,11 @@ int main(int argc, char **argv) {
     }
     if (strcmp(backend, "naive") != 0) {
         if (strcmp(backend, "jit") == 0)
-            fprintf(stderr, "ttrun: error: the jit backend is not available yet; use --backend=naive\n");
-        else fprintf(stderr, "ttrun: error: unknown backend '%s' (expected naive or jit)\n", backend);
+            fprintf(stderr,
+                    "ttrun: error: the jit backend is not available yet; use --backend=naive\n");
+        else
+            fprintf(stderr, "ttrun: error: unknown backend '%s' (expected naive or jit)\n",
+                    backend);
         return 2;
     }
     if (check && !file) {
@@ -224,9 +235,12 @@ int main(int argc, char **argv) {
     for (int k = i; k < argc; k++) rt_list_push(I, args, rt_cstr(I, argv[k]));
     rt_define_global(I, "args", args);
     int rc;
-    if (!file) rc = repl(I);
-    else if (check) rc = rt_check_file(I, file);
-    else rc = rt_run_file(I, file);
+    if (!file)
+        rc = repl(I);
+    else if (check)
+        rc = rt_check_file(I, file);
+    else
+        rc = rt_run_file(I, file);
     fflush(stdout);
     if (profile && file && !check) rt_print_profile(I, stderr, &I->prof);
     rt_free_interp(I);

@@ -14,6 +14,7 @@
  * Packing: B row-major -> panels of 16 columns (masked loads at the right
  * edge); B transposed -> 8x8 shuffle transposes (masked loads at the edges).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

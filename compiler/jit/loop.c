@@ -79,8 +79,6 @@ static LpStmt *new_stmt(LpProg *p, LpStmtKind kind) {
     return s;
 }
 
-static LpStmt *sink_slot; /* statements of dead blocks land here */
-
 static void append(LpProg *p, LpStmt *s) {
     *p->tail[p->depth] = s;
     p->tail[p->depth] = &s->next;
@@ -94,16 +92,13 @@ static LpExpr *new_expr(LpProg *p, LpExprKind kind, LpType ty) {
     return e;
 }
 
-/* loopstmt of each open block: NULL for folded (extent 1) and dead blocks */
-static LpStmt *open_loops[64];
-
 LpExpr *lp_open_loop(LpProg *p, int64_t extent) {
     TT_ASSERT(p->cur && p->depth + 1 < 64 && extent >= 0);
     int d = ++p->depth;
-    open_loops[d] = NULL;
+    p->open[d] = NULL;
     p->dead[d] = p->dead[d - 1] || extent == 0;
     if (p->dead[d]) {
-        p->tail[d] = &sink_slot;
+        p->tail[d] = &p->sink;
         return lp_iconst(p, 0);
     }
     if (extent == 1) { /* folded: the body goes straight into the parent */
@@ -117,7 +112,7 @@ LpExpr *lp_open_loop(LpProg *p, int64_t extent) {
     append(p, s);
     p->depth = d;
     p->tail[d] = &s->body;
-    open_loops[d] = s;
+    p->open[d] = s;
     LpExpr *v = new_expr(p, LE_VAR, LT_I64);
     v->var = s->var;
     v->extent = extent;
@@ -127,7 +122,7 @@ LpExpr *lp_open_loop(LpProg *p, int64_t extent) {
 void lp_close_loop(LpProg *p) {
     int d = p->depth;
     TT_ASSERT(d > 0);
-    if (!open_loops[d] && !p->dead[d]) p->tail[d - 1] = p->tail[d]; /* folded */
+    if (!p->open[d] && !p->dead[d]) p->tail[d - 1] = p->tail[d]; /* folded */
     p->depth--;
 }
 
@@ -190,7 +185,7 @@ const char *lp_op_name(LpOp op) {
     static const char *names[LO__COUNT] = {
         "neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "abs", "sin",
         "cos", "+",   "-",   "*",    "/",     "pow",  "max",     "min",  "%",   "==",
-        "!=",  "<",   "<=",  ">",    ">=",    "&&"};
+        "!=",  "<",   "<=",  ">",    ">=",    "&&",      "||"};
     return op < LO__COUNT ? names[op] : "?";
 }
 
@@ -537,15 +532,17 @@ static int prec(const LpExpr *e) {
     if (e->kind == LE_UN && e->op == LO_NEG) return 7;
     if (e->kind != LE_BIN) return 8;
     switch (e->op) {
-    case LO_AND:
+    case LO_OR:
         return 2;
+    case LO_AND:
+        return 3;
     case LO_EQ:
     case LO_NE:
     case LO_LT:
     case LO_LE:
     case LO_GT:
     case LO_GE:
-        return 3;
+        return 4;
     case LO_ADD:
     case LO_SUB:
         return 5;

@@ -49,7 +49,7 @@ typedef enum LpOp {
     LO_ADD, LO_SUB, LO_MUL, LO_DIV, LO_POW, LO_MAX, LO_MIN,
     LO_MOD, /* i64 indices only (non-negative) */
     LO_EQ, LO_NE, LO_LT, LO_LE, LO_GT, LO_GE, /* -> bool */
-    LO_AND,                                   /* bool */
+    LO_AND, LO_OR,                            /* bool */
     LO__COUNT
 } LpOp;
 
@@ -120,7 +120,9 @@ typedef struct LpProg {
     LpKernel *cur;
     LpStmt **tail[64]; /* where the next statement of each open block goes */
     int depth;
-    bool dead[64]; /* block of a loop with extent 0: statements dropped */
+    bool dead[64];    /* block of a loop with extent 0: statements dropped */
+    LpStmt *open[64]; /* the LS_LOOP of each open block (NULL: folded or dead) */
+    LpStmt *sink;     /* statements of dead blocks land here */
 } LpProg;
 
 /* -- programs -- */

@@ -63,3 +63,9 @@ with open("bad_row.csv", "w") as f:
 # A field that is not a number on line 3.
 with open("bad_value.csv", "w") as f:
     f.write("1,2,3,0\n4,5,6,1\n7,eight,9,2\n")
+# A tiny IDX file (the MNIST format): u8 [2, 3], values 0..5 * 50.
+with open("tiny.idx", "wb") as f:
+    f.write(bytes([0, 0, 0x08, 2]) + struct.pack(">ii", 2, 3) + bytes([0, 50, 100, 150, 200, 250]))
+# The same header with the data cut short.
+with open("tiny_truncated.idx", "wb") as f:
+    f.write(bytes([0, 0, 0x08, 2]) + struct.pack(">ii", 2, 3) + bytes([0, 50, 100]))

@@ -62,3 +62,23 @@ ptarget = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
 print("static const float want_cross_entropy = %.9gf;" % F.cross_entropy(logits, labels).item())
 print("static const float want_mse = %.9gf;" % F.mse_loss(pred, target).item())
 print("static const float want_bce = %.9gf;" % F.binary_cross_entropy(prob, ptarget).item())
+
+# Gradients through the standard library's composites (LayerNorm, gelu,
+# log_softmax/cross_entropy, sigmoid/bce, softmax/kl_div, mse): model G of
+# test_optim.c.
+Z = [[0.5, -1.0, 2.0, 0.25], [1.5, 0.0, -0.5, -2.0]]
+WG = [[0.2, -0.4, 0.1], [0.3, 0.5, -0.2], [-0.6, 0.1, 0.4], [0.05, -0.3, 0.25]]
+z = torch.tensor(Z, requires_grad=True)
+w = torch.tensor(WG, requires_grad=True)
+ln = torch.nn.LayerNorm(4)
+h = F.gelu(ln(z), approximate="tanh") @ w
+loss = (F.cross_entropy(h, torch.tensor([2, 0]))
+        + F.binary_cross_entropy(torch.sigmoid(z), torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]]))
+        + F.kl_div(F.log_softmax(h, -1), F.softmax(torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]]), -1))
+        + F.mse_loss(h, torch.tensor([[0.1, 0.2, 0.3], [-0.1, 0.0, 0.1]])))
+loss.backward()
+print("static const float want_g_loss = %.9gf;" % loss.item())
+print("static const float want_g_z[8] = {%s};" % fmt(z.grad.flatten().tolist()))
+print("static const float want_g_w[12] = {%s};" % fmt(w.grad.flatten().tolist()))
+print("static const float want_g_lnw[4] = {%s};" % fmt(ln.weight.grad.flatten().tolist()))
+print("static const float want_g_lnb[4] = {%s};" % fmt(ln.bias.grad.flatten().tolist()))

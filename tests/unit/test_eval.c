@@ -30,7 +30,9 @@ static void teardown(void) {
     diag_reset_count();
 }
 
-static int run(const char *src) { return rt_run_source(I, "<test>", src, strlen(src), false); }
+static int run(const char *src) {
+    return rt_run_source(I, "<test>", src, strlen(src), false);
+}
 
 /* Everything written to the diagnostics stream so far (static buffer). */
 static const char *diags(void) {
@@ -80,8 +82,8 @@ Test(eval_values, float_repr_is_python_like) {
     const struct {
         double x;
         const char *want;
-    } cases[] = {{1.0, "1.0"},     {0.1, "0.1"},   {0.30000000000000004, "0.30000000000000004"},
-                 {1e-05, "1e-05"}, {1e16, "1e+16"}, {123456789.0, "123456789.0"},
+    } cases[] = {{1.0, "1.0"},     {0.1, "0.1"},       {0.30000000000000004, "0.30000000000000004"},
+                 {1e-05, "1e-05"}, {1e16, "1e+16"},    {123456789.0, "123456789.0"},
                  {-2.5, "-2.5"},   {0.0001, "0.0001"}, {1.5e300, "1.5e+300"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         StrBuf b = {0};

@@ -32,6 +32,14 @@ static const float want_adamw[8] = {0.471981674f, -0.256127626f, 0.138546079f, 0
 static const float want_cross_entropy = 0.476293415f;
 static const float want_mse = 0.34375f;
 static const float want_bce = 40.1678658f;
+static const float want_g_loss = 1.74530303f;
+static const float want_g_z[8] = {-0.146359742f, 0.106850937f,  0.0515774339f,  0.0297281779f,
+                                  0.116417192f,  -0.115758091f, -0.0399774089f, 0.0161080807f};
+static const float want_g_w[12] = {-0.16044873f,   -0.0826805159f, 0.213069737f,   0.0272746906f,
+                                   -0.0251986217f, 0.0283919629f,  -0.452843368f,  0.202579215f,
+                                   -0.116192289f,  0.038933415f,   -0.0032762906f, -0.0132858232f};
+static const float want_g_lnw[4] = {0.028130427f, -0.0159795117f, 0.302789152f, 0.0151946992f};
+static const float want_g_lnb[4] = {-0.0497777835f, -0.065388605f, 0.257269442f, -0.0358522236f};
 
 /* ---- the tt side ---- */
 
@@ -261,4 +269,38 @@ Test(optim_losses, bce_clamps_log) {
     run("let v = item(bce(tensor([0.9, 0.2, 0.6, 0.0, 1.0]), tensor([1.0, 0.0, 1.0, 1.0, "
         "0.0])))\n");
     cr_expect_float_eq(global_num("v"), want_bce, 1e-4);
+}
+
+/* ---- gradients through the library's composites ---- */
+
+TestSuite(optim_grads, .init = setup, .fini = teardown);
+
+Test(optim_grads, composites_match_torch) {
+    run("model G {\n"
+        "    param z = tensor([[0.5, -1.0, 2.0, 0.25], [1.5, 0.0, -0.5, -2.0]])\n"
+        "    param w = tensor([[0.2, -0.4, 0.1], [0.3, 0.5, -0.2], [-0.6, 0.1, 0.4],\n"
+        "                      [0.05, -0.3, 0.25]])\n"
+        "    ln = LayerNorm(4)\n"
+        "    forward() {\n"
+        "        let h = gelu(ln(z)) @ w\n"
+        "        return cross_entropy(h, tensor([2, 0], dtype=\"i32\")) +\n"
+        "            bce(sigmoid(z), tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]])) +\n"
+        "            kl_div(log_softmax(h),\n"
+        "                   softmax(tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]]))) +\n"
+        "            mse(h, tensor([[0.1, 0.2, 0.3], [-0.1, 0.0, 0.1]]))\n"
+        "    }\n"
+        "}\n"
+        "let g = G()\n"
+        "let loss = g()\n"
+        "backward(loss)\n"
+        "let v = item(loss)\n"
+        "let gz = g.z.grad\n"
+        "let gw = g.w.grad\n"
+        "let glnw = g.ln.weight.grad\n"
+        "let glnb = g.ln.bias.grad\n");
+    cr_expect_float_eq(global_num("v"), want_g_loss, 1e-5);
+    check_close("z.grad", global_data("gz", 8), want_g_z, 8, 1e-5);
+    check_close("w.grad", global_data("gw", 12), want_g_w, 12, 1e-5);
+    check_close("ln.weight.grad", global_data("glnw", 4), want_g_lnw, 4, 1e-5);
+    check_close("ln.bias.grad", global_data("glnb", 4), want_g_lnb, 4, 1e-5);
 }

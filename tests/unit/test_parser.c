@@ -72,7 +72,7 @@ static void sx(StrBuf *b, const AstNode *n) {
         sb_puts(b, "...");
         break;
     case AST_UNARY:
-        sb_printf(b, "(%s ", n->op == OP_NEG ? "neg" : "not");
+        sb_printf(b, "(%s ", n->op == AOP_NEG ? "neg" : "not");
         sx(b, n->a);
         sb_putc(b, ')');
         break;
@@ -476,13 +476,13 @@ Test(parser, let_and_assignment) {
     cr_assert_eq(s[1]->ival, 1);
     cr_assert_str_eq(s[1]->list.items[1]->str, "b");
     cr_assert_eq(s[2]->kind, AST_ASSIGN);
-    cr_assert_eq(s[2]->op, OP_NONE);
+    cr_assert_eq(s[2]->op, AOP_NONE);
     cr_assert_eq(s[3]->a->kind, AST_MEMBER);
     cr_assert_eq(s[4]->a->kind, AST_INDEX);
-    cr_assert_eq(s[5]->op, OP_ADD);
-    cr_assert_eq(s[6]->op, OP_SUB);
-    cr_assert_eq(s[7]->op, OP_MUL);
-    cr_assert_eq(s[8]->op, OP_DIV);
+    cr_assert_eq(s[5]->op, AOP_ADD);
+    cr_assert_eq(s[6]->op, AOP_SUB);
+    cr_assert_eq(s[7]->op, AOP_MUL);
+    cr_assert_eq(s[8]->op, AOP_DIV);
     parsed_free(p);
     ASSERT_ERRORS("f(x) = 3\n", 1, "cannot assign to a call");
     ASSERT_ERRORS("a + b = 3\n", 1, "cannot assign to this expression");
@@ -560,10 +560,10 @@ Test(parser, source_spans) {
     cr_assert_eq(let->loc.col, 1);
     cr_assert_eq(let->loc.end_col, 17);
     const AstNode *add = let->a;
-    cr_assert_eq(add->op, OP_ADD);
+    cr_assert_eq(add->op, AOP_ADD);
     cr_assert_eq(add->op_col, 15);
     const AstNode *mm = add->a;
-    cr_assert_eq(mm->op, OP_MATMUL);
+    cr_assert_eq(mm->op, AOP_MATMUL);
     cr_assert_eq(mm->loc.col, 9);
     cr_assert_eq(mm->loc.end_col, 13);
     cr_assert_eq(mm->op_line, 1);
@@ -734,6 +734,6 @@ Test(parser, ast_print_tree) {
     free(out);
     parsed_free(p);
     cr_assert_str_eq(ast_kind_name(AST_PARAM_DECL), "PARAM_DECL");
-    cr_assert_str_eq(ast_op_str(OP_MATMUL), "@");
-    cr_assert_str_eq(ast_op_str(OP_NOT), "not");
+    cr_assert_str_eq(ast_op_str(AOP_MATMUL), "@");
+    cr_assert_str_eq(ast_op_str(AOP_NOT), "not");
 }

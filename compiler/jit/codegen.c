@@ -1,0 +1,495 @@
+/* codegen.c - loop IR -> LLVM IR through the LLVM C API.
+ *
+ * Each kernel becomes an internal function; loops are bottom-tested counted
+ * loops over an i64 induction variable (every loop of the IR runs at least
+ * twice), the shape LLVM's vectorizer expects. Locals are entry-block
+ * allocas that SROA turns into registers. Float adds, subs and muls carry
+ * the `contract` fast-math flag, so multiply-adds become FMAs; nothing else
+ * is relaxed, so results stay within the op table's tolerances.
+ *
+ * Exact semantics, matching runtime/kernels_*.c:
+ *   int add/sub/mul/neg   plain (wrapping) instructions, never nsw
+ *   int div               b == 0 -> 0; b == -1 -> 0 - a (INT_MIN / -1 wraps);
+ *                         the divisor is replaced by 1 in those cases, so
+ *                         sdiv never sees 0 or -1
+ *   f32 max/min           NaN if either is NaN, else a > b ? a : b
+ *   f32 -> int            llvm.fptosi.sat (truncates, saturates, NaN -> 0)
+ *   exp log sin cos pow   llvm.* intrinsics (lowered to libm calls); tanhf
+ *                         from libm
+ *   sigmoid               e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e)
+ * Index arithmetic (i64, never negative) uses nsw adds and muls, udiv/urem.
+ */
+#include "codegen.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Cg {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    const LpProg *p;
+    LLVMTypeRef ty[LT__COUNT], tptr, tvoid;
+    LLVMValueRef fn;
+    LLVMValueRef *bufptr; /* per buffer, loaded at kernel entry */
+    LLVMValueRef *vars;   /* loop variables (phis) by var id */
+    LLVMValueRef *locals; /* allocas by local id */
+    LLVMValueRef *memo;   /* expression values of the statement being emitted */
+    unsigned *stamp, gen;
+} Cg;
+
+static bool is_float(LpType t) {
+    return t == LT_F32 || t == LT_F64;
+}
+
+static int bits(LpType t) {
+    switch (t) {
+    case LT_BOOL:
+        return 1;
+    case LT_I8:
+        return 8;
+    case LT_I32:
+        return 32;
+    default:
+        return 64;
+    }
+}
+
+static LLVMValueRef contract(LLVMValueRef v) {
+    if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v))
+        LLVMSetFastMathFlags(v, LLVMFastMathAllowContract);
+    return v;
+}
+
+static LLVMValueRef call_intrinsic(Cg *c, const char *name, LLVMTypeRef *tys, int ntys,
+                                   LLVMValueRef *args, int nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    TT_ASSERT(id != 0);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, (size_t)ntys);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(c->ctx, id, tys, (size_t)ntys);
+    return LLVMBuildCall2(c->b, ft, f, args, (unsigned)nargs, "");
+}
+
+static LLVMValueRef call_f32(Cg *c, const char *intrinsic, LLVMValueRef x) {
+    LLVMTypeRef t = c->ty[LT_F32];
+    return call_intrinsic(c, intrinsic, &t, 1, &x, 1);
+}
+
+static LLVMValueRef call_libm(Cg *c, const char *name, LLVMValueRef x) {
+    LLVMTypeRef t = c->ty[LT_F32];
+    LLVMTypeRef ft = LLVMFunctionType(t, &t, 1, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+    if (!f) f = LLVMAddFunction(c->mod, name, ft);
+    return LLVMBuildCall2(c->b, ft, f, &x, 1, "");
+}
+
+static LLVMValueRef fconst(Cg *c, LpType t, double v) {
+    return LLVMConstReal(c->ty[t], v);
+}
+static LLVMValueRef iconst(Cg *c, LpType t, int64_t v) {
+    return LLVMConstInt(c->ty[t], (unsigned long long)v, 1);
+}
+
+static LLVMValueRef emit(Cg *c, const LpExpr *e);
+
+static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef x = emit(c, e->a);
+    LpType t = e->ty;
+    if (!is_float(t)) {
+        LLVMValueRef zero = iconst(c, t, 0);
+        switch (e->op) {
+        case LO_NEG:
+            return LLVMBuildSub(b, zero, x, "");
+        case LO_RELU:
+            return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, x, zero, ""), x, zero, "");
+        case LO_ABS:
+            return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, x, zero, ""),
+                                   LLVMBuildSub(b, zero, x, ""), x, "");
+        default:
+            TT_UNREACHABLE();
+        }
+    }
+    TT_ASSERT(t == LT_F32);
+    LLVMValueRef zero = fconst(c, t, 0), one = fconst(c, t, 1);
+    switch (e->op) {
+    case LO_NEG:
+        return LLVMBuildFNeg(b, x, "");
+    case LO_EXP:
+        return call_f32(c, "llvm.exp", x);
+    case LO_LOG:
+        return call_f32(c, "llvm.log", x);
+    case LO_SQRT:
+        return call_f32(c, "llvm.sqrt", x);
+    case LO_RSQRT:
+        return LLVMBuildFDiv(b, one, call_f32(c, "llvm.sqrt", x), "");
+    case LO_TANH:
+        return call_libm(c, "tanhf", x);
+    case LO_SIN:
+        return call_f32(c, "llvm.sin", x);
+    case LO_COS:
+        return call_f32(c, "llvm.cos", x);
+    case LO_ABS:
+        return call_f32(c, "llvm.fabs", x);
+    case LO_RELU:
+        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x, zero, "");
+    case LO_SIGMOID: {
+        LLVMValueRef ex = call_f32(c, "llvm.exp", LLVMBuildFNeg(b, call_f32(c, "llvm.fabs", x), ""));
+        LLVMValueRef d = contract(LLVMBuildFAdd(b, one, ex, ""));
+        LLVMValueRef pos = LLVMBuildFDiv(b, one, d, ""), neg = LLVMBuildFDiv(b, ex, d, "");
+        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGE, x, zero, ""), pos, neg, "");
+    }
+    default:
+        TT_UNREACHABLE();
+    }
+}
+
+static LLVMValueRef emit_bin(Cg *c, const LpExpr *e) {
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef x = emit(c, e->a), y = emit(c, e->b);
+    LpType t = e->a->ty;
+    if (t == LT_BOOL) {
+        if (e->op == LO_AND) return LLVMBuildAnd(b, x, y, "");
+        if (e->op == LO_OR) return LLVMBuildOr(b, x, y, "");
+    }
+    if (is_float(t)) {
+        static const LLVMRealPredicate fp[] = {LLVMRealOEQ, LLVMRealUNE, LLVMRealOLT,
+                                               LLVMRealOLE, LLVMRealOGT, LLVMRealOGE};
+        switch (e->op) {
+        case LO_ADD:
+            return contract(LLVMBuildFAdd(b, x, y, ""));
+        case LO_SUB:
+            return contract(LLVMBuildFSub(b, x, y, ""));
+        case LO_MUL:
+            return contract(LLVMBuildFMul(b, x, y, ""));
+        case LO_DIV:
+            return LLVMBuildFDiv(b, x, y, "");
+        case LO_POW: {
+            LLVMValueRef args[2] = {x, y};
+            LLVMTypeRef ty = c->ty[t];
+            return call_intrinsic(c, "llvm.pow", &ty, 1, args, 2);
+        }
+        case LO_MAX:
+        case LO_MIN: { /* NaN if either is NaN, else the larger (smaller) */
+            LLVMValueRef r = LLVMBuildSelect(
+                b, LLVMBuildFCmp(b, e->op == LO_MAX ? LLVMRealOGT : LLVMRealOLT, x, y, ""), x, y, "");
+            r = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, y, y, ""), y, r, "");
+            return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, r, "");
+        }
+        case LO_EQ:
+        case LO_NE:
+        case LO_LT:
+        case LO_LE:
+        case LO_GT:
+        case LO_GE:
+            return LLVMBuildFCmp(b, fp[e->op - LO_EQ], x, y, "");
+        default:
+            TT_UNREACHABLE();
+        }
+    }
+    static const LLVMIntPredicate ip[] = {LLVMIntEQ,  LLVMIntNE,  LLVMIntSLT,
+                                          LLVMIntSLE, LLVMIntSGT, LLVMIntSGE};
+    bool idx = t == LT_I64; /* index arithmetic: non-negative, no overflow */
+    switch (e->op) {
+    case LO_ADD:
+        return idx ? LLVMBuildNSWAdd(b, x, y, "") : LLVMBuildAdd(b, x, y, "");
+    case LO_SUB:
+        return LLVMBuildSub(b, x, y, "");
+    case LO_MUL:
+        return idx ? LLVMBuildNSWMul(b, x, y, "") : LLVMBuildMul(b, x, y, "");
+    case LO_MOD:
+        TT_ASSERT(idx);
+        return LLVMBuildURem(b, x, y, "");
+    case LO_DIV: {
+        if (idx) return LLVMBuildUDiv(b, x, y, "");
+        LLVMValueRef zero = iconst(c, t, 0), m1 = iconst(c, t, -1);
+        LLVMValueRef is0 = LLVMBuildICmp(b, LLVMIntEQ, y, zero, "");
+        LLVMValueRef ism1 = LLVMBuildICmp(b, LLVMIntEQ, y, m1, "");
+        LLVMValueRef safe =
+            LLVMBuildSelect(b, LLVMBuildOr(b, is0, ism1, ""), iconst(c, t, 1), y, "");
+        LLVMValueRef q = LLVMBuildSDiv(b, x, safe, "");
+        q = LLVMBuildSelect(b, ism1, LLVMBuildSub(b, zero, x, ""), q, "");
+        return LLVMBuildSelect(b, is0, zero, q, "");
+    }
+    case LO_MAX:
+        return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, x, y, ""), x, y, "");
+    case LO_MIN:
+        return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, x, y, ""), x, y, "");
+    case LO_EQ:
+    case LO_NE:
+    case LO_LT:
+    case LO_LE:
+    case LO_GT:
+    case LO_GE:
+        return LLVMBuildICmp(b, ip[e->op - LO_EQ], x, y, "");
+    default:
+        TT_UNREACHABLE();
+    }
+}
+
+static LLVMValueRef emit_cast(Cg *c, const LpExpr *e) {
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef x = emit(c, e->a);
+    LpType from = e->a->ty, to = e->ty;
+    LLVMTypeRef tt = c->ty[to];
+    if (from == to) return x;
+    if (is_float(from) && is_float(to))
+        return to == LT_F64 ? LLVMBuildFPExt(b, x, tt, "") : LLVMBuildFPTrunc(b, x, tt, "");
+    if (is_float(from)) { /* truncate toward zero, saturate, NaN -> 0 */
+        LLVMTypeRef tys[2] = {tt, c->ty[from]};
+        return call_intrinsic(c, "llvm.fptosi.sat", tys, 2, &x, 1);
+    }
+    if (is_float(to))
+        return from == LT_BOOL ? LLVMBuildUIToFP(b, x, tt, "") : LLVMBuildSIToFP(b, x, tt, "");
+    if (from == LT_BOOL) return LLVMBuildZExt(b, x, tt, "");
+    if (bits(to) > bits(from)) return LLVMBuildSExt(b, x, tt, "");
+    return LLVMBuildTrunc(b, x, tt, "");
+}
+
+static LLVMValueRef emit(Cg *c, const LpExpr *e) {
+    if (c->stamp[e->id] == c->gen) return c->memo[e->id];
+    LLVMValueRef v = NULL;
+    switch (e->kind) {
+    case LE_CONST:
+        v = is_float(e->ty) ? fconst(c, e->ty, e->c.f) : iconst(c, e->ty, e->c.i);
+        break;
+    case LE_VAR:
+        v = c->vars[e->var];
+        break;
+    case LE_LOCAL:
+        v = LLVMBuildLoad2(c->b, c->ty[e->ty], c->locals[e->var], "");
+        break;
+    case LE_LOAD: {
+        LLVMValueRef i = emit(c, e->a);
+        LLVMTypeRef et = c->ty[e->ty];
+        LLVMValueRef ptr = LLVMBuildInBoundsGEP2(c->b, et, c->bufptr[e->buf], &i, 1, "");
+        v = LLVMBuildLoad2(c->b, et, ptr, "");
+        break;
+    }
+    case LE_UN:
+        v = emit_un(c, e);
+        break;
+    case LE_BIN:
+        v = emit_bin(c, e);
+        break;
+    case LE_SELECT: {
+        LLVMValueRef cond = emit(c, e->a);
+        v = LLVMBuildSelect(c->b, cond, emit(c, e->b), emit(c, e->cc), "");
+        break;
+    }
+    case LE_CAST:
+        v = emit_cast(c, e);
+        break;
+    }
+    c->stamp[e->id] = c->gen;
+    c->memo[e->id] = v;
+    return v;
+}
+
+static void emit_block(Cg *c, const LpStmt *s) {
+    LLVMBuilderRef b = c->b;
+    for (; s; s = s->next) {
+        c->gen++; /* values are reused within one statement only */
+        switch (s->kind) {
+        case LS_LOOP: {
+            LLVMTypeRef i64 = c->ty[LT_I64];
+            LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+            char name[24];
+            snprintf(name, sizeof name, "for.i%d", s->var);
+            LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+            LLVMBuildBr(b, body);
+            LLVMPositionBuilderAtEnd(b, body);
+            snprintf(name, sizeof name, "i%d", s->var);
+            LLVMValueRef phi = LLVMBuildPhi(b, i64, name);
+            c->vars[s->var] = phi;
+            emit_block(c, s->body);
+            LLVMValueRef next = LLVMBuildNSWAdd(b, phi, LLVMConstInt(i64, 1, 0), "");
+            LLVMSetNUW(next, 1);
+            LLVMValueRef more =
+                LLVMBuildICmp(b, LLVMIntULT, next, LLVMConstInt(i64, (unsigned long long)s->extent, 0), "");
+            LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+            snprintf(name, sizeof name, "end.i%d", s->var);
+            LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+            LLVMBuildCondBr(b, more, body, exit);
+            LLVMValueRef inc[2] = {LLVMConstInt(i64, 0, 0), next};
+            LLVMBasicBlockRef from[2] = {pre, latch};
+            LLVMAddIncoming(phi, inc, from, 2);
+            LLVMPositionBuilderAtEnd(b, exit);
+            break;
+        }
+        case LS_LOCAL:
+        case LS_SET:
+            LLVMBuildStore(b, emit(c, s->value), c->locals[s->var]);
+            break;
+        case LS_STORE: {
+            LLVMValueRef i = emit(c, s->index), v = emit(c, s->value);
+            LLVMTypeRef et = c->ty[lp_type_of(c->p->bufs[s->buf].dtype)];
+            LLVMValueRef ptr = LLVMBuildInBoundsGEP2(b, et, c->bufptr[s->buf], &i, 1, "");
+            LLVMBuildStore(b, v, ptr);
+            break;
+        }
+        }
+    }
+}
+
+static void add_attr(Cg *c, LLVMValueRef fn, const char *name) {
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+}
+
+static LLVMValueRef emit_kernel(Cg *c, const LpKernel *k, LLVMTypeRef fty) {
+    const LpProg *p = c->p;
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef fn = LLVMAddFunction(c->mod, k->name, fty);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    add_attr(c, fn, "nounwind");
+    c->fn = fn;
+    LLVMValueRef bufs = LLVMGetParam(fn, 0);
+    LLVMSetValueName2(bufs, "bufs", 4);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+    for (int i = 0; i < k->nlocals; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "s%d", i);
+        c->locals[i] = LLVMBuildAlloca(b, c->ty[k->local_ty[i]], name);
+    }
+    /* buffer pointers: bufs[slot], temporaries at workspace + offset */
+    LLVMTypeRef i64 = c->ty[LT_I64];
+    LLVMValueRef ws = NULL;
+    for (int i = 0; i < p->nbufs; i++) {
+        const LpBuf *bf = &p->bufs[i];
+        int slot = bf->kind == LB_INPUT ? bf->slot : bf->kind == LB_OUTPUT ? p->ninputs + bf->slot : -1;
+        if (slot >= 0) {
+            LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)slot, 0);
+            LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
+            c->bufptr[i] = LLVMBuildLoad2(b, c->tptr, pp, bf->name);
+        } else {
+            if (!ws) {
+                LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)(p->ninputs + p->noutputs), 0);
+                LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
+                ws = LLVMBuildLoad2(b, c->tptr, pp, "workspace");
+            }
+            LLVMValueRef off = LLVMConstInt(i64, (unsigned long long)bf->offset, 0);
+            c->bufptr[i] = LLVMBuildInBoundsGEP2(b, c->ty[LT_I8], ws, &off, 1, bf->name);
+        }
+    }
+    emit_block(c, k->body);
+    LLVMBuildRetVoid(b);
+    return fn;
+}
+
+static void set_err(char *err, size_t errlen, const char *what, char *msg) {
+    snprintf(err, errlen, "%s: %s", what, msg ? msg : "(no message)");
+    if (msg) LLVMDisposeMessage(msg);
+}
+
+LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
+                        LLVMTargetMachineRef tm, char *err, size_t errlen) {
+    Cg c = {0};
+    c.ctx = ctx;
+    c.p = p;
+    c.mod = LLVMModuleCreateWithNameInContext(fname, ctx);
+    c.b = LLVMCreateBuilderInContext(ctx);
+    c.ty[LT_F32] = LLVMFloatTypeInContext(ctx);
+    c.ty[LT_F64] = LLVMDoubleTypeInContext(ctx);
+    c.ty[LT_I32] = LLVMInt32TypeInContext(ctx);
+    c.ty[LT_I8] = LLVMInt8TypeInContext(ctx);
+    c.ty[LT_I64] = LLVMInt64TypeInContext(ctx);
+    c.ty[LT_BOOL] = LLVMInt1TypeInContext(ctx);
+    c.tptr = LLVMPointerTypeInContext(ctx, 0);
+    c.tvoid = LLVMVoidTypeInContext(ctx);
+    if (tm) {
+        char *triple = LLVMGetTargetMachineTriple(tm);
+        LLVMSetTarget(c.mod, triple);
+        LLVMDisposeMessage(triple);
+        LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+        LLVMSetModuleDataLayout(c.mod, td);
+        LLVMDisposeTargetData(td);
+    }
+    int maxvars = 1, maxlocals = 1;
+    for (int i = 0; i < p->nkernels; i++) {
+        if (p->kernels[i].nvars > maxvars) maxvars = p->kernels[i].nvars;
+        if (p->kernels[i].nlocals > maxlocals) maxlocals = p->kernels[i].nlocals;
+    }
+    c.bufptr = tt_xcalloc((size_t)p->nbufs + 1, sizeof *c.bufptr);
+    c.vars = tt_xcalloc((size_t)maxvars, sizeof *c.vars);
+    c.locals = tt_xcalloc((size_t)maxlocals, sizeof *c.locals);
+    c.memo = tt_xcalloc((size_t)p->nexpr + 1, sizeof *c.memo);
+    c.stamp = tt_xcalloc((size_t)p->nexpr + 1, sizeof *c.stamp);
+
+    LLVMTypeRef fty = LLVMFunctionType(c.tvoid, &c.tptr, 1, 0);
+    LLVMValueRef *kfn = tt_xcalloc((size_t)p->nkernels + 1, sizeof *kfn);
+    for (int i = 0; i < p->nkernels; i++) kfn[i] = emit_kernel(&c, &p->kernels[i], fty);
+    LLVMValueRef main = LLVMAddFunction(c.mod, fname, fty);
+    add_attr(&c, main, "nounwind");
+    LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(ctx, main, "entry"));
+    LLVMValueRef bufs = LLVMGetParam(main, 0);
+    LLVMSetValueName2(bufs, "bufs", 4);
+    for (int i = 0; i < p->nkernels; i++) LLVMBuildCall2(c.b, fty, kfn[i], &bufs, 1, "");
+    LLVMBuildRetVoid(c.b);
+
+    free(kfn);
+    free(c.bufptr);
+    free(c.vars);
+    free(c.locals);
+    free(c.memo);
+    free(c.stamp);
+    LLVMDisposeBuilder(c.b);
+    char *msg = NULL;
+    if (LLVMVerifyModule(c.mod, LLVMReturnStatusAction, &msg)) {
+        set_err(err, errlen, "jit: invalid LLVM IR (a codegen bug)", msg);
+        LLVMDisposeModule(c.mod);
+        return NULL;
+    }
+    if (msg) LLVMDisposeMessage(msg);
+    return c.mod;
+}
+
+LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen) {
+    static bool init;
+    if (!init) {
+        LLVMInitializeNativeTarget();
+        LLVMInitializeNativeAsmPrinter();
+        init = true;
+    }
+    char *triple = LLVMGetDefaultTargetTriple(), *msg = NULL;
+    LLVMTargetRef target;
+    if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+        set_err(err, errlen, "jit: no target for the host", msg);
+        LLVMDisposeMessage(triple);
+        return NULL;
+    }
+    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+    LLVMCodeGenOptLevel lv = opt_level <= 0   ? LLVMCodeGenLevelNone
+                             : opt_level == 1 ? LLVMCodeGenLevelLess
+                             : opt_level == 2 ? LLVMCodeGenLevelDefault
+                                              : LLVMCodeGenLevelAggressive;
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, lv,
+                                                      LLVMRelocDefault, LLVMCodeModelJITDefault);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    LLVMDisposeMessage(triple);
+    if (!tm) snprintf(err, errlen, "jit: cannot create a target machine for the host");
+    return tm;
+}
+
+bool cg_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err,
+                 size_t errlen) {
+    char passes[32];
+    snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
+    LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(o, opt_level >= 2);
+    LLVMPassBuilderOptionsSetSLPVectorization(o, opt_level >= 2);
+    LLVMPassBuilderOptionsSetLoopUnrolling(o, opt_level >= 2);
+    LLVMErrorRef e = LLVMRunPasses(m, passes, tm, o);
+    LLVMDisposePassBuilderOptions(o);
+    if (e) {
+        char *msg = LLVMGetErrorMessage(e);
+        snprintf(err, errlen, "jit: optimization failed: %s", msg);
+        LLVMDisposeErrorMessage(msg);
+        return false;
+    }
+    return true;
+}

@@ -1,0 +1,310 @@
+/* jit.c - the JIT: cache of compiled graphs, ORC LLJIT, running, dumps.
+ *
+ * A cache entry keeps a private copy of the graph's structure (ops, dtypes,
+ * shapes, wiring, attributes, outputs), the hash, the compiled entry point
+ * and the graph's workspace. A lookup compares the hash, then the structure
+ * field by field, so a hash collision can never run the wrong code.
+ */
+#include "jit.h"
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen.h"
+
+typedef void (*GraphFn)(void **bufs);
+
+typedef struct Entry {
+    uint64_t hash;
+    int n, ninputs, nout;
+    IrNode *nodes; /* in[] point into ins */
+    int *ins, *outputs;
+    GraphFn fn;
+    void *ws; /* workspace, reused by every run */
+    int64_t wsbytes;
+} Entry;
+
+struct Jit {
+    LLVMOrcLLJITRef lljit;
+    LLVMOrcJITDylibRef jd;
+    LLVMTargetMachineRef tm; /* for the pass pipeline */
+    int opt;
+    bool fuse;
+    Entry *entries;
+    int nentries, cap;
+    JitStats stats;
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+static bool llvm_fail(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
+    char *msg = LLVMGetErrorMessage(e);
+    snprintf(err, errlen, "jit: %s: %s", what, msg);
+    LLVMDisposeErrorMessage(msg);
+    return false;
+}
+
+static int clamp_opt(int o) {
+    return o < 0 ? 0 : o > 3 ? 3 : o;
+}
+
+Jit *jit_new(int opt_level) {
+    char err[256];
+    Jit *j = tt_xcalloc(1, sizeof *j);
+    j->opt = clamp_opt(opt_level);
+    j->fuse = true;
+    j->tm = cg_host_machine(j->opt, err, sizeof err);
+    LLVMTargetMachineRef jtm = j->tm ? cg_host_machine(j->opt, err, sizeof err) : NULL;
+    if (!jtm) {
+        if (j->tm) LLVMDisposeTargetMachine(j->tm);
+        free(j);
+        return NULL;
+    }
+    LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
+        b, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jtm));
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, b);
+    if (e) {
+        LLVMConsumeError(e);
+        LLVMDisposeTargetMachine(j->tm);
+        free(j);
+        return NULL;
+    }
+    j->jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+    LLVMOrcDefinitionGeneratorRef gen;
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+        &gen, LLVMOrcLLJITGetGlobalPrefix(j->lljit), NULL, NULL);
+    if (e) {
+        LLVMConsumeError(e);
+        jit_free(j);
+        return NULL;
+    }
+    LLVMOrcJITDylibAddGenerator(j->jd, gen);
+    return j;
+}
+
+void jit_free(Jit *j) {
+    if (!j) return;
+    for (int i = 0; i < j->nentries; i++) {
+        Entry *en = &j->entries[i];
+        free(en->nodes);
+        free(en->ins);
+        free(en->outputs);
+        free(en->ws);
+    }
+    free(j->entries);
+    if (j->lljit) {
+        LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->lljit);
+        if (e) LLVMConsumeError(e);
+    }
+    if (j->tm) LLVMDisposeTargetMachine(j->tm);
+    free(j);
+}
+
+JitStats jit_stats(const Jit *j) {
+    return j->stats;
+}
+
+void jit_set_fusion(Jit *j, bool on) {
+    j->fuse = on;
+}
+
+/* -- the structural key -- */
+
+static bool attr_eq(const IrAttr *a, const IrAttr *b) {
+    if (a->axes != b->axes || a->keepdims != b->keepdims || a->axis != b->axis ||
+        a->dtype != b->dtype || a->index != b->index || !shape_eq(&a->shape, &b->shape) ||
+        memcmp(&a->value, &b->value, sizeof a->value) != 0)
+        return false;
+    for (int i = 0; i < IR_MAXDIM; i++)
+        if (a->perm[i] != b->perm[i] || a->start[i] != b->start[i] || a->stop[i] != b->stop[i] ||
+            a->step[i] != b->step[i])
+            return false;
+    return true;
+}
+
+static bool same_structure(const Entry *en, const IrGraph *g) {
+    if (en->n != g->n || en->ninputs != g->ninputs || en->nout != g->nout) return false;
+    if (g->nout && memcmp(en->outputs, g->outputs, (size_t)g->nout * sizeof *g->outputs) != 0)
+        return false;
+    for (int i = 0; i < g->n; i++) {
+        const IrNode *a = &en->nodes[i], *b = &g->nodes[i];
+        if (a->op != b->op || a->dtype != b->dtype || a->nin != b->nin ||
+            !shape_eq(&a->shape, &b->shape) || !attr_eq(&a->attr, &b->attr))
+            return false;
+        if (a->nin && memcmp(a->in, b->in, (size_t)a->nin * sizeof *a->in) != 0) return false;
+    }
+    return true;
+}
+
+static void copy_structure(Entry *en, const IrGraph *g) {
+    int nin = 0;
+    for (int i = 0; i < g->n; i++) nin += g->nodes[i].nin;
+    en->n = g->n;
+    en->ninputs = g->ninputs;
+    en->nout = g->nout;
+    en->nodes = tt_xmalloc(((size_t)g->n + 1) * sizeof *en->nodes);
+    en->ins = tt_xmalloc(((size_t)nin + 1) * sizeof *en->ins);
+    en->outputs = tt_xmalloc(((size_t)g->nout + 1) * sizeof *en->outputs);
+    if (g->nout) memcpy(en->outputs, g->outputs, (size_t)g->nout * sizeof *g->outputs);
+    int at = 0;
+    for (int i = 0; i < g->n; i++) {
+        IrNode n = g->nodes[i];
+        if (n.nin) memcpy(en->ins + at, n.in, (size_t)n.nin * sizeof *n.in);
+        n.in = en->ins + at;
+        n.name = NULL;
+        at += n.nin;
+        en->nodes[i] = n;
+    }
+}
+
+/* -- compiling -- */
+
+static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errlen) {
+    double t0 = now_ms();
+    LpProg *p = lp_lower(g, j->fuse);
+    char name[32];
+    snprintf(name, sizeof name, "tt_graph_%lld", (long long)j->stats.compiles);
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
+    LLVMModuleRef m = cg_module(ctx, p, name, j->tm, err, errlen);
+    en->wsbytes = p->workspace;
+    lp_free(p);
+    if (!m || !cg_optimize(m, j->tm, j->opt, err, errlen)) {
+        if (m) LLVMDisposeModule(m);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        return false;
+    }
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, tsc);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModule(j->lljit, j->jd, tsm);
+    if (e) return llvm_fail(e, "adding the module", err, errlen);
+    LLVMOrcExecutorAddress addr = 0;
+    e = LLVMOrcLLJITLookup(j->lljit, &addr, name);
+    if (e) return llvm_fail(e, "compiling", err, errlen);
+    en->fn = (GraphFn)(uintptr_t)addr;
+    if (en->wsbytes > 0) {
+        en->ws = aligned_alloc(64, (size_t)en->wsbytes);
+        if (!en->ws) {
+            snprintf(err, errlen, "jit: out of memory for a %lld-byte workspace",
+                     (long long)en->wsbytes);
+            return false;
+        }
+    }
+    j->stats.compiles++;
+    j->stats.compile_ms += now_ms() - t0;
+    return true;
+}
+
+bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs, char *err,
+             size_t errlen) {
+    uint64_t h = ir_hash(g);
+    Entry *en = NULL;
+    for (int i = 0; i < j->nentries && !en; i++)
+        if (j->entries[i].hash == h && same_structure(&j->entries[i], g)) en = &j->entries[i];
+    if (en) {
+        j->stats.hits++;
+    } else {
+        if (!ir_verify(g, err, errlen)) return false;
+        Entry fresh = {0};
+        fresh.hash = h;
+        if (!compile(j, g, &fresh, err, errlen)) {
+            free(fresh.ws);
+            return false;
+        }
+        copy_structure(&fresh, g);
+        TT_VEC_PUSH(j->entries, j->nentries, j->cap, fresh);
+        en = &j->entries[j->nentries - 1];
+    }
+    int nb = g->ninputs + g->nout + 1;
+    void *small[64], **bufs = nb <= 64 ? small : tt_xmalloc((size_t)nb * sizeof *bufs);
+    for (int k = 0; k < g->ninputs; k++) bufs[k] = inputs[k];
+    for (int k = 0; k < g->nout; k++) bufs[g->ninputs + k] = outputs[k];
+    bufs[nb - 1] = en->ws;
+    en->fn(bufs);
+    if (bufs != small) free(bufs);
+    return true;
+}
+
+/* -- dumps -- */
+
+void jit_emit_loops(FILE *out, const IrGraph *g) {
+    char err[512];
+    if (!ir_verify(g, err, sizeof err)) {
+        fprintf(out, "# invalid graph: %s\n", err);
+        return;
+    }
+    LpProg *p = lp_lower(g, true);
+    lp_print(out, p, g);
+    lp_free(p);
+}
+
+/* Builds and optimizes the module of g in ctx with a fresh host machine. */
+static LLVMModuleRef build_optimized(LLVMContextRef ctx, const IrGraph *g, int opt,
+                                     LLVMTargetMachineRef *tm, char *err, size_t errlen) {
+    if (!ir_verify(g, err, errlen)) return NULL;
+    *tm = cg_host_machine(clamp_opt(opt), err, errlen);
+    if (!*tm) return NULL;
+    LpProg *p = lp_lower(g, true);
+    LLVMModuleRef m = cg_module(ctx, p, "graph", *tm, err, errlen);
+    lp_free(p);
+    if (m && !cg_optimize(m, *tm, clamp_opt(opt), err, errlen)) {
+        LLVMDisposeModule(m);
+        m = NULL;
+    }
+    if (!m) {
+        LLVMDisposeTargetMachine(*tm);
+        *tm = NULL;
+    }
+    return m;
+}
+
+bool jit_emit_llvm(FILE *out, const IrGraph *g, int opt_level, char *err, size_t errlen) {
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMTargetMachineRef tm = NULL;
+    LLVMModuleRef m = build_optimized(ctx, g, opt_level, &tm, err, errlen);
+    if (!m) {
+        LLVMContextDispose(ctx);
+        return false;
+    }
+    char *s = LLVMPrintModuleToString(m);
+    fputs(s, out);
+    LLVMDisposeMessage(s);
+    LLVMDisposeModule(m);
+    LLVMDisposeTargetMachine(tm);
+    LLVMContextDispose(ctx);
+    return true;
+}
+
+bool jit_emit_asm(FILE *out, const IrGraph *g, int opt_level, char *err, size_t errlen) {
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMTargetMachineRef tm = NULL;
+    LLVMModuleRef m = build_optimized(ctx, g, opt_level, &tm, err, errlen);
+    if (!m) {
+        LLVMContextDispose(ctx);
+        return false;
+    }
+    char *msg = NULL;
+    LLVMMemoryBufferRef mb = NULL;
+    bool ok = !LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &mb);
+    if (ok) {
+        fwrite(LLVMGetBufferStart(mb), 1, LLVMGetBufferSize(mb), out);
+        LLVMDisposeMemoryBuffer(mb);
+    } else {
+        snprintf(err, errlen, "jit: emitting assembly failed: %s", msg ? msg : "?");
+    }
+    if (msg) LLVMDisposeMessage(msg);
+    LLVMDisposeModule(m);
+    LLVMDisposeTargetMachine(tm);
+    LLVMContextDispose(ctx);
+    return ok;
+}

@@ -1,0 +1,611 @@
+/* lower.c - graph IR -> loop IR.
+ *
+ * Every node reachable from the outputs is either
+ *   - a leaf: INPUT reads the caller's buffer, CONST is a constant in the
+ *     expressions that use it;
+ *   - fused: its value is computed inside its single consumer's loop nest,
+ *     at the index the consumer asks for (it never reaches memory);
+ *   - a root: one kernel computes it into its buffer (the caller's output
+ *     buffer when it is an output, else a temporary of the workspace).
+ *
+ * Fusion: a node is fused into its consumer when it is elementwise or a pure
+ * index remap (reshape, permute, broadcast, slice), is not an output, and is
+ * read exactly once (one use by one consumer). A consumer that reads each
+ * input element once (elementwise ops, reductions, concat, pad, the source of
+ * scatter_add) takes any such producer; one that reads elements several
+ * times (an expanding broadcast, matmul, the table and indices of gather)
+ * only takes index remaps, so arithmetic is never recomputed. Reductions
+ * and matmuls are never fused into anything.
+ *
+ * Indexing: value_at(node, idx) is the value of a node at a multi-index;
+ * movement ops only rewrite the index (broadcast: 0 on stretched dims;
+ * permute: reorder; slice: start + i*step; reshape: through the linear
+ * index). When every load below a reshape addresses its buffer by the same
+ * linear index (elementwise chains over dense buffers), the linear index is
+ * passed down as is (flat_at) instead of being split into dims.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loop.h"
+
+typedef struct Lower {
+    const IrGraph *g;
+    LpProg *p;
+    bool fuse;
+    bool *need, *is_out, *fused, *recomp;
+    int *uses, *consumer, *buf;
+    int *kf; /* nodes fused into the kernel being built */
+    int nkf;
+} Lower;
+
+static const IrNode *node(const Lower *L, int id) {
+    return ir_node(L->g, id);
+}
+
+static bool is_remap(OpKind op) {
+    return op == OP_RESHAPE || op == OP_PERMUTE || op == OP_BROADCAST || op == OP_SLICE;
+}
+
+static bool fusable(OpKind op) {
+    return (ir_ops[op].flags & OPF_ELEMWISE) || is_remap(op);
+}
+
+static void strides(const Shape *s, int64_t *st) {
+    int64_t acc = 1;
+    for (int i = s->ndim - 1; i >= 0; i--) {
+        st[i] = acc;
+        acc *= s->d[i];
+    }
+}
+
+static LpExpr *linearize(LpProg *p, LpExpr *const *idx, const Shape *s) {
+    int64_t st[IR_MAXDIM];
+    strides(s, st);
+    LpExpr *e = lp_iconst(p, 0);
+    for (int k = 0; k < s->ndim; k++) e = lp_iadd(p, e, lp_imul(p, idx[k], st[k]));
+    return e;
+}
+
+static LpExpr *zero_of(LpProg *p, LpType t) {
+    return t == LT_F32 || t == LT_F64 ? lp_const_f(p, t, 0) : lp_const_i(p, t, 0);
+}
+
+/* The CONST value converted like kern_const_ref does. */
+static LpExpr *const_expr(Lower *L, const IrNode *n) {
+    double v = n->attr.value;
+    switch (n->dtype) {
+    case TY_F32:
+        return lp_const_f(L->p, LT_F32, (float)v);
+    case TY_I32: {
+        int64_t x = v != v ? 0 : v >= 2147483648.0 ? INT32_MAX : v <= -2147483649.0 ? INT32_MIN : (int32_t)v;
+        return lp_const_i(L->p, LT_I32, x);
+    }
+    case TY_I8: {
+        int64_t x = v != v ? 0 : v >= 128.0 ? INT8_MAX : v <= -129.0 ? INT8_MIN : (int8_t)(int)v;
+        return lp_const_i(L->p, LT_I8, x);
+    }
+    default:
+        TT_UNREACHABLE();
+    }
+}
+
+static LpOp elem_op(OpKind op) {
+    switch (op) {
+    case OP_NEG: return LO_NEG;
+    case OP_EXP: return LO_EXP;
+    case OP_LOG: return LO_LOG;
+    case OP_SQRT: return LO_SQRT;
+    case OP_RSQRT: return LO_RSQRT;
+    case OP_TANH: return LO_TANH;
+    case OP_SIGMOID: return LO_SIGMOID;
+    case OP_RELU: return LO_RELU;
+    case OP_ABS: return LO_ABS;
+    case OP_SIN: return LO_SIN;
+    case OP_COS: return LO_COS;
+    case OP_ADD: return LO_ADD;
+    case OP_SUB: return LO_SUB;
+    case OP_MUL: return LO_MUL;
+    case OP_DIV: return LO_DIV;
+    case OP_POW: return LO_POW;
+    case OP_MAX: return LO_MAX;
+    case OP_MIN: return LO_MIN;
+    case OP_EQ: return LO_EQ;
+    case OP_NE: return LO_NE;
+    case OP_LT: return LO_LT;
+    case OP_LE: return LO_LE;
+    case OP_GT: return LO_GT;
+    case OP_GE: return LO_GE;
+    default: return LO__COUNT;
+    }
+}
+
+/* An elementwise node applied to the values of its inputs. */
+static LpExpr *elem_apply(Lower *L, const IrNode *n, LpExpr **a) {
+    LpProg *p = L->p;
+    if (n->op == OP_CAST) return lp_cast(p, lp_type_of(n->dtype), a[0]);
+    if (n->op == OP_WHERE) {
+        LpExpr *t = lp_bin(p, LO_NE, a[0], zero_of(p, a[0]->ty));
+        return lp_select(p, t, a[1], a[2]);
+    }
+    LpOp op = elem_op(n->op);
+    TT_ASSERT(op != LO__COUNT);
+    if (ir_ops[n->op].flags & OPF_CMP) return lp_cast(p, LT_F32, lp_bin(p, op, a[0], a[1]));
+    if (ir_ops[n->op].arity == 1) return lp_un(p, op, a[0]);
+    return lp_bin(p, op, a[0], a[1]);
+}
+
+static void note_fused(Lower *L, int id) {
+    for (int i = 0; i < L->nkf; i++)
+        if (L->kf[i] == id) return;
+    L->kf[L->nkf++] = id;
+}
+
+static LpExpr *value_at(Lower *L, int id, LpExpr **idx);
+
+/* Can the value of node id be read at a linear index of its shape? */
+static bool flat_ok(const Lower *L, int id) {
+    const IrNode *n = node(L, id);
+    if (L->buf[id] >= 0 || n->op == OP_CONST) return true;
+    if (ir_ops[n->op].flags & OPF_ELEMWISE) {
+        for (int k = 0; k < n->nin; k++)
+            if (!flat_ok(L, n->in[k])) return false;
+        return true;
+    }
+    return n->op == OP_RESHAPE && flat_ok(L, n->in[0]);
+}
+
+static LpExpr *flat_at(Lower *L, int id, LpExpr *flat) {
+    const IrNode *n = node(L, id);
+    if (L->buf[id] >= 0) return lp_load(L->p, L->buf[id], flat);
+    if (n->op == OP_CONST) return const_expr(L, n);
+    note_fused(L, id);
+    if (n->op == OP_RESHAPE) return flat_at(L, n->in[0], flat);
+    LpExpr *a[3];
+    for (int k = 0; k < n->nin; k++) a[k] = flat_at(L, n->in[k], flat);
+    return elem_apply(L, n, a);
+}
+
+/* The value of node id (fused or a root) computed from its inputs. */
+static LpExpr *node_expr(Lower *L, int id, LpExpr **idx) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    LpExpr *j[IR_MAXDIM];
+    if (ir_ops[n->op].flags & OPF_ELEMWISE) {
+        LpExpr *a[3];
+        for (int k = 0; k < n->nin; k++) a[k] = value_at(L, n->in[k], idx);
+        return elem_apply(L, n, a);
+    }
+    const IrNode *in = node(L, n->in[0]);
+    const Shape *is = &in->shape;
+    switch (n->op) {
+    case OP_BROADCAST:
+        for (int k = 0; k < is->ndim; k++) j[k] = is->d[k] == 1 ? lp_iconst(p, 0) : idx[k];
+        break;
+    case OP_PERMUTE:
+        for (int k = 0; k < is->ndim; k++) j[n->attr.perm[k]] = idx[k];
+        break;
+    case OP_SLICE:
+        for (int k = 0; k < is->ndim; k++)
+            j[k] = lp_iadd(p, lp_imul(p, idx[k], n->attr.step[k]), lp_iconst(p, n->attr.start[k]));
+        break;
+    case OP_RESHAPE: {
+        LpExpr *flat = linearize(p, idx, &n->shape);
+        if (flat_ok(L, n->in[0])) return flat_at(L, n->in[0], flat);
+        int64_t st[IR_MAXDIM];
+        strides(is, st);
+        for (int k = 0; k < is->ndim; k++) {
+            LpExpr *q = lp_idiv(p, flat, st[k]);
+            j[k] = k == 0 ? q : lp_imod(p, q, is->d[k]);
+        }
+        break;
+    }
+    default:
+        TT_UNREACHABLE();
+    }
+    return value_at(L, n->in[0], j);
+}
+
+static LpExpr *value_at(Lower *L, int id, LpExpr **idx) {
+    const IrNode *n = node(L, id);
+    if (L->buf[id] >= 0) return lp_load(L->p, L->buf[id], linearize(L->p, idx, &n->shape));
+    if (n->op == OP_CONST) return const_expr(L, n);
+    TT_ASSERT(L->fused[id]);
+    note_fused(L, id);
+    return node_expr(L, id, idx);
+}
+
+/* -- kernels -- */
+
+/* Opens one loop per dim of s; vars into idx. */
+static void open_dims(LpProg *p, const Shape *s, LpExpr **idx) {
+    for (int k = 0; k < s->ndim; k++) idx[k] = lp_open_loop(p, s->d[k]);
+}
+static void close_n(LpProg *p, int n) {
+    for (int k = 0; k < n; k++) lp_close_loop(p);
+}
+
+static void fill(LpProg *p, int buf, LpExpr *value) {
+    LpExpr *v = lp_open_loop(p, shape_numel(&p->bufs[buf].shape));
+    lp_store(p, buf, v, value);
+    lp_close_loop(p);
+}
+
+static void lower_elem(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    bool flat = true;
+    if (n->op == OP_CONST) {
+        fill(p, out, const_expr(L, n));
+        return;
+    }
+    if (n->op == OP_RESHAPE)
+        flat = flat_ok(L, n->in[0]);
+    else if (ir_ops[n->op].flags & OPF_ELEMWISE)
+        for (int k = 0; k < n->nin; k++) flat = flat && flat_ok(L, n->in[k]);
+    else
+        flat = false;
+    if (flat) { /* one loop over the elements */
+        LpExpr *v = lp_open_loop(p, shape_numel(&n->shape));
+        LpExpr *val;
+        if (n->op == OP_RESHAPE) {
+            val = flat_at(L, n->in[0], v);
+        } else {
+            LpExpr *a[3];
+            for (int k = 0; k < n->nin; k++) a[k] = flat_at(L, n->in[k], v);
+            val = elem_apply(L, n, a);
+        }
+        lp_store(p, out, v, val);
+        lp_close_loop(p);
+        return;
+    }
+    LpExpr *idx[IR_MAXDIM];
+    open_dims(p, &n->shape, idx);
+    lp_store(p, out, linearize(p, idx, &n->shape), node_expr(L, id, idx));
+    close_n(p, n->shape.ndim);
+}
+
+/* Output index of a reduction: coefficient of each input dim (0 if reduced). */
+static void reduce_out_coef(const IrNode *n, const Shape *is, uint32_t axes, int64_t *coef) {
+    int64_t ost[IR_MAXDIM];
+    strides(&n->shape, ost);
+    int pos = 0;
+    for (int k = 0; k < is->ndim; k++) {
+        bool red = axes >> k & 1u;
+        coef[k] = red ? 0 : ost[pos];
+        if (!red || n->attr.keepdims) pos++;
+    }
+}
+
+static void lower_reduce(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *is = &node(L, n->in[0])->shape;
+    uint32_t axes = n->op == OP_ARGMAX ? 1u << n->attr.axis : n->attr.axes;
+    LpType t = lp_type_of(node(L, n->in[0])->dtype);
+    int64_t coef[IR_MAXDIM];
+    LpExpr *idx[IR_MAXDIM];
+    if (n->op == OP_ARGMAX && is->ndim == 0) {
+        lp_store(p, out, lp_iconst(p, 0), lp_const_i(p, LT_I32, 0));
+        return;
+    }
+    reduce_out_coef(n, is, axes, coef);
+    int nouter = 0;
+    for (int k = 0; k < is->ndim; k++)
+        if (!(axes >> k & 1u)) {
+            idx[k] = lp_open_loop(p, is->d[k]);
+            nouter++;
+        }
+    LpExpr *oi = lp_iconst(p, 0);
+    for (int k = 0; k < is->ndim; k++)
+        if (!(axes >> k & 1u)) oi = lp_iadd(p, oi, lp_imul(p, idx[k], coef[k]));
+
+    if (n->op == OP_ARGMAX) {
+        int ax = n->attr.axis;
+        idx[ax] = lp_iconst(p, 0);
+        LpExpr *best = lp_local(p, LT_I32, lp_const_i(p, LT_I32, 0));
+        LpExpr *bv = lp_local(p, t, value_at(L, n->in[0], idx));
+        LpExpr *v = lp_open_loop(p, is->d[ax]);
+        idx[ax] = v;
+        LpExpr *x = lp_local(p, t, value_at(L, n->in[0], idx));
+        LpExpr *better;
+        if (t == LT_F32) /* a NaN beats everything but an earlier NaN */
+            better = lp_bin(p, LO_AND, lp_bin(p, LO_EQ, bv, bv),
+                            lp_bin(p, LO_OR, lp_bin(p, LO_GT, x, bv), lp_bin(p, LO_NE, x, x)));
+        else
+            better = lp_bin(p, LO_GT, x, bv);
+        lp_set(p, best, lp_select(p, better, lp_cast(p, LT_I32, v), best));
+        lp_set(p, bv, lp_select(p, better, x, bv));
+        lp_close_loop(p);
+        lp_store(p, out, oi, best);
+        close_n(p, nouter);
+        return;
+    }
+
+    LpType at = n->op == OP_SUM && t == LT_F32 ? LT_F64 : t; /* f32 sums in double */
+    LpExpr *init;
+    if (n->op == OP_SUM)
+        init = zero_of(p, at);
+    else if (t == LT_F32)
+        init = lp_const_f(p, LT_F32, -INFINITY);
+    else
+        init = lp_const_i(p, t, t == LT_I32 ? INT32_MIN : INT8_MIN);
+    LpExpr *acc = lp_local(p, at, init);
+    int ninner = 0;
+    for (int k = 0; k < is->ndim; k++)
+        if (axes >> k & 1u) {
+            idx[k] = lp_open_loop(p, is->d[k]);
+            ninner++;
+        }
+    LpExpr *x = value_at(L, n->in[0], idx);
+    LpExpr *nv;
+    if (n->op == OP_SUM) {
+        nv = lp_bin(p, LO_ADD, acc, lp_cast(p, at, x));
+    } else if (t == LT_F32) { /* if (x > m || x != x) m = x: NaN wins */
+        nv = lp_select(p, lp_bin(p, LO_OR, lp_bin(p, LO_GT, x, acc), lp_bin(p, LO_NE, x, x)), x, acc);
+    } else {
+        nv = lp_select(p, lp_bin(p, LO_GT, x, acc), x, acc);
+    }
+    lp_set(p, acc, nv);
+    close_n(p, ninner);
+    lp_store(p, out, oi, lp_cast(p, lp_type_of(n->dtype), acc));
+    close_n(p, nouter);
+}
+
+/* [..., m, k] @ [..., k, n]: i-k-j with the innermost loop over j contiguous */
+static void lower_matmul(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    int r = n->shape.ndim;
+    const Shape *as = &node(L, n->in[0])->shape;
+    int64_t m = n->shape.d[r - 2], nn = n->shape.d[r - 1], k = as->d[r - 1];
+    LpExpr *ia[IR_MAXDIM], *ib[IR_MAXDIM], *io[IR_MAXDIM];
+    for (int b = 0; b < r - 2; b++) ia[b] = ib[b] = io[b] = lp_open_loop(p, n->shape.d[b]);
+    LpExpr *i = lp_open_loop(p, m);
+    io[r - 2] = ia[r - 2] = i;
+    LpExpr *j = lp_open_loop(p, nn);
+    io[r - 1] = j;
+    lp_store(p, out, linearize(p, io, &n->shape), lp_const_f(p, LT_F32, 0));
+    lp_close_loop(p);
+    LpExpr *kk = lp_open_loop(p, k);
+    ia[r - 1] = ib[r - 2] = kk;
+    LpExpr *a = lp_local(p, LT_F32, value_at(L, n->in[0], ia));
+    j = lp_open_loop(p, nn);
+    io[r - 1] = ib[r - 1] = j;
+    LpExpr *oi = linearize(p, io, &n->shape);
+    LpExpr *prod = lp_bin(p, LO_MUL, a, value_at(L, n->in[1], ib));
+    lp_store(p, out, oi, lp_bin(p, LO_ADD, lp_load(p, out, oi), prod));
+    close_n(p, 3 + r - 2);
+}
+
+/* idx: i64 local of the index at the current position; inr: in range */
+static void row_index(Lower *L, int idnode, LpExpr **ji, int64_t V, LpExpr **iv, LpExpr **inr) {
+    LpProg *p = L->p;
+    *iv = lp_local(p, LT_I64, lp_cast(p, LT_I64, value_at(L, idnode, ji)));
+    *inr = lp_local(p, LT_BOOL,
+                    lp_bin(p, LO_AND, lp_bin(p, LO_GE, *iv, lp_iconst(p, 0)),
+                           lp_bin(p, LO_LT, *iv, lp_iconst(p, V))));
+}
+
+/* table [V, ...r], idx [...i] -> [...i, ...r]; out-of-range rows are zeros */
+static void lower_gather(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *ts = &node(L, n->in[0])->shape, *xs = &node(L, n->in[1])->shape;
+    LpType t = lp_type_of(n->dtype);
+    int64_t V = ts->d[0];
+    if (V == 0) {
+        fill(p, out, zero_of(p, t));
+        return;
+    }
+    LpExpr *oi[IR_MAXDIM], *ti[IR_MAXDIM], *iv, *inr;
+    open_dims(p, xs, oi);
+    row_index(L, n->in[1], oi, V, &iv, &inr);
+    ti[0] = lp_select(p, inr, iv, lp_iconst(p, 0));
+    for (int k = 1; k < ts->ndim; k++) ti[k] = oi[xs->ndim + k - 1] = lp_open_loop(p, ts->d[k]);
+    LpExpr *val = lp_select(p, inr, value_at(L, n->in[0], ti), zero_of(p, t));
+    lp_store(p, out, linearize(p, oi, &n->shape), val);
+    close_n(p, xs->ndim + ts->ndim - 1);
+}
+
+/* src [...i, ...r], idx [...i] -> zeros [V, ...r] with src rows added */
+static void lower_scatter(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *xs = &node(L, n->in[1])->shape, *os = &n->shape;
+    LpType t = lp_type_of(n->dtype);
+    int64_t V = os->d[0];
+    fill(p, out, zero_of(p, t));
+    if (V == 0 || shape_numel(os) == 0) return;
+    LpExpr *si[IR_MAXDIM], *oi[IR_MAXDIM], *iv, *inr;
+    open_dims(p, xs, si);
+    row_index(L, n->in[1], si, V, &iv, &inr);
+    oi[0] = lp_select(p, inr, iv, lp_iconst(p, 0));
+    for (int k = 1; k < os->ndim; k++) oi[k] = si[xs->ndim + k - 1] = lp_open_loop(p, os->d[k]);
+    LpExpr *o = linearize(p, oi, os);
+    LpExpr *add = lp_select(p, inr, value_at(L, n->in[0], si), zero_of(p, t));
+    lp_store(p, out, o, lp_bin(p, LO_ADD, lp_load(p, out, o), add));
+    close_n(p, xs->ndim + os->ndim - 1);
+}
+
+static void lower_concat(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    int ax = n->attr.axis;
+    int64_t at = 0;
+    for (int c = 0; c < n->nin; c++) {
+        const Shape *s = &node(L, n->in[c])->shape;
+        LpExpr *idx[IR_MAXDIM], *oi[IR_MAXDIM];
+        open_dims(p, s, idx);
+        for (int k = 0; k < s->ndim; k++) oi[k] = idx[k];
+        oi[ax] = lp_iadd(p, idx[ax], lp_iconst(p, at));
+        lp_store(p, out, linearize(p, oi, &n->shape), value_at(L, n->in[c], idx));
+        close_n(p, s->ndim);
+        at += s->d[ax];
+    }
+}
+
+static void lower_pad(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *s = &node(L, n->in[0])->shape;
+    fill(p, out, zero_of(p, lp_type_of(n->dtype)));
+    LpExpr *idx[IR_MAXDIM], *oi[IR_MAXDIM];
+    open_dims(p, s, idx);
+    for (int k = 0; k < s->ndim; k++)
+        oi[k] = lp_iadd(p, lp_imul(p, idx[k], n->attr.step[k]), lp_iconst(p, n->attr.start[k]));
+    lp_store(p, out, linearize(p, oi, &n->shape), value_at(L, n->in[0], idx));
+    close_n(p, s->ndim);
+}
+
+static void lower_root(Lower *L, int id) {
+    const IrNode *n = node(L, id);
+    int out = L->buf[id];
+    LpKernel *k = lp_begin_kernel(L->p, ir_ops[n->op].name, id, out);
+    L->nkf = 0;
+    switch (n->op) {
+    case OP_SUM:
+    case OP_RMAX:
+    case OP_ARGMAX:
+        lower_reduce(L, id, out);
+        break;
+    case OP_MATMUL:
+        lower_matmul(L, id, out);
+        break;
+    case OP_GATHER:
+        lower_gather(L, id, out);
+        break;
+    case OP_SCATTER_ADD:
+        lower_scatter(L, id, out);
+        break;
+    case OP_CONCAT:
+        lower_concat(L, id, out);
+        break;
+    case OP_PAD:
+        lower_pad(L, id, out);
+        break;
+    default:
+        TT_ASSERT(fusable(n->op) || n->op == OP_CONST);
+        lower_elem(L, id, out);
+    }
+    lp_end_kernel(L->p);
+    /* the fused nodes, in node order */
+    for (int i = 1; i < L->nkf; i++)
+        for (int j = i; j > 0 && L->kf[j - 1] > L->kf[j]; j--) {
+            int t = L->kf[j];
+            L->kf[j] = L->kf[j - 1];
+            L->kf[j - 1] = t;
+        }
+    k->nfused = L->nkf;
+    k->fused = arena_alloc(&L->p->arena, (size_t)(L->nkf + 1) * sizeof *k->fused);
+    memcpy(k->fused, L->kf, (size_t)L->nkf * sizeof *k->fused);
+}
+
+/* Does consumer c read input position pos more than once per element? */
+static bool rereads(const Lower *L, int c, int pos, int x) {
+    const IrNode *n = node(L, c);
+    switch (n->op) {
+    case OP_BROADCAST:
+        return shape_numel(&n->shape) > shape_numel(&node(L, x)->shape);
+    case OP_MATMUL:
+    case OP_GATHER:
+        return true;
+    case OP_SCATTER_ADD:
+        return pos == 1;
+    default:
+        return false;
+    }
+}
+
+static void decide_fusion(Lower *L) {
+    const IrGraph *g = L->g;
+    for (int i = g->n - 1; i >= 0; i--) {
+        const IrNode *n = node(L, i);
+        if (!L->need[i] || !fusable(n->op) || L->is_out[i] || L->uses[i] != 1) continue;
+        int c = L->consumer[i], pos = 0;
+        const IrNode *cn = node(L, c);
+        while (cn->in[pos] != i) pos++;
+        bool rec = rereads(L, c, pos, i) || (L->fused[c] && L->recomp[c]);
+        if (rec && !is_remap(n->op)) continue;
+        L->fused[i] = true;
+        L->recomp[i] = rec;
+    }
+}
+
+LpProg *lp_lower(const IrGraph *g, bool fuse) {
+    int n = g->n;
+    Lower L = {0};
+    L.g = g;
+    L.p = lp_new();
+    L.fuse = fuse;
+    L.need = tt_xcalloc((size_t)n + 1, sizeof *L.need);
+    L.is_out = tt_xcalloc((size_t)n + 1, sizeof *L.is_out);
+    L.fused = tt_xcalloc((size_t)n + 1, sizeof *L.fused);
+    L.recomp = tt_xcalloc((size_t)n + 1, sizeof *L.recomp);
+    L.uses = tt_xcalloc((size_t)n + 1, sizeof *L.uses);
+    L.consumer = tt_xcalloc((size_t)n + 1, sizeof *L.consumer);
+    L.buf = tt_xmalloc(((size_t)n + 1) * sizeof *L.buf);
+    L.kf = tt_xmalloc(((size_t)n + 1) * sizeof *L.kf);
+    LpProg *p = L.p;
+    p->ninputs = g->ninputs;
+    p->noutputs = g->nout;
+
+    for (int j = 0; j < g->nout; j++) L.need[g->outputs[j]] = L.is_out[g->outputs[j]] = true;
+    for (int i = n - 1; i >= 0; i--)
+        if (L.need[i])
+            for (int k = 0; k < node(&L, i)->nin; k++) L.need[node(&L, i)->in[k]] = true;
+    for (int i = 0; i < n; i++) {
+        L.buf[i] = -1;
+        if (!L.need[i]) continue;
+        const IrNode *x = node(&L, i);
+        for (int k = 0; k < x->nin; k++) {
+            L.uses[x->in[k]]++;
+            L.consumer[x->in[k]] = i;
+        }
+    }
+    if (fuse) decide_fusion(&L);
+
+    /* buffers: inputs, then each root's home (its first output slot, or a
+     * temporary) */
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = node(&L, i);
+        if (!L.need[i]) continue;
+        if (x->op == OP_INPUT) {
+            L.buf[i] = lp_add_buf(p, LB_INPUT, x->attr.index, x->dtype, &x->shape, i);
+            continue;
+        }
+        if (L.fused[i] || (x->op == OP_CONST && !L.is_out[i])) continue;
+        int slot = -1;
+        for (int j = 0; j < g->nout && slot < 0; j++)
+            if (g->outputs[j] == i) slot = j;
+        L.buf[i] = slot >= 0 ? lp_add_buf(p, LB_OUTPUT, slot, x->dtype, &x->shape, i)
+                             : lp_add_buf(p, LB_TEMP, 0, x->dtype, &x->shape, i);
+    }
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = node(&L, i);
+        if (L.need[i] && x->op != OP_INPUT && L.buf[i] >= 0) lower_root(&L, i);
+    }
+    /* outputs not written by their node's kernel: copies */
+    for (int j = 0; j < g->nout; j++) {
+        int id = g->outputs[j], home = L.buf[id];
+        const LpBuf *hb = &p->bufs[home];
+        if (hb->kind == LB_OUTPUT && hb->slot == j) continue;
+        const IrNode *x = node(&L, id);
+        int ob = lp_add_buf(p, LB_OUTPUT, j, x->dtype, &x->shape, id);
+        lp_begin_kernel(p, "copy", -1, ob);
+        LpExpr *v = lp_open_loop(p, shape_numel(&x->shape));
+        lp_store(p, ob, v, lp_load(p, home, v));
+        lp_close_loop(p);
+        lp_end_kernel(p);
+    }
+    free(L.need);
+    free(L.is_out);
+    free(L.fused);
+    free(L.recomp);
+    free(L.uses);
+    free(L.consumer);
+    free(L.buf);
+    free(L.kf);
+    return p;
+}

@@ -1,0 +1,198 @@
+/* test_gemm.c - the JIT GEMM (compiler/gemm) against a naive triple loop in
+ * double precision.
+ *
+ * Every case runs all four transpose combinations, with and without
+ * accumulate, on 1, 2 and 3 threads, with leading dimensions wider than the
+ * rows and pointers offset by one float (unaligned). An entry counts as
+ * correct when |got - want| <= 1e-4 * sqrt(K + 1) * (sum_p |a_ip b_pj| + |c0_ij|);
+ * cells outside the M x N window of C must be untouched.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+static TtGemm *G;
+
+static void setup(void) {
+    char err[256] = "";
+    G = tt_gemm_new(err, sizeof err);
+    cr_assert(G, "tt_gemm_new: %s", err);
+}
+
+static void teardown(void) { tt_gemm_free(G); }
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+typedef struct Case {
+    int64_t M, N, K;
+    int64_t pad; /* extra elements per row of A, B, C */
+    int64_t lda_force; /* when > 0, lda (for the copy path at 4 KiB strides) */
+} Case;
+
+/* Runs one product and checks it; returns the number of bad entries. */
+static int check(Case c, bool ta, bool tb, bool acc, int threads, int misalign) {
+    int64_t M = c.M, N = c.N, K = c.K;
+    int64_t ar = ta ? K : M, ac = ta ? M : K; /* stored shape of A */
+    int64_t br = tb ? N : K, bc = tb ? K : N;
+    int64_t lda = (c.lda_force > 0 ? c.lda_force : ac + c.pad);
+    int64_t ldb = bc + c.pad, ldc = N + c.pad;
+    if (lda < 1) lda = 1;
+    if (ldb < 1) ldb = 1;
+    if (ldc < 1) ldc = 1;
+    size_t na = (size_t)(ar * lda) + 16, nb = (size_t)(br * ldb) + 16, nc = (size_t)(M * ldc) + 16;
+    float *Ab = malloc(na * sizeof(float)), *Bb = malloc(nb * sizeof(float));
+    float *Cb = malloc(nc * sizeof(float)), *C0 = malloc(nc * sizeof(float));
+    for (size_t i = 0; i < na; i++) Ab[i] = frand();
+    for (size_t i = 0; i < nb; i++) Bb[i] = frand();
+    for (size_t i = 0; i < nc; i++) Cb[i] = C0[i] = frand();
+    float *A = Ab + misalign, *B = Bb + misalign, *C = Cb + misalign;
+    tt_gemm_run(G, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc, threads);
+    int bad = 0;
+    double tol = 1e-4 * sqrt((double)K + 1);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = acc ? C0[misalign + i * ldc + j] : 0, mag = fabs(s);
+            for (int64_t p = 0; p < K; p++) {
+                double a = ta ? A[p * lda + i] : A[i * lda + p];
+                double b = tb ? B[j * ldb + p] : B[p * ldb + j];
+                s += a * b;
+                mag += fabs(a * b);
+            }
+            double got = C[i * ldc + j];
+            if (!(fabs(got - s) <= tol * (mag + 1e-30))) {
+                if (bad < 3)
+                    cr_log_error("M=%ld N=%ld K=%ld ta=%d tb=%d acc=%d t=%d: C[%ld,%ld]=%g want %g",
+                                 (long)M, (long)N, (long)K, ta, tb, acc, threads, (long)i,
+                                 (long)j, got, s);
+                bad++;
+            }
+        }
+    /* nothing outside the window is written */
+    for (size_t x = 0; x < nc; x++) {
+        int64_t off = (int64_t)x - misalign;
+        bool inside = off >= 0 && off < M * ldc && off % ldc < N;
+        if (!inside && Cb[x] != C0[x]) {
+            if (bad < 3)
+                cr_log_error("M=%ld N=%ld K=%ld: wrote outside C at %ld", (long)M, (long)N,
+                             (long)K, (long)off);
+            bad++;
+        }
+    }
+    free(Ab);
+    free(Bb);
+    free(Cb);
+    free(C0);
+    return bad;
+}
+
+static int check_all(Case c, const int *threads, int nthreads) {
+    int bad = 0;
+    for (int t = 0; t < 4; t++)
+        for (int acc = 0; acc < 2; acc++)
+            for (int th = 0; th < nthreads; th++)
+                bad += check(c, t & 1, t & 2, acc, threads[th], (t + acc + th) & 1);
+    return bad;
+}
+
+static const int T12[] = {1, 2}, T123[] = {1, 2, 3};
+
+TestSuite(gemm_, .init = setup, .fini = teardown);
+
+Test(gemm_, compiles) {
+    cr_expect(tt_gemm_compile_ms(G) > 0);
+    char err[64];
+    TtGemm *g2 = tt_gemm_new(err, sizeof err);
+    cr_expect_eq(g2, G, "the kernels are compiled once per process");
+    tt_gemm_free(g2);
+    FILE *f = tmpfile();
+    cr_assert(tt_gemm_emit_llvm(G, f));
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc((size_t)n + 1, 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    cr_expect(strstr(s, "llvm.fma.v8f32"), "IR uses llvm.fma.v8f32");
+    cr_expect(strstr(s, "llvm.masked.load"), "IR uses llvm.masked.load");
+    free(s);
+}
+
+Test(gemm_, tiny_and_empty) {
+    int bad = 0;
+    int64_t d[] = {0, 1, 2, 3};
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            for (int k = 0; k < 4; k++)
+                bad += check_all((Case){d[a], d[b], d[k], a & 1, 0}, T12, 2);
+    cr_assert_eq(bad, 0);
+}
+
+Test(gemm_, k_zero_overwrites_or_keeps) {
+    float C[6] = {1, 2, 3, 4, 5, 6}, A[1] = {0}, B[1] = {0};
+    tt_gemm_run(G, 2, 3, 0, A, 1, false, B, 3, false, C, 3, true, 1);
+    cr_expect_eq(C[5], 6.0f);
+    tt_gemm_run(G, 2, 3, 0, A, 1, false, B, 3, false, C, 3, false, 1);
+    for (int i = 0; i < 6; i++) cr_expect_eq(C[i], 0.0f);
+}
+
+Test(gemm_, micro_tile_edges) {
+    int bad = 0;
+    /* every row remainder 1..6 and column remainders around 8 and 16 */
+    int64_t ms[] = {1, 4, 5, 6, 7, 11, 12, 13};
+    int64_t ns[] = {1, 7, 8, 9, 15, 16, 17, 31, 33};
+    int64_t ks[] = {1, 3, 4, 5, 9, 17};
+    for (int a = 0; a < 8; a++)
+        for (int b = 0; b < 9; b++)
+            bad += check_all((Case){ms[a], ns[b], ks[(a + b) % 6], (a * b) % 3, 0}, T12, 2);
+    cr_assert_eq(bad, 0);
+}
+
+Test(gemm_, blocks_in_k_m_n) {
+    int bad = 0;
+    Case cs[] = {
+        {145, 33, 257, 1, 0}, /* two MC blocks, two KC blocks */
+        {300, 50, 600, 0, 0}, /* three KC blocks, balanced */
+        {7, 4100, 19, 3, 0},  /* two NC blocks */
+        {64, 128, 784, 0, 0}, /* the MLP's shapes */
+        {64, 10, 128, 0, 0},  {784, 128, 64, 0, 0}, {64, 784, 128, 0, 0},
+        {97, 61, 53, 2, 0},   {1, 300, 77, 0, 0},   {300, 1, 77, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) bad += check_all(cs[i], T123, 3);
+    cr_assert_eq(bad, 0);
+}
+
+Test(gemm_, four_kib_strides_copy_a) {
+    int bad = 0;
+    /* lda a multiple of 1024 floats: A blocks are copied to a padded buffer */
+    bad += check_all((Case){150, 40, 300, 0, 1024}, T12, 2);
+    bad += check_all((Case){20, 20, 20, 0, 2048}, T12, 2);
+    cr_assert_eq(bad, 0);
+}
+
+Test(gemm_, random_shapes) {
+    int bad = 0;
+    for (int r = 0; r < 40; r++) {
+        uint64_t x = (uint64_t)(frand() * 1e6 + 2e6);
+        Case c = {(int64_t)(x % 90) + 1, (int64_t)(x / 90 % 70) + 1, (int64_t)(x / 6300 % 80) + 1,
+                  (int64_t)(x % 3), 0};
+        bad += check_all(c, T12, 2);
+    }
+    cr_assert_eq(bad, 0);
+}
+
+Test(gemm_, big_square_threads) {
+    int bad = 0;
+    bad += check((Case){256, 256, 256, 0, 0}, false, false, false, 2, 0);
+    bad += check((Case){301, 290, 280, 5, 0}, true, true, true, 2, 1);
+    bad += check((Case){512, 512, 512, 0, 0}, false, true, false, 4, 0);
+    cr_assert_eq(bad, 0);
+}

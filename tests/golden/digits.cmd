@@ -1,0 +1,1 @@
+ttrun examples/digits.tt

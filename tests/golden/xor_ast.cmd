@@ -1,0 +1,1 @@
+ttc examples/xor.tt --emit=ast

@@ -1,0 +1,1 @@
+ttc examples/xor.tt --emit=ir --model XorNet -D B=4
