@@ -41,7 +41,8 @@ BUILTIN(bi_round) {
     /* Through the decimal representation, as Python does, so that
      * round(0.8579999804496765, 4) is exactly 0.858. */
     char buf[64];
-    snprintf(buf, sizeof buf, "%.*f", nd > 0 ? (int)nd : 0, nd >= 0 ? x : x / pow(10.0, (double)-nd));
+    snprintf(buf, sizeof buf, "%.*f", nd > 0 ? (int)nd : 0,
+             nd >= 0 ? x : x / pow(10.0, (double)-nd));
     double r = strtod(buf, NULL);
     if (nd < 0) r = nearbyint(r) * pow(10.0, (double)-nd);
     return vfloat(r);

@@ -141,29 +141,6 @@ BUILTIN(bi_where) {
     return lib_result(I, ir_where(&I->g, c, x, y, I->loc));
 }
 
-/* round(x, ndigits=none): Python's round of a number (halves to even);
- * an int without ndigits, else a float */
-BUILTIN(bi_round) {
-    static const char *const names[] = {"x", "ndigits", NULL};
-    Value a[2];
-    BIND("round", names, 1, a);
-    if (!is_num(a[0]))
-        rt_error(I, "round: x must be a number, got %s%s", rt_type_name(a[0]),
-                 a[0].kind == V_TENSOR ? " (use item(t) first)" : "");
-    double x = num_of(a[0]);
-    if (a[1].kind == V_NONE) {
-        if (!isfinite(x)) rt_error(I, "round: cannot round %g to an int", x);
-        return vint((int64_t)nearbyint(x));
-    }
-    int64_t nd = lib_int(I, a[1], 0, "round", "ndigits");
-    if (a[0].kind != V_FLOAT) return rt_retain(a[0]);
-    if (nd > 300 || nd < -300 || !isfinite(x)) return vfloat(x);
-    double p = pow(10.0, (double)(nd < 0 ? -nd : nd));
-    double r = nd >= 0 ? nearbyint(x * p) / p : nearbyint(x / p) * p;
-    if (!isfinite(r)) r = x;
-    return vfloat(r);
-}
-
 /* ---- reductions ---- */
 
 typedef struct Axes {
@@ -455,7 +432,7 @@ void lib_register_math(Interp *I) {
         {"sum", bi_sum},           {"mean", bi_mean},       {"max", bi_max},
         {"min", bi_min},           {"var", bi_var},         {"argmax", bi_argmax},
         {"argmin", bi_argmin},     {"one_hot", bi_one_hot}, {"dropout", bi_dropout},
-        {"accuracy", bi_accuracy}, {"round", bi_round},
+        {"accuracy", bi_accuracy},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         rt_define_global(I, table[i].name, rt_builtin(I, table[i].name, table[i].fn, VNONE));

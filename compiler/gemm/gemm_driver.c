@@ -183,14 +183,15 @@ static inline void cpu_relax(void) {
 
 typedef struct WorkerArg {
     Pool *pool;
-    int id; /* part index it runs: 1.. */
+    int id;             /* part index it runs: 1.. */
+    unsigned long seen; /* gen before its first job */
 } WorkerArg;
 
 static void *worker(void *arg) {
     WorkerArg wa = *(WorkerArg *)arg;
     free(arg);
     Pool *pl = wa.pool;
-    unsigned long seen = atomic_load(&pl->gen);
+    unsigned long seen = wa.seen;
     for (;;) {
         /* spin, then sleep */
         double t0 = now_ns();
@@ -226,6 +227,7 @@ static void pool_run(Pool *pl, const Job *j) {
         WorkerArg *wa = malloc(sizeof *wa);
         wa->pool = pl;
         wa->id = pl->nworkers + 1;
+        wa->seen = atomic_load(&pl->gen);
         if (pthread_create(&pl->th[pl->nworkers], NULL, worker, wa) != 0) {
             free(wa);
             break;

@@ -196,6 +196,10 @@ static LpExpr *node_expr(Lower *L, int id, LpExpr **idx) {
         int64_t st[IR_MAXDIM];
         strides(is, st);
         for (int k = 0; k < is->ndim; k++) {
+            if (shape_numel(is) == 0) { /* never runs: no element */
+                j[k] = lp_iconst(p, 0);
+                continue;
+            }
             LpExpr *q = lp_idiv(p, flat, st[k]);
             j[k] = k == 0 ? q : lp_imod(p, q, is->d[k]);
         }

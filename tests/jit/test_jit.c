@@ -1,0 +1,872 @@
+/* test_jit.c - the LLVM JIT against the naive runtime.
+ *
+ * jit_ops:    for every op of ops.def, small graphs over random inputs of
+ *             several shapes (size-1 dims, odd sizes, empty tensors,
+ *             broadcasting, permuted / sliced / reshaped operands), run by
+ *             rt_naive_run and by jit_run with fusion off and on, compared
+ *             within ir_ops[op].tol (exact for ints and tol-0 ops).
+ *             jit_ops::every_op_has_a_case fails for an op without a case.
+ * jit_fusion: kernel counts of the loop IR (chains fuse into one kernel,
+ *             softmax, reductions and matmul stay separate).
+ * jit_cache:  one compile per structure; shapes and constants are structure.
+ * jit_random: random graphs (randgraph.c), naive vs JIT. TT_RANDGRAPH_N
+ *             sets the count (default 1000), TT_RANDGRAPH_SEED the first seed.
+ * jit_emit:   the learner-facing dumps.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jit.h"
+#include "kernels.h"
+#include "loop.h"
+#include "randgraph.h"
+
+static const SrcLoc L0 = {0};
+
+/* -- data and comparison -- */
+
+/* Random data for every input slot of g; specials: 0, -0, inf, NaN, and
+ * integer extremes, sometimes. */
+static void **make_inputs(const IrGraph *g, RgRng *r, bool specials) {
+    void **in = calloc((size_t)g->ninputs + 1, sizeof *in);
+    for (int i = 0; i < g->n; i++) {
+        const IrNode *x = &g->nodes[i];
+        if (x->op != OP_INPUT) continue;
+        int64_t len = shape_numel(&x->shape);
+        void *d = malloc((size_t)(len ? len : 1) * dtype_size(x->dtype));
+        bool idx = x->name && strncmp(x->name, "idx", 3) == 0; /* gather/scatter indices */
+        int64_t V = idx ? atoll(x->name + 3) : 0;
+        for (int64_t k = 0; k < len; k++) {
+            int sp = specials ? rg_int(r, 0, 15) : 99;
+            switch (x->dtype) {
+            case TY_F32: {
+                static const float sv[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.0f};
+                ((float *)d)[k] = sp < 6 ? sv[sp] : (float)rg_unif(r, -3, 3);
+                break;
+            }
+            case TY_I32: {
+                int32_t v = idx                ? rg_int(r, -1, (int)V)
+                            : sp == 0          ? INT32_MIN
+                            : sp == 1          ? -1
+                            : sp == 2          ? INT32_MAX
+                            : rg_int(r, 0, 2) ? rg_int(r, -6, 6)
+                                               : (int32_t)rg_next(r);
+                ((int32_t *)d)[k] = v;
+                break;
+            }
+            default: {
+                int8_t v = sp == 0 ? INT8_MIN : sp == 1 ? -1 : rg_int(r, 0, 2) ? rg_int(r, -6, 6) : (int8_t)rg_next(r);
+                ((int8_t *)d)[k] = v;
+            }
+            }
+        }
+        in[x->attr.index] = d;
+    }
+    return in;
+}
+
+static void free_ptrs(void **p, int n) {
+    for (int i = 0; i < n; i++) free(p[i]);
+    free(p);
+}
+
+static void **alloc_outputs(const IrGraph *g, bool poison) {
+    void **out = calloc((size_t)g->nout + 1, sizeof *out);
+    for (int j = 0; j < g->nout; j++) {
+        const IrNode *x = &g->nodes[g->outputs[j]];
+        size_t bytes = (size_t)shape_numel(&x->shape) * dtype_size(x->dtype);
+        out[j] = malloc(bytes ? bytes : 1);
+        memset(out[j], poison ? 0x7f : 0, bytes ? bytes : 1); /* catches unwritten elements */
+    }
+    return out;
+}
+
+/* got vs want: NaN matches NaN, infinities match exactly, else relative
+ * tol with an absolute floor of tol. tol 0: equal (or both NaN). */
+static bool f32_close(float got, float want, double tol) {
+    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
+    if (got == want) return true;
+    if (isinf(want) || isinf(got) || tol == 0) return false;
+    return fabs((double)got - (double)want) <= tol * fmax(1.0, fabs((double)want));
+}
+
+/* Compares output j; tol_of(k) gives the tolerance of element k's output.
+ * Reports the first mismatch. */
+static bool compare_output(const IrGraph *g, int j, const void *got, const void *want, double tol,
+                           const char *what) {
+    const IrNode *x = &g->nodes[g->outputs[j]];
+    int64_t len = shape_numel(&x->shape);
+    for (int64_t k = 0; k < len; k++) {
+        bool ok;
+        double a, b;
+        switch (x->dtype) {
+        case TY_F32:
+            a = ((const float *)got)[k];
+            b = ((const float *)want)[k];
+            ok = f32_close((float)a, (float)b, tol);
+            break;
+        case TY_I32:
+            a = ((const int32_t *)got)[k];
+            b = ((const int32_t *)want)[k];
+            ok = a == b;
+            break;
+        default:
+            a = ((const int8_t *)got)[k];
+            b = ((const int8_t *)want)[k];
+            ok = a == b;
+        }
+        if (!ok) {
+            cr_log_error("%s: output %d (%%%d %s) element %lld: jit %.9g, naive %.9g (tol %g)", what,
+                         j, g->outputs[j], ir_ops[x->op].name, (long long)k, a, b, tol);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Runs g both ways on the same inputs; true when every output agrees. */
+static bool differential(Jit *jit, const IrGraph *g, void **in, double tol, const char *what) {
+    char err[512];
+    if (!ir_verify(g, err, sizeof err)) {
+        cr_log_error("%s: invalid graph: %s", what, err);
+        return false;
+    }
+    void **want = alloc_outputs(g, false), **got = alloc_outputs(g, true);
+    rt_naive_run(g, in, want, NULL);
+    bool ok = jit_run(jit, g, in, got, err, sizeof err);
+    if (!ok) cr_log_error("%s: jit_run failed: %s", what, err);
+    for (int j = 0; ok && j < g->nout; j++) ok = compare_output(g, j, got[j], want[j], tol, what);
+    if (!ok) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        ir_print(f, g);
+        fclose(f);
+        cr_log_error("%s: the graph:\n%s", what, buf);
+        free(buf);
+    }
+    free_ptrs(want, g->nout);
+    free_ptrs(got, g->nout);
+    return ok;
+}
+
+/* -- the op table cases -- */
+
+static const Shape shapes[] = {
+    {0, {0}},          {1, {1}},          {1, {7}},          {2, {3, 1}},
+    {2, {2, 5}},       {3, {1, 4, 3}},    {3, {2, 3, 4}},    {4, {5, 1, 2, 3}},
+    {2, {1, 1}},       {3, {3, 1, 5}},    {2, {0, 3}},       {1, {17}},
+};
+#define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+
+static Shape rshape(RgRng *r, bool allow_empty, int minrank) {
+    for (;;) {
+        Shape s = shapes[rg_int(r, 0, NSHAPES - 1)];
+        if ((allow_empty || shape_numel(&s) > 0) && s.ndim >= minrank) return s;
+    }
+}
+
+static DType rdtype(RgRng *r) {
+    return (DType)rg_int(r, 0, 2);
+}
+
+/* An operand of shape s: a plain input, or one reached through a permute,
+ * a strided slice, a broadcast or a reshape (index remaps the JIT folds). */
+static int operand(IrGraph *g, RgRng *r, DType dt, Shape s) {
+    int mode = rg_int(r, 0, 5);
+    if (mode == 1 && s.ndim >= 2) { /* permuted: input with dims reversed */
+        Shape t = s;
+        int perm[IR_MAXDIM];
+        for (int i = 0; i < s.ndim; i++) {
+            t.d[i] = s.d[s.ndim - 1 - i];
+            perm[i] = s.ndim - 1 - i;
+        }
+        return ir_permute(g, ir_input(g, dt, t, NULL, L0), perm, L0);
+    }
+    if (mode == 2 && s.ndim >= 1) { /* every other element of a bigger input */
+        Shape t = s;
+        IrSliceDim d[IR_MAXDIM] = {0};
+        for (int i = 0; i < s.ndim; i++) {
+            t.d[i] = 2 * s.d[i] + 1;
+            d[i] = (IrSliceDim){true, false, true, 1, 0, 2};
+        }
+        return ir_slice(g, ir_input(g, dt, t, NULL, L0), d, s.ndim, L0);
+    }
+    if (mode == 3 && s.ndim >= 1) { /* broadcast from size-1 dims */
+        Shape t = s;
+        for (int i = 0; i < s.ndim; i++)
+            if (rg_int(r, 0, 1)) t.d[i] = 1;
+        return ir_broadcast_to(g, ir_input(g, dt, t, NULL, L0), s, L0);
+    }
+    if (mode == 4) { /* reshaped from flat */
+        Shape t = {1, {shape_numel(&s)}};
+        return ir_reshape(g, ir_input(g, dt, t, NULL, L0), s, L0);
+    }
+    return ir_input(g, dt, s, NULL, L0);
+}
+
+/* An index input with values in [-1, V]: make_inputs reads V from the
+ * name ("idx5"), which is not part of the structure. */
+static int index_input(IrGraph *g, Shape s, int64_t V) {
+    char name[32];
+    snprintf(name, sizeof name, "idx%lld", (long long)V);
+    return ir_input(g, TY_I32, s, name, L0);
+}
+
+typedef bool (*CaseFn)(IrGraph *g, RgRng *r, OpKind op);
+
+static bool case_input(IrGraph *g, RgRng *r, OpKind op) {
+    int a = ir_input(g, rdtype(r), rshape(r, true, 0), NULL, L0);
+    ir_mark_output(g, a);
+    if (rg_int(r, 0, 1)) ir_mark_output(g, ir_unary(g, OP_NEG, a, L0));
+    if (rg_int(r, 0, 1)) ir_mark_output(g, a); /* twice */
+    return true;
+}
+
+static bool case_const(IrGraph *g, RgRng *r, OpKind op) {
+    static const double vals[] = {2.5, -7, 300, -1e10, 0, -0.0, 1e10, NAN, -129.5};
+    DType dt = rdtype(r);
+    double v = vals[rg_int(r, 0, 8)];
+    int c = ir_const(g, dt, rshape(r, true, 0), v, L0);
+    ir_mark_output(g, c);
+    int a = ir_input(g, dt, g->nodes[c].shape, NULL, L0);
+    ir_mark_output(g, ir_binary(g, OP_ADD, a, c, L0)); /* inlined into a kernel */
+    return true;
+}
+
+static bool case_unary(IrGraph *g, RgRng *r, OpKind op) {
+    DType dt = (ir_ops[op].flags & OPF_FLOAT) ? TY_F32 : rdtype(r);
+    int a = operand(g, r, dt, rshape(r, true, 0));
+    ir_mark_output(g, ir_unary(g, op, a, L0));
+    return true;
+}
+
+/* b's shape: a's, with some dims 1 and maybe fewer leading dims */
+static Shape bshape(RgRng *r, Shape s) {
+    Shape t = {0};
+    int drop = rg_int(r, 0, 2) == 0 ? rg_int(r, 0, s.ndim) : 0;
+    for (int i = drop; i < s.ndim; i++) t.d[t.ndim++] = rg_int(r, 0, 2) == 0 ? 1 : s.d[i];
+    return t;
+}
+
+static bool case_binary(IrGraph *g, RgRng *r, OpKind op) {
+    DType dt = (ir_ops[op].flags & OPF_FLOAT) ? TY_F32 : rdtype(r);
+    Shape s = rshape(r, true, 0), t = bshape(r, s);
+    int a = operand(g, r, dt, s), b = operand(g, r, dt, t);
+    if (rg_int(r, 0, 1)) { /* swap: broadcasting on either side */
+        int x = a;
+        a = b;
+        b = x;
+    }
+    if (rg_int(r, 0, 5) == 0) b = a; /* x op x */
+    ir_mark_output(g, ir_binary(g, op, a, b, L0));
+    return true;
+}
+
+static bool case_where(IrGraph *g, RgRng *r, OpKind op) {
+    Shape s = rshape(r, true, 0);
+    DType dt = rdtype(r);
+    int c = operand(g, r, rdtype(r), bshape(r, s));
+    int a = operand(g, r, dt, s), b = operand(g, r, dt, bshape(r, s));
+    ir_mark_output(g, ir_where(g, c, a, b, L0));
+    return true;
+}
+
+static bool case_reduce(IrGraph *g, RgRng *r, OpKind op) {
+    Shape s = rshape(r, op == OP_SUM, 0);
+    int a = operand(g, r, rdtype(r), s);
+    int axes[IR_MAXDIM], na = 0;
+    for (int i = 0; i < s.ndim; i++)
+        if (rg_int(r, 0, 1)) axes[na++] = i;
+    if (rg_int(r, 0, 2) == 0) a = ir_unary(g, OP_ABS, a, L0); /* a fused producer */
+    ir_mark_output(g, ir_reduce(g, op, a, axes, na, rg_int(r, 0, 1), L0));
+    return true;
+}
+
+static bool case_argmax(IrGraph *g, RgRng *r, OpKind op) {
+    Shape s = rshape(r, false, 1);
+    int a = operand(g, r, rdtype(r), s);
+    if (rg_int(r, 0, 3) == 0) { /* many ties */
+        a = ir_cast(g, a, TY_I32, L0);
+        a = ir_binary(g, OP_DIV, a, ir_const(g, TY_I32, shape_scalar(), 4, L0), L0);
+    }
+    ir_mark_output(g, ir_argmax(g, a, rg_int(r, 0, s.ndim - 1), rg_int(r, 0, 1), L0));
+    return true;
+}
+
+static bool case_reshape(IrGraph *g, RgRng *r, OpKind op) {
+    static const Shape pairs[][2] = {
+        {{2, {2, 6}}, {2, {3, 4}}},       {{3, {2, 3, 4}}, {2, {6, 4}}},
+        {{3, {2, 3, 4}}, {3, {4, 3, 2}}}, {{1, {12}}, {3, {2, 2, 3}}},
+        {{2, {3, 5}}, {1, {15}}},         {{0, {0}}, {3, {1, 1, 1}}},
+        {{2, {4, 3}}, {4, {2, 2, 1, 3}}}, {{2, {0, 5}}, {2, {5, 0}}},
+    };
+    int k = rg_int(r, 0, 7);
+    Shape from = pairs[k][0], to = pairs[k][1];
+    if (rg_int(r, 0, 1)) {
+        Shape t = from;
+        from = to;
+        to = t;
+    }
+    int a = operand(g, r, rdtype(r), from);
+    if (rg_int(r, 0, 1)) a = ir_unary(g, OP_NEG, a, L0);
+    int x = ir_reshape(g, a, to, L0);
+    if (x == a) return false;
+    ir_mark_output(g, rg_int(r, 0, 1) ? x : ir_unary(g, OP_ABS, x, L0));
+    return true;
+}
+
+static bool case_permute(IrGraph *g, RgRng *r, OpKind op) {
+    Shape s = rshape(r, true, 2);
+    int perm[IR_MAXDIM];
+    for (int i = 0; i < s.ndim; i++) perm[i] = i;
+    for (int i = s.ndim - 1; i > 0; i--) {
+        int j = rg_int(r, 0, i), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    perm[0] = 1; /* never the identity */
+    perm[1] = 0;
+    for (int i = 2; i < s.ndim; i++) perm[i] = i;
+    if (s.ndim >= 3 && rg_int(r, 0, 1)) perm[0] = 2, perm[1] = 0, perm[2] = 1;
+    int a = operand(g, r, rdtype(r), s);
+    ir_mark_output(g, ir_permute(g, a, perm, L0));
+    return true;
+}
+
+static bool case_broadcast(IrGraph *g, RgRng *r, OpKind op) {
+    Shape s = rshape(r, true, 1), t = s;
+    for (int i = 0; i < s.ndim; i++)
+        if (rg_int(r, 0, 1)) s.d[i] = 1;
+    if (shape_eq(&s, &t)) s.d[0] = 1, t.d[0] = 3;
+    int a = operand(g, r, rdtype(r), s);
+    ir_mark_output(g, ir_broadcast_to(g, a, t, L0));
+    return true;
+}
+
+static bool case_slice(IrGraph *g, RgRng *r, OpKind op) {
+    Shape s = rshape(r, true, 1);
+    IrSliceDim d[IR_MAXDIM] = {0};
+    for (int i = 0; i < s.ndim; i++) {
+        int n = (int)s.d[i];
+        d[i] = (IrSliceDim){rg_int(r, 0, 1), rg_int(r, 0, 1), rg_int(r, 0, 1), rg_int(r, -n, n),
+                            rg_int(r, -n, n), rg_int(r, 1, 3)};
+    }
+    d[0].has_start = true, d[0].start = 1; /* never the whole input */
+    int a = operand(g, r, rdtype(r), s);
+    int x = ir_slice(g, a, d, s.ndim, L0);
+    ir_mark_output(g, x);
+    return true;
+}
+
+static bool case_pad(IrGraph *g, RgRng *r, OpKind op) {
+    Shape s = rshape(r, true, 0);
+    IrAttr at = {0};
+    at.shape = s;
+    for (int i = 0; i < s.ndim; i++) {
+        at.start[i] = rg_int(r, 0, 2);
+        at.step[i] = rg_int(r, 1, 3);
+        at.shape.d[i] = s.d[i] ? at.start[i] + (s.d[i] - 1) * at.step[i] + 1 + rg_int(r, 0, 2) : at.start[i];
+    }
+    int a = operand(g, r, rdtype(r), s);
+    ir_mark_output(g, ir_add(g, OP_PAD, &a, 1, &at, L0));
+    return true;
+}
+
+static bool case_concat(IrGraph *g, RgRng *r, OpKind op) {
+    Shape s = rshape(r, true, 1);
+    int ax = rg_int(r, 0, s.ndim - 1), n = rg_int(r, 2, 3), ins[3];
+    for (int k = 0; k < n; k++) {
+        Shape t = s;
+        t.d[ax] = rg_int(r, 0, 3);
+        ins[k] = operand(g, r, rdtype(r), t);
+    }
+    ir_mark_output(g, ir_concat(g, ins, n, ax, L0));
+    return true;
+}
+
+static bool case_matmul(IrGraph *g, RgRng *r, OpKind op) {
+    int m = rg_int(r, 1, 6), k = rg_int(r, 0, 9), n = rg_int(r, 1, 17), kind = rg_int(r, 0, 4);
+    int a, b;
+    if (kind == 0) { /* vector @ matrix, matrix @ vector */
+        a = operand(g, r, TY_F32, (Shape){1, {k}});
+        b = operand(g, r, TY_F32, (Shape){2, {k, n}});
+        if (rg_int(r, 0, 1)) {
+            int t = operand(g, r, TY_F32, (Shape){2, {m, k}});
+            b = a;
+            a = t;
+        }
+    } else if (kind == 1) { /* batched with a broadcast operand */
+        a = operand(g, r, TY_F32, (Shape){3, {3, m, k}});
+        b = operand(g, r, TY_F32, (Shape){2, {k, n}});
+    } else if (kind == 2) { /* a @ b^T (the backward pass shape) */
+        a = operand(g, r, TY_F32, (Shape){2, {m, k}});
+        b = ir_transpose(g, operand(g, r, TY_F32, (Shape){2, {n, k}}), 0, 1, L0);
+    } else {
+        a = operand(g, r, kind == 3 ? TY_F32 : TY_I32, (Shape){2, {m, k}});
+        b = operand(g, r, TY_F32, (Shape){2, {k, n}});
+    }
+    ir_mark_output(g, ir_matmul(g, a, b, L0));
+    return true;
+}
+
+static bool case_gather(IrGraph *g, RgRng *r, OpKind op) {
+    Shape ts = rshape(r, true, 1), is = rshape(r, true, 0);
+    if (ts.ndim + is.ndim - 1 > IR_MAXDIM) return false;
+    int t = operand(g, r, rdtype(r), ts), idx = index_input(g, is, ts.d[0]);
+    ir_mark_output(g, ir_gather(g, t, idx, L0));
+    return true;
+}
+
+static bool case_scatter(IrGraph *g, RgRng *r, OpKind op) {
+    Shape src = rshape(r, true, 1);
+    int ni = rg_int(r, 0, src.ndim < 2 ? src.ndim : 2);
+    Shape is = {0};
+    IrAttr at = {0};
+    for (int i = 0; i < ni; i++) is.d[is.ndim++] = src.d[i];
+    at.shape.ndim = 1 + src.ndim - ni;
+    at.shape.d[0] = rg_int(r, 0, 4);
+    for (int i = ni; i < src.ndim; i++) at.shape.d[1 + i - ni] = src.d[i];
+    int ins[2] = {operand(g, r, rdtype(r), src), index_input(g, is, at.shape.d[0])};
+    ir_mark_output(g, ir_add(g, OP_SCATTER_ADD, ins, 2, &at, L0));
+    return true;
+}
+
+static bool case_cast(IrGraph *g, RgRng *r, OpKind op) {
+    DType from = rdtype(r), to = rdtype(r);
+    if (from == to) to = (DType)((to + 1) % 3);
+    int a = operand(g, r, from, rshape(r, true, 0));
+    if (from == TY_F32 && rg_int(r, 0, 1)) /* values around the integer ranges */
+        a = ir_binary(g, OP_MUL, a, ir_const(g, TY_F32, shape_scalar(), to == TY_I8 ? 60 : 1e9, L0), L0);
+    ir_mark_output(g, ir_cast(g, a, to, L0));
+    return true;
+}
+
+static CaseFn op_case(OpKind op) {
+    switch (op) {
+    case OP_INPUT:
+        return case_input;
+    case OP_CONST:
+        return case_const;
+    case OP_WHERE:
+        return case_where;
+    case OP_SUM:
+    case OP_RMAX:
+        return case_reduce;
+    case OP_ARGMAX:
+        return case_argmax;
+    case OP_RESHAPE:
+        return case_reshape;
+    case OP_PERMUTE:
+        return case_permute;
+    case OP_BROADCAST:
+        return case_broadcast;
+    case OP_SLICE:
+        return case_slice;
+    case OP_PAD:
+        return case_pad;
+    case OP_CONCAT:
+        return case_concat;
+    case OP_MATMUL:
+        return case_matmul;
+    case OP_GATHER:
+        return case_gather;
+    case OP_SCATTER_ADD:
+        return case_scatter;
+    case OP_CAST:
+        return case_cast;
+    default:
+        break;
+    }
+    if ((ir_ops[op].flags & OPF_ELEMWISE) && ir_ops[op].arity == 1) return case_unary;
+    if ((ir_ops[op].flags & OPF_ELEMWISE) && ir_ops[op].arity == 2) return case_binary;
+    return NULL;
+}
+
+/* Does g contain op (the builders may have folded it away)? */
+static bool has_op(const IrGraph *g, OpKind op) {
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].op == op) return true;
+    return false;
+}
+
+#define VARIANTS 14
+
+Test(jit_ops, every_op_has_a_case) {
+    for (int op = 0; op < OP__COUNT; op++)
+        cr_expect(op_case((OpKind)op) != NULL, "op %s has no case in test_jit.c", ir_ops[op].name);
+}
+
+Test(jit_ops, differential, .timeout = 120) {
+    Jit *fused = jit_new(2), *plain = jit_new(2);
+    cr_assert(fused && plain);
+    jit_set_fusion(plain, false);
+    int failures = 0, graphs = 0;
+    for (int op = 0; op < OP__COUNT; op++) {
+        CaseFn fn = op_case((OpKind)op);
+        if (!fn) continue;
+        RgRng r = {(uint64_t)op * 7919 + 13};
+        int built = 0;
+        for (int v = 0; v < VARIANTS; v++) {
+            IrGraph g;
+            ir_init(&g);
+            bool ok = fn(&g, &r, (OpKind)op);
+            for (int j = 0; ok && j < g.nout; j++) ok = g.outputs[j] >= 0;
+            if (!ok || g.nout == 0 || !has_op(&g, (OpKind)op)) {
+                ir_free(&g);
+                continue;
+            }
+            built++;
+            void **in = make_inputs(&g, &r, v % 3 == 2);
+            char what[96];
+            double tol = ir_ops[op].tol;
+            snprintf(what, sizeof what, "%s variant %d (fused)", ir_ops[op].name, v);
+            failures += !differential(fused, &g, in, tol, what);
+            snprintf(what, sizeof what, "%s variant %d (one kernel per node)", ir_ops[op].name, v);
+            failures += !differential(plain, &g, in, tol, what);
+            free_ptrs(in, g.ninputs);
+            ir_free(&g);
+        }
+        cr_expect(built >= VARIANTS / 2, "op %s: only %d graphs built", ir_ops[op].name, built);
+        graphs += built;
+    }
+    JitStats sf = jit_stats(fused), sp = jit_stats(plain);
+    cr_log_info("jit_ops: %d graphs, %lld + %lld compiles, %.0f + %.0f ms compiling", graphs,
+                (long long)sf.compiles, (long long)sp.compiles, sf.compile_ms, sp.compile_ms);
+    cr_expect(failures == 0, "%d differential failures (see the log)", failures);
+    jit_free(fused);
+    jit_free(plain);
+}
+
+/* A few hand-picked values with exact answers (integer corner cases). */
+Test(jit_ops, integer_corners) {
+    Jit *j = jit_new(3);
+    IrGraph g;
+    ir_init(&g);
+    Shape s = {1, {6}};
+    int a = ir_input(&g, TY_I32, s, NULL, L0), b = ir_input(&g, TY_I32, s, NULL, L0);
+    int f = ir_input(&g, TY_F32, s, NULL, L0);
+    ir_mark_output(&g, ir_binary(&g, OP_DIV, a, b, L0));
+    ir_mark_output(&g, ir_unary(&g, OP_ABS, a, L0));
+    ir_mark_output(&g, ir_cast(&g, f, TY_I32, L0));
+    ir_mark_output(&g, ir_cast(&g, f, TY_I8, L0));
+    int32_t A[6] = {INT32_MIN, 7, -7, 5, INT32_MIN, 0}, B[6] = {-1, 0, 2, -1, 1, 0};
+    float F[6] = {NAN, 3e9f, -3e9f, -2.9f, 127.9f, -128.9f};
+    int32_t div[6], abs_[6], ci[6];
+    int8_t c8[6];
+    void *in[3] = {A, B, F}, *out[4] = {div, abs_, ci, c8};
+    char err[256];
+    cr_assert(jit_run(j, &g, in, out, err, sizeof err), "%s", err);
+    int32_t wdiv[6] = {INT32_MIN, 0, -3, -5, INT32_MIN, 0};
+    int32_t wabs[6] = {INT32_MIN, 7, 7, 5, INT32_MIN, 0};
+    int32_t wci[6] = {0, INT32_MAX, INT32_MIN, -2, 127, -128};
+    int8_t wc8[6] = {0, 127, -128, -2, 127, -128};
+    for (int i = 0; i < 6; i++) {
+        cr_expect_eq(div[i], wdiv[i], "div %d: %d", i, div[i]);
+        cr_expect_eq(abs_[i], wabs[i], "abs %d: %d", i, abs_[i]);
+        cr_expect_eq(ci[i], wci[i], "cast i32 %d: %d", i, ci[i]);
+        cr_expect_eq(c8[i], wc8[i], "cast i8 %d: %d", i, c8[i]);
+    }
+    ir_free(&g);
+    jit_free(j);
+}
+
+/* -- fusion -- */
+
+static int kernels_of(const IrGraph *g, bool fuse) {
+    LpProg *p = lp_lower(g, fuse);
+    int n = p->nkernels;
+    lp_free(p);
+    return n;
+}
+
+static void check_runs(const IrGraph *g, double tol) {
+    Jit *j = jit_new(2);
+    RgRng r = {42};
+    void **in = make_inputs(g, &r, false);
+    cr_expect(differential(j, g, in, tol, "fusion graph"));
+    free_ptrs(in, g->ninputs);
+    jit_free(j);
+}
+
+Test(jit_fusion, elementwise_chain_is_one_kernel) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){2, {4, 5}}, NULL, L0);
+    int y = ir_input(&g, TY_F32, (Shape){1, {5}}, NULL, L0);
+    int t = ir_unary(&g, OP_EXP, x, L0);
+    t = ir_binary(&g, OP_MUL, t, ir_const(&g, TY_F32, shape_scalar(), 0.5, L0), L0);
+    t = ir_binary(&g, OP_ADD, t, y, L0); /* y: reshape + broadcast */
+    t = ir_unary(&g, OP_TANH, t, L0);
+    t = ir_unary(&g, OP_RELU, ir_transpose(&g, t, 0, 1, L0), L0);
+    ir_mark_output(&g, t);
+    cr_expect_eq(kernels_of(&g, true), 1);
+    int ops = 0; /* every node but inputs and the const is a kernel without fusion */
+    for (int i = 0; i < g.n; i++) ops += g.nodes[i].op != OP_INPUT && g.nodes[i].op != OP_CONST;
+    cr_expect_eq(kernels_of(&g, false), ops);
+    cr_expect_geq(ops, 8);
+    check_runs(&g, 1e-5);
+    ir_free(&g);
+}
+
+/* softmax(x, axis=-1) = exp(x - max) / sum(exp(x - max)): the max, the
+ * exp (read twice, so kept), the sum, the division */
+Test(jit_fusion, softmax_kernel_count) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){2, {4, 7}}, NULL, L0), ax = -1;
+    int m = ir_reduce(&g, OP_RMAX, x, &ax, 1, true, L0);
+    int e = ir_unary(&g, OP_EXP, ir_binary(&g, OP_SUB, x, m, L0), L0);
+    int s = ir_reduce(&g, OP_SUM, e, &ax, 1, true, L0);
+    ir_mark_output(&g, ir_binary(&g, OP_DIV, e, s, L0));
+    cr_expect_eq(kernels_of(&g, true), 4);
+    check_runs(&g, 1e-5);
+    ir_free(&g);
+}
+
+Test(jit_fusion, producers_fuse_into_reductions) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){2, {3, 8}}, NULL, L0), ax = 1;
+    int t = ir_binary(&g, OP_MUL, ir_unary(&g, OP_EXP, x, L0), x, L0);
+    ir_mark_output(&g, ir_reduce(&g, OP_SUM, t, &ax, 1, false, L0));
+    cr_expect_eq(kernels_of(&g, true), 1);
+    check_runs(&g, 1e-5);
+    ir_free(&g);
+}
+
+Test(jit_fusion, matmul_and_reductions_are_never_fused) {
+    IrGraph g;
+    ir_init(&g);
+    int a = ir_input(&g, TY_F32, (Shape){2, {5, 3}}, NULL, L0);
+    int b = ir_input(&g, TY_F32, (Shape){2, {4, 3}}, NULL, L0);
+    int mm = ir_matmul(&g, a, ir_transpose(&g, b, 0, 1, L0), L0); /* transpose folds in */
+    int r = ir_unary(&g, OP_RELU, mm, L0);
+    int ax = 0;
+    int s = ir_reduce(&g, OP_SUM, r, &ax, 1, false, L0);
+    ir_mark_output(&g, ir_unary(&g, OP_NEG, s, L0));
+    cr_expect_eq(kernels_of(&g, true), 3); /* matmul; relu + sum; neg */
+    check_runs(&g, 1e-4);
+    ir_free(&g);
+}
+
+Test(jit_fusion, expanding_broadcast_does_not_recompute) {
+    IrGraph g;
+    ir_init(&g);
+    int v = ir_input(&g, TY_F32, (Shape){1, {6}}, NULL, L0);
+    int x = ir_input(&g, TY_F32, (Shape){2, {50, 6}}, NULL, L0);
+    int e = ir_unary(&g, OP_EXP, v, L0);
+    ir_mark_output(&g, ir_binary(&g, OP_ADD, x, e, L0));
+    cr_expect_eq(kernels_of(&g, true), 2); /* exp once per element of v */
+    check_runs(&g, 1e-5);
+    ir_free(&g);
+}
+
+Test(jit_fusion, outputs_are_kept) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){1, {9}}, NULL, L0);
+    int y = ir_unary(&g, OP_EXP, x, L0);
+    ir_mark_output(&g, y);
+    ir_mark_output(&g, ir_unary(&g, OP_NEG, y, L0));
+    ir_mark_output(&g, y);
+    cr_expect_eq(kernels_of(&g, true), 3); /* exp, neg, a copy for the repeat */
+    check_runs(&g, 1e-5);
+    ir_free(&g);
+}
+
+Test(jit_fusion, reshape_of_transpose_splits_indices) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){3, {2, 3, 4}}, NULL, L0);
+    int t = ir_permute(&g, x, (int[]){2, 0, 1}, L0);
+    int r = ir_reshape(&g, t, (Shape){2, {4, 6}}, L0);
+    ir_mark_output(&g, ir_unary(&g, OP_SIN, r, L0));
+    cr_expect_eq(kernels_of(&g, true), 1);
+    check_runs(&g, 1e-5);
+    ir_free(&g);
+}
+
+/* -- cache -- */
+
+static void build_mlp(IrGraph *g, int64_t batch, double slope) {
+    ir_init(g);
+    int x = ir_input(g, TY_F32, (Shape){2, {batch, 8}}, "x", L0);
+    int w = ir_input(g, TY_F32, (Shape){2, {8, 4}}, "w", L0);
+    int bb = ir_input(g, TY_F32, (Shape){1, {4}}, "b", L0);
+    int h = ir_binary(g, OP_ADD, ir_matmul(g, x, w, L0), bb, L0);
+    h = ir_binary(g, OP_MUL, h, ir_const(g, TY_F32, shape_scalar(), slope, L0), L0);
+    ir_mark_output(g, ir_unary(g, OP_TANH, h, L0));
+}
+
+Test(jit_cache, same_structure_compiles_once) {
+    Jit *j = jit_new(2);
+    IrGraph g1, g2, g3, g4;
+    build_mlp(&g1, 3, 0.5);
+    build_mlp(&g2, 3, 0.5);  /* built again: same structure */
+    build_mlp(&g3, 5, 0.5);  /* another batch size */
+    build_mlp(&g4, 3, 0.25); /* another constant */
+    RgRng r = {7};
+    void **in1 = make_inputs(&g1, &r, false), **in3 = make_inputs(&g3, &r, false);
+    cr_expect(differential(j, &g1, in1, 1e-4, "g1"));
+    cr_expect(differential(j, &g1, in1, 1e-4, "g1 again"));
+    JitStats s = jit_stats(j);
+    cr_expect_eq(s.compiles, 1);
+    cr_expect_eq(s.hits, 1);
+    cr_expect(s.compile_ms > 0);
+    cr_expect(differential(j, &g2, in1, 1e-4, "g2"));
+    cr_expect_eq(jit_stats(j).compiles, 1);
+    cr_expect(differential(j, &g3, in3, 1e-4, "g3"));
+    cr_expect_eq(jit_stats(j).compiles, 2);
+    cr_expect(differential(j, &g4, in1, 1e-4, "g4"));
+    cr_expect_eq(jit_stats(j).compiles, 3);
+    cr_expect(differential(j, &g3, in3, 1e-4, "g3 again"));
+    cr_expect_eq(jit_stats(j).compiles, 3);
+    cr_expect_eq(jit_stats(j).hits, 3);
+    free_ptrs(in1, g1.ninputs);
+    free_ptrs(in3, g3.ninputs);
+    ir_free(&g1);
+    ir_free(&g2);
+    ir_free(&g3);
+    ir_free(&g4);
+    jit_free(j);
+}
+
+Test(jit_cache, invalid_graph_is_an_error) {
+    Jit *j = jit_new(1);
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){1, {4}}, NULL, L0);
+    int y = ir_unary(&g, OP_EXP, x, L0);
+    ir_mark_output(&g, y);
+    g.nodes[y].shape.d[0] = 5; /* a pass bug: recorded shape disagrees */
+    float in[4] = {0}, out[5];
+    void *ins[1] = {in}, *outs[1] = {out};
+    char err[256] = "";
+    cr_expect(!jit_run(j, &g, ins, outs, err, sizeof err));
+    cr_expect(strstr(err, "verify") != NULL, "err: %s", err);
+    cr_expect_eq(jit_stats(j).compiles, 0);
+    ir_free(&g);
+    jit_free(j);
+}
+
+/* -- random graphs -- */
+
+Test(jit_random, graphs, .timeout = 600) {
+    const char *env = getenv("TT_RANDGRAPH_N");
+    int count = env ? atoi(env) : 1000;
+    const char *senv = getenv("TT_RANDGRAPH_SEED"); /* first seed, to hunt further */
+    uint64_t seed0 = senv ? strtoull(senv, NULL, 10) : 0;
+    Jit *j = jit_new(2);
+    int failures = 0, outputs = 0;
+    int64_t nodes = 0;
+    clock_t t0 = clock();
+    for (int i = 0; i < count; i++) {
+        RgGraph rg;
+        rg_build(&rg, seed0 + (uint64_t)i, 10);
+        IrGraph *g = &rg.g;
+        void **in = rg_make_inputs(&rg, seed0 + (uint64_t)i);
+        char err[512], what[64];
+        snprintf(what, sizeof what, "random graph %llu", (unsigned long long)(seed0 + (uint64_t)i));
+        if (!ir_verify(g, err, sizeof err)) {
+            cr_log_error("%s: the generator made an invalid graph: %s", what, err);
+            failures++;
+            rg_free_inputs(&rg, in);
+            rg_free(&rg);
+            continue;
+        }
+        void **want = alloc_outputs(g, false), **got = alloc_outputs(g, true);
+        rt_naive_run(g, in, want, NULL);
+        bool ok = jit_run(j, g, in, got, err, sizeof err);
+        if (!ok) cr_log_error("%s: jit_run failed: %s", what, err);
+        for (int k = 0; ok && k < g->nout; k++) {
+            int id = g->outputs[k];
+            double tol = rg.exact[id] ? 0 : 1e-4 * fmax(1, rg.scale[id]);
+            ok = compare_output(g, k, got[k], want[k], tol, what);
+        }
+        if (!ok) {
+            failures++;
+            char *buf = NULL;
+            size_t len = 0;
+            FILE *f = open_memstream(&buf, &len);
+            ir_print(f, g);
+            jit_emit_loops(f, g);
+            fclose(f);
+            cr_log_error("%s:\n%s", what, buf);
+            free(buf);
+        }
+        outputs += g->nout;
+        nodes += g->n;
+        free_ptrs(want, g->nout);
+        free_ptrs(got, g->nout);
+        rg_free_inputs(&rg, in);
+        rg_free(&rg);
+    }
+    JitStats s = jit_stats(j);
+    cr_log_info("jit_random: %d graphs (%lld nodes, %d outputs), %d failures, %lld compiles "
+                "(%.0f ms compiling), %.2f s CPU in all",
+                count, (long long)nodes, outputs, failures, (long long)s.compiles, s.compile_ms,
+                (double)(clock() - t0) / CLOCKS_PER_SEC);
+    cr_expect(failures == 0, "%d of %d random graphs differ (see the log)", failures, count);
+    jit_free(j);
+}
+
+/* -- dumps -- */
+
+static char *capture_loops(const IrGraph *g) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    jit_emit_loops(f, g);
+    fclose(f);
+    return buf;
+}
+
+Test(jit_emit, loops_llvm_asm) {
+    IrGraph g;
+    build_mlp(&g, 2, 1.0);
+    char *loops = capture_loops(&g);
+    cr_expect(strstr(loops, "kernel k0_matmul") != NULL, "%s", loops);
+    cr_expect(strstr(loops, "for i0 in 0..2 {") != NULL, "%s", loops);
+    cr_expect(strstr(loops, "tanh(") != NULL, "%s", loops);
+    free(loops);
+
+    char err[256], *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_expect(jit_emit_llvm(f, &g, 3, err, sizeof err), "%s", err);
+    fclose(f);
+    cr_expect(strstr(buf, "define void @graph(ptr") != NULL, "%s", buf);
+    free(buf);
+
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    cr_expect(jit_emit_asm(f, &g, 2, err, sizeof err), "%s", err);
+    fclose(f);
+    cr_expect(strstr(buf, "graph:") != NULL, "%s", buf);
+    free(buf);
+    ir_free(&g);
+}
+
+Test(jit_emit, loops_read_like_pseudo_c) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){2, {3, 4}}, NULL, L0), ax = 1;
+    ir_mark_output(&g, ir_reduce(&g, OP_SUM, ir_unary(&g, OP_EXP, x, L0), &ax, 1, false, L0));
+    char *s = capture_loops(&g);
+    const char *want = "kernel k0_sum  # %2 = sum, fused: %1 exp {\n"
+                       "    for i0 in 0..3 {\n"
+                       "        f64 s0 = 0.0\n"
+                       "        for i1 in 0..4 {\n"
+                       "            s0 = s0 + f64(exp(in0[i0 * 4 + i1]))\n"
+                       "        }\n"
+                       "        out0[i0] = f32(s0)\n"
+                       "    }\n"
+                       "}\n";
+    cr_expect(strstr(s, want) != NULL, "got:\n%s", s);
+    free(s);
+    ir_free(&g);
+}
