@@ -2,6 +2,7 @@
  * REPL entries, and error reporting with the chain of model calls.
  */
 #include "eval.h"
+#include "jit.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@ Interp *rt_new_interp(void) {
     ir_init(&I->g);
     I->gen = 1;
     I->backend = BACKEND_NAIVE;
+    I->opt_level = 2;
     I->training = true;
     I->threads = 1;
     rng_seed(&I->rng, 0);
@@ -37,6 +39,7 @@ void rt_free_interp(Interp *I) {
     rt_free_all_objects(I); /* tensors drop their buffers, natives their data */
     env_free_all(I);
     rt_lazy_free(I);
+    if (I->jit) jit_free(I->jit);
     free(I->params);
     free(I->frames);
     arena_free(&I->ast_arena);

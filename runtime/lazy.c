@@ -12,6 +12,7 @@
  * %3 binds it as an input instead of recomputing it.
  */
 #include "eval.h"
+#include "jit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,12 +60,26 @@ static void run_exec_graph(Interp *I, IrGraph *E, void **in, void **out) {
         ir_print(stdout, E);
         fflush(stdout);
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     switch (I->backend) {
     case BACKEND_NAIVE:
-    case BACKEND_JIT: /* until the JIT lands, every graph runs on the reference */
         rt_naive_run(E, in, out, I->profile ? &I->prof : NULL);
         break;
+    case BACKEND_JIT: {
+        if (!I->jit && !(I->jit = jit_new(I->opt_level)))
+            rt_error(I, "the jit backend cannot start: LLVM has no JIT for this machine "
+                        "(use --backend=naive)");
+        char err[512];
+        if (!jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err))
+            rt_error(I, "jit: %s", err);
+        break;
     }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    I->exec_seconds[I->backend] +=
+        (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    I->exec_count[I->backend]++;
 }
 
 /* Drops the graph without realizing (every tensor is realized already). */

@@ -192,6 +192,11 @@ struct Interp {
     int nparams, capparams;
 
     Backend backend;
+    struct Jit *jit;    /* the LLVM JIT and its compiled-graph cache, made on
+                           first use of BACKEND_JIT */
+    int opt_level;      /* -O0..-O3 for the JIT (default 2) */
+    double exec_seconds[2]; /* time spent running graphs, per backend */
+    int64_t exec_count[2];
     bool profile;       /* --profile: per-op table at exit */
     RtProfile prof;
     bool quiet;

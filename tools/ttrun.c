@@ -10,6 +10,7 @@
 
 #include <editline/readline.h>
 
+#include "jit.h"
 #include "value.h"
 
 #define TT_VERSION "0.1.0"
@@ -66,11 +67,12 @@ static bool set_backend(Interp *I, const char *name, const char *who) {
         I->backend = BACKEND_NAIVE;
         return true;
     }
-    if (strcmp(name, "jit") == 0)
-        fprintf(stderr, "%s: error: the jit backend is not available yet; use --backend=naive\n",
-                who);
-    else
-        fprintf(stderr, "%s: error: unknown backend '%s' (expected naive or jit)\n", who, name);
+    if (strcmp(name, "jit") == 0) {
+        rt_realize_all(I);
+        I->backend = BACKEND_JIT;
+        return true;
+    }
+    fprintf(stderr, "%s: error: unknown backend '%s' (expected naive or jit)\n", who, name);
     return false;
 }
 
@@ -209,13 +211,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (strcmp(backend, "naive") != 0) {
-        if (strcmp(backend, "jit") == 0)
-            fprintf(stderr,
-                    "ttrun: error: the jit backend is not available yet; use --backend=naive\n");
-        else
-            fprintf(stderr, "ttrun: error: unknown backend '%s' (expected naive or jit)\n",
-                    backend);
+    if (strcmp(backend, "naive") != 0 && strcmp(backend, "jit") != 0) {
+        fprintf(stderr, "ttrun: error: unknown backend '%s' (expected naive or jit)\n", backend);
         return 2;
     }
     if (check && !file) {
@@ -229,7 +226,7 @@ int main(int argc, char **argv) {
     I->dump_graph = dump_graph;
     I->quiet = quiet;
     I->threads = threads;
-    I->backend = BACKEND_NAIVE;
+    I->backend = strcmp(backend, "jit") == 0 ? BACKEND_JIT : BACKEND_NAIVE;
     /* script arguments: a global list `args` */
     Value args = rt_list(I, 0);
     for (int k = i; k < argc; k++) rt_list_push(I, args, rt_cstr(I, argv[k]));
@@ -242,7 +239,17 @@ int main(int argc, char **argv) {
     else
         rc = rt_run_file(I, file);
     fflush(stdout);
-    if (profile && file && !check) rt_print_profile(I, stderr, &I->prof);
+    if (profile && file && !check) {
+        if (I->exec_count[BACKEND_NAIVE]) rt_print_profile(I, stderr, &I->prof);
+        if (I->exec_count[BACKEND_JIT]) {
+            JitStats st = jit_stats(I->jit);
+            fprintf(stderr,
+                    "jit: %lld graph runs in %.1f ms; %lld compiled (%.1f ms compiling), "
+                    "%lld cache hits\n",
+                    (long long)I->exec_count[BACKEND_JIT], 1e3 * I->exec_seconds[BACKEND_JIT],
+                    (long long)st.compiles, st.compile_ms, (long long)st.hits);
+        }
+    }
     rt_free_interp(I);
     diag_shutdown();
     return rc ? 1 : 0;

@@ -23,12 +23,13 @@
 #include "gemm.h"
 #include "gemm_internal.h"
 
-#define KC          256
-#define MC          144
-#define NC          4080
-#define GEMM_MT_MIN 2.6e5 /* multiply-adds below which one thread runs */
-#define MAXT        64
-#define SPIN_NS     200000 /* how long an idle worker spins before sleeping */
+#define KC                256
+#define MC                144
+#define NC                4080
+#define GEMM_MT_MIN       2.6e5 /* multiply-adds below which one thread runs */
+#define MAXT              64
+#define SPIN_NS           200000 /* how long an idle worker spins before sleeping */
+#define CHUNKS_PER_THREAD 4
 
 /* ---- per-thread buffers ------------------------------------------------ */
 
@@ -47,7 +48,9 @@ static void buf_free(void *p) {
     free(b);
 }
 
-static void buf_key_init(void) { pthread_key_create(&buf_key, buf_free); }
+static void buf_key_init(void) {
+    pthread_key_create(&buf_key, buf_free);
+}
 
 static Bufs *thread_bufs(void) {
     Bufs *b = pthread_getspecific(buf_key);
@@ -63,18 +66,41 @@ static Bufs *thread_bufs(void) {
 
 /* ---- the pool ---------------------------------------------------------- */
 
-typedef struct Job Job;
+/* A multi-threaded product is cut into chunks (column or row ranges), more
+ * than there are threads; the caller and the workers claim chunks from one
+ * atomic word until none is left. A worker that is descheduled on a busy
+ * machine therefore delays nobody: the others take its share. */
+#define MAXCHUNK 256
+
+typedef struct Part {
+    int64_t M, N;
+    const float *A, *B;
+    float *C;
+} Part;
+
+typedef struct Job {
+    int nparts;
+    Part part[MAXCHUNK];
+    int64_t K, lda, ldb, ldc;
+    bool ta, tb, acc;
+} Job;
+
+/* claim word: job serial << 40 | chunk count << 20 | next chunk */
+#define CL_BITS 20
+#define CL_MASK ((1ull << CL_BITS) - 1)
 
 typedef struct Pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_mutex_t busy; /* one multi-threaded product at a time */
-    atomic_ulong gen;
-    atomic_int pending, sleepers;
+    atomic_ulong gen;     /* bumped to wake the workers */
+    atomic_ullong claim;
+    atomic_int done, sleepers;
     atomic_bool quit;
+    unsigned long serial;
     int nworkers;
     pthread_t th[MAXT];
-    const Job *job; /* valid while pending > 0; every worker decrements pending */
+    Job job; /* stable while any of its chunks is claimed and not done */
     struct TtGemm *g;
 } Pool;
 
@@ -87,22 +113,12 @@ struct TtGemm {
     Pool pool;
 };
 
-/* One thread's share of a product. */
-typedef struct Part {
-    int64_t M, N;
-    const float *A, *B;
-    float *C;
-} Part;
-
-struct Job {
-    int nparts;
-    Part part[MAXT];
-    int64_t K, lda, ldb, ldc;
-    bool ta, tb, acc;
-};
-
-static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t cdiv(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+static int64_t min64(int64_t a, int64_t b) {
+    return a < b ? a : b;
+}
 
 static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t lda, bool ta, const float *B, int64_t ldb, bool tb, float *C,
@@ -152,21 +168,17 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
                     const float *bpan = buf->bp + (jr / GEMM_NR) * kcp * GEMM_NR;
                     float *c = C + ic * ldc + jc + jr;
                     int64_t nrem = ncur - jr;
-                    for (int64_t ir = 0; ir < mcur; ir += GEMM_MR) {
+                    for (int64_t ir = 0; ir < mcur;) {
                         int64_t mr = min64(GEMM_MR, mcur - ir);
+                        while (!GEMM_HAS_MR(mr)) mr--;
                         ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, c + ir * ldc, ldc,
                                     nrem, accf);
+                        ir += mr;
                     }
                 }
             }
         }
     }
-}
-
-static void run_part(const GemmKernels *k, const Job *j, int i) {
-    const Part *p = &j->part[i];
-    gemm_serial(k, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C, j->ldc,
-                j->acc);
 }
 
 static double now_ns(void) {
@@ -181,19 +193,26 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-typedef struct WorkerArg {
-    Pool *pool;
-    int id;             /* part index it runs: 1.. */
-    unsigned long seen; /* gen before its first job */
-} WorkerArg;
+/* Claims and runs chunks of the current job until none is left. */
+static void run_chunks(Pool *pl) {
+    for (;;) {
+        unsigned long long c = atomic_load(&pl->claim);
+        if ((c & CL_MASK) >= ((c >> CL_BITS) & CL_MASK)) return;
+        if (!atomic_compare_exchange_weak(&pl->claim, &c, c + 1)) continue;
+        const Job *j = &pl->job;
+        const Part *p = &j->part[c & CL_MASK];
+        gemm_serial(&pl->g->k, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C,
+                    j->ldc, j->acc);
+        atomic_fetch_add(&pl->done, 1);
+    }
+}
 
 static void *worker(void *arg) {
-    WorkerArg wa = *(WorkerArg *)arg;
-    free(arg);
-    Pool *pl = wa.pool;
-    unsigned long seen = wa.seen;
+    Pool *pl = arg;
     for (;;) {
-        /* spin, then sleep */
+        unsigned long seen = atomic_load(&pl->gen);
+        run_chunks(pl);
+        /* spin, then sleep until the next job */
         double t0 = now_ns();
         unsigned spins = 0;
         while (atomic_load(&pl->gen) == seen && !atomic_load(&pl->quit)) {
@@ -208,10 +227,6 @@ static void *worker(void *arg) {
             }
         }
         if (atomic_load(&pl->quit)) break;
-        seen = atomic_load(&pl->gen);
-        const Job *j = pl->job;
-        if (wa.id < j->nparts) run_part(&pl->g->k, j, wa.id);
-        atomic_fetch_sub(&pl->pending, 1); /* every worker acknowledges every job */
     }
     void *b = pthread_getspecific(buf_key);
     if (b) {
@@ -221,33 +236,27 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* Runs job parts 1.. on the workers and part 0 here. Caller holds pool.busy. */
-static void pool_run(Pool *pl, const Job *j) {
-    while (pl->nworkers < j->nparts - 1) {
-        WorkerArg *wa = malloc(sizeof *wa);
-        wa->pool = pl;
-        wa->id = pl->nworkers + 1;
-        wa->seen = atomic_load(&pl->gen);
-        if (pthread_create(&pl->th[pl->nworkers], NULL, worker, wa) != 0) {
-            free(wa);
-            break;
-        }
+/* Runs pl->job on up to t threads (the caller is one). Caller holds busy. */
+static void pool_run(Pool *pl, int t) {
+    while (pl->nworkers < t - 1) {
+        if (pthread_create(&pl->th[pl->nworkers], NULL, worker, pl) != 0) break;
         pl->nworkers++;
     }
-    int nw = j->nparts - 1 < pl->nworkers ? j->nparts - 1 : pl->nworkers;
-    pl->job = j;
-    atomic_store(&pl->pending, pl->nworkers);
+    int n = pl->job.nparts;
+    pl->serial = (pl->serial + 1) & 0xFFFFFF;
+    atomic_store(&pl->done, 0);
+    atomic_store(&pl->claim,
+                 (unsigned long long)pl->serial << 40 | (unsigned long long)n << CL_BITS);
     atomic_fetch_add(&pl->gen, 1);
     if (atomic_load(&pl->sleepers) > 0) {
         pthread_mutex_lock(&pl->mu);
         pthread_cond_broadcast(&pl->cv);
         pthread_mutex_unlock(&pl->mu);
     }
-    run_part(&pl->g->k, j, 0);
-    for (int i = nw + 1; i < j->nparts; i++) run_part(&pl->g->k, j, i); /* no worker for it */
+    run_chunks(pl);
     unsigned spins = 0;
-    while (atomic_load(&pl->pending) > 0)
-        if (++spins < 100000)
+    while (atomic_load(&pl->done) < n)
+        if (++spins < 4000)
             cpu_relax();
         else
             sched_yield();
@@ -308,7 +317,9 @@ void tt_gemm_free(TtGemm *g) {
     free(g);
 }
 
-double tt_gemm_compile_ms(const TtGemm *g) { return g->compile_ms; }
+double tt_gemm_compile_ms(const TtGemm *g) {
+    return g->compile_ms;
+}
 
 bool tt_gemm_emit_llvm(TtGemm *g, FILE *out) {
     if (!g || !g->ir) return false;
@@ -340,14 +351,19 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
         if (un < t && um < t) t = (int)(un > um ? un : um);
         bool by_n = un >= t && (imb_n <= imb_m * 1.05 || um < t);
         if (t > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
-            Job j = {.K = K, .lda = lda, .ldb = ldb, .ldc = ldc};
-            j.ta = transA;
-            j.tb = transB;
-            j.acc = accumulate;
-            int64_t st[MAXT], len[MAXT];
-            j.nparts = by_n ? split(N, GEMM_NR, t, st, len) : split(M, GEMM_MR, t, st, len);
-            for (int i = 0; i < j.nparts; i++) {
-                Part *p = &j.part[i];
+            Job *j = &g->pool.job;
+            j->K = K;
+            j->lda = lda;
+            j->ldb = ldb;
+            j->ldc = ldc;
+            j->ta = transA;
+            j->tb = transB;
+            j->acc = accumulate;
+            int64_t st[MAXCHUNK], len[MAXCHUNK];
+            int nch = CHUNKS_PER_THREAD * t > MAXCHUNK ? MAXCHUNK : CHUNKS_PER_THREAD * t;
+            j->nparts = by_n ? split(N, GEMM_NR, nch, st, len) : split(M, GEMM_MR, nch, st, len);
+            for (int i = 0; i < j->nparts; i++) {
+                Part *p = &j->part[i];
                 if (by_n) {
                     p->M = M;
                     p->N = len[i];
@@ -362,7 +378,7 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
                     p->C = C + st[i] * ldc;
                 }
             }
-            pool_run(&g->pool, &j);
+            pool_run(&g->pool, t);
             pthread_mutex_unlock(&g->pool.busy);
             return;
         }

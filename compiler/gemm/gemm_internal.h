@@ -24,8 +24,12 @@ typedef void (*GemmUkr)(int64_t k, const float *a, int64_t sa, const float *b, f
 typedef void (*GemmPack)(int64_t kc, int64_t nc, const float *b, int64_t ldb, float *dst,
                          int64_t pstride);
 
+/* Row counts with a kernel of their own (fewer variants compile faster);
+ * other counts are covered by the largest variant that fits, repeatedly. */
+#define GEMM_HAS_MR(mr) ((mr) == 1 || (mr) == 2 || (mr) == 4 || (mr) == 6)
+
 typedef struct GemmKernels {
-    GemmUkr ukr_row[GEMM_MR]; /* index mr-1 */
+    GemmUkr ukr_row[GEMM_MR]; /* index mr-1; NULL where !GEMM_HAS_MR(mr) */
     GemmUkr ukr_col[GEMM_MR];
     GemmPack pack_n, pack_t;
 } GemmKernels;

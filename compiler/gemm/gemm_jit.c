@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
@@ -39,14 +40,18 @@ typedef struct Gen {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef f32, v8, i64, i32, i1, ptr, v8i1, v8i64, vd;
-    LLVMTypeRef fma_ty, mload_ty, mstore_ty;
-    LLVMValueRef fma, mload, mstore;
+    LLVMTypeRef fma_ty, mload_ty, mstore_ty, pf_ty;
+    LLVMValueRef fma, mload, mstore, pf;
 } Gen;
 
 /* ---- small builders ---------------------------------------------------- */
 
-static LLVMValueRef c64(Gen *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
-static LLVMValueRef c32(Gen *g, int32_t v) { return LLVMConstInt(g->i32, (unsigned long long)v, 1); }
+static LLVMValueRef c64(Gen *g, int64_t v) {
+    return LLVMConstInt(g->i64, (unsigned long long)v, 1);
+}
+static LLVMValueRef c32(Gen *g, int32_t v) {
+    return LLVMConstInt(g->i32, (unsigned long long)v, 1);
+}
 
 static LLVMValueRef gep(Gen *g, LLVMValueRef base, LLVMValueRef idx) {
     return LLVMBuildGEP2(g->b, g->f32, base, &idx, 1, "");
@@ -121,8 +126,8 @@ typedef struct Loop {
     int64_t step;
 } Loop;
 
-static Loop loop_begin(Gen *g, LLVMValueRef fn, LLVMValueRef var, LLVMValueRef lo,
-                       LLVMValueRef hi, int64_t step, const char *name, LLVMValueRef *iv) {
+static Loop loop_begin(Gen *g, LLVMValueRef fn, LLVMValueRef var, LLVMValueRef lo, LLVMValueRef hi,
+                       int64_t step, const char *name, LLVMValueRef *iv) {
     Loop l = {var, block(g, fn, name), block(g, fn, name), block(g, fn, name), step};
     store(g, lo, var, 8);
     LLVMBuildBr(g->b, l.cond);
@@ -155,8 +160,8 @@ static void ukr_step(Gen *g, Ukr *u, LLVMValueRef pp) {
     LLVMValueRef bv[2] = {load(g, g->v8, bptr, 32), load(g, g->v8, gep(g, bptr, c64(g, 8)), 32)};
     LLVMValueRef pcol = u->col ? LLVMBuildMul(g->b, pp, u->sa, "") : NULL;
     for (int i = 0; i < u->mr; i++) {
-        LLVMValueRef ap = u->col ? gep(g, u->a, LLVMBuildAdd(g->b, pcol, c64(g, i), ""))
-                                 : gep(g, u->arow[i], pp);
+        LLVMValueRef ap =
+            u->col ? gep(g, u->a, LLVMBuildAdd(g->b, pcol, c64(g, i), "")) : gep(g, u->arow[i], pp);
         LLVMValueRef s = splat_f32(g, load(g, g->f32, ap, 4));
         for (int h = 0; h < 2; h++) {
             LLVMValueRef old = load(g, g->v8, u->acc[i][h], 32);
@@ -188,6 +193,15 @@ static void gen_ukr(Gen *g, int mr, bool col) {
     LLVMValueRef pvar = LLVMBuildAlloca(g->b, g->i64, "p");
     for (int i = 0; i < mr; i++)
         for (int h = 0; h < 2; h++) store(g, LLVMConstNull(g->v8), u.acc[i][h], 32);
+    /* prefetch the C tile (first and last element of each row) for writing */
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef crow = gep(g, c, LLVMBuildMul(g->b, ldc, c64(g, i), ""));
+        for (int e = 0; e < 2; e++) {
+            LLVMValueRef args[4] = {e ? gep(g, crow, c64(g, GEMM_NR - 1)) : crow, c32(g, 1),
+                                    c32(g, 3), c32(g, 1)};
+            LLVMBuildCall2(g->b, g->pf_ty, g->pf, args, 4, "");
+        }
+    }
     if (!col)
         for (int i = 0; i < mr; i++)
             u.arow[i] = gep(g, u.a, LLVMBuildMul(g->b, u.sa, c64(g, i), ""));
@@ -258,8 +272,9 @@ static void gen_pack_n(Gen *g) {
     LLVMValueRef pvar = LLVMBuildAlloca(g->b, g->i64, "p");
     LLVMValueRef jp, p;
     Loop lj = loop_begin(g, fn, jvar, c64(g, 0), nc, GEMM_NR, "jloop", &jp);
-    LLVMValueRef d = gep(g, dst, LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, GEMM_NR), ""),
-                                              LLVMBuildMul(g->b, ps, c64(g, GEMM_NR), ""), ""));
+    LLVMValueRef d = gep(g, dst,
+                         LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, GEMM_NR), ""),
+                                      LLVMBuildMul(g->b, ps, c64(g, GEMM_NR), ""), ""));
     LLVMValueRef src = gep(g, b, jp), nrem = LLVMBuildSub(g->b, nc, jp, "");
     LLVMBasicBlockRef full = block(g, fn, "full"), edge = block(g, fn, "edge");
     LLVMBasicBlockRef next = block(g, fn, "next");
@@ -320,8 +335,9 @@ static void gen_pack_t(Gen *g) {
     LLVMValueRef pvar = LLVMBuildAlloca(g->b, g->i64, "p");
     LLVMValueRef jp, p0;
     Loop lj = loop_begin(g, fn, jvar, c64(g, 0), nc, GEMM_NR, "jloop", &jp);
-    LLVMValueRef d = gep(g, dst, LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, GEMM_NR), ""),
-                                              LLVMBuildMul(g->b, ps, c64(g, GEMM_NR), ""), ""));
+    LLVMValueRef d = gep(g, dst,
+                         LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, GEMM_NR), ""),
+                                      LLVMBuildMul(g->b, ps, c64(g, GEMM_NR), ""), ""));
     LLVMValueRef src = gep(g, b, LLVMBuildMul(g->b, jp, ldb, ""));
     LLVMValueRef nrem = LLVMBuildSub(g->b, nc, jp, "");
     LLVMValueRef fullj = LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, GEMM_NR), "");
@@ -345,8 +361,7 @@ static void gen_pack_t(Gen *g) {
                     r[i] = load(g, g->v8, sp, 4);
                 } else {
                     LLVMValueRef ok = LLVMBuildICmp(g->b, LLVMIntSLT, c64(g, row), nrem, "");
-                    LLVMValueRef m =
-                        LLVMBuildSelect(g->b, ok, kmask, LLVMConstNull(g->v8i1), "");
+                    LLVMValueRef m = LLVMBuildSelect(g->b, ok, kmask, LLVMConstNull(g->v8i1), "");
                     r[i] = masked_load(g, sp, m);
                 }
             }
@@ -385,11 +400,21 @@ static void gen_module(Gen *g) {
     id = LLVMLookupIntrinsicID("llvm.masked.store", 17);
     g->mstore = LLVMGetIntrinsicDeclaration(g->mod, id, ov, 2);
     g->mstore_ty = LLVMIntrinsicGetType(g->ctx, id, ov, 2);
+    id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
+    g->pf = LLVMGetIntrinsicDeclaration(g->mod, id, &g->ptr, 1);
+    g->pf_ty = LLVMIntrinsicGetType(g->ctx, id, &g->ptr, 1);
 
     for (int col = 0; col < 2; col++)
-        for (int mr = 1; mr <= GEMM_MR; mr++) gen_ukr(g, mr, col);
+        for (int mr = 1; mr <= GEMM_MR; mr++)
+            if (GEMM_HAS_MR(mr)) gen_ukr(g, mr, col);
     gen_pack_n(g);
     gen_pack_t(g);
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
 static bool take_err(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
@@ -457,10 +482,21 @@ GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen) {
     *ir = strdup(text);
     LLVMDisposeMessage(text);
 
+    double t0 = now_ms();
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
     LLVMErrorRef e = LLVMRunPasses(g.mod, "default<O3>", tm, po);
     LLVMDisposePassBuilderOptions(po);
     if (take_err(e, "passes", err, errlen)) goto fail_mod;
+    const char *dbg = getenv("TT_GEMM_DEBUG");
+    if (dbg) {
+        fprintf(stderr, "gemm jit: O3 %.1f ms\n", now_ms() - t0);
+        char path[512];
+        snprintf(path, sizeof path, "%s.opt.ll", dbg);
+        LLVMPrintModuleToFile(g.mod, path, NULL);
+        snprintf(path, sizeof path, "%s.s", dbg);
+        LLVMTargetMachineEmitToFile(tm, g.mod, path, LLVMAssemblyFile, NULL);
+        fprintf(stderr, "gemm jit: O3+asm %.1f ms\n", now_ms() - t0);
+    }
 
     LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
@@ -489,6 +525,7 @@ GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen) {
     LLVMOrcExecutorAddress addr;
     for (int col = 0; col < 2; col++)
         for (int mr = 1; mr <= GEMM_MR; mr++) {
+            if (!GEMM_HAS_MR(mr)) continue;
             snprintf(name, sizeof name, "tt_gemm_ukr_%s%d", col ? "col" : "row", mr);
             if (take_err(LLVMOrcLLJITLookup(jit, &addr, name), name, err, errlen)) goto fail_jit;
             (col ? out->ukr_col : out->ukr_row)[mr - 1] = (GemmUkr)(uintptr_t)addr;

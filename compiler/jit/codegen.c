@@ -137,7 +137,8 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
     case LO_RELU:
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x, zero, "");
     case LO_SIGMOID: {
-        LLVMValueRef ex = call_f32(c, "llvm.exp", LLVMBuildFNeg(b, call_f32(c, "llvm.fabs", x), ""));
+        LLVMValueRef ex =
+            call_f32(c, "llvm.exp", LLVMBuildFNeg(b, call_f32(c, "llvm.fabs", x), ""));
         LLVMValueRef d = contract(LLVMBuildFAdd(b, one, ex, ""));
         LLVMValueRef pos = LLVMBuildFDiv(b, one, d, ""), neg = LLVMBuildFDiv(b, ex, d, "");
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGE, x, zero, ""), pos, neg, "");
@@ -175,7 +176,8 @@ static LLVMValueRef emit_bin(Cg *c, const LpExpr *e) {
         case LO_MAX:
         case LO_MIN: { /* NaN if either is NaN, else the larger (smaller) */
             LLVMValueRef r = LLVMBuildSelect(
-                b, LLVMBuildFCmp(b, e->op == LO_MAX ? LLVMRealOGT : LLVMRealOLT, x, y, ""), x, y, "");
+                b, LLVMBuildFCmp(b, e->op == LO_MAX ? LLVMRealOGT : LLVMRealOLT, x, y, ""), x, y,
+                "");
             r = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, y, y, ""), y, r, "");
             return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, r, "");
         }
@@ -308,8 +310,8 @@ static void emit_block(Cg *c, const LpStmt *s) {
             emit_block(c, s->body);
             LLVMValueRef next = LLVMBuildNSWAdd(b, phi, LLVMConstInt(i64, 1, 0), "");
             LLVMSetNUW(next, 1);
-            LLVMValueRef more =
-                LLVMBuildICmp(b, LLVMIntULT, next, LLVMConstInt(i64, (unsigned long long)s->extent, 0), "");
+            LLVMValueRef more = LLVMBuildICmp(
+                b, LLVMIntULT, next, LLVMConstInt(i64, (unsigned long long)s->extent, 0), "");
             LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
             snprintf(name, sizeof name, "end.i%d", s->var);
             LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
@@ -337,7 +339,8 @@ static void emit_block(Cg *c, const LpStmt *s) {
 
 static void add_attr(Cg *c, LLVMValueRef fn, const char *name) {
     unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(c->ctx, kind, 0));
 }
 
 static LLVMValueRef emit_kernel(Cg *c, const LpKernel *k, LLVMTypeRef fty) {
@@ -360,14 +363,17 @@ static LLVMValueRef emit_kernel(Cg *c, const LpKernel *k, LLVMTypeRef fty) {
     LLVMValueRef ws = NULL;
     for (int i = 0; i < p->nbufs; i++) {
         const LpBuf *bf = &p->bufs[i];
-        int slot = bf->kind == LB_INPUT ? bf->slot : bf->kind == LB_OUTPUT ? p->ninputs + bf->slot : -1;
+        int slot = bf->kind == LB_INPUT    ? bf->slot
+                   : bf->kind == LB_OUTPUT ? p->ninputs + bf->slot
+                                           : -1;
         if (slot >= 0) {
             LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)slot, 0);
             LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
             c->bufptr[i] = LLVMBuildLoad2(b, c->tptr, pp, bf->name);
         } else {
             if (!ws) {
-                LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)(p->ninputs + p->noutputs), 0);
+                LLVMValueRef at =
+                    LLVMConstInt(i64, (unsigned long long)(p->ninputs + p->noutputs), 0);
                 LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
                 ws = LLVMBuildLoad2(b, c->tptr, pp, "workspace");
             }
@@ -478,7 +484,10 @@ LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen) {
 bool cg_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err,
                  size_t errlen) {
     char passes[32];
-    snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
+    snprintf(passes, sizeof passes, "default<O%d>",
+             opt_level < 0   ? 0
+             : opt_level > 3 ? 3
+                             : opt_level);
     LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetLoopVectorization(o, opt_level >= 2);
     LLVMPassBuilderOptionsSetSLPVectorization(o, opt_level >= 2);

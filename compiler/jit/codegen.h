@@ -23,7 +23,6 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
                         LLVMTargetMachineRef tm, char *err, size_t errlen);
 
 /* Runs the new pass manager's default<O{opt_level}> pipeline. */
-bool cg_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err,
-                 size_t errlen);
+bool cg_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
 
 #endif

@@ -205,6 +205,22 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     return true;
 }
 
+static size_t node_bytes(const IrGraph *g, int id) {
+    const IrNode *n = ir_node(g, id);
+    return (size_t)shape_numel(&n->shape) * dtype_size(n->dtype);
+}
+
+static bool overlaps_input(const IrGraph *g, const void *out, size_t bytes, void *const *inputs) {
+    uintptr_t o0 = (uintptr_t)out, o1 = o0 + bytes;
+    for (int i = 0; i < g->n && bytes; i++) {
+        const IrNode *n = ir_node(g, i);
+        if (n->op != OP_INPUT) continue;
+        uintptr_t i0 = (uintptr_t)inputs[n->attr.index], i1 = i0 + node_bytes(g, i);
+        if (o0 < i1 && i0 < o1) return true;
+    }
+    return false;
+}
+
 bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs, char *err,
              size_t errlen) {
     uint64_t h = ir_hash(g);
@@ -230,7 +246,23 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     for (int k = 0; k < g->ninputs; k++) bufs[k] = inputs[k];
     for (int k = 0; k < g->nout; k++) bufs[g->ninputs + k] = outputs[k];
     bufs[nb - 1] = en->ws;
+    /* The kernels write outputs while reading inputs: an output that
+     * overlaps an input (an in-place update) goes through a scratch buffer,
+     * as the naive runtime's copy at the end would. */
+    bool scratch = false;
+    for (int k = 0; k < g->nout; k++)
+        if (overlaps_input(g, outputs[k], node_bytes(g, g->outputs[k]), inputs)) {
+            size_t bytes = node_bytes(g, g->outputs[k]);
+            bufs[g->ninputs + k] = tt_xmalloc(bytes ? bytes : 1);
+            scratch = true;
+        }
     en->fn(bufs);
+    if (scratch)
+        for (int k = 0; k < g->nout; k++)
+            if (bufs[g->ninputs + k] != outputs[k]) {
+                memcpy(outputs[k], bufs[g->ninputs + k], node_bytes(g, g->outputs[k]));
+                free(bufs[g->ninputs + k]);
+            }
     if (bufs != small) free(bufs);
     return true;
 }

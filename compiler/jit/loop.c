@@ -183,9 +183,9 @@ const char *lp_type_name(LpType t) {
 
 const char *lp_op_name(LpOp op) {
     static const char *names[LO__COUNT] = {
-        "neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "abs", "sin",
-        "cos", "+",   "-",   "*",    "/",     "pow",  "max",     "min",  "%",   "==",
-        "!=",  "<",   "<=",  ">",    ">=",    "&&",      "||"};
+        "neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "abs",
+        "sin", "cos", "+",   "-",    "*",     "/",    "pow",     "max",  "min",
+        "%",   "==",  "!=",  "<",    "<=",    ">",    ">=",      "&&",   "||"};
     return op < LO__COUNT ? names[op] : "?";
 }
 
@@ -343,6 +343,7 @@ typedef struct Aff {
     LpExpr *atom[AFF_MAX];
     int64_t k[AFF_MAX];
     int64_t c;
+    bool overflow; /* too many atoms: the caller builds the plain expression */
 } Aff;
 
 static void aff_term(Aff *f, LpExpr *atom, int64_t k);
@@ -368,8 +369,8 @@ static void aff_term(Aff *f, LpExpr *atom, int64_t k) {
             return;
         }
     /* (x / m)*(K*m) + (x % m)*K = x*K: find the partner of a div or mod */
-    if (atom->kind == LE_BIN && (atom->op == LO_DIV || atom->op == LO_MOD) &&
-        atom->ty == LT_I64 && is_iconst(atom->b)) {
+    if (atom->kind == LE_BIN && (atom->op == LO_DIV || atom->op == LO_MOD) && atom->ty == LT_I64 &&
+        is_iconst(atom->b)) {
         int64_t m = atom->b->c.i;
         LpOp other = atom->op == LO_DIV ? LO_MOD : LO_DIV;
         for (int j = 0; j < f->n; j++) {
@@ -377,7 +378,8 @@ static void aff_term(Aff *f, LpExpr *atom, int64_t k) {
             if (t->kind != LE_BIN || t->op != other || !is_iconst(t->b) || t->b->c.i != m ||
                 !expr_eq(t->a, atom->a))
                 continue;
-            int64_t kdiv = atom->op == LO_DIV ? k : f->k[j], kmod = atom->op == LO_DIV ? f->k[j] : k;
+            int64_t kdiv = atom->op == LO_DIV ? k : f->k[j],
+                    kmod = atom->op == LO_DIV ? f->k[j] : k;
             if (kdiv != kmod * m) continue;
             f->atom[j] = f->atom[--f->n]; /* drop the partner, add x*K */
             f->k[j] = f->k[f->n];
@@ -385,7 +387,10 @@ static void aff_term(Aff *f, LpExpr *atom, int64_t k) {
             return;
         }
     }
-    TT_ASSERT(f->n < AFF_MAX);
+    if (f->n == AFF_MAX) {
+        f->overflow = true;
+        return;
+    }
     f->atom[f->n] = atom;
     f->k[f->n] = k;
     f->n++;
@@ -431,7 +436,8 @@ static LpExpr *aff_build(LpProg *p, Aff *f) {
     LpExpr *sum = NULL;
     for (int j = 0; j < f->n; j++) {
         if (f->k[j] == 0) continue;
-        LpExpr *t = f->k[j] == 1 ? f->atom[j] : raw_bin(p, LO_MUL, f->atom[j], lp_iconst(p, f->k[j]));
+        LpExpr *t =
+            f->k[j] == 1 ? f->atom[j] : raw_bin(p, LO_MUL, f->atom[j], lp_iconst(p, f->k[j]));
         sum = sum ? raw_bin(p, LO_ADD, sum, t) : t;
     }
     if (!sum) return lp_iconst(p, f->c);
@@ -443,13 +449,13 @@ LpExpr *lp_iadd(LpProg *p, LpExpr *a, LpExpr *b) {
     Aff f = {0};
     aff_collect(&f, a, 1);
     aff_collect(&f, b, 1);
-    return aff_build(p, &f);
+    return f.overflow ? raw_bin(p, LO_ADD, a, b) : aff_build(p, &f);
 }
 
 LpExpr *lp_imul(LpProg *p, LpExpr *a, int64_t k) {
     Aff f = {0};
     aff_collect(&f, a, k);
-    return aff_build(p, &f);
+    return f.overflow ? raw_bin(p, LO_MUL, a, lp_iconst(p, k)) : aff_build(p, &f);
 }
 
 static int64_t floordiv(int64_t a, int64_t d) {
@@ -494,7 +500,8 @@ LpExpr *lp_idiv(LpProg *p, LpExpr *a, int64_t d) {
     aff_collect(&f, a, 1);
     aff_split(&f, d, &q, &r);
     int64_t lo, hi;
-    if (!aff_range(&r, &lo, &hi) || lo < 0) return raw_bin(p, LO_DIV, a, lp_iconst(p, d));
+    if (f.overflow || !aff_range(&r, &lo, &hi) || lo < 0)
+        return raw_bin(p, LO_DIV, a, lp_iconst(p, d));
     if (hi < d) return aff_build(p, &q);
     LpExpr *qe = aff_build(p, &q), *extra;
     int j = find_split_term(&r, d);
@@ -512,7 +519,8 @@ LpExpr *lp_imod(LpProg *p, LpExpr *a, int64_t d) {
     aff_collect(&f, a, 1);
     aff_split(&f, d, &q, &r);
     int64_t lo, hi;
-    if (!aff_range(&r, &lo, &hi) || lo < 0) return raw_bin(p, LO_MOD, a, lp_iconst(p, d));
+    if (f.overflow || !aff_range(&r, &lo, &hi) || lo < 0)
+        return raw_bin(p, LO_MOD, a, lp_iconst(p, d));
     if (hi < d) return aff_build(p, &r);
     int j = find_split_term(&r, d);
     if (j >= 0) {
@@ -678,7 +686,8 @@ void lp_print(FILE *out, const LpProg *p, const IrGraph *g) {
     fprintf(out, "# buffers\n");
     for (int i = 0; i < p->nbufs; i++) {
         const LpBuf *b = &p->bufs[i];
-        fprintf(out, "#   %-6s %s%s", b->name, dtype_name(b->dtype), shape_str(&b->shape, sb, sizeof sb));
+        fprintf(out, "#   %-6s %s%s", b->name, dtype_name(b->dtype),
+                shape_str(&b->shape, sb, sizeof sb));
         if (b->kind == LB_INPUT)
             fprintf(out, "  input %d", b->slot);
         else if (b->kind == LB_OUTPUT)

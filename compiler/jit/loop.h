@@ -44,12 +44,33 @@ typedef enum LpExprKind {
 /* Unary and binary operators. Elementwise graph ops map one to one; the
  * codegen expands each to exact IR (see codegen.c). */
 typedef enum LpOp {
-    LO_NEG, LO_EXP, LO_LOG, LO_SQRT, LO_RSQRT, LO_TANH, LO_SIGMOID, LO_RELU, LO_ABS, LO_SIN,
+    LO_NEG,
+    LO_EXP,
+    LO_LOG,
+    LO_SQRT,
+    LO_RSQRT,
+    LO_TANH,
+    LO_SIGMOID,
+    LO_RELU,
+    LO_ABS,
+    LO_SIN,
     LO_COS,
-    LO_ADD, LO_SUB, LO_MUL, LO_DIV, LO_POW, LO_MAX, LO_MIN,
+    LO_ADD,
+    LO_SUB,
+    LO_MUL,
+    LO_DIV,
+    LO_POW,
+    LO_MAX,
+    LO_MIN,
     LO_MOD, /* i64 indices only (non-negative) */
-    LO_EQ, LO_NE, LO_LT, LO_LE, LO_GT, LO_GE, /* -> bool */
-    LO_AND, LO_OR,                            /* bool */
+    LO_EQ,
+    LO_NE,
+    LO_LT,
+    LO_LE,
+    LO_GT,
+    LO_GE, /* -> bool */
+    LO_AND,
+    LO_OR, /* bool */
     LO__COUNT
 } LpOp;
 
@@ -98,10 +119,10 @@ typedef struct LpBuf {
 
 typedef struct LpKernel {
     char name[32];
-    int node;       /* the graph node computed (-1 for a copy) */
-    int *fused;     /* the nodes fused into it (inlined), in node order */
+    int node;   /* the graph node computed (-1 for a copy) */
+    int *fused; /* the nodes fused into it (inlined), in node order */
     int nfused;
-    int out;        /* the buffer written */
+    int out; /* the buffer written */
     LpStmt *body;
     int nvars, nlocals;
     LpType *local_ty; /* nlocals */

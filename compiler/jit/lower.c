@@ -79,7 +79,10 @@ static LpExpr *const_expr(Lower *L, const IrNode *n) {
     case TY_F32:
         return lp_const_f(L->p, LT_F32, (float)v);
     case TY_I32: {
-        int64_t x = v != v ? 0 : v >= 2147483648.0 ? INT32_MAX : v <= -2147483649.0 ? INT32_MIN : (int32_t)v;
+        int64_t x = v != v               ? 0
+                    : v >= 2147483648.0  ? INT32_MAX
+                    : v <= -2147483649.0 ? INT32_MIN
+                                         : (int32_t)v;
         return lp_const_i(L->p, LT_I32, x);
     }
     case TY_I8: {
@@ -91,34 +94,22 @@ static LpExpr *const_expr(Lower *L, const IrNode *n) {
     }
 }
 
+/* The loop IR operator of an elementwise graph op (LO__COUNT: none). */
 static LpOp elem_op(OpKind op) {
-    switch (op) {
-    case OP_NEG: return LO_NEG;
-    case OP_EXP: return LO_EXP;
-    case OP_LOG: return LO_LOG;
-    case OP_SQRT: return LO_SQRT;
-    case OP_RSQRT: return LO_RSQRT;
-    case OP_TANH: return LO_TANH;
-    case OP_SIGMOID: return LO_SIGMOID;
-    case OP_RELU: return LO_RELU;
-    case OP_ABS: return LO_ABS;
-    case OP_SIN: return LO_SIN;
-    case OP_COS: return LO_COS;
-    case OP_ADD: return LO_ADD;
-    case OP_SUB: return LO_SUB;
-    case OP_MUL: return LO_MUL;
-    case OP_DIV: return LO_DIV;
-    case OP_POW: return LO_POW;
-    case OP_MAX: return LO_MAX;
-    case OP_MIN: return LO_MIN;
-    case OP_EQ: return LO_EQ;
-    case OP_NE: return LO_NE;
-    case OP_LT: return LO_LT;
-    case OP_LE: return LO_LE;
-    case OP_GT: return LO_GT;
-    case OP_GE: return LO_GE;
-    default: return LO__COUNT;
-    }
+    static const struct {
+        OpKind op;
+        LpOp lo;
+    } map[] = {
+        {OP_NEG, LO_NEG},     {OP_EXP, LO_EXP},   {OP_LOG, LO_LOG},         {OP_SQRT, LO_SQRT},
+        {OP_RSQRT, LO_RSQRT}, {OP_TANH, LO_TANH}, {OP_SIGMOID, LO_SIGMOID}, {OP_RELU, LO_RELU},
+        {OP_ABS, LO_ABS},     {OP_SIN, LO_SIN},   {OP_COS, LO_COS},         {OP_ADD, LO_ADD},
+        {OP_SUB, LO_SUB},     {OP_MUL, LO_MUL},   {OP_DIV, LO_DIV},         {OP_POW, LO_POW},
+        {OP_MAX, LO_MAX},     {OP_MIN, LO_MIN},   {OP_EQ, LO_EQ},           {OP_NE, LO_NE},
+        {OP_LT, LO_LT},       {OP_LE, LO_LE},     {OP_GT, LO_GT},           {OP_GE, LO_GE},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].op == op) return map[i].lo;
+    return LO__COUNT;
 }
 
 /* An elementwise node applied to the values of its inputs. */
@@ -347,7 +338,8 @@ static void lower_reduce(Lower *L, int id, int out) {
     if (n->op == OP_SUM) {
         nv = lp_bin(p, LO_ADD, acc, lp_cast(p, at, x));
     } else if (t == LT_F32) { /* if (x > m || x != x) m = x: NaN wins */
-        nv = lp_select(p, lp_bin(p, LO_OR, lp_bin(p, LO_GT, x, acc), lp_bin(p, LO_NE, x, x)), x, acc);
+        nv = lp_select(p, lp_bin(p, LO_OR, lp_bin(p, LO_GT, x, acc), lp_bin(p, LO_NE, x, x)), x,
+                       acc);
     } else {
         nv = lp_select(p, lp_bin(p, LO_GT, x, acc), x, acc);
     }

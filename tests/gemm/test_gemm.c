@@ -23,7 +23,9 @@ static void setup(void) {
     cr_assert(G, "tt_gemm_new: %s", err);
 }
 
-static void teardown(void) { tt_gemm_free(G); }
+static void teardown(void) {
+    tt_gemm_free(G);
+}
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
@@ -35,7 +37,7 @@ static float frand(void) {
 
 typedef struct Case {
     int64_t M, N, K;
-    int64_t pad; /* extra elements per row of A, B, C */
+    int64_t pad;       /* extra elements per row of A, B, C */
     int64_t lda_force; /* when > 0, lda (for the copy path at 4 KiB strides) */
 } Case;
 
@@ -72,8 +74,8 @@ static int check(Case c, bool ta, bool tb, bool acc, int threads, int misalign) 
             if (!(fabs(got - s) <= tol * (mag + 1e-30))) {
                 if (bad < 3)
                     cr_log_error("M=%ld N=%ld K=%ld ta=%d tb=%d acc=%d t=%d: C[%ld,%ld]=%g want %g",
-                                 (long)M, (long)N, (long)K, ta, tb, acc, threads, (long)i,
-                                 (long)j, got, s);
+                                 (long)M, (long)N, (long)K, ta, tb, acc, threads, (long)i, (long)j,
+                                 got, s);
                 bad++;
             }
         }
@@ -83,8 +85,8 @@ static int check(Case c, bool ta, bool tb, bool acc, int threads, int misalign) 
         bool inside = off >= 0 && off < M * ldc && off % ldc < N;
         if (!inside && Cb[x] != C0[x]) {
             if (bad < 3)
-                cr_log_error("M=%ld N=%ld K=%ld: wrote outside C at %ld", (long)M, (long)N,
-                             (long)K, (long)off);
+                cr_log_error("M=%ld N=%ld K=%ld: wrote outside C at %ld", (long)M, (long)N, (long)K,
+                             (long)off);
             bad++;
         }
     }

@@ -277,7 +277,8 @@ static bool too_big(Gen *G, int id) {
 }
 
 static int op_unary_float(Gen *G) {
-    static const OpKind ops[] = {OP_EXP, OP_LOG, OP_SQRT, OP_RSQRT, OP_TANH, OP_SIGMOID, OP_SIN, OP_COS};
+    static const OpKind ops[] = {OP_EXP,  OP_LOG,     OP_SQRT, OP_RSQRT,
+                                 OP_TANH, OP_SIGMOID, OP_SIN,  OP_COS};
     OpKind op = ops[rg_int(&G->r, 0, 7)];
     int x = pick(G);
     switch (op) {
@@ -336,7 +337,8 @@ static int op_cast(Gen *G) {
 
 static int op_reduce(Gen *G) {
     int x = pick(G), f = G->rg->g.n;
-    const Shape *s = &nd(G, x)->shape;
+    Shape sv = nd(G, x)->shape; /* a copy: builders move the nodes */
+    const Shape *s = &sv;
     int axes[IR_MAXDIM], na = 0;
     for (int i = 0; i < s->ndim; i++)
         if (rg_int(&G->r, 0, 1)) axes[na++] = rg_int(&G->r, 0, 1) ? i : i - s->ndim;
@@ -352,7 +354,8 @@ static int op_argmax(Gen *G) {
     int x = pick_exact(G), f = G->rg->g.n;
     int nd0 = nd(G, x)->shape.ndim;
     if (nd0 == 0) return -1;
-    return done(G, f, ir_argmax(&G->rg->g, x, rg_int(&G->r, -nd0, nd0 - 1), rg_int(&G->r, 0, 1), noloc));
+    return done(G, f,
+                ir_argmax(&G->rg->g, x, rg_int(&G->r, -nd0, nd0 - 1), rg_int(&G->r, 0, 1), noloc));
 }
 
 static int op_movement(Gen *G) {
@@ -421,7 +424,8 @@ static int op_movement(Gen *G) {
 
 static int op_pad(Gen *G) {
     int x = pick(G), f = G->rg->g.n;
-    const Shape *s = &nd(G, x)->shape;
+    Shape sv = nd(G, x)->shape; /* a copy: builders move the nodes */
+    const Shape *s = &sv;
     IrAttr at = {0};
     at.shape = *s;
     for (int i = 0; i < s->ndim; i++) {
@@ -435,7 +439,8 @@ static int op_pad(Gen *G) {
 
 static int op_concat(Gen *G) {
     int a = pick(G), f = G->rg->g.n;
-    const Shape *s = &nd(G, a)->shape;
+    Shape sv = nd(G, a)->shape; /* a copy: builders move the nodes */
+    const Shape *s = &sv;
     if (s->ndim == 0) return -1;
     int ax = rg_int(&G->r, 0, s->ndim - 1);
     int ins[3] = {a, a, a}, n = rg_int(&G->r, 2, 3);
@@ -447,13 +452,15 @@ static int op_concat(Gen *G) {
         ins[k] = new_input(G, dt, t, dt == TY_F32 ? -2 : -20, dt == TY_F32 ? 2 : 20);
     }
     f = G->rg->g.n;
-    return done(G, f, ir_concat(&G->rg->g, ins, n, ax - (rg_int(&G->r, 0, 1) ? s->ndim : 0), noloc));
+    return done(G, f,
+                ir_concat(&G->rg->g, ins, n, ax - (rg_int(&G->r, 0, 1) ? s->ndim : 0), noloc));
 }
 
 static int op_matmul(Gen *G) {
     int a = tame(G, pick(G), 100), f;
     if (a < 0) return -1;
-    const Shape *s = &nd(G, a)->shape;
+    Shape sv = nd(G, a)->shape; /* a copy: builders move the nodes */
+    const Shape *s = &sv;
     if (s->ndim == 0) return -1;
     int b;
     if (s->ndim >= 2 && rg_int(&G->r, 0, 2) == 0) { /* a @ a^T */
@@ -479,7 +486,8 @@ static int op_matmul(Gen *G) {
 
 static int op_gather(Gen *G) {
     int t = pick(G), f;
-    const Shape *s = &nd(G, t)->shape;
+    Shape sv = nd(G, t)->shape; /* a copy: builders move the nodes */
+    const Shape *s = &sv;
     if (s->ndim == 0) return -1;
     Shape is = rand_shape(G, 2);
     int idx = new_input(G, TY_I32, is, -1, (double)s->d[0]);
@@ -489,7 +497,8 @@ static int op_gather(Gen *G) {
 
 static int op_scatter(Gen *G) {
     int src = pick(G), f;
-    const Shape *s = &nd(G, src)->shape;
+    Shape sv = nd(G, src)->shape; /* a copy: builders move the nodes */
+    const Shape *s = &sv;
     if (s->ndim == 0) return -1;
     int ni = rg_int(&G->r, 0, s->ndim < 2 ? s->ndim : 2);
     IrAttr at = {0};
@@ -516,7 +525,11 @@ void rg_build(RgGraph *rg, uint64_t seed, int max_ops) {
         if (w < 14)
             r = op_unary_float(&G);
         else if (w < 20)
-            r = un(&G, (OpKind)(rg_int(&G.r, 0, 2) == 0 ? OP_NEG : rg_int(&G.r, 0, 1) ? OP_ABS : OP_RELU), pick(&G));
+            r = un(&G,
+                   (OpKind)(rg_int(&G.r, 0, 2) == 0 ? OP_NEG
+                            : rg_int(&G.r, 0, 1)    ? OP_ABS
+                                                    : OP_RELU),
+                   pick(&G));
         else if (w < 38)
             r = op_binary(&G);
         else if (w < 43)

@@ -32,8 +32,8 @@ double rg_unif(RgRng *r, double lo, double hi);
 
 typedef struct RgGraph {
     IrGraph g;
-    double *mag, *scale; /* per node */
-    bool *exact;         /* per node */
+    double *mag, *scale;   /* per node */
+    bool *exact;           /* per node */
     double *in_lo, *in_hi; /* per input slot: the range of its values */
     int cap, incap;
 } RgGraph;

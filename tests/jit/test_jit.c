@@ -48,17 +48,20 @@ static void **make_inputs(const IrGraph *g, RgRng *r, bool specials) {
                 break;
             }
             case TY_I32: {
-                int32_t v = idx                ? rg_int(r, -1, (int)V)
-                            : sp == 0          ? INT32_MIN
-                            : sp == 1          ? -1
-                            : sp == 2          ? INT32_MAX
+                int32_t v = idx               ? rg_int(r, -1, (int)V)
+                            : sp == 0         ? INT32_MIN
+                            : sp == 1         ? -1
+                            : sp == 2         ? INT32_MAX
                             : rg_int(r, 0, 2) ? rg_int(r, -6, 6)
-                                               : (int32_t)rg_next(r);
+                                              : (int32_t)rg_next(r);
                 ((int32_t *)d)[k] = v;
                 break;
             }
             default: {
-                int8_t v = sp == 0 ? INT8_MIN : sp == 1 ? -1 : rg_int(r, 0, 2) ? rg_int(r, -6, 6) : (int8_t)rg_next(r);
+                int8_t v = sp == 0           ? INT8_MIN
+                           : sp == 1         ? -1
+                           : rg_int(r, 0, 2) ? rg_int(r, -6, 6)
+                                             : (int8_t)rg_next(r);
                 ((int8_t *)d)[k] = v;
             }
             }
@@ -119,8 +122,8 @@ static bool compare_output(const IrGraph *g, int j, const void *got, const void 
             ok = a == b;
         }
         if (!ok) {
-            cr_log_error("%s: output %d (%%%d %s) element %lld: jit %.9g, naive %.9g (tol %g)", what,
-                         j, g->outputs[j], ir_ops[x->op].name, (long long)k, a, b, tol);
+            cr_log_error("%s: output %d (%%%d %s) element %lld: jit %.9g, naive %.9g (tol %g)",
+                         what, j, g->outputs[j], ir_ops[x->op].name, (long long)k, a, b, tol);
             return false;
         }
     }
@@ -156,9 +159,8 @@ static bool differential(Jit *jit, const IrGraph *g, void **in, double tol, cons
 /* -- the op table cases -- */
 
 static const Shape shapes[] = {
-    {0, {0}},          {1, {1}},          {1, {7}},          {2, {3, 1}},
-    {2, {2, 5}},       {3, {1, 4, 3}},    {3, {2, 3, 4}},    {4, {5, 1, 2, 3}},
-    {2, {1, 1}},       {3, {3, 1, 5}},    {2, {0, 3}},       {1, {17}},
+    {0, {0}},       {1, {1}},          {1, {7}},    {2, {3, 1}},    {2, {2, 5}}, {3, {1, 4, 3}},
+    {3, {2, 3, 4}}, {4, {5, 1, 2, 3}}, {2, {1, 1}}, {3, {3, 1, 5}}, {2, {0, 3}}, {1, {17}},
 };
 #define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
@@ -352,8 +354,8 @@ static bool case_slice(IrGraph *g, RgRng *r, OpKind op) {
     IrSliceDim d[IR_MAXDIM] = {0};
     for (int i = 0; i < s.ndim; i++) {
         int n = (int)s.d[i];
-        d[i] = (IrSliceDim){rg_int(r, 0, 1), rg_int(r, 0, 1), rg_int(r, 0, 1), rg_int(r, -n, n),
-                            rg_int(r, -n, n), rg_int(r, 1, 3)};
+        d[i] = (IrSliceDim){rg_int(r, 0, 1),  rg_int(r, 0, 1),  rg_int(r, 0, 1),
+                            rg_int(r, -n, n), rg_int(r, -n, n), rg_int(r, 1, 3)};
     }
     d[0].has_start = true, d[0].start = 1; /* never the whole input */
     int a = operand(g, r, rdtype(r), s);
@@ -369,7 +371,8 @@ static bool case_pad(IrGraph *g, RgRng *r, OpKind op) {
     for (int i = 0; i < s.ndim; i++) {
         at.start[i] = rg_int(r, 0, 2);
         at.step[i] = rg_int(r, 1, 3);
-        at.shape.d[i] = s.d[i] ? at.start[i] + (s.d[i] - 1) * at.step[i] + 1 + rg_int(r, 0, 2) : at.start[i];
+        at.shape.d[i] =
+            s.d[i] ? at.start[i] + (s.d[i] - 1) * at.step[i] + 1 + rg_int(r, 0, 2) : at.start[i];
     }
     int a = operand(g, r, rdtype(r), s);
     ir_mark_output(g, ir_add(g, OP_PAD, &a, 1, &at, L0));
@@ -440,7 +443,8 @@ static bool case_cast(IrGraph *g, RgRng *r, OpKind op) {
     if (from == to) to = (DType)((to + 1) % 3);
     int a = operand(g, r, from, rshape(r, true, 0));
     if (from == TY_F32 && rg_int(r, 0, 1)) /* values around the integer ranges */
-        a = ir_binary(g, OP_MUL, a, ir_const(g, TY_F32, shape_scalar(), to == TY_I8 ? 60 : 1e9, L0), L0);
+        a = ir_binary(g, OP_MUL, a, ir_const(g, TY_F32, shape_scalar(), to == TY_I8 ? 60 : 1e9, L0),
+                      L0);
     ir_mark_output(g, ir_cast(g, a, to, L0));
     return true;
 }
@@ -749,6 +753,24 @@ Test(jit_cache, invalid_graph_is_an_error) {
     cr_expect(!jit_run(j, &g, ins, outs, err, sizeof err));
     cr_expect(strstr(err, "verify") != NULL, "err: %s", err);
     cr_expect_eq(jit_stats(j).compiles, 0);
+    ir_free(&g);
+    jit_free(j);
+}
+
+/* An output buffer that is also an input buffer (an in-place update). */
+Test(jit_cache, output_may_alias_an_input) {
+    Jit *j = jit_new(2);
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){2, {3, 3}}, NULL, L0);
+    ir_mark_output(&g, ir_unary(&g, OP_NEG, ir_transpose(&g, x, 0, 1, L0), L0));
+    float a[9], want[9];
+    for (int i = 0; i < 9; i++) a[i] = (float)i;
+    for (int i = 0; i < 9; i++) want[i] = -a[(i % 3) * 3 + i / 3];
+    void *ins[1] = {a}, *outs[1] = {a};
+    char err[256];
+    cr_assert(jit_run(j, &g, ins, outs, err, sizeof err), "%s", err);
+    for (int i = 0; i < 9; i++) cr_expect_eq(a[i], want[i], "element %d: %g", i, a[i]);
     ir_free(&g);
     jit_free(j);
 }
