@@ -4,15 +4,53 @@ word is `ttrun` or `ttc`); its standard output must equal NAME.out exactly and
 its exit status must be 0 (or the number in NAME.status). Every examples/*.tt
 must be covered by some .cmd file.
 
+A `ttrun` command that names no backend runs twice: on the default backend
+(the JIT), compared exactly, and on the reference (--backend=naive), compared
+token by token with numbers allowed to differ by a small tolerance (the
+backends round differently: the JIT contracts multiply-adds into FMAs).
+
     run_golden.py --ttrun PATH --ttc PATH SOURCE_ROOT [--only SUBSTR] [--update]
 """
 import argparse
+import re
 import difflib
 import os
 import shlex
 import subprocess
 import sys
 import time
+
+
+NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def close_enough(want, got, rtol=2e-2, atol=5e-3):
+    """Compares outputs token by token; numbers within tolerance."""
+    wl, gl = want.splitlines(), got.splitlines()
+    if len(wl) != len(gl):
+        return f"{len(gl)} lines, expected {len(wl)}"
+    for i, (w, g) in enumerate(zip(wl, gl), 1):
+        wt = re.split(r"([\s\[\],()]+)", w)
+        gt = re.split(r"([\s\[\],()]+)", g)
+        if len(wt) != len(gt):
+            return f"line {i}: {g!r}, expected {w!r}"
+        for a, b in zip(wt, gt):
+            if a == b:
+                continue
+            if NUM.match(a) and NUM.match(b):
+                x, y = float(a), float(b)
+                if abs(x - y) <= atol + rtol * abs(x):
+                    continue
+            return f"line {i}: {g!r}, expected {w!r}"
+    return None
+
+
+def run(argv, root, timeout):
+    try:
+        return subprocess.run(argv, cwd=root, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def main():
@@ -54,6 +92,9 @@ def main():
             failed += 1
             continue
         dt = time.time() - t0
+        naive = None
+        if line.split()[0] == "ttrun" and not any(w.startswith("--backend") for w in argv):
+            naive = run([argv[0], "--backend=naive"] + argv[1:], a.root, a.timeout)
         want_status = 0
         spath = os.path.join(gdir, name + ".status")
         if os.path.exists(spath):
@@ -72,6 +113,15 @@ def main():
             diff = difflib.unified_diff(want.splitlines(), p.stdout.splitlines(),
                                         "expected", "actual", lineterm="", n=2)
             problems.append("output differs:\n" + "\n".join(list(diff)[:60]))
+        if want is not None and naive is not None and line.split()[0] == "ttrun":
+            if naive.returncode != want_status:
+                problems.append(f"--backend=naive: exit status {naive.returncode}")
+            else:
+                why = close_enough(want, naive.stdout)
+                if why:
+                    problems.append(f"--backend=naive differs beyond tolerance: {why}")
+        elif line.split()[0] == "ttrun" and naive is None and "--backend" not in line:
+            problems.append("--backend=naive: timed out")
         if problems:
             print(f"FAIL {name} ({dt:.1f}s): " + "; ".join(problems))
             if p.stderr.strip():

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "jit.h"
 
 typedef struct Define {
     const char *name;
@@ -24,17 +25,21 @@ static int ndefs;
 
 static void usage(FILE *out) {
     fputs("usage: ttc FILE.tt --emit=ast\n"
-          "       ttc FILE.tt --emit=ir --model NAME [-D DIM=N ...]\n"
+          "       ttc FILE.tt --emit=ir|loops|llvm|asm --model NAME [-D DIM=N ...] [-O0..-O3]\n"
           "\n"
           "  --emit=ast        print the syntax tree\n"
           "  --emit=ir         print the traced graph of model NAME's forward\n"
+          "  --emit=loops      the loop IR the JIT lowers that graph to (fused kernels)\n"
+          "  --emit=llvm       the optimized LLVM IR it generates\n"
+          "  --emit=asm        the machine code, as assembly for this CPU\n"
+          "  -O0..-O3          LLVM optimization level (default -O2)\n"
           "  --model NAME      the model to build (default constructor arguments)\n"
           "  -D NAME=N         size of a named dimension or constructor argument (default 1)\n"
           "  --dump=trace      same as --emit=ir\n"
           "  --help\n"
           "\n"
-          "--emit=loops|llvm|asm|obj|shared|dot, -o, --header and --weights come with the\n"
-          "JIT backend.\n",
+          "--emit=obj|shared|dot, -o, --header and --weights come with ahead-of-time\n"
+          "compilation (a later issue).\n",
           out);
 }
 
@@ -89,7 +94,9 @@ static int64_t dim_value(Interp *I, Model *m, const AstNode *d) {
     return r;
 }
 
-static int emit_ir(const char *file, const char *model) {
+typedef enum Emit { EMIT_IR, EMIT_LOOPS, EMIT_LLVM, EMIT_ASM } Emit;
+
+static int emit_graph(const char *file, const char *model, Emit what, int opt_level) {
     Interp *I = rt_new_interp();
     int rc = rt_run_definitions(I, file);
     if (rc) {
@@ -201,8 +208,29 @@ static int emit_ir(const char *file, const char *model) {
     }
     IrGraph E;
     rt_extract_graph(I, outs, nout, &E);
-    ir_print(stdout, &E);
+    char err[512] = "";
+    bool ok = true;
+    switch (what) {
+    case EMIT_IR:
+        ir_print(stdout, &E);
+        break;
+    case EMIT_LOOPS:
+        jit_emit_loops(stdout, &E);
+        break;
+    case EMIT_LLVM:
+        ok = jit_emit_llvm(stdout, &E, opt_level, err, sizeof err);
+        break;
+    case EMIT_ASM:
+        ok = jit_emit_asm(stdout, &E, opt_level, err, sizeof err);
+        break;
+    }
     ir_free(&E);
+    if (!ok) {
+        fprintf(stderr, "ttc: error: %s\n", err);
+        free(args);
+        rt_free_interp(I);
+        return 1;
+    }
     free(args);
     rt_free_interp(I);
     return 0;
@@ -210,6 +238,7 @@ static int emit_ir(const char *file, const char *model) {
 
 int main(int argc, char **argv) {
     const char *file = NULL, *emit = NULL, *model = NULL;
+    int opt_level = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -240,7 +269,7 @@ int main(int argc, char **argv) {
             defs[ndefs++].value = v;
         } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0 ||
                    strcmp(a, "-O3") == 0) {
-            /* accepted: optimization levels come with the JIT */
+            opt_level = a[2] - '0';
         } else if (strcmp(a, "-o") == 0 || strncmp(a, "--header", 8) == 0 ||
                    strncmp(a, "--weights", 9) == 0 || strncmp(a, "--quantize", 10) == 0 ||
                    strncmp(a, "--passes", 8) == 0) {
@@ -266,12 +295,17 @@ int main(int argc, char **argv) {
     int rc;
     if (strcmp(emit, "ast") == 0) {
         rc = emit_ast(file);
-    } else if (strcmp(emit, "ir") == 0) {
+    } else if (strcmp(emit, "ir") == 0 || strcmp(emit, "loops") == 0 || strcmp(emit, "llvm") == 0 ||
+               strcmp(emit, "asm") == 0) {
         if (!model) {
-            fprintf(stderr, "ttc: error: --emit=ir needs --model NAME\n");
+            fprintf(stderr, "ttc: error: --emit=%s needs --model NAME\n", emit);
             return 2;
         }
-        rc = emit_ir(file, model);
+        Emit what = emit[0] == 'i'                     ? EMIT_IR
+                    : emit[0] == 'l' && emit[1] == 'o' ? EMIT_LOOPS
+                    : emit[0] == 'l'                   ? EMIT_LLVM
+                                                       : EMIT_ASM;
+        rc = emit_graph(file, model, what, opt_level);
     } else {
         fprintf(stderr,
                 "ttc: error: --emit=%s is not available yet (it comes with the JIT backend)\n",

@@ -22,7 +22,7 @@ static void usage(FILE *out) {
           "\n"
           "options:\n"
           "  --check            parse and check FILE only\n"
-          "  --backend=NAME     naive (default) or jit\n"
+          "  --backend=NAME     jit (default: LLVM) or naive (reference)\n"
           "  --seed=N           seed of the global random generator (default 0)\n"
           "  --profile          print the per-op table at exit\n"
           "  --dump=graph       print each execution graph before it runs\n"
@@ -154,7 +154,7 @@ static int repl(Interp *I) {
 }
 
 int main(int argc, char **argv) {
-    const char *file = NULL, *backend = "naive";
+    const char *file = NULL, *backend = "jit";
     bool check = false, profile = false, dump_graph = false, quiet = false;
     long long seed = 0;
     int threads = 1, i;
