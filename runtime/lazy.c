@@ -50,6 +50,30 @@ int rt_check_node(Interp *I, int id) {
 
 /* -- backends -- */
 
+/* --dump=loops prints the loop IR of a graph the JIT just compiled;
+ * --dump=fuse only its kernel lines, which name the ops fused into each. */
+static void dump_compiled(Interp *I, const IrGraph *E) {
+    printf("-- jit compiled graph %d (%d nodes) --\n", I->nexec, E->n);
+    if (I->dump_loops) {
+        jit_emit_loops(stdout, E);
+    } else {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        if (!mem) return;
+        jit_emit_loops(mem, E);
+        fclose(mem);
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+            if (strncmp(line, "kernel ", 7) != 0) continue;
+            size_t n = strlen(line);
+            if (n >= 2 && strcmp(line + n - 2, " {") == 0) line[n - 2] = 0;
+            printf("  %s\n", line + 7);
+        }
+        free(text);
+    }
+    fflush(stdout);
+}
+
 /* Runs the execution graph E: in[k] is the data of input slot k, out[j] the
  * buffer of E->outputs[j]. The one place a backend is chosen (the JIT will
  * key its cache on ir_hash(E) here). */
@@ -71,8 +95,11 @@ static void run_exec_graph(Interp *I, IrGraph *E, void **in, void **out) {
             rt_error(I, "the jit backend cannot start: LLVM has no JIT for this machine "
                         "(use --backend=naive)");
         char err[512];
+        int64_t compiles = jit_stats(I->jit).compiles;
         if (!jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err))
             rt_error(I, "jit: %s", err);
+        if ((I->dump_fuse || I->dump_loops) && jit_stats(I->jit).compiles > compiles)
+            dump_compiled(I, E);
         break;
     }
     }

@@ -214,6 +214,8 @@ struct Interp {
 
     /* -- added by the evaluator (value.c, eval*.c, lazy.c) -- */
     bool training;     /* train(net)/eval(net); default true; Dropout reads it */
+    bool dump_fuse;    /* --dump=fuse: the kernels (fusion groups) of each JIT compile */
+    bool dump_loops;   /* --dump=loops: the loop IR of each JIT compile */
     bool dump_graph;   /* --dump=graph: ir_print each execution graph before it runs */
     int threads;       /* --threads=N (stored; used by the JIT later) */
     int depth;         /* call depth, to report runaway recursion as an error */

@@ -26,6 +26,8 @@ static void usage(FILE *out) {
           "  --seed=N           seed of the global random generator (default 0)\n"
           "  --profile          print the per-op table at exit\n"
           "  --dump=graph       print each execution graph before it runs\n"
+          "  --dump=fuse        print the fused kernels of each graph the JIT compiles\n"
+          "  --dump=loops       print the loop IR of each graph the JIT compiles\n"
           "  --threads=N        worker threads (used by the JIT)\n"
           "  -q                 quiet\n"
           "  --help, --version\n",
@@ -156,6 +158,7 @@ static int repl(Interp *I) {
 int main(int argc, char **argv) {
     const char *file = NULL, *backend = "jit";
     bool check = false, profile = false, dump_graph = false, quiet = false;
+    bool dump_fuse = false, dump_loops = false;
     long long seed = 0;
     int threads = 1, i;
     for (i = 1; i < argc; i++) {
@@ -187,12 +190,18 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "--profile") == 0) {
             profile = true;
         } else if (strncmp(a, "--dump=", 7) == 0) {
-            if (strcmp(a + 7, "graph") != 0) {
-                fprintf(stderr, "ttrun: error: unknown --dump pass '%s' (available: graph)\n",
+            if (strcmp(a + 7, "graph") == 0)
+                dump_graph = true;
+            else if (strcmp(a + 7, "fuse") == 0)
+                dump_fuse = true;
+            else if (strcmp(a + 7, "loops") == 0)
+                dump_loops = true;
+            else {
+                fprintf(stderr,
+                        "ttrun: error: unknown --dump pass '%s' (available: graph, fuse, loops)\n",
                         a + 7);
                 return 2;
             }
-            dump_graph = true;
         } else if (strncmp(a, "--threads=", 10) == 0) {
             threads = atoi(a + 10);
             if (threads < 1) {
@@ -224,6 +233,8 @@ int main(int argc, char **argv) {
     rng_seed(&I->rng, (uint64_t)seed);
     I->profile = profile;
     I->dump_graph = dump_graph;
+    I->dump_fuse = dump_fuse;
+    I->dump_loops = dump_loops;
     I->quiet = quiet;
     I->threads = threads;
     I->backend = strcmp(backend, "jit") == 0 ? BACKEND_JIT : BACKEND_NAIVE;
