@@ -105,12 +105,13 @@ char *shape_str(const Shape *s, char *buf, size_t len);
 void ir_init(IrGraph *g);
 void ir_free(IrGraph *g);
 void ir_mark_output(IrGraph *g, int node);
-static inline IrNode *ir_node(const IrGraph *g, int id) { return &g->nodes[id]; }
+static inline IrNode *ir_node(const IrGraph *g, int id) {
+    return &g->nodes[id];
+}
 
 /* Adds a node after checking it with the op's shape rule. Returns its id,
  * or -1 with the message in g->err (the caller reports it at its span). */
-int ir_add(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr,
-           SrcLoc loc);
+int ir_add(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr, SrcLoc loc);
 
 /* Leaves. ir_input takes the next binding slot. */
 int ir_input(IrGraph *g, DType dt, Shape s, const char *name, SrcLoc loc);
@@ -126,8 +127,7 @@ int ir_unary(IrGraph *g, OpKind op, int a, SrcLoc loc);
 int ir_binary(IrGraph *g, OpKind op, int a, int b, SrcLoc loc);
 int ir_where(IrGraph *g, int cond, int a, int b, SrcLoc loc);
 /* axes: list of axes (negative allowed); naxes == 0 reduces every axis */
-int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes,
-              bool keepdims, SrcLoc loc);
+int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes, bool keepdims, SrcLoc loc);
 int ir_argmax(IrGraph *g, int a, int axis, bool keepdims, SrcLoc loc);
 /* one dim of s may be -1 (inferred) */
 int ir_reshape(IrGraph *g, int a, Shape s, SrcLoc loc);

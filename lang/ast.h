@@ -37,44 +37,57 @@ typedef enum AstKind {
                    * ival == 1 when a [...] part was written */
 
     /* -- statements -- */
-    AST_LET,      /* let x = e / let (a, b) = e: list: target names (AST_NAME);
-                   * ival: 1 if the targets were written as a tuple; a: value;
-                   * type: optional annotation (let x: f32[2] = ...) */
-    AST_ASSIGN,   /* a: target (AST_NAME, AST_MEMBER, AST_INDEX); b: value;
-                   * op: AOP_NONE for '=', else AOP_ADD/AOP_SUB/AOP_MUL/AOP_DIV for
-                   * += -= *= /= */
-    AST_EXPR_STMT,/* a: expression */
-    AST_IF,       /* a: cond; b: then (AST_BLOCK); c: else (AST_BLOCK, AST_IF, or NULL) */
-    AST_WHILE,    /* a: cond; b: body */
-    AST_FOR,      /* list: loop variables (AST_NAME; several for `for (x, y) in`);
-                   * ival: 1 if written as a tuple; a: iterable; b: body */
+    AST_LET,       /* let x = e / let (a, b) = e: list: target names (AST_NAME);
+                    * ival: 1 if the targets were written as a tuple; a: value;
+                    * type: optional annotation (let x: f32[2] = ...) */
+    AST_ASSIGN,    /* a: target (AST_NAME, AST_MEMBER, AST_INDEX); b: value;
+                    * op: AOP_NONE for '=', else AOP_ADD/AOP_SUB/AOP_MUL/AOP_DIV for
+                    * += -= *= /= */
+    AST_EXPR_STMT, /* a: expression */
+    AST_IF,        /* a: cond; b: then (AST_BLOCK); c: else (AST_BLOCK, AST_IF, or NULL) */
+    AST_WHILE,     /* a: cond; b: body */
+    AST_FOR,       /* list: loop variables (AST_NAME; several for `for (x, y) in`);
+                    * ival: 1 if written as a tuple; a: iterable; b: body */
     AST_BREAK,
     AST_CONTINUE,
-    AST_RETURN,   /* a: value or NULL */
-    AST_BLOCK,    /* list: statements */
-    AST_PROFILE,  /* profile { ... }: b: block */
-    AST_FN,       /* fn name(params) -> type { body }, also model methods:
-                   * str: name; list: AST_PARAMDEF; type: return type or NULL;
-                   * b: body (AST_BLOCK) */
-    AST_PARAMDEF, /* a function/model parameter: str: name; type: annotation or
-                   * NULL; a: default value or NULL */
-    AST_MODEL,    /* model Name(params) { decls }: str: name; list: AST_PARAMDEF
-                   * (empty when written without parentheses); b: AST_BLOCK of
-                   * declarations: AST_PARAM_DECL, AST_FIELD, AST_LET, AST_FN */
+    AST_RETURN,     /* a: value or NULL */
+    AST_BLOCK,      /* list: statements */
+    AST_PROFILE,    /* profile { ... }: b: block */
+    AST_FN,         /* fn name(params) -> type { body }, also model methods:
+                     * str: name; list: AST_PARAMDEF; type: return type or NULL;
+                     * b: body (AST_BLOCK) */
+    AST_PARAMDEF,   /* a function/model parameter: str: name; type: annotation or
+                     * NULL; a: default value or NULL */
+    AST_MODEL,      /* model Name(params) { decls }: str: name; list: AST_PARAMDEF
+                     * (empty when written without parentheses); b: AST_BLOCK of
+                     * declarations: AST_PARAM_DECL, AST_FIELD, AST_LET, AST_FN */
     AST_PARAM_DECL, /* param name = e (inside a model): str: name; a: value;
                      * type: optional annotation */
-    AST_FIELD,    /* name = e (inside a model): submodule or other member: str; a */
-    AST_PROGRAM,  /* list: top-level statements */
+    AST_FIELD,      /* name = e (inside a model): submodule or other member: str; a */
+    AST_PROGRAM,    /* list: top-level statements */
     AST__COUNT
 } AstKind;
 
 /* Operators of AST_UNARY, AST_BINARY and compound AST_ASSIGN. */
 typedef enum AstOp {
     AOP_NONE,
-    AOP_ADD, AOP_SUB, AOP_MUL, AOP_DIV, AOP_MOD, AOP_MATMUL, AOP_POW,
-    AOP_EQ, AOP_NE, AOP_LT, AOP_LE, AOP_GT, AOP_GE,
-    AOP_AND, AOP_OR,
-    AOP_NEG, AOP_NOT,
+    AOP_ADD,
+    AOP_SUB,
+    AOP_MUL,
+    AOP_DIV,
+    AOP_MOD,
+    AOP_MATMUL,
+    AOP_POW,
+    AOP_EQ,
+    AOP_NE,
+    AOP_LT,
+    AOP_LE,
+    AOP_GT,
+    AOP_GE,
+    AOP_AND,
+    AOP_OR,
+    AOP_NEG,
+    AOP_NOT,
 } AstOp;
 
 typedef struct AstNode AstNode;
@@ -116,8 +129,7 @@ void ast_print(FILE *out, const AstNode *n);
  * diag_error (several per run, with recovery); returns the AST_PROGRAM
  * (possibly partial) and sets *nerrors. `name` must have been registered
  * with diag_add_file (the parser does that itself). */
-AstNode *parse_source(Arena *ar, const char *name, const char *text, size_t len,
-                      int *nerrors);
+AstNode *parse_source(Arena *ar, const char *name, const char *text, size_t len, int *nerrors);
 
 /* True if text ends inside an unclosed (, [ or { or a string: the REPL
  * then asks for another line. */

@@ -15,11 +15,19 @@ static int nfiles, capfiles;
 static int nerrors;
 static FILE *stream;
 
-static FILE *out(void) { return stream ? stream : stderr; }
+static FILE *out(void) {
+    return stream ? stream : stderr;
+}
 
-void diag_set_stream(FILE *f) { stream = f; }
-int diag_error_count(void) { return nerrors; }
-void diag_reset_count(void) { nerrors = 0; }
+void diag_set_stream(FILE *f) {
+    stream = f;
+}
+int diag_error_count(void) {
+    return nerrors;
+}
+void diag_reset_count(void) {
+    nerrors = 0;
+}
 
 const char *diag_add_file(const char *name, const char *text, size_t len) {
     for (int i = 0; i < nfiles; i++) {

@@ -29,18 +29,14 @@ typedef struct SrcLoc {
  * name again replaces the text (the REPL registers "<stdin>" per entry). */
 const char *diag_add_file(const char *name, const char *text, size_t len);
 
-void diag_error(SrcLoc loc, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void diag_warning(SrcLoc loc, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void diag_note(SrcLoc loc, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void diag_error(SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_warning(SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_note(SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* An error not tied to a source position, e.g. about a data file:
  *   "data/x.csv: error: line 3: expected 65 fields, got 64" is written by
  *   diag_file_error("data/x.csv", "line 3: expected ...") */
-void diag_file_error(const char *file, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void diag_file_error(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int diag_error_count(void);
 void diag_reset_count(void);

@@ -48,7 +48,9 @@ struct ArenaBlock {
     _Alignas(16) unsigned char data[];
 };
 
-void arena_init(Arena *a) { a->head = NULL; }
+void arena_init(Arena *a) {
+    a->head = NULL;
+}
 
 void *arena_alloc(Arena *a, size_t n) {
     n = (n + 15) & ~(size_t)15;
@@ -73,7 +75,9 @@ char *arena_strndup(Arena *a, const char *s, size_t n) {
     return p;
 }
 
-char *arena_strdup(Arena *a, const char *s) { return arena_strndup(a, s, strlen(s)); }
+char *arena_strdup(Arena *a, const char *s) {
+    return arena_strndup(a, s, strlen(s));
+}
 
 void arena_free(Arena *a) {
     for (ArenaBlock *b = a->head, *next; b; b = next) {

@@ -12,8 +12,7 @@
 #include <stdint.h>
 
 /* Internal invariant: prints file:line and aborts. Never a user error. */
-#define TT_ASSERT(c)                                                            \
-    ((c) ? (void)0 : tt_assert_fail(#c, __FILE__, __LINE__))
+#define TT_ASSERT(c)     ((c) ? (void)0 : tt_assert_fail(#c, __FILE__, __LINE__))
 #define TT_UNREACHABLE() tt_assert_fail("unreachable", __FILE__, __LINE__)
 _Noreturn void tt_assert_fail(const char *what, const char *file, int line);
 
@@ -23,13 +22,13 @@ void *tt_xrealloc(void *p, size_t n);
 char *tt_xstrdup(const char *s);
 
 /* Grow a dynamic array: ptr, len, cap are lvalues. */
-#define TT_VEC_PUSH(ptr, len, cap, val)                                         \
-    do {                                                                        \
-        if ((len) == (cap)) {                                                   \
-            (cap) = (cap) ? 2 * (cap) : 8;                                      \
-            (ptr) = tt_xrealloc((ptr), (size_t)(cap) * sizeof *(ptr));          \
-        }                                                                       \
-        (ptr)[(len)++] = (val);                                                 \
+#define TT_VEC_PUSH(ptr, len, cap, val)                                                            \
+    do {                                                                                           \
+        if ((len) == (cap)) {                                                                      \
+            (cap) = (cap) ? 2 * (cap) : 8;                                                         \
+            (ptr) = tt_xrealloc((ptr), (size_t)(cap) * sizeof *(ptr));                             \
+        }                                                                                          \
+        (ptr)[(len)++] = (val);                                                                    \
     } while (0)
 
 /* Bump arena: many small allocations freed together (one AST, one graph). */
@@ -52,8 +51,7 @@ typedef struct StrBuf {
 
 void sb_putc(StrBuf *b, char c);
 void sb_puts(StrBuf *b, const char *s);
-void sb_printf(StrBuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_vprintf(StrBuf *b, const char *fmt, va_list ap);
 void sb_free(StrBuf *b);
 

@@ -25,8 +25,8 @@ void io_tensor_free(IoTensor *t);
  * column (negative counts from the end); x gets the other columns as f32
  * [rows, cols-1], y the labels as i32 [rows]. label_col == INT32_MIN: no
  * label column, all columns go to x and y is left empty (data NULL). */
-bool io_load_csv(const char *path, int label_col, IoTensor *x, IoTensor *y,
-                 char *err, size_t errlen);
+bool io_load_csv(const char *path, int label_col, IoTensor *x, IoTensor *y, char *err,
+                 size_t errlen);
 
 /* IDX: u8/i8/i16/i32/f32/f64 payloads; u8 and floats load as f32 (u8 values
  * kept as 0..255), integer types as i32. */
@@ -42,15 +42,12 @@ typedef struct IoNamed {
     char *name;
     IoTensor t;
 } IoNamed;
-bool io_save_safetensors(const char *path, const IoNamed *ts, int n, char *err,
-                         size_t errlen);
+bool io_save_safetensors(const char *path, const IoNamed *ts, int n, char *err, size_t errlen);
 /* On success *out is a malloc'd array of *n entries (free with io_named_free). */
-bool io_load_safetensors(const char *path, IoNamed **out, int *n, char *err,
-                         size_t errlen);
+bool io_load_safetensors(const char *path, IoNamed **out, int *n, char *err, size_t errlen);
 /* Same, from memory (used by the fuzz target); `what` names the source. */
-bool io_parse_safetensors(const char *what, const unsigned char *data,
-                          size_t len, IoNamed **out, int *n, char *err,
-                          size_t errlen);
+bool io_parse_safetensors(const char *what, const unsigned char *data, size_t len, IoNamed **out,
+                          int *n, char *err, size_t errlen);
 void io_named_free(IoNamed *ts, int n);
 
 #endif

@@ -23,7 +23,7 @@ typedef struct KTensor {
 typedef void (*RefKernel)(const IrNode *n, const KTensor *in, KTensor *out);
 extern const RefKernel rt_ref_kernels[OP__COUNT];
 
-#define OP(NAME, name, arity, flags, shape, flops, tol)                         \
+#define OP(NAME, name, arity, flags, shape, flops, tol)                                            \
     void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out);
 #include "ops.def"
 #undef OP
@@ -41,7 +41,6 @@ typedef struct RtProfile {
  * outputs[j]: caller-allocated buffer for g->outputs[j] (numel * dtype size).
  * Intermediates are freed as soon as their last user has run.
  * prof may be NULL. */
-void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs,
-                  RtProfile *prof);
+void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, RtProfile *prof);
 
 #endif

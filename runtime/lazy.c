@@ -55,7 +55,7 @@ int rt_check_node(Interp *I, int id) {
 static void dump_compiled(Interp *I, const IrGraph *E) {
     printf("-- jit compiled graph %d (%d nodes) --\n", I->nexec, E->n);
     if (I->dump_loops) {
-        jit_emit_loops(stdout, E);
+        jit_emit_loops_threads(stdout, E, I->threads);
     } else {
         char *text = NULL;
         size_t len = 0;
@@ -94,6 +94,7 @@ static void run_exec_graph(Interp *I, IrGraph *E, void **in, void **out) {
         if (!I->jit && !(I->jit = jit_new(I->opt_level)))
             rt_error(I, "the jit backend cannot start: LLVM has no JIT for this machine "
                         "(use --backend=naive)");
+        jit_set_threads(I->jit, I->threads); /* --threads=N; 0: all cores */
         char err[512];
         int64_t compiles = jit_stats(I->jit).compiles;
         if (!jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err))

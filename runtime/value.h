@@ -92,12 +92,12 @@ typedef struct Tensor {
     Obj obj;
     DType dtype;
     Shape shape;
-    Buffer *buf;       /* realized data, or NULL while lazy */
-    int node;          /* node in I->g when node_gen == I->gen, else -1 */
+    Buffer *buf; /* realized data, or NULL while lazy */
+    int node;    /* node in I->g when node_gen == I->gen, else -1 */
     uint64_t node_gen;
-    bool requires_grad; /* a model parameter */
-    struct Tensor *grad; /* filled by backward(); NULL when none */
-    const char *name;  /* parameter path such as "fc1.w" (interned), or NULL */
+    bool requires_grad;                   /* a model parameter */
+    struct Tensor *grad;                  /* filled by backward(); NULL when none */
+    const char *name;                     /* parameter path such as "fc1.w" (interned), or NULL */
     struct Tensor *lazy_prev, *lazy_next; /* I->lazy list while buf == NULL */
 } Tensor;
 
@@ -171,7 +171,7 @@ double rng_normal(Rng *r);  /* Box-Muller, standard normal */
 /* -- interpreter state -- */
 
 typedef struct CallFrame { /* the chain of model calls, for diagnostics */
-    const char *what; /* "DigitsNet.forward", "cross_entropy" */
+    const char *what;      /* "DigitsNet.forward", "cross_entropy" */
     SrcLoc call_site;
 } CallFrame;
 
@@ -183,29 +183,29 @@ struct Interp {
 
     /* the lazy graph */
     IrGraph g;
-    Buffer **node_buf;  /* per node of g: realized data (retained) or NULL */
+    Buffer **node_buf; /* per node of g: realized data (retained) or NULL */
     int node_buf_cap;
-    uint64_t gen;       /* bumped each time g is cleared */
-    Tensor *lazy;       /* list of live tensors that have no data yet */
+    uint64_t gen; /* bumped each time g is cleared */
+    Tensor *lazy; /* list of live tensors that have no data yet */
 
-    Tensor **params;    /* every live parameter tensor (not retained) */
+    Tensor **params; /* every live parameter tensor (not retained) */
     int nparams, capparams;
 
     Backend backend;
-    struct Jit *jit;    /* the LLVM JIT and its compiled-graph cache, made on
-                           first use of BACKEND_JIT */
-    int opt_level;      /* -O0..-O3 for the JIT (default 2) */
+    struct Jit *jit;        /* the LLVM JIT and its compiled-graph cache, made on
+                               first use of BACKEND_JIT */
+    int opt_level;          /* -O0..-O3 for the JIT (default 2) */
     double exec_seconds[2]; /* time spent running graphs, per backend */
     int64_t exec_count[2];
-    bool profile;       /* --profile: per-op table at exit */
+    bool profile; /* --profile: per-op table at exit */
     RtProfile prof;
     bool quiet;
-    uint64_t seed;      /* --seed, default 0 */
-    Rng rng;            /* the global generator (randn without seed=) */
+    uint64_t seed; /* --seed, default 0 */
+    Rng rng;       /* the global generator (randn without seed=) */
 
     /* errors: rt_error longjmps here */
     jmp_buf *on_error;
-    SrcLoc loc;         /* span of the expression being evaluated */
+    SrcLoc loc; /* span of the expression being evaluated */
     CallFrame *frames;
     int nframes, capframes;
 
@@ -213,15 +213,15 @@ struct Interp {
     const char *stdlib_dir;
 
     /* -- added by the evaluator (value.c, eval*.c, lazy.c) -- */
-    bool training;     /* train(net)/eval(net); default true; Dropout reads it */
-    bool dump_fuse;    /* --dump=fuse: the kernels (fusion groups) of each JIT compile */
-    bool dump_loops;   /* --dump=loops: the loop IR of each JIT compile */
-    bool dump_graph;   /* --dump=graph: ir_print each execution graph before it runs */
-    int threads;       /* --threads=N (stored; used by the JIT later) */
-    int depth;         /* call depth, to report runaway recursion as an error */
-    Env *envs;         /* every live scope, so rt_free_interp frees cycles */
-    bool freeing;      /* inside rt_free_interp: rt_release does nothing */
-    int nexec;         /* execution graphs run so far (tests, --dump) */
+    bool training;         /* train(net)/eval(net); default true; Dropout reads it */
+    bool dump_fuse;        /* --dump=fuse: the kernels (fusion groups) of each JIT compile */
+    bool dump_loops;       /* --dump=loops: the loop IR of each JIT compile */
+    bool dump_graph;       /* --dump=graph: ir_print each execution graph before it runs */
+    int threads;           /* --threads=N (stored; used by the JIT later) */
+    int depth;             /* call depth, to report runaway recursion as an error */
+    Env *envs;             /* every live scope, so rt_free_interp frees cycles */
+    bool freeing;          /* inside rt_free_interp: rt_release does nothing */
+    int nexec;             /* execution graphs run so far (tests, --dump) */
     struct Intern *intern; /* the interned strings of rt_intern (value.c) */
 };
 
@@ -236,8 +236,7 @@ void rt_load_prelude(Interp *I);
 int rt_run_file(Interp *I, const char *path);
 /* Runs source text (REPL entry or a test); prints the value of a final
  * expression statement when echo is true. Returns 0 or 1 after errors. */
-int rt_run_source(Interp *I, const char *name, const char *text, size_t len,
-                  bool echo);
+int rt_run_source(Interp *I, const char *name, const char *text, size_t len, bool echo);
 /* Parses and checks only (ttrun --check). */
 int rt_check_file(Interp *I, const char *path);
 /* Added: runs only the `model` and `fn` definitions of a file (ttc). */
@@ -247,18 +246,27 @@ int rt_run_definitions(Interp *I, const char *path);
 
 /* Reports "file:line:col: error: ..." at I->loc, then a note for each model
  * call on the chain (innermost first), then longjmps to I->on_error. */
-_Noreturn void rt_error(Interp *I, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+_Noreturn void rt_error(Interp *I, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 _Noreturn void rt_error_at(Interp *I, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* -- values -- */
 #define VNONE ((Value){.kind = V_NONE})
-static inline Value vbool(bool b) { return (Value){.kind = V_BOOL, .b = b}; }
-static inline Value vint(int64_t i) { return (Value){.kind = V_INT, .i = i}; }
-static inline Value vfloat(double f) { return (Value){.kind = V_FLOAT, .f = f}; }
-static inline Value vobj(Obj *o) { return (Value){.kind = o->kind, .o = o}; }
-static inline bool is_obj(Value v) { return v.kind >= V_STR; }
+static inline Value vbool(bool b) {
+    return (Value){.kind = V_BOOL, .b = b};
+}
+static inline Value vint(int64_t i) {
+    return (Value){.kind = V_INT, .i = i};
+}
+static inline Value vfloat(double f) {
+    return (Value){.kind = V_FLOAT, .f = f};
+}
+static inline Value vobj(Obj *o) {
+    return (Value){.kind = o->kind, .o = o};
+}
+static inline bool is_obj(Value v) {
+    return v.kind >= V_STR;
+}
 
 /* Reference counting: a Value held in a variable, field, list or argument
  * array owns one reference. Functions returning Value return a new
@@ -270,9 +278,9 @@ void *rt_alloc_obj(Interp *I, ValKind kind, size_t size); /* refcount 1 */
 
 Value rt_str(Interp *I, const char *s, size_t len);
 Value rt_cstr(Interp *I, const char *s);
-Value rt_list(Interp *I, int len);  /* len NONE items */
-Value rt_tuple(Interp *I, int len); /* len NONE items */
-void rt_list_push(Interp *I, Value list, Value v); /* takes v's reference */
+Value rt_list(Interp *I, int len);                             /* len NONE items */
+Value rt_tuple(Interp *I, int len);                            /* len NONE items */
+void rt_list_push(Interp *I, Value list, Value v);             /* takes v's reference */
 Value rt_record(Interp *I, int len, const char *const *names); /* fields NONE */
 Value rt_builtin(Interp *I, const char *name, BuiltinFn fn, Value self);
 Value rt_native(Interp *I, const NativeClass *cls, void *data);
@@ -303,7 +311,9 @@ Tensor *rt_tensor_new(Interp *I, DType dt, Shape s);
 Tensor *rt_tensor_from_buf(Interp *I, DType dt, Shape s, Buffer *buf);
 /* A lazy tensor naming node `id` of I->g. */
 Tensor *rt_tensor_lazy(Interp *I, int id);
-static inline Value vtensor(Tensor *t) { return vobj(&t->obj); }
+static inline Value vtensor(Tensor *t) {
+    return vobj(&t->obj);
+}
 
 /* The node of t in the lazy graph, adding an INPUT bound to its data if t
  * is realized and not yet in the current graph. */
@@ -342,11 +352,11 @@ Value rt_parameters(Interp *I, Value m, bool named);
 void rt_print_profile(Interp *I, FILE *out, const RtProfile *p);
 
 /* -- calling -- */
-Value rt_call(Interp *I, Value fn, const Value *args, int nargs,
-              const char *const *kwnames, const Value *kwargs, int nkw);
+Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *const *kwnames,
+              const Value *kwargs, int nkw);
 /* Looks up obj.name (models, records, tensors, natives); rt_error if absent. */
 Value rt_member(Interp *I, Value obj, const char *name);
-Value rt_global(Interp *I, const char *name); /* rt_error if undefined */
+Value rt_global(Interp *I, const char *name);                /* rt_error if undefined */
 void rt_define_global(Interp *I, const char *name, Value v); /* takes v */
 
 /* Keyword/positional argument binding for builtins.
@@ -355,13 +365,14 @@ void rt_define_global(Interp *I, const char *name, Value v); /* takes v */
  *   rt_bind_args(I, "sum", names, 1, args, nargs, kwnames, kwargs, nkw, a);
  * The first `required` names must be given. Unknown keywords, duplicates and
  * too many positionals are errors naming the function. */
-void rt_bind_args(Interp *I, const char *fname, const char *const *names,
-                  int required, const Value *args, int nargs,
-                  const char *const *kwnames, const Value *kwargs, int nkw,
-                  Value *out);
+void rt_bind_args(Interp *I, const char *fname, const char *const *names, int required,
+                  const Value *args, int nargs, const char *const *kwnames, const Value *kwargs,
+                  int nkw, Value *out);
 /* True if a bound slot was given (not VNONE-by-absence). Absent slots are
  * marked with kind V_NONE and .i = -1; an explicit `none` has .i = 0. */
-static inline bool rt_given(Value v) { return !(v.kind == V_NONE && v.i == -1); }
+static inline bool rt_given(Value v) {
+    return !(v.kind == V_NONE && v.i == -1);
+}
 
 /* Registers every builtin function into I->globals (builtins_core.c), which
  * calls the registration function of each builtins_*.c file: */
@@ -369,6 +380,5 @@ void rt_register_builtins(Interp *I);
 void rt_register_tensor_builtins(Interp *I); /* builtins_tensor.c */
 void rt_register_optim_builtins(Interp *I);  /* builtins_optim.c */
 void rt_register_data_builtins(Interp *I);   /* builtins_data.c */
-
 
 #endif

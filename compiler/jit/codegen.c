@@ -22,6 +22,7 @@
 #include "codegen.h"
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/DebugInfo.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <stdlib.h>
@@ -39,6 +40,12 @@ typedef struct Cg {
     LLVMValueRef *locals; /* allocas by local id */
     LLVMValueRef *memo;   /* expression values of the statement being emitted */
     unsigned *stamp, gen;
+    LLVMValueRef rt;      /* the runtime context (bufs[ninputs + noutputs + 1]) */
+    LLVMValueRef gemm_fn; /* declaration of CG_GEMM_SYMBOL */
+    LLVMTypeRef gemm_ty;
+    const LpKernel *kernel; /* the kernel being emitted */
+    LLVMValueRef par_fn;    /* declaration of CG_PARALLEL_SYMBOL */
+    LLVMTypeRef par_ty;
 } Cg;
 
 static bool is_float(LpType t) {
@@ -291,40 +298,158 @@ static LLVMValueRef emit(Cg *c, const LpExpr *e) {
     return v;
 }
 
+/* f32 pointer to element off of buffer buf */
+static LLVMValueRef elem_ptr(Cg *c, int buf, const LpExpr *off) {
+    LLVMValueRef i = emit(c, off);
+    return LLVMBuildInBoundsGEP2(c->b, c->ty[LT_F32], c->bufptr[buf], &i, 1, "");
+}
+
+/* void CG_GEMM_SYMBOL(rt, A, lda, ta, B, ldb, tb, C, ldc, M, N, K) */
+static void emit_gemm(Cg *c, const LpGemm *g) {
+    LLVMTypeRef i64 = c->ty[LT_I64], i32 = c->ty[LT_I32], ptr = c->tptr;
+    if (!c->gemm_fn) {
+        LLVMTypeRef params[12] = {ptr, ptr, i64, i32, ptr, i64, i32, ptr, i64, i64, i64, i64};
+        c->gemm_ty = LLVMFunctionType(c->tvoid, params, 12, 0);
+        c->gemm_fn = LLVMAddFunction(c->mod, CG_GEMM_SYMBOL, c->gemm_ty);
+        unsigned kind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+        LLVMAddAttributeAtIndex(c->gemm_fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateEnumAttribute(c->ctx, kind, 0));
+    }
+    LLVMValueRef args[12] = {
+        c->rt,
+        elem_ptr(c, g->a, g->aoff),
+        LLVMConstInt(i64, (unsigned long long)g->lda, 0),
+        LLVMConstInt(i32, g->ta, 0),
+        elem_ptr(c, g->b, g->boff),
+        LLVMConstInt(i64, (unsigned long long)g->ldb, 0),
+        LLVMConstInt(i32, g->tb, 0),
+        elem_ptr(c, g->c, g->coff),
+        LLVMConstInt(i64, (unsigned long long)g->ldc, 0),
+        LLVMConstInt(i64, (unsigned long long)g->m, 0),
+        LLVMConstInt(i64, (unsigned long long)g->n, 0),
+        LLVMConstInt(i64, (unsigned long long)g->k, 0),
+    };
+    LLVMBuildCall2(c->b, c->gemm_ty, c->gemm_fn, args, 12, "");
+}
+
+static bool has_gemm(const LpStmt *s) {
+    for (; s; s = s->next)
+        if (s->kind == LS_GEMM || (s->kind == LS_LOOP && has_gemm(s->body))) return true;
+    return false;
+}
+
+static void emit_block(Cg *c, const LpStmt *s);
+
+/* Marks the loop whose latch branch is br with llvm.loop.vectorize.enable:
+ * a distinct, self-referencing loop ID !{!id, !{"llvm.loop.vectorize.enable",
+ * i1 true}} (the temporary node is replaced by the node itself). */
+static void mark_vectorize(Cg *c, LLVMValueRef br) {
+    LLVMMetadataRef hint[2] = {LLVMMDStringInContext2(c->ctx, "llvm.loop.vectorize.enable", 26),
+                               LLVMValueAsMetadata(LLVMConstInt(c->ty[LT_BOOL], 1, 0))};
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+    LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(c->ctx, hint, 2)};
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(tmp, id);
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9),
+                    LLVMMetadataAsValue(c->ctx, id));
+}
+
+/* `for v in lo..hi { body }`, bottom-tested (lo < hi). */
+static void emit_loop(Cg *c, const LpStmt *s, LLVMValueRef lo, LLVMValueRef hi) {
+    LLVMBuilderRef b = c->b;
+    LLVMTypeRef i64 = c->ty[LT_I64];
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+    char name[24];
+    snprintf(name, sizeof name, "for.i%d", s->var);
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+    LLVMBuildBr(b, body);
+    LLVMPositionBuilderAtEnd(b, body);
+    snprintf(name, sizeof name, "i%d", s->var);
+    LLVMValueRef phi = LLVMBuildPhi(b, i64, name);
+    c->vars[s->var] = phi;
+    emit_block(c, s->body);
+    LLVMValueRef next = LLVMBuildNSWAdd(b, phi, LLVMConstInt(i64, 1, 0), "");
+    LLVMSetNUW(next, 1);
+    LLVMValueRef more = LLVMBuildICmp(b, LLVMIntULT, next, hi, "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+    snprintf(name, sizeof name, "end.i%d", s->var);
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+    LLVMValueRef br = LLVMBuildCondBr(b, more, body, exit);
+    if (s->vectorize) mark_vectorize(c, br);
+    LLVMValueRef inc[2] = {lo, next};
+    LLVMBasicBlockRef from[2] = {pre, latch};
+    LLVMAddIncoming(phi, inc, from, 2);
+    LLVMPositionBuilderAtEnd(b, exit);
+}
+
+static void add_attr(Cg *c, LLVMValueRef fn, const char *name);
+static void alloc_locals(Cg *c, const LpKernel *k);
+static void load_bufptrs(Cg *c, LLVMValueRef bufs);
+
+/* A parallel loop (a top-level loop of the kernel): its iterations become
+ * `void kN_op.par.iV(void **bufs, i64 lo, i64 hi)` (own locals and buffer
+ * pointers), which the kernel hands to CG_PARALLEL_SYMBOL to run over
+ * 0..extent on s->parallel threads. */
+static void emit_parallel(Cg *c, const LpStmt *s) {
+    const LpKernel *k = c->kernel;
+    LLVMTypeRef i64 = c->ty[LT_I64], i32 = c->ty[LT_I32];
+    LLVMTypeRef bparams[3] = {c->tptr, i64, i64};
+    char name[64];
+    snprintf(name, sizeof name, "%s.par.i%d", k->name, s->var);
+    LLVMTypeRef bty = LLVMFunctionType(c->tvoid, bparams, 3, 0);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, bty);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    add_attr(c, fn, "nounwind");
+    /* the kernel's state, restored after the body */
+    LLVMValueRef kfn = c->fn, kbufs = LLVMGetParam(kfn, 0);
+    LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
+    size_t nb = (size_t)c->p->nbufs, nl = (size_t)k->nlocals;
+    LLVMValueRef *bp = tt_xmalloc((nb + 1) * sizeof *bp), *lc = tt_xmalloc((nl + 1) * sizeof *lc);
+    memcpy(bp, c->bufptr, nb * sizeof *bp);
+    memcpy(lc, c->locals, nl * sizeof *lc);
+    c->fn = fn;
+    LLVMValueRef bufs = LLVMGetParam(fn, 0);
+    LLVMSetValueName2(bufs, "bufs", 4);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+    alloc_locals(c, k);
+    load_bufptrs(c, bufs);
+    emit_loop(c, s, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2));
+    LLVMBuildRetVoid(c->b);
+    c->fn = kfn;
+    memcpy(c->bufptr, bp, nb * sizeof *bp);
+    memcpy(c->locals, lc, nl * sizeof *lc);
+    free(bp);
+    free(lc);
+    LLVMPositionBuilderAtEnd(c->b, at);
+    if (!c->par_fn) {
+        LLVMTypeRef params[4] = {c->tptr, c->tptr, i64, i32};
+        c->par_ty = LLVMFunctionType(c->tvoid, params, 4, 0);
+        c->par_fn = LLVMAddFunction(c->mod, CG_PARALLEL_SYMBOL, c->par_ty);
+        add_attr(c, c->par_fn, "nounwind");
+    }
+    LLVMValueRef args[4] = {fn, kbufs, LLVMConstInt(i64, (unsigned long long)s->extent, 0),
+                            LLVMConstInt(i32, (unsigned long long)s->parallel, 0)};
+    LLVMBuildCall2(c->b, c->par_ty, c->par_fn, args, 4, "");
+}
+
 static void emit_block(Cg *c, const LpStmt *s) {
     LLVMBuilderRef b = c->b;
     for (; s; s = s->next) {
         c->gen++; /* values are reused within one statement only */
         switch (s->kind) {
-        case LS_LOOP: {
-            LLVMTypeRef i64 = c->ty[LT_I64];
-            LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
-            char name[24];
-            snprintf(name, sizeof name, "for.i%d", s->var);
-            LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
-            LLVMBuildBr(b, body);
-            LLVMPositionBuilderAtEnd(b, body);
-            snprintf(name, sizeof name, "i%d", s->var);
-            LLVMValueRef phi = LLVMBuildPhi(b, i64, name);
-            c->vars[s->var] = phi;
-            emit_block(c, s->body);
-            LLVMValueRef next = LLVMBuildNSWAdd(b, phi, LLVMConstInt(i64, 1, 0), "");
-            LLVMSetNUW(next, 1);
-            LLVMValueRef more = LLVMBuildICmp(
-                b, LLVMIntULT, next, LLVMConstInt(i64, (unsigned long long)s->extent, 0), "");
-            LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
-            snprintf(name, sizeof name, "end.i%d", s->var);
-            LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
-            LLVMBuildCondBr(b, more, body, exit);
-            LLVMValueRef inc[2] = {LLVMConstInt(i64, 0, 0), next};
-            LLVMBasicBlockRef from[2] = {pre, latch};
-            LLVMAddIncoming(phi, inc, from, 2);
-            LLVMPositionBuilderAtEnd(b, exit);
+        case LS_LOOP:
+            if (s->parallel >= 2)
+                emit_parallel(c, s);
+            else
+                emit_loop(c, s, LLVMConstInt(c->ty[LT_I64], 0, 0),
+                          LLVMConstInt(c->ty[LT_I64], (unsigned long long)s->extent, 0));
             break;
-        }
         case LS_LOCAL:
         case LS_SET:
             LLVMBuildStore(b, emit(c, s->value), c->locals[s->var]);
+            break;
+        case LS_GEMM:
+            emit_gemm(c, s->gemm);
             break;
         case LS_STORE: {
             LLVMValueRef i = emit(c, s->index), v = emit(c, s->value);
@@ -343,22 +468,18 @@ static void add_attr(Cg *c, LLVMValueRef fn, const char *name) {
                             LLVMCreateEnumAttribute(c->ctx, kind, 0));
 }
 
-static LLVMValueRef emit_kernel(Cg *c, const LpKernel *k, LLVMTypeRef fty) {
-    const LpProg *p = c->p;
-    LLVMBuilderRef b = c->b;
-    LLVMValueRef fn = LLVMAddFunction(c->mod, k->name, fty);
-    LLVMSetLinkage(fn, LLVMInternalLinkage);
-    add_attr(c, fn, "nounwind");
-    c->fn = fn;
-    LLVMValueRef bufs = LLVMGetParam(fn, 0);
-    LLVMSetValueName2(bufs, "bufs", 4);
-    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+static void alloc_locals(Cg *c, const LpKernel *k) {
     for (int i = 0; i < k->nlocals; i++) {
         char name[16];
         snprintf(name, sizeof name, "s%d", i);
-        c->locals[i] = LLVMBuildAlloca(b, c->ty[k->local_ty[i]], name);
+        c->locals[i] = LLVMBuildAlloca(c->b, c->ty[k->local_ty[i]], name);
     }
-    /* buffer pointers: bufs[slot], temporaries at workspace + offset */
+}
+
+/* buffer pointers: bufs[slot], temporaries at workspace + offset */
+static void load_bufptrs(Cg *c, LLVMValueRef bufs) {
+    const LpProg *p = c->p;
+    LLVMBuilderRef b = c->b;
     LLVMTypeRef i64 = c->ty[LT_I64];
     LLVMValueRef ws = NULL;
     for (int i = 0; i < p->nbufs; i++) {
@@ -381,6 +502,28 @@ static LLVMValueRef emit_kernel(Cg *c, const LpKernel *k, LLVMTypeRef fty) {
             c->bufptr[i] = LLVMBuildInBoundsGEP2(b, c->ty[LT_I8], ws, &off, 1, bf->name);
         }
     }
+}
+
+static LLVMValueRef emit_kernel(Cg *c, const LpKernel *k, LLVMTypeRef fty) {
+    const LpProg *p = c->p;
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef fn = LLVMAddFunction(c->mod, k->name, fty);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    add_attr(c, fn, "nounwind");
+    c->fn = fn;
+    LLVMValueRef bufs = LLVMGetParam(fn, 0);
+    LLVMSetValueName2(bufs, "bufs", 4);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+    c->kernel = k;
+    alloc_locals(c, k);
+    load_bufptrs(c, bufs);
+    LLVMTypeRef i64 = c->ty[LT_I64];
+    c->rt = NULL;
+    if (has_gemm(k->body)) {
+        LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)(p->ninputs + p->noutputs + 1), 0);
+        LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
+        c->rt = LLVMBuildLoad2(b, c->tptr, pp, "rt");
+    }
     emit_block(c, k->body);
     LLVMBuildRetVoid(b);
     return fn;
@@ -391,12 +534,23 @@ static void set_err(char *err, size_t errlen, const char *what, char *msg) {
     if (msg) LLVMDisposeMessage(msg);
 }
 
+/* LLVM's diagnostics: errors go to stderr; remarks and warnings (a loop
+ * marked vectorize that the vectorizer leaves, say) are not for the user. */
+static void diagnostic(LLVMDiagnosticInfoRef di, void *arg) {
+    (void)arg;
+    if (LLVMGetDiagInfoSeverity(di) != LLVMDSError) return;
+    char *msg = LLVMGetDiagInfoDescription(di);
+    fprintf(stderr, "jit: LLVM: %s\n", msg);
+    LLVMDisposeMessage(msg);
+}
+
 LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
                         LLVMTargetMachineRef tm, char *err, size_t errlen) {
     Cg c = {0};
     c.ctx = ctx;
     c.p = p;
     c.mod = LLVMModuleCreateWithNameInContext(fname, ctx);
+    LLVMContextSetDiagnosticHandler(ctx, diagnostic, NULL);
     c.b = LLVMCreateBuilderInContext(ctx);
     c.ty[LT_F32] = LLVMFloatTypeInContext(ctx);
     c.ty[LT_F64] = LLVMDoubleTypeInContext(ctx);

@@ -14,9 +14,21 @@
  * 0..3. NULL with err on failure. */
 LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen);
 
+/* The external function LS_GEMM statements call (jit.c defines it for the
+ * JIT):  void tt_jit_gemm(void *rt, const float *A, int64_t lda, int32_t ta,
+ *        const float *B, int64_t ldb, int32_t tb, float *C, int64_t ldc,
+ *        int64_t M, int64_t N, int64_t K)  -- C = op(A) @ op(B). */
+#define CG_GEMM_SYMBOL "tt_jit_gemm"
+
+/* The external function parallel loops call (parallel.h):
+ *   void ttrt_parallel_for(void (*body)(void **bufs, int64_t lo, int64_t hi),
+ *                          void **bufs, int64_t n, int32_t nthreads) */
+#define CG_PARALLEL_SYMBOL "ttrt_parallel_for"
+
 /* Builds a module in ctx holding `void fname(void **bufs)`, which runs the
  * kernels of p in order: bufs[0..ninputs) are the inputs, then the outputs,
- * then the workspace. Each kernel is an internal function `kN_op(bufs)`.
+ * then the workspace, then (read by kernels with LS_GEMM) the runtime context
+ * passed to CG_GEMM_SYMBOL. Each kernel is an internal function `kN_op(bufs)`.
  * The module gets tm's triple and data layout and is verified. NULL with
  * err on failure. */
 LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,

@@ -14,8 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "codegen.h"
+#include "gemm.h"
+#include "parallel.h"
+#include "transform.h"
 
 typedef void (*GraphFn)(void **bufs);
 
@@ -27,9 +31,18 @@ typedef struct Entry {
     GraphFn fn;
     void *ws; /* workspace, reused by every run */
     int64_t wsbytes;
+    int threads; /* the thread count the loops were scheduled for */
 } Entry;
 
+/* What the generated code passes back to tt_jit_gemm: bufs[nin + nout + 1]. */
+typedef struct JitRt {
+    TtGemm *gemm; /* the process-wide GEMM, taken at the first graph with a matmul */
+    int threads;  /* >= 1 */
+} JitRt;
+
 struct Jit {
+    JitRt rt;
+    int threads_asked; /* jit_set_threads's argument (-1: not yet) */
     LLVMOrcLLJITRef lljit;
     LLVMOrcJITDylibRef jd;
     LLVMTargetMachineRef tm; /* for the pass pipeline */
@@ -38,6 +51,8 @@ struct Jit {
     Entry *entries;
     int nentries, cap;
     JitStats stats;
+    JitLoopHook hook; /* jit_set_loop_hook */
+    void *hook_arg;
 };
 
 static double now_ms(void) {
@@ -51,6 +66,15 @@ static bool llvm_fail(LLVMErrorRef e, const char *what, char *err, size_t errlen
     snprintf(err, errlen, "jit: %s: %s", what, msg);
     LLVMDisposeErrorMessage(msg);
     return false;
+}
+
+/* The GEMM call of LS_GEMM statements (CG_GEMM_SYMBOL): defined in the
+ * JIT's main dylib by address, since the symbols of a static library linked
+ * into the executable are not visible to the process-symbol generator. */
+static void jit_gemm_call(const JitRt *rt, const float *A, int64_t lda, int32_t ta, const float *B,
+                          int64_t ldb, int32_t tb, float *C, int64_t ldc, int64_t M, int64_t N,
+                          int64_t K) {
+    tt_gemm_run(rt->gemm, M, N, K, A, lda, ta != 0, B, ldb, tb != 0, C, ldc, false, rt->threads);
 }
 
 static int clamp_opt(int o) {
@@ -89,7 +113,45 @@ Jit *jit_new(int opt_level) {
         return NULL;
     }
     LLVMOrcJITDylibAddGenerator(j->jd, gen);
+    LLVMOrcCSymbolMapPair sym = {
+        LLVMOrcLLJITMangleAndIntern(j->lljit, CG_GEMM_SYMBOL),
+        {(LLVMOrcExecutorAddress)(uintptr_t)&jit_gemm_call,
+         {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
+    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(&sym, 1));
+    if (e) {
+        LLVMConsumeError(e);
+        jit_free(j);
+        return NULL;
+    }
+    /* parallel loops call the thread pool (CG_PARALLEL_SYMBOL), also by address */
+    LLVMOrcCSymbolMapPair par = {
+        LLVMOrcLLJITMangleAndIntern(j->lljit, CG_PARALLEL_SYMBOL),
+        {(LLVMOrcExecutorAddress)(uintptr_t)&ttrt_parallel_for,
+         {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
+    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(&par, 1));
+    if (e) {
+        LLVMConsumeError(e);
+        jit_free(j);
+        return NULL;
+    }
+    j->threads_asked = -1;
+    jit_set_threads(j, 0);
     return j;
+}
+
+void jit_set_loop_hook(Jit *j, JitLoopHook hook, void *arg) {
+    j->hook = hook;
+    j->hook_arg = arg;
+}
+
+void jit_set_threads(Jit *j, int n) {
+    if (n == j->threads_asked) return;
+    j->threads_asked = n;
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    j->rt.threads = n;
 }
 
 void jit_free(Jit *j) {
@@ -102,6 +164,7 @@ void jit_free(Jit *j) {
         free(en->ws);
     }
     free(j->entries);
+    if (j->rt.gemm) tt_gemm_free(j->rt.gemm);
     if (j->lljit) {
         LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->lljit);
         if (e) LLVMConsumeError(e);
@@ -172,13 +235,27 @@ static void copy_structure(Entry *en, const IrGraph *g) {
 static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errlen) {
     double t0 = now_ms();
     LpProg *p = lp_lower(g, j->fuse);
+    if (j->hook) j->hook(p, j->hook_arg);
+    lp_schedule(p, j->rt.threads); /* vectorize marks; parallel loops with threads > 1 */
+    en->threads = j->rt.threads;
     char name[32];
     snprintf(name, sizeof name, "tt_graph_%lld", (long long)j->stats.compiles);
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
     LLVMModuleRef m = cg_module(ctx, p, name, j->tm, err, errlen);
     en->wsbytes = p->workspace;
+    bool gemm = p->ngemm > 0;
     lp_free(p);
+    if (m && gemm && !j->rt.gemm) { /* compiles the GEMM kernels, once per process */
+        char gerr[256];
+        j->rt.gemm = tt_gemm_new(gerr, sizeof gerr);
+        if (!j->rt.gemm) {
+            snprintf(err, errlen, "jit: cannot build the GEMM: %s", gerr);
+            LLVMDisposeModule(m);
+            LLVMOrcDisposeThreadSafeContext(tsc);
+            return false;
+        }
+    }
     if (!m || !cg_optimize(m, j->tm, j->opt, err, errlen)) {
         if (m) LLVMDisposeModule(m);
         LLVMOrcDisposeThreadSafeContext(tsc);
@@ -226,7 +303,9 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     uint64_t h = ir_hash(g);
     Entry *en = NULL;
     for (int i = 0; i < j->nentries && !en; i++)
-        if (j->entries[i].hash == h && same_structure(&j->entries[i], g)) en = &j->entries[i];
+        if (j->entries[i].hash == h && j->entries[i].threads == j->rt.threads &&
+            same_structure(&j->entries[i], g))
+            en = &j->entries[i];
     if (en) {
         j->stats.hits++;
     } else {
@@ -241,11 +320,12 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
         TT_VEC_PUSH(j->entries, j->nentries, j->cap, fresh);
         en = &j->entries[j->nentries - 1];
     }
-    int nb = g->ninputs + g->nout + 1;
+    int nb = g->ninputs + g->nout + 2;
     void *small[64], **bufs = nb <= 64 ? small : tt_xmalloc((size_t)nb * sizeof *bufs);
     for (int k = 0; k < g->ninputs; k++) bufs[k] = inputs[k];
     for (int k = 0; k < g->nout; k++) bufs[g->ninputs + k] = outputs[k];
-    bufs[nb - 1] = en->ws;
+    bufs[nb - 2] = en->ws;
+    bufs[nb - 1] = &j->rt;
     /* The kernels write outputs while reading inputs: an output that
      * overlaps an input (an in-place update) goes through a scratch buffer,
      * as the naive runtime's copy at the end would. */
@@ -270,12 +350,21 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
 /* -- dumps -- */
 
 void jit_emit_loops(FILE *out, const IrGraph *g) {
+    jit_emit_loops_threads(out, g, 1);
+}
+
+void jit_emit_loops_threads(FILE *out, const IrGraph *g, int nthreads) {
     char err[512];
     if (!ir_verify(g, err, sizeof err)) {
         fprintf(out, "# invalid graph: %s\n", err);
         return;
     }
+    if (nthreads <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = c > 0 ? (int)c : 1;
+    }
     LpProg *p = lp_lower(g, true);
+    lp_schedule(p, nthreads);
     lp_print(out, p, g);
     lp_free(p);
 }
@@ -287,6 +376,7 @@ static LLVMModuleRef build_optimized(LLVMContextRef ctx, const IrGraph *g, int o
     *tm = cg_host_machine(clamp_opt(opt), err, errlen);
     if (!*tm) return NULL;
     LpProg *p = lp_lower(g, true);
+    lp_schedule(p, 1);
     LLVMModuleRef m = cg_module(ctx, p, "graph", *tm, err, errlen);
     lp_free(p);
     if (m && !cg_optimize(m, *tm, clamp_opt(opt), err, errlen)) {

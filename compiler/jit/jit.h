@@ -1,13 +1,18 @@
 /* jit.h - the LLVM JIT backend: runs a graph like rt_naive_run, compiled.
  *
  * jit_run lowers a graph to the loop IR (lower.c: one loop nest per kernel,
- * chains of elementwise and movement ops fused), generates LLVM IR
- * (codegen.c), optimizes it with the new pass manager and compiles it with
- * one ORC LLJIT for the host CPU. Compiled graphs are cached: a graph of the
- * same structure (ir_hash, then a full structural comparison against a
- * private copy) runs the cached code without compiling. Intermediates live
+ * chains of elementwise and movement ops fused), schedules it (transform.c:
+ * innermost loops marked for LLVM's vectorizer; with several threads, the
+ * top-level loops of large kernels run on a thread pool, parallel.c),
+ * generates LLVM IR (codegen.c), optimizes it with the new pass manager
+ * and compiles it with one ORC LLJIT for the host CPU. Compiled graphs are
+ * cached: a graph of the same structure (ir_hash, then a full structural
+ * comparison against a private copy) runs the cached code without
+ * compiling (a change of the thread count compiles again). Intermediates live
  * in one workspace per compiled graph, at offsets fixed at compile time;
- * outputs are written straight into the caller's buffers.
+ * outputs are written straight into the caller's buffers. Matmuls call the
+ * shape-generic GEMM (compiler/gemm, compiled once per process when the
+ * first graph with a matmul is compiled) on their operands' buffers.
  */
 #ifndef TT_JIT_H
 #define TT_JIT_H
@@ -38,12 +43,27 @@ typedef struct JitStats {
 } JitStats;
 JitStats jit_stats(const Jit *j);
 
+/* Threads of the GEMM behind matmuls and of parallel loops (0, the default:
+ * all online cores). */
+void jit_set_threads(Jit *j, int n);
+
+/* A function jit_run applies to the loop IR of each graph it compiles from
+ * now on, after lowering and before the default schedule (lp_schedule with
+ * the thread count): for tests of the loop transformations (transform.h).
+ * NULL: none. */
+typedef struct LpProg LpProg;
+typedef void (*JitLoopHook)(LpProg *p, void *arg);
+void jit_set_loop_hook(Jit *j, JitLoopHook hook, void *arg);
+
 /* Fusion on (the default) or off (one kernel per node), for graphs compiled
  * from now on; for tests and for comparing. */
 void jit_set_fusion(Jit *j, bool on);
 
 /* Learner-facing dumps of what jit_run would compile for g: */
 void jit_emit_loops(FILE *out, const IrGraph *g); /* the loop IR, readable */
+/* the same, scheduled for nthreads threads as jit_run would (jit_emit_loops:
+ * 1 thread; 0: all online cores), so parallel loops show */
+void jit_emit_loops_threads(FILE *out, const IrGraph *g, int nthreads);
 bool jit_emit_llvm(FILE *out, const IrGraph *g, int opt_level, char *err,
                    size_t errlen); /* optimized LLVM IR */
 bool jit_emit_asm(FILE *out, const IrGraph *g, int opt_level, char *err, size_t errlen);

@@ -161,6 +161,17 @@ void lp_store(LpProg *p, int buf, LpExpr *index, LpExpr *value) {
     append(p, s);
 }
 
+void lp_gemm(LpProg *p, const LpGemm *g) {
+    TT_ASSERT(g->m >= 1 && g->n >= 1 && g->k >= 1);
+    TT_ASSERT(g->aoff->ty == LT_I64 && g->boff->ty == LT_I64 && g->coff->ty == LT_I64);
+    LpStmt *s = new_stmt(p, LS_GEMM);
+    s->gemm = arena_alloc(&p->arena, sizeof *s->gemm);
+    *s->gemm = *g;
+    s->buf = g->c;
+    append(p, s);
+    p->ngemm++;
+}
+
 /* -- expressions -- */
 
 LpType lp_type_of(DType t) {
@@ -254,7 +265,7 @@ LpExpr *lp_cast(LpProg *p, LpType ty, LpExpr *a) {
 
 /* -- index simplification -- */
 
-static bool expr_eq(const LpExpr *a, const LpExpr *b) {
+bool lp_expr_eq(const LpExpr *a, const LpExpr *b) {
     if (a == b) return true;
     if (!a || !b || a->kind != b->kind || a->ty != b->ty) return false;
     switch (a->kind) {
@@ -264,15 +275,15 @@ static bool expr_eq(const LpExpr *a, const LpExpr *b) {
     case LE_LOCAL:
         return a->var == b->var;
     case LE_LOAD:
-        return a->buf == b->buf && expr_eq(a->a, b->a);
+        return a->buf == b->buf && lp_expr_eq(a->a, b->a);
     case LE_UN:
-        return a->op == b->op && expr_eq(a->a, b->a);
+        return a->op == b->op && lp_expr_eq(a->a, b->a);
     case LE_BIN:
-        return a->op == b->op && expr_eq(a->a, b->a) && expr_eq(a->b, b->b);
+        return a->op == b->op && lp_expr_eq(a->a, b->a) && lp_expr_eq(a->b, b->b);
     case LE_SELECT:
-        return expr_eq(a->a, b->a) && expr_eq(a->b, b->b) && expr_eq(a->cc, b->cc);
+        return lp_expr_eq(a->a, b->a) && lp_expr_eq(a->b, b->b) && lp_expr_eq(a->cc, b->cc);
     case LE_CAST:
-        return expr_eq(a->a, b->a);
+        return lp_expr_eq(a->a, b->a);
     }
     return false;
 }
@@ -364,7 +375,7 @@ static void aff_collect(Aff *f, LpExpr *e, int64_t mult) {
 
 static void aff_term(Aff *f, LpExpr *atom, int64_t k) {
     for (int j = 0; j < f->n; j++)
-        if (expr_eq(f->atom[j], atom)) {
+        if (lp_expr_eq(f->atom[j], atom)) {
             f->k[j] += k;
             return;
         }
@@ -376,7 +387,7 @@ static void aff_term(Aff *f, LpExpr *atom, int64_t k) {
         for (int j = 0; j < f->n; j++) {
             LpExpr *t = f->atom[j];
             if (t->kind != LE_BIN || t->op != other || !is_iconst(t->b) || t->b->c.i != m ||
-                !expr_eq(t->a, atom->a))
+                !lp_expr_eq(t->a, atom->a))
                 continue;
             int64_t kdiv = atom->op == LO_DIV ? k : f->k[j],
                     kmod = atom->op == LO_DIV ? f->k[j] : k;
@@ -655,7 +666,8 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
         indent(out, depth);
         switch (s->kind) {
         case LS_LOOP:
-            fprintf(out, "for i%d in 0..%lld {\n", s->var, (long long)s->extent);
+            fprintf(out, "%sfor i%d in 0..%lld%s {\n", s->parallel ? "parallel " : "", s->var,
+                    (long long)s->extent, s->vectorize ? " vectorize" : "");
             print_block(out, p, s->body, depth + 1);
             indent(out, depth);
             fputs("}\n", out);
@@ -670,6 +682,20 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
             print_expr(out, p, s->value);
             fputc('\n', out);
             break;
+        case LS_GEMM: { /* t2[off] = gemm(4x5x3, in0[off] lda 3, in1[off]^T ldb 3) ldc 5 */
+            const LpGemm *g = s->gemm;
+            fprintf(out, "%s[", p->bufs[g->c].name);
+            print_expr(out, p, g->coff);
+            fprintf(out, "] = gemm(%lldx%lldx%lld, %s[", (long long)g->m, (long long)g->n,
+                    (long long)g->k, p->bufs[g->a].name);
+            print_expr(out, p, g->aoff);
+            fprintf(out, "]%s lda %lld, %s[", g->ta ? "^T" : "", (long long)g->lda,
+                    p->bufs[g->b].name);
+            print_expr(out, p, g->boff);
+            fprintf(out, "]%s ldb %lld) ldc %lld\n", g->tb ? "^T" : "", (long long)g->ldb,
+                    (long long)g->ldc);
+            break;
+        }
         case LS_STORE:
             fprintf(out, "%s[", p->bufs[s->buf].name);
             print_expr(out, p, s->index);

@@ -9,6 +9,11 @@
  *   f64 acc0 = e               LS_LOCAL: declares a scalar local (accumulator)
  *   acc0 = e                   LS_SET
  *   t3[e] = e                  LS_STORE: a store at a linear element index
+ *   parallel for i in 0..n {   marks of loops (transform.h): iterations split
+ *   for i in 0..n vectorize {  over threads; llvm.loop.vectorize.enable
+ *   t3[e] = gemm(...)          LS_GEMM: C = op(A) @ op(B) by the shape-generic
+ *                              GEMM (compiler/gemm), called by the generated
+ *                              code; A, B, C at element offsets of buffers
  *
  * Expressions are trees over scalars: constants, loop variables, loads
  * buf[index], locals, and the arithmetic of the graph ops (the codegen knows
@@ -90,7 +95,18 @@ struct LpExpr {
     LpExpr *a, *b, *cc;
 };
 
-typedef enum LpStmtKind { LS_LOOP, LS_LOCAL, LS_SET, LS_STORE } LpStmtKind;
+typedef enum LpStmtKind { LS_LOOP, LS_LOCAL, LS_SET, LS_STORE, LS_GEMM } LpStmtKind;
+
+/* LS_GEMM: C[m,n] = op(A)[m,k] @ op(B)[k,n], row-major with leading
+ * dimensions (op(X) = X^T when tX: X stored transposed), as tt_gemm_run.
+ * a, b, c are buffers, aoff.. element offsets into them (i64 expressions of
+ * the enclosing loop variables: the batch). m, n, k >= 1. */
+typedef struct LpGemm {
+    int a, b, c;
+    LpExpr *aoff, *boff, *coff;
+    int64_t m, n, k, lda, ldb, ldc;
+    bool ta, tb;
+} LpGemm;
 
 typedef struct LpStmt LpStmt;
 struct LpStmt {
@@ -103,6 +119,13 @@ struct LpStmt {
     int buf;        /* LS_STORE */
     LpExpr *index;  /* LS_STORE */
     LpExpr *value;  /* LS_LOCAL (initial value), LS_SET, LS_STORE */
+    LpGemm *gemm;   /* LS_GEMM */
+    /* LS_LOOP marks set by the schedule (transform.h): codegen attaches
+     * llvm.loop.vectorize.enable to a vectorize loop, and runs the
+     * iterations of a parallel loop (a kernel's top-level loop) on
+     * `parallel` threads (0: serial). */
+    bool vectorize;
+    int parallel;
 };
 
 typedef enum LpBufKind { LB_INPUT, LB_OUTPUT, LB_TEMP } LpBufKind;
@@ -137,6 +160,7 @@ typedef struct LpProg {
     int ninputs, noutputs;
     int64_t workspace; /* bytes of temporaries */
     int nexpr;         /* expression ids handed out */
+    int ngemm;         /* LS_GEMM statements (the JIT then needs the GEMM) */
     /* kernel under construction (the builder) */
     LpKernel *cur;
     LpStmt **tail[64]; /* where the next statement of each open block goes */
@@ -162,6 +186,7 @@ void lp_close_loop(LpProg *p);
 LpExpr *lp_local(LpProg *p, LpType ty, LpExpr *init); /* returns an LE_LOCAL */
 void lp_set(LpProg *p, LpExpr *local, LpExpr *value);
 void lp_store(LpProg *p, int buf, LpExpr *index, LpExpr *value);
+void lp_gemm(LpProg *p, const LpGemm *g); /* copied */
 
 /* -- expressions -- */
 LpExpr *lp_const_f(LpProg *p, LpType ty, double v);
@@ -171,6 +196,8 @@ LpExpr *lp_un(LpProg *p, LpOp op, LpExpr *a);
 LpExpr *lp_bin(LpProg *p, LpOp op, LpExpr *a, LpExpr *b);
 LpExpr *lp_select(LpProg *p, LpExpr *c, LpExpr *a, LpExpr *b);
 LpExpr *lp_cast(LpProg *p, LpType ty, LpExpr *a);
+/* Structural equality of two expressions (same tree, same constants). */
+bool lp_expr_eq(const LpExpr *a, const LpExpr *b);
 /* i64 index arithmetic with simplification (k, d constants, d >= 1) */
 LpExpr *lp_iconst(LpProg *p, int64_t v);
 LpExpr *lp_iadd(LpProg *p, LpExpr *a, LpExpr *b);

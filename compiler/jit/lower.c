@@ -15,7 +15,9 @@
  * scatter_add) takes any such producer; one that reads elements several
  * times (an expanding broadcast, matmul, the table and indices of gather)
  * only takes index remaps, so arithmetic is never recomputed. Reductions
- * and matmuls are never fused into anything.
+ * and matmuls are never fused into anything. A matmul calls the GEMM on its
+ * operands' buffers: the remaps fused into it (a transpose, a broadcast
+ * batch) become strides and transposition flags (lower_matmul).
  *
  * Indexing: value_at(node, idx) is the value of a node at a multi-index;
  * movement ops only rewrite the index (broadcast: 0 on stretched dims;
@@ -349,30 +351,144 @@ static void lower_reduce(Lower *L, int id, int out) {
     close_n(p, nouter);
 }
 
-/* [..., m, k] @ [..., k, n]: i-k-j with the innermost loop over j contiguous */
+/* -- matmul: a call of the GEMM (compiler/gemm) per batch element -- */
+
+/* Strides of a reshape of a strided view (is, ist) to os, when every dim of
+ * os can be addressed with one stride (NumPy's no-copy reshape): the input
+ * dims (size-1 dims dropped) and the output dims are cut into groups of
+ * equal size; a group of input dims must be contiguous among themselves. */
+static bool reshape_strides(const Shape *is, const int64_t *ist, const Shape *os, int64_t *st) {
+    int64_t od[IR_MAXDIM], ostr[IR_MAXDIM];
+    int on = 0, nn = os->ndim;
+    for (int k = 0; k < is->ndim; k++)
+        if (is->d[k] != 1) {
+            od[on] = is->d[k];
+            ostr[on++] = ist[k];
+        }
+    for (int k = 0; k < nn; k++) st[k] = 0; /* size-1 dims: any stride */
+    int oi = 0, oj = 1, ni = 0, nj = 1;
+    while (ni < nn && oi < on) {
+        int64_t np = os->d[ni], op = od[oi];
+        while (np != op) {
+            if (np < op) {
+                if (nj >= nn) return false;
+                np *= os->d[nj++];
+            } else {
+                if (oj >= on) return false;
+                op *= od[oj++];
+            }
+        }
+        for (int k = oi; k < oj - 1; k++)
+            if (ostr[k] != od[k + 1] * ostr[k + 1]) return false;
+        st[nj - 1] = ostr[oj - 1];
+        for (int k = nj - 1; k > ni; k--) st[k - 1] = st[k] * os->d[k];
+        ni = nj++;
+        oi = oj++;
+    }
+    return true;
+}
+
+/* The values of node id (non-empty) as a strided view of a buffer: element
+ * idx at buf[off + sum st[k] * idx[k]]. Roots and inputs are dense; the
+ * index remaps fused into the matmul (a transpose, a broadcast of the batch,
+ * a slice, most reshapes) only change the strides and the offset, so the
+ * GEMM reads the producer's buffer in place. False: not expressible. */
+static bool strided_view(Lower *L, int id, int *buf, int64_t *off, int64_t *st) {
+    const IrNode *n = node(L, id);
+    if (L->buf[id] >= 0) {
+        *buf = L->buf[id];
+        *off = 0;
+        strides(&n->shape, st);
+        return true;
+    }
+    if (n->op == OP_CONST || !L->fused[id] || !is_remap(n->op)) return false;
+    int64_t ist[IR_MAXDIM];
+    if (!strided_view(L, n->in[0], buf, off, ist)) return false;
+    const Shape *is = &node(L, n->in[0])->shape;
+    switch (n->op) {
+    case OP_BROADCAST:
+        for (int k = 0; k < is->ndim; k++) st[k] = is->d[k] == 1 ? 0 : ist[k];
+        break;
+    case OP_PERMUTE:
+        for (int k = 0; k < is->ndim; k++) st[k] = ist[n->attr.perm[k]];
+        break;
+    case OP_SLICE:
+        for (int k = 0; k < is->ndim; k++) {
+            *off += n->attr.start[k] * ist[k];
+            st[k] = n->attr.step[k] * ist[k];
+        }
+        break;
+    default: /* OP_RESHAPE */
+        if (!reshape_strides(is, ist, &n->shape, st)) return false;
+    }
+    note_fused(L, id);
+    return true;
+}
+
+/* The GEMM's layout of an r x c matrix with strides (sr, sc): rows
+ * contiguous (leading dimension sr) or columns contiguous (transposed,
+ * leading dimension sc). */
+static bool gemm_layout(int64_t r, int64_t c, int64_t sr, int64_t sc, int64_t *ld, bool *t) {
+    if ((c == 1 || sc == 1) && (r == 1 || sr >= c)) {
+        *ld = r == 1 ? c : sr;
+        *t = false;
+        return true;
+    }
+    if ((r == 1 || sr == 1) && (c == 1 || sc >= r)) {
+        *ld = c == 1 ? r : sc;
+        *t = true;
+        return true;
+    }
+    return false;
+}
+
+/* [..., m, k] @ [..., k, n]: for each batch element, one call of the GEMM
+ * on the operands' buffers (a transposed operand is passed as is, with its
+ * trans flag). An operand the GEMM cannot address is first copied densely
+ * into a temporary of its own. */
 static void lower_matmul(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
     int r = n->shape.ndim;
     const Shape *as = &node(L, n->in[0])->shape;
     int64_t m = n->shape.d[r - 2], nn = n->shape.d[r - 1], k = as->d[r - 1];
-    LpExpr *ia[IR_MAXDIM], *ib[IR_MAXDIM], *io[IR_MAXDIM];
-    for (int b = 0; b < r - 2; b++) ia[b] = ib[b] = io[b] = lp_open_loop(p, n->shape.d[b]);
-    LpExpr *i = lp_open_loop(p, m);
-    io[r - 2] = ia[r - 2] = i;
-    LpExpr *j = lp_open_loop(p, nn);
-    io[r - 1] = j;
-    lp_store(p, out, linearize(p, io, &n->shape), lp_const_f(p, LT_F32, 0));
-    lp_close_loop(p);
-    LpExpr *kk = lp_open_loop(p, k);
-    ia[r - 1] = ib[r - 2] = kk;
-    LpExpr *a = lp_local(p, LT_F32, value_at(L, n->in[0], ia));
-    j = lp_open_loop(p, nn);
-    io[r - 1] = ib[r - 1] = j;
-    LpExpr *oi = linearize(p, io, &n->shape);
-    LpExpr *prod = lp_bin(p, LO_MUL, a, value_at(L, n->in[1], ib));
-    lp_store(p, out, oi, lp_bin(p, LO_ADD, lp_load(p, out, oi), prod));
-    close_n(p, 3 + r - 2);
+    if (shape_numel(&n->shape) == 0) return;
+    if (k == 0) {
+        fill(p, out, lp_const_f(p, LT_F32, 0));
+        return;
+    }
+    int64_t rows[2] = {m, k}, cols[2] = {k, nn};
+    int ob[2];
+    int64_t off[2], st[2][IR_MAXDIM], ld[2];
+    bool tr[2];
+    for (int x = 0; x < 2; x++) {
+        int in = n->in[x];
+        if (strided_view(L, in, &ob[x], &off[x], st[x]) &&
+            gemm_layout(rows[x], cols[x], st[x][r - 2], st[x][r - 1], &ld[x], &tr[x]))
+            continue;
+        const Shape *s = &node(L, in)->shape;
+        ob[x] = lp_add_buf(p, LB_TEMP, 0, TY_F32, s, in);
+        LpExpr *idx[IR_MAXDIM];
+        open_dims(p, s, idx);
+        lp_store(p, ob[x], linearize(p, idx, s), value_at(L, in, idx));
+        close_n(p, s->ndim);
+        off[x] = 0;
+        strides(s, st[x]);
+        ld[x] = cols[x];
+        tr[x] = false;
+    }
+    int64_t ost[IR_MAXDIM];
+    strides(&n->shape, ost);
+    LpExpr *ao = lp_iconst(p, off[0]), *bo = lp_iconst(p, off[1]), *co = lp_iconst(p, 0);
+    for (int b = 0; b < r - 2; b++) {
+        LpExpr *v = lp_open_loop(p, n->shape.d[b]);
+        ao = lp_iadd(p, ao, lp_imul(p, v, st[0][b]));
+        bo = lp_iadd(p, bo, lp_imul(p, v, st[1][b]));
+        co = lp_iadd(p, co, lp_imul(p, v, ost[b]));
+    }
+    LpGemm g = {ob[0], ob[1], out, ao, bo, co, m, nn, k, ld[0], ld[1], nn, tr[0], tr[1]};
+    lp_gemm(p, &g);
+    close_n(p, r - 2);
 }
 
 /* idx: i64 local of the index at the current position; inr: in range */

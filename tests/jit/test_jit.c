@@ -892,3 +892,148 @@ Test(jit_emit, loops_read_like_pseudo_c) {
     free(s);
     ir_free(&g);
 }
+
+/* -- matmul through the GEMM -- */
+
+/* Lowers g (fused), expects each of want[] in the loop IR, and runs it
+ * against the naive runtime on jit (threads as set). */
+static void check_gemm(Jit *jit, const IrGraph *g, const char *const *want, int nwant,
+                       const char *what) {
+    char *loops = capture_loops(g);
+    for (int i = 0; i < nwant; i++)
+        cr_expect(strstr(loops, want[i]) != NULL, "%s: no '%s' in\n%s", what, want[i], loops);
+    free(loops);
+    RgRng r = {99};
+    void **in = make_inputs(g, &r, false);
+    cr_expect(differential(jit, g, in, 1e-4, what));
+    free_ptrs(in, g->ninputs);
+}
+
+/* x^T @ y and x @ y^T, as the backward pass builds them: the GEMM reads the
+ * untransposed buffers with transA / transB; no copy kernel. */
+Test(jit_gemm, transposed_operands) {
+    Jit *j = jit_new(2);
+    static const int64_t dims[][3] = {{5, 7, 3}, {64, 10, 128}, {33, 70, 300}, {1, 9, 4}};
+    for (int d = 0; d < 4; d++) {
+        int64_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
+        IrGraph g;
+        ir_init(&g);
+        int xt = ir_input(&g, TY_F32, (Shape){2, {k, m}}, NULL, L0); /* A stored transposed */
+        int b = ir_input(&g, TY_F32, (Shape){2, {k, n}}, NULL, L0);
+        int a = ir_input(&g, TY_F32, (Shape){2, {m, k}}, NULL, L0);
+        int yt = ir_input(&g, TY_F32, (Shape){2, {n, k}}, NULL, L0); /* B stored transposed */
+        ir_mark_output(&g, ir_matmul(&g, ir_transpose(&g, xt, 0, 1, L0), b, L0));
+        ir_mark_output(&g, ir_matmul(&g, a, ir_transpose(&g, yt, 0, 1, L0), L0));
+        ir_mark_output(
+            &g, ir_matmul(&g, ir_transpose(&g, xt, 0, 1, L0), ir_transpose(&g, yt, 0, 1, L0), L0));
+        char w0[96], w1[96], w2[96];
+        snprintf(w0, sizeof w0, "in0[0]^T lda %lld, in1[0] ldb %lld", (long long)m, (long long)n);
+        snprintf(w1, sizeof w1, "in2[0] lda %lld, in3[0]^T ldb %lld", (long long)k, (long long)k);
+        snprintf(w2, sizeof w2, "in0[0]^T lda %lld, in3[0]^T ldb %lld", (long long)m, (long long)k);
+        const char *want[] = {w0, w1, w2};
+        char what[64];
+        snprintf(what, sizeof what, "transposed %lldx%lldx%lld", (long long)m, (long long)n,
+                 (long long)k);
+        check_gemm(j, &g, m > 1 ? want : NULL, m > 1 ? 3 : 0, what);
+        cr_expect_eq(kernels_of(&g, true), 3, "%s: a copy was made", what);
+        ir_free(&g);
+    }
+    jit_free(j);
+}
+
+/* Batched products: a loop over the batch around one GEMM call, operands
+ * broadcast over the batch (stride 0), transposed inside the batch. */
+Test(jit_gemm, batched) {
+    Jit *j = jit_new(2);
+    IrGraph g;
+    ir_init(&g);
+    int a = ir_input(&g, TY_F32, (Shape){3, {4, 6, 5}}, NULL, L0);
+    int w = ir_input(&g, TY_F32, (Shape){2, {5, 7}}, NULL, L0);
+    ir_mark_output(&g, ir_matmul(&g, a, w, L0)); /* w shared by the batch */
+    int q = ir_input(&g, TY_F32, (Shape){4, {2, 3, 6, 8}}, NULL, L0);
+    int kk = ir_input(&g, TY_F32, (Shape){4, {2, 3, 9, 8}}, NULL, L0);
+    ir_mark_output(&g, ir_matmul(&g, q, ir_transpose(&g, kk, -1, -2, L0), L0)); /* q k^T */
+    int at = ir_permute(&g, a, (int[]){0, 2, 1}, L0);                           /* [4, 5, 6] */
+    ir_mark_output(&g,
+                   ir_matmul(&g, at, ir_input(&g, TY_F32, (Shape){3, {4, 6, 3}}, NULL, L0), L0));
+    const char *want[] = {
+        "for i0 in 0..4 {",
+        "= gemm(6x7x5, in0[i0 * 30] lda 5, in1[0] ldb 7) ldc 7",
+        "= gemm(6x9x8, in2[i0 * 144 + i1 * 48] lda 8, in3[i0 * 216 + i1 * 72]^T ldb 8) ldc 9",
+        "= gemm(5x3x6, in0[i0 * 30]^T lda 5, in4[i0 * 18] ldb 3) ldc 3",
+    };
+    check_gemm(j, &g, want, 4, "batched");
+    cr_expect_eq(kernels_of(&g, true), 3);
+    ir_free(&g);
+    jit_free(j);
+}
+
+/* Operands the GEMM cannot address in place (a column slice with step 2, a
+ * reshape of a transpose that interleaves dims, a constant) are copied into
+ * a temporary first; views it can address (a slice of rows, a reshape of a
+ * transpose that keeps dims contiguous) are read in place. */
+Test(jit_gemm, strided_views_and_copies) {
+    Jit *j = jit_new(2);
+    IrGraph g;
+    ir_init(&g);
+    int big = ir_input(&g, TY_F32, (Shape){2, {9, 12}}, NULL, L0);
+    int b = ir_input(&g, TY_F32, (Shape){2, {6, 4}}, NULL, L0);
+    IrSliceDim every_other[2] = {{true, true, false, 1, 5, 1}, {true, false, true, 0, 0, 2}};
+    ir_mark_output(&g, ir_matmul(&g, ir_slice(&g, big, every_other, 2, L0), b, L0)); /* copy */
+    IrSliceDim rows[2] = {{true, true, false, 2, 8, 1}, {true, true, false, 3, 9, 1}};
+    ir_mark_output(&g, ir_matmul(&g, ir_slice(&g, big, rows, 2, L0), b, L0)); /* in place */
+    int x = ir_input(&g, TY_F32, (Shape){3, {2, 3, 4}}, NULL, L0);
+    int kept = ir_reshape(&g, ir_permute(&g, x, (int[]){2, 0, 1}, L0), (Shape){2, {4, 6}}, L0);
+    ir_mark_output(&g, ir_matmul(&g, kept, b, L0)); /* in place, transposed */
+    int mixed = ir_reshape(&g, ir_permute(&g, x, (int[]){1, 0, 2}, L0), (Shape){2, {6, 4}}, L0);
+    ir_mark_output(&g, ir_matmul(&g, ir_transpose(&g, mixed, 0, 1, L0), b, L0)); /* copy */
+    int c = ir_const(&g, TY_F32, (Shape){2, {3, 6}}, 0.5, L0);
+    ir_mark_output(&g, ir_matmul(&g, c, b, L0)); /* copy */
+    const char *want[] = {
+        "out0[0] = gemm(4x4x6, t",
+        "out1[0] = gemm(6x4x6, in0[27] lda 12, in1[0] ldb 4) ldc 4",
+        "out2[0] = gemm(4x4x6, in2[0]^T lda 4, in1[0] ldb 4) ldc 4",
+        "out3[0] = gemm(4x4x6, t",
+        "out4[0] = gemm(3x4x6, t",
+    };
+    check_gemm(j, &g, want, 5, "strided");
+    ir_free(&g);
+
+    /* a vector operand (reshaped to [1, k] / [k, 1]) of a transposed matrix */
+    ir_init(&g);
+    int v = ir_input(&g, TY_F32, (Shape){1, {7}}, NULL, L0);
+    int mt = ir_input(&g, TY_F32, (Shape){2, {5, 7}}, NULL, L0);
+    ir_mark_output(&g, ir_matmul(&g, v, ir_transpose(&g, mt, 0, 1, L0), L0));
+    ir_mark_output(&g, ir_matmul(&g, mt, v, L0));
+    check_gemm(j, &g, NULL, 0, "vector");
+    cr_expect_eq(kernels_of(&g, true), 4); /* two GEMMs, the reshapes of their results */
+    ir_free(&g);
+    jit_free(j);
+}
+
+/* Products big enough for the GEMM's thread split give the same results on
+ * 1 and 2 threads (the split is over rows or columns, never over k). */
+Test(jit_gemm, threads) {
+    IrGraph g;
+    ir_init(&g);
+    int a = ir_input(&g, TY_F32, (Shape){2, {150, 400}}, NULL, L0);
+    int b = ir_input(&g, TY_F32, (Shape){2, {200, 400}}, NULL, L0);
+    ir_mark_output(&g, ir_matmul(&g, a, ir_transpose(&g, b, 0, 1, L0), L0));
+    RgRng r = {5};
+    void **in = make_inputs(&g, &r, false);
+    void **o1 = alloc_outputs(&g, true), **o2 = alloc_outputs(&g, true);
+    Jit *j1 = jit_new(2), *j2 = jit_new(2);
+    jit_set_threads(j1, 1);
+    jit_set_threads(j2, 2);
+    char err[256];
+    cr_assert(jit_run(j1, &g, in, o1, err, sizeof err), "%s", err);
+    cr_assert(jit_run(j2, &g, in, o2, err, sizeof err), "%s", err);
+    cr_expect(memcmp(o1[0], o2[0], 150 * 200 * sizeof(float)) == 0);
+    cr_expect(differential(j2, &g, in, 1e-4, "threads"));
+    free_ptrs(in, g.ninputs);
+    free_ptrs(o1, g.nout);
+    free_ptrs(o2, g.nout);
+    ir_free(&g);
+    jit_free(j1);
+    jit_free(j2);
+}

@@ -1,0 +1,597 @@
+/* transform.c - loop IR transformations (see transform.h).
+ *
+ * A transformation builds the statements that replace a loop by copying its
+ * body with the loop variables substituted (i -> io*T + ii, ...): index
+ * expressions are rebuilt with lp_iadd / lp_imul / lp_idiv / lp_imod, so
+ * they stay in canonical affine form and the reshape div/mods simplify
+ * against the new ranges; every loop of a copy gets a fresh variable. The
+ * new statements are spliced in where the loop was.
+ */
+#include "transform.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* -- finding statements -- */
+
+/* The link (parent's body or previous statement's next) that points at s. */
+static LpStmt **link_of(LpStmt **head, const LpStmt *s) {
+    for (LpStmt **l = head; *l; l = &(*l)->next) {
+        if (*l == s) return l;
+        if ((*l)->kind == LS_LOOP) {
+            LpStmt **r = link_of(&(*l)->body, s);
+            if (r) return r;
+        }
+    }
+    return NULL;
+}
+
+static LpStmt *find_loop(LpStmt *s, int var) {
+    for (; s; s = s->next)
+        if (s->kind == LS_LOOP) {
+            if (s->var == var) return s;
+            LpStmt *r = find_loop(s->body, var);
+            if (r) return r;
+        }
+    return NULL;
+}
+
+LpStmt *lp_find_loop(LpKernel *k, int var) {
+    return find_loop(k->body, var);
+}
+
+static bool is_loop_of(LpKernel *k, const LpStmt *s) {
+    return s && s->kind == LS_LOOP && link_of(&k->body, s);
+}
+
+int64_t lp_work(const LpStmt *s) {
+    const int64_t cap = INT64_MAX / 4;
+    int64_t w = 0;
+    for (; s; s = s->next) {
+        int64_t x = 1;
+        if (s->kind == LS_LOOP) {
+            int64_t b = lp_work(s->body);
+            __int128 prod = (__int128)s->extent * (b > 1 ? b : 1);
+            x = prod > cap ? cap : (int64_t)prod;
+        }
+        w = w > cap - x ? cap : w + x;
+    }
+    return w;
+}
+
+/* -- building -- */
+
+static LpStmt *new_stmt(LpProg *p, LpStmtKind kind) {
+    LpStmt *s = arena_alloc(&p->arena, sizeof *s);
+    s->kind = kind;
+    return s;
+}
+
+static LpExpr *new_var(LpProg *p, int var, int64_t extent) {
+    LpExpr *e = arena_alloc(&p->arena, sizeof *e);
+    e->kind = LE_VAR;
+    e->ty = LT_I64;
+    e->id = p->nexpr++;
+    e->var = var;
+    e->extent = extent;
+    return e;
+}
+
+/* Starts `for v in 0..extent` (extent >= 1) with a fresh variable: returns
+ * the loop, or NULL for an extent of 1 (folded: *v is the constant 0). */
+static LpStmt *loop_begin(LpProg *p, LpKernel *k, int64_t extent, LpExpr **v) {
+    TT_ASSERT(extent >= 1);
+    if (extent == 1) {
+        *v = lp_iconst(p, 0);
+        return NULL;
+    }
+    LpStmt *s = new_stmt(p, LS_LOOP);
+    s->var = k->nvars++;
+    s->extent = extent;
+    *v = new_var(p, s->var, extent);
+    return s;
+}
+
+/* The statements of a loop from loop_begin with the given body. */
+static LpStmt *loop_end(LpStmt *loop, LpStmt *body) {
+    if (!loop) return body;
+    loop->body = body;
+    return loop;
+}
+
+static LpStmt *concat(LpStmt *a, LpStmt *b) {
+    if (!a) return b;
+    LpStmt *t = a;
+    while (t->next) t = t->next;
+    t->next = b;
+    return a;
+}
+
+/* Replaces the statement *link (old) by the non-empty list. */
+static void splice(LpStmt **link, LpStmt *old, LpStmt *list) {
+    TT_ASSERT(list);
+    LpStmt *last = list;
+    while (last->next) last = last->next;
+    last->next = old->next;
+    *link = list;
+}
+
+/* -- substitution -- */
+
+typedef struct Subst {
+    LpProg *p;
+    LpKernel *k;
+    LpExpr **var; /* by variable: its replacement, or NULL */
+    int nvar;
+    LpExpr **memo; /* by expression id (ids from before the substitution) */
+    int nmemo;
+} Subst;
+
+static void subst_init(Subst *S, LpProg *p, LpKernel *k) {
+    S->p = p;
+    S->k = k;
+    S->nvar = k->nvars;
+    S->var = tt_xcalloc((size_t)S->nvar + 1, sizeof *S->var);
+    S->nmemo = p->nexpr;
+    S->memo = tt_xcalloc((size_t)S->nmemo + 1, sizeof *S->memo);
+}
+
+static void subst_free(Subst *S) {
+    free(S->var);
+    free(S->memo);
+}
+
+/* Sets var -> e for the next copy (and forgets the memoized results). */
+static void subst_set(Subst *S, int var, LpExpr *e) {
+    TT_ASSERT(var < S->nvar);
+    S->var[var] = e;
+    memset(S->memo, 0, ((size_t)S->nmemo + 1) * sizeof *S->memo);
+}
+
+static bool is_iconst(const LpExpr *e) {
+    return e->kind == LE_CONST && e->ty == LT_I64;
+}
+
+static LpExpr *sub(Subst *S, LpExpr *e) {
+    if (e->id < S->nmemo && S->memo[e->id]) return S->memo[e->id];
+    LpProg *p = S->p;
+    LpExpr *r = e, *a, *b, *c;
+    switch (e->kind) {
+    case LE_CONST:
+    case LE_LOCAL:
+        break;
+    case LE_VAR:
+        if (e->var < S->nvar && S->var[e->var]) r = S->var[e->var];
+        break;
+    case LE_LOAD:
+        a = sub(S, e->a);
+        if (a != e->a) r = lp_load(p, e->buf, a);
+        break;
+    case LE_UN:
+        a = sub(S, e->a);
+        if (a != e->a) r = lp_un(p, e->op, a);
+        break;
+    case LE_BIN:
+        a = sub(S, e->a);
+        b = sub(S, e->b);
+        if (a == e->a && b == e->b) break;
+        if (e->ty == LT_I64 && e->op == LO_ADD)
+            r = lp_iadd(p, a, b);
+        else if (e->ty == LT_I64 && e->op == LO_MUL && is_iconst(b))
+            r = lp_imul(p, a, b->c.i);
+        else if (e->ty == LT_I64 && e->op == LO_DIV && is_iconst(b) && b->c.i >= 1)
+            r = lp_idiv(p, a, b->c.i);
+        else if (e->ty == LT_I64 && e->op == LO_MOD && is_iconst(b) && b->c.i >= 1)
+            r = lp_imod(p, a, b->c.i);
+        else
+            r = lp_bin(p, e->op, a, b);
+        break;
+    case LE_SELECT:
+        a = sub(S, e->a);
+        b = sub(S, e->b);
+        c = sub(S, e->cc);
+        if (a != e->a || b != e->b || c != e->cc) r = lp_select(p, a, b, c);
+        break;
+    case LE_CAST:
+        a = sub(S, e->a);
+        if (a != e->a) r = lp_cast(p, e->ty, a);
+        break;
+    }
+    if (e->id < S->nmemo) S->memo[e->id] = r;
+    return r;
+}
+
+/* A copy of the statement list s under the substitution; each loop of the
+ * copy gets a fresh variable. */
+static LpStmt *copy_list(Subst *S, const LpStmt *s) {
+    LpProg *p = S->p;
+    LpStmt *head = NULL, **tail = &head;
+    for (; s; s = s->next) {
+        LpStmt *c = new_stmt(p, s->kind);
+        *c = *s;
+        c->next = NULL;
+        c->parallel = 0; /* a copy is nested: never a top-level loop */
+        switch (s->kind) {
+        case LS_LOOP: /* only the body uses the variable: nothing memoized uses it */
+            c->var = S->k->nvars++;
+            S->var[s->var] = new_var(p, c->var, s->extent);
+            c->body = copy_list(S, s->body);
+            break;
+        case LS_LOCAL:
+        case LS_SET:
+            c->value = sub(S, s->value);
+            break;
+        case LS_STORE:
+            c->index = sub(S, s->index);
+            c->value = sub(S, s->value);
+            break;
+        case LS_GEMM: {
+            LpGemm *g = arena_alloc(&p->arena, sizeof *g);
+            *g = *s->gemm;
+            g->aoff = sub(S, g->aoff);
+            g->boff = sub(S, g->boff);
+            g->coff = sub(S, g->coff);
+            c->gemm = g;
+            p->ngemm++;
+            break;
+        }
+        }
+        *tail = c;
+        tail = &c->next;
+    }
+    return head;
+}
+
+/* -- independence -- */
+
+
+typedef struct Dep {
+    const LpProg *p;
+    bool *declared;      /* by local: declared in the statements checked */
+    bool *bound;         /* by variable: a loop of the statements checked */
+    int64_t *extent;     /* by variable */
+    const LpExpr **idx;  /* by buffer: the index of its stores, or NULL */
+    unsigned char *seen; /* by expression id: checked */
+    bool ok;
+    bool call; /* an op the vectorizer cannot widen (tanh: a libm call) */
+} Dep;
+
+static void dep_collect(Dep *D, const LpStmt *s, bool one) {
+    for (; s && D->ok; s = one ? NULL : s->next) {
+        switch (s->kind) {
+        case LS_LOOP:
+            D->bound[s->var] = true;
+            D->extent[s->var] = s->extent;
+            dep_collect(D, s->body, false);
+            break;
+        case LS_STORE:
+            if (!D->idx[s->buf])
+                D->idx[s->buf] = s->index;
+            else if (!lp_expr_eq(D->idx[s->buf], s->index))
+                D->ok = false; /* one buffer, two indices: refused */
+            break;
+        case LS_LOCAL:
+        case LS_SET:
+            break;
+        case LS_GEMM:
+            D->ok = false;
+            break;
+        }
+    }
+}
+
+/* Locals read are private (declared earlier in the statements checked),
+ * loads of stored buffers are at the store index. */
+static void dep_expr(Dep *D, const LpExpr *e) {
+    if (!D->ok || D->seen[e->id]) return;
+    D->seen[e->id] = 1;
+    switch (e->kind) {
+    case LE_LOCAL:
+        if (!D->declared[e->var]) D->ok = false;
+        break;
+    case LE_LOAD:
+        if (D->idx[e->buf] && !lp_expr_eq(D->idx[e->buf], e->a)) D->ok = false;
+        dep_expr(D, e->a);
+        break;
+    case LE_CONST:
+    case LE_VAR:
+        break;
+    case LE_UN:
+        D->call = D->call || e->op == LO_TANH;
+        dep_expr(D, e->a);
+        break;
+    case LE_CAST:
+        dep_expr(D, e->a);
+        break;
+    case LE_BIN:
+        dep_expr(D, e->a);
+        dep_expr(D, e->b);
+        break;
+    case LE_SELECT:
+        dep_expr(D, e->a);
+        dep_expr(D, e->b);
+        dep_expr(D, e->cc);
+        break;
+    }
+}
+
+static void dep_uses(Dep *D, const LpStmt *s, bool one) {
+    for (; s && D->ok; s = one ? NULL : s->next) {
+        switch (s->kind) {
+        case LS_LOOP:
+            dep_uses(D, s->body, false);
+            break;
+        case LS_SET:
+            if (!D->declared[s->var]) D->ok = false; /* carried from iteration to iteration */
+            dep_expr(D, s->value);
+            break;
+        case LS_LOCAL: /* private: declared (in program order) before any use */
+            dep_expr(D, s->value);
+            D->declared[s->var] = true;
+            break;
+        case LS_STORE:
+            dep_expr(D, s->index);
+            dep_expr(D, s->value);
+            break;
+        case LS_GEMM:
+            D->ok = false;
+            break;
+        }
+    }
+}
+
+/* idx = sum coef[v]*v + c with every atom a loop variable. */
+static bool affine(const LpExpr *e, int64_t mult, int64_t *coef, int nvars) {
+    if (is_iconst(e)) return true;
+    if (e->kind == LE_VAR && e->var < nvars) {
+        coef[e->var] += mult;
+        return true;
+    }
+    if (e->kind == LE_BIN && e->ty == LT_I64) {
+        if (e->op == LO_ADD)
+            return affine(e->a, mult, coef, nvars) && affine(e->b, mult, coef, nvars);
+        if (e->op == LO_MUL && is_iconst(e->b)) return affine(e->a, mult * e->b->c.i, coef, nvars);
+        if (e->op == LO_MUL && is_iconst(e->a)) return affine(e->b, mult * e->a->c.i, coef, nvars);
+    }
+    return false;
+}
+
+/* The store index separates the bound variables and depends on each key. */
+static bool separates(const Dep *D, const LpExpr *idx, int nvars, const int *key, int nkey) {
+    int64_t *coef = tt_xcalloc((size_t)nvars + 1, sizeof *coef);
+    bool ok = affine(idx, 1, coef, nvars);
+    for (int i = 0; ok && i < nkey; i++) ok = coef[key[i]] != 0;
+    /* mixed radix: in decreasing order of |coef|, each exceeds the span of
+     * the rest, so equal indices mean equal values of every bound variable */
+    int n = 0, *ord = tt_xcalloc((size_t)nvars + 1, sizeof *ord);
+    for (int v = 0; ok && v < nvars; v++)
+        if (D->bound[v] && coef[v]) {
+            if (coef[v] < 0) coef[v] = -coef[v];
+            int j = n++;
+            for (; j > 0 && coef[ord[j - 1]] < coef[v]; j--) ord[j] = ord[j - 1];
+            ord[j] = v;
+        }
+    for (int i = 0; ok && i < n; i++) {
+        __int128 span = 0;
+        for (int j = i + 1; j < n; j++) span += (__int128)coef[ord[j]] * (D->extent[ord[j]] - 1);
+        ok = (__int128)coef[ord[i]] > span;
+    }
+    free(ord);
+    free(coef);
+    return ok;
+}
+
+bool lp_independent(const LpProg *p, const LpKernel *k, const LpStmt *loop, const LpStmt *inner) {
+    if (!loop || loop->kind != LS_LOOP) return false;
+    Dep D = {0};
+    D.p = p;
+    D.ok = true;
+    D.declared = tt_xcalloc((size_t)k->nlocals + 1, sizeof *D.declared);
+    D.bound = tt_xcalloc((size_t)k->nvars + 1, sizeof *D.bound);
+    D.extent = tt_xcalloc((size_t)k->nvars + 1, sizeof *D.extent);
+    D.idx = tt_xcalloc((size_t)p->nbufs + 1, sizeof *D.idx);
+    D.seen = tt_xcalloc((size_t)p->nexpr + 1, 1);
+    dep_collect(&D, loop, true);
+    dep_uses(&D, loop, true);
+    int key[2] = {loop->var, inner ? inner->var : 0};
+    for (int b = 0; D.ok && b < p->nbufs; b++)
+        if (D.idx[b]) D.ok = separates(&D, D.idx[b], k->nvars, key, inner ? 2 : 1);
+    free(D.declared);
+    free(D.bound);
+    free(D.extent);
+    free(D.idx);
+    free(D.seen);
+    return D.ok;
+}
+
+/* -- the transformations -- */
+
+bool lp_tile(LpProg *p, LpKernel *k, LpStmt *loop, int64_t size) {
+    if (!is_loop_of(k, loop) || size < 2) return false;
+    LpStmt *inner = loop->body;
+    if (!inner || inner->kind != LS_LOOP || inner->next) return false; /* not a perfect 2-D nest */
+    int64_t n = loop->extent, m = inner->extent, t = size;
+    if (t >= n && t >= m) return false; /* one block: nothing to tile */
+    if (!lp_independent(p, k, loop, inner)) return false;
+    LpStmt **link = link_of(&k->body, loop);
+    int64_t nt = n / t, nr = n % t, mt = m / t, mr = m % t;
+    Subst S;
+    subst_init(&S, p, k);
+    int vi = loop->var, vj = inner->var;
+    LpStmt *out = NULL;
+    LpExpr *io, *jo, *ii, *jj;
+    if (nt > 0) { /* full rows of blocks */
+        LpStmt *lio = loop_begin(p, k, nt, &io), *rows = NULL;
+        if (mt > 0) { /* the T x T blocks */
+            LpStmt *ljo = loop_begin(p, k, mt, &jo), *lii = loop_begin(p, k, t, &ii),
+                   *ljj = loop_begin(p, k, t, &jj);
+            subst_set(&S, vi, lp_iadd(p, lp_imul(p, io, t), ii));
+            subst_set(&S, vj, lp_iadd(p, lp_imul(p, jo, t), jj));
+            rows = loop_end(ljo, loop_end(lii, loop_end(ljj, copy_list(&S, inner->body))));
+        }
+        if (mr > 0) { /* the right edge: T x (m % T) */
+            LpStmt *lii = loop_begin(p, k, t, &ii), *ljr = loop_begin(p, k, mr, &jj);
+            subst_set(&S, vi, lp_iadd(p, lp_imul(p, io, t), ii));
+            subst_set(&S, vj, lp_iadd(p, lp_iconst(p, mt * t), jj));
+            rows = concat(rows, loop_end(lii, loop_end(ljr, copy_list(&S, inner->body))));
+        }
+        out = loop_end(lio, rows);
+    }
+    if (nr > 0) { /* the bottom edge: (n % T) x m */
+        LpStmt *lir = loop_begin(p, k, nr, &ii), *lj = loop_begin(p, k, m, &jj);
+        subst_set(&S, vi, lp_iadd(p, lp_iconst(p, nt * t), ii));
+        subst_set(&S, vj, jj);
+        out = concat(out, loop_end(lir, loop_end(lj, copy_list(&S, inner->body))));
+    }
+    subst_free(&S);
+    splice(link, loop, out);
+    return true;
+}
+
+bool lp_interchange(LpProg *p, LpKernel *k, LpStmt *outer, LpStmt *inner) {
+    if (!is_loop_of(k, outer) || !inner || outer->body != inner || inner->kind != LS_LOOP ||
+        inner->next)
+        return false; /* not a perfect 2-D nest */
+    if (!lp_independent(p, k, outer, inner)) return false;
+    int v = outer->var;
+    int64_t e = outer->extent;
+    outer->var = inner->var;
+    outer->extent = inner->extent;
+    inner->var = v;
+    inner->extent = e;
+    outer->vectorize = inner->vectorize = false;
+    outer->parallel = inner->parallel = 0;
+    return true;
+}
+
+#define UNROLL_MAX 64
+
+bool lp_unroll(LpProg *p, LpKernel *k, LpStmt *loop, int factor) {
+    if (!is_loop_of(k, loop) || factor < 2 || factor > UNROLL_MAX) return false;
+    LpStmt **link = link_of(&k->body, loop);
+    int64_t n = loop->extent, f = factor, nf = n / f, r = n % f;
+    Subst S;
+    subst_init(&S, p, k);
+    LpStmt *out = NULL;
+    if (nf > 0) {
+        LpExpr *io;
+        LpStmt *lio = loop_begin(p, k, nf, &io), *body = NULL;
+        for (int64_t u = 0; u < f; u++) {
+            subst_set(&S, loop->var, lp_iadd(p, lp_imul(p, io, f), lp_iconst(p, u)));
+            body = concat(body, copy_list(&S, loop->body));
+        }
+        if (lio) {
+            lio->vectorize = loop->vectorize;
+            lio->parallel = loop->parallel;
+        }
+        out = loop_end(lio, body);
+    }
+    for (int64_t u = 0; u < r; u++) { /* the remainder, straight-line */
+        subst_set(&S, loop->var, lp_iconst(p, nf * f + u));
+        out = concat(out, copy_list(&S, loop->body));
+    }
+    subst_free(&S);
+    splice(link, loop, out);
+    return true;
+}
+
+/* No statement of the body reads or sets a local it does not declare, and
+ * none calls a function the vectorizer cannot widen. */
+static bool vectorizable(const LpProg *p, const LpKernel *k, const LpStmt *loop) {
+    Dep D = {0};
+    D.p = p;
+    D.ok = true;
+    D.declared = tt_xcalloc((size_t)k->nlocals + 1, sizeof *D.declared);
+    D.bound = tt_xcalloc((size_t)k->nvars + 1, sizeof *D.bound);
+    D.extent = tt_xcalloc((size_t)k->nvars + 1, sizeof *D.extent);
+    D.idx = tt_xcalloc((size_t)p->nbufs + 1, sizeof *D.idx); /* stays empty: loads unchecked */
+    D.seen = tt_xcalloc((size_t)p->nexpr + 1, 1);
+    dep_uses(&D, loop, true);
+    free(D.declared);
+    free(D.bound);
+    free(D.extent);
+    free(D.idx);
+    free(D.seen);
+    return D.ok && !D.call;
+}
+
+bool lp_mark_vectorize(LpProg *p, LpKernel *k, LpStmt *loop) {
+    if (!is_loop_of(k, loop)) return false;
+    for (const LpStmt *s = loop->body; s; s = s->next)
+        if (s->kind == LS_LOOP || s->kind == LS_GEMM) return false; /* not innermost */
+    if (!vectorizable(p, k, loop)) return false;
+    loop->vectorize = true;
+    return true;
+}
+
+bool lp_mark_parallel(LpProg *p, LpKernel *k, LpStmt *loop, int nthreads) {
+    if (nthreads < 2 || !loop || loop->kind != LS_LOOP) return false;
+    bool top = false;
+    for (const LpStmt *s = k->body; s; s = s->next) top = top || s == loop;
+    if (!top || !lp_independent(p, k, loop, NULL)) return false;
+    loop->parallel = nthreads < loop->extent ? nthreads : (int)loop->extent;
+    return true;
+}
+
+/* -- the default schedule -- */
+
+static bool uses_var(const LpExpr *e, int var) {
+    if (!e) return false;
+    if (e->kind == LE_VAR) return e->var == var;
+    return uses_var(e->a, var) || uses_var(e->b, var) || uses_var(e->cc, var);
+}
+
+/* Every load and store in e (or at index idx) steps by 0 or 1 element per
+ * iteration of loop variable var. */
+static bool unit_stride(const LpExpr *idx, int var, int nvars) {
+    int64_t *coef = tt_xcalloc((size_t)nvars + 1, sizeof *coef);
+    bool ok = affine(idx, 1, coef, nvars) ? coef[var] == 0 || coef[var] == 1 : !uses_var(idx, var);
+    free(coef);
+    return ok;
+}
+
+static bool loads_contiguous(const LpExpr *e, int var, int nvars, unsigned char *seen) {
+    if (!e || seen[e->id]) return true;
+    seen[e->id] = 1;
+    if (e->kind == LE_LOAD && !unit_stride(e->a, var, nvars)) return false;
+    return loads_contiguous(e->a, var, nvars, seen) && loads_contiguous(e->b, var, nvars, seen) &&
+           loads_contiguous(e->cc, var, nvars, seen);
+}
+
+/* The accesses of an innermost loop are contiguous (or invariant): where
+ * vectorizing pays without gathers and scatters. */
+static bool contiguous(const LpProg *p, const LpKernel *k, const LpStmt *loop) {
+    unsigned char *seen = tt_xcalloc((size_t)p->nexpr + 1, 1);
+    bool ok = true;
+    for (const LpStmt *s = loop->body; s && ok; s = s->next) {
+        if (s->kind == LS_STORE)
+            ok = unit_stride(s->index, loop->var, k->nvars) &&
+                 loads_contiguous(s->index, loop->var, k->nvars, seen);
+        if (ok && s->value) ok = loads_contiguous(s->value, loop->var, k->nvars, seen);
+    }
+    free(seen);
+    return ok;
+}
+
+static void mark_innermost(LpProg *p, LpKernel *k, LpStmt *s) {
+    for (; s; s = s->next) {
+        if (s->kind != LS_LOOP) continue;
+        bool leaf = true;
+        for (const LpStmt *b = s->body; b; b = b->next) leaf = leaf && b->kind != LS_LOOP;
+        if (leaf && contiguous(p, k, s))
+            lp_mark_vectorize(p, k, s);
+        else
+            mark_innermost(p, k, s->body);
+    }
+}
+
+void lp_schedule(LpProg *p, int nthreads) {
+    for (int i = 0; i < p->nkernels; i++) {
+        LpKernel *k = &p->kernels[i];
+        mark_innermost(p, k, k->body);
+        if (nthreads < 2) continue;
+        for (LpStmt *s = k->body; s; s = s->next)
+            if (s->kind == LS_LOOP && lp_work(s) > LP_PARALLEL_MIN_WORK)
+                lp_mark_parallel(p, k, s, nthreads);
+    }
+}

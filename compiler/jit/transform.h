@@ -1,0 +1,70 @@
+/* transform.h - transformations of the loop IR: tiling, interchange,
+ * unrolling, and the vectorize / parallel marks codegen acts on.
+ *
+ * Each transformation rewrites one loop of a kernel in place (new loops get
+ * fresh loop variables, new expressions come from the program's arena) and
+ * returns true, or returns false and leaves the program untouched when it
+ * cannot prove the result computes exactly what the original did. The
+ * loops tiling and interchange rearrange lose their marks (lp_schedule, run
+ * after the transformations, sets them); unrolling keeps them on its main
+ * loop; loops copied with a body keep their vectorize marks.
+ *
+ *
+ *   lp_tile(p, k, L, T)        a perfect 2-D nest `for i { for j { S } }`
+ *                              becomes T x T blocks (cache blocking), with
+ *                              edge strips for extents T does not divide
+ *   lp_interchange(p, k, L, M) a perfect 2-D nest L { M { S } } becomes
+ *                              M { L { S } }
+ *   lp_unroll(p, k, L, F)      F copies of the body per iteration, then the
+ *                              remainder (extent % F copies); always legal
+ *   lp_mark_vectorize(p, k, L) L is innermost and carries no scalar from one
+ *                              iteration to the next (forcing the vectorizer
+ *                              lets it reassociate float reductions: never
+ *                              wanted), and calls nothing it cannot widen
+ *   lp_mark_parallel(p, k, L, n) L is a top-level loop of k whose iterations
+ *                              are independent; codegen outlines its body
+ *                              and runs it on n threads (ttrt_parallel_for)
+ *
+ * Tiling, interchange and parallel loops reorder iterations, so they need
+ * the iterations of the loops involved to be independent, which is checked
+ * conservatively: no LS_GEMM; every local used in the body is declared in
+ * it (a private scalar); every buffer the body stores to is stored and
+ * loaded at one affine index whose coefficients are positive and separate
+ * all loop variables of the body (mixed radix: each coefficient exceeds the
+ * span of the smaller terms), and it depends on each reordered loop. Two
+ * iterations of those loops then never touch the same element of a buffer
+ * that is written. Distinct buffers never overlap (the JIT's contract).
+ */
+#ifndef TT_TRANSFORM_H
+#define TT_TRANSFORM_H
+
+#include "loop.h"
+
+bool lp_tile(LpProg *p, LpKernel *k, LpStmt *loop, int64_t size);
+bool lp_interchange(LpProg *p, LpKernel *k, LpStmt *outer, LpStmt *inner);
+bool lp_unroll(LpProg *p, LpKernel *k, LpStmt *loop, int factor);
+bool lp_mark_vectorize(LpProg *p, LpKernel *k, LpStmt *loop);
+bool lp_mark_parallel(LpProg *p, LpKernel *k, LpStmt *loop, int nthreads);
+
+/* True when the iterations of loop (and, if inner is not NULL, of the loop
+ * nested in it) can run in any order: the test above. */
+bool lp_independent(const LpProg *p, const LpKernel *k, const LpStmt *loop, const LpStmt *inner);
+
+/* Work of a statement list: the number of innermost statement executions. */
+int64_t lp_work(const LpStmt *s);
+
+/* Minimum work of a kernel's top-level loop for the schedule to run it on
+ * several threads. */
+#define LP_PARALLEL_MIN_WORK (1 << 16)
+
+/* The default schedule the JIT applies after lowering: every innermost loop
+ * whose loads and stores step by 0 or 1 element per iteration (no gathers)
+ * and that lp_mark_vectorize accepts is marked; with nthreads > 1, every
+ * top-level loop with more than LP_PARALLEL_MIN_WORK work that
+ * lp_mark_parallel accepts runs on min(nthreads, extent) threads. */
+void lp_schedule(LpProg *p, int nthreads);
+
+/* The loop of variable var in k, or NULL (for tests and tools). */
+LpStmt *lp_find_loop(LpKernel *k, int var);
+
+#endif
