@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Golden tests: each tests/golden/NAME.cmd holds one command line (its first
 word is `ttrun` or `ttc`); its standard output must equal NAME.out exactly and
-its exit status must be 0 (or the number in NAME.status). Every examples/*.tt
+its exit status must be 0 (or the number in NAME.status). NAME.stdin, when
+present, is fed to the command (a REPL session). Every examples/*.tt
 must be covered by some .cmd file.
 
 A `ttrun` command that names no backend runs twice: on the default backend
@@ -45,10 +46,10 @@ def close_enough(want, got, rtol=2e-2, atol=5e-3):
     return None
 
 
-def run(argv, root, timeout):
+def run(argv, root, timeout, stdin=None):
     try:
         return subprocess.run(argv, cwd=root, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, input=stdin)
     except subprocess.TimeoutExpired:
         return None
 
@@ -84,17 +85,19 @@ def main():
             continue
         argv[0] = tools[argv[0]]
         t0 = time.time()
-        try:
-            p = subprocess.run(argv, cwd=a.root, capture_output=True, text=True,
-                               timeout=a.timeout)
-        except subprocess.TimeoutExpired:
+        stdin = None
+        ipath = os.path.join(gdir, name + ".stdin")
+        if os.path.exists(ipath):  # a REPL session: the lines typed
+            stdin = open(ipath).read()
+        p = run(argv, a.root, a.timeout, stdin)
+        if p is None:
             print(f"FAIL {name}: timed out after {a.timeout}s")
             failed += 1
             continue
         dt = time.time() - t0
         naive = None
         if line.split()[0] == "ttrun" and not any(w.startswith("--backend") for w in argv):
-            naive = run([argv[0], "--backend=naive"] + argv[1:], a.root, a.timeout)
+            naive = run([argv[0], "--backend=naive"] + argv[1:], a.root, a.timeout, stdin)
         want_status = 0
         spath = os.path.join(gdir, name + ".status")
         if os.path.exists(spath):

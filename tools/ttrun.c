@@ -10,8 +10,8 @@
 
 #include <editline/readline.h>
 
+#include "eval.h"
 #include "jit.h"
-#include "value.h"
 
 #define TT_VERSION "0.1.0"
 
@@ -39,7 +39,37 @@ static const char *REPL_HELP =
     "An unclosed (, [ or { continues on the next line.\n"
     "  :help              this text\n"
     "  :quit              leave (or Ctrl-D)\n"
-    "  :backend naive|jit choose the backend\n";
+    "  :backend naive|jit choose the backend\n"
+    "  :ir EXPR           the graph IR of a tensor expression, without running it\n"
+    "  :profile EXPR      evaluate EXPR and print where the time went\n";
+
+/* :ir EXPR - binds EXPR lazily to a hidden global, then prints the graph
+ * that would compute it (nothing runs). */
+static void repl_ir(Interp *I, const char *expr) {
+    StrBuf src = {0};
+    sb_printf(&src, "let __ir__ = (%s)\n", expr);
+    if (rt_run_source(I, "<:ir>", src.s, src.len, false) == 0) {
+        Value v = rt_global(I, "__ir__");
+        if (v.kind != V_TENSOR) {
+            printf("%s is not a tensor (it is %s): it has no graph\n", expr, rt_type_name(v));
+        } else {
+            jmp_buf jb;
+            jmp_buf *saved = I->on_error;
+            I->on_error = &jb;
+            if (setjmp(jb) == 0) {
+                int out = rt_node(I, (Tensor *)v.o);
+                IrGraph E;
+                rt_extract_graph(I, &out, 1, &E);
+                ir_print(stdout, &E);
+                ir_free(&E);
+            }
+            I->on_error = saved;
+        }
+        rt_release(I, v);
+        rt_run_source(I, "<:ir>", "let __ir__ = none\n", 17, false);
+    }
+    sb_free(&src);
+}
 
 static char *history_path(void) {
     const char *home = getenv("HOME");
@@ -105,6 +135,13 @@ static int repl(Interp *I) {
                     break;
                 } else if (strncmp(p, ":help", 5) == 0) {
                     fputs(REPL_HELP, stdout);
+                } else if (strncmp(p, ":ir ", 4) == 0) {
+                    repl_ir(I, p + 4);
+                } else if (strncmp(p, ":profile ", 9) == 0) {
+                    StrBuf src = {0};
+                    sb_printf(&src, "profile { print(%s) }\n", p + 9);
+                    rt_run_source(I, "<:profile>", src.s, src.len, false);
+                    sb_free(&src);
                 } else if (strncmp(p, ":backend", 8) == 0) {
                     const char *a = p + 8;
                     while (*a == ' ') a++;
