@@ -1,0 +1,1 @@
+ttrun --backend=jit --dump=fuse tests/golden/fuse_mlp.tt
