@@ -108,12 +108,36 @@ static bool set_backend(Interp *I, const char *name, const char *who) {
     return false;
 }
 
+/* Tab completion: global names (builtins, the standard library, what the
+ * session defined) and the REPL's commands. */
+static Interp *completion_interp;
+
+static char *complete_name(const char *text, int state) {
+    static const char **names;
+    static int n, cap, next;
+    static const char *const commands[] = {":help", ":quit", ":backend", ":ir", ":profile", NULL};
+    if (state == 0) {
+        n = 0;
+        next = 0;
+        env_names(completion_interp->globals, &names, &n, &cap);
+        for (int i = 0; commands[i]; i++) TT_VEC_PUSH(names, n, cap, commands[i]);
+    }
+    size_t len = strlen(text);
+    while (next < n) {
+        const char *s = names[next++];
+        if (strncmp(s, text, len) == 0 && strncmp(s, "__", 2) != 0) return strdup(s);
+    }
+    return NULL;
+}
+
 static int repl(Interp *I) {
     bool tty = isatty(0) && isatty(1);
     char *hist = NULL;
     if (tty) {
         hist = history_path();
         using_history();
+        completion_interp = I;
+        rl_completion_entry_function = complete_name;
         if (hist) read_history(hist);
         if (!I->quiet) printf("tt %s - :help for help, :quit to leave\n", TT_VERSION);
     }
