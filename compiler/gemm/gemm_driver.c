@@ -120,6 +120,37 @@ static int64_t min64(int64_t a, int64_t b) {
     return a < b ? a : b;
 }
 
+/* M <= GEMM_GEMV_MR: B is read in place instead of packed (packing would
+ * copy all of B for a product that touches each element of it M times).
+ * Non-transposed B: the same KC blocks as the packed path, so the results
+ * are bit-identical to it. Transposed B: dot products over K; A is copied to
+ * contiguous rows first when it is transposed too. */
+static void gemm_small_m(const GemmKernels *k, Bufs *buf, int64_t kc, int64_t M, int64_t N,
+                         int64_t K, const float *A, int64_t lda, bool ta, const float *B,
+                         int64_t ldb, bool tb, float *C, int64_t ldc, bool acc) {
+    if (!tb) {
+        for (int64_t pc = 0; pc < K; pc += kc) {
+            int64_t kcur = min64(kc, K - pc);
+            const float *a = ta ? A + pc * lda : A + pc;
+            k->gemv_n[M - 1](kcur, a, ta ? 1 : lda, ta ? lda : 1, B + pc * ldb, ldb, C, ldc, N,
+                             (pc > 0 || acc) ? 1 : 0);
+        }
+        return;
+    }
+    if (!ta) {
+        k->gemv_t[M - 1](K, A, lda, B, ldb, C, ldc, N, acc ? 1 : 0);
+        return;
+    }
+    /* both transposed: copy A(i, pc:pc+kch) rows into the A buffer */
+    int64_t kch = (int64_t)(MC + 8) * (KC + 8) / GEMM_GEMV_MR;
+    for (int64_t pc = 0; pc < K; pc += kch) {
+        int64_t kcur = min64(kch, K - pc);
+        for (int64_t p = 0; p < kcur; p++)
+            for (int64_t i = 0; i < M; i++) buf->ap[i * kcur + p] = A[(pc + p) * lda + i];
+        k->gemv_t[M - 1](kcur, buf->ap, kcur, B + pc, ldb, C, ldc, N, (pc > 0 || acc) ? 1 : 0);
+    }
+}
+
 static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t lda, bool ta, const float *B, int64_t ldb, bool tb, float *C,
                         int64_t ldc, bool acc) {
@@ -132,6 +163,10 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
     Bufs *buf = thread_bufs();
     int64_t kb = cdiv(K, KC), kc = (cdiv(K, kb) + 3) & ~(int64_t)3;
     if (kc > KC) kc = KC;
+    if (M <= GEMM_GEMV_MR) {
+        gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc);
+        return;
+    }
     int64_t mb = cdiv(M, MC), mc = cdiv(cdiv(M, mb), GEMM_MR) * GEMM_MR;
     int64_t nb = cdiv(N, NC), nc = cdiv(cdiv(N, nb), GEMM_NR) * GEMM_NR;
     bool copy_a = lda % 1024 == 0 && M > 1;

@@ -28,10 +28,29 @@ typedef void (*GemmPack)(int64_t kc, int64_t nc, const float *b, int64_t ldb, fl
  * other counts are covered by the largest variant that fits, repeatedly. */
 #define GEMM_HAS_MR(mr) ((mr) == 1 || (mr) == 2 || (mr) == 4 || (mr) == 6)
 
+/* Small-M products (M <= GEMM_GEMV_MR rows), B read in place, no packing.
+ *
+ * gemv_n, op(B) = B: C[0:mr, 0:n] = (acc ? C : 0) + A_blk @ B_blk with
+ * A(i,p) = a[i*sai + p*sak] and B(p,j) = b[p*ldb + j], p < k. Each element
+ * is summed exactly like the micro-kernel (fma chain in p order from zero,
+ * then added to C), so for the same k blocks the results are bit-identical
+ * to the packed path.
+ *
+ * gemv_t, op(B) = B^T: C(i,j) = (acc ? C : 0) + sum_p a[i*sa + p] *
+ * b[j*ldb + p] over p < k: dot products of contiguous rows, 8 lanes over p
+ * and a horizontal sum (rounding differs from the packed path). */
+#define GEMM_GEMV_MR 4
+typedef void (*GemvN)(int64_t k, const float *a, int64_t sai, int64_t sak, const float *b,
+                      int64_t ldb, float *c, int64_t ldc, int64_t n, int32_t acc);
+typedef void (*GemvT)(int64_t k, const float *a, int64_t sa, const float *b, int64_t ldb, float *c,
+                      int64_t ldc, int64_t n, int32_t acc);
+
 typedef struct GemmKernels {
     GemmUkr ukr_row[GEMM_MR]; /* index mr-1; NULL where !GEMM_HAS_MR(mr) */
     GemmUkr ukr_col[GEMM_MR];
     GemmPack pack_n, pack_t;
+    GemvN gemv_n[GEMM_GEMV_MR]; /* index mr-1 */
+    GemvT gemv_t[GEMM_GEMV_MR];
 } GemmKernels;
 
 typedef struct GemmJit GemmJit;

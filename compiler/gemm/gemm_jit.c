@@ -377,6 +377,236 @@ static void gen_pack_t(Gen *g) {
     LLVMBuildRetVoid(g->b);
 }
 
+/* ---- small-M kernels (no packing) -------------------------------------- */
+
+static LLVMValueRef fma8(Gen *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
+    LLVMValueRef args[3] = {a, b, acc};
+    return LLVMBuildCall2(g->b, g->fma_ty, g->fma, args, 3, "");
+}
+
+/* zeroed <8 x float> accumulators in entry-block allocas */
+static void zero_accs(Gen *g, LLVMValueRef *acc, int n) {
+    for (int i = 0; i < n; i++) store(g, LLVMConstNull(g->v8), acc[i], 32);
+}
+
+/* Vectors of gemv_n per row count: mr * nv accumulators. */
+static int gemv_n_nv(int mr) {
+    return mr == 1 ? 8 : mr == 2 ? 4 : 2;
+}
+
+typedef struct Gemv {
+    int mr;
+    LLVMValueRef fn, k, a, sai, sak, b, ldb, c, ldc, accf, pvar;
+    LLVMValueRef acc[GEMM_GEMV_MR][8];
+} Gemv;
+
+/* gemv_n: columns j .. j + 8*nv (the last vector masked by mask when given). */
+static void gemv_n_block(Gen *g, Gemv *v, int nv, LLVMValueRef j, LLVMValueRef mask) {
+    for (int i = 0; i < v->mr; i++) zero_accs(g, v->acc[i], nv);
+    LLVMValueRef p;
+    Loop lp = loop_begin(g, v->fn, v->pvar, c64(g, 0), v->k, 1, "gnp", &p);
+    LLVMValueRef brow = gep(g, v->b, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, p, v->ldb, ""), j, ""));
+    LLVMValueRef bv[8];
+    for (int h = 0; h < nv; h++) {
+        LLVMValueRef bp = gep(g, brow, c64(g, 8 * h));
+        bv[h] = mask && h == nv - 1 ? masked_load(g, bp, mask) : load(g, g->v8, bp, 4);
+    }
+    LLVMValueRef pk = LLVMBuildMul(g->b, p, v->sak, "");
+    for (int i = 0; i < v->mr; i++) {
+        LLVMValueRef ai = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, v->sai, c64(g, i), ""), pk, "");
+        LLVMValueRef s = splat_f32(g, load(g, g->f32, gep(g, v->a, ai), 4));
+        for (int h = 0; h < nv; h++)
+            store(g, fma8(g, s, bv[h], load(g, g->v8, v->acc[i][h], 32)), v->acc[i][h], 32);
+    }
+    loop_end(g, &lp);
+    /* C = (acc ? C : 0) + sums */
+    LLVMBasicBlockRef addb = block(g, v->fn, "gnadd"), setb = block(g, v->fn, "gnset");
+    LLVMBasicBlockRef done = block(g, v->fn, "gndone");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, v->accf, c32(g, 0), ""), addb, setb);
+    for (int add = 0; add < 2; add++) {
+        LLVMPositionBuilderAtEnd(g->b, add ? addb : setb);
+        for (int i = 0; i < v->mr; i++) {
+            LLVMValueRef crow =
+                gep(g, v->c, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, v->ldc, c64(g, i), ""), j, ""));
+            for (int h = 0; h < nv; h++) {
+                LLVMValueRef cp = gep(g, crow, c64(g, 8 * h));
+                bool m = mask && h == nv - 1;
+                LLVMValueRef x = load(g, g->v8, v->acc[i][h], 32);
+                if (add) {
+                    LLVMValueRef old = m ? masked_load(g, cp, mask) : load(g, g->v8, cp, 4);
+                    x = LLVMBuildFAdd(g->b, old, x, "");
+                }
+                if (m)
+                    masked_store(g, x, cp, mask);
+                else
+                    store(g, x, cp, 4);
+            }
+        }
+        LLVMBuildBr(g->b, done);
+    }
+    LLVMPositionBuilderAtEnd(g->b, done);
+}
+
+static void gemv_allocas(Gen *g, Gemv *v, int nacc) {
+    for (int i = 0; i < v->mr; i++)
+        for (int h = 0; h < nacc; h++) {
+            v->acc[i][h] = LLVMBuildAlloca(g->b, g->v8, "acc");
+            LLVMSetAlignment(v->acc[i][h], 32);
+        }
+    v->pvar = LLVMBuildAlloca(g->b, g->i64, "p");
+}
+
+static void gen_gemv_n(Gen *g, int mr) {
+    char name[32];
+    snprintf(name, sizeof name, "tt_gemm_gemv_n%d", mr);
+    LLVMTypeRef ps[10] = {g->i64, g->ptr, g->i64, g->i64, g->ptr,
+                          g->i64, g->ptr, g->i64, g->i64, g->i32};
+    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 10, 0));
+    noalias(g, fn, 1);
+    noalias(g, fn, 4);
+    noalias(g, fn, 6);
+    Gemv v = {.mr = mr, .fn = fn};
+    v.k = LLVMGetParam(fn, 0);
+    v.a = LLVMGetParam(fn, 1);
+    v.sai = LLVMGetParam(fn, 2);
+    v.sak = LLVMGetParam(fn, 3);
+    v.b = LLVMGetParam(fn, 4);
+    v.ldb = LLVMGetParam(fn, 5);
+    v.c = LLVMGetParam(fn, 6);
+    v.ldc = LLVMGetParam(fn, 7);
+    LLVMValueRef n = LLVMGetParam(fn, 8);
+    v.accf = LLVMGetParam(fn, 9);
+    int nv = gemv_n_nv(mr), w = 8 * nv;
+    LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
+    gemv_allocas(g, &v, nv);
+    LLVMValueRef jvar = LLVMBuildAlloca(g->b, g->i64, "j"), j;
+    /* wide blocks, then 8-column blocks, then one masked block */
+    LLVMValueRef nw = LLVMBuildAnd(g->b, n, c64(g, -w), ""),
+                 n8 = LLVMBuildAnd(g->b, n, c64(g, -8), "");
+    Loop lw = loop_begin(g, fn, jvar, c64(g, 0), nw, w, "gnw", &j);
+    gemv_n_block(g, &v, nv, j, NULL);
+    loop_end(g, &lw);
+    Loop l8 = loop_begin(g, fn, jvar, nw, n8, 8, "gn8", &j);
+    gemv_n_block(g, &v, 1, j, NULL);
+    loop_end(g, &l8);
+    LLVMBasicBlockRef tail = block(g, fn, "gntail"), ret = block(g, fn, "gnret");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n8, n, ""), tail, ret);
+    LLVMPositionBuilderAtEnd(g->b, tail);
+    gemv_n_block(g, &v, 1, n8, lane_mask(g, 0, LLVMBuildSub(g->b, n, n8, "")));
+    LLVMBuildBr(g->b, ret);
+    LLVMPositionBuilderAtEnd(g->b, ret);
+    LLVMBuildRetVoid(g->b);
+}
+
+/* sum of the 8 lanes: (lo4 + hi4), then pairs */
+static LLVMValueRef hsum8(Gen *g, LLVMValueRef x) {
+    LLVMValueRef e[4];
+    for (int i = 0; i < 4; i++) e[i] = c32(g, i);
+    LLVMValueRef lo = LLVMBuildShuffleVector(g->b, x, x, LLVMConstVector(e, 4), "");
+    for (int i = 0; i < 4; i++) e[i] = c32(g, 4 + i);
+    LLVMValueRef hi = LLVMBuildShuffleVector(g->b, x, x, LLVMConstVector(e, 4), "");
+    LLVMValueRef s4 = LLVMBuildFAdd(g->b, lo, hi, "");
+    e[0] = c32(g, 0), e[1] = c32(g, 1);
+    lo = LLVMBuildShuffleVector(g->b, s4, s4, LLVMConstVector(e, 2), "");
+    e[0] = c32(g, 2), e[1] = c32(g, 3);
+    hi = LLVMBuildShuffleVector(g->b, s4, s4, LLVMConstVector(e, 2), "");
+    LLVMValueRef s2 = LLVMBuildFAdd(g->b, lo, hi, "");
+    return LLVMBuildFAdd(g->b, LLVMBuildExtractElement(g->b, s2, c32(g, 0), ""),
+                         LLVMBuildExtractElement(g->b, s2, c32(g, 1), ""), "");
+}
+
+/* Columns of gemv_t per row count: mr * jb accumulators. */
+static int gemv_t_jb(int mr) {
+    return mr == 1 ? 8 : mr == 2 ? 4 : 2;
+}
+
+/* one k step of gemv_t at p (masked by mask when given) */
+static void gemv_t_step(Gen *g, Gemv *v, int jb, LLVMValueRef j, LLVMValueRef p,
+                        LLVMValueRef mask) {
+    LLVMValueRef av[GEMM_GEMV_MR], bv[8];
+    for (int i = 0; i < v->mr; i++) {
+        LLVMValueRef ap =
+            gep(g, v->a, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, v->sai, c64(g, i), ""), p, ""));
+        av[i] = mask ? masked_load(g, ap, mask) : load(g, g->v8, ap, 4);
+    }
+    for (int q = 0; q < jb; q++) {
+        LLVMValueRef row = LLVMBuildMul(g->b, LLVMBuildAdd(g->b, j, c64(g, q), ""), v->ldb, "");
+        LLVMValueRef bp = gep(g, v->b, LLVMBuildAdd(g->b, row, p, ""));
+        bv[q] = mask ? masked_load(g, bp, mask) : load(g, g->v8, bp, 4);
+    }
+    for (int i = 0; i < v->mr; i++)
+        for (int q = 0; q < jb; q++)
+            store(g, fma8(g, av[i], bv[q], load(g, g->v8, v->acc[i][q], 32)), v->acc[i][q], 32);
+}
+
+/* gemv_t: columns j .. j + jb */
+static void gemv_t_block(Gen *g, Gemv *v, int jb, LLVMValueRef j) {
+    for (int i = 0; i < v->mr; i++) zero_accs(g, v->acc[i], jb);
+    LLVMValueRef k8 = LLVMBuildAnd(g->b, v->k, c64(g, -8), ""), p;
+    Loop lp = loop_begin(g, v->fn, v->pvar, c64(g, 0), k8, 8, "gtp", &p);
+    gemv_t_step(g, v, jb, j, p, NULL);
+    loop_end(g, &lp);
+    LLVMBasicBlockRef tail = block(g, v->fn, "gtktail"), red = block(g, v->fn, "gtred");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, k8, v->k, ""), tail, red);
+    LLVMPositionBuilderAtEnd(g->b, tail);
+    gemv_t_step(g, v, jb, j, k8, lane_mask(g, 0, LLVMBuildSub(g->b, v->k, k8, "")));
+    LLVMBuildBr(g->b, red);
+    LLVMPositionBuilderAtEnd(g->b, red);
+    LLVMValueRef isacc = LLVMBuildICmp(g->b, LLVMIntNE, v->accf, c32(g, 0), "");
+    for (int i = 0; i < v->mr; i++)
+        for (int q = 0; q < jb; q++) {
+            LLVMValueRef ci = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, v->ldc, c64(g, i), ""),
+                                           LLVMBuildAdd(g->b, j, c64(g, q), ""), "");
+            LLVMValueRef cp = gep(g, v->c, ci);
+            LLVMValueRef s = hsum8(g, load(g, g->v8, v->acc[i][q], 32));
+            /* the old value is read only when accumulating */
+            LLVMBasicBlockRef addb = block(g, v->fn, "gtadd"), st = block(g, v->fn, "gtst");
+            LLVMBasicBlockRef from = LLVMGetInsertBlock(g->b);
+            LLVMBuildCondBr(g->b, isacc, addb, st);
+            LLVMPositionBuilderAtEnd(g->b, addb);
+            LLVMValueRef sum = LLVMBuildFAdd(g->b, load(g, g->f32, cp, 4), s, "");
+            LLVMBuildBr(g->b, st);
+            LLVMPositionBuilderAtEnd(g->b, st);
+            LLVMValueRef phi = LLVMBuildPhi(g->b, g->f32, "");
+            LLVMValueRef vals[2] = {s, sum};
+            LLVMBasicBlockRef bbs[2] = {from, addb};
+            LLVMAddIncoming(phi, vals, bbs, 2);
+            store(g, phi, cp, 4);
+        }
+}
+
+static void gen_gemv_t(Gen *g, int mr) {
+    char name[32];
+    snprintf(name, sizeof name, "tt_gemm_gemv_t%d", mr);
+    LLVMTypeRef ps[9] = {g->i64, g->ptr, g->i64, g->ptr, g->i64, g->ptr, g->i64, g->i64, g->i32};
+    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 9, 0));
+    noalias(g, fn, 1);
+    noalias(g, fn, 3);
+    noalias(g, fn, 5);
+    Gemv v = {.mr = mr, .fn = fn};
+    v.k = LLVMGetParam(fn, 0);
+    v.a = LLVMGetParam(fn, 1);
+    v.sai = LLVMGetParam(fn, 2);
+    v.b = LLVMGetParam(fn, 3);
+    v.ldb = LLVMGetParam(fn, 4);
+    v.c = LLVMGetParam(fn, 5);
+    v.ldc = LLVMGetParam(fn, 6);
+    LLVMValueRef n = LLVMGetParam(fn, 7);
+    v.accf = LLVMGetParam(fn, 8);
+    int jb = gemv_t_jb(mr);
+    LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
+    gemv_allocas(g, &v, jb);
+    LLVMValueRef jvar = LLVMBuildAlloca(g->b, g->i64, "j"), j;
+    LLVMValueRef nb = LLVMBuildAnd(g->b, n, c64(g, -jb), "");
+    Loop lb = loop_begin(g, fn, jvar, c64(g, 0), nb, jb, "gtj", &j);
+    gemv_t_block(g, &v, jb, j);
+    loop_end(g, &lb);
+    Loop l1 = loop_begin(g, fn, jvar, nb, n, 1, "gtj1", &j);
+    gemv_t_block(g, &v, 1, j);
+    loop_end(g, &l1);
+    LLVMBuildRetVoid(g->b);
+}
+
 /* ---- module, passes, JIT ----------------------------------------------- */
 
 static void gen_module(Gen *g) {
@@ -409,6 +639,10 @@ static void gen_module(Gen *g) {
             if (GEMM_HAS_MR(mr)) gen_ukr(g, mr, col);
     gen_pack_n(g);
     gen_pack_t(g);
+    for (int mr = 1; mr <= GEMM_GEMV_MR; mr++) {
+        gen_gemv_n(g, mr);
+        gen_gemv_t(g, mr);
+    }
 }
 
 static double now_ms(void) {
@@ -536,6 +770,15 @@ GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen) {
     if (take_err(LLVMOrcLLJITLookup(jit, &addr, "tt_gemm_pack_t"), "pack_t", err, errlen))
         goto fail_jit;
     out->pack_t = (GemmPack)(uintptr_t)addr;
+    for (int t = 0; t < 2; t++)
+        for (int mr = 1; mr <= GEMM_GEMV_MR; mr++) {
+            snprintf(name, sizeof name, "tt_gemm_gemv_%c%d", t ? 't' : 'n', mr);
+            if (take_err(LLVMOrcLLJITLookup(jit, &addr, name), name, err, errlen)) goto fail_jit;
+            if (t)
+                out->gemv_t[mr - 1] = (GemvT)(uintptr_t)addr;
+            else
+                out->gemv_n[mr - 1] = (GemvN)(uintptr_t)addr;
+        }
 
     j = malloc(sizeof *j);
     j->jit = jit;
