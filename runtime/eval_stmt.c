@@ -159,17 +159,22 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
 
 /* -- loops -- */
 
-static Flow run_body(Interp *I, Env *iter_env, const AstNode *body, Value *ret) {
-    Flow f = exec_block_in(I, iter_env, body, ret);
-    env_release(I, iter_env);
-    return f;
-}
-
-static void bind_loop_vars(Interp *I, Env *e, const AstNode *n, Value item) {
-    if (n->ival || n->list.len > 1)
+/* One iteration of a for loop: binds the loop variables to item (taking
+ * its reference) in a fresh scope and runs the body. Returns true when the
+ * loop must stop (break, or return with *result set). */
+static bool run_iteration(Interp *I, Env *env, const AstNode *n, Value item, Value *ret,
+                          Flow *result) {
+    Env *e = env_new(I, env);
+    if (n->ival || n->list.len > 1) {
         unpack_into(I, e, &n->list, item, n->loc);
-    else
-        env_define(I, e, n->list.items[0]->str, rt_retain(item));
+        rt_release(I, item);
+    } else {
+        env_define(I, e, n->list.items[0]->str, item);
+    }
+    Flow f = exec_block_in(I, e, n->b, ret);
+    env_release(I, e);
+    if (f == FLOW_RETURN) *result = f;
+    return f == FLOW_BREAK || f == FLOW_RETURN;
 }
 
 static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
@@ -180,15 +185,7 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
     case V_RANGE: {
         Range *r = (Range *)it.o;
         for (int64_t i = r->lo; i < r->hi; i++) {
-            Env *e = env_new(I, env);
-            Value iv = vint(i);
-            bind_loop_vars(I, e, n, iv);
-            Flow f = run_body(I, e, n->b, ret);
-            if (f == FLOW_BREAK) break;
-            if (f == FLOW_RETURN) {
-                result = f;
-                break;
-            }
+            if (run_iteration(I, env, n, vint(i), ret, &result)) break;
         }
         break;
     }
@@ -206,15 +203,7 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
                 if (i >= l->len) break;
                 item = rt_retain(l->items[i]);
             }
-            Env *e = env_new(I, env);
-            bind_loop_vars(I, e, n, item);
-            rt_release(I, item);
-            Flow f = run_body(I, e, n->b, ret);
-            if (f == FLOW_BREAK) break;
-            if (f == FLOW_RETURN) {
-                result = f;
-                break;
-            }
+            if (run_iteration(I, env, n, item, ret, &result)) break;
         }
         break;
     }
@@ -230,15 +219,7 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
             Shape rs = shape_make(t->shape.ndim - 1, t->shape.d + 1);
             int r = rt_check_node(I, ir_reshape(&I->g, s, rs, I->loc));
             Value item = vtensor(rt_tensor_lazy(I, r));
-            Env *e = env_new(I, env);
-            bind_loop_vars(I, e, n, item);
-            rt_release(I, item);
-            Flow f = run_body(I, e, n->b, ret);
-            if (f == FLOW_BREAK) break;
-            if (f == FLOW_RETURN) {
-                result = f;
-                break;
-            }
+            if (run_iteration(I, env, n, item, ret, &result)) break;
         }
         break;
     }
@@ -249,15 +230,7 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
             I->loc = n->a->loc;
             Value item = rt_call(I, next, NULL, 0, NULL, NULL, 0);
             if (item.kind == V_NONE) break;
-            Env *e = env_new(I, env);
-            bind_loop_vars(I, e, n, item);
-            rt_release(I, item);
-            Flow f = run_body(I, e, n->b, ret);
-            if (f == FLOW_BREAK) break;
-            if (f == FLOW_RETURN) {
-                result = f;
-                break;
-            }
+            if (run_iteration(I, env, n, item, ret, &result)) break;
         }
         rt_release(I, next);
         break;

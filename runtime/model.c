@@ -398,86 +398,72 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
 
 /* -- parameter paths -- */
 
-static void name_walk(Interp *I, Value v, StrBuf *path, int depth) {
+/* Visits every parameter of a model tree with its dotted path ("fc1.w",
+ * "blocks.0.attn.wq"): fields in declaration order, list and tuple items by
+ * index. The one walk behind parameter naming, parameters() and
+ * named_parameters() (and so save/load and the optimizers). */
+typedef void (*ParamVisit)(Interp *I, Value param, const char *path, void *ctx);
+
+static void walk_params(Interp *I, Value v, StrBuf *path, int depth, ParamVisit visit, void *ctx) {
     if (depth > 32) return;
+    size_t len = path->len;
     if (v.kind == V_MODEL) {
         Model *m = (Model *)v.o;
-        size_t len = path->len;
         for (int i = 0; i < m->nfields; i++) {
             Value f = m->fields[i];
             if (path->len) sb_putc(path, '.');
             sb_puts(path, m->field_names[i]);
-            if (f.kind == V_TENSOR && m->is_param[i]) {
-                Tensor *t = (Tensor *)f.o;
-                t->name = rt_intern(I, path->s);
-            } else if (f.kind == V_MODEL || f.kind == V_LIST || f.kind == V_TUPLE) {
-                name_walk(I, f, path, depth + 1);
-            }
+            if (f.kind == V_TENSOR && m->is_param[i])
+                visit(I, f, path->s, ctx);
+            else
+                walk_params(I, f, path, depth + 1, visit, ctx);
             path->len = len;
-            if (path->s) path->s[len] = 0;
+            path->s[len] = 0;
         }
     } else if (v.kind == V_LIST || v.kind == V_TUPLE) {
         List *l = (List *)v.o;
-        size_t len = path->len;
         for (int i = 0; i < l->len; i++) {
-            if (l->items[i].kind != V_MODEL && l->items[i].kind != V_LIST) continue;
             sb_printf(path, ".%d", i);
-            name_walk(I, l->items[i], path, depth + 1);
+            walk_params(I, l->items[i], path, depth + 1, visit, ctx);
             path->len = len;
-            if (path->s) path->s[len] = 0;
+            path->s[len] = 0;
         }
     }
+}
+
+static void visit_name(Interp *I, Value param, const char *path, void *ctx) {
+    ((Tensor *)param.o)->name = rt_intern(I, path);
 }
 
 void model_name_params(Interp *I, Model *m) {
     StrBuf path = {0};
     sb_puts(&path, "");
-    name_walk(I, vobj(&m->obj), &path, 0);
+    walk_params(I, vobj(&m->obj), &path, 0, visit_name, NULL);
     sb_free(&path);
 }
 
-static void params_walk(Interp *I, Value v, StrBuf *path, Value out, bool named, int depth) {
-    if (depth > 32) return;
-    if (v.kind == V_MODEL) {
-        Model *m = (Model *)v.o;
-        size_t len = path->len;
-        for (int i = 0; i < m->nfields; i++) {
-            Value f = m->fields[i];
-            if (path->len) sb_putc(path, '.');
-            sb_puts(path, m->field_names[i]);
-            if (f.kind == V_TENSOR && m->is_param[i]) {
-                List *l = (List *)out.o;
-                bool seen = false;
-                for (int k = 0; k < l->len && !seen; k++) {
-                    Value x = l->items[k];
-                    if (named) x = ((List *)x.o)->items[1];
-                    seen = x.o == f.o;
-                }
-                if (!seen) {
-                    if (named) {
-                        Value t = rt_tuple(I, 2);
-                        ((List *)t.o)->items[0] = rt_cstr(I, path->s);
-                        ((List *)t.o)->items[1] = rt_retain(f);
-                        rt_list_push(I, out, t);
-                    } else {
-                        rt_list_push(I, out, rt_retain(f));
-                    }
-                }
-            } else if (f.kind == V_MODEL || f.kind == V_LIST || f.kind == V_TUPLE) {
-                params_walk(I, f, path, out, named, depth + 1);
-            }
-            path->len = len;
-            if (path->s) path->s[len] = 0;
-        }
-    } else if (v.kind == V_LIST || v.kind == V_TUPLE) {
-        List *l = (List *)v.o;
-        size_t len = path->len;
-        for (int i = 0; i < l->len; i++) {
-            sb_printf(path, ".%d", i);
-            params_walk(I, l->items[i], path, out, named, depth + 1);
-            path->len = len;
-            if (path->s) path->s[len] = 0;
-        }
+typedef struct Collect {
+    Value out; /* the list being filled */
+    bool named;
+} Collect;
+
+/* Appends a parameter (or a (path, parameter) tuple) unless a shared
+ * submodule already listed it. */
+static void visit_collect(Interp *I, Value param, const char *path, void *ctx) {
+    Collect *c = ctx;
+    List *l = (List *)c->out.o;
+    for (int k = 0; k < l->len; k++) {
+        Value x = l->items[k];
+        if (c->named) x = ((List *)x.o)->items[1];
+        if (x.o == param.o) return;
+    }
+    if (c->named) {
+        Value t = rt_tuple(I, 2);
+        ((List *)t.o)->items[0] = rt_cstr(I, path);
+        ((List *)t.o)->items[1] = rt_retain(param);
+        rt_list_push(I, c->out, t);
+    } else {
+        rt_list_push(I, c->out, rt_retain(param));
     }
 }
 
@@ -485,10 +471,10 @@ Value rt_parameters(Interp *I, Value m, bool named) {
     if (m.kind != V_MODEL)
         rt_error(I, "%s: expected a model, got %s", named ? "named_parameters" : "parameters",
                  rt_type_name(m));
-    Value out = rt_list(I, 0);
+    Collect c = {rt_list(I, 0), named};
     StrBuf path = {0};
     sb_puts(&path, "");
-    params_walk(I, m, &path, out, named, 0);
+    walk_params(I, m, &path, 0, visit_collect, &c);
     sb_free(&path);
-    return out;
+    return c.out;
 }
