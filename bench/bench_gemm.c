@@ -89,7 +89,7 @@ static void call(const Ctx *c, int impl) {
         break;
     case IMPL_TT:
         tt_gemm_run(c->g, s->M, s->N, s->K, c->A, c->lda, s->ta, c->B, c->ldb, s->tb, c->C, c->ldc,
-                    false, c->threads);
+                    false, c->threads, NULL);
         break;
     default:
         cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans,

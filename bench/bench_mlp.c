@@ -6,8 +6,9 @@
  * with rt_call, so every figure includes what a script pays: evaluating the
  * fn, building the lazy graph, the cache lookup and running the graph.
  *
- *   step()      one SGD training step at batch 64: forward, cross entropy,
- *               backward, update (opt.step() realizes it as one graph)
+ *   step()      one SGD training step at batch 64: zero_grad, forward, cross
+ *               entropy, backward, update (opt.step() realizes it as one
+ *               graph), as bench/mlp_torch.py does
  *   infer1()    net(x) at batch 1, realized
  *   infer256()  net(x) at batch 256, realized
  *
@@ -60,6 +61,7 @@ static const char MODEL[] = "model Mlp {\n"
                             "let x1 = randn([1, 784])\n"
                             "let x256 = randn([256, 784])\n"
                             "fn step() {\n"
+                            "    opt.zero_grad()\n"
                             "    let loss = cross_entropy(net(x), y)\n"
                             "    backward(loss)\n"
                             "    opt.step()\n"

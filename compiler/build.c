@@ -395,23 +395,25 @@ done:
 int ir_matmul(IrGraph *g, int a, int b, SrcLoc loc) {
     if (!valid_id(g, "matmul", a) || !valid_id(g, "matmul", b)) return -1;
     Shape x = *shp(g, a), y = *shp(g, b);
+    /* the shapes as given, as text only for an error (traced on every step) */
     char sa[SB], sb[SB];
-    shape_str(&x, sa, SB);
-    shape_str(&y, sb, SB);
+#define SHAPES (shape_str(shp(g, a), sa, SB), shape_str(shp(g, b), sb, SB))
     if (x.ndim < 1 || y.ndim < 1)
-        return fail(g, "matmul: operands must have at least 1 dimension, got %s @ %s", sa, sb);
+        return SHAPES,
+               fail(g, "matmul: operands must have at least 1 dimension, got %s @ %s", sa, sb);
     bool avec = x.ndim == 1, bvec = y.ndim == 1;
     if (avec) x = shape_make(2, (int64_t[]){1, x.d[0]});
     if (bvec) y = shape_make(2, (int64_t[]){y.d[0], 1});
     int64_t k1 = x.d[x.ndim - 1], k2 = y.d[y.ndim - 2];
     if (k1 != k2)
-        return fail(g, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb, (long long)k1,
-                    (long long)k2);
+        return SHAPES, fail(g, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb,
+                            (long long)k1, (long long)k2);
     Shape ba = shape_make(x.ndim - 2, x.d), bb = shape_make(y.ndim - 2, y.d), batch;
     if (!broadcast_shapes(&ba, &bb, &batch))
-        return fail(g, "matmul: cannot broadcast batch dimensions of %s @ %s", sa, sb);
+        return SHAPES, fail(g, "matmul: cannot broadcast batch dimensions of %s @ %s", sa, sb);
     if (batch.ndim + 2 > IR_MAXDIM)
-        return fail(g, "matmul: too many dimensions in %s @ %s", sa, sb);
+        return SHAPES, fail(g, "matmul: too many dimensions in %s @ %s", sa, sb);
+#undef SHAPES
     Shape tx = batch, ty = batch;
     tx.ndim = ty.ndim = batch.ndim + 2;
     tx.d[batch.ndim] = x.d[x.ndim - 2];

@@ -327,24 +327,25 @@ bool shape_matmul(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!check_inputs(g, n, err, errlen)) return false;
     const IrNode *a = input(g, n, 0), *b = input(g, n, 1);
     const Shape *x = &a->shape, *y = &b->shape;
+    /* the shapes as text, only for an error (traced on every step) */
     char sa[SB], sb[SB];
-    shape_str(x, sa, SB);
-    shape_str(y, sb, SB);
+#define SHAPES (shape_str(x, sa, SB), shape_str(y, sb, SB))
     if (a->dtype != TY_F32 || b->dtype != TY_F32)
         return fail(err, errlen, "matmul: expects f32 operands, got %s and %s",
                     dtype_name(a->dtype), dtype_name(b->dtype));
     if (x->ndim < 2 || y->ndim < 2)
-        return fail(err, errlen, "matmul: operands need at least 2 dimensions, got %s @ %s", sa,
-                    sb);
+        return SHAPES, fail(err, errlen, "matmul: operands need at least 2 dimensions, got %s @ %s",
+                            sa, sb);
     if (x->ndim != y->ndim)
-        return fail(err, errlen, "matmul: operand ranks differ: %s @ %s", sa, sb);
+        return SHAPES, fail(err, errlen, "matmul: operand ranks differ: %s @ %s", sa, sb);
     int r = x->ndim;
     for (int i = 0; i < r - 2; i++)
         if (x->d[i] != y->d[i])
-            return fail(err, errlen, "matmul: batch dimensions differ: %s @ %s", sa, sb);
+            return SHAPES, fail(err, errlen, "matmul: batch dimensions differ: %s @ %s", sa, sb);
     if (x->d[r - 1] != y->d[r - 2])
-        return fail(err, errlen, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb,
-                    (long long)x->d[r - 1], (long long)y->d[r - 2]);
+        return SHAPES, fail(err, errlen, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa,
+                            sb, (long long)x->d[r - 1], (long long)y->d[r - 2]);
+#undef SHAPES
     Shape s = *x;
     s.d[r - 1] = y->d[r - 1];
     return set_result(n, TY_F32, &s, err, errlen);

@@ -95,6 +95,7 @@ static void run_exec_graph(Interp *I, IrGraph *E, void **in, void **out) {
             rt_error(I, "the jit backend cannot start: LLVM has no JIT for this machine "
                         "(use --backend=naive)");
         jit_set_threads(I->jit, I->threads); /* --threads=N; 0: all cores */
+        jit_set_profile(I->jit, I->profile); /* --profile: per-kernel timers */
         char err[512];
         int64_t compiles = jit_stats(I->jit).compiles;
         if (!jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err))

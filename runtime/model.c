@@ -77,9 +77,18 @@ static void value_type_str(Value v, StrBuf *out) {
 
 const char *func_display_name(Interp *I, Func *f) {
     if (!f->self) return f->def->str ? f->def->str : "<fn>";
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s.%s", f->self->type_name, f->def->str);
-    return rt_intern(I, buf);
+    if (!f->display) { /* every call of a method pushes a frame with this name */
+        char buf[256]; /* "Type.method", without printf: a bound method is new per call */
+        size_t a = strlen(f->self->type_name), b = strlen(f->def->str);
+        if (a > 127) a = 127;
+        if (b > 127) b = 127;
+        memcpy(buf, f->self->type_name, a);
+        buf[a] = '.';
+        memcpy(buf + a + 1, f->def->str, b);
+        buf[a + 1 + b] = 0;
+        f->display = rt_intern(I, buf);
+    }
+    return f->display;
 }
 
 /* -- type annotations -- */
@@ -171,10 +180,8 @@ static bool type_check(Interp *I, Env *callenv, const AstNode *ty, Value v, char
     return true;
 }
 
-void check_annotation(Interp *I, Env *callenv, const AstNode *ty, Value v, const char *fname,
-                      const char *what, SrcLoc at) {
-    char why[160];
-    if (type_check(I, callenv, ty, v, why, sizeof why)) return;
+static _Noreturn void annotation_failed(Interp *I, const AstNode *ty, Value v, const char *fname,
+                                        const char *what, const char *why, SrcLoc at) {
     StrBuf want = {0}, got = {0};
     ast_type_str(ty, &want);
     value_type_str(v, &got);
@@ -184,6 +191,13 @@ void check_annotation(Interp *I, Env *callenv, const AstNode *ty, Value v, const
     sb_free(&want);
     sb_free(&got);
     rt_error_at(I, at, "%s", msg);
+}
+
+void check_annotation(Interp *I, Env *callenv, const AstNode *ty, Value v, const char *fname,
+                      const char *what, SrcLoc at) {
+    char why[160];
+    if (!type_check(I, callenv, ty, v, why, sizeof why))
+        annotation_failed(I, ty, v, fname, what, why, at);
 }
 
 /* -- binding arguments to an AST parameter list -- */
@@ -231,9 +245,13 @@ static void bind_params(Interp *I, const char *fname, const AstList *params, Env
     for (int i = 0; i < np; i++) {
         const AstNode *p = params->items[i];
         if (!p->type) continue;
-        char what[160];
-        snprintf(what, sizeof what, "argument '%s'", p->str);
-        check_annotation(I, into, p->type, *env_find_local(into, p->str), fname, what, site);
+        char why[160];
+        Value v = *env_find_local(into, p->str);
+        if (!type_check(I, into, p->type, v, why, sizeof why)) {
+            char what[160]; /* only now: this runs on every call */
+            snprintf(what, sizeof what, "argument '%s'", p->str);
+            annotation_failed(I, p->type, v, fname, what, why, site);
+        }
         /* a float parameter given an int holds a float */
         if (p->type->str && strcmp(p->type->str, "float") == 0) {
             Value *slot = env_find_local(into, p->str);

@@ -105,9 +105,10 @@ typedef struct Env Env; /* a scope: name -> Value (eval.c) */
 
 typedef struct Func {
     Obj obj;
-    const AstNode *def; /* AST_FN */
-    Env *closure;       /* defining scope (retained) */
-    struct Model *self; /* bound model for methods, else NULL (retained) */
+    const AstNode *def;  /* AST_FN */
+    Env *closure;        /* defining scope (retained) */
+    struct Model *self;  /* bound model for methods, else NULL (retained) */
+    const char *display; /* func_display_name, once computed (interned) */
 } Func;
 
 /* A C function. args[0..nargs) are positional, then nkw keyword args whose

@@ -320,6 +320,7 @@ int main(int argc, char **argv) {
                     "%lld cache hits\n",
                     (long long)I->exec_count[BACKEND_JIT], 1e3 * I->exec_seconds[BACKEND_JIT],
                     (long long)st.compiles, st.compile_ms, (long long)st.hits);
+            jit_print_profile(I->jit, stderr, 15);
         }
     }
     rt_free_interp(I);

@@ -29,16 +29,29 @@
 
 typedef struct TtGemm TtGemm;
 
-/* Builds and JIT-compiles the kernels (about 100 ms) on the first call; later
+/* Builds and JIT-compiles the kernels on the first call (or links them from
+ * the on-disk cache, compiler/objcache.h); later
  * calls return the same instance. NULL with a message in err on failure. */
 TtGemm *tt_gemm_new(char *err, size_t errlen);
 /* Drops one reference; the last one stops the workers and frees the JIT. */
 void tt_gemm_free(TtGemm *g);
 
-/* nthreads: 1, 2 or more (small products always run on one thread). */
+/* An epilogue: fn(ctx, r0, r1) is called once for every block of rows
+ * [r0, r1) of C as soon as those rows are final (all of K summed, every
+ * column written), while they are still in cache; the blocks partition
+ * [0, M) and may come from several threads at once, in any order. This is
+ * how the JIT fuses a matmul's elementwise consumers (bias, activation)
+ * into it. */
+typedef struct TtGemmEpilogue {
+    void (*fn)(void *ctx, int64_t r0, int64_t r1);
+    void *ctx;
+} TtGemmEpilogue;
+
+/* nthreads: 1, 2 or more (small products always run on one thread).
+ * epi: NULL, or called on the rows of C as they are finished. */
 void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
-                 bool accumulate, int nthreads);
+                 bool accumulate, int nthreads, const TtGemmEpilogue *epi);
 
 /* Wall time of IR generation + O3 + machine-code generation, in ms. */
 double tt_gemm_compile_ms(const TtGemm *g);

@@ -73,7 +73,7 @@ static Bufs *thread_bufs(void) {
 #define MAXCHUNK 256
 
 typedef struct Part {
-    int64_t M, N;
+    int64_t M, N, row0; /* row0: the part's first row of C (for the epilogue) */
     const float *A, *B;
     float *C;
 } Part;
@@ -83,6 +83,7 @@ typedef struct Job {
     Part part[MAXCHUNK];
     int64_t K, lda, ldb, ldc;
     bool ta, tb, acc;
+    const TtGemmEpilogue *epi; /* per part (split over M), or NULL */
 } Job;
 
 /* claim word: job serial << 40 | chunk count << 20 | next chunk */
@@ -151,13 +152,20 @@ static void gemm_small_m(const GemmKernels *k, Bufs *buf, int64_t kc, int64_t M,
     }
 }
 
+/* The epilogue on rows [r0, r1) of the product, numbered from row0. */
+static void epilogue(const TtGemmEpilogue *epi, int64_t row0, int64_t r0, int64_t r1) {
+    if (epi) epi->fn(epi->ctx, row0 + r0, row0 + r1);
+}
+
+/* One thread's product; its rows are rows row0.. of the caller's C. */
 static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t lda, bool ta, const float *B, int64_t ldb, bool tb, float *C,
-                        int64_t ldc, bool acc) {
+                        int64_t ldc, bool acc, const TtGemmEpilogue *epi, int64_t row0) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!acc)
             for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+        epilogue(epi, row0, 0, M);
         return;
     }
     Bufs *buf = thread_bufs();
@@ -165,6 +173,7 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
     if (kc > KC) kc = KC;
     if (M <= GEMM_GEMV_MR) {
         gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc);
+        epilogue(epi, row0, 0, M);
         return;
     }
     int64_t mb = cdiv(M, MC), mc = cdiv(cdiv(M, mb), GEMM_MR) * GEMM_MR;
@@ -211,6 +220,8 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
                         ir += mr;
                     }
                 }
+                /* the last column block's last K block: these rows are final */
+                if (jc + ncur >= N && pc + kcur >= K) epilogue(epi, row0, ic, ic + mcur);
             }
         }
     }
@@ -237,7 +248,7 @@ static void run_chunks(Pool *pl) {
         const Job *j = &pl->job;
         const Part *p = &j->part[c & CL_MASK];
         gemm_serial(&pl->g->k, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C,
-                    j->ldc, j->acc);
+                    j->ldc, j->acc, j->epi, p->row0);
         atomic_fetch_add(&pl->done, 1);
     }
 }
@@ -374,7 +385,7 @@ static int split(int64_t n, int64_t q, int t, int64_t *start, int64_t *len) {
 
 void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
-                 bool accumulate, int nthreads) {
+                 bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
     if (M <= 0 || N <= 0) return;
     int t = nthreads < 1 ? 1 : nthreads > MAXT ? MAXT : nthreads;
     if ((double)M * (double)N * (double)K < GEMM_MT_MIN) t = 1;
@@ -394,11 +405,13 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             j->ta = transA;
             j->tb = transB;
             j->acc = accumulate;
+            j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
             int64_t st[MAXCHUNK], len[MAXCHUNK];
             int nch = CHUNKS_PER_THREAD * t > MAXCHUNK ? MAXCHUNK : CHUNKS_PER_THREAD * t;
             j->nparts = by_n ? split(N, GEMM_NR, nch, st, len) : split(M, GEMM_MR, nch, st, len);
             for (int i = 0; i < j->nparts; i++) {
                 Part *p = &j->part[i];
+                p->row0 = by_n ? 0 : st[i];
                 if (by_n) {
                     p->M = M;
                     p->N = len[i];
@@ -415,8 +428,9 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             }
             pool_run(&g->pool, t);
             pthread_mutex_unlock(&g->pool.busy);
+            if (by_n) epilogue(epi, 0, 0, M);
             return;
         }
     }
-    gemm_serial(&g->k, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate);
+    gemm_serial(&g->k, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, epi, 0);
 }

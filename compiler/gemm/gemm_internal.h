@@ -3,6 +3,7 @@
 #ifndef TT_GEMM_INTERNAL_H
 #define TT_GEMM_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,9 +56,13 @@ typedef struct GemmKernels {
 
 typedef struct GemmJit GemmJit;
 
-/* Generates, optimises (default<O3>) and JIT-compiles the kernels. On failure
- * returns NULL and writes err. *ir receives the generated IR (malloc'd). */
+/* Generates, optimises (default<O3>) and JIT-compiles the kernels, or links
+ * their object code from the on-disk cache (objcache.h) when an earlier
+ * process compiled the same IR for the same CPU and LLVM. On failure returns
+ * NULL and writes err. *ir receives the generated IR (malloc'd). */
 GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen);
+/* Whether j's code was linked from the cache rather than compiled. */
+bool gemm_jit_from_cache(const GemmJit *j);
 void gemm_jit_free(GemmJit *j);
 
 #endif

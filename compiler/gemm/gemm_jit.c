@@ -1,6 +1,9 @@
 /* gemm_jit.c - generates the GEMM micro-kernels and packing routines with the
- * LLVM C API, optimises them with default<O3> for the host CPU and compiles
- * them with ORC LLJIT.
+ * LLVM C API, optimises them with default<O3> for the host CPU, emits an
+ * object file and links it with ORC LLJIT. The object file is kept in the
+ * on-disk cache (objcache.h), keyed by LLVM's version, the host CPU and a
+ * hash of the generated IR: a later process generates the IR (a few ms) to
+ * build the key and links the cached object, skipping O3 and codegen.
  *
  * Micro-kernel (one function per row count mr = 1..6 and per layout of A):
  *   entry:   2*mr <8 x float> accumulators in allocas (SROA makes them
@@ -30,9 +33,12 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "gemm_internal.h"
+#include "llvm_host.h"
+#include "objcache.h"
 
 struct GemmJit {
     LLVMOrcLLJITRef jit;
+    bool cached; /* the object came from the on-disk cache */
 };
 
 typedef struct Gen {
@@ -659,143 +665,217 @@ static bool take_err(LLVMErrorRef e, const char *what, char *err, size_t errlen)
     return true;
 }
 
+/* Code generation settings of the object file. PIC with the small code model
+ * is what ORC's JITLink (LLJIT's default linker for ELF x86-64) asks for,
+ * and RuntimeDyld links it too, wherever the JIT maps the code. They are
+ * part of the cache key, as is the pass pipeline. */
+#define GEMM_PASSES  "default<O3>"
+#define GEMM_OPT     LLVMCodeGenLevelAggressive
+#define GEMM_RELOC   LLVMRelocPIC
+#define GEMM_CODEMOD LLVMCodeModelSmall
+#define GEMM_CODEGEN "O3 pic small"
+
 static LLVMTargetMachineRef host_tm(char *err, size_t errlen) {
-    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName();
-    char *feat = LLVMGetHostCPUFeatures(), *msg = NULL;
-    LLVMTargetRef t;
-    LLVMTargetMachineRef tm = NULL;
-    if (LLVMGetTargetFromTriple(triple, &t, &msg)) {
-        snprintf(err, errlen, "gemm jit: target %s: %s", triple, msg);
-        LLVMDisposeMessage(msg);
-    } else {
-        tm = LLVMCreateTargetMachine(t, triple, cpu, feat, LLVMCodeGenLevelAggressive,
-                                     LLVMRelocDefault, LLVMCodeModelJITDefault);
-        if (!tm) snprintf(err, errlen, "gemm jit: cannot create a target machine for %s", cpu);
-    }
+    return tt_llvm_host_machine(GEMM_OPT, GEMM_RELOC, GEMM_CODEMOD, "gemm jit", err, errlen);
+}
+
+/* Everything the object code depends on: LLVM's version, the target
+ * machine, the pipeline and the generated IR, whose text covers every
+ * change to the generator (hashed: it is a few hundred KiB). malloc'd. */
+static char *cache_key(LLVMTargetMachineRef tm, const char *ir) {
+    unsigned maj, min, pat;
+    LLVMGetVersion(&maj, &min, &pat);
+    char *triple = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm);
+    char *feat = LLVMGetTargetMachineFeatureString(tm);
+    size_t n = strlen(ir);
+    const char *fmt = "tt-gemm llvm=%u.%u.%u triple=%s cpu=%s features=%s passes=%s codegen=%s "
+                      "ir=%016llx:%zu";
+    unsigned long long h = objcache_hash(ir, n);
+    int len =
+        snprintf(NULL, 0, fmt, maj, min, pat, triple, cpu, feat, GEMM_PASSES, GEMM_CODEGEN, h, n);
+    char *key = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (key)
+        snprintf(key, (size_t)len + 1, fmt, maj, min, pat, triple, cpu, feat, GEMM_PASSES,
+                 GEMM_CODEGEN, h, n);
     LLVMDisposeMessage(triple);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(feat);
-    return tm;
+    return key;
 }
 
-GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen) {
-    LLVMInitializeNativeTarget();
-    LLVMInitializeNativeAsmPrinter();
-    *ir = NULL;
-
-    LLVMTargetMachineRef tm = host_tm(err, errlen);
-    if (!tm) return NULL;
-    LLVMTargetMachineRef jtm = host_tm(err, errlen); /* consumed by the JIT builder */
-    if (!jtm) {
-        LLVMDisposeTargetMachine(tm);
-        return NULL;
-    }
-
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    Gen g = {.ctx = LLVMOrcThreadSafeContextGetContext(tsc)};
-    g.mod = LLVMModuleCreateWithNameInContext("tt_gemm", g.ctx);
-    g.b = LLVMCreateBuilderInContext(g.ctx);
-    char *triple = LLVMGetTargetMachineTriple(tm);
-    LLVMSetTarget(g.mod, triple);
-    LLVMDisposeMessage(triple);
-    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
-    LLVMSetModuleDataLayout(g.mod, dl);
-    LLVMDisposeTargetData(dl);
-    gen_module(&g);
-    LLVMDisposeBuilder(g.b);
-
-    GemmJit *j = NULL;
-    char *msg = NULL;
-    if (LLVMVerifyModule(g.mod, LLVMReturnStatusAction, &msg)) {
-        snprintf(err, errlen, "gemm jit: invalid IR: %s", msg);
-        LLVMDisposeMessage(msg);
-        goto fail_mod;
-    }
-    LLVMDisposeMessage(msg);
-    char *text = LLVMPrintModuleToString(g.mod);
-    *ir = strdup(text);
-    LLVMDisposeMessage(text);
-
+/* Optimises mod and emits it as an ELF object; NULL with err on failure. */
+static LLVMMemoryBufferRef compile(LLVMModuleRef mod, LLVMTargetMachineRef tm, char *err,
+                                   size_t errlen) {
     double t0 = now_ms();
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e = LLVMRunPasses(g.mod, "default<O3>", tm, po);
+    LLVMErrorRef e = LLVMRunPasses(mod, GEMM_PASSES, tm, po);
     LLVMDisposePassBuilderOptions(po);
-    if (take_err(e, "passes", err, errlen)) goto fail_mod;
+    if (take_err(e, "passes", err, errlen)) return NULL;
     const char *dbg = getenv("TT_GEMM_DEBUG");
     if (dbg) {
         fprintf(stderr, "gemm jit: O3 %.1f ms\n", now_ms() - t0);
         char path[512];
         snprintf(path, sizeof path, "%s.opt.ll", dbg);
-        LLVMPrintModuleToFile(g.mod, path, NULL);
+        LLVMPrintModuleToFile(mod, path, NULL);
         snprintf(path, sizeof path, "%s.s", dbg);
-        LLVMTargetMachineEmitToFile(tm, g.mod, path, LLVMAssemblyFile, NULL);
+        LLVMTargetMachineEmitToFile(tm, mod, path, LLVMAssemblyFile, NULL);
         fprintf(stderr, "gemm jit: O3+asm %.1f ms\n", now_ms() - t0);
     }
-
-    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
-    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
-        jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jtm));
-    jtm = NULL;
-    LLVMOrcLLJITRef jit;
-    if (take_err(LLVMOrcCreateLLJIT(&jit, jb), "LLJIT", err, errlen)) goto fail_mod;
-    LLVMOrcDefinitionGeneratorRef gen;
-    if (take_err(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
-                     &gen, LLVMOrcLLJITGetGlobalPrefix(jit), NULL, NULL),
-                 "process symbols", err, errlen)) {
-        LLVMOrcDisposeLLJIT(jit);
-        goto fail_mod;
+    LLVMMemoryBufferRef obj = NULL;
+    char *msg = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &obj)) {
+        snprintf(err, errlen, "gemm jit: codegen: %s", msg ? msg : "failed");
+        LLVMDisposeMessage(msg);
+        return NULL;
     }
-    LLVMOrcJITDylibRef lib = LLVMOrcLLJITGetMainJITDylib(jit);
-    LLVMOrcJITDylibAddGenerator(lib, gen);
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(g.mod, tsc);
-    g.mod = NULL;
-    if (take_err(LLVMOrcLLJITAddLLVMIRModule(jit, lib, tsm), "add module", err, errlen)) {
-        LLVMOrcDisposeThreadSafeModule(tsm);
-        LLVMOrcDisposeLLJIT(jit);
-        goto fail_mod;
-    }
+    if (dbg) fprintf(stderr, "gemm jit: O3+codegen %.1f ms\n", now_ms() - t0);
+    return obj;
+}
 
+static bool lookup(LLVMOrcLLJITRef jit, const char *name, LLVMOrcExecutorAddress *addr, char *err,
+                   size_t errlen) {
+    return !take_err(LLVMOrcLLJITLookup(jit, addr, name), name, err, errlen);
+}
+
+static bool lookup_all(LLVMOrcLLJITRef jit, GemmKernels *out, char *err, size_t errlen) {
     char name[32];
     LLVMOrcExecutorAddress addr;
     for (int col = 0; col < 2; col++)
         for (int mr = 1; mr <= GEMM_MR; mr++) {
             if (!GEMM_HAS_MR(mr)) continue;
             snprintf(name, sizeof name, "tt_gemm_ukr_%s%d", col ? "col" : "row", mr);
-            if (take_err(LLVMOrcLLJITLookup(jit, &addr, name), name, err, errlen)) goto fail_jit;
+            if (!lookup(jit, name, &addr, err, errlen)) return false;
             (col ? out->ukr_col : out->ukr_row)[mr - 1] = (GemmUkr)(uintptr_t)addr;
         }
-    if (take_err(LLVMOrcLLJITLookup(jit, &addr, "tt_gemm_pack_n"), "pack_n", err, errlen))
-        goto fail_jit;
+    if (!lookup(jit, "tt_gemm_pack_n", &addr, err, errlen)) return false;
     out->pack_n = (GemmPack)(uintptr_t)addr;
-    if (take_err(LLVMOrcLLJITLookup(jit, &addr, "tt_gemm_pack_t"), "pack_t", err, errlen))
-        goto fail_jit;
+    if (!lookup(jit, "tt_gemm_pack_t", &addr, err, errlen)) return false;
     out->pack_t = (GemmPack)(uintptr_t)addr;
     for (int t = 0; t < 2; t++)
         for (int mr = 1; mr <= GEMM_GEMV_MR; mr++) {
             snprintf(name, sizeof name, "tt_gemm_gemv_%c%d", t ? 't' : 'n', mr);
-            if (take_err(LLVMOrcLLJITLookup(jit, &addr, name), name, err, errlen)) goto fail_jit;
+            if (!lookup(jit, name, &addr, err, errlen)) return false;
             if (t)
                 out->gemv_t[mr - 1] = (GemvT)(uintptr_t)addr;
             else
                 out->gemv_n[mr - 1] = (GemvN)(uintptr_t)addr;
         }
+    return true;
+}
 
-    j = malloc(sizeof *j);
+/* Links an object file (consumed) into a new LLJIT and looks the kernels up.
+ * Fresh and cached code take this same path. */
+static GemmJit *load_object(LLVMMemoryBufferRef obj, GemmKernels *out, char *err, size_t errlen) {
+    LLVMOrcLLJITRef jit;
+    if (take_err(LLVMOrcCreateLLJIT(&jit, LLVMOrcCreateLLJITBuilder()), "LLJIT", err, errlen)) {
+        LLVMDisposeMemoryBuffer(obj);
+        return NULL;
+    }
+    /* optimised code may call memset/memcpy: resolve them in the process */
+    LLVMOrcDefinitionGeneratorRef gen;
+    if (take_err(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+                     &gen, LLVMOrcLLJITGetGlobalPrefix(jit), NULL, NULL),
+                 "process symbols", err, errlen)) {
+        LLVMDisposeMemoryBuffer(obj);
+        LLVMOrcDisposeLLJIT(jit);
+        return NULL;
+    }
+    LLVMOrcJITDylibRef lib = LLVMOrcLLJITGetMainJITDylib(jit);
+    LLVMOrcJITDylibAddGenerator(lib, gen);
+    if (take_err(LLVMOrcLLJITAddObjectFile(jit, lib, obj), "add object", err, errlen) ||
+        !lookup_all(jit, out, err, errlen)) {
+        LLVMOrcDisposeLLJIT(jit);
+        return NULL;
+    }
+    GemmJit *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, errlen, "gemm jit: out of memory");
+        LLVMOrcDisposeLLJIT(jit);
+        return NULL;
+    }
     j->jit = jit;
-    LLVMOrcDisposeThreadSafeContext(tsc); /* the module keeps its own reference */
-    LLVMDisposeTargetMachine(tm);
     return j;
+}
 
-fail_jit:
-    LLVMOrcDisposeLLJIT(jit);
-fail_mod:
-    if (g.mod) LLVMDisposeModule(g.mod);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    LLVMDisposeTargetMachine(tm);
-    if (jtm) LLVMDisposeTargetMachine(jtm);
-    free(*ir);
+/* The cached object for key, linked; NULL on a miss or when it fails to link
+ * (then the caller compiles afresh and overwrites the entry). */
+static GemmJit *load_cached(const char *key, GemmKernels *out) {
+    void *bytes;
+    size_t len;
+    if (!key || !objcache_load(key, &bytes, &len)) return NULL;
+    LLVMMemoryBufferRef obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(bytes, len, "tt_gemm.o");
+    free(bytes);
+    char err[256];
+    GemmJit *j = load_object(obj, out, err, sizeof err);
+    const char *dbg = getenv("TT_CACHE_DEBUG");
+    if (!j && dbg && *dbg && strcmp(dbg, "0")) fprintf(stderr, "objcache: cached gemm: %s\n", err);
+    if (j) j->cached = true;
+    return j;
+}
+
+GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen) {
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
     *ir = NULL;
-    return NULL;
+    double t0 = now_ms();
+
+    LLVMTargetMachineRef tm = host_tm(err, errlen);
+    if (!tm) return NULL;
+    Gen g = {.ctx = LLVMContextCreate()};
+    g.mod = LLVMModuleCreateWithNameInContext("tt_gemm", g.ctx);
+    g.b = LLVMCreateBuilderInContext(g.ctx);
+    tt_llvm_set_target(g.mod, tm);
+    gen_module(&g);
+    LLVMDisposeBuilder(g.b);
+
+    GemmJit *j = NULL;
+    char *key = NULL, *msg = NULL;
+    if (LLVMVerifyModule(g.mod, LLVMReturnStatusAction, &msg)) {
+        snprintf(err, errlen, "gemm jit: invalid IR: %s", msg);
+        LLVMDisposeMessage(msg);
+        goto done;
+    }
+    LLVMDisposeMessage(msg);
+    char *text = LLVMPrintModuleToString(g.mod);
+    *ir = strdup(text);
+    LLVMDisposeMessage(text);
+    /* The IR is generated even on a hit: its hash is the part of the key
+     * that changes with the generator. */
+    key = *ir ? cache_key(tm, *ir) : NULL;
+    const char *dbg = getenv("TT_GEMM_DEBUG");
+    if (dbg) fprintf(stderr, "gemm jit: IR + key %.1f ms\n", now_ms() - t0);
+
+    j = load_cached(key, out);
+    if (!j) {
+        LLVMMemoryBufferRef obj = compile(g.mod, tm, err, errlen);
+        if (!obj) goto done;
+        /* Cache only an object that linked and defined every kernel; the JIT
+         * takes the buffer, so keep a copy of the bytes to store. */
+        size_t len = LLVMGetBufferSize(obj);
+        void *bytes = key ? malloc(len ? len : 1) : NULL;
+        if (bytes) memcpy(bytes, LLVMGetBufferStart(obj), len);
+        j = load_object(obj, out, err, errlen);
+        if (j && bytes) objcache_store(key, bytes, len);
+        free(bytes);
+    }
+    if (dbg && j)
+        fprintf(stderr, "gemm jit: %s, total %.1f ms\n", j->cached ? "cached object" : "compiled",
+                now_ms() - t0);
+
+done:
+    free(key);
+    LLVMDisposeModule(g.mod);
+    LLVMContextDispose(g.ctx);
+    LLVMDisposeTargetMachine(tm);
+    if (!j) {
+        free(*ir);
+        *ir = NULL;
+    }
+    return j;
+}
+
+bool gemm_jit_from_cache(const GemmJit *j) {
+    return j && j->cached;
 }
 
 void gemm_jit_free(GemmJit *j) {

@@ -20,6 +20,7 @@
  * Index arithmetic (i64, never negative) uses nsw adds and muls, udiv/urem.
  */
 #include "codegen.h"
+#include "llvm_host.h"
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/DebugInfo.h>
@@ -304,18 +305,25 @@ static LLVMValueRef elem_ptr(Cg *c, int buf, const LpExpr *off) {
     return LLVMBuildInBoundsGEP2(c->b, c->ty[LT_F32], c->bufptr[buf], &i, 1, "");
 }
 
-/* void CG_GEMM_SYMBOL(rt, A, lda, ta, B, ldb, tb, C, ldc, M, N, K) */
-static void emit_gemm(Cg *c, const LpGemm *g) {
+static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what);
+
+/* void CG_GEMM_SYMBOL(rt, A, lda, ta, B, ldb, tb, C, ldc, M, N, K, epi, bufs):
+ * epi, when not null, the outlined epilogue loop, called with bufs on the
+ * rows of C as the GEMM finishes them. */
+static void emit_gemm(Cg *c, const LpGemm *g, const LpStmt *epi) {
     LLVMTypeRef i64 = c->ty[LT_I64], i32 = c->ty[LT_I32], ptr = c->tptr;
+    LLVMValueRef efn = epi ? outline_loop(c, epi, "epi") : LLVMConstNull(ptr);
+    c->gen++; /* nothing emitted in the epilogue's function is reused here */
     if (!c->gemm_fn) {
-        LLVMTypeRef params[12] = {ptr, ptr, i64, i32, ptr, i64, i32, ptr, i64, i64, i64, i64};
-        c->gemm_ty = LLVMFunctionType(c->tvoid, params, 12, 0);
+        LLVMTypeRef params[14] = {ptr, ptr, i64, i32, ptr, i64, i32,
+                                  ptr, i64, i64, i64, i64, ptr, ptr};
+        c->gemm_ty = LLVMFunctionType(c->tvoid, params, 14, 0);
         c->gemm_fn = LLVMAddFunction(c->mod, CG_GEMM_SYMBOL, c->gemm_ty);
         unsigned kind = LLVMGetEnumAttributeKindForName("nounwind", 8);
         LLVMAddAttributeAtIndex(c->gemm_fn, LLVMAttributeFunctionIndex,
                                 LLVMCreateEnumAttribute(c->ctx, kind, 0));
     }
-    LLVMValueRef args[12] = {
+    LLVMValueRef args[14] = {
         c->rt,
         elem_ptr(c, g->a, g->aoff),
         LLVMConstInt(i64, (unsigned long long)g->lda, 0),
@@ -328,8 +336,10 @@ static void emit_gemm(Cg *c, const LpGemm *g) {
         LLVMConstInt(i64, (unsigned long long)g->m, 0),
         LLVMConstInt(i64, (unsigned long long)g->n, 0),
         LLVMConstInt(i64, (unsigned long long)g->k, 0),
+        efn,
+        LLVMGetParam(c->fn, 0),
     };
-    LLVMBuildCall2(c->b, c->gemm_ty, c->gemm_fn, args, 12, "");
+    LLVMBuildCall2(c->b, c->gemm_ty, c->gemm_fn, args, 14, "");
 }
 
 static bool has_gemm(const LpStmt *s) {
@@ -386,22 +396,22 @@ static void add_attr(Cg *c, LLVMValueRef fn, const char *name);
 static void alloc_locals(Cg *c, const LpKernel *k);
 static void load_bufptrs(Cg *c, LLVMValueRef bufs);
 
-/* A parallel loop (a top-level loop of the kernel): its iterations become
- * `void kN_op.par.iV(void **bufs, i64 lo, i64 hi)` (own locals and buffer
- * pointers), which the kernel hands to CG_PARALLEL_SYMBOL to run over
- * 0..extent on s->parallel threads. */
-static void emit_parallel(Cg *c, const LpStmt *s) {
+/* The iterations of a top-level loop of the kernel as a function of their
+ * own, `void kN_op.WHAT.iV(void **bufs, i64 lo, i64 hi)` (own locals and
+ * buffer pointers), for the thread pool (a parallel loop) or the GEMM (an
+ * epilogue). */
+static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what) {
     const LpKernel *k = c->kernel;
-    LLVMTypeRef i64 = c->ty[LT_I64], i32 = c->ty[LT_I32];
+    LLVMTypeRef i64 = c->ty[LT_I64];
     LLVMTypeRef bparams[3] = {c->tptr, i64, i64};
     char name[64];
-    snprintf(name, sizeof name, "%s.par.i%d", k->name, s->var);
+    snprintf(name, sizeof name, "%s.%s.i%d", k->name, what, s->var);
     LLVMTypeRef bty = LLVMFunctionType(c->tvoid, bparams, 3, 0);
     LLVMValueRef fn = LLVMAddFunction(c->mod, name, bty);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     add_attr(c, fn, "nounwind");
     /* the kernel's state, restored after the body */
-    LLVMValueRef kfn = c->fn, kbufs = LLVMGetParam(kfn, 0);
+    LLVMValueRef kfn = c->fn;
     LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
     size_t nb = (size_t)c->p->nbufs, nl = (size_t)k->nlocals;
     LLVMValueRef *bp = tt_xmalloc((nb + 1) * sizeof *bp), *lc = tt_xmalloc((nl + 1) * sizeof *lc);
@@ -413,6 +423,7 @@ static void emit_parallel(Cg *c, const LpStmt *s) {
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
     alloc_locals(c, k);
     load_bufptrs(c, bufs);
+    /* lo < hi is the caller's promise (the bottom-tested loop needs it) */
     emit_loop(c, s, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2));
     LLVMBuildRetVoid(c->b);
     c->fn = kfn;
@@ -421,13 +432,22 @@ static void emit_parallel(Cg *c, const LpStmt *s) {
     free(bp);
     free(lc);
     LLVMPositionBuilderAtEnd(c->b, at);
+    return fn;
+}
+
+/* A parallel loop: outlined, handed to CG_PARALLEL_SYMBOL to run over
+ * 0..extent on s->parallel threads. */
+static void emit_parallel(Cg *c, const LpStmt *s) {
+    LLVMTypeRef i64 = c->ty[LT_I64], i32 = c->ty[LT_I32];
+    LLVMValueRef fn = outline_loop(c, s, "par");
     if (!c->par_fn) {
         LLVMTypeRef params[4] = {c->tptr, c->tptr, i64, i32};
         c->par_ty = LLVMFunctionType(c->tvoid, params, 4, 0);
         c->par_fn = LLVMAddFunction(c->mod, CG_PARALLEL_SYMBOL, c->par_ty);
         add_attr(c, c->par_fn, "nounwind");
     }
-    LLVMValueRef args[4] = {fn, kbufs, LLVMConstInt(i64, (unsigned long long)s->extent, 0),
+    LLVMValueRef args[4] = {fn, LLVMGetParam(c->fn, 0),
+                            LLVMConstInt(i64, (unsigned long long)s->extent, 0),
                             LLVMConstInt(i32, (unsigned long long)s->parallel, 0)};
     LLVMBuildCall2(c->b, c->par_ty, c->par_fn, args, 4, "");
 }
@@ -438,6 +458,8 @@ static void emit_block(Cg *c, const LpStmt *s) {
         c->gen++; /* values are reused within one statement only */
         switch (s->kind) {
         case LS_LOOP:
+            if (s->epilogue) /* run by the GEMM before it (emit_gemm) */
+                break;
             if (s->parallel >= 2)
                 emit_parallel(c, s);
             else
@@ -449,7 +471,8 @@ static void emit_block(Cg *c, const LpStmt *s) {
             LLVMBuildStore(b, emit(c, s->value), c->locals[s->var]);
             break;
         case LS_GEMM:
-            emit_gemm(c, s->gemm);
+            emit_gemm(c, s->gemm,
+                      s->next && s->next->kind == LS_LOOP && s->next->epilogue ? s->next : NULL);
             break;
         case LS_STORE: {
             LLVMValueRef i = emit(c, s->index), v = emit(c, s->value);
@@ -545,7 +568,7 @@ static void diagnostic(LLVMDiagnosticInfoRef di, void *arg) {
 }
 
 LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
-                        LLVMTargetMachineRef tm, char *err, size_t errlen) {
+                        LLVMTargetMachineRef tm, bool profile, char *err, size_t errlen) {
     Cg c = {0};
     c.ctx = ctx;
     c.p = p;
@@ -560,14 +583,7 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
     c.ty[LT_BOOL] = LLVMInt1TypeInContext(ctx);
     c.tptr = LLVMPointerTypeInContext(ctx, 0);
     c.tvoid = LLVMVoidTypeInContext(ctx);
-    if (tm) {
-        char *triple = LLVMGetTargetMachineTriple(tm);
-        LLVMSetTarget(c.mod, triple);
-        LLVMDisposeMessage(triple);
-        LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
-        LLVMSetModuleDataLayout(c.mod, td);
-        LLVMDisposeTargetData(td);
-    }
+    if (tm) tt_llvm_set_target(c.mod, tm);
     int maxvars = 1, maxlocals = 1;
     for (int i = 0; i < p->nkernels; i++) {
         if (p->kernels[i].nvars > maxvars) maxvars = p->kernels[i].nvars;
@@ -587,7 +603,24 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
     LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(ctx, main, "entry"));
     LLVMValueRef bufs = LLVMGetParam(main, 0);
     LLVMSetValueName2(bufs, "bufs", 4);
-    for (int i = 0; i < p->nkernels; i++) LLVMBuildCall2(c.b, fty, kfn[i], &bufs, 1, "");
+    LLVMValueRef tick = NULL, rt = NULL;
+    LLVMTypeRef tick_ty = NULL;
+    if (profile) {
+        LLVMTypeRef params[2] = {c.tptr, c.ty[LT_I32]};
+        tick_ty = LLVMFunctionType(c.tvoid, params, 2, 0);
+        tick = LLVMAddFunction(c.mod, CG_TICK_SYMBOL, tick_ty);
+        LLVMValueRef at =
+            LLVMConstInt(c.ty[LT_I64], (unsigned long long)(p->ninputs + p->noutputs + 1), 0);
+        LLVMValueRef pp = LLVMBuildInBoundsGEP2(c.b, c.tptr, bufs, &at, 1, "");
+        rt = LLVMBuildLoad2(c.b, c.tptr, pp, "rt");
+    }
+    for (int i = 0; i <= p->nkernels; i++) {
+        if (tick) {
+            LLVMValueRef args[2] = {rt, LLVMConstInt(c.ty[LT_I32], (unsigned long long)i, 0)};
+            LLVMBuildCall2(c.b, tick_ty, tick, args, 2, "");
+        }
+        if (i < p->nkernels) LLVMBuildCall2(c.b, fty, kfn[i], &bufs, 1, "");
+    }
     LLVMBuildRetVoid(c.b);
 
     free(kfn);
@@ -608,31 +641,11 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
 }
 
 LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen) {
-    static bool init;
-    if (!init) {
-        LLVMInitializeNativeTarget();
-        LLVMInitializeNativeAsmPrinter();
-        init = true;
-    }
-    char *triple = LLVMGetDefaultTargetTriple(), *msg = NULL;
-    LLVMTargetRef target;
-    if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
-        set_err(err, errlen, "jit: no target for the host", msg);
-        LLVMDisposeMessage(triple);
-        return NULL;
-    }
-    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
     LLVMCodeGenOptLevel lv = opt_level <= 0   ? LLVMCodeGenLevelNone
                              : opt_level == 1 ? LLVMCodeGenLevelLess
                              : opt_level == 2 ? LLVMCodeGenLevelDefault
                                               : LLVMCodeGenLevelAggressive;
-    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, lv,
-                                                      LLVMRelocDefault, LLVMCodeModelJITDefault);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
-    LLVMDisposeMessage(triple);
-    if (!tm) snprintf(err, errlen, "jit: cannot create a target machine for the host");
-    return tm;
+    return tt_llvm_host_machine(lv, LLVMRelocDefault, LLVMCodeModelJITDefault, "jit", err, errlen);
 }
 
 bool cg_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err,

@@ -25,14 +25,19 @@ LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen);
  *                          void **bufs, int64_t n, int32_t nthreads) */
 #define CG_PARALLEL_SYMBOL "ttrt_parallel_for"
 
+/* With profiling, the graph function calls this before each kernel and
+ * once after the last (jit.c times the kernels with it):
+ *   void tt_jit_tick(void *rt, int32_t kernel)  -- kernel = index, nkernels at the end */
+#define CG_TICK_SYMBOL "tt_jit_tick"
+
 /* Builds a module in ctx holding `void fname(void **bufs)`, which runs the
  * kernels of p in order: bufs[0..ninputs) are the inputs, then the outputs,
  * then the workspace, then (read by kernels with LS_GEMM) the runtime context
- * passed to CG_GEMM_SYMBOL. Each kernel is an internal function `kN_op(bufs)`.
- * The module gets tm's triple and data layout and is verified. NULL with
- * err on failure. */
+ * passed to CG_GEMM_SYMBOL (and CG_TICK_SYMBOL). Each kernel is an internal
+ * function `kN_op(bufs)`. profile: tick around the kernels. The module gets
+ * tm's triple and data layout and is verified. NULL with err on failure. */
 LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
-                        LLVMTargetMachineRef tm, char *err, size_t errlen);
+                        LLVMTargetMachineRef tm, bool profile, char *err, size_t errlen);
 
 /* Runs the new pass manager's default<O{opt_level}> pipeline. */
 bool cg_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);

@@ -32,12 +32,20 @@ typedef struct Entry {
     void *ws; /* workspace, reused by every run */
     int64_t wsbytes;
     int threads; /* the thread count the loops were scheduled for */
+    /* compiled with timers (jit_set_profile): kernel names and time spent */
+    bool profiled;
+    int nkernels;
+    char (*kname)[32];
+    double *kns;
+    int64_t runs;
 } Entry;
 
 /* What the generated code passes back to tt_jit_gemm: bufs[nin + nout + 1]. */
 typedef struct JitRt {
     TtGemm *gemm; /* the process-wide GEMM, taken at the first graph with a matmul */
     int threads;  /* >= 1 */
+    double *kns;  /* profiling: the running entry's per-kernel ns (tt_jit_tick) */
+    double last;  /* the time of the last tick */
 } JitRt;
 
 struct Jit {
@@ -47,10 +55,11 @@ struct Jit {
     LLVMOrcJITDylibRef jd;
     LLVMTargetMachineRef tm; /* for the pass pipeline */
     int opt;
-    bool fuse;
+    bool fuse, fuse_kernels;
     Entry *entries;
     int nentries, cap;
     JitStats stats;
+    bool profile;     /* jit_set_profile */
     JitLoopHook hook; /* jit_set_loop_hook */
     void *hook_arg;
 };
@@ -73,8 +82,23 @@ static bool llvm_fail(LLVMErrorRef e, const char *what, char *err, size_t errlen
  * into the executable are not visible to the process-symbol generator. */
 static void jit_gemm_call(const JitRt *rt, const float *A, int64_t lda, int32_t ta, const float *B,
                           int64_t ldb, int32_t tb, float *C, int64_t ldc, int64_t M, int64_t N,
-                          int64_t K) {
-    tt_gemm_run(rt->gemm, M, N, K, A, lda, ta != 0, B, ldb, tb != 0, C, ldc, false, rt->threads);
+                          int64_t K, void (*epi)(void *, int64_t, int64_t), void *bufs) {
+    TtGemmEpilogue e = {epi, bufs};
+    tt_gemm_run(rt->gemm, M, N, K, A, lda, ta != 0, B, ldb, tb != 0, C, ldc, false, rt->threads,
+                epi ? &e : NULL);
+}
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e9 * (double)ts.tv_sec + (double)ts.tv_nsec;
+}
+
+/* CG_TICK_SYMBOL: kernel k starts (k = nkernels: the last one ended). */
+static void jit_tick(JitRt *rt, int32_t k) {
+    double t = now_ns();
+    if (k > 0) rt->kns[k - 1] += t - rt->last;
+    rt->last = t;
 }
 
 static int clamp_opt(int o) {
@@ -85,7 +109,7 @@ Jit *jit_new(int opt_level) {
     char err[256];
     Jit *j = tt_xcalloc(1, sizeof *j);
     j->opt = clamp_opt(opt_level);
-    j->fuse = true;
+    j->fuse = j->fuse_kernels = true;
     j->tm = cg_host_machine(j->opt, err, sizeof err);
     LLVMTargetMachineRef jtm = j->tm ? cg_host_machine(j->opt, err, sizeof err) : NULL;
     if (!jtm) {
@@ -113,22 +137,22 @@ Jit *jit_new(int opt_level) {
         return NULL;
     }
     LLVMOrcJITDylibAddGenerator(j->jd, gen);
-    LLVMOrcCSymbolMapPair sym = {
-        LLVMOrcLLJITMangleAndIntern(j->lljit, CG_GEMM_SYMBOL),
-        {(LLVMOrcExecutorAddress)(uintptr_t)&jit_gemm_call,
-         {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
-    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(&sym, 1));
-    if (e) {
-        LLVMConsumeError(e);
-        jit_free(j);
-        return NULL;
-    }
-    /* parallel loops call the thread pool (CG_PARALLEL_SYMBOL), also by address */
-    LLVMOrcCSymbolMapPair par = {
-        LLVMOrcLLJITMangleAndIntern(j->lljit, CG_PARALLEL_SYMBOL),
-        {(LLVMOrcExecutorAddress)(uintptr_t)&ttrt_parallel_for,
-         {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
-    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(&par, 1));
+    /* what generated code calls, defined by address: the symbols of a static
+     * library linked into the executable are not visible to the
+     * process-symbol generator */
+    const struct {
+        const char *name;
+        void *fn;
+    } rt[] = {{CG_GEMM_SYMBOL, (void *)&jit_gemm_call},
+              {CG_PARALLEL_SYMBOL, (void *)&ttrt_parallel_for},
+              {CG_TICK_SYMBOL, (void *)&jit_tick}};
+    LLVMOrcCSymbolMapPair syms[3];
+    for (int i = 0; i < 3; i++)
+        syms[i] = (LLVMOrcCSymbolMapPair){
+            LLVMOrcLLJITMangleAndIntern(j->lljit, rt[i].name),
+            {(LLVMOrcExecutorAddress)(uintptr_t)rt[i].fn,
+             {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
+    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(syms, 3));
     if (e) {
         LLVMConsumeError(e);
         jit_free(j);
@@ -162,6 +186,8 @@ void jit_free(Jit *j) {
         free(en->ins);
         free(en->outputs);
         free(en->ws);
+        free(en->kname);
+        free(en->kns);
     }
     free(j->entries);
     if (j->rt.gemm) tt_gemm_free(j->rt.gemm);
@@ -179,6 +205,51 @@ JitStats jit_stats(const Jit *j) {
 
 void jit_set_fusion(Jit *j, bool on) {
     j->fuse = on;
+}
+
+void jit_set_kernel_fusion(Jit *j, bool on) {
+    j->fuse_kernels = on;
+}
+
+void jit_set_profile(Jit *j, bool on) {
+    j->profile = on;
+}
+
+typedef struct KernelTime {
+    int graph, kernel;
+    double ns;
+} KernelTime;
+
+static int by_time(const void *a, const void *b) {
+    double x = ((const KernelTime *)a)->ns, y = ((const KernelTime *)b)->ns;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void jit_print_profile(const Jit *j, FILE *out, int top) {
+    int n = 0;
+    double total = 0;
+    for (int i = 0; i < j->nentries; i++) n += j->entries[i].profiled ? j->entries[i].nkernels : 0;
+    if (n == 0) return;
+    KernelTime *t = tt_xmalloc((size_t)n * sizeof *t);
+    n = 0;
+    for (int i = 0; i < j->nentries; i++)
+        for (int k = 0; j->entries[i].profiled && k < j->entries[i].nkernels; k++) {
+            t[n++] = (KernelTime){i, k, j->entries[i].kns[k]};
+            total += j->entries[i].kns[k];
+        }
+    qsort(t, (size_t)n, sizeof *t, by_time);
+    fprintf(out, "%-5s %-32s %8s %10s %7s %10s\n", "graph", "kernel", "runs", "total ms", "%",
+            "us/run");
+    int shown = top > 0 && top < n ? top : n;
+    for (int i = 0; i < shown; i++) {
+        const Entry *en = &j->entries[t[i].graph];
+        fprintf(out, "%-5d %-32s %8lld %10.3f %6.1f%% %10.2f\n", t[i].graph + 1,
+                en->kname[t[i].kernel], (long long)en->runs, t[i].ns * 1e-6,
+                total > 0 ? 100 * t[i].ns / total : 0, en->runs ? t[i].ns * 1e-3 / en->runs : 0);
+    }
+    if (shown < n) fprintf(out, "(%d more kernels)\n", n - shown);
+    fprintf(out, "%-5s %-32s %8s %10.3f %6.1f%%\n", "total", "", "", total * 1e-6, 100.0);
+    free(t);
 }
 
 /* -- the structural key -- */
@@ -236,13 +307,22 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     double t0 = now_ms();
     LpProg *p = lp_lower(g, j->fuse);
     if (j->hook) j->hook(p, j->hook_arg);
+    if (j->fuse && j->fuse_kernels) lp_fuse_kernels(p);
     lp_schedule(p, j->rt.threads); /* vectorize marks; parallel loops with threads > 1 */
     en->threads = j->rt.threads;
+    en->profiled = j->profile;
+    if (j->profile) {
+        en->nkernels = p->nkernels;
+        en->kname = tt_xcalloc((size_t)p->nkernels + 1, sizeof *en->kname);
+        en->kns = tt_xcalloc((size_t)p->nkernels + 1, sizeof *en->kns);
+        for (int i = 0; i < p->nkernels; i++)
+            snprintf(en->kname[i], sizeof en->kname[i], "%s", p->kernels[i].name);
+    }
     char name[32];
     snprintf(name, sizeof name, "tt_graph_%lld", (long long)j->stats.compiles);
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
-    LLVMModuleRef m = cg_module(ctx, p, name, j->tm, err, errlen);
+    LLVMModuleRef m = cg_module(ctx, p, name, j->tm, j->profile, err, errlen);
     en->wsbytes = p->workspace;
     bool gemm = p->ngemm > 0;
     lp_free(p);
@@ -304,7 +384,7 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     Entry *en = NULL;
     for (int i = 0; i < j->nentries && !en; i++)
         if (j->entries[i].hash == h && j->entries[i].threads == j->rt.threads &&
-            same_structure(&j->entries[i], g))
+            j->entries[i].profiled == j->profile && same_structure(&j->entries[i], g))
             en = &j->entries[i];
     if (en) {
         j->stats.hits++;
@@ -336,6 +416,8 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
             bufs[g->ninputs + k] = tt_xmalloc(bytes ? bytes : 1);
             scratch = true;
         }
+    j->rt.kns = en->kns;
+    en->runs++;
     en->fn(bufs);
     if (scratch)
         for (int k = 0; k < g->nout; k++)
@@ -364,6 +446,7 @@ void jit_emit_loops_threads(FILE *out, const IrGraph *g, int nthreads) {
         nthreads = c > 0 ? (int)c : 1;
     }
     LpProg *p = lp_lower(g, true);
+    lp_fuse_kernels(p);
     lp_schedule(p, nthreads);
     lp_print(out, p, g);
     lp_free(p);
@@ -376,8 +459,9 @@ static LLVMModuleRef build_optimized(LLVMContextRef ctx, const IrGraph *g, int o
     *tm = cg_host_machine(clamp_opt(opt), err, errlen);
     if (!*tm) return NULL;
     LpProg *p = lp_lower(g, true);
+    lp_fuse_kernels(p);
     lp_schedule(p, 1);
-    LLVMModuleRef m = cg_module(ctx, p, "graph", *tm, err, errlen);
+    LLVMModuleRef m = cg_module(ctx, p, "graph", *tm, false, err, errlen);
     lp_free(p);
     if (m && !cg_optimize(m, *tm, clamp_opt(opt), err, errlen)) {
         LLVMDisposeModule(m);

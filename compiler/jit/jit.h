@@ -58,6 +58,16 @@ void jit_set_loop_hook(Jit *j, JitLoopHook hook, void *arg);
 /* Fusion on (the default) or off (one kernel per node), for graphs compiled
  * from now on; for tests and for comparing. */
 void jit_set_fusion(Jit *j, bool on);
+/* Kernel fusion (lp_fuse_kernels: merged row loops, matmul epilogues) on
+ * (the default) or off, for graphs compiled from now on; for tests. */
+void jit_set_kernel_fusion(Jit *j, bool on);
+
+/* Per-kernel timers (a clock read around every kernel) in graphs compiled
+ * from now on, off by default; a profiled and an unprofiled graph are
+ * different cache entries. jit_print_profile prints the top kernels (top
+ * <= 0: all) of every profiled graph by total time. */
+void jit_set_profile(Jit *j, bool on);
+void jit_print_profile(const Jit *j, FILE *out, int top);
 
 /* Learner-facing dumps of what jit_run would compile for g: */
 void jit_emit_loops(FILE *out, const IrGraph *g); /* the loop IR, readable */

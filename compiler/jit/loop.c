@@ -666,8 +666,9 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
         indent(out, depth);
         switch (s->kind) {
         case LS_LOOP:
-            fprintf(out, "%sfor i%d in 0..%lld%s {\n", s->parallel ? "parallel " : "", s->var,
-                    (long long)s->extent, s->vectorize ? " vectorize" : "");
+            fprintf(out, "%sfor i%d in 0..%lld%s%s {\n", s->parallel ? "parallel " : "", s->var,
+                    (long long)s->extent, s->vectorize ? " vectorize" : "",
+                    s->epilogue ? " epilogue" : "");
             print_block(out, p, s->body, depth + 1);
             indent(out, depth);
             fputs("}\n", out);
@@ -707,6 +708,21 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
     }
 }
 
+/* " %4 = exp, fused: %2 broadcast %3 sub": what a kernel computes */
+static void print_computes(FILE *out, const LpKernel *k, const IrGraph *g) {
+    if (k->node < 0) {
+        fputs(" copy", out);
+        return;
+    }
+    if (!g) return;
+    fprintf(out, " %%%d = %s", k->node, ir_ops[ir_node(g, k->node)->op].name);
+    if (k->nfused) {
+        fputs(", fused:", out);
+        for (int j = 0; j < k->nfused; j++)
+            fprintf(out, " %%%d %s", k->fused[j], ir_ops[ir_node(g, k->fused[j])->op].name);
+    }
+}
+
 void lp_print(FILE *out, const LpProg *p, const IrGraph *g) {
     char sb[192];
     fprintf(out, "# buffers\n");
@@ -727,15 +743,13 @@ void lp_print(FILE *out, const LpProg *p, const IrGraph *g) {
     for (int i = 0; i < p->nkernels; i++) {
         const LpKernel *k = &p->kernels[i];
         fprintf(out, "\nkernel %s", k->name);
-        if (k->node >= 0 && g) {
-            fprintf(out, "  # %%%d = %s", k->node, ir_ops[ir_node(g, k->node)->op].name);
-            if (k->nfused) {
-                fputs(", fused:", out);
-                for (int j = 0; j < k->nfused; j++)
-                    fprintf(out, " %%%d %s", k->fused[j], ir_ops[ir_node(g, k->fused[j])->op].name);
+        if (g || k->node < 0) {
+            fputs("  #", out);
+            print_computes(out, k, g);
+            for (int j = 0; j < k->nmerged; j++) {
+                fputc(';', out);
+                print_computes(out, &k->merged[j], g);
             }
-        } else if (k->node < 0) {
-            fputs("  # copy", out);
         }
         fputs(" {\n", out);
         print_block(out, p, k->body, 1);

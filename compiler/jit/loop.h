@@ -14,6 +14,10 @@
  *   t3[e] = gemm(...)          LS_GEMM: C = op(A) @ op(B) by the shape-generic
  *                              GEMM (compiler/gemm), called by the generated
  *                              code; A, B, C at element offsets of buffers
+ *   for i in 0..m epilogue {   a loop right after an LS_GEMM, over the rows
+ *                              of its C: the GEMM runs it on each block of
+ *                              rows as soon as they are final (fused
+ *                              consumers of a matmul: bias, activation)
  *
  * Expressions are trees over scalars: constants, loop variables, loads
  * buf[index], locals, and the arithmetic of the graph ops (the codegen knows
@@ -126,6 +130,10 @@ struct LpStmt {
      * `parallel` threads (0: serial). */
     bool vectorize;
     int parallel;
+    /* LS_LOOP right after an LS_GEMM (top level, no batch loop): its
+     * iterations are the rows of the GEMM's C, run by the GEMM as they are
+     * finished, in any order and on any of its threads (lp_fuse_kernels) */
+    bool epilogue;
 };
 
 typedef enum LpBufKind { LB_INPUT, LB_OUTPUT, LB_TEMP } LpBufKind;
@@ -140,7 +148,8 @@ typedef struct LpBuf {
     char name[24];
 } LpBuf;
 
-typedef struct LpKernel {
+typedef struct LpKernel LpKernel;
+struct LpKernel {
     char name[32];
     int node;   /* the graph node computed (-1 for a copy) */
     int *fused; /* the nodes fused into it (inlined), in node order */
@@ -149,7 +158,11 @@ typedef struct LpKernel {
     LpStmt *body;
     int nvars, nlocals;
     LpType *local_ty; /* nlocals */
-} LpKernel;
+    /* kernels merged into this one by lp_fuse_kernels, in order (their
+     * node, fused, nfused and out describe what they computed) */
+    LpKernel *merged;
+    int nmerged;
+};
 
 typedef struct LpProg {
     Arena arena;

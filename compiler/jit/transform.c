@@ -125,11 +125,13 @@ typedef struct Subst {
     int nvar;
     LpExpr **memo; /* by expression id (ids from before the substitution) */
     int nmemo;
+    int local_off; /* added to every local (copying another kernel's statements) */
 } Subst;
 
 static void subst_init(Subst *S, LpProg *p, LpKernel *k) {
     S->p = p;
     S->k = k;
+    S->local_off = 0;
     S->nvar = k->nvars;
     S->var = tt_xcalloc((size_t)S->nvar + 1, sizeof *S->var);
     S->nmemo = p->nexpr;
@@ -158,7 +160,14 @@ static LpExpr *sub(Subst *S, LpExpr *e) {
     LpExpr *r = e, *a, *b, *c;
     switch (e->kind) {
     case LE_CONST:
+        break;
     case LE_LOCAL:
+        if (S->local_off) {
+            r = arena_alloc(&p->arena, sizeof *r);
+            *r = *e;
+            r->id = p->nexpr++;
+            r->var = e->var + S->local_off;
+        }
         break;
     case LE_VAR:
         if (e->var < S->nvar && S->var[e->var]) r = S->var[e->var];
@@ -219,6 +228,7 @@ static LpStmt *copy_list(Subst *S, const LpStmt *s) {
             break;
         case LS_LOCAL:
         case LS_SET:
+            c->var = s->var + S->local_off;
             c->value = sub(S, s->value);
             break;
         case LS_STORE:
@@ -243,7 +253,6 @@ static LpStmt *copy_list(Subst *S, const LpStmt *s) {
 }
 
 /* -- independence -- */
-
 
 typedef struct Dep {
     const LpProg *p;
@@ -407,7 +416,7 @@ bool lp_independent(const LpProg *p, const LpKernel *k, const LpStmt *loop, cons
 /* -- the transformations -- */
 
 bool lp_tile(LpProg *p, LpKernel *k, LpStmt *loop, int64_t size) {
-    if (!is_loop_of(k, loop) || size < 2) return false;
+    if (!is_loop_of(k, loop) || size < 2 || loop->epilogue) return false;
     LpStmt *inner = loop->body;
     if (!inner || inner->kind != LS_LOOP || inner->next) return false; /* not a perfect 2-D nest */
     int64_t n = loop->extent, m = inner->extent, t = size;
@@ -450,7 +459,7 @@ bool lp_tile(LpProg *p, LpKernel *k, LpStmt *loop, int64_t size) {
 
 bool lp_interchange(LpProg *p, LpKernel *k, LpStmt *outer, LpStmt *inner) {
     if (!is_loop_of(k, outer) || !inner || outer->body != inner || inner->kind != LS_LOOP ||
-        inner->next)
+        inner->next || outer->epilogue)
         return false; /* not a perfect 2-D nest */
     if (!lp_independent(p, k, outer, inner)) return false;
     int v = outer->var;
@@ -467,7 +476,7 @@ bool lp_interchange(LpProg *p, LpKernel *k, LpStmt *outer, LpStmt *inner) {
 #define UNROLL_MAX 64
 
 bool lp_unroll(LpProg *p, LpKernel *k, LpStmt *loop, int factor) {
-    if (!is_loop_of(k, loop) || factor < 2 || factor > UNROLL_MAX) return false;
+    if (!is_loop_of(k, loop) || factor < 2 || factor > UNROLL_MAX || loop->epilogue) return false;
     LpStmt **link = link_of(&k->body, loop);
     int64_t n = loop->extent, f = factor, nf = n / f, r = n % f;
     Subst S;
@@ -528,9 +537,282 @@ bool lp_mark_parallel(LpProg *p, LpKernel *k, LpStmt *loop, int nthreads) {
     if (nthreads < 2 || !loop || loop->kind != LS_LOOP) return false;
     bool top = false;
     for (const LpStmt *s = k->body; s; s = s->next) top = top || s == loop;
-    if (!top || !lp_independent(p, k, loop, NULL)) return false;
+    if (!top || loop->epilogue) return false; /* the GEMM's threads run an epilogue */
+    if (!lp_independent(p, k, loop, NULL) && !lp_row_local(p, k, loop, -1, 0)) return false;
     loop->parallel = nthreads < loop->extent ? nthreads : (int)loop->extent;
     return true;
+}
+
+/* -- fusing kernels -- */
+
+/* idx = c0 + sum coef[v]*v, every atom a loop variable (affine, with the
+ * constant term). */
+static bool affine_c(const LpExpr *e, int64_t mult, int64_t *coef, int64_t *c0, int nvars) {
+    if (is_iconst(e)) {
+        *c0 += mult * e->c.i;
+        return true;
+    }
+    if (e->kind == LE_VAR && e->var < nvars) {
+        coef[e->var] += mult;
+        return true;
+    }
+    if (e->kind == LE_BIN && e->ty == LT_I64) {
+        if (e->op == LO_ADD)
+            return affine_c(e->a, mult, coef, c0, nvars) && affine_c(e->b, mult, coef, c0, nvars);
+        if (e->op == LO_MUL && is_iconst(e->b))
+            return affine_c(e->a, mult * e->b->c.i, coef, c0, nvars);
+        if (e->op == LO_MUL && is_iconst(e->a))
+            return affine_c(e->b, mult * e->a->c.i, coef, c0, nvars);
+    }
+    return false;
+}
+
+/* The row-local test (transform.h): statements run in each iteration of the
+ * loop of variable var touch, in every buffer they write, only the slice
+ * [c*var, c*var + c) of that buffer, for one c per buffer. */
+typedef struct Rows {
+    int var, nvars;
+    int64_t *extent;     /* by variable: extent of a loop of the statements, else 0 */
+    bool *written;       /* by buffer */
+    int64_t *slice;      /* by buffer: c, 0 before its first access */
+    unsigned char *seen; /* by expression id */
+    bool ok;
+} Rows;
+
+static void rows_bind(Rows *R, const LpStmt *s) {
+    for (; s; s = s->next)
+        if (s->kind == LS_LOOP) {
+            R->extent[s->var] = s->extent;
+            rows_bind(R, s->body);
+        } else if (s->kind == LS_STORE) {
+            R->written[s->buf] = true;
+        }
+}
+
+static void rows_access(Rows *R, int buf, const LpExpr *idx) {
+    if (!R->ok || !R->written[buf]) return;
+    int64_t *coef = tt_xcalloc((size_t)R->nvars + 1, sizeof *coef), c0 = 0;
+    bool ok = affine_c(idx, 1, coef, &c0, R->nvars);
+    int64_t c = ok && R->var < R->nvars ? coef[R->var] : 0;
+    ok = ok && c > 0 && (R->slice[buf] == 0 || R->slice[buf] == c);
+    __int128 lo = c0, hi = c0; /* the range of the rest of the index */
+    for (int v = 0; ok && v < R->nvars; v++) {
+        if (v == R->var || !coef[v]) continue;
+        if (R->extent[v] <= 0) { /* not a loop of these statements */
+            ok = false;
+            break;
+        }
+        __int128 span = (__int128)coef[v] * (R->extent[v] - 1);
+        if (span < 0)
+            lo += span;
+        else
+            hi += span;
+    }
+    ok = ok && lo >= 0 && hi < c;
+    if (ok) R->slice[buf] = c;
+    free(coef);
+    R->ok = ok;
+}
+
+static void rows_expr(Rows *R, const LpExpr *e) {
+    if (!e || !R->ok || R->seen[e->id]) return;
+    R->seen[e->id] = 1;
+    if (e->kind == LE_LOAD) rows_access(R, e->buf, e->a);
+    rows_expr(R, e->a);
+    rows_expr(R, e->b);
+    rows_expr(R, e->cc);
+}
+
+static void rows_stmts(Rows *R, const LpStmt *s) {
+    for (; s && R->ok; s = s->next) switch (s->kind) {
+        case LS_LOOP:
+            rows_stmts(R, s->body);
+            break;
+        case LS_STORE:
+            rows_access(R, s->buf, s->index);
+            rows_expr(R, s->index);
+            rows_expr(R, s->value);
+            break;
+        case LS_LOCAL:
+        case LS_SET:
+            rows_expr(R, s->value);
+            break;
+        case LS_GEMM:
+            R->ok = false;
+            break;
+        }
+}
+
+/* The statement lists, run in order in each iteration of the loop of
+ * variable var of a kernel with nvars variables and nlocals locals, are
+ * row-local, and their locals are private to an iteration. cbuf >= 0: that
+ * buffer (the C of an epilogue's GEMM) counts as written, rows of crow. */
+static bool rows_ok(const LpProg *p, int nvars, int nlocals, int var, LpStmt *const *lists,
+                    int nlists, int cbuf, int64_t crow) {
+    Rows R = {.var = var, .nvars = nvars, .ok = true};
+    R.extent = tt_xcalloc((size_t)nvars + 1, sizeof *R.extent);
+    R.written = tt_xcalloc((size_t)p->nbufs + 1, sizeof *R.written);
+    R.slice = tt_xcalloc((size_t)p->nbufs + 1, sizeof *R.slice);
+    R.seen = tt_xcalloc((size_t)p->nexpr + 1, 1);
+    for (int i = 0; i < nlists; i++) rows_bind(&R, lists[i]);
+    if (cbuf >= 0) {
+        R.ok = !R.written[cbuf] && crow > 0; /* the epilogue never writes C */
+        R.written[cbuf] = true;
+        R.slice[cbuf] = crow;
+    }
+    for (int i = 0; i < nlists; i++) rows_stmts(&R, lists[i]);
+    Dep D = {0};
+    D.p = p;
+    D.ok = R.ok;
+    D.declared = tt_xcalloc((size_t)nlocals + 1, sizeof *D.declared);
+    D.idx = tt_xcalloc((size_t)p->nbufs + 1, sizeof *D.idx); /* empty: loads unchecked */
+    D.seen = tt_xcalloc((size_t)p->nexpr + 1, 1);
+    for (int i = 0; i < nlists; i++) dep_uses(&D, lists[i], false);
+    free(R.extent);
+    free(R.written);
+    free(R.slice);
+    free(R.seen);
+    free(D.declared);
+    free(D.idx);
+    free(D.seen);
+    return D.ok;
+}
+
+bool lp_row_local(const LpProg *p, const LpKernel *k, const LpStmt *loop, int cbuf, int64_t crow) {
+    if (!loop || loop->kind != LS_LOOP) return false;
+    LpStmt *body = loop->body;
+    return rows_ok(p, k->nvars, k->nlocals, loop->var, &body, 1, cbuf, crow);
+}
+
+/* The kernel's only statement when it is a loop (not yet parallel). */
+static LpStmt *only_loop(const LpKernel *k) {
+    LpStmt *s = k->body;
+    return s && s->kind == LS_LOOP && !s->next && !s->parallel && !s->epilogue ? s : NULL;
+}
+
+/* A copy of the body of loop (a loop of src) for kernel k, run for each
+ * value of v: with c = 1, loop's variable becomes v; with c > 1 (loop
+ * extent = c * v's extent, strip-mining), the copy is wrapped in a fresh
+ * `for q in 0..c` and the variable becomes v*c + q, so iterations keep
+ * their order. Other variables become fresh ones of k; locals are shifted
+ * by local_off. */
+static LpStmt *copy_body_into(LpProg *p, LpKernel *k, const LpKernel *src, const LpStmt *loop,
+                              LpExpr *v, int64_t c, int local_off) {
+    Subst S = {.p = p, .k = k, .nvar = src->nvars, .nmemo = p->nexpr, .local_off = local_off};
+    S.var = tt_xcalloc((size_t)S.nvar + 1, sizeof *S.var);
+    S.memo = tt_xcalloc((size_t)S.nmemo + 1, sizeof *S.memo);
+    LpStmt *strip = NULL;
+    if (c > 1) {
+        LpExpr *q;
+        strip = loop_begin(p, k, c, &q);
+        S.var[loop->var] = lp_iadd(p, lp_imul(p, v, c), q);
+    } else {
+        S.var[loop->var] = v;
+    }
+    LpStmt *r = loop_end(strip, copy_list(&S, loop->body));
+    subst_free(&S);
+    return r;
+}
+
+static bool stores_to(const LpStmt *s, int buf) {
+    for (; s; s = s->next)
+        if ((s->kind == LS_STORE && s->buf == buf) ||
+            (s->kind == LS_LOOP && stores_to(s->body, buf)))
+            return true;
+    return false;
+}
+
+/* Records that k now also computes what src did: locals, name, parts. */
+static void add_merged(LpProg *p, LpKernel *k, const LpKernel *src) {
+    int n = k->nmerged + 1 + src->nmerged;
+    LpKernel *m = arena_alloc(&p->arena, (size_t)n * sizeof *m);
+    if (k->nmerged) memcpy(m, k->merged, (size_t)k->nmerged * sizeof *m);
+    m[k->nmerged] = *src;
+    m[k->nmerged].merged = NULL;
+    m[k->nmerged].nmerged = 0;
+    if (src->nmerged) memcpy(m + k->nmerged + 1, src->merged, (size_t)src->nmerged * sizeof *m);
+    k->merged = m;
+    k->nmerged = n;
+    LpType *lt = arena_alloc(&p->arena, ((size_t)k->nlocals + src->nlocals + 1) * sizeof *lt);
+    if (k->nlocals) memcpy(lt, k->local_ty, (size_t)k->nlocals * sizeof *lt);
+    if (src->nlocals) memcpy(lt + k->nlocals, src->local_ty, (size_t)src->nlocals * sizeof *lt);
+    k->local_ty = lt;
+    k->nlocals += src->nlocals;
+    const char *op = strchr(src->name, '_');
+    op = op ? op + 1 : src->name;
+    size_t len = strlen(k->name);
+    if (len + 1 + strlen(op) < sizeof k->name)
+        snprintf(k->name + len, sizeof k->name - len, "_%s", op);
+}
+
+/* Fuses kernel k2 into k1 (the kernel before it), or returns false and
+ * leaves k1 untouched:
+ *   k1 = [L1], k2 = [L2]                           -> [one loop: L1; L2]
+ *   k1 = [gemm], k2 = [L2], L2 over the rows of C  -> [gemm, L2 epilogue]
+ *   k1 = [gemm, L1 epilogue], k2 = [L2]            -> [gemm, L1; L2 epilogue]
+ * The fused loop runs R iterations (the rows of C, or the smaller extent);
+ * a loop of R * c iterations (an elementwise kernel over the flattened
+ * matrix) is strip-mined into R rows of c first. */
+static bool fuse_pair(LpProg *p, LpKernel *k1, const LpKernel *k2) {
+    LpStmt *l2 = only_loop(k2), *gemm = NULL, *l1 = k1->body;
+    if (!l2 || !l1) return false;
+    if (l1->kind == LS_GEMM) {
+        gemm = l1;
+        l1 = l1->next;
+    }
+    if (l1 && (l1->kind != LS_LOOP || l1->next || l1->parallel)) return false;
+    if (!gemm && !l1) return false;
+    int64_t rows = gemm ? gemm->gemm->m : l1->extent < l2->extent ? l1->extent : l2->extent;
+    if (rows < 2 || l2->extent % rows || (l1 && l1->extent % rows)) return false;
+    if (gemm) {
+        const LpGemm *g = gemm->gemm;
+        if (g->ldc != g->n || !is_iconst(g->coff) || g->coff->c.i != 0 ||
+            stores_to(l2->body, g->a) || stores_to(l2->body, g->b))
+            return false;
+    }
+    int nvars0 = k1->nvars;
+    LpStmt *loop = l1;
+    if (!l1 || l1->extent != rows) { /* a new loop over the rows */
+        loop = new_stmt(p, LS_LOOP);
+        loop->var = k1->nvars++;
+        loop->extent = rows;
+        loop->epilogue = gemm != NULL;
+    }
+    LpExpr *v = new_var(p, loop->var, rows);
+    LpStmt *body1 = !l1          ? NULL
+                    : loop == l1 ? l1->body
+                                 : copy_body_into(p, k1, k1, l1, v, l1->extent / rows, 0);
+    LpStmt *body2 = copy_body_into(p, k1, k2, l2, v, l2->extent / rows, k1->nlocals);
+    LpStmt *lists[2] = {body1, body2};
+    if (!rows_ok(p, k1->nvars, k1->nlocals + k2->nlocals, loop->var, lists, 2,
+                 gemm ? gemm->gemm->c : -1, gemm ? gemm->gemm->ldc : 0)) {
+        k1->nvars = nvars0;
+        return false;
+    }
+    loop->body = concat(body1, body2);
+    if (loop != l1) {
+        if (gemm)
+            gemm->next = loop;
+        else
+            k1->body = loop;
+    }
+    add_merged(p, k1, k2);
+    return true;
+}
+
+int lp_fuse_kernels(LpProg *p) {
+    int n = 0;
+    for (int i = 0; i + 1 < p->nkernels;) {
+        if (fuse_pair(p, &p->kernels[i], &p->kernels[i + 1])) {
+            memmove(&p->kernels[i + 1], &p->kernels[i + 2],
+                    (size_t)(p->nkernels - i - 2) * sizeof *p->kernels);
+            p->nkernels--;
+            n++;
+        } else {
+            i++;
+        }
+    }
+    return n;
 }
 
 /* -- the default schedule -- */

@@ -21,9 +21,11 @@
  *                              iteration to the next (forcing the vectorizer
  *                              lets it reassociate float reductions: never
  *                              wanted), and calls nothing it cannot widen
- *   lp_mark_parallel(p, k, L, n) L is a top-level loop of k whose iterations
- *                              are independent; codegen outlines its body
- *                              and runs it on n threads (ttrt_parallel_for)
+ *   lp_mark_parallel(p, k, L, n) L is a top-level loop of k (not an epilogue)
+ *                              whose iterations are independent, or
+ *                              row-local (lp_row_local); codegen outlines
+ *                              its body and runs it on n threads
+ *                              (ttrt_parallel_for)
  *
  * Tiling, interchange and parallel loops reorder iterations, so they need
  * the iterations of the loops involved to be independent, which is checked
@@ -49,6 +51,30 @@ bool lp_mark_parallel(LpProg *p, LpKernel *k, LpStmt *loop, int nthreads);
 /* True when the iterations of loop (and, if inner is not NULL, of the loop
  * nested in it) can run in any order: the test above. */
 bool lp_independent(const LpProg *p, const LpKernel *k, const LpStmt *loop, const LpStmt *inner);
+
+/* Row-local (the test kernel fusion and epilogues rely on): in each
+ * iteration i of loop (a top-level loop of k), every buffer the body stores
+ * to is accessed (stored and loaded) only in its slice [c*i, c*i + c), one
+ * constant c per buffer: every index affine, with coefficient c on i and the
+ * rest between 0 and c - 1 over the body's loops; every local used is
+ * declared in the body; no GEMM. Iterations then touch disjoint parts of
+ * what they write and run in any order. cbuf >= 0 adds a buffer the body
+ * must only load, in slices of crow (an epilogue reading its GEMM's C). */
+bool lp_row_local(const LpProg *p, const LpKernel *k, const LpStmt *loop, int cbuf, int64_t crow);
+
+/* Kernel fusion, after lowering: merges each kernel into the one before it
+ * where that keeps every iteration row-local (above), so the rows an
+ * iteration produces are consumed while still in cache:
+ *   - two kernels that are each one loop of the same extent become one
+ *     loop running both bodies (softmax: row max, exp, row sum and the
+ *     division in one pass over the rows);
+ *   - a kernel that is one loop over the rows of the matrix the previous
+ *     kernel's GEMM produces (a 2-D matmul, dense C) becomes that GEMM's
+ *     epilogue (for i in 0..M epilogue): the GEMM runs it on each block of
+ *     rows as soon as they are final (bias add and activation in the
+ *     matmul).
+ * Returns the number of kernels merged away. */
+int lp_fuse_kernels(LpProg *p);
 
 /* Work of a statement list: the number of innermost statement executions. */
 int64_t lp_work(const LpStmt *s);

@@ -8,6 +8,7 @@
  * cells outside the M x N window of C must be untouched.
  */
 #include <criterion/criterion.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,7 +59,7 @@ static int check(Case c, bool ta, bool tb, bool acc, int threads, int misalign) 
     for (size_t i = 0; i < nb; i++) Bb[i] = frand();
     for (size_t i = 0; i < nc; i++) Cb[i] = C0[i] = frand();
     float *A = Ab + misalign, *B = Bb + misalign, *C = Cb + misalign;
-    tt_gemm_run(G, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc, threads);
+    tt_gemm_run(G, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc, threads, NULL);
     int bad = 0;
     double tol = 1e-4 * sqrt((double)K + 1);
     for (int64_t i = 0; i < M; i++)
@@ -140,9 +141,9 @@ Test(gemm_, tiny_and_empty) {
 
 Test(gemm_, k_zero_overwrites_or_keeps) {
     float C[6] = {1, 2, 3, 4, 5, 6}, A[1] = {0}, B[1] = {0};
-    tt_gemm_run(G, 2, 3, 0, A, 1, false, B, 3, false, C, 3, true, 1);
+    tt_gemm_run(G, 2, 3, 0, A, 1, false, B, 3, false, C, 3, true, 1, NULL);
     cr_expect_eq(C[5], 6.0f);
-    tt_gemm_run(G, 2, 3, 0, A, 1, false, B, 3, false, C, 3, false, 1);
+    tt_gemm_run(G, 2, 3, 0, A, 1, false, B, 3, false, C, 3, false, 1, NULL);
     for (int i = 0; i < 6; i++) cr_expect_eq(C[i], 0.0f);
 }
 
@@ -226,8 +227,8 @@ Test(gemm_, small_m_matches_packed_rows) {
         for (int64_t m = 1; m <= 4; m++) {
             for (int64_t i = 0; i < 7 * ldc; i++) C7[i] = (float)i * 0.25f;
             for (int64_t i = 0; i < 4 * ldc; i++) Cs[i] = (float)i * 0.25f;
-            tt_gemm_run(G, 7, N, K, A, lda, false, B, ldb, false, C7, ldc, acc, 1);
-            tt_gemm_run(G, m, N, K, A, lda, false, B, ldb, false, Cs, ldc, acc, 1);
+            tt_gemm_run(G, 7, N, K, A, lda, false, B, ldb, false, C7, ldc, acc, 1, NULL);
+            tt_gemm_run(G, m, N, K, A, lda, false, B, ldb, false, Cs, ldc, acc, 1, NULL);
             cr_expect(memcmp(C7, Cs, sizeof(float) * (size_t)(m * ldc)) == 0,
                       "m=%ld acc=%d differs from the packed path", (long)m, acc);
         }
@@ -235,4 +236,56 @@ Test(gemm_, small_m_matches_packed_rows) {
     free(B);
     free(C7);
     free(Cs);
+}
+
+/* The epilogue sees every row of C exactly once, and only when it is final:
+ * it snapshots the rows it is given, which must equal C after the call. */
+typedef struct EpiSeen {
+    const float *C;
+    float *snap;
+    int64_t N, ldc;
+    atomic_int *calls; /* per row */
+} EpiSeen;
+
+static void epi_snapshot(void *ctx, int64_t r0, int64_t r1) {
+    EpiSeen *e = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        atomic_fetch_add(&e->calls[r], 1);
+        memcpy(e->snap + r * e->N, e->C + r * e->ldc, (size_t)e->N * sizeof(float));
+    }
+}
+
+Test(gemm_, epilogue_sees_final_rows_once) {
+    /* small M (no packing), K = 0, several row blocks (MC 144), several
+     * column blocks (NC 4080), big enough to split over 2 threads by rows
+     * and by columns */
+    int64_t shapes[][3] = {{3, 40, 30},   {5, 17, 0},    {300, 40, 20}, {20, 4100, 3},
+                           {400, 64, 64}, {8, 2000, 64}, {1, 1, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int threads = 1; threads <= 2; threads++) {
+            int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 3;
+            float *A = malloc((size_t)(M * K + 1) * sizeof(float));
+            float *B = malloc((size_t)(K * N + 1) * sizeof(float));
+            float *C = malloc((size_t)(M * ldc) * sizeof(float));
+            float *snap = malloc((size_t)(M * N) * sizeof(float));
+            atomic_int *calls = calloc((size_t)M, sizeof *calls);
+            for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+            for (int64_t i = 0; i < K * N; i++) B[i] = frand();
+            for (int64_t i = 0; i < M * ldc; i++) C[i] = frand();
+            EpiSeen e = {C, snap, N, ldc, calls};
+            TtGemmEpilogue epi = {epi_snapshot, &e};
+            tt_gemm_run(G, M, N, K, A, K, false, B, N, false, C, ldc, false, threads, &epi);
+            int bad = 0;
+            for (int64_t r = 0; r < M; r++) {
+                if (atomic_load(&calls[r]) != 1) bad++;
+                if (memcmp(snap + r * N, C + r * ldc, (size_t)N * sizeof(float)) != 0) bad++;
+            }
+            cr_expect_eq(bad, 0, "M=%ld N=%ld K=%ld threads=%d: %d rows wrong", (long)M, (long)N,
+                         (long)K, threads, bad);
+            free(A);
+            free(B);
+            free(C);
+            free(snap);
+            free(calls);
+        }
 }

@@ -739,6 +739,33 @@ Test(jit_cache, same_structure_compiles_once) {
     jit_free(j);
 }
 
+/* --profile: a profiled graph is its own cache entry, still computes the
+ * same values, and reports every kernel with its run count. */
+Test(jit_cache, profile_times_every_kernel) {
+    Jit *j = jit_new(2);
+    IrGraph g;
+    build_mlp(&g, 3, 0.5);
+    RgRng r = {11};
+    void **in = make_inputs(&g, &r, false);
+    cr_expect(differential(j, &g, in, 1e-4, "plain"));
+    jit_set_profile(j, true);
+    cr_expect(differential(j, &g, in, 1e-4, "profiled"));
+    cr_expect(differential(j, &g, in, 1e-4, "profiled again"));
+    cr_expect_eq(jit_stats(j).compiles, 2);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    jit_print_profile(j, f, 0);
+    fclose(f);
+    cr_expect(strstr(text, "k0_matmul") != NULL, "%s", text);
+    cr_expect(strstr(text, "       2 ") != NULL, "two runs: %s", text);
+    cr_expect(strstr(text, "total") != NULL, "%s", text);
+    free(text);
+    free_ptrs(in, g.ninputs);
+    ir_free(&g);
+    jit_free(j);
+}
+
 Test(jit_cache, invalid_graph_is_an_error) {
     Jit *j = jit_new(1);
     IrGraph g;
@@ -852,7 +879,8 @@ Test(jit_emit, loops_llvm_asm) {
     build_mlp(&g, 2, 1.0);
     char *loops = capture_loops(&g);
     cr_expect(strstr(loops, "kernel k0_matmul") != NULL, "%s", loops);
-    cr_expect(strstr(loops, "for i0 in 0..2 {") != NULL, "%s", loops);
+    /* bias, scale and tanh run as the GEMM's epilogue, row by row */
+    cr_expect(strstr(loops, "for i0 in 0..2 epilogue {") != NULL, "%s", loops);
     cr_expect(strstr(loops, "tanh(") != NULL, "%s", loops);
     free(loops);
 

@@ -1,0 +1,227 @@
+/* objcache.c - the on-disk object-code cache (see objcache.h).
+ *
+ * File layout, integers little-endian:
+ *    0  magic "TTOBJC\r\n" (the \r\n catches text-mode mangling)
+ *    8  u32 format version (OBJCACHE_VERSION)
+ *   12  u32 key length in bytes
+ *   16  u64 payload length in bytes
+ *   24  u64 FNV-1a of the payload
+ *   32  the key, then the payload; nothing after it
+ * A file is used only when every field checks out and its size is exactly
+ * 32 + key length + payload length, so truncation, appended garbage, a
+ * flipped bit and a different key that hashed to the same name all read as
+ * a miss. The next store then replaces the file.
+ */
+#include "objcache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OBJCACHE_VERSION 1
+#define HEADER_SIZE      32
+/* Refuse absurd sizes before allocating: a corrupt length must not make us
+ * try to malloc gigabytes. Real entries are a few hundred KiB. */
+#define MAX_KEY     (1u << 20)
+#define MAX_PAYLOAD ((uint64_t)1 << 30)
+
+static const char MAGIC[8] = {'T', 'T', 'O', 'B', 'J', 'C', '\r', '\n'};
+
+uint64_t objcache_hash(const void *p, size_t n) {
+    const unsigned char *c = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static void note(const char *fmt, ...) {
+    const char *d = getenv("TT_CACHE_DEBUG");
+    if (!d || !*d || !strcmp(d, "0")) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("objcache: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- where ----------------------------------------------------------------- */
+
+static bool fits(int n, size_t cap) {
+    return n >= 0 && (size_t)n < cap;
+}
+
+static bool cache_dir(char *buf, size_t cap) {
+    const char *d = getenv("TT_CACHE_DIR");
+    if (d && *d) {
+        if (!strcmp(d, "off")) return false;
+        return fits(snprintf(buf, cap, "%s", d), cap);
+    }
+    /* The XDG spec says a relative XDG_CACHE_HOME is invalid and ignored. */
+    const char *x = getenv("XDG_CACHE_HOME");
+    if (x && x[0] == '/') return fits(snprintf(buf, cap, "%s/tt", x), cap);
+    const char *h = getenv("HOME");
+    if (h && *h) return fits(snprintf(buf, cap, "%s/.cache/tt", h), cap);
+    return false;
+}
+
+bool objcache_path(const char *key, char *path, size_t pathlen) {
+    char dir[4096];
+    if (!cache_dir(dir, sizeof dir)) return false;
+    unsigned long long h = objcache_hash(key, strlen(key));
+    return fits(snprintf(path, pathlen, "%s/%016llx.ttobj", dir, h), pathlen);
+}
+
+/* mkdir -p, 0700 for what it creates (a cache of code is nobody else's
+ * business, as the XDG spec says for its base directories). An existing
+ * directory is fine whatever mkdir says about it (EACCES, EROFS). */
+static bool mkdir_p(char *dir) {
+    struct stat st;
+    for (char *s = dir + 1;; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = 0;
+        bool ok = !mkdir(dir, 0700) || errno == EEXIST || (!stat(dir, &st) && S_ISDIR(st.st_mode));
+        *s = c;
+        if (!ok) return false;
+        if (!c) break;
+    }
+    return !stat(dir, &st) && S_ISDIR(st.st_mode);
+}
+
+/* ---- encoding -------------------------------------------------------------- */
+
+static void put_le(unsigned char *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static bool read_full(int fd, void *buf, size_t n) {
+    char *p = buf;
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static bool write_full(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n) {
+        ssize_t r = write(fd, p, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* ---- load ------------------------------------------------------------------ */
+
+/* Checks the open file against key; on success *bytes and *len hold the payload. */
+static const char *read_entry(int fd, const char *key, void **bytes, size_t *len) {
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) return "not a regular file";
+    unsigned char h[HEADER_SIZE];
+    if (st.st_size < HEADER_SIZE || !read_full(fd, h, HEADER_SIZE)) return "short header";
+    if (memcmp(h, MAGIC, sizeof MAGIC)) return "bad magic";
+    if (get_le(h + 8, 4) != OBJCACHE_VERSION) return "other format version";
+    size_t klen = strlen(key);
+    uint64_t flen = get_le(h + 12, 4), plen = get_le(h + 16, 8);
+    if (flen != klen) return "other key";
+    if (plen > MAX_PAYLOAD) return "bad payload length";
+    if ((uint64_t)st.st_size != HEADER_SIZE + flen + plen) return "truncated or overlong";
+
+    char *k = malloc(klen + 1);
+    bool same = k && read_full(fd, k, klen) && !memcmp(k, key, klen);
+    free(k);
+    if (!same) return "other key";
+    void *p = malloc(plen ? plen : 1);
+    if (!p) return "out of memory";
+    if (!read_full(fd, p, plen)) {
+        free(p);
+        return "short payload";
+    }
+    if (objcache_hash(p, plen) != get_le(h + 24, 8)) {
+        free(p);
+        return "checksum mismatch";
+    }
+    *bytes = p;
+    *len = plen;
+    return NULL;
+}
+
+bool objcache_load(const char *key, void **bytes, size_t *len) {
+    *bytes = NULL;
+    *len = 0;
+    char path[4200];
+    if (!objcache_path(key, path, sizeof path)) return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        note("miss %s", path);
+        return false;
+    }
+    const char *why = read_entry(fd, key, bytes, len);
+    close(fd);
+    if (why)
+        note("ignored %s: %s", path, why);
+    else
+        note("hit %s (%zu bytes)", path, *len);
+    return !why;
+}
+
+/* ---- store ----------------------------------------------------------------- */
+
+bool objcache_store(const char *key, const void *bytes, size_t len) {
+    size_t klen = strlen(key);
+    if (klen > MAX_KEY || len > MAX_PAYLOAD) return false;
+    char dir[4096], path[4200], tmp[4220];
+    if (!cache_dir(dir, sizeof dir) || !objcache_path(key, path, sizeof path)) return false;
+    if (!mkdir_p(dir)) {
+        note("cannot create %s: %s", dir, strerror(errno));
+        return false;
+    }
+    /* A temporary name in the same directory, then rename: atomic on POSIX
+     * file systems, so a concurrent reader never sees a partial file. No
+     * fsync: after a crash a torn file fails the checks and is rebuilt. */
+    if (!fits(snprintf(tmp, sizeof tmp, "%s.XXXXXX", path), sizeof tmp)) return false;
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        note("cannot write in %s: %s", dir, strerror(errno));
+        return false;
+    }
+    unsigned char h[HEADER_SIZE];
+    memcpy(h, MAGIC, sizeof MAGIC);
+    put_le(h + 8, OBJCACHE_VERSION, 4);
+    put_le(h + 12, klen, 4);
+    put_le(h + 16, len, 8);
+    put_le(h + 24, objcache_hash(bytes, len), 8);
+    bool ok =
+        write_full(fd, h, sizeof h) && write_full(fd, key, klen) && write_full(fd, bytes, len);
+    ok = !close(fd) && ok;
+    if (ok) ok = !rename(tmp, path);
+    if (!ok) {
+        note("cannot store %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return false;
+    }
+    note("stored %s (%zu bytes)", path, len);
+    return true;
+}
