@@ -24,7 +24,7 @@ Interp *rt_new_interp(void) {
     I->backend = BACKEND_NAIVE;
     I->opt_level = 2;
     I->training = true;
-    I->threads = 1;
+    I->threads = 0;
     rng_seed(&I->rng, 0);
     const char *dir = getenv("TT_STDLIB");
     I->stdlib_dir = dir && *dir ? dir : TT_STDLIB_DIR;

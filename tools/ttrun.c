@@ -24,11 +24,13 @@ static void usage(FILE *out) {
           "  --check            parse and check FILE only\n"
           "  --backend=NAME     jit (default: LLVM) or naive (reference)\n"
           "  --seed=N           seed of the global random generator (default 0)\n"
-          "  --profile          print the per-op table at exit\n"
+          "  --profile          at exit: the per-op table (naive), or compile time, cache\n"
+          "                     hits and the slowest kernels (jit)\n"
           "  --dump=graph       print each execution graph before it runs\n"
           "  --dump=fuse        print the fused kernels of each graph the JIT compiles\n"
           "  --dump=loops       print the loop IR of each graph the JIT compiles\n"
-          "  --threads=N        worker threads (used by the JIT)\n"
+          "  --threads=N        threads of the JIT (default: all cores)\n"
+          "  -O0 .. -O3         the JIT's LLVM optimization level (default -O2)\n"
           "  -q                 quiet\n"
           "  --help, --version\n",
           out);
@@ -221,7 +223,7 @@ int main(int argc, char **argv) {
     bool check = false, profile = false, dump_graph = false, quiet = false;
     bool dump_fuse = false, dump_loops = false;
     long long seed = 0;
-    int threads = 1, i;
+    int threads = 0, opt_level = 2, i; /* threads 0: all online cores */
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-' || strcmp(a, "-") == 0) {
@@ -269,6 +271,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "ttrun: error: --threads needs a positive integer\n");
                 return 2;
             }
+        } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+            opt_level = a[2] - '0';
         } else if (strcmp(a, "-q") == 0) {
             quiet = true;
         } else if (strcmp(a, "--") == 0) {
@@ -298,6 +302,7 @@ int main(int argc, char **argv) {
     I->dump_loops = dump_loops;
     I->quiet = quiet;
     I->threads = threads;
+    I->opt_level = opt_level;
     I->backend = strcmp(backend, "jit") == 0 ? BACKEND_JIT : BACKEND_NAIVE;
     /* script arguments: a global list `args` */
     Value args = rt_list(I, 0);
@@ -316,10 +321,11 @@ int main(int argc, char **argv) {
         if (I->exec_count[BACKEND_JIT]) {
             JitStats st = jit_stats(I->jit);
             fprintf(stderr,
-                    "jit: %lld graph runs in %.1f ms; %lld compiled (%.1f ms compiling), "
-                    "%lld cache hits\n",
+                    "jit: %lld graph runs in %.1f ms; %lld compiled (%.1f ms compiling, %lld "
+                    "of them linked from the on-disk cache), %lld cache hits\n",
                     (long long)I->exec_count[BACKEND_JIT], 1e3 * I->exec_seconds[BACKEND_JIT],
-                    (long long)st.compiles, st.compile_ms, (long long)st.hits);
+                    (long long)st.compiles, st.compile_ms, (long long)st.disk_hits,
+                    (long long)st.hits);
             jit_print_profile(I->jit, stderr, 15);
         }
     }

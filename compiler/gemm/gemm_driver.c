@@ -81,7 +81,7 @@ typedef struct Part {
 typedef struct Job {
     int nparts;
     Part part[MAXCHUNK];
-    int64_t K, lda, ldb, ldc;
+    int64_t M, K, lda, ldb, ldc; /* M: rows of the whole product */
     bool ta, tb, acc;
     const TtGemmEpilogue *epi; /* per part (split over M), or NULL */
 } Job;
@@ -157,10 +157,14 @@ static void epilogue(const TtGemmEpilogue *epi, int64_t row0, int64_t r0, int64_
     if (epi) epi->fn(epi->ctx, row0 + r0, row0 + r1);
 }
 
-/* One thread's product; its rows are rows row0.. of the caller's C. */
+/* One thread's product; its rows are rows row0.. of the caller's C, which
+ * has Mall rows. The small-M path rounds differently from the packed one
+ * (B transposed), so it is taken only for a whole product: a thread's share
+ * of rows computes exactly what one thread computes, whatever the split. */
 static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t lda, bool ta, const float *B, int64_t ldb, bool tb, float *C,
-                        int64_t ldc, bool acc, const TtGemmEpilogue *epi, int64_t row0) {
+                        int64_t ldc, bool acc, const TtGemmEpilogue *epi, int64_t row0,
+                        int64_t Mall) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!acc)
@@ -171,7 +175,7 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
     Bufs *buf = thread_bufs();
     int64_t kb = cdiv(K, KC), kc = (cdiv(K, kb) + 3) & ~(int64_t)3;
     if (kc > KC) kc = KC;
-    if (M <= GEMM_GEMV_MR) {
+    if (M <= GEMM_GEMV_MR && M == Mall) {
         gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc);
         epilogue(epi, row0, 0, M);
         return;
@@ -248,7 +252,7 @@ static void run_chunks(Pool *pl) {
         const Job *j = &pl->job;
         const Part *p = &j->part[c & CL_MASK];
         gemm_serial(&pl->g->k, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C,
-                    j->ldc, j->acc, j->epi, p->row0);
+                    j->ldc, j->acc, j->epi, p->row0, j->M);
         atomic_fetch_add(&pl->done, 1);
     }
 }
@@ -398,6 +402,7 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
         bool by_n = un >= t && (imb_n <= imb_m * 1.05 || um < t);
         if (t > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
             Job *j = &g->pool.job;
+            j->M = M;
             j->K = K;
             j->lda = lda;
             j->ldb = ldb;
@@ -432,5 +437,5 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             return;
         }
     }
-    gemm_serial(&g->k, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, epi, 0);
+    gemm_serial(&g->k, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, epi, 0, M);
 }

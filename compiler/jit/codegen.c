@@ -645,7 +645,9 @@ LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen) {
                              : opt_level == 1 ? LLVMCodeGenLevelLess
                              : opt_level == 2 ? LLVMCodeGenLevelDefault
                                               : LLVMCodeGenLevelAggressive;
-    return tt_llvm_host_machine(lv, LLVMRelocDefault, LLVMCodeModelJITDefault, "jit", err, errlen);
+    /* PIC, small code model: objects ORC's JITLink links anywhere, and that
+     * the on-disk cache can keep (jit.c) */
+    return tt_llvm_host_machine(lv, LLVMRelocPIC, LLVMCodeModelSmall, "jit", err, errlen);
 }
 
 bool cg_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err,

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "codegen.h"
+#include "objcache.h"
 #include "gemm.h"
 #include "parallel.h"
 #include "transform.h"
@@ -111,16 +112,12 @@ Jit *jit_new(int opt_level) {
     j->opt = clamp_opt(opt_level);
     j->fuse = j->fuse_kernels = true;
     j->tm = cg_host_machine(j->opt, err, sizeof err);
-    LLVMTargetMachineRef jtm = j->tm ? cg_host_machine(j->opt, err, sizeof err) : NULL;
-    if (!jtm) {
-        if (j->tm) LLVMDisposeTargetMachine(j->tm);
+    if (!j->tm) {
         free(j);
         return NULL;
     }
-    LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
-    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
-        b, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jtm));
-    LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, b);
+    /* the LLJIT only links: graphs arrive as object files (compile) */
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, LLVMOrcCreateLLJITBuilder());
     if (e) {
         LLVMConsumeError(e);
         LLVMDisposeTargetMachine(j->tm);
@@ -303,6 +300,75 @@ static void copy_structure(Entry *en, const IrGraph *g) {
 
 /* -- compiling -- */
 
+/* The key of a graph's object code in the on-disk cache: everything the
+ * machine code depends on besides the IR (LLVM, CPU, optimization level)
+ * and a hash of the IR text, which covers the graph, its schedule and the
+ * code generator itself. malloc'd. */
+static char *graph_key(const Jit *j, const char *ir, uint64_t *hash) {
+    unsigned maj, min, pat;
+    LLVMGetVersion(&maj, &min, &pat);
+    char *cpu = LLVMGetTargetMachineCPU(j->tm), *feat = LLVMGetTargetMachineFeatureString(j->tm);
+    size_t n = strlen(ir);
+    *hash = objcache_hash(ir, n);
+    const char *fmt = "tt-graph llvm=%u.%u.%u cpu=%s features=%s O%d pic small ir=%016llx:%zu";
+    int len =
+        snprintf(NULL, 0, fmt, maj, min, pat, cpu, feat, j->opt, (unsigned long long)*hash, n);
+    char *key = tt_xmalloc((size_t)len + 1);
+    snprintf(key, (size_t)len + 1, fmt, maj, min, pat, cpu, feat, j->opt, (unsigned long long)*hash,
+             n);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+    return key;
+}
+
+/* Makes m's graph function `tt_graph` callable: its object code comes from
+ * the on-disk cache, or from optimizing and compiling m (then stored). The
+ * function is renamed tt_graph_<IR hash>, so cached objects keep their
+ * names and one JIT never links two graphs under one name. */
+static bool link_graph(Jit *j, LLVMModuleRef m, LLVMOrcExecutorAddress *addr, char *err,
+                       size_t errlen) {
+    char *ir = LLVMPrintModuleToString(m);
+    uint64_t h;
+    char *key = graph_key(j, ir, &h);
+    LLVMDisposeMessage(ir);
+    char name[40];
+    snprintf(name, sizeof name, "tt_graph_%016llx", (unsigned long long)h);
+    LLVMErrorRef e = LLVMOrcLLJITLookup(j->lljit, addr, name);
+    if (!e) { /* the same code is linked already (another entry, same IR) */
+        free(key);
+        return true;
+    }
+    LLVMConsumeError(e);
+    LLVMSetValueName2(LLVMGetNamedFunction(m, "tt_graph"), name, strlen(name));
+    void *bytes = NULL;
+    size_t len = 0;
+    LLVMMemoryBufferRef obj = NULL;
+    if (objcache_load(key, &bytes, &len)) {
+        obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(bytes, len, name);
+        free(bytes);
+        j->stats.disk_hits++;
+    } else {
+        char *msg = NULL;
+        if (!cg_optimize(m, j->tm, j->opt, err, errlen)) {
+            free(key);
+            return false;
+        }
+        if (LLVMTargetMachineEmitToMemoryBuffer(j->tm, m, LLVMObjectFile, &msg, &obj)) {
+            snprintf(err, errlen, "jit: code generation failed: %s", msg ? msg : "?");
+            LLVMDisposeMessage(msg);
+            free(key);
+            return false;
+        }
+        objcache_store(key, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
+    }
+    free(key);
+    e = LLVMOrcLLJITAddObjectFile(j->lljit, j->jd, obj);
+    if (e) return llvm_fail(e, "linking the graph", err, errlen);
+    e = LLVMOrcLLJITLookup(j->lljit, addr, name);
+    if (e) return llvm_fail(e, "linking the graph", err, errlen);
+    return true;
+}
+
 static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errlen) {
     double t0 = now_ms();
     LpProg *p = lp_lower(g, j->fuse);
@@ -318,36 +384,21 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
         for (int i = 0; i < p->nkernels; i++)
             snprintf(en->kname[i], sizeof en->kname[i], "%s", p->kernels[i].name);
     }
-    char name[32];
-    snprintf(name, sizeof name, "tt_graph_%lld", (long long)j->stats.compiles);
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
-    LLVMModuleRef m = cg_module(ctx, p, name, j->tm, j->profile, err, errlen);
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m = cg_module(ctx, p, "tt_graph", j->tm, j->profile, err, errlen);
     en->wsbytes = p->workspace;
     bool gemm = p->ngemm > 0;
     lp_free(p);
     if (m && gemm && !j->rt.gemm) { /* compiles the GEMM kernels, once per process */
         char gerr[256];
         j->rt.gemm = tt_gemm_new(gerr, sizeof gerr);
-        if (!j->rt.gemm) {
-            snprintf(err, errlen, "jit: cannot build the GEMM: %s", gerr);
-            LLVMDisposeModule(m);
-            LLVMOrcDisposeThreadSafeContext(tsc);
-            return false;
-        }
+        if (!j->rt.gemm) snprintf(err, errlen, "jit: cannot build the GEMM: %s", gerr);
     }
-    if (!m || !cg_optimize(m, j->tm, j->opt, err, errlen)) {
-        if (m) LLVMDisposeModule(m);
-        LLVMOrcDisposeThreadSafeContext(tsc);
-        return false;
-    }
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, tsc);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModule(j->lljit, j->jd, tsm);
-    if (e) return llvm_fail(e, "adding the module", err, errlen);
     LLVMOrcExecutorAddress addr = 0;
-    e = LLVMOrcLLJITLookup(j->lljit, &addr, name);
-    if (e) return llvm_fail(e, "compiling", err, errlen);
+    bool ok = m && (!gemm || j->rt.gemm) && link_graph(j, m, &addr, err, errlen);
+    if (m) LLVMDisposeModule(m);
+    LLVMContextDispose(ctx);
+    if (!ok) return false;
     en->fn = (GraphFn)(uintptr_t)addr;
     if (en->wsbytes > 0) {
         en->ws = aligned_alloc(64, (size_t)en->wsbytes);

@@ -39,6 +39,7 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
 
 typedef struct JitStats {
     int64_t compiles, hits;
+    int64_t disk_hits; /* compiles whose object code came from the on-disk cache */
     double compile_ms; /* total time spent compiling */
 } JitStats;
 JitStats jit_stats(const Jit *j);

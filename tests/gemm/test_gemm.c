@@ -289,3 +289,30 @@ Test(gemm_, epilogue_sees_final_rows_once) {
             free(calls);
         }
 }
+
+/* The thread count never changes a result: rows split over threads take the
+ * same code path (and summation order) as on one thread. */
+Test(gemm_, threads_bit_identical) {
+    int64_t shapes[][3] = {{7, 300, 200}, {10, 500, 100}, {130, 64, 300}, {301, 17, 90}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int tb = 0; tb < 2; tb++) {
+            int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            float *A = malloc((size_t)(M * K) * sizeof(float));
+            float *B = malloc((size_t)(K * N) * sizeof(float));
+            float *C1 = malloc((size_t)(M * N) * sizeof(float));
+            float *C2 = malloc((size_t)(M * N) * sizeof(float));
+            for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+            for (int64_t i = 0; i < K * N; i++) B[i] = frand();
+            tt_gemm_run(G, M, N, K, A, K, false, B, tb ? K : N, tb, C1, N, false, 1, NULL);
+            for (int t = 2; t <= 3; t++) {
+                tt_gemm_run(G, M, N, K, A, K, false, B, tb ? K : N, tb, C2, N, false, t, NULL);
+                cr_expect(memcmp(C1, C2, (size_t)(M * N) * sizeof(float)) == 0,
+                          "M=%ld N=%ld K=%ld tb=%d: %d threads differ from 1", (long)M, (long)N,
+                          (long)K, tb, t);
+            }
+            free(A);
+            free(B);
+            free(C1);
+            free(C2);
+        }
+}

@@ -766,6 +766,63 @@ Test(jit_cache, profile_times_every_kernel) {
     jit_free(j);
 }
 
+/* Runs g once on a fresh JIT: its outputs (malloc'd) and stats. */
+static void **run_fresh(const IrGraph *g, void **in, JitStats *st) {
+    Jit *j = jit_new(2);
+    jit_set_threads(j, 1);
+    void **out = calloc((size_t)g->nout + 1, sizeof *out);
+    for (int k = 0; k < g->nout; k++) {
+        const IrNode *x = &g->nodes[g->outputs[k]];
+        out[k] = calloc(1, (size_t)shape_numel(&x->shape) * dtype_size(x->dtype) + 1);
+    }
+    char err[256];
+    cr_assert(jit_run(j, g, (void *const *)in, (void *const *)out, err, sizeof err), "%s", err);
+    *st = jit_stats(j);
+    jit_free(j);
+    return out;
+}
+
+/* Flips a byte in the middle of every cache file of dir. */
+static int corrupt_all(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "for f in %s/*.ttobj; do printf 'X' | dd of=\"$f\" bs=1 seek=200 conv=notrunc "
+             "status=none; done",
+             dir);
+    return system(cmd);
+}
+
+/* A second process (here: a second JIT) links the graph's object code from
+ * the on-disk cache instead of compiling it, and computes the same bits; a
+ * corrupt entry is compiled again. */
+Test(jit_cache, on_disk_object_cache) {
+    char dir[] = "/tmp/tt_jitcache_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    setenv("TT_CACHE_DIR", dir, 1);
+    IrGraph g;
+    build_mlp(&g, 5, 0.5);
+    RgRng r = {3};
+    void **in = make_inputs(&g, &r, false);
+    JitStats s1, s2, s3;
+    void **a = run_fresh(&g, in, &s1), **b = run_fresh(&g, in, &s2);
+    cr_expect_eq(s1.disk_hits, 0);
+    cr_expect_eq(s2.disk_hits, 1);
+    size_t bytes = (size_t)shape_numel(&g.nodes[g.outputs[0]].shape) * sizeof(float);
+    cr_expect(memcmp(a[0], b[0], bytes) == 0, "cached code computes other bits");
+    cr_expect_eq(corrupt_all(dir), 0);
+    void **c = run_fresh(&g, in, &s3);
+    cr_expect_eq(s3.disk_hits, 0, "a corrupt entry was used");
+    cr_expect(memcmp(a[0], c[0], bytes) == 0);
+    free_ptrs(a, g.nout);
+    free_ptrs(b, g.nout);
+    free_ptrs(c, g.nout);
+    free_ptrs(in, g.ninputs);
+    ir_free(&g);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
 Test(jit_cache, invalid_graph_is_an_error) {
     Jit *j = jit_new(1);
     IrGraph g;
