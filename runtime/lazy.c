@@ -27,6 +27,9 @@ static void ensure_node_buf(Interp *I) {
     while (cap < I->g.n) cap *= 2;
     I->node_buf = tt_xrealloc(I->node_buf, (size_t)cap * sizeof *I->node_buf);
     memset(I->node_buf + I->node_buf_cap, 0, (size_t)(cap - I->node_buf_cap) * sizeof *I->node_buf);
+    I->rz_seen = tt_xrealloc(I->rz_seen, (size_t)cap * sizeof *I->rz_seen);
+    memset(I->rz_seen + I->node_buf_cap, 0, (size_t)(cap - I->node_buf_cap) * sizeof *I->rz_seen);
+    I->rz_map = tt_xrealloc(I->rz_map, (size_t)cap * sizeof *I->rz_map);
     I->node_buf_cap = cap;
 }
 
@@ -122,37 +125,59 @@ static void reset_graph_now(Interp *I) {
     I->gen++;
 }
 
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
 void rt_realize_all(Interp *I) {
     if (!I->lazy) return;
     ensure_node_buf(I);
     IrGraph *g = &I->g;
     int n = g->n;
-    char *needed = tt_xcalloc((size_t)(n ? n : 1), 1);
-    int *map = tt_xmalloc((size_t)(n ? n : 1) * sizeof *map);
+    /* a fresh pair of stamps: seen == s (visited), s + 1 (also an output) */
+    if (I->rz_stamp >= UINT32_MAX - 2) {
+        memset(I->rz_seen, 0, (size_t)I->node_buf_cap * sizeof *I->rz_seen);
+        I->rz_stamp = 0;
+    }
+    uint32_t s = I->rz_stamp += 2;
+    uint32_t *seen = I->rz_seen;
+    int *map = I->rz_map;
+    /* walk down from the lazy tensors: a node with data is a leaf of E,
+     * else its inputs are needed (only what is reached, not all of g) */
+    int *todo = NULL, ntodo = 0, captodo = 0, *ids = NULL, nids = 0, capids = 0;
     for (Tensor *t = I->lazy; t; t = t->lazy_next) {
         TT_ASSERT(t->node_gen == I->gen && t->node >= 0 && t->node < n);
-        needed[t->node] = 1;
+        if (seen[t->node] == s) continue;
+        seen[t->node] = s;
+        TT_VEC_PUSH(todo, ntodo, captodo, t->node);
     }
-    /* walk down: a node with data is a leaf of E, else its inputs are needed */
-    for (int id = n - 1; id >= 0; id--) {
-        if (!needed[id] || I->node_buf[id]) continue;
+    while (ntodo > 0) {
+        int id = todo[--ntodo];
+        TT_VEC_PUSH(ids, nids, capids, id);
+        if (I->node_buf[id]) continue;
         const IrNode *nd = ir_node(g, id);
         if (nd->op == OP_INPUT) {
-            free(needed);
-            free(map);
+            free(todo);
+            free(ids);
             rt_error_at(I, nd->loc,
                         "cannot compute a value that depends on the symbolic input '%s'",
                         nd->name ? nd->name : "?");
         }
-        for (int k = 0; k < nd->nin; k++) needed[nd->in[k]] = 1;
+        for (int k = 0; k < nd->nin; k++)
+            if (seen[nd->in[k]] != s) {
+                seen[nd->in[k]] = s;
+                TT_VEC_PUSH(todo, ntodo, captodo, nd->in[k]);
+            }
     }
+    free(todo);
+    qsort(ids, (size_t)nids, sizeof *ids, cmp_int); /* inputs before their users */
     IrGraph E;
     ir_init(&E);
     void **in = NULL;
     int nin = 0, capin = 0;
-    for (int id = 0; id < n; id++) {
-        map[id] = -1;
-        if (!needed[id]) continue;
+    for (int i = 0; i < nids; i++) {
+        int id = ids[i];
         const IrNode *nd = ir_node(g, id);
         int e;
         if (I->node_buf[id]) {
@@ -178,8 +203,8 @@ void rt_realize_all(Interp *I) {
     int capout = 0, capnodes = 0;
     for (Tensor *t = I->lazy; t; t = t->lazy_next) {
         int id = t->node;
-        if (I->node_buf[id] || needed[id] == 2) continue;
-        needed[id] = 2;
+        if (I->node_buf[id] || seen[id] == s + 1) continue;
+        seen[id] = s + 1;
         const IrNode *nd = ir_node(g, id);
         Buffer *b = rt_buf_try_new((size_t)shape_numel(&nd->shape) * dtype_size(nd->dtype));
         if (!b) {
@@ -188,8 +213,7 @@ void rt_realize_all(Interp *I) {
             free(outbufs);
             free(outnodes);
             free(in);
-            free(needed);
-            free(map);
+            free(ids);
             ir_free(&E);
             rt_error_at(I, nd->loc, "out of memory: the result %s%s of %s does not fit",
                         dtype_name(nd->dtype), shape_str(&nd->shape, sh, sizeof sh),
@@ -224,8 +248,7 @@ void rt_realize_all(Interp *I) {
     free(outbufs);
     free(outnodes);
     free(in);
-    free(needed);
-    free(map);
+    free(ids);
     ir_free(&E);
     if (I->g.n > AUTO_RESET_NODES) reset_graph_now(I);
 }
@@ -292,6 +315,8 @@ void rt_lazy_free(Interp *I) {
     for (int i = 0; i < I->node_buf_cap; i++)
         if (I->node_buf[i]) rt_buf_release(I->node_buf[i]);
     free(I->node_buf);
+    free(I->rz_seen);
+    free(I->rz_map);
     I->node_buf = NULL;
     I->node_buf_cap = 0;
     ir_free(&I->g);

@@ -186,6 +186,11 @@ struct Interp {
     IrGraph g;
     Buffer **node_buf; /* per node of g: realized data (retained) or NULL */
     int node_buf_cap;
+    /* rt_realize_all's scratch, per node of g (node_buf_cap long): the walk
+     * visits only what the lazy tensors reach, never all of g */
+    uint32_t *rz_seen; /* == rz_stamp: visited by the current walk */
+    int *rz_map;       /* the node's id in the execution graph */
+    uint32_t rz_stamp;
     uint64_t gen; /* bumped each time g is cleared */
     Tensor *lazy; /* list of live tensors that have no data yet */
 
