@@ -141,13 +141,28 @@ static bool ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* The uncompressed size a gzip file's trailer states (ISIZE, mod 2^32), as
+ * a first guess of the buffer to read it into; 0 when there is none. A wrong
+ * guess (a corrupt trailer, several members, 4 GiB or more) only costs
+ * growing the buffer as without one. */
+static size_t gz_size_hint(const char *path) {
+    FILE *f = fopen(path, "rb");
+    unsigned char b[4];
+    size_t hint = 0;
+    if (f && fseek(f, -4, SEEK_END) == 0 && fread(b, 1, 4, f) == 4)
+        hint = (size_t)b[0] | (size_t)b[1] << 8 | (size_t)b[2] << 16 | (size_t)b[3] << 24;
+    if (f) fclose(f);
+    return hint < ((size_t)1 << 31) ? hint : 0;
+}
+
 static char *read_gz(const char *path, size_t *len, char *err, size_t errlen) {
     gzFile f = gzopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
         return NULL;
     }
-    size_t cap = 1 << 16, n = 0;
+    size_t cap = gz_size_hint(path) + 1, n = 0; /* + 1: the read that finds the end */
+    if (cap < (1 << 16)) cap = 1 << 16;
     char *buf = tt_xmalloc(cap + 1);
     for (;;) {
         if (n == cap) {

@@ -17,10 +17,23 @@
 
 #define ERRLEN 512
 
+/* A tensor that takes over t's data when it is aligned like every tensor
+ * buffer (no copy of a large data set), else copies it. */
 static Value take_io(Interp *I, IoTensor *t) {
-    Value v = lib_from_io(I, t);
-    io_tensor_free(t);
-    return v;
+    size_t n = (size_t)shape_numel(&t->shape) * dtype_size(t->dtype);
+    if (!t->data || ((uintptr_t)t->data & 63) || n == 0) {
+        Value v = lib_from_io(I, t);
+        io_tensor_free(t);
+        return v;
+    }
+    Buffer *b = tt_xmalloc(sizeof *b);
+    b->data = t->data;
+    b->nbytes = n;
+    b->refcount = 1;
+    t->data = NULL;
+    Tensor *r = rt_tensor_from_buf(I, t->dtype, t->shape, b);
+    rt_buf_release(b); /* the tensor holds it */
+    return vtensor(r);
 }
 
 static const char *path_arg(Interp *I, Value v, const char *fn) {

@@ -116,7 +116,7 @@ List *lib_seq(Interp *I, Value v, const char *fn, const char *arg) {
 }
 
 Value lib_from_io(Interp *I, const IoTensor *t) {
-    Tensor *r = rt_tensor_new(I, t->dtype, t->shape);
+    Tensor *r = rt_tensor_uninit(I, t->dtype, t->shape);
     size_t n = (size_t)shape_numel(&t->shape) * dtype_size(t->dtype);
     if (n) memcpy(r->buf->data, t->data, n);
     return vtensor(r);

@@ -48,6 +48,7 @@ Value *rt_model_field(Model *m, const char *name);
 
 /* -- tensors (tensor.c) -- */
 Buffer *rt_buf_try_new(size_t nbytes);                   /* NULL when out of memory */
+Buffer *rt_buf_try_uninit(size_t nbytes);                /* the same, contents undefined */
 Buffer *rt_buf_for(Interp *I, DType dt, const Shape *s); /* rt_error when out of memory */
 void rt_tensor_free(Interp *I, Tensor *t);               /* releases what t holds */
 void rt_format_tensor(Interp *I, Tensor *t, StrBuf *out);

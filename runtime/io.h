@@ -19,6 +19,9 @@ typedef struct IoTensor {
 } IoTensor;
 
 void io_tensor_free(IoTensor *t);
+/* Room for data that may become a tensor's buffer as is: 64-byte aligned,
+ * padded to 64 bytes like rt_buf_try_new's (free with free()). */
+void *io_alloc_data(size_t nbytes);
 
 /* CSV of numbers, no header unless it does not parse as numbers (a first
  * line that is not all numbers is skipped). label_col selects the label

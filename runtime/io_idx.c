@@ -84,7 +84,7 @@ bool io_load_idx(const char *path, IoTensor *out, char *err, size_t errlen) {
     size_t n = (size_t)numel;
     out->shape = s;
     if (type == 0x08 || type == 0x0D || type == 0x0E) {
-        float *f = tt_xmalloc(n * sizeof *f);
+        float *f = io_alloc_data(n * sizeof *f);
         for (size_t i = 0; i < n; i++) {
             if (type == 0x08) {
                 f[i] = p[i];
@@ -101,7 +101,7 @@ bool io_load_idx(const char *path, IoTensor *out, char *err, size_t errlen) {
         out->dtype = TY_F32;
         out->data = f;
     } else {
-        int32_t *v = tt_xmalloc(n * sizeof *v);
+        int32_t *v = io_alloc_data(n * sizeof *v);
         for (size_t i = 0; i < n; i++) {
             if (type == 0x09)
                 v[i] = (int8_t)p[i];

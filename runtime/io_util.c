@@ -48,6 +48,16 @@ const char *io_shape_str(const Shape *s, char *buf, size_t len) {
     return buf;
 }
 
+void *io_alloc_data(size_t nbytes) {
+    size_t n = (nbytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, n ? n : 64);
+    if (!p) {
+        fprintf(stderr, "tt: fatal: out of memory allocating %zu bytes\n", nbytes);
+        abort();
+    }
+    return p;
+}
+
 void io_tensor_free(IoTensor *t) {
     if (!t) return;
     free(t->data);

@@ -206,7 +206,8 @@ void rt_realize_all(Interp *I) {
         if (I->node_buf[id] || seen[id] == s + 1) continue;
         seen[id] = s + 1;
         const IrNode *nd = ir_node(g, id);
-        Buffer *b = rt_buf_try_new((size_t)shape_numel(&nd->shape) * dtype_size(nd->dtype));
+        /* uninitialized: the graph writes every element of its outputs */
+        Buffer *b = rt_buf_try_uninit((size_t)shape_numel(&nd->shape) * dtype_size(nd->dtype));
         if (!b) {
             char sh[128];
             for (int j = 0; j < nout; j++) rt_buf_release(outbufs[j]);

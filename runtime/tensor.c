@@ -10,12 +10,19 @@
 
 /* NULL when the memory is not there (the caller reports it). */
 Buffer *rt_buf_try_new(size_t nbytes) {
+    Buffer *b = rt_buf_try_uninit(nbytes);
+    if (b) memset(b->data, 0, (nbytes + 63) & ~(size_t)63);
+    return b;
+}
+
+/* Contents undefined: for buffers written whole right away (graph outputs,
+ * loaded files), where zeroing would be one more pass over the memory. */
+Buffer *rt_buf_try_uninit(size_t nbytes) {
     if (nbytes > ((size_t)1 << 46)) return NULL;
     size_t n = (nbytes + 63) & ~(size_t)63;
     if (n == 0) n = 64;
     void *data = aligned_alloc(64, n);
     if (!data) return NULL;
-    memset(data, 0, n);
     Buffer *b = tt_xmalloc(sizeof(Buffer));
     b->data = data;
     b->nbytes = nbytes;
@@ -33,7 +40,7 @@ Buffer *rt_buf_new(size_t nbytes) {
 }
 
 /* A buffer for a tensor of type dt[s], or rt_error naming its size. */
-Buffer *rt_buf_for(Interp *I, DType dt, const Shape *s) {
+static Buffer *buf_for(Interp *I, DType dt, const Shape *s, bool zero) {
     int64_t numel = 1;
     bool overflow = false;
     for (int i = 0; i < s->ndim; i++) {
@@ -44,7 +51,8 @@ Buffer *rt_buf_for(Interp *I, DType dt, const Shape *s) {
         else
             numel *= s->d[i];
     }
-    Buffer *b = overflow ? NULL : rt_buf_try_new((size_t)numel * dtype_size(dt));
+    size_t bytes = (size_t)numel * dtype_size(dt);
+    Buffer *b = overflow ? NULL : zero ? rt_buf_try_new(bytes) : rt_buf_try_uninit(bytes);
     if (!b) {
         char sh[128];
         rt_error(I, "out of memory: a %s%s tensor needs %.1f GB", dtype_name(dt),
@@ -52,6 +60,10 @@ Buffer *rt_buf_for(Interp *I, DType dt, const Shape *s) {
                  overflow ? INFINITY : (double)numel * (double)dtype_size(dt) / 1e9);
     }
     return b;
+}
+
+Buffer *rt_buf_for(Interp *I, DType dt, const Shape *s) {
+    return buf_for(I, dt, s, true);
 }
 
 void rt_buf_release(Buffer *b) {
@@ -74,6 +86,13 @@ static Tensor *tensor_alloc(Interp *I, DType dt, Shape s) {
 
 Tensor *rt_tensor_new(Interp *I, DType dt, Shape s) {
     Buffer *b = rt_buf_for(I, dt, &s);
+    Tensor *t = tensor_alloc(I, dt, s);
+    t->buf = b;
+    return t;
+}
+
+Tensor *rt_tensor_uninit(Interp *I, DType dt, Shape s) {
+    Buffer *b = buf_for(I, dt, &s, false);
     Tensor *t = tensor_alloc(I, dt, s);
     t->buf = b;
     return t;

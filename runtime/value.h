@@ -313,6 +313,8 @@ void rt_buf_release(Buffer *b);
 
 /* A realized tensor owning a fresh zeroed buffer. */
 Tensor *rt_tensor_new(Interp *I, DType dt, Shape s);
+/* The same with undefined contents: the caller writes every element. */
+Tensor *rt_tensor_uninit(Interp *I, DType dt, Shape s);
 /* A realized tensor sharing buf (retained). */
 Tensor *rt_tensor_from_buf(Interp *I, DType dt, Shape s, Buffer *buf);
 /* A lazy tensor naming node `id` of I->g. */
