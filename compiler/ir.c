@@ -110,6 +110,18 @@ void ir_free(IrGraph *g) {
     memset(g, 0, sizeof *g);
 }
 
+void ir_clear(IrGraph *g) {
+    IrNode *nodes = g->nodes;
+    int *outputs = g->outputs, cap = g->cap, outcap = g->outcap;
+    arena_free(&g->arena);
+    memset(g, 0, sizeof *g);
+    arena_init(&g->arena);
+    g->nodes = nodes;
+    g->cap = cap;
+    g->outputs = outputs;
+    g->outcap = outcap;
+}
+
 void ir_mark_output(IrGraph *g, int node) {
     TT_ASSERT(node >= 0 && node < g->n);
     TT_VEC_PUSH(g->outputs, g->nout, g->outcap, node);

@@ -104,6 +104,10 @@ char *shape_str(const Shape *s, char *buf, size_t len);
 /* -- graphs -- */
 void ir_init(IrGraph *g);
 void ir_free(IrGraph *g);
+/* Empties g for reuse, keeping its node array's capacity (a graph rebuilt
+ * again and again, like the runtime's lazy graph, then touches no new
+ * memory). */
+void ir_clear(IrGraph *g);
 void ir_mark_output(IrGraph *g, int node);
 static inline IrNode *ir_node(const IrGraph *g, int id) {
     return &g->nodes[id];

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#define AUTO_RESET_NODES 20000
+#define AUTO_RESET_NODES 8192 /* nodes kept before a fully realized graph is dropped */
 
 static void ensure_node_buf(Interp *I) {
     if (I->node_buf_cap >= I->g.n) return;
@@ -120,8 +120,7 @@ static void reset_graph_now(Interp *I) {
         if (I->node_buf[i]) rt_buf_release(I->node_buf[i]);
         I->node_buf[i] = NULL;
     }
-    ir_free(&I->g);
-    ir_init(&I->g);
+    ir_clear(&I->g);
     I->gen++;
 }
 
