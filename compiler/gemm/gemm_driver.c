@@ -74,6 +74,7 @@ static Bufs *thread_bufs(void) {
 
 typedef struct Part {
     int64_t M, N, row0; /* row0: the part's first row of C (for the epilogue) */
+    bool epi_only;      /* only the epilogue on rows row0..row0+M (after a split over N) */
     const float *A, *B;
     float *C;
 } Part;
@@ -251,8 +252,11 @@ static void run_chunks(Pool *pl) {
         if (!atomic_compare_exchange_weak(&pl->claim, &c, c + 1)) continue;
         const Job *j = &pl->job;
         const Part *p = &j->part[c & CL_MASK];
-        gemm_serial(&pl->g->k, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C,
-                    j->ldc, j->acc, j->epi, p->row0, j->M);
+        if (p->epi_only)
+            epilogue(j->epi, p->row0, 0, p->M);
+        else
+            gemm_serial(&pl->g->k, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C,
+                        j->ldc, j->acc, j->epi, p->row0, j->M);
         atomic_fetch_add(&pl->done, 1);
     }
 }
@@ -417,6 +421,7 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             for (int i = 0; i < j->nparts; i++) {
                 Part *p = &j->part[i];
                 p->row0 = by_n ? 0 : st[i];
+                p->epi_only = false;
                 if (by_n) {
                     p->M = M;
                     p->N = len[i];
@@ -432,8 +437,14 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
                 }
             }
             pool_run(&g->pool, t);
+            if (by_n && epi) { /* the rows are final now: their epilogue, split over rows */
+                j->epi = epi;
+                j->nparts = split(M, 1, nch, st, len);
+                for (int i = 0; i < j->nparts; i++)
+                    j->part[i] = (Part){.M = len[i], .row0 = st[i], .epi_only = true};
+                pool_run(&g->pool, t);
+            }
             pthread_mutex_unlock(&g->pool.busy);
-            if (by_n) epilogue(epi, 0, 0, M);
             return;
         }
     }
