@@ -8,11 +8,15 @@
  * Any shape is accepted, including 0 and 1, odd sizes, leading dimensions
  * wider than the rows and unaligned pointers. C must not overlap A or B.
  *
- * The JIT builds a 6x16 micro-kernel (12 <8 x float> accumulators fed by
- * llvm.fma.v8f32, one variant per row count 1..6 and per layout of A) and
- * the routines that pack B into 16-wide panels; the blocking loops
+ * The JIT builds a micro-kernel sized for the host's vector registers:
+ * 6x16 with 12 <8 x float> accumulators on AVX2, 12x32 with 24 <16 x float>
+ * accumulators where the CPU has AVX-512 (TT_GEMM_LANES=8|16 overrides the
+ * choice), one variant per layout of A and for a few row counts, and the
+ * routines that pack B into panels as wide as the tile; the blocking loops
  * (BLIS order, KC 256 / MC 144 / NC 4080 balanced at run time) and the
- * thread split are plain C in gemm_driver.c. See DESIGN.md section 4.
+ * thread split are plain C in gemm_driver.c. Every tile sums each element
+ * in the same order, so results do not depend on the host's width. See
+ * DESIGN.md section 4.
  *
  * tt_gemm_new returns a process-wide instance (reference counted): the
  * kernels are compiled on the first call only. tt_gemm_run may be called from
@@ -54,6 +58,9 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
                  bool accumulate, int nthreads, const TtGemmEpilogue *epi);
 
 /* Wall time of IR generation + O3 + machine-code generation, in ms. */
+/* Vector lanes of the micro-kernel this instance built (8 or 16). */
+int tt_gemm_lanes(const TtGemm *g);
+
 double tt_gemm_compile_ms(const TtGemm *g);
 
 /* Writes the generated LLVM IR (before optimisation) to out. */

@@ -2,15 +2,16 @@
  * pool around the JIT-generated kernels (gemm_jit.c).
  *
  * Loop order (BLIS): jc over N by NC, pc over K by KC (pack op(B) block into
- * 16-wide panels), ic over M by MC, jr over the panels, ir over 6-row tiles.
+ * panels as wide as the micro-tile), ic over M by MC, jr over the panels, ir
+ * over the micro-tile's rows (6 x 16 or 12 x 32, gemm_internal.h).
  * Block sizes are balanced: K = 784 gives 4 blocks of 196, not 256+256+256+16.
  * A is read in place (broadcasts straight from memory) unless its leading
  * dimension is a multiple of 4 KiB, where the rows of a block would fight
  * for the same cache sets; then the MC x KC block is first copied into a
  * buffer with a padded stride.
  *
- * Threads: the product is split over N (in 16-column panels) or M (in 6-row
- * tiles), whichever balances better; each thread packs its own B. Products
+ * Threads: the product is split over N (in panels) or M (in micro-tile
+ * rows), whichever balances better; each thread packs its own B. Products
  * below GEMM_MT_MIN multiply-adds run on the calling thread.
  */
 #include <pthread.h>
@@ -34,7 +35,7 @@
 /* ---- per-thread buffers ------------------------------------------------ */
 
 typedef struct Bufs {
-    float *bp; /* packed B: NC x roundup8(KC) */
+    float *bp; /* packed B: (NC rounded up to a tile) x KC */
     float *ap; /* copied A block: (MC + 8) x (KC + 8) */
 } Bufs;
 
@@ -56,7 +57,7 @@ static Bufs *thread_bufs(void) {
     Bufs *b = pthread_getspecific(buf_key);
     if (!b) {
         b = malloc(sizeof *b);
-        b->bp = aligned_alloc(64, (size_t)NC * KC * sizeof(float));
+        b->bp = aligned_alloc(64, (size_t)(NC + GEMM_NR_MAX) * KC * sizeof(float));
         b->ap = aligned_alloc(64, (size_t)(MC + 8) * (KC + 8) * sizeof(float));
         if (!b->bp || !b->ap) abort();
         pthread_setspecific(buf_key, b);
@@ -181,19 +182,21 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
         epilogue(epi, row0, 0, M);
         return;
     }
-    int64_t mb = cdiv(M, MC), mc = cdiv(cdiv(M, mb), GEMM_MR) * GEMM_MR;
-    int64_t nb = cdiv(N, NC), nc = cdiv(cdiv(N, nb), GEMM_NR) * GEMM_NR;
+    const GemmTileKernels *tk = N <= k->narrow.tile.nr ? &k->narrow : &k->wide;
+    const int64_t MR = tk->tile.mr, NR = tk->tile.nr;
+    int64_t mb = cdiv(M, MC), mc = cdiv(cdiv(M, mb), MR) * MR;
+    int64_t nb = cdiv(N, NC), nc = cdiv(cdiv(N, nb), NR) * NR;
     bool copy_a = lda % 1024 == 0 && M > 1;
-    const GemmUkr *ukr = ta ? k->ukr_col : k->ukr_row;
+    const GemmUkr *ukr = ta ? tk->ukr_col : tk->ukr_row;
 
     for (int64_t jc = 0; jc < N; jc += nc) {
         int64_t ncur = min64(nc, N - jc);
         for (int64_t pc = 0; pc < K; pc += kc) {
             int64_t kcur = min64(kc, K - pc), kcp = (kcur + 7) & ~(int64_t)7;
             if (tb)
-                k->pack_t(kcur, ncur, B + jc * ldb + pc, ldb, buf->bp, kcp);
+                tk->pack_t(kcur, ncur, B + jc * ldb + pc, ldb, buf->bp, kcp);
             else
-                k->pack_n(kcur, ncur, B + pc * ldb + jc, ldb, buf->bp, kcp);
+                tk->pack_n(kcur, ncur, B + pc * ldb + jc, ldb, buf->bp, kcp);
             int32_t accf = (pc > 0 || acc) ? 1 : 0;
             for (int64_t ic = 0; ic < M; ic += mc) {
                 int64_t mcur = min64(mc, M - ic);
@@ -213,13 +216,13 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
                     }
                     a = d;
                 }
-                for (int64_t jr = 0; jr < ncur; jr += GEMM_NR) {
-                    const float *bpan = buf->bp + (jr / GEMM_NR) * kcp * GEMM_NR;
+                for (int64_t jr = 0; jr < ncur; jr += NR) {
+                    const float *bpan = buf->bp + (jr / NR) * kcp * NR;
                     float *c = C + ic * ldc + jc + jr;
                     int64_t nrem = ncur - jr;
                     for (int64_t ir = 0; ir < mcur;) {
-                        int64_t mr = min64(GEMM_MR, mcur - ir);
-                        while (!GEMM_HAS_MR(mr)) mr--;
+                        int64_t mr = min64(MR, mcur - ir);
+                        while (!ukr[mr - 1]) mr--;
                         ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, c + ir * ldc, ldc,
                                     nrem, accf);
                         ir += mr;
@@ -331,7 +334,7 @@ TtGemm *tt_gemm_new(char *err, size_t errlen) {
     }
     TtGemm *g = calloc(1, sizeof *g);
     double t0 = now_ns();
-    g->jit = gemm_jit_build(&g->k, &g->ir, err, errlen);
+    g->jit = gemm_jit_build(&g->k, 0, &g->ir, err, errlen);
     if (!g->jit) {
         free(g);
         pthread_mutex_unlock(&inst_mu);
@@ -371,6 +374,10 @@ void tt_gemm_free(TtGemm *g) {
     free(g);
 }
 
+int tt_gemm_lanes(const TtGemm *g) {
+    return g->k.wide.tile.lanes;
+}
+
 double tt_gemm_compile_ms(const TtGemm *g) {
     return g->compile_ms;
 }
@@ -399,7 +406,8 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
     if ((double)M * (double)N * (double)K < GEMM_MT_MIN) t = 1;
     if (t > 1) {
         /* balance in micro-tiles: the larger part's tiles over the ideal share */
-        int64_t un = cdiv(N, GEMM_NR), um = cdiv(M, GEMM_MR);
+        const int64_t MR = g->k.wide.tile.mr, NR = g->k.wide.tile.nr;
+        int64_t un = cdiv(N, NR), um = cdiv(M, MR);
         double imb_n = (double)cdiv(un, t) * t / (double)un;
         double imb_m = (double)cdiv(um, t) * t / (double)um;
         if (un < t && um < t) t = (int)(un > um ? un : um);
@@ -417,7 +425,7 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
             int64_t st[MAXCHUNK], len[MAXCHUNK];
             int nch = CHUNKS_PER_THREAD * t > MAXCHUNK ? MAXCHUNK : CHUNKS_PER_THREAD * t;
-            j->nparts = by_n ? split(N, GEMM_NR, nch, st, len) : split(M, GEMM_MR, nch, st, len);
+            j->nparts = by_n ? split(N, NR, nch, st, len) : split(M, MR, nch, st, len);
             for (int i = 0; i < j->nparts; i++) {
                 Part *p = &j->part[i];
                 p->row0 = by_n ? 0 : st[i];

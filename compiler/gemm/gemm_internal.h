@@ -7,27 +7,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GEMM_MR 6  /* rows of the micro-tile */
-#define GEMM_NR 16 /* columns of the micro-tile (two <8 x float>) */
+/* The micro-tile of one build, chosen for the host's vector registers
+ * (gemm_jit_build):
+ *   8 lanes  (AVX2, 16 ymm):    6 x 16, 12 <8 x float> accumulators
+ *   16 lanes (AVX-512, 32 zmm): 12 x 32, 24 <16 x float> accumulators
+ * Either way each element of C is one fma chain over p from zero per KC
+ * block, then added to C, and the KC blocks do not depend on the tile: the
+ * results are bit-identical whichever tile the host gets. */
+typedef struct GemmTile {
+    int lanes; /* floats per vector register of the micro-kernel */
+    int mr;    /* rows of the micro-tile */
+    int nr;    /* columns of the micro-tile (one or two vectors) */
+    /* k steps per iteration of the micro-kernel's loop. 4 for 6 x 16; 1 for
+     * 12 x 32, where LLVM's scheduler hoists the broadcasts of unrolled
+     * steps above the FMAs and spills them (measured: 106 against 190
+     * GFLOP/s at 512 with 2 steps). */
+    int ku;
+} GemmTile;
 
-/* C[0:mr, 0:min(nrem,16)] = (acc ? C : 0) + A_tile @ Bpanel, mr fixed by the
+#define GEMM_MR_MAX 12
+#define GEMM_NR_MAX 32
+
+/* C[0:mr, 0:min(nrem,nr)] = (acc ? C : 0) + A_tile @ Bpanel, mr fixed by the
  * variant. Row variant: A(i,p) = a[i*sa + p]. Column variant: A(i,p) =
- * a[p*sa + i]. b: packed panel, b[p*16 + j], 32-byte aligned, zero past the
- * edge. */
+ * a[p*sa + i]. b: packed panel, b[p*nr + j], aligned to 4*lanes bytes, zero
+ * past the edge. */
 typedef void (*GemmUkr)(int64_t k, const float *a, int64_t sa, const float *b, float *c,
                         int64_t ldc, int64_t nrem, int32_t acc);
 
-/* Packs a kc x nc block of op(B) into 16-wide panels: panel q holds columns
- * 16q..16q+15 at dst + q*pstride*16, row p at +p*16, zero-filled past nc
+/* Packs a kc x nc block of op(B) into nr-wide panels: panel q holds columns
+ * nr*q..nr*q+nr-1 at dst + q*pstride*nr, row p at +p*nr, zero-filled past nc
  * (and, for the transposed packer, past kc up to a multiple of 8, so pstride
  * must be >= kc rounded up to 8). Non-transposed: op(B)(p,j) = b[p*ldb + j];
  * transposed: op(B)(p,j) = b[j*ldb + p]. */
 typedef void (*GemmPack)(int64_t kc, int64_t nc, const float *b, int64_t ldb, float *dst,
                          int64_t pstride);
-
-/* Row counts with a kernel of their own (fewer variants compile faster);
- * other counts are covered by the largest variant that fits, repeatedly. */
-#define GEMM_HAS_MR(mr) ((mr) == 1 || (mr) == 2 || (mr) == 4 || (mr) == 6)
 
 /* Small-M products (M <= GEMM_GEMV_MR rows), B read in place, no packing.
  *
@@ -46,10 +60,22 @@ typedef void (*GemvN)(int64_t k, const float *a, int64_t sai, int64_t sak, const
 typedef void (*GemvT)(int64_t k, const float *a, int64_t sa, const float *b, int64_t ldb, float *c,
                       int64_t ldc, int64_t n, int32_t acc);
 
-typedef struct GemmKernels {
-    GemmUkr ukr_row[GEMM_MR]; /* index mr-1; NULL where !GEMM_HAS_MR(mr) */
-    GemmUkr ukr_col[GEMM_MR];
+/* The micro-kernels and packers of one tile. */
+typedef struct GemmTileKernels {
+    GemmTile tile;
+    /* index mr-1. Only the full height and the powers of two below it have a
+     * kernel (fewer variants compile faster); the others are NULL, and a
+     * short edge is covered by the largest variant that fits, repeatedly. */
+    GemmUkr ukr_row[GEMM_MR_MAX];
+    GemmUkr ukr_col[GEMM_MR_MAX];
     GemmPack pack_n, pack_t;
+} GemmTileKernels;
+
+typedef struct GemmKernels {
+    /* wide: the tile of the build. narrow: for products with N <= its nr,
+     * where a wide panel would be mostly padding (16 lanes: 12 x 16, one
+     * vector per row; 8 lanes: the wide tile again). */
+    GemmTileKernels wide, narrow;
     GemvN gemv_n[GEMM_GEMV_MR]; /* index mr-1 */
     GemvT gemv_t[GEMM_GEMV_MR];
 } GemmKernels;
@@ -58,9 +84,12 @@ typedef struct GemmJit GemmJit;
 
 /* Generates, optimises (default<O3>) and JIT-compiles the kernels, or links
  * their object code from the on-disk cache (objcache.h) when an earlier
- * process compiled the same IR for the same CPU and LLVM. On failure returns
- * NULL and writes err. *ir receives the generated IR (malloc'd). */
-GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen);
+ * process compiled the same IR for the same CPU and LLVM. lanes: 8 or 16,
+ * or 0 for the host's choice (16 where the CPU has AVX-512F, else 8; the
+ * environment variable TT_GEMM_LANES=8|16 overrides it). Any width runs on
+ * any x86-64 host (LLVM splits wider vectors), only slower. On failure
+ * returns NULL and writes err. *ir receives the generated IR (malloc'd). */
+GemmJit *gemm_jit_build(GemmKernels *out, int lanes, char **ir, char *err, size_t errlen);
 /* Whether j's code was linked from the cache rather than compiled. */
 bool gemm_jit_from_cache(const GemmJit *j);
 void gemm_jit_free(GemmJit *j);

@@ -5,17 +5,20 @@
  * hash of the generated IR: a later process generates the IR (a few ms) to
  * build the key and links the cached object, skipping O3 and codegen.
  *
- * Micro-kernel (one function per row count mr = 1..6 and per layout of A):
- *   entry:   2*mr <8 x float> accumulators in allocas (SROA makes them
+ * Micro-kernel (one function per row count with a variant, see has_mr, and
+ * per layout of A), for the tile of the build (gemm_internal.h: 6 x 16 of
+ * <8 x float> or 12 x 32 of <16 x float>):
+ *   entry:   2*mr vector accumulators in allocas (SROA makes them
  *            registers), zeroed; a counter p in an alloca too.
- *   loop4:   k unrolled by 4; each step loads two aligned <8 x float> of the
+ *   loop4:   k unrolled by t.ku; each step loads two aligned vectors of the
  *            packed B panel, broadcasts mr scalars of A and issues 2*mr
- *            llvm.fma.v8f32.
- *   loop1:   the k % 4 remainder.
- *   epilogue: full 16-column tile -> plain (unaligned) vector loads/stores of
- *            C; edge tile -> llvm.masked.load/store with lane < nrem.
- * Packing: B row-major -> panels of 16 columns (masked loads at the right
+ *            llvm.fma calls.
+ *   loop1:   the k % ku remainder.
+ *   epilogue: full tile -> plain (unaligned) vector loads/stores of C; edge
+ *            tile -> llvm.masked.load/store with lane < nrem.
+ * Packing: B row-major -> panels of nr columns (masked loads at the right
  * edge); B transposed -> 8x8 shuffle transposes (masked loads at the edges).
+ * The small-M kernels (gemv_n, gemv_t) use <8 x float> on every host.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -45,9 +48,8 @@ typedef struct Gen {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
-    LLVMTypeRef f32, v8, i64, i32, i1, ptr, v8i1, v8i64, vd;
-    LLVMTypeRef fma_ty, mload_ty, mstore_ty, pf_ty;
-    LLVMValueRef fma, mload, mstore, pf;
+    LLVMTypeRef f32, v8, vk, i64, i32, i1, ptr, vd;
+    GemmTile t; /* vk: the micro-kernel's vector, <t.lanes x float> */
 } Gen;
 
 /* ---- small builders ---------------------------------------------------- */
@@ -74,38 +76,53 @@ static void store(Gen *g, LLVMValueRef v, LLVMValueRef p, unsigned align) {
     LLVMSetAlignment(s, align);
 }
 
-static LLVMValueRef splat_i64(Gen *g, LLVMValueRef x) {
-    LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetPoison(g->v8i64), x, c32(g, 0), "");
-    return LLVMBuildShuffleVector(g->b, v, LLVMGetPoison(g->v8i64),
-                                  LLVMConstNull(LLVMVectorType(g->i32, 8)), "");
+static unsigned lanes_of(LLVMTypeRef vt) {
+    return LLVMGetVectorSize(vt);
 }
 
-static LLVMValueRef splat_f32(Gen *g, LLVMValueRef x) {
-    LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetPoison(g->v8), x, c32(g, 0), "");
-    return LLVMBuildShuffleVector(g->b, v, LLVMGetPoison(g->v8),
-                                  LLVMConstNull(LLVMVectorType(g->i32, 8)), "");
+/* A call of the intrinsic name overloaded on the types ov. */
+static LLVMValueRef intrinsic(Gen *g, const char *name, LLVMTypeRef *ov, size_t nov,
+                              LLVMValueRef *args, unsigned nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(g->mod, id, ov, nov);
+    return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ov, nov), fn, args, nargs, "");
 }
 
-/* <lo, lo+1, ..., lo+7> as i64 lanes */
-static LLVMValueRef iota(Gen *g, int64_t lo) {
-    LLVMValueRef e[8];
-    for (int i = 0; i < 8; i++) e[i] = c64(g, lo + i);
-    return LLVMConstVector(e, 8);
+/* x in every lane of a vector of type vt (x: f32 or i64) */
+static LLVMValueRef splat(Gen *g, LLVMTypeRef vt, LLVMValueRef x) {
+    LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetPoison(vt), x, c32(g, 0), "");
+    return LLVMBuildShuffleVector(g->b, v, LLVMGetPoison(vt),
+                                  LLVMConstNull(LLVMVectorType(g->i32, lanes_of(vt))), "");
 }
 
-/* lane mask (lo + lane < n) */
-static LLVMValueRef lane_mask(Gen *g, int64_t lo, LLVMValueRef n) {
-    return LLVMBuildICmp(g->b, LLVMIntSLT, iota(g, lo), splat_i64(g, n), "");
+static LLVMValueRef splat_f32(Gen *g, LLVMTypeRef vt, LLVMValueRef x) {
+    return splat(g, vt, x);
 }
 
-static LLVMValueRef masked_load(Gen *g, LLVMValueRef p, LLVMValueRef mask) {
-    LLVMValueRef args[4] = {p, c32(g, 4), mask, LLVMConstNull(g->v8)};
-    return LLVMBuildCall2(g->b, g->mload_ty, g->mload, args, 4, "");
+/* lane mask (lo + lane < n) for a vector of the given lanes */
+static LLVMValueRef lane_mask(Gen *g, unsigned lanes, int64_t lo, LLVMValueRef n) {
+    LLVMValueRef e[16];
+    for (unsigned i = 0; i < lanes; i++) e[i] = c64(g, lo + (int64_t)i);
+    LLVMValueRef nv = splat(g, LLVMVectorType(g->i64, lanes), n);
+    return LLVMBuildICmp(g->b, LLVMIntSLT, LLVMConstVector(e, lanes), nv, "");
+}
+
+static LLVMValueRef masked_load(Gen *g, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask) {
+    LLVMValueRef args[4] = {p, c32(g, 4), mask, LLVMConstNull(vt)};
+    LLVMTypeRef ov[2] = {vt, g->ptr};
+    return intrinsic(g, "llvm.masked.load", ov, 2, args, 4);
 }
 
 static void masked_store(Gen *g, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {
     LLVMValueRef args[4] = {v, p, c32(g, 4), mask};
-    LLVMBuildCall2(g->b, g->mstore_ty, g->mstore, args, 4, "");
+    LLVMTypeRef ov[2] = {LLVMTypeOf(v), g->ptr};
+    intrinsic(g, "llvm.masked.store", ov, 2, args, 4);
+}
+
+static LLVMValueRef vfma(Gen *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
+    LLVMValueRef args[3] = {a, b, acc};
+    LLVMTypeRef vt = LLVMTypeOf(a);
+    return intrinsic(g, "llvm.fma", &vt, 1, args, 3);
 }
 
 static LLVMValueRef shuffle(Gen *g, LLVMValueRef a, LLVMValueRef b, const int *idx) {
@@ -121,6 +138,24 @@ static LLVMBasicBlockRef block(Gen *g, LLVMValueRef fn, const char *name) {
 static void noalias(Gen *g, LLVMValueRef fn, unsigned param) {
     unsigned kind = LLVMGetEnumAttributeKindForName("noalias", 7);
     LLVMAddAttributeAtIndex(fn, param + 1, LLVMCreateEnumAttribute(g->ctx, kind, 0));
+}
+
+static void ukr_name(char *buf, size_t n, bool col, int mr, int nr) {
+    snprintf(buf, n, "tt_gemm_ukr_%s%d_%d", col ? "col" : "row", mr, nr);
+}
+static void pack_name(char *buf, size_t n, bool trans, int nr) {
+    snprintf(buf, n, "tt_gemm_pack_%c%d", trans ? 't' : 'n', nr);
+}
+
+/* A function of the module. Its vectors may be 512 bits wide: on CPUs where
+ * LLVM prefers 256-bit vectors (Skylake-X and later), it otherwise splits
+ * every <16 x float> into two ymm halves. */
+static LLVMValueRef add_fn(Gen *g, const char *name, LLVMTypeRef *ps, unsigned n) {
+    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, n, 0));
+    const char *k = "min-legal-vector-width", *v = "512";
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(g->ctx, k, (unsigned)strlen(k), v, 3));
+    return fn;
 }
 
 /* A counted loop `for (v = lo; v < hi; v += step)` whose counter lives in an
@@ -154,34 +189,39 @@ static void loop_end(Gen *g, Loop *l) {
 
 /* ---- micro-kernel ------------------------------------------------------ */
 
+/* Vectors per row of a micro-tile, at most. */
+#define NV 2
+
 typedef struct Ukr {
     int mr;
     bool col;
-    LLVMValueRef a, sa, bp, acc[GEMM_MR][2], arow[GEMM_MR];
+    LLVMValueRef a, sa, bp, acc[GEMM_MR_MAX][NV], arow[GEMM_MR_MAX];
 } Ukr;
 
-/* One k step at index pp: 2 aligned B loads, mr broadcasts, 2*mr FMAs. */
+/* One k step at index pp: nv aligned B loads, mr broadcasts, nv*mr FMAs. */
 static void ukr_step(Gen *g, Ukr *u, LLVMValueRef pp) {
-    LLVMValueRef bptr = gep(g, u->bp, LLVMBuildMul(g->b, pp, c64(g, GEMM_NR), ""));
-    LLVMValueRef bv[2] = {load(g, g->v8, bptr, 32), load(g, g->v8, gep(g, bptr, c64(g, 8)), 32)};
+    int w = g->t.lanes, nv = g->t.nr / w;
+    LLVMValueRef bptr = gep(g, u->bp, LLVMBuildMul(g->b, pp, c64(g, g->t.nr), ""));
+    LLVMValueRef bv[NV];
+    for (int h = 0; h < nv; h++) bv[h] = load(g, g->vk, gep(g, bptr, c64(g, w * h)), 4 * w);
     LLVMValueRef pcol = u->col ? LLVMBuildMul(g->b, pp, u->sa, "") : NULL;
     for (int i = 0; i < u->mr; i++) {
         LLVMValueRef ap =
             u->col ? gep(g, u->a, LLVMBuildAdd(g->b, pcol, c64(g, i), "")) : gep(g, u->arow[i], pp);
-        LLVMValueRef s = splat_f32(g, load(g, g->f32, ap, 4));
-        for (int h = 0; h < 2; h++) {
-            LLVMValueRef old = load(g, g->v8, u->acc[i][h], 32);
-            LLVMValueRef args[3] = {s, bv[h], old};
-            store(g, LLVMBuildCall2(g->b, g->fma_ty, g->fma, args, 3, ""), u->acc[i][h], 32);
+        LLVMValueRef s = splat_f32(g, g->vk, load(g, g->f32, ap, 4));
+        for (int h = 0; h < nv; h++) {
+            LLVMValueRef old = load(g, g->vk, u->acc[i][h], 4 * w);
+            store(g, vfma(g, s, bv[h], old), u->acc[i][h], 4 * w);
         }
     }
 }
 
 static void gen_ukr(Gen *g, int mr, bool col) {
-    char name[32];
-    snprintf(name, sizeof name, "tt_gemm_ukr_%s%d", col ? "col" : "row", mr);
+    int w = g->t.lanes, nr = g->t.nr, nv = nr / w;
+    char name[40];
+    ukr_name(name, sizeof name, col, mr, nr);
     LLVMTypeRef ps[8] = {g->i64, g->ptr, g->i64, g->ptr, g->ptr, g->i64, g->i64, g->i32};
-    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 8, 0));
+    LLVMValueRef fn = add_fn(g, name, ps, 8);
     noalias(g, fn, 1);
     noalias(g, fn, 3);
     noalias(g, fn, 4);
@@ -192,30 +232,31 @@ static void gen_ukr(Gen *g, int mr, bool col) {
 
     LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
     for (int i = 0; i < mr; i++)
-        for (int h = 0; h < 2; h++) {
-            u.acc[i][h] = LLVMBuildAlloca(g->b, g->v8, "acc");
-            LLVMSetAlignment(u.acc[i][h], 32);
+        for (int h = 0; h < nv; h++) {
+            u.acc[i][h] = LLVMBuildAlloca(g->b, g->vk, "acc");
+            LLVMSetAlignment(u.acc[i][h], 4 * w);
         }
     LLVMValueRef pvar = LLVMBuildAlloca(g->b, g->i64, "p");
     for (int i = 0; i < mr; i++)
-        for (int h = 0; h < 2; h++) store(g, LLVMConstNull(g->v8), u.acc[i][h], 32);
+        for (int h = 0; h < nv; h++) store(g, LLVMConstNull(g->vk), u.acc[i][h], 4 * w);
     /* prefetch the C tile (first and last element of each row) for writing */
     for (int i = 0; i < mr; i++) {
         LLVMValueRef crow = gep(g, c, LLVMBuildMul(g->b, ldc, c64(g, i), ""));
         for (int e = 0; e < 2; e++) {
-            LLVMValueRef args[4] = {e ? gep(g, crow, c64(g, GEMM_NR - 1)) : crow, c32(g, 1),
-                                    c32(g, 3), c32(g, 1)};
-            LLVMBuildCall2(g->b, g->pf_ty, g->pf, args, 4, "");
+            LLVMValueRef args[4] = {e ? gep(g, crow, c64(g, nr - 1)) : crow, c32(g, 1), c32(g, 3),
+                                    c32(g, 1)};
+            intrinsic(g, "llvm.prefetch", &g->ptr, 1, args, 4);
         }
     }
     if (!col)
         for (int i = 0; i < mr; i++)
             u.arow[i] = gep(g, u.a, LLVMBuildMul(g->b, u.sa, c64(g, i), ""));
 
-    /* k unrolled by 4 */
-    LLVMValueRef k4 = LLVMBuildAnd(g->b, k, c64(g, -4), "k4"), p;
-    Loop l4 = loop_begin(g, fn, pvar, c64(g, 0), k4, 4, "k4loop", &p);
-    for (int s = 0; s < 4; s++) ukr_step(g, &u, s ? LLVMBuildAdd(g->b, p, c64(g, s), "") : p);
+    /* k unrolled by t.ku */
+    int U = g->t.ku;
+    LLVMValueRef k4 = LLVMBuildAnd(g->b, k, c64(g, -U), "k4"), p;
+    Loop l4 = loop_begin(g, fn, pvar, c64(g, 0), k4, U, "k4loop", &p);
+    for (int s = 0; s < U; s++) ukr_step(g, &u, s ? LLVMBuildAdd(g->b, p, c64(g, s), "") : p);
     loop_end(g, &l4);
     /* remainder: continue from the counter's value */
     LLVMValueRef pr = load(g, g->i64, pvar, 8);
@@ -226,25 +267,24 @@ static void gen_ukr(Gen *g, int mr, bool col) {
     /* epilogue */
     LLVMBasicBlockRef full = block(g, fn, "full"), edge = block(g, fn, "edge");
     LLVMValueRef isacc = LLVMBuildICmp(g->b, LLVMIntNE, accf, c32(g, 0), "");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, GEMM_NR), ""), full, edge);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, nr), ""), full, edge);
     for (int e = 0; e < 2; e++) {
         LLVMPositionBuilderAtEnd(g->b, e ? edge : full);
-        LLVMValueRef mask[2] = {NULL, NULL};
-        if (e) {
-            mask[0] = lane_mask(g, 0, nrem);
-            mask[1] = lane_mask(g, 8, nrem);
-        }
+        LLVMValueRef mask[NV] = {NULL};
+        if (e)
+            for (int h = 0; h < nv; h++) mask[h] = lane_mask(g, (unsigned)w, w * h, nrem);
         LLVMBasicBlockRef addb = block(g, fn, "add"), setb = block(g, fn, "set");
         LLVMBuildCondBr(g->b, isacc, addb, setb);
         for (int add = 0; add < 2; add++) {
             LLVMPositionBuilderAtEnd(g->b, add ? addb : setb);
             for (int i = 0; i < mr; i++) {
                 LLVMValueRef crow = gep(g, c, LLVMBuildMul(g->b, ldc, c64(g, i), ""));
-                for (int h = 0; h < 2; h++) {
-                    LLVMValueRef cp = gep(g, crow, c64(g, 8 * h));
-                    LLVMValueRef v = load(g, g->v8, u.acc[i][h], 32);
+                for (int h = 0; h < nv; h++) {
+                    LLVMValueRef cp = gep(g, crow, c64(g, w * h));
+                    LLVMValueRef v = load(g, g->vk, u.acc[i][h], 4 * w);
                     if (add) {
-                        LLVMValueRef old = e ? masked_load(g, cp, mask[h]) : load(g, g->v8, cp, 4);
+                        LLVMValueRef old =
+                            e ? masked_load(g, g->vk, cp, mask[h]) : load(g, g->vk, cp, 4);
                         v = LLVMBuildFAdd(g->b, old, v, "");
                     }
                     if (e)
@@ -262,43 +302,44 @@ static void gen_ukr(Gen *g, int mr, bool col) {
 
 static LLVMValueRef pack_fn(Gen *g, const char *name) {
     LLVMTypeRef ps[6] = {g->i64, g->i64, g->ptr, g->i64, g->ptr, g->i64};
-    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 6, 0));
+    LLVMValueRef fn = add_fn(g, name, ps, 6);
     noalias(g, fn, 2);
     noalias(g, fn, 4);
     return fn;
 }
 
-/* op(B)(p,j) = b[p*ldb + j] */
+/* op(B)(p,j) = b[p*ldb + j]: each row of a panel is nr/lanes vectors */
 static void gen_pack_n(Gen *g) {
-    LLVMValueRef fn = pack_fn(g, "tt_gemm_pack_n");
+    int w = g->t.lanes, nr = g->t.nr, nv = nr / w;
+    char name[40];
+    pack_name(name, sizeof name, false, nr);
+    LLVMValueRef fn = pack_fn(g, name);
     LLVMValueRef kc = LLVMGetParam(fn, 0), nc = LLVMGetParam(fn, 1), b = LLVMGetParam(fn, 2);
     LLVMValueRef ldb = LLVMGetParam(fn, 3), dst = LLVMGetParam(fn, 4), ps = LLVMGetParam(fn, 5);
     LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
     LLVMValueRef jvar = LLVMBuildAlloca(g->b, g->i64, "j");
     LLVMValueRef pvar = LLVMBuildAlloca(g->b, g->i64, "p");
     LLVMValueRef jp, p;
-    Loop lj = loop_begin(g, fn, jvar, c64(g, 0), nc, GEMM_NR, "jloop", &jp);
+    Loop lj = loop_begin(g, fn, jvar, c64(g, 0), nc, nr, "jloop", &jp);
     LLVMValueRef d = gep(g, dst,
-                         LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, GEMM_NR), ""),
-                                      LLVMBuildMul(g->b, ps, c64(g, GEMM_NR), ""), ""));
+                         LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, nr), ""),
+                                      LLVMBuildMul(g->b, ps, c64(g, nr), ""), ""));
     LLVMValueRef src = gep(g, b, jp), nrem = LLVMBuildSub(g->b, nc, jp, "");
     LLVMBasicBlockRef full = block(g, fn, "full"), edge = block(g, fn, "edge");
     LLVMBasicBlockRef next = block(g, fn, "next");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, GEMM_NR), ""), full, edge);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, nr), ""), full, edge);
     for (int e = 0; e < 2; e++) {
         LLVMPositionBuilderAtEnd(g->b, e ? edge : full);
-        LLVMValueRef m[2] = {NULL, NULL};
-        if (e) {
-            m[0] = lane_mask(g, 0, nrem);
-            m[1] = lane_mask(g, 8, nrem);
-        }
+        LLVMValueRef m[NV] = {NULL};
+        if (e)
+            for (int h = 0; h < nv; h++) m[h] = lane_mask(g, (unsigned)w, w * h, nrem);
         Loop lp = loop_begin(g, fn, pvar, c64(g, 0), kc, 1, "ploop", &p);
         LLVMValueRef s = gep(g, src, LLVMBuildMul(g->b, p, ldb, ""));
-        LLVMValueRef dd = gep(g, d, LLVMBuildMul(g->b, p, c64(g, GEMM_NR), ""));
-        for (int h = 0; h < 2; h++) {
-            LLVMValueRef sp = gep(g, s, c64(g, 8 * h));
-            LLVMValueRef v = e ? masked_load(g, sp, m[h]) : load(g, g->v8, sp, 4);
-            store(g, v, gep(g, dd, c64(g, 8 * h)), 32);
+        LLVMValueRef dd = gep(g, d, LLVMBuildMul(g->b, p, c64(g, nr), ""));
+        for (int h = 0; h < nv; h++) {
+            LLVMValueRef sp = gep(g, s, c64(g, w * h));
+            LLVMValueRef v = e ? masked_load(g, g->vk, sp, m[h]) : load(g, g->vk, sp, 4);
+            store(g, v, gep(g, dd, c64(g, w * h)), 4 * w);
         }
         loop_end(g, &lp);
         LLVMBuildBr(g->b, next);
@@ -331,34 +372,38 @@ static void transpose8(Gen *g, LLVMValueRef *r, LLVMValueRef *out) {
     }
 }
 
-/* op(B)(p,j) = b[j*ldb + p]: 16 x 8 blocks, two 8x8 transposes each. */
+/* op(B)(p,j) = b[j*ldb + p]: nr x 8 blocks, nr/8 8x8 transposes each. */
 static void gen_pack_t(Gen *g) {
-    LLVMValueRef fn = pack_fn(g, "tt_gemm_pack_t");
+    int nr = g->t.nr;
+    char name[40];
+    pack_name(name, sizeof name, true, nr);
+    LLVMValueRef fn = pack_fn(g, name);
     LLVMValueRef kc = LLVMGetParam(fn, 0), nc = LLVMGetParam(fn, 1), b = LLVMGetParam(fn, 2);
     LLVMValueRef ldb = LLVMGetParam(fn, 3), dst = LLVMGetParam(fn, 4), ps = LLVMGetParam(fn, 5);
     LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
     LLVMValueRef jvar = LLVMBuildAlloca(g->b, g->i64, "j");
     LLVMValueRef pvar = LLVMBuildAlloca(g->b, g->i64, "p");
     LLVMValueRef jp, p0;
-    Loop lj = loop_begin(g, fn, jvar, c64(g, 0), nc, GEMM_NR, "jloop", &jp);
+    Loop lj = loop_begin(g, fn, jvar, c64(g, 0), nc, nr, "jloop", &jp);
     LLVMValueRef d = gep(g, dst,
-                         LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, GEMM_NR), ""),
-                                      LLVMBuildMul(g->b, ps, c64(g, GEMM_NR), ""), ""));
+                         LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, jp, c64(g, nr), ""),
+                                      LLVMBuildMul(g->b, ps, c64(g, nr), ""), ""));
     LLVMValueRef src = gep(g, b, LLVMBuildMul(g->b, jp, ldb, ""));
     LLVMValueRef nrem = LLVMBuildSub(g->b, nc, jp, "");
-    LLVMValueRef fullj = LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, GEMM_NR), "");
+    LLVMValueRef fullj = LLVMBuildICmp(g->b, LLVMIntSGE, nrem, c64(g, nr), "");
     Loop lp = loop_begin(g, fn, pvar, c64(g, 0), kc, 8, "ploop", &p0);
     LLVMValueRef krem = LLVMBuildSub(g->b, kc, p0, "");
     LLVMValueRef fullk = LLVMBuildICmp(g->b, LLVMIntSGE, krem, c64(g, 8), "");
     LLVMBasicBlockRef full = block(g, fn, "full"), edge = block(g, fn, "edge");
     LLVMBasicBlockRef next = block(g, fn, "next");
     LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, fullj, fullk, ""), full, edge);
+    LLVMTypeRef v8i1 = LLVMVectorType(g->i1, 8);
     for (int e = 0; e < 2; e++) {
         LLVMPositionBuilderAtEnd(g->b, e ? edge : full);
-        LLVMValueRef kmask = e ? lane_mask(g, 0, krem) : NULL;
+        LLVMValueRef kmask = e ? lane_mask(g, 8, 0, krem) : NULL;
         LLVMValueRef s = gep(g, src, p0);
-        LLVMValueRef dd = gep(g, d, LLVMBuildMul(g->b, p0, c64(g, GEMM_NR), ""));
-        for (int h = 0; h < 2; h++) {
+        LLVMValueRef dd = gep(g, d, LLVMBuildMul(g->b, p0, c64(g, nr), ""));
+        for (int h = 0; h < nr / 8; h++) {
             LLVMValueRef r[8], out[8];
             for (int i = 0; i < 8; i++) {
                 int row = 8 * h + i;
@@ -367,13 +412,12 @@ static void gen_pack_t(Gen *g) {
                     r[i] = load(g, g->v8, sp, 4);
                 } else {
                     LLVMValueRef ok = LLVMBuildICmp(g->b, LLVMIntSLT, c64(g, row), nrem, "");
-                    LLVMValueRef m = LLVMBuildSelect(g->b, ok, kmask, LLVMConstNull(g->v8i1), "");
-                    r[i] = masked_load(g, sp, m);
+                    LLVMValueRef m = LLVMBuildSelect(g->b, ok, kmask, LLVMConstNull(v8i1), "");
+                    r[i] = masked_load(g, g->v8, sp, m);
                 }
             }
             transpose8(g, r, out);
-            for (int q = 0; q < 8; q++)
-                store(g, out[q], gep(g, dd, c64(g, GEMM_NR * q + 8 * h)), 32);
+            for (int q = 0; q < 8; q++) store(g, out[q], gep(g, dd, c64(g, nr * q + 8 * h)), 32);
         }
         LLVMBuildBr(g->b, next);
     }
@@ -384,11 +428,6 @@ static void gen_pack_t(Gen *g) {
 }
 
 /* ---- small-M kernels (no packing) -------------------------------------- */
-
-static LLVMValueRef fma8(Gen *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
-    LLVMValueRef args[3] = {a, b, acc};
-    return LLVMBuildCall2(g->b, g->fma_ty, g->fma, args, 3, "");
-}
 
 /* zeroed <8 x float> accumulators in entry-block allocas */
 static void zero_accs(Gen *g, LLVMValueRef *acc, int n) {
@@ -415,14 +454,14 @@ static void gemv_n_block(Gen *g, Gemv *v, int nv, LLVMValueRef j, LLVMValueRef m
     LLVMValueRef bv[8];
     for (int h = 0; h < nv; h++) {
         LLVMValueRef bp = gep(g, brow, c64(g, 8 * h));
-        bv[h] = mask && h == nv - 1 ? masked_load(g, bp, mask) : load(g, g->v8, bp, 4);
+        bv[h] = mask && h == nv - 1 ? masked_load(g, g->v8, bp, mask) : load(g, g->v8, bp, 4);
     }
     LLVMValueRef pk = LLVMBuildMul(g->b, p, v->sak, "");
     for (int i = 0; i < v->mr; i++) {
         LLVMValueRef ai = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, v->sai, c64(g, i), ""), pk, "");
-        LLVMValueRef s = splat_f32(g, load(g, g->f32, gep(g, v->a, ai), 4));
+        LLVMValueRef s = splat_f32(g, g->v8, load(g, g->f32, gep(g, v->a, ai), 4));
         for (int h = 0; h < nv; h++)
-            store(g, fma8(g, s, bv[h], load(g, g->v8, v->acc[i][h], 32)), v->acc[i][h], 32);
+            store(g, vfma(g, s, bv[h], load(g, g->v8, v->acc[i][h], 32)), v->acc[i][h], 32);
     }
     loop_end(g, &lp);
     /* C = (acc ? C : 0) + sums */
@@ -439,7 +478,7 @@ static void gemv_n_block(Gen *g, Gemv *v, int nv, LLVMValueRef j, LLVMValueRef m
                 bool m = mask && h == nv - 1;
                 LLVMValueRef x = load(g, g->v8, v->acc[i][h], 32);
                 if (add) {
-                    LLVMValueRef old = m ? masked_load(g, cp, mask) : load(g, g->v8, cp, 4);
+                    LLVMValueRef old = m ? masked_load(g, g->v8, cp, mask) : load(g, g->v8, cp, 4);
                     x = LLVMBuildFAdd(g->b, old, x, "");
                 }
                 if (m)
@@ -467,7 +506,7 @@ static void gen_gemv_n(Gen *g, int mr) {
     snprintf(name, sizeof name, "tt_gemm_gemv_n%d", mr);
     LLVMTypeRef ps[10] = {g->i64, g->ptr, g->i64, g->i64, g->ptr,
                           g->i64, g->ptr, g->i64, g->i64, g->i32};
-    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 10, 0));
+    LLVMValueRef fn = add_fn(g, name, ps, 10);
     noalias(g, fn, 1);
     noalias(g, fn, 4);
     noalias(g, fn, 6);
@@ -498,7 +537,7 @@ static void gen_gemv_n(Gen *g, int mr) {
     LLVMBasicBlockRef tail = block(g, fn, "gntail"), ret = block(g, fn, "gnret");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n8, n, ""), tail, ret);
     LLVMPositionBuilderAtEnd(g->b, tail);
-    gemv_n_block(g, &v, 1, n8, lane_mask(g, 0, LLVMBuildSub(g->b, n, n8, "")));
+    gemv_n_block(g, &v, 1, n8, lane_mask(g, 8, 0, LLVMBuildSub(g->b, n, n8, "")));
     LLVMBuildBr(g->b, ret);
     LLVMPositionBuilderAtEnd(g->b, ret);
     LLVMBuildRetVoid(g->b);
@@ -533,16 +572,16 @@ static void gemv_t_step(Gen *g, Gemv *v, int jb, LLVMValueRef j, LLVMValueRef p,
     for (int i = 0; i < v->mr; i++) {
         LLVMValueRef ap =
             gep(g, v->a, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, v->sai, c64(g, i), ""), p, ""));
-        av[i] = mask ? masked_load(g, ap, mask) : load(g, g->v8, ap, 4);
+        av[i] = mask ? masked_load(g, g->v8, ap, mask) : load(g, g->v8, ap, 4);
     }
     for (int q = 0; q < jb; q++) {
         LLVMValueRef row = LLVMBuildMul(g->b, LLVMBuildAdd(g->b, j, c64(g, q), ""), v->ldb, "");
         LLVMValueRef bp = gep(g, v->b, LLVMBuildAdd(g->b, row, p, ""));
-        bv[q] = mask ? masked_load(g, bp, mask) : load(g, g->v8, bp, 4);
+        bv[q] = mask ? masked_load(g, g->v8, bp, mask) : load(g, g->v8, bp, 4);
     }
     for (int i = 0; i < v->mr; i++)
         for (int q = 0; q < jb; q++)
-            store(g, fma8(g, av[i], bv[q], load(g, g->v8, v->acc[i][q], 32)), v->acc[i][q], 32);
+            store(g, vfma(g, av[i], bv[q], load(g, g->v8, v->acc[i][q], 32)), v->acc[i][q], 32);
 }
 
 /* gemv_t: columns j .. j + jb */
@@ -555,7 +594,7 @@ static void gemv_t_block(Gen *g, Gemv *v, int jb, LLVMValueRef j) {
     LLVMBasicBlockRef tail = block(g, v->fn, "gtktail"), red = block(g, v->fn, "gtred");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, k8, v->k, ""), tail, red);
     LLVMPositionBuilderAtEnd(g->b, tail);
-    gemv_t_step(g, v, jb, j, k8, lane_mask(g, 0, LLVMBuildSub(g->b, v->k, k8, "")));
+    gemv_t_step(g, v, jb, j, k8, lane_mask(g, 8, 0, LLVMBuildSub(g->b, v->k, k8, "")));
     LLVMBuildBr(g->b, red);
     LLVMPositionBuilderAtEnd(g->b, red);
     LLVMValueRef isacc = LLVMBuildICmp(g->b, LLVMIntNE, v->accf, c32(g, 0), "");
@@ -585,7 +624,7 @@ static void gen_gemv_t(Gen *g, int mr) {
     char name[32];
     snprintf(name, sizeof name, "tt_gemm_gemv_t%d", mr);
     LLVMTypeRef ps[9] = {g->i64, g->ptr, g->i64, g->ptr, g->i64, g->ptr, g->i64, g->i64, g->i32};
-    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 9, 0));
+    LLVMValueRef fn = add_fn(g, name, ps, 9);
     noalias(g, fn, 1);
     noalias(g, fn, 3);
     noalias(g, fn, 5);
@@ -615,36 +654,34 @@ static void gen_gemv_t(Gen *g, int mr) {
 
 /* ---- module, passes, JIT ----------------------------------------------- */
 
-static void gen_module(Gen *g) {
+/* Row counts with a micro-kernel of their own: the full height and the
+ * powers of two below it. */
+static bool has_mr(GemmTile t, int mr) {
+    return mr == t.mr || (mr < t.mr && (mr & (mr - 1)) == 0);
+}
+
+/* The kernels of one tile: g->t and g->vk are set for it. */
+static void gen_tile(Gen *g, GemmTile t) {
+    g->t = t;
+    g->vk = LLVMVectorType(g->f32, (unsigned)t.lanes);
+    for (int col = 0; col < 2; col++)
+        for (int mr = 1; mr <= t.mr; mr++)
+            if (has_mr(t, mr)) gen_ukr(g, mr, col);
+    gen_pack_n(g);
+    gen_pack_t(g);
+}
+
+static void gen_module(Gen *g, const GemmKernels *k) {
     g->f32 = LLVMFloatTypeInContext(g->ctx);
     g->v8 = LLVMVectorType(g->f32, 8);
     g->i64 = LLVMInt64TypeInContext(g->ctx);
     g->i32 = LLVMInt32TypeInContext(g->ctx);
     g->i1 = LLVMInt1TypeInContext(g->ctx);
-    g->v8i1 = LLVMVectorType(g->i1, 8);
-    g->v8i64 = LLVMVectorType(g->i64, 8);
     g->ptr = LLVMPointerTypeInContext(g->ctx, 0);
     g->vd = LLVMVoidTypeInContext(g->ctx);
 
-    unsigned id = LLVMLookupIntrinsicID("llvm.fma", 8);
-    g->fma = LLVMGetIntrinsicDeclaration(g->mod, id, &g->v8, 1);
-    g->fma_ty = LLVMIntrinsicGetType(g->ctx, id, &g->v8, 1);
-    LLVMTypeRef ov[2] = {g->v8, g->ptr};
-    id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
-    g->mload = LLVMGetIntrinsicDeclaration(g->mod, id, ov, 2);
-    g->mload_ty = LLVMIntrinsicGetType(g->ctx, id, ov, 2);
-    id = LLVMLookupIntrinsicID("llvm.masked.store", 17);
-    g->mstore = LLVMGetIntrinsicDeclaration(g->mod, id, ov, 2);
-    g->mstore_ty = LLVMIntrinsicGetType(g->ctx, id, ov, 2);
-    id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
-    g->pf = LLVMGetIntrinsicDeclaration(g->mod, id, &g->ptr, 1);
-    g->pf_ty = LLVMIntrinsicGetType(g->ctx, id, &g->ptr, 1);
-
-    for (int col = 0; col < 2; col++)
-        for (int mr = 1; mr <= GEMM_MR; mr++)
-            if (GEMM_HAS_MR(mr)) gen_ukr(g, mr, col);
-    gen_pack_n(g);
-    gen_pack_t(g);
+    gen_tile(g, k->wide.tile);
+    if (k->narrow.tile.nr != k->wide.tile.nr) gen_tile(g, k->narrow.tile);
     for (int mr = 1; mr <= GEMM_GEMV_MR; mr++) {
         gen_gemv_n(g, mr);
         gen_gemv_t(g, mr);
@@ -737,20 +774,29 @@ static bool lookup(LLVMOrcLLJITRef jit, const char *name, LLVMOrcExecutorAddress
     return !take_err(LLVMOrcLLJITLookup(jit, addr, name), name, err, errlen);
 }
 
+static bool lookup_tile(LLVMOrcLLJITRef jit, GemmTileKernels *tk, char *err, size_t errlen) {
+    char name[40];
+    LLVMOrcExecutorAddress addr;
+    for (int col = 0; col < 2; col++)
+        for (int mr = 1; mr <= tk->tile.mr; mr++) {
+            if (!has_mr(tk->tile, mr)) continue;
+            ukr_name(name, sizeof name, col, mr, tk->tile.nr);
+            if (!lookup(jit, name, &addr, err, errlen)) return false;
+            (col ? tk->ukr_col : tk->ukr_row)[mr - 1] = (GemmUkr)(uintptr_t)addr;
+        }
+    for (int t = 0; t < 2; t++) {
+        pack_name(name, sizeof name, t, tk->tile.nr);
+        if (!lookup(jit, name, &addr, err, errlen)) return false;
+        *(t ? &tk->pack_t : &tk->pack_n) = (GemmPack)(uintptr_t)addr;
+    }
+    return true;
+}
+
 static bool lookup_all(LLVMOrcLLJITRef jit, GemmKernels *out, char *err, size_t errlen) {
     char name[32];
     LLVMOrcExecutorAddress addr;
-    for (int col = 0; col < 2; col++)
-        for (int mr = 1; mr <= GEMM_MR; mr++) {
-            if (!GEMM_HAS_MR(mr)) continue;
-            snprintf(name, sizeof name, "tt_gemm_ukr_%s%d", col ? "col" : "row", mr);
-            if (!lookup(jit, name, &addr, err, errlen)) return false;
-            (col ? out->ukr_col : out->ukr_row)[mr - 1] = (GemmUkr)(uintptr_t)addr;
-        }
-    if (!lookup(jit, "tt_gemm_pack_n", &addr, err, errlen)) return false;
-    out->pack_n = (GemmPack)(uintptr_t)addr;
-    if (!lookup(jit, "tt_gemm_pack_t", &addr, err, errlen)) return false;
-    out->pack_t = (GemmPack)(uintptr_t)addr;
+    if (!lookup_tile(jit, &out->wide, err, errlen) || !lookup_tile(jit, &out->narrow, err, errlen))
+        return false;
     for (int t = 0; t < 2; t++)
         for (int mr = 1; mr <= GEMM_GEMV_MR; mr++) {
             snprintf(name, sizeof name, "tt_gemm_gemv_%c%d", t ? 't' : 'n', mr);
@@ -813,7 +859,24 @@ static GemmJit *load_cached(const char *key, GemmKernels *out) {
     return j;
 }
 
-GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen) {
+/* The tiles for lanes (0: the host's choice, see gemm_internal.h). */
+static void pick_tiles(LLVMTargetMachineRef tm, int lanes, GemmKernels *k) {
+    const char *env = getenv("TT_GEMM_LANES");
+    if (lanes == 0 && env && (!strcmp(env, "8") || !strcmp(env, "16"))) lanes = atoi(env);
+    if (lanes == 0) {
+        char *feat = LLVMGetTargetMachineFeatureString(tm);
+        lanes = strstr(feat, "+avx512f") ? 16 : 8;
+        LLVMDisposeMessage(feat);
+    }
+    if (lanes == 16) {
+        k->wide.tile = (GemmTile){16, 12, 32, 1};
+        k->narrow.tile = (GemmTile){16, 12, 16, 4};
+    } else {
+        k->wide.tile = k->narrow.tile = (GemmTile){8, 6, 16, 4};
+    }
+}
+
+GemmJit *gemm_jit_build(GemmKernels *out, int lanes, char **ir, char *err, size_t errlen) {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     *ir = NULL;
@@ -821,11 +884,13 @@ GemmJit *gemm_jit_build(GemmKernels *out, char **ir, char *err, size_t errlen) {
 
     LLVMTargetMachineRef tm = host_tm(err, errlen);
     if (!tm) return NULL;
+    memset(out, 0, sizeof *out);
+    pick_tiles(tm, lanes, out);
     Gen g = {.ctx = LLVMContextCreate()};
     g.mod = LLVMModuleCreateWithNameInContext("tt_gemm", g.ctx);
     g.b = LLVMCreateBuilderInContext(g.ctx);
     tt_llvm_set_target(g.mod, tm);
-    gen_module(&g);
+    gen_module(&g, out);
     LLVMDisposeBuilder(g.b);
 
     GemmJit *j = NULL;

@@ -149,12 +149,13 @@ Test(gemm_, k_zero_overwrites_or_keeps) {
 
 Test(gemm_, micro_tile_edges) {
     int bad = 0;
-    /* every row remainder 1..6 and column remainders around 8 and 16 */
-    int64_t ms[] = {1, 4, 5, 6, 7, 11, 12, 13};
-    int64_t ns[] = {1, 7, 8, 9, 15, 16, 17, 31, 33};
+    /* row remainders of both tiles (6 and 12 rows) and column remainders
+     * around the vector and panel widths (8, 16, 32) */
+    int64_t ms[] = {1, 4, 5, 6, 7, 11, 12, 13, 23, 25};
+    int64_t ns[] = {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 65};
     int64_t ks[] = {1, 3, 4, 5, 9, 17};
-    for (int a = 0; a < 8; a++)
-        for (int b = 0; b < 9; b++)
+    for (int a = 0; a < 10; a++)
+        for (int b = 0; b < 12; b++)
             bad += check_all((Case){ms[a], ns[b], ks[(a + b) % 6], (a * b) % 3, 0}, T12, 2);
     cr_assert_eq(bad, 0);
 }
@@ -314,5 +315,46 @@ Test(gemm_, threads_bit_identical) {
             free(B);
             free(C1);
             free(C2);
+        }
+}
+
+/* Both micro-tiles (8 lanes, 6 x 16; 16 lanes, 12 x 32) sum every element
+ * in the same order, so a program computes the same bits on an AVX2 and an
+ * AVX-512 host. One process builds each width in turn (TT_GEMM_LANES). */
+Test(gemm_widths, tiles_bit_identical, .timeout = 120) {
+    int64_t shapes[][3] = {{64, 128, 784}, {13, 45, 300}, {100, 10, 128}, {3, 70, 50}};
+    float *out[2][4][4];
+    for (int w = 0; w < 2; w++) {
+        setenv("TT_GEMM_LANES", w ? "16" : "8", 1);
+        char err[256] = "";
+        TtGemm *g = tt_gemm_new(err, sizeof err);
+        cr_assert(g, "tt_gemm_new: %s", err);
+        cr_assert_eq(tt_gemm_lanes(g), w ? 16 : 8);
+        for (int s = 0; s < 4; s++)
+            for (int t = 0; t < 4; t++) {
+                int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                bool ta = t & 1, tb = t & 2;
+                uint64_t seed = rng;
+                rng = 0x1234567ull + (uint64_t)(s * 4 + t);
+                float *A = malloc((size_t)(M * K) * sizeof(float));
+                float *B = malloc((size_t)(K * N) * sizeof(float));
+                for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+                for (int64_t i = 0; i < K * N; i++) B[i] = frand();
+                rng = seed;
+                float *C = out[w][s][t] = malloc((size_t)(M * N) * sizeof(float));
+                tt_gemm_run(g, M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C, N, false, 1, NULL);
+                free(A);
+                free(B);
+            }
+        tt_gemm_free(g);
+    }
+    for (int s = 0; s < 4; s++)
+        for (int t = 0; t < 4; t++) {
+            size_t n = (size_t)(shapes[s][0] * shapes[s][1]) * sizeof(float);
+            cr_expect(memcmp(out[0][s][t], out[1][s][t], n) == 0,
+                      "M=%ld N=%ld K=%ld ta=%d tb=%d: 8 and 16 lanes differ", (long)shapes[s][0],
+                      (long)shapes[s][1], (long)shapes[s][2], t & 1, (t & 2) >> 1);
+            free(out[0][s][t]);
+            free(out[1][s][t]);
         }
 }

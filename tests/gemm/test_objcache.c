@@ -274,10 +274,11 @@ Test(objcache, xdg_and_home_locations) {
 
 /* ---- the GEMM kernels through the cache ------------------------------------ */
 
-enum { M = 6, N = 29, K = 37, PS = 40 }; /* PS: panel stride, K rounded up to 8 */
+enum { M = 4, N = 29, K = 37, PS = 40 }; /* PS: panel stride, K rounded up to 8 */
 
-/* Runs the packers, the 6-row micro-kernels (both layouts of A) and a GEMV
- * kernel on fixed data; out gets 4 products of M x N. */
+/* Runs the packers, the 4-row micro-kernels (both layouts of A; every tile
+ * has that variant) and a GEMV kernel on fixed data; out gets 4 products of
+ * M x N. */
 static void run_kernels(const GemmKernels *k, float *out) {
     float a[M * K], at[K * M], b[K * N], bt[N * K];
     for (int i = 0; i < M * K; i++) a[i] = (float)((i * 7) % 11) - 5.0f;
@@ -286,32 +287,34 @@ static void run_kernels(const GemmKernels *k, float *out) {
     for (int i = 0; i < K * N; i++) b[i] = (float)((i * 5) % 13) * 0.25f - 1.5f;
     for (int p = 0; p < K; p++)
         for (int j = 0; j < N; j++) bt[j * K + p] = b[p * N + j];
-    float *panels = aligned_alloc(32, 2 * PS * 16 * sizeof(float));
+    const int nr = k->wide.tile.nr; /* N spans two panels of 16, one of 32 */
+    float *panels = aligned_alloc(64, 2 * PS * 16 * sizeof(float));
     cr_assert(panels);
     memset(out, 0, 4 * M * N * sizeof(float));
     for (int t = 0; t < 2; t++) {
         if (t)
-            k->pack_t(K, N, bt, K, panels, PS);
+            k->wide.pack_t(K, N, bt, K, panels, PS);
         else
-            k->pack_n(K, N, b, N, panels, PS);
+            k->wide.pack_n(K, N, b, N, panels, PS);
         float *c = out + t * M * N;
-        for (int q = 0; q * 16 < N; q++)
-            k->ukr_row[M - 1](K, a, K, panels + q * PS * 16, c + q * 16, N, N - q * 16, 0);
+        for (int q = 0; q * nr < N; q++)
+            k->wide.ukr_row[M - 1](K, a, K, panels + q * PS * nr, c + q * nr, N, N - q * nr, 0);
         float *cc = out + 2 * M * N;
         if (t) /* the column variant, accumulating onto zeros */
-            for (int q = 0; q * 16 < N; q++)
-                k->ukr_col[M - 1](K, at, M, panels + q * PS * 16, cc + q * 16, N, N - q * 16, 1);
+            for (int q = 0; q * nr < N; q++)
+                k->wide.ukr_col[M - 1](K, at, M, panels + q * PS * nr, cc + q * nr, N, N - q * nr,
+                                       1);
     }
     float *cv = out + 3 * M * N;
-    for (int i = 0; i < M; i += 3) k->gemv_n[2](K, a + i * K, K, 1, b, N, cv + i * N, N, N, 0);
+    for (int i = 0; i < M; i += 2) k->gemv_n[1](K, a + i * K, K, 1, b, N, cv + i * N, N, N, 0);
     free(panels);
 }
 
 static GemmJit *build(GemmKernels *k) {
     char *ir, err[256] = "";
-    GemmJit *j = gemm_jit_build(k, &ir, err, sizeof err);
+    GemmJit *j = gemm_jit_build(k, 0, &ir, err, sizeof err);
     cr_assert(j, "gemm_jit_build: %s", err);
-    cr_assert(ir && strstr(ir, "tt_gemm_ukr_row6"));
+    cr_assert(ir && strstr(ir, "tt_gemm_ukr_row4"));
     free(ir);
     return j;
 }
