@@ -118,6 +118,13 @@ static inline IrNode *ir_node(const IrGraph *g, int id) {
 int ir_add(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr, SrcLoc loc);
 
 /* Leaves. ir_input takes the next binding slot. */
+/* Appends a copy of node id of src (not an INPUT) whose inputs are the nodes
+ * in[0..nin) of g: the op, attributes, result type, location and name are
+ * taken as they are, without running the shape rule again, which is why
+ * each input must have the type of the source node's input it replaces
+ * (checked). How the runtime cuts an execution graph out of its lazy graph
+ * every step at the cost of a copy. -1 with g->err on a mismatch. */
+int ir_copy_node(IrGraph *g, const IrGraph *src, int id, const int *in);
 int ir_input(IrGraph *g, DType dt, Shape s, const char *name, SrcLoc loc);
 int ir_const(IrGraph *g, DType dt, Shape s, double value, SrcLoc loc);
 

@@ -185,9 +185,8 @@ void rt_realize_all(Interp *I) {
         } else {
             int buf[16], *ins = nd->nin <= 16 ? buf : tt_xmalloc((size_t)nd->nin * sizeof *ins);
             for (int k = 0; k < nd->nin; k++) ins[k] = map[nd->in[k]];
-            e = ir_add(&E, nd->op, ins, nd->nin, &nd->attr, nd->loc);
+            e = ir_copy_node(&E, g, id, ins); /* its shape rule ran when g got it */
             if (ins != buf) free(ins);
-            if (e >= 0 && nd->name) E.nodes[e].name = arena_strdup(&E.arena, nd->name);
         }
         if (e < 0) {
             fprintf(stderr, "internal error: copying node %d: %s\n", id, E.err);

@@ -678,3 +678,48 @@ Test(ir_print, single_node) {
     cr_assert_str_eq(buf, "%0 = input #0 : i8[4]\n%1 = abs %0 : i8[4]\n");
     free(buf);
 }
+
+/* -- copying nodes between graphs (how the runtime cuts execution graphs) -- */
+
+Test(ir_copy, same_graph_as_built, .init = setup, .fini = teardown) {
+    build_mlp(&g, 16, 0.5);
+    IrGraph h;
+    ir_init(&h);
+    int map[256];
+    for (int i = 0; i < g.n; i++) {
+        const IrNode *n = &g.nodes[i];
+        if (n->op == OP_INPUT) {
+            map[i] = ir_input(&h, n->dtype, n->shape, n->name, n->loc);
+        } else {
+            int ins[8];
+            for (int k = 0; k < n->nin; k++) ins[k] = map[n->in[k]];
+            map[i] = ir_copy_node(&h, &g, i, ins);
+        }
+        cr_assert_geq(map[i], 0, "%s", h.err);
+    }
+    for (int k = 0; k < g.nout; k++) ir_mark_output(&h, map[g.outputs[k]]);
+    char err[256];
+    cr_assert(ir_verify(&h, err, sizeof err), "%s", err);
+    cr_expect_eq(ir_hash(&h), ir_hash(&g), "the copy has the same structure");
+    ir_free(&h);
+}
+
+Test(ir_copy, refuses_inputs_of_another_type, .init = setup, .fini = teardown) {
+    int a = in(TY_F32, SHP(2, 3)), b = in(TY_F32, SHP(2, 3));
+    int s = ir_binary(&g, OP_ADD, a, b, NOLOC);
+    IrGraph h;
+    ir_init(&h);
+    int x = ir_input(&h, TY_F32, SHP(2, 3), NULL, NOLOC);
+    int y = ir_input(&h, TY_F32, SHP(3, 2), NULL, NOLOC);
+    int z = ir_input(&h, TY_I32, SHP(2, 3), NULL, NOLOC);
+    cr_expect_eq(ir_copy_node(&h, &g, s, (int[]){x, y}), -1, "a shape differs");
+    cr_expect(strstr(h.err, "input 1"), "%s", h.err);
+    cr_expect_eq(ir_copy_node(&h, &g, s, (int[]){z, x}), -1, "a dtype differs");
+    cr_expect_eq(ir_copy_node(&h, &g, s, (int[]){x, 7}), -1, "no such node");
+    cr_expect_eq(ir_copy_node(&h, &g, a, NULL), -1, "inputs are made, not copied");
+    int c = ir_copy_node(&h, &g, s, (int[]){x, x});
+    cr_assert_geq(c, 0, "%s", h.err);
+    cr_expect_eq(h.nodes[c].op, OP_ADD);
+    cr_expect_eq(h.nodes[c].in[0], x);
+    ir_free(&h);
+}
