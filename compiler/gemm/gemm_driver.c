@@ -4,14 +4,15 @@
  * Loop order (BLIS): jc over N by NC, pc over K by KC (pack op(B) block into
  * panels as wide as the micro-tile), ic over M by MC, jr over the panels, ir
  * over the micro-tile's rows (6 x 16 or 12 x 32, gemm_internal.h).
- * Block sizes are balanced: K = 784 gives 4 blocks of 196, not 256+256+256+16.
+ * Block sizes are balanced (k_block).
  * A is read in place (broadcasts straight from memory) unless its leading
  * dimension is a multiple of 4 KiB, where the rows of a block would fight
  * for the same cache sets; then the MC x KC block is first copied into a
  * buffer with a padded stride.
  *
  * Threads: the product is split over N (in panels) or M (in micro-tile
- * rows), whichever balances better; each thread packs its own B. Products
+ * rows), whichever balances better, or over M when it is tall and op(B) is
+ * a single block, which the caller then packs once for all; each thread packs its own B. Products
  * below GEMM_MT_MIN multiply-adds run on the calling thread.
  */
 #include <pthread.h>
@@ -86,6 +87,7 @@ typedef struct Job {
     int64_t M, K, lda, ldb, ldc; /* M: rows of the whole product */
     bool ta, tb, acc;
     const TtGemmEpilogue *epi; /* per part (split over M), or NULL */
+    const float *bpre;         /* op(B) packed once for every part, or NULL */
 } Job;
 
 /* claim word: job serial << 40 | chunk count << 20 | next chunk */
@@ -163,10 +165,35 @@ static void epilogue(const TtGemmEpilogue *epi, int64_t row0, int64_t r0, int64_
  * has Mall rows. The small-M path rounds differently from the packed one
  * (B transposed), so it is taken only for a whole product: a thread's share
  * of rows computes exactly what one thread computes, whatever the split. */
+/* The tile a product of N columns uses (a split over M keeps it). */
+static const GemmTileKernels *tile_for(const GemmKernels *k, int64_t N) {
+    return N <= k->narrow.tile.nr ? &k->narrow : &k->wide;
+}
+
+/* K blocking: K = 784 gives 4 blocks of 196, not 256+256+256+16. */
+static int64_t k_block(int64_t K) {
+    int64_t kb = cdiv(K, KC), kc = (cdiv(K, kb) + 3) & ~(int64_t)3;
+    return kc > KC ? KC : kc;
+}
+
+/* Packs all of op(B) (K <= KC, N <= NC: one block) into dst the way
+ * gemm_serial would. */
+static void pack_whole(const GemmKernels *k, int64_t N, int64_t K, const float *B, int64_t ldb,
+                       bool tb, float *dst) {
+    const GemmTileKernels *tk = tile_for(k, N);
+    int64_t kcp = (K + 7) & ~(int64_t)7;
+    if (tb)
+        tk->pack_t(K, N, B, ldb, dst, kcp);
+    else
+        tk->pack_n(K, N, B, ldb, dst, kcp);
+}
+
+/* bpre: NULL, or op(B) already packed by pack_whole (then K <= KC and
+ * N <= NC, so there is one block of each and nothing is packed here). */
 static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t lda, bool ta, const float *B, int64_t ldb, bool tb, float *C,
                         int64_t ldc, bool acc, const TtGemmEpilogue *epi, int64_t row0,
-                        int64_t Mall) {
+                        int64_t Mall, const float *bpre) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!acc)
@@ -175,14 +202,13 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
         return;
     }
     Bufs *buf = thread_bufs();
-    int64_t kb = cdiv(K, KC), kc = (cdiv(K, kb) + 3) & ~(int64_t)3;
-    if (kc > KC) kc = KC;
+    int64_t kc = k_block(K);
     if (M <= GEMM_GEMV_MR && M == Mall) {
         gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc);
         epilogue(epi, row0, 0, M);
         return;
     }
-    const GemmTileKernels *tk = N <= k->narrow.tile.nr ? &k->narrow : &k->wide;
+    const GemmTileKernels *tk = tile_for(k, N);
     const int64_t MR = tk->tile.mr, NR = tk->tile.nr;
     int64_t mb = cdiv(M, MC), mc = cdiv(cdiv(M, mb), MR) * MR;
     int64_t nb = cdiv(N, NC), nc = cdiv(cdiv(N, nb), NR) * NR;
@@ -193,9 +219,10 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
         int64_t ncur = min64(nc, N - jc);
         for (int64_t pc = 0; pc < K; pc += kc) {
             int64_t kcur = min64(kc, K - pc), kcp = (kcur + 7) & ~(int64_t)7;
-            if (tb)
+            const float *bp = bpre ? bpre : buf->bp;
+            if (!bpre && tb)
                 tk->pack_t(kcur, ncur, B + jc * ldb + pc, ldb, buf->bp, kcp);
-            else
+            else if (!bpre)
                 tk->pack_n(kcur, ncur, B + pc * ldb + jc, ldb, buf->bp, kcp);
             int32_t accf = (pc > 0 || acc) ? 1 : 0;
             for (int64_t ic = 0; ic < M; ic += mc) {
@@ -217,7 +244,7 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
                     a = d;
                 }
                 for (int64_t jr = 0; jr < ncur; jr += NR) {
-                    const float *bpan = buf->bp + (jr / NR) * kcp * NR;
+                    const float *bpan = bp + (jr / NR) * kcp * NR;
                     float *c = C + ic * ldc + jc + jr;
                     int64_t nrem = ncur - jr;
                     for (int64_t ir = 0; ir < mcur;) {
@@ -259,7 +286,7 @@ static void run_chunks(Pool *pl) {
             epilogue(j->epi, p->row0, 0, p->M);
         else
             gemm_serial(&pl->g->k, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C,
-                        j->ldc, j->acc, j->epi, p->row0, j->M);
+                        j->ldc, j->acc, j->epi, p->row0, j->M, j->bpre);
         atomic_fetch_add(&pl->done, 1);
     }
 }
@@ -412,6 +439,12 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
         double imb_m = (double)cdiv(um, t) * t / (double)um;
         if (un < t && um < t) t = (int)(un > um ? un : um);
         bool by_n = un >= t && (imb_n <= imb_m * 1.05 || um < t);
+        /* A tall product whose op(B) is one block: pack it once, here, and
+         * split the rows, so each thread runs the epilogue on its rows
+         * while they are in cache (the SGD update of a weight gradient
+         * X^T.dY). */
+        bool share_b = K <= KC && N <= NC && M >= N && um >= t;
+        if (share_b) by_n = false;
         if (t > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
             Job *j = &g->pool.job;
             j->M = M;
@@ -423,6 +456,11 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             j->tb = transB;
             j->acc = accumulate;
             j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
+            j->bpre = NULL;
+            if (share_b) {
+                pack_whole(&g->k, N, K, B, ldb, transB, thread_bufs()->bp);
+                j->bpre = thread_bufs()->bp;
+            }
             int64_t st[MAXCHUNK], len[MAXCHUNK];
             int nch = CHUNKS_PER_THREAD * t > MAXCHUNK ? MAXCHUNK : CHUNKS_PER_THREAD * t;
             j->nparts = by_n ? split(N, NR, nch, st, len) : split(M, MR, nch, st, len);
@@ -456,5 +494,6 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             return;
         }
     }
-    gemm_serial(&g->k, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, epi, 0, M);
+    gemm_serial(&g->k, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, epi, 0, M,
+                NULL);
 }
