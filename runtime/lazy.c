@@ -224,11 +224,8 @@ void rt_realize_all(Interp *I) {
         TT_VEC_PUSH(outnodes, nout, capnodes, id);
     }
     if (nout > 0) {
-        char err[512];
-        if (!ir_verify(&E, err, sizeof err)) {
-            fprintf(stderr, "internal error: execution graph: %s\n", err);
-            TT_ASSERT(!"execution graph does not verify");
-        }
+        /* E is valid by construction (ir_copy_node checks every wire); the
+         * naive runtime verifies what it runs, the JIT what it compiles. */
         void **out = tt_xmalloc((size_t)nout * sizeof *out);
         for (int j = 0; j < nout; j++) out[j] = outbufs[j]->data;
         run_exec_graph(I, &E, in, out);

@@ -6,6 +6,7 @@
  * as soon as the last node reading it has run (outputs are kept to the end
  * and copied into the caller's buffers).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,11 @@ static size_t node_bytes(const IrNode *x) {
 }
 
 void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, RtProfile *prof) {
+    char err[512];
+    if (!ir_verify(g, err, sizeof err)) {
+        fprintf(stderr, "internal error: execution graph: %s\n", err);
+        TT_ASSERT(!"execution graph does not verify");
+    }
     int n = g->n;
     bool *need = tt_xcalloc((size_t)n, sizeof *need);
     int *last = tt_xmalloc((size_t)n * sizeof *last); /* last reader; n = kept to the end */
