@@ -11,9 +11,10 @@
  * buffer with a padded stride.
  *
  * Threads: the product is split over N (in panels) or M (in micro-tile
- * rows), whichever balances better, or over M when it is tall and op(B) is
- * a single block, which the caller then packs once for all; each thread packs its own B. Products
- * below GEMM_MT_MIN multiply-adds run on the calling thread.
+ * rows), whichever balances better, and each thread packs its own B; a tall
+ * product whose op(B) is a single block is split over M, and the caller
+ * packs B once for all the threads. Products below GEMM_MT_MIN
+ * multiply-adds run on the calling thread.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -161,10 +162,6 @@ static void epilogue(const TtGemmEpilogue *epi, int64_t row0, int64_t r0, int64_
     if (epi) epi->fn(epi->ctx, row0 + r0, row0 + r1);
 }
 
-/* One thread's product; its rows are rows row0.. of the caller's C, which
- * has Mall rows. The small-M path rounds differently from the packed one
- * (B transposed), so it is taken only for a whole product: a thread's share
- * of rows computes exactly what one thread computes, whatever the split. */
 /* The tile a product of N columns uses (a split over M keeps it). */
 static const GemmTileKernels *tile_for(const GemmKernels *k, int64_t N) {
     return N <= k->narrow.tile.nr ? &k->narrow : &k->wide;
@@ -188,7 +185,11 @@ static void pack_whole(const GemmKernels *k, int64_t N, int64_t K, const float *
         tk->pack_n(K, N, B, ldb, dst, kcp);
 }
 
-/* bpre: NULL, or op(B) already packed by pack_whole (then K <= KC and
+/* One thread's product; its rows are rows row0.. of the caller's C, which
+ * has Mall rows. The small-M path rounds differently from the packed one
+ * (B transposed), so it is taken only for a whole product: a thread's share
+ * of rows computes exactly what one thread computes, whatever the split.
+ * bpre: NULL, or op(B) already packed by pack_whole (then K <= KC and
  * N <= NC, so there is one block of each and nothing is packed here). */
 static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t lda, bool ta, const float *B, int64_t ldb, bool tb, float *C,

@@ -95,10 +95,6 @@ static LLVMValueRef splat(Gen *g, LLVMTypeRef vt, LLVMValueRef x) {
                                   LLVMConstNull(LLVMVectorType(g->i32, lanes_of(vt))), "");
 }
 
-static LLVMValueRef splat_f32(Gen *g, LLVMTypeRef vt, LLVMValueRef x) {
-    return splat(g, vt, x);
-}
-
 /* lane mask (lo + lane < n) for a vector of the given lanes */
 static LLVMValueRef lane_mask(Gen *g, unsigned lanes, int64_t lo, LLVMValueRef n) {
     LLVMValueRef e[16];
@@ -208,7 +204,7 @@ static void ukr_step(Gen *g, Ukr *u, LLVMValueRef pp) {
     for (int i = 0; i < u->mr; i++) {
         LLVMValueRef ap =
             u->col ? gep(g, u->a, LLVMBuildAdd(g->b, pcol, c64(g, i), "")) : gep(g, u->arow[i], pp);
-        LLVMValueRef s = splat_f32(g, g->vk, load(g, g->f32, ap, 4));
+        LLVMValueRef s = splat(g, g->vk, load(g, g->f32, ap, 4));
         for (int h = 0; h < nv; h++) {
             LLVMValueRef old = load(g, g->vk, u->acc[i][h], 4 * w);
             store(g, vfma(g, s, bv[h], old), u->acc[i][h], 4 * w);
@@ -459,7 +455,7 @@ static void gemv_n_block(Gen *g, Gemv *v, int nv, LLVMValueRef j, LLVMValueRef m
     LLVMValueRef pk = LLVMBuildMul(g->b, p, v->sak, "");
     for (int i = 0; i < v->mr; i++) {
         LLVMValueRef ai = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, v->sai, c64(g, i), ""), pk, "");
-        LLVMValueRef s = splat_f32(g, g->v8, load(g, g->f32, gep(g, v->a, ai), 4));
+        LLVMValueRef s = splat(g, g->v8, load(g, g->f32, gep(g, v->a, ai), 4));
         for (int h = 0; h < nv; h++)
             store(g, vfma(g, s, bv[h], load(g, g->v8, v->acc[i][h], 32)), v->acc[i][h], 32);
     }
