@@ -218,13 +218,6 @@ int ir_add(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr, Sr
     return g->n - 1;
 }
 
-static bool same_type(const IrNode *a, const IrNode *b) {
-    if (a->dtype != b->dtype || a->shape.ndim != b->shape.ndim) return false;
-    for (int i = 0; i < a->shape.ndim; i++)
-        if (a->shape.d[i] != b->shape.d[i]) return false;
-    return true;
-}
-
 int ir_copy_node(IrGraph *g, const IrGraph *src, int id, const int *in) {
     TT_ASSERT(id >= 0 && id < src->n);
     const IrNode *s = &src->nodes[id];
@@ -233,15 +226,19 @@ int ir_copy_node(IrGraph *g, const IrGraph *src, int id, const int *in) {
         return -1;
     }
     for (int k = 0; k < s->nin; k++)
-        if (in[k] < 0 || in[k] >= g->n || !same_type(&g->nodes[in[k]], &src->nodes[s->in[k]])) {
+        if (in[k] < 0 || in[k] >= g->n || g->nodes[in[k]].dtype != src->nodes[s->in[k]].dtype ||
+            !shape_eq(&g->nodes[in[k]].shape, &src->nodes[s->in[k]].shape)) {
             snprintf(g->err, sizeof g->err, "%s: input %d is not of its source's type",
                      ir_ops[s->op].name, k);
             return -1;
         }
     TT_VEC_PUSH(g->nodes, g->n, g->cap, *s);
     IrNode *n = &g->nodes[g->n - 1];
-    n->in = arena_alloc(&g->arena, (size_t)s->nin * sizeof *n->in);
-    memcpy(n->in, in, (size_t)s->nin * sizeof *n->in);
+    n->in = NULL;
+    if (s->nin > 0) {
+        n->in = arena_alloc(&g->arena, (size_t)s->nin * sizeof *n->in);
+        memcpy(n->in, in, (size_t)s->nin * sizeof *n->in);
+    }
     n->name = s->name ? arena_strdup(&g->arena, s->name) : NULL;
     return g->n - 1;
 }
