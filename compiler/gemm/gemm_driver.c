@@ -459,8 +459,9 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
             j->bpre = NULL;
             if (share_b) {
-                pack_whole(&g->k, N, K, B, ldb, transB, thread_bufs()->bp);
-                j->bpre = thread_bufs()->bp;
+                float *bp = thread_bufs()->bp;
+                pack_whole(&g->k, N, K, B, ldb, transB, bp);
+                j->bpre = bp;
             }
             int64_t st[MAXCHUNK], len[MAXCHUNK];
             int nch = CHUNKS_PER_THREAD * t > MAXCHUNK ? MAXCHUNK : CHUNKS_PER_THREAD * t;

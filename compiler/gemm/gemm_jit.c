@@ -10,7 +10,7 @@
  * <8 x float> or 12 x 32 of <16 x float>):
  *   entry:   2*mr vector accumulators in allocas (SROA makes them
  *            registers), zeroed; a counter p in an alloca too.
- *   loop4:   k unrolled by t.ku; each step loads two aligned vectors of the
+ *   kuloop:  k unrolled by t.ku; each step loads two aligned vectors of the
  *            packed B panel, broadcasts mr scalars of A and issues 2*mr
  *            llvm.fma calls.
  *   loop1:   the k % ku remainder.
@@ -248,12 +248,12 @@ static void gen_ukr(Gen *g, int mr, bool col) {
         for (int i = 0; i < mr; i++)
             u.arow[i] = gep(g, u.a, LLVMBuildMul(g->b, u.sa, c64(g, i), ""));
 
-    /* k unrolled by t.ku */
-    int U = g->t.ku;
-    LLVMValueRef k4 = LLVMBuildAnd(g->b, k, c64(g, -U), "k4"), p;
-    Loop l4 = loop_begin(g, fn, pvar, c64(g, 0), k4, U, "k4loop", &p);
-    for (int s = 0; s < U; s++) ukr_step(g, &u, s ? LLVMBuildAdd(g->b, p, c64(g, s), "") : p);
-    loop_end(g, &l4);
+    /* k unrolled by t.ku (a power of two) */
+    int ku = g->t.ku;
+    LLVMValueRef kmain = LLVMBuildAnd(g->b, k, c64(g, -ku), "kmain"), p;
+    Loop lu = loop_begin(g, fn, pvar, c64(g, 0), kmain, ku, "kuloop", &p);
+    for (int s = 0; s < ku; s++) ukr_step(g, &u, s ? LLVMBuildAdd(g->b, p, c64(g, s), "") : p);
+    loop_end(g, &lu);
     /* remainder: continue from the counter's value */
     LLVMValueRef pr = load(g, g->i64, pvar, 8);
     Loop l1 = loop_begin(g, fn, pvar, pr, k, 1, "k1loop", &p);
@@ -656,6 +656,12 @@ static bool has_mr(GemmTile t, int mr) {
     return mr == t.mr || (mr < t.mr && (mr & (mr - 1)) == 0);
 }
 
+/* Whether the narrow tile is a tile of its own (16 lanes) or the wide one
+ * again (8 lanes), whose kernels it then shares. */
+static bool narrow_own(const GemmKernels *k) {
+    return k->narrow.tile.nr != k->wide.tile.nr;
+}
+
 /* The kernels of one tile: g->t and g->vk are set for it. */
 static void gen_tile(Gen *g, GemmTile t) {
     g->t = t;
@@ -677,7 +683,7 @@ static void gen_module(Gen *g, const GemmKernels *k) {
     g->vd = LLVMVoidTypeInContext(g->ctx);
 
     gen_tile(g, k->wide.tile);
-    if (k->narrow.tile.nr != k->wide.tile.nr) gen_tile(g, k->narrow.tile);
+    if (narrow_own(k)) gen_tile(g, k->narrow.tile);
     for (int mr = 1; mr <= GEMM_GEMV_MR; mr++) {
         gen_gemv_n(g, mr);
         gen_gemv_t(g, mr);
@@ -791,7 +797,10 @@ static bool lookup_tile(LLVMOrcLLJITRef jit, GemmTileKernels *tk, char *err, siz
 static bool lookup_all(LLVMOrcLLJITRef jit, GemmKernels *out, char *err, size_t errlen) {
     char name[32];
     LLVMOrcExecutorAddress addr;
-    if (!lookup_tile(jit, &out->wide, err, errlen) || !lookup_tile(jit, &out->narrow, err, errlen))
+    if (!lookup_tile(jit, &out->wide, err, errlen)) return false;
+    if (!narrow_own(out))
+        out->narrow = out->wide;
+    else if (!lookup_tile(jit, &out->narrow, err, errlen))
         return false;
     for (int t = 0; t < 2; t++)
         for (int mr = 1; mr <= GEMM_GEMV_MR; mr++) {
