@@ -94,30 +94,38 @@ static char *history_path(void) {
 
 typedef enum LineStatus { LINE_OK, LINE_EOF, LINE_INTERRUPT } LineStatus;
 
-/* Waits until standard input is readable; false when Ctrl-C came first
- * (a SIGTERM dies in rt_sig_take_interrupt). */
-static bool wait_input(void) {
+typedef enum Wait { WAIT_INPUT, WAIT_INTERRUPT, WAIT_TERM } Wait;
+
+/* Waits until standard input is readable (or at its end), Ctrl-C is
+ * pressed, or SIGTERM arrives. SIGTERM is left pending for the REPL to act
+ * on once libedit has put the terminal back in its normal mode. */
+static Wait wait_input(void) {
     for (;;) {
+        if (rt_sig_pending == SIGTERM) return WAIT_TERM;
         struct pollfd p[2] = {{STDIN_FILENO, POLLIN, 0}, {rt_signals_wake_fd(), POLLIN, 0}};
         int n = poll(p, p[1].fd >= 0 ? 2 : 1, -1);
+        if (rt_sig_pending == SIGTERM) return WAIT_TERM;
         if (rt_sig_pending || (n > 0 && p[1].revents)) {
-            if (rt_sig_take_interrupt()) return false;
+            if (rt_sig_take_interrupt()) return WAIT_INTERRUPT;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        return true; /* readable, or an error or hangup that read reports */
+        return WAIT_INPUT; /* readable, or an error or hangup that read reports */
     }
 }
 
 static bool line_cancelled;
 
-/* libedit's rl_getc_function: a byte of standard input, or a newline that
- * ends readline when Ctrl-C was pressed (line_cancelled says to drop it). */
+/* libedit's rl_getc_function: a byte of standard input; a newline that
+ * ends readline when Ctrl-C was pressed (line_cancelled says to drop the
+ * line); the end of input on SIGTERM. */
 static int getc_interruptible(FILE *f) {
     (void)f;
     unsigned char c;
     for (;;) {
-        if (!wait_input()) break;
+        Wait w = wait_input();
+        if (w == WAIT_TERM) return EOF;
+        if (w == WAIT_INTERRUPT) break;
         ssize_t n = read(STDIN_FILENO, &c, 1);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return EOF;
@@ -141,7 +149,9 @@ static LineStatus read_pipe_line(StrBuf *out) {
             sb_putc(out, c);
         }
         if (eof) return out->len ? LINE_OK : LINE_EOF; /* a last line without '\n' */
-        if (!wait_input()) return LINE_INTERRUPT;
+        Wait w = wait_input();
+        if (w == WAIT_TERM) return LINE_EOF;
+        if (w == WAIT_INTERRUPT) return LINE_INTERRUPT;
         ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) eof = true;
@@ -262,7 +272,8 @@ static int repl(Interp *I) {
         }
         if (st == LINE_EOF) {
             if (tty) putchar('\n');
-            if (repl_finish(&r)) {
+            /* SIGTERM: no more running; main dies of it */
+            if (rt_sig_pending != SIGTERM && repl_finish(&r)) {
                 /* piped input ended inside an entry: the parser says what
                  * it lacks ("unexpected end of file") */
                 rc = rt_run_source(I, r.name, r.entry.s, r.entry.len, true);

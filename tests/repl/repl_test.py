@@ -7,7 +7,7 @@ Ctrl-C: starts `ttrun` (the REPL) on a pty, defines a variable, starts a loop th
 would run for hours, sends Ctrl-C and expects `interrupted` and a new
 prompt; the variable must still be there. Then Ctrl-C at the prompt must
 drop the line being typed, and a Ctrl-C inside an unfinished entry must
-drop the whole entry. Every wait is for a piece of expected output (with a
+drop the whole entry; SIGTERM at the prompt ends it. Every wait is for a piece of expected output (with a
 generous timeout only so that a broken build fails instead of hanging).
 
 Piped input that ends in an unfinished entry is an error with status 1,
@@ -62,11 +62,8 @@ class Repl:
         seen, self.out = self.out[:i], self.out[i:]
         return seen
 
-    def close(self):
-        try:
-            self.send(b":quit\r")
-        except OSError:
-            pass
+    def wait(self):
+        """The exit status (negative: killed by that signal)."""
         end = time.monotonic() + TIMEOUT
         while time.monotonic() < end:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
@@ -80,7 +77,7 @@ class Repl:
                 pass
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
-        raise AssertionError("ttrun did not leave on :quit")
+        raise AssertionError("ttrun did not end")
 
 
 def piped(ttrun, backend):
@@ -149,8 +146,18 @@ def main():
         r.send(b"kept\r")
         got = r.expect(b"tt> ")
         assert b"41" in got, got
-        status = r.close()
+        r.send(b":quit\r")
+        status = r.wait()
         assert status == 0, f"exit status {status}"
+        # SIGTERM at the prompt ends the session (after libedit restored the
+        # terminal): death by SIGTERM
+        r = Repl([a.ttrun, "--backend=" + a.backend])
+        r.expect(b"tt> ")
+        r.send(b"1 +")
+        r.expect(b"1 +")
+        os.kill(r.pid, signal.SIGTERM)
+        status = r.wait()
+        assert status == -signal.SIGTERM, f"SIGTERM at the prompt: exit status {status}"
     except AssertionError as e:
         print(f"FAIL: {e}")
         return 1
