@@ -62,7 +62,6 @@ ReplStep repl_feed(ReplLines *r, const char *line, size_t len) {
             /* a command line ends at a NUL byte, like any C string */
             clear(&r->line);
             put_bytes(&r->line, line, strnlen(line, len));
-            if (!r->line.s) sb_putc(&r->line, 0);
             parse_command(r);
             return REPL_COMMAND;
         }
