@@ -385,9 +385,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ttrun: error: --check needs a FILE\n");
         return 2;
     }
-    /* Ctrl-C and SIGTERM (signals.h); the library never installs them */
-    rt_signals_install(!file);
     Interp *I = rt_new_interp();
+    /* Ctrl-C and SIGTERM (signals.h); the library never installs them.
+     * After the prelude: an interrupt there would leave it half loaded. */
+    rt_signals_install(!file);
     I->seed = (uint64_t)seed;
     rng_seed(&I->rng, (uint64_t)seed);
     I->profile = profile;
