@@ -10,8 +10,8 @@
  *   epoch 3/20  loss 0.2345  valid accuracy 0.9512
  */
 #include "builtins_lib.h"
+#include "io_atomic.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +19,8 @@
 
 /* ---- the loss curve ---- */
 
-/* Writes an SVG line chart of ys to path (a temporary file, then rename). */
+/* Writes an SVG line chart of ys to path (built in memory, then written
+ * like every save: io_atomic.h). */
 static bool write_plot(const char *path, const double *ys, int n, int epochs, char *err,
                        size_t errlen) {
     const double W = 640, H = 360, L = 60, R = 20, T = 30, B = 40;
@@ -56,17 +57,8 @@ static bool write_plot(const char *path, const double *ys, int n, int epochs, ch
     }
     sb_puts(&b, "\"/>\n</svg>\n");
 
-    StrBuf tmp = {0};
-    sb_printf(&tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp.s, "wb");
-    bool ok = f && fwrite(b.s, 1, b.len, f) == b.len;
-    if (f && fclose(f) != 0) ok = false;
-    if (ok && rename(tmp.s, path) != 0) ok = false;
-    if (!ok) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        remove(tmp.s);
-    }
-    sb_free(&tmp);
+    IoChunk c = {b.s, b.len};
+    bool ok = io_write_atomic(path, &c, 1, err, errlen);
     sb_free(&b);
     return ok;
 }

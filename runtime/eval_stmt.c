@@ -2,6 +2,7 @@
  * definitions, profile blocks, whole programs.
  */
 #include "eval.h"
+#include "signals.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,7 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
 
 Flow exec_block_in(Interp *I, Env *env, const AstNode *block, Value *ret) {
     if (!block) return FLOW_NORMAL;
+    rt_sig_poll(I, block->loc); /* every call and loop iteration, empty bodies too */
     if (block->kind != AST_BLOCK) return exec_stmt(I, env, block, ret);
     for (int i = 0; i < block->list.len; i++) {
         Flow f = exec_stmt(I, env, block->list.items[i], ret);
@@ -292,6 +294,8 @@ static void exec_profile(Interp *I, Env *env, const AstNode *n, Value *ret, Flow
 }
 
 Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
+    /* Ctrl-C and SIGTERM are acted on between statements (signals.h) */
+    rt_sig_poll(I, n->loc);
     switch (n->kind) {
     case AST_LET: {
         Value v = eval_expr(I, env, n->a);

@@ -1,5 +1,5 @@
 /* io_util.c - shared helpers of the tensor file formats: error messages,
- * overflow-checked sizes, atomic writes, freeing. */
+ * overflow-checked sizes, freeing (atomic writes: io_atomic.c). */
 #include "io_util.h"
 
 #include <errno.h>
@@ -71,52 +71,4 @@ void io_named_free(IoNamed *ts, int n) {
         io_tensor_free(&ts[i].t);
     }
     free(ts);
-}
-
-bool io_write_atomic(const char *path, const IoChunk *chunks, int n, char *err, size_t errlen) {
-    size_t tlen = strlen(path) + 32;
-    char *tmp = tt_xmalloc(tlen);
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        io_fail(err, errlen, path, "cannot write: %s", strerror(errno));
-        free(tmp);
-        return false;
-    }
-    for (int i = 0; i < n; i++) {
-        const char *p = chunks[i].data;
-        size_t left = chunks[i].len;
-        while (left > 0) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                io_fail(err, errlen, path, "cannot write: %s",
-                        w < 0 ? strerror(errno) : "short write");
-                goto fail;
-            }
-            p += w;
-            left -= (size_t)w;
-        }
-    }
-    if (fsync(fd) != 0) {
-        io_fail(err, errlen, path, "cannot write: fsync: %s", strerror(errno));
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        io_fail(err, errlen, path, "cannot write: %s", strerror(errno));
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        io_fail(err, errlen, path, "cannot write: rename: %s", strerror(errno));
-        goto fail;
-    }
-    free(tmp);
-    return true;
-fail:
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    free(tmp);
-    return false;
 }

@@ -26,14 +26,7 @@ bool io_shape_bytes(const Shape *s, DType t, int64_t *numel, int64_t *bytes);
 /* "[784, 128]" (or "[]") into buf; returns buf. */
 const char *io_shape_str(const Shape *s, char *buf, size_t len);
 
-/* One piece of a file being written. */
-typedef struct IoChunk {
-    const void *data;
-    size_t len;
-} IoChunk;
-
-/* Writes the chunks to "<path>.tmp.<pid>", fsyncs it and renames it over
- * path. On any failure the temporary file is removed and path is untouched. */
-bool io_write_atomic(const char *path, const IoChunk *chunks, int n, char *err, size_t errlen);
+/* IoChunk, io_write_atomic: the writers' temporary file and rename. */
+#include "io_atomic.h"
 
 #endif

@@ -3,6 +3,8 @@
  *   ttrun [options] FILE.tt [args]
  *   ttrun [options]               (REPL)
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,8 @@
 
 #include "eval.h"
 #include "jit.h"
+#include "repl.h"
+#include "signals.h"
 
 #define TT_VERSION "0.1.0"
 
@@ -43,7 +47,8 @@ static const char *REPL_HELP =
     "  :quit              leave (or Ctrl-D)\n"
     "  :backend naive|jit choose the backend\n"
     "  :ir EXPR           the graph IR of a tensor expression, without running it\n"
-    "  :profile EXPR      evaluate EXPR and print where the time went\n";
+    "  :profile EXPR      evaluate EXPR and print where the time went\n"
+    "Ctrl-C clears the line, or stops a computation and keeps the session.\n";
 
 /* :ir EXPR - binds EXPR lazily to a hidden global, then prints the graph
  * that would compute it (nothing runs). */
@@ -82,18 +87,94 @@ static char *history_path(void) {
     return p;
 }
 
-/* Reads one line (without the newline); NULL at EOF. */
-static char *read_line(bool tty, const char *prompt) {
-    if (tty) return readline(prompt);
-    size_t cap = 0;
-    char *line = NULL;
-    ssize_t n = getline(&line, &cap, stdin);
-    if (n < 0) {
-        free(line);
-        return NULL;
+/* -- reading lines --
+ * Both readers wait on standard input and the signal wake descriptor
+ * together (signals.h): Ctrl-C at the prompt drops the line being typed and
+ * the unfinished entry, whichever thread the signal was delivered to. */
+
+typedef enum LineStatus { LINE_OK, LINE_EOF, LINE_INTERRUPT } LineStatus;
+
+typedef enum Wait { WAIT_INPUT, WAIT_INTERRUPT, WAIT_TERM } Wait;
+
+/* Waits until standard input is readable (or at its end), Ctrl-C is
+ * pressed, or SIGTERM arrives. SIGTERM is left pending for the REPL to act
+ * on once libedit has put the terminal back in its normal mode. */
+static Wait wait_input(void) {
+    for (;;) {
+        if (rt_sig_pending == SIGTERM) return WAIT_TERM;
+        struct pollfd p[2] = {{STDIN_FILENO, POLLIN, 0}, {rt_signals_wake_fd(), POLLIN, 0}};
+        int n = poll(p, p[1].fd >= 0 ? 2 : 1, -1);
+        if (rt_sig_pending == SIGTERM) return WAIT_TERM;
+        if (rt_sig_pending || (n > 0 && p[1].revents)) {
+            if (rt_sig_take_interrupt()) return WAIT_INTERRUPT;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        return WAIT_INPUT; /* readable, or an error or hangup that read reports */
     }
-    if (n > 0 && line[n - 1] == '\n') line[n - 1] = 0;
-    return line;
+}
+
+static bool line_cancelled;
+
+/* libedit's rl_getc_function: a byte of standard input; a newline that
+ * ends readline when Ctrl-C was pressed (line_cancelled says to drop the
+ * line); the end of input on SIGTERM. */
+static int getc_interruptible(FILE *f) {
+    (void)f;
+    unsigned char c;
+    for (;;) {
+        Wait w = wait_input();
+        if (w == WAIT_TERM) return EOF;
+        if (w == WAIT_INTERRUPT) break;
+        ssize_t n = read(STDIN_FILENO, &c, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return EOF;
+        if (c != 3) return c; /* ^C arrives as a byte when the terminal has ISIG off */
+        break;
+    }
+    line_cancelled = true;
+    return '\n';
+}
+
+/* Standard input that is not a terminal: lines split from a buffer of our
+ * own (stdio's would block the poll). */
+static LineStatus read_pipe_line(StrBuf *out) {
+    static char buf[4096];
+    static size_t pos, len;
+    static bool eof;
+    for (;;) {
+        while (pos < len) {
+            char c = buf[pos++];
+            if (c == '\n') return LINE_OK;
+            sb_putc(out, c);
+        }
+        if (eof) return out->len ? LINE_OK : LINE_EOF; /* a last line without '\n' */
+        Wait w = wait_input();
+        if (w == WAIT_TERM) return LINE_EOF;
+        if (w == WAIT_INTERRUPT) return LINE_INTERRUPT;
+        ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) eof = true;
+        pos = 0;
+        len = n > 0 ? (size_t)n : 0;
+    }
+}
+
+/* Reads one line (without the newline) into out. */
+static LineStatus read_line(bool tty, const char *prompt, StrBuf *out) {
+    out->len = 0;
+    if (out->s) out->s[0] = 0;
+    if (!tty) return read_pipe_line(out);
+    line_cancelled = false;
+    char *line = readline(prompt);
+    if (line_cancelled) {
+        free(line);
+        return LINE_INTERRUPT;
+    }
+    if (!line) return LINE_EOF;
+    sb_puts(out, line);
+    free(line);
+    return LINE_OK;
 }
 
 static bool set_backend(Interp *I, const char *name, const char *who) {
@@ -132,90 +213,101 @@ static char *complete_name(const char *text, int state) {
     return NULL;
 }
 
+/* Runs one :command; false for :quit. */
+static bool run_command(Interp *I, const ReplCmd *c) {
+    StrBuf src = {0};
+    repl_command_source(c, &src);
+    switch (c->kind) {
+    case REPL_CMD_QUIT:
+        return false;
+    case REPL_CMD_HELP:
+        fputs(REPL_HELP, stdout);
+        break;
+    case REPL_CMD_IR:
+        repl_ir(I, c->arg);
+        break;
+    case REPL_CMD_PROFILE:
+        rt_run_source(I, "<:profile>", src.s, src.len, false);
+        break;
+    case REPL_CMD_BACKEND:
+        if (!*c->arg)
+            printf("%s\n", I->backend == BACKEND_JIT ? "jit" : "naive");
+        else
+            set_backend(I, c->arg, "tt");
+        break;
+    case REPL_CMD_UNKNOWN:
+        fprintf(stderr, "tt: error: unknown command '%s' (:help lists them)\n", c->text);
+        break;
+    }
+    sb_free(&src);
+    return true;
+}
+
+/* Returns 1 when the input ended inside an unfinished entry (piped input:
+ * the error is reported), else 0. */
 static int repl(Interp *I) {
     bool tty = isatty(0) && isatty(1);
     char *hist = NULL;
     if (tty) {
         hist = history_path();
+        /* the handlers are ours (signals.h): libedit must not install its
+         * own, and reads through getc_interruptible */
+        rl_catch_signals = 0;
+        rl_getc_function = getc_interruptible;
         using_history();
         completion_interp = I;
         rl_completion_entry_function = complete_name;
         if (hist) read_history(hist);
         if (!I->quiet) printf("tt %s - :help for help, :quit to leave\n", TT_VERSION);
     }
-    StrBuf entry = {0};
-    int n = 0;
+    ReplLines r = {0};
+    StrBuf line = {0};
+    int rc = 0;
     for (;;) {
-        char *line = read_line(tty, entry.len ? "... " : "tt> ");
-        if (!line) {
+        rt_sig_take_interrupt(); /* a Ctrl-C after the last poll is spent */
+        LineStatus st = read_line(tty, repl_prompt(&r), &line);
+        if (st == LINE_INTERRUPT) {
+            repl_cancel(&r);
+            continue;
+        }
+        if (st == LINE_EOF) {
             if (tty) putchar('\n');
+            /* SIGTERM: no more running; main dies of it */
+            if (rt_sig_pending != SIGTERM && repl_finish(&r)) {
+                /* piped input ended inside an entry: the parser says what
+                 * it lacks ("unexpected end of file") */
+                rc = rt_run_source(I, r.name, r.entry.s, r.entry.len, true);
+                fflush(stdout);
+            }
             break;
         }
-        if (entry.len == 0) {
-            const char *p = line;
-            while (*p == ' ' || *p == '\t') p++;
-            if (*p == ':') {
-                if (tty) add_history(line);
-                if (strncmp(p, ":quit", 5) == 0 || strncmp(p, ":q", 3) == 0) {
-                    free(line);
-                    break;
-                } else if (strncmp(p, ":help", 5) == 0) {
-                    fputs(REPL_HELP, stdout);
-                } else if (strncmp(p, ":ir ", 4) == 0) {
-                    repl_ir(I, p + 4);
-                } else if (strncmp(p, ":profile ", 9) == 0) {
-                    StrBuf src = {0};
-                    sb_printf(&src, "profile { print(%s) }\n", p + 9);
-                    rt_run_source(I, "<:profile>", src.s, src.len, false);
-                    sb_free(&src);
-                } else if (strncmp(p, ":backend", 8) == 0) {
-                    const char *a = p + 8;
-                    while (*a == ' ') a++;
-                    if (!*a)
-                        printf("%s\n", I->backend == BACKEND_JIT ? "jit" : "naive");
-                    else
-                        set_backend(I, a, "tt");
-                } else {
-                    fprintf(stderr, "tt: error: unknown command '%s' (:help lists them)\n", p);
-                }
-                free(line);
-                fflush(stdout);
-                continue;
-            }
-        }
-        sb_puts(&entry, line);
-        sb_putc(&entry, '\n');
-        free(line);
-        if (parse_is_incomplete(entry.s, entry.len)) continue;
-        bool blank = true;
-        for (size_t i = 0; i < entry.len; i++)
-            if (entry.s[i] != ' ' && entry.s[i] != '\t' && entry.s[i] != '\n') blank = false;
-        if (!blank) {
+        ReplStep step = repl_feed(&r, line.s ? line.s : "", line.len);
+        if (step == REPL_COMMAND) {
+            if (tty) add_history(line.s);
+            bool go_on = run_command(I, &r.cmd);
+            fflush(stdout);
+            if (!go_on) break;
+        } else if (step == REPL_ENTRY) {
             if (tty) {
-                char *h = strdup(entry.s);
+                char *h = strdup(r.entry.s);
                 size_t l = strlen(h);
                 while (l && h[l - 1] == '\n') h[--l] = 0;
                 add_history(h);
                 free(h);
             }
-            /* each entry is its own source so older locations (a fn
-             * defined three entries ago) still quote the right line */
-            char name[32];
-            snprintf(name, sizeof name, "<stdin:%d>", ++n);
-            rt_run_source(I, name, entry.s, entry.len, true);
+            rt_run_source(I, r.name, r.entry.s, r.entry.len, true);
             diag_reset_count();
             fflush(stdout);
             fflush(stderr);
         }
-        entry.len = 0;
-        entry.s[0] = 0;
     }
-    sb_free(&entry);
+    sb_free(&line);
+    repl_free(&r);
     if (tty && hist) {
         write_history(hist); /* failures (read-only home) are ignored */
     }
     free(hist);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -294,6 +386,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     Interp *I = rt_new_interp();
+    /* Ctrl-C and SIGTERM (signals.h); the library never installs them.
+     * After the prelude: an interrupt there would leave it half loaded. */
+    rt_signals_install(!file);
     I->seed = (uint64_t)seed;
     rng_seed(&I->rng, (uint64_t)seed);
     I->profile = profile;
@@ -331,5 +426,8 @@ int main(int argc, char **argv) {
     }
     rt_free_interp(I);
     diag_shutdown();
+    if (rt_sig_pending == SIGTERM) rt_signals_die(SIGTERM);
+    /* a script stopped by Ctrl-C ends like one the shell killed: 128 + 2 */
+    if (file && rt_sig_interrupted()) return 130;
     return rc ? 1 : 0;
 }
