@@ -1,5 +1,7 @@
 /* builtins_conv.c - conv2d, max_pool2d, avg_pool2d: PyTorch's functional
- * names, argument order and defaults (torch.nn.functional).
+ * names, argument order and defaults (torch.nn.functional); and the image
+ * augmentations random_crop and hflip (torchvision's RandomCrop and
+ * RandomHorizontalFlip, applied per image of a batch).
  *
  * stride, padding, dilation and kernel_size are an int or a pair (height,
  * width). x is f32[N, C, H, W], or f32[C, H, W] for one image (as PyTorch,
@@ -98,7 +100,107 @@ BUILTIN(bi_avg_pool2d) {
     return pool(I, OP_AVG_POOL2D, args, nargs, kwnames, kwargs, nkw);
 }
 
+/* -- augmentation: realized, a fresh tensor drawn from the generator -- */
+
+/* x as f32[N, C, H, W] for an augmentation named fn. */
+static Tensor *batch_images(Interp *I, Value v, const char *fn) {
+    Tensor *x = lib_tensor(I, v, fn, "x");
+    char sb[96];
+    if (x->dtype != TY_F32 || x->shape.ndim != 4)
+        rt_error(I, "%s: x must be an f32[N, C, H, W] batch of images, got %s%s", fn,
+                 dtype_name(x->dtype), shape_str(&x->shape, sb, sizeof sb));
+    return x;
+}
+
+/* The generator: a fresh one seeded by `seed`, or the global one. */
+static Rng *pick_rng(Interp *I, Value seed, Rng *local, const char *fn) {
+    if (seed.kind == V_NONE) return &I->rng;
+    rng_seed(local, (uint64_t)lib_int(I, seed, 0, fn, "seed"));
+    return local;
+}
+
+/* An integer uniform in [0, n). */
+static int64_t draw(Rng *r, int64_t n) {
+    int64_t k = (int64_t)(rng_uniform(r) * (double)n);
+    return k < n ? k : n - 1;
+}
+
+/* random_crop(x, size, padding=0, seed=none): each image of the batch is
+ * padded with zeros by `padding` on every side, then cut to `size` (int or
+ * pair) at an offset drawn uniformly (top, then left, image by image) */
+BUILTIN(bi_random_crop) {
+    static const char *const names[] = {"x", "size", "padding", "seed", NULL};
+    Value a[4];
+    BIND("random_crop", names, 2, a);
+    Tensor *x = batch_images(I, a[0], "random_crop");
+    int64_t size[2], pad[2];
+    pair_arg(I, a[1], 1, "random_crop", "size", size);
+    pair_arg(I, a[2], 0, "random_crop", "padding", pad);
+    int64_t N = x->shape.d[0], C = x->shape.d[1], H = x->shape.d[2], W = x->shape.d[3];
+    char sb[96];
+    for (int i = 0; i < 2; i++) {
+        if (size[i] < 1 || pad[i] < 0 || pad[i] > (INT64_C(1) << 30) ||
+            size[i] > (INT64_C(1) << 30))
+            rt_error(I,
+                     "random_crop: size (%lld, %lld) must be positive and padding (%lld, %lld) "
+                     "non-negative",
+                     (long long)size[0], (long long)size[1], (long long)pad[0], (long long)pad[1]);
+        if (size[i] > x->shape.d[2 + i] + 2 * pad[i])
+            rt_error(I,
+                     "random_crop: size (%lld, %lld) is larger than the padded image %lldx%lld (x "
+                     "%s, padding (%lld, %lld))",
+                     (long long)size[0], (long long)size[1], (long long)(H + 2 * pad[0]),
+                     (long long)(W + 2 * pad[1]), shape_str(&x->shape, sb, sizeof sb),
+                     (long long)pad[0], (long long)pad[1]);
+    }
+    Rng local, *r = pick_rng(I, a[3], &local, "random_crop");
+    const float *src = rt_data(I, x);
+    Shape os = {4, {N, C, size[0], size[1]}};
+    Tensor *out = rt_tensor_new(I, TY_F32, os);
+    float *dst = out->buf->data;
+    for (int64_t n = 0; n < N; n++) {
+        int64_t top = draw(r, H + 2 * pad[0] - size[0] + 1) - pad[0];
+        int64_t left = draw(r, W + 2 * pad[1] - size[1] + 1) - pad[1];
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < size[0]; i++)
+                for (int64_t j = 0; j < size[1]; j++) {
+                    int64_t h = top + i, w = left + j;
+                    bool in = h >= 0 && h < H && w >= 0 && w < W;
+                    dst[((n * C + c) * size[0] + i) * size[1] + j] =
+                        in ? src[((n * C + c) * H + h) * W + w] : 0.0f;
+                }
+    }
+    return vtensor(out);
+}
+
+/* hflip(x, p=0.5, seed=none): each image of the batch mirrored left to
+ * right with probability p (one draw per image, in order) */
+BUILTIN(bi_hflip) {
+    static const char *const names[] = {"x", "p", "seed", NULL};
+    Value a[3];
+    BIND("hflip", names, 1, a);
+    Tensor *x = batch_images(I, a[0], "hflip");
+    double p = lib_float(I, a[1], 0.5, "hflip", "p");
+    if (!(p >= 0 && p <= 1)) rt_error(I, "hflip: p must be in [0, 1], got %g", p);
+    Rng local, *r = pick_rng(I, a[2], &local, "hflip");
+    int64_t N = x->shape.d[0], C = x->shape.d[1], H = x->shape.d[2], W = x->shape.d[3];
+    const float *src = rt_data(I, x);
+    Tensor *out = rt_tensor_new(I, TY_F32, x->shape);
+    float *dst = out->buf->data;
+    for (int64_t n = 0; n < N; n++) {
+        bool flip = rng_uniform(r) < p;
+        for (int64_t row = 0; row < C * H; row++) {
+            const float *s = src + (n * C * H + row) * W;
+            float *d = dst + (n * C * H + row) * W;
+            for (int64_t w = 0; w < W; w++) d[w] = flip ? s[W - 1 - w] : s[w];
+        }
+    }
+    return vtensor(out);
+}
+
 void lib_register_conv(Interp *I) {
+    rt_define_global(I, "random_crop", rt_builtin(I, "random_crop", bi_random_crop, VNONE));
+    rt_define_global(I, "hflip", rt_builtin(I, "hflip", bi_hflip, VNONE));
     rt_define_global(I, "conv2d", rt_builtin(I, "conv2d", bi_conv2d, VNONE));
     rt_define_global(I, "max_pool2d", rt_builtin(I, "max_pool2d", bi_max_pool2d, VNONE));
     rt_define_global(I, "avg_pool2d", rt_builtin(I, "avg_pool2d", bi_avg_pool2d, VNONE));
