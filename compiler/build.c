@@ -450,3 +450,36 @@ int ir_gather(IrGraph *g, int table, int idx, SrcLoc loc) {
     int ids[2] = {table, idx};
     return ir_add(g, OP_GATHER, ids, 2, NULL, loc);
 }
+
+int ir_conv2d(IrGraph *g, int x, int w, int bias, const IrWindow *win, SrcLoc loc) {
+    if (!valid_id(g, "conv2d", x) || !valid_id(g, "conv2d", w)) return -1;
+    if (bias >= 0) { /* checked first: a failed call adds nothing */
+        if (!valid_id(g, "conv2d", bias)) return -1;
+        const Shape *bs = shp(g, bias), *ws = shp(g, w);
+        char sa[SB], sb[SB];
+        if (dt(g, bias) != TY_F32)
+            return fail(g, "conv2d: bias must be f32, got %s", dtype_name(dt(g, bias)));
+        if (ws->ndim == 4 && (bs->ndim != 1 || bs->d[0] != ws->d[0]))
+            return fail(g, "conv2d: bias %s does not match the %lld output channels of weight %s",
+                        shape_str(bs, sa, SB), (long long)ws->d[0], shape_str(ws, sb, SB));
+    }
+    IrAttr at;
+    memset(&at, 0, sizeof at);
+    at.win = *win;
+    int in[2] = {x, w};
+    int y = ir_add(g, OP_CONV2D, in, 2, &at, loc);
+    if (y < 0 || bias < 0) return y;
+    int64_t O = shp(g, bias)->d[0];
+    int b = ir_reshape(g, bias, (Shape){3, {O, 1, 1}}, loc);
+    if (b < 0) return -1;
+    return ir_binary(g, OP_ADD, y, b, loc);
+}
+
+int ir_pool2d(IrGraph *g, OpKind op, int x, const IrWindow *win, SrcLoc loc) {
+    TT_ASSERT(op == OP_MAX_POOL2D || op == OP_AVG_POOL2D);
+    if (!valid_id(g, ir_ops[op].name, x)) return -1;
+    IrAttr at;
+    memset(&at, 0, sizeof at);
+    at.win = *win;
+    return ir_add(g, op, &x, 1, &at, loc);
+}

@@ -481,3 +481,97 @@ bool grad_cast(IrGraph *g, int id, int gout, int *gin) {
     if (WANT(0)) TRY(gin[0] = ir_cast(g, gout, from, n.loc));
     return true;
 }
+
+/* -- convolution and pooling --
+ *
+ * conv2d and its two backward ops are the three faces of one trilinear
+ * form T(x, w, gy) = sum x[n, c, ih, iw] w[o, c', kh, kw] gy[n, o, oh, ow]
+ * over the taps the window connects, so the gradient of each is one of the
+ * others with the same window: second derivatives come for free. */
+
+/* a conv op with the window of node n and result shape `shape` (backward) */
+static int conv_op(IrGraph *g, OpKind op, const IrNode *n, int a, int b, Shape shape) {
+    IrAttr at;
+    memset(&at, 0, sizeof at);
+    at.win = n->attr.win;
+    at.shape = shape;
+    int in[2] = {a, b};
+    return ir_add(g, op, in, 2, &at, n->loc);
+}
+
+/* conv2d(x, w): (conv2d_backward_input(g, w), conv2d_backward_weight(x, g)) */
+bool grad_conv2d(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    int x = n.in[0], w = n.in[1];
+    if (WANT(0)) TRY(gin[0] = conv_op(g, OP_CONV2D_BACKWARD_INPUT, &n, gout, w, *shape_of(g, x)));
+    if (WANT(1)) TRY(gin[1] = conv_op(g, OP_CONV2D_BACKWARD_WEIGHT, &n, x, gout, *shape_of(g, w)));
+    return true;
+}
+
+/* conv2d_backward_input(gy, w): (conv2d(g, w), conv2d_backward_weight(g, gy)) */
+bool grad_conv2d_backward_input(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    int gy = n.in[0], w = n.in[1];
+    if (WANT(0)) TRY(gin[0] = conv_op(g, OP_CONV2D, &n, gout, w, (Shape){0}));
+    if (WANT(1)) TRY(gin[1] = conv_op(g, OP_CONV2D_BACKWARD_WEIGHT, &n, gout, gy, *shape_of(g, w)));
+    return true;
+}
+
+/* conv2d_backward_weight(x, gy): (conv2d_backward_input(gy, g), conv2d(x, g)) */
+bool grad_conv2d_backward_weight(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    int x = n.in[0], gy = n.in[1];
+    if (WANT(0)) TRY(gin[0] = conv_op(g, OP_CONV2D_BACKWARD_INPUT, &n, gy, gout, *shape_of(g, x)));
+    if (WANT(1)) TRY(gin[1] = conv_op(g, OP_CONV2D, &n, x, gout, (Shape){0}));
+    return true;
+}
+
+/* max_pool2d: each window's g added at its first maximum, the flat index
+ * max_pool2d_index gives: scatter_add of the flattened g into x's elements
+ * (whose own gradient, gather, makes second derivatives work too) */
+bool grad_max_pool2d(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    if (!WANT(0)) return true;
+    Shape xs = *shape_of(g, n.in[0]);
+    IrAttr at;
+    memset(&at, 0, sizeof at);
+    at.win = n.attr.win;
+    int ix = ir_add(g, OP_MAX_POOL2D_INDEX, &n.in[0], 1, &at, n.loc);
+    TRY(ix);
+    int64_t ny = shape_numel(&n.shape);
+    Shape flat = {1, {ny}};
+    int ins[2] = {reshape_to(g, gout, flat, n.loc), reshape_to(g, ix, flat, n.loc)};
+    TRY(ins[0]);
+    TRY(ins[1]);
+    memset(&at, 0, sizeof at);
+    at.shape = (Shape){1, {shape_numel(&xs)}};
+    int s = ir_add(g, OP_SCATTER_ADD, ins, 2, &at, n.loc);
+    TRY(gin[0] = reshape_to(g, s, xs, n.loc));
+    return true;
+}
+
+bool grad_max_pool2d_index(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+
+/* avg_pool2d: avg_pool2d_backward(g) (each window's g / (kh kw) spread
+ * over it) */
+bool grad_avg_pool2d(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    if (!WANT(0)) return true;
+    IrAttr at;
+    memset(&at, 0, sizeof at);
+    at.win = n.attr.win;
+    at.shape = *shape_of(g, n.in[0]);
+    TRY(gin[0] = ir_add(g, OP_AVG_POOL2D_BACKWARD, &gout, 1, &at, n.loc));
+    return true;
+}
+
+/* avg_pool2d_backward(gy): avg_pool2d(g) (the map is linear; this is its
+ * transpose) */
+bool grad_avg_pool2d_backward(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    if (!WANT(0)) return true;
+    TRY(gin[0] = ir_pool2d(g, OP_AVG_POOL2D, gout, &n.attr.win, n.loc));
+    return true;
+}

@@ -48,6 +48,14 @@ static void mix_attr(uint64_t *h, const IrAttr *a, int rank) {
     mix_i64(h, bits);
     mix_i64(h, a->dtype);
     mix_i64(h, a->index);
+    const IrWindow *w = &a->win;
+    for (int i = 0; i < 2; i++) {
+        mix_i64(h, w->kernel[i]);
+        mix_i64(h, w->stride[i]);
+        mix_i64(h, w->padding[i]);
+        mix_i64(h, w->dilation[i]);
+    }
+    mix_i64(h, w->groups);
 }
 
 uint64_t ir_hash(const IrGraph *g) {

@@ -181,6 +181,30 @@ static IrAttr canonical_attr(const IrGraph *g, const IrNode *n) {
     case OP_CAST:
         c.dtype = a->dtype;
         break;
+    case OP_CONV2D_BACKWARD_INPUT:
+    case OP_CONV2D_BACKWARD_WEIGHT:
+        c.shape = shape_make(a->shape.ndim, a->shape.d);
+        /* fall through */
+    case OP_CONV2D: /* the kernel size is the weight's */
+        for (int i = 0; i < 2; i++) {
+            c.win.stride[i] = a->win.stride[i];
+            c.win.padding[i] = a->win.padding[i];
+            c.win.dilation[i] = a->win.dilation[i];
+        }
+        c.win.groups = a->win.groups;
+        break;
+    case OP_AVG_POOL2D_BACKWARD:
+        c.shape = shape_make(a->shape.ndim, a->shape.d);
+        /* fall through */
+    case OP_MAX_POOL2D:
+    case OP_MAX_POOL2D_INDEX:
+    case OP_AVG_POOL2D:
+        for (int i = 0; i < 2; i++) {
+            c.win.kernel[i] = a->win.kernel[i];
+            c.win.stride[i] = a->win.stride[i];
+            c.win.padding[i] = a->win.padding[i];
+        }
+        break;
     default:
         break;
     }

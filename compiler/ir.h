@@ -43,6 +43,16 @@ typedef enum OpKind {
     OP__COUNT
 } OpKind;
 
+/* The window of a convolution or a pooling, over the two spatial dims
+ * (index 0: height, 1: width) of an [N, C, H, W] tensor. */
+typedef struct IrWindow {
+    int64_t kernel[2];   /* pooling: window size (conv2d: from the weight) */
+    int64_t stride[2];   /* >= 1 */
+    int64_t padding[2];  /* >= 0, on both sides */
+    int64_t dilation[2]; /* conv: >= 1 (pooling: 1) */
+    int64_t groups;      /* conv: >= 1 (pooling: 1) */
+} IrWindow;
+
 /* Attributes; which fields an op reads is said in ops.def. */
 typedef struct IrAttr {
     uint32_t axes;            /* SUM, RMAX: bit i set = reduce axis i */
@@ -50,13 +60,15 @@ typedef struct IrAttr {
     int axis;                 /* ARGMAX, CONCAT */
     int perm[IR_MAXDIM];      /* PERMUTE: out dim i = in dim perm[i] */
     Shape shape;              /* INPUT, CONST, RESHAPE, BROADCAST, PAD,
-                                 SCATTER_ADD: the result shape */
+                                 SCATTER_ADD, the conv/pool backward ops:
+                                 the result shape */
     int64_t start[IR_MAXDIM]; /* SLICE, PAD */
     int64_t stop[IR_MAXDIM];  /* SLICE (exclusive) */
     int64_t step[IR_MAXDIM];  /* SLICE, PAD (>= 1) */
     double value;             /* CONST */
     DType dtype;              /* INPUT, CONST, CAST: the result dtype */
     int index;                /* INPUT: binding slot, 0..ninputs-1 */
+    IrWindow win;             /* CONV2D*, MAX_POOL2D*, AVG_POOL2D* */
 } IrAttr;
 
 typedef struct IrNode {
@@ -156,6 +168,12 @@ int ir_concat(IrGraph *g, const int *ins, int n, int axis, SrcLoc loc);
 int ir_matmul(IrGraph *g, int a, int b, SrcLoc loc); /* numpy matmul rules */
 int ir_gather(IrGraph *g, int table, int idx, SrcLoc loc);
 int ir_cast(IrGraph *g, int a, DType to, SrcLoc loc);
+/* conv2d(x f32[N, C, H, W], w f32[O, C/groups, kh, kw]) + bias f32[O]
+ * (bias -1: none), PyTorch's semantics; win->kernel is ignored (the
+ * weight's). Errors name conv2d, both shapes and the bad argument. */
+int ir_conv2d(IrGraph *g, int x, int w, int bias, const IrWindow *win, SrcLoc loc);
+/* op: OP_MAX_POOL2D or OP_AVG_POOL2D over x f32[N, C, H, W]. */
+int ir_pool2d(IrGraph *g, OpKind op, int x, const IrWindow *win, SrcLoc loc);
 
 /* Checks every invariant (topological order, arity, shapes recomputed by the
  * shape rules, slots, outputs). Runs between passes. */

@@ -87,6 +87,26 @@ static void put_attrs(StrBuf *b, const IrGraph *g, const IrNode *n) {
     case OP_CAST:
         sb_printf(b, " dtype=%s", dtype_name(a->dtype));
         break;
+    case OP_CONV2D_BACKWARD_INPUT:
+    case OP_CONV2D_BACKWARD_WEIGHT:
+        put_shape(b, "shape", &a->shape);
+        /* fall through */
+    case OP_CONV2D:
+        put_ints(b, "stride", a->win.stride, 2);
+        put_ints(b, "padding", a->win.padding, 2);
+        put_ints(b, "dilation", a->win.dilation, 2);
+        sb_printf(b, " groups=%lld", (long long)a->win.groups);
+        break;
+    case OP_AVG_POOL2D_BACKWARD:
+        put_shape(b, "shape", &a->shape);
+        /* fall through */
+    case OP_MAX_POOL2D:
+    case OP_MAX_POOL2D_INDEX:
+    case OP_AVG_POOL2D:
+        put_ints(b, "kernel", a->win.kernel, 2);
+        put_ints(b, "stride", a->win.stride, 2);
+        put_ints(b, "padding", a->win.padding, 2);
+        break;
     default:
         break;
     }

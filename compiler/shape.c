@@ -422,3 +422,246 @@ int64_t flops_matmul(const IrGraph *g, const IrNode *n) {
     if (__builtin_mul_overflow(2 * shape_numel(&n->shape), a->d[a->ndim - 1], &f)) return INT64_MAX;
     return f;
 }
+
+/* -- convolution and pooling -- */
+
+/* Window parameters far from any overflow in the index arithmetic. */
+#define MAX_WIN (INT64_C(1) << 30)
+
+/* Writes "(a, b)" (a pair attribute as the user gave it). */
+static const char *pair_str(const int64_t *v, char *buf, size_t len) {
+    snprintf(buf, len, "(%lld, %lld)", (long long)v[0], (long long)v[1]);
+    return buf;
+}
+
+/* Checks that every entry of the pair v is in [lo, MAX_WIN]. */
+static bool check_pair(const IrNode *n, const char *arg, const int64_t *v, int64_t lo,
+                       const char *ctx, char *err, size_t errlen) {
+    char pb[64];
+    for (int i = 0; i < 2; i++) {
+        if (v[i] < lo)
+            return fail(err, errlen, "%s: %s must be %s, got %s%s", opname(n), arg,
+                        lo > 0 ? "positive" : "non-negative", pair_str(v, pb, sizeof pb), ctx);
+        if (v[i] > MAX_WIN)
+            return fail(err, errlen, "%s: %s %s is too large%s", opname(n), arg,
+                        pair_str(v, pb, sizeof pb), ctx);
+    }
+    return true;
+}
+
+/* The output extent of a window of k taps, dilation d, sliding with stride s
+ * over n elements padded by p on both sides (PyTorch's floor rule). 0 when
+ * the dilated window is larger than the padded input. */
+static int64_t window_out(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d) {
+    int64_t span = d * (k - 1) + 1;
+    if (n + 2 * p < span) return 0;
+    return (n + 2 * p - span) / s + 1;
+}
+
+/* The output shape of conv2d(x, w) with window win, or an error naming the
+ * op, both shapes and the argument at fault. */
+static bool conv_geometry(const IrNode *n, const Shape *xs, const Shape *ws, const IrWindow *win,
+                          Shape *out, char *err, size_t errlen) {
+    char sx[SB], sw[SB], ctx[2 * SB + 32], pb[64], pc[64];
+    shape_str(xs, sx, SB);
+    shape_str(ws, sw, SB);
+    snprintf(ctx, sizeof ctx, " (x %s, weight %s)", sx, sw);
+    if (xs->ndim != 4)
+        return fail(err, errlen, "%s: x must be 4-D [N, C, H, W], got %s (weight %s)", opname(n),
+                    sx, sw);
+    if (ws->ndim != 4)
+        return fail(err, errlen,
+                    "%s: weight must be 4-D [out_channels, in_channels/groups, kh, kw], "
+                    "got %s (x %s)",
+                    opname(n), sw, sx);
+    if (!check_pair(n, "stride", win->stride, 1, ctx, err, errlen) ||
+        !check_pair(n, "padding", win->padding, 0, ctx, err, errlen) ||
+        !check_pair(n, "dilation", win->dilation, 1, ctx, err, errlen))
+        return false;
+    int64_t G = win->groups, C = xs->d[1], O = ws->d[0];
+    if (G < 1 || G > MAX_WIN)
+        return fail(err, errlen, "%s: groups must be positive, got %lld%s", opname(n), (long long)G,
+                    ctx);
+    if (C % G != 0)
+        return fail(err, errlen,
+                    "%s: groups=%lld does not divide the %lld input channels of x %s "
+                    "(weight %s)",
+                    opname(n), (long long)G, (long long)C, sx, sw);
+    if (O % G != 0)
+        return fail(err, errlen,
+                    "%s: groups=%lld does not divide the %lld output channels of weight %s (x %s)",
+                    opname(n), (long long)G, (long long)O, sw, sx);
+    int64_t want;
+    if (__builtin_mul_overflow(ws->d[1], G, &want) || want != C)
+        return fail(err, errlen,
+                    "%s: x %s has %lld channels but weight %s expects weight.shape[1] * groups = "
+                    "%lld * %lld",
+                    opname(n), sx, (long long)C, sw, (long long)ws->d[1], (long long)G);
+    if (ws->d[2] < 1 || ws->d[3] < 1)
+        return fail(err, errlen, "%s: weight %s has an empty kernel (x %s)", opname(n), sw, sx);
+    if (ws->d[2] > MAX_WIN || ws->d[3] > MAX_WIN)
+        return fail(err, errlen, "%s: weight %s has too large a kernel (x %s)", opname(n), sw, sx);
+    Shape s = {4, {xs->d[0], O, 0, 0}};
+    for (int i = 0; i < 2; i++) {
+        int64_t k = ws->d[2 + i], d = win->dilation[i], p = win->padding[i];
+        s.d[2 + i] = window_out(xs->d[2 + i], k, win->stride[i], p, d);
+        if (s.d[2 + i] == 0) {
+            int64_t eff[2] = {win->dilation[0] * (ws->d[2] - 1) + 1,
+                              win->dilation[1] * (ws->d[3] - 1) + 1};
+            int64_t padded[2] = {xs->d[2] + 2 * win->padding[0], xs->d[3] + 2 * win->padding[1]};
+            return fail(err, errlen,
+                        "%s: kernel %lldx%lld (dilated: %lldx%lld) is larger than the padded "
+                        "input %lldx%lld (x %s, weight %s, padding %s, dilation %s)",
+                        opname(n), (long long)ws->d[2], (long long)ws->d[3], (long long)eff[0],
+                        (long long)eff[1], (long long)padded[0], (long long)padded[1], sx, sw,
+                        pair_str(win->padding, pb, sizeof pb),
+                        pair_str(win->dilation, pc, sizeof pc));
+        }
+    }
+    *out = s;
+    return true;
+}
+
+/* The output shape of a pooling of x with window win (PyTorch's rules:
+ * padding at most half the kernel, floor of the output size). */
+static bool pool_geometry(const IrNode *n, const Shape *xs, const IrWindow *win, Shape *out,
+                          char *err, size_t errlen) {
+    char sx[SB], ctx[SB + 16], pb[64], pc[64];
+    shape_str(xs, sx, SB);
+    snprintf(ctx, sizeof ctx, " (x %s)", sx);
+    if (xs->ndim != 4)
+        return fail(err, errlen, "%s: x must be 4-D [N, C, H, W], got %s", opname(n), sx);
+    if (xs->d[2] < 1 || xs->d[3] < 1)
+        return fail(err, errlen, "%s: x %s has an empty image (H and W must be positive)",
+                    opname(n), sx);
+    if (!check_pair(n, "kernel_size", win->kernel, 1, ctx, err, errlen) ||
+        !check_pair(n, "stride", win->stride, 1, ctx, err, errlen) ||
+        !check_pair(n, "padding", win->padding, 0, ctx, err, errlen))
+        return false;
+    for (int i = 0; i < 2; i++)
+        if (win->padding[i] > win->kernel[i] / 2)
+            return fail(err, errlen, "%s: padding %s must be at most half the kernel_size %s%s",
+                        opname(n), pair_str(win->padding, pb, sizeof pb),
+                        pair_str(win->kernel, pc, sizeof pc), ctx);
+    Shape s = {4, {xs->d[0], xs->d[1], 0, 0}};
+    for (int i = 0; i < 2; i++) {
+        s.d[2 + i] = window_out(xs->d[2 + i], win->kernel[i], win->stride[i], win->padding[i], 1);
+        if (s.d[2 + i] == 0)
+            return fail(err, errlen,
+                        "%s: kernel_size %s is larger than the padded input %lldx%lld (x %s, "
+                        "padding %s)",
+                        opname(n), pair_str(win->kernel, pb, sizeof pb),
+                        (long long)(xs->d[2] + 2 * win->padding[0]),
+                        (long long)(xs->d[3] + 2 * win->padding[1]), sx,
+                        pair_str(win->padding, pc, sizeof pc));
+    }
+    *out = s;
+    return true;
+}
+
+static bool want_f32(const IrNode *n, const IrNode *a, const char *arg, char *err, size_t errlen) {
+    if (a->dtype == TY_F32) return true;
+    return fail(err, errlen, "%s: %s must be f32, got %s", opname(n), arg, dtype_name(a->dtype));
+}
+
+bool shape_conv2d(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!want_f32(n, input(g, n, 0), "x", err, errlen) ||
+        !want_f32(n, input(g, n, 1), "weight", err, errlen))
+        return false;
+    Shape s;
+    if (!conv_geometry(n, ishape(g, n, 0), ishape(g, n, 1), &n->attr.win, &s, err, errlen))
+        return false;
+    return set_result(n, TY_F32, &s, err, errlen);
+}
+
+/* A backward op's gradient input must have the shape of the forward
+ * output: its attributes describe the forward op. */
+static bool grad_matches(const IrNode *n, const char *arg, const Shape *got, const Shape *want,
+                         char *err, size_t errlen) {
+    if (shape_eq(got, want)) return true;
+    char sa[SB], sb[SB];
+    return fail(err, errlen, "%s: %s %s does not match the forward output %s", opname(n), arg,
+                shape_str(got, sa, SB), shape_str(want, sb, SB));
+}
+
+bool shape_conv2d_backward_input(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
+    if (!want_f32(n, input(g, n, 0), "grad_output", err, errlen) ||
+        !want_f32(n, input(g, n, 1), "weight", err, errlen))
+        return false;
+    Shape y;
+    if (!conv_geometry(n, &n->attr.shape, ishape(g, n, 1), &n->attr.win, &y, err, errlen) ||
+        !grad_matches(n, "grad_output", ishape(g, n, 0), &y, err, errlen))
+        return false;
+    return set_result(n, TY_F32, &n->attr.shape, err, errlen);
+}
+
+bool shape_conv2d_backward_weight(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
+    if (!want_f32(n, input(g, n, 0), "x", err, errlen) ||
+        !want_f32(n, input(g, n, 1), "grad_output", err, errlen))
+        return false;
+    Shape y;
+    if (!conv_geometry(n, ishape(g, n, 0), &n->attr.shape, &n->attr.win, &y, err, errlen) ||
+        !grad_matches(n, "grad_output", ishape(g, n, 1), &y, err, errlen))
+        return false;
+    return set_result(n, TY_F32, &n->attr.shape, err, errlen);
+}
+
+/* max_pool2d, max_pool2d_index (i32, and the index must fit), avg_pool2d */
+bool shape_pool2d(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!want_f32(n, input(g, n, 0), "x", err, errlen)) return false;
+    Shape s;
+    if (!pool_geometry(n, ishape(g, n, 0), &n->attr.win, &s, err, errlen)) return false;
+    if (n->op == OP_MAX_POOL2D_INDEX && shape_numel(ishape(g, n, 0)) > INT32_MAX) {
+        char sa[SB];
+        return fail(err, errlen, "%s: x %s has too many elements for i32 indices", opname(n),
+                    shape_str(ishape(g, n, 0), sa, SB));
+    }
+    return set_result(n, n->op == OP_MAX_POOL2D_INDEX ? TY_I32 : TY_F32, &s, err, errlen);
+}
+
+bool shape_avg_pool2d_backward(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
+    if (!want_f32(n, input(g, n, 0), "grad_output", err, errlen)) return false;
+    Shape y;
+    if (!pool_geometry(n, &n->attr.shape, &n->attr.win, &y, err, errlen) ||
+        !grad_matches(n, "grad_output", ishape(g, n, 0), &y, err, errlen))
+        return false;
+    return set_result(n, TY_F32, &n->attr.shape, err, errlen);
+}
+
+/* A multiply and an add per (n, o, oh, ow) and kernel tap (C/groups * kh *
+ * kw of them); the same for both backward ops. */
+int64_t flops_conv(const IrGraph *g, const IrNode *n) {
+    const Shape *y, *w;
+    if (n->op == OP_CONV2D) {
+        y = &n->shape;
+        w = &g->nodes[n->in[1]].shape;
+    } else if (n->op == OP_CONV2D_BACKWARD_INPUT) {
+        y = &g->nodes[n->in[0]].shape;
+        w = &g->nodes[n->in[1]].shape;
+    } else {
+        y = &g->nodes[n->in[1]].shape;
+        w = &n->shape;
+    }
+    int64_t taps = 0, f;
+    if (w->ndim != 4 || __builtin_mul_overflow(w->d[1], w->d[2] * w->d[3], &taps) ||
+        __builtin_mul_overflow(2 * shape_numel(y), taps, &f))
+        return INT64_MAX;
+    return f;
+}
+
+/* One operation per pooled element and window tap. */
+int64_t flops_pool(const IrGraph *g, const IrNode *n) {
+    const Shape *y = n->op == OP_AVG_POOL2D_BACKWARD ? &g->nodes[n->in[0]].shape : &n->shape;
+    int64_t f;
+    if (__builtin_mul_overflow(shape_numel(y), n->attr.win.kernel[0] * n->attr.win.kernel[1], &f))
+        return INT64_MAX;
+    return f;
+}

@@ -229,6 +229,7 @@ static void print_node(FILE *o, const AstNode *n, int depth, const char *label) 
     case AST_FIELD:
     case AST_PARAMDEF:
         fprintf(o, " %s", n->str ? n->str : "?");
+        if (n->kind == AST_PARAM_DECL && n->ival) fputs(" (buffer)", o);
         break;
     case AST_UNARY:
     case AST_BINARY:

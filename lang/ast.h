@@ -62,6 +62,7 @@ typedef enum AstKind {
                      * (empty when written without parentheses); b: AST_BLOCK of
                      * declarations: AST_PARAM_DECL, AST_FIELD, AST_LET, AST_FN */
     AST_PARAM_DECL, /* param name = e (inside a model): str: name; a: value;
+                       ival: 1 for `buffer name = e` (a non-trainable state tensor);
                      * type: optional annotation */
     AST_FIELD,      /* name = e (inside a model): submodule or other member: str; a */
     AST_PROGRAM,    /* list: top-level statements */

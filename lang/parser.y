@@ -502,13 +502,15 @@ decl_list
 
 decl
     : IDENT IDENT opt_type '=' expr {
-        /* `param` is not a reserved word: it is an identifier here. */
-        if (strcmp($1, "param") != 0)
+        /* `param` and `buffer` are not reserved words: identifiers here. */
+        bool buffer = strcmp($1, "buffer") == 0;
+        if (strcmp($1, "param") != 0 && !buffer)
             parse_error(ps, @1,
                         "unknown declaration '%s %s': a model body holds 'param NAME = e', "
-                        "'NAME = e', 'let' and methods",
+                        "'buffer NAME = e', 'NAME = e', 'let' and methods",
                         $1, $2);
         $$ = mk(ps, AST_PARAM_DECL, @$);
+        $$->ival = buffer;
         $$->str = $2;
         $$->type = $3;
         $$->a = $5;

@@ -283,14 +283,14 @@ static const char *model_name(Value m) {
     return m.kind == V_MODEL ? ((Model *)m.o)->type_name : "?";
 }
 
-/* save(net, path): every parameter, named by its dotted path */
+/* save(net, path): every parameter and buffer, named by its dotted path */
 BUILTIN(bi_save) {
     static const char *const names[] = {"net", "path", NULL};
     Value a[2];
     BIND("save", names, 2, a);
     if (a[0].kind != V_MODEL) rt_error(I, "save: net must be a model, got %s", rt_type_name(a[0]));
     const char *path = path_arg(I, a[1], "save");
-    Value ps = rt_parameters(I, a[0], true);
+    Value ps = rt_state_tensors(I, a[0], "save");
     List *l = as_list(ps);
     IoNamed *ts = tt_xcalloc((size_t)(l->len ? l->len : 1), sizeof *ts);
     for (int i = 0; i < l->len; i++) {
@@ -328,7 +328,7 @@ BUILTIN(bi_load) {
     int nt = 0;
     char err[ERRLEN];
     if (!io_load_safetensors(path, &ts, &nt, err, sizeof err)) rt_error(I, "%s", err);
-    Value ps = rt_parameters(I, a[0], true);
+    Value ps = rt_state_tensors(I, a[0], "load");
     List *l = as_list(ps);
     int problems = 0;
     char *used = tt_xcalloc((size_t)(nt ? nt : 1), 1);

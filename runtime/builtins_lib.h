@@ -81,6 +81,7 @@ Value *lib_record_field(Value rec, const char *name);
  * by rt_register_tensor_builtins and rt_register_data_builtins). */
 void lib_register_math(Interp *I);
 void lib_register_fit(Interp *I);
+void lib_register_conv(Interp *I); /* builtins_conv.c */
 /* accuracy(pred, labels) as a C number (builtins_math.c), used by fit. */
 double lib_accuracy(Interp *I, Value pred, Value labels);
 

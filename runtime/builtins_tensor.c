@@ -641,4 +641,5 @@ void rt_register_tensor_builtins(Interp *I) {
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         rt_define_global(I, table[i].name, rt_builtin(I, table[i].name, table[i].fn, VNONE));
     lib_register_math(I);
+    lib_register_conv(I);
 }

@@ -44,15 +44,17 @@ static bool assign_name(Interp *I, Env *env, const char *name, Value v) {
     return false;
 }
 
-/* model.field = v: a `param` field keeps its tensor (its name, its place in
- * optimizers) and takes the new value; other fields are replaced. */
+/* model.field = v: a `param` or `buffer` field keeps its tensor (its name,
+ * its place in optimizers or in save) and takes the new value; other fields
+ * are replaced. */
 static void assign_field(Interp *I, Model *m, const char *name, Value v) {
     for (int i = m->nfields - 1; i >= 0; i--) {
         if (strcmp(m->field_names[i], name) != 0) continue;
-        if (m->is_param[i] && m->fields[i].kind == V_TENSOR) {
+        if ((m->is_param[i] || m->is_buffer[i]) && m->fields[i].kind == V_TENSOR) {
             Tensor *p = (Tensor *)m->fields[i].o;
+            const char *what = m->is_buffer[i] ? "buffer" : "parameter";
             if (v.kind != V_TENSOR && v.kind != V_INT && v.kind != V_FLOAT)
-                rt_error(I, "cannot assign %s to parameter '%s'", rt_type_name(v), name);
+                rt_error(I, "cannot assign %s to %s '%s'", rt_type_name(v), what, name);
             int x;
             if (v.kind == V_TENSOR)
                 x = rt_node(I, (Tensor *)v.o);
@@ -70,8 +72,8 @@ static void assign_field(Interp *I, Model *m, const char *name, Value v) {
                 else
                     x = -1;
                 if (x < 0)
-                    rt_error(I, "cannot assign a tensor of shape %s to parameter '%s' of shape %s",
-                             a, name, b);
+                    rt_error(I, "cannot assign a tensor of shape %s to %s '%s' of shape %s", a,
+                             what, name, b);
             }
             rt_tensor_assign(I, p, x);
             rt_release(I, v);

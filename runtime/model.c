@@ -313,13 +313,17 @@ Value model_bind_method(Interp *I, Model *m, const AstNode *def) {
     return vobj(&f->obj);
 }
 
-static void add_field(Interp *I, Model *m, const char *name, Value v, bool is_param) {
+/* Field kinds: a plain field, a `param`, a `buffer`. */
+enum { FIELD, PARAM, BUFFER };
+
+static void add_field(Interp *I, Model *m, const char *name, Value v, int kind) {
     name = rt_intern(I, name);
     for (int i = 0; i < m->nfields; i++) {
         if (m->field_names[i] == name) {
             Value old = m->fields[i];
             m->fields[i] = v;
-            m->is_param[i] = is_param;
+            m->is_param[i] = kind == PARAM;
+            m->is_buffer[i] = kind == BUFFER;
             rt_release(I, old);
             return;
         }
@@ -328,28 +332,32 @@ static void add_field(Interp *I, Model *m, const char *name, Value v, bool is_pa
     m->field_names = tt_xrealloc(m->field_names, (size_t)n * sizeof *m->field_names);
     m->fields = tt_xrealloc(m->fields, (size_t)n * sizeof *m->fields);
     m->is_param = tt_xrealloc(m->is_param, (size_t)n * sizeof *m->is_param);
+    m->is_buffer = tt_xrealloc(m->is_buffer, (size_t)n * sizeof *m->is_buffer);
     m->field_names[m->nfields] = name;
     m->fields[m->nfields] = v;
-    m->is_param[m->nfields] = is_param;
+    m->is_param[m->nfields] = kind == PARAM;
+    m->is_buffer[m->nfields] = kind == BUFFER;
     m->nfields = n;
 }
 
-static Tensor *make_param(Interp *I, Value v, const char *name) {
+/* A fresh realized copy of v: a parameter (registered, trainable) or a
+ * buffer (neither: optimizers and backward never see it). */
+static Tensor *make_param(Interp *I, Value v, const char *name, bool buffer) {
     char what[160];
-    snprintf(what, sizeof what, "param %s", name);
+    snprintf(what, sizeof what, "%s %s", buffer ? "buffer" : "param", name);
     Tensor *src = rt_to_tensor(I, v, what);
     void *data = rt_data(I, src);
     Tensor *p = rt_tensor_new(I, src->dtype, src->shape);
     memcpy(p->buf->data, data, (size_t)shape_numel(&src->shape) * dtype_size(src->dtype));
     rt_release(I, vtensor(src));
-    rt_register_param(I, p);
+    if (!buffer) rt_register_param(I, p);
     p->name = rt_intern(I, name);
     return p;
 }
 
 static void let_fields(Interp *I, Model *m, const AstNode *d, Value v) {
     if (!d->ival) {
-        add_field(I, m, d->list.items[0]->str, v, false);
+        add_field(I, m, d->list.items[0]->str, v, FIELD);
         return;
     }
     if (v.kind != V_LIST && v.kind != V_TUPLE)
@@ -358,7 +366,7 @@ static void let_fields(Interp *I, Model *m, const AstNode *d, Value v) {
     if (l->len != d->list.len)
         rt_error(I, "expected %d values to unpack, got %d", d->list.len, l->len);
     for (int i = 0; i < l->len; i++)
-        add_field(I, m, d->list.items[i]->str, rt_retain(l->items[i]), false);
+        add_field(I, m, d->list.items[i]->str, rt_retain(l->items[i]), FIELD);
     rt_release(I, v);
 }
 
@@ -384,15 +392,21 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
         case AST_PARAM_DECL: {
             Value v = eval_expr(I, ienv, decl->a);
             I->loc = decl->loc;
-            Tensor *p = make_param(I, v, decl->str);
+            bool buffer = decl->ival != 0;
+            if (v.kind == V_NONE) { /* an absent parameter: Conv2d(bias=false) */
+                add_field(I, m, decl->str, VNONE, FIELD);
+                break;
+            }
+            Tensor *p = make_param(I, v, decl->str, buffer);
             rt_release(I, v);
             if (decl->type)
-                check_annotation(I, ienv, decl->type, vtensor(p), name, "param", decl->loc);
-            add_field(I, m, decl->str, vtensor(p), true);
+                check_annotation(I, ienv, decl->type, vtensor(p), name, buffer ? "buffer" : "param",
+                                 decl->loc);
+            add_field(I, m, decl->str, vtensor(p), buffer ? BUFFER : PARAM);
             break;
         }
         case AST_FIELD:
-            add_field(I, m, decl->str, eval_expr(I, ienv, decl->a), false);
+            add_field(I, m, decl->str, eval_expr(I, ienv, decl->a), FIELD);
             break;
         case AST_LET: {
             Value v = eval_expr(I, ienv, decl->a);
@@ -416,13 +430,15 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
 
 /* -- parameter paths -- */
 
-/* Visits every parameter of a model tree with its dotted path ("fc1.w",
- * "blocks.0.attn.wq"): fields in declaration order, list and tuple items by
- * index. The one walk behind parameter naming, parameters() and
- * named_parameters() (and so save/load and the optimizers). */
+/* Visits every parameter (and with `buffers` every buffer) of a model tree
+ * with its dotted path ("fc1.w", "blocks.0.attn.wq", "bn.running_mean"):
+ * fields in declaration order, list and tuple items by index. The one walk
+ * behind naming, parameters() and named_parameters() (so the optimizers),
+ * and save/load (rt_state_tensors). */
 typedef void (*ParamVisit)(Interp *I, Value param, const char *path, void *ctx);
 
-static void walk_params(Interp *I, Value v, StrBuf *path, int depth, ParamVisit visit, void *ctx) {
+static void walk_params(Interp *I, Value v, StrBuf *path, int depth, bool buffers, ParamVisit visit,
+                        void *ctx) {
     if (depth > 32) return;
     size_t len = path->len;
     if (v.kind == V_MODEL) {
@@ -431,10 +447,10 @@ static void walk_params(Interp *I, Value v, StrBuf *path, int depth, ParamVisit 
             Value f = m->fields[i];
             if (path->len) sb_putc(path, '.');
             sb_puts(path, m->field_names[i]);
-            if (f.kind == V_TENSOR && m->is_param[i])
+            if (f.kind == V_TENSOR && (m->is_param[i] || (buffers && m->is_buffer[i])))
                 visit(I, f, path->s, ctx);
-            else
-                walk_params(I, f, path, depth + 1, visit, ctx);
+            else if (f.kind != V_TENSOR)
+                walk_params(I, f, path, depth + 1, buffers, visit, ctx);
             path->len = len;
             path->s[len] = 0;
         }
@@ -442,7 +458,7 @@ static void walk_params(Interp *I, Value v, StrBuf *path, int depth, ParamVisit 
         List *l = (List *)v.o;
         for (int i = 0; i < l->len; i++) {
             sb_printf(path, ".%d", i);
-            walk_params(I, l->items[i], path, depth + 1, visit, ctx);
+            walk_params(I, l->items[i], path, depth + 1, buffers, visit, ctx);
             path->len = len;
             path->s[len] = 0;
         }
@@ -456,7 +472,7 @@ static void visit_name(Interp *I, Value param, const char *path, void *ctx) {
 void model_name_params(Interp *I, Model *m) {
     StrBuf path = {0};
     sb_puts(&path, "");
-    walk_params(I, vobj(&m->obj), &path, 0, visit_name, NULL);
+    walk_params(I, vobj(&m->obj), &path, 0, true, visit_name, NULL);
     sb_free(&path);
 }
 
@@ -492,7 +508,17 @@ Value rt_parameters(Interp *I, Value m, bool named) {
     Collect c = {rt_list(I, 0), named};
     StrBuf path = {0};
     sb_puts(&path, "");
-    walk_params(I, m, &path, 0, visit_collect, &c);
+    walk_params(I, m, &path, 0, false, visit_collect, &c);
+    sb_free(&path);
+    return c.out;
+}
+
+Value rt_state_tensors(Interp *I, Value m, const char *fn) {
+    if (m.kind != V_MODEL) rt_error(I, "%s: expected a model, got %s", fn, rt_type_name(m));
+    Collect c = {rt_list(I, 0), true};
+    StrBuf path = {0};
+    sb_puts(&path, "");
+    walk_params(I, m, &path, 0, true, visit_collect, &c);
     sb_free(&path);
     return c.out;
 }

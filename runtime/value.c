@@ -128,6 +128,7 @@ static void obj_clear(Interp *I, Obj *o, bool release) {
         free(m->field_names);
         free(m->fields);
         free(m->is_param);
+        free(m->is_buffer);
         break;
     }
     case V_NATIVE: {

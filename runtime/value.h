@@ -139,9 +139,10 @@ typedef struct Model {
     int nfields;
     const char **field_names;
     Value *fields;
-    bool *is_param; /* field i declared with `param` */
-    Env *env;       /* added: instance scope (ctor params; parent = def's closure),
-                       retained; methods run in a child of it (eval.c) */
+    bool *is_param;  /* field i declared with `param` */
+    bool *is_buffer; /* field i declared with `buffer` (named, saved, not trained) */
+    Env *env;        /* added: instance scope (ctor params; parent = def's closure),
+                        retained; methods run in a child of it (eval.c) */
 } Model;
 
 /* A C-implemented object: members are found by name through `member`. */
@@ -356,6 +357,9 @@ Tensor *rt_tensor_scalar(Interp *I, DType dt, double x);
  * each tensor once: a list of tensors, or with named = true a list of
  * (dotted name, tensor) tuples (new ref). rt_error if m is not a model. */
 Value rt_parameters(Interp *I, Value m, bool named);
+/* The (path, tensor) tuples of every parameter and buffer of m, in
+ * declaration order: what save and load read and write. */
+Value rt_state_tensors(Interp *I, Value m, const char *fn);
 /* Added: prints the per-op table of I->prof (ttrun --profile, profile {}). */
 void rt_print_profile(Interp *I, FILE *out, const RtProfile *p);
 

@@ -571,6 +571,201 @@ static void lower_pad(Lower *L, int id, int out) {
     close_n(p, s->ndim);
 }
 
+/* -- convolution and pooling: direct loop nests --
+ *
+ * One loop per output element and one per window tap, as the reference
+ * kernels (runtime/kernels_conv.c) do, in the same order. A tap outside the
+ * input reads the padding: its index is clamped to 0 (so every load stays
+ * in bounds) and its value replaced by a select. The two ops that spread a
+ * gradient over windows (conv2d_backward_input, avg_pool2d_backward) add
+ * into their output at the tap's index, as the reference does. */
+
+/* The input position of tap t of output position o along spatial dim k. */
+static LpExpr *tap_pos(LpProg *p, const IrWindow *win, int k, LpExpr *o, LpExpr *t, int64_t dil) {
+    return lp_iadd(p, lp_imul(p, o, win->stride[k]),
+                   lp_iadd(p, lp_imul(p, t, dil), lp_iconst(p, -win->padding[k])));
+}
+
+/* For the taps of both spatial dims at idx[2], idx[3] (sizes H, W): the
+ * condition that both are inside the input (NULL: always, no padding), and
+ * idx clamped to 0 where it is not. */
+static LpExpr *tap_clamp(LpProg *p, const IrWindow *win, LpExpr **idx, int64_t H, int64_t W) {
+    LpExpr *ok = NULL;
+    int64_t size[2] = {H, W};
+    for (int k = 0; k < 2; k++) {
+        if (win->padding[k] == 0) continue;
+        LpExpr *in = lp_bin(p, LO_AND, lp_bin(p, LO_GE, idx[2 + k], lp_iconst(p, 0)),
+                            lp_bin(p, LO_LT, idx[2 + k], lp_iconst(p, size[k])));
+        ok = ok ? lp_bin(p, LO_AND, ok, in) : in;
+    }
+    if (ok)
+        for (int k = 0; k < 2; k++)
+            if (win->padding[k] > 0) idx[2 + k] = lp_select(p, ok, idx[2 + k], lp_iconst(p, 0));
+    return ok;
+}
+
+/* ok ? a : b, or a when ok is NULL (always). A tap outside the input
+ * leaves an accumulator as it was, as the reference's skipped tap does
+ * (adding a zero would turn -0 into 0, and 0 * inf into NaN). */
+static LpExpr *when(LpProg *p, LpExpr *ok, LpExpr *a, LpExpr *b) {
+    return ok ? lp_select(p, ok, a, b) : a;
+}
+
+/* The value of x at idx, or `pad` where ok is false. */
+static LpExpr *tap_value(Lower *L, int x, LpExpr **idx, LpExpr *ok, double pad) {
+    LpExpr *v = value_at(L, x, idx);
+    return ok ? lp_select(L->p, ok, v, lp_const_f(L->p, LT_F32, pad)) : v;
+}
+
+/* conv2d: y[n, o, i, j] = sum over (c, kh, kw) of x * w, and
+ * conv2d_backward_weight: dw[o, c, kh, kw] = sum over (n, i, j) of gy * x
+ * (in double, as the reference) */
+static void lower_conv_reduce(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    bool fwd = n->op == OP_CONV2D;
+    int xn = n->in[0], wn = fwd ? n->in[1] : -1, gn = fwd ? -1 : n->in[1];
+    const Shape *xs = &node(L, xn)->shape;
+    const Shape *ws = fwd ? &node(L, wn)->shape : &n->shape;
+    const Shape *ys = fwd ? &n->shape : &node(L, gn)->shape;
+    const IrWindow *win = &n->attr.win;
+    int64_t Cg = ws->d[1], Og = ws->d[0] / win->groups;
+    LpExpr *yi[4], *wi[4], *xi[4];
+    LpType at = fwd ? LT_F32 : LT_F64;
+    LpExpr *acc;
+    if (fwd) {
+        open_dims(p, ys, yi);
+        acc = lp_local(p, at, zero_of(p, at));
+        wi[0] = yi[1];
+        for (int k = 1; k < 4; k++) wi[k] = lp_open_loop(p, ws->d[k]);
+    } else {
+        open_dims(p, ws, wi);
+        acc = lp_local(p, at, zero_of(p, at));
+        yi[0] = lp_open_loop(p, ys->d[0]);
+        yi[1] = wi[0];
+        yi[2] = lp_open_loop(p, ys->d[2]);
+        yi[3] = lp_open_loop(p, ys->d[3]);
+    }
+    xi[0] = yi[0];
+    xi[1] = lp_iadd(p, lp_imul(p, lp_idiv(p, wi[0], Og), Cg), wi[1]);
+    for (int k = 0; k < 2; k++)
+        xi[2 + k] = tap_pos(p, win, k, yi[2 + k], wi[2 + k], win->dilation[k]);
+    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    LpExpr *xv = value_at(L, xn, xi);
+    LpExpr *term;
+    if (fwd)
+        term = lp_bin(p, LO_MUL, xv, value_at(L, wn, wi));
+    else
+        term = lp_bin(p, LO_MUL, lp_cast(p, LT_F64, value_at(L, gn, yi)), lp_cast(p, LT_F64, xv));
+    lp_set(p, acc, when(p, ok, lp_bin(p, LO_ADD, acc, term), acc));
+    close_n(p, 3);
+    lp_store(p, out, linearize(p, fwd ? yi : wi, &n->shape), lp_cast(p, LT_F32, acc));
+    close_n(p, 4);
+}
+
+/* conv2d_backward_input: dx = zeros, then for each gy element and tap,
+ * dx[tap] += gy * w (the reference's order) */
+static void lower_conv_backward_input(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *gs = &node(L, n->in[0])->shape, *ws = &node(L, n->in[1])->shape;
+    const Shape *xs = &n->shape;
+    const IrWindow *win = &n->attr.win;
+    int64_t Cg = ws->d[1], Og = ws->d[0] / win->groups;
+    fill(p, out, lp_const_f(p, LT_F32, 0));
+    if (Og == 0) return; /* no output channel: nothing flows back */
+    LpExpr *gi[4], *wi[4], *xi[4];
+    open_dims(p, gs, gi);
+    LpExpr *gv = lp_local(p, LT_F32, value_at(L, n->in[0], gi));
+    wi[0] = gi[1];
+    for (int k = 1; k < 4; k++) wi[k] = lp_open_loop(p, ws->d[k]);
+    xi[0] = gi[0];
+    xi[1] = lp_iadd(p, lp_imul(p, lp_idiv(p, wi[0], Og), Cg), wi[1]);
+    for (int k = 0; k < 2; k++)
+        xi[2 + k] = tap_pos(p, win, k, gi[2 + k], wi[2 + k], win->dilation[k]);
+    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    LpExpr *o = linearize(p, xi, xs), *old = lp_load(p, out, o);
+    LpExpr *nv = lp_bin(p, LO_ADD, old, lp_bin(p, LO_MUL, gv, value_at(L, n->in[1], wi)));
+    lp_store(p, out, o, when(p, ok, nv, old));
+    close_n(p, 7);
+}
+
+/* The taps of window (i, j) of a pooling: positions into idx[2], idx[3]. */
+static void pool_taps(LpProg *p, const IrWindow *win, LpExpr **oi, LpExpr **xi) {
+    xi[0] = oi[0];
+    xi[1] = oi[1];
+    for (int k = 0; k < 2; k++)
+        xi[2 + k] = tap_pos(p, win, k, oi[2 + k], lp_open_loop(p, win->kernel[k]), 1);
+}
+
+/* max_pool2d (the value) and max_pool2d_index (its flat index into x):
+ * best starts at -inf and the index at the window's first element in
+ * range; a tap wins when it is greater or NaN, as the reference's */
+static void lower_max_pool(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *xs = &node(L, n->in[0])->shape;
+    const IrWindow *win = &n->attr.win;
+    LpExpr *oi[4], *xi[4], *first[4];
+    open_dims(p, &n->shape, oi);
+    first[0] = oi[0];
+    first[1] = oi[1];
+    for (int k = 0; k < 2; k++) {
+        LpExpr *h0 = tap_pos(p, win, k, oi[2 + k], lp_iconst(p, 0), 1);
+        first[2 + k] = lp_select(p, lp_bin(p, LO_GE, h0, lp_iconst(p, 0)), h0, lp_iconst(p, 0));
+    }
+    LpExpr *best = lp_local(p, LT_F32, lp_const_f(p, LT_F32, -INFINITY));
+    LpExpr *bi = lp_local(p, LT_I64, linearize(p, first, xs));
+    pool_taps(p, win, oi, xi);
+    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    LpExpr *v = lp_local(p, LT_F32, tap_value(L, n->in[0], xi, ok, -INFINITY));
+    LpExpr *take = lp_bin(p, LO_OR, lp_bin(p, LO_GT, v, best), lp_bin(p, LO_NE, v, v));
+    lp_set(p, bi, lp_select(p, take, linearize(p, xi, xs), bi));
+    lp_set(p, best, lp_select(p, take, v, best));
+    close_n(p, 2);
+    LpExpr *res = n->op == OP_MAX_POOL2D ? best : lp_cast(p, LT_I32, bi);
+    lp_store(p, out, linearize(p, oi, &n->shape), res);
+    close_n(p, 4);
+}
+
+/* avg_pool2d: the sum of the taps in range over kh * kw */
+static void lower_avg_pool(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *xs = &node(L, n->in[0])->shape;
+    const IrWindow *win = &n->attr.win;
+    LpExpr *oi[4], *xi[4];
+    open_dims(p, &n->shape, oi);
+    LpExpr *acc = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
+    pool_taps(p, win, oi, xi);
+    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    lp_set(p, acc, when(p, ok, lp_bin(p, LO_ADD, acc, value_at(L, n->in[0], xi)), acc));
+    close_n(p, 2);
+    LpExpr *div = lp_const_f(p, LT_F32, (double)(win->kernel[0] * win->kernel[1]));
+    lp_store(p, out, linearize(p, oi, &n->shape), lp_bin(p, LO_DIV, acc, div));
+    close_n(p, 4);
+}
+
+/* avg_pool2d_backward: dx = zeros, then gy / (kh * kw) added over each
+ * window */
+static void lower_avg_pool_backward(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *gs = &node(L, n->in[0])->shape, *xs = &n->shape;
+    const IrWindow *win = &n->attr.win;
+    fill(p, out, lp_const_f(p, LT_F32, 0));
+    LpExpr *gi[4], *xi[4];
+    open_dims(p, gs, gi);
+    LpExpr *div = lp_const_f(p, LT_F32, (double)(win->kernel[0] * win->kernel[1]));
+    LpExpr *v = lp_local(p, LT_F32, lp_bin(p, LO_DIV, value_at(L, n->in[0], gi), div));
+    pool_taps(p, win, gi, xi);
+    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    LpExpr *o = linearize(p, xi, xs), *old = lp_load(p, out, o);
+    LpExpr *nv = lp_bin(p, LO_ADD, old, v);
+    lp_store(p, out, o, when(p, ok, nv, old));
+    close_n(p, 6);
+}
+
 static void lower_root(Lower *L, int id) {
     const IrNode *n = node(L, id);
     int out = L->buf[id];
@@ -597,6 +792,23 @@ static void lower_root(Lower *L, int id) {
     case OP_PAD:
         lower_pad(L, id, out);
         break;
+    case OP_CONV2D:
+    case OP_CONV2D_BACKWARD_WEIGHT:
+        if (shape_numel(&n->shape) > 0) lower_conv_reduce(L, id, out);
+        break;
+    case OP_CONV2D_BACKWARD_INPUT:
+        if (shape_numel(&n->shape) > 0) lower_conv_backward_input(L, id, out);
+        break;
+    case OP_MAX_POOL2D:
+    case OP_MAX_POOL2D_INDEX:
+        lower_max_pool(L, id, out);
+        break;
+    case OP_AVG_POOL2D:
+        lower_avg_pool(L, id, out);
+        break;
+    case OP_AVG_POOL2D_BACKWARD:
+        lower_avg_pool_backward(L, id, out);
+        break;
     default:
         TT_ASSERT(fusable(n->op) || n->op == OP_CONST);
         lower_elem(L, id, out);
@@ -622,6 +834,13 @@ static bool rereads(const Lower *L, int c, int pos, int x) {
         return shape_numel(&n->shape) > shape_numel(&node(L, x)->shape);
     case OP_MATMUL:
     case OP_GATHER:
+    case OP_CONV2D:
+    case OP_CONV2D_BACKWARD_INPUT:
+    case OP_CONV2D_BACKWARD_WEIGHT:
+    case OP_MAX_POOL2D:
+    case OP_MAX_POOL2D_INDEX:
+    case OP_AVG_POOL2D:
+    case OP_AVG_POOL2D_BACKWARD:
         return true;
     case OP_SCATTER_ADD:
         return pos == 1;

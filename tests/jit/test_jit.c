@@ -449,6 +449,80 @@ static bool case_cast(IrGraph *g, RgRng *r, OpKind op) {
     return true;
 }
 
+/* A spatial size at least as large as a window of span taps padded by pad. */
+static int64_t spatial(RgRng *r, int64_t span, int64_t pad) {
+    int64_t lo = span - 2 * pad;
+    return (lo < 1 ? 1 : lo) + rg_int(r, 0, 4);
+}
+
+static int64_t win_out(int64_t n, int64_t span, int64_t s, int64_t p) {
+    return (n + 2 * p - span) / s + 1;
+}
+
+/* conv2d and its backward ops: random groups, stride, padding, dilation,
+ * kernel sizes; operands through the index remaps of operand() */
+static bool case_conv(IrGraph *g, RgRng *r, OpKind op) {
+    int64_t N = rg_int(r, 1, 2), G = rg_int(r, 1, 2), Cg = rg_int(r, 1, 3), Og = rg_int(r, 1, 3);
+    int64_t k[2], H[2], Ho[2];
+    IrAttr at = {0};
+    at.win.groups = G;
+    for (int i = 0; i < 2; i++) {
+        k[i] = rg_int(r, 1, 3);
+        at.win.stride[i] = rg_int(r, 1, 2);
+        at.win.padding[i] = rg_int(r, 0, 2);
+        at.win.dilation[i] = rg_int(r, 1, 2);
+        int64_t span = at.win.dilation[i] * (k[i] - 1) + 1;
+        H[i] = spatial(r, span, at.win.padding[i]);
+        Ho[i] = win_out(H[i], span, at.win.stride[i], at.win.padding[i]);
+    }
+    Shape xs = {4, {N, G * Cg, H[0], H[1]}}, ws = {4, {G * Og, Cg, k[0], k[1]}};
+    Shape ys = {4, {N, G * Og, Ho[0], Ho[1]}};
+    int y;
+    if (op == OP_CONV2D) {
+        int x = operand(g, r, TY_F32, xs), w = operand(g, r, TY_F32, ws);
+        int b = rg_int(r, 0, 1) ? operand(g, r, TY_F32, (Shape){1, {G * Og}}) : -1;
+        y = ir_conv2d(g, x, w, b, &at.win, L0);
+    } else if (op == OP_CONV2D_BACKWARD_INPUT) {
+        at.shape = xs;
+        int ins[2] = {operand(g, r, TY_F32, ys), operand(g, r, TY_F32, ws)};
+        y = ir_add(g, op, ins, 2, &at, L0);
+    } else {
+        at.shape = ws;
+        int ins[2] = {operand(g, r, TY_F32, xs), operand(g, r, TY_F32, ys)};
+        y = ir_add(g, op, ins, 2, &at, L0);
+    }
+    if (y < 0) return false;
+    ir_mark_output(g, y);
+    return true;
+}
+
+/* the pooling ops: random kernel, stride, padding (at most half the kernel) */
+static bool case_pool(IrGraph *g, RgRng *r, OpKind op) {
+    IrAttr at = {0};
+    int64_t H[2], Ho[2];
+    for (int i = 0; i < 2; i++) {
+        at.win.kernel[i] = rg_int(r, 1, 3);
+        at.win.stride[i] = rg_int(r, 1, 3);
+        at.win.padding[i] = rg_int(r, 0, (int)at.win.kernel[i] / 2);
+        H[i] = spatial(r, at.win.kernel[i], at.win.padding[i]);
+        Ho[i] = win_out(H[i], at.win.kernel[i], at.win.stride[i], at.win.padding[i]);
+    }
+    int64_t N = rg_int(r, 1, 2), C = rg_int(r, 1, 3);
+    Shape xs = {4, {N, C, H[0], H[1]}}, ys = {4, {N, C, Ho[0], Ho[1]}};
+    int y;
+    if (op == OP_AVG_POOL2D_BACKWARD) {
+        at.shape = xs;
+        int gy = operand(g, r, TY_F32, ys);
+        y = ir_add(g, op, &gy, 1, &at, L0);
+    } else {
+        int x = operand(g, r, TY_F32, xs);
+        y = ir_add(g, op, &x, 1, &at, L0);
+    }
+    if (y < 0) return false;
+    ir_mark_output(g, y);
+    return true;
+}
+
 static CaseFn op_case(OpKind op) {
     switch (op) {
     case OP_INPUT:
@@ -482,6 +556,15 @@ static CaseFn op_case(OpKind op) {
         return case_scatter;
     case OP_CAST:
         return case_cast;
+    case OP_CONV2D:
+    case OP_CONV2D_BACKWARD_INPUT:
+    case OP_CONV2D_BACKWARD_WEIGHT:
+        return case_conv;
+    case OP_MAX_POOL2D:
+    case OP_MAX_POOL2D_INDEX:
+    case OP_AVG_POOL2D:
+    case OP_AVG_POOL2D_BACKWARD:
+        return case_pool;
     default:
         break;
     }

@@ -105,6 +105,34 @@ static int c_cast(IrGraph *g, OpKind op) {
     return ir_add(g, OP_CAST, &x, 1, &at, L0);
 }
 
+/* x [2, 4, 6, 5], w [6, 2, 3, 2]: groups 2, stride (2, 1), padding
+ * (1, 0), dilation (1, 2), and a bias */
+static IrWindow conv_window(void) {
+    return (IrWindow){.stride = {2, 1}, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2};
+}
+
+static int c_conv(IrGraph *g, OpKind op) {
+    IrWindow win = conv_window();
+    Shape xs = {4, {2, 4, 6, 5}}, ws = {4, {6, 2, 3, 2}}, ys = {4, {2, 6, 3, 3}};
+    if (op == OP_CONV2D)
+        return ir_conv2d(g, in_f32(g, xs, "x"), in_f32(g, ws, "x"), in_f32(g, shp(1, 6, 0, 0), "x"),
+                         &win, L0);
+    IrAttr at = {.win = win, .shape = op == OP_CONV2D_BACKWARD_INPUT ? xs : ws};
+    int ins[2] = {op == OP_CONV2D_BACKWARD_INPUT ? in_f32(g, ys, "x") : in_f32(g, xs, "x"),
+                  op == OP_CONV2D_BACKWARD_INPUT ? in_f32(g, ws, "x") : in_f32(g, ys, "x")};
+    return ir_add(g, op, ins, 2, &at, L0);
+}
+
+/* x [2, 3, 7, 6], window 3x2, stride (2, 1), padding (1, 1) */
+static int c_pool(IrGraph *g, OpKind op) {
+    IrAttr at = {.win = {.kernel = {3, 2}, .stride = {2, 1}, .padding = {1, 1}}};
+    Shape xs = {4, {2, 3, 7, 6}}, ys = {4, {2, 3, 4, 7}};
+    if (op != OP_AVG_POOL2D_BACKWARD) return ir_pool2d(g, op, in_f32(g, xs, "x"), &at.win, L0);
+    at.shape = xs;
+    int gy = in_f32(g, ys, "x");
+    return ir_add(g, op, &gy, 1, &at, L0);
+}
+
 static GradCase grad_case(OpKind op) {
     unsigned f = ir_ops[op].flags;
     if (f & (OPF_LEAF | OPF_NODIFF)) return NULL;
@@ -131,6 +159,14 @@ static GradCase grad_case(OpKind op) {
         return c_scatter;
     case OP_CAST:
         return c_cast;
+    case OP_CONV2D:
+    case OP_CONV2D_BACKWARD_INPUT:
+    case OP_CONV2D_BACKWARD_WEIGHT:
+        return c_conv;
+    case OP_MAX_POOL2D:
+    case OP_AVG_POOL2D:
+    case OP_AVG_POOL2D_BACKWARD:
+        return c_pool;
     default:
         break;
     }

@@ -504,6 +504,68 @@ static int build_cast(Ctx *c) { /* an explicit f32 -> f32 cast node */
     return ir_unary(&c->g, OP_EXP, y, L(c));
 }
 
+/* convolution and pooling */
+
+static IrWindow conv_win(int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                         int64_t groups) {
+    IrWindow w = {.stride = {sh, sw}, .padding = {ph, pw}, .dilation = {dh, dw}, .groups = groups};
+    return w;
+}
+
+static IrWindow pool_win(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+    IrWindow w = {.kernel = {kh, kw}, .stride = {sh, sw}, .padding = {ph, pw}};
+    return w;
+}
+
+static int build_conv2d(Ctx *c) { /* every option at once, and a bias */
+    int x = in_unif(c, SH(2, 4, 5, 6), -1, 1), w = in_unif(c, SH(6, 2, 3, 2), -1, 1);
+    int b = in_unif(c, SH(6), -1, 1);
+    IrWindow win = conv_win(2, 1, 1, 0, 1, 2, 2);
+    return ir_conv2d(&c->g, x, w, b, &win, L(c));
+}
+
+static int build_conv2d_same(Ctx *c) { /* 3x3, padding 1 */
+    int x = in_unif(c, SH(1, 2, 4, 4), -1, 1), w = in_unif(c, SH(3, 2, 3, 3), -1, 1);
+    IrWindow win = conv_win(1, 1, 1, 1, 1, 1, 1);
+    return ir_conv2d(&c->g, x, w, -1, &win, L(c));
+}
+
+static int build_conv2d_backward_input(Ctx *c) {
+    int gy = in_unif(c, SH(2, 4, 3, 3), -1, 1), w = in_unif(c, SH(4, 2, 3, 3), -1, 1);
+    IrAttr a = {0};
+    a.win = conv_win(2, 2, 1, 1, 1, 1, 1);
+    a.shape = SH(2, 2, 5, 5);
+    return ir_add(&c->g, OP_CONV2D_BACKWARD_INPUT, (int[]){gy, w}, 2, &a, L(c));
+}
+
+static int build_conv2d_backward_weight(Ctx *c) {
+    int x = in_unif(c, SH(2, 4, 5, 5), -1, 1), gy = in_unif(c, SH(2, 4, 3, 3), -1, 1);
+    IrAttr a = {0};
+    a.win = conv_win(2, 2, 1, 1, 1, 1, 2);
+    a.shape = SH(4, 2, 3, 3);
+    return ir_add(&c->g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){x, gy}, 2, &a, L(c));
+}
+
+static int build_max_pool2d(Ctx *c) { /* overlapping windows, -inf padding */
+    int x = in_distinct(c, SH(2, 3, 5, 5));
+    IrWindow win = pool_win(3, 3, 2, 2, 1, 1);
+    return ir_pool2d(&c->g, OP_MAX_POOL2D, x, &win, L(c));
+}
+
+static int build_avg_pool2d(Ctx *c) {
+    int x = in_unif(c, SH(2, 2, 5, 5), -1, 1);
+    IrWindow win = pool_win(3, 2, 2, 1, 1, 1);
+    return ir_pool2d(&c->g, OP_AVG_POOL2D, x, &win, L(c));
+}
+
+static int build_avg_pool2d_backward(Ctx *c) {
+    int gy = in_unif(c, SH(2, 2, 3, 3), -1, 1);
+    IrAttr a = {0};
+    a.win = pool_win(3, 3, 2, 2, 1, 1);
+    a.shape = SH(2, 2, 5, 5);
+    return ir_add(&c->g, OP_AVG_POOL2D_BACKWARD, &gy, 1, &a, L(c));
+}
+
 /* composites */
 
 static int build_cmp_mask(Ctx *c) { /* x * (x > y): comparisons pass nothing */
@@ -671,6 +733,13 @@ static const GradCase cases[] = {
     {"gather_2d", OP_GATHER, build_gather_2d},
     {"scatter_add", OP_SCATTER_ADD, build_scatter_add},
     {"cast", OP_CAST, build_cast},
+    {"conv2d", OP_CONV2D, build_conv2d},
+    {"conv2d_same", OP_CONV2D, build_conv2d_same},
+    {"conv2d_backward_input", OP_CONV2D_BACKWARD_INPUT, build_conv2d_backward_input},
+    {"conv2d_backward_weight", OP_CONV2D_BACKWARD_WEIGHT, build_conv2d_backward_weight},
+    {"max_pool2d", OP_MAX_POOL2D, build_max_pool2d},
+    {"avg_pool2d", OP_AVG_POOL2D, build_avg_pool2d},
+    {"avg_pool2d_backward", OP_AVG_POOL2D_BACKWARD, build_avg_pool2d_backward},
     {"cmp_mask", OP__COUNT, build_cmp_mask},
     {"two_uses", OP__COUNT, build_two_uses},
     {"softmax_xent_onehot", OP__COUNT, build_softmax_xent_onehot},
@@ -749,6 +818,13 @@ FD(gather)
 FD(gather_2d)
 FD(scatter_add)
 FD(cast)
+FD(conv2d)
+FD(conv2d_same)
+FD(conv2d_backward_input)
+FD(conv2d_backward_weight)
+FD(max_pool2d)
+FD(avg_pool2d)
+FD(avg_pool2d_backward)
 FD(cmp_mask)
 FD(two_uses)
 FD(softmax_xent_onehot)
@@ -802,6 +878,11 @@ Test(grad_nodiff, rules_give_none) {
             id = ir_add(g, (OpKind)op, NULL, 0, &at, L(&c));
         } else if (f & OPF_CMP) {
             id = ir_binary(g, (OpKind)op, a, b, L(&c));
+        } else if (op == OP_MAX_POOL2D_INDEX) {
+            IrAttr at = {0};
+            at.win = pool_win(2, 2, 2, 2, 0, 0);
+            int x = in_unif(&c, SH(1, 1, 4, 4), -1, 1);
+            id = ir_add(g, (OpKind)op, &x, 1, &at, L(&c));
         } else if (f & OPF_REDUCE) {
             IrAttr at = {0};
             at.axis = 1;

@@ -1,0 +1,1 @@
+ttrun examples/digits_cnn.tt
