@@ -494,7 +494,11 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     if (en) {
         j->stats.hits++;
     } else {
-        if (!ir_verify(g, err, errlen)) return false;
+        char why[512];
+        if (!ir_verify(g, why, sizeof why)) {
+            snprintf(err, errlen, "jit: %s", why);
+            return false;
+        }
         Entry fresh = {0};
         fresh.hash = h;
         if (!compile(j, g, &fresh, err, errlen)) {
