@@ -11,16 +11,30 @@
  * 32 + key length + payload length, so truncation, appended garbage, a
  * flipped bit and a different key that hashed to the same name all read as
  * a miss. The next store then replaces the file.
+ *
+ * Trust (ssh's StrictModes, git's safe.directory): the payload is machine
+ * code that gets linked and run, so a checksum proves nothing about who
+ * wrote it. The directory is opened once per call and checked through its
+ * descriptor (owned by the effective user, not writable by group or
+ * others); entries are opened relative to that descriptor with O_NOFOLLOW
+ * and checked the same way through theirs. Checking the descriptors, not
+ * the paths, leaves no window between check and use, and makes the parents
+ * irrelevant: whatever path led there, only a directory that nobody else
+ * can write is read from or written to. A directory that fails the check
+ * is reported once per process and left alone; an entry that fails is a
+ * miss, which the next store replaces.
  */
 #include "objcache.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define OBJCACHE_VERSION 1
@@ -73,11 +87,17 @@ static bool cache_dir(char *buf, size_t cap) {
     return false;
 }
 
-bool objcache_path(const char *key, char *path, size_t pathlen) {
-    char dir[4096];
-    if (!cache_dir(dir, sizeof dir)) return false;
+/* The entry's file name inside the cache directory. */
+static void entry_name(const char *key, char name[32]) {
     unsigned long long h = objcache_hash(key, strlen(key));
-    return fits(snprintf(path, pathlen, "%s/%016llx.ttobj", dir, h), pathlen);
+    snprintf(name, 32, "%016llx.ttobj", h);
+}
+
+bool objcache_path(const char *key, char *path, size_t pathlen) {
+    char dir[4096], name[32];
+    if (!cache_dir(dir, sizeof dir)) return false;
+    entry_name(key, name);
+    return fits(snprintf(path, pathlen, "%s/%s", dir, name), pathlen);
 }
 
 /* mkdir -p, 0700 for what it creates (a cache of code is nobody else's
@@ -95,6 +115,54 @@ static bool mkdir_p(char *dir) {
         if (!c) break;
     }
     return !stat(dir, &st) && S_ISDIR(st.st_mode);
+}
+
+/* ---- trust ----------------------------------------------------------------- */
+
+/* Whether only the effective user can have written the file or directory
+ * st describes (fstat of an open descriptor); if not, why, in why. Root is
+ * no exception: root running another user's code is the case that matters. */
+static bool trusted(const struct stat *st, char *why, size_t cap) {
+    unsigned mode = (unsigned)st->st_mode & 07777;
+    if (st->st_uid != geteuid())
+        snprintf(why, cap, "it is owned by uid %lu, not by you (uid %lu)",
+                 (unsigned long)st->st_uid, (unsigned long)geteuid());
+    else if (st->st_mode & S_IWOTH)
+        snprintf(why, cap, "it is writable by others (mode %04o)", mode);
+    else if (st->st_mode & S_IWGRP)
+        snprintf(why, cap, "it is writable by its group (mode %04o)", mode);
+    else
+        return true;
+    return false;
+}
+
+/* The cache directory, opened and checked; -1 when it is missing,
+ * unreadable or not trusted. The first untrusted directory of the process
+ * gets one warning line: after it every load and store is a miss, and
+ * saying so at each of them would bury the program's output. */
+static int open_dir(const char *dir) {
+    static atomic_bool warned;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        note("no directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    char why[128];
+    if (fstat(fd, &st)) {
+        note("cannot stat %s: %s", dir, strerror(errno));
+    } else if (!trusted(&st, why, sizeof why)) {
+        note("ignored %s: %s", dir, why);
+        if (!atomic_exchange(&warned, true))
+            fprintf(stderr,
+                    "tt: warning: ignoring the compiled-code cache %s: %s; compiling in memory "
+                    "(the cache must belong to you and be writable only by you: chmod 700)\n",
+                    dir, why);
+    } else {
+        return fd;
+    }
+    close(fd);
+    return -1;
 }
 
 /* ---- encoding -------------------------------------------------------------- */
@@ -135,10 +203,13 @@ static bool write_full(int fd, const void *buf, size_t n) {
 
 /* ---- load ------------------------------------------------------------------ */
 
-/* Checks the open file against key; on success *bytes and *len hold the payload. */
-static const char *read_entry(int fd, const char *key, void **bytes, size_t *len) {
+/* Checks the open file against key; on success *bytes and *len hold the
+ * payload. why: room for the reason it is not trusted. */
+static const char *read_entry(int fd, const char *key, void **bytes, size_t *len, char *why,
+                              size_t cap) {
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) return "not a regular file";
+    if (!trusted(&st, why, cap)) return why;
     unsigned char h[HEADER_SIZE];
     if (st.st_size < HEADER_SIZE || !read_full(fd, h, HEADER_SIZE)) return "short header";
     if (memcmp(h, MAGIC, sizeof MAGIC)) return "bad magic";
@@ -171,14 +242,25 @@ static const char *read_entry(int fd, const char *key, void **bytes, size_t *len
 bool objcache_load(const char *key, void **bytes, size_t *len) {
     *bytes = NULL;
     *len = 0;
-    char path[4200];
-    if (!objcache_path(key, path, sizeof path)) return false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char dir[4096], name[32], path[4200];
+    if (!cache_dir(dir, sizeof dir) || !objcache_path(key, path, sizeof path)) return false;
+    entry_name(key, name);
+    int dfd = open_dir(dir);
+    if (dfd < 0) return false;
+    /* O_NOFOLLOW: a link could lead anywhere, to a file the checks below
+     * would pass; O_NONBLOCK: a FIFO in its place must not hang us. */
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int open_errno = errno;
+    close(dfd);
     if (fd < 0) {
-        note("miss %s", path);
+        if (open_errno == ELOOP)
+            note("ignored %s: a symbolic link", path);
+        else
+            note("miss %s", path);
         return false;
     }
-    const char *why = read_entry(fd, key, bytes, len);
+    char untrusted[128];
+    const char *why = read_entry(fd, key, bytes, len, untrusted, sizeof untrusted);
     close(fd);
     if (why)
         note("ignored %s: %s", path, why);
@@ -189,22 +271,52 @@ bool objcache_load(const char *key, void **bytes, size_t *len) {
 
 /* ---- store ----------------------------------------------------------------- */
 
+/* Creates a new file for writing in dfd, 0600 (less the umask), under a
+ * name that did not exist: "<name>.<6 random characters>". mkstemp cannot
+ * work relative to a directory descriptor, hence the loop. */
+static int create_temp(int dfd, const char *name, char *tmp, size_t cap) {
+    static atomic_uint counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t seed[4] = {(uint64_t)getpid(), (uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec,
+                        atomic_fetch_add(&counter, 1)};
+    uint64_t r = objcache_hash(seed, sizeof seed);
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    for (int attempt = 0; attempt < 100; attempt++) {
+        char sfx[7];
+        for (int i = 0; i < 6; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            sfx[i] = digits[(r >> 33) % 36];
+        }
+        sfx[6] = 0;
+        if (!fits(snprintf(tmp, cap, "%s.%s", name, sfx), cap)) return -1;
+        int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
 bool objcache_store(const char *key, const void *bytes, size_t len) {
     size_t klen = strlen(key);
     if (klen > MAX_KEY || len > MAX_PAYLOAD) return false;
-    char dir[4096], path[4200], tmp[4220];
+    char dir[4096], path[4200], name[32], tmp[64];
     if (!cache_dir(dir, sizeof dir) || !objcache_path(key, path, sizeof path)) return false;
+    entry_name(key, name);
     if (!mkdir_p(dir)) {
         note("cannot create %s: %s", dir, strerror(errno));
         return false;
     }
+    int dfd = open_dir(dir);
+    if (dfd < 0) return false;
     /* A temporary name in the same directory, then rename: atomic on POSIX
      * file systems, so a concurrent reader never sees a partial file. No
-     * fsync: after a crash a torn file fails the checks and is rebuilt. */
-    if (!fits(snprintf(tmp, sizeof tmp, "%s.XXXXXX", path), sizeof tmp)) return false;
-    int fd = mkstemp(tmp);
+     * fsync: after a crash a torn file fails the checks and is rebuilt.
+     * The rename replaces whatever had the name (an untrusted entry, a
+     * link), never what a link points to. */
+    int fd = create_temp(dfd, name, tmp, sizeof tmp);
     if (fd < 0) {
         note("cannot write in %s: %s", dir, strerror(errno));
+        close(dfd);
         return false;
     }
     unsigned char h[HEADER_SIZE];
@@ -216,12 +328,13 @@ bool objcache_store(const char *key, const void *bytes, size_t len) {
     bool ok =
         write_full(fd, h, sizeof h) && write_full(fd, key, klen) && write_full(fd, bytes, len);
     ok = !close(fd) && ok;
-    if (ok) ok = !rename(tmp, path);
+    if (ok) ok = !renameat(dfd, tmp, dfd, name);
     if (!ok) {
         note("cannot store %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return false;
+        unlinkat(dfd, tmp, 0);
+    } else {
+        note("stored %s (%zu bytes)", path, len);
     }
-    note("stored %s (%zu bytes)", path, len);
-    return true;
+    close(dfd);
+    return ok;
 }

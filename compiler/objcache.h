@@ -17,6 +17,14 @@
  * Every failure (no HOME, read-only or full disk, a truncated, corrupt or
  * foreign file) is a miss: load returns false, store returns false, nothing
  * is printed. TT_CACHE_DEBUG=1 prints one line per load/store on stderr.
+ *
+ * Trust: the directory and each entry must be owned by the effective user
+ * and not writable by group or others (checked with fstat on the opened
+ * descriptors; entries are opened with O_NOFOLLOW relative to the
+ * directory's). An untrusted entry is a miss; an untrusted directory is
+ * neither read nor written, and the first one in the process prints one
+ * "tt: warning: ignoring the compiled-code cache ..." line on stderr.
+ * Directories the cache creates are 0700, entries 0600.
  */
 #ifndef TT_OBJCACHE_H
 #define TT_OBJCACHE_H

@@ -102,7 +102,7 @@ static void run_exec_graph(Interp *I, IrGraph *E, void **in, void **out) {
         char err[512];
         int64_t compiles = jit_stats(I->jit).compiles;
         if (!jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err))
-            rt_error(I, "jit: %s", err);
+            rt_error(I, "%s", err); /* err says "jit: " itself */
         if ((I->dump_fuse || I->dump_loops) && jit_stats(I->jit).compiles > compiles)
             dump_compiled(I, E);
         break;

@@ -814,6 +814,16 @@ static bool lookup_all(LLVMOrcLLJITRef jit, GemmKernels *out, char *err, size_t 
     return true;
 }
 
+/* ORC reports a failed link (an unresolved symbol) to the session as well
+ * as failing the lookup, and by default prints it ("JIT session error:
+ * ..."); a cached object that does not link is a miss, so the message only
+ * goes into ctx, the lookup's error text. */
+static void session_error(void *ctx, LLVMErrorRef e) {
+    char *msg = LLVMGetErrorMessage(e);
+    if (ctx) snprintf(ctx, 256, "gemm jit: link: %s", msg);
+    LLVMDisposeErrorMessage(msg);
+}
+
 /* Links an object file (consumed) into a new LLJIT and looks the kernels up.
  * Fresh and cached code take this same path. */
 static GemmJit *load_object(LLVMMemoryBufferRef obj, GemmKernels *out, char *err, size_t errlen) {
@@ -822,6 +832,9 @@ static GemmJit *load_object(LLVMMemoryBufferRef obj, GemmKernels *out, char *err
         LLVMDisposeMemoryBuffer(obj);
         return NULL;
     }
+    char link_err[256] = "";
+    LLVMOrcExecutionSessionRef es = LLVMOrcLLJITGetExecutionSession(jit);
+    LLVMOrcExecutionSessionSetErrorReporter(es, session_error, link_err);
     /* optimised code may call memset/memcpy: resolve them in the process */
     LLVMOrcDefinitionGeneratorRef gen;
     if (take_err(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
@@ -835,9 +848,11 @@ static GemmJit *load_object(LLVMMemoryBufferRef obj, GemmKernels *out, char *err
     LLVMOrcJITDylibAddGenerator(lib, gen);
     if (take_err(LLVMOrcLLJITAddObjectFile(jit, lib, obj), "add object", err, errlen) ||
         !lookup_all(jit, out, err, errlen)) {
+        if (link_err[0]) snprintf(err, errlen, "%s", link_err);
         LLVMOrcDisposeLLJIT(jit);
         return NULL;
     }
+    LLVMOrcExecutionSessionSetErrorReporter(es, session_error, NULL); /* link_err dies here */
     GemmJit *j = calloc(1, sizeof *j);
     if (!j) {
         snprintf(err, errlen, "gemm jit: out of memory");

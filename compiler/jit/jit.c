@@ -63,6 +63,7 @@ struct Jit {
     bool profile;     /* jit_set_profile */
     JitLoopHook hook; /* jit_set_loop_hook */
     void *hook_arg;
+    char link_err[256]; /* the last link failure ORC reported (session_error) */
 };
 
 static double now_ms(void) {
@@ -102,6 +103,17 @@ static void jit_tick(JitRt *rt, int32_t k) {
     rt->last = t;
 }
 
+/* ORC reports a failed link (an unresolved symbol) to the session as well
+ * as failing the lookup, and by default prints it ("JIT session error:
+ * ..."). Keep it for the lookup's message instead: a cached object that
+ * does not link is a miss, not news, and a fresh one's error says it. */
+static void session_error(void *ctx, LLVMErrorRef e) {
+    Jit *j = ctx;
+    char *msg = LLVMGetErrorMessage(e);
+    snprintf(j->link_err, sizeof j->link_err, "%s", msg);
+    LLVMDisposeErrorMessage(msg);
+}
+
 static int clamp_opt(int o) {
     return o < 0 ? 0 : o > 3 ? 3 : o;
 }
@@ -125,6 +137,8 @@ Jit *jit_new(int opt_level) {
         return NULL;
     }
     j->jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+    LLVMOrcExecutionSessionSetErrorReporter(LLVMOrcLLJITGetExecutionSession(j->lljit),
+                                            session_error, j);
     LLVMOrcDefinitionGeneratorRef gen;
     e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
         &gen, LLVMOrcLLJITGetGlobalPrefix(j->lljit), NULL, NULL);
@@ -321,10 +335,51 @@ static char *graph_key(const Jit *j, const char *ir, uint64_t *hash) {
     return key;
 }
 
+/* Adds the object file obj (taken) and looks name up in it. The object
+ * gets a resource tracker of its own, removed again when it fails: a bad
+ * object must leave no symbols behind that the next one would clash with. */
+static bool add_object(Jit *j, LLVMMemoryBufferRef obj, const char *name,
+                       LLVMOrcExecutorAddress *addr, char *err, size_t errlen) {
+    j->link_err[0] = 0;
+    LLVMOrcResourceTrackerRef rt = LLVMOrcJITDylibCreateResourceTracker(j->jd);
+    LLVMErrorRef e = LLVMOrcLLJITAddObjectFileWithRT(j->lljit, rt, obj);
+    if (!e) e = LLVMOrcLLJITLookup(j->lljit, addr, name);
+    if (e) {
+        LLVMErrorRef r = LLVMOrcResourceTrackerRemove(rt);
+        if (r) LLVMConsumeError(r);
+    }
+    /* on success the tracker's resources pass to the dylib's default one */
+    LLVMOrcReleaseResourceTracker(rt);
+    if (!e) return true;
+    llvm_fail(e, "linking the graph", err, errlen);
+    /* the session's message names the cause ("Symbols not found: [ f ]"),
+     * the lookup's only the symbol it could not materialize */
+    if (j->link_err[0]) snprintf(err, errlen, "jit: linking the graph: %s", j->link_err);
+    return false;
+}
+
+/* Links the cached object code for key if there is one and it defines
+ * name. An entry whose checksum is right but whose object does not link
+ * (another generator's, a missing symbol) is a miss: the caller compiles
+ * afresh and replaces it, as gemm_jit.c does with its entries. */
+static bool link_cached(Jit *j, const char *key, const char *name, LLVMOrcExecutorAddress *addr) {
+    void *bytes = NULL;
+    size_t len = 0;
+    if (!objcache_load(key, &bytes, &len)) return false;
+    LLVMMemoryBufferRef obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(bytes, len, name);
+    free(bytes);
+    char err[512];
+    if (add_object(j, obj, name, addr, err, sizeof err)) return true;
+    const char *dbg = getenv("TT_CACHE_DEBUG");
+    if (dbg && *dbg && strcmp(dbg, "0")) fprintf(stderr, "objcache: cached graph: %s\n", err);
+    return false;
+}
+
 /* Makes m's graph function `tt_graph` callable: its object code comes from
- * the on-disk cache, or from optimizing and compiling m (then stored). The
- * function is renamed tt_graph_<IR hash>, so cached objects keep their
- * names and one JIT never links two graphs under one name. */
+ * the on-disk cache, or from optimizing and compiling m (then stored, once
+ * it has linked). The function is renamed tt_graph_<IR hash>, so cached
+ * objects keep their names and one JIT never links two graphs under one
+ * name. */
 static bool link_graph(Jit *j, LLVMModuleRef m, LLVMOrcExecutorAddress *addr, char *err,
                        size_t errlen) {
     char *ir = LLVMPrintModuleToString(m);
@@ -340,33 +395,32 @@ static bool link_graph(Jit *j, LLVMModuleRef m, LLVMOrcExecutorAddress *addr, ch
     }
     LLVMConsumeError(e);
     LLVMSetValueName2(LLVMGetNamedFunction(m, "tt_graph"), name, strlen(name));
-    void *bytes = NULL;
-    size_t len = 0;
-    LLVMMemoryBufferRef obj = NULL;
-    if (objcache_load(key, &bytes, &len)) {
-        obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(bytes, len, name);
-        free(bytes);
+    if (link_cached(j, key, name, addr)) {
         j->stats.disk_hits++;
-    } else {
-        char *msg = NULL;
-        if (!cg_optimize(m, j->tm, j->opt, err, errlen)) {
-            free(key);
-            return false;
-        }
-        if (LLVMTargetMachineEmitToMemoryBuffer(j->tm, m, LLVMObjectFile, &msg, &obj)) {
-            snprintf(err, errlen, "jit: code generation failed: %s", msg ? msg : "?");
-            LLVMDisposeMessage(msg);
-            free(key);
-            return false;
-        }
-        objcache_store(key, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
+        free(key);
+        return true;
     }
+    char *msg = NULL;
+    LLVMMemoryBufferRef obj = NULL;
+    if (!cg_optimize(m, j->tm, j->opt, err, errlen)) {
+        free(key);
+        return false;
+    }
+    if (LLVMTargetMachineEmitToMemoryBuffer(j->tm, m, LLVMObjectFile, &msg, &obj)) {
+        snprintf(err, errlen, "jit: code generation failed: %s", msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+        free(key);
+        return false;
+    }
+    /* the JIT takes the buffer: keep a copy of the bytes to store */
+    size_t len = LLVMGetBufferSize(obj);
+    void *bytes = malloc(len ? len : 1);
+    if (bytes) memcpy(bytes, LLVMGetBufferStart(obj), len);
+    bool ok = add_object(j, obj, name, addr, err, errlen);
+    if (ok && bytes) objcache_store(key, bytes, len);
+    free(bytes);
     free(key);
-    e = LLVMOrcLLJITAddObjectFile(j->lljit, j->jd, obj);
-    if (e) return llvm_fail(e, "linking the graph", err, errlen);
-    e = LLVMOrcLLJITLookup(j->lljit, addr, name);
-    if (e) return llvm_fail(e, "linking the graph", err, errlen);
-    return true;
+    return ok;
 }
 
 static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errlen) {
@@ -440,7 +494,11 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     if (en) {
         j->stats.hits++;
     } else {
-        if (!ir_verify(g, err, errlen)) return false;
+        char why[512];
+        if (!ir_verify(g, why, sizeof why)) {
+            snprintf(err, errlen, "jit: %s", why);
+            return false;
+        }
         Entry fresh = {0};
         fresh.hash = h;
         if (!compile(j, g, &fresh, err, errlen)) {

@@ -33,7 +33,8 @@ void jit_free(Jit *j);
  * structure) and runs it. Same contract as rt_naive_run: inputs[k] = data of
  * input slot k, outputs[j] = caller-allocated buffer for g->outputs[j].
  * Returns false with err on a failure (never aborts on a graph ir_verify
- * accepts). Not thread-safe: one Jit per thread. */
+ * accepts); err is a whole message that starts with "jit: ", for the
+ * caller to print as it is. Not thread-safe: one Jit per thread. */
 bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs, char *err,
              size_t errlen);
 

@@ -21,6 +21,8 @@
 
 static char tmp[64];
 
+static int cache_files(void);
+
 /* rm -r for the shallow trees these tests make */
 static void rm_tree(const char *path) {
     struct stat st;
@@ -270,6 +272,186 @@ Test(objcache, xdg_and_home_locations) {
     cr_expect(!hit("k"));
     store_one("k", 2);
     cr_expect(loads_as("k", 2));
+}
+
+/* ---- trust: who may have written the cache ---------------------------------- */
+
+/* Runs with fd 2 sent to a file; returns what was written there (static). */
+static const char *stderr_of_begin(int *saved) {
+    static char path[128];
+    snprintf(path, sizeof path, "%s.stderr", tmp);
+    fflush(stderr);
+    *saved = dup(2);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(*saved >= 0 && fd >= 0);
+    cr_assert_eq(dup2(fd, 2), 2);
+    close(fd);
+    return path;
+}
+
+static char *stderr_of_end(int saved, const char *path) {
+    fflush(stderr);
+    cr_assert_eq(dup2(saved, 2), 2);
+    close(saved);
+    static char text[4096];
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    unlink(path);
+    return text;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static mode_t mode_of(const char *path) {
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0, "%s", path);
+    return st.st_mode & 07777;
+}
+
+/* A directory others (or the group) can write is neither read nor written,
+ * whatever its sticky bit says, and the process says so once. */
+Test(objcache, untrusted_directory_is_ignored) {
+    store_one("old", 1); /* an entry from when the directory was private */
+    const mode_t modes[] = {0775, 0757, 0777, 01777, 0770};
+    int saved;
+    const char *errpath = stderr_of_begin(&saved);
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        cr_assert_eq(chmod(tmp, modes[i]), 0);
+        cr_expect(!hit("old"), "mode %04o: an entry was loaded", (unsigned)modes[i]);
+        cr_expect(!objcache_store("new", "x", 1), "mode %04o: stored", (unsigned)modes[i]);
+        cr_expect_eq(cache_files(), 1, "mode %04o: something was written", (unsigned)modes[i]);
+    }
+    char *err = stderr_of_end(saved, errpath);
+    cr_expect_eq(count_lines(err), 1, "one warning line, got:\n%s", err);
+    char want[256];
+    snprintf(want, sizeof want,
+             "tt: warning: ignoring the compiled-code cache %s: it is writable by its group "
+             "(mode 0775); compiling in memory",
+             tmp);
+    cr_expect(!strncmp(err, want, strlen(want)), "got: %s", err);
+    /* no temporary file was left either */
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 1", tmp);
+    cr_expect_eq(system(cmd), 0, "files other than the old entry");
+    /* chmod 700 is the fix */
+    cr_assert_eq(chmod(tmp, 0700), 0);
+    cr_expect(loads_as("old", 1));
+    cr_expect(objcache_store("new", "x", 1));
+}
+
+/* The first warning names the first problem; a private directory warns
+ * nothing at all. */
+Test(objcache, others_writable_directory_warning) {
+    cr_assert_eq(chmod(tmp, 01777), 0);
+    int saved;
+    const char *errpath = stderr_of_begin(&saved);
+    cr_expect(!objcache_store("k", "x", 1));
+    char *err = stderr_of_end(saved, errpath);
+    cr_expect(strstr(err, "it is writable by others (mode 1777); compiling in memory"), "%s", err);
+    cr_expect_eq(count_lines(err), 1, "%s", err);
+
+    cr_assert_eq(chmod(tmp, 0700), 0);
+    errpath = stderr_of_begin(&saved);
+    store_one("k", 1);
+    cr_expect(loads_as("k", 1));
+    err = stderr_of_end(saved, errpath);
+    cr_expect_str_empty(err);
+}
+
+/* What the cache creates is private: directories 0700, entries 0600. */
+Test(objcache, creates_private_files) {
+    umask(022);
+    char dir[128], sub[140], path[512];
+    snprintf(dir, sizeof dir, "%s/a/b", tmp);
+    setenv("TT_CACHE_DIR", dir, 1);
+    store_one("k", 1);
+    snprintf(sub, sizeof sub, "%s/a", tmp);
+    cr_expect_eq(mode_of(sub), 0700, "%o", (unsigned)mode_of(sub));
+    cr_expect_eq(mode_of(dir), 0700, "%o", (unsigned)mode_of(dir));
+    cr_assert(objcache_path("k", path, sizeof path));
+    cr_expect_eq(mode_of(path), 0600, "%o", (unsigned)mode_of(path));
+    cr_expect(loads_as("k", 1));
+}
+
+/* An entry the group or others could have written is a miss, and the next
+ * store replaces it with a private one. Mode 0600 and 0400 entries of
+ * ours are used. */
+Test(objcache, untrusted_entry_is_a_miss) {
+    char path[512];
+    store_one("k", 2);
+    cr_assert(objcache_path("k", path, sizeof path));
+    cr_expect(loads_as("k", 2), "a 0600 entry of ours is used");
+    cr_assert_eq(chmod(path, 0400), 0);
+    cr_expect(loads_as("k", 2), "so is a 0400 one");
+    const mode_t bad[] = {0620, 0660, 0602, 0666};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(chmod(path, bad[i]), 0);
+        cr_expect(!hit("k"), "mode %04o: used", (unsigned)bad[i]);
+    }
+    store_one("k", 3);
+    cr_expect_eq(mode_of(path), 0600);
+    cr_expect(loads_as("k", 3));
+}
+
+/* A link at an entry's name is not followed, even to a good entry of ours;
+ * a store replaces the link, never what it points to. */
+Test(objcache, symlinked_entry_is_not_followed) {
+    char path[512], real[160];
+    store_one("k", 4);
+    cr_assert(objcache_path("k", path, sizeof path));
+    snprintf(real, sizeof real, "%s/real", tmp);
+    cr_assert_eq(rename(path, real), 0);
+    cr_assert_eq(symlink(real, path), 0);
+    cr_expect(!hit("k"), "the link was followed");
+    store_one("k", 5);
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_expect(S_ISREG(st.st_mode), "the link is still there");
+    cr_expect(loads_as("k", 5));
+    /* the file the link pointed to still holds seed 4's entry */
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(rename(real, path), 0);
+    cr_expect(loads_as("k", 4), "the store wrote through the link");
+}
+
+/* A FIFO at an entry's name is a miss, not a hang (nothing would write). */
+Test(objcache, fifo_entry_is_a_miss, .timeout = 10) {
+    char path[512];
+    cr_assert(objcache_path("k", path, sizeof path));
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_expect(!hit("k"));
+    store_one("k", 6);
+    cr_expect(loads_as("k", 6));
+}
+
+/* Another user's directory or entry (root can make one with chown). */
+Test(objcache, other_owner_is_not_trusted) {
+    if (geteuid() != 0) cr_skip_test("needs root to give a file to another user");
+    char path[512];
+    store_one("k", 7);
+    cr_assert(objcache_path("k", path, sizeof path));
+    cr_assert_eq(chown(path, 65534, 65534), 0);
+    cr_expect(!hit("k"), "another user's entry was used");
+    store_one("k", 7);
+    cr_expect(loads_as("k", 7), "and the store replaced it");
+
+    cr_assert_eq(chown(tmp, 65534, 65534), 0);
+    int saved;
+    const char *errpath = stderr_of_begin(&saved);
+    cr_expect(!hit("k"), "an entry in another user's directory was used");
+    cr_expect(!objcache_store("k2", "x", 1));
+    char *err = stderr_of_end(saved, errpath);
+    cr_expect(strstr(err, ": it is owned by uid 65534, not by you (uid 0); compiling in memory"),
+              "%s", err);
+    cr_expect_eq(count_lines(err), 1, "%s", err);
+    cr_expect_eq(cache_files(), 1);
 }
 
 /* ---- the GEMM kernels through the cache ------------------------------------ */
