@@ -48,6 +48,42 @@ BUILTIN(bi_round) {
     return vfloat(r);
 }
 
+/* Does formatting v read a lazy tensor (in a list, tuple or record; very
+ * deep nesting counts as yes)? */
+static bool holds_lazy(Value v, int depth) {
+    if (depth > 8) return true;
+    switch (v.kind) {
+    case V_TENSOR:
+        return !((Tensor *)v.o)->buf;
+    case V_LIST:
+    case V_TUPLE: {
+        const List *l = (const List *)v.o;
+        for (int i = 0; i < l->len; i++)
+            if (holds_lazy(l->items[i], depth + 1)) return true;
+        return false;
+    }
+    case V_RECORD: {
+        const Record *r = (const Record *)v.o;
+        for (int i = 0; i < r->len; i++)
+            if (holds_lazy(r->vals[i], depth + 1)) return true;
+        return false;
+    }
+    default: /* models print their parameters' shapes, not their data */
+        return false;
+    }
+}
+
+/* A realization can fail (an index out of range, a result that does not
+ * fit) and longjmp: when a value to format reads a lazy tensor, the graph
+ * runs before the string is built, so nothing is left allocated. */
+static void realize_before_format(Interp *I, const Value *v, int n) {
+    for (int i = 0; i < n; i++)
+        if (holds_lazy(v[i], 0)) {
+            rt_realize_all(I);
+            return;
+        }
+}
+
 /* print(a, b, ..., sep=" ", end="\n") */
 BUILTIN(bi_print) {
     const char *sep = " ", *end = "\n";
@@ -59,6 +95,7 @@ BUILTIN(bi_print) {
         else
             rt_error(I, "print() got an unexpected keyword argument '%s'", kwnames[k]);
     }
+    realize_before_format(I, args, nargs);
     StrBuf b = {0};
     sb_puts(&b, "");
     for (int i = 0; i < nargs; i++) {
@@ -75,6 +112,7 @@ BUILTIN(bi_str) {
     static const char *const names[] = {"x", NULL};
     Value a[1];
     BIND("str", names, 1, a);
+    realize_before_format(I, a, 1);
     StrBuf b = {0};
     sb_puts(&b, "");
     rt_format(I, a[0], &b, false);

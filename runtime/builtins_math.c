@@ -336,7 +336,10 @@ BUILTIN(bi_argmin) {
 
 /* ---- composite ops that need C ---- */
 
-/* one_hot(labels, n) -> f32[..., n]: labels == arange(n) */
+/* one_hot(labels, n) -> f32[..., n]: labels == arange(n). A label outside
+ * [0, n) is an error, negative ones too (as F.one_hot): the labels are
+ * gathered from arange(n), which gives them back unchanged and has every
+ * backend check them, at the user's call (one_hot, or cross_entropy). */
 BUILTIN(bi_one_hot) {
     static const char *const names[] = {"labels", "n", NULL};
     Value a[2];
@@ -356,11 +359,12 @@ BUILTIN(bi_one_hot) {
     Shape s = I->g.nodes[lab].shape;
     if (s.ndim == IR_MAXDIM) rt_error(I, "one_hot: labels have too many dimensions");
     s.d[s.ndim++] = 1;
-    lab = rt_check_node(I, ir_reshape(&I->g, lab, s, I->loc));
     Tensor *classes = rt_tensor_new(I, TY_I32, shape_make(1, &n));
     for (int64_t i = 0; i < n; i++) ((int32_t *)classes->buf->data)[i] = (int32_t)i;
     int ic = rt_node(I, classes);
     rt_release(I, vtensor(classes));
+    lab = rt_check_node(I, ir_gather(&I->g, ic, lab, rt_user_loc(I)));
+    lab = rt_check_node(I, ir_reshape(&I->g, lab, s, I->loc));
     int eq = rt_check_node(I, ir_binary(&I->g, OP_EQ, lab, ic, I->loc));
     return lib_result(I, ir_cast(&I->g, eq, TY_F32, I->loc));
 }

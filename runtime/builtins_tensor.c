@@ -581,7 +581,11 @@ BUILTIN(bi_size) {
     return vint(x->shape.d[ax]);
 }
 
-/* gather(table, idx) / embedding(table, idx): rows of table at idx (i32) */
+/* gather(table, idx) / embedding(table, idx): rows of table at idx (i32).
+ * An index outside [0, rows) is an error, negative ones too (as
+ * torch.gather and F.embedding): the kernels check when the graph runs, at
+ * the location of this call (rt_user_loc: Embedding's forward reports at
+ * the user's emb(idx)). */
 static Value gather_impl(Interp *I, const char *fn, const Value *args, int nargs,
                          const char *const *kwnames, const Value *kwargs, int nkw) {
     static const char *const names[] = {"table", "idx", NULL};
@@ -599,22 +603,7 @@ static Value gather_impl(Interp *I, const char *fn, const Value *args, int nargs
     const IrNode *ix = &I->g.nodes[ii];
     if (ix->dtype == TY_F32)
         rt_error(I, "%s: indices must be i32, got f32 (use cast(idx, \"i32\"))", fn);
-    if (t->shape.ndim >= 1 && ix->op == OP_INPUT) {
-        /* realized indices: check the range here, kernels never see a bad index */
-        Tensor *idx = as_tensor(a[1]);
-        const void *d = rt_data(I, idx);
-        for (int64_t i = 0, n = shape_numel(&idx->shape); i < n; i++) {
-            int64_t k = idx->dtype == TY_I32 ? ((const int32_t *)d)[i] : ((const int8_t *)d)[i];
-            if (k < 0 || k >= t->shape.d[0])
-                rt_error(I, "%s: index %lld out of range for a table of %lld rows", fn,
-                         (long long)k, (long long)t->shape.d[0]);
-        }
-    } else if (t->shape.ndim >= 1 && ix->op == OP_CONST &&
-               (ix->attr.value < 0 || ix->attr.value >= (double)t->shape.d[0])) {
-        rt_error(I, "%s: index %lld out of range for a table of %lld rows", fn,
-                 (long long)ix->attr.value, (long long)t->shape.d[0]);
-    }
-    return lib_result(I, ir_gather(&I->g, it, ii, I->loc));
+    return lib_result(I, ir_gather(&I->g, it, ii, rt_user_loc(I)));
 }
 
 BUILTIN(bi_gather) {

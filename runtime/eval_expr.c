@@ -399,6 +399,23 @@ static Value index_seq(Interp *I, Value base, const Sub *sub) {
     return r;
 }
 
+/* PyTorch's advanced indexing: an index i in [-n, 0) stands for i + n.
+ * Built as where(-n <= i < 0, i + n, i), so an index still outside [0, n)
+ * reaches the gather's check with the value the user wrote. (Beyond
+ * INT32_MAX rows i + n would not fit the i32 index: no wrapping there.) */
+static int wrap_negative(Interp *I, int idx, int64_t n) {
+    IrGraph *g = &I->g;
+    SrcLoc at = I->loc;
+    int zero = rt_check_node(I, ir_const(g, TY_I32, shape_scalar(), 0, at));
+    int len = rt_check_node(I, ir_const(g, TY_I32, shape_scalar(), (double)n, at));
+    int neg_len = rt_check_node(I, ir_const(g, TY_I32, shape_scalar(), -(double)n, at));
+    int lt = rt_check_node(I, ir_binary(g, OP_LT, idx, zero, at));
+    int ge = rt_check_node(I, ir_binary(g, OP_GE, idx, neg_len, at));
+    int wrap = rt_check_node(I, ir_binary(g, OP_MUL, lt, ge, at)); /* both: 0/1 masks */
+    int plus = rt_check_node(I, ir_binary(g, OP_ADD, idx, len, at));
+    return rt_check_node(I, ir_where(g, wrap, plus, idx, at));
+}
+
 /* Applies subs to the dims of node x from dim `first` on. */
 static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) {
     const Shape sh = ir_node(&I->g, x)->shape;
@@ -408,7 +425,8 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
         if (first != 0) rt_error(I, "a tensor index is only supported as the first index");
         int idx = rt_node(I, subs[0].t);
         int idx_nd = subs[0].t->shape.ndim;
-        int r = rt_check_node(I, ir_gather(&I->g, x, idx, I->loc));
+        if (nd >= 1 && sh.d[0] <= INT32_MAX) idx = wrap_negative(I, idx, sh.d[0]);
+        int r = rt_check_node(I, ir_gather(&I->g, x, idx, rt_user_loc(I)));
         if (nsubs == 1) return r;
         /* the rest applies to the table's remaining dims */
         Sub *rest = subs + 1;

@@ -58,6 +58,16 @@ void rt_pop_frame(Interp *I) {
     I->nframes--;
 }
 
+static bool in_prelude(SrcLoc loc) {
+    return loc.file && strncmp(loc.file, "std/", 4) == 0;
+}
+
+SrcLoc rt_user_loc(Interp *I) {
+    SrcLoc loc = I->loc;
+    for (int k = I->nframes - 1; k >= 0 && in_prelude(loc); k--) loc = I->frames[k].call_site;
+    return loc;
+}
+
 static _Noreturn void raise_at(Interp *I, SrcLoc loc, const char *fmt, va_list ap) {
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);

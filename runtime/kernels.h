@@ -18,15 +18,34 @@ typedef struct KTensor {
     void *data;
 } KTensor;
 
+/* Why a kernel or a graph run failed on the data it was given (shapes never
+ * fail here: the shape rules checked them). The kernel sets failed and msg
+ * and returns early, its output undefined; the runtime adds the node. */
+typedef struct KernelErr {
+    bool failed;
+    int node;      /* rt_naive_run: the node whose kernel (or buffer) failed */
+    char msg[200]; /* "index 5 out of range for axis of size 2" */
+} KernelErr;
+
 /* in: the node's nin inputs; out: preallocated, shape and dtype of the node.
- * INPUT nodes are never passed to kernels (the runtime binds them). */
-typedef void (*RefKernel)(const IrNode *n, const KTensor *in, KTensor *out);
+ * INPUT nodes are never passed to kernels (the runtime binds them). err:
+ * cleared by the caller; a kernel that reads indices checks every one
+ * (kern_index_error), one that needs a workspace allocates it with
+ * kern_try_alloc. */
+typedef void (*RefKernel)(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err);
 extern const RefKernel rt_ref_kernels[OP__COUNT];
 
 #define OP(NAME, name, arity, flags, shape, flops, tol)                                            \
-    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out);
+    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err);
 #include "ops.def"
 #undef OP
+
+/* Fills err with "index v out of range for axis of size n" (the message
+ * every backend gives for an index outside [0, n)). */
+void kern_index_error(KernelErr *err, int64_t v, int64_t n);
+/* malloc(bytes), or NULL with err filled ("out of memory: ..."): for
+ * workspaces whose size depends on the data. */
+void *kern_try_alloc(KernelErr *err, size_t bytes, const char *what);
 
 /* Per-op timing collected by the naive runtime when profiling is on. */
 typedef struct RtProfile {
@@ -40,7 +59,11 @@ typedef struct RtProfile {
  * inputs[k]: data of input slot k (dtype/shape as the INPUT node says).
  * outputs[j]: caller-allocated buffer for g->outputs[j] (numel * dtype size).
  * Intermediates are freed as soon as their last user has run.
- * prof may be NULL. */
-void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, RtProfile *prof);
+ * prof may be NULL. Returns false when a kernel fails on its data (an index
+ * out of range) or an intermediate does not fit in memory: err (may be
+ * NULL) then says which node and why, everything allocated is freed and the
+ * outputs are undefined. */
+bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, RtProfile *prof,
+                  KernelErr *err);
 
 #endif

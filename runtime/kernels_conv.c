@@ -48,7 +48,8 @@ static Conv conv_of(const IrWindow *win, const Shape *x, const Shape *w, const S
 /* in[0] x: [N, C, H, W], in[1] w: [O, C/groups, KH, KW] -> out: [N, O, Ho, Wo];
  * out[n, o, i, j] = sum over c, kh, kw of x[n, g*Cg + c, i*sh - ph + kh*dh,
  * j*sw - pw + kw*dw] * w[o, c, kh, kw], g = o / Og (out-of-range taps: 0) */
-void kern_conv2d_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
+void kern_conv2d_ref(const IrNode *nd, const KTensor *in, KTensor *out, KernelErr *err) {
+    (void)err;
     Conv c = conv_of(&nd->attr.win, &in[0].shape, &in[1].shape, &out->shape);
     const float *x = in[0].data, *w = in[1].data;
     float *y = out->data;
@@ -77,7 +78,9 @@ void kern_conv2d_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
 /* in[0] gy: [N, O, Ho, Wo], in[1] w: [O, C/groups, KH, KW] -> out dx:
  * attr.shape [N, C, H, W]; dx = zeros, then every tap of conv2d adds
  * gy[n, o, i, j] * w[o, c, kh, kw] at the x element it read */
-void kern_conv2d_backward_input_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
+void kern_conv2d_backward_input_ref(const IrNode *nd, const KTensor *in, KTensor *out,
+                                    KernelErr *err) {
+    (void)err;
     Conv c = conv_of(&nd->attr.win, &out->shape, &in[1].shape, &in[0].shape);
     const float *gy = in[0].data, *w = in[1].data;
     float *dx = out->data;
@@ -106,7 +109,9 @@ void kern_conv2d_backward_input_ref(const IrNode *nd, const KTensor *in, KTensor
 /* in[0] x: [N, C, H, W], in[1] gy: [N, O, Ho, Wo] -> out dw: attr.shape
  * [O, C/groups, KH, KW]; dw[o, c, kh, kw] = sum over n, i, j of
  * gy[n, o, i, j] * x[n, g*Cg + c, ih, iw] (the tap's x element; 0 outside) */
-void kern_conv2d_backward_weight_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
+void kern_conv2d_backward_weight_ref(const IrNode *nd, const KTensor *in, KTensor *out,
+                                     KernelErr *err) {
+    (void)err;
     Conv c = conv_of(&nd->attr.win, &in[0].shape, &out->shape, &in[1].shape);
     const float *x = in[0].data, *gy = in[1].data;
     float *dw = out->data;
@@ -167,7 +172,8 @@ static int64_t window_argmax(const Pool *p, const float *xp, int64_t i, int64_t 
 }
 
 /* in[0] x: [N, C, H, W] -> out: [N, C, Ho, Wo], the maximum of each window */
-void kern_max_pool2d_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
+void kern_max_pool2d_ref(const IrNode *nd, const KTensor *in, KTensor *out, KernelErr *err) {
+    (void)err;
     Pool p = pool_of(&nd->attr.win, &in[0].shape, &out->shape);
     const float *x = in[0].data;
     float *y = out->data;
@@ -181,7 +187,8 @@ void kern_max_pool2d_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
 
 /* in[0] x: [N, C, H, W] -> out i32: [N, C, Ho, Wo], the flat index into x
  * (over all of x, not the plane) of each window's maximum */
-void kern_max_pool2d_index_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
+void kern_max_pool2d_index_ref(const IrNode *nd, const KTensor *in, KTensor *out, KernelErr *err) {
+    (void)err;
     Pool p = pool_of(&nd->attr.win, &in[0].shape, &out->shape);
     const float *x = in[0].data;
     int32_t *y = out->data;
@@ -196,7 +203,8 @@ void kern_max_pool2d_index_ref(const IrNode *nd, const KTensor *in, KTensor *out
 
 /* in[0] x: [N, C, H, W] -> out: [N, C, Ho, Wo]; the sum of each window's
  * elements in range divided by kh * kw (the padded zeros count) */
-void kern_avg_pool2d_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
+void kern_avg_pool2d_ref(const IrNode *nd, const KTensor *in, KTensor *out, KernelErr *err) {
+    (void)err;
     Pool p = pool_of(&nd->attr.win, &in[0].shape, &out->shape);
     const float *x = in[0].data;
     float *y = out->data;
@@ -221,7 +229,9 @@ void kern_avg_pool2d_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
 
 /* in[0] gy: [N, C, Ho, Wo] -> out dx: attr.shape [N, C, H, W]; zeros, then
  * gy[n, c, i, j] / (kh * kw) added to every element of window (i, j) */
-void kern_avg_pool2d_backward_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
+void kern_avg_pool2d_backward_ref(const IrNode *nd, const KTensor *in, KTensor *out,
+                                  KernelErr *err) {
+    (void)err;
     Pool p = pool_of(&nd->attr.win, &out->shape, &in[0].shape);
     const float *gy = in[0].data;
     float *dx = out->data;

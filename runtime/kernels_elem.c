@@ -79,13 +79,13 @@ static int64_t numel(const KTensor *t) {
 
 /* -- leaves -- */
 
-void kern_input_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_input_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     /* INPUT nodes alias the data bound to their slot; no kernel runs. */
     TT_ASSERT(!"kern_input_ref called: the runtime binds INPUT nodes itself");
 }
 
 /* out: attr.shape, every element attr.value converted to the dtype */
-void kern_const_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_const_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int64_t len = numel(out);
     double v = n->attr.value;
     switch (out->dtype) {
@@ -113,7 +113,7 @@ void kern_const_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 
 /* One loop per dtype; F, I, B are expressions of the element x. */
 #define UNARY_ALL(name, F, I, B)                                                                   \
-    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out) {                     \
+    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {     \
         int64_t len = numel(out);                                                                  \
         TT_ASSERT(in[0].dtype == out->dtype);                                                      \
         switch (out->dtype) {                                                                      \
@@ -151,7 +151,7 @@ void kern_const_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 
 /* f32 only (OPF_FLOAT) */
 #define UNARY_F32(name, F)                                                                         \
-    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out) {                     \
+    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {     \
         TT_ASSERT(out->dtype == TY_F32 && in[0].dtype == TY_F32);                                  \
         int64_t len = numel(out);                                                                  \
         const float *restrict a = in[0].data;                                                      \
@@ -179,7 +179,7 @@ UNARY_F32(cos, cosf(x))
 
 /* F, I, B are expressions of the elements x, y. */
 #define BINARY_ALL(name, F, I, B)                                                                  \
-    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out) {                     \
+    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {     \
         int64_t len = numel(out);                                                                  \
         TT_ASSERT(in[0].dtype == out->dtype && in[1].dtype == out->dtype);                         \
         switch (out->dtype) {                                                                      \
@@ -225,7 +225,7 @@ BINARY_ALL(max, max_f32(x, y), x > y ? x : y, x > y ? x : y)
 BINARY_ALL(min, min_f32(x, y), x < y ? x : y, x < y ? x : y)
 
 /* in[0], in[1]: [...] f32 -> out: [...] f32 */
-void kern_pow_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_pow_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     TT_ASSERT(out->dtype == TY_F32 && in[0].dtype == TY_F32 && in[1].dtype == TY_F32);
     int64_t len = numel(out);
     const float *a = in[0].data, *b = in[1].data;
@@ -236,7 +236,7 @@ void kern_pow_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 /* -- comparisons: in[0], in[1]: [...] same dtype -> out: [...] f32 0/1 -- */
 
 #define COMPARE(name, OP)                                                                          \
-    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out) {                     \
+    void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {     \
         int64_t len = numel(out);                                                                  \
         float *o = out->data;                                                                      \
         TT_ASSERT(out->dtype == TY_F32 && in[0].dtype == in[1].dtype);                             \
@@ -301,10 +301,11 @@ static void truth(const KTensor *c, uint8_t *t, int64_t len) {
         for (int64_t i = 0; i < len; i++) o[i] = t[i] ? a[i] : b[i];                               \
     } while (0)
 
-void kern_where_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_where_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int64_t len = numel(out);
     TT_ASSERT(in[1].dtype == out->dtype && in[2].dtype == out->dtype);
-    uint8_t *t = tt_xmalloc((size_t)len);
+    uint8_t *t = kern_try_alloc(err, (size_t)len, "condition of where");
+    if (!t) return;
     truth(&in[0], t, len);
     switch (out->dtype) {
     case TY_F32:
@@ -337,7 +338,7 @@ void kern_where_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 #define C_SAT_I32(x)   sat_i32((double)(x))
 #define C_SAT_I8(x)    sat_i8((double)(x))
 
-void kern_cast_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_cast_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int64_t len = numel(out);
     DType from = in[0].dtype, to = out->dtype;
     if (from == to) {

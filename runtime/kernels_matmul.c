@@ -12,7 +12,7 @@
 /* in[0]: [..., m, k], in[1]: [..., k, n] -> out: [..., m, n], all f32.
  * The batch dims (...) are equal; an operand of rank 2 is shared by every
  * batch. A rank-1 operand is read as [1, k] (left) or [k, 1] (right). */
-void kern_matmul_ref(const IrNode *nd, const KTensor *in, KTensor *out) {
+void kern_matmul_ref(const IrNode *nd, const KTensor *in, KTensor *out, KernelErr *err) {
     const Shape *sa = &in[0].shape, *sb = &in[1].shape;
     TT_ASSERT(in[0].dtype == TY_F32 && in[1].dtype == TY_F32 && out->dtype == TY_F32);
     TT_ASSERT(sa->ndim >= 1 && sb->ndim >= 1);

@@ -74,7 +74,7 @@ static int64_t numel(const KTensor *t) {
 }
 
 /* in[0]: [...] -> out: attr.shape, same numel: the elements in order */
-void kern_reshape_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_reshape_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int64_t len = numel(out);
     TT_ASSERT(len == numel(&in[0]) && in[0].dtype == out->dtype);
     if (len > 0) memcpy(out->data, in[0].data, (size_t)len * dtype_size(out->dtype));
@@ -82,7 +82,7 @@ void kern_reshape_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 
 /* in[0]: [d0, ..., dr-1] -> out: [d_perm[0], ..., d_perm[r-1]];
  * out[i0, ..., ir-1] = in[j] with j[perm[k]] = i_k */
-void kern_permute_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_permute_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int nd = out->shape.ndim;
     int64_t ist[IR_MAXDIM], ost[IR_MAXDIM], ss[IR_MAXDIM];
     TT_ASSERT(in[0].shape.ndim == nd);
@@ -94,7 +94,7 @@ void kern_permute_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 
 /* in[0]: [..., 1 or d_i, ...] -> out: attr.shape [..., d_i, ...] (same rank);
  * a dim of size 1 repeats its element along d_i */
-void kern_broadcast_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_broadcast_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int nd = out->shape.ndim;
     int64_t ist[IR_MAXDIM], ost[IR_MAXDIM];
     TT_ASSERT(in[0].shape.ndim == nd);
@@ -109,7 +109,7 @@ void kern_broadcast_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 
 /* in[0]: [d_i] -> out: [ceil((stop_i - start_i) / step_i)] per dim;
  * out[.., j, ..] = in[.., start_i + j * step_i, ..] */
-void kern_slice_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_slice_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int nd = out->shape.ndim;
     if (numel(out) == 0) return;
     int64_t ist[IR_MAXDIM], ost[IR_MAXDIM], off = 0;
@@ -128,7 +128,7 @@ void kern_slice_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 
 /* in[0]: [d_i] -> out: attr.shape, zeros except
  * out[.., start_i + j * step_i, ..] = in[.., j, ..]  (the inverse of slice) */
-void kern_pad_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_pad_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int nd = out->shape.ndim;
     size_t es = dtype_size(out->dtype);
     int64_t len = numel(out);
@@ -149,7 +149,7 @@ void kern_pad_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 
 /* in[0..nin-1]: [.., a_k, ..] -> out: [.., sum a_k, ..] along attr.axis,
  * the inputs one after another */
-void kern_concat_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_concat_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int nd = out->shape.ndim, axis = n->attr.axis;
     size_t es = dtype_size(out->dtype);
     int64_t ost[IR_MAXDIM], at = 0;
@@ -175,10 +175,9 @@ static int64_t row_numel(const Shape *s) {
 }
 
 /* in[0] table: [V, ...r], in[1] idx: i32 [...i] -> out: [...i, ...r];
- * out[j, ...] = table[idx[j], ...]. An index outside [0, V) gives a row of
- * zeros (the evaluator reports bad indices before running; the kernel only
- * has to stay in bounds). */
-void kern_gather_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+ * out[j, ...] = table[idx[j], ...]. An index outside [0, V) (negative ones
+ * too) is an error: the first one in order is reported. */
+void kern_gather_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     TT_ASSERT(in[1].dtype == TY_I32 && in[0].dtype == out->dtype && in[0].shape.ndim >= 1);
     size_t es = dtype_size(out->dtype);
     int64_t V = in[0].shape.d[0], row = row_numel(&in[0].shape), nidx = numel(&in[1]);
@@ -186,20 +185,21 @@ void kern_gather_ref(const IrNode *n, const KTensor *in, KTensor *out) {
     const int32_t *idx = in[1].data;
     const char *t = in[0].data;
     char *o = out->data;
-    if (rb == 0) return;
     for (int64_t j = 0; j < nidx; j++) {
         int64_t v = idx[j];
-        if (v >= 0 && v < V)
-            memcpy(o + (size_t)j * rb, t + (size_t)v * rb, rb);
-        else
-            memset(o + (size_t)j * rb, 0, rb);
+        if ((uint64_t)v >= (uint64_t)V) { /* v < 0 or v >= V */
+            kern_index_error(err, v, V);
+            return;
+        }
+        if (rb) memcpy(o + (size_t)j * rb, t + (size_t)v * rb, rb);
     }
 }
 
 /* in[0] src: [...i, ...r], in[1] idx: i32 [...i] -> out: attr.shape [V, ...r];
  * out = zeros, then out[idx[j], ...] += src[j, ...] in order of j. An index
- * outside [0, V) is skipped. f32 sums in float; integers wrap. */
-void kern_scatter_add_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+ * outside [0, V) is an error, as in gather. f32 sums in float; integers
+ * wrap. */
+void kern_scatter_add_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     TT_ASSERT(in[1].dtype == TY_I32 && in[0].dtype == out->dtype && out->shape.ndim >= 1);
     int64_t V = out->shape.d[0], row = row_numel(&out->shape), nidx = numel(&in[1]);
     int64_t len = numel(out);
@@ -208,7 +208,10 @@ void kern_scatter_add_ref(const IrNode *n, const KTensor *in, KTensor *out) {
     TT_ASSERT(numel(&in[0]) == nidx * row);
     for (int64_t j = 0; j < nidx; j++) {
         int64_t v = idx[j];
-        if (v < 0 || v >= V) continue;
+        if ((uint64_t)v >= (uint64_t)V) {
+            kern_index_error(err, v, V);
+            return;
+        }
         switch (out->dtype) {
         case TY_F32: {
             float *o = (float *)out->data + v * row;

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -83,12 +84,14 @@ static void walk_next(Walk *w) {
 
 /* in[0]: [d0, ..., dr-1] -> out: the dims not in attr.axes (kept as 1 with
  * attr.keepdims); out[o] = sum of the in elements mapping to o */
-void kern_sum_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_sum_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int64_t len = numel(out);
     TT_ASSERT(in[0].dtype == out->dtype);
     switch (out->dtype) {
     case TY_F32: {
-        double *acc = tt_xcalloc((size_t)len, sizeof *acc);
+        double *acc = kern_try_alloc(err, (size_t)len * sizeof *acc, "accumulators of sum");
+        if (!acc) return;
+        memset(acc, 0, (size_t)len * sizeof *acc);
         float *o = out->data;
         REDUCE(float, acc, ADD_D);
         for (int64_t i = 0; i < len; i++) o[i] = (float)acc[i];
@@ -96,7 +99,9 @@ void kern_sum_ref(const IrNode *n, const KTensor *in, KTensor *out) {
         break;
     }
     case TY_I32: {
-        uint32_t *acc = tt_xcalloc((size_t)len, sizeof *acc);
+        uint32_t *acc = kern_try_alloc(err, (size_t)len * sizeof *acc, "accumulators of sum");
+        if (!acc) return;
+        memset(acc, 0, (size_t)len * sizeof *acc);
         int32_t *o = out->data;
         REDUCE(int32_t, acc, ADD_U);
         for (int64_t i = 0; i < len; i++) o[i] = (int32_t)acc[i];
@@ -104,7 +109,9 @@ void kern_sum_ref(const IrNode *n, const KTensor *in, KTensor *out) {
         break;
     }
     case TY_I8: {
-        uint32_t *acc = tt_xcalloc((size_t)len, sizeof *acc);
+        uint32_t *acc = kern_try_alloc(err, (size_t)len * sizeof *acc, "accumulators of sum");
+        if (!acc) return;
+        memset(acc, 0, (size_t)len * sizeof *acc);
         int8_t *o = out->data;
         REDUCE(int8_t, acc, ADD_U);
         for (int64_t i = 0; i < len; i++) o[i] = (int8_t)(uint8_t)acc[i];
@@ -118,7 +125,7 @@ void kern_sum_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 
 /* in[0]: [d0, ..., dr-1] -> out: as for sum; out[o] = max of the in
  * elements mapping to o */
-void kern_rmax_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_rmax_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     int64_t len = numel(out);
     TT_ASSERT(in[0].dtype == out->dtype);
     switch (out->dtype) {
@@ -171,7 +178,7 @@ void kern_rmax_ref(const IrNode *n, const KTensor *in, KTensor *out) {
 
 /* in[0]: [.., A, ..] (A at attr.axis) -> out: i32 [.., ..] (A kept as 1
  * with attr.keepdims); out = index along the axis of the first maximum */
-void kern_argmax_ref(const IrNode *n, const KTensor *in, KTensor *out) {
+void kern_argmax_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
     const Shape *s = &in[0].shape;
     int32_t *o = out->data;
     TT_ASSERT(out->dtype == TY_I32);

@@ -79,8 +79,14 @@ static void dump_compiled(Interp *I, const IrGraph *E) {
 
 /* Runs the execution graph E: in[k] is the data of input slot k, out[j] the
  * buffer of E->outputs[j]. The one place a backend is chosen (the JIT will
- * key its cache on ir_hash(E) here). */
-static void run_exec_graph(Interp *I, IrGraph *E, void **in, void **out) {
+ * key its cache on ir_hash(E) here). False when the run failed: msg says
+ * why and *loc where (the source of the node that failed, as ir_copy_node
+ * kept it, when the failure is a node's: an index out of range, a result
+ * that does not fit); the caller frees what it holds and reports it. */
+static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *msg, size_t msglen,
+                           SrcLoc *loc) {
+    bool ok = true;
+    *loc = I->loc;
     I->nexec++;
     if (I->dump_graph) {
         fprintf(stdout, "-- execution graph %d (%d nodes) --\n", I->nexec, E->n);
@@ -90,19 +96,35 @@ static void run_exec_graph(Interp *I, IrGraph *E, void **in, void **out) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     switch (I->backend) {
-    case BACKEND_NAIVE:
-        rt_naive_run(E, in, out, I->profile ? &I->prof : NULL);
+    case BACKEND_NAIVE: {
+        KernelErr kerr;
+        if (!rt_naive_run(E, in, out, I->profile ? &I->prof : NULL, &kerr)) {
+            snprintf(msg, msglen, "%s", kerr.msg);
+            if (kerr.node >= 0 && kerr.node < E->n) *loc = ir_node(E, kerr.node)->loc;
+            ok = false;
+        }
         break;
+    }
     case BACKEND_JIT: {
-        if (!I->jit && !(I->jit = jit_new(I->opt_level)))
-            rt_error(I, "the jit backend cannot start: LLVM has no JIT for this machine "
-                        "(use --backend=naive)");
+        if (!I->jit && !(I->jit = jit_new(I->opt_level))) {
+            snprintf(msg, msglen,
+                     "the jit backend cannot start: LLVM has no JIT for this machine "
+                     "(use --backend=naive)");
+            return false;
+        }
         jit_set_threads(I->jit, I->threads); /* --threads=N; 0: all cores */
         jit_set_profile(I->jit, I->profile); /* --profile: per-kernel timers */
         char err[512];
         int64_t compiles = jit_stats(I->jit).compiles;
-        if (!jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err))
-            rt_error(I, "%s", err); /* err says "jit: " itself */
+        if (!jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err)) {
+            /* err is whole ("jit: ..." for the JIT's own failures); a node's
+             * failure reads like the naive runtime's and is reported at the
+             * node's source location */
+            int node = jit_error_node(I->jit);
+            if (node >= 0 && node < E->n) *loc = ir_node(E, node)->loc;
+            snprintf(msg, msglen, "%s", err);
+            ok = false;
+        }
         if ((I->dump_fuse || I->dump_loops) && jit_stats(I->jit).compiles > compiles)
             dump_compiled(I, E);
         break;
@@ -112,6 +134,7 @@ static void run_exec_graph(Interp *I, IrGraph *E, void **in, void **out) {
     I->exec_seconds[I->backend] +=
         (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     I->exec_count[I->backend]++;
+    return ok;
 }
 
 /* Drops the graph without realizing (every tensor is realized already). */
@@ -228,8 +251,19 @@ void rt_realize_all(Interp *I) {
          * naive runtime verifies what it runs, the JIT what it compiles. */
         void **out = tt_xmalloc((size_t)nout * sizeof *out);
         for (int j = 0; j < nout; j++) out[j] = outbufs[j]->data;
-        run_exec_graph(I, &E, in, out);
+        char msg[512];
+        SrcLoc at;
+        bool ok = run_exec_graph(I, &E, in, out, msg, sizeof msg, &at);
         free(out);
+        if (!ok) { /* nothing was realized: the lazy tensors stay lazy */
+            for (int j = 0; j < nout; j++) rt_buf_release(outbufs[j]);
+            free(outbufs);
+            free(outnodes);
+            free(in);
+            free(ids);
+            ir_free(&E);
+            rt_error_at(I, at, "%s", msg);
+        }
         for (int j = 0; j < nout; j++) I->node_buf[outnodes[j]] = outbufs[j];
     }
     /* every lazy tensor takes the data of its node */

@@ -4,7 +4,9 @@
  * Only nodes reachable from the outputs run. INPUT nodes alias the caller's
  * data (never written); every other node gets its own zeroed buffer, freed
  * as soon as the last node reading it has run (outputs are kept to the end
- * and copied into the caller's buffers).
+ * and copied into the caller's buffers). A kernel that fails on its data,
+ * or a buffer that does not fit, stops the run: what was allocated is freed
+ * and the failure returned with its node.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +25,27 @@ static size_t node_bytes(const IrNode *x) {
     return (size_t)shape_numel(&x->shape) * dtype_size(x->dtype);
 }
 
-void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, RtProfile *prof) {
-    char err[512];
-    if (!ir_verify(g, err, sizeof err)) {
-        fprintf(stderr, "internal error: execution graph: %s\n", err);
+/* A zeroed buffer for a node's result, or NULL with err filled. Beyond 2^46
+ * bytes NULL without asking calloc (kern_try_alloc says why). */
+static void *node_buffer(const IrNode *x, size_t bytes, KernelErr *err) {
+    void *p = bytes > ((size_t)1 << 46) ? NULL : calloc(1, bytes ? bytes : 1);
+    if (!p) {
+        char sh[128];
+        err->failed = true;
+        snprintf(err->msg, sizeof err->msg, "out of memory: the result %s%s of %s does not fit",
+                 dtype_name(x->dtype), shape_str(&x->shape, sh, sizeof sh), ir_ops[x->op].name);
+    }
+    return p;
+}
+
+bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, RtProfile *prof,
+                  KernelErr *err) {
+    KernelErr local;
+    if (!err) err = &local;
+    *err = (KernelErr){.node = -1};
+    char verr[512];
+    if (!ir_verify(g, verr, sizeof verr)) {
+        fprintf(stderr, "internal error: execution graph: %s\n", verr);
         TT_ASSERT(!"execution graph does not verify");
     }
     int n = g->n;
@@ -66,7 +85,10 @@ void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
             continue;
         }
         size_t bytes = node_bytes(x);
-        buf[i] = tt_xcalloc(1, bytes ? bytes : 1);
+        if (!(buf[i] = node_buffer(x, bytes, err))) {
+            err->node = i;
+            break;
+        }
         if (x->nin > kcap) {
             kcap = x->nin;
             kin = tt_xrealloc(kin, (size_t)kcap * sizeof *kin);
@@ -79,7 +101,11 @@ void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
         }
         KTensor out = {x->dtype, x->shape, buf[i]};
         double t0 = prof ? now_seconds() : 0;
-        rt_ref_kernels[x->op](x, kin, &out);
+        rt_ref_kernels[x->op](x, kin, &out, err);
+        if (err->failed) {
+            err->node = i;
+            break;
+        }
         if (prof) {
             prof->seconds[x->op] += now_seconds() - t0;
             prof->calls[x->op]++;
@@ -96,7 +122,7 @@ void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
         }
     }
 
-    for (int j = 0; j < g->nout; j++) {
+    for (int j = 0; j < g->nout && !err->failed; j++) {
         int id = g->outputs[j];
         size_t bytes = node_bytes(ir_node(g, id));
         if (bytes) memcpy(outputs[j], buf[id], bytes);
@@ -107,4 +133,5 @@ void rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
     free(buf);
     free(last);
     free(need);
+    return !err->failed;
 }

@@ -256,6 +256,13 @@ int rt_run_definitions(Interp *I, const char *path);
 _Noreturn void rt_error(Interp *I, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 _Noreturn void rt_error_at(Interp *I, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Where the user's code asked for what is being evaluated: I->loc, or,
+ * inside the standard library (files std/...), the call site of the
+ * innermost call made from outside it. Nodes that can fail on their data
+ * (an index out of range, reported when the graph runs, after the calls
+ * have returned) carry it: cross_entropy's bad label is reported at the
+ * user's cross_entropy(...), not at a line of std/20_losses.tt. */
+SrcLoc rt_user_loc(Interp *I);
 
 /* -- values -- */
 #define VNONE ((Value){.kind = V_NONE})

@@ -18,6 +18,12 @@
  *                         from libm
  *   sigmoid               e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e)
  * Index arithmetic (i64, never negative) uses nsw adds and muls, udiv/urem.
+ *
+ * An index check (LS_CHECK) is one unsigned compare (i < 0 wraps to a large
+ * value) and a branch, marked unlikely, to a block that stores
+ * i + 2^31 + 1 (never 0, as indices are i32) into the node's status word
+ * with an atomic compare-and-swap from 0: the first failure recorded wins,
+ * also when iterations run on several threads.
  */
 #include "codegen.h"
 #include "llvm_host.h"
@@ -42,6 +48,7 @@ typedef struct Cg {
     LLVMValueRef *memo;   /* expression values of the statement being emitted */
     unsigned *stamp, gen;
     LLVMValueRef rt;      /* the runtime context (bufs[ninputs + noutputs + 1]) */
+    LLVMValueRef status;  /* the status words (bufs[ninputs + noutputs + 2]), if checks */
     LLVMValueRef gemm_fn; /* declaration of CG_GEMM_SYMBOL */
     LLVMTypeRef gemm_ty;
     const LpKernel *kernel; /* the kernel being emitted */
@@ -417,6 +424,7 @@ static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what) {
     LLVMValueRef *bp = tt_xmalloc((nb + 1) * sizeof *bp), *lc = tt_xmalloc((nl + 1) * sizeof *lc);
     memcpy(bp, c->bufptr, nb * sizeof *bp);
     memcpy(lc, c->locals, nl * sizeof *lc);
+    LLVMValueRef status = c->status;
     c->fn = fn;
     LLVMValueRef bufs = LLVMGetParam(fn, 0);
     LLVMSetValueName2(bufs, "bufs", 4);
@@ -427,6 +435,7 @@ static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what) {
     emit_loop(c, s, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2));
     LLVMBuildRetVoid(c->b);
     c->fn = kfn;
+    c->status = status;
     memcpy(c->bufptr, bp, nb * sizeof *bp);
     memcpy(c->locals, lc, nl * sizeof *lc);
     free(bp);
@@ -450,6 +459,27 @@ static void emit_parallel(Cg *c, const LpStmt *s) {
                             LLVMConstInt(i64, (unsigned long long)s->extent, 0),
                             LLVMConstInt(i32, (unsigned long long)s->parallel, 0)};
     LLVMBuildCall2(c->b, c->par_ty, c->par_fn, args, 4, "");
+}
+
+/* check 0 <= i < n, else status[w] = i + 2^31 + 1 unless already set */
+static void emit_check(Cg *c, const LpStmt *s) {
+    LLVMBuilderRef b = c->b;
+    LLVMTypeRef i64 = c->ty[LT_I64], i1 = c->ty[LT_BOOL];
+    LLVMValueRef i = emit(c, s->value);
+    LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntULT, i, iconst(c, LT_I64, s->extent), "inrange");
+    LLVMValueRef expect[2] = {ok, LLVMConstInt(i1, 1, 0)};
+    ok = call_intrinsic(c, "llvm.expect", &i1, 1, expect, 2);
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "check.fail");
+    LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "check.ok");
+    LLVMBuildCondBr(b, ok, cont, bad);
+    LLVMPositionBuilderAtEnd(b, bad);
+    LLVMValueRef w = LLVMConstInt(i64, (unsigned long long)s->check, 0);
+    LLVMValueRef ptr = LLVMBuildInBoundsGEP2(b, i64, c->status, &w, 1, "");
+    LLVMValueRef word = LLVMBuildAdd(b, i, LLVMConstInt(i64, (1ull << 31) + 1, 0), "");
+    LLVMBuildAtomicCmpXchg(b, ptr, LLVMConstInt(i64, 0, 0), word, LLVMAtomicOrderingMonotonic,
+                           LLVMAtomicOrderingMonotonic, 0);
+    LLVMBuildBr(b, cont);
+    LLVMPositionBuilderAtEnd(b, cont);
 }
 
 static void emit_block(Cg *c, const LpStmt *s) {
@@ -481,6 +511,9 @@ static void emit_block(Cg *c, const LpStmt *s) {
             LLVMBuildStore(b, v, ptr);
             break;
         }
+        case LS_CHECK:
+            emit_check(c, s);
+            break;
         }
     }
 }
@@ -524,6 +557,12 @@ static void load_bufptrs(Cg *c, LLVMValueRef bufs) {
             LLVMValueRef off = LLVMConstInt(i64, (unsigned long long)bf->offset, 0);
             c->bufptr[i] = LLVMBuildInBoundsGEP2(b, c->ty[LT_I8], ws, &off, 1, bf->name);
         }
+    }
+    c->status = NULL;
+    if (p->nchecks > 0) {
+        LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)(p->ninputs + p->noutputs + 2), 0);
+        LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
+        c->status = LLVMBuildLoad2(b, c->tptr, pp, "status");
     }
 }
 

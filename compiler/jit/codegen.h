@@ -33,7 +33,10 @@ LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen);
 /* Builds a module in ctx holding `void fname(void **bufs)`, which runs the
  * kernels of p in order: bufs[0..ninputs) are the inputs, then the outputs,
  * then the workspace, then (read by kernels with LS_GEMM) the runtime context
- * passed to CG_GEMM_SYMBOL (and CG_TICK_SYMBOL). Each kernel is an internal
+ * passed to CG_GEMM_SYMBOL (and CG_TICK_SYMBOL), then (read when p has
+ * LS_CHECKs) p->nchecks int64 status words, zeroed by the caller: word w
+ * becomes i + 2^31 + 1 when index i of node p->check_node[w] is out of
+ * range (the first such i recorded; the graph runs on). Each kernel is an internal
  * function `kN_op(bufs)`. profile: tick around the kernels. The module gets
  * tm's triple and data layout and is verified. NULL with err on failure. */
 LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,

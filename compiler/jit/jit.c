@@ -39,6 +39,10 @@ typedef struct Entry {
     char (*kname)[32];
     double *kns;
     int64_t runs;
+    /* index checks: one status word per checking node (codegen.h) */
+    int nchecks;
+    int *check_node;
+    int64_t *status;
 } Entry;
 
 /* What the generated code passes back to tt_jit_gemm: bufs[nin + nout + 1]. */
@@ -64,6 +68,7 @@ struct Jit {
     JitLoopHook hook; /* jit_set_loop_hook */
     void *hook_arg;
     char link_err[256]; /* the last link failure ORC reported (session_error) */
+    int err_node;       /* the node of the last failed jit_run's error, or -1 */
 };
 
 static double now_ms(void) {
@@ -123,6 +128,7 @@ Jit *jit_new(int opt_level) {
     Jit *j = tt_xcalloc(1, sizeof *j);
     j->opt = clamp_opt(opt_level);
     j->fuse = j->fuse_kernels = true;
+    j->err_node = -1;
     j->tm = cg_host_machine(j->opt, err, sizeof err);
     if (!j->tm) {
         free(j);
@@ -199,6 +205,8 @@ void jit_free(Jit *j) {
         free(en->ws);
         free(en->kname);
         free(en->kns);
+        free(en->check_node);
+        free(en->status);
     }
     free(j->entries);
     if (j->rt.gemm) tt_gemm_free(j->rt.gemm);
@@ -442,6 +450,18 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     LLVMModuleRef m = cg_module(ctx, p, "tt_graph", j->tm, j->profile, err, errlen);
     en->wsbytes = p->workspace;
     bool gemm = p->ngemm > 0;
+    en->nchecks = p->nchecks;
+    en->check_node = tt_xmalloc(((size_t)p->nchecks + 1) * sizeof *en->check_node);
+    if (p->nchecks) memcpy(en->check_node, p->check_node, (size_t)p->nchecks * sizeof(int));
+    en->status = tt_xcalloc((size_t)p->nchecks + 1, sizeof *en->status);
+    int big = -1; /* the largest temporary: named when the workspace does not fit */
+    for (int i = 0; i < p->nbufs; i++)
+        if (p->bufs[i].kind == LB_TEMP && p->bufs[i].node >= 0 &&
+            (big < 0 ||
+             shape_numel(&p->bufs[i].shape) * (int64_t)dtype_size(p->bufs[i].dtype) >
+                 shape_numel(&p->bufs[big].shape) * (int64_t)dtype_size(p->bufs[big].dtype)))
+            big = i;
+    int big_node = big >= 0 ? p->bufs[big].node : -1;
     lp_free(p);
     if (m && gemm && !j->rt.gemm) { /* compiles the GEMM kernels, once per process */
         char gerr[256];
@@ -455,7 +475,17 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     if (!ok) return false;
     en->fn = (GraphFn)(uintptr_t)addr;
     if (en->wsbytes > 0) {
-        en->ws = aligned_alloc(64, (size_t)en->wsbytes);
+        /* beyond 2^46 bytes no machine has it: no request (a sanitizer's
+         * allocator would abort on it rather than return NULL) */
+        en->ws = en->wsbytes > ((int64_t)1 << 46) ? NULL : aligned_alloc(64, (size_t)en->wsbytes);
+        if (!en->ws && big_node >= 0) { /* said like the naive runtime, at the node */
+            const IrNode *x = ir_node(g, big_node);
+            char sh[128];
+            snprintf(err, errlen, "out of memory: the result %s%s of %s does not fit",
+                     dtype_name(x->dtype), shape_str(&x->shape, sh, sizeof sh), ir_ops[x->op].name);
+            j->err_node = big_node;
+            return false;
+        }
         if (!en->ws) {
             snprintf(err, errlen, "jit: out of memory for a %lld-byte workspace",
                      (long long)en->wsbytes);
@@ -483,8 +513,21 @@ static bool overlaps_input(const IrGraph *g, const void *out, size_t bytes, void
     return false;
 }
 
+/* After a run: the first node in node order whose index check failed (-1:
+ * none), and the index it recorded. */
+static int failed_check(const Entry *en, int64_t *value) {
+    int node = -1;
+    for (int w = 0; w < en->nchecks; w++)
+        if (en->status[w] != 0 && (node < 0 || en->check_node[w] < node)) {
+            node = en->check_node[w];
+            *value = en->status[w] - ((int64_t)1 << 31) - 1;
+        }
+    return node;
+}
+
 bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs, char *err,
              size_t errlen) {
+    j->err_node = -1;
     uint64_t h = ir_hash(g);
     Entry *en = NULL;
     for (int i = 0; i < j->nentries && !en; i++)
@@ -503,18 +546,22 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
         fresh.hash = h;
         if (!compile(j, g, &fresh, err, errlen)) {
             free(fresh.ws);
+            free(fresh.check_node);
+            free(fresh.status);
             return false;
         }
         copy_structure(&fresh, g);
         TT_VEC_PUSH(j->entries, j->nentries, j->cap, fresh);
         en = &j->entries[j->nentries - 1];
     }
-    int nb = g->ninputs + g->nout + 2;
+    int nb = g->ninputs + g->nout + 3;
     void *small[64], **bufs = nb <= 64 ? small : tt_xmalloc((size_t)nb * sizeof *bufs);
     for (int k = 0; k < g->ninputs; k++) bufs[k] = inputs[k];
     for (int k = 0; k < g->nout; k++) bufs[g->ninputs + k] = outputs[k];
-    bufs[nb - 2] = en->ws;
-    bufs[nb - 1] = &j->rt;
+    bufs[nb - 3] = en->ws;
+    bufs[nb - 2] = &j->rt;
+    bufs[nb - 1] = en->status;
+    if (en->nchecks) memset(en->status, 0, (size_t)en->nchecks * sizeof *en->status);
     /* The kernels write outputs while reading inputs: an output that
      * overlaps an input (an in-place update) goes through a scratch buffer,
      * as the naive runtime's copy at the end would. */
@@ -522,7 +569,19 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     for (int k = 0; k < g->nout; k++)
         if (overlaps_input(g, outputs[k], node_bytes(g, g->outputs[k]), inputs)) {
             size_t bytes = node_bytes(g, g->outputs[k]);
-            bufs[g->ninputs + k] = tt_xmalloc(bytes ? bytes : 1);
+            bufs[g->ninputs + k] = bytes > ((size_t)1 << 46) ? NULL : malloc(bytes ? bytes : 1);
+            if (!bufs[g->ninputs + k]) { /* no copy of this size fits: stop before running */
+                const IrNode *x = ir_node(g, g->outputs[k]);
+                char sh[128];
+                snprintf(err, errlen, "out of memory: the result %s%s of %s does not fit",
+                         dtype_name(x->dtype), shape_str(&x->shape, sh, sizeof sh),
+                         ir_ops[x->op].name);
+                j->err_node = g->outputs[k];
+                for (int q = 0; q < k; q++)
+                    if (bufs[g->ninputs + q] != outputs[q]) free(bufs[g->ninputs + q]);
+                if (bufs != small) free(bufs);
+                return false;
+            }
             scratch = true;
         }
     j->rt.kns = en->kns;
@@ -535,7 +594,21 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
                 free(bufs[g->ninputs + k]);
             }
     if (bufs != small) free(bufs);
+    int64_t bad = 0;
+    int node = failed_check(en, &bad);
+    if (node >= 0) { /* the same words as the naive runtime's kernels */
+        const IrNode *x = ir_node(g, node);
+        int64_t n = x->op == OP_SCATTER_ADD ? x->shape.d[0] : ir_node(g, x->in[0])->shape.d[0];
+        snprintf(err, errlen, "index %lld out of range for axis of size %lld", (long long)bad,
+                 (long long)n);
+        j->err_node = node;
+        return false;
+    }
     return true;
+}
+
+int jit_error_node(const Jit *j) {
+    return j->err_node;
 }
 
 /* -- dumps -- */

@@ -33,10 +33,20 @@ void jit_free(Jit *j);
  * structure) and runs it. Same contract as rt_naive_run: inputs[k] = data of
  * input slot k, outputs[j] = caller-allocated buffer for g->outputs[j].
  * Returns false with err on a failure (never aborts on a graph ir_verify
- * accepts); err is a whole message that starts with "jit: ", for the
- * caller to print as it is. Not thread-safe: one Jit per thread. */
+ * accepts). Not thread-safe: one Jit per thread.
+ * err is a whole message for the caller to print as it is: the JIT's own
+ * failures start with "jit: "; the data's do not, and read like the naive
+ * runtime's: an index out of range (gather, scatter_add: the generated code
+ * checks each one) gives "index 5 out of range for axis of size 2", with the
+ * outputs undefined; a result that does not fit in memory "out of memory:
+ * ...". jit_error_node says which node such a failure is about. */
 bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs, char *err,
              size_t errlen);
+/* The node of g that the last failed jit_run's error is about (the first
+ * in node order with a bad index, or a result that did not fit), for a
+ * message at its source location; -1 when the failure is not a node's
+ * (LLVM, a cache, a workspace). */
+int jit_error_node(const Jit *j);
 
 typedef struct JitStats {
     int64_t compiles, hits;

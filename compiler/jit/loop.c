@@ -172,6 +172,23 @@ void lp_gemm(LpProg *p, const LpGemm *g) {
     p->ngemm++;
 }
 
+void lp_check(LpProg *p, LpExpr *index, int64_t n, int node) {
+    TT_ASSERT(index->ty == LT_I64 && n >= 0 && node >= 0);
+    int w = 0;
+    while (w < p->nchecks && p->check_node[w] != node) w++;
+    if (w == p->nchecks) { /* arena arrays: grown by copying, as local_ty is */
+        int *cn = arena_alloc(&p->arena, (size_t)(p->nchecks + 1) * sizeof *cn);
+        if (p->nchecks) memcpy(cn, p->check_node, (size_t)p->nchecks * sizeof *cn);
+        cn[p->nchecks++] = node;
+        p->check_node = cn;
+    }
+    LpStmt *s = new_stmt(p, LS_CHECK);
+    s->value = index;
+    s->extent = n;
+    s->check = w;
+    append(p, s);
+}
+
 /* -- expressions -- */
 
 LpType lp_type_of(DType t) {
@@ -703,6 +720,11 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
             fputs("] = ", out);
             print_expr(out, p, s->value);
             fputc('\n', out);
+            break;
+        case LS_CHECK:
+            fputs("check 0 <= ", out);
+            print_expr(out, p, s->value);
+            fprintf(out, " < %lld  # %%%d\n", (long long)s->extent, p->check_node[s->check]);
             break;
         }
     }

@@ -18,6 +18,11 @@
  *                              of its C: the GEMM runs it on each block of
  *                              rows as soon as they are final (fused
  *                              consumers of a matmul: bias, activation)
+ *   check 0 <= e < n  # %3     LS_CHECK: an index read by node %3 (gather,
+ *                              scatter_add) is in range; when not, the
+ *                              value goes to the node's status word and the
+ *                              kernel goes on (its loads stay clamped in
+ *                              bounds); jit_run reports it after the graph
  *
  * Expressions are trees over scalars: constants, loop variables, loads
  * buf[index], locals, and the arithmetic of the graph ops (the codegen knows
@@ -99,7 +104,7 @@ struct LpExpr {
     LpExpr *a, *b, *cc;
 };
 
-typedef enum LpStmtKind { LS_LOOP, LS_LOCAL, LS_SET, LS_STORE, LS_GEMM } LpStmtKind;
+typedef enum LpStmtKind { LS_LOOP, LS_LOCAL, LS_SET, LS_STORE, LS_GEMM, LS_CHECK } LpStmtKind;
 
 /* LS_GEMM: C[m,n] = op(A)[m,k] @ op(B)[k,n], row-major with leading
  * dimensions (op(X) = X^T when tX: X stored transposed), as tt_gemm_run.
@@ -117,12 +122,15 @@ struct LpStmt {
     LpStmtKind kind;
     LpStmt *next;   /* the next statement of the enclosing block */
     int var;        /* LS_LOOP: loop var; LS_LOCAL, LS_SET: local */
-    int64_t extent; /* LS_LOOP (>= 2: loops of 1 are folded, of 0 dropped) */
+    int64_t extent; /* LS_LOOP (>= 2: loops of 1 are folded, of 0 dropped);
+                       LS_CHECK: the bound n */
     LpStmt *body;   /* LS_LOOP */
     LpType ty;      /* LS_LOCAL */
     int buf;        /* LS_STORE */
     LpExpr *index;  /* LS_STORE */
-    LpExpr *value;  /* LS_LOCAL (initial value), LS_SET, LS_STORE */
+    LpExpr *value;  /* LS_LOCAL (initial value), LS_SET, LS_STORE; LS_CHECK:
+                       the index (i64) */
+    int check;      /* LS_CHECK: its status word, p->check_node[check] */
     LpGemm *gemm;   /* LS_GEMM */
     /* LS_LOOP marks set by the schedule (transform.h): codegen attaches
      * llvm.loop.vectorize.enable to a vectorize loop, and runs the
@@ -174,6 +182,10 @@ typedef struct LpProg {
     int64_t workspace; /* bytes of temporaries */
     int nexpr;         /* expression ids handed out */
     int ngemm;         /* LS_GEMM statements (the JIT then needs the GEMM) */
+    /* LS_CHECK status words, one per checking node: the generated code
+     * finds them at bufs[ninputs + noutputs + 2] (codegen.h) */
+    int *check_node; /* by word: the graph node whose indices it checks */
+    int nchecks;
     /* kernel under construction (the builder) */
     LpKernel *cur;
     LpStmt **tail[64]; /* where the next statement of each open block goes */
@@ -200,6 +212,9 @@ LpExpr *lp_local(LpProg *p, LpType ty, LpExpr *init); /* returns an LE_LOCAL */
 void lp_set(LpProg *p, LpExpr *local, LpExpr *value);
 void lp_store(LpProg *p, int buf, LpExpr *index, LpExpr *value);
 void lp_gemm(LpProg *p, const LpGemm *g); /* copied */
+/* `check 0 <= index < n` for the indices of graph node `node` (index i64,
+ * n >= 0): the node gets its status word on its first check. */
+void lp_check(LpProg *p, LpExpr *index, int64_t n, int node);
 
 /* -- expressions -- */
 LpExpr *lp_const_f(LpProg *p, LpType ty, double v);

@@ -491,16 +491,32 @@ static void lower_matmul(Lower *L, int id, int out) {
     close_n(p, r - 2);
 }
 
-/* idx: i64 local of the index at the current position; inr: in range */
-static void row_index(Lower *L, int idnode, LpExpr **ji, int64_t V, LpExpr **iv, LpExpr **inr) {
+/* idx: i64 local of the index at the current position, checked against
+ * [0, V) for node id (jit_run reports a failure); inr: in range, which keeps
+ * the loads and stores of a failed graph in bounds */
+static void row_index(Lower *L, int id, int idnode, LpExpr **ji, int64_t V, LpExpr **iv,
+                      LpExpr **inr) {
     LpProg *p = L->p;
     *iv = lp_local(p, LT_I64, lp_cast(p, LT_I64, value_at(L, idnode, ji)));
+    lp_check(p, *iv, V, id);
     *inr = lp_local(p, LT_BOOL,
                     lp_bin(p, LO_AND, lp_bin(p, LO_GE, *iv, lp_iconst(p, 0)),
                            lp_bin(p, LO_LT, *iv, lp_iconst(p, V))));
 }
 
-/* table [V, ...r], idx [...i] -> [...i, ...r]; out-of-range rows are zeros */
+/* Only the checks of node id's indices (an empty result, V = 0: any index
+ * is out of range). */
+static void check_indices(Lower *L, int id, int idnode, int64_t V) {
+    LpProg *p = L->p;
+    const Shape *xs = &node(L, idnode)->shape;
+    LpExpr *ji[IR_MAXDIM];
+    open_dims(p, xs, ji);
+    lp_check(p, lp_cast(p, LT_I64, value_at(L, idnode, ji)), V, id);
+    close_n(p, xs->ndim);
+}
+
+/* table [V, ...r], idx [...i] -> [...i, ...r]; an index out of range is
+ * reported (its row: zeros) */
 static void lower_gather(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
@@ -508,12 +524,13 @@ static void lower_gather(Lower *L, int id, int out) {
     LpType t = lp_type_of(n->dtype);
     int64_t V = ts->d[0];
     if (V == 0) {
+        check_indices(L, id, n->in[1], 0);
         fill(p, out, zero_of(p, t));
         return;
     }
     LpExpr *oi[IR_MAXDIM], *ti[IR_MAXDIM], *iv, *inr;
     open_dims(p, xs, oi);
-    row_index(L, n->in[1], oi, V, &iv, &inr);
+    row_index(L, id, n->in[1], oi, V, &iv, &inr);
     ti[0] = lp_select(p, inr, iv, lp_iconst(p, 0));
     for (int k = 1; k < ts->ndim; k++) ti[k] = oi[xs->ndim + k - 1] = lp_open_loop(p, ts->d[k]);
     LpExpr *val = lp_select(p, inr, value_at(L, n->in[0], ti), zero_of(p, t));
@@ -521,7 +538,8 @@ static void lower_gather(Lower *L, int id, int out) {
     close_n(p, xs->ndim + ts->ndim - 1);
 }
 
-/* src [...i, ...r], idx [...i] -> zeros [V, ...r] with src rows added */
+/* src [...i, ...r], idx [...i] -> zeros [V, ...r] with src rows added; an
+ * index out of range is reported (its row: skipped) */
 static void lower_scatter(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
@@ -529,10 +547,13 @@ static void lower_scatter(Lower *L, int id, int out) {
     LpType t = lp_type_of(n->dtype);
     int64_t V = os->d[0];
     fill(p, out, zero_of(p, t));
-    if (V == 0 || shape_numel(os) == 0) return;
+    if (V == 0 || shape_numel(os) == 0) {
+        check_indices(L, id, n->in[1], V);
+        return;
+    }
     LpExpr *si[IR_MAXDIM], *oi[IR_MAXDIM], *iv, *inr;
     open_dims(p, xs, si);
-    row_index(L, n->in[1], si, V, &iv, &inr);
+    row_index(L, id, n->in[1], si, V, &iv, &inr);
     oi[0] = lp_select(p, inr, iv, lp_iconst(p, 0));
     for (int k = 1; k < os->ndim; k++) oi[k] = si[xs->ndim + k - 1] = lp_open_loop(p, os->d[k]);
     LpExpr *o = linearize(p, oi, os);

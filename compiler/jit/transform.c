@@ -235,6 +235,9 @@ static LpStmt *copy_list(Subst *S, const LpStmt *s) {
             c->index = sub(S, s->index);
             c->value = sub(S, s->value);
             break;
+        case LS_CHECK:
+            c->value = sub(S, s->value);
+            break;
         case LS_GEMM: {
             LpGemm *g = arena_alloc(&p->arena, sizeof *g);
             *g = *s->gemm;
@@ -281,6 +284,7 @@ static void dep_collect(Dep *D, const LpStmt *s, bool one) {
             break;
         case LS_LOCAL:
         case LS_SET:
+        case LS_CHECK: /* its status word is written atomically (codegen) */
             break;
         case LS_GEMM:
             D->ok = false;
@@ -340,6 +344,9 @@ static void dep_uses(Dep *D, const LpStmt *s, bool one) {
             break;
         case LS_STORE:
             dep_expr(D, s->index);
+            dep_expr(D, s->value);
+            break;
+        case LS_CHECK:
             dep_expr(D, s->value);
             break;
         case LS_GEMM:
@@ -528,6 +535,8 @@ bool lp_mark_vectorize(LpProg *p, LpKernel *k, LpStmt *loop) {
     if (!is_loop_of(k, loop)) return false;
     for (const LpStmt *s = loop->body; s; s = s->next)
         if (s->kind == LS_LOOP || s->kind == LS_GEMM) return false; /* not innermost */
+    for (const LpStmt *s = loop->body; s; s = s->next)
+        if (s->kind == LS_CHECK) return false; /* a branch to an atomic: stays scalar */
     if (!vectorizable(p, k, loop)) return false;
     loop->vectorize = true;
     return true;
@@ -635,6 +644,7 @@ static void rows_stmts(Rows *R, const LpStmt *s) {
             break;
         case LS_LOCAL:
         case LS_SET:
+        case LS_CHECK:
             rows_expr(R, s->value);
             break;
         case LS_GEMM:

@@ -48,12 +48,15 @@ static void **make_inputs(const IrGraph *g, RgRng *r, bool specials) {
                 break;
             }
             case TY_I32: {
-                int32_t v = idx               ? rg_int(r, -1, (int)V)
-                            : sp == 0         ? INT32_MIN
-                            : sp == 1         ? -1
-                            : sp == 2         ? INT32_MAX
-                            : rg_int(r, 0, 2) ? rg_int(r, -6, 6)
-                                              : (int32_t)rg_next(r);
+                /* indices: in range, but with specials one in 16 is out
+                 * (-1 or V), so that the error paths are compared too */
+                int32_t v = idx && V > 0 && sp > 0 ? rg_int(r, 0, (int)V - 1)
+                            : idx                  ? (rg_int(r, 0, 1) ? -1 : (int32_t)V)
+                            : sp == 0              ? INT32_MIN
+                            : sp == 1              ? -1
+                            : sp == 2              ? INT32_MAX
+                            : rg_int(r, 0, 2)      ? rg_int(r, -6, 6)
+                                                   : (int32_t)rg_next(r);
                 ((int32_t *)d)[k] = v;
                 break;
             }
@@ -130,7 +133,37 @@ static bool compare_output(const IrGraph *g, int j, const void *got, const void 
     return true;
 }
 
-/* Runs g both ways on the same inputs; true when every output agrees. */
+/* Runs g both ways; false when they disagree on failing: a run that fails
+ * on its data (an index out of range) must fail on both backends with the
+ * same message at the same node. *failed: both failed alike (the outputs
+ * are then not compared). */
+static bool run_both(Jit *jit, const IrGraph *g, void **in, void **want, void **got,
+                     const char *what, bool *failed) {
+    KernelErr kerr;
+    char err[512];
+    bool nok = rt_naive_run(g, in, want, NULL, &kerr);
+    bool jok = jit_run(jit, g, in, got, err, sizeof err);
+    *failed = false;
+    if (nok && jok) return true;
+    if (!jok && nok) {
+        cr_log_error("%s: jit_run failed: %s", what, err);
+        return false;
+    }
+    if (!nok && jok) {
+        cr_log_error("%s: naive failed (%%%d: %s), the jit did not", what, kerr.node, kerr.msg);
+        return false;
+    }
+    if (strcmp(kerr.msg, err) != 0 || kerr.node != jit_error_node(jit)) {
+        cr_log_error("%s: the backends fail differently: naive %%%d: %s; jit %%%d: %s", what,
+                     kerr.node, kerr.msg, jit_error_node(jit), err);
+        return false;
+    }
+    *failed = true;
+    return true;
+}
+
+/* Runs g both ways on the same inputs; true when every output agrees (or
+ * both failed alike). */
 static bool differential(Jit *jit, const IrGraph *g, void **in, double tol, const char *what) {
     char err[512];
     if (!ir_verify(g, err, sizeof err)) {
@@ -138,10 +171,10 @@ static bool differential(Jit *jit, const IrGraph *g, void **in, double tol, cons
         return false;
     }
     void **want = alloc_outputs(g, false), **got = alloc_outputs(g, true);
-    rt_naive_run(g, in, want, NULL);
-    bool ok = jit_run(jit, g, in, got, err, sizeof err);
-    if (!ok) cr_log_error("%s: jit_run failed: %s", what, err);
-    for (int j = 0; ok && j < g->nout; j++) ok = compare_output(g, j, got[j], want[j], tol, what);
+    bool failed;
+    bool ok = run_both(jit, g, in, want, got, what, &failed);
+    for (int j = 0; ok && !failed && j < g->nout; j++)
+        ok = compare_output(g, j, got[j], want[j], tol, what);
     if (!ok) {
         char *buf = NULL;
         size_t len = 0;
@@ -968,10 +1001,9 @@ Test(jit_random, graphs, .timeout = 600) {
             continue;
         }
         void **want = alloc_outputs(g, false), **got = alloc_outputs(g, true);
-        rt_naive_run(g, in, want, NULL);
-        bool ok = jit_run(j, g, in, got, err, sizeof err);
-        if (!ok) cr_log_error("%s: jit_run failed: %s", what, err);
-        for (int k = 0; ok && k < g->nout; k++) {
+        bool failed;
+        bool ok = run_both(j, g, in, want, got, what, &failed);
+        for (int k = 0; ok && !failed && k < g->nout; k++) {
             int id = g->outputs[k];
             double tol = rg.exact[id] ? 0 : 1e-4 * fmax(1, rg.scale[id]);
             ok = compare_output(g, k, got[k], want[k], tol, what);

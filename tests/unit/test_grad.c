@@ -149,7 +149,7 @@ static void no_wrt(Ctx *c, int node) {
 static void run(Ctx *c, const int *outs, int nout, float **bufs) {
     c->g.nout = 0;
     for (int j = 0; j < nout; j++) ir_mark_output(&c->g, outs[j]);
-    rt_naive_run(&c->g, c->data, (void *const *)bufs, NULL);
+    cr_assert(rt_naive_run(&c->g, c->data, (void *const *)bufs, NULL, NULL));
 }
 
 /* Runs the graph and returns node `id`'s values (caller frees). */

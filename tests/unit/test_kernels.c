@@ -5,14 +5,17 @@
  * shape rules) and run with rt_naive_run. kern_table::every_op_has_a_case
  * fails when a row of ops.def (other than INPUT) has no case here.
  * kern_direct: kernels called directly, where the shape rules forbid a graph.
- * kern_naive: the runtime itself (liveness, aliasing, profiling).
+ * kern_naive: the runtime itself (liveness, aliasing, profiling, and how a
+ * run fails: an index out of range, a result that does not fit).
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "kernels.h"
 
@@ -275,9 +278,9 @@ static const KCase kcases[] = {
      {TY_F32, 2, {1, 3}, V(-3, -3, -3)}, 0},
     {"matmul k = 0", OP_MATMUL, {0}, 2, {{TY_F32, 2, {2, 0}, NULL}, {TY_F32, 2, {0, 3}, NULL}},
      {TY_F32, 2, {2, 3}, V(0, 0, 0, 0, 0, 0)}, 0},
-    {"gather rows, out of range = 0", OP_GATHER, {0}, 2,
-     {{TY_F32, 2, {3, 2}, V(1, 2, 3, 4, 5, 6)}, {TY_I32, 2, {2, 2}, V(2, 0, 5, -1)}},
-     {TY_F32, 3, {2, 2, 2}, V(5, 6, 1, 2, 0, 0, 0, 0)}, 0},
+    {"gather rows", OP_GATHER, {0}, 2,
+     {{TY_F32, 2, {3, 2}, V(1, 2, 3, 4, 5, 6)}, {TY_I32, 2, {2, 2}, V(2, 0, 1, 2)}},
+     {TY_F32, 3, {2, 2, 2}, V(5, 6, 1, 2, 3, 4, 5, 6)}, 0},
     {"gather i8 scalars", OP_GATHER, {0}, 2,
      {{TY_I8, 1, {4}, V(10, 20, 30, -40)}, {TY_I32, 1, {3}, V(3, 3, 0)}},
      {TY_I8, 1, {3}, V(-40, -40, 10)}, 0},
@@ -285,11 +288,11 @@ static const KCase kcases[] = {
      {{TY_I32, 2, {2, 2}, V(1, 2, IMIN, 4)}, {TY_I32, 0, {0}, V(1)}},
      {TY_I32, 1, {2}, V(IMIN, 4)}, 0},
     {"scatter_add", OP_SCATTER_ADD, {.shape = {2, {2, 2}}}, 2,
-     {{TY_F32, 2, {3, 2}, V(1, 2, 3, 4, 5, 6)}, {TY_I32, 1, {3}, V(1, 1, 7)}},
-     {TY_F32, 2, {2, 2}, V(0, 0, 4, 6)}, 0},
+     {{TY_F32, 2, {3, 2}, V(1, 2, 3, 4, 5, 6)}, {TY_I32, 1, {3}, V(1, 1, 0)}},
+     {TY_F32, 2, {2, 2}, V(5, 6, 4, 6)}, 0},
     {"scatter_add i32 wraps", OP_SCATTER_ADD, {.shape = {1, {3}}}, 2,
-     {{TY_I32, 1, {4}, V(IMAX, 1, 5, 9)}, {TY_I32, 1, {4}, V(0, 0, 2, -1)}},
-     {TY_I32, 1, {3}, V(IMIN, 0, 5)}, 0},
+     {{TY_I32, 1, {4}, V(IMAX, 1, 5, 9)}, {TY_I32, 1, {4}, V(0, 0, 2, 1)}},
+     {TY_I32, 1, {3}, V(IMIN, 9, 5)}, 0},
     {"scatter_add i8", OP_SCATTER_ADD, {.shape = {1, {2}}}, 2,
      {{TY_I8, 1, {3}, V(100, 100, -3)}, {TY_I32, 1, {3}, V(1, 1, 0)}},
      {TY_I8, 1, {2}, V(-3, -56)}, 0},
@@ -450,7 +453,8 @@ static void run_case(const KCase *c) {
     void *out = calloc(n > 0 ? (size_t)n : 1, dtype_size(c->out.dt));
     void *outs[1] = {out};
     RtProfile prof = {0};
-    rt_naive_run(&g, ins, outs, &prof);
+    KernelErr err;
+    cr_expect(rt_naive_run(&g, ins, outs, &prof, &err), "%s: failed: %s", c->name, err.msg);
     cr_expect_eq(prof.calls[c->op], 1, "%s: kernel ran %lld times", c->name,
                  (long long)prof.calls[c->op]);
     expect_tv(c->name, &c->out, c->out.dt, out, c->tol);
@@ -499,9 +503,11 @@ Test(kern_direct, rmax_empty_reduction) {
     KTensor fin = {TY_F32, {2, {2, 0}}, NULL}, fout = {TY_F32, {1, {2}}, f};
     KTensor iin = {TY_I32, {2, {2, 0}}, NULL}, iout = {TY_I32, {1, {2}}, i};
     KTensor bin = {TY_I8, {2, {2, 0}}, NULL}, bout = {TY_I8, {1, {2}}, b};
-    kern_rmax_ref(&node, &fin, &fout);
-    kern_rmax_ref(&node, &iin, &iout);
-    kern_rmax_ref(&node, &bin, &bout);
+    KernelErr err = {0};
+    kern_rmax_ref(&node, &fin, &fout, &err);
+    kern_rmax_ref(&node, &iin, &iout, &err);
+    kern_rmax_ref(&node, &bin, &bout, &err);
+    cr_expect(!err.failed);
     for (int k = 0; k < 2; k++) {
         cr_expect(isinf(f[k]) && f[k] < 0);
         cr_expect_eq(i[k], INT32_MIN);
@@ -513,7 +519,8 @@ Test(kern_direct, input_kernel_aborts, .signal = SIGABRT) {
     IrNode node = {.op = OP_INPUT};
     float x = 0;
     KTensor out = {TY_F32, {0, {0}}, &x};
-    kern_input_ref(&node, NULL, &out);
+    KernelErr err = {0};
+    kern_input_ref(&node, NULL, &out, &err);
 }
 
 /* A batched product against a double-precision sum. */
@@ -528,7 +535,9 @@ Test(kern_direct, matmul_batched_random) {
     IrNode node = {.op = OP_MATMUL};
     KTensor in[2] = {{TY_F32, {3, {B, M, K}}, a}, {TY_F32, {3, {B, K, N}}, bm}};
     KTensor out = {TY_F32, {3, {B, M, N}}, c};
-    kern_matmul_ref(&node, in, &out);
+    KernelErr err = {0};
+    kern_matmul_ref(&node, in, &out, &err);
+    cr_expect(!err.failed);
     for (int b = 0; b < B; b++)
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
@@ -566,7 +575,7 @@ Test(kern_naive, output_is_an_input, .init = g_init, .fini = g_fini) {
     ir_mark_output(&g, x);
     float xd[3] = {1, 2, 3}, o0[3], o1[3], o2[3];
     void *ins[2] = {xd, NULL}, *outs[3] = {o0, o1, o2};
-    rt_naive_run(&g, ins, outs, NULL);
+    cr_expect(rt_naive_run(&g, ins, outs, NULL, NULL));
     for (int i = 0; i < 3; i++) {
         cr_expect_eq(o0[i], xd[i]);
         cr_expect_eq(o1[i], 2 * xd[i]);
@@ -593,7 +602,7 @@ Test(kern_naive, frees_intermediates, .init = g_init, .fini = g_fini) {
     ir_mark_output(&g, b);
     float xd[4] = {1, -1, 0.5f, 2}, sum, bo[4];
     void *ins[1] = {xd}, *outs[2] = {&sum, bo};
-    rt_naive_run(&g, ins, outs, NULL);
+    cr_expect(rt_naive_run(&g, ins, outs, NULL, NULL));
     double want = 0;
     for (int i = 0; i < 4; i++) {
         want += -4.0 * xd[i] * xd[i] - 20.0 * xd[i];
@@ -615,7 +624,7 @@ Test(kern_naive, profile_and_dead_nodes, .init = g_init, .fini = g_fini) {
     for (int i = 0; i < 15; i++) wd[i] = (float)(i % 4) - 1;
     void *ins[2] = {xd, wd}, *outs[1] = {out};
     RtProfile prof = {0};
-    rt_naive_run(&g, ins, outs, &prof);
+    cr_expect(rt_naive_run(&g, ins, outs, &prof, NULL));
     cr_expect_eq(prof.calls[OP_EXP], 0);
     cr_expect_eq(prof.calls[OP_MATMUL], 1);
     cr_expect_eq(prof.calls[OP_RELU], 1);
@@ -636,11 +645,114 @@ Test(kern_naive, profile_and_dead_nodes, .init = g_init, .fini = g_fini) {
 Test(kern_naive, zero_size_and_no_outputs, .init = g_init, .fini = g_fini) {
     int x = must(ir_input(&g, TY_F32, shape_make(2, (int64_t[]){0, 4}), "x", SRCLOC_NONE));
     int y = must(ir_unary(&g, OP_RELU, x, SRCLOC_NONE));
-    rt_naive_run(&g, (void *[]){NULL}, NULL, NULL);
+    cr_expect(rt_naive_run(&g, (void *[]){NULL}, NULL, NULL, NULL));
     int s = must(ir_reduce(&g, OP_SUM, y, (int[]){0}, 1, false, SRCLOC_NONE));
     ir_mark_output(&g, y);
     ir_mark_output(&g, s);
     float sums[4] = {1, 1, 1, 1};
-    rt_naive_run(&g, (void *[]){NULL}, (void *[]){NULL, sums}, NULL);
+    cr_expect(rt_naive_run(&g, (void *[]){NULL}, (void *[]){NULL, sums}, NULL, NULL));
     for (int i = 0; i < 4; i++) cr_expect_eq(sums[i], 0);
+}
+
+/* -- kern_naive: failing runs -- */
+
+/* A bad index stops the run: false, the gather's node, the first bad index
+ * in order (negative ones are out of range too), and nothing leaked (ASan)
+ * though an intermediate and an output were live. */
+Test(kern_naive, gather_index_out_of_range, .init = g_init, .fini = g_fini) {
+    int t = must(ir_input(&g, TY_F32, shape_make(2, (int64_t[]){3, 2}), "t", SRCLOC_NONE));
+    int i = must(ir_input(&g, TY_I32, shape_make(1, (int64_t[]){4}), "i", SRCLOC_NONE));
+    int e = must(ir_unary(&g, OP_EXP, t, SRCLOC_NONE));
+    int r = must(ir_gather(&g, e, i, SRCLOC_NONE));
+    int s = must(ir_reduce(&g, OP_SUM, r, NULL, 0, false, SRCLOC_NONE));
+    ir_mark_output(&g, e);
+    ir_mark_output(&g, s);
+    float td[6] = {0}, eo[6], so;
+    int32_t bad[4] = {0, 2, 7, -1}, neg[4] = {0, -1, 9, 1}, ok[4] = {2, 2, 0, 1};
+    void *outs[2] = {eo, &so};
+    KernelErr err;
+    cr_expect(!rt_naive_run(&g, (void *[]){td, bad}, outs, NULL, &err));
+    cr_expect(err.failed);
+    cr_expect_eq(err.node, r);
+    cr_expect_str_eq(err.msg, "index 7 out of range for axis of size 3");
+    cr_expect(!rt_naive_run(&g, (void *[]){td, neg}, outs, NULL, &err));
+    cr_expect_str_eq(err.msg, "index -1 out of range for axis of size 3");
+    cr_expect(!rt_naive_run(&g, (void *[]){td, neg}, outs, NULL, NULL)); /* err optional */
+    cr_expect(rt_naive_run(&g, (void *[]){td, ok}, outs, NULL, &err), "%s", err.msg);
+    cr_expect(!err.failed);
+    cr_expect_eq(so, 8.0f); /* 4 rows of exp(0) pairs */
+}
+
+Test(kern_naive, scatter_add_index_out_of_range, .init = g_init, .fini = g_fini) {
+    int src = must(ir_input(&g, TY_F32, shape_make(2, (int64_t[]){2, 2}), "s", SRCLOC_NONE));
+    int i = must(ir_input(&g, TY_I32, shape_make(1, (int64_t[]){2}), "i", SRCLOC_NONE));
+    IrAttr at = {.shape = shape_make(2, (int64_t[]){4, 2})};
+    int r = must(ir_add(&g, OP_SCATTER_ADD, (int[]){src, i}, 2, &at, SRCLOC_NONE));
+    ir_mark_output(&g, r);
+    float sd[4] = {1, 2, 3, 4}, out[8];
+    int32_t bad[2] = {3, 4};
+    KernelErr err;
+    cr_expect(!rt_naive_run(&g, (void *[]){sd, bad}, (void *[]){out}, NULL, &err));
+    cr_expect_eq(err.node, r);
+    cr_expect_str_eq(err.msg, "index 4 out of range for axis of size 4");
+}
+
+/* An intermediate of 2^47 bytes: refused without asking malloc (so this
+ * runs under ASan too), reported at the node that needed it. */
+Test(kern_naive, intermediate_out_of_memory, .init = g_init, .fini = g_fini) {
+    int x = must(ir_input(&g, TY_F32, shape_make(2, (int64_t[]){1, 1}), "x", SRCLOC_NONE));
+    int b = must(ir_broadcast_to(&g, x, shape_make(2, (int64_t[]){1 << 23, 1 << 22}), SRCLOC_NONE));
+    int s = must(ir_reduce(&g, OP_SUM, b, NULL, 0, false, SRCLOC_NONE));
+    ir_mark_output(&g, s);
+    float xd = 1, so;
+    KernelErr err;
+    cr_expect(!rt_naive_run(&g, (void *[]){&xd}, (void *[]){&so}, NULL, &err));
+    cr_expect_eq(err.node, b);
+    cr_expect_str_eq(err.msg,
+                     "out of memory: the result f32[8388608, 4194304] of broadcast does not fit");
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* A real allocation failure: with the address space limited (this test's
+ * process only: Criterion forks one per test), a 1 GiB intermediate makes
+ * calloc return NULL. Not under ASan, whose allocator aborts instead. */
+Test(kern_naive, calloc_fails, .init = g_init, .fini = g_fini) {
+#ifdef UNDER_ASAN
+    cr_skip_test("ASan's allocator aborts on a failed allocation");
+#else
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    cr_assert(f && fscanf(f, "%ld", &pages) == 1);
+    fclose(f);
+    rlim_t now = (rlim_t)pages * 4096;
+    struct rlimit rl = {now + (256u << 20), now + (256u << 20)};
+    cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    int x = must(ir_input(&g, TY_F32, shape_make(1, (int64_t[]){1}), "x", SRCLOC_NONE));
+    int b = must(ir_broadcast_to(&g, x, shape_make(1, (int64_t[]){1 << 28}), SRCLOC_NONE));
+    int s = must(ir_reduce(&g, OP_SUM, b, NULL, 0, false, SRCLOC_NONE));
+    ir_mark_output(&g, s);
+    float xd = 1, so;
+    KernelErr err;
+    cr_expect(!rt_naive_run(&g, (void *[]){&xd}, (void *[]){&so}, NULL, &err));
+    cr_expect_eq(err.node, b);
+    cr_expect_str_eq(err.msg, "out of memory: the result f32[268435456] of broadcast does not fit");
+#endif
+}
+
+Test(kern_direct, workspace_out_of_memory) {
+    KernelErr err = {0};
+    cr_expect_null(kern_try_alloc(&err, (size_t)1 << 50, "accumulators of sum"));
+    cr_expect(err.failed);
+    cr_expect_str_eq(err.msg, "out of memory: 1125899.9 GB for the accumulators of sum");
+    KernelErr ok = {0};
+    void *p = kern_try_alloc(&ok, 16, "x");
+    cr_expect(p && !ok.failed);
+    free(p);
 }
