@@ -148,12 +148,15 @@ static const char *file_kind(mode_t m) {
  * size mod 2^32). Only a first guess for the buffer: it may lie, so it is
  * bounded by deflate's best ratio (1032:1) and later by the limit. */
 static uint64_t gz_hint(TtInput *in) {
-    unsigned char b[4];
+    unsigned char m[2], b[4];
     if (in->size == SIZE_UNKNOWN || in->size < 18) return 0;
-    if (in->fd < 0)
+    if (in->fd < 0) {
+        memcpy(m, in->mem, 2);
         memcpy(b, in->mem + in->mlen - 4, 4);
-    else if (pread(in->fd, b, 4, (off_t)(in->size - 4)) != 4)
+    } else if (pread(in->fd, m, 2, 0) != 2 || pread(in->fd, b, 4, (off_t)(in->size - 4)) != 4) {
         return 0;
+    }
+    if (m[0] != 0x1f || m[1] != 0x8b) return in->size; /* read as it is */
     uint64_t isize =
         (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 | (uint64_t)b[3] << 24;
     uint64_t most = in->size * 1032;
