@@ -39,6 +39,12 @@ typedef struct IdxHeader {
     int64_t numel, need; /* elements, bytes of data */
 } IdxHeader;
 
+/* For the header parsers: the input may hold more, and n bytes are needed. */
+static int need_more(size_t *want, size_t n) {
+    *want = n;
+    return -1;
+}
+
 /* The header at the start of b[0, len). 1: complete and valid; 0: invalid
  * (message in err); -1: b is too short to tell and the input may have more
  * (eof false): *want bytes are needed. */
@@ -46,7 +52,7 @@ typedef struct IdxHeader {
 static int idx_header(const char *what, const unsigned char *b, size_t len, bool eof, IdxHeader *h,
                       size_t *want, char *err, size_t errlen) {
     if (len < 4) {
-        if (!eof) return *want = 4, -1;
+        if (!eof) return need_more(want, 4);
         io_fail(err, errlen, what, "not an IDX file (only %zu bytes)", len);
         return 0;
     }
@@ -68,7 +74,7 @@ static int idx_header(const char *what, const unsigned char *b, size_t len, bool
     }
     size_t hdr = 4 + 4 * (size_t)ndim;
     if (len < hdr) {
-        if (!eof) return *want = hdr, -1;
+        if (!eof) return need_more(want, hdr);
         io_fail(err, errlen, what, "truncated: header needs %zu bytes, the file has %zu", hdr, len);
         return 0;
     }

@@ -192,13 +192,19 @@ typedef struct NpyHead {
     int64_t numel, need; /* elements, bytes of data in the file */
 } NpyHead;
 
+/* For the header parsers: the input may hold more, and n bytes are needed. */
+static int need_more(size_t *want, size_t n) {
+    *want = n;
+    return -1;
+}
+
 /* The preamble and header at the start of b[0, len). 1: complete and valid;
  * 0: invalid (message in err); -1: b is too short to tell and the input may
  * have more (eof false): *want bytes are needed. */
 static int npy_head(const char *what, const unsigned char *b, size_t len, bool eof, NpyHead *nh,
                     size_t *want, char *err, size_t errlen) {
     char msg[128], sh[160];
-    if (len < 10 && !eof) return *want = 10, -1;
+    if (len < 10 && !eof) return need_more(want, 10);
     if (len < 10 || memcmp(b, NPY_MAGIC, 6) != 0) {
         io_fail(err, errlen, what, "not a NumPy file (bad magic)");
         return 0;
@@ -210,7 +216,7 @@ static int npy_head(const char *what, const unsigned char *b, size_t len, bool e
         hstart = 10;
     } else if (major == 2 || major == 3) {
         if (len < 12) {
-            if (!eof) return *want = 12, -1;
+            if (!eof) return need_more(want, 12);
             io_fail(err, errlen, what, "truncated: the file ends in its header");
             return 0;
         }
@@ -222,7 +228,7 @@ static int npy_head(const char *what, const unsigned char *b, size_t len, bool e
         return 0;
     }
     if (hlen > len - hstart) {
-        if (!eof) return *want = hstart + hlen, -1;
+        if (!eof) return need_more(want, hstart + hlen);
         io_fail(err, errlen, what,
                 "truncated: header length is %zu bytes, the file has %zu after it", hlen,
                 len - hstart);
