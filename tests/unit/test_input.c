@@ -245,6 +245,16 @@ Test(input_limit, gzip_members_and_trailing_garbage) {
     free(b);
 }
 
+Test(input_limit, weights_bomb) {
+    /* load(net, "w.safetensors.gz"): a header length, then a flood */
+    const char *p = write_gz("w.safetensors.gz", "\x10\0\0\0\0\0\0\0{}", 10, " ", 2 * MIB);
+    IoNamed *ts;
+    int n;
+    cr_assert_not(io_load_safetensors(p, &ts, &n, err, sizeof err));
+    cr_assert_null(ts);
+    assert_err(p, BOMB_MSG);
+}
+
 /* ================================== CSV ================================== */
 
 Test(input_limit, csv_bomb) {
