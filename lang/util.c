@@ -1,11 +1,10 @@
-/* util.c - allocation, arenas, string buffers, whole-file reading. */
+/* util.c - allocation, arenas, string buffers. Whole-file reading is in
+ * input.c. */
 #include "util.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 _Noreturn void tt_assert_fail(const char *what, const char *file, int line) {
     fprintf(stderr, "%s:%d: internal error: assertion failed: %s\n", file, line, what);
@@ -132,94 +131,4 @@ void sb_free(StrBuf *b) {
     free(b->s);
     b->s = NULL;
     b->len = b->cap = 0;
-}
-
-/* -- files -- */
-
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* The uncompressed size a gzip file's trailer states (ISIZE, mod 2^32), as
- * a first guess of the buffer to read it into; 0 when there is none. A wrong
- * guess (a corrupt trailer, several members, 4 GiB or more) only costs
- * growing the buffer as without one. */
-static size_t gz_size_hint(const char *path) {
-    FILE *f = fopen(path, "rb");
-    unsigned char b[4];
-    size_t hint = 0;
-    if (f && fseek(f, -4, SEEK_END) == 0 && fread(b, 1, 4, f) == 4)
-        hint = (size_t)b[0] | (size_t)b[1] << 8 | (size_t)b[2] << 16 | (size_t)b[3] << 24;
-    if (f) fclose(f);
-    return hint < ((size_t)1 << 31) ? hint : 0;
-}
-
-static char *read_gz(const char *path, size_t *len, char *err, size_t errlen) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
-        return NULL;
-    }
-    size_t cap = gz_size_hint(path) + 1, n = 0; /* + 1: the read that finds the end */
-    if (cap < (1 << 16)) cap = 1 << 16;
-    char *buf = tt_xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            buf = tt_xrealloc(buf, cap + 1);
-        }
-        size_t want = cap - n;
-        if (want > (1u << 30)) want = 1u << 30;
-        int got = gzread(f, buf + n, (unsigned)want);
-        if (got < 0) {
-            int code;
-            const char *msg = gzerror(f, &code);
-            snprintf(err, errlen, "%s: corrupt gzip data: %s", path, msg);
-            free(buf);
-            gzclose(f);
-            return NULL;
-        }
-        if (got == 0) break;
-        n += (size_t)got;
-    }
-    /* gzread returns 0 at a truncated stream too; gzclose reports it. */
-    if (gzclose(f) != Z_OK) {
-        snprintf(err, errlen, "%s: corrupt or truncated gzip data", path);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
-char *tt_read_file(const char *path, size_t *len, char *err, size_t errlen) {
-    if (ends_with(path, ".gz")) return read_gz(path, len, err, errlen);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = tt_xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            buf = tt_xrealloc(buf, cap + 1);
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
 }

@@ -55,9 +55,10 @@ void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 void sb_vprintf(StrBuf *b, const char *fmt, va_list ap);
 void sb_free(StrBuf *b);
 
-/* Reads a whole file; transparently gunzips when the name ends in ".gz".
- * Returns NULL and writes a message to err on failure. The result has a
- * terminating NUL not counted in *len. */
+/* Reads a whole file (input.c): gunzips when the name ends in ".gz", stops
+ * at the input limit (TT_MAX_INPUT_BYTES, see input.h), reads pipes but not
+ * directories. Returns NULL and writes "<path>: <message>" to err on
+ * failure. The result has a terminating NUL not counted in *len. */
 char *tt_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "input.h"
 #include "io.h"
 
 #define ERRLEN 512
@@ -36,9 +37,13 @@ static Value take_io(Interp *I, IoTensor *t) {
     return vtensor(r);
 }
 
-static const char *path_arg(Interp *I, Value v, const char *fn) {
-    if (v.kind != V_STR) rt_error(I, "%s: path must be a string, got %s", fn, rt_type_name(v));
-    return ((Str *)v.o)->s;
+const char *lib_path(Interp *I, Value v, const char *fn, const char *arg) {
+    if (v.kind != V_STR) rt_error(I, "%s: %s must be a string, got %s", fn, arg, rt_type_name(v));
+    const Str *s = (Str *)v.o;
+    /* The C library would stop at the NUL and open another file than the
+     * string names ("good.npy\0junk" is not good.npy). */
+    if (memchr(s->s, 0, s->len)) rt_error(I, "%s: %s contains a NUL character", fn, arg);
+    return s->s;
 }
 
 static Value make_record2(Interp *I, const char *n0, Value v0, const char *n1, Value v1) {
@@ -54,7 +59,7 @@ BUILTIN(bi_load_csv) {
     static const char *const names[] = {"path", "label", NULL};
     Value a[2];
     BIND("load_csv", names, 1, a);
-    const char *path = path_arg(I, a[0], "load_csv");
+    const char *path = lib_path(I, a[0], "load_csv", "path");
     int label = -1;
     if (rt_given(a[1]))
         label = a[1].kind == V_NONE ? INT32_MIN : (int)lib_int(I, a[1], -1, "load_csv", "label");
@@ -76,7 +81,8 @@ BUILTIN(bi_load_idx) {
     BIND("load_idx", names, 1, a);
     IoTensor t = {0};
     char err[ERRLEN];
-    if (!io_load_idx(path_arg(I, a[0], "load_idx"), &t, err, sizeof err)) rt_error(I, "%s", err);
+    if (!io_load_idx(lib_path(I, a[0], "load_idx", "path"), &t, err, sizeof err))
+        rt_error(I, "%s", err);
     return take_io(I, &t);
 }
 
@@ -87,7 +93,8 @@ BUILTIN(bi_load_npy) {
     BIND("load_npy", names, 1, a);
     IoTensor t = {0};
     char err[ERRLEN];
-    if (!io_load_npy(path_arg(I, a[0], "load_npy"), &t, err, sizeof err)) rt_error(I, "%s", err);
+    if (!io_load_npy(lib_path(I, a[0], "load_npy", "path"), &t, err, sizeof err))
+        rt_error(I, "%s", err);
     return take_io(I, &t);
 }
 
@@ -97,7 +104,7 @@ BUILTIN(bi_save_npy) {
     Value a[2];
     BIND("save_npy", names, 2, a);
     Tensor *t = lib_tensor(I, a[0], "save_npy", "t");
-    const char *path = path_arg(I, a[1], "save_npy");
+    const char *path = lib_path(I, a[1], "save_npy", "path");
     IoTensor io = {t->dtype, t->shape, rt_data(I, t)};
     char err[ERRLEN];
     if (!io_save_npy(path, &io, err, sizeof err)) rt_error(I, "%s", err);
@@ -111,7 +118,7 @@ BUILTIN(bi_read_text) {
     BIND("read_text", names, 1, a);
     char err[ERRLEN];
     size_t len;
-    char *s = tt_read_file(path_arg(I, a[0], "read_text"), &len, err, sizeof err);
+    char *s = tt_read_data_file(lib_path(I, a[0], "read_text", "path"), &len, err, sizeof err);
     if (!s) rt_error(I, "%s", err);
     Value r = rt_str(I, s, len);
     free(s);
@@ -289,7 +296,7 @@ BUILTIN(bi_save) {
     Value a[2];
     BIND("save", names, 2, a);
     if (a[0].kind != V_MODEL) rt_error(I, "save: net must be a model, got %s", rt_type_name(a[0]));
-    const char *path = path_arg(I, a[1], "save");
+    const char *path = lib_path(I, a[1], "save", "path");
     Value ps = rt_state_tensors(I, a[0], "save");
     List *l = as_list(ps);
     IoNamed *ts = tt_xcalloc((size_t)(l->len ? l->len : 1), sizeof *ts);
@@ -323,7 +330,7 @@ BUILTIN(bi_load) {
     Value a[2];
     BIND("load", names, 2, a);
     if (a[0].kind != V_MODEL) rt_error(I, "load: net must be a model, got %s", rt_type_name(a[0]));
-    const char *path = path_arg(I, a[1], "load");
+    const char *path = lib_path(I, a[1], "load", "path");
     IoNamed *ts = NULL;
     int nt = 0;
     char err[ERRLEN];

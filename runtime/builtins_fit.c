@@ -111,11 +111,7 @@ BUILTIN(bi_fit) {
     if (epochs < 0) rt_error(I, "fit: epochs must not be negative");
     if (batch < 1) rt_error(I, "fit: batch must be positive");
     const char *plot = NULL;
-    if (a[7].kind != V_NONE) {
-        if (a[7].kind != V_STR)
-            rt_error(I, "fit: plot must be a file name, got %s", rt_type_name(a[7]));
-        plot = ((Str *)a[7].o)->s;
-    }
+    if (a[7].kind != V_NONE) plot = lib_path(I, a[7], "fit", "plot");
     Value lossfn = a[2].kind != V_NONE ? rt_retain(a[2]) : rt_global(I, "cross_entropy");
     Value opt;
     if (a[3].kind != V_NONE) {

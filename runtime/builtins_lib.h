@@ -54,6 +54,9 @@ DType lib_dtype(Interp *I, Value v, DType dflt, const char *fn);
 int64_t lib_int(Interp *I, Value v, int64_t dflt, const char *fn, const char *arg);
 double lib_float(Interp *I, Value v, double dflt, const char *fn, const char *arg);
 bool lib_bool(Interp *I, Value v, bool dflt, const char *fn, const char *arg);
+/* A file name argument (borrowed): rt_error unless v is a string without
+ * a NUL character (builtins_data.c). Every builtin taking a path uses it. */
+const char *lib_path(Interp *I, Value v, const char *fn, const char *arg);
 /* A list/tuple argument (borrowed); rt_error otherwise. */
 List *lib_seq(Interp *I, Value v, const char *fn, const char *arg);
 /* Constant node: a scalar of dtype dt. */

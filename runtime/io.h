@@ -1,7 +1,9 @@
 /* io.h - tensor file formats: CSV (optionally gzipped), IDX (the MNIST
  * format, optionally gzipped), NumPy .npy, safetensors, raw text.
  *
- * Pure data-in/data-out: no interpreter values here. Every function returns
+ * Pure data-in/data-out: no interpreter values here. Files are read through
+ * lang/input.h: data files must be regular files, and nothing is read past
+ * the input limit (TT_MAX_INPUT_BYTES). Every function returns
  * false with a message in err (naming the file and what is wrong, e.g.
  * "data/x.csv:12: expected 65 fields, got 64") and leaves nothing allocated
  * on failure. Writers write a temporary file and rename it, so a failed
@@ -38,6 +40,16 @@ bool io_load_idx(const char *path, IoTensor *out, char *err, size_t errlen);
 /* .npy version 1.0/2.0, little-endian <f4 <i4 |i1 (and <f8 <i8 converted to
  * f32/i32 on load), C order. */
 bool io_load_npy(const char *path, IoTensor *out, char *err, size_t errlen);
+
+/* The three readers above from memory (the fuzz targets), through the same
+ * code: `what` names the data in messages and, ending in ".gz", makes it
+ * gzip data to inflate. The input limit applies as to files. */
+bool io_parse_csv(const char *what, const void *data, size_t len, int label_col, IoTensor *x,
+                  IoTensor *y, char *err, size_t errlen);
+bool io_parse_idx(const char *what, const void *data, size_t len, IoTensor *out, char *err,
+                  size_t errlen);
+bool io_parse_npy(const char *what, const void *data, size_t len, IoTensor *out, char *err,
+                  size_t errlen);
 bool io_save_npy(const char *path, const IoTensor *t, char *err, size_t errlen);
 
 /* safetensors: F32, I32, I8 tensors with names; __metadata__ ignored on load. */

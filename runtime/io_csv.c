@@ -133,13 +133,21 @@ static bool line_numeric(const Line *ln) {
     return true;
 }
 
-bool io_load_csv(const char *path, int label_col, IoTensor *x, IoTensor *y, char *err,
-                 size_t errlen) {
+/* The whole input is read (up to the input limit) and parsed in place: the
+ * parse needs the row count first to size the tensors. The buffer is
+ * NUL-terminated, which keeps strtod inside it. */
+static bool read_csv(TtInput *in, int label_col, IoTensor *x, IoTensor *y, char *err,
+                     size_t errlen) {
     memset(x, 0, sizeof *x);
     memset(y, 0, sizeof *y);
-    size_t len;
-    char *buf = tt_read_file(path, &len, err, errlen);
-    if (!buf) return false;
+    const char *path = tt_input_name(in);
+    StrBuf sb = {0};
+    if (!tt_input_fill(in, &sb, UINT64_MAX, err, errlen)) {
+        sb_free(&sb);
+        return false;
+    }
+    char *buf = sb.s;
+    size_t len = sb.len;
     const char *cur = buf, *end = buf + len;
 
     /* The first non-blank line: a header unless every field is a number. */
@@ -252,4 +260,26 @@ fail:
     free(ys);
     free(buf);
     return false;
+}
+
+bool io_load_csv(const char *path, int label_col, IoTensor *x, IoTensor *y, char *err,
+                 size_t errlen) {
+    memset(x, 0, sizeof *x);
+    memset(y, 0, sizeof *y);
+    TtInput *in = tt_input_open(path, true, err, errlen);
+    if (!in) return false;
+    bool ok = read_csv(in, label_col, x, y, err, errlen);
+    tt_input_close(in);
+    return ok;
+}
+
+bool io_parse_csv(const char *what, const void *data, size_t len, int label_col, IoTensor *x,
+                  IoTensor *y, char *err, size_t errlen) {
+    memset(x, 0, sizeof *x);
+    memset(y, 0, sizeof *y);
+    TtInput *in = tt_input_memory(what, data, len, err, errlen);
+    if (!in) return false;
+    bool ok = read_csv(in, label_col, x, y, err, errlen);
+    tt_input_close(in);
+    return ok;
 }

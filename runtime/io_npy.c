@@ -184,77 +184,109 @@ static uint64_t le64(const unsigned char *p) {
     return le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-bool io_load_npy(const char *path, IoTensor *out, char *err, size_t errlen) {
-    memset(out, 0, sizeof *out);
-    size_t len;
-    unsigned char *buf = (unsigned char *)tt_read_file(path, &len, err, errlen);
-    if (!buf) return false;
-    bool ok = false;
+/* A validated preamble and header. */
+typedef struct NpyHead {
+    NpyHeader h;
+    const NpyType *ty;
+    size_t off;          /* where the data starts */
+    int64_t numel, need; /* elements, bytes of data in the file */
+} NpyHead;
+
+/* For the header parsers: the input may hold more, and n bytes are needed. */
+static int need_more(size_t *want, size_t n) {
+    *want = n;
+    return -1;
+}
+
+/* The preamble and header at the start of b[0, len). 1: complete and valid;
+ * 0: invalid (message in err); -1: b is too short to tell and the input may
+ * have more (eof false): *want bytes are needed. */
+static int npy_head(const char *what, const unsigned char *b, size_t len, bool eof, NpyHead *nh,
+                    size_t *want, char *err, size_t errlen) {
     char msg[128], sh[160];
-    if (len < 10 || memcmp(buf, NPY_MAGIC, 6) != 0) {
-        io_fail(err, errlen, path, "not a NumPy file (bad magic)");
-        goto done;
+    if (len < 10 && !eof) return need_more(want, 10);
+    if (len < 10 || memcmp(b, NPY_MAGIC, 6) != 0) {
+        io_fail(err, errlen, what, "not a NumPy file (bad magic)");
+        return 0;
     }
-    int major = buf[6], minor = buf[7];
+    int major = b[6], minor = b[7];
     size_t hlen, hstart;
     if (major == 1) {
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
+        hlen = (size_t)b[8] | (size_t)b[9] << 8;
         hstart = 10;
     } else if (major == 2 || major == 3) {
         if (len < 12) {
-            io_fail(err, errlen, path, "truncated: the file ends in its header");
-            goto done;
+            if (!eof) return need_more(want, 12);
+            io_fail(err, errlen, what, "truncated: the file ends in its header");
+            return 0;
         }
-        hlen = le32(buf + 8);
+        hlen = le32(b + 8);
         hstart = 12;
     } else {
-        io_fail(err, errlen, path, "NumPy format version %d.%d is not supported (1.0, 2.0, 3.0)",
+        io_fail(err, errlen, what, "NumPy format version %d.%d is not supported (1.0, 2.0, 3.0)",
                 major, minor);
-        goto done;
+        return 0;
     }
     if (hlen > len - hstart) {
-        io_fail(err, errlen, path,
+        if (!eof) return need_more(want, hstart + hlen);
+        io_fail(err, errlen, what,
                 "truncated: header length is %zu bytes, the file has %zu after it", hlen,
                 len - hstart);
-        goto done;
+        return 0;
     }
-    NpyHeader h = {0};
-    if (!parse_header((const char *)buf + hstart, hlen, &h, msg, sizeof msg)) {
-        io_fail(err, errlen, path, "%s", msg);
-        goto done;
+    NpyHeader *h = &nh->h;
+    memset(h, 0, sizeof *h);
+    if (!parse_header((const char *)b + hstart, hlen, h, msg, sizeof msg)) {
+        io_fail(err, errlen, what, "%s", msg);
+        return 0;
     }
-    if (h.fortran) {
-        io_fail(err, errlen, path, "Fortran order is not supported");
-        goto done;
+    if (h->fortran) {
+        io_fail(err, errlen, what, "Fortran order is not supported");
+        return 0;
     }
-    const NpyType *ty = NULL;
+    nh->ty = NULL;
     for (size_t i = 0; i < sizeof npy_types / sizeof npy_types[0]; i++)
-        if (strcmp(h.descr, npy_types[i].descr) == 0) ty = &npy_types[i];
-    if (!ty) {
-        io_fail(err, errlen, path, "dtype '%s' is not supported (<f4, <i4, |i1, <f8, <i8)",
-                h.descr);
-        goto done;
+        if (strcmp(h->descr, npy_types[i].descr) == 0) nh->ty = &npy_types[i];
+    if (!nh->ty) {
+        io_fail(err, errlen, what, "dtype '%s' is not supported (<f4, <i4, |i1, <f8, <i8)",
+                h->descr);
+        return 0;
     }
-    int fsize = ty->size;
-    DType dt = ty->dtype;
-    const char *d = h.descr;
-    int64_t numel, need;
-    if (!io_shape_bytes(&h.shape, TY_I8, &numel, NULL) || !io_mul(numel, fsize, &need)) {
-        io_fail(err, errlen, path, "shape %s is too large", io_shape_str(&h.shape, sh, sizeof sh));
-        goto done;
+    int64_t total;
+    if (!io_shape_bytes(&h->shape, TY_I8, &nh->numel, NULL) ||
+        !io_mul(nh->numel, nh->ty->size, &nh->need) ||
+        __builtin_add_overflow(nh->need, (int64_t)(hstart + hlen), &total)) {
+        io_fail(err, errlen, what, "shape %s is too large", io_shape_str(&h->shape, sh, sizeof sh));
+        return 0;
     }
-    size_t have = len - hstart - hlen;
-    if ((uint64_t)need != have) {
-        io_fail(err, errlen, path,
-                "%s: shape %s of '%s' needs %lld bytes of data, the file has %zu",
-                (uint64_t)need > have ? "truncated" : "size mismatch",
-                io_shape_str(&h.shape, sh, sizeof sh), d, (long long)need, have);
-        goto done;
-    }
-    const unsigned char *p = buf + hstart + hlen;
-    size_t n = (size_t)numel;
+    nh->off = hstart + hlen;
+    return 1;
+}
+
+/* Converts the data after a valid header; b[0, len) is the whole input, or
+ * its first bytes when `more` (a compressed input longer than the header
+ * says, not read to its end). */
+static bool npy_data(const char *what, const NpyHead *nh, const unsigned char *b, size_t len,
+                     bool more, IoTensor *out, char *err, size_t errlen) {
+    char sh[160];
+    const char *d = nh->h.descr;
+    size_t have = len - nh->off;
+    if (more)
+        return io_fail(err, errlen, what,
+                       "size mismatch: shape %s of '%s' needs %lld bytes of data, the file has "
+                       "more",
+                       io_shape_str(&nh->h.shape, sh, sizeof sh), d, (long long)nh->need);
+    if ((uint64_t)nh->need != have)
+        return io_fail(err, errlen, what,
+                       "%s: shape %s of '%s' needs %lld bytes of data, the file has %zu",
+                       (uint64_t)nh->need > have ? "truncated" : "size mismatch",
+                       io_shape_str(&nh->h.shape, sh, sizeof sh), d, (long long)nh->need, have);
+    int fsize = nh->ty->size;
+    DType dt = nh->ty->dtype;
+    const unsigned char *p = b + nh->off;
+    size_t n = (size_t)nh->numel;
     void *data = tt_xmalloc(n * dtype_size(dt));
-    if (fsize == 8 && ty->dtype == TY_F32) {
+    if (fsize == 8 && dt == TY_F32) {
         float *f = data;
         for (size_t i = 0; i < n; i++) {
             uint64_t u = le64(p + 8 * i);
@@ -268,9 +300,9 @@ bool io_load_npy(const char *path, IoTensor *out, char *err, size_t errlen) {
             int64_t x = (int64_t)le64(p + 8 * i);
             if (x < INT32_MIN || x > INT32_MAX) {
                 free(data);
-                io_fail(err, errlen, path,
-                        "element %zu (%lld) of the <i8 array does not fit in i32", i, (long long)x);
-                goto done;
+                return io_fail(err, errlen, what,
+                               "element %zu (%lld) of the <i8 array does not fit in i32", i,
+                               (long long)x);
             }
             v[i] = (int32_t)x;
         }
@@ -281,11 +313,63 @@ bool io_load_npy(const char *path, IoTensor *out, char *err, size_t errlen) {
         memcpy(data, p, n);
     }
     out->dtype = dt;
-    out->shape = h.shape;
+    out->shape = nh->h.shape;
     out->data = data;
-    ok = true;
+    return true;
+}
+
+/* The preamble gives the header's length, the header the data's: the input
+ * is read no further than that (and one byte, to notice a longer one), and
+ * a shape claiming more than the input limit is refused before any data is
+ * read. */
+static bool read_npy(TtInput *in, IoTensor *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    const char *what = tt_input_name(in);
+    StrBuf b = {0};
+    NpyHead nh;
+    size_t want = 10;
+    int r;
+    bool ok = false;
+    do {
+        if (!tt_input_fill(in, &b, want, err, errlen)) goto done;
+        r = npy_head(what, (unsigned char *)b.s, b.len, b.len < want, &nh, &want, err, errlen);
+    } while (r < 0);
+    if (r == 0) goto done;
+    uint64_t total = nh.off + (uint64_t)nh.need;
+    if (total > tt_input_max(in)) {
+        char sh[160], lim[32];
+        io_fail(err, errlen, what,
+                "shape %s of '%s' makes a file of %llu bytes, more than the input limit of %s "
+                "(TT_MAX_INPUT_BYTES)",
+                io_shape_str(&nh.h.shape, sh, sizeof sh), nh.h.descr, (unsigned long long)total,
+                tt_format_bytes(tt_input_max(in), lim, sizeof lim));
+        goto done;
+    }
+    bool known = tt_input_size_known(in);
+    if (!tt_input_fill(in, &b, known ? UINT64_MAX : total + 1, err, errlen)) goto done;
+    ok =
+        npy_data(what, &nh, (unsigned char *)b.s, b.len, !known && b.len > total, out, err, errlen);
 done:
-    free(buf);
+    sb_free(&b);
+    return ok;
+}
+
+bool io_load_npy(const char *path, IoTensor *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    TtInput *in = tt_input_open(path, true, err, errlen);
+    if (!in) return false;
+    bool ok = read_npy(in, out, err, errlen);
+    tt_input_close(in);
+    return ok;
+}
+
+bool io_parse_npy(const char *what, const void *data, size_t len, IoTensor *out, char *err,
+                  size_t errlen) {
+    memset(out, 0, sizeof *out);
+    TtInput *in = tt_input_memory(what, data, len, err, errlen);
+    if (!in) return false;
+    bool ok = read_npy(in, out, err, errlen);
+    tt_input_close(in);
     return ok;
 }
 

@@ -194,7 +194,7 @@ bool io_load_safetensors(const char *path, IoNamed **out, int *n, char *err, siz
     *out = NULL;
     *n = 0;
     size_t len;
-    char *buf = tt_read_file(path, &len, err, errlen);
+    char *buf = tt_read_data_file(path, &len, err, errlen);
     if (!buf) return false;
     bool ok = io_parse_safetensors(path, (const unsigned char *)buf, len, out, n, err, errlen);
     free(buf);

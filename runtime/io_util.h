@@ -3,6 +3,7 @@
 #ifndef TT_IO_UTIL_H
 #define TT_IO_UTIL_H
 
+#include "input.h"
 #include "io.h"
 
 /* The formats are little-endian (IDX excepted) and the readers copy bytes

@@ -10,10 +10,10 @@ gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 [ -f "$dir/CMakeCache.txt" ] || CC=clang-19 cmake -S . -B "$dir" "${gen[@]}" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTT_FUZZ=ON -DTT_TESTS=OFF
-cmake --build "$dir" -j "$(nproc)" --target fuzz_parse fuzz_safetensors fuzz_repl
+cmake --build "$dir" -j "$(nproc)" --target fuzz_parse fuzz_safetensors fuzz_repl fuzz_npy fuzz_csv fuzz_idx
 mkdir -p fuzz-crashes
 status=0
-for t in parse safetensors repl; do
+for t in parse safetensors repl npy csv idx; do
   work=$(mktemp -d)
   cp tests/fuzz/corpus_$t/* "$work"/ 2>/dev/null || true
   echo "fuzz_$t: ${secs}s"

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "input.h"
 #include "jit.h"
 
 typedef struct Define {
@@ -289,6 +290,14 @@ int main(int argc, char **argv) {
     }
     if (!file) {
         usage(stderr);
+        return 2;
+    }
+    /* A malformed TT_MAX_INPUT_BYTES fails every read (lang/input.h): say
+     * so once, before the prelude's reads say it for each file. */
+    uint64_t limit;
+    char lerr[256];
+    if (!tt_input_limit(&limit, lerr, sizeof lerr)) {
+        fprintf(stderr, "ttc: error: %s\n", lerr);
         return 2;
     }
     if (!emit) emit = model ? "ir" : "ast";

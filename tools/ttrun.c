@@ -13,6 +13,7 @@
 #include <editline/readline.h>
 
 #include "eval.h"
+#include "input.h"
 #include "jit.h"
 #include "repl.h"
 #include "signals.h"
@@ -383,6 +384,14 @@ int main(int argc, char **argv) {
     }
     if (check && !file) {
         fprintf(stderr, "ttrun: error: --check needs a FILE\n");
+        return 2;
+    }
+    /* A malformed TT_MAX_INPUT_BYTES fails every read (lang/input.h): say
+     * so once, before the prelude's reads say it for each file. */
+    uint64_t limit;
+    char lerr[256];
+    if (!tt_input_limit(&limit, lerr, sizeof lerr)) {
+        fprintf(stderr, "ttrun: error: %s\n", lerr);
         return 2;
     }
     Interp *I = rt_new_interp();
