@@ -8,4 +8,5 @@ scripts/setup.sh
 dir="${1:-build}"
 shift || true
 scripts/build.sh "$dir" "$@"
-ctest --test-dir "$dir" --output-on-failure -j 2
+# TT_CTEST_ARGS: extra ctest arguments (.ci/run sets them for the ASan run)
+ctest --test-dir "$dir" --output-on-failure -j 2 ${TT_CTEST_ARGS:-}
