@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "loop.h"
 #include "stack.h"
 
 static Interp *I;
@@ -285,4 +286,26 @@ Test(stack, ast_print_is_linear_in_the_tree) {
     cr_expect_leq(longest, 100, "a line of %zu characters", longest);
     cr_expect_lt(size, 100L * lines);
     cr_expect(marked, "the deepest line does not say its depth");
+}
+
+/* ---- the JIT ---- */
+
+/* x = x + 1 in a loop makes a graph as deep as the loop is long; fused into
+ * one kernel, lowering and codegen would recurse that deep (it crashed at
+ * 100,000). Fused chains stop at 256 nodes: 1000 make four kernels or so. */
+Test(stack_guard, fused_chains_are_cut) {
+    const SrcLoc L0 = {0};
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){1, {4}}, NULL, L0);
+    for (int i = 0; i < 1000; i++) x = ir_unary(&g, OP_NEG, x, L0);
+    ir_mark_output(&g, x);
+    LpProg *p = lp_lower(&g, true);
+    cr_expect_geq(p->nkernels, 4, "%d kernels", p->nkernels);
+    cr_expect_leq(p->nkernels, 5, "%d kernels", p->nkernels);
+    for (int k = 0; k < p->nkernels; k++)
+        cr_expect_leq(p->kernels[k].nfused, 256, "kernel %d fuses %d nodes", k,
+                      p->kernels[k].nfused);
+    lp_free(p);
+    ir_free(&g);
 }
