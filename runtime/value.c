@@ -482,7 +482,6 @@ bool rt_equal(Interp *I, Value a, Value b) {
 done:
     if (stack != stack0) free(stack);
     free(seen.slots);
-    (void)I;
     return eq;
 }
 
