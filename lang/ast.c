@@ -192,14 +192,17 @@ static void print_names(FILE *o, const AstList *l, bool tuple) {
     if (tuple) fputc(')', o);
 }
 
-static void print_node(FILE *o, const AstNode *n, int depth, const char *label);
+/* Lines deeper than this stop moving right: they are indented as deep as
+ * this and start with "@DEPTH ", so the output of a chain 70,000 deep grows
+ * with the tree and not with its square. */
+#define AST_INDENT_MAX 32
 
-static void print_list(FILE *o, const AstList *l, int depth, const char *label) {
-    for (int i = 0; i < l->len; i++) print_node(o, l->items[i], depth, label);
-}
-
-static void print_node(FILE *o, const AstNode *n, int depth, const char *label) {
-    fprintf(o, "%*s", 2 * depth, "");
+/* The node's own line (its children come on later lines). */
+static void print_line(FILE *o, const AstNode *n, int depth, const char *label) {
+    if (depth <= AST_INDENT_MAX)
+        fprintf(o, "%*s", 2 * depth, "");
+    else
+        fprintf(o, "%*s@%d ", 2 * AST_INDENT_MAX, "", depth);
     if (label) fprintf(o, "%s: ", label);
     if (!n) {
         fputs("(missing)\n", o);
@@ -260,97 +263,122 @@ static void print_node(FILE *o, const AstNode *n, int depth, const char *label) 
         break;
     }
     fprintf(o, " %d:%d\n", n->loc.line, n->loc.col);
+}
 
-    /* the children, labelled where their role is not obvious */
-    int d = depth + 1;
+/* Nodes still to print, the next one last: an explicit stack instead of
+ * recursion, so a left-associative chain as deep as it is long (70,000
+ * terms) prints without running out of C stack. */
+typedef struct PrintItem {
+    const AstNode *n; /* NULL prints as (missing) */
+    const char *label;
+    int depth;
+} PrintItem;
+
+typedef struct PrintStack {
+    PrintItem *items;
+    int len, cap;
+} PrintStack;
+
+static void queue_node(PrintStack *s, const AstNode *n, int depth, const char *label) {
+    PrintItem it = {n, label, depth};
+    TT_VEC_PUSH(s->items, s->len, s->cap, it);
+}
+
+static void queue_list(PrintStack *s, const AstList *l, int depth, const char *label) {
+    for (int i = 0; i < l->len; i++) queue_node(s, l->items[i], depth, label);
+}
+
+/* Queues the children of n, in order, labelled where their role is not
+ * obvious. */
+static void queue_children(PrintStack *q, const AstNode *n, int d) {
     switch (n->kind) {
     case AST_UNARY:
     case AST_ARG:
     case AST_EXPR_STMT:
     case AST_RETURN:
-        if (n->a) print_node(o, n->a, d, NULL);
+        if (n->a) queue_node(q, n->a, d, NULL);
         break;
     case AST_BINARY:
-        print_node(o, n->a, d, NULL);
-        print_node(o, n->b, d, NULL);
+        queue_node(q, n->a, d, NULL);
+        queue_node(q, n->b, d, NULL);
         break;
     case AST_RANGE:
-        print_node(o, n->a, d, "from");
-        print_node(o, n->b, d, "to");
+        queue_node(q, n->a, d, "from");
+        queue_node(q, n->b, d, "to");
         break;
     case AST_CALL:
-        print_node(o, n->a, d, "callee");
-        print_list(o, &n->list, d, NULL);
+        queue_node(q, n->a, d, "callee");
+        queue_list(q, &n->list, d, NULL);
         break;
     case AST_INDEX:
-        print_node(o, n->a, d, "base");
-        print_list(o, &n->list, d, NULL);
+        queue_node(q, n->a, d, "base");
+        queue_list(q, &n->list, d, NULL);
         break;
     case AST_SLICE:
-        if (n->a) print_node(o, n->a, d, "lo");
-        if (n->b) print_node(o, n->b, d, "hi");
-        if (n->c) print_node(o, n->c, d, "step");
+        if (n->a) queue_node(q, n->a, d, "lo");
+        if (n->b) queue_node(q, n->b, d, "hi");
+        if (n->c) queue_node(q, n->c, d, "step");
         break;
     case AST_MEMBER:
-        print_node(o, n->a, d, NULL);
+        queue_node(q, n->a, d, NULL);
         break;
     case AST_LIST:
     case AST_TUPLE:
     case AST_RECORD:
     case AST_BLOCK:
     case AST_PROGRAM:
-        print_list(o, &n->list, d, NULL);
+        queue_list(q, &n->list, d, NULL);
         break;
     case AST_REPEAT:
-        print_node(o, n->a, d, "element");
-        print_node(o, n->b, d, "count");
+        queue_node(q, n->a, d, "element");
+        queue_node(q, n->b, d, "count");
         break;
     case AST_TYPE:
-        if (!simple_type(n)) print_list(o, &n->list, d, "dim");
+        if (!simple_type(n)) queue_list(q, &n->list, d, "dim");
         break;
     case AST_LET:
-        if (n->type) print_node(o, n->type, d, "type");
-        print_node(o, n->a, d, "value");
+        if (n->type) queue_node(q, n->type, d, "type");
+        queue_node(q, n->a, d, "value");
         break;
     case AST_ASSIGN:
-        print_node(o, n->a, d, "target");
-        print_node(o, n->b, d, "value");
+        queue_node(q, n->a, d, "target");
+        queue_node(q, n->b, d, "value");
         break;
     case AST_IF:
-        print_node(o, n->a, d, "cond");
-        print_node(o, n->b, d, "then");
-        if (n->c) print_node(o, n->c, d, "else");
+        queue_node(q, n->a, d, "cond");
+        queue_node(q, n->b, d, "then");
+        if (n->c) queue_node(q, n->c, d, "else");
         break;
     case AST_WHILE:
-        print_node(o, n->a, d, "cond");
-        print_node(o, n->b, d, "body");
+        queue_node(q, n->a, d, "cond");
+        queue_node(q, n->b, d, "body");
         break;
     case AST_FOR:
-        print_node(o, n->a, d, "in");
-        print_node(o, n->b, d, "body");
+        queue_node(q, n->a, d, "in");
+        queue_node(q, n->b, d, "body");
         break;
     case AST_PROFILE:
-        print_node(o, n->b, d, NULL);
+        queue_node(q, n->b, d, NULL);
         break;
     case AST_FN:
-        print_list(o, &n->list, d, NULL);
-        if (n->type) print_node(o, n->type, d, "returns");
-        print_node(o, n->b, d, "body");
+        queue_list(q, &n->list, d, NULL);
+        if (n->type) queue_node(q, n->type, d, "returns");
+        queue_node(q, n->b, d, "body");
         break;
     case AST_PARAMDEF:
-        if (n->type) print_node(o, n->type, d, "type");
-        if (n->a) print_node(o, n->a, d, "default");
+        if (n->type) queue_node(q, n->type, d, "type");
+        if (n->a) queue_node(q, n->a, d, "default");
         break;
     case AST_MODEL:
-        print_list(o, &n->list, d, NULL);
-        print_node(o, n->b, d, "body");
+        queue_list(q, &n->list, d, NULL);
+        queue_node(q, n->b, d, "body");
         break;
     case AST_PARAM_DECL:
-        if (n->type) print_node(o, n->type, d, "type");
-        print_node(o, n->a, d, "value");
+        if (n->type) queue_node(q, n->type, d, "type");
+        queue_node(q, n->a, d, "value");
         break;
     case AST_FIELD:
-        print_node(o, n->a, d, NULL);
+        queue_node(q, n->a, d, NULL);
         break;
     default:
         break;
@@ -358,7 +386,21 @@ static void print_node(FILE *o, const AstNode *n, int depth, const char *label) 
 }
 
 void ast_print(FILE *out, const AstNode *n) {
-    print_node(out, n, 0, NULL);
+    PrintStack s = {0};
+    queue_node(&s, n, 0, NULL);
+    while (s.len > 0) {
+        PrintItem it = s.items[--s.len];
+        print_line(out, it.n, it.depth, it.label);
+        if (!it.n) continue;
+        int first = s.len;
+        queue_children(&s, it.n, it.depth + 1);
+        for (int i = first, j = s.len - 1; i < j; i++, j--) { /* first child on top */
+            PrintItem t = s.items[i];
+            s.items[i] = s.items[j];
+            s.items[j] = t;
+        }
+    }
+    free(s.items);
 }
 
 /* ---- the REPL's question: does the input go on? ---- */

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stack.h"
+
 typedef struct Sym {
     const char *name;
     SrcLoc loc;
@@ -34,6 +36,7 @@ typedef struct Checker {
     Def *defs;
     int ndefs, capdefs;
     int errors;
+    bool too_deep; /* "too deeply nested" was reported: once is enough */
 } Checker;
 
 static void declare(Scope *s, const char *name, SrcLoc loc) {
@@ -172,8 +175,23 @@ static void check_call_args(Checker *C, const Scope *s, const AstNode *call) {
         }
 }
 
+/* A chain such as 1 + 1 + ... + 1 is as deep as it is long: the walk stops
+ * at the node where the stack budget runs out (stack.h). */
+static bool too_deep(Checker *C, const AstNode *n) {
+    if (!tt_stack_exhausted()) return false;
+    if (!C->too_deep) {
+        char lim[32];
+        tt_stack_describe(lim, sizeof lim);
+        diag_error(n->loc, "expression too deeply nested for the %s stack limit (TT_STACK_LIMIT)",
+                   lim);
+        C->errors++;
+        C->too_deep = true;
+    }
+    return true;
+}
+
 static void check_expr(Checker *C, Scope *s, const AstNode *n) {
-    if (!n) return;
+    if (!n || too_deep(C, n)) return;
     switch (n->kind) {
     case AST_NAME:
         use_name(C, s, n);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stack.h"
+
 SrcLoc binary_op_loc(const AstNode *n) {
     if (n->op_line <= 0) return n->loc;
     SrcLoc l = n->loc;
@@ -797,7 +799,29 @@ void rt_bind_args(Interp *I, const char *fname, const char *const *names, int re
 
 /* -- the evaluator -- */
 
+/* The stack budget ran out (stack.h) at node n. When most of the stack is
+ * held by the calls on the chain rather than by the innermost call's own
+ * expression, the recursion is the culprit: the error points at the
+ * innermost call site, the same place whatever the frame sizes are. */
+static _Noreturn void stack_overflow(Interp *I, const AstNode *n) {
+    char lim[32];
+    tt_stack_describe(lim, sizeof lim);
+    if (I->nframes > 0) {
+        const CallFrame *f = &I->frames[I->nframes - 1];
+        uintptr_t here = tt_stack_pos();
+        size_t own = f->stack > here ? f->stack - here : 0;
+        if (own < tt_stack_budget() / 2)
+            rt_error_at(I, f->call_site,
+                        "stack overflow: recursion too deep (%d calls) for the %s stack limit "
+                        "(TT_STACK_LIMIT)",
+                        I->nframes, lim);
+    }
+    rt_error_at(I, n->loc, "expression too deeply nested for the %s stack limit (TT_STACK_LIMIT)",
+                lim);
+}
+
 Value eval_expr(Interp *I, Env *env, const AstNode *n) {
+    if (tt_stack_exhausted()) stack_overflow(I, n);
     switch (n->kind) {
     case AST_INT:
         return vint(n->ival);

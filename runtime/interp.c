@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "stack.h"
 
 #ifndef TT_STDLIB_DIR
 #define TT_STDLIB_DIR "lang/std"
@@ -28,6 +29,7 @@ Interp *rt_new_interp(void) {
     rng_seed(&I->rng, 0);
     const char *dir = getenv("TT_STDLIB");
     I->stdlib_dir = dir && *dir ? dir : TT_STDLIB_DIR;
+    tt_stack_init(); /* the walks' stack budget counts from here (stack.h) */
     I->globals = env_new(I, NULL);
     rt_register_builtins(I);
     rt_load_prelude(I);
@@ -49,7 +51,7 @@ void rt_free_interp(Interp *I) {
 /* -- errors -- */
 
 void rt_push_frame(Interp *I, const char *what, SrcLoc site) {
-    CallFrame f = {what, site};
+    CallFrame f = {what, site, tt_stack_pos()};
     TT_VEC_PUSH(I->frames, I->nframes, I->capframes, f);
 }
 

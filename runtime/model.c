@@ -13,11 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stack.h"
+
 #define MAX_DEPTH 900
 
 /* -- printing annotations -- */
 
 void ast_expr_str(const AstNode *e, StrBuf *out) {
+    if (tt_stack_exhausted()) { /* a dim written as a very long chain */
+        sb_puts(out, "...");
+        return;
+    }
     switch (e->kind) {
     case AST_INT:
         sb_printf(out, "%lld", (long long)e->ival);

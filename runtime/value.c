@@ -78,22 +78,46 @@ Value rt_retain(Value v) {
     return v;
 }
 
-/* Frees what o holds. With release false (rt_free_interp), the values it
- * holds are not released: they are on the gc list and freed there. */
-static void obj_clear(Interp *I, Obj *o, bool release) {
+static void obj_unlink(Interp *I, Obj *o) {
+    if (o->gc_prev)
+        o->gc_prev->gc_next = o->gc_next;
+    else
+        I->objects = o->gc_next;
+    if (o->gc_next) o->gc_next->gc_prev = o->gc_prev;
+}
+
+/* Drops one reference of v; an object whose count reaches 0 leaves the gc
+ * list and joins *dead (linked through gc_next) to be cleared by the loop in
+ * rt_release. Containers hand their items over this way instead of
+ * releasing them recursively, so freeing a list nested a million deep takes
+ * no stack. */
+static void drop(Interp *I, Value v, Obj **dead) {
+    if (!is_obj(v)) return;
+    Obj *o = v.o;
+    TT_ASSERT(o->refcount > 0);
+    if (--o->refcount > 0) return;
+    obj_unlink(I, o);
+    o->gc_next = *dead;
+    *dead = o;
+}
+
+/* Frees what o holds. With dead NULL (rt_free_interp), the values it holds
+ * are not released: they are on the gc list and freed there. */
+static void obj_clear(Interp *I, Obj *o, Obj **dead) {
+    bool release = dead != NULL;
     switch (o->kind) {
     case V_LIST:
     case V_TUPLE: {
         List *l = (List *)o;
         if (release)
-            for (int i = 0; i < l->len; i++) rt_release(I, l->items[i]);
+            for (int i = 0; i < l->len; i++) drop(I, l->items[i], dead);
         free(l->items);
         break;
     }
     case V_RECORD: {
         Record *r = (Record *)o;
         if (release)
-            for (int i = 0; i < r->len; i++) rt_release(I, r->vals[i]);
+            for (int i = 0; i < r->len; i++) drop(I, r->vals[i], dead);
         free(r->names);
         free(r->vals);
         break;
@@ -105,12 +129,12 @@ static void obj_clear(Interp *I, Obj *o, bool release) {
         Func *f = (Func *)o;
         if (release) {
             if (f->closure) env_release(I, f->closure);
-            if (f->self) rt_release(I, vobj(&f->self->obj));
+            if (f->self) drop(I, vobj(&f->self->obj), dead);
         }
         break;
     }
     case V_BUILTIN:
-        if (release) rt_release(I, ((Builtin *)o)->self);
+        if (release) drop(I, ((Builtin *)o)->self, dead);
         break;
     case V_MODELDEF:
         if (release && ((ModelDef *)o)->closure) env_release(I, ((ModelDef *)o)->closure);
@@ -118,8 +142,8 @@ static void obj_clear(Interp *I, Obj *o, bool release) {
     case V_MODEL: {
         Model *m = (Model *)o;
         if (release) {
-            for (int i = 0; i < m->nfields; i++) rt_release(I, m->fields[i]);
-            if (m->def) rt_release(I, vobj(&m->def->obj));
+            for (int i = 0; i < m->nfields; i++) drop(I, m->fields[i], dead);
+            if (m->def) drop(I, vobj(&m->def->obj), dead);
         }
         if (m->env) {
             m->env->model = NULL;
@@ -141,29 +165,25 @@ static void obj_clear(Interp *I, Obj *o, bool release) {
     }
 }
 
-static void obj_unlink(Interp *I, Obj *o) {
-    if (o->gc_prev)
-        o->gc_prev->gc_next = o->gc_next;
-    else
-        I->objects = o->gc_next;
-    if (o->gc_next) o->gc_next->gc_prev = o->gc_prev;
-}
-
 void rt_release(Interp *I, Value v) {
     if (!is_obj(v) || I->freeing) return;
-    Obj *o = v.o;
-    TT_ASSERT(o->refcount > 0);
-    if (--o->refcount > 0) return;
-    obj_clear(I, o, true);
-    obj_unlink(I, o);
-    free(o);
+    /* A release from inside obj_clear (a closure's scope dropping its
+     * values) runs a loop of its own, finished before that scope is gone. */
+    Obj *dead = NULL;
+    drop(I, v, &dead);
+    while (dead) {
+        Obj *o = dead;
+        dead = o->gc_next;
+        obj_clear(I, o, &dead);
+        free(o);
+    }
 }
 
 void rt_free_all_objects(Interp *I) {
     I->freeing = true;
     for (Obj *o = I->objects, *next; o; o = next) {
         next = o->gc_next;
-        obj_clear(I, o, false);
+        obj_clear(I, o, NULL);
     }
     for (Obj *o = I->objects, *next; o; o = next) {
         next = o->gc_next;
@@ -339,7 +359,9 @@ bool rt_truthy(Interp *I, Value v) {
     }
 }
 
-bool rt_equal(Interp *I, Value a, Value b) {
+/* == on two values, one of which holds no other values (or of different
+ * kinds): numbers by value, strings by content, objects by identity. */
+static bool equal_flat(Value a, Value b) {
     bool an = a.kind == V_INT || a.kind == V_FLOAT || a.kind == V_BOOL;
     bool bn = b.kind == V_INT || b.kind == V_FLOAT || b.kind == V_BOOL;
     if (an && bn) {
@@ -359,26 +381,109 @@ bool rt_equal(Interp *I, Value a, Value b) {
         Str *x = (Str *)a.o, *y = (Str *)b.o;
         return x->len == y->len && memcmp(x->s, y->s, x->len) == 0;
     }
-    case V_LIST:
-    case V_TUPLE: {
-        List *x = (List *)a.o, *y = (List *)b.o;
-        if (x->len != y->len) return false;
-        for (int i = 0; i < x->len; i++)
-            if (!rt_equal(I, x->items[i], y->items[i])) return false;
-        return true;
-    }
-    case V_RECORD: {
-        Record *x = (Record *)a.o, *y = (Record *)b.o;
-        if (x->len != y->len) return false;
-        for (int i = 0; i < x->len; i++)
-            if (x->names[i] != y->names[i] || !rt_equal(I, x->vals[i], y->vals[i])) return false;
-        return true;
-    }
     case V_RANGE:
         return ((Range *)a.o)->lo == ((Range *)b.o)->lo && ((Range *)a.o)->hi == ((Range *)b.o)->hi;
     default:
         return a.o == b.o;
     }
+}
+
+static bool is_container(Value v) {
+    return v.kind == V_LIST || v.kind == V_TUPLE || v.kind == V_RECORD;
+}
+
+/* The pairs of containers structural == has met: a set of pointer pairs
+ * (open addressing), so that each pair is compared once. */
+typedef struct PairSet {
+    const Obj **slots; /* 2 per pair; NULL: empty */
+    size_t n, cap;     /* pairs */
+} PairSet;
+
+static size_t pair_hash(const Obj *a, const Obj *b) {
+    uint64_t h = (uint64_t)(uintptr_t)a * 0x9E3779B97F4A7C15u ^ (uint64_t)(uintptr_t)b;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* Adds (a, b); false if it was there already. */
+static bool pairs_add(PairSet *s, const Obj *a, const Obj *b) {
+    if (2 * (s->n + 1) > s->cap) {
+        PairSet g = {tt_xcalloc(2 * (s->cap ? 2 * s->cap : 64), sizeof *g.slots), 0,
+                     s->cap ? 2 * s->cap : 64};
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slots[2 * i]) pairs_add(&g, s->slots[2 * i], s->slots[2 * i + 1]);
+        free(s->slots);
+        *s = g;
+    }
+    size_t j = pair_hash(a, b) & (s->cap - 1);
+    for (; s->slots[2 * j]; j = (j + 1) & (s->cap - 1))
+        if (s->slots[2 * j] == a && s->slots[2 * j + 1] == b) return false;
+    s->slots[2 * j] = a;
+    s->slots[2 * j + 1] = b;
+    s->n++;
+    return true;
+}
+
+/* Structural equality without recursion: an explicit stack of container
+ * pairs still to compare, so a list nested 200,000 deep takes no C stack.
+ * A pair met a second time is taken as equal (it is being compared, or was
+ * found equal): on a list that contains itself == terminates, and answers
+ * whether the two infinite unfoldings are equal (`a == a` is true, as are
+ * two lists built the same way around a cycle). Python raises
+ * RecursionError there instead. */
+bool rt_equal(Interp *I, Value a, Value b) {
+    if (!is_container(a) || a.kind != b.kind) return equal_flat(a, b);
+    Value stack0[32];
+    Value *stack = stack0; /* pairs: stack[2k], stack[2k + 1] */
+    size_t n = 0, cap = 16;
+    PairSet seen = {0};
+    bool eq = true;
+    Value x = a, y = b;
+    for (;;) {
+        int len;
+        const Value *xs, *ys;
+        if (x.kind == V_RECORD) {
+            Record *p = (Record *)x.o, *q = (Record *)y.o;
+            len = p->len;
+            if (q->len != len) eq = false;
+            for (int i = 0; eq && i < len; i++) eq = p->names[i] == q->names[i];
+            xs = p->vals;
+            ys = q->vals;
+        } else {
+            len = ((List *)x.o)->len;
+            eq = ((List *)y.o)->len == len;
+            xs = ((List *)x.o)->items;
+            ys = ((List *)y.o)->items;
+        }
+        for (int i = len - 1; eq && i >= 0; i--) {
+            if (is_container(xs[i]) && xs[i].kind == ys[i].kind) {
+                if (n == cap) {
+                    Value *g = tt_xmalloc(4 * cap * sizeof *g);
+                    memcpy(g, stack, 2 * cap * sizeof *g);
+                    if (stack != stack0) free(stack);
+                    stack = g;
+                    cap *= 2;
+                }
+                stack[2 * n] = xs[i];
+                stack[2 * n + 1] = ys[i];
+                n++;
+            } else {
+                eq = equal_flat(xs[i], ys[i]);
+            }
+        }
+        /* the next pair not met before */
+        for (;;) {
+            if (!eq || n == 0) goto done;
+            n--;
+            x = stack[2 * n];
+            y = stack[2 * n + 1];
+            if (!seen.cap) pairs_add(&seen, a.o, b.o);
+            if (pairs_add(&seen, x.o, y.o)) break;
+        }
+    }
+done:
+    if (stack != stack0) free(stack);
+    free(seen.slots);
+    return eq;
 }
 
 /* -- printing -- */
@@ -469,9 +574,19 @@ static void format_str_repr(const Str *s, StrBuf *out) {
     sb_putc(out, '"');
 }
 
-static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth);
+/* Printing nests at most this deep ("..." below), so it recurses little. */
+#define FORMAT_MAX_DEPTH 64
 
-static void format_nested(Interp *I, Value v, StrBuf *out, int depth) {
+/* The containers being printed, outermost first: one met again inside
+ * itself prints as [...] (Python's reprlib style), so a list that contains
+ * itself prints as [1, [...]] instead of nesting forever. */
+typedef struct FormatPath {
+    const Obj *objs[FORMAT_MAX_DEPTH + 2];
+} FormatPath;
+
+static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth, FormatPath *path);
+
+static void format_nested(Interp *I, Value v, StrBuf *out, int depth, FormatPath *path) {
     if (v.kind == V_TENSOR) {
         /* inside containers a tensor shows its type (and value when 0-d) */
         Tensor *t = (Tensor *)v.o;
@@ -485,14 +600,30 @@ static void format_nested(Interp *I, Value v, StrBuf *out, int depth) {
         }
         return;
     }
-    format_value(I, v, out, true, depth + 1);
+    format_value(I, v, out, true, depth + 1, path);
 }
 
-static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth) {
-    if (depth > 64) {
+/* True (after printing the placeholder) if v is a container already being
+ * printed further out; else records it at `depth` of the path. */
+static bool format_cycle(Value v, StrBuf *out, int depth, FormatPath *path) {
+    if (v.kind != V_LIST && v.kind != V_TUPLE && v.kind != V_RECORD && v.kind != V_MODEL)
+        return false;
+    for (int k = 0; k < depth; k++)
+        if (path->objs[k] == v.o) {
+            if (v.kind == V_MODEL) sb_puts(out, ((Model *)v.o)->type_name);
+            sb_puts(out, v.kind == V_LIST ? "[...]" : "(...)");
+            return true;
+        }
+    path->objs[depth] = v.o;
+    return false;
+}
+
+static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth, FormatPath *path) {
+    if (depth > FORMAT_MAX_DEPTH) {
         sb_puts(out, "...");
         return;
     }
+    if (format_cycle(v, out, depth, path)) return;
     switch (v.kind) {
     case V_NONE:
         sb_puts(out, "none");
@@ -518,7 +649,7 @@ static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth) 
         sb_putc(out, v.kind == V_LIST ? '[' : '(');
         for (int i = 0; i < l->len; i++) {
             if (i) sb_puts(out, ", ");
-            format_nested(I, l->items[i], out, depth);
+            format_nested(I, l->items[i], out, depth, path);
         }
         if (v.kind == V_TUPLE && l->len == 1) sb_putc(out, ',');
         sb_putc(out, v.kind == V_LIST ? ']' : ')');
@@ -530,7 +661,7 @@ static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth) 
         for (int i = 0; i < r->len; i++) {
             if (i) sb_puts(out, ", ");
             sb_printf(out, "%s=", r->names[i]);
-            format_nested(I, r->vals[i], out, depth);
+            format_nested(I, r->vals[i], out, depth, path);
         }
         sb_putc(out, ')');
         break;
@@ -567,7 +698,7 @@ static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth) 
                 char s[96];
                 sb_printf(out, "%s%s", dtype_name(t->dtype), shape_str(&t->shape, s, sizeof s));
             } else {
-                format_value(I, f, out, true, depth + 1);
+                format_value(I, f, out, true, depth + 1, path);
             }
         }
         sb_putc(out, ')');
@@ -585,7 +716,8 @@ static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth) 
 }
 
 void rt_format(Interp *I, Value v, StrBuf *out, bool repr) {
-    format_value(I, v, out, repr, 0);
+    FormatPath path;
+    format_value(I, v, out, repr, 0, &path);
 }
 
 /* -- conversions -- */

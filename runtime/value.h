@@ -175,6 +175,8 @@ double rng_normal(Rng *r);  /* Box-Muller, standard normal */
 typedef struct CallFrame { /* the chain of model calls, for diagnostics */
     const char *what;      /* "DigitsNet.forward", "cross_entropy" */
     SrcLoc call_site;
+    uintptr_t stack; /* tt_stack_pos() at the call: what the callee's own
+                        expressions use, for the stack overflow message */
 } CallFrame;
 
 typedef enum Backend { BACKEND_NAIVE, BACKEND_JIT } Backend;

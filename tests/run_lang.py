@@ -7,6 +7,7 @@ Each test is a .tt file carrying its expectations in comments:
     # expect error LINE:COL: SUB   stderr has "<path>:LINE:COL: error:" ... SUB
     # expect warning LINE:COL: SUB same for a warning
     # expect stderr: SUB           SUB occurs anywhere in stderr
+    # env: NAME=VALUE              runs ttrun with NAME set (TT_STACK_LIMIT=64K)
 
 Without `# expect:` lines stdout is not checked; with them, stdout must be
 exactly those lines. With an expected error the exit status must be 1,
@@ -24,6 +25,7 @@ import sys
 EXPECT_OUT = re.compile(r"#\s*expect:\s?(.*)$")
 EXPECT_DIAG = re.compile(r"#\s*expect (error|warning) (\d+):(\d+):\s*(.*?)\s*$")
 EXPECT_STDERR = re.compile(r"#\s*expect stderr:\s*(.*?)\s*$")
+ENV = re.compile(r"^#\s*env:\s*([A-Za-z_][A-Za-z0-9_]*)=(.*?)\s*$")
 
 
 def parse_expectations(text):
@@ -50,13 +52,22 @@ def show(lines, limit=20):
     return s
 
 
+def parse_env(text):
+    env = dict(os.environ)
+    for line in text.splitlines():
+        m = ENV.match(line)
+        if m:
+            env[m.group(1)] = m.group(2)
+    return env
+
+
 def run_one(ttrun, backend, path):
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
     want_out, diags, stderr_subs = parse_expectations(text)
     cmd = [ttrun, "--backend=" + backend, path]
     try:
-        p = subprocess.run(cmd, capture_output=True, timeout=120)
+        p = subprocess.run(cmd, capture_output=True, timeout=120, env=parse_env(text))
     except subprocess.TimeoutExpired:
         return ["timed out after 120 s"]
     stdout = p.stdout.decode("utf-8", "replace")

@@ -870,8 +870,15 @@ static bool rereads(const Lower *L, int c, int pos, int x) {
     }
 }
 
+/* A chain of fused nodes stops at this length (the next node is a root):
+ * lowering and codegen recurse on a kernel's expression, and a graph built
+ * by a loop (`x = x + 1` 100,000 times) would else be one kernel 100,000
+ * deep, past the end of the C stack. */
+#define MAX_FUSED_CHAIN 256
+
 static void decide_fusion(Lower *L) {
     const IrGraph *g = L->g;
+    int *chain = tt_xcalloc((size_t)g->n + 1, sizeof *chain); /* fused nodes down to here */
     for (int i = g->n - 1; i >= 0; i--) {
         const IrNode *n = node(L, i);
         if (!L->need[i] || !fusable(n->op) || L->is_out[i] || L->uses[i] != 1) continue;
@@ -880,9 +887,12 @@ static void decide_fusion(Lower *L) {
         while (cn->in[pos] != i) pos++;
         bool rec = rereads(L, c, pos, i) || (L->fused[c] && L->recomp[c]);
         if (rec && !is_remap(n->op)) continue;
+        if (chain[c] >= MAX_FUSED_CHAIN) continue;
         L->fused[i] = true;
         L->recomp[i] = rec;
+        chain[i] = chain[c] + 1;
     }
+    free(chain);
 }
 
 LpProg *lp_lower(const IrGraph *g, bool fuse) {

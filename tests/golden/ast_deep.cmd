@@ -1,0 +1,1 @@
+ttc tests/golden/ast_deep.tt --emit=ast
