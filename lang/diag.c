@@ -64,6 +64,10 @@ static const SrcFile *find_file(const char *name) {
     return NULL;
 }
 
+/* A quoted line longer than this is cut to a window around the caret, so a
+ * generated 100,000-term line does not flood the terminal. */
+enum { QUOTE_MAX = 160, QUOTE_BEFORE = 60 };
+
 /* Prints "   12 |     return x @ w" and the caret line below it. */
 static void quote_line(const SrcLoc *loc) {
     const SrcFile *f = find_file(loc->file);
@@ -76,14 +80,23 @@ static void quote_line(const SrcLoc *loc) {
     if (!eol) eol = end;
     int n = (int)(eol - p);
     if (n > 0 && p[n - 1] == '\r') n--;
-    FILE *o = out();
-    fprintf(o, "%5d | %.*s\n", loc->line, n, p);
-    fprintf(o, "      | ");
     int col = loc->col > 0 ? loc->col : 1;
-    for (int i = 1; i < col; i++) fputc(i - 1 < n && p[i - 1] == '\t' ? '\t' : ' ', o);
     int width = 1;
     if (loc->end_line == loc->line && loc->end_col > col) width = loc->end_col - col + 1;
     if (col - 1 + width > n && n >= col) width = n - col + 1;
+    /* the window [lo, hi) of the line that is shown */
+    int lo = 0, hi = n;
+    if (n > QUOTE_MAX) {
+        lo = col - 1 > QUOTE_BEFORE ? col - 1 - QUOTE_BEFORE : 0;
+        if (lo > n) lo = n;
+        hi = lo + QUOTE_MAX < n ? lo + QUOTE_MAX : n;
+        if (col - 1 + width > hi) width = hi - (col - 1) > 1 ? hi - (col - 1) : 1;
+    }
+    const char *pre = lo > 0 ? "..." : "", *post = hi < n ? "..." : "";
+    FILE *o = out();
+    fprintf(o, "%5d | %s%.*s%s\n", loc->line, pre, hi - lo, p + lo, post);
+    fprintf(o, "      | %s", lo > 0 ? "   " : "");
+    for (int i = lo + 1; i < col; i++) fputc(i - 1 < n && p[i - 1] == '\t' ? '\t' : ' ', o);
     fputc('^', o);
     for (int i = 1; i < width; i++) fputc('~', o);
     fputc('\n', o);

@@ -737,3 +737,33 @@ Test(parser, ast_print_tree) {
     cr_assert_str_eq(ast_op_str(AOP_MATMUL), "@");
     cr_assert_str_eq(ast_op_str(AOP_NOT), "not");
 }
+
+/* A very long line is quoted as a window around the caret, not whole. */
+Test(parser, long_lines_are_quoted_around_the_caret) {
+    StrBuf src = {0};
+    sb_puts(&src, "let x = 1");
+    for (int i = 0; i < 5000; i++) sb_puts(&src, " + 1");
+    sb_puts(&src, " + )\n"); /* the error is at column 20011 */
+    Parsed *p = parse_text(src.s);
+    cr_assert_geq(p->nerrors, 1, "%s", p->diag);
+    cr_assert(strstr(p->diag, "t.tt:1:20013: error:"), "%.300s", p->diag);
+    /* every line is short, the quote is marked as cut on the left, and the
+     * caret sits under the ')' */
+    const char *line = p->diag, *quote = NULL, *caret = NULL;
+    while (*line) {
+        const char *eol = strchr(line, '\n');
+        size_t n = eol ? (size_t)(eol - line) : strlen(line);
+        cr_assert_leq(n, 240, "a diagnostic line of %zu characters", n);
+        if (!quote && strncmp(line, "    1 | ...", 11) == 0)
+            quote = line;
+        else if (quote && !caret && strstr(line, "^"))
+            caret = line;
+        if (!eol) break;
+        line = eol + 1;
+    }
+    cr_assert(quote && caret, "%s", p->diag);
+    size_t at = (size_t)(strchr(caret, '^') - caret);
+    cr_assert_eq(quote[at], ')', "caret at %zu under '%c':\n%s", at, quote[at], p->diag);
+    sb_free(&src);
+    parsed_free(p);
+}
