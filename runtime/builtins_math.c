@@ -349,7 +349,7 @@ BUILTIN(bi_one_hot) {
         rt_error(I, "one_hot: n must be in 1..%d, got %lld", INT32_MAX, (long long)n);
     int lab;
     if (a[0].kind == V_INT)
-        lab = lib_const(I, TY_I32, (double)a[0].i);
+        lab = rt_scalar_node(I, TY_I32, (double)a[0].i, false);
     else {
         Tensor *t = lib_tensor(I, a[0], "one_hot", "labels");
         if (t->dtype == TY_F32)

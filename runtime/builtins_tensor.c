@@ -32,12 +32,12 @@ int lib_node(Interp *I, Value v, const char *fn, const char *arg) {
     switch (v.kind) {
     case V_TENSOR:
         return rt_node(I, as_tensor(v));
-    case V_INT:
-        return lib_const(I, TY_I32, (double)v.i);
+    case V_INT: /* numbers are runtime inputs, not constants (scalars.c) */
+        return rt_scalar_node(I, TY_I32, (double)v.i, false);
     case V_BOOL:
-        return lib_const(I, TY_I32, v.b ? 1 : 0);
+        return rt_scalar_node(I, TY_I32, v.b ? 1 : 0, false);
     case V_FLOAT:
-        return lib_const(I, TY_F32, v.f);
+        return rt_scalar_node(I, TY_F32, v.f, false);
     default:
         rt_error(I, "%s: %s must be a tensor or a number, got %s", fn, arg, rt_type_name(v));
     }
@@ -597,7 +597,7 @@ static Value gather_impl(Interp *I, const char *fn, const Value *args, int nargs
     if (a[1].kind == V_TENSOR)
         ii = rt_node(I, as_tensor(a[1]));
     else if (a[1].kind == V_INT)
-        ii = lib_const(I, TY_I32, (double)a[1].i);
+        ii = rt_scalar_node(I, TY_I32, (double)a[1].i, false);
     else
         rt_error(I, "%s: idx must be an i32 tensor or an int, got %s", fn, rt_type_name(a[1]));
     const IrNode *ix = &I->g.nodes[ii];

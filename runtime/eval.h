@@ -114,4 +114,14 @@ Value tensor_binary(Interp *I, OpKind op, Value a, Value b);
  * records it, else the whole expression). */
 SrcLoc binary_op_loc(const AstNode *n);
 
+/* -- numbers in tensor code (scalars.c) -- */
+
+/* x[i0, i1, ...] where drop[k] marks the dims indexed by an int (at
+ * dims[k].start, already normalized and in range) and the other dims are
+ * sliced by dims[k] (ndims <= rank of x): one gather whose row is a runtime
+ * i32 input, so a loop over indices reuses one graph. Returns the node
+ * (the int dims dropped), or -1 when the int dims hold more than INT32_MAX
+ * rows or I->scalar_consts is set (the caller then slices statically). */
+int rt_index_ints(Interp *I, int x, const IrSliceDim *dims, const bool *drop, int ndims);
+
 #endif

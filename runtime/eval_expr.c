@@ -135,20 +135,22 @@ static Value number_binary(Interp *I, AstOp op, Value a, Value b) {
 
 /* -- tensors -- */
 
-/* A number operand of a tensor op becomes a constant (weak scalar): the
- * tensor's dtype when the number is an int or the tensor is float, else f32. */
-static int operand_node(Interp *I, Value v, DType other) {
+/* A number operand of a tensor op is a weak scalar: the tensor's dtype when
+ * the number is an int or the tensor is float, else f32. A literal is a
+ * constant; any other number a runtime input of the graph (scalars.c). */
+static int operand_node(Interp *I, Value v, DType other, bool literal) {
     if (v.kind == V_TENSOR) return rt_node(I, (Tensor *)v.o);
     DType dt = (v.kind != V_FLOAT || other == TY_F32) ? other : TY_F32;
-    return rt_check_node(I, ir_const(&I->g, dt, shape_scalar(), num(v), I->loc));
+    return rt_scalar_node(I, dt, num(v), literal);
 }
 
-Value tensor_binary(Interp *I, OpKind op, Value a, Value b) {
+/* lit: I->lit_operands of the operator being applied */
+static Value tensor_binary_lit(Interp *I, OpKind op, Value a, Value b, unsigned lit) {
     DType da = a.kind == V_TENSOR ? ((Tensor *)a.o)->dtype : TY__COUNT;
     DType db = b.kind == V_TENSOR ? ((Tensor *)b.o)->dtype : TY__COUNT;
     if (da == TY__COUNT) da = db;
     if (db == TY__COUNT) db = da;
-    int x = operand_node(I, a, db), y = operand_node(I, b, da);
+    int x = operand_node(I, a, db, lit & 1), y = operand_node(I, b, da, lit & 2);
     int r;
     if (op == OP_MATMUL) {
         r = ir_matmul(&I->g, x, y, I->loc);
@@ -162,6 +164,10 @@ Value tensor_binary(Interp *I, OpKind op, Value a, Value b) {
         r = ir_binary(&I->g, op, x, y, I->loc);
     }
     return vtensor(rt_tensor_lazy(I, rt_check_node(I, r)));
+}
+
+Value tensor_binary(Interp *I, OpKind op, Value a, Value b) {
+    return tensor_binary_lit(I, op, a, b, 0);
 }
 
 /* -- sequences -- */
@@ -240,13 +246,15 @@ static OpKind ir_op_of(AstOp op) {
 }
 
 Value eval_binary_values(Interp *I, AstOp op, Value a, Value b) {
+    unsigned lit = I->lit_operands; /* set by the caller for this operator only */
+    I->lit_operands = 0;
     bool ta = a.kind == V_TENSOR, tb = b.kind == V_TENSOR;
     if (ta || tb) {
         if ((ta || is_number(a)) && (tb || is_number(b))) {
             if (op == AOP_MOD) rt_error(I, "'%%' is not supported on tensors");
             OpKind k = ir_op_of(op);
             if (k == OP__COUNT) TT_UNREACHABLE();
-            return tensor_binary(I, k, a, b);
+            return tensor_binary_lit(I, k, a, b, lit);
         }
         if (op == AOP_EQ) return vbool(false);
         if (op == AOP_NE) return vbool(true);
@@ -311,6 +319,13 @@ static Value eval_unary(Interp *I, AstOp op, Value v) {
 
 /* -- indexing -- */
 
+/* A number written in the source: 2, 0.5, -1e-5. Literals stay constants
+ * of the graph; other numbers become its runtime inputs (scalars.c). */
+static bool is_literal(const AstNode *n) {
+    if (n->kind == AST_UNARY && n->op == AOP_NEG) n = n->a;
+    return n->kind == AST_INT || n->kind == AST_FLOAT || n->kind == AST_BOOL;
+}
+
 typedef enum SubKind { SUB_INT, SUB_SLICE, SUB_ELLIPSIS, SUB_TENSOR } SubKind;
 
 typedef struct Sub {
@@ -319,6 +334,7 @@ typedef struct Sub {
     IrSliceDim s;
     Tensor *t; /* borrowed from vals */
     SrcLoc loc;
+    bool lit; /* SUB_INT: a literal in the source */
 } Sub;
 
 static int64_t slice_part(Interp *I, Env *env, const AstNode *n, bool *has) {
@@ -482,6 +498,7 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
     }
     IrSliceDim dims[IR_MAXDIM];
     bool drop[IR_MAXDIM] = {0};
+    bool dynamic = false; /* an int index that is not a literal */
     int d = 0;
     for (int k = 0; k < nsubs; k++) {
         if (subs[k].kind == SUB_ELLIPSIS) {
@@ -498,6 +515,7 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
             }
             dims[d] = (IrSliceDim){true, true, false, j, j + 1, 0};
             drop[d] = true;
+            dynamic = dynamic || !subs[k].lit;
         } else {
             dims[d] = subs[k].s;
             if (dims[d].has_step && dims[d].step < 1)
@@ -506,9 +524,13 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
         }
         d++;
     }
-    int r = rt_check_node(I, ir_slice(&I->g, x, dims, d, I->loc));
     bool any = false;
     for (int k = 0; k < nd; k++) any = any || drop[k];
+    if (dynamic) { /* int indices are runtime inputs: one graph for every i, j */
+        int r = rt_index_ints(I, x, dims, drop, d);
+        if (r >= 0) return r;
+    }
+    int r = rt_check_node(I, ir_slice(&I->g, x, dims, d, I->loc));
     if (!any) return r;
     Shape s2 = ir_node(&I->g, r)->shape, out = {0};
     for (int k = 0; k < s2.ndim; k++)
@@ -573,6 +595,7 @@ static int eval_subs(Interp *I, Env *env, const AstNode *n, Sub *subs, Value *va
                     rt_error(I, "indices must be ints, slices, '...' or i32 tensors, got %s",
                              rt_type_name(v));
                 subs[k].kind = SUB_INT;
+                subs[k].lit = is_literal(s);
                 subs[k].i = rt_to_int(I, v, "index");
                 rt_release(I, v);
             }
@@ -860,6 +883,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         }
         Value b = eval_expr(I, env, n->b);
         I->loc = binary_op_loc(n);
+        I->lit_operands = (unsigned)is_literal(n->a) | (unsigned)is_literal(n->b) << 1;
         Value r = eval_binary_values(I, n->op, a, b);
         rt_release(I, a);
         rt_release(I, b);

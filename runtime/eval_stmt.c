@@ -59,8 +59,7 @@ static void assign_field(Interp *I, Model *m, const char *name, Value v) {
             if (v.kind == V_TENSOR)
                 x = rt_node(I, (Tensor *)v.o);
             else
-                x = rt_check_node(I, ir_const(&I->g, p->dtype, shape_scalar(),
-                                              v.kind == V_INT ? (double)v.i : v.f, I->loc));
+                x = rt_scalar_node(I, p->dtype, v.kind == V_INT ? (double)v.i : v.f, false);
             x = rt_check_node(I, ir_cast(&I->g, x, p->dtype, I->loc));
             const Shape *s = &ir_node(&I->g, x)->shape;
             if (!shape_eq(s, &p->shape)) {

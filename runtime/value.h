@@ -212,6 +212,12 @@ struct Interp {
     uint64_t seed; /* --seed, default 0 */
     Rng rng;       /* the global generator (randn without seed=) */
 
+    /* numbers that flow into tensor code (scalars.c) */
+    bool scalar_consts;    /* they become CONST nodes, never inputs: ttc's traced graph
+                              takes only the forward's arguments and the parameters */
+    unsigned lit_operands; /* bits 0, 1: the left, right operand of the binary operator
+                              being applied is a literal in the source (stays a CONST) */
+
     /* errors: rt_error longjmps here */
     jmp_buf *on_error;
     SrcLoc loc; /* span of the expression being evaluated */
@@ -317,6 +323,15 @@ Tensor *rt_to_tensor(Interp *I, Value v, const char *what); /* numbers become 0-
                                                               (new ref) */
 
 /* -- tensors (tensor.c, lazy.c) -- */
+
+/* (scalars.c) */
+/* The node of the number x used as a 0-d dt operand of tensor code. A
+ * literal in the source (and every number while I->scalar_consts) is a
+ * CONST, folded into the compiled code; any other number (a loop index, a
+ * position, a learning rate) is a 0-d INPUT bound to a buffer holding x, so
+ * the execution graph's structure, and the JIT's compiled code, do not
+ * depend on its value. x is converted as a CONST would be (saturating). */
+int rt_scalar_node(Interp *I, DType dt, double x, bool literal);
 
 Buffer *rt_buf_new(size_t nbytes); /* zeroed */
 void rt_buf_release(Buffer *b);

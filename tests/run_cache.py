@@ -101,6 +101,28 @@ def main():
             check(st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o600,
                   "%s was not replaced by a private entry" % n)
 
+        # ttrun --cache-info and --cache-clear (issue 10 item 8) on the
+        # directory just used: entries counted, then removed, a small cap
+        # honoured
+        def cache_cmd(flag, **extra):
+            env = dict(os.environ, TT_CACHE_DIR=shared, **extra)
+            return subprocess.run([args.ttrun, flag], env=env, capture_output=True,
+                                  text=True, timeout=60)
+        n = len([f for f in os.listdir(shared) if f.endswith(".ttobj")])
+        p = cache_cmd("--cache-info", TT_CACHE_MAX="200000")
+        m = re.search(r"entries:\s+(\d+)", p.stdout)
+        check(p.returncode == 0 and ("cache dir: %s\n" % shared) in p.stdout and m
+              and int(m.group(1)) == n and "cap:       200000 " in p.stdout,
+              "--cache-info: %r (want %d entries)" % (p.stdout, n))
+        p = cache_cmd("--cache-info", TT_CACHE_MAX="5000")
+        check(p.returncode == 0 and "cap:       536870912 " in p.stdout
+              and "TT_CACHE_MAX=5000" in p.stderr, "--cache-info, a small cap: %r" % p.stderr)
+        p = cache_cmd("--cache-clear")
+        check(p.returncode == 0 and n >= 1
+              and p.stdout == "removed %d cache entr%s\n" % (n, "y" if n == 1 else "ies")
+              and not [f for f in os.listdir(shared) if f.endswith(".ttobj")],
+              "--cache-clear: %r" % p.stdout)
+
     for what in problems:
         print("FAIL:", what)
     print("%d problems" % len(problems))

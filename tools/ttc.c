@@ -99,6 +99,7 @@ typedef enum Emit { EMIT_IR, EMIT_LOOPS, EMIT_LLVM, EMIT_ASM } Emit;
 
 static int emit_graph(const char *file, const char *model, Emit what, int opt_level) {
     Interp *I = rt_new_interp();
+    I->scalar_consts = true; /* the trace's inputs: the forward's arguments, the parameters */
     int rc = rt_run_definitions(I, file);
     if (rc) {
         rt_free_interp(I);

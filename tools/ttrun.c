@@ -15,6 +15,7 @@
 #include "eval.h"
 #include "input.h"
 #include "jit.h"
+#include "objcache.h"
 #include "repl.h"
 #include "signals.h"
 
@@ -37,8 +38,43 @@ static void usage(FILE *out) {
           "  --threads=N        threads of the JIT (default: all cores)\n"
           "  -O0 .. -O3         the JIT's LLVM optimization level (default -O2)\n"
           "  -q                 quiet\n"
+          "  --cache-info       print the compiled-code cache's directory, entries, size\n"
+          "                     and cap (TT_CACHE_MAX), then exit\n"
+          "  --cache-clear      remove the compiled-code cache's entries, then exit\n"
           "  --help, --version\n",
           out);
+}
+
+/* --cache-info and --cache-clear (compiler/objcache.h): the on-disk cache
+ * of compiled code, which a user may want to size or empty. */
+static int cache_command(bool info, bool clear) {
+    if (clear) {
+        char why[4300] = "";
+        long n = objcache_clear(why, sizeof why);
+        if (n < 0) {
+            fprintf(stderr, "ttrun: error: --cache-clear: %s\n", why);
+            return 1;
+        }
+        printf("removed %ld cache entr%s\n", n, n == 1 ? "y" : "ies");
+    }
+    if (info) {
+        ObjcacheInfo ci;
+        objcache_info(&ci);
+        if (!ci.enabled)
+            printf("cache dir: off (TT_CACHE_DIR=off, or no HOME)\n");
+        else if (!ci.exists)
+            printf("cache dir: %s (not created yet)\n", ci.dir);
+        else if (!ci.trusted)
+            printf("cache dir: %s (ignored: %s)\n", ci.dir, ci.why);
+        else
+            printf("cache dir: %s\n", ci.dir);
+        printf("entries:   %lld\n", (long long)ci.entries);
+        printf("bytes:     %llu (%.1f MB)\n", (unsigned long long)ci.bytes,
+               (double)ci.bytes / (1 << 20));
+        printf("cap:       %llu (%.1f MB; TT_CACHE_MAX)\n", (unsigned long long)ci.cap,
+               (double)ci.cap / (1 << 20));
+    }
+    return 0;
 }
 
 static const char *REPL_HELP =
@@ -315,6 +351,7 @@ int main(int argc, char **argv) {
     const char *file = NULL, *backend = "jit";
     bool check = false, profile = false, dump_graph = false, quiet = false;
     bool dump_fuse = false, dump_loops = false;
+    bool cache_info = false, cache_clear = false;
     long long seed = 0;
     int threads = 0, opt_level = 2, i; /* threads 0: all online cores */
     for (i = 1; i < argc; i++) {
@@ -368,6 +405,10 @@ int main(int argc, char **argv) {
             opt_level = a[2] - '0';
         } else if (strcmp(a, "-q") == 0) {
             quiet = true;
+        } else if (strcmp(a, "--cache-info") == 0) {
+            cache_info = true;
+        } else if (strcmp(a, "--cache-clear") == 0) {
+            cache_clear = true;
         } else if (strcmp(a, "--") == 0) {
             if (i + 1 < argc) file = argv[i + 1];
             i += 2;
@@ -378,6 +419,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (cache_info || cache_clear) return cache_command(cache_info, cache_clear);
     if (strcmp(backend, "naive") != 0 && strcmp(backend, "jit") != 0) {
         fprintf(stderr, "ttrun: error: unknown backend '%s' (expected naive or jit)\n", backend);
         return 2;
