@@ -226,6 +226,11 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
         }
         break;
     }
+    case V_MODEL:
+        /* a user iterator: a model with a next() method */
+        if (!model_method((Model *)it.o, "next") && !rt_model_field((Model *)it.o, "next"))
+            rt_error(I, "cannot iterate over %s: it has no next() method", rt_type_name(it));
+        /* fall through */
     case V_NATIVE: {
         /* iterator protocol: a `next` method returning none at the end */
         Value next = rt_member(I, it, "next");
