@@ -57,6 +57,7 @@ static const char *const kind_names[AST__COUNT] = {
     [AST_RETURN] = "RETURN",
     [AST_BLOCK] = "BLOCK",
     [AST_PROFILE] = "PROFILE",
+    [AST_IMPORT] = "IMPORT",
     [AST_FN] = "FN",
     [AST_PARAMDEF] = "PARAMDEF",
     [AST_MODEL] = "MODEL",
@@ -256,6 +257,9 @@ static void print_node(FILE *o, const AstNode *n, int depth, const char *label) 
     case AST_ASSIGN:
         fprintf(o, " %s=", ast_op_str(n->op));
         break;
+    case AST_IMPORT:
+        if (n->str) fprintf(o, " as %s", n->str);
+        break;
     default:
         break;
     }
@@ -331,6 +335,9 @@ static void print_node(FILE *o, const AstNode *n, int depth, const char *label) 
         break;
     case AST_PROFILE:
         print_node(o, n->b, d, NULL);
+        break;
+    case AST_IMPORT:
+        print_node(o, n->a, d, "path");
         break;
     case AST_FN:
         print_list(o, &n->list, d, NULL);
