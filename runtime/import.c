@@ -87,6 +87,15 @@ int rt_check_ast(Interp *I, const AstNode *prog, bool repl) {
     return errors;
 }
 
+void rt_public_names(Interp *I, const char ***out, int *n, int *cap) {
+    const char **all = NULL;
+    int na = 0, ca = 0;
+    env_names(I->globals, &all, &na, &ca);
+    for (int i = 0; i < na; i++)
+        if (all[i][0] != '_') TT_VEC_PUSH(*out, *n, *cap, all[i]);
+    free(all);
+}
+
 /* -- paths -- */
 
 /* dir + "/" + rel with "." and "dir/.." segments removed (malloc'd): the

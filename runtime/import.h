@@ -45,4 +45,10 @@ int rt_check_ast(Interp *I, const AstNode *prog, bool repl);
 
 void rt_modules_free(Interp *I);
 
+/* The global names a user sees (the REPL completes them, and
+ * spec/builtins.md documents those of a fresh interpreter): every global
+ * except private ones, whose names start with '_' (the standard library's
+ * helpers, the REPL's __ir__). Appended to *out. */
+void rt_public_names(Interp *I, const char ***out, int *n, int *cap);
+
 #endif
