@@ -218,6 +218,9 @@ static int load_module(Interp *I, AstNode *imp, const char *dir) {
     }
     if (ok) ok = rt_check_ast(I, prog, false) == 0;
     ms->mods[id].state = ok ? MOD_CHECKED : MOD_FAILED;
+    /* the errors were inside it: say how the program got there, innermost
+     * first, as the notes of a runtime error do */
+    if (!ok) diag_note(imp->loc, "in module \"%s\", imported from here", spelled);
     free(shown);
     return ok ? id : -1;
 }
