@@ -77,27 +77,15 @@ void check_module_names(const AstNode *prog, const char ***out, int *n, int *cap
     }
 }
 
-/* The definition of `name` in an imported program (AST_FN, AST_MODEL), or
- * NULL; *found tells whether the program has the name at all. */
-static const AstNode *module_def(const AstNode *prog, const char *name, bool *found) {
-    *found = false;
-    const AstNode *def = NULL;
-    if (!prog) return NULL;
-    for (int i = 0; i < prog->list.len; i++) {
-        const AstNode *s = prog->list.items[i];
-        if (!s) continue;
-        if ((s->kind == AST_FN || s->kind == AST_MODEL) && s->str && strcmp(s->str, name) == 0) {
-            *found = true;
-            def = s;
-        }
-        if (s->kind == AST_LET)
-            for (int k = 0; k < s->list.len; k++)
-                if (strcmp(s->list.items[k]->str, name) == 0) {
-                    *found = true;
-                    def = NULL;
-                }
-    }
-    return def;
+/* Does an imported program define `name` at its top level? */
+static bool module_has(const AstNode *prog, const char *name) {
+    const char **names = NULL;
+    int n = 0, cap = 0;
+    check_module_names(prog, &names, &n, &cap);
+    bool found = false;
+    for (int i = 0; i < n && !found; i++) found = strcmp(names[i], name) == 0;
+    free(names);
+    return found;
 }
 
 static void declare(Scope *s, const char *name, SrcLoc loc) {
@@ -197,9 +185,7 @@ static void check_module_member(Checker *C, const Scope *s, const AstNode *n) {
     /* a later top-level `let m = ...` makes m something else */
     for (int i = 0; i < C->ndefs; i++)
         if (strcmp(C->defs[i].name, base->str) == 0 && C->defs[i].count > 0) return;
-    bool found;
-    module_def(a->import->b, n->str, &found);
-    if (found) return;
+    if (module_has(a->import->b, n->str)) return;
     diag_error(n->loc, "module \"%s\" has no name '%s'", a->import->a->str, n->str);
     C->errors++;
 }

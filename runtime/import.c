@@ -267,10 +267,22 @@ typedef struct ModRef {
     char *spelled; /* as the import wrote it */
 } ModRef;
 
+/* Only the module's own top-level fn, model and let names, as check.c
+ * says statically: not what it imported itself. */
+static bool exported(const Module *m, const char *name) {
+    const char **names = NULL;
+    int n = 0, cap = 0;
+    check_module_names(m->prog, &names, &n, &cap);
+    bool found = false;
+    for (int i = 0; i < n && !found; i++) found = strcmp(names[i], name) == 0;
+    free(names);
+    return found;
+}
+
 static bool mod_member(Interp *I, Obj *self, const char *name, Value *out) {
     ModRef *r = ((Native *)self)->data;
     Module *m = &I->modules->mods[r->id];
-    Value *slot = m->env ? env_find_local(m->env, name) : NULL;
+    Value *slot = m->env && exported(m, name) ? env_find_local(m->env, name) : NULL;
     if (!slot) rt_error(I, "module \"%s\" has no name '%s'", r->spelled, name);
     *out = rt_retain(*slot);
     return true;
