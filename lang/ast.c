@@ -57,6 +57,7 @@ static const char *const kind_names[AST__COUNT] = {
     [AST_RETURN] = "RETURN",
     [AST_BLOCK] = "BLOCK",
     [AST_PROFILE] = "PROFILE",
+    [AST_IMPORT] = "IMPORT",
     [AST_FN] = "FN",
     [AST_PARAMDEF] = "PARAMDEF",
     [AST_MODEL] = "MODEL",
@@ -259,6 +260,9 @@ static void print_line(FILE *o, const AstNode *n, int depth, const char *label) 
     case AST_ASSIGN:
         fprintf(o, " %s=", ast_op_str(n->op));
         break;
+    case AST_IMPORT:
+        if (n->str) fprintf(o, " as %s", n->str);
+        break;
     default:
         break;
     }
@@ -359,6 +363,9 @@ static void queue_children(PrintStack *q, const AstNode *n, int d) {
         break;
     case AST_PROFILE:
         queue_node(q, n->b, d, NULL);
+        break;
+    case AST_IMPORT:
+        queue_node(q, n->a, d, "path");
         break;
     case AST_FN:
         queue_list(q, &n->list, d, NULL);

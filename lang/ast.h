@@ -53,6 +53,8 @@ typedef enum AstKind {
     AST_RETURN,     /* a: value or NULL */
     AST_BLOCK,      /* list: statements */
     AST_PROFILE,    /* profile { ... }: b: block */
+    AST_IMPORT,     /* import "path.tt" [as name]: a: the path (AST_STR); str: the
+                     * name after `as`, or NULL (the module's names come in) */
     AST_FN,         /* fn name(params) -> type { body }, also model methods:
                      * str: name; list: AST_PARAMDEF; type: return type or NULL;
                      * b: body (AST_BLOCK) */

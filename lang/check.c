@@ -29,15 +29,67 @@ typedef struct Def { /* a top-level fn or model, for argument checks */
     int count; /* definitions of the name at top level (any kind) */
 } Def;
 
+typedef struct Alias { /* import "m.tt" as m: m's names, for m.name */
+    const char *name;
+    const AstNode *import; /* the AST_IMPORT */
+} Alias;
+
 typedef struct Checker {
     const char *const *globals;
     int nglobals;
+    const char *const *builtins;
+    int nbuiltins;
     Scope *top;
     Def *defs;
     int ndefs, capdefs;
+    Alias *aliases;
+    int naliases, capaliases;
     int errors;
     bool too_deep; /* "too deeply nested" was reported: once is enough */
 } Checker;
+
+/* -- imports and builtins (added for issue 10) -- */
+
+static bool is_builtin(const Checker *C, const char *name) {
+    for (int i = 0; i < C->nbuiltins; i++)
+        if (strcmp(C->builtins[i], name) == 0) return true;
+    return false;
+}
+
+/* `let (train, test) = ...` silently hid train(): say so. */
+static void warn_shadow(const Checker *C, const AstNode *let) {
+    for (int k = 0; k < let->list.len; k++) {
+        const AstNode *t = let->list.items[k];
+        if (t && t->str && is_builtin(C, t->str))
+            diag_warning(t->loc,
+                         "'%s' shadows the builtin %s(); use another name to keep calling it",
+                         t->str, t->str);
+    }
+}
+
+void check_module_names(const AstNode *prog, const char ***out, int *n, int *cap) {
+    if (!prog) return;
+    for (int i = 0; i < prog->list.len; i++) {
+        const AstNode *s = prog->list.items[i];
+        if (!s) continue;
+        if ((s->kind == AST_FN || s->kind == AST_MODEL) && s->str)
+            TT_VEC_PUSH(*out, *n, *cap, s->str);
+        if (s->kind == AST_LET)
+            for (int k = 0; k < s->list.len; k++)
+                TT_VEC_PUSH(*out, *n, *cap, s->list.items[k]->str);
+    }
+}
+
+/* Does an imported program define `name` at its top level? */
+static bool module_has(const AstNode *prog, const char *name) {
+    const char **names = NULL;
+    int n = 0, cap = 0;
+    check_module_names(prog, &names, &n, &cap);
+    bool found = false;
+    for (int i = 0; i < n && !found; i++) found = strcmp(names[i], name) == 0;
+    free(names);
+    return found;
+}
 
 static void declare(Scope *s, const char *name, SrcLoc loc) {
     if (!name) return;
@@ -120,6 +172,26 @@ static void use_name(Checker *C, const Scope *s, const AstNode *n) {
 
 static void check_expr(Checker *C, Scope *s, const AstNode *n);
 static void check_stmt(Checker *C, Scope *s, const AstNode *n, bool echo_last);
+
+/* m.name where m is a top-level `import ... as m`: the module must have
+ * the name (its statements have not run yet, so this is the only early
+ * chance to say so). */
+static void check_module_member(Checker *C, const Scope *s, const AstNode *n) {
+    const AstNode *base = n->a;
+    if (!base || base->kind != AST_NAME || !n->str) return;
+    bool global;
+    if (resolve(C, s, base->str, &global) != C->top) return;
+    const Alias *a = NULL;
+    for (int i = 0; i < C->naliases; i++)
+        if (strcmp(C->aliases[i].name, base->str) == 0) a = &C->aliases[i];
+    if (!a || !a->import->b) return;
+    /* a later top-level `let m = ...` makes m something else */
+    for (int i = 0; i < C->ndefs; i++)
+        if (strcmp(C->defs[i].name, base->str) == 0 && C->defs[i].count > 0) return;
+    if (module_has(a->import->b, n->str)) return;
+    diag_error(n->loc, "module \"%s\" has no name '%s'", a->import->a->str, n->str);
+    C->errors++;
+}
 static void check_block(Checker *C, Scope *parent, const AstNode *b, bool new_scope);
 
 /* Argument count checks against a top-level fn or model. */
@@ -224,6 +296,7 @@ static void check_expr(Checker *C, Scope *s, const AstNode *n) {
         break;
     case AST_MEMBER:
         check_expr(C, s, n->a);
+        check_module_member(C, s, n);
         break;
     case AST_LIST:
     case AST_TUPLE:
@@ -293,6 +366,7 @@ static void check_model(Checker *C, Scope *parent, const AstNode *m) {
             case AST_FIELD:
             case AST_LET:
                 check_expr(C, &s, d->a);
+                if (d->kind == AST_LET) warn_shadow(C, d);
                 break;
             case AST_FN:
                 check_fn(C, &s, d);
@@ -323,8 +397,15 @@ static void check_stmt(Checker *C, Scope *s, const AstNode *n, bool echo_last) {
     switch (n->kind) {
     case AST_LET:
         check_expr(C, s, n->a);
+        warn_shadow(C, n);
         for (int i = 0; i < n->list.len; i++)
             declare(s, n->list.items[i]->str, n->list.items[i]->loc);
+        break;
+    case AST_IMPORT: /* its names were declared with the top level's */
+        if (s != C->top) {
+            diag_error(n->loc, "'import' is only allowed at the top level of a file");
+            C->errors++;
+        }
         break;
     case AST_ASSIGN: {
         const AstNode *t = n->a;
@@ -411,15 +492,55 @@ static void add_def(Checker *C, const char *name, const AstNode *node) {
 }
 
 int check_program(const AstNode *prog, const char *const *globals, int nglobals, bool repl) {
+    CheckOptions o = {.globals = globals, .nglobals = nglobals, .repl = repl};
+    return check_program_opts(prog, &o);
+}
+
+/* An import's names join the top level: `as m` declares m, a plain import
+ * every top-level name of the module (fns and models also for argument
+ * checks). A module that failed to load (b == NULL) was reported. */
+static void declare_import(Checker *C, const AstNode *n) {
+    if (n->str) {
+        declare(C->top, n->str, n->loc);
+        Alias a = {n->str, n};
+        TT_VEC_PUSH(C->aliases, C->naliases, C->capaliases, a);
+        return;
+    }
+    const AstNode *prog = n->b;
+    if (!prog) return;
+    for (int i = 0; i < prog->list.len; i++) {
+        const AstNode *d = prog->list.items[i];
+        if (!d) continue;
+        if ((d->kind == AST_FN || d->kind == AST_MODEL) && d->str) {
+            declare(C->top, d->str, n->loc);
+            add_def(C, d->str, d);
+        } else if (d->kind == AST_LET) {
+            for (int k = 0; k < d->list.len; k++) {
+                declare(C->top, d->list.items[k]->str, n->loc);
+                add_def(C, d->list.items[k]->str, NULL);
+            }
+        }
+    }
+}
+
+int check_program_opts(const AstNode *prog, const CheckOptions *o) {
     if (!prog) return 0;
-    Checker C = {.globals = globals, .nglobals = nglobals};
+    const char *const *globals = o->globals;
+    int nglobals = o->nglobals;
+    bool repl = o->repl;
+    Checker C = {.globals = globals,
+                 .nglobals = nglobals,
+                 .builtins = o->builtins,
+                 .nbuiltins = o->nbuiltins};
     Scope top = {0};
     C.top = &top;
     /* every top-level definition is visible everywhere (fns run later) */
     for (int i = 0; i < prog->list.len; i++) {
         const AstNode *n = prog->list.items[i];
         if (!n) continue;
-        if (n->kind == AST_FN || n->kind == AST_MODEL) {
+        if (n->kind == AST_IMPORT) {
+            declare_import(&C, n);
+        } else if (n->kind == AST_FN || n->kind == AST_MODEL) {
             declare(&top, n->str, n->loc);
             add_def(&C, n->str, n);
         } else if (n->kind == AST_LET) {
@@ -437,5 +558,6 @@ int check_program(const AstNode *prog, const char *const *globals, int nglobals,
     for (int i = 0; i < n; i++) check_stmt(&C, &top, prog->list.items[i], repl && i == n - 1);
     scope_free(&top);
     free(C.defs);
+    free(C.aliases);
     return C.errors;
 }

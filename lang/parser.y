@@ -175,6 +175,8 @@ static void check_args(ParseState *ps, const AstList *args) {
     bool kw = false;
     for (int i = 0; i < args->len; i++) {
         const AstNode *a = args->items[i];
+        if (a->ival == 1 && a->str)
+            parse_error(ps, a->loc, "'%s' is a keyword and cannot be an argument name", a->str);
         if (a->str) {
             kw = true;
         } else if (kw) {
@@ -187,7 +189,12 @@ static void check_args(ParseState *ps, const AstList *args) {
 /* `( items )`: a group, a tuple or a record (every item NAME = e). */
 static AstNode *mk_paren(ParseState *ps, AstList items, bool trailing_comma, SrcLoc loc) {
     int nkw = 0;
-    for (int i = 0; i < items.len; i++) nkw += items.items[i]->str != NULL;
+    for (int i = 0; i < items.len; i++) {
+        const AstNode *a = items.items[i];
+        nkw += a->str != NULL;
+        if (a->ival == 1 && a->str)
+            parse_error(ps, a->loc, "'%s' is a keyword and cannot be a record field name", a->str);
+    }
     if (nkw > 0) {
         if (nkw != items.len) {
             parse_error(ps, loc,
@@ -255,6 +262,7 @@ static AstNode *mk_paren(ParseState *ps, AstList items, bool trailing_comma, Src
 %token OR       "'or'"
 %token NOT      "'not'"
 %token PROFILE  "'profile'"
+%token IMPORT   "'import'"
 %token EQ       "'=='"
 %token NE       "'!='"
 %token LE       "'<='"
@@ -285,6 +293,8 @@ static AstNode *mk_paren(ParseState *ps, AstList items, bool trailing_comma, Src
 %type <list> stmts stmt_list decls decl_list call_args arg_list subs sub_list
 %type <list> params param_list dims dim_list exprs names
 %type <op> assign_op
+%type <node> import_stmt
+%type <str> keyword
 
 %%
 
@@ -346,6 +356,7 @@ stmt
     | PROFILE block           { $$ = mk(ps, AST_PROFILE, @$); $$->b = $2; }
     | fn_def
     | model_def
+    | import_stmt
     /* Error recovery: skip to the end of the statement, or to a '{' and
      * parse the block after it (so `if x = 3 { ... }` reports one error). */
     | error                   { $$ = NULL; }
@@ -365,6 +376,23 @@ let_stmt
         set_targets(ps, $$, $2);
         $$->type = $3;
         $$->a = $5;
+    }
+    ;
+
+/* import "path.tt" / import "path.tt" as name (`as` is not reserved) */
+import_stmt
+    : IMPORT STRING {
+        $$ = mk(ps, AST_IMPORT, @$);
+        $$->a = $2;
+        $$->a->loc = @2;
+    }
+    | IMPORT STRING IDENT IDENT {
+        if (strcmp($3, "as") != 0)
+            parse_error(ps, @3, "expected 'as' or the end of the import, got '%s'", $3);
+        $$ = mk(ps, AST_IMPORT, @$);
+        $$->a = $2;
+        $$->a->loc = @2;
+        $$->str = $4;
     }
     ;
 
@@ -430,6 +458,13 @@ param_list
 
 param
     : IDENT opt_type opt_default {
+        $$ = mk(ps, AST_PARAMDEF, @$);
+        $$->str = $1;
+        $$->type = $2;
+        $$->a = $3;
+    }
+    | keyword opt_type opt_default {
+        parse_error(ps, @1, "'%s' is a keyword and cannot be a parameter name", $1);
         $$ = mk(ps, AST_PARAMDEF, @$);
         $$->str = $1;
         $$->type = $2;
@@ -516,6 +551,12 @@ decl
         $$->a = $5;
     }
     | IDENT '=' expr          { $$ = mk(ps, AST_FIELD, @$); $$->str = $1; $$->a = $3; }
+    | keyword '=' expr {
+        parse_error(ps, @1, "'%s' is a keyword and cannot be a field name", $1);
+        $$ = mk(ps, AST_FIELD, @$);
+        $$->str = $1;
+        $$->a = $3;
+    }
     | IDENT '(' params ')' opt_ret block {
         $$ = mk(ps, AST_FN, @$);
         $$->str = $1;
@@ -594,6 +635,24 @@ arg_list
 arg
     : expr                    { $$ = mk(ps, AST_ARG, @$); $$->a = $1; }
     | IDENT '=' expr          { $$ = mk(ps, AST_ARG, @$); $$->str = $1; $$->a = $3; }
+    /* `f(in=3)`, `(if=1)`: reported by check_args or mk_paren, which know
+     * whether this is an argument or a record field (ival = 1 marks it) */
+    | keyword '=' expr {
+        $$ = mk(ps, AST_ARG, @1); /* the message points at the keyword */
+        $$->str = $1;
+        $$->a = $3;
+        $$->ival = 1;
+    }
+    ;
+
+/* A keyword where a name was expected: its spelling, for the message. */
+keyword
+    : LET { $$ = "let"; } | FN { $$ = "fn"; } | MODEL { $$ = "model"; } | IF { $$ = "if"; }
+    | ELSE { $$ = "else"; } | WHILE { $$ = "while"; } | FOR { $$ = "for"; } | IN { $$ = "in"; }
+    | BREAK { $$ = "break"; } | CONTINUE { $$ = "continue"; } | RETURN { $$ = "return"; }
+    | TRUE { $$ = "true"; } | FALSE { $$ = "false"; } | NONE { $$ = "none"; }
+    | AND { $$ = "and"; } | OR { $$ = "or"; } | NOT { $$ = "not"; }
+    | PROFILE { $$ = "profile"; } | IMPORT { $$ = "import"; }
     ;
 
 subs
@@ -699,7 +758,7 @@ static bool starts_stmt(yysymbol_kind_t k) {
     switch (k) {
     case YYSYMBOL_LET: case YYSYMBOL_FN: case YYSYMBOL_MODEL: case YYSYMBOL_IF:
     case YYSYMBOL_WHILE: case YYSYMBOL_FOR: case YYSYMBOL_BREAK: case YYSYMBOL_CONTINUE:
-    case YYSYMBOL_RETURN: case YYSYMBOL_PROFILE:
+    case YYSYMBOL_RETURN: case YYSYMBOL_PROFILE: case YYSYMBOL_IMPORT:
         return true;
     default:
         return starts_expr(k);

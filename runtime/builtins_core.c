@@ -353,6 +353,16 @@ BUILTIN(bi_assert) {
     rt_error(I, "assertion failed");
 }
 
+/* _error(msg): for the standard library's argument checks (private: the
+ * leading '_' keeps it out of completion and of spec/builtins.md). The
+ * error is reported where the user's code called into the library. */
+BUILTIN(bi_error) {
+    static const char *const names[] = {"msg", NULL};
+    Value a[1];
+    BIND("_error", names, 1, a);
+    rt_error_at(I, rt_user_loc(I), "%s", rt_to_str(I, a[0], "_error: msg"));
+}
+
 BUILTIN(bi_list) {
     static const char *const names[] = {"x", NULL};
     Value a[1];
@@ -422,6 +432,7 @@ void rt_register_builtins(Interp *I) {
         {"is_training", bi_is_training},
         {"range", bi_range},
         {"assert", bi_assert},
+        {"_error", bi_error},
         {"list", bi_list},
         {"reset_graph", bi_reset_graph},
     };

@@ -53,6 +53,17 @@ Value lib_result(Interp *I, int id) {
     return vtensor(rt_tensor_lazy(I, rt_check_node(I, id)));
 }
 
+/* A float dimension: "zeros: shape must be ..., item 0 is a float (3.0)",
+ * with the fix, since n / 2 is a float in tt as in Python 3. */
+static _Noreturn void float_dim(Interp *I, const char *what, double x) {
+    char num[64];
+    snprintf(num, sizeof num, "%.17g", x);
+    if (!strpbrk(num, ".eEni")) strcat(num, ".0");
+    rt_error(I,
+             "%s a float (%s): a dimension must be an int: use // for integer division, or int()",
+             what, num);
+}
+
 Shape lib_shape(Interp *I, Value v, const char *fn, const char *arg, bool allow_neg) {
     Shape s = {0};
     if (v.kind == V_INT) {
@@ -65,11 +76,22 @@ Shape lib_shape(Interp *I, Value v, const char *fn, const char *arg, bool allow_
                      IR_MAXDIM);
         s.ndim = l->len;
         for (int i = 0; i < l->len; i++) {
+            /* n / 2 is a float in tt, as in Python 3: say how to get an int */
+            if (l->items[i].kind == V_FLOAT) {
+                char what[160];
+                snprintf(what, sizeof what, "%s: %s must be a list of ints, item %d is", fn, arg,
+                         i);
+                float_dim(I, what, l->items[i].f);
+            }
             if (l->items[i].kind != V_INT)
                 rt_error(I, "%s: %s must be a list of ints, item %d is %s", fn, arg, i,
                          rt_type_name(l->items[i]));
             s.d[i] = l->items[i].i;
         }
+    } else if (v.kind == V_FLOAT) {
+        char what[160];
+        snprintf(what, sizeof what, "%s: %s must be a shape (a list of ints), got", fn, arg);
+        float_dim(I, what, v.f);
     } else {
         rt_error(I, "%s: %s must be a shape (a list of ints), got %s", fn, arg, rt_type_name(v));
     }

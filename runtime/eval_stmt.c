@@ -2,6 +2,7 @@
  * definitions, profile blocks, whole programs.
  */
 #include "eval.h"
+#include "import.h"
 #include "signals.h"
 
 #include <stdio.h>
@@ -225,6 +226,11 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
         }
         break;
     }
+    case V_MODEL:
+        /* a user iterator: a model with a next() method */
+        if (!model_method((Model *)it.o, "next") && !rt_model_field((Model *)it.o, "next"))
+            rt_error(I, "cannot iterate over %s: it has no next() method", rt_type_name(it));
+        /* fall through */
     case V_NATIVE: {
         /* iterator protocol: a `next` method returning none at the end */
         Value next = rt_member(I, it, "next");
@@ -354,6 +360,9 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
         exec_profile(I, env, n, ret, &f);
         return f;
     }
+    case AST_IMPORT:
+        rt_import_exec(I, env, n);
+        return FLOW_NORMAL;
     case AST_FN: {
         Func *f = rt_alloc_obj(I, V_FUNC, sizeof(Func));
         f->def = n;
@@ -415,7 +424,7 @@ void exec_program(Interp *I, const AstNode *prog, bool echo) {
 void exec_definitions(Interp *I, const AstNode *prog) {
     for (int i = 0; i < prog->list.len; i++) {
         const AstNode *s = prog->list.items[i];
-        if (s->kind != AST_FN && s->kind != AST_MODEL) continue;
+        if (s->kind != AST_FN && s->kind != AST_MODEL && s->kind != AST_IMPORT) continue;
         Value ret = VNONE;
         exec_stmt(I, I->globals, s, &ret);
     }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "import.h"
 #include "stack.h"
 
 #ifndef TT_STDLIB_DIR
@@ -33,6 +34,7 @@ Interp *rt_new_interp(void) {
     I->globals = env_new(I, NULL);
     rt_register_builtins(I);
     rt_load_prelude(I);
+    I->nbuiltins = I->globals->n; /* what a `let` should not shadow (check.h) */
     return I;
 }
 
@@ -40,6 +42,7 @@ void rt_free_interp(Interp *I) {
     if (!I) return;
     rt_free_all_objects(I); /* tensors drop their buffers, natives their data */
     env_free_all(I);
+    rt_modules_free(I);
     rt_lazy_free(I);
     if (I->jit) jit_free(I->jit);
     free(I->params);
@@ -82,10 +85,17 @@ static _Noreturn void raise_at(Interp *I, SrcLoc loc, const char *fmt, va_list a
             k = 4;
             f = &I->frames[k];
         }
+        /* a library check reported at the user's call (_error) needs no
+         * note pointing at the same place */
+        if (k == I->nframes - 1 && f->call_site.file == loc.file && f->call_site.line == loc.line &&
+            f->call_site.col == loc.col)
+            continue;
+        /* import.c's frames: "in module "lib.tt", imported from here" */
+        const char *how = strncmp(f->what, "module \"", 8) == 0 ? "imported" : "called";
         if (k > 0)
-            diag_note(f->call_site, "in %s, called from %s here", f->what, I->frames[k - 1].what);
+            diag_note(f->call_site, "in %s, %s from %s here", f->what, how, I->frames[k - 1].what);
         else
-            diag_note(f->call_site, "in %s, called from here", f->what);
+            diag_note(f->call_site, "in %s, %s from here", f->what, how);
     }
     if (!I->on_error) {
         fprintf(stderr, "tt: fatal: error outside of a protected call\n");
@@ -108,15 +118,6 @@ _Noreturn void rt_error_at(Interp *I, SrcLoc loc, const char *fmt, ...) {
 
 /* -- running -- */
 
-/* The names check.c must accept as globals. */
-static const char **global_names(Interp *I, int *n) {
-    const char **names = NULL;
-    int cap = 0;
-    *n = 0;
-    env_names(I->globals, &names, n, &cap);
-    return names;
-}
-
 /* Parses, checks and runs text; returns 0 or 1. */
 static int run_text(Interp *I, const char *name, const char *text, size_t len, bool echo,
                     bool check_only, bool defs_only) {
@@ -124,10 +125,13 @@ static int run_text(Interp *I, const char *name, const char *text, size_t len, b
     int before = diag_error_count();
     AstNode *prog = parse_source(&I->ast_arena, name, text, len, &nerr);
     if (nerr > 0 || !prog) return 1;
-    int ng;
-    const char **names = global_names(I, &ng);
-    int cerr = check_program(prog, names, ng, echo);
-    free(names);
+    /* imported files are parsed and checked first (import.h); their
+     * names are then known to this file's check */
+    if (!rt_imports_load(I, prog, name)) {
+        rt_imports_after_error(I);
+        return 1;
+    }
+    int cerr = rt_check_ast(I, prog, echo);
     if (cerr > 0 || diag_error_count() > before) return 1;
     if (check_only) return 0;
 
@@ -137,6 +141,7 @@ static int run_text(Interp *I, const char *name, const char *text, size_t len, b
     I->on_error = &jb;
     int rc = 0;
     if (setjmp(jb) == 0) {
+        rt_imports_defs_only(I, defs_only);
         if (defs_only)
             exec_definitions(I, prog);
         else
@@ -145,6 +150,7 @@ static int run_text(Interp *I, const char *name, const char *text, size_t len, b
         rc = 1;
         I->nframes = saved_frames;
         I->depth = saved_depth;
+        rt_imports_after_error(I);
     }
     I->on_error = saved;
     fflush(stdout);

@@ -114,7 +114,8 @@ static bool dim_lookup(Interp *I, Env *callenv, const char *name, int64_t *out) 
             else if (v->kind == V_FLOAT && v->f == (double)(int64_t)v->f)
                 *out = (int64_t)v->f;
             else
-                rt_error(I, "dimension '%s' is a %s, not an int", name, rt_type_name(*v));
+                rt_error(I, "dimension '%s' is a %s, not an int%s", name, rt_type_name(*v),
+                         v->kind == V_FLOAT ? ": use // for integer division, or int()" : "");
             return true;
         }
     }
@@ -137,7 +138,11 @@ static bool type_check(Interp *I, Env *callenv, const AstNode *ty, Value v, char
     else if (strcmp(base, "tensor") == 0)
         want = TY__COUNT;
     else {
-        if (strcmp(base, "int") == 0) return v.kind == V_INT;
+        if (strcmp(base, "int") == 0) {
+            /* typically a size computed with / (a float in tt, as in Python 3) */
+            if (v.kind == V_FLOAT) snprintf(why, wlen, "use // for integer division, or int()");
+            return v.kind == V_INT;
+        }
         if (strcmp(base, "float") == 0) return v.kind == V_INT || v.kind == V_FLOAT;
         if (strcmp(base, "bool") == 0) return v.kind == V_BOOL;
         if (strcmp(base, "str") == 0) return v.kind == V_STR;

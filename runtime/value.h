@@ -226,6 +226,10 @@ struct Interp {
 
     Obj *objects; /* every live object (gc list) */
     const char *stdlib_dir;
+    /* -- imports (import.c) -- */
+    struct Modules *modules; /* every file imported so far, by canonical path */
+    int nbuiltins;           /* I->globals' first nbuiltins names are the builtins and
+                                the standard library's (a `let` of one warns) */
 
     /* -- added by the evaluator (value.c, eval*.c, lazy.c) -- */
     bool training;         /* train(net)/eval(net); default true; Dropout reads it */

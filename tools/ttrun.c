@@ -13,6 +13,7 @@
 #include <editline/readline.h>
 
 #include "eval.h"
+#include "import.h"
 #include "input.h"
 #include "jit.h"
 #include "objcache.h"
@@ -229,7 +230,7 @@ static bool set_backend(Interp *I, const char *name, const char *who) {
 }
 
 /* Tab completion: global names (builtins, the standard library, what the
- * session defined) and the REPL's commands. */
+ * session defined; rt_public_names) and the REPL's commands. */
 static Interp *completion_interp;
 
 static char *complete_name(const char *text, int state) {
@@ -239,13 +240,13 @@ static char *complete_name(const char *text, int state) {
     if (state == 0) {
         n = 0;
         next = 0;
-        env_names(completion_interp->globals, &names, &n, &cap);
+        rt_public_names(completion_interp, &names, &n, &cap);
         for (int i = 0; commands[i]; i++) TT_VEC_PUSH(names, n, cap, commands[i]);
     }
     size_t len = strlen(text);
     while (next < n) {
         const char *s = names[next++];
-        if (strncmp(s, text, len) == 0 && strncmp(s, "__", 2) != 0) return strdup(s);
+        if (strncmp(s, text, len) == 0) return strdup(s);
     }
     return NULL;
 }
