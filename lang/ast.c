@@ -46,6 +46,7 @@ static const char *const kind_names[AST__COUNT] = {
     [AST_RECORD] = "RECORD",
     [AST_REPEAT] = "REPEAT",
     [AST_TYPE] = "TYPE",
+    [AST_IFEXPR] = "IFEXPR",
     [AST_LET] = "LET",
     [AST_ASSIGN] = "ASSIGN",
     [AST_EXPR_STMT] = "EXPR_STMT",
@@ -108,6 +109,12 @@ const char *ast_op_str(AstOp op) {
         return "-";
     case AOP_NOT:
         return "not";
+    case AOP_FLOORDIV:
+        return "//";
+    case AOP_IN:
+        return "in";
+    case AOP_NOT_IN:
+        return "not in";
     }
     return "?";
 }
@@ -304,6 +311,11 @@ static void print_node(FILE *o, const AstNode *n, int depth, const char *label) 
     case AST_REPEAT:
         print_node(o, n->a, d, "element");
         print_node(o, n->b, d, "count");
+        break;
+    case AST_IFEXPR:
+        print_node(o, n->b, d, "cond");
+        print_node(o, n->a, d, "then");
+        print_node(o, n->c, d, "else");
         break;
     case AST_TYPE:
         if (!simple_type(n)) print_list(o, &n->list, d, "dim");

@@ -207,6 +207,11 @@ static void check_expr(Checker *C, Scope *s, const AstNode *n) {
     case AST_MEMBER:
         check_expr(C, s, n->a);
         break;
+    case AST_IFEXPR:
+        check_expr(C, s, n->b);
+        check_expr(C, s, n->a);
+        check_expr(C, s, n->c);
+        break;
     case AST_LIST:
     case AST_TUPLE:
     case AST_RECORD:

@@ -5,6 +5,7 @@
  * rt_free_interp can free what an error (a longjmp past the owners of some
  * references) or a reference cycle left behind.
  */
+#include "containers.h"
 #include "eval.h"
 
 #include <math.h>
@@ -136,6 +137,9 @@ static void obj_clear(Interp *I, Obj *o, bool release) {
         if (n->cls && n->cls->free) n->cls->free(o);
         break;
     }
+    case V_DICT:
+        rt_dict_clear(I, (Dict *)o, release);
+        break;
     default:
         break;
     }
@@ -180,6 +184,7 @@ Value rt_str(Interp *I, const char *s, size_t len) {
     memcpy(o->s, s, len);
     o->s[len] = 0;
     o->len = len;
+    o->nchars = utf8_count(o->s, len);
     return vobj(&o->obj);
 }
 
@@ -266,6 +271,8 @@ const char *rt_kind_name(ValKind k) {
         return "model";
     case V_NATIVE:
         return "object";
+    case V_DICT:
+        return "dict";
     }
     return "?";
 }
@@ -311,7 +318,9 @@ bool rt_truthy(Interp *I, Value v) {
     case V_TUPLE:
         return ((List *)v.o)->len != 0;
     case V_RANGE:
-        return ((Range *)v.o)->hi > ((Range *)v.o)->lo;
+        return rt_range_len((Range *)v.o) > 0;
+    case V_DICT:
+        return ((Dict *)v.o)->len != 0;
     case V_TENSOR: {
         Tensor *t = (Tensor *)v.o;
         int64_t n = shape_numel(&t->shape);
@@ -374,8 +383,14 @@ bool rt_equal(Interp *I, Value a, Value b) {
             if (x->names[i] != y->names[i] || !rt_equal(I, x->vals[i], y->vals[i])) return false;
         return true;
     }
-    case V_RANGE:
-        return ((Range *)a.o)->lo == ((Range *)b.o)->lo && ((Range *)a.o)->hi == ((Range *)b.o)->hi;
+    case V_RANGE: { /* as sequences, like Python's range == */
+        Range *x = (Range *)a.o, *y = (Range *)b.o;
+        int64_t n = rt_range_len(x);
+        if (n != rt_range_len(y)) return false;
+        return n == 0 || (x->lo == y->lo && (n == 1 || rt_range_step(x) == rt_range_step(y)));
+    }
+    case V_DICT:
+        return rt_dict_equal(I, (Dict *)a.o, (Dict *)b.o);
     default:
         return a.o == b.o;
     }
@@ -535,9 +550,27 @@ static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth) 
         sb_putc(out, ')');
         break;
     }
-    case V_RANGE:
-        sb_printf(out, "%lld..%lld", (long long)((Range *)v.o)->lo, (long long)((Range *)v.o)->hi);
+    case V_RANGE: {
+        const Range *r = (const Range *)v.o;
+        if (rt_range_step(r) == 1)
+            sb_printf(out, "%lld..%lld", (long long)r->lo, (long long)r->hi);
+        else
+            sb_printf(out, "range(%lld, %lld, %lld)", (long long)r->lo, (long long)r->hi,
+                      (long long)r->step);
         break;
+    }
+    case V_DICT: {
+        const Dict *d = (const Dict *)v.o;
+        sb_putc(out, '{');
+        for (int i = 0; i < d->len; i++) {
+            if (i) sb_puts(out, ", ");
+            format_nested(I, d->entries[i].key, out, depth);
+            sb_puts(out, ": ");
+            format_nested(I, d->entries[i].val, out, depth);
+        }
+        sb_putc(out, '}');
+        break;
+    }
     case V_TENSOR:
         rt_format_tensor(I, (Tensor *)v.o, out);
         break;
