@@ -853,7 +853,7 @@ static bool continues_line(int tok) {
     case AND: case OR: case NOT:
     case ',': case '=': case '.': case ':': case DOTDOT: case ARROW: case IN: case '{':
     case PLUSEQ: case MINUSEQ: case STAREQ: case SLASHEQ:
-    case FLOORDIV: case FLOORDIVEQ: case NOTIN:
+    case FLOORDIV: case FLOORDIVEQ: case NOTIN: case ELSE: /* `a if c else` + newline */
         return true;
     default:
         return false;
