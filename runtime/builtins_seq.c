@@ -111,7 +111,8 @@ Value rt_iter_list(Interp *I, Value c, const char *fn) {
         if (n > 100000000) rt_error(I, "%s(): range too long", fn);
         Value r = rt_list(I, (int)n);
         for (int64_t i = 0; i < n; i++)
-            ((List *)r.o)->items[i] = vint((int64_t)((uint64_t)g->lo + (uint64_t)i * (uint64_t)rt_range_step(g)));
+            ((List *)r.o)->items[i] =
+                vint((int64_t)((uint64_t)g->lo + (uint64_t)i * (uint64_t)rt_range_step(g)));
         return r;
     }
     case V_DICT: {

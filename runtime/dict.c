@@ -59,12 +59,14 @@ static uint64_t hash_key(Interp *I, Value k, int depth) {
         if (depth > MAX_KEY_DEPTH) rt_error(I, "dict key: tuple nested too deeply");
         const List *l = (const List *)k.o;
         uint64_t h = mix64((uint64_t)l->len + 0x27d4eb2dull);
-        for (int i = 0; i < l->len; i++) h = mix64(h * 1000003u ^ hash_key(I, l->items[i], depth + 1));
+        for (int i = 0; i < l->len; i++)
+            h = mix64(h * 1000003u ^ hash_key(I, l->items[i], depth + 1));
         return h;
     }
     default:
-        rt_error(I, "unhashable type: '%s' (dict keys are str, int, float, bool, none or tuples "
-                    "of them)",
+        rt_error(I,
+                 "unhashable type: '%s' (dict keys are str, int, float, bool, none or tuples "
+                 "of them)",
                  rt_kind_name(k.kind));
     }
 }
@@ -191,7 +193,8 @@ static Value as_dict(Interp *I, Value v, const char *fn) {
 /* dict(), dict(a=1, b=2), dict(other_dict), dict([(k, v), ...]) */
 BUILTIN(bi_dict) {
     (void)self;
-    if (nargs > 1) rt_error(I, "dict() takes at most 1 positional argument but %d were given", nargs);
+    if (nargs > 1)
+        rt_error(I, "dict() takes at most 1 positional argument but %d were given", nargs);
     Value d = rt_dict(I);
     if (nargs == 1) {
         Value src = args[0];
@@ -209,8 +212,9 @@ BUILTIN(bi_dict) {
                 rt_dict_set(I, d, ((List *)p.o)->items[0], rt_retain(((List *)p.o)->items[1]));
             }
         } else {
-            rt_error(I, "dict(): cannot convert %s (expected a dict or a list of (key, value) "
-                        "pairs)",
+            rt_error(I,
+                     "dict(): cannot convert %s (expected a dict or a list of (key, value) "
+                     "pairs)",
                      rt_type_name(src));
         }
     }
@@ -224,14 +228,14 @@ BUILTIN(bi_dict) {
 
 #define PART_BUILTIN(fn, name, part)                                                               \
     BUILTIN(fn) {                                                                                  \
-        static const char *const names[] = {"d", NULL};                                           \
+        static const char *const names[] = {"d", NULL};                                            \
         Value a[1];                                                                                \
         if (self.kind == V_DICT) {                                                                 \
             BIND(name, names + 1, 0, a);                                                           \
             return dict_part(I, self, part);                                                       \
         }                                                                                          \
         BIND(name, names, 1, a);                                                                   \
-        return dict_part(I, as_dict(I, a[0], name), part);                                        \
+        return dict_part(I, as_dict(I, a[0], name), part);                                         \
     }
 PART_BUILTIN(bi_keys, "keys", PART_KEYS)
 PART_BUILTIN(bi_values, "values", PART_VALUES)

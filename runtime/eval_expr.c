@@ -291,6 +291,11 @@ static int floor_node(Interp *I, int x) {
     return rt_check_node(I, ir_where(g, small, fl, x, at));
 }
 
+/* A checked elementwise node op(a, b) at I->loc. */
+static int bin_node(Interp *I, OpKind op, int a, int b) {
+    return rt_check_node(I, ir_binary(&I->g, op, a, b, I->loc));
+}
+
 /* `a // b` and `a % b` on tensors, composed from primitives. f32: floor(a / b)
  * and a - b * floor(a / b) (PyTorch's floor_divide and remainder). Integers:
  * the truncating quotient stepped down when the remainder's sign differs
@@ -305,34 +310,34 @@ static Value tensor_floor_op(Interp *I, AstOp op, Value a, Value b) {
     if (db == TY__COUNT) db = da;
     int x = operand_node(I, a, db), y = operand_node(I, b, da);
     DType dx = ir_node(g, x)->dtype, dy = ir_node(g, y)->dtype;
-    DType dt = (dx == TY_F32 || dy == TY_F32) ? TY_F32 : (dx == TY_I32 || dy == TY_I32) ? TY_I32 : TY_I8;
+    DType dt = TY_I8;
+    if (dx == TY_F32 || dy == TY_F32)
+        dt = TY_F32;
+    else if (dx == TY_I32 || dy == TY_I32)
+        dt = TY_I32;
     x = rt_check_node(I, ir_cast(g, x, dt, at));
     y = rt_check_node(I, ir_cast(g, y, dt, at));
-    int r;
     if (dt == TY_F32) {
-        int q = floor_node(I, rt_check_node(I, ir_binary(g, OP_DIV, x, y, at)));
-        r = op == AOP_FLOORDIV ? q
-                               : ir_binary(g, OP_SUB, x, rt_check_node(I, ir_binary(g, OP_MUL, q, y, at)), at);
-    } else {
-        int zero = rt_check_node(I, ir_const(g, dt, shape_scalar(), 0, at));
-        int q = rt_check_node(I, ir_binary(g, OP_DIV, x, y, at)); /* truncates; x / 0 = 0 */
-        int rem = rt_check_node(I, ir_binary(g, OP_SUB, x, rt_check_node(I, ir_binary(g, OP_MUL, q, y, at)), at));
-        int nz = rt_check_node(I, ir_binary(g, OP_NE, rem, zero, at));
-        int sr = rt_check_node(I, ir_binary(g, OP_LT, rem, zero, at));
-        int sy = rt_check_node(I, ir_binary(g, OP_LT, y, zero, at));
-        int differ = rt_check_node(I, ir_binary(g, OP_NE, sr, sy, at));
-        int ydef = rt_check_node(I, ir_binary(g, OP_NE, y, zero, at));
-        int adj = rt_check_node(I, ir_binary(g, OP_MUL, rt_check_node(I, ir_binary(g, OP_MUL, nz, differ, at)), ydef, at));
-        adj = rt_check_node(I, ir_cast(g, adj, dt, at)); /* 0/1 in the operands' dtype */
-        if (op == AOP_FLOORDIV) {
-            r = ir_binary(g, OP_SUB, q, adj, at);
-        } else {
-            /* a - (q - adj) * b, and 0 where b is 0 */
-            int m = rt_check_node(I, ir_binary(g, OP_ADD, rem, rt_check_node(I, ir_binary(g, OP_MUL, adj, y, at)), at));
-            r = ir_binary(g, OP_MUL, m, rt_check_node(I, ir_cast(g, ydef, dt, at)), at);
-        }
+        int q = floor_node(I, bin_node(I, OP_DIV, x, y));
+        int r = op == AOP_FLOORDIV ? q : bin_node(I, OP_SUB, x, bin_node(I, OP_MUL, q, y));
+        return vtensor(rt_tensor_lazy(I, r));
     }
-    return vtensor(rt_tensor_lazy(I, rt_check_node(I, r)));
+    int zero = rt_check_node(I, ir_const(g, dt, shape_scalar(), 0, at));
+    int q = bin_node(I, OP_DIV, x, y); /* truncates; x / 0 = 0 */
+    int rem = bin_node(I, OP_SUB, x, bin_node(I, OP_MUL, q, y));
+    /* step down where rem != 0, sign(rem) != sign(y) and y != 0 (f32 masks) */
+    int differ = bin_node(I, OP_NE, bin_node(I, OP_LT, rem, zero), bin_node(I, OP_LT, y, zero));
+    int ydef = bin_node(I, OP_NE, y, zero);
+    int adj = bin_node(I, OP_MUL, bin_node(I, OP_MUL, bin_node(I, OP_NE, rem, zero), differ), ydef);
+    adj = rt_check_node(I, ir_cast(g, adj, dt, at)); /* 0/1 in the operands' dtype */
+    int r;
+    if (op == AOP_FLOORDIV) {
+        r = bin_node(I, OP_SUB, q, adj);
+    } else { /* a - (q - adj) * b = rem + adj * b, and 0 where b is 0 */
+        int m = bin_node(I, OP_ADD, rem, bin_node(I, OP_MUL, adj, y));
+        r = bin_node(I, OP_MUL, m, rt_check_node(I, ir_cast(g, ydef, dt, at)));
+    }
+    return vtensor(rt_tensor_lazy(I, r));
 }
 
 /* The key of a missing-key error: 'x' for strings (as Python's KeyError),
@@ -650,7 +655,8 @@ static Value index_value(Interp *I, Value base, Sub *subs, int nsubs, SrcLoc loc
             int64_t nstep = (int64_t)((uint64_t)step * (uint64_t)st);
             return rt_range(I, lo, (int64_t)((uint64_t)lo + (uint64_t)n * (uint64_t)nstep), nstep);
         }
-        if (nsubs != 1 || subs[0].kind != SUB_INT) rt_error(I, "ranges take one int index or a slice");
+        if (nsubs != 1 || subs[0].kind != SUB_INT)
+            rt_error(I, "ranges take one int index or a slice");
         int64_t j = norm_index(I, subs[0].i, len, "range");
         return vint((int64_t)((uint64_t)r->lo + (uint64_t)j * (uint64_t)step));
     }

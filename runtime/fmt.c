@@ -70,7 +70,8 @@ static void parse_spec(Interp *I, const char *s, Spec *sp) {
         if (!(*p >= '0' && *p <= '9')) rt_error(I, "format(): format specifier missing precision");
         sp->prec = parse_digits(&p);
     }
-    if (sp->width == -2 || sp->prec == -2) rt_error(I, "format(): too many decimal digits in format string");
+    if (sp->width == -2 || sp->prec == -2)
+        rt_error(I, "format(): too many decimal digits in format string");
     if (*p && strchr("bcdeEfFgGnosxX%", *p)) sp->type = *p++;
     if (*p) rt_error(I, "format(): invalid format specifier \"%s\"", s);
 }
@@ -157,7 +158,8 @@ static Value format_int(Interp *I, const Spec *sp, int64_t v) {
     for (int i = 0; i < nd; i++) digits[i] = rev[nd - 1 - i];
     digits[nd] = 0;
     const char *prefix = "";
-    if (sp->alt) prefix = base == 2 ? "0b" : base == 8 ? "0o" : type == 'X' ? "0X" : base == 16 ? "0x" : "";
+    if (sp->alt)
+        prefix = base == 2 ? "0b" : base == 8 ? "0o" : type == 'X' ? "0X" : base == 16 ? "0x" : "";
     return finish(I, sp, sign_of(sp, v < 0), prefix, digits, (size_t)nd, base == 10 ? 3 : 4, '>');
 }
 

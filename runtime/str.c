@@ -101,7 +101,8 @@ size_t utf8_encode(uint32_t cp, char *out) {
 size_t str_offset(const Str *str, int64_t i) {
     if (str->nchars == str->len) return (size_t)i; /* ASCII (the common case) */
     size_t off = 0;
-    for (int64_t k = 0; k < i && off < str->len; k++) off += utf8_step(str->s + off, str->len - off);
+    for (int64_t k = 0; k < i && off < str->len; k++)
+        off += utf8_step(str->s + off, str->len - off);
     return off;
 }
 
@@ -445,9 +446,9 @@ bool rt_str_member(Interp *I, Value s, const char *name, Value *out) {
         const char *name;
         BuiltinFn fn;
     } methods[] = {
-        {"split", str_split},     {"join", str_join},       {"strip", str_strip},
-        {"lstrip", str_lstrip},   {"rstrip", str_rstrip},   {"lower", str_lower},
-        {"upper", str_upper},     {"replace", str_replace}, {"startswith", str_startswith},
+        {"split", str_split},       {"join", str_join},       {"strip", str_strip},
+        {"lstrip", str_lstrip},     {"rstrip", str_rstrip},   {"lower", str_lower},
+        {"upper", str_upper},       {"replace", str_replace}, {"startswith", str_startswith},
         {"endswith", str_endswith}, {"find", str_find},
     };
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)

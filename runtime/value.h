@@ -102,9 +102,9 @@ typedef struct DictEntry {
 
 typedef struct Dict {
     Obj obj;
-    int len, cap;       /* entries */
+    int len, cap; /* entries */
     DictEntry *entries;
-    int32_t *index;     /* entry + 1 per slot, 0 when empty; icap slots (power of 2) */
+    int32_t *index; /* entry + 1 per slot, 0 when empty; icap slots (power of 2) */
     int icap;
 } Dict;
 
