@@ -6,6 +6,7 @@
 #include "containers.h"
 #include "eval.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +43,7 @@ static bool range_contains(const Range *r, Value x) {
     int64_t v;
     if (x.kind == V_INT || x.kind == V_BOOL) {
         v = x.kind == V_INT ? x.i : x.b;
-    } else if (x.kind == V_FLOAT && x.f == (double)(int64_t)x.f && x.f > -9.2e18 && x.f < 9.2e18) {
+    } else if (x.kind == V_FLOAT && x.f > -9.2e18 && x.f < 9.2e18 && x.f == floor(x.f)) {
         v = (int64_t)x.f; /* 2.0 in range(3), as in Python */
     } else {
         return false;

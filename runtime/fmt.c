@@ -93,12 +93,14 @@ static Value finish(Interp *I, const Spec *sp, const char *sign, const char *pre
     StrBuf num = {0};
     sb_puts(&num, "");
     size_t head = strlen(sign) + strlen(prefix), rest = strlen(body) - ndig;
+    bool zero_grouped = false; /* the zero padding went into the digits */
     if (sp->group && ndig > 0) {
         size_t nd = ndig;
         /* zero padding that groups: pad the digits themselves */
         if (align == '=' && strcmp(sp->fill, "0") == 0 && sp->width > 0) {
             size_t want = (size_t)sp->width > head + rest ? (size_t)sp->width - head - rest : 0;
             while (nd + (nd - 1) / (size_t)every < want) nd++;
+            zero_grouped = true;
         }
         char *d = tt_xmalloc(nd + 1);
         memset(d, '0', nd - ndig);
@@ -111,7 +113,7 @@ static Value finish(Interp *I, const Spec *sp, const char *sign, const char *pre
     }
     size_t len = head + utf8_count(num.s, num.len);
     size_t pad = sp->width > 0 && (size_t)sp->width > len ? (size_t)sp->width - len : 0;
-    if (sp->group && align == '=' && strcmp(sp->fill, "0") == 0) pad = 0; /* done above */
+    if (zero_grouped) pad = 0;
     size_t left = align == '>' ? pad : align == '^' ? pad / 2 : 0;
     size_t right = align == '<' ? pad : align == '^' ? pad - pad / 2 : 0;
     size_t mid = align == '=' ? pad : 0;
@@ -144,7 +146,7 @@ static Value format_int(Interp *I, const Spec *sp, int64_t v) {
         utf8_encode((uint32_t)v, c);
         return finish(I, sp, "", "", c, 0, 3, '>');
     }
-    if (sp->group == ',' && type != 'd' && type != 'n')
+    if (sp->group == ',' && type != 'd')
         rt_error(I, "format(): cannot specify ',' with '%c'", type);
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     char digits[72];
