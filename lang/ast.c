@@ -46,6 +46,7 @@ static const char *const kind_names[AST__COUNT] = {
     [AST_RECORD] = "RECORD",
     [AST_REPEAT] = "REPEAT",
     [AST_TYPE] = "TYPE",
+    [AST_IFEXPR] = "IFEXPR",
     [AST_LET] = "LET",
     [AST_ASSIGN] = "ASSIGN",
     [AST_EXPR_STMT] = "EXPR_STMT",
@@ -109,6 +110,12 @@ const char *ast_op_str(AstOp op) {
         return "-";
     case AOP_NOT:
         return "not";
+    case AOP_FLOORDIV:
+        return "//";
+    case AOP_IN:
+        return "in";
+    case AOP_NOT_IN:
+        return "not in";
     }
     return "?";
 }
@@ -336,6 +343,11 @@ static void queue_children(PrintStack *q, const AstNode *n, int d) {
     case AST_REPEAT:
         queue_node(q, n->a, d, "element");
         queue_node(q, n->b, d, "count");
+        break;
+    case AST_IFEXPR:
+        queue_node(q, n->b, d, "cond");
+        queue_node(q, n->a, d, "then");
+        queue_node(q, n->c, d, "else");
         break;
     case AST_TYPE:
         if (!simple_type(n)) queue_list(q, &n->list, d, "dim");

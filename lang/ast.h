@@ -35,14 +35,16 @@ typedef enum AstKind {
                    * or any identifier); list: dims (exprs / AST_ELLIPSIS) or
                    * empty with ival == 0 when the type has no [...] part;
                    * ival == 1 when a [...] part was written */
+    AST_IFEXPR,   /* `a if cond else b`: a: value when true; b: cond; c: value
+                   * when false (only the branch taken is evaluated) */
 
     /* -- statements -- */
     AST_LET,       /* let x = e / let (a, b) = e: list: target names (AST_NAME);
                     * ival: 1 if the targets were written as a tuple; a: value;
                     * type: optional annotation (let x: f32[2] = ...) */
     AST_ASSIGN,    /* a: target (AST_NAME, AST_MEMBER, AST_INDEX); b: value;
-                    * op: AOP_NONE for '=', else AOP_ADD/AOP_SUB/AOP_MUL/AOP_DIV for
-                    * += -= *= /= */
+                    * op: AOP_NONE for '=', else AOP_ADD/AOP_SUB/AOP_MUL/AOP_DIV/
+                    * AOP_FLOORDIV for += -= *= /= //= */
     AST_EXPR_STMT, /* a: expression */
     AST_IF,        /* a: cond; b: then (AST_BLOCK); c: else (AST_BLOCK, AST_IF, or NULL) */
     AST_WHILE,     /* a: cond; b: body */
@@ -91,6 +93,9 @@ typedef enum AstOp {
     AOP_OR,
     AOP_NEG,
     AOP_NOT,
+    AOP_FLOORDIV, /* `//`, also `//=` */
+    AOP_IN,       /* `x in c` */
+    AOP_NOT_IN,   /* `x not in c` */
 } AstOp;
 
 typedef struct AstNode AstNode;

@@ -298,6 +298,11 @@ static void check_expr(Checker *C, Scope *s, const AstNode *n) {
         check_expr(C, s, n->a);
         check_module_member(C, s, n);
         break;
+    case AST_IFEXPR:
+        check_expr(C, s, n->b);
+        check_expr(C, s, n->a);
+        check_expr(C, s, n->c);
+        break;
     case AST_LIST:
     case AST_TUPLE:
     case AST_RECORD:

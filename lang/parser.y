@@ -275,15 +275,21 @@ static AstNode *mk_paren(ParseState *ps, AstList items, bool trailing_comma, Src
 %token MINUSEQ  "'-='"
 %token STAREQ   "'*='"
 %token SLASHEQ  "'/='"
+/* containers, strings and floor division (issue 10) */
+%token NOTIN    "'not in'"
+%token FLOORDIV "'//'"
+%token FLOORDIVEQ "'//='"
 
-/* Lowest first. */
+/* Lowest first. The conditional expression `a if c else b` is below
+ * `or`, right-nested as in Python (`a if c else b if d else e`). */
+%right IF ELSE
 %left OR
 %left AND
 %precedence NOT
-%nonassoc EQ NE '<' LE '>' GE
+%nonassoc EQ NE '<' LE '>' GE IN NOTIN
 %nonassoc DOTDOT
 %left '+' '-'
-%left '*' '/' '%' '@'
+%left '*' '/' '%' '@' FLOORDIV
 %precedence UMINUS
 %right POW
 
@@ -368,6 +374,7 @@ assign_op
     | MINUSEQ                 { $$ = AOP_SUB; }
     | STAREQ                  { $$ = AOP_MUL; }
     | SLASHEQ                 { $$ = AOP_DIV; }
+    | FLOORDIVEQ              { $$ = AOP_FLOORDIV; }
     ;
 
 let_stmt
@@ -597,6 +604,17 @@ expr
     | expr '%' expr           { $$ = mk_binary(ps, AOP_MOD, $1, $3, @$, @2); }
     | expr '@' expr           { $$ = mk_binary(ps, AOP_MATMUL, $1, $3, @$, @2); }
     | expr POW expr           { $$ = mk_binary(ps, AOP_POW, $1, $3, @$, @2); }
+    /* issue 10: floor division, membership, the conditional expression */
+    | expr FLOORDIV expr      { $$ = mk_binary(ps, AOP_FLOORDIV, $1, $3, @$, @2); }
+    | expr IN expr            { $$ = mk_binary(ps, AOP_IN, $1, $3, @$, @2); }
+    | expr NOTIN expr         { $$ = mk_binary(ps, AOP_NOT_IN, $1, $3, @$, @2); }
+    | expr IF expr ELSE expr {
+        $$ = mk(ps, AST_IFEXPR, @$);
+        $$->a = $1;
+        $$->b = $3;
+        $$->c = $5;
+        at_op($$, @2);
+    }
     ;
 
 postfix
@@ -771,6 +789,8 @@ static bool is_operator(yysymbol_kind_t k) {
     case YYSYMBOL_OR: case YYSYMBOL_AND: case YYSYMBOL_EQ: case YYSYMBOL_NE:
     case YYSYMBOL_LE: case YYSYMBOL_GE: case YYSYMBOL_POW: case YYSYMBOL_DOTDOT:
     case YYSYMBOL_PLUSEQ: case YYSYMBOL_MINUSEQ: case YYSYMBOL_STAREQ: case YYSYMBOL_SLASHEQ:
+    case YYSYMBOL_FLOORDIV: case YYSYMBOL_FLOORDIVEQ: case YYSYMBOL_IN: case YYSYMBOL_NOTIN:
+    case YYSYMBOL_IF:
         return true;
     default: {
         int c = sym_char(k);
@@ -869,7 +889,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
     else if (tok == YYSYMBOL_ELSE)
         sb_puts(&sb, " ('else' goes right after the '}' of an 'if')");
     else if (has_plus && (tok == YYSYMBOL_EQ || tok == YYSYMBOL_NE || tok == YYSYMBOL_LE ||
-                          tok == YYSYMBOL_GE || sym_char(tok) == '<' || sym_char(tok) == '>'))
+                          tok == YYSYMBOL_GE || tok == YYSYMBOL_IN || tok == YYSYMBOL_NOTIN ||
+                          sym_char(tok) == '<' || sym_char(tok) == '>'))
         sb_puts(&sb, " (comparisons do not chain: write 'a < b and b < c')");
     else if (tok == YYSYMBOL_DOTDOT && has_plus)
         sb_puts(&sb, " (ranges do not chain)");
@@ -891,6 +912,7 @@ static bool continues_line(int tok) {
     case AND: case OR: case NOT:
     case ',': case '=': case '.': case ':': case DOTDOT: case ARROW: case IN: case '{':
     case PLUSEQ: case MINUSEQ: case STAREQ: case SLASHEQ:
+    case FLOORDIV: case FLOORDIVEQ: case NOTIN: case ELSE: /* `a if c else` + newline */
         return true;
     default:
         return false;

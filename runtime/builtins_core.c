@@ -68,6 +68,12 @@ static bool holds_lazy(Value v, int depth) {
             if (holds_lazy(r->vals[i], depth + 1)) return true;
         return false;
     }
+    case V_DICT: {
+        const Dict *d = (const Dict *)v.o;
+        for (int i = 0; i < d->len; i++)
+            if (holds_lazy(d->entries[i].val, depth + 1)) return true;
+        return false;
+    }
     default: /* models print their parameters' shapes, not their data */
         return false;
     }
@@ -196,17 +202,17 @@ BUILTIN(bi_len) {
     BIND("len", names, 1, a);
     Value v = a[0];
     switch (v.kind) {
-    case V_STR:
-        return vint((int64_t)((Str *)v.o)->len);
+    case V_STR: /* code points, as Python */
+        return vint((int64_t)((Str *)v.o)->nchars);
     case V_LIST:
     case V_TUPLE:
         return vint(((List *)v.o)->len);
     case V_RECORD:
         return vint(((Record *)v.o)->len);
-    case V_RANGE: {
-        Range *r = (Range *)v.o;
-        return vint(r->hi > r->lo ? r->hi - r->lo : 0);
-    }
+    case V_RANGE:
+        return vint(rt_range_len((Range *)v.o));
+    case V_DICT:
+        return vint(((Dict *)v.o)->len);
     case V_TENSOR: {
         Tensor *t = (Tensor *)v.o;
         if (t->shape.ndim == 0) rt_error(I, "len() of a 0-d tensor");
@@ -319,21 +325,23 @@ BUILTIN(bi_eval) {
     return rt_given(a[0]) ? rt_retain(a[0]) : VNONE;
 }
 
+/* range(hi), range(lo, hi), range(lo, hi, step): Python's range */
 BUILTIN(bi_range) {
-    static const char *const names[] = {"lo", "hi", NULL};
-    Value a[2];
+    static const char *const names[] = {"lo", "hi", "step", NULL};
+    Value a[3];
     BIND("range", names, 1, a);
-    int64_t lo = 0, hi;
+    int64_t lo = 0, hi, step = 1;
     if (rt_given(a[1]) && a[1].kind != V_NONE) {
         lo = rt_to_int(I, a[0], "range()");
         hi = rt_to_int(I, a[1], "range()");
     } else {
         hi = rt_to_int(I, a[0], "range()");
     }
-    Range *r = rt_alloc_obj(I, V_RANGE, sizeof(Range));
-    r->lo = lo;
-    r->hi = hi;
-    return vobj(&r->obj);
+    if (rt_given(a[2]) && a[2].kind != V_NONE) {
+        step = rt_to_int(I, a[2], "range()");
+        if (step == 0) rt_error(I, "range() arg 3 must not be zero");
+    }
+    return rt_range(I, lo, hi, step);
 }
 
 BUILTIN(bi_assert) {
@@ -367,30 +375,9 @@ BUILTIN(bi_list) {
     static const char *const names[] = {"x", NULL};
     Value a[1];
     BIND("list", names, 0, a);
-    Value r = rt_list(I, 0);
-    if (!rt_given(a[0])) return r;
-    Value v = a[0];
-    switch (v.kind) {
-    case V_LIST:
-    case V_TUPLE: {
-        List *l = (List *)v.o;
-        for (int i = 0; i < l->len; i++) rt_list_push(I, r, rt_retain(l->items[i]));
-        return r;
-    }
-    case V_RANGE: {
-        Range *g = (Range *)v.o;
-        if (g->hi - g->lo > 100000000) rt_error(I, "list(): range too long");
-        for (int64_t i = g->lo; i < g->hi; i++) rt_list_push(I, r, vint(i));
-        return r;
-    }
-    case V_STR: {
-        Str *s = (Str *)v.o;
-        for (size_t i = 0; i < s->len; i++) rt_list_push(I, r, rt_str(I, s->s + i, 1));
-        return r;
-    }
-    default:
-        rt_error(I, "list(): cannot convert %s", rt_type_name(v));
-    }
+    if (!rt_given(a[0])) return rt_list(I, 0);
+    /* a list's items, a string's characters, a range's ints, a dict's keys */
+    return rt_iter_list(I, a[0], "list");
 }
 
 BUILTIN(bi_reset_graph) {
@@ -441,4 +428,5 @@ void rt_register_builtins(Interp *I) {
     rt_register_tensor_builtins(I);
     rt_register_optim_builtins(I);
     rt_register_data_builtins(I);
+    rt_register_str_builtins(I);
 }

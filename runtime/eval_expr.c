@@ -5,6 +5,7 @@
  * lazy graph (lazy.c) through the ir_* builders, whose shape errors are
  * reported at the operator with the chain of model calls.
  */
+#include "containers.h"
 #include "eval.h"
 
 #include <math.h>
@@ -81,6 +82,38 @@ static int64_t ipow(Interp *I, int64_t b, int64_t e) {
     return (int64_t)r;
 }
 
+/* Python's float divmod (floatobject.c): the floor quotient and a
+ * remainder with the divisor's sign, consistent with each other. */
+static double float_divmod(double x, double y, double *mod) {
+    double m = fmod(x, y);
+    double div = (x - m) / y;
+    if (m != 0) {
+        if ((y < 0) != (m < 0)) {
+            m += y;
+            div -= 1.0;
+        }
+    } else {
+        m = copysign(0.0, y);
+    }
+    double q;
+    if (div != 0) {
+        q = floor(div);
+        if (div - q > 0.5) q += 1.0;
+    } else {
+        q = copysign(0.0, x / y);
+    }
+    *mod = m;
+    return q;
+}
+
+/* int // int, flooring toward -inf (INT64_MIN // -1 wraps, as * does) */
+static int64_t int_floordiv(int64_t x, int64_t y) {
+    if (y == -1) return (int64_t)(0 - (uint64_t)x);
+    int64_t q = x / y;
+    if (x % y != 0 && ((x < 0) != (y < 0))) q--;
+    return q;
+}
+
 static Value number_binary(Interp *I, AstOp op, Value a, Value b) {
     bool fl = a.kind == V_FLOAT || b.kind == V_FLOAT;
     switch (op) {
@@ -96,13 +129,19 @@ static Value number_binary(Interp *I, AstOp op, Value a, Value b) {
     case AOP_DIV:
         if (num(b) == 0) rt_error(I, "division by zero");
         return vfloat(num(a) / num(b));
+    case AOP_FLOORDIV:
+        if (num(b) == 0) rt_error(I, "division by zero");
+        if (fl) {
+            double m;
+            return vfloat(float_divmod(num(a), num(b), &m));
+        }
+        return vint(int_floordiv(inum(a), inum(b)));
     case AOP_MOD:
         if (fl) {
-            double y = num(b);
+            double y = num(b), m;
             if (y == 0) rt_error(I, "modulo by zero");
-            double r = fmod(num(a), y);
-            if (r != 0 && (r < 0) != (y < 0)) r += y;
-            return vfloat(r);
+            float_divmod(num(a), y, &m);
+            return vfloat(m);
         } else {
             int64_t x = inum(a), y = inum(b);
             if (y == 0) rt_error(I, "modulo by zero");
@@ -245,13 +284,103 @@ static OpKind ir_op_of(AstOp op) {
     }
 }
 
+/* floor(x) of an f32 node from primitives: an f32 of 2^23 or more in
+ * magnitude (or inf, NaN) is already integral; below, truncate through i32
+ * and step down where that rounded up. */
+static int floor_node(Interp *I, int x) {
+    IrGraph *g = &I->g;
+    SrcLoc at = I->loc;
+    int t = rt_check_node(I, ir_cast(g, rt_check_node(I, ir_cast(g, x, TY_I32, at)), TY_F32, at));
+    int up = rt_check_node(I, ir_binary(g, OP_GT, t, x, at)); /* 0/1 mask */
+    int fl = rt_check_node(I, ir_binary(g, OP_SUB, t, up, at));
+    int ax = rt_check_node(I, ir_unary(g, OP_ABS, x, at));
+    int big = rt_check_node(I, ir_const(g, TY_F32, shape_scalar(), 8388608.0, at));
+    int small = rt_check_node(I, ir_binary(g, OP_LT, ax, big, at));
+    return rt_check_node(I, ir_where(g, small, fl, x, at));
+}
+
+/* A checked elementwise node op(a, b) at I->loc. */
+static int bin_node(Interp *I, OpKind op, int a, int b) {
+    return rt_check_node(I, ir_binary(&I->g, op, a, b, I->loc));
+}
+
+/* `a // b` and `a % b` on tensors, composed from primitives. f32: floor(a / b)
+ * and a - b * floor(a / b) (PyTorch's floor_divide and remainder). Integers:
+ * the truncating quotient stepped down when the remainder's sign differs
+ * from the divisor's (Python's rule); x // 0 and x % 0 are 0 (NumPy's
+ * results: tensor code does not trap). */
+static Value tensor_floor_op(Interp *I, AstOp op, Value a, Value b, unsigned lit) {
+    IrGraph *g = &I->g;
+    SrcLoc at = I->loc;
+    DType da = a.kind == V_TENSOR ? ((Tensor *)a.o)->dtype : TY__COUNT;
+    DType db = b.kind == V_TENSOR ? ((Tensor *)b.o)->dtype : TY__COUNT;
+    if (da == TY__COUNT) da = db;
+    if (db == TY__COUNT) db = da;
+    int x = operand_node(I, a, db, lit & 1), y = operand_node(I, b, da, lit & 2);
+    DType dx = ir_node(g, x)->dtype, dy = ir_node(g, y)->dtype;
+    DType dt = TY_I8;
+    if (dx == TY_F32 || dy == TY_F32)
+        dt = TY_F32;
+    else if (dx == TY_I32 || dy == TY_I32)
+        dt = TY_I32;
+    x = rt_check_node(I, ir_cast(g, x, dt, at));
+    y = rt_check_node(I, ir_cast(g, y, dt, at));
+    if (dt == TY_F32) {
+        int q = floor_node(I, bin_node(I, OP_DIV, x, y));
+        int r = op == AOP_FLOORDIV ? q : bin_node(I, OP_SUB, x, bin_node(I, OP_MUL, q, y));
+        return vtensor(rt_tensor_lazy(I, r));
+    }
+    int zero = rt_check_node(I, ir_const(g, dt, shape_scalar(), 0, at));
+    int q = bin_node(I, OP_DIV, x, y); /* truncates; x / 0 = 0 */
+    int rem = bin_node(I, OP_SUB, x, bin_node(I, OP_MUL, q, y));
+    /* step down where rem != 0, sign(rem) != sign(y) and y != 0 (f32 masks) */
+    int differ = bin_node(I, OP_NE, bin_node(I, OP_LT, rem, zero), bin_node(I, OP_LT, y, zero));
+    int ydef = bin_node(I, OP_NE, y, zero);
+    int adj = bin_node(I, OP_MUL, bin_node(I, OP_MUL, bin_node(I, OP_NE, rem, zero), differ), ydef);
+    adj = rt_check_node(I, ir_cast(g, adj, dt, at)); /* 0/1 in the operands' dtype */
+    int r;
+    if (op == AOP_FLOORDIV) {
+        r = bin_node(I, OP_SUB, q, adj);
+    } else { /* a - (q - adj) * b = rem + adj * b, and 0 where b is 0 */
+        int m = bin_node(I, OP_ADD, rem, bin_node(I, OP_MUL, adj, y));
+        r = bin_node(I, OP_MUL, m, rt_check_node(I, ir_cast(g, ydef, dt, at)));
+    }
+    return vtensor(rt_tensor_lazy(I, r));
+}
+
+/* The key of a missing-key error: 'x' for strings (as Python's KeyError),
+ * else the value's repr. */
+static void key_desc(Interp *I, Value key, StrBuf *out) {
+    if (key.kind == V_STR) {
+        sb_putc(out, '\'');
+        sb_puts(out, ((Str *)key.o)->s);
+        sb_putc(out, '\'');
+    } else {
+        rt_format(I, key, out, true);
+    }
+}
+
+static Value dict_get(Interp *I, Value d, Value key) {
+    Value *v = rt_dict_find(I, d, key);
+    if (v) return rt_retain(*v);
+    char msg[256];
+    StrBuf b = {0};
+    sb_puts(&b, "");
+    key_desc(I, key, &b);
+    snprintf(msg, sizeof msg, "%.200s%s", b.s, b.len > 200 ? "..." : "");
+    sb_free(&b);
+    rt_error(I, "key %s not found", msg);
+}
+
 Value eval_binary_values(Interp *I, AstOp op, Value a, Value b) {
     unsigned lit = I->lit_operands; /* set by the caller for this operator only */
     I->lit_operands = 0;
+    if (op == AOP_IN) return vbool(rt_contains(I, b, a));
+    if (op == AOP_NOT_IN) return vbool(!rt_contains(I, b, a));
     bool ta = a.kind == V_TENSOR, tb = b.kind == V_TENSOR;
     if (ta || tb) {
         if ((ta || is_number(a)) && (tb || is_number(b))) {
-            if (op == AOP_MOD) rt_error(I, "'%%' is not supported on tensors");
+            if (op == AOP_MOD || op == AOP_FLOORDIV) return tensor_floor_op(I, op, a, b, lit);
             OpKind k = ir_op_of(op);
             if (k == OP__COUNT) TT_UNREACHABLE();
             return tensor_binary_lit(I, k, a, b, lit);
@@ -396,21 +525,16 @@ static int64_t norm_index(Interp *I, int64_t i, int64_t len, const char *what) {
 
 static Value index_seq(Interp *I, Value base, const Sub *sub) {
     const char *what = base.kind == V_STR ? "string" : base.kind == V_LIST ? "list" : "tuple";
-    int64_t len = base.kind == V_STR ? (int64_t)((Str *)base.o)->len : ((List *)base.o)->len;
+    /* strings count code points */
+    int64_t len = base.kind == V_STR ? (int64_t)((Str *)base.o)->nchars : ((List *)base.o)->len;
     if (sub->kind == SUB_INT) {
         int64_t j = norm_index(I, sub->i, len, what);
-        if (base.kind == V_STR) return rt_str(I, ((Str *)base.o)->s + j, 1);
+        if (base.kind == V_STR) return rt_str_char(I, base, j);
         return rt_retain(((List *)base.o)->items[j]);
     }
     if (sub->kind != SUB_SLICE) rt_error(I, "%s indices must be ints or slices", what);
     int64_t start, step, n = slice_positions(I, &sub->s, len, &start, &step);
-    if (base.kind == V_STR) {
-        char *buf = tt_xmalloc((size_t)n + 1);
-        for (int64_t k = 0; k < n; k++) buf[k] = ((Str *)base.o)->s[start + k * step];
-        Value r = rt_str(I, buf, (size_t)n);
-        free(buf);
-        return r;
-    }
+    if (base.kind == V_STR) return str_slice(I, base, start, step, n);
     Value r = base.kind == V_LIST ? rt_list(I, (int)n) : rt_tuple(I, (int)n);
     for (int64_t k = 0; k < n; k++)
         ((List *)r.o)->items[k] = rt_retain(((List *)base.o)->items[start + k * step]);
@@ -548,8 +672,17 @@ static Value index_value(Interp *I, Value base, Sub *subs, int nsubs, SrcLoc loc
         return index_seq(I, base, &subs[0]);
     case V_RANGE: {
         Range *r = (Range *)base.o;
-        if (nsubs != 1 || subs[0].kind != SUB_INT) rt_error(I, "ranges take one int index");
-        return vint(r->lo + norm_index(I, subs[0].i, r->hi > r->lo ? r->hi - r->lo : 0, "range"));
+        int64_t step = rt_range_step(r), len = rt_range_len(r);
+        if (nsubs == 1 && subs[0].kind == SUB_SLICE) { /* a range, as in Python */
+            int64_t start, st, n = slice_positions(I, &subs[0].s, len, &start, &st);
+            int64_t lo = (int64_t)((uint64_t)r->lo + (uint64_t)start * (uint64_t)step);
+            int64_t nstep = (int64_t)((uint64_t)step * (uint64_t)st);
+            return rt_range(I, lo, (int64_t)((uint64_t)lo + (uint64_t)n * (uint64_t)nstep), nstep);
+        }
+        if (nsubs != 1 || subs[0].kind != SUB_INT)
+            rt_error(I, "ranges take one int index or a slice");
+        int64_t j = norm_index(I, subs[0].i, len, "range");
+        return vint((int64_t)((uint64_t)r->lo + (uint64_t)j * (uint64_t)step));
     }
     case V_TENSOR: {
         Tensor *t = (Tensor *)base.o;
@@ -612,8 +745,31 @@ static SrcLoc op_tok_loc(const AstNode *n) {
     return l;
 }
 
+/* The key of d[k] (d[a, b] is the tuple key (a, b), as in Python). */
+static Value eval_dict_key(Interp *I, Env *env, const AstNode *n) {
+    for (int k = 0; k < n->list.len; k++) {
+        const AstNode *s = n->list.items[k];
+        if (s->kind == AST_SLICE || s->kind == AST_ELLIPSIS) {
+            I->loc = s->loc;
+            rt_error(I, "a dict key cannot be a slice or '...'");
+        }
+    }
+    if (n->list.len == 1) return eval_expr(I, env, n->list.items[0]);
+    Value t = rt_tuple(I, 0);
+    for (int k = 0; k < n->list.len; k++) rt_list_push(I, t, eval_expr(I, env, n->list.items[k]));
+    return t;
+}
+
 static Value eval_index_node(Interp *I, Env *env, const AstNode *n) {
     Value base = eval_expr(I, env, n->a);
+    if (base.kind == V_DICT) {
+        Value key = eval_dict_key(I, env, n);
+        I->loc = n->loc;
+        Value r = dict_get(I, base, key);
+        rt_release(I, key);
+        rt_release(I, base);
+        return r;
+    }
     Sub subs[IR_MAXDIM + 1];
     Value vals[IR_MAXDIM + 1];
     int ns = eval_subs(I, env, n, subs, vals);
@@ -627,6 +783,14 @@ static Value eval_index_node(Interp *I, Env *env, const AstNode *n) {
 /* list[i] = v */
 void eval_index_assign(Interp *I, Env *env, const AstNode *target, Value v) {
     Value base = eval_expr(I, env, target->a);
+    if (base.kind == V_DICT) {
+        Value key = eval_dict_key(I, env, target);
+        I->loc = target->loc;
+        rt_dict_set(I, base, key, rt_retain(v));
+        rt_release(I, key);
+        rt_release(I, base);
+        return;
+    }
     Sub subs[IR_MAXDIM + 1];
     Value vals[IR_MAXDIM + 1];
     int ns = eval_subs(I, env, target, subs, vals);
@@ -712,7 +876,18 @@ Value rt_member(Interp *I, Value obj, const char *name) {
     case V_RANGE:
         if (strcmp(name, "lo") == 0) return vint(((Range *)obj.o)->lo);
         if (strcmp(name, "hi") == 0) return vint(((Range *)obj.o)->hi);
+        if (strcmp(name, "step") == 0) return vint(rt_range_step((Range *)obj.o));
         break;
+    case V_STR: {
+        Value out;
+        if (rt_str_member(I, obj, name, &out)) return out;
+        break;
+    }
+    case V_DICT: {
+        Value out;
+        if (rt_dict_member(I, obj, name, &out)) return out;
+        rt_error(I, "dict has no member '%s' (read a key with d[k] or d.get(k))", name);
+    }
     case V_NATIVE: {
         Native *n = (Native *)obj.o;
         Value out;
@@ -896,10 +1071,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         int64_t lo = rt_to_int(I, a, "range start"), hi = rt_to_int(I, b, "range end");
         rt_release(I, a);
         rt_release(I, b);
-        Range *r = rt_alloc_obj(I, V_RANGE, sizeof(Range));
-        r->lo = lo;
-        r->hi = hi;
-        return vobj(&r->obj);
+        return rt_range(I, lo, hi, 1);
     }
     case AST_CALL:
         return eval_call(I, env, n);
@@ -943,6 +1115,13 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         Value l = rt_list(I, 0);
         for (int64_t i = 0; i < k; i++) rt_list_push(I, l, eval_expr(I, env, n->a));
         return l;
+    }
+    case AST_IFEXPR: { /* only the branch taken is evaluated */
+        Value c = eval_expr(I, env, n->b);
+        I->loc = n->b->loc;
+        bool t = rt_truthy(I, c);
+        rt_release(I, c);
+        return eval_expr(I, env, t ? n->a : n->c);
     }
     case AST_ARG:
         return eval_expr(I, env, n->a);

@@ -1,6 +1,7 @@
 /* eval_stmt.c - executing statements: let and assignment, control flow,
  * definitions, profile blocks, whole programs.
  */
+#include "containers.h"
 #include "eval.h"
 #include "import.h"
 #include "signals.h"
@@ -187,25 +188,37 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
     switch (it.kind) {
     case V_RANGE: {
         Range *r = (Range *)it.o;
-        for (int64_t i = r->lo; i < r->hi; i++) {
+        int64_t step = rt_range_step(r), len = rt_range_len(r);
+        for (int64_t k = 0; k < len; k++) {
+            int64_t i = (int64_t)((uint64_t)r->lo + (uint64_t)k * (uint64_t)step);
             if (run_iteration(I, env, n, vint(i), ret, &result)) break;
         }
         break;
     }
+    case V_STR: { /* its characters (code points) */
+        Str *s = (Str *)it.o;
+        for (size_t off = 0; off < s->len;) {
+            size_t len = utf8_step(s->s + off, s->len - off);
+            Value item = rt_str(I, s->s + off, len);
+            off += len;
+            if (run_iteration(I, env, n, item, ret, &result)) break;
+        }
+        break;
+    }
+    case V_DICT: { /* its keys, as they were when the loop started */
+        Value keys = rt_iter_list(I, it, "for");
+        List *l = (List *)keys.o;
+        for (int i = 0; i < l->len; i++)
+            if (run_iteration(I, env, n, rt_retain(l->items[i]), ret, &result)) break;
+        rt_release(I, keys);
+        break;
+    }
     case V_LIST:
-    case V_TUPLE:
-    case V_STR: {
+    case V_TUPLE: {
         for (int64_t i = 0;; i++) {
-            Value item;
-            if (it.kind == V_STR) {
-                Str *s = (Str *)it.o;
-                if ((size_t)i >= s->len) break;
-                item = rt_str(I, s->s + i, 1);
-            } else {
-                List *l = (List *)it.o;
-                if (i >= l->len) break;
-                item = rt_retain(l->items[i]);
-            }
+            List *l = (List *)it.o;
+            if (i >= l->len) break;
+            Value item = rt_retain(l->items[i]);
             if (run_iteration(I, env, n, item, ret, &result)) break;
         }
         break;

@@ -148,6 +148,7 @@ static bool type_check(Interp *I, Env *callenv, const AstNode *ty, Value v, char
         if (strcmp(base, "str") == 0) return v.kind == V_STR;
         if (strcmp(base, "list") == 0) return v.kind == V_LIST;
         if (strcmp(base, "tuple") == 0) return v.kind == V_TUPLE;
+        if (strcmp(base, "dict") == 0) return v.kind == V_DICT;
         if (v.kind == V_MODEL) return strcmp(((Model *)v.o)->type_name, base) == 0;
         return true; /* other names (model types given other values, ...) */
     }

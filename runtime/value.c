@@ -5,6 +5,7 @@
  * rt_free_interp can free what an error (a longjmp past the owners of some
  * references) or a reference cycle left behind.
  */
+#include "containers.h"
 #include "eval.h"
 
 #include <math.h>
@@ -160,6 +161,9 @@ static void obj_clear(Interp *I, Obj *o, Obj **dead) {
         if (n->cls && n->cls->free) n->cls->free(o);
         break;
     }
+    case V_DICT:
+        rt_dict_clear(I, (Dict *)o, release);
+        break;
     default:
         break;
     }
@@ -200,6 +204,7 @@ Value rt_str(Interp *I, const char *s, size_t len) {
     memcpy(o->s, s, len);
     o->s[len] = 0;
     o->len = len;
+    o->nchars = utf8_count(o->s, len);
     return vobj(&o->obj);
 }
 
@@ -286,6 +291,8 @@ const char *rt_kind_name(ValKind k) {
         return "model";
     case V_NATIVE:
         return "object";
+    case V_DICT:
+        return "dict";
     }
     return "?";
 }
@@ -331,7 +338,9 @@ bool rt_truthy(Interp *I, Value v) {
     case V_TUPLE:
         return ((List *)v.o)->len != 0;
     case V_RANGE:
-        return ((Range *)v.o)->hi > ((Range *)v.o)->lo;
+        return rt_range_len((Range *)v.o) > 0;
+    case V_DICT:
+        return ((Dict *)v.o)->len != 0;
     case V_TENSOR: {
         Tensor *t = (Tensor *)v.o;
         int64_t n = shape_numel(&t->shape);
@@ -361,7 +370,7 @@ bool rt_truthy(Interp *I, Value v) {
 
 /* == on two values, one of which holds no other values (or of different
  * kinds): numbers by value, strings by content, objects by identity. */
-static bool equal_flat(Value a, Value b) {
+static bool equal_flat(Interp *I, Value a, Value b) {
     bool an = a.kind == V_INT || a.kind == V_FLOAT || a.kind == V_BOOL;
     bool bn = b.kind == V_INT || b.kind == V_FLOAT || b.kind == V_BOOL;
     if (an && bn) {
@@ -381,8 +390,14 @@ static bool equal_flat(Value a, Value b) {
         Str *x = (Str *)a.o, *y = (Str *)b.o;
         return x->len == y->len && memcmp(x->s, y->s, x->len) == 0;
     }
-    case V_RANGE:
-        return ((Range *)a.o)->lo == ((Range *)b.o)->lo && ((Range *)a.o)->hi == ((Range *)b.o)->hi;
+    case V_RANGE: { /* as sequences, like Python's range == */
+        Range *x = (Range *)a.o, *y = (Range *)b.o;
+        int64_t n = rt_range_len(x);
+        if (n != rt_range_len(y)) return false;
+        return n == 0 || (x->lo == y->lo && (n == 1 || rt_range_step(x) == rt_range_step(y)));
+    }
+    case V_DICT: /* values compared through rt_equal */
+        return rt_dict_equal(I, (Dict *)a.o, (Dict *)b.o);
     default:
         return a.o == b.o;
     }
@@ -431,7 +446,7 @@ static bool pairs_add(PairSet *s, const Obj *a, const Obj *b) {
  * two lists built the same way around a cycle). Python raises
  * RecursionError there instead. */
 bool rt_equal(Interp *I, Value a, Value b) {
-    if (!is_container(a) || a.kind != b.kind) return equal_flat(a, b);
+    if (!is_container(a) || a.kind != b.kind) return equal_flat(I, a, b);
     Value stack0[32];
     Value *stack = stack0; /* pairs: stack[2k], stack[2k + 1] */
     size_t n = 0, cap = 16;
@@ -467,7 +482,7 @@ bool rt_equal(Interp *I, Value a, Value b) {
                 stack[2 * n + 1] = ys[i];
                 n++;
             } else {
-                eq = equal_flat(xs[i], ys[i]);
+                eq = equal_flat(I, xs[i], ys[i]);
             }
         }
         /* the next pair not met before */
@@ -606,12 +621,13 @@ static void format_nested(Interp *I, Value v, StrBuf *out, int depth, FormatPath
 /* True (after printing the placeholder) if v is a container already being
  * printed further out; else records it at `depth` of the path. */
 static bool format_cycle(Value v, StrBuf *out, int depth, FormatPath *path) {
-    if (v.kind != V_LIST && v.kind != V_TUPLE && v.kind != V_RECORD && v.kind != V_MODEL)
+    if (v.kind != V_LIST && v.kind != V_TUPLE && v.kind != V_RECORD && v.kind != V_MODEL &&
+        v.kind != V_DICT)
         return false;
     for (int k = 0; k < depth; k++)
         if (path->objs[k] == v.o) {
             if (v.kind == V_MODEL) sb_puts(out, ((Model *)v.o)->type_name);
-            sb_puts(out, v.kind == V_LIST ? "[...]" : "(...)");
+            sb_puts(out, v.kind == V_LIST ? "[...]" : v.kind == V_DICT ? "{...}" : "(...)");
             return true;
         }
     path->objs[depth] = v.o;
@@ -666,9 +682,27 @@ static void format_value(Interp *I, Value v, StrBuf *out, bool repr, int depth, 
         sb_putc(out, ')');
         break;
     }
-    case V_RANGE:
-        sb_printf(out, "%lld..%lld", (long long)((Range *)v.o)->lo, (long long)((Range *)v.o)->hi);
+    case V_RANGE: {
+        const Range *r = (const Range *)v.o;
+        if (rt_range_step(r) == 1)
+            sb_printf(out, "%lld..%lld", (long long)r->lo, (long long)r->hi);
+        else
+            sb_printf(out, "range(%lld, %lld, %lld)", (long long)r->lo, (long long)r->hi,
+                      (long long)r->step);
         break;
+    }
+    case V_DICT: {
+        const Dict *d = (const Dict *)v.o;
+        sb_putc(out, '{');
+        for (int i = 0; i < d->len; i++) {
+            if (i) sb_puts(out, ", ");
+            format_nested(I, d->entries[i].key, out, depth, path);
+            sb_puts(out, ": ");
+            format_nested(I, d->entries[i].val, out, depth, path);
+        }
+        sb_putc(out, '}');
+        break;
+    }
     case V_TENSOR:
         rt_format_tensor(I, (Tensor *)v.o, out);
         break;

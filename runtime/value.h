@@ -39,6 +39,7 @@ typedef enum ValKind {
     V_MODELDEF, /* a `model` declaration: calling it makes an instance */
     V_MODEL,    /* a model instance */
     V_NATIVE,   /* an object implemented in C (optimizer, tokenizer, ...) */
+    V_DICT,     /* dict: insertion-ordered hash table (dict.c) */
 } ValKind;
 
 typedef struct Obj {
@@ -66,8 +67,10 @@ typedef struct Buffer {
 
 typedef struct Str {
     Obj obj;
-    size_t len;
-    char s[]; /* NUL-terminated */
+    size_t len;    /* bytes */
+    size_t nchars; /* code points (UTF-8; a byte that is not valid UTF-8 counts as one),
+                      what len(s), s[i] and `for c in s` count (str.c) */
+    char s[];      /* NUL-terminated */
 } Str;
 
 typedef struct List { /* V_LIST and V_TUPLE */
@@ -86,7 +89,24 @@ typedef struct Record { /* (ms=1.5, peak_mb=3): ordered named fields */
 typedef struct Range {
     Obj obj;
     int64_t lo, hi; /* lo..hi, hi exclusive */
+    int64_t step;   /* range(lo, hi, step); never 0 (0 reads as 1: see rt_range_step) */
 } Range;
+
+/* A dict (dict.c), as CPython's compact dict: the entries in insertion
+ * order, and an open-addressing index of entry numbers. Keys are hashed by
+ * value (1, 1.0 and true are one key, as in Python); no deletion. */
+typedef struct DictEntry {
+    Value key, val;
+    uint64_t hash;
+} DictEntry;
+
+typedef struct Dict {
+    Obj obj;
+    int len, cap; /* entries */
+    DictEntry *entries;
+    int32_t *index; /* entry + 1 per slot, 0 when empty; icap slots (power of 2) */
+    int icap;
+} Dict;
 
 typedef struct Tensor {
     Obj obj;
@@ -398,6 +418,32 @@ Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *con
 Value rt_member(Interp *I, Value obj, const char *name);
 Value rt_global(Interp *I, const char *name);                /* rt_error if undefined */
 void rt_define_global(Interp *I, const char *name, Value v); /* takes v */
+
+/* -- containers and strings (dict.c, str.c, builtins_seq.c; issue 10) -- */
+
+Value rt_range(Interp *I, int64_t lo, int64_t hi, int64_t step); /* step != 0 */
+static inline int64_t rt_range_step(const Range *r) {
+    return r->step ? r->step : 1;
+}
+int64_t rt_range_len(const Range *r);
+Value rt_dict(Interp *I); /* empty */
+/* The value slot of key in d, or NULL; rt_error if key is unhashable. */
+Value *rt_dict_find(Interp *I, Value d, Value key);
+/* d[key] = v: retains key, takes v's reference. */
+void rt_dict_set(Interp *I, Value d, Value key, Value v);
+/* `x in c` for lists, tuples, strings (substring), dicts (keys), ranges. */
+bool rt_contains(Interp *I, Value c, Value x);
+/* The items a `for` visits in c, as a new list: a list/tuple's items, a
+ * string's characters, a range's ints, a dict's keys; rt_error naming fn
+ * otherwise. */
+Value rt_iter_list(Interp *I, Value c, const char *fn);
+/* The string of the one code point at index i of s (0 <= i < nchars). */
+Value rt_str_char(Interp *I, Value s, int64_t i);
+/* Methods of strings (s.split, ...) and dicts (d.get, ...): true and *out
+ * set (a bound builtin) when `name` is one. */
+bool rt_str_member(Interp *I, Value s, const char *name, Value *out);
+bool rt_dict_member(Interp *I, Value d, const char *name, Value *out);
+void rt_register_str_builtins(Interp *I); /* str.c, fmt.c, dict.c, builtins_seq.c */
 
 /* Keyword/positional argument binding for builtins.
  *   static const char *const names[] = {"x", "axis", "keepdims", NULL};
