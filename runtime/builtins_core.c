@@ -15,13 +15,19 @@
 #define BIND(fname, names, required, a)                                                            \
     rt_bind_args(I, fname, names, required, args, nargs, kwnames, kwargs, nkw, a)
 
-/* round(x, ndigits=none): Python's round (half to even); a one-element
- * tensor is realized first. Without ndigits the result is an int. */
+/* round(x, ndigits=none): Python's round (half to even). Without ndigits
+ * the result is an int, and for a tensor x a tensor rounded elementwise
+ * (torch.round); with ndigits a one-element tensor is realized first. */
 BUILTIN(bi_round) {
     static const char *const names[] = {"x", "ndigits", NULL};
     Value a[2];
     BIND("round", names, 1, a);
     double x;
+    if (a[0].kind == V_TENSOR && (!rt_given(a[1]) || a[1].kind == V_NONE)) {
+        /* a tensor: elementwise, half to even, a tensor (torch.round) */
+        int id = ir_unary(&I->g, OP_ROUND, rt_node(I, (Tensor *)a[0].o), I->loc);
+        return vtensor(rt_tensor_lazy(I, rt_check_node(I, id)));
+    }
     if (a[0].kind == V_TENSOR) {
         Tensor *t = (Tensor *)a[0].o;
         if (shape_numel(&t->shape) != 1)
