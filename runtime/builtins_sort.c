@@ -25,6 +25,11 @@ static int axis_arg(Interp *I, Value v, int64_t dflt, const char *fn) {
 /* (values, indices) of a sort along ax; k < 0: all of the axis */
 static Value sorted_pair(Interp *I, int x, int ax, bool desc, int64_t k, const char *fn) {
     IrGraph *g = &I->g;
+    const Shape *xs = &ir_node(g, x)->shape;
+    if (ax < -xs->ndim || ax >= xs->ndim || xs->ndim == 0) {
+        char b[96];
+        rt_error(I, "%s: axis %d out of range for %s", fn, ax, shape_str(xs, b, sizeof b));
+    }
     int idx = rt_check_node(I, ir_argsort(g, x, ax, desc, I->loc));
     if (k >= 0) {
         const Shape *s = &ir_node(g, idx)->shape;
@@ -35,7 +40,6 @@ static Value sorted_pair(Interp *I, int x, int ax, bool desc, int64_t k, const c
         idx = rt_check_node(I, ir_slice(g, idx, d, s->ndim, I->loc));
     }
     int vals = rt_check_node(I, ir_take_along(g, x, idx, ax, I->loc));
-    (void)fn;
     Value out = rt_tuple(I, 2);
     as_list(out)->items[0] = lib_result(I, vals);
     as_list(out)->items[1] = lib_result(I, idx);
