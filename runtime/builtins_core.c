@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BUILTIN(fn)                                                                                \
     static Value fn(Interp *I, Value self, const Value *args, int nargs,                           \
@@ -404,6 +405,19 @@ BUILTIN(bi_is_training) {
     return vbool(I->training);
 }
 
+/* clock() -> float: monotonic seconds (an arbitrary origin: take
+ * differences). Pending lazy work is finished first, so the time between
+ * two clock() calls includes the tensor work asked for in between. */
+BUILTIN(bi_clock) {
+    static const char *const names[] = {NULL};
+    Value a[1];
+    BIND("clock", names, 0, a);
+    rt_realize_all(I);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return vfloat((double)t.tv_sec + 1e-9 * (double)t.tv_nsec);
+}
+
 void rt_register_builtins(Interp *I) {
     static const struct {
         const char *name;
@@ -411,6 +425,7 @@ void rt_register_builtins(Interp *I) {
     } core[] = {
         {"print", bi_print},
         {"round", bi_round},
+        {"clock", bi_clock},
         {"str", bi_str},
         {"repr", bi_repr},
         {"int", bi_int},

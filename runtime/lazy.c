@@ -125,6 +125,18 @@ static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *m
             snprintf(msg, msglen, "%s", err);
             ok = false;
         }
+        if (ok && I->profile) /* what the kernels computed (times: per kernel, jit.h) */
+            for (int i = 0; i < E->n; i++) {
+                const IrNode *x = ir_node(E, i);
+                if (x->op == OP_INPUT) continue;
+                int64_t b = shape_numel(&x->shape) * (int64_t)dtype_size(x->dtype);
+                for (int k = 0; k < x->nin; k++) {
+                    const IrNode *a = ir_node(E, x->in[k]);
+                    b += shape_numel(&a->shape) * (int64_t)dtype_size(a->dtype);
+                }
+                I->prof.flops[x->op] += ir_ops[x->op].flops(E, x);
+                I->prof.bytes[x->op] += b;
+            }
         if ((I->dump_fuse || I->dump_loops) && jit_stats(I->jit).compiles > compiles)
             dump_compiled(I, E);
         break;
