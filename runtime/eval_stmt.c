@@ -134,8 +134,17 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
         }
         I->loc = l;
         Value r = eval_binary_values(I, compound_op(n->op), old, v);
-        rt_release(I, old);
         rt_release(I, v);
+        if (old.kind == V_TENSOR && ((Tensor *)old.o)->requires_grad) {
+            /* a parameter, however it was reached (a name bound by a for over
+             * parameters(), a list item, a field): updated in place, as
+             * PyTorch's p -= lr * p.grad; every holder sees the new value */
+            rt_tensor_set(I, (Tensor *)old.o, r, "in-place update");
+            rt_release(I, r);
+            rt_release(I, old);
+            return;
+        }
+        rt_release(I, old);
         v = r;
     }
     I->loc = t->loc;
