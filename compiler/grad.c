@@ -575,3 +575,26 @@ bool grad_avg_pool2d_backward(IrGraph *g, int id, int gout, int *gin) {
     TRY(gin[0] = ir_pool2d(g, OP_AVG_POOL2D, gout, &n.attr.win, n.loc));
     return true;
 }
+
+/* -- sorting, scans, rounding -- */
+
+/* argsort: indices carry no gradient (sorted values are a gather through
+ * them: build_sort.c) */
+bool grad_argsort(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+
+/* cumsum: each input adds to every later output, so its gradient is the
+ * sum of the later output gradients: the cumsum of g the other way */
+bool grad_cumsum(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    if (WANT(0)) TRY(gin[0] = ir_cumsum(g, gout, n.attr.axis, !n.attr.reverse, n.loc));
+    return true;
+}
+
+/* round: a step function, zero almost everywhere (torch.round's gradient) */
+bool grad_round(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    if (WANT(0)) TRY(gin[0] = ir_const(g, n.dtype, n.shape, 0, n.loc));
+    return true;
+}

@@ -56,6 +56,7 @@ static void mix_attr(uint64_t *h, const IrAttr *a, int rank) {
         mix_i64(h, w->dilation[i]);
     }
     mix_i64(h, w->groups);
+    mix_i64(h, a->reverse);
 }
 
 uint64_t ir_hash(const IrGraph *g) {

@@ -156,6 +156,11 @@ static IrAttr canonical_attr(const IrGraph *g, const IrNode *n) {
     case OP_CONCAT:
         c.axis = a->axis;
         break;
+    case OP_ARGSORT:
+    case OP_CUMSUM:
+        c.axis = a->axis;
+        c.reverse = a->reverse;
+        break;
     case OP_PERMUTE:
         for (int i = 0; i < rank; i++) c.perm[i] = a->perm[i];
         break;

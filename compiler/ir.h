@@ -69,6 +69,7 @@ typedef struct IrAttr {
     DType dtype;              /* INPUT, CONST, CAST: the result dtype */
     int index;                /* INPUT: binding slot, 0..ninputs-1 */
     IrWindow win;             /* CONV2D*, MAX_POOL2D*, AVG_POOL2D* */
+    bool reverse;             /* ARGSORT: descending; CUMSUM: from the end */
 } IrAttr;
 
 typedef struct IrNode {
@@ -152,6 +153,14 @@ int ir_where(IrGraph *g, int cond, int a, int b, SrcLoc loc);
 /* axes: list of axes (negative allowed); naxes == 0 reduces every axis */
 int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes, bool keepdims, SrcLoc loc);
 int ir_argmax(IrGraph *g, int a, int axis, bool keepdims, SrcLoc loc);
+/* Sorting and scans along one axis (negative allowed; compiler/build_sort.c).
+ * ir_argsort: i32 indices of a stable sort (NaN largest), descending keeps
+ * ties in index order. ir_take_along: x[..., idx[..., j], ...] along axis,
+ * idx i32 of x's shape except at axis (NumPy's take_along_axis; built from
+ * gather, so gradients flow to x). ir_cumsum: inclusive prefix sums. */
+int ir_argsort(IrGraph *g, int a, int axis, bool descending, SrcLoc loc);
+int ir_take_along(IrGraph *g, int x, int idx, int axis, SrcLoc loc);
+int ir_cumsum(IrGraph *g, int a, int axis, bool reverse, SrcLoc loc);
 /* one dim of s may be -1 (inferred) */
 int ir_reshape(IrGraph *g, int a, Shape s, SrcLoc loc);
 int ir_permute(IrGraph *g, int a, const int *perm, SrcLoc loc);

@@ -63,6 +63,12 @@ static void put_attrs(StrBuf *b, const IrGraph *g, const IrNode *n) {
     case OP_CONCAT:
         sb_printf(b, " axis=%d", a->axis);
         break;
+    case OP_ARGSORT:
+        sb_printf(b, " axis=%d descending=%s", a->axis, a->reverse ? "true" : "false");
+        break;
+    case OP_CUMSUM:
+        sb_printf(b, " axis=%d reverse=%s", a->axis, a->reverse ? "true" : "false");
+        break;
     case OP_PERMUTE: {
         int64_t p[IR_MAXDIM];
         for (int i = 0; i < rank && i < IR_MAXDIM; i++) p[i] = a->perm[i];

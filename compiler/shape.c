@@ -201,6 +201,18 @@ bool shape_argmax(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     return set_result(n, TY_I32, &s, err, errlen);
 }
 
+/* argsort, cumsum: the input's shape along attr.axis (argsort: i32) */
+bool shape_scan(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0);
+    char sa[SB];
+    int ax = n->attr.axis;
+    if (ax < 0 || ax >= a->shape.ndim)
+        return fail(err, errlen, "%s: axis %d out of range for %s", opname(n), ax,
+                    shape_str(&a->shape, sa, SB));
+    return set_result(n, n->op == OP_ARGSORT ? TY_I32 : a->dtype, &a->shape, err, errlen);
+}
+
 /* -- movement -- */
 
 bool shape_reshape(const IrGraph *g, IrNode *n, char *err, size_t errlen) {

@@ -285,6 +285,9 @@ static void check_expr(Checker *C, Scope *s, const AstNode *n) {
     case AST_ARG:
         check_expr(C, s, n->a);
         break;
+    case AST_PROFILE: /* profile { ... } used as a value */
+        check_block(C, s, n->b, true);
+        break;
     case AST_INDEX:
         check_expr(C, s, n->a);
         for (int i = 0; i < n->list.len; i++) check_expr(C, s, n->list.items[i]);

@@ -336,6 +336,7 @@ stmt
     : expr {
         $$ = mk(ps, AST_EXPR_STMT, @$);
         $$->a = $1;
+        if ($1->kind == AST_PROFILE) $$ = $1; /* the statement form: prints its table */
         if (!ps->repl && $1->kind == AST_UNARY && $1->op == AOP_NEG)
             diag_warning(@1, "this line starts with '-' and is a statement of its own; to "
                              "continue the previous line, end that line with the operator");
@@ -359,7 +360,6 @@ stmt
     | CONTINUE                { $$ = mk(ps, AST_CONTINUE, @$); }
     | RETURN                  { $$ = mk(ps, AST_RETURN, @$); }
     | RETURN expr             { $$ = mk(ps, AST_RETURN, @$); $$->a = $2; }
-    | PROFILE block           { $$ = mk(ps, AST_PROFILE, @$); $$->b = $2; }
     | fn_def
     | model_def
     | import_stmt
@@ -718,6 +718,9 @@ primary
     | '[' ']'                 { $$ = mk(ps, AST_LIST, @$); }
     | '[' exprs opt_comma ']' { $$ = mk(ps, AST_LIST, @$); $$->list = $2; }
     | '[' expr ';' expr ']'   { $$ = mk(ps, AST_REPEAT, @$); $$->a = $2; $$->b = $4; }
+    /* profile { ... } is an expression (its record); alone on a line it is
+     * the statement that prints its table (see stmt) */
+    | PROFILE block           { $$ = mk(ps, AST_PROFILE, @$); $$->b = $2; }
     ;
 
 exprs

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BUILTIN(fn)                                                                                \
     static Value fn(Interp *I, Value self, const Value *args, int nargs,                           \
@@ -15,13 +16,19 @@
 #define BIND(fname, names, required, a)                                                            \
     rt_bind_args(I, fname, names, required, args, nargs, kwnames, kwargs, nkw, a)
 
-/* round(x, ndigits=none): Python's round (half to even); a one-element
- * tensor is realized first. Without ndigits the result is an int. */
+/* round(x, ndigits=none): Python's round (half to even). Without ndigits
+ * the result is an int, and for a tensor x a tensor rounded elementwise
+ * (torch.round); with ndigits a one-element tensor is realized first. */
 BUILTIN(bi_round) {
     static const char *const names[] = {"x", "ndigits", NULL};
     Value a[2];
     BIND("round", names, 1, a);
     double x;
+    if (a[0].kind == V_TENSOR && (!rt_given(a[1]) || a[1].kind == V_NONE)) {
+        /* a tensor: elementwise, half to even, a tensor (torch.round) */
+        int id = ir_unary(&I->g, OP_ROUND, rt_node(I, (Tensor *)a[0].o), I->loc);
+        return vtensor(rt_tensor_lazy(I, rt_check_node(I, id)));
+    }
     if (a[0].kind == V_TENSOR) {
         Tensor *t = (Tensor *)a[0].o;
         if (shape_numel(&t->shape) != 1)
@@ -395,6 +402,19 @@ BUILTIN(bi_is_training) {
     return vbool(I->training);
 }
 
+/* clock() -> float: monotonic seconds (an arbitrary origin: take
+ * differences). Pending lazy work is finished first, so the time between
+ * two clock() calls includes the tensor work asked for in between. */
+BUILTIN(bi_clock) {
+    static const char *const names[] = {NULL};
+    Value a[1];
+    BIND("clock", names, 0, a);
+    rt_realize_all(I);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return vfloat((double)t.tv_sec + 1e-9 * (double)t.tv_nsec);
+}
+
 void rt_register_builtins(Interp *I) {
     static const struct {
         const char *name;
@@ -402,6 +422,7 @@ void rt_register_builtins(Interp *I) {
     } core[] = {
         {"print", bi_print},
         {"round", bi_round},
+        {"clock", bi_clock},
         {"str", bi_str},
         {"repr", bi_repr},
         {"int", bi_int},

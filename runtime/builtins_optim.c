@@ -311,7 +311,20 @@ BUILTIN(bi_adamw) {
     return adam_like(I, OPT_ADAMW, 0.01, args, nargs, kwnames, kwargs, nkw);
 }
 
+/* assign(p, v): p takes v's value in place (p's shape and dtype; a number
+ * fills it), as PyTorch's p.copy_(v) under no_grad: for optimizers and
+ * masks written in tt. p keeps its identity: its name, its place in the
+ * model, optimizers and saves, its .grad. Returns none. */
+BUILTIN(bi_assign) {
+    static const char *const names[] = {"p", "v", NULL};
+    Value a[2];
+    BIND("assign", names, 2, a);
+    rt_tensor_set(I, lib_tensor(I, a[0], "assign", "p"), a[1], "assign");
+    return VNONE;
+}
+
 void rt_register_optim_builtins(Interp *I) {
+    rt_define_global(I, "assign", rt_builtin(I, "assign", bi_assign, VNONE));
     rt_define_global(I, "SGD", rt_builtin(I, "SGD", bi_sgd, VNONE));
     rt_define_global(I, "Adam", rt_builtin(I, "Adam", bi_adam, VNONE));
     rt_define_global(I, "AdamW", rt_builtin(I, "AdamW", bi_adamw, VNONE));

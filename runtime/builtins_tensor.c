@@ -653,4 +653,5 @@ void rt_register_tensor_builtins(Interp *I) {
         rt_define_global(I, table[i].name, rt_builtin(I, table[i].name, table[i].fn, VNONE));
     lib_register_math(I);
     lib_register_conv(I);
+    lib_register_sort(I);
 }

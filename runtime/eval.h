@@ -51,6 +51,10 @@ Buffer *rt_buf_try_new(size_t nbytes);                   /* NULL when out of mem
 Buffer *rt_buf_try_uninit(size_t nbytes);                /* the same, contents undefined */
 Buffer *rt_buf_for(Interp *I, DType dt, const Shape *s); /* rt_error when out of memory */
 void rt_tensor_free(Interp *I, Tensor *t);               /* releases what t holds */
+/* Tensor data held (Buffers): the high-water mark since the last reset
+ * (which sets it to what is held now). */
+size_t rt_mem_peak_reset(void);
+size_t rt_mem_peak(void);
 void rt_format_tensor(Interp *I, Tensor *t, StrBuf *out);
 /* Unlinks t from I->lazy (if on it). */
 void rt_lazy_unlink(Interp *I, Tensor *t);
@@ -64,6 +68,12 @@ void rt_extract_graph(Interp *I, const int *outs, int nout, IrGraph *E);
 /* -- evaluation (eval_expr.c, eval_stmt.c, model.c) -- */
 
 typedef enum Flow { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE, FLOW_RETURN } Flow;
+
+/* Runs profile { ... } (n: AST_PROFILE, profile.c) in a scope of its own,
+ * realizing everything computed inside before the scope goes, and returns
+ * its record (ms, flops, bytes, peak_mb, ops). print: also print the table
+ * (the statement form). *fl and *ret: the block's flow, as exec_block_in. */
+Value rt_profile_block(Interp *I, Env *env, const AstNode *n, Value *ret, Flow *fl, bool print);
 
 Value eval_expr(Interp *I, Env *env, const AstNode *n);
 /* Runs statements of a block in env; a return stores its value in *ret. */

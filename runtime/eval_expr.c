@@ -1125,6 +1125,18 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
     }
     case AST_ARG:
         return eval_expr(I, env, n->a);
+    case AST_PROFILE: { /* profile { ... } as a value: its record, no table */
+        Value ret = VNONE;
+        Flow f;
+        Value r = rt_profile_block(I, env, n, &ret, &f, false);
+        if (f != FLOW_NORMAL) {
+            rt_release(I, ret);
+            rt_release(I, r);
+            I->loc = n->loc;
+            rt_error(I, "break, continue and return cannot leave a profile expression");
+        }
+        return r;
+    }
     case AST_SLICE:
     case AST_ELLIPSIS:
         I->loc = n->loc;

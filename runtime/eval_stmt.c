@@ -135,8 +135,17 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
         }
         I->loc = l;
         Value r = eval_binary_values(I, compound_op(n->op), old, v);
-        rt_release(I, old);
         rt_release(I, v);
+        if (old.kind == V_TENSOR && ((Tensor *)old.o)->requires_grad) {
+            /* a parameter, however it was reached (a name bound by a for over
+             * parameters(), a list item, a field): updated in place, as
+             * PyTorch's p -= lr * p.grad; every holder sees the new value */
+            rt_tensor_set(I, (Tensor *)old.o, r, "in-place update");
+            rt_release(I, r);
+            rt_release(I, old);
+            return;
+        }
+        rt_release(I, old);
         v = r;
     }
     I->loc = t->loc;
@@ -283,34 +292,9 @@ static Flow exec_scoped(Interp *I, Env *env, const AstNode *block, Value *ret) {
     return f;
 }
 
+/* profile { ... } as a statement: prints its table (profile.c) */
 static void exec_profile(Interp *I, Env *env, const AstNode *n, Value *ret, Flow *fl) {
-    RtProfile before = I->prof;
-    bool was = I->profile;
-    double jit_s = I->exec_seconds[BACKEND_JIT];
-    int64_t jit_n = I->exec_count[BACKEND_JIT];
-    I->profile = true;
-    rt_realize_all(I); /* what came before is not part of the block */
-    before = I->prof;
-    *fl = exec_scoped(I, env, n->b, ret);
-    rt_realize_all(I);
-    I->profile = was;
-    RtProfile d;
-    for (int op = 0; op < OP__COUNT; op++) {
-        d.seconds[op] = I->prof.seconds[op] - before.seconds[op];
-        d.calls[op] = I->prof.calls[op] - before.calls[op];
-        d.flops[op] = I->prof.flops[op] - before.flops[op];
-        d.bytes[op] = I->prof.bytes[op] - before.bytes[op];
-    }
-    if (!was) I->prof = before; /* --profile off: the block's numbers are its own */
-    fflush(stdout);
-    if (I->exec_count[BACKEND_JIT] > jit_n)
-        /* compiled graphs run as a whole: there is no per-op split to show */
-        printf("jit: %lld graph runs in %.3f ms (per-op times: use backend(\"naive\"))\n",
-               (long long)(I->exec_count[BACKEND_JIT] - jit_n),
-               1e3 * (I->exec_seconds[BACKEND_JIT] - jit_s));
-    else
-        rt_print_profile(I, stdout, &d);
-    fflush(stdout);
+    rt_release(I, rt_profile_block(I, env, n, ret, fl, true));
 }
 
 Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {

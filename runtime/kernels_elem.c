@@ -174,6 +174,8 @@ UNARY_F32(tanh, tanhf(x))
 UNARY_F32(sigmoid, sigmoid_f32(x))
 UNARY_F32(sin, sinf(x))
 UNARY_F32(cos, cosf(x))
+/* half to even (the default rounding mode); an int is already whole */
+UNARY_ALL(round, nearbyintf(x), x, x)
 
 /* -- binary: in[0], in[1]: [...] -> out: [...], all one dtype -- */
 

@@ -125,6 +125,18 @@ static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *m
             snprintf(msg, msglen, "%s", err);
             ok = false;
         }
+        if (ok && I->profile) /* what the kernels computed (times: per kernel, jit.h) */
+            for (int i = 0; i < E->n; i++) {
+                const IrNode *x = ir_node(E, i);
+                if (x->op == OP_INPUT) continue;
+                int64_t b = shape_numel(&x->shape) * (int64_t)dtype_size(x->dtype);
+                for (int k = 0; k < x->nin; k++) {
+                    const IrNode *a = ir_node(E, x->in[k]);
+                    b += shape_numel(&a->shape) * (int64_t)dtype_size(a->dtype);
+                }
+                I->prof.flops[x->op] += ir_ops[x->op].flops(E, x);
+                I->prof.bytes[x->op] += b;
+            }
         if ((I->dump_fuse || I->dump_loops) && jit_stats(I->jit).compiles > compiles)
             dump_compiled(I, E);
         break;
@@ -334,6 +346,35 @@ void rt_tensor_assign(Interp *I, Tensor *t, int id) {
     t->node = id;
     t->node_gen = I->gen;
     rt_lazy_link(I, t);
+}
+
+void rt_tensor_set(Interp *I, Tensor *t, Value v, const char *what) {
+    int x;
+    char a[96], b[96];
+    if (v.kind == V_TENSOR) {
+        Tensor *s = (Tensor *)v.o;
+        if (s == t) return;
+        if (s->dtype != t->dtype || !shape_eq(&s->shape, &t->shape))
+            rt_error(I, "%s: %s%s%s%s is %s%s, the new value %s%s (shape and dtype must match)",
+                     what, t->requires_grad ? "parameter" : "tensor", t->name ? " '" : "",
+                     t->name ? t->name : "", t->name ? "'" : "", dtype_name(t->dtype),
+                     shape_str(&t->shape, a, sizeof a), dtype_name(s->dtype),
+                     shape_str(&s->shape, b, sizeof b));
+        /* a node of t's own (an identity reshape, which the builders would
+         * elide): sharing s's node would make t and s one tensor for
+         * backward, so a gradient for s would also land in t's .grad */
+        IrAttr at = {0};
+        at.shape = t->shape;
+        int src = rt_node(I, s);
+        x = rt_check_node(I, ir_add(&I->g, OP_RESHAPE, &src, 1, &at, I->loc));
+    } else if (v.kind == V_INT || v.kind == V_FLOAT || v.kind == V_BOOL) {
+        double f = v.kind == V_FLOAT ? v.f : v.kind == V_INT ? (double)v.i : (double)v.b;
+        x = rt_check_node(I, ir_const(&I->g, t->dtype, t->shape, f, I->loc));
+    } else {
+        rt_error(I, "%s: the new value must be a tensor or a number, got %s", what,
+                 rt_type_name(v));
+    }
+    rt_tensor_assign(I, t, x);
 }
 
 void rt_reset_graph(Interp *I) {

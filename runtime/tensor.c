@@ -17,6 +17,19 @@ Buffer *rt_buf_try_new(size_t nbytes) {
 
 /* Contents undefined: for buffers written whole right away (graph outputs,
  * loaded files), where zeroing would be one more pass over the memory. */
+/* Bytes of tensor data held now, and the most held at once since the last
+ * rt_mem_peak_reset (profile blocks' peak_mb). */
+static size_t mem_live, mem_peak;
+
+size_t rt_mem_peak_reset(void) {
+    mem_peak = mem_live;
+    return mem_peak;
+}
+
+size_t rt_mem_peak(void) {
+    return mem_peak;
+}
+
 Buffer *rt_buf_try_uninit(size_t nbytes) {
     if (nbytes > ((size_t)1 << 46)) return NULL;
     size_t n = (nbytes + 63) & ~(size_t)63;
@@ -27,6 +40,8 @@ Buffer *rt_buf_try_uninit(size_t nbytes) {
     b->data = data;
     b->nbytes = nbytes;
     b->refcount = 1;
+    mem_live += nbytes;
+    if (mem_live > mem_peak) mem_peak = mem_live;
     return b;
 }
 
@@ -70,6 +85,7 @@ void rt_buf_release(Buffer *b) {
     if (!b) return;
     TT_ASSERT(b->refcount > 0);
     if (--b->refcount > 0) return;
+    mem_live -= b->nbytes;
     free(b->data);
     free(b);
 }

@@ -387,6 +387,10 @@ void *rt_data(Interp *I, Tensor *t);
 /* Replaces t's value by node `id` (optimizer updates, `x.grad = ...`):
  * t keeps its identity (its name, its place in a model). */
 void rt_tensor_assign(Interp *I, Tensor *t, int id);
+/* t takes the value v in place (assign(p, v), `p -= ...` on a parameter):
+ * a tensor of t's shape and dtype, or a number filling it; rt_error naming
+ * `what` and both types otherwise. */
+void rt_tensor_set(Interp *I, Tensor *t, Value v, const char *what);
 /* Drops the lazy graph (after realizing every live lazy tensor); gradients
  * can no longer flow into tensors made before. Called at the end of an
  * optimizer step and when the graph grows large. */

@@ -17,6 +17,7 @@
  *   exp log sin cos pow   llvm.* intrinsics (lowered to libm calls); tanhf
  *                         from libm
  *   sigmoid               e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e)
+ *   round                 llvm.roundeven (half to even, as nearbyintf)
  * Index arithmetic (i64, never negative) uses nsw adds and muls, udiv/urem.
  *
  * An index check (LS_CHECK) is one unsigned compare (i < 0 wraps to a large
@@ -119,6 +120,8 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
         switch (e->op) {
         case LO_NEG:
             return LLVMBuildSub(b, zero, x, "");
+        case LO_ROUND:
+            return x;
         case LO_RELU:
             return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, x, zero, ""), x, zero, "");
         case LO_ABS:
@@ -147,6 +150,8 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
         return call_f32(c, "llvm.sin", x);
     case LO_COS:
         return call_f32(c, "llvm.cos", x);
+    case LO_ROUND:
+        return call_f32(c, "llvm.roundeven", x);
     case LO_ABS:
         return call_f32(c, "llvm.fabs", x);
     case LO_RELU:

@@ -38,6 +38,7 @@ typedef struct Entry {
     int nkernels;
     char (*kname)[32];
     double *kns;
+    int64_t *kflops; /* the FLOPs of one run of each kernel (its nodes') */
     int64_t runs;
     /* index checks: one status word per checking node (codegen.h) */
     int nchecks;
@@ -205,6 +206,7 @@ void jit_free(Jit *j) {
         free(en->ws);
         free(en->kname);
         free(en->kns);
+        free(en->kflops);
         free(en->check_node);
         free(en->status);
     }
@@ -271,12 +273,24 @@ void jit_print_profile(const Jit *j, FILE *out, int top) {
     free(t);
 }
 
+int jit_profile_kernels(const Jit *j, JitKernelProfile *out, int max) {
+    int n = 0;
+    for (int i = 0; i < j->nentries; i++)
+        for (int k = 0; j->entries[i].profiled && k < j->entries[i].nkernels; k++, n++)
+            if (out && n < max) {
+                const Entry *en = &j->entries[i];
+                out[n] =
+                    (JitKernelProfile){i, k, en->kname[k], en->runs, en->kns[k], en->kflops[k]};
+            }
+    return n;
+}
+
 /* -- the structural key -- */
 
 static bool attr_eq(const IrAttr *a, const IrAttr *b) {
     if (a->axes != b->axes || a->keepdims != b->keepdims || a->axis != b->axis ||
-        a->dtype != b->dtype || a->index != b->index || !shape_eq(&a->shape, &b->shape) ||
-        memcmp(&a->value, &b->value, sizeof a->value) != 0)
+        a->reverse != b->reverse || a->dtype != b->dtype || a->index != b->index ||
+        !shape_eq(&a->shape, &b->shape) || memcmp(&a->value, &b->value, sizeof a->value) != 0)
         return false;
     for (int i = 0; i < IR_MAXDIM; i++)
         if (a->perm[i] != b->perm[i] || a->start[i] != b->start[i] || a->stop[i] != b->stop[i] ||
@@ -431,6 +445,17 @@ static bool link_graph(Jit *j, LLVMModuleRef m, LLVMOrcExecutorAddress *addr, ch
     return ok;
 }
 
+/* The FLOPs of the graph nodes a kernel computes: its own, the fused
+ * ones, and those of the kernels merged into it. */
+static int64_t kernel_flops(const IrGraph *g, const LpKernel *k) {
+    int64_t f = 0;
+    if (k->node >= 0) f += ir_ops[g->nodes[k->node].op].flops(g, &g->nodes[k->node]);
+    for (int i = 0; i < k->nfused; i++)
+        f += ir_ops[g->nodes[k->fused[i]].op].flops(g, &g->nodes[k->fused[i]]);
+    for (int i = 0; i < k->nmerged; i++) f += kernel_flops(g, &k->merged[i]);
+    return f;
+}
+
 static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errlen) {
     double t0 = now_ms();
     LpProg *p = lp_lower(g, j->fuse);
@@ -443,8 +468,11 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
         en->nkernels = p->nkernels;
         en->kname = tt_xcalloc((size_t)p->nkernels + 1, sizeof *en->kname);
         en->kns = tt_xcalloc((size_t)p->nkernels + 1, sizeof *en->kns);
-        for (int i = 0; i < p->nkernels; i++)
+        en->kflops = tt_xcalloc((size_t)p->nkernels + 1, sizeof *en->kflops);
+        for (int i = 0; i < p->nkernels; i++) {
             snprintf(en->kname[i], sizeof en->kname[i], "%s", p->kernels[i].name);
+            en->kflops[i] = kernel_flops(g, &p->kernels[i]);
+        }
     }
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef m = cg_module(ctx, p, "tt_graph", j->tm, j->profile, err, errlen);

@@ -80,6 +80,18 @@ void jit_set_kernel_fusion(Jit *j, bool on);
  * <= 0: all) of every profiled graph by total time. */
 void jit_set_profile(Jit *j, bool on);
 void jit_print_profile(const Jit *j, FILE *out, int top);
+/* The same numbers, kernel by kernel (graph by graph in compile order, each
+ * graph's kernels in order), for callers that take differences (profile
+ * blocks): fills out[0..max) and returns how many there are. name lives as
+ * long as the cached graph. */
+typedef struct JitKernelProfile {
+    int graph, kernel;
+    const char *name;
+    int64_t runs;  /* of the kernel's graph */
+    double ns;     /* total */
+    int64_t flops; /* of one run */
+} JitKernelProfile;
+int jit_profile_kernels(const Jit *j, JitKernelProfile *out, int max);
 
 /* Learner-facing dumps of what jit_run would compile for g: */
 void jit_emit_loops(FILE *out, const IrGraph *g); /* the loop IR, readable */

@@ -211,9 +211,9 @@ const char *lp_type_name(LpType t) {
 
 const char *lp_op_name(LpOp op) {
     static const char *names[LO__COUNT] = {
-        "neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "abs",
-        "sin", "cos", "+",   "-",    "*",     "/",    "pow",     "max",  "min",
-        "%",   "==",  "!=",  "<",    "<=",    ">",    ">=",      "&&",   "||"};
+        "neg", "exp",   "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "abs", "sin",
+        "cos", "round", "+",   "-",    "*",     "/",    "pow",     "max",  "min", "%",
+        "==",  "!=",    "<",   "<=",   ">",     ">=",   "&&",      "||"};
     return op < LO__COUNT ? names[op] : "?";
 }
 
@@ -244,7 +244,7 @@ LpExpr *lp_load(LpProg *p, int buf, LpExpr *index) {
 }
 
 LpExpr *lp_un(LpProg *p, LpOp op, LpExpr *a) {
-    TT_ASSERT(op <= LO_COS);
+    TT_ASSERT(op <= LO_ROUND);
     LpExpr *e = new_expr(p, LE_UN, a->ty);
     e->op = op;
     e->a = a;

@@ -69,6 +69,7 @@ typedef enum LpOp {
     LO_ABS,
     LO_SIN,
     LO_COS,
+    LO_ROUND, /* half to even; ints unchanged */
     LO_ADD,
     LO_SUB,
     LO_MUL,

@@ -105,9 +105,10 @@ static LpOp elem_op(OpKind op) {
         {OP_NEG, LO_NEG},     {OP_EXP, LO_EXP},   {OP_LOG, LO_LOG},         {OP_SQRT, LO_SQRT},
         {OP_RSQRT, LO_RSQRT}, {OP_TANH, LO_TANH}, {OP_SIGMOID, LO_SIGMOID}, {OP_RELU, LO_RELU},
         {OP_ABS, LO_ABS},     {OP_SIN, LO_SIN},   {OP_COS, LO_COS},         {OP_ADD, LO_ADD},
-        {OP_SUB, LO_SUB},     {OP_MUL, LO_MUL},   {OP_DIV, LO_DIV},         {OP_POW, LO_POW},
-        {OP_MAX, LO_MAX},     {OP_MIN, LO_MIN},   {OP_EQ, LO_EQ},           {OP_NE, LO_NE},
-        {OP_LT, LO_LT},       {OP_LE, LO_LE},     {OP_GT, LO_GT},           {OP_GE, LO_GE},
+        {OP_ROUND, LO_ROUND}, {OP_SUB, LO_SUB},   {OP_MUL, LO_MUL},         {OP_DIV, LO_DIV},
+        {OP_POW, LO_POW},     {OP_MAX, LO_MAX},   {OP_MIN, LO_MIN},         {OP_EQ, LO_EQ},
+        {OP_NE, LO_NE},       {OP_LT, LO_LT},     {OP_LE, LO_LE},           {OP_GT, LO_GT},
+        {OP_GE, LO_GE},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].op == op) return map[i].lo;
@@ -787,6 +788,130 @@ static void lower_avg_pool_backward(Lower *L, int id, int out) {
     close_n(p, 6);
 }
 
+/* -- sorting and scans along one axis --
+ *
+ * Both loop over the rows: every index of the input but the axis. */
+
+/* Opens a loop per dim of s but ax (vars into idx); returns the row's
+ * number among the s numel / s->d[ax] rows. */
+static LpExpr *open_rows(LpProg *p, const Shape *s, int ax, LpExpr **idx) {
+    LpExpr *row = lp_iconst(p, 0);
+    for (int k = 0; k < s->ndim; k++) {
+        if (k == ax) continue;
+        idx[k] = lp_open_loop(p, s->d[k]);
+        row = lp_iadd(p, lp_imul(p, row, s->d[k]), idx[k]);
+    }
+    return row;
+}
+
+/* cumsum: per row, acc += x along the axis (from the end when reversed),
+ * each partial sum stored; f32 in double, as the reference */
+static void lower_cumsum(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *s = &n->shape;
+    int ax = n->attr.axis;
+    int64_t A = s->d[ax];
+    if (shape_numel(s) == 0) return;
+    LpType t = lp_type_of(n->dtype), at = t == LT_F32 ? LT_F64 : t;
+    LpExpr *idx[IR_MAXDIM];
+    open_rows(p, s, ax, idx);
+    LpExpr *acc = lp_local(p, at, zero_of(p, at));
+    LpExpr *j = lp_open_loop(p, A);
+    idx[ax] = n->attr.reverse ? lp_iadd(p, lp_imul(p, j, -1), lp_iconst(p, A - 1)) : j;
+    lp_set(p, acc, lp_bin(p, LO_ADD, acc, lp_cast(p, at, value_at(L, n->in[0], idx))));
+    lp_store(p, out, linearize(p, idx, s), lp_cast(p, t, acc));
+    lp_close_loop(p);
+    close_n(p, s->ndim - 1);
+}
+
+static LpExpr *not_b(LpProg *p, LpExpr *x) {
+    return lp_select(p, x, lp_const_i(p, LT_BOOL, 0), lp_const_i(p, LT_BOOL, 1));
+}
+
+/* a < b with NaN the largest value (ints: a < b) */
+static LpExpr *less_nan(LpProg *p, LpExpr *a, LpExpr *b) {
+    LpExpr *lt = lp_bin(p, LO_LT, a, b);
+    if (a->ty != LT_F32) return lt;
+    return lp_bin(p, LO_OR, lt, lp_bin(p, LO_AND, lp_bin(p, LO_EQ, a, a), lp_bin(p, LO_NE, b, b)));
+}
+
+/* argsort: a bottom-up merge sort of each row's indices, as the reference,
+ * in two i32 temporaries [rows, P] used in turn (P: the axis rounded up to
+ * a power of two; the indices >= A are padding that sorts last). Merging
+ * two runs of w takes exactly 2w steps, so the loops have fixed extents:
+ * each step takes the left run's head unless the right's comes strictly
+ * before it (stability), and advances that run. Reads stay in bounds: a
+ * run's position is clamped to its last element, the key's index to A - 1. */
+static void lower_argsort(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *s = &n->shape;
+    if (s->ndim == 0) {
+        lp_store(p, out, lp_iconst(p, 0), lp_const_i(p, LT_I32, 0));
+        return;
+    }
+    if (shape_numel(s) == 0) return;
+    int ax = n->attr.axis;
+    int64_t A = s->d[ax], P = 1, R = shape_numel(s) / A;
+    while (P < A) P *= 2;
+    Shape ts = shape_make(2, (int64_t[]){R, P});
+    int buf[2] = {lp_add_buf(p, LB_TEMP, 0, TY_I32, &ts, id),
+                  lp_add_buf(p, LB_TEMP, 0, TY_I32, &ts, id)};
+    LpExpr *idx[IR_MAXDIM], *row;
+    row = open_rows(p, s, ax, idx);
+    LpExpr *k = lp_open_loop(p, P);
+    lp_store(p, buf[0], lp_iadd(p, lp_imul(p, row, P), k), lp_cast(p, LT_I32, k));
+    lp_close_loop(p);
+    close_n(p, s->ndim - 1);
+    int src = 0;
+    for (int64_t w = 1; w < P; w *= 2, src ^= 1) {
+        row = open_rows(p, s, ax, idx);
+        LpExpr *blk = lp_open_loop(p, P / (2 * w));
+        LpExpr *base = lp_iadd(p, lp_imul(p, row, P), lp_imul(p, blk, 2 * w));
+        LpExpr *pl = lp_local(p, LT_I64, lp_iconst(p, 0)),
+               *pr = lp_local(p, LT_I64, lp_iconst(p, 0));
+        LpExpr *step = lp_open_loop(p, 2 * w);
+        LpExpr *last = lp_iconst(p, w - 1), *wc = lp_iconst(p, w);
+        LpExpr *lin = lp_bin(p, LO_LT, pl, wc), *rin = lp_bin(p, LO_LT, pr, wc);
+        LpExpr *il =
+            lp_local(p, LT_I64,
+                     lp_cast(p, LT_I64,
+                             lp_load(p, buf[src], lp_iadd(p, base, lp_select(p, lin, pl, last)))));
+        LpExpr *ir = lp_local(
+            p, LT_I64,
+            lp_cast(p, LT_I64,
+                    lp_load(p, buf[src],
+                            lp_iadd(p, lp_iadd(p, base, wc), lp_select(p, rin, pr, last)))));
+        LpExpr *Ac = lp_iconst(p, A), *Am = lp_iconst(p, A - 1);
+        LpExpr *padl = lp_bin(p, LO_GE, il, Ac), *padr = lp_bin(p, LO_GE, ir, Ac);
+        idx[ax] = lp_select(p, padl, Am, il);
+        LpExpr *kl = lp_local(p, lp_type_of(node(L, n->in[0])->dtype), value_at(L, n->in[0], idx));
+        idx[ax] = lp_select(p, padr, Am, ir);
+        LpExpr *kr = lp_local(p, lp_type_of(node(L, n->in[0])->dtype), value_at(L, n->in[0], idx));
+        LpExpr *first = n->attr.reverse ? less_nan(p, kl, kr) : less_nan(p, kr, kl);
+        /* the right head goes first: it is real and the left is padding or
+         * sorts after it */
+        LpExpr *rb = lp_bin(p, LO_AND, not_b(p, padr), lp_bin(p, LO_OR, padl, first));
+        LpExpr *take = lp_local(
+            p, LT_BOOL, lp_bin(p, LO_AND, lin, lp_bin(p, LO_OR, not_b(p, rin), not_b(p, rb))));
+        lp_store(p, buf[src ^ 1], lp_iadd(p, base, step),
+                 lp_cast(p, LT_I32, lp_select(p, take, il, ir)));
+        LpExpr *one = lp_iconst(p, 1), *zero = lp_iconst(p, 0);
+        lp_set(p, pl, lp_bin(p, LO_ADD, pl, lp_select(p, take, one, zero)));
+        lp_set(p, pr, lp_bin(p, LO_ADD, pr, lp_select(p, take, zero, one)));
+        lp_close_loop(p);
+        lp_close_loop(p);
+        close_n(p, s->ndim - 1);
+    }
+    row = open_rows(p, s, ax, idx);
+    k = lp_open_loop(p, A);
+    idx[ax] = k;
+    lp_store(p, out, linearize(p, idx, s), lp_load(p, buf[src], lp_iadd(p, lp_imul(p, row, P), k)));
+    lp_close_loop(p);
+    close_n(p, s->ndim - 1);
+}
+
 static void lower_root(Lower *L, int id) {
     const IrNode *n = node(L, id);
     int out = L->buf[id];
@@ -812,6 +937,12 @@ static void lower_root(Lower *L, int id) {
         break;
     case OP_PAD:
         lower_pad(L, id, out);
+        break;
+    case OP_ARGSORT:
+        lower_argsort(L, id, out);
+        break;
+    case OP_CUMSUM:
+        lower_cumsum(L, id, out);
         break;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_WEIGHT:
@@ -855,6 +986,7 @@ static bool rereads(const Lower *L, int c, int pos, int x) {
         return shape_numel(&n->shape) > shape_numel(&node(L, x)->shape);
     case OP_MATMUL:
     case OP_GATHER:
+    case OP_ARGSORT:
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_INPUT:
     case OP_CONV2D_BACKWARD_WEIGHT:

@@ -332,6 +332,29 @@ static bool case_argmax(IrGraph *g, RgRng *r, OpKind op) {
     return true;
 }
 
+/* argsort (with the sorted values taken through it: gather) and cumsum:
+ * random shapes and axes, ties (ints divided by 4), long rows whose
+ * length is no power of two (several merge passes with padding) */
+static bool case_scan(IrGraph *g, RgRng *r, OpKind op) {
+    static const Shape longs[] = {{2, {3, 37}}, {3, {2, 17, 3}}, {1, {64}}, {1, {1}}};
+    Shape s = rg_int(r, 0, 2) ? rshape(r, true, 1) : longs[rg_int(r, 0, 3)];
+    int a = operand(g, r, rdtype(r), s);
+    if (rg_int(r, 0, 2) == 0) { /* many ties */
+        a = ir_cast(g, a, TY_I32, L0);
+        a = ir_binary(g, OP_DIV, a, ir_const(g, TY_I32, shape_scalar(), 4, L0), L0);
+    }
+    int ax = rg_int(r, -s.ndim, s.ndim - 1);
+    bool rev = rg_int(r, 0, 1);
+    if (op == OP_CUMSUM) {
+        ir_mark_output(g, ir_cumsum(g, a, ax, rev, L0));
+        return true;
+    }
+    int i = ir_argsort(g, a, ax, rev, L0);
+    ir_mark_output(g, i);
+    if (i >= 0) ir_mark_output(g, ir_take_along(g, a, i, ax, L0));
+    return true;
+}
+
 static bool case_reshape(IrGraph *g, RgRng *r, OpKind op) {
     static const Shape pairs[][2] = {
         {{2, {2, 6}}, {2, {3, 4}}},       {{3, {2, 3, 4}}, {2, {6, 4}}},
@@ -569,6 +592,9 @@ static CaseFn op_case(OpKind op) {
         return case_reduce;
     case OP_ARGMAX:
         return case_argmax;
+    case OP_ARGSORT:
+    case OP_CUMSUM:
+        return case_scan;
     case OP_RESHAPE:
         return case_reshape;
     case OP_PERMUTE:

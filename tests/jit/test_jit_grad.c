@@ -99,6 +99,15 @@ static int c_scatter(IrGraph *g, OpKind op) {
     return ir_add(g, OP_SCATTER_ADD, ins, 2, &at, L0);
 }
 
+/* cumsum from the end along the middle axis (its gradient: the other way),
+ * and sorted values (a gather through argsort) added in */
+static int c_cumsum(IrGraph *g, OpKind op) {
+    int x = in_f32(g, shp(3, 2, 4, 3), "x");
+    int c = ir_cumsum(g, x, 1, true, L0);
+    int i = ir_argsort(g, x, 1, false, L0);
+    return ir_binary(g, OP_ADD, c, ir_take_along(g, x, i, 1, L0), L0);
+}
+
 static int c_cast(IrGraph *g, OpKind op) {
     int x = in_f32(g, shp(2, 3, 4, 0), "x");
     IrAttr at = {.dtype = TY_F32};
@@ -159,6 +168,8 @@ static GradCase grad_case(OpKind op) {
         return c_scatter;
     case OP_CAST:
         return c_cast;
+    case OP_CUMSUM:
+        return c_cumsum;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_INPUT:
     case OP_CONV2D_BACKWARD_WEIGHT:

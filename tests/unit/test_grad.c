@@ -488,6 +488,29 @@ static int build_gather_2d(Ctx *c) { /* table [4] (rows of scalars), idx [2, 3] 
     return ir_gather(&c->g, t, i, L(c));
 }
 
+static int build_cumsum(Ctx *c) { /* middle axis */
+    int x = in_unif(c, SH(2, 4, 3), -1, 1);
+    return ir_cumsum(&c->g, x, 1, false, L(c));
+}
+
+static int build_cumsum_reverse(Ctx *c) {
+    int x = in_unif(c, SH(3, 5), -1, 1);
+    return ir_cumsum(&c->g, x, -1, true, L(c));
+}
+
+static int build_round(Ctx *c) { /* zero almost everywhere; away from halves */
+    int x = in_unif(c, SH(2, 3), 0.1, 0.4);
+    return ir_binary(&c->g, OP_ADD, ir_unary(&c->g, OP_ROUND, x, L(c)), x, L(c));
+}
+
+/* sorted values: take_along(x, argsort(x)); each gradient goes back to the
+ * element it came from (values are distinct with probability 1) */
+static int build_sort_values(Ctx *c) {
+    int x = in_unif(c, SH(3, 6), -1, 1);
+    int i = ir_argsort(&c->g, x, 1, true, L(c));
+    return ir_take_along(&c->g, x, i, 1, L(c));
+}
+
 static int build_scatter_add(Ctx *c) {
     int s = in_unif(c, SH(6, 3), -1, 1);
     int i = in_idx(c, SH(6), (int32_t[]){1, 4, 1, 0, 1, 4});
@@ -740,6 +763,10 @@ static const GradCase cases[] = {
     {"max_pool2d", OP_MAX_POOL2D, build_max_pool2d},
     {"avg_pool2d", OP_AVG_POOL2D, build_avg_pool2d},
     {"avg_pool2d_backward", OP_AVG_POOL2D_BACKWARD, build_avg_pool2d_backward},
+    {"cumsum", OP_CUMSUM, build_cumsum},
+    {"cumsum_reverse", OP_CUMSUM, build_cumsum_reverse},
+    {"round", OP_ROUND, build_round},
+    {"sort_values", OP__COUNT, build_sort_values},
     {"cmp_mask", OP__COUNT, build_cmp_mask},
     {"two_uses", OP__COUNT, build_two_uses},
     {"softmax_xent_onehot", OP__COUNT, build_softmax_xent_onehot},
@@ -825,6 +852,10 @@ FD(conv2d_backward_weight)
 FD(max_pool2d)
 FD(avg_pool2d)
 FD(avg_pool2d_backward)
+FD(cumsum)
+FD(cumsum_reverse)
+FD(round)
+FD(sort_values)
 FD(cmp_mask)
 FD(two_uses)
 FD(softmax_xent_onehot)
@@ -883,7 +914,7 @@ Test(grad_nodiff, rules_give_none) {
             at.win = pool_win(2, 2, 2, 2, 0, 0);
             int x = in_unif(&c, SH(1, 1, 4, 4), -1, 1);
             id = ir_add(g, (OpKind)op, &x, 1, &at, L(&c));
-        } else if (f & OPF_REDUCE) {
+        } else if ((f & OPF_REDUCE) || op == OP_ARGSORT) {
             IrAttr at = {0};
             at.axis = 1;
             at.axes = 2;

@@ -217,6 +217,27 @@ static const KCase kcases[] = {
     {"argmax i8 all equal", OP_ARGMAX, {.axis = 0}, 1, {{TY_I8, 1, {2}, V(-128, -128)}},
      {TY_I32, 0, {0}, V(0)}, 0},
 
+    /* -- sorting, scans, rounding (torch.sort(stable=True), torch.cumsum, torch.round) -- */
+    {"argsort ties stable, NaN last", OP_ARGSORT, {.axis = 0}, 1,
+     {{TY_F32, 1, {5}, V(3, NAN, 1, 3, 0)}}, {TY_I32, 1, {5}, V(4, 2, 0, 3, 1)}, 0},
+    {"argsort descending: NaN first, ties in order", OP_ARGSORT, {.axis = 0, .reverse = true}, 1,
+     {{TY_F32, 1, {5}, V(3, NAN, 1, 3, 0)}}, {TY_I32, 1, {5}, V(1, 0, 3, 2, 4)}, 0},
+    {"argsort i32 axis 0", OP_ARGSORT, {.axis = 0}, 1,
+     {{TY_I32, 2, {2, 3}, V(3, 1, 2, 1, 1, 5)}}, {TY_I32, 2, {2, 3}, V(1, 0, 0, 0, 1, 1)}, 0},
+    {"argsort -0 equals 0", OP_ARGSORT, {.axis = 1}, 1,
+     {{TY_F32, 2, {1, 3}, V(0, -0.0, -1)}}, {TY_I32, 2, {1, 3}, V(2, 0, 1)}, 0},
+    {"cumsum f32 axis 1", OP_CUMSUM, {.axis = 1}, 1, {{TY_F32, 2, {2, 3}, V(1, 2, 3, 4, 5, 6)}},
+     {TY_F32, 2, {2, 3}, V(1, 3, 6, 4, 9, 15)}, 0},
+    {"cumsum reverse axis 0", OP_CUMSUM, {.axis = 0, .reverse = true}, 1,
+     {{TY_F32, 2, {2, 3}, V(1, 2, 3, 4, 5, 6)}}, {TY_F32, 2, {2, 3}, V(5, 7, 9, 4, 5, 6)}, 0},
+    {"cumsum i8 wraps", OP_CUMSUM, {.axis = 0}, 1, {{TY_I8, 1, {2}, V(100, 100)}},
+     {TY_I8, 1, {2}, V(100, -56)}, 0},
+    {"round half to even", OP_ROUND, {0}, 1,
+     {{TY_F32, 1, {9}, V(0.5, 1.5, 2.5, -0.5, -1.5, 2.4, 2.6, NAN, INFINITY)}},
+     {TY_F32, 1, {9}, V(0, 2, 2, -0.0, -2, 2, 3, NAN, INFINITY)}, 0},
+    {"round i32 unchanged", OP_ROUND, {0}, 1, {{TY_I32, 1, {2}, V(-7, IMAX)}},
+     {TY_I32, 1, {2}, V(-7, IMAX)}, 0},
+
     /* -- movement -- */
     {"reshape f32", OP_RESHAPE, {.shape = {2, {3, 2}}}, 1,
      {{TY_F32, 2, {2, 3}, V(1, 2, 3, 4, 5, 6)}},
