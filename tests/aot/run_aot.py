@@ -176,7 +176,13 @@ def main():
             check("int d5_forward(const float *x, float *y, void *workspace);" in h,
                   "-D B=5: forward without B")
 
-        # 6. bad input: status 1, a message, no file left
+        # 6. --emit=dot: ops with shapes, the fused kernels as clusters
+        r = run([a.ttc, digits, "--model", "DigitsNet", "--emit=dot", "-D", "B=4"])
+        check(r.returncode == 0 and r.stdout.startswith("digraph") and
+              r.stdout.count("subgraph cluster_") == 2 and "matmul\\nf32[4, 128]" in r.stdout
+              and "relu" in r.stdout, "--emit=dot: %r" % (r.stdout[:300] + r.stderr))
+
+        # 7. bad input: status 1, a message, no file left
         w_bad = os.path.join(tmp, "bad.safetensors")
         r = run([a.ttrun, os.path.join(HERE, "save_bad_weights.tt"), w_bad],
                 cwd=ROOT)
