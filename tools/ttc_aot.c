@@ -32,6 +32,10 @@
 #include "kernels.h"
 #include "ttc.h"
 
+#ifndef TT_VERSION /* CMake passes the project version */
+#define TT_VERSION "0.1.0"
+#endif
+
 /* batch chunks of the compiled forward, largest first; the last must be 1 */
 static const int64_t chunk_rows[] = {64, 8, 1};
 #define NCHUNK ((int)(sizeof chunk_rows / sizeof chunk_rows[0]))
@@ -373,17 +377,21 @@ static void make_header(const TtcOptions *o, const TtcModel *M, const char *pref
     upper(prefix, up, sizeof up);
     const AstNode *fwd = M->fwd;
     sb_printf(h,
-              "/* %s.h - %s.forward of %s, compiled ahead of time by ttc %s.\n"
+              "/* %s.h - %s.forward of %s,\n"
+              " * compiled ahead of time by ttc %s (spec/aot.md).\n"
               " *\n"
               " * The object needs no tt runtime and no LLVM: link it with -lm -lpthread.\n"
               " * Tensors are dense, row-major, in the caller's memory.\n",
-              prefix, o->model, o->file, "(tt)");
+              prefix, o->model, o->file, TT_VERSION);
     if (sym)
         sb_printf(h,
                   " * %s is a run-time argument: any %s >= 0 (no rebuild); the rows of a batch\n"
                   " * are independent (ttc checked it).\n",
                   sym, sym);
-    sb_printf(h, " * Weights: %s.\n */\n", o->weights ? o->weights : "the constructor's (--seed)");
+    if (o->weights)
+        sb_printf(h, " * Weights: %s.\n */\n", o->weights);
+    else
+        sb_printf(h, " * Weights: the constructor's, seed %lld.\n */\n", o->seed);
     sb_printf(h,
               "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
               "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n",
@@ -392,14 +400,14 @@ static void make_header(const TtcOptions *o, const TtcModel *M, const char *pref
               "/* what %s_forward returns */\n"
               "#define %s_OK 0\n"
               "#define %s_EDIM %d       /* a dimension argument is negative */\n"
-              "#define %s_EWORKSPACE %d /* workspace is NULL but %s_workspace_bytes() is not 0 */\n"
+              "#define %s_EWORKSPACE %d /* workspace NULL, %s_workspace_bytes() not 0 */\n"
               "#define %s_EINDEX %d     /* an index input is out of range */\n\n",
               prefix, up, up, AOT_EDIM, up, AOT_EWORKSPC, prefix, up, AOT_EINDEX);
     sb_printf(h,
-              "/* Bytes of the workspace %s_forward needs%s (0: none; any alignment\n"
-              " * works, 64 bytes is best). */\n"
+              "/* Bytes of the workspace %s_forward needs%s\n"
+              " * (0: none, NULL will do; float-aligned, 64 bytes is best). */\n"
               "size_t %s_workspace_bytes(%s%s);\n\n",
-              prefix, sym ? " for a batch of that many rows" : "", prefix,
+              prefix, sym ? " for a batch of that many rows (B)" : "", prefix,
               sym ? "int64_t " : "void", sym ? sym : "");
     sb_printf(h, "/* %s.forward", o->model);
     StrBuf args = {0};
