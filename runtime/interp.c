@@ -5,10 +5,13 @@
 #include "jit.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "import.h"
@@ -17,6 +20,29 @@
 #ifndef TT_STDLIB_DIR
 #define TT_STDLIB_DIR "lang/std"
 #endif
+
+/* The standard library of this binary: TT_STDLIB when set; else, for an
+ * installed binary, PREFIX/share/tt/std next to its own PREFIX/bin (found
+ * through /proc/self/exe, so a moved prefix still works); else the source
+ * tree's lang/std the build embedded (a binary run from its build tree). */
+static const char *default_stdlib_dir(void) {
+    const char *env = getenv("TT_STDLIB");
+    if (env && *env) return env;
+    static char found[PATH_MAX + 32];
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            struct stat st;
+            snprintf(found, sizeof found, "%s/../share/tt/std", exe);
+            if (stat(found, &st) == 0 && S_ISDIR(st.st_mode)) return found;
+        }
+    }
+    return TT_STDLIB_DIR;
+}
 
 Interp *rt_new_interp(void) {
     Interp *I = tt_xcalloc(1, sizeof(Interp));
@@ -28,8 +54,7 @@ Interp *rt_new_interp(void) {
     I->training = true;
     I->threads = 0;
     rng_seed(&I->rng, 0);
-    const char *dir = getenv("TT_STDLIB");
-    I->stdlib_dir = dir && *dir ? dir : TT_STDLIB_DIR;
+    I->stdlib_dir = default_stdlib_dir();
     tt_stack_init(); /* the walks' stack budget counts from here (stack.h) */
     I->globals = env_new(I, NULL);
     rt_register_builtins(I);

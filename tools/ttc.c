@@ -1,56 +1,59 @@
 /* ttc - the tt compiler driver.
  *
  *   ttc FILE.tt --emit=ast
- *   ttc FILE.tt --emit=ir --model NAME [-D B=1 ...]
+ *   ttc FILE.tt --emit=ir|loops|llvm|asm|dot --model NAME [-D B=1 ...]
+ *   ttc FILE.tt --model NAME [-D B=64] [--weights W.safetensors] -o out.o|out.so
+ *       --header out.h [-O0..-O3] [--threads N] [--prefix NAME] [--seed N]
  *
- * --emit=ir runs only the file's model and fn definitions (never its
- * training code), builds NAME with its default constructor arguments,
- * makes a symbolic input for each forward parameter from its annotation
- * (named dims from -D NAME=N, default 1) and prints the traced graph.
+ * The stage dumps run only the file's model and fn definitions (never its
+ * training code), build NAME with its default constructor arguments, make
+ * a symbolic input for each forward parameter from its annotation (named
+ * dims from -D NAME=N, default 1) and trace the forward (ttc_model.c).
+ * -o compiles the model ahead of time into a standalone object (ttc_aot.c,
+ * spec/aot.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval.h"
+#include "aot.h"
 #include "input.h"
 #include "jit.h"
+#include "ttc.h"
 
-typedef struct Define {
-    const char *name;
-    long long value;
-} Define;
-
-static Define defs[64];
-static int ndefs;
+#ifndef TT_VERSION /* CMake passes the project version */
+#define TT_VERSION "0.1.0"
+#endif
 
 static void usage(FILE *out) {
     fputs("usage: ttc FILE.tt --emit=ast\n"
-          "       ttc FILE.tt --emit=ir|loops|llvm|asm --model NAME [-D DIM=N ...] [-O0..-O3]\n"
+          "       ttc FILE.tt --emit=ir|loops|llvm|asm|dot --model NAME [-D DIM=N ...] [-O0..-O3]\n"
+          "       ttc FILE.tt --model NAME [-D DIM=N ...] [--weights W.safetensors]\n"
+          "           -o OUT.o|OUT.so --header OUT.h [-O0..-O3] [--threads N] [--prefix NAME]\n"
           "\n"
           "  --emit=ast        print the syntax tree\n"
           "  --emit=ir         print the traced graph of model NAME's forward\n"
           "  --emit=loops      the loop IR the JIT lowers that graph to (fused kernels)\n"
           "  --emit=llvm       the optimized LLVM IR it generates\n"
           "  --emit=asm        the machine code, as assembly for this CPU\n"
+          "  --emit=dot        the graph for Graphviz: ops, shapes, fused kernels as clusters\n"
+          "  --emit=obj        with -o: a standalone object (the default for -o FILE.o)\n"
+          "  --emit=shared     with -o: a shared library (the default for -o FILE.so)\n"
+          "  -o FILE           compile ahead of time: C-callable NAME_forward, no LLVM or tt\n"
+          "                    needed to link it (libc, libm, pthreads)\n"
+          "  --header FILE.h   the C header declaring what -o defines\n"
+          "  --weights FILE    weights from a safetensors file (default: the constructor's,\n"
+          "                    with --seed)\n"
+          "  --prefix NAME     names of the C functions (default: the model's, lower case)\n"
+          "  --threads N       threads of the compiled code's parallel loops (default 1)\n"
+          "  --seed N          seed of the initial weights (default 0)\n"
           "  -O0..-O3          LLVM optimization level (default -O2)\n"
           "  --model NAME      the model to build (default constructor arguments)\n"
-          "  -D NAME=N         size of a named dimension or constructor argument (default 1)\n"
+          "  -D NAME=N         size of a named dimension or constructor argument; with -o a\n"
+          "                    dimension left out stays symbolic (the leading batch only)\n"
           "  --dump=trace      same as --emit=ir\n"
-          "  --help\n"
-          "\n"
-          "--emit=obj|shared|dot, -o, --header and --weights come with ahead-of-time\n"
-          "compilation (a later issue).\n",
+          "  --help, --version\n",
           out);
-}
-
-static bool lookup_define(const char *name, long long *v) {
-    for (int i = 0; i < ndefs; i++)
-        if (strcmp(defs[i].name, name) == 0) {
-            *v = defs[i].value;
-            return true;
-        }
-    return false;
 }
 
 static int emit_ast(const char *file) {
@@ -71,36 +74,12 @@ static int emit_ast(const char *file) {
     return nerr ? 1 : 0;
 }
 
-/* A dim of a forward annotation: a literal, a -D name, a name the instance
- * knows (fan_in), else 1. */
-static int64_t dim_value(Interp *I, Model *m, const AstNode *d) {
-    if (d->kind == AST_INT) return d->ival;
-    if (d->kind == AST_NAME) {
-        long long v;
-        if (lookup_define(d->str, &v)) return v;
-        bool found;
-        Value x = eval_lookup(I, m->env, d->str, &found);
-        if (found && x.kind == V_INT && m->env) {
-            /* only names of the instance (not globals) */
-            Value *f = rt_model_field(m, d->str);
-            Value *c = env_find_local(m->env, d->str);
-            if (f || c) return x.i;
-        }
-        rt_release(I, x);
-        return 1;
-    }
-    Value v = eval_expr(I, m->env, d);
-    int64_t r = rt_to_int(I, v, "dimension");
-    rt_release(I, v);
-    return r;
-}
-
 typedef enum Emit { EMIT_IR, EMIT_LOOPS, EMIT_LLVM, EMIT_ASM } Emit;
 
-static int emit_graph(const char *file, const char *model, Emit what, int opt_level) {
+static int emit_graph(const TtcOptions *o, Emit what) {
     Interp *I = rt_new_interp();
     I->scalar_consts = true; /* the trace's inputs: the forward's arguments, the parameters */
-    int rc = rt_run_definitions(I, file);
+    int rc = rt_run_definitions(I, o->file);
     if (rc) {
         rt_free_interp(I);
         return 1;
@@ -111,105 +90,12 @@ static int emit_graph(const char *file, const char *model, Emit what, int opt_le
         rt_free_interp(I);
         return 1;
     }
-    Value *slot = env_find_local(I->globals, model);
-    if (!slot || slot->kind != V_MODELDEF) {
-        fprintf(stderr, "ttc: error: %s defines no model '%s'\n", file, model);
-        rt_free_interp(I);
-        return 1;
-    }
-    ModelDef *d = (ModelDef *)slot->o;
-    const AstList *params = &d->def->list;
-    /* constructor arguments: -D values, else the defaults */
-    const char *kwn[64];
-    Value kwv[64];
-    int nkw = 0;
-    StrBuf missing = {0};
-    for (int i = 0; i < params->len && i < 64; i++) {
-        const AstNode *p = params->items[i];
-        long long v;
-        if (lookup_define(p->str, &v)) {
-            kwn[nkw] = p->str;
-            kwv[nkw++] = vint(v);
-        } else if (!p->a) {
-            sb_printf(&missing, "%s%s", missing.len ? ", " : "", p->str);
-        }
-    }
-    if (missing.len) {
-        fprintf(stderr,
-                "ttc: error: model %s needs constructor arguments without defaults: %s "
-                "(give them with -D NAME=N)\n",
-                model, missing.s);
-        sb_free(&missing);
-        rt_free_interp(I);
-        return 1;
-    }
-    I->loc = d->def->loc;
-    Value net = rt_call(I, *slot, NULL, 0, kwn, kwv, nkw);
-    Model *m = (Model *)net.o;
-    const AstNode *fwd = model_method(m, "forward");
-    if (!fwd) {
-        fprintf(stderr, "ttc: error: model %s has no forward method\n", model);
-        rt_free_interp(I);
-        return 1;
-    }
-    rt_reset_graph(I); /* only the trace from here on */
-    int nin = fwd->list.len;
-    Value *args = tt_xcalloc((size_t)(nin ? nin : 1), sizeof *args);
-    for (int i = 0; i < nin; i++) {
-        const AstNode *p = fwd->list.items[i];
-        const AstNode *ty = p->type;
-        if (!ty || !ty->ival) {
-            fprintf(stderr,
-                    "ttc: error: %s.forward: parameter '%s' needs a tensor type such as "
-                    "f32[B, 64] to be traced\n",
-                    model, p->str);
-            rt_free_interp(I);
-            free(args);
-            return 1;
-        }
-        DType dt = TY_F32;
-        if (ty->str && strcmp(ty->str, "i32") == 0)
-            dt = TY_I32;
-        else if (ty->str && strcmp(ty->str, "i8") == 0)
-            dt = TY_I8;
-        Shape s = {0};
-        for (int k = 0; k < ty->list.len; k++) {
-            const AstNode *dd = ty->list.items[k];
-            if (dd->kind == AST_ELLIPSIS) continue;
-            if (s.ndim == IR_MAXDIM) break;
-            s.d[s.ndim++] = dim_value(I, m, dd);
-        }
-        int id = ir_input(&I->g, dt, s, p->str, p->loc);
-        if (id < 0) {
-            fprintf(stderr, "ttc: error: %s\n", I->g.err);
-            rt_free_interp(I);
-            free(args);
-            return 1;
-        }
-        Tensor *t = rt_tensor_lazy(I, id);
-        rt_lazy_unlink(I, t); /* symbolic: never realized */
-        t->name = rt_intern(I, p->str);
-        args[i] = vtensor(t);
-    }
-    I->loc = fwd->loc;
-    Value out = rt_call(I, net, args, nin, NULL, NULL, 0);
-    int outs[64], nout = 0;
-    if (out.kind == V_TENSOR) {
-        outs[nout++] = rt_node(I, (Tensor *)out.o);
-    } else if (out.kind == V_TUPLE || out.kind == V_LIST) {
-        List *l = (List *)out.o;
-        for (int k = 0; k < l->len && nout < 64; k++)
-            if (l->items[k].kind == V_TENSOR) outs[nout++] = rt_node(I, (Tensor *)l->items[k].o);
-    }
-    if (nout == 0) {
-        fprintf(stderr, "ttc: error: %s.forward returned %s, not a tensor\n", model,
-                rt_type_name(out));
-        rt_free_interp(I);
-        free(args);
-        return 1;
-    }
+    TtcModel M;
     IrGraph E;
-    rt_extract_graph(I, outs, nout, &E);
+    if (!ttc_build_model(o, I, &M) || !ttc_trace(o, &M, NULL, 0, &E, NULL, NULL)) {
+        rt_free_interp(I);
+        return 1;
+    }
     char err[512] = "";
     bool ok = true;
     switch (what) {
@@ -220,76 +106,113 @@ static int emit_graph(const char *file, const char *model, Emit what, int opt_le
         jit_emit_loops(stdout, &E);
         break;
     case EMIT_LLVM:
-        ok = jit_emit_llvm(stdout, &E, opt_level, err, sizeof err);
+        ok = jit_emit_llvm(stdout, &E, o->opt_level, err, sizeof err);
         break;
     case EMIT_ASM:
-        ok = jit_emit_asm(stdout, &E, opt_level, err, sizeof err);
+        ok = jit_emit_asm(stdout, &E, o->opt_level, err, sizeof err);
         break;
     }
     ir_free(&E);
-    if (!ok) {
-        fprintf(stderr, "ttc: error: %s\n", err);
-        free(args);
-        rt_free_interp(I);
-        return 1;
-    }
-    free(args);
+    if (!ok) fprintf(stderr, "ttc: error: %s\n", err);
     rt_free_interp(I);
-    return 0;
+    return ok ? 0 : 1;
 }
 
-int main(int argc, char **argv) {
-    const char *file = NULL, *emit = NULL, *model = NULL;
-    int opt_level = 2;
+/* -O N, --threads N: a non-negative integer option value */
+static bool int_arg(const char *opt, const char *v, long long lo, long long *out) {
+    char *end;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (!v || !*v || *end || x < lo) {
+        fprintf(stderr, "ttc: error: %s needs an integer >= %lld, got '%s'\n", opt, lo, v ? v : "");
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+/* "--name VALUE" or "--name=VALUE": the value, or NULL when a is not name */
+static const char *opt_value(const char *a, const char *name, int argc, char **argv, int *i) {
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] == 0 && *i + 1 < argc) return argv[++*i];
+    if (a[n] == 0) return "";
+    return NULL;
+}
+
+static int run(TtcOptions *o, int argc, char **argv) {
+    o->opt_level = 2;
+    o->threads = 1;
+    const char *v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        long long x;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            unsigned maj, min, pat;
+            aot_llvm_version(&maj, &min, &pat);
+            printf("ttc %s (LLVM %u.%u.%u)\n", TT_VERSION, maj, min, pat);
+            return 0;
         } else if (strncmp(a, "--emit=", 7) == 0) {
-            emit = a + 7;
+            o->emit = a + 7;
         } else if (strcmp(a, "--dump=trace") == 0) {
-            emit = "ir";
+            o->emit = "ir";
         } else if (strncmp(a, "--dump=", 7) == 0) {
             fprintf(stderr, "ttc: error: --dump=%s is not available yet (available: trace)\n",
                     a + 7);
             return 2;
-        } else if (strcmp(a, "--model") == 0 && i + 1 < argc) {
-            model = argv[++i];
-        } else if (strncmp(a, "--model=", 8) == 0) {
-            model = a + 8;
+        } else if ((v = opt_value(a, "--model", argc, argv, &i))) {
+            o->model = v;
+        } else if ((v = opt_value(a, "--weights", argc, argv, &i))) {
+            o->weights = v;
+        } else if ((v = opt_value(a, "--header", argc, argv, &i))) {
+            o->header = v;
+        } else if ((v = opt_value(a, "--prefix", argc, argv, &i))) {
+            o->prefix = v;
+        } else if (strcmp(a, "-o") == 0 || (strncmp(a, "-o", 2) == 0 && a[2])) {
+            o->out = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : "");
+        } else if ((v = opt_value(a, "--threads", argc, argv, &i))) {
+            if (!int_arg("--threads", v, 1, &x)) return 2;
+            o->threads = x > 1024 ? 1024 : (int)x;
+        } else if ((v = opt_value(a, "--seed", argc, argv, &i))) {
+            char *end;
+            o->seed = strtoll(v, &end, 10);
+            if (!*v || *end) {
+                fprintf(stderr, "ttc: error: --seed needs an integer, got '%s'\n", v);
+                return 2;
+            }
         } else if (strncmp(a, "-D", 2) == 0) {
             const char *d = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : "");
             const char *eq = strchr(d, '=');
             char *end;
-            long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
-            if (!eq || eq == d || *end || end == eq + 1 || ndefs == 64) {
+            long long dv = eq ? strtoll(eq + 1, &end, 10) : 0;
+            if (!eq || eq == d || *end || end == eq + 1 || o->ndefs == 64) {
                 fprintf(stderr, "ttc: error: -D expects NAME=N, got '%s'\n", d);
                 return 2;
             }
-            defs[ndefs].name = strndup(d, (size_t)(eq - d));
-            defs[ndefs++].value = v;
+            o->defs[o->ndefs].name = strndup(d, (size_t)(eq - d));
+            o->defs[o->ndefs++].value = dv;
         } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0 ||
                    strcmp(a, "-O3") == 0) {
-            opt_level = a[2] - '0';
-        } else if (strcmp(a, "-o") == 0 || strncmp(a, "--header", 8) == 0 ||
-                   strncmp(a, "--weights", 9) == 0 || strncmp(a, "--quantize", 10) == 0 ||
+            o->opt_level = a[2] - '0';
+        } else if (strncmp(a, "--weights-external", 18) == 0 || strncmp(a, "--quantize", 10) == 0 ||
                    strncmp(a, "--passes", 8) == 0) {
-            fprintf(stderr, "ttc: error: %s is not available yet (it comes with the JIT backend)\n",
-                    a);
+            fprintf(stderr, "ttc: error: %s is not available yet\n", a);
             return 2;
         } else if (a[0] == '-') {
             fprintf(stderr, "ttc: error: unknown option '%s'\n", a);
             usage(stderr);
             return 2;
-        } else if (!file) {
-            file = a;
+        } else if (!o->file) {
+            o->file = a;
         } else {
-            fprintf(stderr, "ttc: error: more than one input file ('%s' and '%s')\n", file, a);
+            fprintf(stderr, "ttc: error: more than one input file ('%s' and '%s')\n", o->file, a);
             return 2;
         }
     }
-    if (!file) {
+    if (!o->file) {
         usage(stderr);
         return 2;
     }
@@ -301,28 +224,45 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ttc: error: %s\n", lerr);
         return 2;
     }
-    if (!emit) emit = model ? "ir" : "ast";
-    int rc;
-    if (strcmp(emit, "ast") == 0) {
-        rc = emit_ast(file);
-    } else if (strcmp(emit, "ir") == 0 || strcmp(emit, "loops") == 0 || strcmp(emit, "llvm") == 0 ||
-               strcmp(emit, "asm") == 0) {
-        if (!model) {
-            fprintf(stderr, "ttc: error: --emit=%s needs --model NAME\n", emit);
-            return 2;
-        }
-        Emit what = emit[0] == 'i'                     ? EMIT_IR
-                    : emit[0] == 'l' && emit[1] == 'o' ? EMIT_LOOPS
-                    : emit[0] == 'l'                   ? EMIT_LLVM
-                                                       : EMIT_ASM;
-        rc = emit_graph(file, model, what, opt_level);
-    } else {
+    const char *emit = o->emit;
+    if (!emit && o->out) {
+        size_t n = strlen(o->out);
+        emit = n > 3 && strcmp(o->out + n - 3, ".so") == 0 ? "shared" : "obj";
+    }
+    if (!emit) emit = o->model ? "ir" : "ast";
+    o->emit = emit;
+    if (strcmp(emit, "ast") == 0) return emit_ast(o->file);
+    bool aot = strcmp(emit, "obj") == 0 || strcmp(emit, "shared") == 0;
+    bool dump = strcmp(emit, "ir") == 0 || strcmp(emit, "loops") == 0 ||
+                strcmp(emit, "llvm") == 0 || strcmp(emit, "asm") == 0 || strcmp(emit, "dot") == 0;
+    if (!aot && !dump) {
         fprintf(stderr,
-                "ttc: error: --emit=%s is not available yet (it comes with the JIT backend)\n",
+                "ttc: error: unknown --emit=%s (expected ast, ir, loops, llvm, asm, dot, obj or "
+                "shared)\n",
                 emit);
         return 2;
     }
-    for (int i = 0; i < ndefs; i++) free((char *)defs[i].name);
+    if (!o->model) {
+        fprintf(stderr, "ttc: error: --emit=%s needs --model NAME\n", emit);
+        return 2;
+    }
+    if (aot && !o->out) {
+        fprintf(stderr, "ttc: error: --emit=%s needs -o FILE\n", emit);
+        return 2;
+    }
+    if (aot) return ttc_aot(o);
+    if (strcmp(emit, "dot") == 0) return ttc_dot(o);
+    Emit what = emit[0] == 'i'                     ? EMIT_IR
+                : emit[0] == 'l' && emit[1] == 'o' ? EMIT_LOOPS
+                : emit[0] == 'l'                   ? EMIT_LLVM
+                                                   : EMIT_ASM;
+    return emit_graph(o, what);
+}
+
+int main(int argc, char **argv) {
+    static TtcOptions o;
+    int rc = run(&o, argc, argv);
+    for (int i = 0; i < o.ndefs; i++) free((char *)o.defs[i].name);
     diag_shutdown();
     return rc;
 }

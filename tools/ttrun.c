@@ -20,7 +20,9 @@
 #include "repl.h"
 #include "signals.h"
 
+#ifndef TT_VERSION /* CMake passes the project version */
 #define TT_VERSION "0.1.0"
+#endif
 
 static void usage(FILE *out) {
     fputs("usage: ttrun [options] [FILE.tt [args...]]\n"
