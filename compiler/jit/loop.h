@@ -228,6 +228,15 @@ const char *lp_op_name(LpOp op);
  * kernel per node. g must pass ir_verify. */
 LpProg *lp_lower(const IrGraph *g, bool fuse);
 
+/* How conv2d and its two backward ops are lowered: AUTO picks per node by
+ * the rule of lp_conv_uses_gemm (spec/jit.md, "Convolution"); DIRECT is one
+ * loop nest per op in the reference kernel's order; GEMM gathers the
+ * windows into a column matrix (im2col) and calls the GEMM. */
+typedef enum LpConvLowering { LP_CONV_AUTO, LP_CONV_DIRECT, LP_CONV_GEMM } LpConvLowering;
+LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv);
+/* AUTO's choice for conv node id of g (any of the three conv ops). */
+bool lp_conv_uses_gemm(const IrGraph *g, int id);
+
 /* Prints the program as readable pseudo-C (--emit=loops). */
 void lp_print(FILE *out, const LpProg *p, const IrGraph *g);
 

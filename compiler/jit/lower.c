@@ -36,6 +36,7 @@ typedef struct Lower {
     const IrGraph *g;
     LpProg *p;
     bool fuse;
+    LpConvLowering conv;
     bool *need, *is_out, *fused, *recomp;
     int *uses, *consumer, *buf;
     int *kf; /* nodes fused into the kernel being built */
@@ -690,6 +691,209 @@ static void lower_conv_backward_input(Lower *L, int id, int out) {
     close_n(p, 7);
 }
 
+/* -- convolution on the GEMM: explicit im2col --
+ *
+ * With P = Ho * Wo output positions per image and NP = N * P over the batch,
+ * group g's windows are gathered into the column matrix
+ *   col[g][(c, kh, kw)][(n, i, j)] = x[n, g*Cg + c, tap]   (0 in the padding)
+ * of Kg = Cg * kh * kw rows and NP columns, and with y' = y as [O, NP]
+ * (channels first: y'[o][(n, p)] = y[n, o, p]):
+ *   conv2d:                 y'_g = w_g [Og, Kg] @ col_g,       then y = y'
+ *   conv2d_backward_weight: dw_g = gy'_g [Og, NP] @ col_g^T
+ *   conv2d_backward_input:  dcol_g = w_g^T @ gy'_g, then each dcol element
+ *                           added into dx at its tap (col2im)
+ * so all three run on the GEMM's micro-kernels, one call per group over the
+ * whole batch (a product large enough for the GEMM's threads). The column
+ * matrix lives in the workspace (Kg * G * NP floats); the gathers and the
+ * permutes between [N, O, P] and [O, NP] are loop nests the scheduler
+ * vectorizes and parallelizes like any other. The implicit version, which
+ * gathers the windows while packing B instead of materializing col, is the
+ * next step (spec/jit.md, "Convolution"). */
+
+typedef struct ConvDims {
+    int64_t N, C, H, W, O, Ho, Wo, G, Cg, Og, kh, kw, P, NP, Kg;
+} ConvDims;
+
+static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
+    const Shape *xs, *ws, *ys;
+    if (n->op == OP_CONV2D) {
+        xs = &ir_node(g, n->in[0])->shape;
+        ws = &ir_node(g, n->in[1])->shape;
+        ys = &n->shape;
+    } else if (n->op == OP_CONV2D_BACKWARD_INPUT) {
+        ys = &ir_node(g, n->in[0])->shape;
+        ws = &ir_node(g, n->in[1])->shape;
+        xs = &n->shape;
+    } else {
+        xs = &ir_node(g, n->in[0])->shape;
+        ys = &ir_node(g, n->in[1])->shape;
+        ws = &n->shape;
+    }
+    ConvDims d;
+    d.N = xs->d[0];
+    d.C = xs->d[1];
+    d.H = xs->d[2];
+    d.W = xs->d[3];
+    d.O = ws->d[0];
+    d.Cg = ws->d[1];
+    d.kh = ws->d[2];
+    d.kw = ws->d[3];
+    d.Ho = ys->d[2];
+    d.Wo = ys->d[3];
+    d.G = n->attr.win.groups;
+    d.Og = d.O / d.G;
+    d.P = d.Ho * d.Wo;
+    d.NP = d.N * d.P;
+    d.Kg = d.Cg * d.kh * d.kw;
+    return d;
+}
+
+/* The rule measured by bench/bench_conv.c (spec/jit.md): the GEMM wins once
+ * each group's product has a few rows and a reduction worth packing; with
+ * one output or input channel per group (depthwise) the direct loop nest,
+ * which needs no workspace, is faster. */
+bool lp_conv_uses_gemm(const IrGraph *g, int id) {
+    ConvDims d = conv_dims(g, ir_node(g, id));
+    if (d.N == 0 || d.P == 0 || d.O == 0 || d.Kg == 0 || d.C == 0) return false;
+    return d.Og >= 4 && d.Kg >= 4;
+}
+
+static bool conv_gemm(const Lower *L, int id) {
+    if (L->conv == LP_CONV_DIRECT) return false;
+    if (L->conv == LP_CONV_GEMM) {
+        ConvDims d = conv_dims(L->g, node(L, id));
+        return d.N > 0 && d.P > 0 && d.O > 0 && d.Kg > 0 && d.C > 0;
+    }
+    return lp_conv_uses_gemm(L->g, id);
+}
+
+/* A buffer holding node id densely (row-major in its shape) from offset
+ * *off: its own buffer, the buffer under the index remaps fused into it
+ * when they keep it dense, else a dense copy into a temporary. */
+static int dense_operand(Lower *L, int id, int64_t *off) {
+    const Shape *s = &node(L, id)->shape;
+    int64_t st[IR_MAXDIM], ds[IR_MAXDIM];
+    int b;
+    strides(s, ds);
+    if (strided_view(L, id, &b, off, st)) {
+        bool dense = true;
+        for (int k = 0; k < s->ndim; k++) dense = dense && (s->d[k] == 1 || st[k] == ds[k]);
+        if (dense) return b;
+    }
+    LpProg *p = L->p;
+    b = lp_add_buf(p, LB_TEMP, 0, TY_F32, s, id);
+    LpExpr *idx[IR_MAXDIM];
+    open_dims(p, s, idx);
+    lp_store(p, b, linearize(p, idx, s), value_at(L, id, idx));
+    close_n(p, s->ndim);
+    *off = 0;
+    return b;
+}
+
+/* Opens the loops of the column matrix, (c over all G * Cg channels, kh,
+ * kw, n, i, j), and returns col's linear index; xi: the tap in x (clamped
+ * to 0 outside), *ok: inside (NULL: always). */
+static LpExpr *col_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExpr **xi,
+                         LpExpr **ok) {
+    LpProg *p = L->p;
+    LpExpr *c = lp_open_loop(p, d->C), *a = lp_open_loop(p, d->kh), *b = lp_open_loop(p, d->kw);
+    LpExpr *n = lp_open_loop(p, d->N), *i = lp_open_loop(p, d->Ho), *j = lp_open_loop(p, d->Wo);
+    xi[0] = n;
+    xi[1] = c;
+    xi[2] = tap_pos(p, win, 0, i, a, win->dilation[0]);
+    xi[3] = tap_pos(p, win, 1, j, b, win->dilation[1]);
+    *ok = tap_clamp(p, win, xi, d->H, d->W);
+    /* row (c, a, b) of group c / Cg is row c * kh * kw + a * kw + b overall */
+    LpExpr *row = lp_iadd(p, lp_imul(p, c, d->kh * d->kw), lp_iadd(p, lp_imul(p, a, d->kw), b));
+    LpExpr *colp = lp_iadd(p, lp_imul(p, n, d->P), lp_iadd(p, lp_imul(p, i, d->Wo), j));
+    return lp_iadd(p, lp_imul(p, row, d->NP), colp);
+}
+
+/* col = im2col(x) into a new temporary [G * Kg, NP] */
+static int gather_col(Lower *L, int id, int xn, const ConvDims *d) {
+    LpProg *p = L->p;
+    Shape cs = {2, {d->G * d->Kg, d->NP}};
+    int col = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
+    LpExpr *xi[4], *ok;
+    LpExpr *ci = col_loops(L, d, &node(L, id)->attr.win, xi, &ok);
+    lp_store(p, col, ci, tap_value(L, xn, xi, ok, 0));
+    close_n(p, 6);
+    return col;
+}
+
+/* The [N, O, P] value of node yn as a new temporary [O, NP] */
+static int channels_first(Lower *L, int id, int yn, const ConvDims *d) {
+    LpProg *p = L->p;
+    Shape ts = {2, {d->O, d->NP}};
+    int t = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+    LpExpr *yi[4];
+    yi[1] = lp_open_loop(p, d->O);
+    yi[0] = lp_open_loop(p, d->N);
+    yi[2] = lp_open_loop(p, d->Ho);
+    yi[3] = lp_open_loop(p, d->Wo);
+    LpExpr *ti =
+        lp_iadd(p, lp_imul(p, yi[1], d->NP),
+                lp_iadd(p, lp_imul(p, yi[0], d->P), lp_iadd(p, lp_imul(p, yi[2], d->Wo), yi[3])));
+    lp_store(p, t, ti, value_at(L, yn, yi));
+    close_n(p, 4);
+    return t;
+}
+
+/* One GEMM per group: C_g = op(A_g) @ op(B_g), the offsets of group g
+ * being g times the strides given. */
+static void group_gemms(LpProg *p, const ConvDims *d, LpGemm g, int64_t as, int64_t bs, int64_t cs,
+                        int64_t aoff) {
+    LpExpr *gi = lp_open_loop(p, d->G);
+    g.aoff = lp_iadd(p, lp_iconst(p, aoff), lp_imul(p, gi, as));
+    g.boff = lp_imul(p, gi, bs);
+    g.coff = lp_imul(p, gi, cs);
+    lp_gemm(p, &g);
+    lp_close_loop(p);
+}
+
+static void lower_conv_gemm(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    ConvDims d = conv_dims(L->g, n);
+    int64_t woff = 0;
+    if (n->op == OP_CONV2D) {
+        int col = gather_col(L, id, n->in[0], &d);
+        int w = dense_operand(L, n->in[1], &woff);
+        Shape ts = {2, {d.O, d.NP}};
+        int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        LpGemm g = {w, col, t, NULL, NULL, NULL, d.Og, d.NP, d.Kg, d.Kg, d.NP, d.NP, false, false};
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NP, d.Og * d.NP, woff);
+        if (t == out) return;
+        LpExpr *yi[4];
+        open_dims(p, &n->shape, yi);
+        LpExpr *ti =
+            lp_iadd(p, lp_imul(p, yi[1], d.NP),
+                    lp_iadd(p, lp_imul(p, yi[0], d.P), lp_iadd(p, lp_imul(p, yi[2], d.Wo), yi[3])));
+        lp_store(p, out, linearize(p, yi, &n->shape), lp_load(p, t, ti));
+        close_n(p, 4);
+    } else if (n->op == OP_CONV2D_BACKWARD_WEIGHT) {
+        int col = gather_col(L, id, n->in[0], &d);
+        int gy = channels_first(L, id, n->in[1], &d);
+        LpGemm g = {gy,   col,  out,  NULL, NULL, NULL,  d.Og,
+                    d.Kg, d.NP, d.NP, d.NP, d.Kg, false, true};
+        group_gemms(p, &d, g, d.Og * d.NP, d.Kg * d.NP, d.Og * d.Kg, 0);
+    } else { /* OP_CONV2D_BACKWARD_INPUT */
+        int gy = channels_first(L, id, n->in[0], &d);
+        int w = dense_operand(L, n->in[1], &woff);
+        Shape cs = {2, {d.G * d.Kg, d.NP}};
+        int dcol = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
+        LpGemm g = {w, gy, dcol, NULL, NULL, NULL, d.Kg, d.NP, d.Og, d.Kg, d.NP, d.NP, true, false};
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NP, d.Kg * d.NP, woff);
+        fill(p, out, lp_const_f(p, LT_F32, 0));
+        LpExpr *xi[4], *ok;
+        LpExpr *ci = col_loops(L, &d, &n->attr.win, xi, &ok);
+        LpExpr *o = linearize(p, xi, &n->shape), *old = lp_load(p, out, o);
+        LpExpr *nv = lp_bin(p, LO_ADD, old, lp_load(p, dcol, ci));
+        lp_store(p, out, o, when(p, ok, nv, old));
+        close_n(p, 6);
+    }
+}
+
 /* The taps of window (i, j) of a pooling: positions into idx[2], idx[3]. */
 static void pool_taps(LpProg *p, const IrWindow *win, LpExpr **oi, LpExpr **xi) {
     xi[0] = oi[0];
@@ -794,10 +998,18 @@ static void lower_root(Lower *L, int id) {
         break;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_WEIGHT:
-        if (shape_numel(&n->shape) > 0) lower_conv_reduce(L, id, out);
+        if (shape_numel(&n->shape) == 0) break;
+        if (conv_gemm(L, id))
+            lower_conv_gemm(L, id, out);
+        else
+            lower_conv_reduce(L, id, out);
         break;
     case OP_CONV2D_BACKWARD_INPUT:
-        if (shape_numel(&n->shape) > 0) lower_conv_backward_input(L, id, out);
+        if (shape_numel(&n->shape) == 0) break;
+        if (conv_gemm(L, id))
+            lower_conv_gemm(L, id, out);
+        else
+            lower_conv_backward_input(L, id, out);
         break;
     case OP_MAX_POOL2D:
     case OP_MAX_POOL2D_INDEX:
@@ -865,11 +1077,16 @@ static void decide_fusion(Lower *L) {
 }
 
 LpProg *lp_lower(const IrGraph *g, bool fuse) {
+    return lp_lower_conv(g, fuse, LP_CONV_AUTO);
+}
+
+LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv) {
     int n = g->n;
     Lower L = {0};
     L.g = g;
     L.p = lp_new();
     L.fuse = fuse;
+    L.conv = conv;
     L.need = tt_xcalloc((size_t)n + 1, sizeof *L.need);
     L.is_out = tt_xcalloc((size_t)n + 1, sizeof *L.is_out);
     L.fused = tt_xcalloc((size_t)n + 1, sizeof *L.fused);
