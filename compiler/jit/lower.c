@@ -790,33 +790,72 @@ static int dense_operand(Lower *L, int id, int64_t *off) {
     return b;
 }
 
+/* The shape of x with its padding: [N, C, H + 2 ph, W + 2 pw]. */
+static Shape padded_shape(const ConvDims *d, const IrWindow *win) {
+    return (Shape){4, {d->N, d->C, d->H + 2 * win->padding[0], d->W + 2 * win->padding[1]}};
+}
+
 /* Opens the loops of the column matrix, (c over all G * Cg channels, kh,
- * kw, n, i, j), and returns col's linear index; xi: the tap in x (clamped
- * to 0 outside), *ok: inside (NULL: always). */
-static LpExpr *col_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExpr **xi,
-                         LpExpr **ok) {
+ * kw, n, i, j), and returns col's linear index; xi: the tap in the padded
+ * input (padded_shape), affine in the loop variables: with stride 1 the
+ * innermost loop reads and writes contiguously, so the gather and the
+ * col2im vectorize without masks. */
+static LpExpr *col_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExpr **xi) {
     LpProg *p = L->p;
     LpExpr *c = lp_open_loop(p, d->C), *a = lp_open_loop(p, d->kh), *b = lp_open_loop(p, d->kw);
     LpExpr *n = lp_open_loop(p, d->N), *i = lp_open_loop(p, d->Ho), *j = lp_open_loop(p, d->Wo);
+    IrWindow w0 = *win;
+    w0.padding[0] = w0.padding[1] = 0; /* positions in the padded input */
     xi[0] = n;
     xi[1] = c;
-    xi[2] = tap_pos(p, win, 0, i, a, win->dilation[0]);
-    xi[3] = tap_pos(p, win, 1, j, b, win->dilation[1]);
-    *ok = tap_clamp(p, win, xi, d->H, d->W);
+    xi[2] = tap_pos(p, &w0, 0, i, a, win->dilation[0]);
+    xi[3] = tap_pos(p, &w0, 1, j, b, win->dilation[1]);
     /* row (c, a, b) of group c / Cg is row c * kh * kw + a * kw + b overall */
     LpExpr *row = lp_iadd(p, lp_imul(p, c, d->kh * d->kw), lp_iadd(p, lp_imul(p, a, d->kw), b));
     LpExpr *colp = lp_iadd(p, lp_imul(p, n, d->P), lp_iadd(p, lp_imul(p, i, d->Wo), j));
     return lp_iadd(p, lp_imul(p, row, d->NP), colp);
 }
 
-/* col = im2col(x) into a new temporary [G * Kg, NP] */
+static bool has_padding(const IrWindow *win) {
+    return win->padding[0] > 0 || win->padding[1] > 0;
+}
+
+/* The loops over x's elements; *po: the element's linear index in the
+ * padded input. */
+static void padded_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExpr **xi,
+                         LpExpr **po) {
+    LpProg *p = L->p;
+    Shape xs = {4, {d->N, d->C, d->H, d->W}}, ps = padded_shape(d, win);
+    open_dims(p, &xs, xi);
+    LpExpr *pi[4] = {xi[0], xi[1], lp_iadd(p, xi[2], lp_iconst(p, win->padding[0])),
+                     lp_iadd(p, xi[3], lp_iconst(p, win->padding[1]))};
+    *po = linearize(p, pi, &ps);
+}
+
+/* col = im2col(x) into a new temporary [G * Kg, NP]; with padding, x is
+ * first copied into a zero-bordered temporary (a pass over x, against
+ * kh * kw passes in the gather, which then needs no bounds tests) */
 static int gather_col(Lower *L, int id, int xn, const ConvDims *d) {
     LpProg *p = L->p;
+    const IrWindow *win = &node(L, id)->attr.win;
+    int src = -1;
+    if (has_padding(win)) {
+        Shape ps = padded_shape(d, win);
+        src = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ps, id);
+        fill(p, src, lp_const_f(p, LT_F32, 0));
+        LpExpr *xi[4], *po;
+        padded_loops(L, d, win, xi, &po);
+        lp_store(p, src, po, value_at(L, xn, xi));
+        close_n(p, 4);
+    }
     Shape cs = {2, {d->G * d->Kg, d->NP}};
     int col = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
-    LpExpr *xi[4], *ok;
-    LpExpr *ci = col_loops(L, d, &node(L, id)->attr.win, xi, &ok);
-    lp_store(p, col, ci, tap_value(L, xn, xi, ok, 0));
+    LpExpr *xi[4];
+    LpExpr *ci = col_loops(L, d, win, xi);
+    Shape ps = padded_shape(d, win);
+    /* no padding: x read where it is (through a fused remap, if any) */
+    LpExpr *v = src >= 0 ? lp_load(p, src, linearize(p, xi, &ps)) : value_at(L, xn, xi);
+    lp_store(p, col, ci, v);
     close_n(p, 6);
     return col;
 }
@@ -884,13 +923,22 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
         int dcol = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
         LpGemm g = {w, gy, dcol, NULL, NULL, NULL, d.Kg, d.NP, d.Og, d.Kg, d.NP, d.NP, true, false};
         group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NP, d.Kg * d.NP, woff);
-        fill(p, out, lp_const_f(p, LT_F32, 0));
-        LpExpr *xi[4], *ok;
-        LpExpr *ci = col_loops(L, &d, &n->attr.win, xi, &ok);
-        LpExpr *o = linearize(p, xi, &n->shape), *old = lp_load(p, out, o);
-        LpExpr *nv = lp_bin(p, LO_ADD, old, lp_load(p, dcol, ci));
-        lp_store(p, out, o, when(p, ok, nv, old));
+        /* col2im into dx, or into a zero-bordered temporary whose inside
+         * is then dx */
+        const IrWindow *win = &n->attr.win;
+        Shape ps = padded_shape(&d, win);
+        int acc = has_padding(win) ? lp_add_buf(p, LB_TEMP, 0, TY_F32, &ps, id) : out;
+        fill(p, acc, lp_const_f(p, LT_F32, 0));
+        LpExpr *xi[4];
+        LpExpr *ci = col_loops(L, &d, win, xi);
+        LpExpr *xo = linearize(p, xi, &ps);
+        lp_store(p, acc, xo, lp_bin(p, LO_ADD, lp_load(p, acc, xo), lp_load(p, dcol, ci)));
         close_n(p, 6);
+        if (acc == out) return;
+        LpExpr *po;
+        padded_loops(L, &d, win, xi, &po);
+        lp_store(p, out, linearize(p, xi, &n->shape), lp_load(p, acc, po));
+        close_n(p, 4);
     }
 }
 
