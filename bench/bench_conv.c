@@ -51,6 +51,8 @@ typedef struct ConvShape {
 static const ConvShape shapes[] = {
     {"lenet conv1 5x5 1->16 28", 32, 1, 28, 28, 16, 5, 1, 2, 1},
     {"lenet conv2 5x5 16->32 14", 32, 16, 14, 14, 32, 5, 1, 0, 1},
+    {"fashion conv1 3x3 1->16 28", 32, 1, 28, 28, 16, 3, 1, 1, 1},
+    {"fashion conv2 3x3 16->32 14", 32, 16, 14, 14, 32, 3, 1, 1, 1},
     {"3x3 16->16 32x32", 32, 16, 32, 32, 16, 3, 1, 1, 1},
     {"3x3 32->32 16x16", 32, 32, 16, 16, 32, 3, 1, 1, 1},
     {"3x3 64->64 8x8", 32, 64, 8, 8, 64, 3, 1, 1, 1},
@@ -67,14 +69,14 @@ static const ConvShape shapes[] = {
 #define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
 static const char MODEL[] = "model FashionCNN {\n"
-                            "    conv1 = Conv2d(1, 16, 5, padding=2)\n"
+                            "    conv1 = Conv2d(1, 16, 3, padding=1)\n"
                             "    bn1 = BatchNorm2d(16)\n"
                             "    pool1 = MaxPool2d(2)\n"
-                            "    conv2 = Conv2d(16, 32, 5)\n"
+                            "    conv2 = Conv2d(16, 32, 3, padding=1)\n"
                             "    bn2 = BatchNorm2d(32)\n"
                             "    pool2 = MaxPool2d(2)\n"
                             "    flat = Flatten()\n"
-                            "    fc1 = Linear(32 * 5 * 5, 128)\n"
+                            "    fc1 = Linear(32 * 7 * 7, 128)\n"
                             "    fc2 = Linear(128, 10)\n"
                             "    forward(x: f32[B, 1, 28, 28]) -> f32[B, 10] {\n"
                             "        let h = pool1(relu(bn1(conv1(x))))\n"

@@ -81,9 +81,9 @@ def main():
         print(f"torch conv {i} {measure(fwd):.2f} {measure(fwdbwd):.2f}")
         sys.stdout.flush()
 
-    net = nn.Sequential(nn.Conv2d(1, 16, 5, padding=2), nn.BatchNorm2d(16), nn.ReLU(),
-                        nn.MaxPool2d(2), nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(),
-                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(800, 128), nn.ReLU(),
+    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1568, 128), nn.ReLU(),
                         nn.Linear(128, 10))
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     x = torch.rand(64, 1, 28, 28)
