@@ -94,9 +94,10 @@ static bool llvm_fail(LLVMErrorRef e, const char *what, char *err, size_t errlen
  * into the executable are not visible to the process-symbol generator. */
 static void jit_gemm_call(const JitRt *rt, const float *A, int64_t lda, int32_t ta, const float *B,
                           int64_t ldb, int32_t tb, float *C, int64_t ldc, int64_t M, int64_t N,
-                          int64_t K, void (*epi)(void *, int64_t, int64_t), void *bufs) {
+                          int64_t K, void (*epi)(void *, int64_t, int64_t), void *bufs,
+                          int32_t acc) {
     TtGemmEpilogue e = {epi, bufs};
-    tt_gemm_run(rt->gemm, M, N, K, A, lda, ta != 0, B, ldb, tb != 0, C, ldc, false, rt->threads,
+    tt_gemm_run(rt->gemm, M, N, K, A, lda, ta != 0, B, ldb, tb != 0, C, ldc, acc != 0, rt->threads,
                 epi ? &e : NULL);
 }
 

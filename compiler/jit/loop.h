@@ -110,6 +110,7 @@ typedef struct LpGemm {
     LpExpr *aoff, *boff, *coff;
     int64_t m, n, k, lda, ldb, ldc;
     bool ta, tb;
+    bool acc; /* C += the product (else C =) */
 } LpGemm;
 
 typedef struct LpStmt LpStmt;
@@ -236,6 +237,10 @@ typedef enum LpConvLowering { LP_CONV_AUTO, LP_CONV_DIRECT, LP_CONV_GEMM } LpCon
 LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv);
 /* AUTO's choice for conv node id of g (any of the three conv ops). */
 bool lp_conv_uses_gemm(const IrGraph *g, int id);
+/* The im2col lowering cuts the batch into chunks of images whose column
+ * matrix has at most this many floats (default 4 Mi; 0 restores it). For
+ * tests: process-wide, read when a graph is lowered. */
+void lp_set_conv_col_budget(int64_t floats);
 
 /* Prints the program as readable pseudo-C (--emit=loops). */
 void lp_print(FILE *out, const LpProg *p, const IrGraph *g);

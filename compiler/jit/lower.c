@@ -712,7 +712,23 @@ static void lower_conv_backward_input(Lower *L, int id, int out) {
 
 typedef struct ConvDims {
     int64_t N, C, H, W, O, Ho, Wo, G, Cg, Og, kh, kw, P, NP, Kg;
+    /* the batch is cut into chunks of nb images (NPc = nb * P columns) so
+     * that the column matrix stays under CONV_COL_FLOATS; n0: the chunk's
+     * first image (NULL: 0, one chunk) */
+    int64_t nb, NPc;
+    LpExpr *n0;
 } ConvDims;
+
+/* Column matrix budget (floats): 16 MiB, the whole batch of a training
+ * step of examples/fashion_cnn.tt, where evaluating 10000 images at once
+ * would otherwise take a gigabyte. Tests lower it (lp_set_conv_col_budget)
+ * to cut small batches into chunks. */
+#define CONV_COL_FLOATS ((int64_t)4 << 20)
+static int64_t conv_col_budget = CONV_COL_FLOATS;
+
+void lp_set_conv_col_budget(int64_t floats) {
+    conv_col_budget = floats > 0 ? floats : CONV_COL_FLOATS;
+}
 
 static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
     const Shape *xs, *ws, *ys;
@@ -745,6 +761,9 @@ static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
     d.P = d.Ho * d.Wo;
     d.NP = d.N * d.P;
     d.Kg = d.Cg * d.kh * d.kw;
+    d.nb = d.N;
+    d.NPc = d.NP;
+    d.n0 = NULL;
     return d;
 }
 
@@ -803,17 +822,17 @@ static Shape padded_shape(const ConvDims *d, const IrWindow *win) {
 static LpExpr *col_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExpr **xi) {
     LpProg *p = L->p;
     LpExpr *c = lp_open_loop(p, d->C), *a = lp_open_loop(p, d->kh), *b = lp_open_loop(p, d->kw);
-    LpExpr *n = lp_open_loop(p, d->N), *i = lp_open_loop(p, d->Ho), *j = lp_open_loop(p, d->Wo);
+    LpExpr *n = lp_open_loop(p, d->nb), *i = lp_open_loop(p, d->Ho), *j = lp_open_loop(p, d->Wo);
     IrWindow w0 = *win;
     w0.padding[0] = w0.padding[1] = 0; /* positions in the padded input */
-    xi[0] = n;
+    xi[0] = d->n0 ? lp_iadd(p, d->n0, n) : n;
     xi[1] = c;
     xi[2] = tap_pos(p, &w0, 0, i, a, win->dilation[0]);
     xi[3] = tap_pos(p, &w0, 1, j, b, win->dilation[1]);
     /* row (c, a, b) of group c / Cg is row c * kh * kw + a * kw + b overall */
     LpExpr *row = lp_iadd(p, lp_imul(p, c, d->kh * d->kw), lp_iadd(p, lp_imul(p, a, d->kw), b));
     LpExpr *colp = lp_iadd(p, lp_imul(p, n, d->P), lp_iadd(p, lp_imul(p, i, d->Wo), j));
-    return lp_iadd(p, lp_imul(p, row, d->NP), colp);
+    return lp_iadd(p, lp_imul(p, row, d->NPc), colp);
 }
 
 static bool has_padding(const IrWindow *win) {
@@ -832,24 +851,28 @@ static void padded_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExp
     *po = linearize(p, pi, &ps);
 }
 
-/* col = im2col(x) into a new temporary [G * Kg, NP]; with padding, x is
- * first copied into a zero-bordered temporary (a pass over x, against
- * kh * kw passes in the gather, which then needs no bounds tests) */
-static int gather_col(Lower *L, int id, int xn, const ConvDims *d) {
+/* With padding, x is first copied into a zero-bordered temporary (a pass
+ * over x, against kh * kw passes in the gather, which then needs no bounds
+ * tests); -1: none. */
+static int pad_input(Lower *L, int id, int xn, const ConvDims *d) {
     LpProg *p = L->p;
     const IrWindow *win = &node(L, id)->attr.win;
-    int src = -1;
-    if (has_padding(win)) {
-        Shape ps = padded_shape(d, win);
-        src = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ps, id);
-        fill(p, src, lp_const_f(p, LT_F32, 0));
-        LpExpr *xi[4], *po;
-        padded_loops(L, d, win, xi, &po);
-        lp_store(p, src, po, value_at(L, xn, xi));
-        close_n(p, 4);
-    }
-    Shape cs = {2, {d->G * d->Kg, d->NP}};
-    int col = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
+    if (!has_padding(win)) return -1;
+    Shape ps = padded_shape(d, win);
+    int src = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ps, id);
+    fill(p, src, lp_const_f(p, LT_F32, 0));
+    LpExpr *xi[4], *po;
+    padded_loops(L, d, win, xi, &po);
+    lp_store(p, src, po, value_at(L, xn, xi));
+    close_n(p, 4);
+    return src;
+}
+
+/* col = im2col(x) of the chunk into the temporary col [G * Kg, NPc]; src:
+ * pad_input's */
+static void gather_col(Lower *L, int id, int xn, int src, int col, const ConvDims *d) {
+    LpProg *p = L->p;
+    const IrWindow *win = &node(L, id)->attr.win;
     LpExpr *xi[4];
     LpExpr *ci = col_loops(L, d, win, xi);
     Shape ps = padded_shape(d, win);
@@ -857,25 +880,27 @@ static int gather_col(Lower *L, int id, int xn, const ConvDims *d) {
     LpExpr *v = src >= 0 ? lp_load(p, src, linearize(p, xi, &ps)) : value_at(L, xn, xi);
     lp_store(p, col, ci, v);
     close_n(p, 6);
-    return col;
 }
 
-/* The [N, O, P] value of node yn as a new temporary [O, NP] */
-static int channels_first(Lower *L, int id, int yn, const ConvDims *d) {
-    LpProg *p = L->p;
-    Shape ts = {2, {d->O, d->NP}};
-    int t = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
-    LpExpr *yi[4];
+/* Opens the loops (o, n, i, j) over the chunk's [nb, O, P] block of y, and
+ * returns the linear index in its channels-first layout [O, NPc]; yi: the
+ * index in y. */
+static LpExpr *cf_loops(LpProg *p, const ConvDims *d, LpExpr **yi) {
     yi[1] = lp_open_loop(p, d->O);
-    yi[0] = lp_open_loop(p, d->N);
+    LpExpr *n = lp_open_loop(p, d->nb);
     yi[2] = lp_open_loop(p, d->Ho);
     yi[3] = lp_open_loop(p, d->Wo);
-    LpExpr *ti =
-        lp_iadd(p, lp_imul(p, yi[1], d->NP),
-                lp_iadd(p, lp_imul(p, yi[0], d->P), lp_iadd(p, lp_imul(p, yi[2], d->Wo), yi[3])));
-    lp_store(p, t, ti, value_at(L, yn, yi));
-    close_n(p, 4);
-    return t;
+    yi[0] = d->n0 ? lp_iadd(p, d->n0, n) : n;
+    return lp_iadd(p, lp_imul(p, yi[1], d->NPc),
+                   lp_iadd(p, lp_imul(p, n, d->P), lp_iadd(p, lp_imul(p, yi[2], d->Wo), yi[3])));
+}
+
+/* The chunk of the [N, O, P] value of node yn into t [O, NPc] */
+static void channels_first(Lower *L, int yn, int t, const ConvDims *d) {
+    LpExpr *yi[4];
+    LpExpr *ti = cf_loops(L->p, d, yi);
+    lp_store(L->p, t, ti, value_at(L, yn, yi));
+    close_n(L->p, 4);
 }
 
 /* One GEMM per group: C_g = op(A_g) @ op(B_g), the offsets of group g
@@ -890,50 +915,76 @@ static void group_gemms(LpProg *p, const ConvDims *d, LpGemm g, int64_t as, int6
     lp_close_loop(p);
 }
 
+/* The largest divisor of N whose chunk of columns fits the budget (1 at
+ * least), so that every chunk has the same size. */
+static int64_t chunk_images(const ConvDims *d) {
+    int64_t per = d->G * d->Kg * d->P, best = 1;
+    for (int64_t nb = 1; nb <= d->N; nb++)
+        if (d->N % nb == 0 && nb * per <= conv_col_budget) best = nb;
+    return best;
+}
+
 static void lower_conv_gemm(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
     ConvDims d = conv_dims(L->g, n);
-    int64_t woff = 0;
+    const IrWindow *win = &n->attr.win;
+    d.nb = chunk_images(&d);
+    d.NPc = d.nb * d.P;
+    int64_t chunks = d.N / d.nb, woff = 0;
+    Shape cs = {2, {d.G * d.Kg, d.NPc}}, ts = {2, {d.O, d.NPc}}, ps = padded_shape(&d, win);
     if (n->op == OP_CONV2D) {
-        int col = gather_col(L, id, n->in[0], &d);
+        int src = pad_input(L, id, n->in[0], &d);
         int w = dense_operand(L, n->in[1], &woff);
-        Shape ts = {2, {d.O, d.NP}};
+        int col = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
         int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
-        LpGemm g = {w, col, t, NULL, NULL, NULL, d.Og, d.NP, d.Kg, d.Kg, d.NP, d.NP, false, false};
-        group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NP, d.Og * d.NP, woff);
-        if (t == out) return;
-        LpExpr *yi[4];
-        open_dims(p, &n->shape, yi);
-        LpExpr *ti =
-            lp_iadd(p, lp_imul(p, yi[1], d.NP),
-                    lp_iadd(p, lp_imul(p, yi[0], d.P), lp_iadd(p, lp_imul(p, yi[2], d.Wo), yi[3])));
-        lp_store(p, out, linearize(p, yi, &n->shape), lp_load(p, t, ti));
-        close_n(p, 4);
+        LpExpr *q = lp_open_loop(p, chunks);
+        d.n0 = chunks > 1 ? lp_imul(p, q, d.nb) : NULL;
+        gather_col(L, id, n->in[0], src, col, &d);
+        LpGemm g = {w,     col,  t,    NULL,  NULL,  NULL,  d.Og,
+                    d.NPc, d.Kg, d.Kg, d.NPc, d.NPc, false, false};
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NPc, d.Og * d.NPc, woff);
+        if (t != out) { /* y = t, back to [N, O, P] */
+            LpExpr *yi[4];
+            LpExpr *ti = cf_loops(p, &d, yi);
+            lp_store(p, out, linearize(p, yi, &n->shape), lp_load(p, t, ti));
+            close_n(p, 4);
+        }
+        lp_close_loop(p);
     } else if (n->op == OP_CONV2D_BACKWARD_WEIGHT) {
-        int col = gather_col(L, id, n->in[0], &d);
-        int gy = channels_first(L, id, n->in[1], &d);
-        LpGemm g = {gy,   col,  out,  NULL, NULL, NULL,  d.Og,
-                    d.Kg, d.NP, d.NP, d.NP, d.Kg, false, true};
-        group_gemms(p, &d, g, d.Og * d.NP, d.Kg * d.NP, d.Og * d.Kg, 0);
+        int src = pad_input(L, id, n->in[0], &d);
+        int col = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
+        int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        if (chunks > 1) fill(p, out, lp_const_f(p, LT_F32, 0));
+        LpExpr *q = lp_open_loop(p, chunks);
+        d.n0 = chunks > 1 ? lp_imul(p, q, d.nb) : NULL;
+        gather_col(L, id, n->in[0], src, col, &d);
+        channels_first(L, n->in[1], gy, &d);
+        /* dw += the chunk's share (the first chunk alone: dw =) */
+        LpGemm g = {gy,    col,   out,   NULL, NULL,  NULL, d.Og,      d.Kg,
+                    d.NPc, d.NPc, d.NPc, d.Kg, false, true, chunks > 1};
+        group_gemms(p, &d, g, d.Og * d.NPc, d.Kg * d.NPc, d.Og * d.Kg, 0);
+        lp_close_loop(p);
     } else { /* OP_CONV2D_BACKWARD_INPUT */
-        int gy = channels_first(L, id, n->in[0], &d);
         int w = dense_operand(L, n->in[1], &woff);
-        Shape cs = {2, {d.G * d.Kg, d.NP}};
+        int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
         int dcol = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
-        LpGemm g = {w, gy, dcol, NULL, NULL, NULL, d.Kg, d.NP, d.Og, d.Kg, d.NP, d.NP, true, false};
-        group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NP, d.Kg * d.NP, woff);
         /* col2im into dx, or into a zero-bordered temporary whose inside
          * is then dx */
-        const IrWindow *win = &n->attr.win;
-        Shape ps = padded_shape(&d, win);
         int acc = has_padding(win) ? lp_add_buf(p, LB_TEMP, 0, TY_F32, &ps, id) : out;
         fill(p, acc, lp_const_f(p, LT_F32, 0));
+        LpExpr *q = lp_open_loop(p, chunks);
+        d.n0 = chunks > 1 ? lp_imul(p, q, d.nb) : NULL;
+        channels_first(L, n->in[0], gy, &d);
+        LpGemm g = {w,     gy,   dcol, NULL,  NULL,  NULL, d.Kg,
+                    d.NPc, d.Og, d.Kg, d.NPc, d.NPc, true, false};
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NPc, d.Kg * d.NPc, woff);
         LpExpr *xi[4];
         LpExpr *ci = col_loops(L, &d, win, xi);
         LpExpr *xo = linearize(p, xi, &ps);
         lp_store(p, acc, xo, lp_bin(p, LO_ADD, lp_load(p, acc, xo), lp_load(p, dcol, ci)));
         close_n(p, 6);
+        lp_close_loop(p);
         if (acc == out) return;
         LpExpr *po;
         padded_loops(L, &d, win, xi, &po);
