@@ -319,23 +319,23 @@ static LLVMValueRef elem_ptr(Cg *c, int buf, const LpExpr *off) {
 
 static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what);
 
-/* void CG_GEMM_SYMBOL(rt, A, lda, ta, B, ldb, tb, C, ldc, M, N, K, epi, bufs):
- * epi, when not null, the outlined epilogue loop, called with bufs on the
- * rows of C as the GEMM finishes them. */
+/* void CG_GEMM_SYMBOL(rt, A, lda, ta, B, ldb, tb, C, ldc, M, N, K, epi, bufs,
+ * acc): epi, when not null, the outlined epilogue loop, called with bufs on
+ * the rows of C as the GEMM finishes them; acc: C += A B. */
 static void emit_gemm(Cg *c, const LpGemm *g, const LpStmt *epi) {
     LLVMTypeRef i64 = c->ty[LT_I64], i32 = c->ty[LT_I32], ptr = c->tptr;
     LLVMValueRef efn = epi ? outline_loop(c, epi, "epi") : LLVMConstNull(ptr);
     c->gen++; /* nothing emitted in the epilogue's function is reused here */
     if (!c->gemm_fn) {
-        LLVMTypeRef params[14] = {ptr, ptr, i64, i32, ptr, i64, i32,
-                                  ptr, i64, i64, i64, i64, ptr, ptr};
-        c->gemm_ty = LLVMFunctionType(c->tvoid, params, 14, 0);
+        LLVMTypeRef params[15] = {ptr, ptr, i64, i32, ptr, i64, i32, ptr,
+                                  i64, i64, i64, i64, ptr, ptr, i32};
+        c->gemm_ty = LLVMFunctionType(c->tvoid, params, 15, 0);
         c->gemm_fn = LLVMAddFunction(c->mod, CG_GEMM_SYMBOL, c->gemm_ty);
         unsigned kind = LLVMGetEnumAttributeKindForName("nounwind", 8);
         LLVMAddAttributeAtIndex(c->gemm_fn, LLVMAttributeFunctionIndex,
                                 LLVMCreateEnumAttribute(c->ctx, kind, 0));
     }
-    LLVMValueRef args[14] = {
+    LLVMValueRef args[15] = {
         c->rt,
         elem_ptr(c, g->a, g->aoff),
         LLVMConstInt(i64, (unsigned long long)g->lda, 0),
@@ -350,8 +350,9 @@ static void emit_gemm(Cg *c, const LpGemm *g, const LpStmt *epi) {
         LLVMConstInt(i64, (unsigned long long)g->k, 0),
         efn,
         LLVMGetParam(c->fn, 0),
+        LLVMConstInt(i32, g->acc, 0),
     };
-    LLVMBuildCall2(c->b, c->gemm_ty, c->gemm_fn, args, 14, "");
+    LLVMBuildCall2(c->b, c->gemm_ty, c->gemm_fn, args, 15, "");
 }
 
 static bool has_gemm(const LpStmt *s) {

@@ -33,6 +33,7 @@ typedef struct Entry {
     void *ws; /* workspace, reused by every run */
     int64_t wsbytes;
     int threads; /* the thread count the loops were scheduled for */
+    int conv;    /* the LpConvLowering it was lowered with */
     /* compiled with timers (jit_set_profile): kernel names and time spent */
     bool profiled;
     int nkernels;
@@ -62,6 +63,7 @@ struct Jit {
     LLVMTargetMachineRef tm; /* for the pass pipeline */
     int opt;
     bool fuse, fuse_kernels;
+    LpConvLowering conv; /* jit_set_conv_lowering */
     Entry *entries;
     int nentries, cap;
     JitStats stats;
@@ -78,6 +80,15 @@ static double now_ms(void) {
     return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
 }
 
+/* TT_JIT_CONV=direct|gemm forces the lowering of every convolution (for
+ * measuring, bench/bench_conv.c); unset or anything else: the rule. */
+static LpConvLowering env_conv(void) {
+    const char *e = getenv("TT_JIT_CONV");
+    if (e && strcmp(e, "direct") == 0) return LP_CONV_DIRECT;
+    if (e && strcmp(e, "gemm") == 0) return LP_CONV_GEMM;
+    return LP_CONV_AUTO;
+}
+
 static bool llvm_fail(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
     char *msg = LLVMGetErrorMessage(e);
     snprintf(err, errlen, "jit: %s: %s", what, msg);
@@ -90,9 +101,10 @@ static bool llvm_fail(LLVMErrorRef e, const char *what, char *err, size_t errlen
  * into the executable are not visible to the process-symbol generator. */
 static void jit_gemm_call(const JitRt *rt, const float *A, int64_t lda, int32_t ta, const float *B,
                           int64_t ldb, int32_t tb, float *C, int64_t ldc, int64_t M, int64_t N,
-                          int64_t K, void (*epi)(void *, int64_t, int64_t), void *bufs) {
+                          int64_t K, void (*epi)(void *, int64_t, int64_t), void *bufs,
+                          int32_t acc) {
     TtGemmEpilogue e = {epi, bufs};
-    tt_gemm_run(rt->gemm, M, N, K, A, lda, ta != 0, B, ldb, tb != 0, C, ldc, false, rt->threads,
+    tt_gemm_run(rt->gemm, M, N, K, A, lda, ta != 0, B, ldb, tb != 0, C, ldc, acc != 0, rt->threads,
                 epi ? &e : NULL);
 }
 
@@ -178,7 +190,12 @@ Jit *jit_new(int opt_level) {
     }
     j->threads_asked = -1;
     jit_set_threads(j, 0);
+    j->conv = env_conv();
     return j;
+}
+
+void jit_set_conv_lowering(Jit *j, int mode) {
+    j->conv = mode == 1 ? LP_CONV_DIRECT : mode == 2 ? LP_CONV_GEMM : LP_CONV_AUTO;
 }
 
 void jit_set_loop_hook(Jit *j, JitLoopHook hook, void *arg) {
@@ -458,7 +475,8 @@ static int64_t kernel_flops(const IrGraph *g, const LpKernel *k) {
 
 static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errlen) {
     double t0 = now_ms();
-    LpProg *p = lp_lower(g, j->fuse);
+    LpProg *p = lp_lower_conv(g, j->fuse, j->conv);
+    en->conv = (int)j->conv;
     if (j->hook) j->hook(p, j->hook_arg);
     if (j->fuse && j->fuse_kernels) lp_fuse_kernels(p);
     lp_schedule(p, j->rt.threads); /* vectorize marks; parallel loops with threads > 1 */
@@ -560,7 +578,8 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     Entry *en = NULL;
     for (int i = 0; i < j->nentries && !en; i++)
         if (j->entries[i].hash == h && j->entries[i].threads == j->rt.threads &&
-            j->entries[i].profiled == j->profile && same_structure(&j->entries[i], g))
+            j->entries[i].profiled == j->profile && j->entries[i].conv == (int)j->conv &&
+            same_structure(&j->entries[i], g))
             en = &j->entries[i];
     if (en) {
         j->stats.hits++;
@@ -655,7 +674,7 @@ void jit_emit_loops_threads(FILE *out, const IrGraph *g, int nthreads) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         nthreads = c > 0 ? (int)c : 1;
     }
-    LpProg *p = lp_lower(g, true);
+    LpProg *p = lp_lower_conv(g, true, env_conv());
     lp_fuse_kernels(p);
     lp_schedule(p, nthreads);
     lp_print(out, p, g);
@@ -668,7 +687,7 @@ static LLVMModuleRef build_optimized(LLVMContextRef ctx, const IrGraph *g, int o
     if (!ir_verify(g, err, errlen)) return NULL;
     *tm = cg_host_machine(clamp_opt(opt), err, errlen);
     if (!*tm) return NULL;
-    LpProg *p = lp_lower(g, true);
+    LpProg *p = lp_lower_conv(g, true, env_conv());
     lp_fuse_kernels(p);
     lp_schedule(p, 1);
     LLVMModuleRef m = cg_module(ctx, p, "graph", *tm, false, err, errlen);

@@ -116,6 +116,7 @@ typedef struct LpGemm {
     LpExpr *aoff, *boff, *coff;
     int64_t m, n, k, lda, ldb, ldc;
     bool ta, tb;
+    bool acc; /* C += the product (else C =) */
 } LpGemm;
 
 typedef struct LpStmt LpStmt;
@@ -243,6 +244,19 @@ const char *lp_op_name(LpOp op);
  * elementwise and movement ops into their single consumer; false gives one
  * kernel per node. g must pass ir_verify. */
 LpProg *lp_lower(const IrGraph *g, bool fuse);
+
+/* How conv2d and its two backward ops are lowered: AUTO picks per node by
+ * the rule of lp_conv_uses_gemm (spec/jit.md, "Convolution"); DIRECT is one
+ * loop nest per op in the reference kernel's order; GEMM gathers the
+ * windows into a column matrix (im2col) and calls the GEMM. */
+typedef enum LpConvLowering { LP_CONV_AUTO, LP_CONV_DIRECT, LP_CONV_GEMM } LpConvLowering;
+LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv);
+/* AUTO's choice for conv node id of g (any of the three conv ops). */
+bool lp_conv_uses_gemm(const IrGraph *g, int id);
+/* The im2col lowering cuts the batch into chunks of images whose column
+ * matrix has at most this many floats (default 4 Mi; 0 restores it). For
+ * tests: process-wide, read when a graph is lowered. */
+void lp_set_conv_col_budget(int64_t floats);
 
 /* Prints the program as readable pseudo-C (--emit=loops). */
 void lp_print(FILE *out, const LpProg *p, const IrGraph *g);

@@ -36,6 +36,7 @@ typedef struct Lower {
     const IrGraph *g;
     LpProg *p;
     bool fuse;
+    LpConvLowering conv;
     bool *need, *is_out, *fused, *recomp;
     int *uses, *consumer, *buf;
     int *kf; /* nodes fused into the kernel being built */
@@ -712,6 +713,308 @@ static void lower_conv_backward_input(Lower *L, int id, int out) {
     close_n(p, 7);
 }
 
+/* -- convolution on the GEMM: explicit im2col --
+ *
+ * With P = Ho * Wo output positions per image and NP = N * P over the batch,
+ * group g's windows are gathered into the column matrix
+ *   col[g][(c, kh, kw)][(n, i, j)] = x[n, g*Cg + c, tap]   (0 in the padding)
+ * of Kg = Cg * kh * kw rows and NP columns, and with y' = y as [O, NP]
+ * (channels first: y'[o][(n, p)] = y[n, o, p]):
+ *   conv2d:                 y'_g = w_g [Og, Kg] @ col_g,       then y = y'
+ *   conv2d_backward_weight: dw_g = gy'_g [Og, NP] @ col_g^T
+ *   conv2d_backward_input:  dcol_g = w_g^T @ gy'_g, then each dcol element
+ *                           added into dx at its tap (col2im)
+ * so all three run on the GEMM's micro-kernels, one call per group over the
+ * whole batch (a product large enough for the GEMM's threads). The column
+ * matrix lives in the workspace (Kg * G * NP floats); the gathers and the
+ * permutes between [N, O, P] and [O, NP] are loop nests the scheduler
+ * vectorizes and parallelizes like any other. The implicit version, which
+ * gathers the windows while packing B instead of materializing col, is the
+ * next step (spec/jit.md, "Convolution"). */
+
+typedef struct ConvDims {
+    int64_t N, C, H, W, O, Ho, Wo, G, Cg, Og, kh, kw, P, NP, Kg;
+    /* the batch is cut into chunks of nb images (NPc = nb * P columns) so
+     * that the column matrix stays under CONV_COL_FLOATS; n0: the chunk's
+     * first image (NULL: 0, one chunk) */
+    int64_t nb, NPc;
+    LpExpr *n0;
+} ConvDims;
+
+/* Column matrix budget (floats): 16 MiB, the whole batch of a training
+ * step of examples/fashion_cnn.tt, where evaluating 10000 images at once
+ * would otherwise take a gigabyte. Tests lower it (lp_set_conv_col_budget)
+ * to cut small batches into chunks. */
+#define CONV_COL_FLOATS ((int64_t)4 << 20)
+static int64_t conv_col_budget = CONV_COL_FLOATS;
+
+void lp_set_conv_col_budget(int64_t floats) {
+    conv_col_budget = floats > 0 ? floats : CONV_COL_FLOATS;
+}
+
+static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
+    const Shape *xs, *ws, *ys;
+    if (n->op == OP_CONV2D) {
+        xs = &ir_node(g, n->in[0])->shape;
+        ws = &ir_node(g, n->in[1])->shape;
+        ys = &n->shape;
+    } else if (n->op == OP_CONV2D_BACKWARD_INPUT) {
+        ys = &ir_node(g, n->in[0])->shape;
+        ws = &ir_node(g, n->in[1])->shape;
+        xs = &n->shape;
+    } else {
+        xs = &ir_node(g, n->in[0])->shape;
+        ys = &ir_node(g, n->in[1])->shape;
+        ws = &n->shape;
+    }
+    ConvDims d;
+    d.N = xs->d[0];
+    d.C = xs->d[1];
+    d.H = xs->d[2];
+    d.W = xs->d[3];
+    d.O = ws->d[0];
+    d.Cg = ws->d[1];
+    d.kh = ws->d[2];
+    d.kw = ws->d[3];
+    d.Ho = ys->d[2];
+    d.Wo = ys->d[3];
+    d.G = n->attr.win.groups;
+    d.Og = d.O / d.G;
+    d.P = d.Ho * d.Wo;
+    d.NP = d.N * d.P;
+    d.Kg = d.Cg * d.kh * d.kw;
+    d.nb = d.N;
+    d.NPc = d.NP;
+    d.n0 = NULL;
+    return d;
+}
+
+/* The rule measured by bench/bench_conv.c (spec/jit.md): the GEMM wins once
+ * each group's product has a few rows and a reduction worth packing; with
+ * one output or input channel per group (depthwise) the direct loop nest,
+ * which needs no workspace, is faster. */
+bool lp_conv_uses_gemm(const IrGraph *g, int id) {
+    ConvDims d = conv_dims(g, ir_node(g, id));
+    if (d.N == 0 || d.P == 0 || d.O == 0 || d.Kg == 0 || d.C == 0) return false;
+    return d.Og >= 4 && d.Kg >= 4;
+}
+
+static bool conv_gemm(const Lower *L, int id) {
+    if (L->conv == LP_CONV_DIRECT) return false;
+    if (L->conv == LP_CONV_GEMM) {
+        ConvDims d = conv_dims(L->g, node(L, id));
+        return d.N > 0 && d.P > 0 && d.O > 0 && d.Kg > 0 && d.C > 0;
+    }
+    return lp_conv_uses_gemm(L->g, id);
+}
+
+/* A buffer holding node id densely (row-major in its shape) from offset
+ * *off: its own buffer, the buffer under the index remaps fused into it
+ * when they keep it dense, else a dense copy into a temporary. */
+static int dense_operand(Lower *L, int id, int64_t *off) {
+    const Shape *s = &node(L, id)->shape;
+    int64_t st[IR_MAXDIM], ds[IR_MAXDIM];
+    int b;
+    strides(s, ds);
+    if (strided_view(L, id, &b, off, st)) {
+        bool dense = true;
+        for (int k = 0; k < s->ndim; k++) dense = dense && (s->d[k] == 1 || st[k] == ds[k]);
+        if (dense) return b;
+    }
+    LpProg *p = L->p;
+    b = lp_add_buf(p, LB_TEMP, 0, TY_F32, s, id);
+    LpExpr *idx[IR_MAXDIM];
+    open_dims(p, s, idx);
+    lp_store(p, b, linearize(p, idx, s), value_at(L, id, idx));
+    close_n(p, s->ndim);
+    *off = 0;
+    return b;
+}
+
+/* The shape of x with its padding: [N, C, H + 2 ph, W + 2 pw]. */
+static Shape padded_shape(const ConvDims *d, const IrWindow *win) {
+    return (Shape){4, {d->N, d->C, d->H + 2 * win->padding[0], d->W + 2 * win->padding[1]}};
+}
+
+/* Opens the loops of the column matrix, (c over all G * Cg channels, kh,
+ * kw, n, i, j), and returns col's linear index; xi: the tap in the padded
+ * input (padded_shape), affine in the loop variables: with stride 1 the
+ * innermost loop reads and writes contiguously, so the gather and the
+ * col2im vectorize without masks. */
+static LpExpr *col_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExpr **xi) {
+    LpProg *p = L->p;
+    LpExpr *c = lp_open_loop(p, d->C), *a = lp_open_loop(p, d->kh), *b = lp_open_loop(p, d->kw);
+    LpExpr *n = lp_open_loop(p, d->nb), *i = lp_open_loop(p, d->Ho), *j = lp_open_loop(p, d->Wo);
+    IrWindow w0 = *win;
+    w0.padding[0] = w0.padding[1] = 0; /* positions in the padded input */
+    xi[0] = d->n0 ? lp_iadd(p, d->n0, n) : n;
+    xi[1] = c;
+    xi[2] = tap_pos(p, &w0, 0, i, a, win->dilation[0]);
+    xi[3] = tap_pos(p, &w0, 1, j, b, win->dilation[1]);
+    /* row (c, a, b) of group c / Cg is row c * kh * kw + a * kw + b overall */
+    LpExpr *row = lp_iadd(p, lp_imul(p, c, d->kh * d->kw), lp_iadd(p, lp_imul(p, a, d->kw), b));
+    LpExpr *colp = lp_iadd(p, lp_imul(p, n, d->P), lp_iadd(p, lp_imul(p, i, d->Wo), j));
+    return lp_iadd(p, lp_imul(p, row, d->NPc), colp);
+}
+
+static bool has_padding(const IrWindow *win) {
+    return win->padding[0] > 0 || win->padding[1] > 0;
+}
+
+/* The loops over x's elements; *po: the element's linear index in the
+ * padded input. */
+static void padded_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExpr **xi,
+                         LpExpr **po) {
+    LpProg *p = L->p;
+    Shape xs = {4, {d->N, d->C, d->H, d->W}}, ps = padded_shape(d, win);
+    open_dims(p, &xs, xi);
+    LpExpr *pi[4] = {xi[0], xi[1], lp_iadd(p, xi[2], lp_iconst(p, win->padding[0])),
+                     lp_iadd(p, xi[3], lp_iconst(p, win->padding[1]))};
+    *po = linearize(p, pi, &ps);
+}
+
+/* With padding, x is first copied into a zero-bordered temporary (a pass
+ * over x, against kh * kw passes in the gather, which then needs no bounds
+ * tests); -1: none. */
+static int pad_input(Lower *L, int id, int xn, const ConvDims *d) {
+    LpProg *p = L->p;
+    const IrWindow *win = &node(L, id)->attr.win;
+    if (!has_padding(win)) return -1;
+    Shape ps = padded_shape(d, win);
+    int src = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ps, id);
+    fill(p, src, lp_const_f(p, LT_F32, 0));
+    LpExpr *xi[4], *po;
+    padded_loops(L, d, win, xi, &po);
+    lp_store(p, src, po, value_at(L, xn, xi));
+    close_n(p, 4);
+    return src;
+}
+
+/* col = im2col(x) of the chunk into the temporary col [G * Kg, NPc]; src:
+ * pad_input's */
+static void gather_col(Lower *L, int id, int xn, int src, int col, const ConvDims *d) {
+    LpProg *p = L->p;
+    const IrWindow *win = &node(L, id)->attr.win;
+    LpExpr *xi[4];
+    LpExpr *ci = col_loops(L, d, win, xi);
+    Shape ps = padded_shape(d, win);
+    /* no padding: x read where it is (through a fused remap, if any) */
+    LpExpr *v = src >= 0 ? lp_load(p, src, linearize(p, xi, &ps)) : value_at(L, xn, xi);
+    lp_store(p, col, ci, v);
+    close_n(p, 6);
+}
+
+/* Opens the loops (o, n, i, j) over the chunk's [nb, O, P] block of y, and
+ * returns the linear index in its channels-first layout [O, NPc]; yi: the
+ * index in y. */
+static LpExpr *cf_loops(LpProg *p, const ConvDims *d, LpExpr **yi) {
+    yi[1] = lp_open_loop(p, d->O);
+    LpExpr *n = lp_open_loop(p, d->nb);
+    yi[2] = lp_open_loop(p, d->Ho);
+    yi[3] = lp_open_loop(p, d->Wo);
+    yi[0] = d->n0 ? lp_iadd(p, d->n0, n) : n;
+    return lp_iadd(p, lp_imul(p, yi[1], d->NPc),
+                   lp_iadd(p, lp_imul(p, n, d->P), lp_iadd(p, lp_imul(p, yi[2], d->Wo), yi[3])));
+}
+
+/* The chunk of the [N, O, P] value of node yn into t [O, NPc] */
+static void channels_first(Lower *L, int yn, int t, const ConvDims *d) {
+    LpExpr *yi[4];
+    LpExpr *ti = cf_loops(L->p, d, yi);
+    lp_store(L->p, t, ti, value_at(L, yn, yi));
+    close_n(L->p, 4);
+}
+
+/* One GEMM per group: C_g = op(A_g) @ op(B_g), the offsets of group g
+ * being g times the strides given. */
+static void group_gemms(LpProg *p, const ConvDims *d, LpGemm g, int64_t as, int64_t bs, int64_t cs,
+                        int64_t aoff) {
+    LpExpr *gi = lp_open_loop(p, d->G);
+    g.aoff = lp_iadd(p, lp_iconst(p, aoff), lp_imul(p, gi, as));
+    g.boff = lp_imul(p, gi, bs);
+    g.coff = lp_imul(p, gi, cs);
+    lp_gemm(p, &g);
+    lp_close_loop(p);
+}
+
+/* The largest divisor of N whose chunk of columns fits the budget (1 at
+ * least), so that every chunk has the same size. */
+static int64_t chunk_images(const ConvDims *d) {
+    int64_t per = d->G * d->Kg * d->P, best = 1;
+    for (int64_t nb = 1; nb <= d->N; nb++)
+        if (d->N % nb == 0 && nb * per <= conv_col_budget) best = nb;
+    return best;
+}
+
+static void lower_conv_gemm(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    ConvDims d = conv_dims(L->g, n);
+    const IrWindow *win = &n->attr.win;
+    d.nb = chunk_images(&d);
+    d.NPc = d.nb * d.P;
+    int64_t chunks = d.N / d.nb, woff = 0;
+    Shape cs = {2, {d.G * d.Kg, d.NPc}}, ts = {2, {d.O, d.NPc}}, ps = padded_shape(&d, win);
+    if (n->op == OP_CONV2D) {
+        int src = pad_input(L, id, n->in[0], &d);
+        int w = dense_operand(L, n->in[1], &woff);
+        int col = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
+        int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        LpExpr *q = lp_open_loop(p, chunks);
+        d.n0 = chunks > 1 ? lp_imul(p, q, d.nb) : NULL;
+        gather_col(L, id, n->in[0], src, col, &d);
+        LpGemm g = {w,     col,  t,    NULL,  NULL,  NULL,  d.Og,
+                    d.NPc, d.Kg, d.Kg, d.NPc, d.NPc, false, false};
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NPc, d.Og * d.NPc, woff);
+        if (t != out) { /* y = t, back to [N, O, P] */
+            LpExpr *yi[4];
+            LpExpr *ti = cf_loops(p, &d, yi);
+            lp_store(p, out, linearize(p, yi, &n->shape), lp_load(p, t, ti));
+            close_n(p, 4);
+        }
+        lp_close_loop(p);
+    } else if (n->op == OP_CONV2D_BACKWARD_WEIGHT) {
+        int src = pad_input(L, id, n->in[0], &d);
+        int col = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
+        int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        if (chunks > 1) fill(p, out, lp_const_f(p, LT_F32, 0));
+        LpExpr *q = lp_open_loop(p, chunks);
+        d.n0 = chunks > 1 ? lp_imul(p, q, d.nb) : NULL;
+        gather_col(L, id, n->in[0], src, col, &d);
+        channels_first(L, n->in[1], gy, &d);
+        /* dw += the chunk's share (the first chunk alone: dw =) */
+        LpGemm g = {gy,    col,   out,   NULL, NULL,  NULL, d.Og,      d.Kg,
+                    d.NPc, d.NPc, d.NPc, d.Kg, false, true, chunks > 1};
+        group_gemms(p, &d, g, d.Og * d.NPc, d.Kg * d.NPc, d.Og * d.Kg, 0);
+        lp_close_loop(p);
+    } else { /* OP_CONV2D_BACKWARD_INPUT */
+        int w = dense_operand(L, n->in[1], &woff);
+        int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        int dcol = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
+        /* col2im into dx, or into a zero-bordered temporary whose inside
+         * is then dx */
+        int acc = has_padding(win) ? lp_add_buf(p, LB_TEMP, 0, TY_F32, &ps, id) : out;
+        fill(p, acc, lp_const_f(p, LT_F32, 0));
+        LpExpr *q = lp_open_loop(p, chunks);
+        d.n0 = chunks > 1 ? lp_imul(p, q, d.nb) : NULL;
+        channels_first(L, n->in[0], gy, &d);
+        LpGemm g = {w,     gy,   dcol, NULL,  NULL,  NULL, d.Kg,
+                    d.NPc, d.Og, d.Kg, d.NPc, d.NPc, true, false};
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NPc, d.Kg * d.NPc, woff);
+        LpExpr *xi[4];
+        LpExpr *ci = col_loops(L, &d, win, xi);
+        LpExpr *xo = linearize(p, xi, &ps);
+        lp_store(p, acc, xo, lp_bin(p, LO_ADD, lp_load(p, acc, xo), lp_load(p, dcol, ci)));
+        close_n(p, 6);
+        lp_close_loop(p);
+        if (acc == out) return;
+        LpExpr *po;
+        padded_loops(L, &d, win, xi, &po);
+        lp_store(p, out, linearize(p, xi, &n->shape), lp_load(p, acc, po));
+        close_n(p, 4);
+    }
+}
+
 /* The taps of window (i, j) of a pooling: positions into idx[2], idx[3]. */
 static void pool_taps(LpProg *p, const IrWindow *win, LpExpr **oi, LpExpr **xi) {
     xi[0] = oi[0];
@@ -946,10 +1249,18 @@ static void lower_root(Lower *L, int id) {
         break;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_WEIGHT:
-        if (shape_numel(&n->shape) > 0) lower_conv_reduce(L, id, out);
+        if (shape_numel(&n->shape) == 0) break;
+        if (conv_gemm(L, id))
+            lower_conv_gemm(L, id, out);
+        else
+            lower_conv_reduce(L, id, out);
         break;
     case OP_CONV2D_BACKWARD_INPUT:
-        if (shape_numel(&n->shape) > 0) lower_conv_backward_input(L, id, out);
+        if (shape_numel(&n->shape) == 0) break;
+        if (conv_gemm(L, id))
+            lower_conv_gemm(L, id, out);
+        else
+            lower_conv_backward_input(L, id, out);
         break;
     case OP_MAX_POOL2D:
     case OP_MAX_POOL2D_INDEX:
@@ -1028,11 +1339,16 @@ static void decide_fusion(Lower *L) {
 }
 
 LpProg *lp_lower(const IrGraph *g, bool fuse) {
+    return lp_lower_conv(g, fuse, LP_CONV_AUTO);
+}
+
+LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv) {
     int n = g->n;
     Lower L = {0};
     L.g = g;
     L.p = lp_new();
     L.fuse = fuse;
+    L.conv = conv;
     L.need = tt_xcalloc((size_t)n + 1, sizeof *L.need);
     L.is_out = tt_xcalloc((size_t)n + 1, sizeof *L.is_out);
     L.fused = tt_xcalloc((size_t)n + 1, sizeof *L.fused);

@@ -516,9 +516,11 @@ static int64_t win_out(int64_t n, int64_t span, int64_t s, int64_t p) {
 }
 
 /* conv2d and its backward ops: random groups, stride, padding, dilation,
- * kernel sizes; operands through the index remaps of operand() */
-static bool case_conv(IrGraph *g, RgRng *r, OpKind op) {
-    int64_t N = rg_int(r, 1, 2), G = rg_int(r, 1, 2), Cg = rg_int(r, 1, 3), Og = rg_int(r, 1, 3);
+ * kernel sizes, 1..maxc channels per group; operands through the index
+ * remaps of operand() */
+static bool conv_case(IrGraph *g, RgRng *r, OpKind op, int maxc) {
+    int64_t N = rg_int(r, 1, 2), G = rg_int(r, 1, 2), Cg = rg_int(r, 1, maxc),
+            Og = rg_int(r, 1, maxc);
     int64_t k[2], H[2], Ho[2];
     IrAttr at = {0};
     at.win.groups = G;
@@ -550,6 +552,10 @@ static bool case_conv(IrGraph *g, RgRng *r, OpKind op) {
     if (y < 0) return false;
     ir_mark_output(g, y);
     return true;
+}
+
+static bool case_conv(IrGraph *g, RgRng *r, OpKind op) {
+    return conv_case(g, r, op, 3);
 }
 
 /* the pooling ops: random kernel, stride, padding (at most half the kernel) */
@@ -685,6 +691,56 @@ Test(jit_ops, differential, .timeout = 120) {
     cr_expect(failures == 0, "%d differential failures (see the log)", failures);
     jit_free(fused);
     jit_free(plain);
+}
+
+/* Both lowerings of the three conv ops (jit_set_conv_lowering: the direct
+ * loop nests, im2col + GEMM) against the reference, on random windows,
+ * groups and up to 40 channels per group, so the GEMM's products cross its
+ * tile edges (12 x 32 or 6 x 16) and its small-M path; "gemm chunks": the
+ * batch cut into one image per chunk (a tiny column budget), where the
+ * weight gradient accumulates over the chunks. Finite inputs only:
+ * the GEMM multiplies the padding's zeros, where the reference skips the tap
+ * (an inf weight makes NaN there, as in PyTorch; spec/jit.md). */
+Test(jit_ops, conv_lowerings, .timeout = 120) {
+    static const OpKind ops[] = {OP_CONV2D, OP_CONV2D_BACKWARD_INPUT, OP_CONV2D_BACKWARD_WEIGHT};
+    static const char *names[] = {"auto", "direct", "gemm", "gemm chunks"};
+    Jit *jit[4];
+    for (int m = 0; m < 4; m++) {
+        jit[m] = jit_new(2);
+        cr_assert(jit[m]);
+        jit_set_conv_lowering(jit[m], m < 3 ? m : 2);
+    }
+    int failures = 0, built = 0, gemm_chosen = 0;
+    for (int o = 0; o < 3; o++) {
+        RgRng r = {(uint64_t)o * 104729 + 7};
+        for (int v = 0; v < 10; v++) {
+            IrGraph g;
+            ir_init(&g);
+            bool ok = conv_case(&g, &r, ops[o], v < 4 ? 3 : 40);
+            if (!ok || g.nout == 0 || g.outputs[0] < 0) {
+                ir_free(&g);
+                continue;
+            }
+            built++;
+            for (int i = 0; i < g.n; i++)
+                if (g.nodes[i].op == ops[o] && lp_conv_uses_gemm(&g, i)) gemm_chosen++;
+            void **in = make_inputs(&g, &r, false);
+            for (int m = 0; m < 4; m++) {
+                char what[96];
+                snprintf(what, sizeof what, "%s variant %d (%s)", ir_ops[ops[o]].name, v, names[m]);
+                lp_set_conv_col_budget(m == 3 ? 1 : 0);
+                failures += !differential(jit[m], &g, in, 1e-4, what);
+            }
+            lp_set_conv_col_budget(0);
+            free_ptrs(in, g.ninputs);
+            ir_free(&g);
+        }
+    }
+    cr_expect(built >= 24, "only %d graphs built", built);
+    cr_expect(gemm_chosen > 0 && gemm_chosen < built, "the rule chose the GEMM %d times of %d",
+              gemm_chosen, built);
+    cr_expect(failures == 0, "%d differential failures (see the log)", failures);
+    for (int m = 0; m < 4; m++) jit_free(jit[m]);
 }
 
 /* A few hand-picked values with exact answers (integer corner cases). */

@@ -1,0 +1,1 @@
+ttrun examples/fashion_cnn.tt quick
