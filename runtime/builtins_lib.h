@@ -86,6 +86,8 @@ void lib_register_math(Interp *I);
 void lib_register_fit(Interp *I);
 void lib_register_conv(Interp *I); /* builtins_conv.c */
 void lib_register_sort(Interp *I); /* builtins_sort.c */
+void lib_register_text(Interp *I); /* builtins_text.c: tokenizers */
+void lib_register_lm(Interp *I);   /* builtins_lm.c: language-model training helpers */
 /* accuracy(pred, labels) as a C number (builtins_math.c), used by fit. */
 double lib_accuracy(Interp *I, Value pred, Value labels);
 
