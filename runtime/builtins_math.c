@@ -6,10 +6,16 @@
  * GELU, the losses and the layers are written in tt (lang/std/).
  */
 #include "builtins_lib.h"
+#include "scalar_math.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* An int or bool number as an int (no round trip through double). */
+static int64_t int_of(Value v) {
+    return v.kind == V_INT ? v.i : (int64_t)v.b;
+}
 
 /* ---- elementwise unary ---- */
 
@@ -24,7 +30,7 @@ static double d_rsqrt(double x) {
     return 1.0 / sqrt(x);
 }
 static double d_sigmoid(double x) {
-    return 1.0 / (1.0 + exp(-x));
+    return tt_sigmoid(x);
 }
 static double d_relu(double x) {
     return x > 0 ? x : 0;
@@ -76,18 +82,16 @@ static Value binary(Interp *I, const char *fn, OpKind op, const Value *args, int
     if (is_num(a[0]) && is_num(a[1])) {
         double x = num_of(a[0]), y = num_of(a[1]);
         bool ints = a[0].kind != V_FLOAT && a[1].kind != V_FLOAT;
+        /* ints compare as ints: above 2^53 a double would round them */
+        int64_t i = ints ? int_of(a[0]) : 0, j = ints ? int_of(a[1]) : 0;
         switch (op) {
-        case OP_POW:
-            if (ints && y >= 0) {
-                int64_t r = 1, b = (int64_t)x;
-                for (int64_t e = (int64_t)y; e > 0; e--) r *= b;
-                return vint(r);
-            }
+        case OP_POW: /* the same as `**` */
+            if (ints && j >= 0) return vint(tt_int_pow(i, j));
             return vfloat(pow(x, y));
         case OP_MAX:
-            return ints ? vint((int64_t)(x > y ? x : y)) : vfloat(x > y ? x : y);
+            return ints ? vint(i > j ? i : j) : vfloat(x > y ? x : y);
         case OP_MIN:
-            return ints ? vint((int64_t)(x < y ? x : y)) : vfloat(x < y ? x : y);
+            return ints ? vint(i < j ? i : j) : vfloat(x < y ? x : y);
         default:
             TT_UNREACHABLE();
         }
@@ -113,11 +117,17 @@ BUILTIN(bi_clip) {
     BIND("clip", names, 1, a);
     if (is_num(a[0]) && (a[1].kind == V_NONE || is_num(a[1])) &&
         (a[2].kind == V_NONE || is_num(a[2]))) {
+        bool ints = a[0].kind != V_FLOAT && a[1].kind != V_FLOAT && a[2].kind != V_FLOAT;
+        if (ints) { /* exact above 2^53, where a double would round */
+            int64_t x = int_of(a[0]);
+            if (a[1].kind != V_NONE && x < int_of(a[1])) x = int_of(a[1]);
+            if (a[2].kind != V_NONE && x > int_of(a[2])) x = int_of(a[2]);
+            return vint(x);
+        }
         double x = num_of(a[0]);
         if (a[1].kind != V_NONE && x < num_of(a[1])) x = num_of(a[1]);
         if (a[2].kind != V_NONE && x > num_of(a[2])) x = num_of(a[2]);
-        bool ints = a[0].kind != V_FLOAT && a[1].kind != V_FLOAT && a[2].kind != V_FLOAT;
-        return ints ? vint((int64_t)x) : vfloat(x);
+        return vfloat(x);
     }
     int id = lib_node(I, a[0], "clip", "x");
     if (a[1].kind != V_NONE)
@@ -190,6 +200,14 @@ static Value fold_list(Interp *I, const char *fn, OpKind op, List *l) {
         if (!is_num(l->items[i])) nums = false;
         if (l->items[i].kind == V_FLOAT) ints = false;
     }
+    if (nums && ints && op != OP_ADD) { /* exact above 2^53 */
+        int64_t acc = int_of(l->items[0]);
+        for (int i = 1; i < l->len; i++) {
+            int64_t x = int_of(l->items[i]);
+            acc = op == OP_MAX ? (x > acc ? x : acc) : (x < acc ? x : acc);
+        }
+        return vint(acc);
+    }
     if (nums) {
         double acc = num_of(l->items[0]);
         for (int i = 1; i < l->len; i++) {
@@ -207,6 +225,17 @@ static Value fold_list(Interp *I, const char *fn, OpKind op, List *l) {
 
 typedef enum RedKind { RED_SUM, RED_MEAN, RED_MAX, RED_MIN } RedKind;
 
+/* A map that reverses the order of x's values, its own inverse, so that
+ * min(x) = r(max(r(x))) and argmin(x) = argmax(r(x)) (the first minimum).
+ * Floats: -x. Ints: -1 - x (~x), because -x wraps INT_MIN onto itself and
+ * would make INT_MIN the largest value; -1 - x never leaves the range. */
+static int reverse_order(Interp *I, int id) {
+    IrGraph *g = &I->g;
+    DType dt = g->nodes[id].dtype;
+    if (dt == TY_F32) return rt_check_node(I, ir_unary(g, OP_NEG, id, I->loc));
+    return rt_check_node(I, ir_binary(g, OP_SUB, lib_const(I, dt, -1.0), id, I->loc));
+}
+
 static int reduce_node(Interp *I, RedKind k, int id, const Axes *ax, bool keep, const char *fn) {
     IrGraph *g = &I->g;
     switch (k) {
@@ -215,9 +244,9 @@ static int reduce_node(Interp *I, RedKind k, int id, const Axes *ax, bool keep, 
     case RED_MAX:
         return rt_check_node(I, ir_reduce(g, OP_RMAX, id, ax->ax, ax->n, keep, I->loc));
     case RED_MIN: {
-        int n = rt_check_node(I, ir_unary(g, OP_NEG, id, I->loc));
+        int n = reverse_order(I, id);
         n = rt_check_node(I, ir_reduce(g, OP_RMAX, n, ax->ax, ax->n, keep, I->loc));
-        return rt_check_node(I, ir_unary(g, OP_NEG, n, I->loc));
+        return reverse_order(I, n);
     }
     case RED_MEAN: {
         id = rt_check_node(I, ir_cast(g, id, TY_F32, I->loc));
@@ -297,7 +326,7 @@ BUILTIN(bi_var) {
 }
 
 /* argmax(x, axis=none, keepdims=false) -> i32; axis none: index into the
- * flattened tensor. argmin is argmax of -x (the first minimum). */
+ * flattened tensor. argmin is argmax of reverse_order(x) (the first minimum). */
 static Value arg_reduce(Interp *I, const char *fn, bool neg, const Value *args, int nargs,
                         const char *const *kwnames, const Value *kwargs, int nkw) {
     static const char *const names[] = {"x", "axis", "keepdims", NULL};
@@ -306,7 +335,7 @@ static Value arg_reduce(Interp *I, const char *fn, bool neg, const Value *args, 
     Tensor *x = lib_tensor(I, a[0], fn, "x");
     bool keep = lib_bool(I, a[2], false, fn, "keepdims");
     int id = rt_node(I, x);
-    if (neg) id = rt_check_node(I, ir_unary(&I->g, OP_NEG, id, I->loc));
+    if (neg) id = reverse_order(I, id);
     int64_t axis;
     if (a[1].kind == V_NONE) {
         if (keep) rt_error(I, "%s: keepdims needs an axis", fn);

@@ -7,6 +7,7 @@
  */
 #include "containers.h"
 #include "eval.h"
+#include "scalar_math.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -70,16 +71,6 @@ static double num(Value v) {
 }
 static int64_t inum(Value v) {
     return v.kind == V_INT ? v.i : (int64_t)v.b;
-}
-
-static int64_t ipow(Interp *I, int64_t b, int64_t e) {
-    uint64_t r = 1, x = (uint64_t)b;
-    while (e > 0) {
-        if (e & 1) r *= x;
-        x *= x;
-        e >>= 1;
-    }
-    return (int64_t)r;
 }
 
 /* Python's float divmod (floatobject.c): the floor quotient and a
@@ -151,7 +142,7 @@ static Value number_binary(Interp *I, AstOp op, Value a, Value b) {
             return vint(r);
         }
     case AOP_POW:
-        if (!fl && inum(b) >= 0) return vint(ipow(I, inum(a), inum(b)));
+        if (!fl && inum(b) >= 0) return vint(tt_int_pow(inum(a), inum(b)));
         return vfloat(pow(num(a), num(b)));
     case AOP_EQ:
         return vbool(num(a) == num(b));

@@ -25,8 +25,10 @@ import time
 NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
-def close_enough(want, got, rtol=2e-2, atol=5e-3):
-    """Compares outputs token by token; numbers within tolerance."""
+def close_enough(want, got, rtol=5e-3, atol=1e-3):
+    """Compares outputs token by token; numbers within tolerance. Measured:
+    the reference's largest difference is 0.0028 (a test accuracy after a
+    few epochs of training, 0.9638 vs 0.9666); this allows about twice that."""
     wl, gl = want.splitlines(), got.splitlines()
     if len(wl) != len(gl):
         return f"{len(gl)} lines, expected {len(wl)}"

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,14 +56,31 @@ static void buf_key_init(void) {
     pthread_key_create(&buf_key, buf_free);
 }
 
-static Bufs *thread_bufs(void) {
+/* This thread's buffers, allocated on first use; NULL when out of memory
+ * (nothing is kept then, a later call tries again). */
+static Bufs *try_thread_bufs(void) {
     Bufs *b = pthread_getspecific(buf_key);
+    if (b) return b;
+    b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->bp = aligned_alloc(64, (size_t)(NC + GEMM_NR_MAX) * KC * sizeof(float));
+    b->ap = aligned_alloc(64, (size_t)(MC + 8) * (KC + 8) * sizeof(float));
+    if (!b->bp || !b->ap || pthread_setspecific(buf_key, b) != 0) {
+        buf_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* The creating thread's buffers are allocated by tt_gemm_new, which reports
+ * failure; tt_gemm_run has no error result, so a worker or another caller
+ * thread that cannot get its ~4 MB stops here rather than writing through
+ * NULL. */
+static Bufs *thread_bufs(void) {
+    Bufs *b = try_thread_bufs();
     if (!b) {
-        b = malloc(sizeof *b);
-        b->bp = aligned_alloc(64, (size_t)(NC + GEMM_NR_MAX) * KC * sizeof(float));
-        b->ap = aligned_alloc(64, (size_t)(MC + 8) * (KC + 8) * sizeof(float));
-        if (!b->bp || !b->ap) abort();
-        pthread_setspecific(buf_key, b);
+        fputs("tt: out of memory for the matrix-multiply buffers\n", stderr);
+        abort();
     }
     return b;
 }
@@ -361,6 +379,12 @@ TtGemm *tt_gemm_new(char *err, size_t errlen) {
         return inst;
     }
     TtGemm *g = calloc(1, sizeof *g);
+    if (!g || !try_thread_bufs()) {
+        free(g);
+        snprintf(err, errlen, "gemm: out of memory");
+        pthread_mutex_unlock(&inst_mu);
+        return NULL;
+    }
     double t0 = now_ns();
     g->jit = gemm_jit_build(&g->k, 0, &g->ir, err, errlen);
     if (!g->jit) {

@@ -57,6 +57,16 @@ with open("small.csv", "w") as f:
             (1.5, 2.5, 3.5, 0), (4.5, 5.5, 6.5, 1), (7.5, 8.5, 9.5, 2)]
     for r in rows:
         f.write("%g,%g,%g,%d\n" % r)
+# Three separable clusters, 4 rows each: a run of fit() must learn them
+# (tests/lang/lib_fit.tt).
+with open("blobs.csv", "w") as f:
+    f.write("a,b,c,label\n")
+    jitter = [(0.0, 0.1, 0.0), (-0.1, 0.0, 0.2), (0.1, 0.2, 0.1), (-0.2, 0.1, 0.1)]
+    for label in range(3):
+        for j in jitter:
+            x = [j[(k - label) % 3] for k in range(3)]
+            x[label] += 1.0
+            f.write("%.1f,%.1f,%.1f,%d\n" % (x[0], x[1], x[2], label))
 # Line 4 has a missing field.
 with open("bad_row.csv", "w") as f:
     f.write("1,2,3,0\n4,5,6,1\n7,8,9,2\n1,2,0\n5,5,5,1\n")

@@ -116,6 +116,7 @@ Test(gemm_, compiles) {
     char err[64];
     TtGemm *g2 = tt_gemm_new(err, sizeof err);
     cr_expect_eq(g2, G, "the kernels are compiled once per process");
+    cr_expect_eq(tt_gemm_compile_ms(g2), tt_gemm_compile_ms(G), "and timed once");
     tt_gemm_free(g2);
     FILE *f = tmpfile();
     cr_assert(tt_gemm_emit_llvm(G, f));

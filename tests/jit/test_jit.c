@@ -921,8 +921,10 @@ Test(jit_cache, same_structure_compiles_once) {
     cr_expect(s.compile_ms > 0);
     cr_expect(differential(j, &g2, in1, 1e-4, "g2"));
     cr_expect_eq(jit_stats(j).compiles, 1);
+    cr_expect_eq(jit_stats(j).compile_ms, s.compile_ms, "a cache hit compiles nothing");
     cr_expect(differential(j, &g3, in3, 1e-4, "g3"));
     cr_expect_eq(jit_stats(j).compiles, 2);
+    cr_expect_gt(jit_stats(j).compile_ms, s.compile_ms, "a compile is timed");
     cr_expect(differential(j, &g4, in1, 1e-4, "g4"));
     cr_expect_eq(jit_stats(j).compiles, 3);
     cr_expect(differential(j, &g3, in3, 1e-4, "g3 again"));

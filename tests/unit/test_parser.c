@@ -644,38 +644,47 @@ Test(parser, deep_nesting_does_not_crash) {
     sb_free(&b);
 }
 
-Test(parser, garbage_does_not_crash) {
-    static const char *const inputs[] = {
-        "",
-        "\n",
-        "\"",
-        "\\",
-        "(",
-        ")",
-        "]",
-        "}",
-        "{",
-        "[;",
-        "model",
-        "model M(",
-        "fn",
-        "let (",
-        "x[",
-        "x[:",
-        "x[::",
-        "f(a=",
-        "\0\0\0",
-        "let x = \"\\",
-        "..........",
-        "1.e5",
-        "if if if",
-        "for (x,) in y {}",
-        "model M { param }",
-        "model M { param w }",
-        "x.",
-        "a ** ** b",
+/* Each input either parses cleanly or is reported: at least one error,
+ * written as file:line:col: error: ... (a crash, a silent failure or an
+ * error without a message all fail). */
+Test(parser, garbage_is_reported) {
+    static const struct {
+        const char *text;
+        size_t len; /* 0: strlen */
+        bool ok;    /* valid syntax (names are checked later, not here) */
+    } inputs[] = {
+        {"", 0, true},
+        {"\n", 0, true},
+        {"1.e5", 0, true},
+        {"for (x,) in y {}", 0, true},
+        {"\"", 0, false},
+        {"\\", 0, false},
+        {"(", 0, false},
+        {")", 0, false},
+        {"]", 0, false},
+        {"}", 0, false},
+        {"{", 0, false},
+        {"[;", 0, false},
+        {"model", 0, false},
+        {"model M(", 0, false},
+        {"fn", 0, false},
+        {"let (", 0, false},
+        {"x[", 0, false},
+        {"x[:", 0, false},
+        {"x[::", 0, false},
+        {"f(a=", 0, false},
+        {"\0\0\0", 3, false},
+        {"let x = \"\\", 0, false},
+        {"..........", 0, false},
+        {"if if if", 0, false},
+        {"model M { param }", 0, false},
+        {"model M { param w }", 0, false},
+        {"x.", 0, false},
+        {"a ** ** b", 0, false},
     };
     for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
+        const char *text = inputs[i].text;
+        size_t len = inputs[i].len ? inputs[i].len : strlen(text);
         Arena ar;
         arena_init(&ar);
         char *diag = NULL;
@@ -683,13 +692,19 @@ Test(parser, garbage_does_not_crash) {
         FILE *f = open_memstream(&diag, &n);
         diag_set_stream(f);
         int ne = 0;
-        size_t len = strlen(inputs[i]);
-        if (i == 18) len = 3;
-        AstNode *prog = parse_source(&ar, "g.tt", inputs[i], len, &ne);
+        AstNode *prog = parse_source(&ar, "g.tt", text, len, &ne);
         diag_set_stream(NULL);
         fclose(f);
-        cr_assert_not_null(prog);
-        cr_assert_eq(prog->kind, AST_PROGRAM);
+        cr_assert_not_null(prog, "input %zu", i);
+        cr_assert_eq(prog->kind, AST_PROGRAM, "input %zu", i);
+        if (inputs[i].ok) {
+            cr_expect_eq(ne, 0, "input %zu (%s) is valid: %s", i, text, diag);
+            cr_expect_null(strstr(diag, "error"), "input %zu (%s): %s", i, text, diag);
+        } else {
+            cr_expect_geq(ne, 1, "input %zu (%s) must be reported", i, text);
+            cr_expect(strncmp(diag, "g.tt:", 5) == 0 && strstr(diag, ": error: "),
+                      "input %zu (%s): %s", i, text, diag);
+        }
         free(diag);
         arena_free(&ar);
     }
