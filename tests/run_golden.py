@@ -9,6 +9,8 @@ A `ttrun` command that names no backend runs twice: on the default backend
 (the JIT), compared exactly, and on the reference (--backend=naive), compared
 token by token with numbers allowed to differ by a small tolerance (the
 backends round differently: the JIT contracts multiply-adds into FMAs).
+NAME.tol, when present, holds "RTOL ATOL" for that test's naive comparison
+(and a comment line saying why it needs more than the default).
 
     run_golden.py --ttrun PATH --ttc PATH SOURCE_ROOT [--only SUBSTR] [--update]
 """
@@ -122,7 +124,13 @@ def main():
             if naive.returncode != want_status:
                 problems.append(f"--backend=naive: exit status {naive.returncode}")
             else:
-                why = close_enough(want, naive.stdout)
+                tol = {}
+                tpath = os.path.join(gdir, name + ".tol")
+                if os.path.exists(tpath):
+                    words = [l for l in open(tpath).read().splitlines()
+                             if l.strip() and not l.startswith("#")][0].split()
+                    tol = {"rtol": float(words[0]), "atol": float(words[1])}
+                why = close_enough(want, naive.stdout, **tol)
                 if why:
                     problems.append(f"--backend=naive differs beyond tolerance: {why}")
         elif line.split()[0] == "ttrun" and naive is None and "--backend" not in line:
