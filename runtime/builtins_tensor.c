@@ -654,4 +654,5 @@ void rt_register_tensor_builtins(Interp *I) {
     lib_register_math(I);
     lib_register_conv(I);
     lib_register_sort(I);
+    lib_register_quant(I);
 }
