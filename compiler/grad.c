@@ -598,3 +598,19 @@ bool grad_round(IrGraph *g, int id, int gout, int *gin) {
     if (WANT(0)) TRY(gin[0] = ir_const(g, n.dtype, n.shape, 0, n.loc));
     return true;
 }
+
+/* -- INT8 quantization: no gradient (OPF_NODIFF; the rounding is a step
+ * function, and a straight-through estimator is a choice of the
+ * quantization-aware training to come, not of these ops) -- */
+bool grad_quantize(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+bool grad_dequantize(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+bool grad_qmatmul(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+bool grad_requantize(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}

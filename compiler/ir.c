@@ -184,6 +184,7 @@ static IrAttr canonical_attr(const IrGraph *g, const IrNode *n) {
         }
         break;
     case OP_CAST:
+    case OP_REQUANTIZE:
         c.dtype = a->dtype;
         break;
     case OP_CONV2D_BACKWARD_INPUT:

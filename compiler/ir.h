@@ -184,6 +184,17 @@ int ir_conv2d(IrGraph *g, int x, int w, int bias, const IrWindow *win, SrcLoc lo
 /* op: OP_MAX_POOL2D or OP_AVG_POOL2D over x f32[N, C, H, W]. */
 int ir_pool2d(IrGraph *g, OpKind op, int x, const IrWindow *win, SrcLoc loc);
 
+/* INT8 quantization (compiler/build_quant.c; semantics in ops.def and
+ * spec/ir.md). scale (any dtype, cast to f32) and zp (cast to i32) broadcast
+ * to the data's shape by NumPy's rules, or with axis != IR_NO_AXIS are a
+ * scalar or a vector of the size of that axis (per channel). */
+#define IR_NO_AXIS (-1000)
+int ir_quantize(IrGraph *g, int x, int scale, int zp, int axis, SrcLoc loc);   /* f32 -> i8 */
+int ir_dequantize(IrGraph *g, int q, int scale, int zp, int axis, SrcLoc loc); /* i8 -> f32 */
+int ir_requantize(IrGraph *g, int acc, int scale, int zp, DType to, int axis,
+                  SrcLoc loc);                        /* i32 -> i8 or f32 */
+int ir_qmatmul(IrGraph *g, int a, int b, SrcLoc loc); /* i8 @ i8 -> i32, numpy matmul rules */
+
 /* Checks every invariant (topological order, arity, shapes recomputed by the
  * shape rules, slots, outputs). Runs between passes. */
 bool ir_verify(const IrGraph *g, char *err, size_t errlen);

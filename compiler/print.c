@@ -91,6 +91,7 @@ static void put_attrs(StrBuf *b, const IrGraph *g, const IrNode *n) {
         put_ints(b, "step", a->step, rank);
         break;
     case OP_CAST:
+    case OP_REQUANTIZE:
         sb_printf(b, " dtype=%s", dtype_name(a->dtype));
         break;
     case OP_CONV2D_BACKWARD_INPUT:

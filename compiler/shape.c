@@ -677,3 +677,63 @@ int64_t flops_pool(const IrGraph *g, const IrNode *n) {
         return INT64_MAX;
     return f;
 }
+
+/* -- INT8 quantization (issue 13) -- */
+
+/* in0 of dtype want, scale f32 and zero point i32 of in0's shape */
+static bool quant_inputs(const IrGraph *g, IrNode *n, DType want, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    DType t[3] = {want, TY_F32, TY_I32};
+    static const char *const what[3] = {"input", "scale", "zero_point"};
+    for (int i = 0; i < 3; i++)
+        if (input(g, n, i)->dtype != t[i])
+            return fail(err, errlen, "%s: %s must be %s, got %s", opname(n), what[i],
+                        dtype_name(t[i]), dtype_name(input(g, n, i)->dtype));
+    return same_shapes(g, n, 0, 1, err, errlen) && same_shapes(g, n, 0, 2, err, errlen);
+}
+
+bool shape_quantize(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!quant_inputs(g, n, TY_F32, err, errlen)) return false;
+    return set_result(n, TY_I8, ishape(g, n, 0), err, errlen);
+}
+
+bool shape_dequantize(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!quant_inputs(g, n, TY_I8, err, errlen)) return false;
+    return set_result(n, TY_F32, ishape(g, n, 0), err, errlen);
+}
+
+bool shape_requantize(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!quant_inputs(g, n, TY_I32, err, errlen)) return false;
+    if (n->attr.dtype != TY_I8 && n->attr.dtype != TY_F32)
+        return fail(err, errlen, "requantize: the result dtype must be i8 or f32, got %s",
+                    dtype_ok(n->attr.dtype) ? dtype_name(n->attr.dtype) : "?");
+    return set_result(n, n->attr.dtype, ishape(g, n, 0), err, errlen);
+}
+
+/* [..., m, k] @ [..., k, n], both i8, batch dims equal -> i32 */
+bool shape_qmatmul(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    const IrNode *a = input(g, n, 0), *b = input(g, n, 1);
+    const Shape *x = &a->shape, *y = &b->shape;
+    char sa[SB], sb[SB];
+#define SHAPES (shape_str(x, sa, SB), shape_str(y, sb, SB))
+    if (a->dtype != TY_I8 || b->dtype != TY_I8)
+        return fail(err, errlen, "qmatmul: expects i8 operands, got %s and %s",
+                    dtype_name(a->dtype), dtype_name(b->dtype));
+    if (x->ndim < 2 || y->ndim < 2)
+        return SHAPES, fail(err, errlen,
+                            "qmatmul: operands need at least 2 dimensions, got %s @ %s", sa, sb);
+    if (x->ndim != y->ndim)
+        return SHAPES, fail(err, errlen, "qmatmul: operand ranks differ: %s @ %s", sa, sb);
+    int r = x->ndim;
+    for (int i = 0; i < r - 2; i++)
+        if (x->d[i] != y->d[i])
+            return SHAPES, fail(err, errlen, "qmatmul: batch dimensions differ: %s @ %s", sa, sb);
+    if (x->d[r - 1] != y->d[r - 2])
+        return SHAPES, fail(err, errlen, "qmatmul shape mismatch: %s @ %s (inner %lld != %lld)", sa,
+                            sb, (long long)x->d[r - 1], (long long)y->d[r - 2]);
+#undef SHAPES
+    Shape s = *x;
+    s.d[r - 1] = y->d[r - 1];
+    return set_result(n, TY_I32, &s, err, errlen);
+}

@@ -131,6 +131,10 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
             TT_UNREACHABLE();
         }
     }
+    if (t == LT_F64 && e->op == LO_ROUND) { /* the quantization ops round in double */
+        LLVMTypeRef ty = c->ty[t];
+        return call_intrinsic(c, "llvm.roundeven", &ty, 1, &x, 1);
+    }
     TT_ASSERT(t == LT_F32);
     LLVMValueRef zero = fconst(c, t, 0), one = fconst(c, t, 1);
     switch (e->op) {

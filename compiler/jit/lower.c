@@ -116,6 +116,21 @@ static LpOp elem_op(OpKind op) {
     return LO__COUNT;
 }
 
+/* The quantization ops on values a[0] (data), a[1] (scale f32), a[2] (zero
+ * point i32), as their reference kernels (kernels_quant.c): the rounding in
+ * double, the conversion to i8 saturating with NaN -> 0 (LE_CAST). */
+static LpExpr *quant_apply(LpProg *p, const IrNode *n, LpExpr **a) {
+    if (n->op == OP_DEQUANTIZE)
+        return lp_bin(p, LO_MUL,
+                      lp_bin(p, LO_SUB, lp_cast(p, LT_F32, a[0]), lp_cast(p, LT_F32, a[2])), a[1]);
+    LpExpr *s = lp_cast(p, LT_F64, a[1]);
+    LpExpr *x = lp_cast(p, LT_F64, a[0]);
+    LpExpr *v = lp_bin(p, n->op == OP_QUANTIZE ? LO_DIV : LO_MUL, x, s);
+    if (n->dtype == TY_F32) return lp_cast(p, LT_F32, v); /* requantize to f32 */
+    v = lp_bin(p, LO_ADD, lp_un(p, LO_ROUND, v), lp_cast(p, LT_F64, a[2]));
+    return lp_cast(p, LT_I8, v);
+}
+
 /* An elementwise node applied to the values of its inputs. */
 static LpExpr *elem_apply(Lower *L, const IrNode *n, LpExpr **a) {
     LpProg *p = L->p;
@@ -124,6 +139,8 @@ static LpExpr *elem_apply(Lower *L, const IrNode *n, LpExpr **a) {
         LpExpr *t = lp_bin(p, LO_NE, a[0], zero_of(p, a[0]->ty));
         return lp_select(p, t, a[1], a[2]);
     }
+    if (n->op == OP_QUANTIZE || n->op == OP_DEQUANTIZE || n->op == OP_REQUANTIZE)
+        return quant_apply(p, n, a);
     LpOp op = elem_op(n->op);
     TT_ASSERT(op != LO__COUNT);
     if (ir_ops[n->op].flags & OPF_CMP) return lp_cast(p, LT_F32, lp_bin(p, op, a[0], a[1]));
@@ -491,6 +508,32 @@ static void lower_matmul(Lower *L, int id, int out) {
     LpGemm g = {ob[0], ob[1], out, ao, bo, co, m, nn, k, ld[0], ld[1], nn, tr[0], tr[1]};
     lp_gemm(p, &g);
     close_n(p, r - 2);
+}
+
+/* qmatmul: i8 [..., m, k] @ i8 [..., k, n] -> i32, a plain loop nest
+ * accumulating the products in i32 (wrapping) in the reference's p order.
+ * The integer GEMM micro-kernels (AVX2 vpmaddubsw / AVX-512 VNNI vpdpbusd)
+ * are the next step of issue 13 (spec/jit.md). */
+static void lower_qmatmul(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    int r = n->shape.ndim;
+    int64_t k = node(L, n->in[0])->shape.d[r - 1];
+    LpExpr *oi[IR_MAXDIM], *ai[IR_MAXDIM], *bi[IR_MAXDIM];
+    open_dims(p, &n->shape, oi);
+    LpExpr *acc = lp_local(p, LT_I32, lp_const_i(p, LT_I32, 0));
+    LpExpr *v = lp_open_loop(p, k);
+    for (int d = 0; d < r - 2; d++) ai[d] = bi[d] = oi[d];
+    ai[r - 2] = oi[r - 2];
+    ai[r - 1] = v;
+    bi[r - 2] = v;
+    bi[r - 1] = oi[r - 1];
+    LpExpr *x = lp_cast(p, LT_I32, value_at(L, n->in[0], ai));
+    LpExpr *y = lp_cast(p, LT_I32, value_at(L, n->in[1], bi));
+    lp_set(p, acc, lp_bin(p, LO_ADD, acc, lp_bin(p, LO_MUL, x, y)));
+    lp_close_loop(p);
+    lp_store(p, out, linearize(p, oi, &n->shape), acc);
+    close_n(p, r);
 }
 
 /* idx: i64 local of the index at the current position, checked against
@@ -1229,6 +1272,9 @@ static void lower_root(Lower *L, int id) {
     case OP_MATMUL:
         lower_matmul(L, id, out);
         break;
+    case OP_QMATMUL:
+        lower_qmatmul(L, id, out);
+        break;
     case OP_GATHER:
         lower_gather(L, id, out);
         break;
@@ -1296,6 +1342,7 @@ static bool rereads(const Lower *L, int c, int pos, int x) {
     case OP_BROADCAST:
         return shape_numel(&n->shape) > shape_numel(&node(L, x)->shape);
     case OP_MATMUL:
+    case OP_QMATMUL:
     case OP_GATHER:
     case OP_ARGSORT:
     case OP_CONV2D:

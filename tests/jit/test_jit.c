@@ -472,6 +472,64 @@ static bool case_matmul(IrGraph *g, RgRng *r, OpKind op) {
     return true;
 }
 
+/* qmatmul: i8 operands with the random extremes of make_inputs (-128),
+ * through the index remaps of operand(); vectors and broadcast batches */
+static bool case_qmatmul(IrGraph *g, RgRng *r, OpKind op) {
+    int m = rg_int(r, 1, 6), k = rg_int(r, 0, 9), n = rg_int(r, 1, 17), kind = rg_int(r, 0, 3);
+    int a, b;
+    if (kind == 0) {
+        a = operand(g, r, TY_I8, (Shape){1, {k}});
+        b = operand(g, r, TY_I8, (Shape){2, {k, n}});
+    } else if (kind == 1) {
+        a = operand(g, r, TY_I8, (Shape){3, {3, m, k}});
+        b = operand(g, r, TY_I8, (Shape){2, {k, n}});
+    } else if (kind == 2) {
+        a = operand(g, r, TY_I8, (Shape){2, {m, k}});
+        b = ir_transpose(g, operand(g, r, TY_I8, (Shape){2, {n, k}}), 0, 1, L0);
+    } else {
+        a = operand(g, r, TY_I8, (Shape){2, {m, k}});
+        b = operand(g, r, TY_I8, (Shape){2, {k, n}});
+    }
+    ir_mark_output(g, ir_qmatmul(g, a, b, L0));
+    return true;
+}
+
+/* quantize, dequantize, requantize: a scale that is a number, a tensor of
+ * the data's shape or a per-channel vector; zero points likewise; data with
+ * exact ties (halves) and the specials of make_inputs (NaN, inf, 0 scales,
+ * INT32_MIN accumulators) */
+static bool case_quant(IrGraph *g, RgRng *r, OpKind op) {
+    Shape s = rshape(r, true, 0);
+    DType in = op == OP_QUANTIZE ? TY_F32 : op == OP_DEQUANTIZE ? TY_I8 : TY_I32;
+    int x = operand(g, r, in, s);
+    bool ties = rg_int(r, 0, 1);
+    if (op == OP_QUANTIZE && ties) /* halves: x / 1 has ties */
+        x = ir_binary(g, OP_MUL, ir_cast(g, operand(g, r, TY_I32, s), TY_F32, L0),
+                      ir_const(g, TY_F32, shape_scalar(), 0.5, L0), L0);
+    int axis = IR_NO_AXIS, kind = ties ? 0 : rg_int(r, 0, 2), sc, zp;
+    if (kind == 2 && s.ndim == 0) kind = 0;
+    if (kind == 0) { /* numbers; ties: 1 (quantize), 0.5 (acc * 0.5, requantize) */
+        static const double scales[] = {1.0, 0.5, 0.25, 1.0 / 3.0, 0.01, 40.0};
+        double v = ties ? (op == OP_QUANTIZE ? 1.0 : 0.5) : scales[rg_int(r, 0, 5)];
+        sc = ir_const(g, TY_F32, shape_scalar(), v, L0);
+        zp = ir_const(g, TY_I32, shape_scalar(), rg_int(r, -128, 127), L0);
+    } else if (kind == 1) { /* tensors of the data's shape */
+        sc = operand(g, r, TY_F32, s);
+        zp = operand(g, r, rg_int(r, 0, 1) ? TY_I32 : TY_I8, s);
+    } else { /* per channel */
+        axis = rg_int(r, 0, s.ndim - 1);
+        Shape v = {1, {s.d[axis]}};
+        sc = operand(g, r, TY_F32, v);
+        zp = operand(g, r, TY_I32, v);
+    }
+    int y = op == OP_QUANTIZE ? ir_quantize(g, x, sc, zp, axis, L0)
+            : op == OP_DEQUANTIZE
+                ? ir_dequantize(g, x, sc, zp, axis, L0)
+                : ir_requantize(g, x, sc, zp, rg_int(r, 0, 1) ? TY_I8 : TY_F32, axis, L0);
+    ir_mark_output(g, y);
+    return true;
+}
+
 static bool case_gather(IrGraph *g, RgRng *r, OpKind op) {
     Shape ts = rshape(r, true, 1), is = rshape(r, true, 0);
     if (ts.ndim + is.ndim - 1 > IR_MAXDIM) return false;
@@ -615,6 +673,12 @@ static CaseFn op_case(OpKind op) {
         return case_concat;
     case OP_MATMUL:
         return case_matmul;
+    case OP_QMATMUL:
+        return case_qmatmul;
+    case OP_QUANTIZE:
+    case OP_DEQUANTIZE:
+    case OP_REQUANTIZE:
+        return case_quant;
     case OP_GATHER:
         return case_gather;
     case OP_SCATTER_ADD:

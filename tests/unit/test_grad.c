@@ -919,6 +919,20 @@ Test(grad_nodiff, rules_give_none) {
             at.axis = 1;
             at.axes = 2;
             id = ir_add(g, (OpKind)op, &a, 1, &at, L(&c));
+        } else if (op == OP_QUANTIZE || op == OP_DEQUANTIZE || op == OP_REQUANTIZE ||
+                   op == OP_QMATMUL) {
+            int s = ir_const(g, TY_F32, shape_scalar(), 0.5, L(&c));
+            int z = ir_const(g, TY_I32, shape_scalar(), 0, L(&c));
+            int q = ir_quantize(g, a, s, z, IR_NO_AXIS, L(&c));
+            if (op == OP_QUANTIZE)
+                id = q;
+            else if (op == OP_DEQUANTIZE)
+                id = ir_dequantize(g, q, s, z, IR_NO_AXIS, L(&c));
+            else if (op == OP_REQUANTIZE)
+                id =
+                    ir_requantize(g, ir_cast(g, a, TY_I32, L(&c)), s, z, TY_F32, IR_NO_AXIS, L(&c));
+            else
+                id = ir_qmatmul(g, q, ir_transpose(g, q, 0, 1, L(&c)), L(&c));
         } else {
             cr_expect_fail("no way to build a node of OPF_NODIFF op %s in this test",
                            ir_ops[op].name);
