@@ -1,5 +1,5 @@
 /* bench_conv.c - convolution on the tt JIT against the reference runtime,
- * the GEMM alone and PyTorch CPU (DESIGN.md section 4).
+ * the GEMM alone and PyTorch CPU (spec/design.md section 4).
  *
  * For each shape (LeNet's two convolutions, ResNet-like 3x3 and 1x1 layers
  * with strides 1 and 2, 16-128 channels, 32x32 to 8x8 images, a depthwise

@@ -1,5 +1,5 @@
 /* bench_mlp.c - the MLP 784-128-10 through the whole tt stack, against
- * PyTorch CPU and hand-written C + OpenBLAS (DESIGN.md section 4).
+ * PyTorch CPU and hand-written C + OpenBLAS (spec/design.md section 4).
  *
  * tt runs a small program (MODEL below) in an interpreter made by
  * rt_new_interp, on the naive runtime and on the JIT; the bench calls its fns

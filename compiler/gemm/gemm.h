@@ -16,7 +16,7 @@
  * (BLIS order, KC 256 / MC 144 / NC 4080 balanced at run time) and the
  * thread split are plain C in gemm_driver.c. Every tile sums each element
  * in the same order, so results do not depend on the host's width. See
- * DESIGN.md section 4.
+ * spec/design.md section 4.
  *
  * tt_gemm_new returns a process-wide instance (reference counted): the
  * kernels are compiled on the first call only. tt_gemm_run may be called from

@@ -185,7 +185,7 @@ static int stmt_count(const char *src) {
     return n;
 }
 
-/* ---- the programs of DESIGN.md section 3, verbatim ---- */
+/* ---- the programs of spec/design.md section 3, verbatim ---- */
 
 static const char design_0[] =
     "# Comments start with '#'. Statements end at a newline (or ';').\n"
