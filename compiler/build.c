@@ -12,7 +12,7 @@
  * same shape, casting to the same dtype, reshaping to the same shape or an
  * identity permute return the input's id.
  */
-#include "ir.h"
+#include "build.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@
 
 #define SB 192
 
-__attribute__((format(printf, 2, 3))) static int fail(IrGraph *g, const char *fmt, ...) {
+int build_fail(IrGraph *g, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(g->err, sizeof g->err, fmt, ap);
@@ -29,9 +29,9 @@ __attribute__((format(printf, 2, 3))) static int fail(IrGraph *g, const char *fm
     return -1;
 }
 
-static bool valid_id(IrGraph *g, const char *what, int id) {
+bool build_valid(IrGraph *g, const char *what, int id) {
     if (id >= 0 && id < g->n) return true;
-    fail(g, "%s: operand %%%d is not a node of the graph (%d nodes)", what, id, g->n);
+    build_fail(g, "%s: operand %%%d is not a node of the graph (%d nodes)", what, id, g->n);
     return false;
 }
 
@@ -116,9 +116,9 @@ static int expand_to(IrGraph *g, int a, const Shape *s, SrcLoc loc) {
 int ir_unary(IrGraph *g, OpKind op, int a, SrcLoc loc) {
     if ((int)op < 0 || op >= OP__COUNT || ir_ops[op].arity != 1 ||
         !(ir_ops[op].flags & OPF_ELEMWISE) || op == OP_CAST)
-        return fail(g, "ir_unary: op %d is not an elementwise unary op", (int)op);
+        return build_fail(g, "ir_unary: op %d is not an elementwise unary op", (int)op);
     const char *name = ir_ops[op].name;
-    if (!valid_id(g, name, a)) return -1;
+    if (!build_valid(g, name, a)) return -1;
     if (ir_ops[op].flags & OPF_FLOAT) a = cast_to(g, a, TY_F32, loc);
     if (a < 0) return -1;
     return add1(g, op, a, NULL, loc);
@@ -129,7 +129,7 @@ int ir_unary(IrGraph *g, OpKind op, int a, SrcLoc loc) {
 static bool unify(IrGraph *g, const char *name, int *ids, int n, int first, bool float_only,
                   SrcLoc loc) {
     for (int i = 0; i < n; i++)
-        if (!valid_id(g, name, ids[i])) return false;
+        if (!build_valid(g, name, ids[i])) return false;
     Shape s = *shp(g, ids[0]);
     for (int i = 1; i < n; i++) {
         Shape t;
@@ -139,8 +139,8 @@ static bool unify(IrGraph *g, const char *name, int *ids, int n, int first, bool
             int j = 0;
             while (j < i && broadcast_shapes(shp(g, ids[j]), shp(g, ids[i]), &t)) j++;
             if (j == i) j = 0;
-            fail(g, "%s: cannot broadcast %s and %s", name, shape_str(shp(g, ids[j]), sa, SB),
-                 shape_str(shp(g, ids[i]), sb, SB));
+            build_fail(g, "%s: cannot broadcast %s and %s", name, shape_str(shp(g, ids[j]), sa, SB),
+                       shape_str(shp(g, ids[i]), sb, SB));
             return false;
         }
         s = t;
@@ -160,7 +160,7 @@ static bool unify(IrGraph *g, const char *name, int *ids, int n, int first, bool
 int ir_binary(IrGraph *g, OpKind op, int a, int b, SrcLoc loc) {
     if ((int)op < 0 || op >= OP__COUNT || ir_ops[op].arity != 2 ||
         !(ir_ops[op].flags & OPF_ELEMWISE))
-        return fail(g, "ir_binary: op %d is not an elementwise binary op", (int)op);
+        return build_fail(g, "ir_binary: op %d is not an elementwise binary op", (int)op);
     int ids[2] = {a, b};
     if (!unify(g, ir_ops[op].name, ids, 2, 0, (ir_ops[op].flags & OPF_FLOAT) != 0, loc)) return -1;
     return ir_add(g, op, ids, 2, NULL, loc);
@@ -173,8 +173,8 @@ int ir_where(IrGraph *g, int cond, int a, int b, SrcLoc loc) {
 }
 
 int ir_cast(IrGraph *g, int a, DType to, SrcLoc loc) {
-    if (!valid_id(g, "cast", a)) return -1;
-    if ((int)to < 0 || to >= TY__COUNT) return fail(g, "cast: unknown dtype %d", (int)to);
+    if (!build_valid(g, "cast", a)) return -1;
+    if ((int)to < 0 || to >= TY__COUNT) return build_fail(g, "cast: unknown dtype %d", (int)to);
     return cast_to(g, a, to, loc);
 }
 
@@ -188,9 +188,9 @@ static int norm_axis(int axis, int nd) {
 
 int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes, bool keepdims, SrcLoc loc) {
     if ((int)op < 0 || op >= OP__COUNT || ir_ops[op].shape != ir_ops[OP_SUM].shape)
-        return fail(g, "ir_reduce: op %d is not a reduction over axes", (int)op);
+        return build_fail(g, "ir_reduce: op %d is not a reduction over axes", (int)op);
     const char *name = ir_ops[op].name;
-    if (!valid_id(g, name, a)) return -1;
+    if (!build_valid(g, name, a)) return -1;
     const Shape *s = shp(g, a);
     char sa[SB];
     uint32_t mask = 0;
@@ -200,9 +200,9 @@ int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes, bool kee
         for (int i = 0; i < naxes; i++) {
             int ax = norm_axis(axes[i], s->ndim);
             if (ax < 0)
-                return fail(g, "%s: axis %d out of range for %s", name, axes[i],
-                            shape_str(s, sa, SB));
-            if (mask >> ax & 1u) return fail(g, "%s: axis %d repeated", name, axes[i]);
+                return build_fail(g, "%s: axis %d out of range for %s", name, axes[i],
+                                  shape_str(s, sa, SB));
+            if (mask >> ax & 1u) return build_fail(g, "%s: axis %d repeated", name, axes[i]);
             mask |= 1u << ax;
         }
     }
@@ -214,12 +214,12 @@ int ir_reduce(IrGraph *g, OpKind op, int a, const int *axes, int naxes, bool kee
 }
 
 int ir_argmax(IrGraph *g, int a, int axis, bool keepdims, SrcLoc loc) {
-    if (!valid_id(g, "argmax", a)) return -1;
+    if (!build_valid(g, "argmax", a)) return -1;
     const Shape *s = shp(g, a);
     int ax = norm_axis(axis, s->ndim);
     if (ax < 0) {
         char sa[SB];
-        return fail(g, "argmax: axis %d out of range for %s", axis, shape_str(s, sa, SB));
+        return build_fail(g, "argmax: axis %d out of range for %s", axis, shape_str(s, sa, SB));
     }
     IrAttr at = {0};
     at.axis = ax;
@@ -230,19 +230,20 @@ int ir_argmax(IrGraph *g, int a, int axis, bool keepdims, SrcLoc loc) {
 /* -- movement -- */
 
 int ir_reshape(IrGraph *g, int a, Shape s, SrcLoc loc) {
-    if (!valid_id(g, "reshape", a)) return -1;
+    if (!build_valid(g, "reshape", a)) return -1;
     const Shape *from = shp(g, a);
     char sa[SB], sb[SB];
     if (s.ndim < 0 || s.ndim > IR_MAXDIM)
-        return fail(g, "reshape: rank %d out of range (at most %d dimensions)", s.ndim, IR_MAXDIM);
+        return build_fail(g, "reshape: rank %d out of range (at most %d dimensions)", s.ndim,
+                          IR_MAXDIM);
     int infer = -1;
     int64_t known = 1;
     for (int i = 0; i < s.ndim; i++) {
         if (s.d[i] == -1) {
-            if (infer >= 0) return fail(g, "reshape: only one dimension can be -1");
+            if (infer >= 0) return build_fail(g, "reshape: only one dimension can be -1");
             infer = i;
         } else if (s.d[i] < 0) {
-            return fail(g, "reshape: negative dimension %lld", (long long)s.d[i]);
+            return build_fail(g, "reshape: negative dimension %lld", (long long)s.d[i]);
         } else {
             if (__builtin_mul_overflow(known, s.d[i], &known)) known = INT64_MAX;
         }
@@ -251,21 +252,21 @@ int ir_reshape(IrGraph *g, int a, Shape s, SrcLoc loc) {
     if (infer >= 0) {
         if (known == 0 || numel % known != 0) {
             shape_str(&s, sb, SB);
-            return fail(g, "reshape: cannot reshape %s (%lld elements) to %s",
-                        shape_str(from, sa, SB), (long long)numel, sb);
+            return build_fail(g, "reshape: cannot reshape %s (%lld elements) to %s",
+                              shape_str(from, sa, SB), (long long)numel, sb);
         }
         s.d[infer] = numel / known;
     }
     Shape t = shape_make(s.ndim, s.d);
     if (shape_numel(&t) != numel)
-        return fail(g, "reshape: cannot reshape %s (%lld elements) to %s (%lld elements)",
-                    shape_str(from, sa, SB), (long long)numel, shape_str(&t, sb, SB),
-                    (long long)shape_numel(&t));
+        return build_fail(g, "reshape: cannot reshape %s (%lld elements) to %s (%lld elements)",
+                          shape_str(from, sa, SB), (long long)numel, shape_str(&t, sb, SB),
+                          (long long)shape_numel(&t));
     return reshape_to(g, a, &t, loc);
 }
 
 int ir_permute(IrGraph *g, int a, const int *perm, SrcLoc loc) {
-    if (!valid_id(g, "permute", a)) return -1;
+    if (!build_valid(g, "permute", a)) return -1;
     int nd = shp(g, a)->ndim;
     IrAttr at = {0};
     bool seen[IR_MAXDIM] = {0}, ok = true, ident = true;
@@ -282,20 +283,20 @@ int ir_permute(IrGraph *g, int a, const int *perm, SrcLoc loc) {
         for (int i = 0; i < nd && n < SB; i++)
             n += (size_t)snprintf(buf + n, SB - n, "%s%d", i ? ", " : "", perm[i]);
         if (!nd) buf[0] = 0;
-        return fail(g, "permute: [%s] is not a permutation of %d axes", buf, nd);
+        return build_fail(g, "permute: [%s] is not a permutation of %d axes", buf, nd);
     }
     if (ident) return a;
     return add1(g, OP_PERMUTE, a, &at, loc);
 }
 
 int ir_transpose(IrGraph *g, int a, int d0, int d1, SrcLoc loc) {
-    if (!valid_id(g, "transpose", a)) return -1;
+    if (!build_valid(g, "transpose", a)) return -1;
     const Shape *s = shp(g, a);
     int x = norm_axis(d0, s->ndim), y = norm_axis(d1, s->ndim);
     if (x < 0 || y < 0) {
         char sa[SB];
-        return fail(g, "transpose: axis %d out of range for %s", x < 0 ? d0 : d1,
-                    shape_str(s, sa, SB));
+        return build_fail(g, "transpose: axis %d out of range for %s", x < 0 ? d0 : d1,
+                          shape_str(s, sa, SB));
     }
     int perm[IR_MAXDIM];
     for (int i = 0; i < s->ndim; i++) perm[i] = i;
@@ -305,17 +306,18 @@ int ir_transpose(IrGraph *g, int a, int d0, int d1, SrcLoc loc) {
 }
 
 int ir_broadcast_to(IrGraph *g, int a, Shape s, SrcLoc loc) {
-    if (!valid_id(g, "broadcast_to", a)) return -1;
+    if (!build_valid(g, "broadcast_to", a)) return -1;
     char sa[SB], sb[SB];
     if (s.ndim < 0 || s.ndim > IR_MAXDIM)
-        return fail(g, "broadcast_to: rank %d out of range (at most %d dimensions)", s.ndim,
-                    IR_MAXDIM);
+        return build_fail(g, "broadcast_to: rank %d out of range (at most %d dimensions)", s.ndim,
+                          IR_MAXDIM);
     for (int i = 0; i < s.ndim; i++)
-        if (s.d[i] < 0) return fail(g, "broadcast_to: negative dimension %lld", (long long)s.d[i]);
+        if (s.d[i] < 0)
+            return build_fail(g, "broadcast_to: negative dimension %lld", (long long)s.d[i]);
     Shape t = shape_make(s.ndim, s.d);
     if (!broadcastable_to(shp(g, a), &t))
-        return fail(g, "broadcast_to: cannot broadcast %s to %s", shape_str(shp(g, a), sa, SB),
-                    shape_str(&t, sb, SB));
+        return build_fail(g, "broadcast_to: cannot broadcast %s to %s",
+                          shape_str(shp(g, a), sa, SB), shape_str(&t, sb, SB));
     return expand_to(g, a, &t, loc);
 }
 
@@ -328,11 +330,11 @@ static int64_t clamp_index(int64_t i, int64_t dim) {
 }
 
 int ir_slice(IrGraph *g, int a, const IrSliceDim *dims, int ndims, SrcLoc loc) {
-    if (!valid_id(g, "slice", a)) return -1;
+    if (!build_valid(g, "slice", a)) return -1;
     const Shape *s = shp(g, a);
     char sa[SB];
     if (ndims < 0 || ndims > s->ndim)
-        return fail(g, "slice: too many indices (%d) for %s", ndims, shape_str(s, sa, SB));
+        return build_fail(g, "slice: too many indices (%d) for %s", ndims, shape_str(s, sa, SB));
     IrAttr at = {0};
     bool full = true;
     for (int i = 0; i < s->ndim; i++) {
@@ -340,7 +342,8 @@ int ir_slice(IrGraph *g, int a, const IrSliceDim *dims, int ndims, SrcLoc loc) {
         if (i < ndims) {
             const IrSliceDim *x = &dims[i];
             if (x->has_step) st = x->step;
-            if (st < 1) return fail(g, "slice: step must be positive, got %lld", (long long)st);
+            if (st < 1)
+                return build_fail(g, "slice: step must be positive, got %lld", (long long)st);
             if (x->has_start) b = clamp_index(x->start, d);
             if (x->has_stop) e = clamp_index(x->stop, d);
             if (e < b) e = b;
@@ -356,23 +359,24 @@ int ir_slice(IrGraph *g, int a, const IrSliceDim *dims, int ndims, SrcLoc loc) {
 }
 
 int ir_concat(IrGraph *g, const int *ins, int n, int axis, SrcLoc loc) {
-    if (n < 1) return fail(g, "concat: needs at least one operand");
+    if (n < 1) return build_fail(g, "concat: needs at least one operand");
     for (int i = 0; i < n; i++)
-        if (!valid_id(g, "concat", ins[i])) return -1;
+        if (!build_valid(g, "concat", ins[i])) return -1;
     const Shape *s0 = shp(g, ins[0]);
     char sa[SB], sb[SB];
     int ax = norm_axis(axis, s0->ndim);
-    if (ax < 0) return fail(g, "concat: axis %d out of range for %s", axis, shape_str(s0, sa, SB));
+    if (ax < 0)
+        return build_fail(g, "concat: axis %d out of range for %s", axis, shape_str(s0, sa, SB));
     DType t = dt(g, ins[0]);
     for (int k = 1; k < n; k++) {
         const Shape *s = shp(g, ins[k]);
         if (s->ndim != s0->ndim)
-            return fail(g, "concat: shapes %s and %s have different ranks", shape_str(s0, sa, SB),
-                        shape_str(s, sb, SB));
+            return build_fail(g, "concat: shapes %s and %s have different ranks",
+                              shape_str(s0, sa, SB), shape_str(s, sb, SB));
         for (int i = 0; i < s->ndim; i++)
             if (i != ax && s->d[i] != s0->d[i])
-                return fail(g, "concat: shapes %s and %s differ outside axis %d",
-                            shape_str(s0, sa, SB), shape_str(s, sb, SB), ax);
+                return build_fail(g, "concat: shapes %s and %s differ outside axis %d",
+                                  shape_str(s0, sa, SB), shape_str(s, sb, SB), ax);
         t = promote(t, dt(g, ins[k]));
     }
     if (n == 1) return ins[0];
@@ -393,26 +397,27 @@ done:
 /* -- matmul, gather -- */
 
 int ir_matmul(IrGraph *g, int a, int b, SrcLoc loc) {
-    if (!valid_id(g, "matmul", a) || !valid_id(g, "matmul", b)) return -1;
+    if (!build_valid(g, "matmul", a) || !build_valid(g, "matmul", b)) return -1;
     Shape x = *shp(g, a), y = *shp(g, b);
     /* the shapes as given, as text only for an error (traced on every step) */
     char sa[SB], sb[SB];
 #define SHAPES (shape_str(shp(g, a), sa, SB), shape_str(shp(g, b), sb, SB))
     if (x.ndim < 1 || y.ndim < 1)
-        return SHAPES,
-               fail(g, "matmul: operands must have at least 1 dimension, got %s @ %s", sa, sb);
+        return SHAPES, build_fail(g, "matmul: operands must have at least 1 dimension, got %s @ %s",
+                                  sa, sb);
     bool avec = x.ndim == 1, bvec = y.ndim == 1;
     if (avec) x = shape_make(2, (int64_t[]){1, x.d[0]});
     if (bvec) y = shape_make(2, (int64_t[]){y.d[0], 1});
     int64_t k1 = x.d[x.ndim - 1], k2 = y.d[y.ndim - 2];
     if (k1 != k2)
-        return SHAPES, fail(g, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb,
-                            (long long)k1, (long long)k2);
+        return SHAPES, build_fail(g, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb,
+                                  (long long)k1, (long long)k2);
     Shape ba = shape_make(x.ndim - 2, x.d), bb = shape_make(y.ndim - 2, y.d), batch;
     if (!broadcast_shapes(&ba, &bb, &batch))
-        return SHAPES, fail(g, "matmul: cannot broadcast batch dimensions of %s @ %s", sa, sb);
+        return SHAPES,
+               build_fail(g, "matmul: cannot broadcast batch dimensions of %s @ %s", sa, sb);
     if (batch.ndim + 2 > IR_MAXDIM)
-        return SHAPES, fail(g, "matmul: too many dimensions in %s @ %s", sa, sb);
+        return SHAPES, build_fail(g, "matmul: too many dimensions in %s @ %s", sa, sb);
 #undef SHAPES
     Shape tx = batch, ty = batch;
     tx.ndim = ty.ndim = batch.ndim + 2;
@@ -435,33 +440,34 @@ int ir_matmul(IrGraph *g, int a, int b, SrcLoc loc) {
 }
 
 int ir_gather(IrGraph *g, int table, int idx, SrcLoc loc) {
-    if (!valid_id(g, "gather", table) || !valid_id(g, "gather", idx)) return -1;
+    if (!build_valid(g, "gather", table) || !build_valid(g, "gather", idx)) return -1;
     char sa[SB], sb[SB];
     if (dt(g, idx) == TY_F32)
-        return fail(g, "gather: indices must be i32, got %s", dtype_name(dt(g, idx)));
+        return build_fail(g, "gather: indices must be i32, got %s", dtype_name(dt(g, idx)));
     const Shape *t = shp(g, table), *ix = shp(g, idx);
     if (t->ndim < 1)
-        return fail(g, "gather: table must have at least 1 dimension, got %s",
-                    shape_str(t, sa, SB));
+        return build_fail(g, "gather: table must have at least 1 dimension, got %s",
+                          shape_str(t, sa, SB));
     if (ix->ndim + t->ndim - 1 > IR_MAXDIM)
-        return fail(g, "gather: result of table %s and indices %s has too many dimensions",
-                    shape_str(t, sa, SB), shape_str(ix, sb, SB));
+        return build_fail(g, "gather: result of table %s and indices %s has too many dimensions",
+                          shape_str(t, sa, SB), shape_str(ix, sb, SB));
     if ((idx = cast_to(g, idx, TY_I32, loc)) < 0) return -1;
     int ids[2] = {table, idx};
     return ir_add(g, OP_GATHER, ids, 2, NULL, loc);
 }
 
 int ir_conv2d(IrGraph *g, int x, int w, int bias, const IrWindow *win, SrcLoc loc) {
-    if (!valid_id(g, "conv2d", x) || !valid_id(g, "conv2d", w)) return -1;
+    if (!build_valid(g, "conv2d", x) || !build_valid(g, "conv2d", w)) return -1;
     if (bias >= 0) { /* checked first: a failed call adds nothing */
-        if (!valid_id(g, "conv2d", bias)) return -1;
+        if (!build_valid(g, "conv2d", bias)) return -1;
         const Shape *bs = shp(g, bias), *ws = shp(g, w);
         char sa[SB], sb[SB];
         if (dt(g, bias) != TY_F32)
-            return fail(g, "conv2d: bias must be f32, got %s", dtype_name(dt(g, bias)));
+            return build_fail(g, "conv2d: bias must be f32, got %s", dtype_name(dt(g, bias)));
         if (ws->ndim == 4 && (bs->ndim != 1 || bs->d[0] != ws->d[0]))
-            return fail(g, "conv2d: bias %s does not match the %lld output channels of weight %s",
-                        shape_str(bs, sa, SB), (long long)ws->d[0], shape_str(ws, sb, SB));
+            return build_fail(
+                g, "conv2d: bias %s does not match the %lld output channels of weight %s",
+                shape_str(bs, sa, SB), (long long)ws->d[0], shape_str(ws, sb, SB));
     }
     IrAttr at;
     memset(&at, 0, sizeof at);
@@ -477,7 +483,7 @@ int ir_conv2d(IrGraph *g, int x, int w, int bias, const IrWindow *win, SrcLoc lo
 
 int ir_pool2d(IrGraph *g, OpKind op, int x, const IrWindow *win, SrcLoc loc) {
     TT_ASSERT(op == OP_MAX_POOL2D || op == OP_AVG_POOL2D);
-    if (!valid_id(g, ir_ops[op].name, x)) return -1;
+    if (!build_valid(g, ir_ops[op].name, x)) return -1;
     IrAttr at;
     memset(&at, 0, sizeof at);
     at.win = *win;

@@ -9,40 +9,25 @@
  * columns of an [N, C] activation. A float zero point is cast to i32
  * (truncated); the front end checks it is whole.
  */
-#include "ir.h"
+#include "build.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 
 #define SB 192
 
-__attribute__((format(printf, 2, 3))) static int fail(IrGraph *g, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g->err, sizeof g->err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-static bool valid(IrGraph *g, const char *op, int id) {
-    if (id >= 0 && id < g->n) return true;
-    fail(g, "%s: operand %%%d is not a node of the graph (%d nodes)", op, id, g->n);
-    return false;
-}
-
 /* p (scale or zero point, named what) as dtype dt of x's shape s */
 static int param_to(IrGraph *g, const char *op, const char *what, int p, DType dt, const Shape *s,
                     int axis, SrcLoc loc) {
-    if (!valid(g, op, p)) return -1;
+    if (!build_valid(g, op, p)) return -1;
     const Shape *ps = &ir_node(g, p)->shape;
     char sa[SB], sb[SB];
     if (axis != IR_NO_AXIS) {
         int ax = axis < 0 ? axis + s->ndim : axis;
         if (ax < 0 || ax >= s->ndim)
-            return fail(g, "%s: axis %d out of range for %s", op, axis, shape_str(s, sa, SB));
+            return build_fail(g, "%s: axis %d out of range for %s", op, axis, shape_str(s, sa, SB));
         if (shape_numel(ps) != 1 || ps->ndim > 1) {
             if (ps->ndim != 1 || ps->d[0] != s->d[ax])
-                return fail(
+                return build_fail(
                     g, "%s: per-channel %s must be a vector of %lld (axis %d of %s), got %s", op,
                     what, (long long)s->d[ax], axis, shape_str(s, sa, SB), shape_str(ps, sb, SB));
             Shape r = {s->ndim, {0}};
@@ -57,8 +42,8 @@ static int param_to(IrGraph *g, const char *op, const char *what, int p, DType d
             ok = a == b || a == 1;
         }
         if (!ok)
-            return fail(g, "%s: cannot broadcast %s %s to the input's shape %s", op, what,
-                        shape_str(ps, sb, SB), shape_str(s, sa, SB));
+            return build_fail(g, "%s: cannot broadcast %s %s to the input's shape %s", op, what,
+                              shape_str(ps, sb, SB), shape_str(s, sa, SB));
     }
     if ((p = ir_cast(g, p, dt, loc)) < 0) return -1;
     return ir_broadcast_to(g, p, *s, loc);
@@ -67,11 +52,11 @@ static int param_to(IrGraph *g, const char *op, const char *what, int p, DType d
 static int quant_op(IrGraph *g, OpKind op, DType in_dt, DType out_dt, int x, int scale, int zp,
                     int axis, SrcLoc loc) {
     const char *name = ir_ops[op].name;
-    if (!valid(g, name, x)) return -1;
+    if (!build_valid(g, name, x)) return -1;
     const IrNode *xn = ir_node(g, x);
     if (xn->dtype != in_dt)
-        return fail(g, "%s: expects %s data, got %s", name, dtype_name(in_dt),
-                    dtype_name(xn->dtype));
+        return build_fail(g, "%s: expects %s data, got %s", name, dtype_name(in_dt),
+                          dtype_name(xn->dtype));
     Shape s = xn->shape;
     int ids[3] = {x, -1, -1};
     if ((ids[1] = param_to(g, name, "scale", scale, TY_F32, &s, axis, loc)) < 0) return -1;
@@ -91,40 +76,42 @@ int ir_dequantize(IrGraph *g, int q, int scale, int zp, int axis, SrcLoc loc) {
 
 int ir_requantize(IrGraph *g, int acc, int scale, int zp, DType to, int axis, SrcLoc loc) {
     if (to != TY_I8 && to != TY_F32)
-        return fail(g, "requantize: the result dtype must be i8 or f32, got %s",
-                    (int)to >= 0 && to < TY__COUNT ? dtype_name(to) : "?");
+        return build_fail(g, "requantize: the result dtype must be i8 or f32, got %s",
+                          (int)to >= 0 && to < TY__COUNT ? dtype_name(to) : "?");
     return quant_op(g, OP_REQUANTIZE, TY_I32, to, acc, scale, zp, axis, loc);
 }
 
 /* numpy matmul rules (1-D operands, broadcast batch dims), no promotion */
 int ir_qmatmul(IrGraph *g, int a, int b, SrcLoc loc) {
-    if (!valid(g, "qmatmul", a) || !valid(g, "qmatmul", b)) return -1;
+    if (!build_valid(g, "qmatmul", a) || !build_valid(g, "qmatmul", b)) return -1;
     Shape x = ir_node(g, a)->shape, y = ir_node(g, b)->shape;
     char sa[SB], sb[SB];
 #define SHAPES (shape_str(&ir_node(g, a)->shape, sa, SB), shape_str(&ir_node(g, b)->shape, sb, SB))
     if (ir_node(g, a)->dtype != TY_I8 || ir_node(g, b)->dtype != TY_I8)
-        return fail(g, "qmatmul: expects i8 operands, got %s and %s",
-                    dtype_name(ir_node(g, a)->dtype), dtype_name(ir_node(g, b)->dtype));
+        return build_fail(g, "qmatmul: expects i8 operands, got %s and %s",
+                          dtype_name(ir_node(g, a)->dtype), dtype_name(ir_node(g, b)->dtype));
     if (x.ndim < 1 || y.ndim < 1)
         return SHAPES,
-               fail(g, "qmatmul: operands must have at least 1 dimension, got %s @ %s", sa, sb);
+               build_fail(g, "qmatmul: operands must have at least 1 dimension, got %s @ %s", sa,
+                          sb);
     bool avec = x.ndim == 1, bvec = y.ndim == 1;
     if (avec) x = shape_make(2, (int64_t[]){1, x.d[0]});
     if (bvec) y = shape_make(2, (int64_t[]){y.d[0], 1});
     int64_t k1 = x.d[x.ndim - 1], k2 = y.d[y.ndim - 2];
     if (k1 != k2)
-        return SHAPES, fail(g, "qmatmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb,
-                            (long long)k1, (long long)k2);
+        return SHAPES, build_fail(g, "qmatmul shape mismatch: %s @ %s (inner %lld != %lld)", sa, sb,
+                                  (long long)k1, (long long)k2);
     /* batch dims: NumPy broadcast of both prefixes */
     int nb = (x.ndim > y.ndim ? x.ndim : y.ndim) - 2;
     if (nb + 2 > IR_MAXDIM)
-        return SHAPES, fail(g, "qmatmul: too many dimensions in %s @ %s", sa, sb);
+        return SHAPES, build_fail(g, "qmatmul: too many dimensions in %s @ %s", sa, sb);
     Shape tx = {nb + 2, {0}}, ty = {nb + 2, {0}};
     for (int i = 0; i < nb; i++) {
         int ia = i - (nb - (x.ndim - 2)), ib = i - (nb - (y.ndim - 2));
         int64_t da = ia >= 0 ? x.d[ia] : 1, db = ib >= 0 ? y.d[ib] : 1;
         if (da != db && da != 1 && db != 1)
-            return SHAPES, fail(g, "qmatmul: cannot broadcast batch dimensions of %s @ %s", sa, sb);
+            return SHAPES,
+                   build_fail(g, "qmatmul: cannot broadcast batch dimensions of %s @ %s", sa, sb);
         tx.d[i] = ty.d[i] = da == 1 ? db : da;
     }
 #undef SHAPES

@@ -8,33 +8,22 @@
  * came from), which is what sort, topk and quantile need. The row numbers
  * come from a cumsum of ones, so the graph needs no data of its own.
  */
-#include "ir.h"
+#include "build.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 
 #define SB 192
 
-__attribute__((format(printf, 2, 3))) static int fail(IrGraph *g, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g->err, sizeof g->err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* axis normalized against a's rank, or -1 with g->err naming op */
 static int axis_of(IrGraph *g, const char *op, int a, int axis) {
-    if (a < 0 || a >= g->n) {
-        fail(g, "%s: operand %%%d is not a node of the graph (%d nodes)", op, a, g->n);
-        return -1;
-    }
+    if (!build_valid(g, op, a)) return -1;
     const Shape *s = &ir_node(g, a)->shape;
     int ax = axis < 0 ? axis + s->ndim : axis;
     if (ax < 0 || ax >= s->ndim) {
         char sa[SB];
-        if (s->ndim == 0) return fail(g, "%s: expects a tensor of at least one dimension", op);
-        return fail(g, "%s: axis %d out of range for %s", op, axis, shape_str(s, sa, SB));
+        if (s->ndim == 0)
+            return build_fail(g, "%s: expects a tensor of at least one dimension", op);
+        return build_fail(g, "%s: axis %d out of range for %s", op, axis, shape_str(s, sa, SB));
     }
     return ax;
 }
@@ -75,16 +64,15 @@ static int move_axis(IrGraph *g, int x, int ax, bool back, SrcLoc loc) {
 int ir_take_along(IrGraph *g, int x, int idx, int axis, SrcLoc loc) {
     int ax = axis_of(g, "take_along", x, axis);
     if (ax < 0) return -1;
-    if (idx < 0 || idx >= g->n)
-        return fail(g, "take_along: operand %%%d is not a node of the graph", idx);
+    if (!build_valid(g, "take_along", idx)) return -1;
     Shape xs = ir_node(g, x)->shape, is = ir_node(g, idx)->shape;
     char sa[SB], sb[SB];
     bool ok = is.ndim == xs.ndim && ir_node(g, idx)->dtype == TY_I32;
     for (int i = 0; ok && i < xs.ndim; i++) ok = i == ax || is.d[i] == xs.d[i];
     if (!ok)
-        return fail(g, "take_along: indices %s %s do not match %s along axis %d",
-                    dtype_name(ir_node(g, idx)->dtype), shape_str(&is, sa, SB),
-                    shape_str(&xs, sb, SB), ax);
+        return build_fail(g, "take_along: indices %s %s do not match %s along axis %d",
+                          dtype_name(ir_node(g, idx)->dtype), shape_str(&is, sa, SB),
+                          shape_str(&xs, sb, SB), ax);
     int nd = xs.ndim;
     int64_t A = xs.d[ax], K = is.d[ax], R = 1;
     for (int i = 0; i < nd; i++)
