@@ -27,6 +27,21 @@ typedef struct KernelErr {
     char msg[200]; /* "index 5 out of range for axis of size 2" */
 } KernelErr;
 
+/* How a number becomes an integer element (a CONST, a 0-d input):
+ * saturating, truncating float -> integer conversions (NaN -> 0). */
+static inline int32_t sat_i32(double x) {
+    if (x != x) return 0;
+    if (x >= 2147483648.0) return INT32_MAX;
+    if (x <= -2147483649.0) return INT32_MIN;
+    return (int32_t)x;
+}
+static inline int8_t sat_i8(double x) {
+    if (x != x) return 0;
+    if (x >= 128.0) return INT8_MAX;
+    if (x <= -129.0) return INT8_MIN;
+    return (int8_t)(int)x;
+}
+
 /* in: the node's nin inputs; out: preallocated, shape and dtype of the node.
  * INPUT nodes are never passed to kernels (the runtime binds them). err:
  * cleared by the caller; a kernel that reads indices checks every one

@@ -41,20 +41,6 @@ static inline int8_t div_i8(int8_t a, int8_t b) {
     return wrap_i8((uint32_t)((int)a / (int)b)); /* -128 / -1 wraps to -128 */
 }
 
-/* Saturating, truncating float -> integer conversions (NaN -> 0). */
-static inline int32_t sat_i32(double x) {
-    if (x != x) return 0;
-    if (x >= 2147483648.0) return INT32_MAX;
-    if (x <= -2147483649.0) return INT32_MIN;
-    return (int32_t)x;
-}
-static inline int8_t sat_i8(double x) {
-    if (x != x) return 0;
-    if (x >= 128.0) return INT8_MAX;
-    if (x <= -129.0) return INT8_MIN;
-    return (int8_t)(int)x;
-}
-
 static inline float sigmoid_f32(float x) {
     /* never exponentiates a positive number: no overflow for large |x| */
     if (x >= 0) return 1.0f / (1.0f + expf(-x));

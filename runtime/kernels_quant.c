@@ -12,14 +12,6 @@
 
 #include "kernels.h"
 
-/* double -> i8: saturates at [-128, 127], NaN -> 0 (as kern_cast_ref) */
-static inline int8_t sat_i8(double v) {
-    if (v != v) return 0;
-    if (v >= 127.0) return INT8_MAX;
-    if (v <= -128.0) return INT8_MIN;
-    return (int8_t)(int)v;
-}
-
 /* in[0] x f32[...], in[1] scale f32[...], in[2] zp i32[...] -> i8[...]:
  * sat_i8(round_half_even(x / scale) + zp) */
 void kern_quantize_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {

@@ -21,32 +21,10 @@
 #include <math.h>
 #include <string.h>
 
-/* The conversions of a CONST (kern_const_ref, the JIT's const_expr):
- * ints saturate, NaN is 0. */
-static int32_t sat32(double v) {
-    return v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
-}
-static int8_t sat8(double v) {
-    return v != v ? 0 : v >= 127.0 ? INT8_MAX : v <= -128.0 ? INT8_MIN : (int8_t)(int)v;
-}
-
 int rt_scalar_node(Interp *I, DType dt, double x, bool literal) {
     if (literal || I->scalar_consts)
         return rt_check_node(I, ir_const(&I->g, dt, shape_scalar(), x, I->loc));
-    Tensor *t = rt_tensor_new(I, dt, shape_scalar());
-    switch (dt) {
-    case TY_F32:
-        *(float *)t->buf->data = (float)x;
-        break;
-    case TY_I32:
-        *(int32_t *)t->buf->data = sat32(x);
-        break;
-    case TY_I8:
-        *(int8_t *)t->buf->data = sat8(x);
-        break;
-    default:
-        TT_UNREACHABLE();
-    }
+    Tensor *t = rt_tensor_scalar(I, dt, x); /* converted as the CONST would be */
     int id = rt_node(I, t);
     rt_release(I, vtensor(t)); /* the graph keeps the buffer bound to its node */
     return id;

@@ -139,10 +139,10 @@ Tensor *rt_tensor_scalar(Interp *I, DType dt, double x) {
         *(float *)t->buf->data = (float)x;
         break;
     case TY_I32:
-        *(int32_t *)t->buf->data = (int32_t)x;
+        *(int32_t *)t->buf->data = sat_i32(x); /* as a CONST converts it */
         break;
     case TY_I8:
-        *(int8_t *)t->buf->data = (int8_t)x;
+        *(int8_t *)t->buf->data = sat_i8(x);
         break;
     default:
         TT_UNREACHABLE();
