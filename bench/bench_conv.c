@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_cpu.h"
 #include "gemm.h"
 #include "jit.h"
 #include "kernels.h"
@@ -321,17 +322,6 @@ static Torch run_torch(int threads, bool quick) {
     return t;
 }
 
-static void cpu_model(void) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0) {
-            printf("CPU: %s", strchr(line, ':') ? strchr(line, ':') + 2 : line);
-            break;
-        }
-    if (f) fclose(f);
-}
-
 static double gflops(double flop, double us) {
     return flop / (us * 1e3);
 }
@@ -365,7 +355,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_conv: %s\n", gerr);
         return 1;
     }
-    cpu_model();
+    bench_print_cpu();
     printf("GEMM tile: %d lanes; median GFLOP/s (fwd: 2*N*O*Ho*Wo*K, fwd+bwd: 3x that); "
            "ratios above 1: tt faster\n",
            tt_gemm_lanes(gemm));

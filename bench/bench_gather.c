@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_cpu.h"
 #include "jit.h"
 #include "loop.h"
 
@@ -114,6 +115,7 @@ static double median(Timed *t) {
 }
 
 int main(int argc, char **argv) {
+    bench_print_cpu();
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     double sample_s = quick ? 0.005 : 0.02, total_s = quick ? 0.5 : 2.0;
     Case cases[3];

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_cpu.h"
 #include "gemm.h"
 
 void openblas_set_num_threads(int);
@@ -146,6 +147,7 @@ static float *rand_mat(size_t n) {
 }
 
 int main(int argc, char **argv) {
+    bench_print_cpu();
     bool quick = false, do_naive = true;
     int maxthreads = 2;
     for (int i = 1; i < argc; i++) {

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_cpu.h"
 #include "gemm.h"
 #include "jit.h"
 #include "value.h"
@@ -345,6 +346,7 @@ static void row(const char *what, double naive, double jit, double blas, double 
 }
 
 int main(int argc, char **argv) {
+    bench_print_cpu();
     int threads = 1;
     bool quick = false, torch = true;
     const char *only = NULL;
