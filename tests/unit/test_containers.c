@@ -9,47 +9,9 @@
 #include <string.h>
 
 #include "containers.h"
-#include "eval.h"
+#include "interp_fixture.h"
 
-static Interp *I;
-static FILE *diag_out;
-
-static void setup(void) {
-    I = rt_new_interp();
-    diag_out = tmpfile();
-    diag_set_stream(diag_out);
-    diag_reset_count();
-}
-
-static void teardown(void) {
-    rt_free_interp(I);
-    diag_set_stream(NULL);
-    fclose(diag_out);
-    diag_reset_count();
-}
-
-static int run(const char *src) {
-    return rt_run_source(I, "<test>", src, strlen(src), false);
-}
-
-static const char *diags(void) {
-    static char buf[8192];
-    fflush(diag_out);
-    long n = ftell(diag_out);
-    rewind(diag_out);
-    size_t got = fread(buf, 1, n < (long)sizeof buf - 1 ? (size_t)n : sizeof buf - 1, diag_out);
-    buf[got] = 0;
-    fseek(diag_out, 0, SEEK_END);
-    return buf;
-}
-
-static Value global(const char *name) {
-    Value *v = env_find_local(I->globals, name);
-    cr_assert(v, "no global %s", name);
-    return *v;
-}
-
-TestSuite(containers, .init = setup, .fini = teardown);
+TestSuite(containers, .init = fixture_open, .fini = fixture_close);
 
 /* -- dicts -- */
 
@@ -110,20 +72,21 @@ Test(containers, dict_keys_hash_by_value) {
 }
 
 Test(containers, unhashable_keys_are_errors) {
-    cr_assert_eq(run("let d = dict()\nd[[1]] = 2\n"), 1);
-    cr_assert(strstr(diags(), "unhashable type: 'list'"), "%s", diags());
-    cr_assert_eq(run("let e = dict()\ne[(1, [2])] = 2\n"), 1);
-    cr_assert(strstr(diags(), "unhashable type: 'list'"), "%s", diags());
-    cr_assert_eq(run("let f = dict()\nf[dict()] = 2\n"), 1);
-    cr_assert(strstr(diags(), "unhashable type: 'dict'"), "%s", diags());
+    cr_assert_eq(fixture_run("let d = dict()\nd[[1]] = 2\n"), 1);
+    cr_assert(strstr(fixture_diags(), "unhashable type: 'list'"), "%s", fixture_diags());
+    cr_assert_eq(fixture_run("let e = dict()\ne[(1, [2])] = 2\n"), 1);
+    cr_assert(strstr(fixture_diags(), "unhashable type: 'list'"), "%s", fixture_diags());
+    cr_assert_eq(fixture_run("let f = dict()\nf[dict()] = 2\n"), 1);
+    cr_assert(strstr(fixture_diags(), "unhashable type: 'dict'"), "%s", fixture_diags());
 }
 
 Test(containers, dict_equality_ignores_order) {
-    cr_assert_eq(run("let a = dict(x=1, y=[2])\nlet b = dict(y=[2], x=1.0)\nlet same = a == b\n"
-                     "let c = dict(x=1)\nlet differ = a == c\n"),
-                 0, "%s", diags());
-    cr_assert(global("same").b);
-    cr_assert(!global("differ").b);
+    cr_assert_eq(
+        fixture_run("let a = dict(x=1, y=[2])\nlet b = dict(y=[2], x=1.0)\nlet same = a == b\n"
+                    "let c = dict(x=1)\nlet differ = a == c\n"),
+        0, "%s", fixture_diags());
+    cr_assert(fixture_global("same").b);
+    cr_assert(!fixture_global("differ").b);
 }
 
 /* -- UTF-8 -- */
@@ -221,10 +184,10 @@ Test(containers, int_tensor_floordiv_and_mod_follow_python) {
                  "    ms.append(tolist(a %% tensor(b, dtype=\"i32\")))\n"
                  "}\n",
                  backends[be]);
-        cr_assert_eq(run(src), 0, "%s", diags());
+        cr_assert_eq(fixture_run(src), 0, "%s", fixture_diags());
         static const int64_t as[] = {-9, -8, -7, -5, -3, -1, 0, 1, 3, 5, 7, 8, 9, 2147483647};
         static const int64_t bs[] = {-4, -3, -1, 1, 2, 5};
-        List *qs = (List *)global("qs").o, *ms = (List *)global("ms").o;
+        List *qs = (List *)fixture_global("qs").o, *ms = (List *)fixture_global("ms").o;
         for (int j = 0; j < 6; j++) {
             List *q = (List *)qs->items[j].o, *m = (List *)ms->items[j].o;
             for (int i = 0; i < 14; i++) {
@@ -244,7 +207,7 @@ Test(containers, int_tensor_floordiv_and_mod_follow_python) {
 static const AstNode *parse_expr(Arena *ar, const char *src) {
     int nerr = 0;
     AstNode *p = parse_source(ar, "<test>", src, strlen(src), &nerr);
-    cr_assert_eq(nerr, 0, "%s", diags());
+    cr_assert_eq(nerr, 0, "%s", fixture_diags());
     cr_assert_eq(p->list.len, 1);
     cr_assert_eq(p->list.items[0]->kind, AST_EXPR_STMT);
     return p->list.items[0]->a;

@@ -14,43 +14,22 @@
 #include "eval.h"
 #include "loop.h"
 #include "stack.h"
-
-static Interp *I;
-static FILE *diag_out;
+#include "interp_fixture.h"
 
 /* Every test runs in a process of its own (Criterion), so the variable
  * does not leak; rt_new_interp measures the budget anew. */
 static void setup(void) {
     setenv("TT_STACK_LIMIT", "64K", 1);
-    I = rt_new_interp();
-    diag_out = tmpfile();
-    diag_set_stream(diag_out);
-    diag_reset_count();
+    fixture_open();
 }
 
 static void teardown(void) {
-    rt_free_interp(I);
-    diag_set_stream(NULL);
-    fclose(diag_out);
-    diag_reset_count();
+    fixture_close();
     diag_shutdown();
 }
 
 TestSuite(stack, .init = setup, .fini = teardown);
 TestSuite(stack_guard);
-
-/* Everything written to the diagnostics stream so far (static buffer: the
- * quoted source lines of long chains are long). */
-static const char *diags(void) {
-    static char buf[1 << 20];
-    fflush(diag_out);
-    long n = ftell(diag_out);
-    rewind(diag_out);
-    size_t got = fread(buf, 1, n < (long)sizeof buf - 1 ? (size_t)n : sizeof buf - 1, diag_out);
-    buf[got] = 0;
-    fseek(diag_out, 0, SEEK_END);
-    return buf;
-}
 
 /* prefix, then `n` copies of term joined by op, on one line; the caller
  * frees it. */
@@ -127,9 +106,10 @@ Test(stack_guard, suffixes_and_bad_values) {
 Test(stack, checker_reports_a_long_chain) {
     char *src = chain("let x = ", "1", " + ", 5000);
     cr_expect_eq(run("<chain>", src), 1);
-    cr_expect(strstr(diags(), "<chain>:1:9: error: expression too deeply nested for the 64 KiB "
-                              "stack limit (TT_STACK_LIMIT)"),
-              "%s", diags());
+    cr_expect(strstr(fixture_diags(),
+                     "<chain>:1:9: error: expression too deeply nested for the 64 KiB "
+                     "stack limit (TT_STACK_LIMIT)"),
+              "%s", fixture_diags());
     free(src);
 }
 
@@ -163,7 +143,7 @@ Test(stack, evaluator_reports_long_chains) {
         eval_unchecked(cases[i][0], src);
         free(src);
     }
-    const char *d = diags();
+    const char *d = fixture_diags();
     cr_expect(strstr(d, "<add>:1:9: error: expression too deeply nested"), "%s", d);
     cr_expect(strstr(d, "<and>:1:9: error: expression too deeply nested"), "%s", d);
     cr_expect(strstr(d, "<str>:1:9: error: expression too deeply nested"), "%s", d);
@@ -177,13 +157,13 @@ Test(stack, recursion_points_at_the_call) {
                               "}\n"
                               "f(800)\n"),
                  1);
-    cr_expect(strstr(diags(), "<rec>:3:12: error: stack overflow: recursion too deep ("), "%s",
-              diags());
-    cr_expect(strstr(diags(), "note: in f, called from f here"), "%s", diags());
+    cr_expect(strstr(fixture_diags(), "<rec>:3:12: error: stack overflow: recursion too deep ("),
+              "%s", fixture_diags());
+    cr_expect(strstr(fixture_diags(), "note: in f, called from f here"), "%s", fixture_diags());
 }
 
 Test(stack, repl_keeps_its_state) {
-    cr_assert_eq(run("<stdin:1>", "let x = 41\nlet l = [x]\n"), 0, "%s", diags());
+    cr_assert_eq(run("<stdin:1>", "let x = 41\nlet l = [x]\n"), 0, "%s", fixture_diags());
     char *src = chain("x + ", "1", " + ", 5000);
     cr_expect_eq(run("<stdin:2>", src), 1);
     free(src);
@@ -192,7 +172,7 @@ Test(stack, repl_keeps_its_state) {
                  1);
     cr_expect_eq(I->nframes, 0);
     cr_expect_eq(I->depth, 0);
-    cr_assert_eq(run("<stdin:4>", "x = x + 1\nl.append(x)\n"), 0, "%s", diags());
+    cr_assert_eq(run("<stdin:4>", "x = x + 1\nl.append(x)\n"), 0, "%s", fixture_diags());
     Value *x = env_find_local(I->globals, "x");
     cr_assert(x);
     cr_expect_eq(x->i, 42);
