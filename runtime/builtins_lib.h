@@ -88,6 +88,7 @@ void lib_register_conv(Interp *I); /* builtins_conv.c */
 void lib_register_sort(Interp *I); /* builtins_sort.c */
 void lib_register_text(Interp *I); /* builtins_text.c: tokenizers */
 void lib_register_lm(Interp *I);   /* builtins_lm.c: language-model training helpers */
+void lib_register_bench(Interp *I); /* builtins_bench.c: bench() */
 /* builtins_quant.c: quantize, dequantize, qmatmul, requantize */
 void lib_register_quant(Interp *I);
 /* accuracy(pred, labels) as a C number (builtins_math.c), used by fit. */

@@ -656,5 +656,6 @@ void rt_register_tensor_builtins(Interp *I) {
     lib_register_sort(I);
     lib_register_text(I);
     lib_register_lm(I);
+    lib_register_bench(I);
     lib_register_quant(I);
 }

@@ -241,6 +241,8 @@ struct Interp {
     /* errors: rt_error longjmps here */
     jmp_buf *on_error;
     SrcLoc loc; /* span of the expression being evaluated */
+    const AstNode *top_stmt; /* the top-level expression statement being run, if any:
+                                bench() prints its summary when it is that call */
     CallFrame *frames;
     int nframes, capframes;
 
