@@ -19,6 +19,7 @@
 #include "objcache.h"
 #include "repl.h"
 #include "signals.h"
+#include "trace.h"
 
 #ifndef TT_VERSION /* CMake passes the project version */
 #define TT_VERSION "0.1.0"
@@ -35,6 +36,8 @@ static void usage(FILE *out) {
           "  --seed=N           seed of the global random generator (default 0)\n"
           "  --profile          at exit: the per-op table (naive), or compile time, cache\n"
           "                     hits and the slowest kernels (jit)\n"
+          "  --trace=FILE       write Chrome trace events (graph runs, compiles, kernels\n"
+          "                     or ops, threads) to FILE, for Perfetto or chrome://tracing\n"
           "  --dump=graph       print each execution graph before it runs\n"
           "  --dump=fuse        print the fused kernels of each graph the JIT compiles\n"
           "  --dump=loops       print the loop IR of each graph the JIT compiles\n"
@@ -355,6 +358,7 @@ int main(int argc, char **argv) {
     bool check = false, profile = false, dump_graph = false, quiet = false;
     bool dump_fuse = false, dump_loops = false;
     bool cache_info = false, cache_clear = false;
+    const char *trace = NULL;
     long long seed = 0;
     int threads = 0, opt_level = 2, i; /* threads 0: all online cores */
     for (i = 1; i < argc; i++) {
@@ -398,6 +402,8 @@ int main(int argc, char **argv) {
                         a + 7);
                 return 2;
             }
+        } else if (strncmp(a, "--trace=", 8) == 0 && a[8]) {
+            trace = a + 8;
         } else if (strncmp(a, "--threads=", 10) == 0) {
             threads = atoi(a + 10);
             if (threads < 1) {
@@ -439,6 +445,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ttrun: error: %s\n", lerr);
         return 2;
     }
+    if (trace && file && !check) rt_trace_start(trace);
     Interp *I = rt_new_interp();
     /* Ctrl-C and SIGTERM (signals.h); the library never installs them.
      * After the prelude: an interrupt there would leave it half loaded. */
@@ -477,6 +484,11 @@ int main(int argc, char **argv) {
                     (long long)st.hits);
             jit_print_profile(I->jit, stderr, 15);
         }
+    }
+    char terr[512];
+    if (!rt_trace_finish(terr, sizeof terr)) {
+        fprintf(stderr, "ttrun: error: --trace: %s\n", terr);
+        rc = 1;
     }
     rt_free_interp(I);
     diag_shutdown();

@@ -49,10 +49,12 @@ typedef struct Entry {
 
 /* What the generated code passes back to tt_jit_gemm: bufs[nin + nout + 1]. */
 typedef struct JitRt {
-    TtGemm *gemm; /* the process-wide GEMM, taken at the first graph with a matmul */
-    int threads;  /* >= 1 */
-    double *kns;  /* profiling: the running entry's per-kernel ns (tt_jit_tick) */
-    double last;  /* the time of the last tick */
+    TtGemm *gemm;      /* the process-wide GEMM, taken at the first graph with a matmul */
+    int threads;       /* >= 1 */
+    double *kns;       /* profiling: the running entry's per-kernel ns (tt_jit_tick) */
+    double last;       /* the time of the last tick */
+    char (*kname)[32]; /* the running entry's kernel names, for trace */
+    JitTraceFn trace;  /* jit_set_trace */
 } JitRt;
 
 struct Jit {
@@ -117,7 +119,10 @@ static double now_ns(void) {
 /* CG_TICK_SYMBOL: kernel k starts (k = nkernels: the last one ended). */
 static void jit_tick(JitRt *rt, int32_t k) {
     double t = now_ns();
-    if (k > 0) rt->kns[k - 1] += t - rt->last;
+    if (k > 0) {
+        rt->kns[k - 1] += t - rt->last;
+        if (rt->trace) rt->trace(rt->kname[k - 1], "kernel", rt->last, t, 1);
+    }
     rt->last = t;
 }
 
@@ -247,6 +252,11 @@ void jit_set_fusion(Jit *j, bool on) {
 
 void jit_set_kernel_fusion(Jit *j, bool on) {
     j->fuse_kernels = on;
+}
+
+void jit_set_trace(Jit *j, JitTraceFn fn) {
+    j->rt.trace = fn;
+    ttrt_parallel_set_trace(fn);
 }
 
 void jit_set_profile(Jit *j, bool on) {
@@ -540,6 +550,7 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     }
     j->stats.compiles++;
     j->stats.compile_ms += now_ms() - t0;
+    if (j->rt.trace) j->rt.trace("compile", "compile", t0 * 1e6, now_ms() * 1e6, 1);
     return true;
 }
 
@@ -632,6 +643,7 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
             scratch = true;
         }
     j->rt.kns = en->kns;
+    j->rt.kname = en->kname;
     en->runs++;
     en->fn(bufs);
     if (scratch)
