@@ -30,7 +30,8 @@ typedef struct Entry {
     IrNode *nodes; /* in[] point into ins */
     int *ins, *outputs;
     GraphFn fn;
-    void *ws; /* workspace, reused by every run */
+    void *ws;                       /* workspace, reused by every run */
+    int64_t ws_lower, ws_unplanned; /* the memory plan's bound and its start (loop.h) */
     int64_t wsbytes;
     int threads; /* the thread count the loops were scheduled for */
     int conv;    /* the LpConvLowering it was lowered with */
@@ -298,6 +299,23 @@ void jit_print_profile(const Jit *j, FILE *out, int top) {
     if (shown < n) fprintf(out, "(%d more kernels)\n", n - shown);
     fprintf(out, "%-5s %-32s %8s %10.3f %6.1f%%\n", "total", "", "", total * 1e-6, 100.0);
     free(t);
+    /* the memory planner (plan.c): the largest workspace, and how close
+     * every graph's plan came to its lower bound */
+    int big = -1;
+    double worst = 1;
+    for (int i = 0; i < j->nentries; i++) {
+        const Entry *en = &j->entries[i];
+        if (big < 0 || en->wsbytes > j->entries[big].wsbytes) big = i;
+        if (en->ws_lower > 0 && (double)en->wsbytes / (double)en->ws_lower > worst)
+            worst = (double)en->wsbytes / (double)en->ws_lower;
+    }
+    if (big >= 0)
+        fprintf(out,
+                "memory plan: largest workspace %.1f KB (graph %d; lower bound %.1f KB, %.1f KB "
+                "without reuse); planned / lower bound <= %.3f over %d graphs\n",
+                (double)j->entries[big].wsbytes / 1024, big + 1,
+                (double)j->entries[big].ws_lower / 1024,
+                (double)j->entries[big].ws_unplanned / 1024, worst, j->nentries);
 }
 
 int jit_profile_kernels(const Jit *j, JitKernelProfile *out, int max) {
@@ -505,6 +523,8 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef m = cg_module(ctx, p, "tt_graph", j->tm, j->profile, err, errlen);
     en->wsbytes = p->workspace;
+    en->ws_lower = p->ws_lower;
+    en->ws_unplanned = p->ws_unplanned;
     bool gemm = p->ngemm > 0;
     en->nchecks = p->nchecks;
     en->check_node = tt_xmalloc(((size_t)p->nchecks + 1) * sizeof *en->check_node);

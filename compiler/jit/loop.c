@@ -761,7 +761,11 @@ void lp_print(FILE *out, const LpProg *p, const IrGraph *g) {
         if (b->node >= 0) fprintf(out, "  (%%%d)", b->node);
         fputc('\n', out);
     }
-    fprintf(out, "# workspace: %lld bytes, %d kernels\n", (long long)p->workspace, p->nkernels);
+    fprintf(out,
+            "# workspace: %lld bytes, %d kernels (planned; lower bound %lld, %lld without "
+            "reuse)\n",
+            (long long)p->workspace, p->nkernels, (long long)p->ws_lower,
+            (long long)p->ws_unplanned);
     for (int i = 0; i < p->nkernels; i++) {
         const LpKernel *k = &p->kernels[i];
         fprintf(out, "\nkernel %s", k->name);
