@@ -34,7 +34,9 @@
 typedef struct QEntry {
     char *path;
     Tensor *w, *b; /* the float model's (retained) */
-    Model *ql;     /* the QuantLinear (retained) */
+    Model *ql;     /* the QuantLinear (retained unless it is the Quantized
+                      model itself: quantize(Linear(...), ...)) */
+    bool weak;
 } QEntry;
 
 typedef struct QPlan {
@@ -51,7 +53,7 @@ static void plan_free(Obj *self) {
         free(p->e[i].path);
         rt_release(p->I, vtensor(p->e[i].w));
         if (p->e[i].b) rt_release(p->I, vtensor(p->e[i].b));
-        rt_release(p->I, vobj(&p->e[i].ql->obj));
+        if (!p->e[i].weak) rt_release(p->I, vobj(&p->e[i].ql->obj));
     }
     rt_release(p->I, p->net);
     free(p->e);
@@ -103,7 +105,7 @@ static Value mirror(Interp *I, Value v, StrBuf *path, QPlan *p, int depth) {
             p->e = tt_xrealloc(p->e, (size_t)p->cap * sizeof *p->e);
         }
         ql->obj.refcount++;
-        p->e[p->n++] = (QEntry){strdup(path->s), w, b, ql};
+        p->e[p->n++] = (QEntry){strdup(path->s), w, b, ql, false};
         rt_retain(vtensor(w));
         if (b) rt_retain(vtensor(b));
         return vobj(&ql->obj);
@@ -358,7 +360,17 @@ Value lib_quantize_model(Interp *I, const Value *args, int nargs, const char *co
     StrBuf path = {0};
     sb_puts(&path, "");
     Model *f = (Model *)net.o;
-    for (int i = 0; i < f->nfields; i++) { /* the top level's fields, into q */
+    if (is_linear(net)) { /* q is the QuantLinear: fields w, w_scale, ... */
+        Tensor *w = field_tensor(f, "w"), *b = field_tensor(f, "b");
+        if (!w || w->dtype != TY_F32 || w->shape.ndim != 2)
+            rt_error(I, "quantize: the Linear has no f32 weight matrix w");
+        p->e = tt_xmalloc(sizeof *p->e);
+        p->cap = p->n = 1;
+        p->e[0] = (QEntry){strdup(""), w, b, q, true};
+        rt_retain(vtensor(w));
+        if (b) rt_retain(vtensor(b));
+    }
+    for (int i = 0; !is_linear(net) && i < f->nfields; i++) { /* the top level's fields */
         Value x = f->fields[i];
         sb_puts(&path, f->field_names[i]);
         if (x.kind == V_TENSOR && (f->is_param[i] || f->is_buffer[i]))
@@ -553,7 +565,7 @@ BUILTIN(bi_quant_report) {
             noise += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
         }
         double db = noise > 0 ? 10 * log10(sig / noise) : INFINITY;
-        printf("%-24s %10.2f\n", p->e[i].path, db);
+        printf("%-24s %10.2f\n", p->e[i].path[0] ? p->e[i].path : "(model)", db);
         Value key = rt_cstr(I, p->e[i].path);
         rt_dict_set(I, d, key, vfloat(db));
         rt_release(I, key);
