@@ -186,12 +186,13 @@ static QuantLinear *specs(Interp *I, QPlan *p, bool full) {
 /* The quantized forward of p on x: a lazy tensor of the rewritten graph.
  * qout (optional) as quant_pass's; *match_out the matches when asked. */
 static Value qforward(Interp *I, QPlan *p, Value x, int *qout, QuantMatch **match_out, int *nm) {
-    QuantLinear *L = specs(I, p, true); /* reads data: before the trace */
+    /* the scalars' data first: reading later must not run the graph */
+    static const char *const scalars[] = {"in_scale", "in_zero_point", "out_scale",
+                                          "out_zero_point"};
+    for (int i = 0; i < p->n; i++)
+        for (int k = 0; k < 4; k++) rt_data(I, field_tensor(p->e[i].ql, scalars[k]));
     Trace t = trace(I, p->net, x, "quantize");
-    for (int i = 0; i < p->n; i++) { /* their nodes were made before the trace */
-        L[i].w = rt_node(I, p->e[i].w);
-        L[i].b = p->e[i].b ? rt_node(I, p->e[i].b) : -1;
-    }
+    QuantLinear *L = specs(I, p, true); /* allocated after what can fail */
     int root = quant_pass(&I->g, t.from, t.root, L, p->n, qout);
     if (root < 0) {
         free(L);
@@ -388,12 +389,8 @@ Value lib_quantize_model(Interp *I, const Value *args, int nargs, const char *co
         rt_error(I, "quantize: model %s has no Linear layers to quantize", f->type_name);
     }
     /* calibration: trace, match, run once */
-    QuantLinear *L = specs(I, p, false);
     Trace t = trace(I, net, a[1], "quantize");
-    for (int i = 0; i < p->n; i++) {
-        L[i].w = rt_node(I, p->e[i].w);
-        L[i].b = p->e[i].b ? rt_node(I, p->e[i].b) : -1;
-    }
+    QuantLinear *L = specs(I, p, false);
     int cap = t.root - t.from + 1;
     QuantMatch *m = tt_xmalloc((size_t)cap * sizeof *m);
     int nm = quant_match(&I->g, t.from, t.root, L, p->n, m, cap);
@@ -512,12 +509,8 @@ BUILTIN(bi_quant_report) {
     sb_free(&path);
     rt_release(I, mir);
     fp.net = VNONE;
-    QuantLinear *L = specs(I, &fp, false);
     Trace t = trace(I, a[0], a[2], "quant_report");
-    for (int i = 0; i < fp.n; i++) {
-        L[i].w = rt_node(I, fp.e[i].w);
-        L[i].b = fp.e[i].b ? rt_node(I, fp.e[i].b) : -1;
-    }
+    QuantLinear *L = specs(I, &fp, false);
     int cap = t.root - t.from + 1;
     QuantMatch *fm = tt_xmalloc((size_t)cap * sizeof *fm);
     int fn = quant_match(&I->g, t.from, t.root, L, fp.n, fm, cap);
@@ -529,12 +522,8 @@ BUILTIN(bi_quant_report) {
     QuantMatch *qm = NULL;
     int qn = 0;
     {
-        QuantLinear *QL = specs(I, p, true);
         Trace u = trace(I, p->net, a[2], "quant_report");
-        for (int i = 0; i < p->n; i++) {
-            QL[i].w = rt_node(I, p->e[i].w);
-            QL[i].b = p->e[i].b ? rt_node(I, p->e[i].b) : -1;
-        }
+        QuantLinear *QL = specs(I, p, true); /* the scalars are realized (qforward) */
         int ucap = u.root - u.from + 1;
         qout = tt_xmalloc((size_t)ucap * sizeof *qout);
         qm = tt_xmalloc((size_t)ucap * sizeof *qm);
