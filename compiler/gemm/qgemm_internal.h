@@ -1,0 +1,48 @@
+/* qgemm_internal.h - what the int8 GEMM's JIT (qgemm_jit.c) hands its
+ * driver (qgemm_driver.c). Not part of the public API. */
+#ifndef TT_QGEMM_INTERNAL_H
+#define TT_QGEMM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qgemm.h"
+
+/* Packed operands are arrays of 32-bit words: one word holds `group` k
+ * steps of one row of A or one column of B (vnni: 4 bytes, A as u8 = a + 128,
+ * B as s8; avx2: 2 sign-extended i16). */
+typedef struct QgemmTile {
+    TtQgemmPath path;
+    int lanes; /* i32 lanes of a vector register (16 or 8) */
+    int mr;    /* rows of the micro-tile */
+    int nr;    /* columns (two vectors) */
+    int group; /* k steps per 32-bit word */
+} QgemmTile;
+
+#define QGEMM_MR_MAX 12
+
+/* C[i*ldc + j] = (acc ? C[i*ldc + j] : 0) + init[j] + sum_{g<kg} dot(a word
+ * (g, i), b word (g, j)) for i < mr (the variant's), j < nr: a word (g, i)
+ * at a[g*sa + i], b word (g, j) at b[g*nr + j] (b aligned to 64 bytes). The
+ * sums wrap modulo 2^32. */
+typedef void (*QgemmUkr)(int64_t kg, const int32_t *a, int64_t sa, const int32_t *b,
+                         const int32_t *init, int32_t *c, int64_t ldc, int32_t acc);
+
+typedef struct QgemmKernels {
+    QgemmTile tile;
+    /* index mr-1: the full height and the powers of two below it; a short
+     * edge is covered by the largest variant that fits, repeatedly */
+    QgemmUkr ukr[QGEMM_MR_MAX];
+} QgemmKernels;
+
+typedef struct QgemmJit QgemmJit;
+
+/* Generates and JIT-compiles the micro-kernels of path (vnni or avx2).
+ * NULL with err on failure. */
+QgemmJit *qgemm_jit_build(QgemmKernels *out, TtQgemmPath path, char *err, size_t errlen);
+void qgemm_jit_free(QgemmJit *j);
+
+/* Whether LLVM's host feature string has what path needs. */
+bool qgemm_host_has(TtQgemmPath path);
+
+#endif
