@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gemm.h"
+
 typedef struct TtQgemm TtQgemm;
 
 typedef enum TtQgemmPath {
@@ -47,8 +49,11 @@ void tt_qgemm_free(TtQgemm *q);
 const char *tt_qgemm_path(const TtQgemm *q);
 
 /* C = A @ B. nthreads: 1, 2 or more (small products run on one thread).
- * Safe to call from several threads at once. */
+ * epi: NULL, or called on blocks of rows of C once they are final (as
+ * tt_gemm_run's: the blocks partition [0, M), from any thread). Safe to call
+ * from several threads at once. */
 void tt_qgemm_run(TtQgemm *q, int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda,
-                  const int8_t *B, int64_t ldb, int32_t *C, int64_t ldc, int nthreads);
+                  const int8_t *B, int64_t ldb, int32_t *C, int64_t ldc, int nthreads,
+                  const TtGemmEpilogue *epi);
 
 #endif

@@ -97,7 +97,8 @@ typedef struct Rect {
     const int8_t *A, *B;
     int64_t lda, ldb, ldc;
     int32_t *C;
-    int32_t *buf; /* NULL: the rectangle allocates its own */
+    int32_t *buf;              /* NULL: the rectangle allocates its own */
+    const TtGemmEpilogue *epi; /* run on the rectangle's rows when done */
 } Rect;
 
 static size_t buf_need(const QgemmTile *t, int64_t M, int64_t N, int64_t K) {
@@ -157,6 +158,7 @@ static void run_rect(Rect *r) {
         }
     }
     free(own);
+    if (r->epi) r->epi->fn(r->epi->ctx, r->m0, r->m1);
 }
 
 static void *rect_thread(void *arg) {
@@ -258,25 +260,40 @@ void tt_qgemm_free(TtQgemm *q) {
 #define QGEMM_PARALLEL_MACS (1 << 21)
 #define QGEMM_THREADS_MAX   16
 
+static void products(TtQgemm *q, int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda,
+                     const int8_t *B, int64_t ldb, int32_t *C, int64_t ldc, int nthreads,
+                     const TtGemmEpilogue *epi);
+
 void tt_qgemm_run(TtQgemm *q, int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda,
-                  const int8_t *B, int64_t ldb, int32_t *C, int64_t ldc, int nthreads) {
+                  const int8_t *B, int64_t ldb, int32_t *C, int64_t ldc, int nthreads,
+                  const TtGemmEpilogue *epi) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
+    if (K <= 0)
         for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof *C);
-        return;
-    }
-    if (q->k.tile.path == TT_QGEMM_SCALAR) {
+    else if (q->k.tile.path == TT_QGEMM_SCALAR)
         run_scalar(M, N, K, A, lda, B, ldb, C, ldc);
+    else {
+        products(q, M, N, K, A, lda, B, ldb, C, ldc, nthreads, epi);
         return;
     }
+    if (epi) epi->fn(epi->ctx, 0, M);
+}
+
+/* The JIT paths: a rectangle of C per thread (whole panels of columns, or
+ * of rows when there are too few columns); a row split runs the epilogue
+ * on each thread's rows, a column split once all are done. */
+static void products(TtQgemm *q, int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda,
+                     const int8_t *B, int64_t ldb, int32_t *C, int64_t ldc, int nthreads,
+                     const TtGemmEpilogue *epi) {
     const QgemmTile *t = &q->k.tile;
-    Rect whole = {q, 0, M, 0, N, K, A, B, lda, ldb, ldc, C, NULL};
+    Rect whole = {q, 0, M, 0, N, K, A, B, lda, ldb, ldc, C, NULL, NULL};
     int nt = nthreads < 1 ? 1 : nthreads > QGEMM_THREADS_MAX ? QGEMM_THREADS_MAX : nthreads;
     if ((double)M * (double)N * (double)K < QGEMM_PARALLEL_MACS) nt = 1;
     /* split the columns in whole panels where there are enough, else rows */
     bool by_cols = N >= (int64_t)nt * t->nr * 2;
     int64_t units = by_cols ? (N + t->nr - 1) / t->nr : (M + t->mr - 1) / t->mr;
     if (units < nt) nt = (int)units;
+    if (!by_cols || nt == 1) whole.epi = epi;
     Rect part[QGEMM_THREADS_MAX];
     pthread_t th[QGEMM_THREADS_MAX];
     bool started[QGEMM_THREADS_MAX] = {false};
@@ -311,4 +328,5 @@ void tt_qgemm_run(TtQgemm *q, int64_t M, int64_t N, int64_t K, const int8_t *A, 
         else
             run_rect(&part[i]);
     }
+    if (epi && !whole.epi) epi->fn(epi->ctx, 0, M);
 }

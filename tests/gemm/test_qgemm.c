@@ -50,7 +50,7 @@ static int check(TtQgemm *q, int64_t M, int64_t N, int64_t K, int64_t pad, int m
     for (size_t i = 0; i < nc; i++) C[i] = R[i] = (int32_t)next();
     /* +1: unaligned A and B */
     reference(M, N, K, A + 1, lda, B + 1, ldb, R, ldc);
-    tt_qgemm_run(q, M, N, K, A + 1, lda, B + 1, ldb, C, ldc, threads);
+    tt_qgemm_run(q, M, N, K, A + 1, lda, B + 1, ldb, C, ldc, threads, NULL);
     int bad = 0;
     for (size_t i = 0; i < nc; i++)
         if (C[i] != R[i] && bad++ < 3)
@@ -81,7 +81,7 @@ Test(qgemm_, hand_computed) {
         TtQgemm *q = path(PATHS[i]);
         if (!q) continue;
         int32_t C[4] = {0};
-        tt_qgemm_run(q, 2, 2, 3, A, 3, B, 2, C, 2, 1);
+        tt_qgemm_run(q, 2, 2, 3, A, 3, B, 2, C, 2, 1, NULL);
         for (int e = 0; e < 4; e++)
             cr_expect_eq(C[e], want[e], "%s: C[%d] = %d, want %d", tt_qgemm_path(q), e, C[e],
                          want[e]);
@@ -136,4 +136,44 @@ Test(qgemm_, shared_instance) {
     tt_qgemm_free(a);
     cr_expect_eq(check(b, 9, 9, 9, 0, 0, 1), 0);
     tt_qgemm_free(b);
+}
+
+/* the epilogue sees every row exactly once, after the row is final */
+typedef struct Seen {
+    int32_t *C, *R;
+    int64_t N;
+    _Atomic int rows[400];
+    _Atomic int wrong;
+} Seen;
+
+static void epi_fn(void *ctx, int64_t r0, int64_t r1) {
+    Seen *s = ctx;
+    for (int64_t i = r0; i < r1; i++) {
+        s->rows[i]++;
+        if (memcmp(s->C + i * s->N, s->R + i * s->N, (size_t)s->N * 4)) s->wrong++;
+    }
+}
+
+Test(qgemm_, epilogue) {
+    TtQgemm *q = path(TT_QGEMM_HOST);
+    cr_assert(q);
+    const int64_t shapes[][3] = {{300, 200, 100}, {250, 40, 300}, {5, 7, 3}, {9, 9, 0}};
+    for (size_t s = 0; s < 4; s++)
+        for (int t = 1; t <= 2; t++) {
+            int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            int8_t *A = malloc((size_t)(M * K) + 1), *B = malloc((size_t)(K * N) + 1);
+            Seen *sn = calloc(1, sizeof *sn);
+            sn->C = malloc((size_t)(M * N) * 4);
+            sn->R = malloc((size_t)(M * N) * 4);
+            sn->N = N;
+            for (int64_t i = 0; i < M * K; i++) A[i] = rand_i8(0);
+            for (int64_t i = 0; i < K * N; i++) B[i] = rand_i8(0);
+            reference(M, N, K, A, K, B, N, sn->R, N);
+            TtGemmEpilogue e = {epi_fn, sn};
+            tt_qgemm_run(q, M, N, K, A, K, B, N, sn->C, N, t, &e);
+            for (int64_t i = 0; i < M; i++) cr_expect_eq(sn->rows[i], 1, "row %lld", (long long)i);
+            cr_expect_eq(sn->wrong, 0);
+            free(A), free(B), free(sn->C), free(sn->R), free(sn);
+        }
+    tt_qgemm_free(q);
 }
