@@ -181,6 +181,18 @@ static void run_scalar(int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t
     }
 }
 
+/* Small M: the JIT's gemv kernels over whole vectors of columns, the
+ * remaining columns (fewer than a vector) by the scalar loop. */
+static void run_gemv(const QgemmKernels *k, int64_t M, int64_t N, int64_t K, const int8_t *A,
+                     int64_t lda, const int8_t *B, int64_t ldb, int32_t *C, int64_t ldc) {
+    int64_t w = k->tile.lanes, nw = N / (w * QGEMV_NV), done = nw * w * QGEMV_NV;
+    if (nw > 0) k->gemv_wide[M - 1](K, A, lda, B, ldb, C, ldc, nw);
+    int64_t nb = (N - done) / w;
+    if (nb > 0) k->gemv[M - 1](K, A, lda, B + done, ldb, C + done, ldc, nb);
+    done += nb * w;
+    if (done < N) run_scalar(M, N - done, K, A, lda, B + done, ldb, C + done, ldc);
+}
+
 /* ---- the API ------------------------------------------------------------ */
 
 static const char *const PATH_NAME[] = {"host", "scalar", "avx2", "vnni"};
@@ -272,6 +284,8 @@ void tt_qgemm_run(TtQgemm *q, int64_t M, int64_t N, int64_t K, const int8_t *A, 
         for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof *C);
     else if (q->k.tile.path == TT_QGEMM_SCALAR)
         run_scalar(M, N, K, A, lda, B, ldb, C, ldc);
+    else if (M <= QGEMM_GEMV_MR)
+        run_gemv(&q->k, M, N, K, A, lda, B, ldb, C, ldc);
     else {
         products(q, M, N, K, A, lda, B, ldb, C, ldc, nthreads, epi);
         return;

@@ -28,8 +28,19 @@ typedef struct QgemmTile {
 typedef void (*QgemmUkr)(int64_t kg, const int32_t *a, int64_t sa, const int32_t *b,
                          const int32_t *init, int32_t *c, int64_t ldc, int32_t acc);
 
+/* Small-M products (M <= QGEMM_GEMV_MR), A and B read in place, no
+ * packing: C[i*ldc + j] = sum_{p<k} a[i*lda + p] * b[p*ldb + j] (wrapping)
+ * for i < mr (the variant's), j < nb * lanes: per row of B, its lanes bytes
+ * sign-extended to i32 and multiplied by each row's a, in plain LLVM IR. */
+#define QGEMM_GEMV_MR 4
+#define QGEMV_NV      4 /* vectors of columns per step of the wide variants */
+typedef void (*QgemvUkr)(int64_t k, const int8_t *a, int64_t lda, const int8_t *b, int64_t ldb,
+                         int32_t *c, int64_t ldc, int64_t nb);
+
 typedef struct QgemmKernels {
     QgemmTile tile;
+    QgemvUkr gemv[QGEMM_GEMV_MR];      /* index mr-1; nb vectors of lanes columns */
+    QgemvUkr gemv_wide[QGEMM_GEMV_MR]; /* nb blocks of QGEMV_NV vectors */
     /* index mr-1: the full height and the powers of two below it; a short
      * edge is covered by the largest variant that fits, repeatedly */
     QgemmUkr ukr[QGEMM_MR_MAX];

@@ -167,6 +167,93 @@ static void gen_ukr(Gen *g, int mr) {
     }
 }
 
+/* ---- small-M kernel (qgemm_internal.h, QgemvUkr) ---------------------- */
+
+static void gemv_name(char *buf, size_t n, int mr, int nv) {
+    snprintf(buf, n, "tt_qgemv%d_%d", mr, nv);
+}
+
+/* a counted loop v = 0..n whose counter lives in an alloca */
+typedef struct Loop {
+    LLVMValueRef var;
+    LLVMBasicBlockRef cond, exit;
+} Loop;
+
+static LLVMValueRef loop_begin(Gen *g, LLVMValueRef fn, Loop *l, LLVMValueRef n, LLVMValueRef var) {
+    l->var = var;
+    l->cond = block(g, fn, "cond");
+    LLVMBasicBlockRef body = block(g, fn, "body");
+    l->exit = block(g, fn, "exit");
+    store(g, c64(g, 0), var, 8);
+    LLVMBuildBr(g->b, l->cond);
+    LLVMPositionBuilderAtEnd(g->b, l->cond);
+    LLVMValueRef v = load(g, g->i64, var, 8);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, v, n, ""), body, l->exit);
+    LLVMPositionBuilderAtEnd(g->b, body);
+    return v;
+}
+
+static void loop_end(Gen *g, Loop *l) {
+    LLVMValueRef v = load(g, g->i64, l->var, 8);
+    store(g, LLVMBuildAdd(g->b, v, c64(g, 1), ""), l->var, 8);
+    LLVMBuildBr(g->b, l->cond);
+    LLVMPositionBuilderAtEnd(g->b, l->exit);
+}
+
+/* nv vectors of columns per step of j: a row of B is read in whole cache
+ * lines (nv * lanes bytes) per step of p */
+static void gen_gemv(Gen *g, int mr, int nv) {
+    LLVMTypeRef ps[8] = {g->i64, g->ptr, g->i64, g->ptr, g->i64, g->ptr, g->i64, g->i64};
+    char name[32];
+    gemv_name(name, sizeof name, mr, nv);
+    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 8, 0));
+    const char *k = "min-legal-vector-width", *v = "512";
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(g->ctx, k, (unsigned)strlen(k), v, 3));
+    LLVMValueRef kk = LLVMGetParam(fn, 0), a = LLVMGetParam(fn, 1), lda = LLVMGetParam(fn, 2);
+    LLVMValueRef b = LLVMGetParam(fn, 3), ldb = LLVMGetParam(fn, 4), c = LLVMGetParam(fn, 5);
+    LLVMValueRef ldc = LLVMGetParam(fn, 6), nb = LLVMGetParam(fn, 7);
+    unsigned w = (unsigned)g->t.lanes;
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(g->ctx), vb = LLVMVectorType(i8, w);
+    LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
+    LLVMValueRef acc[QGEMM_GEMV_MR][QGEMV_NV];
+    for (int i = 0; i < mr; i++)
+        for (int x = 0; x < nv; x++) acc[i][x] = LLVMBuildAlloca(g->b, g->vi, "acc");
+    LLVMValueRef jv = LLVMBuildAlloca(g->b, g->i64, "j"), pv = LLVMBuildAlloca(g->b, g->i64, "p");
+    Loop lj, lp;
+    LLVMValueRef j = loop_begin(g, fn, &lj, nb, jv);
+    LLVMValueRef j0 = LLVMBuildMul(g->b, j, c64(g, w * nv), "");
+    for (int i = 0; i < mr; i++)
+        for (int x = 0; x < nv; x++) store(g, LLVMConstNull(g->vi), acc[i][x], 64);
+    LLVMValueRef p = loop_begin(g, fn, &lp, kk, pv);
+    LLVMValueRef bvec[QGEMV_NV];
+    for (int x = 0; x < nv; x++) {
+        LLVMValueRef bi = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, p, ldb, ""),
+                                       LLVMBuildAdd(g->b, j0, c64(g, x * w), ""), "");
+        bvec[x] =
+            LLVMBuildSExt(g->b, load(g, vb, LLVMBuildGEP2(g->b, i8, b, &bi, 1, ""), 1), g->vi, "");
+    }
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef ai = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, lda, c64(g, i), ""), p, "");
+        LLVMValueRef av =
+            LLVMBuildSExt(g->b, load(g, i8, LLVMBuildGEP2(g->b, i8, a, &ai, 1, ""), 1), g->i32, "");
+        LLVMValueRef as = splat(g, av);
+        for (int x = 0; x < nv; x++) {
+            LLVMValueRef prod = LLVMBuildMul(g->b, bvec[x], as, "");
+            store(g, LLVMBuildAdd(g->b, load(g, g->vi, acc[i][x], 64), prod, ""), acc[i][x], 64);
+        }
+    }
+    loop_end(g, &lp);
+    for (int i = 0; i < mr; i++)
+        for (int x = 0; x < nv; x++) {
+            LLVMValueRef ci = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, ldc, c64(g, i), ""),
+                                           LLVMBuildAdd(g->b, j0, c64(g, x * w), ""), "");
+            store(g, load(g, g->vi, acc[i][x], 64), gep(g, c, ci), 4);
+        }
+    loop_end(g, &lj);
+    LLVMBuildRetVoid(g->b);
+}
+
 static bool has_mr(const QgemmTile *t, int mr) {
     return mr == t->mr || (mr < t->mr && (mr & (mr - 1)) == 0);
 }
@@ -227,6 +314,14 @@ static QgemmJit *link(LLVMMemoryBufferRef obj, QgemmKernels *out, char *err, siz
         ok = !take_err(LLVMOrcLLJITLookup(jit, &addr, name), name, err, errlen);
         if (ok) out->ukr[mr - 1] = (QgemmUkr)(uintptr_t)addr;
     }
+    for (int mr = 1; ok && mr <= QGEMM_GEMV_MR; mr++)
+        for (int wide = 0; ok && wide < 2; wide++) {
+            char name[32];
+            gemv_name(name, sizeof name, mr, wide ? QGEMV_NV : 1);
+            LLVMOrcExecutorAddress addr;
+            ok = !take_err(LLVMOrcLLJITLookup(jit, &addr, name), name, err, errlen);
+            if (ok) (wide ? out->gemv_wide : out->gemv)[mr - 1] = (QgemvUkr)(uintptr_t)addr;
+        }
     QgemmJit *j = ok ? calloc(1, sizeof *j) : NULL;
     if (!j) {
         if (ok) snprintf(err, errlen, "qgemm jit: out of memory");
@@ -255,6 +350,10 @@ QgemmJit *qgemm_jit_build(QgemmKernels *out, TtQgemmPath path, char *err, size_t
     tt_llvm_set_target(g.mod, tm);
     for (int mr = 1; mr <= out->tile.mr; mr++)
         if (has_mr(&out->tile, mr)) gen_ukr(&g, mr);
+    for (int mr = 1; mr <= QGEMM_GEMV_MR; mr++) {
+        gen_gemv(&g, mr, 1);
+        gen_gemv(&g, mr, QGEMV_NV);
+    }
     LLVMDisposeBuilder(g.b);
     QgemmJit *j = NULL;
     char *msg = NULL;

@@ -89,12 +89,13 @@ Test(qgemm_, hand_computed) {
     }
 }
 
-/* odd shapes, k not a multiple of 4, several KC/MC/NC blocks, 1..3 threads */
+/* odd shapes, k not a multiple of 4, several KC/MC/NC blocks, small M (the
+ * gemv kernels: wide blocks, single vectors, scalar columns), 1..3 threads */
 Test(qgemm_, random_shapes) {
-    const int64_t shapes[][3] = {{1, 1, 1},     {1, 1, 5},      {2, 3, 1},    {13, 33, 7},
-                                 {12, 32, 4},   {11, 31, 513},  {25, 17, 3},  {97, 65, 130},
-                                 {1, 128, 784}, {64, 10, 128},  {7, 1, 1029}, {100, 1030, 9},
-                                 {6, 16, 2},    {130, 70, 1100}};
+    const int64_t shapes[][3] = {
+        {1, 1, 1},   {1, 1, 5},       {2, 3, 1},     {13, 33, 7},   {12, 32, 4},  {11, 31, 513},
+        {25, 17, 3}, {97, 65, 130},   {1, 128, 784}, {64, 10, 128}, {7, 1, 1029}, {100, 1030, 9},
+        {6, 16, 2},  {130, 70, 1100}, {3, 100, 37},  {4, 45, 9},    {2, 200, 600}};
     for (size_t i = 0; i < sizeof PATHS / sizeof *PATHS; i++) {
         TtQgemm *q = path(PATHS[i]);
         if (!q) continue;
