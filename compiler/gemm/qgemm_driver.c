@@ -93,6 +93,8 @@ static void pack_b(const QgemmTile *t, int64_t kc, int64_t nc, const int8_t *b, 
 
 typedef struct Rect {
     TtQgemm *q;
+    const QgemmTile *t; /* the tile and its kernels: wide or narrow */
+    const QgemmUkr *ukr;
     int64_t m0, m1, n0, n1, K;
     const int8_t *A, *B;
     int64_t lda, ldb, ldc;
@@ -110,8 +112,7 @@ static size_t buf_need(const QgemmTile *t, int64_t M, int64_t N, int64_t K) {
 }
 
 static void run_rect(Rect *r) {
-    const QgemmKernels *k = &r->q->k;
-    const QgemmTile *t = &k->tile;
+    const QgemmTile *t = r->t;
     int64_t M = r->m1 - r->m0, N = r->n1 - r->n0;
     int32_t *own = NULL, *buf = r->buf;
     if (!buf) {
@@ -137,13 +138,13 @@ static void run_rect(Rect *r) {
                     const int32_t *bq = bp + jr * kg, *cq = corr + jr;
                     for (int64_t ir = 0; ir < mc;) {
                         int mr = t->mr;
-                        while (mr > mc - ir || !k->ukr[mr - 1]) mr--;
+                        while (mr > mc - ir || !r->ukr[mr - 1]) mr--;
                         const int32_t *aq = ap + (ir / t->mr) * t->mr * kg + ir % t->mr;
                         int32_t *c = r->C + (ic + ir) * r->ldc + jc + jr;
                         if (nrem == t->nr) {
-                            k->ukr[mr - 1](kg, aq, t->mr, bq, cq, c, r->ldc, pc > 0);
+                            r->ukr[mr - 1](kg, aq, t->mr, bq, cq, c, r->ldc, pc > 0);
                         } else { /* right edge: the tile in tmp, then its columns */
-                            k->ukr[mr - 1](kg, aq, t->mr, bq, cq, tmp, t->nr, 0);
+                            r->ukr[mr - 1](kg, aq, t->mr, bq, cq, tmp, t->nr, 0);
                             for (int i = 0; i < mr; i++)
                                 for (int64_t j = 0; j < nrem; j++)
                                     c[i * r->ldc + j] =
@@ -299,8 +300,11 @@ void tt_qgemm_run(TtQgemm *q, int64_t M, int64_t N, int64_t K, const int8_t *A, 
 static void products(TtQgemm *q, int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda,
                      const int8_t *B, int64_t ldb, int32_t *C, int64_t ldc, int nthreads,
                      const TtGemmEpilogue *epi) {
-    const QgemmTile *t = &q->k.tile;
-    Rect whole = {q, 0, M, 0, N, K, A, B, lda, ldb, ldc, C, NULL, NULL};
+    bool narrow = N <= q->k.narrow.nr && q->k.narrow.nr < q->k.tile.nr;
+    const QgemmTile *t = narrow ? &q->k.narrow : &q->k.tile;
+    Rect whole = {
+        q,    t,   narrow ? q->k.ukr_narrow : q->k.ukr, 0, M, 0, N, K, A, B, lda, ldb, ldc, C,
+        NULL, NULL};
     int nt = nthreads < 1 ? 1 : nthreads > QGEMM_THREADS_MAX ? QGEMM_THREADS_MAX : nthreads;
     if ((double)M * (double)N * (double)K < QGEMM_PARALLEL_MACS) nt = 1;
     /* split the columns in whole panels where there are enough, else rows */

@@ -39,6 +39,10 @@ typedef void (*QgemvUkr)(int64_t k, const int8_t *a, int64_t lda, const int8_t *
 
 typedef struct QgemmKernels {
     QgemmTile tile;
+    /* for products with N <= narrow.nr, where a wide panel would be mostly
+     * padding (vnni: 12 x 16; avx2: the tile again) */
+    QgemmTile narrow;
+    QgemmUkr ukr_narrow[QGEMM_MR_MAX];
     QgemvUkr gemv[QGEMM_GEMV_MR];      /* index mr-1; nb vectors of lanes columns */
     QgemvUkr gemv_wide[QGEMM_GEMV_MR]; /* nb blocks of QGEMV_NV vectors */
     /* index mr-1: the full height and the powers of two below it; a short

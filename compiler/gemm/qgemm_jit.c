@@ -93,16 +93,16 @@ static LLVMBasicBlockRef block(Gen *g, LLVMValueRef fn, const char *name) {
     return LLVMAppendBasicBlockInContext(g->ctx, fn, name);
 }
 
-static void ukr_name(char *buf, size_t n, int mr) {
-    snprintf(buf, n, "tt_qgemm_ukr%d", mr);
+static void ukr_name(char *buf, size_t n, int mr, int nr) {
+    snprintf(buf, n, "tt_qgemm_ukr%d_%d", mr, nr);
 }
 
-#define NV 2 /* vectors per row of the tile */
+#define NV 2 /* vectors per row of a tile, at most */
 
 static void gen_ukr(Gen *g, int mr) {
     LLVMTypeRef ps[8] = {g->i64, g->ptr, g->i64, g->ptr, g->ptr, g->ptr, g->i64, g->i32};
     char name[32];
-    ukr_name(name, sizeof name, mr);
+    ukr_name(name, sizeof name, mr, g->t.nr);
     LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 8, 0));
     const char *k = "min-legal-vector-width", *v = "512";
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
@@ -118,9 +118,10 @@ static void gen_ukr(Gen *g, int mr) {
 
     LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
     LLVMValueRef acc[QGEMM_MR_MAX][NV], iv[NV];
-    for (int x = 0; x < NV; x++) iv[x] = load(g, g->vi, gep(g, init, c64(g, x * w)), 4);
+    int nv = g->t.nr / g->t.lanes;
+    for (int x = 0; x < nv; x++) iv[x] = load(g, g->vi, gep(g, init, c64(g, x * w)), 4);
     for (int i = 0; i < mr; i++)
-        for (int x = 0; x < NV; x++) {
+        for (int x = 0; x < nv; x++) {
             acc[i][x] = LLVMBuildAlloca(g->b, g->vi, "acc");
             store(g, iv[x], acc[i][x], 64);
         }
@@ -137,11 +138,11 @@ static void gen_ukr(Gen *g, int mr) {
     LLVMPositionBuilderAtEnd(g->b, body);
     LLVMValueRef bp = gep(g, b, LLVMBuildMul(g->b, p, c64(g, g->t.nr), ""));
     LLVMValueRef bv[NV];
-    for (int x = 0; x < NV; x++) bv[x] = load(g, g->vi, gep(g, bp, c64(g, x * w)), 64);
+    for (int x = 0; x < nv; x++) bv[x] = load(g, g->vi, gep(g, bp, c64(g, x * w)), 64);
     LLVMValueRef ap = gep(g, a, LLVMBuildMul(g->b, p, sa, ""));
     for (int i = 0; i < mr; i++) {
         LLVMValueRef as = splat(g, load(g, g->i32, gep(g, ap, c64(g, i)), 4));
-        for (int x = 0; x < NV; x++)
+        for (int x = 0; x < nv; x++)
             store(g, dot(g, load(g, g->vi, acc[i][x], 64), as, bv[x]), acc[i][x], 64);
     }
     store(g, LLVMBuildAdd(g->b, p, c64(g, 1), ""), pv, 8);
@@ -156,7 +157,7 @@ static void gen_ukr(Gen *g, int mr) {
         LLVMPositionBuilderAtEnd(g->b, mode ? add : set);
         for (int i = 0; i < mr; i++) {
             LLVMValueRef row = gep(g, c, LLVMBuildMul(g->b, ldc, c64(g, i), ""));
-            for (int x = 0; x < NV; x++) {
+            for (int x = 0; x < nv; x++) {
                 LLVMValueRef cp = gep(g, row, c64(g, x * w));
                 LLVMValueRef val = load(g, g->vi, acc[i][x], 64);
                 if (mode) val = LLVMBuildAdd(g->b, val, load(g, g->vi, cp, 4), "");
@@ -306,13 +307,16 @@ static QgemmJit *link(LLVMMemoryBufferRef obj, QgemmKernels *out, char *err, siz
     }
     LLVMOrcJITDylibRef lib = LLVMOrcLLJITGetMainJITDylib(jit);
     bool ok = !take_err(LLVMOrcLLJITAddObjectFile(jit, lib, obj), "add object", err, errlen);
-    for (int mr = 1; ok && mr <= out->tile.mr; mr++) {
-        if (!has_mr(&out->tile, mr)) continue;
-        char name[32];
-        ukr_name(name, sizeof name, mr);
-        LLVMOrcExecutorAddress addr;
-        ok = !take_err(LLVMOrcLLJITLookup(jit, &addr, name), name, err, errlen);
-        if (ok) out->ukr[mr - 1] = (QgemmUkr)(uintptr_t)addr;
+    for (int narrow = 0; narrow < 2; narrow++) {
+        const QgemmTile *t = narrow ? &out->narrow : &out->tile;
+        for (int mr = 1; ok && mr <= t->mr; mr++) {
+            if (!has_mr(t, mr)) continue;
+            char name[32];
+            ukr_name(name, sizeof name, mr, t->nr);
+            LLVMOrcExecutorAddress addr;
+            ok = !take_err(LLVMOrcLLJITLookup(jit, &addr, name), name, err, errlen);
+            if (ok) (narrow ? out->ukr_narrow : out->ukr)[mr - 1] = (QgemmUkr)(uintptr_t)addr;
+        }
     }
     for (int mr = 1; ok && mr <= QGEMM_GEMV_MR; mr++)
         for (int wide = 0; ok && wide < 2; wide++) {
@@ -336,6 +340,8 @@ QgemmJit *qgemm_jit_build(QgemmKernels *out, TtQgemmPath path, char *err, size_t
     memset(out, 0, sizeof *out);
     out->tile = path == TT_QGEMM_VNNI ? (QgemmTile){TT_QGEMM_VNNI, 16, 12, 32, 4}
                                       : (QgemmTile){TT_QGEMM_AVX2, 8, 6, 16, 2};
+    out->narrow = out->tile; /* vnni: 12 x 16 for N <= 16, one vector per row */
+    if (path == TT_QGEMM_VNNI) out->narrow.nr = 16;
     LLVMTargetMachineRef tm = tt_llvm_host_machine(LLVMCodeGenLevelAggressive, LLVMRelocPIC,
                                                    LLVMCodeModelSmall, "qgemm jit", err, errlen);
     if (!tm) return NULL;
@@ -350,6 +356,11 @@ QgemmJit *qgemm_jit_build(QgemmKernels *out, TtQgemmPath path, char *err, size_t
     tt_llvm_set_target(g.mod, tm);
     for (int mr = 1; mr <= out->tile.mr; mr++)
         if (has_mr(&out->tile, mr)) gen_ukr(&g, mr);
+    if (out->narrow.nr != out->tile.nr) {
+        g.t = out->narrow;
+        for (int mr = 1; mr <= out->narrow.mr; mr++)
+            if (has_mr(&out->narrow, mr)) gen_ukr(&g, mr);
+    }
     for (int mr = 1; mr <= QGEMM_GEMV_MR; mr++) {
         gen_gemv(&g, mr, 1);
         gen_gemv(&g, mr, QGEMV_NV);
