@@ -42,9 +42,22 @@ static void pack_a(const QgemmTile *t, int64_t mc, int64_t kc, const int8_t *a, 
     for (int64_t q = 0; q * mr < mc; q++) {
         int32_t *pq = dst + q * mr * kg;
         for (int i = 0; i < mr; i++) {
-            int64_t r = q * mr + i;
+            int64_t r = q * mr + i, g0 = 0;
             const int8_t *row = a + r * lda;
-            for (int64_t g = 0; g < kg; g++) {
+            if (r < mc) /* whole words; the generic loop below does the tail */
+                for (int64_t full = kc / gp; g0 < full; g0++) {
+                    const int8_t *x = row + g0 * gp;
+                    uint32_t w;
+                    if (gp == 4) {
+                        memcpy(&w, x, 4);
+                        w ^= 0x80808080u;
+                    } else {
+                        w = (uint32_t)(uint16_t)(int16_t)x[0] | (uint32_t)(uint16_t)(int16_t)x[1]
+                                                                    << 16;
+                    }
+                    pq[g0 * mr + i] = (int32_t)w;
+                }
+            for (int64_t g = g0; g < kg; g++) {
                 uint32_t w = 0;
                 for (int s = 0; s < gp; s++) {
                     int64_t p = g * gp + s;
@@ -70,7 +83,24 @@ static void pack_b(const QgemmTile *t, int64_t kc, int64_t nc, const int8_t *b, 
         int64_t w = nc - q * nr < nr ? nc - q * nr : nr;
         uint32_t sum[32] = {0};
         memset(pq, 0, (size_t)(nr * kg) * sizeof *pq);
-        for (int64_t p = 0; p < kc; p++) {
+        int64_t full = kc / gp; /* whole words: gp rows at once */
+        for (int64_t g = 0; g < full; g++) {
+            const int8_t *r0 = b + g * gp * ldb + q * nr, *r1 = r0 + ldb;
+            uint32_t *d = (uint32_t *)(pq + g * nr);
+            if (gp == 4) {
+                const int8_t *r2 = r1 + ldb, *r3 = r2 + ldb;
+                for (int64_t j = 0; j < w; j++) {
+                    d[j] = (uint32_t)(uint8_t)r0[j] | (uint32_t)(uint8_t)r1[j] << 8 |
+                           (uint32_t)(uint8_t)r2[j] << 16 | (uint32_t)(uint8_t)r3[j] << 24;
+                    sum[j] += (uint32_t)(r0[j] + r1[j] + r2[j] + r3[j]);
+                }
+            } else {
+                for (int64_t j = 0; j < w; j++)
+                    d[j] = (uint32_t)(uint16_t)(int16_t)r0[j] | (uint32_t)(uint16_t)(int16_t)r1[j]
+                                                                    << 16;
+            }
+        }
+        for (int64_t p = full * gp; p < kc; p++) {
             const int8_t *row = b + p * ldb + q * nr;
             int64_t g = p / gp;
             int s = (int)(p % gp);
