@@ -148,7 +148,10 @@ static void run_rect(Rect *r) {
     if (!buf) {
         size_t need = buf_need(t, M, N, r->K);
         buf = own = aligned_alloc(64, (need * 4 + 63) / 64 * 64);
-        if (!own) abort(); /* as tt_xmalloc: a few hundred KiB */
+        if (!own) { /* tt_qgemm_run has no error result (as tt_gemm_run) */
+            fputs("tt: out of memory for the int8 matrix-multiply buffers\n", stderr);
+            abort();
+        }
     }
     int64_t kgmax = ((r->K < KC ? r->K : KC) + t->group - 1) / t->group;
     int64_t ncmax = ((N < NC ? N : NC) + t->nr - 1) / t->nr * t->nr;
