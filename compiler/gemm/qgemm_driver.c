@@ -302,8 +302,9 @@ void tt_qgemm_free(TtQgemm *q) {
     free(q);
 }
 
-/* Products below this many multiply-adds run on one thread. */
-#define QGEMM_PARALLEL_MACS (1 << 21)
+/* Products below this many multiply-adds run on one thread: a thread is
+ * started per call (tens of microseconds), worth it past ~0.1 ms of work. */
+#define QGEMM_PARALLEL_MACS (1 << 23)
 #define QGEMM_THREADS_MAX   16
 
 static void products(TtQgemm *q, int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda,

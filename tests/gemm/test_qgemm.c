@@ -120,12 +120,13 @@ Test(qgemm_, extremes_and_wrap) {
     }
 }
 
-/* big enough for the thread split by columns and by rows */
+/* big enough (2^23 multiply-adds) for the thread split by columns and by
+ * rows */
 Test(qgemm_, threads) {
     TtQgemm *q = path(TT_QGEMM_HOST);
     cr_assert(q);
-    cr_expect_eq(check(q, 200, 300, 100, 0, 0, 2), 0);
-    cr_expect_eq(check(q, 300, 40, 200, 0, 0, 3), 0);
+    cr_expect_eq(check(q, 300, 300, 100, 0, 0, 2), 0);
+    cr_expect_eq(check(q, 400, 40, 600, 0, 0, 3), 0);
     tt_qgemm_free(q);
 }
 
@@ -143,7 +144,7 @@ Test(qgemm_, shared_instance) {
 typedef struct Seen {
     int32_t *C, *R;
     int64_t N;
-    _Atomic int rows[400];
+    _Atomic int rows[500];
     _Atomic int wrong;
 } Seen;
 
@@ -158,7 +159,7 @@ static void epi_fn(void *ctx, int64_t r0, int64_t r1) {
 Test(qgemm_, epilogue) {
     TtQgemm *q = path(TT_QGEMM_HOST);
     cr_assert(q);
-    const int64_t shapes[][3] = {{300, 200, 100}, {250, 40, 300}, {5, 7, 3}, {9, 9, 0}};
+    const int64_t shapes[][3] = {{400, 200, 120}, {500, 40, 500}, {5, 7, 3}, {9, 9, 0}};
     for (size_t s = 0; s < 4; s++)
         for (int t = 1; t <= 2; t++) {
             int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
