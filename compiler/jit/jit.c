@@ -19,6 +19,7 @@
 #include "codegen.h"
 #include "objcache.h"
 #include "gemm.h"
+#include "qgemm.h"
 #include "parallel.h"
 #include "transform.h"
 
@@ -56,6 +57,7 @@ typedef struct JitRt {
     double last;       /* the time of the last tick */
     char (*kname)[32]; /* the running entry's kernel names, for trace */
     JitTraceFn trace;  /* jit_set_trace */
+    TtQgemm *qgemm;    /* the int8 GEMM, taken at the first graph with a qmatmul */
 } JitRt;
 
 struct Jit {
@@ -109,6 +111,14 @@ static void jit_gemm_call(const JitRt *rt, const float *A, int64_t lda, int32_t 
     TtGemmEpilogue e = {epi, bufs};
     tt_gemm_run(rt->gemm, M, N, K, A, lda, ta != 0, B, ldb, tb != 0, C, ldc, acc != 0, rt->threads,
                 epi ? &e : NULL);
+}
+
+/* CG_QGEMM_SYMBOL, defined like CG_GEMM_SYMBOL */
+static void jit_qgemm_call(const JitRt *rt, const int8_t *A, int64_t lda, const int8_t *B,
+                           int64_t ldb, int32_t *C, int64_t ldc, int64_t M, int64_t N, int64_t K,
+                           void (*epi)(void *, int64_t, int64_t), void *bufs) {
+    TtGemmEpilogue e = {epi, bufs};
+    tt_qgemm_run(rt->qgemm, M, N, K, A, lda, B, ldb, C, ldc, rt->threads, epi ? &e : NULL);
 }
 
 static double now_ns(void) {
@@ -181,14 +191,15 @@ Jit *jit_new(int opt_level) {
         void *fn;
     } rt[] = {{CG_GEMM_SYMBOL, (void *)&jit_gemm_call},
               {CG_PARALLEL_SYMBOL, (void *)&ttrt_parallel_for},
-              {CG_TICK_SYMBOL, (void *)&jit_tick}};
-    LLVMOrcCSymbolMapPair syms[3];
-    for (int i = 0; i < 3; i++)
+              {CG_TICK_SYMBOL, (void *)&jit_tick},
+              {CG_QGEMM_SYMBOL, (void *)&jit_qgemm_call}};
+    LLVMOrcCSymbolMapPair syms[4];
+    for (int i = 0; i < 4; i++)
         syms[i] = (LLVMOrcCSymbolMapPair){
             LLVMOrcLLJITMangleAndIntern(j->lljit, rt[i].name),
             {(LLVMOrcExecutorAddress)(uintptr_t)rt[i].fn,
              {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
-    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(syms, 3));
+    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(syms, 4));
     if (e) {
         LLVMConsumeError(e);
         jit_free(j);
@@ -235,6 +246,7 @@ void jit_free(Jit *j) {
     }
     free(j->entries);
     if (j->rt.gemm) tt_gemm_free(j->rt.gemm);
+    if (j->rt.qgemm) tt_qgemm_free(j->rt.qgemm);
     if (j->lljit) {
         LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->lljit);
         if (e) LLVMConsumeError(e);
@@ -525,7 +537,9 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     en->wsbytes = p->workspace;
     en->ws_lower = p->ws_lower;
     en->ws_unplanned = p->ws_unplanned;
-    bool gemm = p->ngemm > 0;
+    /* which GEMMs the graph calls (qmatmul's LS_GEMMs call the int8 one) */
+    bool gemm = m && LLVMGetNamedFunction(m, CG_GEMM_SYMBOL);
+    bool qgemm = m && LLVMGetNamedFunction(m, CG_QGEMM_SYMBOL);
     en->nchecks = p->nchecks;
     en->check_node = tt_xmalloc(((size_t)p->nchecks + 1) * sizeof *en->check_node);
     if (p->nchecks) memcpy(en->check_node, p->check_node, (size_t)p->nchecks * sizeof(int));
@@ -545,7 +559,13 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
         if (!j->rt.gemm) snprintf(err, errlen, "jit: cannot build the GEMM: %s", gerr);
     }
     LLVMOrcExecutorAddress addr = 0;
-    bool ok = m && (!gemm || j->rt.gemm) && link_graph(j, m, &addr, err, errlen);
+    if (m && qgemm && !j->rt.qgemm) { /* compiles the int8 kernels, once per process */
+        char gerr[256];
+        j->rt.qgemm = tt_qgemm_new(gerr, sizeof gerr);
+        if (!j->rt.qgemm) snprintf(err, errlen, "jit: cannot build the int8 GEMM: %s", gerr);
+    }
+    bool ok = m && (!gemm || j->rt.gemm) && (!qgemm || j->rt.qgemm) &&
+              link_graph(j, m, &addr, err, errlen);
     if (m) LLVMDisposeModule(m);
     LLVMContextDispose(ctx);
     if (!ok) return false;

@@ -704,8 +704,8 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
             const LpGemm *g = s->gemm;
             fprintf(out, "%s[", p->bufs[g->c].name);
             print_expr(out, p, g->coff);
-            fprintf(out, "] %s= gemm(%lldx%lldx%lld, %s[", g->acc ? "+" : "", (long long)g->m,
-                    (long long)g->n, (long long)g->k, p->bufs[g->a].name);
+            fprintf(out, "] %s= %sgemm(%lldx%lldx%lld, %s[", g->acc ? "+" : "", g->q ? "q" : "",
+                    (long long)g->m, (long long)g->n, (long long)g->k, p->bufs[g->a].name);
             print_expr(out, p, g->aoff);
             fprintf(out, "]%s lda %lld, %s[", g->ta ? "^T" : "", (long long)g->lda,
                     p->bufs[g->b].name);

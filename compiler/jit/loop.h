@@ -117,6 +117,9 @@ typedef struct LpGemm {
     int64_t m, n, k, lda, ldb, ldc;
     bool ta, tb;
     bool acc; /* C += the product (else C =) */
+    /* qmatmul's: A and B i8, C i32, exact (tt_qgemm_run, compiler/gemm/
+     * qgemm.h); never transposed, never acc */
+    bool q;
 } LpGemm;
 
 typedef struct LpStmt LpStmt;

@@ -464,8 +464,9 @@ static bool gemm_layout(int64_t r, int64_t c, int64_t sr, int64_t sc, int64_t *l
 /* [..., m, k] @ [..., k, n]: for each batch element, one call of the GEMM
  * on the operands' buffers (a transposed operand is passed as is, with its
  * trans flag). An operand the GEMM cannot address is first copied densely
- * into a temporary of its own. */
-static void lower_matmul(Lower *L, int id, int out) {
+ * into a temporary of its own. q: qmatmul's, i8 operands and the int8 GEMM,
+ * which takes no transposed operand (copied too). */
+static void lower_gemm(Lower *L, int id, int out, bool q) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
     int r = n->shape.ndim;
@@ -473,7 +474,7 @@ static void lower_matmul(Lower *L, int id, int out) {
     int64_t m = n->shape.d[r - 2], nn = n->shape.d[r - 1], k = as->d[r - 1];
     if (shape_numel(&n->shape) == 0) return;
     if (k == 0) {
-        fill(p, out, lp_const_f(p, LT_F32, 0));
+        fill(p, out, q ? lp_const_i(p, LT_I32, 0) : lp_const_f(p, LT_F32, 0));
         return;
     }
     int64_t rows[2] = {m, k}, cols[2] = {k, nn};
@@ -483,10 +484,11 @@ static void lower_matmul(Lower *L, int id, int out) {
     for (int x = 0; x < 2; x++) {
         int in = n->in[x];
         if (strided_view(L, in, &ob[x], &off[x], st[x]) &&
-            gemm_layout(rows[x], cols[x], st[x][r - 2], st[x][r - 1], &ld[x], &tr[x]))
+            gemm_layout(rows[x], cols[x], st[x][r - 2], st[x][r - 1], &ld[x], &tr[x]) &&
+            !(q && tr[x]))
             continue;
         const Shape *s = &node(L, in)->shape;
-        ob[x] = lp_add_buf(p, LB_TEMP, 0, TY_F32, s, in);
+        ob[x] = lp_add_buf(p, LB_TEMP, 0, q ? TY_I8 : TY_F32, s, in);
         LpExpr *idx[IR_MAXDIM];
         open_dims(p, s, idx);
         lp_store(p, ob[x], linearize(p, idx, s), value_at(L, in, idx));
@@ -506,34 +508,20 @@ static void lower_matmul(Lower *L, int id, int out) {
         co = lp_iadd(p, co, lp_imul(p, v, ost[b]));
     }
     LpGemm g = {ob[0], ob[1], out, ao, bo, co, m, nn, k, ld[0], ld[1], nn, tr[0], tr[1]};
+    g.q = q;
     lp_gemm(p, &g);
     close_n(p, r - 2);
 }
 
-/* qmatmul: i8 [..., m, k] @ i8 [..., k, n] -> i32, a plain loop nest
- * accumulating the products in i32 (wrapping) in the reference's p order.
- * The integer GEMM micro-kernels (AVX2 vpmaddubsw / AVX-512 VNNI vpdpbusd)
- * are the next step of issue 13 (spec/jit.md). */
+static void lower_matmul(Lower *L, int id, int out) {
+    lower_gemm(L, id, out, false);
+}
+
+/* qmatmul: i8 [..., m, k] @ i8 [..., k, n] -> i32, a call of the int8
+ * GEMM (compiler/gemm/qgemm.h: VNNI / AVX2 micro-kernels, exact) per batch
+ * element, like matmul's */
 static void lower_qmatmul(Lower *L, int id, int out) {
-    const IrNode *n = node(L, id);
-    LpProg *p = L->p;
-    int r = n->shape.ndim;
-    int64_t k = node(L, n->in[0])->shape.d[r - 1];
-    LpExpr *oi[IR_MAXDIM], *ai[IR_MAXDIM], *bi[IR_MAXDIM];
-    open_dims(p, &n->shape, oi);
-    LpExpr *acc = lp_local(p, LT_I32, lp_const_i(p, LT_I32, 0));
-    LpExpr *v = lp_open_loop(p, k);
-    for (int d = 0; d < r - 2; d++) ai[d] = bi[d] = oi[d];
-    ai[r - 2] = oi[r - 2];
-    ai[r - 1] = v;
-    bi[r - 2] = v;
-    bi[r - 1] = oi[r - 1];
-    LpExpr *x = lp_cast(p, LT_I32, value_at(L, n->in[0], ai));
-    LpExpr *y = lp_cast(p, LT_I32, value_at(L, n->in[1], bi));
-    lp_set(p, acc, lp_bin(p, LO_ADD, acc, lp_bin(p, LO_MUL, x, y)));
-    lp_close_loop(p);
-    lp_store(p, out, linearize(p, oi, &n->shape), acc);
-    close_n(p, r);
+    lower_gemm(L, id, out, true);
 }
 
 /* idx: i64 local of the index at the current position, checked against
