@@ -90,6 +90,8 @@ void lib_register_text(Interp *I); /* builtins_text.c: tokenizers */
 void lib_register_lm(Interp *I);   /* builtins_lm.c: language-model training helpers */
 /* builtins_quant.c: quantize, dequantize, qmatmul, requantize */
 void lib_register_quant(Interp *I);
+/* builtins_compress.c: prune, sparsity, distill */
+void lib_register_compress(Interp *I);
 /* accuracy(pred, labels) as a C number (builtins_math.c), used by fit. */
 double lib_accuracy(Interp *I, Value pred, Value labels);
 
