@@ -115,11 +115,10 @@ typedef struct Tensor {
     Buffer *buf; /* realized data, or NULL while lazy */
     int node;    /* node in I->g when node_gen == I->gen, else -1 */
     uint64_t node_gen;
-    bool requires_grad;  /* a model parameter */
-    struct Tensor *grad; /* filled by backward(); NULL when none */
-    const char *name;    /* parameter path such as "fc1.w" (interned), or NULL */
-    struct Tensor
-        *mask; /* prune(): the 0/1 mask every optimizer step re-applies (retained), or NULL */
+    bool requires_grad;                   /* a model parameter */
+    struct Tensor *grad;                  /* filled by backward(); NULL when none */
+    const char *name;                     /* parameter path such as "fc1.w" (interned), or NULL */
+    struct Tensor *mask;                  /* prune(): 0/1, re-applied by optimizer steps, or NULL */
     struct Tensor *lazy_prev, *lazy_next; /* I->lazy list while buf == NULL */
 } Tensor;
 
