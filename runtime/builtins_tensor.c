@@ -658,4 +658,5 @@ void rt_register_tensor_builtins(Interp *I) {
     lib_register_lm(I);
     lib_register_quant(I);
     lib_register_compress(I);
+    lib_register_ptq(I);
 }
