@@ -93,6 +93,7 @@ static int mag_cmp(const void *x, const void *y) {
 static void prune_magnitude(Interp *I, WeightSet *ws, double amount) {
     int64_t total = 0;
     for (int i = 0; i < ws->n; i++) total += shape_numel(&ws->w[i]->shape);
+    if (total == 0) return; /* matrices with a zero dimension: nothing to prune */
     Mag *m = tt_xmalloc((size_t)total * sizeof *m);
     float *keep = tt_xmalloc((size_t)total * sizeof *keep);
     int64_t at = 0;
