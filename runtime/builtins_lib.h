@@ -91,6 +91,8 @@ void lib_register_lm(Interp *I);   /* builtins_lm.c: language-model training hel
 void lib_register_bench(Interp *I); /* builtins_bench.c: bench() */
 /* builtins_quant.c: quantize, dequantize, qmatmul, requantize */
 void lib_register_quant(Interp *I);
+/* builtins_compress.c: prune, sparsity, distill */
+void lib_register_compress(Interp *I);
 /* bytes, quant_report (builtins_ptq.c) */
 void lib_register_ptq(Interp *I);
 /* quantize(net, calib=x, method="minmax"): the post-training pass

@@ -188,6 +188,7 @@ void rt_tensor_free(Interp *I, Tensor *t) {
         rt_lazy_unlink(I, t);
         if (t->requires_grad) unregister_param(I, t);
         if (t->grad) rt_release(I, vtensor(t->grad));
+        if (t->mask) rt_release(I, vtensor(t->mask));
     }
     rt_buf_release(t->buf);
     t->buf = NULL;

@@ -118,6 +118,7 @@ typedef struct Tensor {
     bool requires_grad;                   /* a model parameter */
     struct Tensor *grad;                  /* filled by backward(); NULL when none */
     const char *name;                     /* parameter path such as "fc1.w" (interned), or NULL */
+    struct Tensor *mask;                  /* prune(): 0/1, re-applied by optimizer steps, or NULL */
     struct Tensor *lazy_prev, *lazy_next; /* I->lazy list while buf == NULL */
 } Tensor;
 
