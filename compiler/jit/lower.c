@@ -1300,17 +1300,23 @@ static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki
  * The Tq x Tk matrix never exists. Masked keys (j >= hi, hi from the runtime
  * len and the causal rule) leave m, l and the row unchanged; a row that saw
  * no key, or only scores of -inf (l == 0), is 0, as the reference kernel. */
-static void lower_attention(Lower *L, int id, int out) {
-    const IrNode *n = node(L, id);
+static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64_t r1,
+                           int64_t nkeys) {
     LpProg *p = L->p;
     const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
     int r = qs->ndim;
     int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2], dv = n->shape.d[r - 1];
-    int64_t rows = shape_numel(&n->shape) / (dv > 0 ? dv : 1);
-    if (shape_numel(&n->shape) == 0) return;
-    LpExpr *row = lp_open_loop(p, rows);
-    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM];
-    LpExpr *i = lp_imod(p, row, tq), *rest = lp_idiv(p, row, tq);
+    int64_t batch = shape_numel(&n->shape) / (dv * tq);
+    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM], *row, *i, *rest;
+    if (r0 == 0 && r1 == tq) { /* every row: one flat loop, parallel over all of them */
+        row = lp_open_loop(p, batch * tq);
+        i = lp_imod(p, row, tq);
+        rest = lp_idiv(p, row, tq);
+    } else { /* a band of rows: parallel over the batch */
+        rest = lp_open_loop(p, batch);
+        i = lp_iadd(p, lp_open_loop(p, r1 - r0), lp_iconst(p, r0));
+        row = lp_iadd(p, lp_imul(p, rest, tq), i);
+    }
     for (int k = r - 3; k >= 0; k--) {
         bi[k] = lp_imod(p, rest, qs->d[k]);
         rest = lp_idiv(p, rest, qs->d[k]);
@@ -1394,6 +1400,32 @@ static void lower_attention(Lower *L, int id, int out) {
                        lp_bin(p, LO_DIV, lp_load(p, out, o), l)));
     lp_close_loop(p);
     lp_close_loop(p); /* row */
+    if (!(r0 == 0 && r1 == tq)) lp_close_loop(p);
+}
+
+/* A causal row i sees at most the keys below i + 1 + (Tk - Tq), whatever
+ * len is: the rows are cut into ATT_BANDS bands, each visiting only the key
+ * blocks its last row can see (loop extents are constants), which skips
+ * about 3/8 of the masked work of Tq == Tk. Bands loop over the batch in
+ * parallel; without them (not causal, few rows, or one batch) one flat
+ * loop over all rows does. */
+#define ATT_BANDS 4
+static void lower_attention(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
+    int r = qs->ndim;
+    int64_t tq = qs->d[r - 2], tk = ks->d[r - 2];
+    if (shape_numel(&n->shape) == 0) return;
+    int64_t batch = shape_numel(&n->shape) / (n->shape.d[r - 1] * tq);
+    if (!n->attr.causal || tq < 4 * ATT_BANDS || batch < 2) {
+        attention_rows(L, n, out, 0, tq, tk);
+        return;
+    }
+    for (int b = 0; b < ATT_BANDS; b++) {
+        int64_t r0 = tq * b / ATT_BANDS, r1 = tq * (b + 1) / ATT_BANDS;
+        int64_t keys = r1 + (tk - tq); /* the last row's: keys < (r1 - 1) + 1 + Tk - Tq */
+        attention_rows(L, n, out, r0, r1, keys < 0 ? 0 : keys > tk ? tk : keys);
+    }
 }
 
 static void lower_root(Lower *L, int id) {
