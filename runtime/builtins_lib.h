@@ -99,6 +99,7 @@ void lib_register_ptq(Interp *I);
  * (builtins_ptq.c); bi_quantize's model form */
 Value lib_quantize_model(Interp *I, const Value *args, int nargs, const char *const *kwnames,
                          const Value *kwargs, int nkw);
+void lib_register_attn(Interp *I); /* builtins_attn.c */
 /* accuracy(pred, labels) as a C number (builtins_math.c), used by fit. */
 double lib_accuracy(Interp *I, Value pred, Value labels);
 

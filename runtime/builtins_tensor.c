@@ -660,4 +660,5 @@ void rt_register_tensor_builtins(Interp *I) {
     lib_register_quant(I);
     lib_register_compress(I);
     lib_register_ptq(I);
+    lib_register_attn(I);
 }

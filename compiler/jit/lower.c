@@ -1246,6 +1246,176 @@ static void lower_argsort(Lower *L, int id, int out) {
     close_n(p, s->ndim - 1);
 }
 
+/* The score q_i . k_j: ATT_LANES partial sums over the feature strips
+ * [c*ATT_LANES, (c+1)*ATT_LANES), added pairwise, then the features past the
+ * last whole strip. Independent chains instead of one: the SLP vectorizer
+ * packs them into one vector multiply-add per strip, where a single chain
+ * would wait on each add (and may not be reassociated). qi, ki: the indices
+ * of q and k, all but the feature dim set. */
+#define ATT_LANES 8
+#define ATT_KEYS  4
+static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki, int64_t d) {
+    LpProg *p = L->p;
+    int r = node(L, n->in[0])->shape.ndim;
+    int64_t strips = d / ATT_LANES;
+    LpExpr *part[ATT_LANES];
+    if (strips > 0) {
+        for (int u = 0; u < ATT_LANES; u++) part[u] = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
+        LpExpr *c = lp_open_loop(p, strips);
+        for (int u = 0; u < ATT_LANES; u++) {
+            qi[r - 1] = ki[r - 1] = lp_iadd(p, lp_imul(p, c, ATT_LANES), lp_iconst(p, u));
+            lp_set(p, part[u],
+                   lp_bin(p, LO_ADD, part[u],
+                          lp_bin(p, LO_MUL, value_at(L, n->in[0], qi), value_at(L, n->in[1], ki))));
+        }
+        lp_close_loop(p);
+        for (int w = ATT_LANES / 2; w >= 1; w /= 2)
+            for (int u = 0; u < w; u++) part[u] = lp_bin(p, LO_ADD, part[u], part[u + w]);
+    }
+    LpExpr *s = strips > 0 ? part[0] : lp_const_f(p, LT_F32, 0);
+    for (int64_t c = strips * ATT_LANES; c < d; c++) {
+        qi[r - 1] = ki[r - 1] = lp_iconst(p, c);
+        s = lp_bin(p, LO_ADD, s,
+                   lp_bin(p, LO_MUL, value_at(L, n->in[0], qi), value_at(L, n->in[1], ki)));
+    }
+    return lp_local(p, LT_F32, s);
+}
+
+/* attention: one kernel, a loop over the query rows (flat over batch and
+ * Tq, so it runs in parallel) with FlashAttention's online softmax over the
+ * keys: the running maximum m, the running sum l and the row of the output
+ * itself as the accumulator, rescaled by exp(m - m') when the maximum grows.
+ * The Tq x Tk matrix never exists. Masked keys (j >= hi, hi from the runtime
+ * len and the causal rule) leave m, l and the row unchanged; a row that saw
+ * no key, or only scores of -inf (l == 0), is 0, as the reference kernel. */
+static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64_t r1,
+                           int64_t nkeys) {
+    LpProg *p = L->p;
+    const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
+    int r = qs->ndim;
+    int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2], dv = n->shape.d[r - 1];
+    int64_t batch = shape_numel(&n->shape) / (dv * tq);
+    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM], *row, *i, *rest;
+    if (r0 == 0 && r1 == tq) { /* every row: one flat loop, parallel over all of them */
+        row = lp_open_loop(p, batch * tq);
+        i = lp_imod(p, row, tq);
+        rest = lp_idiv(p, row, tq);
+    } else { /* a band of rows: parallel over the batch */
+        rest = lp_open_loop(p, batch);
+        i = lp_iadd(p, lp_open_loop(p, r1 - r0), lp_iconst(p, r0));
+        row = lp_iadd(p, lp_imul(p, rest, tq), i);
+    }
+    for (int k = r - 3; k >= 0; k--) {
+        bi[k] = lp_imod(p, rest, qs->d[k]);
+        rest = lp_idiv(p, rest, qs->d[k]);
+    }
+    for (int k = 0; k < r - 2; k++) qi[k] = ki[k] = vi[k] = bi[k];
+    qi[r - 2] = i;
+    /* hi: keys [0, hi) are visible */
+    LpExpr *hi = lp_iconst(p, tk);
+    if (n->nin == 4) {
+        LpExpr *none[1] = {NULL};
+        LpExpr *len = lp_cast(p, LT_I64, value_at(L, n->in[3], none));
+        len = lp_select(p, lp_bin(p, LO_LT, len, lp_iconst(p, 0)), lp_iconst(p, 0), len);
+        hi = lp_select(p, lp_bin(p, LO_GT, len, hi), hi, len);
+    }
+    if (n->attr.causal) {
+        LpExpr *lim =
+            lp_iadd(p, lp_bin(p, LO_SUB, hi, lp_iconst(p, tq)), lp_iadd(p, i, lp_iconst(p, 1)));
+        hi = lp_select(p, lp_bin(p, LO_LT, lim, hi), lim, hi);
+    }
+    LpExpr *orow = lp_imul(p, row, dv);
+    LpExpr *c = lp_open_loop(p, dv);
+    lp_store(p, out, lp_iadd(p, orow, c), lp_const_f(p, LT_F32, 0));
+    lp_close_loop(p);
+    LpExpr *m = lp_local(p, LT_F32, lp_const_f(p, LT_F32, -INFINITY));
+    LpExpr *l = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
+    /* keys in blocks of ATT_KEYS: one rescaling (one exp) per block, and
+     * one pass over the row per block; the last block's keys past Tk read
+     * key Tk - 1 and are masked (j < hi <= Tk) */
+    LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY);
+    LpExpr *vis[ATT_KEYS], *sc[ATT_KEYS], *pj[ATT_KEYS], *jc[ATT_KEYS], *bm = NULL;
+    LpExpr *jb = lp_open_loop(p, (tk + ATT_KEYS - 1) / ATT_KEYS);
+    for (int u = 0; u < ATT_KEYS; u++) {
+        LpExpr *j = lp_iadd(p, lp_imul(p, jb, ATT_KEYS), lp_iconst(p, u));
+        jc[u] = tk % ATT_KEYS == 0
+                    ? j
+                    : lp_select(p, lp_bin(p, LO_LT, j, lp_iconst(p, tk)), j, lp_iconst(p, tk - 1));
+        ki[r - 2] = jc[u];
+        LpExpr *s = attention_dot(L, n, qi, ki, d);
+        vis[u] = lp_bin(p, LO_LT, j, hi);
+        sc[u] = lp_local(
+            p, LT_F32,
+            lp_select(p, vis[u], lp_bin(p, LO_MUL, s, lp_const_f(p, LT_F32, (float)n->attr.scale)),
+                      ninf));
+        bm = bm ? lp_bin(p, LO_MAX, bm, sc[u]) : sc[u];
+    }
+    /* masked scores are -inf, so the new maximum is max(m, block) (a NaN
+     * score wins, as in the reference kernel); corr = 1 while the maximum
+     * stays (also -inf == -inf: no NaN); p = 0 while it is -inf (every
+     * visible score so far -inf) */
+    LpExpr *m2 = lp_local(p, LT_F32, lp_bin(p, LO_MAX, m, bm));
+    LpExpr *corr = lp_local(p, LT_F32,
+                            lp_select(p, lp_bin(p, LO_EQ, m, m2), lp_const_f(p, LT_F32, 1),
+                                      lp_un(p, LO_EXP, lp_bin(p, LO_SUB, m, m2))));
+    LpExpr *live = lp_bin(p, LO_NE, m2, ninf), *psum = NULL;
+    for (int u = 0; u < ATT_KEYS; u++) {
+        pj[u] = lp_local(p, LT_F32,
+                         lp_select(p, lp_bin(p, LO_AND, vis[u], live),
+                                   lp_un(p, LO_EXP, lp_bin(p, LO_SUB, sc[u], m2)),
+                                   lp_const_f(p, LT_F32, 0)));
+        psum = psum ? lp_bin(p, LO_ADD, psum, pj[u]) : pj[u];
+    }
+    lp_set(p, l, lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, l, corr), psum));
+    lp_set(p, m, m2);
+    c = lp_open_loop(p, dv);
+    vi[r - 1] = c;
+    LpExpr *o = lp_iadd(p, orow, c);
+    LpExpr *acc = lp_bin(p, LO_MUL, lp_load(p, out, o), corr);
+    for (int u = 0; u < ATT_KEYS; u++) { /* a masked key adds nothing (0 * inf is no NaN) */
+        vi[r - 2] = jc[u];
+        acc = lp_bin(p, LO_ADD, acc,
+                     lp_select(p, vis[u], lp_bin(p, LO_MUL, pj[u], value_at(L, n->in[2], vi)),
+                               lp_const_f(p, LT_F32, 0)));
+    }
+    lp_store(p, out, o, acc);
+    lp_close_loop(p);
+    lp_close_loop(p); /* jb */
+    c = lp_open_loop(p, dv);
+    o = lp_iadd(p, orow, c);
+    lp_store(p, out, o,
+             lp_select(p, lp_bin(p, LO_EQ, l, lp_const_f(p, LT_F32, 0)), lp_const_f(p, LT_F32, 0),
+                       lp_bin(p, LO_DIV, lp_load(p, out, o), l)));
+    lp_close_loop(p);
+    lp_close_loop(p); /* row */
+    if (!(r0 == 0 && r1 == tq)) lp_close_loop(p);
+}
+
+/* A causal row i sees at most the keys below i + 1 + (Tk - Tq), whatever
+ * len is: the rows are cut into ATT_BANDS bands, each visiting only the key
+ * blocks its last row can see (loop extents are constants), which skips
+ * about 3/8 of the masked work of Tq == Tk. Bands loop over the batch in
+ * parallel; without them (not causal, few rows, or one batch) one flat
+ * loop over all rows does. */
+#define ATT_BANDS 4
+static void lower_attention(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
+    int r = qs->ndim;
+    int64_t tq = qs->d[r - 2], tk = ks->d[r - 2];
+    if (shape_numel(&n->shape) == 0) return;
+    int64_t batch = shape_numel(&n->shape) / (n->shape.d[r - 1] * tq);
+    if (!n->attr.causal || tq < 4 * ATT_BANDS || batch < 2) {
+        attention_rows(L, n, out, 0, tq, tk);
+        return;
+    }
+    for (int b = 0; b < ATT_BANDS; b++) {
+        int64_t r0 = tq * b / ATT_BANDS, r1 = tq * (b + 1) / ATT_BANDS;
+        int64_t keys = r1 + (tk - tq); /* the last row's: keys < (r1 - 1) + 1 + Tk - Tq */
+        attention_rows(L, n, out, r0, r1, keys < 0 ? 0 : keys > tk ? tk : keys);
+    }
+}
+
 static void lower_root(Lower *L, int id) {
     const IrNode *n = node(L, id);
     int out = L->buf[id];
@@ -1280,6 +1450,9 @@ static void lower_root(Lower *L, int id) {
         break;
     case OP_CUMSUM:
         lower_cumsum(L, id, out);
+        break;
+    case OP_ATTENTION:
+        lower_attention(L, id, out);
         break;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_WEIGHT:
@@ -1340,6 +1513,7 @@ static bool rereads(const Lower *L, int c, int pos, int x) {
     case OP_MAX_POOL2D_INDEX:
     case OP_AVG_POOL2D:
     case OP_AVG_POOL2D_BACKWARD:
+    case OP_ATTENTION:
         return true;
     case OP_SCATTER_ADD:
         return pos == 1;
