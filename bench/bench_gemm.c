@@ -171,10 +171,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     int lanes = tt_gemm_lanes(g);
-    printf("tt_gemm: %s micro-kernels (%d lanes, TT_GEMM_LANES to force), ready in %.1f ms "
-           "(wall %.1f ms incl. LLVM init; ~15 ms when linked from the on-disk cache)\n",
+    const char *tune = getenv("TT_TUNE");
+    printf("tt_gemm: default tile %s (%d lanes), ready in %.1f ms (wall %.1f ms incl. LLVM init); "
+           "schedules %s (the list at the end)\n",
            lanes == 16 ? "12x32 and 12x16" : "6x16", lanes, tt_gemm_compile_ms(g),
-           (now() - t0) * 1e3);
+           (now() - t0) * 1e3,
+           tune && !strcmp(tune, "0") ? "from the default table (TT_TUNE=0)"
+                                      : "tuned per shape class on first use, or from the tuning "
+                                        "cache");
     printf("OpenBLAS: %s kernels\n", openblas_get_corename());
     /* the FMA peak of one core at the widest width (bench/peak): tt's
      * figures as a share of it, per thread, compare across machines */
@@ -222,6 +226,9 @@ int main(int argc, char **argv) {
         free(C);
         free(C2);
     }
+    printf("\n");
+    fflush(stdout);
+    tt_gemm_explain(stdout);
     tt_gemm_free(g);
     return 0;
 }
