@@ -539,10 +539,15 @@ static double time_sched(void *ctx, const TtGemmSchedule *s) {
     if (!c->C) c->C = aligned_alloc(64, (size_t)(c->M * c->N) * sizeof(float) + 64);
     if (!c->C) return -1;
     Sched sc = resolve(c->g, s);
-    double t0 = now_ns();
+    /* this thread's CPU time: on a shared machine wall time mostly measures
+     * the other processes (one run here under load picked a different
+     * blocking per shape, at random), CPU time the candidate */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     gemm_serial(&sc, c->M, c->N, c->K, c->A, c->lda, c->ta, c->B, c->ldb, c->tb, c->C, c->N, false,
                 NULL, 0, c->M, NULL);
-    return (now_ns() - t0) * 1e-9;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
 }
 
 static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,

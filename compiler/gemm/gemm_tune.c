@@ -208,8 +208,11 @@ static void cache_store(const GemmTuner *t, int c, const Class *cl) {
     free(key);
 }
 
-/* Times every candidate: rounds interleaved (load from other processes
- * hits all alike), the best round of each kept. */
+/* Times every candidate (in CPU time of the calling thread, see
+ * time_sched): rounds interleaved (load from other processes hits all
+ * alike), the best round of each kept. The default keeps its place unless
+ * a candidate beats it by 3%: a near-tie is noise, and the default is what
+ * every other host of the kind runs. */
 static void tune(GemmTuner *t, Class *cl, double flop, GemmTimeFn time, void *ctx) {
     double best[MAXCAND] = {0};
     /* about 10 ms of products per candidate per round, 3 rounds; a single
@@ -232,7 +235,10 @@ static void tune(GemmTuner *t, Class *cl, double flop, GemmTimeFn time, void *ct
         cl->gflops[cl->nalt++] = best[i];
         if (win < 0 || best[i] > best[win]) win = i;
     }
-    if (win >= 0) cl->s = t->cand[win];
+    if (win < 0) return;
+    for (int i = 0; i < t->ncand; i++)
+        if (same(&t->cand[i], &cl->s) && best[i] > 0 && best[win] < 1.03 * best[i]) win = i;
+    cl->s = t->cand[win];
 }
 
 TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
