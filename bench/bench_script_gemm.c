@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,8 +53,23 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Seconds per product through ttrun; NAN when it failed. */
-static double script_sample(const char *path, int threads) {
+static double child_cpu(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+static double process_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Seconds per product through ttrun; NAN when it failed. *cpu: the CPU
+ * seconds (user + system) the whole ttrun process took. */
+static double script_sample(const char *path, int threads, double *cpu) {
+    double c0 = child_cpu();
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s --backend=jit --threads=%d %s", TTRUN_PATH, threads, path);
     FILE *p = popen(cmd, "r");
@@ -63,6 +79,7 @@ static double script_sample(const char *path, int threads) {
     while (fgets(line, sizeof line, p))
         if (!strncmp(line, "per-product ", 12)) s = atof(line + 12);
     if (pclose(p) != 0) return NAN;
+    *cpu = child_cpu() - c0;
     return s;
 }
 
@@ -111,25 +128,31 @@ int main(int argc, char **argv) {
     }
     double flop = 2.0 * (double)n * n * n;
     int reps = (int)fmax(3, 2e10 / flop * (quick ? 0.5 : 1)); /* ~0.3 s at 60 GFLOP/s */
-    char path[] = "/tmp/tt_bench_script_XXXXXX.tt";
-    int fd = mkstemps(path, 3);
-    if (fd < 0) {
-        perror("mkstemps");
-        return 1;
+    /* path: reps products; path0: the same set-up and none (its CPU time is
+     * subtracted from path's: what remains is the products') */
+    char path[] = "/tmp/tt_bench_script_XXXXXX.tt", path0[] = "/tmp/tt_bench_script_XXXXXX.tt";
+    for (int w = 0; w < 2; w++) {
+        char *pp = w ? path0 : path;
+        int fd = mkstemps(pp, 3);
+        if (fd < 0) {
+            perror("mkstemps");
+            return 1;
+        }
+        FILE *f = fdopen(fd, "w");
+        int r = w ? 0 : reps;
+        fprintf(f,
+                "let a = randn([%lld, %lld], seed=1)\n"
+                "let b = randn([%lld, %lld], seed=2)\n"
+                "let s = item((a @ b)[0, 0])\n"
+                "let t0 = clock()\n"
+                "for i in range(%d) {\n"
+                "    let c = a @ b\n"
+                "    s = s + item(c[0, 0])\n"
+                "}\n"
+                "print(\"per-product \" + str((clock() - t0) / %d.0))\n",
+                (long long)n, (long long)n, (long long)n, (long long)n, r, r > 0 ? r : 1);
+        fclose(f);
     }
-    FILE *f = fdopen(fd, "w");
-    fprintf(f,
-            "let a = randn([%lld, %lld], seed=1)\n"
-            "let b = randn([%lld, %lld], seed=2)\n"
-            "let s = item((a @ b)[0, 0])\n"
-            "let t0 = clock()\n"
-            "for i in range(%d) {\n"
-            "    let c = a @ b\n"
-            "    s = s + item(c[0, 0])\n"
-            "}\n"
-            "print(\"per-product \" + str((clock() - t0) / %d.0))\n",
-            (long long)n, (long long)n, (long long)n, (long long)n, reps, reps);
-    fclose(f);
     float *A = aligned_alloc(64, (size_t)(n * n) * sizeof(float));
     float *B = aligned_alloc(64, (size_t)(n * n) * sizeof(float));
     float *C = aligned_alloc(64, (size_t)(n * n) * sizeof(float));
@@ -146,13 +169,18 @@ int main(int argc, char **argv) {
     printf("%3s %9s %9s %9s %8s %8s %8s\n", "", "", "", "", "kernel", "% peak", "% peak");
     int rc = 0;
     for (int t = t_only ? t_only : 1; t <= (t_only ? t_only : 2); t++) {
-        double ks[16], kf[16], ss[16];
+        double ks[16], kf[16], ss[16], kc[16], sc1[16];
         kernel_sample(g, n, A, B, C, t, 1, false); /* warm: the pool, the buffers */
         for (int s = 0; s < samples; s++) {
+            double c0 = process_cpu();
             ks[s] = kernel_sample(g, n, A, B, C, t, reps, false);
+            kc[s] = (process_cpu() - c0) / reps;
             kf[s] = kernel_sample(g, n, A, B, C, t, reps, true);
-            ss[s] = script_sample(path, t);
-            if (isnan(ss[s])) {
+            double cpu, cpu0;
+            ss[s] = script_sample(path, t, &cpu);
+            double s0 = script_sample(path0, t, &cpu0);
+            sc1[s] = (cpu - cpu0) / reps;
+            if (isnan(ss[s]) || isnan(s0)) {
                 fprintf(stderr, "bench_script_gemm: %s failed on %s\n", TTRUN_PATH, path);
                 rc = 1;
                 goto out;
@@ -165,11 +193,18 @@ int main(int argc, char **argv) {
                100 * flop / sc * 1e-9 / (peak * t));
         printf("%3s %9.2f %9s %9.2f %7.1f%%   (best samples)\n", "", kb * 1e3, "", sb * 1e3,
                100 * kb / sb);
+        /* CPU time: what other processes do does not count (on one thread
+         * the fairest comparison on a shared machine; on more, spinning
+         * workers count too) */
+        double kcm = median(kc, samples), scm = median(sc1, samples);
+        printf("%3s %9.2f %9s %9.2f %7.1f%%   (CPU ms per product, medians)\n", "", kcm * 1e3, "",
+               scm * 1e3, 100 * kcm / scm);
     }
     printf("(script/kernel: the kernel's time over the script's, 100%% = the script gets all of "
            "it; %% peak: of t cores' peak)\n");
 out:
     unlink(path);
+    unlink(path0);
     free(A);
     free(B);
     free(C);
