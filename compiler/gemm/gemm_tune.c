@@ -158,7 +158,8 @@ static bool is_candidate(const GemmTuner *t, const TtGemmSchedule *s) {
 
 /* A cached decision; false on a miss or an entry that does not parse as
  * one of today's candidates (then the class is tuned again). */
-static bool cache_load(const GemmTuner *t, int c, Class *cl) {
+static bool cache_load(const GemmTuner *t, int c, Class *out) {
+    Class tmp = *out, *cl = &tmp; /* out changes only on success */
     char *key = cache_key(t, c);
     void *bytes = NULL;
     size_t len = 0;
@@ -194,6 +195,7 @@ static bool cache_load(const GemmTuner *t, int c, Class *cl) {
         }
     }
     free(text);
+    if (ok) *out = tmp;
     return ok;
 }
 
