@@ -13,6 +13,7 @@
 #include <editline/readline.h>
 
 #include "eval.h"
+#include "gemm.h"
 #include "import.h"
 #include "input.h"
 #include "jit.h"
@@ -35,7 +36,10 @@ static void usage(FILE *out) {
           "  --backend=NAME     jit (default: LLVM) or naive (reference)\n"
           "  --seed=N           seed of the global random generator (default 0)\n"
           "  --profile          at exit: the per-op table (naive), or compile time, cache\n"
-          "                     hits and the slowest kernels (jit)\n"
+          "                     hits and the slowest kernels (jit), and the GEMM\n"
+          "                     schedules (as --explain-schedule)\n"
+          "  --explain-schedule at exit: the schedule each matrix product got (tile,\n"
+          "                     blocking), why, and the measured alternatives\n"
           "  --trace=FILE       write Chrome trace events (graph runs, compiles, kernels\n"
           "                     or ops, threads) to FILE, for Perfetto or chrome://tracing\n"
           "  --dump=graph       print each execution graph before it runs\n"
@@ -356,7 +360,7 @@ static int repl(Interp *I) {
 
 int main(int argc, char **argv) {
     const char *file = NULL, *backend = "jit";
-    bool check = false, profile = false, dump_graph = false, quiet = false;
+    bool check = false, profile = false, explain = false, dump_graph = false, quiet = false;
     bool dump_fuse = false, dump_loops = false, dump_quant = false;
     bool cache_info = false, cache_clear = false;
     const char *trace = NULL;
@@ -390,6 +394,8 @@ int main(int argc, char **argv) {
             }
         } else if (strcmp(a, "--profile") == 0) {
             profile = true;
+        } else if (strcmp(a, "--explain-schedule") == 0) {
+            explain = true;
         } else if (strncmp(a, "--dump=", 7) == 0) {
             if (strcmp(a + 7, "graph") == 0)
                 dump_graph = true;
@@ -490,6 +496,7 @@ int main(int argc, char **argv) {
             jit_print_profile(I->jit, stderr, 15);
         }
     }
+    if ((profile || explain) && file && !check) tt_gemm_explain(stderr);
     char terr[512];
     if (!rt_trace_finish(terr, sizeof terr)) {
         fprintf(stderr, "ttrun: error: --trace: %s\n", terr);

@@ -668,7 +668,10 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     for (int k = 0; k < g->nout; k++)
         if (overlaps_input(g, outputs[k], node_bytes(g, g->outputs[k]), inputs)) {
             size_t bytes = node_bytes(g, g->outputs[k]);
-            bufs[g->ninputs + k] = bytes > ((size_t)1 << 46) ? NULL : malloc(bytes ? bytes : 1);
+            /* 64-byte aligned like every tensor buffer: the GEMM's tiles
+             * and the kernels' vector stores assume it for speed */
+            bufs[g->ninputs + k] =
+                bytes > ((size_t)1 << 46) ? NULL : aligned_alloc(64, (bytes + 64) & ~(size_t)63);
             if (!bufs[g->ninputs + k]) { /* no copy of this size fits: stop before running */
                 const IrNode *x = ir_node(g, g->outputs[k]);
                 char sh[128];
