@@ -10,6 +10,7 @@ Times nothing against a threshold: the figures are only checked to exist.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,21 @@ def main():
                            capture_output=True, text=True)
         if p.returncode != 2 or "unknown workload" not in p.stderr:
             fail("an unknown workload: status %d, %r" % (p.returncode, p.stderr))
+    # the jit-O2-nofuse configuration really turns fusion off: with it the
+    # profile lists relu as its own kernel, without it relu rides the matmul
+    ttrun = os.path.join(a.build, "ttrun")
+    script = os.path.join(ROOT, "bench", "suite", "mlp_infer.tt")
+    kernels = {}
+    for fuse in ("1", "0"):
+        p = subprocess.run([ttrun, "--threads=1", "--profile", script, "2", "2", "4"], cwd=ROOT,
+                           env=dict(os.environ, TT_JIT_FUSE=fuse), capture_output=True, text=True)
+        if p.returncode != 0:
+            fail("ttrun --profile with TT_JIT_FUSE=%s: %s" % (fuse, p.stderr))
+        kernels[fuse] = p.stdout + p.stderr
+    if "matmul_relu" not in kernels["1"] or "matmul_relu" in kernels["0"] \
+            or not re.search(r"\bk\d+_relu\b", kernels["0"]):
+        fail("TT_JIT_FUSE=0 did not change the kernels:\n%s\n---\n%s" % (kernels["1"],
+                                                                          kernels["0"]))
     print("ok: %d result lines" % len(rows))
 
 
