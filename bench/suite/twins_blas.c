@@ -143,6 +143,21 @@ static void report(const char *name, Mlp *m, int what, int runs, int warmup) {
     free(t);
 }
 
+static void release(Mlp *m) {
+    for (int i = 0; i < 4; i++) {
+        free(m->w[i]);
+        free(m->g[i]);
+        free(m->m[i]);
+        free(m->v[i]);
+    }
+    free(m->x);
+    free(m->h);
+    free(m->z);
+    free(m->dz);
+    free(m->dh);
+    free(m->y);
+}
+
 int main(int argc, char **argv) {
     int threads = 1, runs = 100, warmup = 10;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -163,5 +178,6 @@ int main(int argc, char **argv) {
     report("mlp_train", &m, 0, runs, warmup);
     report("mlp_infer_b1", &m, 1, runs, warmup);
     report("mlp_infer_b256", &m, 256, runs, warmup);
+    release(&m);
     return 0;
 }
