@@ -156,7 +156,10 @@ Jit *jit_new(int opt_level) {
     char err[256];
     Jit *j = tt_xcalloc(1, sizeof *j);
     j->opt = clamp_opt(opt_level);
-    j->fuse = j->fuse_kernels = true;
+    /* TT_JIT_FUSE=0: every op its own kernel (jit_set_fusion(j, false)),
+     * for measuring what fusion buys (bench/run's jit-O2-nofuse) */
+    const char *fe = getenv("TT_JIT_FUSE");
+    j->fuse = j->fuse_kernels = !(fe && strcmp(fe, "0") == 0);
     j->err_node = -1;
     j->tm = cg_host_machine(j->opt, err, sizeof err);
     if (!j->tm) {
