@@ -38,6 +38,7 @@ static void usage(FILE *out) {
           "  --dump=graph       print each execution graph before it runs\n"
           "  --dump=fuse        print the fused kernels of each graph the JIT compiles\n"
           "  --dump=loops       print the loop IR of each graph the JIT compiles\n"
+          "  --dump=kvcache     print the decode graph generate() derives (KV caching)\n"
           "  --threads=N        threads of the JIT (default: all cores)\n"
           "  -O0 .. -O3         the JIT's LLVM optimization level (default -O2)\n"
           "  -q                 quiet\n"
@@ -353,7 +354,7 @@ static int repl(Interp *I) {
 int main(int argc, char **argv) {
     const char *file = NULL, *backend = "jit";
     bool check = false, profile = false, dump_graph = false, quiet = false;
-    bool dump_fuse = false, dump_loops = false;
+    bool dump_fuse = false, dump_loops = false, dump_kvcache = false;
     bool cache_info = false, cache_clear = false;
     long long seed = 0;
     int threads = 0, opt_level = 2, i; /* threads 0: all online cores */
@@ -392,9 +393,11 @@ int main(int argc, char **argv) {
                 dump_fuse = true;
             else if (strcmp(a + 7, "loops") == 0)
                 dump_loops = true;
+            else if (strcmp(a + 7, "kvcache") == 0)
+                dump_kvcache = true;
             else {
                 fprintf(stderr,
-                        "ttrun: error: unknown --dump pass '%s' (available: graph, fuse, loops)\n",
+                        "ttrun: error: unknown --dump pass '%s' (available: graph, fuse, loops, kvcache)\n",
                         a + 7);
                 return 2;
             }
@@ -449,6 +452,7 @@ int main(int argc, char **argv) {
     I->dump_graph = dump_graph;
     I->dump_fuse = dump_fuse;
     I->dump_loops = dump_loops;
+    I->dump_kvcache = dump_kvcache;
     I->quiet = quiet;
     I->threads = threads;
     I->opt_level = opt_level;
