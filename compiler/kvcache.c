@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KV_HAVE_ATTENTION 0 /* TEMP until h-attn merges */
-
 typedef struct Pass {
     const IrGraph *E1, *E2;
     int64_t T1, T2, ctx;
@@ -118,10 +116,6 @@ static int64_t prod(const Shape *s, int upto) {
 /* attention(q, k, v, causal) over the sequence -> attention(q_p, k', v',
  * len = p + 1, causal) with k' = where(row == p, k_p, k_cache), likewise v'. */
 static int rewrite_attention(Pass *S, int id) {
-#if !KV_HAVE_ATTENTION
-    (void)prod;
-    return refuse(S, id, "no attention op"), -1;
-#else
     const IrNode *x = ir_node(S->E1, id);
     IrGraph *D = &S->P->D;
     if (x->nin != 3) return refuse(S, id, "already has a len input"), -1;
@@ -165,7 +159,6 @@ static int rewrite_attention(Pass *S, int id) {
     S->ncache = c;
     int ins[4] = {S->m[x->in[0]], kn, vn, S->len};
     return ir_add(D, OP_ATTENTION, ins, 4, &x->attr, x->loc);
-#endif
 }
 
 /* Whether node id (with a sequence axis) computes row t from row t of its
@@ -293,7 +286,7 @@ static bool derive(Pass *S) {
             } else {
                 return refuse(S, i, "is data with one row per position that is not arange(T)");
             }
-        } else if (KV_HAVE_ATTENTION && strcmp(ir_ops[x->op].name, "attention") == 0) {
+        } else if (x->op == OP_ATTENTION) {
             if ((d = rewrite_attention(S, i)) < 0 && S->P->why[0]) return false;
         } else {
             IrAttr attr = x->attr;
