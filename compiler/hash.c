@@ -57,6 +57,10 @@ static void mix_attr(uint64_t *h, const IrAttr *a, int rank) {
     }
     mix_i64(h, w->groups);
     mix_i64(h, a->reverse);
+    mix_i64(h, a->causal);
+    double sc = a->scale == 0 ? 0.0 : a->scale;
+    memcpy(&bits, &sc, sizeof bits);
+    mix_i64(h, bits);
 }
 
 uint64_t ir_hash(const IrGraph *g) {

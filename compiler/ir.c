@@ -187,6 +187,10 @@ static IrAttr canonical_attr(const IrGraph *g, const IrNode *n) {
     case OP_REQUANTIZE:
         c.dtype = a->dtype;
         break;
+    case OP_ATTENTION:
+        c.causal = a->causal;
+        c.scale = a->scale;
+        break;
     case OP_CONV2D_BACKWARD_INPUT:
     case OP_CONV2D_BACKWARD_WEIGHT:
         c.shape = shape_make(a->shape.ndim, a->shape.d);

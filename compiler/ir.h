@@ -70,6 +70,9 @@ typedef struct IrAttr {
     int index;                /* INPUT: binding slot, 0..ninputs-1 */
     IrWindow win;             /* CONV2D*, MAX_POOL2D*, AVG_POOL2D* */
     bool reverse;             /* ARGSORT: descending; CUMSUM: from the end */
+    bool causal;              /* ATTENTION: query i sees keys <= i + (len - Tq) */
+    double scale;             /* ATTENTION: the factor of q k^T (the builder's
+                                 default 1/sqrt(D) is stored, never implied) */
 } IrAttr;
 
 typedef struct IrNode {
@@ -183,6 +186,13 @@ int ir_cast(IrGraph *g, int a, DType to, SrcLoc loc);
 int ir_conv2d(IrGraph *g, int x, int w, int bias, const IrWindow *win, SrcLoc loc);
 /* op: OP_MAX_POOL2D or OP_AVG_POOL2D over x f32[N, C, H, W]. */
 int ir_pool2d(IrGraph *g, OpKind op, int x, const IrWindow *win, SrcLoc loc);
+
+/* attention(q f32[..., Tq, D], k f32[..., Tk, D], v f32[..., Tk, Dv]) ->
+ * f32[..., Tq, Dv] (compiler/build_attn.c; semantics in ops.def and
+ * spec/ir.md). len: -1 (all Tk keys) or an i32 0-d node, the number of valid
+ * keys, read at run time. scale: NAN for PyTorch's default 1/sqrt(D). Batch
+ * dims broadcast (size-1 dims, equal ranks); ints are cast to f32. */
+int ir_attention(IrGraph *g, int q, int k, int v, int len, bool causal, double scale, SrcLoc loc);
 
 /* INT8 quantization (compiler/build_quant.c; semantics in ops.def and
  * spec/ir.md). scale (any dtype, cast to f32) and zp (cast to i32) broadcast

@@ -94,6 +94,9 @@ static void put_attrs(StrBuf *b, const IrGraph *g, const IrNode *n) {
     case OP_REQUANTIZE:
         sb_printf(b, " dtype=%s", dtype_name(a->dtype));
         break;
+    case OP_ATTENTION:
+        sb_printf(b, " causal=%s scale=%.9g", a->causal ? "true" : "false", a->scale);
+        break;
     case OP_CONV2D_BACKWARD_INPUT:
     case OP_CONV2D_BACKWARD_WEIGHT:
         put_shape(b, "shape", &a->shape);

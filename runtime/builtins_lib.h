@@ -90,6 +90,7 @@ void lib_register_text(Interp *I); /* builtins_text.c: tokenizers */
 void lib_register_lm(Interp *I);   /* builtins_lm.c: language-model training helpers */
 /* builtins_quant.c: quantize, dequantize, qmatmul, requantize */
 void lib_register_quant(Interp *I);
+void lib_register_attn(Interp *I); /* builtins_attn.c */
 /* accuracy(pred, labels) as a C number (builtins_math.c), used by fit. */
 double lib_accuracy(Interp *I, Value pred, Value labels);
 

@@ -657,4 +657,5 @@ void rt_register_tensor_builtins(Interp *I) {
     lib_register_text(I);
     lib_register_lm(I);
     lib_register_quant(I);
+    lib_register_attn(I);
 }

@@ -307,7 +307,8 @@ int jit_profile_kernels(const Jit *j, JitKernelProfile *out, int max) {
 static bool attr_eq(const IrAttr *a, const IrAttr *b) {
     if (a->axes != b->axes || a->keepdims != b->keepdims || a->axis != b->axis ||
         a->reverse != b->reverse || a->dtype != b->dtype || a->index != b->index ||
-        !shape_eq(&a->shape, &b->shape) || memcmp(&a->value, &b->value, sizeof a->value) != 0)
+        !shape_eq(&a->shape, &b->shape) || memcmp(&a->value, &b->value, sizeof a->value) != 0 ||
+        a->causal != b->causal || memcmp(&a->scale, &b->scale, sizeof a->scale) != 0)
         return false;
     for (int i = 0; i < IR_MAXDIM; i++)
         if (a->perm[i] != b->perm[i] || a->start[i] != b->start[i] || a->stop[i] != b->stop[i] ||

@@ -1258,6 +1258,122 @@ static void lower_argsort(Lower *L, int id, int out) {
     close_n(p, s->ndim - 1);
 }
 
+/* The score q_i . k_j: ATT_LANES partial sums over the feature strips
+ * [c*ATT_LANES, (c+1)*ATT_LANES), added pairwise, then the features past the
+ * last whole strip. Independent chains instead of one: the SLP vectorizer
+ * packs them into one vector multiply-add per strip, where a single chain
+ * would wait on each add (and may not be reassociated). qi, ki: the indices
+ * of q and k, all but the feature dim set. */
+#define ATT_LANES 8
+static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki, int64_t d) {
+    LpProg *p = L->p;
+    int r = node(L, n->in[0])->shape.ndim;
+    int64_t strips = d / ATT_LANES;
+    LpExpr *part[ATT_LANES];
+    if (strips > 0) {
+        for (int u = 0; u < ATT_LANES; u++) part[u] = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
+        LpExpr *c = lp_open_loop(p, strips);
+        for (int u = 0; u < ATT_LANES; u++) {
+            qi[r - 1] = ki[r - 1] = lp_iadd(p, lp_imul(p, c, ATT_LANES), lp_iconst(p, u));
+            lp_set(p, part[u],
+                   lp_bin(p, LO_ADD, part[u],
+                          lp_bin(p, LO_MUL, value_at(L, n->in[0], qi), value_at(L, n->in[1], ki))));
+        }
+        lp_close_loop(p);
+        for (int w = ATT_LANES / 2; w >= 1; w /= 2)
+            for (int u = 0; u < w; u++) part[u] = lp_bin(p, LO_ADD, part[u], part[u + w]);
+    }
+    LpExpr *s = strips > 0 ? part[0] : lp_const_f(p, LT_F32, 0);
+    for (int64_t c = strips * ATT_LANES; c < d; c++) {
+        qi[r - 1] = ki[r - 1] = lp_iconst(p, c);
+        s = lp_bin(p, LO_ADD, s,
+                   lp_bin(p, LO_MUL, value_at(L, n->in[0], qi), value_at(L, n->in[1], ki)));
+    }
+    return lp_local(p, LT_F32, s);
+}
+
+/* attention: one kernel, a loop over the query rows (flat over batch and
+ * Tq, so it runs in parallel) with FlashAttention's online softmax over the
+ * keys: the running maximum m, the running sum l and the row of the output
+ * itself as the accumulator, rescaled by exp(m - m') when the maximum grows.
+ * The Tq x Tk matrix never exists. Masked keys (j >= hi, hi from the runtime
+ * len and the causal rule) leave m, l and the row unchanged; a row that saw
+ * no key, or only scores of -inf (l == 0), is 0, as the reference kernel. */
+static void lower_attention(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
+    int r = qs->ndim;
+    int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2], dv = n->shape.d[r - 1];
+    int64_t rows = shape_numel(&n->shape) / (dv > 0 ? dv : 1);
+    if (shape_numel(&n->shape) == 0) return;
+    LpExpr *row = lp_open_loop(p, rows);
+    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM];
+    LpExpr *i = lp_imod(p, row, tq), *rest = lp_idiv(p, row, tq);
+    for (int k = r - 3; k >= 0; k--) {
+        bi[k] = lp_imod(p, rest, qs->d[k]);
+        rest = lp_idiv(p, rest, qs->d[k]);
+    }
+    for (int k = 0; k < r - 2; k++) qi[k] = ki[k] = vi[k] = bi[k];
+    qi[r - 2] = i;
+    /* hi: keys [0, hi) are visible */
+    LpExpr *hi = lp_iconst(p, tk);
+    if (n->nin == 4) {
+        LpExpr *none[1] = {NULL};
+        LpExpr *len = lp_cast(p, LT_I64, value_at(L, n->in[3], none));
+        len = lp_select(p, lp_bin(p, LO_LT, len, lp_iconst(p, 0)), lp_iconst(p, 0), len);
+        hi = lp_select(p, lp_bin(p, LO_GT, len, hi), hi, len);
+    }
+    if (n->attr.causal) {
+        LpExpr *lim =
+            lp_iadd(p, lp_bin(p, LO_SUB, hi, lp_iconst(p, tq)), lp_iadd(p, i, lp_iconst(p, 1)));
+        hi = lp_select(p, lp_bin(p, LO_LT, lim, hi), lim, hi);
+    }
+    LpExpr *orow = lp_imul(p, row, dv);
+    LpExpr *c = lp_open_loop(p, dv);
+    lp_store(p, out, lp_iadd(p, orow, c), lp_const_f(p, LT_F32, 0));
+    lp_close_loop(p);
+    LpExpr *m = lp_local(p, LT_F32, lp_const_f(p, LT_F32, -INFINITY));
+    LpExpr *l = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
+    LpExpr *j = lp_open_loop(p, tk);
+    ki[r - 2] = vi[r - 2] = j;
+    LpExpr *s = attention_dot(L, n, qi, ki, d);
+    LpExpr *vis = lp_bin(p, LO_LT, j, hi);
+    LpExpr *sc = lp_bin(p, LO_MUL, s, lp_const_f(p, LT_F32, (float)n->attr.scale));
+    LpExpr *m2 = lp_local(p, LT_F32, lp_select(p, vis, lp_bin(p, LO_MAX, m, sc), m));
+    /* corr = 1 while the maximum stays (also -inf == -inf: no NaN); p = 0
+     * while it is -inf (every visible score so far -inf) */
+    LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY);
+    LpExpr *corr = lp_local(p, LT_F32,
+                            lp_select(p, lp_bin(p, LO_EQ, m, m2), lp_const_f(p, LT_F32, 1),
+                                      lp_un(p, LO_EXP, lp_bin(p, LO_SUB, m, m2))));
+    LpExpr *pj =
+        lp_local(p, LT_F32,
+                 lp_select(p, lp_bin(p, LO_AND, vis, lp_bin(p, LO_NE, m2, ninf)),
+                           lp_un(p, LO_EXP, lp_bin(p, LO_SUB, sc, m2)), lp_const_f(p, LT_F32, 0)));
+    lp_set(p, l, lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, l, corr), pj));
+    lp_set(p, m, m2);
+    c = lp_open_loop(p, dv);
+    vi[r - 1] = c;
+    LpExpr *o = lp_iadd(p, orow, c);
+    /* a masked key leaves the row as it is (0 * an inf of v is no NaN) */
+    LpExpr *acc = lp_load(p, out, o);
+    lp_store(p, out, o,
+             lp_select(p, vis,
+                       lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, acc, corr),
+                              lp_bin(p, LO_MUL, pj, value_at(L, n->in[2], vi))),
+                       acc));
+    lp_close_loop(p);
+    lp_close_loop(p); /* j */
+    c = lp_open_loop(p, dv);
+    o = lp_iadd(p, orow, c);
+    lp_store(p, out, o,
+             lp_select(p, lp_bin(p, LO_EQ, l, lp_const_f(p, LT_F32, 0)), lp_const_f(p, LT_F32, 0),
+                       lp_bin(p, LO_DIV, lp_load(p, out, o), l)));
+    lp_close_loop(p);
+    lp_close_loop(p); /* row */
+}
+
 static void lower_root(Lower *L, int id) {
     const IrNode *n = node(L, id);
     int out = L->buf[id];
@@ -1292,6 +1408,9 @@ static void lower_root(Lower *L, int id) {
         break;
     case OP_CUMSUM:
         lower_cumsum(L, id, out);
+        break;
+    case OP_ATTENTION:
+        lower_attention(L, id, out);
         break;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_WEIGHT:
@@ -1352,6 +1471,7 @@ static bool rereads(const Lower *L, int c, int pos, int x) {
     case OP_MAX_POOL2D_INDEX:
     case OP_AVG_POOL2D:
     case OP_AVG_POOL2D_BACKWARD:
+    case OP_ATTENTION:
         return true;
     case OP_SCATTER_ADD:
         return pos == 1;

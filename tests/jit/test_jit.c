@@ -643,6 +643,26 @@ static bool case_pool(IrGraph *g, RgRng *r, OpKind op) {
     return true;
 }
 
+/* attention: random batch dims, Tq <= Tk or not, D and Dv not multiples of
+ * 8, causal or not, a runtime len (random i32, extremes included: clamped)
+ * or none, operands through index remaps */
+static bool case_attention(IrGraph *g, RgRng *r, OpKind op) {
+    int nb = rg_int(r, 0, 2);
+    Shape qs = {nb + 2, {0}};
+    for (int i = 0; i < nb; i++) qs.d[i] = rg_int(r, 1, 3);
+    Shape ks = qs, vs = qs;
+    int64_t tq = rg_int(r, 1, 9), tk = rg_int(r, 0, 2) ? tq + rg_int(r, 0, 6) : rg_int(r, 0, 9);
+    int64_t d = rg_int(r, 1, 19), dv = rg_int(r, 1, 11);
+    qs.d[nb] = tq, qs.d[nb + 1] = d;
+    ks.d[nb] = tk, ks.d[nb + 1] = d;
+    vs.d[nb] = tk, vs.d[nb + 1] = dv;
+    int q = operand(g, r, TY_F32, qs), k = operand(g, r, TY_F32, ks), v = operand(g, r, TY_F32, vs);
+    int len = rg_int(r, 0, 1) ? ir_input(g, TY_I32, shape_scalar(), NULL, L0) : -1;
+    double scale = rg_int(r, 0, 1) ? NAN : rg_unif(r, -1, 1);
+    ir_mark_output(g, ir_attention(g, q, k, v, len, rg_int(r, 0, 1), scale, L0));
+    return true;
+}
+
 static CaseFn op_case(OpKind op) {
     switch (op) {
     case OP_INPUT:
@@ -685,6 +705,8 @@ static CaseFn op_case(OpKind op) {
         return case_scatter;
     case OP_CAST:
         return case_cast;
+    case OP_ATTENTION:
+        return case_attention;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_INPUT:
     case OP_CONV2D_BACKWARD_WEIGHT:

@@ -142,6 +142,12 @@ static int c_pool(IrGraph *g, OpKind op) {
     return ir_add(g, op, &gy, 1, &at, L0);
 }
 
+/* q [2, 3, 5], k [2, 7, 5], v [2, 7, 3]: Tq < Tk, causal (bottom right) */
+static int c_attention(IrGraph *g, OpKind op) {
+    int q = in_f32(g, shp(3, 2, 3, 5), "x"), k = in_f32(g, shp(3, 2, 7, 5), "x");
+    return ir_attention(g, q, k, in_f32(g, shp(3, 2, 7, 3), "x"), -1, true, NAN, L0);
+}
+
 static GradCase grad_case(OpKind op) {
     unsigned f = ir_ops[op].flags;
     if (f & (OPF_LEAF | OPF_NODIFF)) return NULL;
@@ -170,6 +176,8 @@ static GradCase grad_case(OpKind op) {
         return c_cast;
     case OP_CUMSUM:
         return c_cumsum;
+    case OP_ATTENTION:
+        return c_attention;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_INPUT:
     case OP_CONV2D_BACKWARD_WEIGHT:

@@ -704,6 +704,20 @@ static int build_sigmoid_bce(Ctx *c) { /* -(t log s + (1 - t) log(1 - s)), s = s
     return ir_unary(g, OP_NEG, ir_binary(g, OP_ADD, a, b, L(c)), L(c));
 }
 
+/* the attention op: batch dims, Tq < Tk, D != Dv, causal (bottom-right)
+ * with a runtime len that masks the last key */
+static int build_attention_op(Ctx *c) {
+    int q = in_unif(c, SH(2, 3, 4), -1, 1), k = in_unif(c, SH(2, 5, 4), -1, 1);
+    int v = in_unif(c, SH(2, 5, 3), -1, 1);
+    return ir_attention(&c->g, q, k, v, -1, false, NAN, L(c));
+}
+static int build_attention_causal(Ctx *c) {
+    int q = in_unif(c, SH(2, 3, 4), -1, 1), k = in_unif(c, SH(2, 5, 4), -1, 1);
+    int v = in_unif(c, SH(2, 5, 3), -1, 1);
+    int len = in_idx(c, shape_scalar(), (int32_t[]){4});
+    return ir_attention(&c->g, q, k, v, len, true, 0.7, L(c));
+}
+
 static const GradCase cases[] = {
     {"neg", OP_NEG, build_neg},
     {"exp", OP_EXP, build_exp},
@@ -775,6 +789,8 @@ static const GradCase cases[] = {
     {"mlp_relu", OP__COUNT, build_mlp_relu},
     {"layernorm", OP__COUNT, build_layernorm},
     {"attention", OP__COUNT, build_attention},
+    {"attention_op", OP_ATTENTION, build_attention_op},
+    {"attention_causal", OP_ATTENTION, build_attention_causal},
     {"sigmoid_bce", OP__COUNT, build_sigmoid_bce},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
@@ -864,6 +880,8 @@ FD(mlp)
 FD(mlp_relu)
 FD(layernorm)
 FD(attention)
+FD(attention_op)
+FD(attention_causal)
 FD(sigmoid_bce)
 
 /* -- coverage: every differentiable op has a case, every case a test -- */

@@ -19,7 +19,7 @@
 
 #include "kernels.h"
 
-#define MAXIN 3
+#define MAXIN 4
 
 /* A tensor literal: dtype, shape, values (NULL when empty). */
 typedef struct TV {
@@ -384,6 +384,17 @@ static const KCase kcases[] = {
      {.shape = {4, {1, 1, 3, 3}}, .win = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}},
      1, {{TY_F32, 4, {1, 1, 2, 2}, V(9, 18, 27, 36)}},
      {TY_F32, 4, {1, 1, 3, 3}, V(1, 3, 2, 4, 10, 6, 3, 7, 4)}, 1e-6},
+
+    /* -- attention: softmax([1, 0]) = [e, 1] / (e + 1) -- */
+    {"attention", OP_ATTENTION, {.scale = 1}, 3,
+     {{TY_F32, 2, {1, 2}, V(1, 0)}, {TY_F32, 2, {2, 2}, V(1, 0, 0, 1)},
+      {TY_F32, 2, {2, 2}, V(1, 2, 3, 4)}},
+     {TY_F32, 2, {1, 2}, V(1.5378828427399903, 2.5378828427399903)}, 1e-6},
+    {"attention causal len 1: query 0 sees no key (0), query 1 key 0", OP_ATTENTION,
+     {.scale = 1, .causal = true}, 4,
+     {{TY_F32, 2, {2, 2}, V(1, 0, 0, 1)}, {TY_F32, 2, {2, 2}, V(1, 0, 0, 1)},
+      {TY_F32, 2, {2, 2}, V(1, 2, 3, 4)}, {TY_I32, 0, {0}, V(1)}},
+     {TY_F32, 2, {2, 2}, V(0, 0, 1, 2)}, 1e-6},
 
     /* -- INT8 quantization: exact integers, computed by hand -- */
     {"quantize ties to even, both signs, saturation, specials", OP_QUANTIZE, {0}, 3,

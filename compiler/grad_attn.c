@@ -1,0 +1,89 @@
+/* grad_attn.c - the gradient rule of attention, composed of primitive ops.
+ *
+ * With S = q k^T * scale, P = softmax(S + mask) (a row that sees no key is
+ * 0), y = P v and g the gradient of y:
+ *   dv = P^T g,  dP = g v^T,  dS = P * (dP - rowsum(dP * P)),
+ *   dq = scale * dS k,  dk = scale * dS^T q;  len gets none.
+ * P is recomputed from q and k (FlashAttention's choice: the forward never
+ * stores it). The mask is built from ranks made by cumsum of ones and the
+ * runtime len, so the backward graph serves every len as the forward does.
+ * Masked scores get the finite -3e38 before the row maximum, and the row
+ * sum is at least 1 when any key is visible (its maximum contributes
+ * exp(0)), so P = e / max(sum, 1) is 0 on a row that sees nothing instead
+ * of NaN.
+ */
+#include "ir.h"
+
+#define WANT(i) (gin[(i)] != -1)
+
+/* 0, 1, ..., n-1 as f32, in a shape of rank `rank` whose dim `at` is n and
+ * every other dim 1 (-1 if a builder failed). */
+static int ranks(IrGraph *g, int64_t n, int rank, int at, SrcLoc loc) {
+    Shape s = {rank, {0}};
+    for (int i = 0; i < rank; i++) s.d[i] = i == at ? n : 1;
+    int ones = ir_const(g, TY_F32, s, 1, loc);
+    int c = ir_cumsum(g, ones, at, false, loc);
+    return ir_binary(g, OP_SUB, c, ir_const(g, TY_F32, shape_scalar(), 1, loc), loc);
+}
+
+/* P = softmax(q k^T * scale + mask) of attention node n, [..., Tq, Tk]. */
+static int probabilities(IrGraph *g, const IrNode *n) {
+    SrcLoc loc = n->loc;
+    int q = n->in[0], k = n->in[1];
+    const Shape *qs = &ir_node(g, q)->shape, *ks = &ir_node(g, k)->shape;
+    int r = qs->ndim;
+    int64_t tq = qs->d[r - 2], tk = ks->d[r - 2];
+    int kt = ir_transpose(g, k, -1, -2, loc);
+    int s = ir_binary(g, OP_MUL, ir_matmul(g, q, kt, loc),
+                      ir_const(g, TY_F32, shape_scalar(), n->attr.scale, loc), loc);
+    /* len as f32 clamped to [0, Tk], as the kernels clamp it */
+    int len = ir_const(g, TY_F32, shape_scalar(), (double)tk, loc);
+    if (n->nin == 4) {
+        len = ir_cast(g, n->in[3], TY_F32, loc);
+        len = ir_binary(g, OP_MAX, len, ir_const(g, TY_F32, shape_scalar(), 0, loc), loc);
+        len = ir_binary(g, OP_MIN, len, ir_const(g, TY_F32, shape_scalar(), (double)tk, loc), loc);
+    }
+    int j = ranks(g, tk, 2, 1, loc); /* [1, Tk] */
+    int vis = ir_binary(g, OP_LT, j, len, loc);
+    if (n->attr.causal) {                /* j <= i + (len - Tq) */
+        int i = ranks(g, tq, 2, 0, loc); /* [Tq, 1] */
+        int lim = ir_binary(
+            g, OP_ADD, i,
+            ir_binary(g, OP_SUB, len, ir_const(g, TY_F32, shape_scalar(), (double)tq, loc), loc),
+            loc);
+        vis = ir_binary(g, OP_MUL, vis, ir_binary(g, OP_LE, j, lim, loc), loc);
+    }
+    if (s < 0 || vis < 0) return -1;
+    Shape full = ir_node(g, s)->shape;
+    vis = ir_broadcast_to(g, vis, full, loc);
+    int sm = ir_where(g, vis, s, ir_const(g, TY_F32, shape_scalar(), -3e38, loc), loc);
+    int last = -1;
+    int mx = ir_reduce(g, OP_RMAX, sm, &last, 1, true, loc);
+    int e =
+        ir_binary(g, OP_MUL, ir_unary(g, OP_EXP, ir_binary(g, OP_SUB, sm, mx, loc), loc), vis, loc);
+    int sum = ir_reduce(g, OP_SUM, e, &last, 1, true, loc);
+    sum = ir_binary(g, OP_MAX, sum, ir_const(g, TY_F32, shape_scalar(), 1, loc), loc);
+    return ir_binary(g, OP_DIV, e, sum, loc);
+}
+
+bool grad_attention(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    if (n.nin == 4) gin[3] = -1;
+    if (!WANT(0) && !WANT(1) && !WANT(2)) return true;
+    SrcLoc loc = n.loc;
+    int p = probabilities(g, &n);
+    if (p < 0) return false;
+    if (WANT(2) && (gin[2] = ir_matmul(g, ir_transpose(g, p, -1, -2, loc), gout, loc)) < 0)
+        return false;
+    if (!WANT(0) && !WANT(1)) return true;
+    int dp = ir_matmul(g, gout, ir_transpose(g, n.in[2], -1, -2, loc), loc);
+    int last = -1;
+    int rs = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, dp, p, loc), &last, 1, true, loc);
+    int ds = ir_binary(g, OP_MUL, p, ir_binary(g, OP_SUB, dp, rs, loc), loc);
+    ds = ir_binary(g, OP_MUL, ds, ir_const(g, TY_F32, shape_scalar(), n.attr.scale, loc), loc);
+    if (ds < 0) return false;
+    if (WANT(0) && (gin[0] = ir_matmul(g, ds, n.in[1], loc)) < 0) return false;
+    if (WANT(1) && (gin[1] = ir_matmul(g, ir_transpose(g, ds, -1, -2, loc), n.in[0], loc)) < 0)
+        return false;
+    return true;
+}
