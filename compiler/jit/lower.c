@@ -1258,6 +1258,40 @@ static void lower_argsort(Lower *L, int id, int out) {
     close_n(p, s->ndim - 1);
 }
 
+/* The score q_i . k_j: ATT_LANES partial sums over the feature strips
+ * [c*ATT_LANES, (c+1)*ATT_LANES), added pairwise, then the features past the
+ * last whole strip. Independent chains instead of one: the SLP vectorizer
+ * packs them into one vector multiply-add per strip, where a single chain
+ * would wait on each add (and may not be reassociated). qi, ki: the indices
+ * of q and k, all but the feature dim set. */
+#define ATT_LANES 8
+static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki, int64_t d) {
+    LpProg *p = L->p;
+    int r = node(L, n->in[0])->shape.ndim;
+    int64_t strips = d / ATT_LANES;
+    LpExpr *part[ATT_LANES];
+    if (strips > 0) {
+        for (int u = 0; u < ATT_LANES; u++) part[u] = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
+        LpExpr *c = lp_open_loop(p, strips);
+        for (int u = 0; u < ATT_LANES; u++) {
+            qi[r - 1] = ki[r - 1] = lp_iadd(p, lp_imul(p, c, ATT_LANES), lp_iconst(p, u));
+            lp_set(p, part[u],
+                   lp_bin(p, LO_ADD, part[u],
+                          lp_bin(p, LO_MUL, value_at(L, n->in[0], qi), value_at(L, n->in[1], ki))));
+        }
+        lp_close_loop(p);
+        for (int w = ATT_LANES / 2; w >= 1; w /= 2)
+            for (int u = 0; u < w; u++) part[u] = lp_bin(p, LO_ADD, part[u], part[u + w]);
+    }
+    LpExpr *s = strips > 0 ? part[0] : lp_const_f(p, LT_F32, 0);
+    for (int64_t c = strips * ATT_LANES; c < d; c++) {
+        qi[r - 1] = ki[r - 1] = lp_iconst(p, c);
+        s = lp_bin(p, LO_ADD, s,
+                   lp_bin(p, LO_MUL, value_at(L, n->in[0], qi), value_at(L, n->in[1], ki)));
+    }
+    return lp_local(p, LT_F32, s);
+}
+
 /* attention: one kernel, a loop over the query rows (flat over batch and
  * Tq, so it runs in parallel) with FlashAttention's online softmax over the
  * keys: the running maximum m, the running sum l and the row of the output
@@ -1303,13 +1337,7 @@ static void lower_attention(Lower *L, int id, int out) {
     LpExpr *l = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
     LpExpr *j = lp_open_loop(p, tk);
     ki[r - 2] = vi[r - 2] = j;
-    LpExpr *s = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
-    c = lp_open_loop(p, d);
-    qi[r - 1] = ki[r - 1] = c;
-    lp_set(p, s,
-           lp_bin(p, LO_ADD, s,
-                  lp_bin(p, LO_MUL, value_at(L, n->in[0], qi), value_at(L, n->in[1], ki))));
-    lp_close_loop(p);
+    LpExpr *s = attention_dot(L, n, qi, ki, d);
     LpExpr *vis = lp_bin(p, LO_LT, j, hi);
     LpExpr *sc = lp_bin(p, LO_MUL, s, lp_const_f(p, LT_F32, (float)n->attr.scale));
     LpExpr *m2 = lp_local(p, LT_F32, lp_select(p, vis, lp_bin(p, LO_MAX, m, sc), m));
