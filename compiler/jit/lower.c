@@ -1265,6 +1265,7 @@ static void lower_argsort(Lower *L, int id, int out) {
  * would wait on each add (and may not be reassociated). qi, ki: the indices
  * of q and k, all but the feature dim set. */
 #define ATT_LANES 8
+#define ATT_KEYS  4
 static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki, int64_t d) {
     LpProg *p = L->p;
     int r = node(L, n->in[0])->shape.ndim;
@@ -1335,36 +1336,57 @@ static void lower_attention(Lower *L, int id, int out) {
     lp_close_loop(p);
     LpExpr *m = lp_local(p, LT_F32, lp_const_f(p, LT_F32, -INFINITY));
     LpExpr *l = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
-    LpExpr *j = lp_open_loop(p, tk);
-    ki[r - 2] = vi[r - 2] = j;
-    LpExpr *s = attention_dot(L, n, qi, ki, d);
-    LpExpr *vis = lp_bin(p, LO_LT, j, hi);
-    LpExpr *sc = lp_bin(p, LO_MUL, s, lp_const_f(p, LT_F32, (float)n->attr.scale));
-    LpExpr *m2 = lp_local(p, LT_F32, lp_select(p, vis, lp_bin(p, LO_MAX, m, sc), m));
-    /* corr = 1 while the maximum stays (also -inf == -inf: no NaN); p = 0
-     * while it is -inf (every visible score so far -inf) */
+    /* keys in blocks of ATT_KEYS: one rescaling (one exp) per block, and
+     * one pass over the row per block; the last block's keys past Tk read
+     * key Tk - 1 and are masked (j < hi <= Tk) */
     LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY);
+    LpExpr *vis[ATT_KEYS], *sc[ATT_KEYS], *pj[ATT_KEYS], *jc[ATT_KEYS], *bm = NULL;
+    LpExpr *jb = lp_open_loop(p, (tk + ATT_KEYS - 1) / ATT_KEYS);
+    for (int u = 0; u < ATT_KEYS; u++) {
+        LpExpr *j = lp_iadd(p, lp_imul(p, jb, ATT_KEYS), lp_iconst(p, u));
+        jc[u] = tk % ATT_KEYS == 0
+                    ? j
+                    : lp_select(p, lp_bin(p, LO_LT, j, lp_iconst(p, tk)), j, lp_iconst(p, tk - 1));
+        ki[r - 2] = jc[u];
+        LpExpr *s = attention_dot(L, n, qi, ki, d);
+        vis[u] = lp_bin(p, LO_LT, j, hi);
+        sc[u] = lp_local(
+            p, LT_F32,
+            lp_select(p, vis[u], lp_bin(p, LO_MUL, s, lp_const_f(p, LT_F32, (float)n->attr.scale)),
+                      ninf));
+        bm = bm ? lp_bin(p, LO_MAX, bm, sc[u]) : sc[u];
+    }
+    /* masked scores are -inf, so the new maximum is max(m, block) (a NaN
+     * score wins, as in the reference kernel); corr = 1 while the maximum
+     * stays (also -inf == -inf: no NaN); p = 0 while it is -inf (every
+     * visible score so far -inf) */
+    LpExpr *m2 = lp_local(p, LT_F32, lp_bin(p, LO_MAX, m, bm));
     LpExpr *corr = lp_local(p, LT_F32,
                             lp_select(p, lp_bin(p, LO_EQ, m, m2), lp_const_f(p, LT_F32, 1),
                                       lp_un(p, LO_EXP, lp_bin(p, LO_SUB, m, m2))));
-    LpExpr *pj =
-        lp_local(p, LT_F32,
-                 lp_select(p, lp_bin(p, LO_AND, vis, lp_bin(p, LO_NE, m2, ninf)),
-                           lp_un(p, LO_EXP, lp_bin(p, LO_SUB, sc, m2)), lp_const_f(p, LT_F32, 0)));
-    lp_set(p, l, lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, l, corr), pj));
+    LpExpr *live = lp_bin(p, LO_NE, m2, ninf), *psum = NULL;
+    for (int u = 0; u < ATT_KEYS; u++) {
+        pj[u] = lp_local(p, LT_F32,
+                         lp_select(p, lp_bin(p, LO_AND, vis[u], live),
+                                   lp_un(p, LO_EXP, lp_bin(p, LO_SUB, sc[u], m2)),
+                                   lp_const_f(p, LT_F32, 0)));
+        psum = psum ? lp_bin(p, LO_ADD, psum, pj[u]) : pj[u];
+    }
+    lp_set(p, l, lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, l, corr), psum));
     lp_set(p, m, m2);
     c = lp_open_loop(p, dv);
     vi[r - 1] = c;
     LpExpr *o = lp_iadd(p, orow, c);
-    /* a masked key leaves the row as it is (0 * an inf of v is no NaN) */
-    LpExpr *acc = lp_load(p, out, o);
-    lp_store(p, out, o,
-             lp_select(p, vis,
-                       lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, acc, corr),
-                              lp_bin(p, LO_MUL, pj, value_at(L, n->in[2], vi))),
-                       acc));
+    LpExpr *acc = lp_bin(p, LO_MUL, lp_load(p, out, o), corr);
+    for (int u = 0; u < ATT_KEYS; u++) { /* a masked key adds nothing (0 * inf is no NaN) */
+        vi[r - 2] = jc[u];
+        acc = lp_bin(p, LO_ADD, acc,
+                     lp_select(p, vis[u], lp_bin(p, LO_MUL, pj[u], value_at(L, n->in[2], vi)),
+                               lp_const_f(p, LT_F32, 0)));
+    }
+    lp_store(p, out, o, acc);
     lp_close_loop(p);
-    lp_close_loop(p); /* j */
+    lp_close_loop(p); /* jb */
     c = lp_open_loop(p, dv);
     o = lp_iadd(p, orow, c);
     lp_store(p, out, o,
