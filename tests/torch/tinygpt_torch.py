@@ -7,8 +7,10 @@ written here, perturbs every tensor (so LayerNorm weights and biases are not
 their trivial ones/zeros and a swapped or mis-transposed tensor shows), writes
 the perturbed weights back, and has tt load them and compute the logits of a
 batch of token ids, on each backend. The logits must equal PyTorch's within
-1e-4 (the issue's bound). tt's Linear is x @ w + b with w [in, out], so each
-Linear's w is transposed into PyTorch's weight [out, in].
+1e-4 (the issue's bound), and greedy generate() (with the KV cache and
+without) must give the tokens of PyTorch's argmax loop. tt's Linear is
+x @ w + b with w [in, out], so each Linear's w is transposed into PyTorch's
+weight [out, in].
 
 Exit status 77 (ctest's SKIP_RETURN_CODE) with a message when PyTorch is not
 installed.
@@ -227,8 +229,33 @@ def main():
                 print(f"{'PASS' if ok else 'FAIL'} {backend} [{B}, {T}]: max |tt - torch| "
                       f"= {err:.2e} (logits up to {scale:.2f})")
                 failures += not ok
-        # TODO(generate): greedy generation (temperature 0) must give the same
-        # tokens as PyTorch's argmax loop, once generate() is on main.
+
+        # 5. greedy generation (temperature 0): the same tokens as PyTorch's
+        # argmax loop over the whole prefix, with the KV cache and without,
+        # on both backends
+        prompt = rng.integers(0, VOCAB, size=(4,)).astype(np.int32)
+        n = CTX - len(prompt)
+        seq = torch.from_numpy(prompt).long()[None]
+        with torch.no_grad():
+            for _ in range(n):
+                nxt = ref(seq)[:, -1].argmax(-1, keepdim=True)
+                seq = torch.cat([seq, nxt], dim=1)
+        want = seq[0].numpy().astype(np.int32)
+        np.save(os.path.join(tmp, "prompt.npy"), prompt)
+        with open(os.path.join(tmp, "greedy.tt"), "w") as f:
+            f.write(f"let g = TinyGPT({VOCAB}, {D}, {HEADS}, {LAYERS}, {CTX})\n"
+                    f'load(g, "w.safetensors")\n'
+                    f'let p = load_npy("prompt.npy")\n'
+                    f'save_npy(generate(g, p, {n}, temperature=0), "cached.npy")\n'
+                    f'save_npy(generate(g, p, {n}, temperature=0, cache=false), "full.npy")\n')
+        for backend in ("naive", "jit"):
+            run_tt(ttrun, backend, "greedy.tt", tmp)
+            for what in ("cached", "full"):
+                got = np.load(os.path.join(tmp, what + ".npy"))
+                ok = got.shape == want.shape and bool(np.all(got == want))
+                print(f"{'PASS' if ok else 'FAIL'} {backend} greedy generate ({what}): "
+                      f"{got.tolist()} vs PyTorch {want.tolist()}")
+                failures += not ok
     sys.exit(1 if failures else 0)
 
 
