@@ -144,12 +144,16 @@ static bool measure(Interp *I, int reps, Row *r) {
     for (int k = 0; k < NPOS; k++) {
         for (int w = 0; w < 2; w++) /* warm-up: the JIT compiles this length */
             forward(I, m, positions[k] + 1);
+        int64_t c0 = I->jit ? jit_stats(I->jit).compiles : 0;
         for (int j = 0; j < fr; j++) {
             double t0 = now();
             forward(I, m, positions[k] + 1);
             ts[j] = 1e6 * (now() - t0);
         }
         r->full[k] = median(ts, fr);
+        if (I->jit && jit_stats(I->jit).compiles != c0)
+            fprintf(stderr, "bench_decode: the JIT compiled %lld graphs while timing position %d\n",
+                    (long long)(jit_stats(I->jit).compiles - c0), positions[k]);
     }
     free(ts);
     I->on_error = NULL;
