@@ -17,6 +17,7 @@
 
 #include "eval.h"
 
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,13 +108,29 @@ bool kv_decoder_init(Interp *I, Value model, int64_t B, int64_t ctx, KvDecoder *
         return false;
     }
     rt_reset_graph(I); /* the weights realized; the traces alone in the graph */
-    Trace t1 = {0}, t2 = {0};
-    ir_init(&t1.E);
-    ir_init(&t2.E);
+    /* on the heap, freed when the forward fails (its error longjmps) */
+    Trace *tr = tt_xcalloc(2, sizeof *tr);
+    Trace *const t1p = &tr[0], *const t2p = &tr[1];
+    ir_init(&t1p->E);
+    ir_init(&t2p->E);
+    bool consts = I->scalar_consts;
+    jmp_buf jb, *saved = I->on_error;
+    I->on_error = &jb;
+    if (setjmp(jb)) {
+        I->on_error = saved;
+        I->scalar_consts = consts;
+        trace_free(t1p);
+        trace_free(t2p);
+        free(tr);
+        longjmp(*saved, 1);
+    }
     /* each trace in a fresh graph: both number their inputs the same way */
-    bool ok = trace(I, model, B, 2, &t1, why, whylen);
+    bool ok = trace(I, model, B, 2, t1p, why, whylen);
     rt_reset_graph(I);
-    ok = ok && trace(I, model, B, 3, &t2, why, whylen);
+    ok = ok && trace(I, model, B, 3, t2p, why, whylen);
+    I->on_error = saved;
+    Trace t1 = *t1p, t2 = *t2p;
+    free(tr);
     if (ok && t1.tok_slot != t2.tok_slot) {
         snprintf(why, whylen, "the forward's inputs change with the sequence length");
         ok = false;
