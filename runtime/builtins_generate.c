@@ -216,7 +216,7 @@ BUILTIN(bi_generate) {
 
     /* the cache's rows: the model's ctx, or all the tokens there will be */
     int64_t rows = ctx > 0 ? ctx : L;
-    if (cache) {
+    if (cache && n > 0) {
         char why[256];
         gp->have_kd = kv_decoder_init(I, model, B, rows, &gp->kd, why, sizeof why);
         I->loc = at;
