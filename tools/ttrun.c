@@ -397,7 +397,8 @@ int main(int argc, char **argv) {
                 dump_kvcache = true;
             else {
                 fprintf(stderr,
-                        "ttrun: error: unknown --dump pass '%s' (available: graph, fuse, loops, kvcache)\n",
+                        "ttrun: error: unknown --dump pass '%s' (available: graph, fuse, loops, "
+                        "kvcache)\n",
                         a + 7);
                 return 2;
             }
