@@ -291,7 +291,11 @@ static bool derive(Pass *S) {
         } else {
             IrAttr attr = x->attr;
             if (!position_wise(S, i, &attr)) return false;
-            d = ir_add(D, x->op, ins, x->nin, &attr, x->loc);
+            /* a reshape or broadcast that only changed the sequence axis is
+             * the identity for one row: its input (fewer nodes to compile) */
+            bool same = (x->op == OP_RESHAPE || x->op == OP_BROADCAST) &&
+                        shape_eq(&ir_node(D, ins[0])->shape, &attr.shape);
+            d = same ? ins[0] : ir_add(D, x->op, ins, x->nin, &attr, x->loc);
         }
         if (d < 0) return refuse(S, i, "cannot be rebuilt for one row: %s", D->err);
         if (x->name && !ir_node(D, d)->name && x->op != OP_INPUT)
