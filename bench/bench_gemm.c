@@ -20,6 +20,7 @@
 
 #include "bench_cpu.h"
 #include "gemm.h"
+#include "peak.h"
 
 void openblas_set_num_threads(int);
 
@@ -170,16 +171,26 @@ int main(int argc, char **argv) {
         return 1;
     }
     int lanes = tt_gemm_lanes(g);
-    printf("tt_gemm: %s micro-kernels (%d lanes, TT_GEMM_LANES to force), ready in %.1f ms "
-           "(wall %.1f ms incl. LLVM init; ~15 ms when linked from the on-disk cache)\n",
+    const char *tune = getenv("TT_TUNE");
+    printf("tt_gemm: default tile %s (%d lanes), ready in %.1f ms (wall %.1f ms incl. LLVM init); "
+           "schedules %s (the list at the end)\n",
            lanes == 16 ? "12x32 and 12x16" : "6x16", lanes, tt_gemm_compile_ms(g),
-           (now() - t0) * 1e3);
+           (now() - t0) * 1e3,
+           tune && !strcmp(tune, "0") ? "from the default table (TT_TUNE=0)"
+                                      : "tuned per shape class on first use, or from the tuning "
+                                        "cache");
     printf("OpenBLAS: %s kernels\n", openblas_get_corename());
+    /* the FMA peak of one core at the widest width (bench/peak): tt's
+     * figures as a share of it, per thread, compare across machines */
+    int peak_bits = 0;
+    double peak = peak_widest(&peak_bits, 0.05, 3);
+    printf("FMA peak per core: %.1f GFLOP/s at %d bits; %%pk = tt's median over threads x peak\n",
+           peak, peak_bits);
     double budget = quick ? 0.1 : 0.3;
     printf("GFLOP/s: median and best sample; naive = i-k-j loop (gcc -O3), 1 thread only\n\n");
-    printf("%-36s %3s %-31s | %-23s\n", "", "", "median of samples", "best sample");
-    printf("%-36s %3s %7s %7s %7s %7s | %7s %7s %7s %9s\n", "shape", "thr", "naive", "tt", "blas",
-           "tt/blas", "tt", "blas", "tt/blas", "max|diff|");
+    printf("%-36s %3s %-37s | %-23s\n", "", "", "median of samples", "best sample");
+    printf("%-36s %3s %7s %7s %7s %7s %5s | %7s %7s %7s %9s\n", "shape", "thr", "naive", "tt",
+           "blas", "tt/blas", "%pk", "tt", "blas", "tt/blas", "max|diff|");
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const Shape *s = &shapes[si];
         int64_t lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N, ldc = s->N;
@@ -204,8 +215,9 @@ int main(int argc, char **argv) {
                 int in = IMPL_NAIVE;
                 measure(&c, &in, 1, big ? budget / 3 : budget, gf, best);
             }
-            printf("%-36s %3d %7.1f %7.1f %7.1f %6.0f%% | %7.1f %7.1f %6.0f%% %9.2g\n", s->name, t,
-                   gf[0], gf[1], gf[2], 100 * gf[1] / gf[2], best[1], best[2],
+            printf("%-36s %3d %7.1f %7.1f %7.1f %6.0f%% %4.0f%% | %7.1f %7.1f %6.0f%% %9.2g\n",
+                   s->name, t, gf[0], gf[1], gf[2], 100 * gf[1] / gf[2],
+                   peak > 0 ? 100 * gf[1] / (peak * t) : NAN, best[1], best[2],
                    100 * best[1] / best[2], md);
             fflush(stdout);
         }
@@ -214,6 +226,9 @@ int main(int argc, char **argv) {
         free(C);
         free(C2);
     }
+    printf("\n");
+    fflush(stdout);
+    tt_gemm_explain(stdout);
     tt_gemm_free(g);
     return 0;
 }

@@ -2,7 +2,7 @@
  *
  * With S = q k^T * scale, P = softmax(S + mask) (a row that sees no key is
  * 0), y = P v and g the gradient of y:
- *   dv = P^T g,  dP = g v^T,  dS = P * (dP - rowsum(dP * P)),
+ *   dv = P^T g,  dP = g v^T,  dS = P * (dP - rowsum(g * y)),
  *   dq = scale * dS k,  dk = scale * dS^T q;  len gets none.
  * P is recomputed from q and k (FlashAttention's choice: the forward never
  * stores it). The mask is built from ranks made by cumsum of ones and the
@@ -78,7 +78,8 @@ bool grad_attention(IrGraph *g, int id, int gout, int *gin) {
     if (!WANT(0) && !WANT(1)) return true;
     int dp = ir_matmul(g, gout, ir_transpose(g, n.in[2], -1, -2, loc), loc);
     int last = -1;
-    int rs = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, dp, p, loc), &last, 1, true, loc);
+    /* rowsum(dP * P) = rowsum(g * y): Dv products per row instead of Tk */
+    int rs = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, gout, id, loc), &last, 1, true, loc);
     int ds = ir_binary(g, OP_MUL, p, ir_binary(g, OP_SUB, dp, rs, loc), loc);
     ds = ir_binary(g, OP_MUL, ds, ir_const(g, TY_F32, shape_scalar(), n.attr.scale, loc), loc);
     if (ds < 0) return false;

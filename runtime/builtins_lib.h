@@ -88,8 +88,17 @@ void lib_register_conv(Interp *I); /* builtins_conv.c */
 void lib_register_sort(Interp *I); /* builtins_sort.c */
 void lib_register_text(Interp *I); /* builtins_text.c: tokenizers */
 void lib_register_lm(Interp *I);   /* builtins_lm.c: language-model training helpers */
+void lib_register_bench(Interp *I); /* builtins_bench.c: bench() */
 /* builtins_quant.c: quantize, dequantize, qmatmul, requantize */
 void lib_register_quant(Interp *I);
+/* builtins_compress.c: prune, sparsity, distill */
+void lib_register_compress(Interp *I);
+/* bytes, quant_report (builtins_ptq.c) */
+void lib_register_ptq(Interp *I);
+/* quantize(net, calib=x, method="minmax"): the post-training pass
+ * (builtins_ptq.c); bi_quantize's model form */
+Value lib_quantize_model(Interp *I, const Value *args, int nargs, const char *const *kwnames,
+                         const Value *kwargs, int nkw);
 void lib_register_attn(Interp *I); /* builtins_attn.c */
 /* accuracy(pred, labels) as a C number (builtins_math.c), used by fit. */
 double lib_accuracy(Interp *I, Value pred, Value labels);

@@ -298,10 +298,39 @@ BUILTIN(bi_sum) {
 BUILTIN(bi_mean) {
     return reduction(I, "mean", RED_MEAN, args, nargs, kwnames, kwargs, nkw);
 }
+/* max(a, b, ...) of numbers is Python's: the largest argument, as given.
+ * max(x, other) with other a tensor or a float is torch.max(x, other): the
+ * elementwise maximum (maximum()); max(x, 1) with an int or a list of ints
+ * is the reduction over that axis, as torch.max(x, dim). */
+static bool all_numbers(const Value *args, int nargs) {
+    for (int i = 0; i < nargs; i++)
+        if (!is_num(args[i]) || args[i].kind == V_BOOL) return false;
+    return nargs >= 2;
+}
+
+static Value pick_number(const Value *args, int nargs, bool largest) {
+    int best = 0;
+    for (int i = 1; i < nargs; i++)
+        if (largest ? num_of(args[i]) > num_of(args[best]) : num_of(args[i]) < num_of(args[best]))
+            best = i;
+    return args[best];
+}
+
+static bool elementwise_pair(const Value *args, int nargs, int nkw) {
+    return nargs == 2 && nkw == 0 &&
+           (is_tensor(args[1]) || args[1].kind == V_FLOAT || !is_tensor(args[0]));
+}
+
 BUILTIN(bi_max) {
+    if (nkw == 0 && all_numbers(args, nargs)) return pick_number(args, nargs, true);
+    if (elementwise_pair(args, nargs, nkw))
+        return binary(I, "max", OP_MAX, args, nargs, kwnames, kwargs, nkw);
     return reduction(I, "max", RED_MAX, args, nargs, kwnames, kwargs, nkw);
 }
 BUILTIN(bi_min) {
+    if (nkw == 0 && all_numbers(args, nargs)) return pick_number(args, nargs, false);
+    if (elementwise_pair(args, nargs, nkw))
+        return binary(I, "min", OP_MIN, args, nargs, kwnames, kwargs, nkw);
     return reduction(I, "min", RED_MIN, args, nargs, kwnames, kwargs, nkw);
 }
 

@@ -9,6 +9,8 @@
  *   Adam:  g += wd*p;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
  *          p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
  *   AdamW: p *= 1 - lr*wd, then Adam without the L2 term.
+ * A parameter with a pruning mask (prune()) is multiplied by it after the
+ * update, so pruned weights stay exactly zero.
  *
  * step() builds every update as nodes of the lazy graph, assigns the new
  * values to the parameters and the state tensors (rt_tensor_assign), clears
@@ -66,6 +68,12 @@ static int cst(Interp *I, double x) {
     return lib_const(I, TY_F32, x);
 }
 
+/* The updated value of a pruned parameter times its mask (prune(),
+ * builtins_compress.c), so pruned weights stay zero through fine-tuning. */
+static int masked(Interp *I, Tensor *p, int upd) {
+    return p->mask ? bin(I, OP_MUL, upd, rt_node(I, p->mask)) : upd;
+}
+
 static void step_sgd(Interp *I, Optim *o, int i, int p, int g, int lr) {
     if (o->wd != 0) g = bin(I, OP_ADD, g, bin(I, OP_MUL, p, cst(I, o->wd)));
     if (o->momentum != 0) {
@@ -74,7 +82,8 @@ static void step_sgd(Interp *I, Optim *o, int i, int p, int g, int lr) {
         rt_tensor_assign(I, o->m[i], b);
         g = b;
     }
-    rt_tensor_assign(I, o->params[i], bin(I, OP_SUB, p, bin(I, OP_MUL, g, lr)));
+    rt_tensor_assign(I, o->params[i],
+                     masked(I, o->params[i], bin(I, OP_SUB, p, bin(I, OP_MUL, g, lr))));
 }
 
 static void step_adam(Interp *I, Optim *o, int i, int p, int g, int step_size, int bc2_sqrt,
@@ -92,7 +101,7 @@ static void step_adam(Interp *I, Optim *o, int i, int p, int g, int step_size, i
     int denom = bin(I, OP_ADD, bin(I, OP_DIV, sq, bc2_sqrt), cst(I, o->eps));
     if (decay >= 0) p = bin(I, OP_MUL, p, decay);
     int upd = bin(I, OP_MUL, bin(I, OP_DIV, m, denom), step_size);
-    rt_tensor_assign(I, o->params[i], bin(I, OP_SUB, p, upd));
+    rt_tensor_assign(I, o->params[i], masked(I, o->params[i], bin(I, OP_SUB, p, upd)));
 }
 
 /* opt.step() */

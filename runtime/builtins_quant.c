@@ -9,8 +9,7 @@
  * scalar or a vector laid along that axis (per channel).
  *
  * quantize(net, calib=...) - a model as the first argument - is the
- * post-training quantization pass of issue 13 item 2, not written yet: it
- * gets its own error now, so the name stays the pass's.
+ * post-training quantization pass of issue 13 item 2 (builtins_ptq.c).
  */
 #include "builtins_lib.h"
 
@@ -54,8 +53,7 @@ static int axis_arg(Interp *I, Value v, const char *fn) {
 /* quantize(x, scale, zero_point=0, dtype="i8", axis=none) -> i8 */
 BUILTIN(bi_quantize) {
     if (nargs >= 1 && args[0].kind == V_MODEL)
-        rt_error(I, "quantize: quantizing a model (post-training quantization, quantize(net, "
-                    "calib=x)) is not implemented yet; quantize takes a tensor");
+        return lib_quantize_model(I, args, nargs, kwnames, kwargs, nkw);
     static const char *const names[] = {"x", "scale", "zero_point", "dtype", "axis", NULL};
     Value a[5];
     BIND("quantize", names, 2, a);

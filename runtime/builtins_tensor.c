@@ -656,6 +656,9 @@ void rt_register_tensor_builtins(Interp *I) {
     lib_register_sort(I);
     lib_register_text(I);
     lib_register_lm(I);
+    lib_register_bench(I);
     lib_register_quant(I);
+    lib_register_compress(I);
+    lib_register_ptq(I);
     lib_register_attn(I);
 }

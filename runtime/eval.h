@@ -110,6 +110,9 @@ const AstNode *model_method(Model *m, const char *name);
 Value model_bind_method(Interp *I, Model *m, const AstNode *def);
 /* Dotted parameter names, relative to m. */
 void model_name_params(Interp *I, Model *m);
+/* Adds (or replaces) field name of m, taking v's reference: a buffer (named,
+ * saved, not trained) or a plain field. For models built in C (quantize). */
+void rt_model_add_field(Interp *I, Model *m, const char *name, Value v, bool buffer);
 /* Human name of a callable for messages: "f", "DigitsNet.forward". */
 const char *func_display_name(Interp *I, Func *f);
 

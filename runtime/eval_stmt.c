@@ -317,7 +317,9 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
         exec_assign(I, env, n);
         return FLOW_NORMAL;
     case AST_EXPR_STMT:
+        I->top_stmt = env == I->globals ? n->a : NULL;
         rt_release(I, eval_expr(I, env, n->a));
+        I->top_stmt = NULL;
         return FLOW_NORMAL;
     case AST_IF: {
         Value c = eval_expr(I, env, n->a);

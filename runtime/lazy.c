@@ -13,6 +13,7 @@
  */
 #include "eval.h"
 #include "jit.h"
+#include "trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +114,9 @@ static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *m
             return false;
         }
         jit_set_threads(I->jit, I->threads); /* --threads=N; 0: all cores */
-        jit_set_profile(I->jit, I->profile); /* --profile: per-kernel timers */
+        /* --profile, --trace: per-kernel timers */
+        jit_set_profile(I->jit, I->profile || rt_trace_on());
+        jit_set_trace(I->jit, rt_trace_on() ? rt_trace_event : NULL);
         char err[512];
         int64_t compiles = jit_stats(I->jit).compiles;
         if (!jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err)) {
@@ -143,6 +146,13 @@ static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *m
     }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rt_trace_on()) {
+        char name[64];
+        snprintf(name, sizeof name, "graph %d (%s, %d nodes)", I->nexec,
+                 I->backend == BACKEND_JIT ? "jit" : "naive", E->n);
+        rt_trace_event(name, "graph", 1e9 * (double)t0.tv_sec + (double)t0.tv_nsec,
+                       1e9 * (double)t1.tv_sec + (double)t1.tv_nsec, 1);
+    }
     I->exec_seconds[I->backend] +=
         (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     I->exec_count[I->backend]++;

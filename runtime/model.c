@@ -352,6 +352,10 @@ static void add_field(Interp *I, Model *m, const char *name, Value v, int kind) 
     m->nfields = n;
 }
 
+void rt_model_add_field(Interp *I, Model *m, const char *name, Value v, bool buffer) {
+    add_field(I, m, name, v, buffer ? BUFFER : FIELD);
+}
+
 /* A fresh realized copy of v: a parameter (registered, trainable) or a
  * buffer (neither: optimizers and backward never see it). */
 static Tensor *make_param(Interp *I, Value v, const char *name, bool buffer) {

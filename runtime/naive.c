@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "kernels.h"
+#include "trace.h"
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -100,12 +101,15 @@ bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
             inbytes += node_bytes(a);
         }
         KTensor out = {x->dtype, x->shape, buf[i]};
-        double t0 = prof ? now_seconds() : 0;
+        bool timed = prof || rt_trace_on();
+        double t0 = timed ? now_seconds() : 0;
         rt_ref_kernels[x->op](x, kin, &out, err);
         if (err->failed) {
             err->node = i;
             break;
         }
+        if (timed && rt_trace_on())
+            rt_trace_event(ir_ops[x->op].name, "op", t0 * 1e9, now_seconds() * 1e9, 1);
         if (prof) {
             prof->seconds[x->op] += now_seconds() - t0;
             prof->calls[x->op]++;

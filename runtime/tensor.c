@@ -1,5 +1,6 @@
 /* tensor.c - data buffers, tensor objects, NumPy-style tensor printing. */
 #include "eval.h"
+#include "bufalloc.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ Buffer *rt_buf_try_uninit(size_t nbytes) {
     if (nbytes > ((size_t)1 << 46)) return NULL;
     size_t n = (nbytes + 63) & ~(size_t)63;
     if (n == 0) n = 64;
-    void *data = aligned_alloc(64, n);
+    void *data = rt_data_alloc(n);
     if (!data) return NULL;
     Buffer *b = tt_xmalloc(sizeof(Buffer));
     b->data = data;
@@ -188,6 +189,7 @@ void rt_tensor_free(Interp *I, Tensor *t) {
         rt_lazy_unlink(I, t);
         if (t->requires_grad) unregister_param(I, t);
         if (t->grad) rt_release(I, vtensor(t->grad));
+        if (t->mask) rt_release(I, vtensor(t->mask));
     }
     rt_buf_release(t->buf);
     t->buf = NULL;

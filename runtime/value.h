@@ -118,6 +118,7 @@ typedef struct Tensor {
     bool requires_grad;                   /* a model parameter */
     struct Tensor *grad;                  /* filled by backward(); NULL when none */
     const char *name;                     /* parameter path such as "fc1.w" (interned), or NULL */
+    struct Tensor *mask;                  /* prune(): 0/1, re-applied by optimizer steps, or NULL */
     struct Tensor *lazy_prev, *lazy_next; /* I->lazy list while buf == NULL */
 } Tensor;
 
@@ -241,6 +242,8 @@ struct Interp {
     /* errors: rt_error longjmps here */
     jmp_buf *on_error;
     SrcLoc loc; /* span of the expression being evaluated */
+    const AstNode *top_stmt; /* the top-level expression statement being run, if any:
+                                bench() prints its summary when it is that call */
     CallFrame *frames;
     int nframes, capframes;
 
@@ -257,6 +260,7 @@ struct Interp {
     bool dump_loops;       /* --dump=loops: the loop IR of each JIT compile */
     bool dump_graph;       /* --dump=graph: ir_print each execution graph before it runs */
     bool dump_kvcache;     /* --dump=kvcache: the decode graph generate() derives (kvdecode.c) */
+    bool dump_quant;       /* --dump=quant: ir_print each graph the quantization pass writes */
     int threads;           /* the JIT's threads (--threads=N); 0: all online cores */
     int depth;             /* call depth, to report runaway recursion as an error */
     Env *envs;             /* every live scope, so rt_free_interp frees cycles */

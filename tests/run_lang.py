@@ -4,6 +4,7 @@
 Each test is a .tt file carrying its expectations in comments:
 
     # expect: TEXT                 the next line of stdout is exactly TEXT
+    # expect~: REGEX               the next line of stdout matches REGEX (whole line)
     # expect error LINE:COL: SUB   stderr has "<path>:LINE:COL: error:" ... SUB
     # expect warning LINE:COL: SUB same for a warning
     # expect stderr: SUB           SUB occurs anywhere in stderr
@@ -22,7 +23,7 @@ import re
 import subprocess
 import sys
 
-EXPECT_OUT = re.compile(r"#\s*expect:\s?(.*)$")
+EXPECT_OUT = re.compile(r"#\s*expect(~?):\s?(.*)$")
 EXPECT_DIAG = re.compile(r"#\s*expect (error|warning) (\d+):(\d+):\s*(.*?)\s*$")
 EXPECT_STDERR = re.compile(r"#\s*expect stderr:\s*(.*?)\s*$")
 ENV = re.compile(r"^#\s*env:\s*([A-Za-z_][A-Za-z0-9_]*)=(.*?)\s*$")
@@ -33,7 +34,8 @@ def parse_expectations(text):
     for line in text.splitlines():
         m = EXPECT_OUT.search(line)
         if m:
-            out.append(m.group(1).rstrip("\r"))
+            text = m.group(2).rstrip("\r")
+            out.append(re.compile(text) if m.group(1) else text)
             continue
         m = EXPECT_DIAG.search(line)
         if m:
@@ -77,16 +79,20 @@ def run_one(ttrun, backend, path):
     problems = []
     if p.returncode < 0 or p.returncode > 1:
         problems.append("crashed or bad exit status %d" % p.returncode)
-    if want_out and out_lines != want_out:
+    def same(w, g):
+        return w.fullmatch(g) is not None if isinstance(w, re.Pattern) else w == g
+
+    if want_out and (len(out_lines) != len(want_out) or
+                     not all(same(w, g) for w, g in zip(want_out, out_lines))):
         problems.append("stdout differs:\n    expected:\n%s\n    got:\n%s" %
-                        (show(want_out), show(out_lines)))
+                        (show([getattr(w, "pattern", w) for w in want_out]), show(out_lines)))
         # the first differing line, for a quick look
         for i in range(max(len(want_out), len(out_lines))):
             w = want_out[i] if i < len(want_out) else "<no line>"
             g = out_lines[i] if i < len(out_lines) else "<no line>"
-            if w != g:
+            if not same(w, g):
                 problems.append("first difference at stdout line %d: expected %r, got %r" %
-                                (i + 1, w, g))
+                                (i + 1, getattr(w, "pattern", w), g))
                 break
     for kind, line, col, sub in diags:
         prefix = "%s:%d:%d: %s:" % (path, line, col, kind)

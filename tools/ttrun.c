@@ -13,12 +13,14 @@
 #include <editline/readline.h>
 
 #include "eval.h"
+#include "gemm.h"
 #include "import.h"
 #include "input.h"
 #include "jit.h"
 #include "objcache.h"
 #include "repl.h"
 #include "signals.h"
+#include "trace.h"
 
 #ifndef TT_VERSION /* CMake passes the project version */
 #define TT_VERSION "0.1.0"
@@ -34,10 +36,16 @@ static void usage(FILE *out) {
           "  --backend=NAME     jit (default: LLVM) or naive (reference)\n"
           "  --seed=N           seed of the global random generator (default 0)\n"
           "  --profile          at exit: the per-op table (naive), or compile time, cache\n"
-          "                     hits and the slowest kernels (jit)\n"
+          "                     hits and the slowest kernels (jit), and the GEMM\n"
+          "                     schedules (as --explain-schedule)\n"
+          "  --explain-schedule at exit: the schedule each matrix product got (tile,\n"
+          "                     blocking), why, and the measured alternatives\n"
+          "  --trace=FILE       write Chrome trace events (graph runs, compiles, kernels\n"
+          "                     or ops, threads) to FILE, for Perfetto or chrome://tracing\n"
           "  --dump=graph       print each execution graph before it runs\n"
           "  --dump=fuse        print the fused kernels of each graph the JIT compiles\n"
           "  --dump=loops       print the loop IR of each graph the JIT compiles\n"
+          "  --dump=quant       print each graph the quantization pass rewrites\n"
           "  --dump=kvcache     print the decode graph generate() derives (KV caching)\n"
           "  --threads=N        threads of the JIT (default: all cores)\n"
           "  -O0 .. -O3         the JIT's LLVM optimization level (default -O2)\n"
@@ -353,9 +361,10 @@ static int repl(Interp *I) {
 
 int main(int argc, char **argv) {
     const char *file = NULL, *backend = "jit";
-    bool check = false, profile = false, dump_graph = false, quiet = false;
-    bool dump_fuse = false, dump_loops = false, dump_kvcache = false;
+    bool check = false, profile = false, explain = false, dump_graph = false, quiet = false;
+    bool dump_fuse = false, dump_loops = false, dump_quant = false, dump_kvcache = false;
     bool cache_info = false, cache_clear = false;
+    const char *trace = NULL;
     long long seed = 0;
     int threads = 0, opt_level = 2, i; /* threads 0: all online cores */
     for (i = 1; i < argc; i++) {
@@ -386,6 +395,8 @@ int main(int argc, char **argv) {
             }
         } else if (strcmp(a, "--profile") == 0) {
             profile = true;
+        } else if (strcmp(a, "--explain-schedule") == 0) {
+            explain = true;
         } else if (strncmp(a, "--dump=", 7) == 0) {
             if (strcmp(a + 7, "graph") == 0)
                 dump_graph = true;
@@ -393,15 +404,19 @@ int main(int argc, char **argv) {
                 dump_fuse = true;
             else if (strcmp(a + 7, "loops") == 0)
                 dump_loops = true;
+            else if (strcmp(a + 7, "quant") == 0)
+                dump_quant = true;
             else if (strcmp(a + 7, "kvcache") == 0)
                 dump_kvcache = true;
             else {
                 fprintf(stderr,
                         "ttrun: error: unknown --dump pass '%s' (available: graph, fuse, loops, "
-                        "kvcache)\n",
+                        "quant, kvcache)\n",
                         a + 7);
                 return 2;
             }
+        } else if (strncmp(a, "--trace=", 8) == 0 && a[8]) {
+            trace = a + 8;
         } else if (strncmp(a, "--threads=", 10) == 0) {
             threads = atoi(a + 10);
             if (threads < 1) {
@@ -443,6 +458,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ttrun: error: %s\n", lerr);
         return 2;
     }
+    if (trace && file && !check) rt_trace_start(trace);
     Interp *I = rt_new_interp();
     /* Ctrl-C and SIGTERM (signals.h); the library never installs them.
      * After the prelude: an interrupt there would leave it half loaded. */
@@ -453,6 +469,7 @@ int main(int argc, char **argv) {
     I->dump_graph = dump_graph;
     I->dump_fuse = dump_fuse;
     I->dump_loops = dump_loops;
+    I->dump_quant = dump_quant;
     I->dump_kvcache = dump_kvcache;
     I->quiet = quiet;
     I->threads = threads;
@@ -482,6 +499,12 @@ int main(int argc, char **argv) {
                     (long long)st.hits);
             jit_print_profile(I->jit, stderr, 15);
         }
+    }
+    if ((profile || explain) && file && !check) tt_gemm_explain(stderr);
+    char terr[512];
+    if (!rt_trace_finish(terr, sizeof terr)) {
+        fprintf(stderr, "ttrun: error: --trace: %s\n", terr);
+        rc = 1;
     }
     rt_free_interp(I);
     diag_shutdown();

@@ -8,10 +8,10 @@
  * Any shape is accepted, including 0 and 1, odd sizes, leading dimensions
  * wider than the rows and unaligned pointers. C must not overlap A or B.
  *
- * The JIT builds a micro-kernel sized for the host's vector registers:
- * 6x16 with 12 <8 x float> accumulators on AVX2, 12x32 with 24 <16 x float>
- * accumulators where the CPU has AVX-512 (TT_GEMM_LANES=8|16 overrides the
- * choice), one variant per layout of A and for a few row counts, and the
+ * The JIT builds micro-kernels sized for vector registers: 6x16 with 12
+ * <8 x float> accumulators, 12x32 with 24 <16 x float> accumulators (built
+ * only where a schedule asks for it; see "schedules" below), one variant
+ * per layout of A and for a few row counts, and the
  * routines that pack B into panels as wide as the tile; the blocking loops
  * (BLIS order, KC 256 / MC 144 / NC 4080 balanced at run time) and the
  * thread split are plain C in gemm_driver.c. Every tile sums each element
@@ -57,9 +57,48 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
                  bool accumulate, int nthreads, const TtGemmEpilogue *epi);
 
-/* Wall time of IR generation + O3 + machine-code generation, in ms. */
-/* Vector lanes of the micro-kernel this instance built (8 or 16). */
+/* Vector lanes of the default schedule's tile for a large square product
+ * on this host (8 or 16; TT_GEMM_LANES when set). */
 int tt_gemm_lanes(const TtGemm *g);
+
+/* ---- schedules (gemm_tune.c, spec/jit.md "GEMM schedules") ----
+ *
+ * A schedule is the micro-tile and the blocking one product runs with. The
+ * tile comes from the lanes: 8 -> 6x16 of <8 x float> (unroll 4), 16 ->
+ * 12x32 of <16 x float> (unroll 1; 12x16 for N <= 16). Every schedule sums
+ * each element of C in the same order (KC is the same in all of them), so
+ * the schedule changes the speed, never the result.
+ *
+ * Each product's shape falls in a class (M, N, K in size buckets, and the
+ * transposes). A class's schedule is the shipped default table's choice
+ * until it has been tuned: the first product of a class times the
+ * candidates on that product (one thread, a scratch C) and keeps the
+ * fastest, on disk next to the compiled-code cache (objcache.h, the same
+ * trust rules), keyed by the host CPU and its features, so a host tunes a
+ * class once. TT_TUNE=0 turns tuning off (the defaults then, as in tests
+ * and CI); TT_GEMM_LANES=8|16 restricts every choice to that tile. */
+typedef struct TtGemmSchedule {
+    int lanes;      /* 8 or 16 */
+    int mr, nr, ku; /* the wide tile and its unroll (follow from lanes) */
+    int mc, kc, nc; /* block sizes: rows of A, depth, columns of B */
+} TtGemmSchedule;
+
+/* The candidates on this host (as many as fit in max); their count. */
+int tt_gemm_candidates(TtGemm *g, TtGemmSchedule *out, int max);
+/* tt_gemm_run with schedule s (one of the candidates) instead of the
+ * class's: for tests and the tuner. */
+void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, int64_t K,
+                      const float *A, int64_t lda, bool transA, const float *B, int64_t ldb,
+                      bool transB, float *C, int64_t ldc, bool accumulate, int nthreads,
+                      const TtGemmEpilogue *epi);
+/* Prints, for each product shape this process ran, the schedule it got and
+ * why (default, tuned now, from the tuning cache, forced), with the
+ * measured alternatives where they were timed. Nothing when no product
+ * ran. (`ttrun --explain-schedule`, `--profile`.) */
+void tt_gemm_explain(FILE *out);
+
+/* Wall time of IR generation + O3 + machine-code generation, in ms (the
+ * first tile's kernels; a second tile is built when a schedule needs it). */
 
 double tt_gemm_compile_ms(const TtGemm *g);
 

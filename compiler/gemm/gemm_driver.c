@@ -27,6 +27,9 @@
 #include "gemm.h"
 #include "gemm_internal.h"
 
+/* KC is every schedule's depth (gemm_tune.c: it fixes the summation
+ * order); MC and NC are the largest blocks a schedule may ask for (they
+ * size the per-thread buffers). */
 #define KC                256
 #define MC                144
 #define NC                4080
@@ -85,6 +88,13 @@ static Bufs *thread_bufs(void) {
     return b;
 }
 
+/* The kernels and blocking one product runs with (a TtGemmSchedule with
+ * its tile's kernels resolved). */
+typedef struct Sched {
+    const GemmKernels *k;
+    int64_t mc, nc;
+} Sched;
+
 /* ---- the pool ---------------------------------------------------------- */
 
 /* A multi-threaded product is cut into chunks (column or row ranges), more
@@ -103,6 +113,7 @@ typedef struct Part {
 typedef struct Job {
     int nparts;
     Part part[MAXCHUNK];
+    Sched sc;
     int64_t M, K, lda, ldb, ldc; /* M: rows of the whole product */
     bool ta, tb, acc;
     const TtGemmEpilogue *epi; /* per part (split over M), or NULL */
@@ -128,10 +139,15 @@ typedef struct Pool {
     struct TtGemm *g;
 } Pool;
 
+/* Kernel sets by tile: [0] 8 lanes, [1] 16 lanes, each built (or linked
+ * from the object cache) the first time a schedule needs it. */
 struct TtGemm {
-    GemmKernels k;
-    GemmJit *jit;
-    char *ir;
+    GemmKernels k[2];
+    GemmJit *jit[2];
+    char *ir[2];
+    atomic_bool built[2];
+    pthread_mutex_t kmu; /* building a kernel set */
+    GemmTuner *tuner;
     double compile_ms;
     int refs;
     Pool pool;
@@ -209,7 +225,7 @@ static void pack_whole(const GemmKernels *k, int64_t N, int64_t K, const float *
  * of rows computes exactly what one thread computes, whatever the split.
  * bpre: NULL, or op(B) already packed by pack_whole (then K <= KC and
  * N <= NC, so there is one block of each and nothing is packed here). */
-static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, const float *A,
+static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t lda, bool ta, const float *B, int64_t ldb, bool tb, float *C,
                         int64_t ldc, bool acc, const TtGemmEpilogue *epi, int64_t row0,
                         int64_t Mall, const float *bpre) {
@@ -221,6 +237,7 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
         return;
     }
     Bufs *buf = thread_bufs();
+    const GemmKernels *k = sc->k;
     int64_t kc = k_block(K);
     if (M <= GEMM_GEMV_MR && M == Mall) {
         gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc);
@@ -229,8 +246,8 @@ static void gemm_serial(const GemmKernels *k, int64_t M, int64_t N, int64_t K, c
     }
     const GemmTileKernels *tk = tile_for(k, N);
     const int64_t MR = tk->tile.mr, NR = tk->tile.nr;
-    int64_t mb = cdiv(M, MC), mc = cdiv(cdiv(M, mb), MR) * MR;
-    int64_t nb = cdiv(N, NC), nc = cdiv(cdiv(N, nb), NR) * NR;
+    int64_t mb = cdiv(M, sc->mc), mc = cdiv(cdiv(M, mb), MR) * MR;
+    int64_t nb = cdiv(N, sc->nc), nc = cdiv(cdiv(N, nb), NR) * NR;
     bool copy_a = lda % 1024 == 0 && M > 1;
     const GemmUkr *ukr = ta ? tk->ukr_col : tk->ukr_row;
 
@@ -304,7 +321,7 @@ static void run_chunks(Pool *pl) {
         if (p->epi_only)
             epilogue(j->epi, p->row0, 0, p->M);
         else
-            gemm_serial(&pl->g->k, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C,
+            gemm_serial(&j->sc, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C,
                         j->ldc, j->acc, j->epi, p->row0, j->M, j->bpre);
         atomic_fetch_add(&pl->done, 1);
     }
@@ -370,6 +387,38 @@ static void pool_run(Pool *pl, int t) {
 static pthread_mutex_t inst_mu = PTHREAD_MUTEX_INITIALIZER;
 static TtGemm *inst;
 
+/* The kernel set of a tile (8 or 16 lanes), built on first use; NULL with
+ * err when it cannot be built. */
+static const GemmKernels *kernels(TtGemm *g, int lanes, char *err, size_t errlen) {
+    int i = lanes == 16;
+    if (atomic_load_explicit(&g->built[i], memory_order_acquire)) return &g->k[i];
+    pthread_mutex_lock(&g->kmu);
+    if (!atomic_load(&g->built[i])) {
+        double t0 = now_ns();
+        g->jit[i] = gemm_jit_build(&g->k[i], lanes, &g->ir[i], err, errlen);
+        if (g->jit[i]) {
+            if (g->compile_ms == 0) g->compile_ms = (now_ns() - t0) * 1e-6;
+            atomic_store_explicit(&g->built[i], true, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&g->kmu);
+    return atomic_load(&g->built[i]) ? &g->k[i] : NULL;
+}
+
+/* A schedule's kernels; the other tile's when its own cannot be built (an
+ * LLVM failure after the first build: a slower product, still right). */
+static Sched resolve(TtGemm *g, const TtGemmSchedule *s) {
+    char err[256];
+    const GemmKernels *k = kernels(g, s->lanes, err, sizeof err);
+    if (!k) k = kernels(g, s->lanes == 16 ? 8 : 16, err, sizeof err);
+    if (!k) {
+        fprintf(stderr, "tt: %s\n", err);
+        abort();
+    }
+    int64_t mc = s->mc > 0 && s->mc <= MC ? s->mc : MC, nc = s->nc > 0 && s->nc <= NC ? s->nc : NC;
+    return (Sched){k, mc, nc};
+}
+
 TtGemm *tt_gemm_new(char *err, size_t errlen) {
     pthread_once(&buf_once, buf_key_init);
     pthread_mutex_lock(&inst_mu);
@@ -379,20 +428,25 @@ TtGemm *tt_gemm_new(char *err, size_t errlen) {
         return inst;
     }
     TtGemm *g = calloc(1, sizeof *g);
-    if (!g || !try_thread_bufs()) {
+    GemmTuner *tu = g ? gemm_tuner_new() : NULL;
+    if (!g || !tu || !try_thread_bufs()) {
+        gemm_tuner_free(tu);
         free(g);
         snprintf(err, errlen, "gemm: out of memory");
         pthread_mutex_unlock(&inst_mu);
         return NULL;
     }
-    double t0 = now_ns();
-    g->jit = gemm_jit_build(&g->k, 0, &g->ir, err, errlen);
-    if (!g->jit) {
+    g->tuner = tu;
+    pthread_mutex_init(&g->kmu, NULL);
+    /* the default tile now, so that a build failure is reported here */
+    TtGemmSchedule d = gemm_tuner_default_square(tu);
+    if (!kernels(g, d.lanes, err, errlen)) {
+        pthread_mutex_destroy(&g->kmu);
+        gemm_tuner_free(tu);
         free(g);
         pthread_mutex_unlock(&inst_mu);
         return NULL;
     }
-    g->compile_ms = (now_ns() - t0) * 1e-6;
     g->refs = 1;
     pthread_mutex_init(&g->pool.mu, NULL);
     pthread_cond_init(&g->pool.cv, NULL);
@@ -421,13 +475,17 @@ void tt_gemm_free(TtGemm *g) {
     pthread_mutex_destroy(&pl->mu);
     pthread_cond_destroy(&pl->cv);
     pthread_mutex_destroy(&pl->busy);
-    gemm_jit_free(g->jit);
-    free(g->ir);
+    for (int i = 0; i < 2; i++) {
+        gemm_jit_free(g->jit[i]);
+        free(g->ir[i]);
+    }
+    pthread_mutex_destroy(&g->kmu);
+    gemm_tuner_free(g->tuner);
     free(g);
 }
 
 int tt_gemm_lanes(const TtGemm *g) {
-    return g->k.wide.tile.lanes;
+    return gemm_tuner_default_square(g->tuner).lanes;
 }
 
 double tt_gemm_compile_ms(const TtGemm *g) {
@@ -435,8 +493,24 @@ double tt_gemm_compile_ms(const TtGemm *g) {
 }
 
 bool tt_gemm_emit_llvm(TtGemm *g, FILE *out) {
-    if (!g || !g->ir) return false;
-    return fputs(g->ir, out) >= 0;
+    if (!g) return false;
+    bool any = false;
+    for (int i = 0; i < 2; i++)
+        if (atomic_load(&g->built[i]) && g->ir[i]) {
+            if (fputs(g->ir[i], out) < 0) return false;
+            any = true;
+        }
+    return any;
+}
+
+int tt_gemm_candidates(TtGemm *g, TtGemmSchedule *out, int max) {
+    return gemm_tuner_candidates(g->tuner, out, max);
+}
+
+void tt_gemm_explain(FILE *out) {
+    pthread_mutex_lock(&inst_mu);
+    if (inst) gemm_tuner_explain(inst->tuner, out);
+    pthread_mutex_unlock(&inst_mu);
 }
 
 /* Splits [0, n) into t chunks that are multiples of q (the last may be short). */
@@ -450,15 +524,64 @@ static int split(int64_t n, int64_t q, int t, int64_t *start, int64_t *len) {
     return parts;
 }
 
+/* The product being tuned: its operands, and a scratch C of M x N. */
+typedef struct TuneCtx {
+    TtGemm *g;
+    int64_t M, N, K, lda, ldb;
+    const float *A, *B;
+    bool ta, tb;
+    float *C;
+} TuneCtx;
+
+static double time_sched(void *ctx, const TtGemmSchedule *s) {
+    TuneCtx *c = ctx;
+    /* the scratch C is allocated only when a class is being tuned */
+    if (!c->C) c->C = aligned_alloc(64, (size_t)(c->M * c->N) * sizeof(float) + 64);
+    if (!c->C) return -1;
+    Sched sc = resolve(c->g, s);
+    /* this thread's CPU time: on a shared machine wall time mostly measures
+     * the other processes (one run here under load picked a different
+     * blocking per shape, at random), CPU time the candidate */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    gemm_serial(&sc, c->M, c->N, c->K, c->A, c->lda, c->ta, c->B, c->ldb, c->tb, c->C, c->N, false,
+                NULL, 0, c->M, NULL);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+}
+
+static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, bool transA, const float *B, int64_t ldb, bool transB, float *C,
+                      int64_t ldc, bool accumulate, int nthreads, const TtGemmEpilogue *epi);
+
 void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
                  bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
     if (M <= 0 || N <= 0) return;
+    TuneCtx tc = {g, M, N, K, lda, ldb, A, B, transA, transB, NULL};
+    TtGemmSchedule s = gemm_tuner_pick(g->tuner, M, N, K, transA, transB, time_sched, &tc);
+    free(tc.C);
+    Sched sc = resolve(g, &s);
+    run_sched(g, &sc, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, nthreads, epi);
+}
+
+void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, int64_t K,
+                      const float *A, int64_t lda, bool transA, const float *B, int64_t ldb,
+                      bool transB, float *C, int64_t ldc, bool accumulate, int nthreads,
+                      const TtGemmEpilogue *epi) {
+    if (M <= 0 || N <= 0) return;
+    Sched sc = resolve(g, s);
+    run_sched(g, &sc, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, nthreads, epi);
+}
+
+static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, bool transA, const float *B, int64_t ldb, bool transB, float *C,
+                      int64_t ldc, bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
     int t = nthreads < 1 ? 1 : nthreads > MAXT ? MAXT : nthreads;
     if ((double)M * (double)N * (double)K < GEMM_MT_MIN) t = 1;
     if (t > 1) {
         /* balance in micro-tiles: the larger part's tiles over the ideal share */
-        const int64_t MR = g->k.wide.tile.mr, NR = g->k.wide.tile.nr;
+        const int64_t MR = sc->k->wide.tile.mr, NR = sc->k->wide.tile.nr;
         int64_t un = cdiv(N, NR), um = cdiv(M, MR);
         double imb_n = (double)cdiv(un, t) * t / (double)un;
         double imb_m = (double)cdiv(um, t) * t / (double)um;
@@ -468,10 +591,11 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
          * split the rows, so each thread runs the epilogue on its rows
          * while they are in cache (the SGD update of a weight gradient
          * X^T.dY). */
-        bool share_b = K <= KC && N <= NC && M >= N && um >= t;
+        bool share_b = K <= KC && N <= sc->nc && M >= N && um >= t;
         if (share_b) by_n = false;
         if (t > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
             Job *j = &g->pool.job;
+            j->sc = *sc;
             j->M = M;
             j->K = K;
             j->lda = lda;
@@ -484,7 +608,7 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             j->bpre = NULL;
             if (share_b) {
                 float *bp = thread_bufs()->bp;
-                pack_whole(&g->k, N, K, B, ldb, transB, bp);
+                pack_whole(sc->k, N, K, B, ldb, transB, bp);
                 j->bpre = bp;
             }
             int64_t st[MAXCHUNK], len[MAXCHUNK];
@@ -520,6 +644,5 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
             return;
         }
     }
-    gemm_serial(&g->k, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, epi, 0, M,
-                NULL);
+    gemm_serial(sc, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, epi, 0, M, NULL);
 }

@@ -82,6 +82,35 @@ typedef struct GemmKernels {
 
 typedef struct GemmJit GemmJit;
 
+/* The host as the schedules see it: LLVM's name of its CPU ("znver4"),
+ * a hash of its feature string, and whether it has AVX-512F. */
+typedef struct GemmHost {
+    char cpu[64];
+    unsigned long long features;
+    bool avx512;
+} GemmHost;
+void gemm_jit_host(GemmHost *h);
+
+/* ---- the tuner (gemm_tune.c) ---- */
+#include "gemm.h"
+
+typedef struct GemmTuner GemmTuner;
+/* Seconds one product of the shape being tuned takes with s (the driver
+ * runs it on the calling thread into a scratch C); < 0 when it could not. */
+typedef double (*GemmTimeFn)(void *ctx, const TtGemmSchedule *s);
+
+GemmTuner *gemm_tuner_new(void); /* NULL when out of memory */
+void gemm_tuner_free(GemmTuner *t);
+int gemm_tuner_candidates(const GemmTuner *t, TtGemmSchedule *out, int max);
+/* The schedule for a product: its class's, decided on the class's first
+ * product (default table, disk cache, or timing the candidates through
+ * time(ctx, s)). Thread-safe; a product that finds another tuning waits. */
+TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+                               GemmTimeFn time, void *ctx);
+/* The schedule the default table gives a large square product. */
+TtGemmSchedule gemm_tuner_default_square(const GemmTuner *t);
+void gemm_tuner_explain(GemmTuner *t, FILE *out);
+
 /* Generates, optimises (default<O3>) and JIT-compiles the kernels, or links
  * their object code from the on-disk cache (objcache.h) when an earlier
  * process compiled the same IR for the same CPU and LLVM. lanes: 8 or 16,

@@ -968,3 +968,12 @@ void gemm_jit_free(GemmJit *j) {
     LLVMOrcDisposeLLJIT(j->jit);
     free(j);
 }
+
+void gemm_jit_host(GemmHost *h) {
+    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    snprintf(h->cpu, sizeof h->cpu, "%s", cpu ? cpu : "?");
+    h->features = feat ? objcache_hash(feat, strlen(feat)) : 0;
+    h->avx512 = feat && strstr(feat, "+avx512f");
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+}

@@ -143,6 +143,55 @@ static void gen_gemm(Aot *a) {
     (void)ty;
 }
 
+/* CG_QGEMM_SYMBOL for the object (codegen.h's signature): C[i, j] = the
+ * sum of A[i, p] * B[p, j] in i32, wrapping (add and mul without nsw), in the
+ * order i, p, j like gen_gemm; then epi(bufs, 0, M). Exact as the JIT's. */
+static void gen_qgemm(Aot *a) {
+    LLVMValueRef fn = LLVMGetNamedFunction(a->mod, CG_QGEMM_SYMBOL);
+    if (!fn) return; /* no qmatmul */
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    fn_attr(a, fn, "nounwind");
+    LLVMBuilderRef b = a->b;
+    LLVMPositionBuilderAtEnd(b, block(a, fn, "entry"));
+    LLVMValueRef A = LLVMGetParam(fn, 1), lda = LLVMGetParam(fn, 2);
+    LLVMValueRef B = LLVMGetParam(fn, 3), ldb = LLVMGetParam(fn, 4);
+    LLVMValueRef C = LLVMGetParam(fn, 5), ldc = LLVMGetParam(fn, 6);
+    LLVMValueRef M = LLVMGetParam(fn, 7), N = LLVMGetParam(fn, 8), K = LLVMGetParam(fn, 9);
+    LLVMValueRef epi = LLVMGetParam(fn, 10), bufs = LLVMGetParam(fn, 11);
+    Loop li, lj0, lp, lj;
+    LLVMValueRef i = loop_begin(a, fn, &li, c64(a, 0), M, "i");
+    LLVMValueRef ci = LLVMBuildNSWMul(b, i, ldc, "");
+    LLVMValueRef crow = LLVMBuildInBoundsGEP2(b, a->i32, C, &ci, 1, "");
+    LLVMValueRef j0 = loop_begin(a, fn, &lj0, c64(a, 0), N, "j0");
+    LLVMBuildStore(b, c32(a, 0), LLVMBuildInBoundsGEP2(b, a->i32, crow, &j0, 1, ""));
+    loop_end(a, &lj0);
+    LLVMValueRef pv = loop_begin(a, fn, &lp, c64(a, 0), K, "p");
+    LLVMValueRef ai = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, lda, ""), pv, "");
+    LLVMValueRef av = LLVMBuildSExt(
+        b, LLVMBuildLoad2(b, a->i8, LLVMBuildInBoundsGEP2(b, a->i8, A, &ai, 1, ""), ""), a->i32,
+        "a");
+    LLVMValueRef bi = LLVMBuildNSWMul(b, pv, ldb, "");
+    LLVMValueRef brow = LLVMBuildInBoundsGEP2(b, a->i8, B, &bi, 1, "");
+    LLVMValueRef j = loop_begin(a, fn, &lj, c64(a, 0), N, "j");
+    LLVMValueRef bv = LLVMBuildSExt(
+        b, LLVMBuildLoad2(b, a->i8, LLVMBuildInBoundsGEP2(b, a->i8, brow, &j, 1, ""), ""), a->i32,
+        "");
+    LLVMValueRef cp = LLVMBuildInBoundsGEP2(b, a->i32, crow, &j, 1, "");
+    LLVMValueRef cv = LLVMBuildLoad2(b, a->i32, cp, "");
+    LLVMBuildStore(b, LLVMBuildAdd(b, cv, LLVMBuildMul(b, av, bv, ""), ""), cp);
+    loop_end(a, &lj);
+    loop_end(a, &lp);
+    loop_end(a, &li);
+    LLVMBasicBlockRef call = block(a, fn, "epi"), done = block(a, fn, "done");
+    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, epi, ""), call, done);
+    LLVMPositionBuilderAtEnd(b, call);
+    LLVMTypeRef ety = LLVMFunctionType(a->vd, (LLVMTypeRef[]){a->ptr, a->i64, a->i64}, 3, 0);
+    LLVMBuildCall2(b, ety, epi, (LLVMValueRef[]){bufs, c64(a, 0), M}, 3, "");
+    LLVMBuildBr(b, done);
+    LLVMPositionBuilderAtEnd(b, done);
+    LLVMBuildRetVoid(b);
+}
+
 #define AOT_MAXT 64
 
 /* CG_PARALLEL_SYMBOL for the object: body(bufs, lo, hi) over 0..n cut
@@ -443,6 +492,7 @@ bool aot_build(const AotSpec *s, AotOutput what, char **out, size_t *len, char *
     }
     a.b = LLVMCreateBuilderInContext(a.ctx);
     gen_gemm(&a);
+    gen_qgemm(&a);
     gen_parallel(&a);
     wglob = gen_weights(&a, s);
     LLVMValueRef wsfn = gen_workspace_fn(&a, s, ws);

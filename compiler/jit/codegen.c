@@ -52,6 +52,8 @@ typedef struct Cg {
     LLVMValueRef status;  /* the status words (bufs[ninputs + noutputs + 2]), if checks */
     LLVMValueRef gemm_fn; /* declaration of CG_GEMM_SYMBOL */
     LLVMTypeRef gemm_ty;
+    LLVMValueRef qgemm_fn; /* declaration of CG_QGEMM_SYMBOL */
+    LLVMTypeRef qgemm_ty;
     const LpKernel *kernel; /* the kernel being emitted */
     LLVMValueRef par_fn;    /* declaration of CG_PARALLEL_SYMBOL */
     LLVMTypeRef par_ty;
@@ -326,10 +328,16 @@ static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what);
 /* void CG_GEMM_SYMBOL(rt, A, lda, ta, B, ldb, tb, C, ldc, M, N, K, epi, bufs,
  * acc): epi, when not null, the outlined epilogue loop, called with bufs on
  * the rows of C as the GEMM finishes them; acc: C += A B. */
+static void emit_qgemm(Cg *c, const LpGemm *g, LLVMValueRef efn);
+
 static void emit_gemm(Cg *c, const LpGemm *g, const LpStmt *epi) {
     LLVMTypeRef i64 = c->ty[LT_I64], i32 = c->ty[LT_I32], ptr = c->tptr;
     LLVMValueRef efn = epi ? outline_loop(c, epi, "epi") : LLVMConstNull(ptr);
     c->gen++; /* nothing emitted in the epilogue's function is reused here */
+    if (g->q) {
+        emit_qgemm(c, g, efn);
+        return;
+    }
     if (!c->gemm_fn) {
         LLVMTypeRef params[15] = {ptr, ptr, i64, i32, ptr, i64, i32, ptr,
                                   i64, i64, i64, i64, ptr, ptr, i32};
@@ -357,6 +365,40 @@ static void emit_gemm(Cg *c, const LpGemm *g, const LpStmt *epi) {
         LLVMConstInt(i32, g->acc, 0),
     };
     LLVMBuildCall2(c->b, c->gemm_ty, c->gemm_fn, args, 15, "");
+}
+
+/* element off of buffer buf, of type t */
+static LLVMValueRef typed_ptr(Cg *c, LpType t, int buf, const LpExpr *off) {
+    LLVMValueRef i = emit(c, off);
+    return LLVMBuildInBoundsGEP2(c->b, c->ty[t], c->bufptr[buf], &i, 1, "");
+}
+
+/* CG_QGEMM_SYMBOL(rt, A, lda, B, ldb, C, ldc, M, N, K, epi, bufs) */
+static void emit_qgemm(Cg *c, const LpGemm *g, LLVMValueRef efn) {
+    LLVMTypeRef i64 = c->ty[LT_I64], ptr = c->tptr;
+    if (!c->qgemm_fn) {
+        LLVMTypeRef params[12] = {ptr, ptr, i64, ptr, i64, ptr, i64, i64, i64, i64, ptr, ptr};
+        c->qgemm_ty = LLVMFunctionType(c->tvoid, params, 12, 0);
+        c->qgemm_fn = LLVMAddFunction(c->mod, CG_QGEMM_SYMBOL, c->qgemm_ty);
+        unsigned kind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+        LLVMAddAttributeAtIndex(c->qgemm_fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateEnumAttribute(c->ctx, kind, 0));
+    }
+    LLVMValueRef args[12] = {
+        c->rt,
+        typed_ptr(c, LT_I8, g->a, g->aoff),
+        LLVMConstInt(i64, (unsigned long long)g->lda, 0),
+        typed_ptr(c, LT_I8, g->b, g->boff),
+        LLVMConstInt(i64, (unsigned long long)g->ldb, 0),
+        typed_ptr(c, LT_I32, g->c, g->coff),
+        LLVMConstInt(i64, (unsigned long long)g->ldc, 0),
+        LLVMConstInt(i64, (unsigned long long)g->m, 0),
+        LLVMConstInt(i64, (unsigned long long)g->n, 0),
+        LLVMConstInt(i64, (unsigned long long)g->k, 0),
+        efn,
+        LLVMGetParam(c->fn, 0),
+    };
+    LLVMBuildCall2(c->b, c->qgemm_ty, c->qgemm_fn, args, 12, "");
 }
 
 static bool has_gemm(const LpStmt *s) {

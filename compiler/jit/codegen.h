@@ -20,6 +20,12 @@ LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen);
  *        int64_t M, int64_t N, int64_t K)  -- C = op(A) @ op(B). */
 #define CG_GEMM_SYMBOL "tt_jit_gemm"
 
+/* The one qmatmul's LS_GEMM statements call (int8 -> i32, qgemm.h):
+ *   void tt_jit_qgemm(void *rt, const int8_t *A, int64_t lda, const int8_t *B,
+ *        int64_t ldb, int32_t *C, int64_t ldc, int64_t M, int64_t N, int64_t K,
+ *        void (*epi)(void **bufs, int64_t r0, int64_t r1), void **bufs) */
+#define CG_QGEMM_SYMBOL "tt_jit_qgemm"
+
 /* The external function parallel loops call (parallel.h):
  *   void ttrt_parallel_for(void (*body)(void **bufs, int64_t lo, int64_t hi),
  *                          void **bufs, int64_t n, int32_t nthreads) */

@@ -19,6 +19,7 @@
 #include "codegen.h"
 #include "objcache.h"
 #include "gemm.h"
+#include "qgemm.h"
 #include "parallel.h"
 #include "transform.h"
 
@@ -30,7 +31,8 @@ typedef struct Entry {
     IrNode *nodes; /* in[] point into ins */
     int *ins, *outputs;
     GraphFn fn;
-    void *ws; /* workspace, reused by every run */
+    void *ws;                       /* workspace, reused by every run */
+    int64_t ws_lower, ws_unplanned; /* the memory plan's bound and its start (loop.h) */
     int64_t wsbytes;
     int threads; /* the thread count the loops were scheduled for */
     int conv;    /* the LpConvLowering it was lowered with */
@@ -49,10 +51,13 @@ typedef struct Entry {
 
 /* What the generated code passes back to tt_jit_gemm: bufs[nin + nout + 1]. */
 typedef struct JitRt {
-    TtGemm *gemm; /* the process-wide GEMM, taken at the first graph with a matmul */
-    int threads;  /* >= 1 */
-    double *kns;  /* profiling: the running entry's per-kernel ns (tt_jit_tick) */
-    double last;  /* the time of the last tick */
+    TtGemm *gemm;      /* the process-wide GEMM, taken at the first graph with a matmul */
+    int threads;       /* >= 1 */
+    double *kns;       /* profiling: the running entry's per-kernel ns (tt_jit_tick) */
+    double last;       /* the time of the last tick */
+    char (*kname)[32]; /* the running entry's kernel names, for trace */
+    JitTraceFn trace;  /* jit_set_trace */
+    TtQgemm *qgemm;    /* the int8 GEMM, taken at the first graph with a qmatmul */
 } JitRt;
 
 struct Jit {
@@ -108,6 +113,14 @@ static void jit_gemm_call(const JitRt *rt, const float *A, int64_t lda, int32_t 
                 epi ? &e : NULL);
 }
 
+/* CG_QGEMM_SYMBOL, defined like CG_GEMM_SYMBOL */
+static void jit_qgemm_call(const JitRt *rt, const int8_t *A, int64_t lda, const int8_t *B,
+                           int64_t ldb, int32_t *C, int64_t ldc, int64_t M, int64_t N, int64_t K,
+                           void (*epi)(void *, int64_t, int64_t), void *bufs) {
+    TtGemmEpilogue e = {epi, bufs};
+    tt_qgemm_run(rt->qgemm, M, N, K, A, lda, B, ldb, C, ldc, rt->threads, epi ? &e : NULL);
+}
+
 static double now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -117,7 +130,10 @@ static double now_ns(void) {
 /* CG_TICK_SYMBOL: kernel k starts (k = nkernels: the last one ended). */
 static void jit_tick(JitRt *rt, int32_t k) {
     double t = now_ns();
-    if (k > 0) rt->kns[k - 1] += t - rt->last;
+    if (k > 0) {
+        rt->kns[k - 1] += t - rt->last;
+        if (rt->trace) rt->trace(rt->kname[k - 1], "kernel", rt->last, t, 1);
+    }
     rt->last = t;
 }
 
@@ -175,14 +191,15 @@ Jit *jit_new(int opt_level) {
         void *fn;
     } rt[] = {{CG_GEMM_SYMBOL, (void *)&jit_gemm_call},
               {CG_PARALLEL_SYMBOL, (void *)&ttrt_parallel_for},
-              {CG_TICK_SYMBOL, (void *)&jit_tick}};
-    LLVMOrcCSymbolMapPair syms[3];
-    for (int i = 0; i < 3; i++)
+              {CG_TICK_SYMBOL, (void *)&jit_tick},
+              {CG_QGEMM_SYMBOL, (void *)&jit_qgemm_call}};
+    LLVMOrcCSymbolMapPair syms[4];
+    for (int i = 0; i < 4; i++)
         syms[i] = (LLVMOrcCSymbolMapPair){
             LLVMOrcLLJITMangleAndIntern(j->lljit, rt[i].name),
             {(LLVMOrcExecutorAddress)(uintptr_t)rt[i].fn,
              {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
-    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(syms, 3));
+    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(syms, 4));
     if (e) {
         LLVMConsumeError(e);
         jit_free(j);
@@ -229,6 +246,7 @@ void jit_free(Jit *j) {
     }
     free(j->entries);
     if (j->rt.gemm) tt_gemm_free(j->rt.gemm);
+    if (j->rt.qgemm) tt_qgemm_free(j->rt.qgemm);
     if (j->lljit) {
         LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->lljit);
         if (e) LLVMConsumeError(e);
@@ -247,6 +265,11 @@ void jit_set_fusion(Jit *j, bool on) {
 
 void jit_set_kernel_fusion(Jit *j, bool on) {
     j->fuse_kernels = on;
+}
+
+void jit_set_trace(Jit *j, JitTraceFn fn) {
+    j->rt.trace = fn;
+    ttrt_parallel_set_trace(fn);
 }
 
 void jit_set_profile(Jit *j, bool on) {
@@ -288,6 +311,23 @@ void jit_print_profile(const Jit *j, FILE *out, int top) {
     if (shown < n) fprintf(out, "(%d more kernels)\n", n - shown);
     fprintf(out, "%-5s %-32s %8s %10.3f %6.1f%%\n", "total", "", "", total * 1e-6, 100.0);
     free(t);
+    /* the memory planner (plan.c): the largest workspace, and how close
+     * every graph's plan came to its lower bound */
+    int big = -1;
+    double worst = 1;
+    for (int i = 0; i < j->nentries; i++) {
+        const Entry *en = &j->entries[i];
+        if (big < 0 || en->wsbytes > j->entries[big].wsbytes) big = i;
+        if (en->ws_lower > 0 && (double)en->wsbytes / (double)en->ws_lower > worst)
+            worst = (double)en->wsbytes / (double)en->ws_lower;
+    }
+    if (big >= 0)
+        fprintf(out,
+                "memory plan: largest workspace %.1f KB (graph %d; lower bound %.1f KB, %.1f KB "
+                "without reuse); planned / lower bound <= %.3f over %d graphs\n",
+                (double)j->entries[big].wsbytes / 1024, big + 1,
+                (double)j->entries[big].ws_lower / 1024,
+                (double)j->entries[big].ws_unplanned / 1024, worst, j->nentries);
 }
 
 int jit_profile_kernels(const Jit *j, JitKernelProfile *out, int max) {
@@ -496,7 +536,11 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef m = cg_module(ctx, p, "tt_graph", j->tm, j->profile, err, errlen);
     en->wsbytes = p->workspace;
-    bool gemm = p->ngemm > 0;
+    en->ws_lower = p->ws_lower;
+    en->ws_unplanned = p->ws_unplanned;
+    /* which GEMMs the graph calls (qmatmul's LS_GEMMs call the int8 one) */
+    bool gemm = m && LLVMGetNamedFunction(m, CG_GEMM_SYMBOL);
+    bool qgemm = m && LLVMGetNamedFunction(m, CG_QGEMM_SYMBOL);
     en->nchecks = p->nchecks;
     en->check_node = tt_xmalloc(((size_t)p->nchecks + 1) * sizeof *en->check_node);
     if (p->nchecks) memcpy(en->check_node, p->check_node, (size_t)p->nchecks * sizeof(int));
@@ -516,7 +560,13 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
         if (!j->rt.gemm) snprintf(err, errlen, "jit: cannot build the GEMM: %s", gerr);
     }
     LLVMOrcExecutorAddress addr = 0;
-    bool ok = m && (!gemm || j->rt.gemm) && link_graph(j, m, &addr, err, errlen);
+    if (m && qgemm && !j->rt.qgemm) { /* compiles the int8 kernels, once per process */
+        char gerr[256];
+        j->rt.qgemm = tt_qgemm_new(gerr, sizeof gerr);
+        if (!j->rt.qgemm) snprintf(err, errlen, "jit: cannot build the int8 GEMM: %s", gerr);
+    }
+    bool ok = m && (!gemm || j->rt.gemm) && (!qgemm || j->rt.qgemm) &&
+              link_graph(j, m, &addr, err, errlen);
     if (m) LLVMDisposeModule(m);
     LLVMContextDispose(ctx);
     if (!ok) return false;
@@ -541,6 +591,7 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     }
     j->stats.compiles++;
     j->stats.compile_ms += now_ms() - t0;
+    if (j->rt.trace) j->rt.trace("compile", "compile", t0 * 1e6, now_ms() * 1e6, 1);
     return true;
 }
 
@@ -617,7 +668,10 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     for (int k = 0; k < g->nout; k++)
         if (overlaps_input(g, outputs[k], node_bytes(g, g->outputs[k]), inputs)) {
             size_t bytes = node_bytes(g, g->outputs[k]);
-            bufs[g->ninputs + k] = bytes > ((size_t)1 << 46) ? NULL : malloc(bytes ? bytes : 1);
+            /* 64-byte aligned like every tensor buffer: the GEMM's tiles
+             * and the kernels' vector stores assume it for speed */
+            bufs[g->ninputs + k] =
+                bytes > ((size_t)1 << 46) ? NULL : aligned_alloc(64, (bytes + 64) & ~(size_t)63);
             if (!bufs[g->ninputs + k]) { /* no copy of this size fits: stop before running */
                 const IrNode *x = ir_node(g, g->outputs[k]);
                 char sh[128];
@@ -633,6 +687,7 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
             scratch = true;
         }
     j->rt.kns = en->kns;
+    j->rt.kname = en->kname;
     en->runs++;
     en->fn(bufs);
     if (scratch)

@@ -85,6 +85,13 @@ void jit_set_kernel_fusion(Jit *j, bool on);
  * different cache entries. jit_print_profile prints the top kernels (top
  * <= 0: all) of every profiled graph by total time. */
 void jit_set_profile(Jit *j, bool on);
+/* Tracing (ttrun --trace): with a function set, every kernel of a profiled
+ * graph (jit_set_profile) and every compile is reported to it as an event
+ * [t0_ns, t1_ns] on CLOCK_MONOTONIC, on thread row tid (1: the caller's);
+ * so is each thread's share of a parallel loop (tid 2..: the workers). The
+ * runtime records them (runtime/trace.h); NULL: none. */
+typedef void (*JitTraceFn)(const char *name, const char *cat, double t0_ns, double t1_ns, int tid);
+void jit_set_trace(Jit *j, JitTraceFn fn);
 void jit_print_profile(const Jit *j, FILE *out, int top);
 /* The same numbers, kernel by kernel (graph by graph in compile order, each
  * graph's kernels in order), for callers that take differences (profile

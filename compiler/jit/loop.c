@@ -704,8 +704,8 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
             const LpGemm *g = s->gemm;
             fprintf(out, "%s[", p->bufs[g->c].name);
             print_expr(out, p, g->coff);
-            fprintf(out, "] %s= gemm(%lldx%lldx%lld, %s[", g->acc ? "+" : "", (long long)g->m,
-                    (long long)g->n, (long long)g->k, p->bufs[g->a].name);
+            fprintf(out, "] %s= %sgemm(%lldx%lldx%lld, %s[", g->acc ? "+" : "", g->q ? "q" : "",
+                    (long long)g->m, (long long)g->n, (long long)g->k, p->bufs[g->a].name);
             print_expr(out, p, g->aoff);
             fprintf(out, "]%s lda %lld, %s[", g->ta ? "^T" : "", (long long)g->lda,
                     p->bufs[g->b].name);
@@ -761,7 +761,11 @@ void lp_print(FILE *out, const LpProg *p, const IrGraph *g) {
         if (b->node >= 0) fprintf(out, "  (%%%d)", b->node);
         fputc('\n', out);
     }
-    fprintf(out, "# workspace: %lld bytes, %d kernels\n", (long long)p->workspace, p->nkernels);
+    fprintf(out,
+            "# workspace: %lld bytes, %d kernels (planned; lower bound %lld, %lld without "
+            "reuse)\n",
+            (long long)p->workspace, p->nkernels, (long long)p->ws_lower,
+            (long long)p->ws_unplanned);
     for (int i = 0; i < p->nkernels; i++) {
         const LpKernel *k = &p->kernels[i];
         fprintf(out, "\nkernel %s", k->name);

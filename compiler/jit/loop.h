@@ -117,6 +117,9 @@ typedef struct LpGemm {
     int64_t m, n, k, lda, ldb, ldc;
     bool ta, tb;
     bool acc; /* C += the product (else C =) */
+    /* qmatmul's: A and B i8, C i32, exact (tt_qgemm_run, compiler/gemm/
+     * qgemm.h); never transposed, never acc */
+    bool q;
 } LpGemm;
 
 typedef struct LpStmt LpStmt;
@@ -181,9 +184,11 @@ typedef struct LpProg {
     LpKernel *kernels;
     int nkernels, kcap;
     int ninputs, noutputs;
-    int64_t workspace; /* bytes of temporaries */
-    int nexpr;         /* expression ids handed out */
-    int ngemm;         /* LS_GEMM statements (the JIT then needs the GEMM) */
+    int64_t workspace;    /* bytes of temporaries (after lp_plan_memory: as planned) */
+    int64_t ws_unplanned; /* lp_plan_memory: the bytes before (every temporary its own) */
+    int64_t ws_lower;     /* lp_plan_memory: the most bytes live in any one kernel */
+    int nexpr;            /* expression ids handed out */
+    int ngemm;            /* LS_GEMM statements (the JIT then needs the GEMM) */
     /* LS_CHECK status words, one per checking node: the generated code
      * finds them at bufs[ninputs + noutputs + 2] (codegen.h) */
     int *check_node; /* by word: the graph node whose indices it checks */
@@ -201,6 +206,9 @@ typedef struct LpProg {
 LpProg *lp_new(void);
 void lp_free(LpProg *p);
 int lp_add_buf(LpProg *p, LpBufKind kind, int slot, DType dt, const Shape *s, int node);
+/* The memory planner (plan.c): places the temporaries in the workspace by
+ * liveness over the kernels (run last by lp_schedule). */
+void lp_plan_memory(LpProg *p);
 /* Starts a kernel writing buffer out; statements go to its top block. */
 LpKernel *lp_begin_kernel(LpProg *p, const char *name, int node, int out);
 void lp_end_kernel(LpProg *p);

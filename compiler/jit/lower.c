@@ -464,8 +464,9 @@ static bool gemm_layout(int64_t r, int64_t c, int64_t sr, int64_t sc, int64_t *l
 /* [..., m, k] @ [..., k, n]: for each batch element, one call of the GEMM
  * on the operands' buffers (a transposed operand is passed as is, with its
  * trans flag). An operand the GEMM cannot address is first copied densely
- * into a temporary of its own. */
-static void lower_matmul(Lower *L, int id, int out) {
+ * into a temporary of its own. q: qmatmul's, i8 operands and the int8 GEMM,
+ * which takes no transposed operand (copied too). */
+static void lower_gemm(Lower *L, int id, int out, bool q) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
     int r = n->shape.ndim;
@@ -473,7 +474,7 @@ static void lower_matmul(Lower *L, int id, int out) {
     int64_t m = n->shape.d[r - 2], nn = n->shape.d[r - 1], k = as->d[r - 1];
     if (shape_numel(&n->shape) == 0) return;
     if (k == 0) {
-        fill(p, out, lp_const_f(p, LT_F32, 0));
+        fill(p, out, q ? lp_const_i(p, LT_I32, 0) : lp_const_f(p, LT_F32, 0));
         return;
     }
     int64_t rows[2] = {m, k}, cols[2] = {k, nn};
@@ -483,10 +484,11 @@ static void lower_matmul(Lower *L, int id, int out) {
     for (int x = 0; x < 2; x++) {
         int in = n->in[x];
         if (strided_view(L, in, &ob[x], &off[x], st[x]) &&
-            gemm_layout(rows[x], cols[x], st[x][r - 2], st[x][r - 1], &ld[x], &tr[x]))
+            gemm_layout(rows[x], cols[x], st[x][r - 2], st[x][r - 1], &ld[x], &tr[x]) &&
+            !(q && tr[x]))
             continue;
         const Shape *s = &node(L, in)->shape;
-        ob[x] = lp_add_buf(p, LB_TEMP, 0, TY_F32, s, in);
+        ob[x] = lp_add_buf(p, LB_TEMP, 0, q ? TY_I8 : TY_F32, s, in);
         LpExpr *idx[IR_MAXDIM];
         open_dims(p, s, idx);
         lp_store(p, ob[x], linearize(p, idx, s), value_at(L, in, idx));
@@ -506,34 +508,20 @@ static void lower_matmul(Lower *L, int id, int out) {
         co = lp_iadd(p, co, lp_imul(p, v, ost[b]));
     }
     LpGemm g = {ob[0], ob[1], out, ao, bo, co, m, nn, k, ld[0], ld[1], nn, tr[0], tr[1]};
+    g.q = q;
     lp_gemm(p, &g);
     close_n(p, r - 2);
 }
 
-/* qmatmul: i8 [..., m, k] @ i8 [..., k, n] -> i32, a plain loop nest
- * accumulating the products in i32 (wrapping) in the reference's p order.
- * The integer GEMM micro-kernels (AVX2 vpmaddubsw / AVX-512 VNNI vpdpbusd)
- * are the next step of issue 13 (spec/jit.md). */
+static void lower_matmul(Lower *L, int id, int out) {
+    lower_gemm(L, id, out, false);
+}
+
+/* qmatmul: i8 [..., m, k] @ i8 [..., k, n] -> i32, a call of the int8
+ * GEMM (compiler/gemm/qgemm.h: VNNI / AVX2 micro-kernels, exact) per batch
+ * element, like matmul's */
 static void lower_qmatmul(Lower *L, int id, int out) {
-    const IrNode *n = node(L, id);
-    LpProg *p = L->p;
-    int r = n->shape.ndim;
-    int64_t k = node(L, n->in[0])->shape.d[r - 1];
-    LpExpr *oi[IR_MAXDIM], *ai[IR_MAXDIM], *bi[IR_MAXDIM];
-    open_dims(p, &n->shape, oi);
-    LpExpr *acc = lp_local(p, LT_I32, lp_const_i(p, LT_I32, 0));
-    LpExpr *v = lp_open_loop(p, k);
-    for (int d = 0; d < r - 2; d++) ai[d] = bi[d] = oi[d];
-    ai[r - 2] = oi[r - 2];
-    ai[r - 1] = v;
-    bi[r - 2] = v;
-    bi[r - 1] = oi[r - 1];
-    LpExpr *x = lp_cast(p, LT_I32, value_at(L, n->in[0], ai));
-    LpExpr *y = lp_cast(p, LT_I32, value_at(L, n->in[1], bi));
-    lp_set(p, acc, lp_bin(p, LO_ADD, acc, lp_bin(p, LO_MUL, x, y)));
-    lp_close_loop(p);
-    lp_store(p, out, linearize(p, oi, &n->shape), acc);
-    close_n(p, r);
+    lower_gemm(L, id, out, true);
 }
 
 /* idx: i64 local of the index at the current position, checked against
@@ -1300,17 +1288,23 @@ static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki
  * The Tq x Tk matrix never exists. Masked keys (j >= hi, hi from the runtime
  * len and the causal rule) leave m, l and the row unchanged; a row that saw
  * no key, or only scores of -inf (l == 0), is 0, as the reference kernel. */
-static void lower_attention(Lower *L, int id, int out) {
-    const IrNode *n = node(L, id);
+static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64_t r1,
+                           int64_t nkeys) {
     LpProg *p = L->p;
     const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
     int r = qs->ndim;
     int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2], dv = n->shape.d[r - 1];
-    int64_t rows = shape_numel(&n->shape) / (dv > 0 ? dv : 1);
-    if (shape_numel(&n->shape) == 0) return;
-    LpExpr *row = lp_open_loop(p, rows);
-    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM];
-    LpExpr *i = lp_imod(p, row, tq), *rest = lp_idiv(p, row, tq);
+    int64_t batch = shape_numel(&n->shape) / (dv * tq);
+    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM], *row, *i, *rest;
+    if (r0 == 0 && r1 == tq) { /* every row: one flat loop, parallel over all of them */
+        row = lp_open_loop(p, batch * tq);
+        i = lp_imod(p, row, tq);
+        rest = lp_idiv(p, row, tq);
+    } else { /* a band of rows: parallel over the batch */
+        rest = lp_open_loop(p, batch);
+        i = lp_iadd(p, lp_open_loop(p, r1 - r0), lp_iconst(p, r0));
+        row = lp_iadd(p, lp_imul(p, rest, tq), i);
+    }
     for (int k = r - 3; k >= 0; k--) {
         bi[k] = lp_imod(p, rest, qs->d[k]);
         rest = lp_idiv(p, rest, qs->d[k]);
@@ -1394,6 +1388,32 @@ static void lower_attention(Lower *L, int id, int out) {
                        lp_bin(p, LO_DIV, lp_load(p, out, o), l)));
     lp_close_loop(p);
     lp_close_loop(p); /* row */
+    if (!(r0 == 0 && r1 == tq)) lp_close_loop(p);
+}
+
+/* A causal row i sees at most the keys below i + 1 + (Tk - Tq), whatever
+ * len is: the rows are cut into ATT_BANDS bands, each visiting only the key
+ * blocks its last row can see (loop extents are constants), which skips
+ * about 3/8 of the masked work of Tq == Tk. Bands loop over the batch in
+ * parallel; without them (not causal, few rows, or one batch) one flat
+ * loop over all rows does. */
+#define ATT_BANDS 4
+static void lower_attention(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
+    int r = qs->ndim;
+    int64_t tq = qs->d[r - 2], tk = ks->d[r - 2];
+    if (shape_numel(&n->shape) == 0) return;
+    int64_t batch = shape_numel(&n->shape) / (n->shape.d[r - 1] * tq);
+    if (!n->attr.causal || tq < 4 * ATT_BANDS || batch < 2) {
+        attention_rows(L, n, out, 0, tq, tk);
+        return;
+    }
+    for (int b = 0; b < ATT_BANDS; b++) {
+        int64_t r0 = tq * b / ATT_BANDS, r1 = tq * (b + 1) / ATT_BANDS;
+        int64_t keys = r1 + (tk - tq); /* the last row's: keys < (r1 - 1) + 1 + Tk - Tq */
+        attention_rows(L, n, out, r0, r1, keys < 0 ? 0 : keys > tk ? tk : keys);
+    }
 }
 
 static void lower_root(Lower *L, int id) {

@@ -11,6 +11,7 @@
 #include "parallel.h"
 
 #include <pthread.h>
+#include <time.h>
 
 #define MAXT 64
 
@@ -41,6 +42,26 @@ static void register_fork(void) {
     pthread_atfork(NULL, NULL, after_fork_child);
 }
 
+static TtParTrace trace_fn;
+
+void ttrt_parallel_set_trace(TtParTrace fn) {
+    trace_fn = fn;
+}
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e9 * (double)ts.tv_sec + (double)ts.tv_nsec;
+}
+
+/* Runs one range, reported to trace_fn when tracing. */
+static void run_range(TtParBody body, void **bufs, int64_t lo, int64_t hi, int tid) {
+    TtParTrace tr = trace_fn;
+    double t0 = tr ? now_ns() : 0;
+    body(bufs, lo, hi);
+    if (tr) tr("parallel range", "parallel", t0, now_ns(), tid);
+}
+
 static int64_t range_lo(int64_t n, int nt, int r) {
     return (int64_t)((__int128)n * r / nt);
 }
@@ -58,7 +79,7 @@ static void *worker(void *arg) {
         int64_t n = P.n;
         int nt = P.nt;
         pthread_mutex_unlock(&P.mu);
-        body(bufs, range_lo(n, nt, w + 1), range_lo(n, nt, w + 2));
+        run_range(body, bufs, range_lo(n, nt, w + 1), range_lo(n, nt, w + 2), w + 2);
         pthread_mutex_lock(&P.mu);
         if (--P.pending == 0) pthread_cond_signal(&P.done);
     }
@@ -94,7 +115,7 @@ void ttrt_parallel_for(TtParBody body, void **bufs, int64_t n, int32_t nthreads)
     P.gen++;
     pthread_cond_broadcast(&P.go);
     pthread_mutex_unlock(&P.mu);
-    body(bufs, 0, range_lo(n, nt, 1));
+    run_range(body, bufs, 0, range_lo(n, nt, 1), 1);
     pthread_mutex_lock(&P.mu);
     while (P.pending > 0) pthread_cond_wait(&P.done, &P.mu);
     pthread_mutex_unlock(&P.mu);

@@ -19,4 +19,10 @@ typedef void (*TtParBody)(void **bufs, int64_t lo, int64_t hi);
  * is using the pool, the caller runs body(bufs, 0, n) alone. */
 void ttrt_parallel_for(TtParBody body, void **bufs, int64_t n, int32_t nthreads);
 
+/* With fn set, each thread's range of a parallel loop is reported as an
+ * event "parallel range" on row 1 (the caller) or w + 2 (worker w), with
+ * CLOCK_MONOTONIC nanoseconds (jit_set_trace). */
+typedef void (*TtParTrace)(const char *name, const char *cat, double t0_ns, double t1_ns, int tid);
+void ttrt_parallel_set_trace(TtParTrace fn);
+
 #endif

@@ -886,4 +886,5 @@ void lp_schedule(LpProg *p, int nthreads) {
             if (s->kind == LS_LOOP && lp_work(s) > LP_PARALLEL_MIN_WORK)
                 lp_mark_parallel(p, k, s, nthreads);
     }
+    lp_plan_memory(p); /* after kernel fusion: what it merged shares lifetimes */
 }

@@ -1407,3 +1407,48 @@ Test(jit_gemm, threads) {
     jit_free(j1);
     jit_free(j2);
 }
+
+/* -- qmatmul through the int8 GEMM (compiler/gemm/qgemm.h) -- */
+
+/* Shapes the micro-tiles do not divide (odd m, n; k not a multiple of 4;
+ * k past one KC block), a batch with B shared, a transposed B (copied: the
+ * int8 GEMM takes none), a vector, the MLP's first layer with a requantize
+ * fused as the GEMM's epilogue; inputs with -128 and random bytes. Exact
+ * (tol 0) against the naive runtime, on each path the host runs (TT_QGEMM,
+ * read when the process-wide instance is made: each Jit here is the only
+ * one), on 1 and 2 threads. */
+Test(jit_gemm, qmatmul_int8) {
+    static const char *const paths[] = {"vnni", "avx2", "scalar"};
+    IrGraph g;
+    ir_init(&g);
+    int a = ir_input(&g, TY_I8, (Shape){3, {3, 37, 130}}, NULL, L0);
+    int b = ir_input(&g, TY_I8, (Shape){2, {130, 45}}, NULL, L0);
+    ir_mark_output(&g, ir_qmatmul(&g, a, b, L0));
+    int c = ir_input(&g, TY_I8, (Shape){2, {13, 1029}}, NULL, L0);
+    int dt = ir_input(&g, TY_I8, (Shape){2, {33, 1029}}, NULL, L0);
+    ir_mark_output(&g, ir_qmatmul(&g, c, ir_transpose(&g, dt, 0, 1, L0), L0));
+    int v = ir_input(&g, TY_I8, (Shape){1, {130}}, NULL, L0);
+    ir_mark_output(&g, ir_qmatmul(&g, v, b, L0));
+    int x = ir_input(&g, TY_I8, (Shape){2, {64, 784}}, NULL, L0);
+    int w = ir_input(&g, TY_I8, (Shape){2, {784, 128}}, NULL, L0);
+    int acc = ir_qmatmul(&g, x, w, L0);
+    int s = ir_const(&g, TY_F32, (Shape){0, {0}}, 1.0 / 4096, L0);
+    int zp = ir_const(&g, TY_I32, (Shape){0, {0}}, 3, L0);
+    ir_mark_output(&g, ir_requantize(&g, acc, s, zp, TY_I8, IR_NO_AXIS, L0));
+    const char *want[] = {"= qgemm(37x45x130, in0[i0 * 4810] lda 130, in1[0] ldb 45) ldc 45",
+                          "= qgemm(13x33x1029, in2[0] lda 1029, t", "= qgemm(1x45x130, in4[0]",
+                          "= qgemm(64x128x784, in5[0] lda 784, in6[0] ldb 128) ldc 128",
+                          "epilogue"};
+    for (int t = 1; t <= 2; t++)
+        for (int pth = 0; pth < 3; pth++) {
+            setenv("TT_QGEMM", paths[pth], 1);
+            Jit *j = jit_new(2);
+            jit_set_threads(j, t);
+            char what[64];
+            snprintf(what, sizeof what, "qmatmul %s, %d threads", paths[pth], t);
+            check_gemm(j, &g, want, 5, what); /* tol 0 for integer outputs */
+            jit_free(j);
+        }
+    unsetenv("TT_QGEMM");
+    ir_free(&g);
+}

@@ -1,0 +1,220 @@
+/* quant_pass.c - post-training INT8 quantization as a pass on the graph IR
+ * (quant_pass.h; spec/ir.md "The quantization pass").
+ *
+ * The graph is append-only, so the pass is a copy: nodes from..root that the
+ * new root needs are appended again with their inputs remapped, except the
+ * matched Linears, which become integer chains, and the relus of quantized
+ * values, which become integer maxima. A node whose inputs are all unchanged
+ * is not copied at all (the float prefix before the first Linear, leaves).
+ *
+ * Folding: the pass remembers, for each dequantize it emitted, the integer
+ * node, scale and zero point behind it; a Linear whose input is such a node
+ * with its own input parameters reads the integers directly, so the
+ * dequantize -> quantize pair never appears. The calibration (runtime,
+ * builtins_ptq.c) gives a layer fed by another layer through relus that
+ * layer's output parameters (QuantMatch.prev), so between Linears the pair
+ * always folds.
+ */
+#include "quant_pass.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const Shape SCALAR = {0, {0}};
+
+/* the node under any reshapes and broadcasts of id */
+static int strip_movement(const IrGraph *g, int id) {
+    while (id >= 0) {
+        const IrNode *n = ir_node(g, id);
+        if (n->op != OP_RESHAPE && n->op != OP_BROADCAST) break;
+        id = n->in[0];
+    }
+    return id;
+}
+
+static int layer_of_weight(const QuantLinear *L, int nl, int id) {
+    for (int i = 0; i < nl; i++)
+        if (L[i].w == id) return i;
+    return -1;
+}
+
+int quant_match(IrGraph *g, int from, int root, const QuantLinear *L, int nl, QuantMatch *m,
+                int cap) {
+    int nm = 0;
+    for (int i = from; i <= root; i++) {
+        const IrNode *n = ir_node(g, i);
+        if (n->op != OP_MATMUL) continue;
+        int l = layer_of_weight(L, nl, n->in[1]);
+        if (l < 0 || ir_node(g, n->in[0])->shape.ndim != 2 || ir_node(g, n->in[1])->shape.ndim != 2)
+            continue;
+        if (nm == cap) {
+            snprintf(g->err, sizeof g->err, "quantize: more than %d Linear calls in one forward",
+                     cap);
+            return -1;
+        }
+        QuantMatch k = {l, n->in[0], i, -1, false, i == root};
+        /* the add of the bias, when the matmul's first user is one */
+        for (int j = i + 1; L[l].b >= 0 && j <= root; j++) {
+            const IrNode *u = ir_node(g, j);
+            if (u->op != OP_ADD) continue;
+            int other = u->in[0] == i ? u->in[1] : u->in[1] == i ? u->in[0] : -1;
+            if (other < 0) continue;
+            if (strip_movement(g, other) == L[l].b) {
+                k.out = j;
+                k.root = j == root;
+            }
+            break;
+        }
+        int x = k.x;
+        while (ir_node(g, x)->op == OP_RELU) {
+            x = ir_node(g, x)->in[0];
+            k.relu = true;
+        }
+        for (int p = 0; p < nm; p++)
+            if (m[p].out == x) k.prev = m[p].layer;
+        m[nm++] = k;
+    }
+    return nm;
+}
+
+/* what an emitted dequantize stands for */
+typedef struct Deq {
+    int node, q;
+    float scale;
+    int zp;
+} Deq;
+
+typedef struct Pass {
+    IrGraph *g;
+    int from;
+    int *map; /* old id - from -> new id */
+    Deq *deq;
+    int ndeq, capdeq;
+} Pass;
+
+static int mapv(const Pass *P, int id) {
+    return id < P->from ? id : P->map[id - P->from];
+}
+
+static const Deq *deq_find(const Pass *P, int node) {
+    for (int i = 0; i < P->ndeq; i++)
+        if (P->deq[i].node == node) return &P->deq[i];
+    return NULL;
+}
+
+/* dequantize(q, scale, zp), remembered for folding */
+static int dequant(Pass *P, int q, float scale, int zp, SrcLoc loc) {
+    IrGraph *g = P->g;
+    int s = ir_const(g, TY_F32, SCALAR, scale, loc), z = ir_const(g, TY_I32, SCALAR, zp, loc);
+    if (s < 0 || z < 0) return -1;
+    int d = ir_dequantize(g, q, s, z, IR_NO_AXIS, loc);
+    if (d < 0) return -1;
+    if (P->ndeq == P->capdeq) {
+        P->capdeq = P->capdeq ? 2 * P->capdeq : 16;
+        P->deq = realloc(P->deq, (size_t)P->capdeq * sizeof *P->deq);
+        if (!P->deq) abort();
+    }
+    P->deq[P->ndeq++] = (Deq){d, q, scale, zp};
+    return d;
+}
+
+static int emit_linear(Pass *P, const QuantLinear *l, const QuantMatch *m, SrcLoc loc) {
+    IrGraph *g = P->g;
+    int x = mapv(P, m->x), xq;
+    const Deq *d = deq_find(P, x);
+    if (d && d->scale == l->in_scale && d->zp == l->in_zp) {
+        xq = d->q; /* dequantize -> quantize folds */
+    } else {
+        int s = ir_const(g, TY_F32, SCALAR, l->in_scale, loc);
+        int z = ir_const(g, TY_I32, SCALAR, l->in_zp, loc);
+        if (s < 0 || z < 0) return -1;
+        xq = ir_quantize(g, x, s, z, IR_NO_AXIS, loc);
+    }
+    if (xq < 0) return -1;
+    int acc = ir_qmatmul(g, xq, l->qw, loc);
+    if (acc < 0 || (acc = ir_binary(g, OP_ADD, acc, l->bias, loc)) < 0) return -1;
+    /* per channel: acc · in_scale · w_scale[j] (/ out_scale for an i8 result) */
+    float k = m->root ? l->in_scale : l->in_scale / l->out_scale;
+    int ks = ir_const(g, TY_F32, SCALAR, k, loc);
+    int sc = ks < 0 ? -1 : ir_binary(g, OP_MUL, l->w_scale, ks, loc);
+    if (sc < 0) return -1;
+    if (m->root) {
+        int z = ir_const(g, TY_I32, SCALAR, 0, loc);
+        return z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_F32, -1, loc);
+    }
+    int z = ir_const(g, TY_I32, SCALAR, l->out_zp, loc);
+    int q = z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_I8, -1, loc);
+    return q < 0 ? -1 : dequant(P, q, l->out_scale, l->out_zp, loc);
+}
+
+/* relu of a dequantized value: max(q, zp) on the integers */
+static int emit_int_relu(Pass *P, const Deq *d, SrcLoc loc) {
+    IrGraph *g = P->g;
+    int z = ir_const(g, TY_I8, SCALAR, d->zp, loc);
+    int q = z < 0 ? -1 : ir_binary(g, OP_MAX, d->q, z, loc);
+    return q < 0 ? -1 : dequant(P, q, d->scale, d->zp, loc);
+}
+
+int quant_pass(IrGraph *g, int from, int root, const QuantLinear *L, int nl, int *qout) {
+    if (from < 0 || root < from || root >= g->n) {
+        snprintf(g->err, sizeof g->err, "quantize: nothing to rewrite");
+        return -1;
+    }
+    int span = root - from + 1, cap = span;
+    QuantMatch *m = malloc((size_t)cap * sizeof *m);
+    int *at = malloc((size_t)span * sizeof *at); /* old id -> match index, or -1 */
+    char *need = calloc((size_t)span, 1);
+    Pass P = {g, from, malloc((size_t)span * sizeof(int)), NULL, 0, 0};
+    if (!m || !at || !need || !P.map) abort();
+    int ret = -1;
+    int nm = quant_match(g, from, root, L, nl, m, cap);
+    if (nm < 0) goto done;
+    for (int i = 0; i < span; i++) at[i] = -1;
+    for (int k = 0; k < nm; k++) at[m[k].out - from] = k;
+    /* what the new root needs: a matched Linear only its input */
+    need[span - 1] = 1;
+    for (int i = root; i >= from; i--) {
+        if (!need[i - from]) continue;
+        if (at[i - from] >= 0) {
+            int x = m[at[i - from]].x;
+            if (x >= from) need[x - from] = 1;
+            continue;
+        }
+        const IrNode *n = ir_node(g, i);
+        for (int k = 0; k < n->nin; k++)
+            if (n->in[k] >= from) need[n->in[k] - from] = 1;
+    }
+    for (int i = from; i <= root; i++) {
+        P.map[i - from] = -1;
+        if (!need[i - from]) continue;
+        IrNode n = *ir_node(g, i); /* a copy: appending moves the nodes */
+        int id;
+        if (at[i - from] >= 0) {
+            const QuantMatch *k = &m[at[i - from]];
+            id = emit_linear(&P, &L[k->layer], k, n.loc);
+            if (qout) qout[at[i - from]] = id;
+        } else if (n.op == OP_RELU && deq_find(&P, mapv(&P, n.in[0]))) {
+            id = emit_int_relu(&P, deq_find(&P, mapv(&P, n.in[0])), n.loc);
+        } else {
+            int buf[8], *ins = n.nin <= 8 ? buf : malloc((size_t)n.nin * sizeof *ins), same = 1;
+            if (!ins) abort();
+            for (int k = 0; k < n.nin; k++) {
+                ins[k] = mapv(&P, n.in[k]);
+                same &= ins[k] == n.in[k];
+            }
+            id = same ? i : ir_add(g, n.op, ins, n.nin, &n.attr, n.loc);
+            if (ins != buf) free(ins);
+        }
+        if (id < 0) goto done;
+        P.map[i - from] = id;
+    }
+    ret = P.map[span - 1];
+done:
+    free(m);
+    free(at);
+    free(need);
+    free(P.map);
+    free(P.deq);
+    return ret;
+}

@@ -1,0 +1,582 @@
+/* builtins_ptq.c - post-training quantization of a model (issue 13 items 2
+ * and 3): quantize(net, calib=x, method="minmax"), bytes(net),
+ * quant_report(net, q, x).
+ *
+ * quantize(net, calib=x) traces net's forward on the calibration batch,
+ * finds its Linears in the traced graph (quant_match), runs the graph to
+ * read each Linear's input and output range, and builds a Quantized model
+ * (lang/std/30_quant.tt) whose fields mirror net's, each Linear replaced by
+ * a QuantLinear holding the quantized data. Calling it traces net's forward
+ * on the new input (any batch size) and rewrites that graph with
+ * quant_pass, so the float weights never run; the float model is kept (not
+ * as a field: not saved, not counted by bytes) only for its forward's
+ * structure and its non-Linear parameters, which the mirror shares.
+ *
+ * Parameters: weights symmetric per output channel, scale = max|w[:, j]| /
+ * 127, q in [-127, 127]; activations asymmetric per tensor over the range
+ * widened to hold 0, scale = (hi - lo) / 255, zero point = round(-128 -
+ * lo / scale); lo/hi the calibration batch's min/max, or with
+ * method="percentile" its 0.01th and 99.99th percentiles (NumPy's linear
+ * interpolation). A Linear fed by another through relus takes that one's
+ * output parameters as its input's, so the pair folds. The bias is added in
+ * i32: b / (in_scale · w_scale[j]) rounded, minus in_zero_point · Σ_k qw[k, j].
+ */
+#include "builtins_lib.h"
+#include "eval.h"
+#include "quant_pass.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One Linear of the float model and its mirror. */
+typedef struct QEntry {
+    char *path;
+    Tensor *w, *b; /* the float model's (retained) */
+    Model *ql;     /* the QuantLinear (retained unless it is the Quantized
+                      model itself: quantize(Linear(...), ...)) */
+    bool weak;
+} QEntry;
+
+typedef struct QPlan {
+    Interp *I;
+    Value net; /* the float model */
+    QEntry *e;
+    int n, cap;
+} QPlan;
+
+static void plan_free(Obj *self) {
+    QPlan *p = ((Native *)self)->data;
+    if (!p) return;
+    for (int i = 0; i < p->n; i++) {
+        free(p->e[i].path);
+        rt_release(p->I, vtensor(p->e[i].w));
+        if (p->e[i].b) rt_release(p->I, vtensor(p->e[i].b));
+        if (!p->e[i].weak) rt_release(p->I, vobj(&p->e[i].ql->obj));
+    }
+    rt_release(p->I, p->net);
+    free(p->e);
+    free(p);
+    ((Native *)self)->data = NULL;
+}
+
+static const NativeClass plan_class = {"quantization plan", NULL, plan_free, NULL};
+
+static Value global(Interp *I, const char *name) {
+    bool found = false;
+    Value v = eval_lookup(I, I->globals, name, &found);
+    TT_ASSERT(found && v.kind == V_MODELDEF);
+    return v;
+}
+
+static Model *new_model(Interp *I, const char *def, const Value *args, int nargs,
+                        const char *type_name) {
+    Value d = global(I, def);
+    Value m = model_instantiate(I, (ModelDef *)d.o, args, nargs, NULL, NULL, 0);
+    rt_release(I, d);
+    Model *mm = (Model *)m.o;
+    if (type_name) mm->type_name = rt_intern(I, type_name);
+    return mm;
+}
+
+static bool is_linear(Value v) {
+    return v.kind == V_MODEL && strcmp(((Model *)v.o)->type_name, "Linear") == 0;
+}
+
+static Tensor *field_tensor(Model *m, const char *name) {
+    Value *v = rt_model_field(m, name);
+    return v && v->kind == V_TENSOR ? (Tensor *)v->o : NULL;
+}
+
+/* The mirror of v (a new reference), its Linears appended to p; VNONE for
+ * values without parameters. */
+static Value mirror(Interp *I, Value v, StrBuf *path, QPlan *p, int depth) {
+    if (depth > 32) return VNONE;
+    size_t len = path->len;
+    if (is_linear(v)) {
+        Model *f = (Model *)v.o;
+        Tensor *w = field_tensor(f, "w"), *b = field_tensor(f, "b");
+        if (!w || w->dtype != TY_F32 || w->shape.ndim != 2)
+            rt_error(I, "quantize: Linear %s has no f32 weight matrix w", path->s);
+        Model *ql = new_model(I, "QuantLinear", NULL, 0, NULL);
+        if (p->n == p->cap) {
+            p->cap = p->cap ? 2 * p->cap : 8;
+            p->e = tt_xrealloc(p->e, (size_t)p->cap * sizeof *p->e);
+        }
+        ql->obj.refcount++;
+        p->e[p->n++] = (QEntry){strdup(path->s), w, b, ql, false};
+        rt_retain(vtensor(w));
+        if (b) rt_retain(vtensor(b));
+        return vobj(&ql->obj);
+    }
+    if (v.kind == V_MODEL) {
+        Model *f = (Model *)v.o;
+        Model *m = new_model(I, "QuantModule", NULL, 0, f->type_name);
+        for (int i = 0; i < f->nfields; i++) {
+            Value x = f->fields[i];
+            if (path->len) sb_putc(path, '.');
+            sb_puts(path, f->field_names[i]);
+            if (x.kind == V_TENSOR && (f->is_param[i] || f->is_buffer[i]))
+                rt_model_add_field(I, m, f->field_names[i], rt_retain(x), true);
+            else if (x.kind == V_MODEL || x.kind == V_LIST || x.kind == V_TUPLE) {
+                Value y = mirror(I, x, path, p, depth + 1);
+                if (y.kind != V_NONE) rt_model_add_field(I, m, f->field_names[i], y, false);
+            }
+            path->len = len;
+            path->s[len] = 0;
+        }
+        return vobj(&m->obj);
+    }
+    if (v.kind == V_LIST || v.kind == V_TUPLE) {
+        List *l = (List *)v.o;
+        Value out = rt_list(I, 0);
+        for (int i = 0; i < l->len; i++) {
+            sb_printf(path, "%s%d", path->len ? "." : "", i);
+            rt_list_push(I, out, mirror(I, l->items[i], path, p, depth + 1));
+            path->len = len;
+            path->s[len] = 0;
+        }
+        return out;
+    }
+    return VNONE;
+}
+
+/* -- tracing -- */
+
+typedef struct Trace {
+    int from, root, gen;
+    Value y;
+} Trace;
+
+static Trace trace(Interp *I, Value net, Value x, const char *fn) {
+    Trace t = {I->g.n, -1, I->gen, VNONE};
+    t.y = rt_call(I, net, &x, 1, NULL, NULL, 0);
+    if (t.y.kind != V_TENSOR)
+        rt_error(I, "%s: the model's forward must return a tensor, got %s", fn, rt_type_name(t.y));
+    t.root = rt_node(I, as_tensor(t.y));
+    if (I->gen != t.gen || t.root < t.from)
+        rt_error(I,
+                 "%s: the model's forward must build one graph (it ran tensors while being "
+                 "traced)",
+                 fn);
+    return t;
+}
+
+/* the QuantLinear array of p; the quantized nodes too when full */
+static QuantLinear *specs(Interp *I, QPlan *p, bool full) {
+    QuantLinear *L = tt_xcalloc((size_t)(p->n ? p->n : 1), sizeof *L);
+    for (int i = 0; i < p->n; i++) {
+        L[i].w = rt_node(I, p->e[i].w);
+        L[i].b = p->e[i].b ? rt_node(I, p->e[i].b) : -1;
+        L[i].qw = L[i].w_scale = L[i].bias = -1;
+        if (!full) continue;
+        Model *q = p->e[i].ql;
+        L[i].qw = rt_node(I, field_tensor(q, "w"));
+        L[i].w_scale = rt_node(I, field_tensor(q, "w_scale"));
+        L[i].bias = rt_node(I, field_tensor(q, "b"));
+        L[i].in_scale = *(float *)rt_data(I, field_tensor(q, "in_scale"));
+        L[i].in_zp = *(int32_t *)rt_data(I, field_tensor(q, "in_zero_point"));
+        L[i].out_scale = *(float *)rt_data(I, field_tensor(q, "out_scale"));
+        L[i].out_zp = *(int32_t *)rt_data(I, field_tensor(q, "out_zero_point"));
+    }
+    return L;
+}
+
+/* The quantized forward of p on x: a lazy tensor of the rewritten graph.
+ * qout (optional) as quant_pass's; *match_out the matches when asked. */
+static Value qforward(Interp *I, QPlan *p, Value x, int *qout, QuantMatch **match_out, int *nm) {
+    /* the scalars' data first: reading later must not run the graph */
+    static const char *const scalars[] = {"in_scale", "in_zero_point", "out_scale",
+                                          "out_zero_point"};
+    for (int i = 0; i < p->n; i++)
+        for (int k = 0; k < 4; k++) rt_data(I, field_tensor(p->e[i].ql, scalars[k]));
+    Trace t = trace(I, p->net, x, "quantize");
+    QuantLinear *L = specs(I, p, true); /* allocated after what can fail */
+    int root = quant_pass(&I->g, t.from, t.root, L, p->n, qout);
+    if (root < 0) {
+        free(L);
+        rt_error(I, "%s", I->g.err);
+    }
+    if (match_out) {
+        *match_out = tt_xmalloc((size_t)(t.root - t.from + 1) * sizeof **match_out);
+        *nm = quant_match(&I->g, t.from, t.root, L, p->n, *match_out, t.root - t.from + 1);
+    }
+    free(L);
+    if (I->dump_quant) {
+        IrGraph E;
+        ir_init(&E);
+        rt_extract_graph(I, &root, 1, &E);
+        printf("-- quantized graph (%d nodes) --\n", E.n);
+        ir_print(stdout, &E);
+        fflush(stdout);
+        ir_free(&E);
+    }
+    rt_release(I, t.y);
+    return lib_result(I, root);
+}
+
+BUILTIN(bi_quantized_forward) {
+    if (nargs != 1 || nkw != 0 || args[0].kind != V_TENSOR)
+        rt_error(I, "quantized model: forward takes one tensor, got %s",
+                 nargs ? rt_type_name(args[0]) : "no argument");
+    return qforward(I, ((Native *)self.o)->data, args[0], NULL, NULL, NULL);
+}
+
+/* -- calibration -- */
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* NumPy's percentile (linear) of sorted s[0..n) */
+static double pct(const float *s, int64_t n, double q) {
+    double v = q / 100.0 * (double)(n - 1);
+    int64_t i = (int64_t)floor(v);
+    if (i >= n - 1) return s[n - 1];
+    return s[i] + (v - (double)i) * ((double)s[i + 1] - s[i]);
+}
+
+/* widens [*lo, *hi] by the range of t */
+static void range_of(Interp *I, Tensor *t, bool percentile, double *lo, double *hi) {
+    const float *d = rt_data(I, t);
+    int64_t n = shape_numel(&t->shape);
+    if (n == 0) return;
+    double a, b;
+    if (percentile) {
+        float *s = tt_xmalloc((size_t)n * sizeof *s);
+        memcpy(s, d, (size_t)n * sizeof *s);
+        qsort(s, (size_t)n, sizeof *s, cmp_float);
+        a = pct(s, n, 0.01);
+        b = pct(s, n, 99.99);
+        free(s);
+    } else {
+        a = b = d[0];
+        for (int64_t i = 1; i < n; i++) {
+            if (d[i] < a) a = d[i];
+            if (d[i] > b) b = d[i];
+        }
+    }
+    if (!isfinite(a) || !isfinite(b))
+        rt_error(I, "quantize: the calibration batch gives a non-finite activation");
+    if (a < *lo) *lo = a;
+    if (b > *hi) *hi = b;
+}
+
+/* asymmetric i8 parameters of [lo, hi] (widened to hold 0) */
+static void act_params(double lo, double hi, float *scale, int *zp) {
+    if (lo > 0) lo = 0;
+    if (hi < 0) hi = 0;
+    float s = (float)((hi - lo) / 255.0);
+    if (!(s > 0)) s = 1.0f;
+    double z = nearbyint(-128.0 - lo / s);
+    *scale = s;
+    *zp = (int)(z < -128 ? -128 : z > 127 ? 127 : z);
+}
+
+static Value scalar_tensor(Interp *I, DType dt, double v) {
+    Tensor *t = rt_tensor_new(I, dt, (Shape){0, {0}});
+    if (dt == TY_F32)
+        *(float *)t->buf->data = (float)v;
+    else
+        *(int32_t *)t->buf->data = (int32_t)v;
+    return vtensor(t);
+}
+
+/* quantizes the Linear e's weights into its QuantLinear */
+static void fill_layer(Interp *I, QEntry *e, float in_s, int in_z, float out_s, int out_z) {
+    const float *w = rt_data(I, e->w);
+    const float *b = e->b ? rt_data(I, e->b) : NULL;
+    int64_t K = e->w->shape.d[0], N = e->w->shape.d[1];
+    Tensor *qw = rt_tensor_new(I, TY_I8, e->w->shape);
+    Tensor *ws = rt_tensor_new(I, TY_F32, (Shape){1, {N}});
+    Tensor *qb = rt_tensor_new(I, TY_I32, (Shape){1, {N}});
+    int8_t *q = qw->buf->data;
+    float *s = ws->buf->data;
+    int32_t *bq = qb->buf->data;
+    for (int64_t j = 0; j < N; j++) {
+        float m = 0;
+        for (int64_t k = 0; k < K; k++) m = fmaxf(m, fabsf(w[k * N + j]));
+        s[j] = m > 0 && isfinite(m) ? m / 127.0f : 1.0f;
+        int64_t colsum = 0;
+        for (int64_t k = 0; k < K; k++) {
+            double r = nearbyint((double)w[k * N + j] / s[j]);
+            q[k * N + j] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);
+            colsum += q[k * N + j];
+        }
+        double acc = b ? nearbyint((double)b[j] / (double)(in_s * s[j])) : 0;
+        acc -= (double)in_z * (double)colsum;
+        bq[j] = (int32_t)(acc < -2147483648.0  ? -2147483648.0
+                          : acc > 2147483647.0 ? 2147483647.0
+                                               : acc);
+    }
+    Model *ql = e->ql;
+    rt_model_add_field(I, ql, "w", vtensor(qw), true);
+    rt_model_add_field(I, ql, "w_scale", vtensor(ws), true);
+    rt_model_add_field(I, ql, "b", vtensor(qb), true);
+    rt_model_add_field(I, ql, "in_scale", scalar_tensor(I, TY_F32, in_s), true);
+    rt_model_add_field(I, ql, "in_zero_point", scalar_tensor(I, TY_I32, in_z), true);
+    rt_model_add_field(I, ql, "out_scale", scalar_tensor(I, TY_F32, out_s), true);
+    rt_model_add_field(I, ql, "out_zero_point", scalar_tensor(I, TY_I32, out_z), true);
+}
+
+/* quantize(net, calib=x, method="minmax") */
+Value lib_quantize_model(Interp *I, const Value *args, int nargs, const char *const *kwnames,
+                         const Value *kwargs, int nkw) {
+    static const char *const names[] = {"net", "calib", "method", NULL};
+    Value a[3];
+    rt_bind_args(I, "quantize", names, 1, args, nargs, kwnames, kwargs, nkw, a);
+    Value net = a[0];
+    if (a[1].kind == V_NONE)
+        rt_error(I, "quantize: quantizing a model needs a calibration batch: quantize(net, "
+                    "calib=x), x a batch of the model's inputs");
+    if (a[1].kind != V_TENSOR)
+        rt_error(I, "quantize: calib must be a tensor (a batch of the model's inputs), got %s",
+                 rt_type_name(a[1]));
+    Tensor *cx = as_tensor(a[1]);
+    if (cx->shape.ndim < 1 || cx->shape.d[0] < 1)
+        rt_error(I, "quantize: calib must be a non-empty batch, got %d dimensions of %lld rows",
+                 cx->shape.ndim, cx->shape.ndim ? (long long)cx->shape.d[0] : 0LL);
+    bool percentile = false;
+    if (a[2].kind != V_NONE) {
+        if (a[2].kind != V_STR)
+            rt_error(I, "quantize: method must be \"minmax\" or \"percentile\", got %s",
+                     rt_type_name(a[2]));
+        const char *m = ((Str *)a[2].o)->s;
+        if (strcmp(m, "percentile") == 0)
+            percentile = true;
+        else if (strcmp(m, "minmax") != 0)
+            rt_error(I, "quantize: method must be \"minmax\" or \"percentile\", got \"%s\"", m);
+    }
+    QPlan *p = tt_xcalloc(1, sizeof *p);
+    p->I = I;
+    p->net = rt_retain(net);
+    Value plan = rt_native(I, &plan_class, p); /* owns p: errors free it */
+    Value run = rt_builtin(I, "forward", bi_quantized_forward, plan);
+    rt_release(I, plan);
+    Model *q = new_model(I, "Quantized", &run, 1, NULL);
+    rt_release(I, run);
+    Value qv = vobj(&q->obj);
+    StrBuf path = {0};
+    sb_puts(&path, "");
+    Model *f = (Model *)net.o;
+    if (is_linear(net)) { /* q is the QuantLinear: fields w, w_scale, ... */
+        Tensor *w = field_tensor(f, "w"), *b = field_tensor(f, "b");
+        if (!w || w->dtype != TY_F32 || w->shape.ndim != 2)
+            rt_error(I, "quantize: the Linear has no f32 weight matrix w");
+        p->e = tt_xmalloc(sizeof *p->e);
+        p->cap = p->n = 1;
+        p->e[0] = (QEntry){strdup(""), w, b, q, true};
+        rt_retain(vtensor(w));
+        if (b) rt_retain(vtensor(b));
+    }
+    for (int i = 0; !is_linear(net) && i < f->nfields; i++) { /* the top level's fields */
+        Value x = f->fields[i];
+        sb_puts(&path, f->field_names[i]);
+        if (x.kind == V_TENSOR && (f->is_param[i] || f->is_buffer[i]))
+            rt_model_add_field(I, q, f->field_names[i], rt_retain(x), true);
+        else {
+            Value y = mirror(I, x, &path, p, 1);
+            if (y.kind != V_NONE) rt_model_add_field(I, q, f->field_names[i], y, false);
+        }
+        path.len = 0;
+        path.s[0] = 0;
+    }
+    sb_free(&path);
+    if (p->n == 0) {
+        rt_release(I, qv);
+        rt_error(I, "quantize: model %s has no Linear layers to quantize", f->type_name);
+    }
+    /* calibration: trace, match, run once */
+    Trace t = trace(I, net, a[1], "quantize");
+    QuantLinear *L = specs(I, p, false);
+    int cap = t.root - t.from + 1;
+    QuantMatch *m = tt_xmalloc((size_t)cap * sizeof *m);
+    int nm = quant_match(&I->g, t.from, t.root, L, p->n, m, cap);
+    free(L);
+    if (nm <= 0) {
+        free(m);
+        rt_release(I, t.y);
+        rt_release(I, qv);
+        rt_error(I,
+                 "quantize: no Linear of %s is applied to a 2-D batch in its forward, so the "
+                 "pass has nothing to rewrite",
+                 f->type_name);
+    }
+    Tensor **xs = tt_xmalloc((size_t)nm * 2 * sizeof *xs);
+    for (int k = 0; k < nm; k++) {
+        xs[2 * k] = rt_tensor_lazy(I, m[k].x);
+        xs[2 * k + 1] = rt_tensor_lazy(I, m[k].out);
+    }
+    rt_realize_all(I);
+    double *lo = tt_xmalloc((size_t)p->n * 4 * sizeof *lo);
+    for (int i = 0; i < p->n; i++) {
+        lo[4 * i] = lo[4 * i + 2] = INFINITY;
+        lo[4 * i + 1] = lo[4 * i + 3] = -INFINITY;
+    }
+    for (int k = 0; k < nm; k++) {
+        double *r = &lo[4 * m[k].layer];
+        range_of(I, xs[2 * k], percentile, &r[0], &r[1]);
+        range_of(I, xs[2 * k + 1], percentile, &r[2], &r[3]);
+    }
+    /* parameters in the order of the forward: a layer fed through relus by
+     * another takes that one's output parameters */
+    float *ps = tt_xcalloc((size_t)p->n * 2, sizeof *ps);
+    int *pz = tt_xcalloc((size_t)p->n * 2, sizeof *pz);
+    char *done = tt_xcalloc((size_t)p->n, 1);
+    for (int k = 0; k < nm; k++) {
+        int l = m[k].layer;
+        if (done[l]) continue;
+        done[l] = 1;
+        double *r = &lo[4 * l];
+        if (m[k].prev >= 0 && done[m[k].prev]) {
+            ps[2 * l] = ps[2 * m[k].prev + 1];
+            pz[2 * l] = pz[2 * m[k].prev + 1];
+        } else {
+            act_params(r[0], r[1], &ps[2 * l], &pz[2 * l]);
+        }
+        act_params(r[2], r[3], &ps[2 * l + 1], &pz[2 * l + 1]);
+    }
+    for (int i = 0; i < p->n; i++) {
+        if (!done[i])
+            act_params(0, 0, &ps[2 * i], &pz[2 * i]), ps[2 * i + 1] = 1, pz[2 * i + 1] = 0;
+        fill_layer(I, &p->e[i], ps[2 * i], pz[2 * i], ps[2 * i + 1], pz[2 * i + 1]);
+    }
+    for (int k = 0; k < 2 * nm; k++) rt_release(I, vtensor(xs[k]));
+    free(xs);
+    free(lo);
+    free(ps);
+    free(pz);
+    free(done);
+    free(m);
+    rt_release(I, t.y);
+    model_name_params(I, q);
+    return qv;
+}
+
+/* -- reports -- */
+
+static int64_t model_bytes(Interp *I, Value net, const char *fn) {
+    Value ps = rt_state_tensors(I, net, fn);
+    List *l = as_list(ps);
+    int64_t total = 0;
+    for (int i = 0; i < l->len; i++) {
+        Tensor *t = as_tensor(as_list(l->items[i])->items[1]);
+        total += shape_numel(&t->shape) * (int64_t)dtype_size(t->dtype);
+    }
+    rt_release(I, ps);
+    return total;
+}
+
+/* bytes(net): the bytes of every parameter and buffer */
+BUILTIN(bi_bytes) {
+    static const char *const names[] = {"net", NULL};
+    Value a[1];
+    BIND("bytes", names, 1, a);
+    if (a[0].kind != V_MODEL) rt_error(I, "bytes: net must be a model, got %s", rt_type_name(a[0]));
+    return vint(model_bytes(I, a[0], "bytes"));
+}
+
+static QPlan *plan_of(Interp *I, Value q, const char *fn) {
+    if (q.kind == V_MODEL) {
+        Model *m = (Model *)q.o;
+        Value *r = env_find_local(m->env, "run");
+        if (r && r->kind == V_BUILTIN && ((Builtin *)r->o)->fn == bi_quantized_forward)
+            return ((Native *)((Builtin *)r->o)->self.o)->data;
+    }
+    rt_error(I, "%s: q must be a quantized model (quantize(net, calib=x)), got %s", fn,
+             q.kind == V_MODEL ? ((Model *)q.o)->type_name : rt_type_name(q));
+}
+
+/* quant_report(net, q, x): per Linear of q, the SQNR in dB of its quantized
+ * output against net's float output on x; prints a table, returns a dict
+ * path -> SQNR */
+BUILTIN(bi_quant_report) {
+    static const char *const names[] = {"net", "q", "x", NULL};
+    Value a[3];
+    BIND("quant_report", names, 3, a);
+    if (a[0].kind != V_MODEL)
+        rt_error(I, "quant_report: net must be a model, got %s", rt_type_name(a[0]));
+    QPlan *p = plan_of(I, a[1], "quant_report");
+    if (a[2].kind != V_TENSOR)
+        rt_error(I, "quant_report: x must be a tensor, got %s", rt_type_name(a[2]));
+    /* net's Linears by the paths of q's */
+    QPlan fp = {I, a[0], NULL, 0, 0};
+    StrBuf path = {0};
+    sb_puts(&path, "");
+    Value mir = mirror(I, a[0], &path, &fp, 0);
+    sb_free(&path);
+    rt_release(I, mir);
+    fp.net = VNONE;
+    Trace t = trace(I, a[0], a[2], "quant_report");
+    QuantLinear *L = specs(I, &fp, false);
+    int cap = t.root - t.from + 1;
+    QuantMatch *fm = tt_xmalloc((size_t)cap * sizeof *fm);
+    int fn = quant_match(&I->g, t.from, t.root, L, fp.n, fm, cap);
+    free(L);
+    /* the quantized forward, with each layer's output */
+    Value yq = qforward(I, p, a[2], NULL, NULL, NULL);
+    rt_release(I, yq);
+    int *qout = NULL;
+    QuantMatch *qm = NULL;
+    int qn = 0;
+    {
+        Trace u = trace(I, p->net, a[2], "quant_report");
+        QuantLinear *QL = specs(I, p, true); /* the scalars are realized (qforward) */
+        int ucap = u.root - u.from + 1;
+        qout = tt_xmalloc((size_t)ucap * sizeof *qout);
+        qm = tt_xmalloc((size_t)ucap * sizeof *qm);
+        qn = quant_match(&I->g, u.from, u.root, QL, p->n, qm, ucap);
+        if (quant_pass(&I->g, u.from, u.root, QL, p->n, qout) < 0) {
+            free(QL);
+            rt_error(I, "%s", I->g.err);
+        }
+        free(QL);
+        rt_release(I, u.y);
+    }
+    Value d = rt_dict(I);
+    printf("%-24s %10s\n", "layer", "SQNR (dB)");
+    for (int i = 0; i < p->n; i++) {
+        int fk = -1, qk = -1;
+        for (int k = 0; k < fn && fk < 0; k++)
+            if (strcmp(fp.e[fm[k].layer].path, p->e[i].path) == 0) fk = k;
+        for (int k = 0; k < qn && qk < 0; k++)
+            if (qm[k].layer == i) qk = k;
+        if (fk < 0 || qk < 0) continue;
+        Tensor *tf = rt_tensor_lazy(I, fm[fk].out), *tq = rt_tensor_lazy(I, qout[qk]);
+        if (!shape_eq(&tf->shape, &tq->shape))
+            rt_error(I, "quant_report: %s has shape %s in net but %s in q", p->e[i].path, "?", "?");
+        const float *x = rt_data(I, tf), *y = rt_data(I, tq);
+        double sig = 0, noise = 0;
+        for (int64_t j = 0; j < shape_numel(&tf->shape); j++) {
+            sig += (double)x[j] * x[j];
+            noise += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
+        }
+        double db = noise > 0 ? 10 * log10(sig / noise) : INFINITY;
+        printf("%-24s %10.2f\n", p->e[i].path[0] ? p->e[i].path : "(model)", db);
+        Value key = rt_cstr(I, p->e[i].path);
+        rt_dict_set(I, d, key, vfloat(db));
+        rt_release(I, key);
+        rt_release(I, vtensor(tf));
+        rt_release(I, vtensor(tq));
+    }
+    fflush(stdout);
+    free(fm);
+    free(qm);
+    free(qout);
+    rt_release(I, t.y);
+    for (int i = 0; i < fp.n; i++) {
+        free(fp.e[i].path);
+        rt_release(I, vtensor(fp.e[i].w));
+        if (fp.e[i].b) rt_release(I, vtensor(fp.e[i].b));
+        rt_release(I, vobj(&fp.e[i].ql->obj));
+    }
+    free(fp.e);
+    return d;
+}
+
+void lib_register_ptq(Interp *I) {
+    rt_define_global(I, "bytes", rt_builtin(I, "bytes", bi_bytes, VNONE));
+    rt_define_global(I, "quant_report", rt_builtin(I, "quant_report", bi_quant_report, VNONE));
+}

@@ -1,0 +1,1 @@
+ttrun examples/compress.tt quick

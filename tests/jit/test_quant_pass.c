@@ -1,0 +1,167 @@
+/* test_quant_pass.c - the post-training quantization pass
+ * (compiler/quant_pass.c) on a traced two-layer MLP, x@w1+b1 -> relu ->
+ * @w2+b2:
+ *
+ * quant_pass::rewrite: what the new root needs is integer work only: two
+ *     qmatmuls, one quantize (of x), no dequantize (the pair between the
+ *     layers folded), the relu a max on i8, no float matmul, the root a
+ *     requantize to f32.
+ * quant_pass::exact: the rewritten graph on random data equals a
+ *     hand-written integer reference bit for bit, on the naive runtime and
+ *     on the JIT.
+ * quant_pass::unmatched: a matmul by a weight the pass does not know stays
+ *     f32, and quant_match finds nothing.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jit.h"
+#include "kernels.h"
+#include "quant_pass.h"
+
+static const SrcLoc L0 = {0};
+enum { B = 5, K = 7, H = 6, N = 3 };
+
+typedef struct Mlp {
+    IrGraph g;
+    int x, w1, b1, w2, b2, root, from;
+    QuantLinear L[2];
+} Mlp;
+
+static Shape sh(int n, int64_t a, int64_t b) {
+    Shape s = {n, {a, b}};
+    return s;
+}
+
+static void build(Mlp *m) {
+    IrGraph *g = &m->g;
+    ir_init(g);
+    m->x = ir_input(g, TY_F32, sh(2, B, K), "x", L0);
+    m->w1 = ir_input(g, TY_F32, sh(2, K, H), "fc1.w", L0);
+    m->b1 = ir_input(g, TY_F32, sh(1, H, 0), "fc1.b", L0);
+    m->w2 = ir_input(g, TY_F32, sh(2, H, N), "fc2.w", L0);
+    m->b2 = ir_input(g, TY_F32, sh(1, N, 0), "fc2.b", L0);
+    int q[6];
+    q[0] = ir_input(g, TY_I8, sh(2, K, H), "fc1.qw", L0);
+    q[1] = ir_input(g, TY_F32, sh(1, H, 0), "fc1.w_scale", L0);
+    q[2] = ir_input(g, TY_I32, sh(1, H, 0), "fc1.bias", L0);
+    q[3] = ir_input(g, TY_I8, sh(2, H, N), "fc2.qw", L0);
+    q[4] = ir_input(g, TY_F32, sh(1, N, 0), "fc2.w_scale", L0);
+    q[5] = ir_input(g, TY_I32, sh(1, N, 0), "fc2.bias", L0);
+    m->from = g->n;
+    int h = ir_binary(g, OP_ADD, ir_matmul(g, m->x, m->w1, L0), m->b1, L0);
+    h = ir_unary(g, OP_RELU, h, L0);
+    m->root = ir_binary(g, OP_ADD, ir_matmul(g, h, m->w2, L0), m->b2, L0);
+    cr_assert_geq(m->root, 0, "%s", g->err);
+    m->L[0] = (QuantLinear){m->w1, m->b1, q[0], q[1], q[2], 0.02f, 0.05f, 3, -100};
+    m->L[1] = (QuantLinear){m->w2, m->b2, q[3], q[4], q[5], 0.05f, 1.0f, -100, 0};
+}
+
+/* counts of each op among the nodes id needs */
+static void count_ops(const IrGraph *g, int id, int *count) {
+    char *need = calloc((size_t)g->n, 1);
+    need[id] = 1;
+    for (int i = id; i >= 0; i--) {
+        if (!need[i]) continue;
+        count[ir_node(g, i)->op]++;
+        for (int k = 0; k < ir_node(g, i)->nin; k++) need[ir_node(g, i)->in[k]] = 1;
+    }
+    free(need);
+}
+
+Test(quant_pass, rewrite) {
+    Mlp m;
+    build(&m);
+    QuantMatch mt[8];
+    int nm = quant_match(&m.g, m.from, m.root, m.L, 2, mt, 8);
+    cr_assert_eq(nm, 2);
+    cr_expect_eq(mt[0].x, m.x);
+    cr_expect_eq(mt[1].prev, 0, "fc2 is fed by fc1 through a relu");
+    cr_expect(mt[1].relu && mt[1].root && !mt[0].root);
+    int r = quant_pass(&m.g, m.from, m.root, m.L, 2, NULL);
+    cr_assert_gt(r, m.root, "%s", m.g.err);
+    int c[OP__COUNT] = {0};
+    count_ops(&m.g, r, c);
+    cr_expect_eq(c[OP_QMATMUL], 2);
+    cr_expect_eq(c[OP_QUANTIZE], 1);
+    cr_expect_eq(c[OP_DEQUANTIZE], 0, "the dequantize -> quantize pair folds");
+    cr_expect_eq(c[OP_MATMUL], 0);
+    cr_expect_eq(c[OP_RELU], 0);
+    cr_expect_eq(c[OP_MAX], 1);
+    cr_expect_eq(c[OP_REQUANTIZE], 2);
+    cr_expect_eq(ir_node(&m.g, r)->op, OP_REQUANTIZE);
+    cr_expect_eq(ir_node(&m.g, r)->dtype, TY_F32);
+    char err[512];
+    cr_expect(ir_verify(&m.g, err, sizeof err), "%s", err);
+    ir_free(&m.g);
+}
+
+static int8_t sat8(double v) {
+    return v != v ? 0 : v < -128 ? -128 : v > 127 ? 127 : (int8_t)v;
+}
+
+Test(quant_pass, exact) {
+    Mlp m;
+    build(&m);
+    int r = quant_pass(&m.g, m.from, m.root, m.L, 2, NULL);
+    cr_assert_geq(r, 0, "%s", m.g.err);
+    ir_mark_output(&m.g, r);
+    srand(7);
+    float x[B * K], w1[K * H], b1[H], w2[H * N], b2[N], s1[H], s2[N];
+    int8_t q1[K * H], q2[H * N];
+    int32_t c1[H], c2[N];
+    for (int i = 0; i < B * K; i++) x[i] = (float)(rand() % 2001 - 1000) / 400.0f;
+    for (int i = 0; i < K * H; i++) q1[i] = (int8_t)(rand() % 255 - 127), w1[i] = 0;
+    for (int i = 0; i < H * N; i++) q2[i] = (int8_t)(rand() % 255 - 127), w2[i] = 0;
+    for (int i = 0; i < H; i++)
+        s1[i] = 0.001f * (1 + rand() % 9), c1[i] = rand() % 2001 - 1000, b1[i] = 0;
+    for (int i = 0; i < N; i++)
+        s2[i] = 0.001f * (1 + rand() % 9), c2[i] = rand() % 2001 - 1000, b2[i] = 0;
+    void *in[] = {x, w1, b1, w2, b2, q1, s1, c1, q2, s2, c2};
+    float want[B * N], got_n[B * N], got_j[B * N];
+    /* the reference: the chain written out */
+    for (int b = 0; b < B; b++) {
+        int8_t hq[H];
+        for (int j = 0; j < H; j++) {
+            int32_t acc = 0;
+            for (int k = 0; k < K; k++)
+                acc += (int32_t)sat8(nearbyint((double)x[b * K + k] / 0.02f) + 3) * q1[k * H + j];
+            acc += c1[j];
+            float sc = s1[j] * (0.02f / 0.05f);
+            int8_t h = sat8(nearbyint((double)acc * sc) + -100);
+            hq[j] = h > -100 ? h : -100; /* relu: max(q, zero_point) */
+        }
+        for (int j = 0; j < N; j++) {
+            int32_t acc = 0;
+            for (int k = 0; k < H; k++) acc += (int32_t)hq[k] * q2[k * N + j];
+            acc += c2[j];
+            want[b * N + j] = (float)((double)acc * (s2[j] * 0.05f));
+        }
+    }
+    void *out_n[] = {got_n}, *out_j[] = {got_j};
+    KernelErr kerr;
+    cr_assert(rt_naive_run(&m.g, in, out_n, NULL, &kerr), "%s", kerr.msg);
+    cr_expect(memcmp(want, got_n, sizeof want) == 0, "naive differs from the reference");
+    Jit *jit = jit_new(2);
+    if (jit) {
+        char err[512];
+        cr_assert(jit_run(jit, &m.g, in, out_j, err, sizeof err), "%s", err);
+        cr_expect(memcmp(got_n, got_j, sizeof got_n) == 0, "jit differs from naive");
+        jit_free(jit);
+    }
+    ir_free(&m.g);
+}
+
+Test(quant_pass, unmatched) {
+    Mlp m;
+    build(&m);
+    QuantLinear other = m.L[0];
+    other.w = m.x; /* no matmul has x as its weight */
+    QuantMatch mt[8];
+    cr_expect_eq(quant_match(&m.g, m.from, m.root, &other, 1, mt, 8), 0);
+    int r = quant_pass(&m.g, m.from, m.root, &other, 1, NULL);
+    cr_expect_eq(r, m.root, "nothing to rewrite: the float graph is the result");
+    ir_free(&m.g);
+}
