@@ -3,6 +3,7 @@
  * written as a loop).
  */
 #include "builtins_lib.h"
+#include "kvdecode.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -169,4 +170,5 @@ void lib_register_lm(Interp *I) {
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         rt_define_global(I, table[i].name, rt_builtin(I, table[i].name, table[i].fn, VNONE));
+    lib_register_generate(I); /* builtins_generate.c */
 }

@@ -65,6 +65,14 @@ void rt_lazy_free(Interp *I); /* the graph and node buffers (rt_free_interp) */
  * leaves keep their names), outs marked as outputs: ttc, :ir. */
 void rt_extract_graph(Interp *I, const int *outs, int nout, IrGraph *E);
 
+/* Runs a graph built outside the lazy graph (KV decoding, kvdecode.c) on
+ * the current backend, as a realization would (--dump, --profile, the JIT's
+ * compiled-graph cache): in[k] is the data of input slot k, out[j] the
+ * buffer of E->outputs[j]. False with msg and *loc (the failing node's
+ * source) when the run failed. */
+bool rt_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *msg, size_t msglen,
+                   SrcLoc *loc);
+
 /* -- evaluation (eval_expr.c, eval_stmt.c, model.c) -- */
 
 typedef enum Flow { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE, FLOW_RETURN } Flow;

@@ -159,6 +159,11 @@ static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *m
     return ok;
 }
 
+bool rt_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *msg, size_t msglen,
+                   SrcLoc *loc) {
+    return run_exec_graph(I, E, in, out, msg, msglen, loc);
+}
+
 /* Drops the graph without realizing (every tensor is realized already). */
 static void reset_graph_now(Interp *I) {
     for (int i = 0; i < I->node_buf_cap; i++) {

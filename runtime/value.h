@@ -259,6 +259,7 @@ struct Interp {
     bool dump_fuse;        /* --dump=fuse: the kernels (fusion groups) of each JIT compile */
     bool dump_loops;       /* --dump=loops: the loop IR of each JIT compile */
     bool dump_graph;       /* --dump=graph: ir_print each execution graph before it runs */
+    bool dump_kvcache;     /* --dump=kvcache: the decode graph generate() derives (kvdecode.c) */
     bool dump_quant;       /* --dump=quant: ir_print each graph the quantization pass writes */
     int threads;           /* the JIT's threads (--threads=N); 0: all online cores */
     int depth;             /* call depth, to report runaway recursion as an error */

@@ -46,6 +46,7 @@ static void usage(FILE *out) {
           "  --dump=fuse        print the fused kernels of each graph the JIT compiles\n"
           "  --dump=loops       print the loop IR of each graph the JIT compiles\n"
           "  --dump=quant       print each graph the quantization pass rewrites\n"
+          "  --dump=kvcache     print the decode graph generate() derives (KV caching)\n"
           "  --threads=N        threads of the JIT (default: all cores)\n"
           "  -O0 .. -O3         the JIT's LLVM optimization level (default -O2)\n"
           "  -q                 quiet\n"
@@ -361,7 +362,7 @@ static int repl(Interp *I) {
 int main(int argc, char **argv) {
     const char *file = NULL, *backend = "jit";
     bool check = false, profile = false, explain = false, dump_graph = false, quiet = false;
-    bool dump_fuse = false, dump_loops = false, dump_quant = false;
+    bool dump_fuse = false, dump_loops = false, dump_quant = false, dump_kvcache = false;
     bool cache_info = false, cache_clear = false;
     const char *trace = NULL;
     long long seed = 0;
@@ -405,10 +406,12 @@ int main(int argc, char **argv) {
                 dump_loops = true;
             else if (strcmp(a + 7, "quant") == 0)
                 dump_quant = true;
+            else if (strcmp(a + 7, "kvcache") == 0)
+                dump_kvcache = true;
             else {
                 fprintf(stderr,
                         "ttrun: error: unknown --dump pass '%s' (available: graph, fuse, loops, "
-                        "quant)\n",
+                        "quant, kvcache)\n",
                         a + 7);
                 return 2;
             }
@@ -467,6 +470,7 @@ int main(int argc, char **argv) {
     I->dump_fuse = dump_fuse;
     I->dump_loops = dump_loops;
     I->dump_quant = dump_quant;
+    I->dump_kvcache = dump_kvcache;
     I->quiet = quiet;
     I->threads = threads;
     I->opt_level = opt_level;

@@ -1,0 +1,1 @@
+ttrun --dump=kvcache tests/golden/kvcache_dump.tt

@@ -1,0 +1,1 @@
+ttrun examples/tinygpt.tt quick

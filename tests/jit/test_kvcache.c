@@ -1,0 +1,190 @@
+/* test_kvcache.c - generate() with the KV-cache pass (compiler/kvcache.c,
+ * runtime/kvdecode.c): cached and uncached generation give the same tokens
+ * on both backends; decoding compiles a fixed number of graphs whatever the
+ * prompt length and the number of tokens; the pass refuses what is not
+ * position-wise (and generation still works, by recomputation).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+#include "jit.h"
+#include "kvdecode.h"
+
+/* A small GPT with the attention op: two blocks, two heads. */
+static const char *lm_src =
+    "model Att(d: int, heads: int) {\n"
+    "    qkv = Linear(d, 3 * d)\n"
+    "    proj = Linear(d, d)\n"
+    "    forward(x: f32[B, T, d]) {\n"
+    "        let hd = int(d / heads)\n"
+    "        let h = qkv(x)\n"
+    "        let q = transpose(reshape(h[:, :, 0:d], [B, T, heads, hd]), 1, 2)\n"
+    "        let k = transpose(reshape(h[:, :, d:2 * d], [B, T, heads, hd]), 1, 2)\n"
+    "        let v = transpose(reshape(h[:, :, 2 * d:3 * d], [B, T, heads, hd]), 1, 2)\n"
+    "        let y = attention(q, k, v, causal=true)\n"
+    "        return proj(reshape(transpose(y, 1, 2), [B, T, d]))\n"
+    "    }\n"
+    "}\n"
+    "model Blk(d: int, heads: int) {\n"
+    "    ln1 = LayerNorm(d)\n"
+    "    attn = Att(d, heads)\n"
+    "    ln2 = LayerNorm(d)\n"
+    "    mlp = MLP(d, 4 * d)\n"
+    "    forward(x) {\n"
+    "        x = x + attn(ln1(x))\n"
+    "        return x + mlp(ln2(x))\n"
+    "    }\n"
+    "}\n"
+    "model LM(vocab: int, d: int, heads: int, layers: int, ctx: int) {\n"
+    "    tok = Embedding(vocab, d)\n"
+    "    pos = Embedding(ctx, d)\n"
+    "    blocks = [Blk(d, heads); layers]\n"
+    "    ln = LayerNorm(d)\n"
+    "    head = Linear(d, vocab)\n"
+    "    forward(idx: i32[B, T]) {\n"
+    "        let x = tok(idx) + pos(arange(T))\n"
+    "        for blk in blocks { x = blk(x) }\n"
+    "        return head(ln(x))\n"
+    "    }\n"
+    "}\n";
+
+static Interp *interp(Backend b) {
+    setenv("TT_CACHE_DIR", "off", 1); /* counts never depend on an earlier run */
+    Interp *I = rt_new_interp();
+    I->backend = b;
+    return I;
+}
+
+static void run(Interp *I, const char *src) {
+    int rc = rt_run_source(I, "<test>", src, strlen(src), false);
+    cr_assert_eq(rc, 0, "program failed:\n%s", src);
+}
+
+static double global(Interp *I, const char *name) {
+    Value *v = env_find_local(I->globals, name);
+    cr_assert(v, "no global '%s'", name);
+    return rt_to_float(I, *v, name);
+}
+
+static int64_t compiles(Interp *I) {
+    return I->jit ? jit_stats(I->jit).compiles : 0;
+}
+
+/* Does the pass accept model `name`? why: its refusal. */
+static bool cacheable(Interp *I, const char *name, int64_t ctx, char *why, size_t n) {
+    Value *m = env_find_local(I->globals, name);
+    cr_assert(m, "no global '%s'", name);
+    KvDecoder kd;
+    jmp_buf jb, *saved = I->on_error;
+    I->on_error = &jb;
+    bool ok = false;
+    if (setjmp(jb) == 0) {
+        ok = kv_decoder_init(I, *m, 1, ctx, &kd, why, n);
+        if (ok) kv_decoder_free(&kd);
+    } else {
+        cr_assert_fail("kv_decoder_init raised an error");
+    }
+    I->on_error = saved;
+    return ok;
+}
+
+/* Sampled, greedy and top-k generation, batched too: the cache changes no
+ * token. `diff` counts the tokens that differ. */
+static const char *same_src =
+    "let m = LM(17, 8, 2, 2, 16)\n"
+    "let p = tensor([3, 1, 4, 1, 5], dtype=\"i32\")\n"
+    "let a = generate(m, p, 5, seed=7)\n"
+    "let b = generate(m, p, 5, seed=7, cache=false)\n"
+    "let g = generate(m, p, 5, temperature=0)\n"
+    "let h = generate(m, p, 5, temperature=0, cache=false)\n"
+    "let pb = tensor([[3, 1, 4], [2, 7, 1]], dtype=\"i32\")\n"
+    "let c = generate(m, pb, 3, temperature=0.7, top_k=5, seed=2)\n"
+    "let e = generate(m, pb, 3, temperature=0.7, top_k=5, seed=2, cache=false)\n"
+    "let diff = item(sum(cast(a != b, \"i32\"))) + item(sum(cast(g != h, \"i32\")))"
+    " + item(sum(cast(c != e, \"i32\")))\n"
+    "let n = numel(a) + numel(c)\n";
+
+static void check_same(Backend be) {
+    Interp *I = interp(be);
+    run(I, lm_src);
+    run(I, same_src);
+    char why[256];
+    cr_expect(cacheable(I, "m", 16, why, sizeof why), "the pass refused: %s", why);
+    cr_expect_eq(global(I, "n"), 10 + 2 * 6);
+    cr_expect_eq(global(I, "diff"), 0, "%g tokens differ", global(I, "diff"));
+    rt_free_interp(I);
+}
+
+Test(kvcache, cached_equals_uncached_naive) {
+    check_same(BACKEND_NAIVE);
+}
+
+Test(kvcache, cached_equals_uncached_jit) {
+    check_same(BACKEND_JIT);
+}
+
+/* The JIT compiles the same number of graphs for a short prompt and few
+ * tokens as for a long prompt and many: the decode graph, once. */
+static int64_t decode_compiles(int prompt, int n) {
+    Interp *I = interp(BACKEND_JIT);
+    run(I, lm_src);
+    run(I, "let m = LM(17, 8, 2, 2, 40)\nlet s = sum(m.head.b)\n");
+    char src[256];
+    snprintf(src, sizeof src,
+             "let p = cast(arange(%d) %% 17, \"i32\")\nlet out = generate(m, p, %d, seed=1)\n",
+             prompt, n);
+    int64_t before = compiles(I);
+    int nexec = I->nexec;
+    run(I, src);
+    int64_t c = compiles(I) - before;
+    cr_expect_geq(I->nexec - nexec, prompt + n - 1, "one graph run per position");
+    rt_free_interp(I);
+    return c;
+}
+
+Test(kvcache, decoding_compiles_a_fixed_number_of_graphs) {
+    int64_t a = decode_compiles(3, 4), b = decode_compiles(9, 30);
+    cr_expect_eq(a, b, "%lld graphs compiled for 3 + 4 tokens, %lld for 9 + 30", (long long)a,
+                 (long long)b);
+    cr_expect_leq(b, 3, "%lld graphs compiled", (long long)b);
+}
+
+/* Attention written by hand has a [T, T] score matrix: the pass refuses,
+ * saying which node, and generation recomputes with the same tokens. */
+static const char *hand_src =
+    "model HandLM(vocab: int, d: int, ctx: int) {\n"
+    "    tok = Embedding(vocab, d)\n"
+    "    head = Linear(d, vocab)\n"
+    "    forward(idx: i32[B, T]) {\n"
+    "        let x = tok(idx)\n"
+    "        let att = x @ transpose(x, 1, 2)\n"
+    "        let seen = unsqueeze(arange(T), 1) >= unsqueeze(arange(T), 0)\n"
+    "        return head(softmax(where(seen, att, -1e30)) @ x)\n"
+    "    }\n"
+    "}\n"
+    "model ScanLM(vocab: int, d: int, ctx: int) {\n"
+    "    tok = Embedding(vocab, d)\n"
+    "    head = Linear(d, vocab)\n"
+    "    forward(idx: i32[B, T]) { return head(cumsum(tok(idx), axis=1)) }\n"
+    "}\n"
+    "let hm = HandLM(9, 8, 16)\n"
+    "let sm = ScanLM(9, 8, 16)\n"
+    "let p = tensor([1, 2], dtype=\"i32\")\n"
+    "let diff = item(sum(cast(generate(hm, p, 6, seed=4) != generate(hm, p, 6, seed=4, "
+    "cache=false), \"i32\"))) + item(sum(cast(generate(sm, p, 6, seed=4) != generate(sm, p, 6, "
+    "seed=4, cache=false), \"i32\")))\n";
+
+Test(kvcache, refuses_what_is_not_position_wise) {
+    Interp *I = interp(BACKEND_NAIVE);
+    run(I, hand_src);
+    char why[256];
+    cr_expect_not(cacheable(I, "hm", 16, why, sizeof why));
+    cr_expect(strstr(why, "= matmul") && strstr(why, "mixes positions"), "why: %s", why);
+    cr_expect_not(cacheable(I, "sm", 16, why, sizeof why));
+    cr_expect(strstr(why, "= cumsum") && strstr(why, "scans along the sequence"), "why: %s", why);
+    cr_expect_eq(global(I, "diff"), 0);
+    rt_free_interp(I);
+}
