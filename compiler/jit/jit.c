@@ -42,6 +42,7 @@ typedef struct Entry {
     char (*kname)[32];
     double *kns;
     int64_t *kflops; /* the FLOPs of one run of each kernel (its nodes') */
+    int64_t *kbytes; /* the bytes one run of each kernel reads and writes */
     int64_t runs;
     /* index checks: one status word per checking node (codegen.h) */
     int nchecks;
@@ -244,6 +245,7 @@ void jit_free(Jit *j) {
         free(en->kname);
         free(en->kns);
         free(en->kflops);
+        free(en->kbytes);
         free(en->check_node);
         free(en->status);
     }
@@ -302,14 +304,18 @@ void jit_print_profile(const Jit *j, FILE *out, int top) {
             total += j->entries[i].kns[k];
         }
     qsort(t, (size_t)n, sizeof *t, by_time);
-    fprintf(out, "%-5s %-32s %8s %10s %7s %10s\n", "graph", "kernel", "runs", "total ms", "%",
-            "us/run");
+    fprintf(out, "%-5s %-32s %8s %10s %7s %10s %9s %10s\n", "graph", "kernel", "runs", "total ms",
+            "%", "us/run", "GFLOP/s", "KB/run");
     int shown = top > 0 && top < n ? top : n;
     for (int i = 0; i < shown; i++) {
         const Entry *en = &j->entries[t[i].graph];
-        fprintf(out, "%-5d %-32s %8lld %10.3f %6.1f%% %10.2f\n", t[i].graph + 1,
-                en->kname[t[i].kernel], (long long)en->runs, t[i].ns * 1e-6,
-                total > 0 ? 100 * t[i].ns / total : 0, en->runs ? t[i].ns * 1e-3 / en->runs : 0);
+        double ns = t[i].ns;
+        int64_t runs = en->runs;
+        fprintf(out, "%-5d %-32s %8lld %10.3f %6.1f%% %10.2f %9.2f %10.1f\n", t[i].graph + 1,
+                en->kname[t[i].kernel], (long long)runs, ns * 1e-6,
+                total > 0 ? 100 * ns / total : 0, runs ? ns * 1e-3 / runs : 0,
+                ns > 0 ? (double)en->kflops[t[i].kernel] * (double)runs / ns : 0,
+                (double)en->kbytes[t[i].kernel] / 1024);
     }
     if (shown < n) fprintf(out, "(%d more kernels)\n", n - shown);
     fprintf(out, "%-5s %-32s %8s %10.3f %6.1f%%\n", "total", "", "", total * 1e-6, 100.0);
@@ -531,9 +537,11 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
         en->kname = tt_xcalloc((size_t)p->nkernels + 1, sizeof *en->kname);
         en->kns = tt_xcalloc((size_t)p->nkernels + 1, sizeof *en->kns);
         en->kflops = tt_xcalloc((size_t)p->nkernels + 1, sizeof *en->kflops);
+        en->kbytes = tt_xcalloc((size_t)p->nkernels + 1, sizeof *en->kbytes);
         for (int i = 0; i < p->nkernels; i++) {
             snprintf(en->kname[i], sizeof en->kname[i], "%s", p->kernels[i].name);
             en->kflops[i] = kernel_flops(g, &p->kernels[i]);
+            en->kbytes[i] = lp_kernel_bytes(p, i);
         }
     }
     LLVMContextRef ctx = LLVMContextCreate();

@@ -209,6 +209,9 @@ int lp_add_buf(LpProg *p, LpBufKind kind, int slot, DType dt, const Shape *s, in
 /* The memory planner (plan.c): places the temporaries in the workspace by
  * liveness over the kernels (run last by lp_schedule). */
 void lp_plan_memory(LpProg *p);
+/* The bytes of the buffers kernel k reads or writes, each counted once
+ * (what one run of it moves at least; --profile's bytes). */
+int64_t lp_kernel_bytes(const LpProg *p, int k);
 /* Starts a kernel writing buffer out; statements go to its top block. */
 LpKernel *lp_begin_kernel(LpProg *p, const char *name, int node, int out);
 void lp_end_kernel(LpProg *p);

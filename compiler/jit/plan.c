@@ -161,3 +161,19 @@ void lp_plan_memory(LpProg *p) {
     free(off);
     free(life);
 }
+
+int64_t lp_kernel_bytes(const LpProg *p, int k) {
+    Life *life = calloc((size_t)p->nbufs + 1, sizeof *life);
+    Walk w = {life, p->nbufs, p->nexpr, calloc((size_t)p->nexpr + 1, sizeof(int))};
+    int64_t bytes = 0;
+    if (life && w.seen) {
+        for (int i = 0; i < p->nbufs; i++) life[i] = (Life){i, p->nkernels, -1, 0};
+        if (walk_stmts(&w, p->kernels[k].body, k))
+            for (int i = 0; i < p->nbufs; i++)
+                if (life[i].first <= life[i].last)
+                    bytes += shape_numel(&p->bufs[i].shape) * (int64_t)dtype_size(p->bufs[i].dtype);
+    }
+    free(w.seen);
+    free(life);
+    return bytes;
+}
