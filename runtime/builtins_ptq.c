@@ -23,6 +23,7 @@
  */
 #include "builtins_lib.h"
 #include "eval.h"
+#include "graph_template.h"
 #include "quant_pass.h"
 
 #include <math.h>
@@ -39,11 +40,17 @@ typedef struct QEntry {
     bool weak;
 } QEntry;
 
+#define QPLAN_CACHE 8
+
 typedef struct QPlan {
     Interp *I;
     Value net; /* the float model */
     QEntry *e;
     int n, cap;
+    /* the rewritten graph per input shape (graph_template.h), most recent
+     * first: a call replays it instead of tracing and rewriting again */
+    RtTemplate cache[QPLAN_CACHE];
+    int ncache;
 } QPlan;
 
 static void plan_free(Obj *self) {
@@ -55,6 +62,7 @@ static void plan_free(Obj *self) {
         if (p->e[i].b) rt_release(p->I, vtensor(p->e[i].b));
         if (!p->e[i].weak) rt_release(p->I, vobj(&p->e[i].ql->obj));
     }
+    for (int i = 0; i < p->ncache; i++) rt_template_free(p->I, &p->cache[i]);
     rt_release(p->I, p->net);
     free(p->e);
     free(p);
@@ -185,7 +193,71 @@ static QuantLinear *specs(Interp *I, QPlan *p, bool full) {
 
 /* The quantized forward of p on x: a lazy tensor of the rewritten graph.
  * qout (optional) as quant_pass's; *match_out the matches when asked. */
+/* The tensors a rewritten graph may read, with the models holding them:
+ * the float model's parameters and buffers (the mirror shares those that
+ * are not a Linear's) and every QuantLinear's fields. */
+static void leaves_of(Value v, RtLeaf **c, int *n, int *cap, int depth) {
+    if (depth > 32) return;
+    List *l = v.kind == V_LIST || v.kind == V_TUPLE ? (List *)v.o : NULL;
+    for (int i = 0; l && i < l->len; i++) leaves_of(l->items[i], c, n, cap, depth + 1);
+    if (v.kind != V_MODEL) return;
+    Model *m = (Model *)v.o;
+    for (int i = 0; i < m->nfields; i++) {
+        if (m->fields[i].kind != V_TENSOR) {
+            leaves_of(m->fields[i], c, n, cap, depth + 1);
+            continue;
+        }
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 16;
+            *c = tt_xrealloc(*c, (size_t)*cap * sizeof **c);
+        }
+        (*c)[(*n)++] = (RtLeaf){(Tensor *)m->fields[i].o, m, i};
+    }
+}
+
+/* records the graph of a traced and rewritten call for x's shape */
+static void remember(Interp *I, QPlan *p, int from, int root, Value x) {
+    int nc = 0, cap = 0;
+    RtLeaf *c = NULL;
+    leaves_of(p->net, &c, &nc, &cap, 0);
+    for (int i = 0; i < p->n; i++) leaves_of(vobj(&p->e[i].ql->obj), &c, &nc, &cap, 0);
+    RtTemplate T;
+    bool ok = rt_template_record(I, &T, from, root, as_tensor(x), c, nc);
+    free(c);
+    if (!ok) return;
+    if (p->ncache == QPLAN_CACHE) rt_template_free(I, &p->cache[--p->ncache]);
+    memmove(&p->cache[1], &p->cache[0], (size_t)p->ncache * sizeof *p->cache);
+    p->cache[0] = T;
+    p->ncache++;
+}
+
+/* the result of a recorded graph for x, or -1 when none fits */
+static int replay(Interp *I, QPlan *p, Value x) {
+    Tensor *t = as_tensor(x);
+    for (int i = 0; i < p->ncache; i++) {
+        if (!rt_template_fits(&p->cache[i], t)) continue;
+        int root = rt_template_replay(I, &p->cache[i], t);
+        if (root < 0) { /* a tensor changed shape: trace again */
+            rt_template_free(I, &p->cache[i]);
+            memmove(&p->cache[i], &p->cache[i + 1], (size_t)(p->ncache - i - 1) * sizeof *p->cache);
+            p->ncache--;
+            return -1;
+        }
+        if (i > 0) {
+            RtTemplate T = p->cache[i];
+            memmove(&p->cache[1], &p->cache[0], (size_t)i * sizeof *p->cache);
+            p->cache[0] = T;
+        }
+        return root;
+    }
+    return -1;
+}
+
 static Value qforward(Interp *I, QPlan *p, Value x, int *qout, QuantMatch **match_out, int *nm) {
+    if (!qout && !match_out && !I->dump_quant) {
+        int root = replay(I, p, x);
+        if (root >= 0) return lib_result(I, root);
+    }
     /* the scalars' data first: reading later must not run the graph */
     static const char *const scalars[] = {"in_scale", "in_zero_point", "out_scale",
                                           "out_zero_point"};
@@ -203,6 +275,7 @@ static Value qforward(Interp *I, QPlan *p, Value x, int *qout, QuantMatch **matc
         *nm = quant_match(&I->g, t.from, t.root, L, p->n, *match_out, t.root - t.from + 1);
     }
     free(L);
+    if (!qout && !match_out) remember(I, p, t.from, root, x);
     if (I->dump_quant) {
         IrGraph E;
         ir_init(&E);
