@@ -139,16 +139,18 @@ static int emit_linear(Pass *P, const QuantLinear *l, const QuantMatch *m, SrcLo
         xq = ir_quantize(g, x, s, z, IR_NO_AXIS, loc);
     }
     if (xq < 0) return -1;
-    int acc = ir_qmatmul(g, xq, l->qw, loc);
-    if (acc < 0 || (acc = ir_binary(g, OP_ADD, acc, l->bias, loc)) < 0) return -1;
-    /* per channel: acc · in_scale · w_scale[j] (/ out_scale for an i8 result) */
+    /* per channel: acc · in_scale · w_scale[j] (/ out_scale for an i8 result).
+     * Made before the qmatmul: the JIT fuses adjacent kernels only, so the
+     * qmatmul's kernel must be followed by the bias add and requantize for
+     * them to run as its GEMM's epilogue. */
     float k = m->root ? l->in_scale : l->in_scale / l->out_scale;
     int ks = const_like(g, TY_F32, l->w_scale, k, loc);
     int sc = ks < 0 ? -1 : ir_binary(g, OP_MUL, l->w_scale, ks, loc);
     if (sc < 0) return -1;
-    if (m->root) {
-        int z = ir_const(g, TY_I32, SCALAR, 0,
-                         loc); /* requantize: a scalar (a vector is per channel) */
+    int acc = ir_qmatmul(g, xq, l->qw, loc);
+    if (acc < 0 || (acc = ir_binary(g, OP_ADD, acc, l->bias, loc)) < 0) return -1;
+    if (m->root) { /* requantize's zero point: a scalar (a vector is per channel) */
+        int z = ir_const(g, TY_I32, SCALAR, 0, loc);
         return z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_F32, -1, loc);
     }
     int z = ir_const(g, TY_I32, SCALAR, l->out_zp, loc);
