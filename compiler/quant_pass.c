@@ -21,8 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const Shape SCALAR = {0, {0}};
-
 /* A constant of the shape of node `like`: the builders would broadcast a
  * scalar with a reshape and a BROADCAST node; a CONST of the full shape is
  * one node (fewer nodes to copy, hash and fuse on every call). */
@@ -149,12 +147,13 @@ static int emit_linear(Pass *P, const QuantLinear *l, const QuantMatch *m, SrcLo
     if (sc < 0) return -1;
     int acc = ir_qmatmul(g, xq, l->qw, loc);
     if (acc < 0 || (acc = ir_binary(g, OP_ADD, acc, l->bias, loc)) < 0) return -1;
-    if (m->root) { /* requantize's zero point: a scalar (a vector is per channel) */
-        int z = ir_const(g, TY_I32, SCALAR, 0, loc);
-        return z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_F32, -1, loc);
+    /* sc[N] broadcasts along the last axis as NumPy does: per channel */
+    if (m->root) {
+        int z = const_like(g, TY_I32, acc, 0, loc);
+        return z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_F32, IR_NO_AXIS, loc);
     }
-    int z = ir_const(g, TY_I32, SCALAR, l->out_zp, loc);
-    int q = z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_I8, -1, loc);
+    int z = const_like(g, TY_I32, acc, l->out_zp, loc);
+    int q = z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_I8, IR_NO_AXIS, loc);
     return q < 0 ? -1 : dequant(P, q, l->out_scale, l->out_zp, loc);
 }
 
