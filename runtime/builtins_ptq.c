@@ -8,7 +8,9 @@
  * (lang/std/30_quant.tt) whose fields mirror net's, each Linear replaced by
  * a QuantLinear holding the quantized data. Calling it traces net's forward
  * on the new input (any batch size) and rewrites that graph with
- * quant_pass, so the float weights never run; the float model is kept (not
+ * quant_pass, so the float weights never run; the result is recorded per
+ * input shape (graph_template.h) and later calls of that shape replay it
+ * without tracing or rewriting. The float model is kept (not
  * as a field: not saved, not counted by bytes) only for its forward's
  * structure and its non-Linear parameters, which the mirror shares.
  *
