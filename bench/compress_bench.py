@@ -41,7 +41,8 @@ def run(argv):
 
 
 def qgemm_rows(lines):
-    """{shape: (i8 GOPS, f32 GOPS, ratio)} from bench_qgemm's table"""
+    """{shape: (i8 GOPS, f32 GOPS, ratio, i8 best, f32 best)} from
+    bench_qgemm's table (medians, and best samples: steadier under load)"""
     rows = {}
     for line in lines:
         if not (line.startswith("square") or line.startswith("mlp")):
@@ -49,7 +50,7 @@ def qgemm_rows(lines):
         w = line.split()
         # name words, threads, i8, (best), f32, (best), ratio
         name = " ".join(w[:-6])
-        rows[name] = (float(w[-5]), float(w[-3]), w[-1])
+        rows[name] = (float(w[-5]), float(w[-3]), w[-1], float(w[-4]), float(w[-2]))
     return rows
 
 
@@ -91,14 +92,13 @@ def main():
 
     print("CPU: %s, one thread" % cpu_model())
     print("%-44s %12s %12s %8s" % ("", "tt", "peer", "peer/tt"))
-    print("%-44s %12s %12s %8s" % ("int8 GEMM vs f32 GEMM (GOPS)", "i8", "f32", "i8/f32"))
-    for name in ("square 256", "square 512", "square 1024", "square 2048"):
-        if name in q:
-            i8, f32, r = q[name]
-            print("  %-42s %12.1f %12.1f %8s" % (name, i8, f32, r))
-    for name, (i8, f32, r) in q.items():
-        if name.startswith("mlp"):
-            print("  %-42s %12.1f %12.1f %8s" % (name, i8, f32, r))
+    print("%-44s %12s %12s %8s %8s" % ("int8 GEMM vs f32 GEMM (GOPS, median)", "i8", "f32",
+                                       "i8/f32", "(best)"))
+    names = [n for n in ("square 256", "square 512", "square 1024", "square 2048") if n in q]
+    names += [n for n in q if n.startswith("mlp")]
+    for name in names:
+        i8, f32, r, bi, bf = q[name]
+        print("  %-42s %12.1f %12.1f %8s %7.2fx" % (name, i8, f32, r, bi / bf))
     print("%-44s %12s %12s %8s" % ("MLP 784-128-10 inference (us)", "tt int8", "", ""))
     for b in (1, 256):
         ti, tf = p.get("tt int8_b%d" % b), p.get("tt f32_b%d" % b)
