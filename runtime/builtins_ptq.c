@@ -193,27 +193,25 @@ static QuantLinear *specs(Interp *I, QPlan *p, bool full) {
     return L;
 }
 
-/* The quantized forward of p on x: a lazy tensor of the rewritten graph.
- * qout (optional) as quant_pass's; *match_out the matches when asked. */
 /* The tensors a rewritten graph may read, with the models holding them:
  * the float model's parameters and buffers (the mirror shares those that
  * are not a Linear's) and every QuantLinear's fields. */
-static void leaves_of(Value v, RtLeaf **c, int *n, int *cap, int depth) {
+static void leaves_of(Value v, RtLeaf **c, int *n, int *cap, int depth, bool weak) {
     if (depth > 32) return;
     List *l = v.kind == V_LIST || v.kind == V_TUPLE ? (List *)v.o : NULL;
-    for (int i = 0; l && i < l->len; i++) leaves_of(l->items[i], c, n, cap, depth + 1);
+    for (int i = 0; l && i < l->len; i++) leaves_of(l->items[i], c, n, cap, depth + 1, false);
     if (v.kind != V_MODEL) return;
     Model *m = (Model *)v.o;
     for (int i = 0; i < m->nfields; i++) {
         if (m->fields[i].kind != V_TENSOR) {
-            leaves_of(m->fields[i], c, n, cap, depth + 1);
+            leaves_of(m->fields[i], c, n, cap, depth + 1, false);
             continue;
         }
         if (*n == *cap) {
             *cap = *cap ? 2 * *cap : 16;
             *c = tt_xrealloc(*c, (size_t)*cap * sizeof **c);
         }
-        (*c)[(*n)++] = (RtLeaf){(Tensor *)m->fields[i].o, m, i};
+        (*c)[(*n)++] = (RtLeaf){(Tensor *)m->fields[i].o, m, i, weak};
     }
 }
 
@@ -221,8 +219,11 @@ static void leaves_of(Value v, RtLeaf **c, int *n, int *cap, int depth) {
 static void remember(Interp *I, QPlan *p, int from, int root, Value x) {
     int nc = 0, cap = 0;
     RtLeaf *c = NULL;
-    leaves_of(p->net, &c, &nc, &cap, 0);
-    for (int i = 0; i < p->n; i++) leaves_of(vobj(&p->e[i].ql->obj), &c, &nc, &cap, 0);
+    leaves_of(p->net, &c, &nc, &cap, 0, false);
+    /* a weak entry's QuantLinear is the Quantized model itself, which owns
+     * the plan and so the templates: not retained by them */
+    for (int i = 0; i < p->n; i++)
+        leaves_of(vobj(&p->e[i].ql->obj), &c, &nc, &cap, 0, p->e[i].weak);
     RtTemplate T;
     bool ok = rt_template_record(I, &T, from, root, as_tensor(x), c, nc);
     free(c);
@@ -255,6 +256,8 @@ static int replay(Interp *I, QPlan *p, Value x) {
     return -1;
 }
 
+/* The quantized forward of p on x: a lazy tensor of the rewritten graph.
+ * qout (optional) as quant_pass's; *match_out the matches when asked. */
 static Value qforward(Interp *I, QPlan *p, Value x, int *qout, QuantMatch **match_out, int *nm) {
     if (!qout && !match_out && !I->dump_quant) {
         int root = replay(I, p, x);

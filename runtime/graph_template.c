@@ -12,7 +12,7 @@ static int node_of(Interp *I, const Tensor *t) {
 void rt_template_free(Interp *I, RtTemplate *T) {
     for (int i = 0; T->src && i < T->g.n; i++) {
         if (T->src[i].t) rt_release(I, vtensor(T->src[i].t));
-        if (T->src[i].m) rt_release(I, vobj(&T->src[i].m->obj));
+        if (T->src[i].m && !T->src[i].weak) rt_release(I, vobj(&T->src[i].m->obj));
     }
     free(T->src);
     ir_free(&T->g);
@@ -44,7 +44,7 @@ bool rt_template_record(Interp *I, RtTemplate *T, int from, int root, Tensor *x,
         if (!need[i]) continue;
         const IrNode *n = ir_node(g, i);
         Tensor *t = NULL, *own = NULL;
-        RtLeaf leaf = {NULL, NULL, 0};
+        RtLeaf leaf = {NULL, NULL, 0, false};
         int id;
         if (i == xn || n->op == OP_INPUT) {
             if (i != xn) {
@@ -83,8 +83,8 @@ bool rt_template_record(Interp *I, RtTemplate *T, int from, int root, Tensor *x,
         }
         if (t) {
             if (!own) rt_retain(vtensor(t));
-            if (leaf.m) rt_retain(vobj(&leaf.m->obj));
-            T->src[id] = (RtLeaf){t, leaf.m, leaf.field};
+            if (leaf.m && !leaf.weak) rt_retain(vobj(&leaf.m->obj));
+            T->src[id] = (RtLeaf){t, leaf.m, leaf.field, leaf.weak};
         }
         map[i] = id;
     }

@@ -22,13 +22,15 @@ typedef struct RtLeaf {
     Tensor *t;
     Model *m;
     int field;
+    bool weak; /* m not retained: it owns the template (no cycle) */
 } RtLeaf;
 
 typedef struct RtTemplate {
     DType xdt; /* the input the template was recorded for */
     Shape xshape;
     IrGraph g;   /* the recorded nodes; its INPUTs are the leaves */
-    RtLeaf *src; /* per node of g: an INPUT's tensor and model (both retained);
+    RtLeaf *src; /* per node of g: an INPUT's tensor and model (both retained,
+                    the model unless weak);
                     t NULL for the input x */
     int root;    /* the result in g */
 } RtTemplate;
