@@ -241,9 +241,22 @@ static void run_gemv(const QgemmKernels *k, int64_t M, int64_t N, int64_t K, con
         return;
     }
     int32_t pc[QGEMM_GEMV_MR * 16];
+    /* A whole vector of bytes per row where that stays inside B (its last
+     * row ends at column N): the bytes past `rest` only feed output columns
+     * that are dropped, since each column of C reads only its column of B.
+     * One fixed-size copy per row instead of two library calls. */
+    int64_t end = (K - 1) * ldb + N;
     for (int64_t p = 0; p < K; p++) {
-        memcpy(pb + p * w, B + p * ldb + done, (size_t)rest);
-        memset(pb + p * w + rest, 0, (size_t)(w - rest));
+        const int8_t *src = B + p * ldb + done;
+        int8_t *dst = pb + p * w;
+        if (p * ldb + done + w <= end && w == 16) {
+            memcpy(dst, src, 16);
+        } else if (p * ldb + done + w <= end && w == 8) {
+            memcpy(dst, src, 8);
+        } else {
+            memcpy(dst, src, (size_t)rest);
+            memset(dst + rest, 0, (size_t)(w - rest));
+        }
     }
     k->gemv[M - 1](K, A, lda, pb, w, pc, w, 1);
     for (int64_t i = 0; i < M; i++) memcpy(C + i * ldc + done, pc + i * w, (size_t)rest * 4);
