@@ -21,7 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const Shape SCALAR = {0, {0}};
+/* A constant of the shape of node `like`: the builders would broadcast a
+ * scalar with a reshape and a BROADCAST node; a CONST of the full shape is
+ * one node (fewer nodes to copy, hash and fuse on every call). */
+static int const_like(IrGraph *g, DType dt, int like, double v, SrcLoc loc) {
+    return ir_const(g, dt, ir_node(g, like)->shape, v, loc);
+}
 
 /* the node under any reshapes and broadcasts of id */
 static int strip_movement(const IrGraph *g, int id) {
@@ -106,7 +111,7 @@ static const Deq *deq_find(const Pass *P, int node) {
 /* dequantize(q, scale, zp), remembered for folding */
 static int dequant(Pass *P, int q, float scale, int zp, SrcLoc loc) {
     IrGraph *g = P->g;
-    int s = ir_const(g, TY_F32, SCALAR, scale, loc), z = ir_const(g, TY_I32, SCALAR, zp, loc);
+    int s = const_like(g, TY_F32, q, scale, loc), z = const_like(g, TY_I32, q, zp, loc);
     if (s < 0 || z < 0) return -1;
     int d = ir_dequantize(g, q, s, z, IR_NO_AXIS, loc);
     if (d < 0) return -1;
@@ -126,32 +131,36 @@ static int emit_linear(Pass *P, const QuantLinear *l, const QuantMatch *m, SrcLo
     if (d && d->scale == l->in_scale && d->zp == l->in_zp) {
         xq = d->q; /* dequantize -> quantize folds */
     } else {
-        int s = ir_const(g, TY_F32, SCALAR, l->in_scale, loc);
-        int z = ir_const(g, TY_I32, SCALAR, l->in_zp, loc);
+        int s = const_like(g, TY_F32, x, l->in_scale, loc);
+        int z = const_like(g, TY_I32, x, l->in_zp, loc);
         if (s < 0 || z < 0) return -1;
         xq = ir_quantize(g, x, s, z, IR_NO_AXIS, loc);
     }
     if (xq < 0) return -1;
-    int acc = ir_qmatmul(g, xq, l->qw, loc);
-    if (acc < 0 || (acc = ir_binary(g, OP_ADD, acc, l->bias, loc)) < 0) return -1;
-    /* per channel: acc · in_scale · w_scale[j] (/ out_scale for an i8 result) */
+    /* per channel: acc · in_scale · w_scale[j] (/ out_scale for an i8 result).
+     * Made before the qmatmul: the JIT fuses adjacent kernels only, so the
+     * qmatmul's kernel must be followed by the bias add and requantize for
+     * them to run as its GEMM's epilogue. */
     float k = m->root ? l->in_scale : l->in_scale / l->out_scale;
-    int ks = ir_const(g, TY_F32, SCALAR, k, loc);
+    int ks = const_like(g, TY_F32, l->w_scale, k, loc);
     int sc = ks < 0 ? -1 : ir_binary(g, OP_MUL, l->w_scale, ks, loc);
     if (sc < 0) return -1;
+    int acc = ir_qmatmul(g, xq, l->qw, loc);
+    if (acc < 0 || (acc = ir_binary(g, OP_ADD, acc, l->bias, loc)) < 0) return -1;
+    /* sc[N] broadcasts along the last axis as NumPy does: per channel */
     if (m->root) {
-        int z = ir_const(g, TY_I32, SCALAR, 0, loc);
-        return z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_F32, -1, loc);
+        int z = const_like(g, TY_I32, acc, 0, loc);
+        return z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_F32, IR_NO_AXIS, loc);
     }
-    int z = ir_const(g, TY_I32, SCALAR, l->out_zp, loc);
-    int q = z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_I8, -1, loc);
+    int z = const_like(g, TY_I32, acc, l->out_zp, loc);
+    int q = z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_I8, IR_NO_AXIS, loc);
     return q < 0 ? -1 : dequant(P, q, l->out_scale, l->out_zp, loc);
 }
 
 /* relu of a dequantized value: max(q, zp) on the integers */
 static int emit_int_relu(Pass *P, const Deq *d, SrcLoc loc) {
     IrGraph *g = P->g;
-    int z = ir_const(g, TY_I8, SCALAR, d->zp, loc);
+    int z = const_like(g, TY_I8, d->q, d->zp, loc);
     int q = z < 0 ? -1 : ir_binary(g, OP_MAX, d->q, z, loc);
     return q < 0 ? -1 : dequant(P, q, d->scale, d->zp, loc);
 }

@@ -8,7 +8,9 @@
  * (lang/std/30_quant.tt) whose fields mirror net's, each Linear replaced by
  * a QuantLinear holding the quantized data. Calling it traces net's forward
  * on the new input (any batch size) and rewrites that graph with
- * quant_pass, so the float weights never run; the float model is kept (not
+ * quant_pass, so the float weights never run; the result is recorded per
+ * input shape (graph_template.h) and later calls of that shape replay it
+ * without tracing or rewriting. The float model is kept (not
  * as a field: not saved, not counted by bytes) only for its forward's
  * structure and its non-Linear parameters, which the mirror shares.
  *
@@ -23,6 +25,7 @@
  */
 #include "builtins_lib.h"
 #include "eval.h"
+#include "graph_template.h"
 #include "quant_pass.h"
 
 #include <math.h>
@@ -39,11 +42,26 @@ typedef struct QEntry {
     bool weak;
 } QEntry;
 
+#define QPLAN_CACHE 8
+
+/* A recorded graph and the activation parameters it was made with: the
+ * pass puts those in as constants, so a load() that changes them makes the
+ * recording stale. */
+typedef struct QCached {
+    RtTemplate t;
+    double *scal; /* per Linear: in_scale, in_zero_point, out_scale, out_zero_point */
+} QCached;
+
 typedef struct QPlan {
     Interp *I;
     Value net; /* the float model */
     QEntry *e;
     int n, cap;
+    /* the rewritten graph per input shape (graph_template.h), most recent
+     * first: a call replays it instead of tracing and rewriting again */
+    QCached cache[QPLAN_CACHE];
+    int ncache;
+    double *snap; /* scalars_now's */
 } QPlan;
 
 static void plan_free(Obj *self) {
@@ -55,6 +73,11 @@ static void plan_free(Obj *self) {
         if (p->e[i].b) rt_release(p->I, vtensor(p->e[i].b));
         if (!p->e[i].weak) rt_release(p->I, vobj(&p->e[i].ql->obj));
     }
+    for (int i = 0; i < p->ncache; i++) {
+        rt_template_free(p->I, &p->cache[i].t);
+        free(p->cache[i].scal);
+    }
+    free(p->snap);
     rt_release(p->I, p->net);
     free(p->e);
     free(p);
@@ -183,14 +206,108 @@ static QuantLinear *specs(Interp *I, QPlan *p, bool full) {
     return L;
 }
 
+/* The tensors a rewritten graph may read, with the models holding them:
+ * the float model's parameters and buffers (the mirror shares those that
+ * are not a Linear's) and every QuantLinear's fields. */
+static void leaves_of(Value v, RtLeaf **c, int *n, int *cap, int depth, bool weak) {
+    if (depth > 32) return;
+    List *l = v.kind == V_LIST || v.kind == V_TUPLE ? (List *)v.o : NULL;
+    for (int i = 0; l && i < l->len; i++) leaves_of(l->items[i], c, n, cap, depth + 1, false);
+    if (v.kind != V_MODEL) return;
+    Model *m = (Model *)v.o;
+    for (int i = 0; i < m->nfields; i++) {
+        if (m->fields[i].kind != V_TENSOR) {
+            leaves_of(m->fields[i], c, n, cap, depth + 1, false);
+            continue;
+        }
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 16;
+            *c = tt_xrealloc(*c, (size_t)*cap * sizeof **c);
+        }
+        (*c)[(*n)++] = (RtLeaf){(Tensor *)m->fields[i].o, m, i, weak};
+    }
+}
+
+static const char *const SCALARS[] = {"in_scale", "in_zero_point", "out_scale", "out_zero_point"};
+
+/* the activation parameters of every Linear now (realized: reading them
+ * later must not run the graph), in p->snap */
+static const double *scalars_now(Interp *I, QPlan *p) {
+    if (!p->snap) p->snap = tt_xmalloc((size_t)(4 * p->n + 1) * sizeof *p->snap);
+    double *v = p->snap;
+    for (int i = 0; i < p->n; i++)
+        for (int k = 0; k < 4; k++) {
+            Tensor *t = field_tensor(p->e[i].ql, SCALARS[k]);
+            const void *d = rt_data(I, t);
+            v[4 * i + k] = t->dtype == TY_F32 ? *(const float *)d : *(const int32_t *)d;
+        }
+    return v;
+}
+
+static void drop(Interp *I, QPlan *p, int i) {
+    rt_template_free(I, &p->cache[i].t);
+    free(p->cache[i].scal);
+    memmove(&p->cache[i], &p->cache[i + 1], (size_t)(p->ncache - i - 1) * sizeof *p->cache);
+    p->ncache--;
+}
+
+/* records the graph of a traced and rewritten call for x's shape, made
+ * with the parameters scal */
+static void remember(Interp *I, QPlan *p, int from, int root, Value x, const double *scal) {
+    int nc = 0, cap = 0;
+    RtLeaf *c = NULL;
+    leaves_of(p->net, &c, &nc, &cap, 0, false);
+    /* a weak entry's QuantLinear is the Quantized model itself, which owns
+     * the plan and so the templates: not retained by them */
+    for (int i = 0; i < p->n; i++)
+        leaves_of(vobj(&p->e[i].ql->obj), &c, &nc, &cap, 0, p->e[i].weak);
+    QCached e = {0};
+    bool ok = rt_template_record(I, &e.t, from, root, as_tensor(x), c, nc);
+    free(c);
+    if (!ok) return;
+    e.scal = tt_xmalloc((size_t)(4 * p->n + 1) * sizeof *e.scal);
+    memcpy(e.scal, scal, (size_t)(4 * p->n) * sizeof *e.scal);
+    if (p->ncache == QPLAN_CACHE) drop(I, p, p->ncache - 1);
+    memmove(&p->cache[1], &p->cache[0], (size_t)p->ncache * sizeof *p->cache);
+    p->cache[0] = e;
+    p->ncache++;
+}
+
+/* the result of a recorded graph for x made with the parameters scal, or
+ * -1 when none fits */
+static int replay(Interp *I, QPlan *p, Value x, const double *scal) {
+    Tensor *t = as_tensor(x);
+    for (int i = 0; i < p->ncache; i++) {
+        if (!rt_template_fits(&p->cache[i].t, t)) continue;
+        if (memcmp(p->cache[i].scal, scal, (size_t)p->n * 4 * sizeof *scal) != 0) {
+            drop(I, p, i); /* loaded other parameters: trace again */
+            return -1;
+        }
+        int root = rt_template_replay(I, &p->cache[i].t, t);
+        if (root < 0) { /* a tensor changed shape: trace again */
+            drop(I, p, i);
+            return -1;
+        }
+        if (i > 0) {
+            QCached e = p->cache[i];
+            memmove(&p->cache[1], &p->cache[0], (size_t)i * sizeof *p->cache);
+            p->cache[0] = e;
+        }
+        return root;
+    }
+    return -1;
+}
+
 /* The quantized forward of p on x: a lazy tensor of the rewritten graph.
  * qout (optional) as quant_pass's; *match_out the matches when asked. */
 static Value qforward(Interp *I, QPlan *p, Value x, int *qout, QuantMatch **match_out, int *nm) {
     /* the scalars' data first: reading later must not run the graph */
-    static const char *const scalars[] = {"in_scale", "in_zero_point", "out_scale",
-                                          "out_zero_point"};
-    for (int i = 0; i < p->n; i++)
-        for (int k = 0; k < 4; k++) rt_data(I, field_tensor(p->e[i].ql, scalars[k]));
+    const double *scal = scalars_now(I, p);
+    bool record = !qout && !match_out && !I->dump_quant;
+    if (record) {
+        int root = replay(I, p, x, scal);
+        if (root >= 0) return lib_result(I, root);
+    }
     Trace t = trace(I, p->net, x, "quantize");
     QuantLinear *L = specs(I, p, true); /* allocated after what can fail */
     int root = quant_pass(&I->g, t.from, t.root, L, p->n, qout);
@@ -203,6 +320,7 @@ static Value qforward(Interp *I, QPlan *p, Value x, int *qout, QuantMatch **matc
         *nm = quant_match(&I->g, t.from, t.root, L, p->n, *match_out, t.root - t.from + 1);
     }
     free(L);
+    if (record) remember(I, p, t.from, root, x, scal);
     if (I->dump_quant) {
         IrGraph E;
         ir_init(&E);

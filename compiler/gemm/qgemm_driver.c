@@ -219,7 +219,8 @@ static void run_scalar(int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t
  * remaining columns (fewer than a vector) through one vector too, from a
  * zero-padded copy of them (K x lanes bytes) when that is at most
  * QGEMV_PAD_MAX bytes, else by the scalar loop. */
-#define QGEMV_PAD_MAX (1 << 16)
+#define QGEMV_PAD_MAX   (1 << 16)
+#define QGEMV_PAD_STACK (1 << 13)
 static void run_gemv(const QgemmKernels *k, int64_t M, int64_t N, int64_t K, const int8_t *A,
                      int64_t lda, const int8_t *B, int64_t ldb, int32_t *C, int64_t ldc) {
     int64_t w = k->tile.lanes, nw = N / (w * QGEMV_NV), done = nw * w * QGEMV_NV;
@@ -229,16 +230,37 @@ static void run_gemv(const QgemmKernels *k, int64_t M, int64_t N, int64_t K, con
     done += nb * w;
     if (done == N) return;
     int64_t rest = N - done;
-    int8_t *pb = K * w <= QGEMV_PAD_MAX ? calloc((size_t)(K * w), 1) : NULL;
+    /* on the stack when small (batch-1 inference of a 10-class head: no
+     * allocation per call) */
+    int8_t small[QGEMV_PAD_STACK];
+    int8_t *pb = K * w <= QGEMV_PAD_STACK ? small
+                 : K * w <= QGEMV_PAD_MAX ? malloc((size_t)(K * w))
+                                          : NULL;
     if (!pb) {
         run_scalar(M, rest, K, A, lda, B + done, ldb, C + done, ldc);
         return;
     }
     int32_t pc[QGEMM_GEMV_MR * 16];
-    for (int64_t p = 0; p < K; p++) memcpy(pb + p * w, B + p * ldb + done, (size_t)rest);
+    /* A whole vector of bytes per row where that stays inside B (its last
+     * row ends at column N): the bytes past `rest` only feed output columns
+     * that are dropped, since each column of C reads only its column of B.
+     * One fixed-size copy per row instead of two library calls. */
+    int64_t end = (K - 1) * ldb + N;
+    for (int64_t p = 0; p < K; p++) {
+        const int8_t *src = B + p * ldb + done;
+        int8_t *dst = pb + p * w;
+        if (p * ldb + done + w <= end && w == 16) {
+            memcpy(dst, src, 16);
+        } else if (p * ldb + done + w <= end && w == 8) {
+            memcpy(dst, src, 8);
+        } else {
+            memcpy(dst, src, (size_t)rest);
+            memset(dst + rest, 0, (size_t)(w - rest));
+        }
+    }
     k->gemv[M - 1](K, A, lda, pb, w, pc, w, 1);
     for (int64_t i = 0; i < M; i++) memcpy(C + i * ldc + done, pc + i * w, (size_t)rest * 4);
-    free(pb);
+    if (pb != small) free(pb);
 }
 
 /* ---- the API ------------------------------------------------------------ */

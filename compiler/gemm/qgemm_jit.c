@@ -255,6 +255,173 @@ static void gen_gemv(Gen *g, int mr, int nv) {
     LLVMBuildRetVoid(g->b);
 }
 
+/* ---- small-M kernel, VNNI: four rows of B per step -------------------- */
+
+/* The shuffle mask of an in-lane unpack (vpunpckl/h): per 128-bit lane of
+ * n elements of `bits` bits, the low (hi = 0) or high halves of x and y
+ * interleaved. */
+static LLVMValueRef unpack(Gen *g, LLVMValueRef x, LLVMValueRef y, int n, int bits, int hi) {
+    int per = 128 / bits;
+    LLVMValueRef m[64];
+    for (int L = 0; L < n / per; L++)
+        for (int u = 0; u < per / 2; u++) {
+            int src = L * per + u + hi * per / 2;
+            m[L * per + 2 * u] = LLVMConstInt(g->i32, (unsigned)src, 0);
+            m[L * per + 2 * u + 1] = LLVMConstInt(g->i32, (unsigned)(n + src), 0);
+        }
+    return LLVMBuildShuffleVector(g->b, x, y, LLVMConstVector(m, (unsigned)n), "");
+}
+
+typedef struct VGemv {
+    int mr, w;          /* rows of A; columns per step (16 per vector) */
+    LLVMTypeRef vb, vt; /* <w x i8>, <w/4 x i32> */
+    const char *dp;     /* the vpdpbusd of vt */
+    LLVMValueRef acc[QGEMM_GEMV_MR][4], corr[QGEMM_GEMV_MR];
+} VGemv;
+
+/* One step of four rows of B (row pointers rows[4]) and four bytes of each
+ * row of A (awords[i], an i32). vpdpbusd multiplies u8 by s8, so B's bytes
+ * go in offset by 128 (xor 0x80) and A's as they are: the lanes gain
+ * a.b + 128 * sum(a), the second term summed into corr by a vpdpbusd of
+ * 0x80 bytes and subtracted at the end. B's rows are interleaved by
+ * in-lane unpacks into four vectors of 4-byte groups: vector m, i32 lane
+ * 4L + q holds column 16L + 4m + q of the step. */
+static void vgemv_step(Gen *g, VGemv *v, LLVMValueRef *rows, LLVMValueRef *awords) {
+    LLVMValueRef r[4], x80 = LLVMConstInt(LLVMInt8TypeInContext(g->ctx), 0x80, 0);
+    LLVMValueRef m80[64];
+    for (int e = 0; e < v->w; e++) m80[e] = x80;
+    LLVMValueRef k80 = LLVMConstVector(m80, (unsigned)v->w);
+    for (int t = 0; t < 4; t++) r[t] = LLVMBuildXor(g->b, load(g, v->vb, rows[t], 1), k80, "");
+    LLVMTypeRef v16 = LLVMVectorType(LLVMInt16TypeInContext(g->ctx), (unsigned)v->w / 2);
+    LLVMValueRef p01[2], p23[2], bv[4];
+    for (int h = 0; h < 2; h++) {
+        p01[h] = LLVMBuildBitCast(g->b, unpack(g, r[0], r[1], v->w, 8, h), v16, "");
+        p23[h] = LLVMBuildBitCast(g->b, unpack(g, r[2], r[3], v->w, 8, h), v16, "");
+    }
+    for (int m = 0; m < 4; m++)
+        bv[m] = LLVMBuildBitCast(g->b, unpack(g, p01[m / 2], p23[m / 2], v->w / 2, 16, m % 2),
+                                 v->vt, "");
+    LLVMValueRef c80 = LLVMConstInt(g->i32, 0x80808080u, 0), s80[16];
+    for (int e = 0; e < v->w / 4; e++) s80[e] = c80;
+    LLVMValueRef k80w = LLVMConstVector(s80, (unsigned)v->w / 4);
+    for (int i = 0; i < v->mr; i++) {
+        LLVMValueRef z = LLVMConstNull(LLVMVectorType(g->i32, (unsigned)v->w / 4));
+        LLVMValueRef ab = LLVMBuildInsertElement(g->b, LLVMGetPoison(v->vt), awords[i],
+                                                 LLVMConstInt(g->i32, 0, 0), "");
+        ab = LLVMBuildShuffleVector(g->b, ab, LLVMGetPoison(v->vt), z, "");
+        for (int m = 0; m < 4; m++) {
+            LLVMValueRef args[3] = {load(g, v->vt, v->acc[i][m], 16), bv[m], ab};
+            store(g, intrinsic(g, v->dp, NULL, 0, args, 3), v->acc[i][m], 16);
+        }
+        LLVMValueRef args[3] = {load(g, v->vt, v->corr[i], 16), k80w, ab};
+        store(g, intrinsic(g, v->dp, NULL, 0, args, 3), v->corr[i], 16);
+    }
+}
+
+/* The VNNI form of gen_gemv (same function type and name): k in steps of
+ * four, the last (k % 4) rows as one step over zero rows. */
+static void gen_gemv_vnni(Gen *g, int mr, int nv) {
+    LLVMTypeRef ps[8] = {g->i64, g->ptr, g->i64, g->ptr, g->i64, g->ptr, g->i64, g->i64};
+    char name[32];
+    gemv_name(name, sizeof name, mr, nv);
+    LLVMValueRef fn = LLVMAddFunction(g->mod, name, LLVMFunctionType(g->vd, ps, 8, 0));
+    const char *k = "min-legal-vector-width", *vs = "512";
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(g->ctx, k, (unsigned)strlen(k), vs, 3));
+    LLVMValueRef kk = LLVMGetParam(fn, 0), a = LLVMGetParam(fn, 1), lda = LLVMGetParam(fn, 2);
+    LLVMValueRef b = LLVMGetParam(fn, 3), ldb = LLVMGetParam(fn, 4), c = LLVMGetParam(fn, 5);
+    LLVMValueRef ldc = LLVMGetParam(fn, 6), nb = LLVMGetParam(fn, 7);
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(g->ctx);
+    VGemv v = {.mr = mr, .w = 16 * nv};
+    v.vb = LLVMVectorType(i8, (unsigned)v.w);
+    v.vt = LLVMVectorType(g->i32, (unsigned)v.w / 4);
+    v.dp = nv == 4 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.128";
+    LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
+    for (int i = 0; i < mr; i++) {
+        for (int m = 0; m < 4; m++) v.acc[i][m] = LLVMBuildAlloca(g->b, v.vt, "acc");
+        v.corr[i] = LLVMBuildAlloca(g->b, v.vt, "corr");
+    }
+    LLVMValueRef zrow = LLVMBuildAlloca(g->b, v.vb, "zrow"); /* B's rows past k */
+    store(g, LLVMConstNull(v.vb), zrow, 16);
+    LLVMValueRef jv = LLVMBuildAlloca(g->b, g->i64, "j"), pv = LLVMBuildAlloca(g->b, g->i64, "p");
+    Loop lj, lp;
+    LLVMValueRef j = loop_begin(g, fn, &lj, nb, jv);
+    LLVMValueRef j0 = LLVMBuildMul(g->b, j, c64(g, v.w), "");
+    for (int i = 0; i < mr; i++) {
+        for (int m = 0; m < 4; m++) store(g, LLVMConstNull(v.vt), v.acc[i][m], 16);
+        store(g, LLVMConstNull(v.vt), v.corr[i], 16);
+    }
+    LLVMValueRef ng = LLVMBuildSDiv(g->b, kk, c64(g, 4), "");
+    LLVMValueRef q = loop_begin(g, fn, &lp, ng, pv);
+    LLVMValueRef p = LLVMBuildMul(g->b, q, c64(g, 4), "");
+    LLVMValueRef rows[4], aw[QGEMM_GEMV_MR];
+    for (int t = 0; t < 4; t++) {
+        LLVMValueRef bi = LLVMBuildAdd(
+            g->b, LLVMBuildMul(g->b, LLVMBuildAdd(g->b, p, c64(g, t), ""), ldb, ""), j0, "");
+        rows[t] = LLVMBuildGEP2(g->b, i8, b, &bi, 1, "");
+    }
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef ai = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, lda, c64(g, i), ""), p, "");
+        aw[i] = load(g, g->i32, LLVMBuildGEP2(g->b, i8, a, &ai, 1, ""), 1);
+    }
+    vgemv_step(g, &v, rows, aw);
+    loop_end(g, &lp);
+    /* the tail: rows p.. of B and bytes p.. of A, zeros past k */
+    LLVMBasicBlockRef tail = block(g, fn, "tail"), out = block(g, fn, "out");
+    p = LLVMBuildMul(g->b, ng, c64(g, 4), "");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, p, kk, ""), tail, out);
+    LLVMPositionBuilderAtEnd(g->b, tail);
+    LLVMValueRef in[4];
+    for (int t = 0; t < 4; t++) {
+        LLVMValueRef pt = LLVMBuildAdd(g->b, p, c64(g, t), "");
+        in[t] = LLVMBuildICmp(g->b, LLVMIntSLT, pt, kk, "");
+        LLVMValueRef bi = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, pt, ldb, ""), j0, "");
+        rows[t] = LLVMBuildSelect(g->b, in[t], LLVMBuildGEP2(g->b, i8, b, &bi, 1, ""), zrow, "");
+    }
+    for (int i = 0; i < mr; i++) {
+        aw[i] = LLVMConstInt(g->i32, 0, 0);
+        for (int t = 0; t < 4; t++) {
+            LLVMValueRef ai = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, lda, c64(g, i), ""),
+                                           LLVMBuildAdd(g->b, p, c64(g, t), ""), "");
+            LLVMValueRef ap =
+                LLVMBuildSelect(g->b, in[t], LLVMBuildGEP2(g->b, i8, a, &ai, 1, ""), zrow, "");
+            LLVMValueRef byte = LLVMBuildZExt(g->b, load(g, i8, ap, 1), g->i32, "");
+            byte = LLVMBuildShl(g->b, byte, LLVMConstInt(g->i32, 8 * (unsigned)t, 0), "");
+            aw[i] = LLVMBuildOr(g->b, aw[i], byte, "");
+        }
+    }
+    vgemv_step(g, &v, rows, aw);
+    LLVMBuildBr(g->b, out);
+    /* out: lanes back in column order (vector x, lane e: vector e / 4,
+     * lane 4x + e % 4) */
+    LLVMPositionBuilderAtEnd(g->b, out);
+    int n = v.w / 4;
+    LLVMValueRef idn[64];
+    for (int e = 0; e < 64; e++) idn[e] = LLVMConstInt(g->i32, (unsigned)e, 0);
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef corr = load(g, v.vt, v.corr[i], 16), d[4];
+        for (int m = 0; m < 4; m++)
+            d[m] = LLVMBuildSub(g->b, load(g, v.vt, v.acc[i][m], 16), corr, "");
+        LLVMValueRef d01 =
+            LLVMBuildShuffleVector(g->b, d[0], d[1], LLVMConstVector(idn, 2 * n), "");
+        LLVMValueRef d23 =
+            LLVMBuildShuffleVector(g->b, d[2], d[3], LLVMConstVector(idn, 2 * n), "");
+        LLVMValueRef all = LLVMBuildShuffleVector(g->b, d01, d23, LLVMConstVector(idn, 4 * n), "");
+        for (int x = 0; x < nv; x++) {
+            LLVMValueRef mk[16];
+            for (int e = 0; e < 16; e++)
+                mk[e] = LLVMConstInt(g->i32, (unsigned)((e / 4) * n + 4 * x + e % 4), 0);
+            LLVMValueRef o = LLVMBuildShuffleVector(g->b, all, LLVMGetPoison(LLVMTypeOf(all)),
+                                                    LLVMConstVector(mk, 16), "");
+            LLVMValueRef ci = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, ldc, c64(g, i), ""),
+                                           LLVMBuildAdd(g->b, j0, c64(g, 16 * x), ""), "");
+            store(g, o, gep(g, c, ci), 4);
+        }
+    }
+    loop_end(g, &lj);
+    LLVMBuildRetVoid(g->b);
+}
+
 static bool has_mr(const QgemmTile *t, int mr) {
     return mr == t->mr || (mr < t->mr && (mr & (mr - 1)) == 0);
 }
@@ -362,6 +529,11 @@ QgemmJit *qgemm_jit_build(QgemmKernels *out, TtQgemmPath path, char *err, size_t
             if (has_mr(&out->narrow, mr)) gen_ukr(&g, mr);
     }
     for (int mr = 1; mr <= QGEMM_GEMV_MR; mr++) {
+        if (path == TT_QGEMM_VNNI) {
+            gen_gemv_vnni(&g, mr, 1);
+            gen_gemv_vnni(&g, mr, QGEMV_NV);
+            continue;
+        }
         gen_gemv(&g, mr, 1);
         gen_gemv(&g, mr, QGEMV_NV);
     }

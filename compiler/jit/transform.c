@@ -773,7 +773,8 @@ static bool fuse_pair(LpProg *p, LpKernel *k1, const LpKernel *k2) {
     if (l1 && (l1->kind != LS_LOOP || l1->next || l1->parallel)) return false;
     if (!gemm && !l1) return false;
     int64_t rows = gemm ? gemm->gemm->m : l1->extent < l2->extent ? l1->extent : l2->extent;
-    if (rows < 2 || l2->extent % rows || (l1 && l1->extent % rows)) return false;
+    /* a GEMM's epilogue may be one row (batch-1 inference: M = 1) */
+    if (rows < (gemm ? 1 : 2) || l2->extent % rows || (l1 && l1->extent % rows)) return false;
     if (gemm) {
         const LpGemm *g = gemm->gemm;
         if (g->ldc != g->n || !is_iconst(g->coff) || g->coff->c.i != 0 ||

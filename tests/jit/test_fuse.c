@@ -82,6 +82,17 @@ Test(xform_fuse, bias_and_relu_are_the_gemm_epilogue) {
     ir_free(&g);
 }
 
+/* Batch-1 inference (M = 1): the epilogue is one row, still fused. */
+Test(xform_fuse, one_row_epilogue) {
+    IrGraph g;
+    g_layer(&g, 1, 7, 9);
+    char *s = fused_text(&g, NULL);
+    cr_expect_eq(count(s, "\nkernel "), 1, "%s", s);
+    cr_expect(strstr(s, "for i0 in 0..1 epilogue {") != NULL, "%s", s);
+    free(s);
+    ir_free(&g);
+}
+
 /* t = exp(x) (read twice, so materialized); out = t*t + t read across rows */
 static void g_across(IrGraph *g, int how) {
     ir_init(g);
@@ -157,10 +168,12 @@ Test(xform_fuse, bit_exact_against_unfused, .timeout = 300) {
         jit_set_kernel_fusion(plain, false);
         jit_set_threads(plain, threads);
         jit_set_threads(fused, threads);
-        for (int s = -3; s < n; s++) {
+        for (int s = -4; s < n; s++) {
             RgGraph rg = {0};
             IrGraph hand, *g = &hand;
-            if (s == -3)
+            if (s == -4)
+                g_layer(&hand, 1, 70, 130); /* a one-row epilogue */
+            else if (s == -3)
                 g_softmax(&hand, 300, 301);
             else if (s == -2)
                 g_layer(&hand, 300, 70, 130);

@@ -9,6 +9,10 @@
  * quant_pass::exact: the rewritten graph on random data equals a
  *     hand-written integer reference bit for bit, on the naive runtime and
  *     on the JIT.
+ * quant_pass::requantize_is_the_epilogue: on the JIT each qmatmul's bias
+ *     add and requantize (and the integer relu) run as its GEMM's epilogue
+ *     (the scale product is made before the qmatmul, so nothing sits
+ *     between the GEMM's kernel and theirs).
  * quant_pass::unmatched: a matmul by a weight the pass does not know stays
  *     f32, and quant_match finds nothing.
  */
@@ -19,7 +23,9 @@
 
 #include "jit.h"
 #include "kernels.h"
+#include "loop.h"
 #include "quant_pass.h"
+#include "transform.h"
 
 static const SrcLoc L0 = {0};
 enum { B = 5, K = 7, H = 6, N = 3 };
@@ -163,5 +169,32 @@ Test(quant_pass, unmatched) {
     cr_expect_eq(quant_match(&m.g, m.from, m.root, &other, 1, mt, 8), 0);
     int r = quant_pass(&m.g, m.from, m.root, &other, 1, NULL);
     cr_expect_eq(r, m.root, "nothing to rewrite: the float graph is the result");
+    ir_free(&m.g);
+}
+
+Test(quant_pass, requantize_is_the_epilogue) {
+    Mlp m;
+    build(&m);
+    int r = quant_pass(&m.g, m.from, m.root, m.L, 2, NULL);
+    cr_assert_geq(r, 0, "%s", m.g.err);
+    ir_mark_output(&m.g, r);
+    LpProg *p = lp_lower(&m.g, true);
+    lp_fuse_kernels(p);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    lp_print(f, p, &m.g);
+    fclose(f);
+    lp_free(p);
+    /* both products, each followed by its epilogue over the B rows */
+    int n = 0;
+    for (const char *at = buf; (at = strstr(at, "qgemm(")); at++) {
+        const char *next = strstr(at, "\n    for i0 in 0..5 epilogue {");
+        const char *kernel = strstr(at, "\nkernel ");
+        cr_expect(next && (!kernel || next < kernel), "a qgemm without its epilogue:\n%s", buf);
+        n++;
+    }
+    cr_expect_eq(n, 2, "%s", buf);
+    free(buf);
     ir_free(&m.g);
 }
