@@ -34,6 +34,11 @@ enum {
     OPF_CMP = 1 << 5,      /* result is an f32 0/1 mask */
     OPF_NODIFF = 1 << 6,   /* no gradient flows through (grad rule gives none) */
     OPF_FLOAT = 1 << 7,    /* defined on floats only: the builder casts ints to f32 */
+    /* The JIT's f32 code of an elementwise unary op, when it is one call
+     * named by the op's name (codegen.c needs no case for it): */
+    OPF_INTRINSIC = 1 << 8, /* the LLVM intrinsic llvm.<name> */
+    OPF_LIBM = 1 << 9,      /* the libm function <name>f: an opaque call, which the
+                               vectorizer cannot widen (transform.c) */
 };
 
 /* Attribute fields (the attrs column of ops.def): bit AT_X names IrAttr's
