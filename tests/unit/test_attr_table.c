@@ -63,7 +63,7 @@ static void set_win(IrAttr *a, int64_t k, int64_t s, int64_t p) {
 /* Sets a's declared fields of op to valid values, adds the inputs, then
  * the node; returns its id (-1 with g->err). */
 static int make_node(IrGraph *g, OpKind op, IrAttr a) {
-    int x[4];
+    int x[4] = {-1, -1, -1, -1}; /* -1 left: no recipe below (-Wswitch warns too) */
     int nin = ir_ops[op].arity;
     Shape s23 = SHP(2, 3);
     switch (op) {
@@ -225,6 +225,8 @@ static int make_node(IrGraph *g, OpKind op, IrAttr a) {
     case OP__COUNT:
         cr_assert_fail("not an op");
     }
+    for (int k = 0; k < nin; k++)
+        if (x[k] < 0) cr_assert_fail("%s has no recipe in test_attr_table.c", ir_ops[op].name);
     if (nin < 0) cr_assert_fail("%s: variadic op without an input count here", ir_ops[op].name);
     int id = ir_add(g, op, nin > 0 ? x : NULL, nin, &a, SRCLOC_NONE);
     if (id >= 0 && op == OP_INPUT) g->ninputs++; /* its slot, as ir_input takes */
