@@ -3,8 +3,8 @@
  * ir_hash is the key of compiled-graph caches: the same model traced twice
  * hashes the same, whatever the data bound to its inputs, while any change
  * of op, wiring, dtype, shape or attribute changes it. Names and source
- * locations are not part of it. ir_add keeps unused attribute fields zero,
- * so hashing every field hashes exactly what each op uses.
+ * locations are not part of it. A node's attributes are mixed through its
+ * op's attrs mask (ops.def, compiler/attr.c): exactly what the op reads.
  */
 #include "ir.h"
 
@@ -27,40 +27,13 @@ static void mix_shape(uint64_t *h, const Shape *s) {
     for (int i = 0; i < s->ndim && i < IR_MAXDIM; i++) mix_i64(h, s->d[i]);
 }
 
-/* The per-dimension arrays are zero past the rank of the op's first input
- * (canonical_attr in ir.c), so they are mixed only up to it: the zeros
- * would not tell two nodes apart, and a rank-2 node then mixes 8 words of
- * them instead of 32. */
-static void mix_attr(uint64_t *h, const IrAttr *a, int rank) {
-    mix_i64(h, a->axes);
-    mix_i64(h, a->keepdims);
-    mix_i64(h, a->axis);
-    for (int i = 0; i < rank; i++) mix_i64(h, a->perm[i]);
-    mix_shape(h, &a->shape);
-    for (int i = 0; i < rank; i++) {
-        mix_i64(h, a->start[i]);
-        mix_i64(h, a->stop[i]);
-        mix_i64(h, a->step[i]);
-    }
-    double v = a->value == 0 ? 0.0 : a->value; /* -0.0 and 0.0 fill the same tensor */
-    int64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    mix_i64(h, bits);
-    mix_i64(h, a->dtype);
-    mix_i64(h, a->index);
-    const IrWindow *w = &a->win;
-    for (int i = 0; i < 2; i++) {
-        mix_i64(h, w->kernel[i]);
-        mix_i64(h, w->stride[i]);
-        mix_i64(h, w->padding[i]);
-        mix_i64(h, w->dilation[i]);
-    }
-    mix_i64(h, w->groups);
-    mix_i64(h, a->reverse);
-    mix_i64(h, a->causal);
-    double sc = a->scale == 0 ? 0.0 : a->scale;
-    memcpy(&bits, &sc, sizeof bits);
-    mix_i64(h, bits);
+/* Only the fields the op reads (ops.def), and the per-dimension arrays
+ * only up to the rank of the op's first input (attr.c): a rank-2 sum mixes
+ * 2 words of attributes, not the ~60 of the whole struct. */
+static void mix_attr(uint64_t *h, const IrNode *n, int rank) {
+    int64_t w[IR_ATTR_MAXWORDS];
+    int nw = ir_attr_words(&n->attr, ir_ops[n->op].attrs, rank, w);
+    for (int k = 0; k < nw; k++) mix_i64(h, w[k]);
 }
 
 uint64_t ir_hash(const IrGraph *g) {
@@ -75,7 +48,7 @@ uint64_t ir_hash(const IrGraph *g) {
         mix_i64(&h, n->nin);
         for (int k = 0; k < n->nin; k++) mix_i64(&h, n->in[k]);
         int rank = n->nin > 0 && n->in[0] >= 0 && n->in[0] < i ? g->nodes[n->in[0]].shape.ndim : 0;
-        mix_attr(&h, &n->attr, rank < IR_MAXDIM ? rank : IR_MAXDIM);
+        mix_attr(&h, n, rank < IR_MAXDIM ? rank : IR_MAXDIM);
     }
     mix_i64(&h, g->nout);
     for (int k = 0; k < g->nout; k++) mix_i64(&h, g->outputs[k]);

@@ -13,15 +13,15 @@
 
 /* The shape and flop rules live in shape.c; declare every one ops.def names
  * (repeated declarations of the same rule are harmless). */
-#define OP(NAME, name, arity, flags, shape, flops, tol)                                            \
+#define OP(NAME, name, arity, flags, shape, flops, tol, attrs)                                     \
     bool shape_##shape(const IrGraph *g, IrNode *n, char *err, size_t errlen);                     \
     int64_t flops_##flops(const IrGraph *g, const IrNode *n);
 #include "ops.def"
 #undef OP
 
 const OpInfo ir_ops[OP__COUNT] = {
-#define OP(NAME, name, arity, flags, shape, flops, tol)                                            \
-    [OP_##NAME] = {#name, arity, flags, shape_##shape, flops_##flops, tol},
+#define OP(NAME, name, arity, flags, shape, flops, tol, attrs)                                     \
+    [OP_##NAME] = {#name, arity, flags, shape_##shape, flops_##flops, tol, attrs},
 #include "ops.def"
 #undef OP
 };
@@ -129,98 +129,6 @@ void ir_mark_output(IrGraph *g, int node) {
 
 /* Keeps only the attribute fields `op` reads, with entries past the rank
  * that matters zeroed: the canonical form that ir_hash and passes compare. */
-static IrAttr canonical_attr(const IrGraph *g, const IrNode *n) {
-    const IrAttr *a = &n->attr;
-    IrAttr c = {0};
-    int rank = n->nin > 0 ? g->nodes[n->in[0]].shape.ndim : 0;
-    switch (n->op) {
-    case OP_INPUT:
-        c.dtype = a->dtype;
-        c.shape = shape_make(a->shape.ndim, a->shape.d);
-        c.index = a->index;
-        break;
-    case OP_CONST:
-        c.dtype = a->dtype;
-        c.shape = shape_make(a->shape.ndim, a->shape.d);
-        c.value = a->value;
-        break;
-    case OP_SUM:
-    case OP_RMAX:
-        c.axes = a->axes;
-        c.keepdims = a->keepdims;
-        break;
-    case OP_ARGMAX:
-        c.axis = a->axis;
-        c.keepdims = a->keepdims;
-        break;
-    case OP_CONCAT:
-        c.axis = a->axis;
-        break;
-    case OP_ARGSORT:
-    case OP_CUMSUM:
-        c.axis = a->axis;
-        c.reverse = a->reverse;
-        break;
-    case OP_PERMUTE:
-        for (int i = 0; i < rank; i++) c.perm[i] = a->perm[i];
-        break;
-    case OP_RESHAPE:
-    case OP_BROADCAST:
-    case OP_SCATTER_ADD:
-        c.shape = shape_make(a->shape.ndim, a->shape.d);
-        break;
-    case OP_SLICE:
-        for (int i = 0; i < rank; i++) {
-            c.start[i] = a->start[i];
-            c.stop[i] = a->stop[i];
-            c.step[i] = a->step[i];
-        }
-        break;
-    case OP_PAD:
-        c.shape = shape_make(a->shape.ndim, a->shape.d);
-        for (int i = 0; i < rank; i++) {
-            c.start[i] = a->start[i];
-            c.step[i] = a->step[i];
-        }
-        break;
-    case OP_CAST:
-    case OP_REQUANTIZE:
-        c.dtype = a->dtype;
-        break;
-    case OP_ATTENTION:
-        c.causal = a->causal;
-        c.scale = a->scale;
-        break;
-    case OP_CONV2D_BACKWARD_INPUT:
-    case OP_CONV2D_BACKWARD_WEIGHT:
-        c.shape = shape_make(a->shape.ndim, a->shape.d);
-        /* fall through */
-    case OP_CONV2D: /* the kernel size is the weight's */
-        for (int i = 0; i < 2; i++) {
-            c.win.stride[i] = a->win.stride[i];
-            c.win.padding[i] = a->win.padding[i];
-            c.win.dilation[i] = a->win.dilation[i];
-        }
-        c.win.groups = a->win.groups;
-        break;
-    case OP_AVG_POOL2D_BACKWARD:
-        c.shape = shape_make(a->shape.ndim, a->shape.d);
-        /* fall through */
-    case OP_MAX_POOL2D:
-    case OP_MAX_POOL2D_INDEX:
-    case OP_AVG_POOL2D:
-        for (int i = 0; i < 2; i++) {
-            c.win.kernel[i] = a->win.kernel[i];
-            c.win.stride[i] = a->win.stride[i];
-            c.win.padding[i] = a->win.padding[i];
-        }
-        break;
-    default:
-        break;
-    }
-    return c;
-}
-
 int ir_add(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr, SrcLoc loc) {
     if ((int)op < 0 || op >= OP__COUNT) {
         snprintf(g->err, sizeof g->err, "unknown op %d", (int)op);
@@ -241,7 +149,9 @@ int ir_add(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr, Sr
         memcpy(g->err, err, sizeof err);
         return -1;
     }
-    n.attr = canonical_attr(g, &n);
+    /* only the fields the op reads (ops.def), the rest zero: the hash, the
+     * caches and the printer see exactly what the op means */
+    n.attr = ir_attr_canonical(&n.attr, ir_ops[op].attrs, ir_attr_rank(g, &n));
     if (nin > 0) {
         n.in = arena_alloc(&g->arena, (size_t)nin * sizeof *n.in);
         memcpy(n.in, in, (size_t)nin * sizeof *n.in);

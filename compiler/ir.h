@@ -34,10 +34,45 @@ enum {
     OPF_CMP = 1 << 5,      /* result is an f32 0/1 mask */
     OPF_NODIFF = 1 << 6,   /* no gradient flows through (grad rule gives none) */
     OPF_FLOAT = 1 << 7,    /* defined on floats only: the builder casts ints to f32 */
+    /* The JIT's f32 code of an elementwise unary op, when it is one call
+     * named by the op's name (codegen.c needs no case for it): */
+    OPF_INTRINSIC = 1 << 8, /* the LLVM intrinsic llvm.<name> */
+    OPF_LIBM = 1 << 9,      /* the libm function <name>f: an opaque call, which the
+                               vectorizer cannot widen (transform.c) */
+};
+
+/* Attribute fields (the attrs column of ops.def): bit AT_X names IrAttr's
+ * field x. The per-dimension arrays (perm, start, stop, step) hold one entry
+ * per dim of the op's first input. compiler/attr.c describes each field
+ * once; every layer visits a node's fields through it. */
+enum {
+    AT_AXES = 1 << 0,
+    AT_AXIS = 1 << 1,
+    AT_KEEPDIMS = 1 << 2,
+    AT_REVERSE = 1 << 3,
+    AT_PERM = 1 << 4,
+    AT_SHAPE = 1 << 5,
+    AT_START = 1 << 6,
+    AT_STOP = 1 << 7,
+    AT_STEP = 1 << 8,
+    AT_KERNEL = 1 << 9,    /* win.kernel */
+    AT_STRIDE = 1 << 10,   /* win.stride */
+    AT_PADDING = 1 << 11,  /* win.padding */
+    AT_DILATION = 1 << 12, /* win.dilation */
+    AT_GROUPS = 1 << 13,   /* win.groups */
+    AT_DTYPE = 1 << 14,
+    AT_CAUSAL = 1 << 15,
+    AT_SCALE = 1 << 16,
+    AT_VALUE = 1 << 17,
+    AT_INDEX = 1 << 18,
+    AT__ALL = (1 << 19) - 1,
+    /* the windows: a convolution's kernel size is its weight's */
+    AT_WIN_CONV = AT_STRIDE | AT_PADDING | AT_DILATION | AT_GROUPS,
+    AT_WIN_POOL = AT_KERNEL | AT_STRIDE | AT_PADDING,
 };
 
 typedef enum OpKind {
-#define OP(NAME, name, arity, flags, shape, flops, tol) OP_##NAME,
+#define OP(NAME, name, arity, flags, shape, flops, tol, attrs) OP_##NAME,
 #include "ops.def"
 #undef OP
     OP__COUNT
@@ -104,8 +139,25 @@ typedef struct OpInfo {
     bool (*shape)(const IrGraph *g, IrNode *n, char *err, size_t errlen);
     int64_t (*flops)(const IrGraph *g, const IrNode *n);
     double tol;
+    unsigned attrs; /* AT_*: the attribute fields the op reads */
 } OpInfo;
 extern const OpInfo ir_ops[OP__COUNT];
+
+/* -- attributes, visited through the op's attrs mask (compiler/attr.c) --
+ * rank: the rank of the node's first input (0 without inputs): how many
+ * entries of the per-dimension arrays are the op's. */
+int ir_attr_rank(const IrGraph *g, const IrNode *n);
+/* a's fields in mask, the rest zero: the form ir_add stores */
+IrAttr ir_attr_canonical(const IrAttr *a, unsigned mask, int rank);
+/* Writes the fields in mask as 64-bit words (doubles by their bits), in a
+ * fixed order, into w (room for IR_ATTR_MAXWORDS); returns the count. The
+ * structural hash mixes them. */
+#define IR_ATTR_MAXWORDS 64
+int ir_attr_words(const IrAttr *a, unsigned mask, int rank, int64_t *w);
+/* the fields in mask equal (doubles bit for bit) */
+bool ir_attr_eq(const IrAttr *a, const IrAttr *b, unsigned mask, int rank);
+/* Appends " name=value" for each field in mask (the --emit=ir text). */
+void ir_attr_print(StrBuf *b, const IrAttr *a, unsigned mask, int rank);
 
 /* -- dtypes and shapes -- */
 const char *dtype_name(DType t); /* "f32", "i32", "i8" */

@@ -19,16 +19,6 @@
 /* the column where "# file:line:col" starts, counting ir_print's indent */
 #define COMMENT_COL 52
 
-static void put_ints(StrBuf *b, const char *key, const int64_t *v, int n) {
-    sb_printf(b, " %s=[", key);
-    for (int i = 0; i < n; i++) sb_printf(b, "%s%lld", i ? ", " : "", (long long)v[i]);
-    sb_putc(b, ']');
-}
-
-static void put_shape(StrBuf *b, const char *key, const Shape *s) {
-    put_ints(b, key, s->d, s->ndim);
-}
-
 /* A constant as a learner would write it: 1.0, -0.5, 3 (ints), inf, nan. */
 static void put_value(StrBuf *b, double v, DType t) {
     if (isnan(v)) {
@@ -44,82 +34,10 @@ static void put_value(StrBuf *b, double v, DType t) {
     }
 }
 
+/* A leaf's attributes are in its head (name or slot, value) and its type. */
 static void put_attrs(StrBuf *b, const IrGraph *g, const IrNode *n) {
-    const IrAttr *a = &n->attr;
-    int rank = n->nin > 0 ? g->nodes[n->in[0]].shape.ndim : 0;
-    switch (n->op) {
-    case OP_SUM:
-    case OP_RMAX: {
-        sb_puts(b, " axes=[");
-        int k = 0;
-        for (int i = 0; i < 32; i++)
-            if (a->axes >> i & 1u) sb_printf(b, "%s%d", k++ ? ", " : "", i);
-        sb_printf(b, "] keepdims=%s", a->keepdims ? "true" : "false");
-        break;
-    }
-    case OP_ARGMAX:
-        sb_printf(b, " axis=%d keepdims=%s", a->axis, a->keepdims ? "true" : "false");
-        break;
-    case OP_CONCAT:
-        sb_printf(b, " axis=%d", a->axis);
-        break;
-    case OP_ARGSORT:
-        sb_printf(b, " axis=%d descending=%s", a->axis, a->reverse ? "true" : "false");
-        break;
-    case OP_CUMSUM:
-        sb_printf(b, " axis=%d reverse=%s", a->axis, a->reverse ? "true" : "false");
-        break;
-    case OP_PERMUTE: {
-        int64_t p[IR_MAXDIM];
-        for (int i = 0; i < rank && i < IR_MAXDIM; i++) p[i] = a->perm[i];
-        put_ints(b, "perm", p, rank);
-        break;
-    }
-    case OP_RESHAPE:
-    case OP_BROADCAST:
-    case OP_SCATTER_ADD:
-        put_shape(b, "shape", &a->shape);
-        break;
-    case OP_SLICE:
-        put_ints(b, "start", a->start, rank);
-        put_ints(b, "stop", a->stop, rank);
-        put_ints(b, "step", a->step, rank);
-        break;
-    case OP_PAD:
-        put_shape(b, "shape", &a->shape);
-        put_ints(b, "start", a->start, rank);
-        put_ints(b, "step", a->step, rank);
-        break;
-    case OP_CAST:
-    case OP_REQUANTIZE:
-        sb_printf(b, " dtype=%s", dtype_name(a->dtype));
-        break;
-    case OP_ATTENTION:
-        sb_printf(b, " causal=%s scale=%.9g", a->causal ? "true" : "false", a->scale);
-        break;
-    case OP_CONV2D_BACKWARD_INPUT:
-    case OP_CONV2D_BACKWARD_WEIGHT:
-        put_shape(b, "shape", &a->shape);
-        /* fall through */
-    case OP_CONV2D:
-        put_ints(b, "stride", a->win.stride, 2);
-        put_ints(b, "padding", a->win.padding, 2);
-        put_ints(b, "dilation", a->win.dilation, 2);
-        sb_printf(b, " groups=%lld", (long long)a->win.groups);
-        break;
-    case OP_AVG_POOL2D_BACKWARD:
-        put_shape(b, "shape", &a->shape);
-        /* fall through */
-    case OP_MAX_POOL2D:
-    case OP_MAX_POOL2D_INDEX:
-    case OP_AVG_POOL2D:
-        put_ints(b, "kernel", a->win.kernel, 2);
-        put_ints(b, "stride", a->win.stride, 2);
-        put_ints(b, "padding", a->win.padding, 2);
-        break;
-    default:
-        break;
-    }
+    if (!(ir_ops[n->op].flags & OPF_LEAF))
+        ir_attr_print(b, &n->attr, ir_ops[n->op].attrs, ir_attr_rank(g, n));
 }
 
 static void format_node(StrBuf *b, const IrGraph *g, int id) {

@@ -61,6 +61,13 @@ bool ir_verify(const IrGraph *g, char *err, size_t errlen) {
                       dtype_name(copy.dtype), shape_str(&copy.shape, sb, sizeof sb));
             break;
         }
+        IrAttr canon = ir_attr_canonical(&n->attr, ir_ops[n->op].attrs, ir_attr_rank(g, n));
+        if (!ir_attr_eq(&canon, &n->attr, AT__ALL, IR_MAXDIM)) {
+            ok =
+                fail(err, errlen,
+                     "verify: %%%d (%s) sets an attribute the op does not read (ops.def)", i, name);
+            break;
+        }
         if (n->op == OP_INPUT) {
             int s = n->attr.index;
             if (s < 0 || s >= g->ninputs) {

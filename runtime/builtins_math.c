@@ -19,13 +19,6 @@ static int64_t int_of(Value v) {
 
 /* ---- elementwise unary ---- */
 
-typedef struct UnaryDef {
-    const char *name;
-    OpKind op;
-    double (*f)(double);
-    bool keeps_int; /* relu(3) and abs(-3) stay ints */
-} UnaryDef;
-
 static double d_rsqrt(double x) {
     return 1.0 / sqrt(x);
 }
@@ -36,41 +29,35 @@ static double d_relu(double x) {
     return x > 0 ? x : 0;
 }
 
-static const UnaryDef unary_defs[] = {
-    {"exp", OP_EXP, exp, false},     {"log", OP_LOG, log, false},
-    {"sqrt", OP_SQRT, sqrt, false},  {"rsqrt", OP_RSQRT, d_rsqrt, false},
-    {"tanh", OP_TANH, tanh, false},  {"sigmoid", OP_SIGMOID, d_sigmoid, false},
-    {"relu", OP_RELU, d_relu, true}, {"abs", OP_ABS, fabs, true},
-    {"sin", OP_SIN, sin, false},     {"cos", OP_COS, cos, false},
+/* The unary math builtins: each elementwise unary op of ops.def with an
+ * entry here is a builtin of the op's name (lib_register_math), this entry
+ * its meaning on a number. An op that is not OPF_FLOAT keeps ints (relu(3)
+ * and abs(-3) stay ints). */
+static double (*const unary_num[OP__COUNT])(double) = {
+    [OP_EXP] = exp,     [OP_LOG] = log,  [OP_SQRT] = sqrt, [OP_RSQRT] = d_rsqrt,
+    [OP_TANH] = tanh,   [OP_SIN] = sin,  [OP_COS] = cos,   [OP_SIGMOID] = d_sigmoid,
+    [OP_RELU] = d_relu, [OP_ABS] = fabs,
 };
 
-static Value unary(Interp *I, const UnaryDef *d, const Value *args, int nargs,
-                   const char *const *kwnames, const Value *kwargs, int nkw) {
-    static const char *const names[] = {"x", NULL};
-    Value a[1];
-    BIND(d->name, names, 1, a);
-    Value x = a[0];
-    if (x.kind == V_INT && d->keeps_int) return vint((int64_t)d->f((double)x.i));
-    if (is_num(x)) return vfloat(d->f(num_of(x)));
-    if (x.kind != V_TENSOR)
-        rt_error(I, "%s: x must be a tensor or a number, got %s", d->name, rt_type_name(x));
-    return lib_result(I, ir_unary(&I->g, d->op, rt_node(I, as_tensor(x)), I->loc));
+static bool is_unary_builtin(int op) {
+    return (ir_ops[op].flags & OPF_ELEMWISE) && ir_ops[op].arity == 1 && unary_num[op];
 }
 
-#define UNARY(i, fname)                                                                            \
-    BUILTIN(fname) {                                                                               \
-        return unary(I, &unary_defs[i], args, nargs, kwnames, kwargs, nkw);                        \
-    }
-UNARY(0, bi_exp)
-UNARY(1, bi_log)
-UNARY(2, bi_sqrt)
-UNARY(3, bi_rsqrt)
-UNARY(4, bi_tanh)
-UNARY(5, bi_sigmoid)
-UNARY(6, bi_relu)
-UNARY(7, bi_abs)
-UNARY(8, bi_sin)
-UNARY(9, bi_cos)
+/* self: the op, an int */
+BUILTIN(bi_unary) {
+    static const char *const names[] = {"x", NULL};
+    OpKind op = (OpKind)self.i;
+    const char *name = ir_ops[op].name;
+    Value a[1];
+    BIND(name, names, 1, a);
+    Value x = a[0];
+    if (x.kind == V_INT && !(ir_ops[op].flags & OPF_FLOAT))
+        return vint((int64_t)unary_num[op]((double)x.i));
+    if (is_num(x)) return vfloat(unary_num[op](num_of(x)));
+    if (x.kind != V_TENSOR)
+        rt_error(I, "%s: x must be a tensor or a number, got %s", name, rt_type_name(x));
+    return lib_result(I, ir_unary(&I->g, op, rt_node(I, as_tensor(x)), I->loc));
+}
 
 /* ---- elementwise binary ---- */
 
@@ -486,16 +473,16 @@ void lib_register_math(Interp *I) {
         const char *name;
         BuiltinFn fn;
     } table[] = {
-        {"exp", bi_exp},           {"log", bi_log},         {"sqrt", bi_sqrt},
-        {"rsqrt", bi_rsqrt},       {"tanh", bi_tanh},       {"sigmoid", bi_sigmoid},
-        {"relu", bi_relu},         {"abs", bi_abs},         {"sin", bi_sin},
-        {"cos", bi_cos},           {"pow", bi_pow},         {"maximum", bi_maximum},
-        {"minimum", bi_minimum},   {"clip", bi_clip},       {"where", bi_where},
-        {"sum", bi_sum},           {"mean", bi_mean},       {"max", bi_max},
-        {"min", bi_min},           {"var", bi_var},         {"argmax", bi_argmax},
-        {"argmin", bi_argmin},     {"one_hot", bi_one_hot}, {"dropout", bi_dropout},
-        {"accuracy", bi_accuracy},
+        {"pow", bi_pow},         {"maximum", bi_maximum}, {"minimum", bi_minimum},
+        {"clip", bi_clip},       {"where", bi_where},     {"sum", bi_sum},
+        {"mean", bi_mean},       {"max", bi_max},         {"min", bi_min},
+        {"var", bi_var},         {"argmax", bi_argmax},   {"argmin", bi_argmin},
+        {"one_hot", bi_one_hot}, {"dropout", bi_dropout}, {"accuracy", bi_accuracy},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         rt_define_global(I, table[i].name, rt_builtin(I, table[i].name, table[i].fn, VNONE));
+    for (int op = 0; op < OP__COUNT; op++)
+        if (is_unary_builtin(op))
+            rt_define_global(I, ir_ops[op].name,
+                             rt_builtin(I, ir_ops[op].name, bi_unary, vint(op)));
 }

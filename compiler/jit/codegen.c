@@ -33,6 +33,7 @@
 #include <llvm-c/DebugInfo.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,24 +139,19 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
         return call_intrinsic(c, "llvm.roundeven", &ty, 1, &x, 1);
     }
     TT_ASSERT(t == LT_F32);
+    /* one call named by the op (ops.def's OPF_INTRINSIC, OPF_LIBM) */
+    unsigned flags = (int)e->op < OP__COUNT ? ir_ops[e->op].flags : 0;
+    if (flags & (OPF_INTRINSIC | OPF_LIBM)) {
+        char fn[64];
+        snprintf(fn, sizeof fn, flags & OPF_LIBM ? "%sf" : "llvm.%s", ir_ops[e->op].name);
+        return flags & OPF_LIBM ? call_libm(c, fn, x) : call_f32(c, fn, x);
+    }
     LLVMValueRef zero = fconst(c, t, 0), one = fconst(c, t, 1);
     switch (e->op) {
     case LO_NEG:
         return LLVMBuildFNeg(b, x, "");
-    case LO_EXP:
-        return call_f32(c, "llvm.exp", x);
-    case LO_LOG:
-        return call_f32(c, "llvm.log", x);
-    case LO_SQRT:
-        return call_f32(c, "llvm.sqrt", x);
     case LO_RSQRT:
         return LLVMBuildFDiv(b, one, call_f32(c, "llvm.sqrt", x), "");
-    case LO_TANH:
-        return call_libm(c, "tanhf", x);
-    case LO_SIN:
-        return call_f32(c, "llvm.sin", x);
-    case LO_COS:
-        return call_f32(c, "llvm.cos", x);
     case LO_ROUND:
         return call_f32(c, "llvm.roundeven", x);
     case LO_ABS:

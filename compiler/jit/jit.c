@@ -353,19 +353,6 @@ int jit_profile_kernels(const Jit *j, JitKernelProfile *out, int max) {
 
 /* -- the structural key -- */
 
-static bool attr_eq(const IrAttr *a, const IrAttr *b) {
-    if (a->axes != b->axes || a->keepdims != b->keepdims || a->axis != b->axis ||
-        a->reverse != b->reverse || a->dtype != b->dtype || a->index != b->index ||
-        !shape_eq(&a->shape, &b->shape) || memcmp(&a->value, &b->value, sizeof a->value) != 0 ||
-        a->causal != b->causal || memcmp(&a->scale, &b->scale, sizeof a->scale) != 0)
-        return false;
-    for (int i = 0; i < IR_MAXDIM; i++)
-        if (a->perm[i] != b->perm[i] || a->start[i] != b->start[i] || a->stop[i] != b->stop[i] ||
-            a->step[i] != b->step[i])
-            return false;
-    return true;
-}
-
 static bool same_structure(const Entry *en, const IrGraph *g) {
     if (en->n != g->n || en->ninputs != g->ninputs || en->nout != g->nout) return false;
     if (g->nout && memcmp(en->outputs, g->outputs, (size_t)g->nout * sizeof *g->outputs) != 0)
@@ -373,7 +360,8 @@ static bool same_structure(const Entry *en, const IrGraph *g) {
     for (int i = 0; i < g->n; i++) {
         const IrNode *a = &en->nodes[i], *b = &g->nodes[i];
         if (a->op != b->op || a->dtype != b->dtype || a->nin != b->nin ||
-            !shape_eq(&a->shape, &b->shape) || !attr_eq(&a->attr, &b->attr))
+            !shape_eq(&a->shape, &b->shape) ||
+            !ir_attr_eq(&a->attr, &b->attr, ir_ops[a->op].attrs, IR_MAXDIM))
             return false;
         if (a->nin && memcmp(a->in, b->in, (size_t)a->nin * sizeof *a->in) != 0) return false;
     }

@@ -211,10 +211,24 @@ const char *lp_type_name(LpType t) {
 
 const char *lp_op_name(LpOp op) {
     static const char *names[LO__COUNT] = {
-        "neg", "exp",   "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "abs", "sin",
-        "cos", "round", "+",   "-",    "*",     "/",    "pow",     "max",  "min", "%",
-        "==",  "!=",    "<",   "<=",   ">",     ">=",   "&&",      "||"};
+#define OP(NAME, name, arity, flags, shape, flops, tol, attrs) [LO_##NAME] = #name,
+#include "ops.def"
+#undef OP
+        [LO_MOD] = "mod",
+        [LO_AND] = "and",
+        [LO_OR] = "or",
+    };
     return op < LO__COUNT ? names[op] : "?";
+}
+
+/* an elementwise graph op of the given arity (not one lowered by hand:
+ * cast, where, the quantization ops have no operator of their own) */
+static bool is_elem(LpOp op, int arity) {
+    return (int)op < OP__COUNT && (ir_ops[op].flags & OPF_ELEMWISE) && ir_ops[op].arity == arity;
+}
+
+bool lp_op_is_libm(LpOp op) {
+    return (int)op < OP__COUNT && (ir_ops[op].flags & OPF_LIBM);
 }
 
 LpExpr *lp_const_f(LpProg *p, LpType ty, double v) {
@@ -244,7 +258,7 @@ LpExpr *lp_load(LpProg *p, int buf, LpExpr *index) {
 }
 
 LpExpr *lp_un(LpProg *p, LpOp op, LpExpr *a) {
-    TT_ASSERT(op <= LO_ROUND);
+    TT_ASSERT(is_elem(op, 1) && op != LO_CAST);
     LpExpr *e = new_expr(p, LE_UN, a->ty);
     e->op = op;
     e->a = a;
@@ -252,11 +266,11 @@ LpExpr *lp_un(LpProg *p, LpOp op, LpExpr *a) {
 }
 
 static bool is_cmp(LpOp op) {
-    return op >= LO_EQ && op <= LO_GE;
+    return (int)op < OP__COUNT && (ir_ops[op].flags & OPF_CMP);
 }
 
 LpExpr *lp_bin(LpProg *p, LpOp op, LpExpr *a, LpExpr *b) {
-    TT_ASSERT(op >= LO_ADD && op < LO__COUNT && a->ty == b->ty);
+    TT_ASSERT((is_elem(op, 2) || (op >= LO_MOD && op < LO__COUNT)) && a->ty == b->ty);
     LpExpr *e = new_expr(p, LE_BIN, is_cmp(op) ? LT_BOOL : a->ty);
     e->op = op;
     e->a = a;
@@ -591,6 +605,40 @@ static int prec(const LpExpr *e) {
     }
 }
 
+/* how an infix operator prints (the others print by name) */
+static const char *symbol(LpOp op) {
+    switch (op) {
+    case LO_ADD:
+        return "+";
+    case LO_SUB:
+        return "-";
+    case LO_MUL:
+        return "*";
+    case LO_DIV:
+        return "/";
+    case LO_MOD:
+        return "%";
+    case LO_EQ:
+        return "==";
+    case LO_NE:
+        return "!=";
+    case LO_LT:
+        return "<";
+    case LO_LE:
+        return "<=";
+    case LO_GT:
+        return ">";
+    case LO_GE:
+        return ">=";
+    case LO_AND:
+        return "&&";
+    case LO_OR:
+        return "||";
+    default:
+        return lp_op_name(op);
+    }
+}
+
 static void print_expr(FILE *out, const LpProg *p, const LpExpr *e);
 
 static void print_sub(FILE *out, const LpProg *p, const LpExpr *e, int min_prec) {
@@ -654,7 +702,7 @@ static void print_expr(FILE *out, const LpProg *p, const LpExpr *e) {
             fputc(')', out);
         } else {
             print_sub(out, p, e->a, pr);
-            fprintf(out, " %s ", lp_op_name(e->op));
+            fprintf(out, " %s ", symbol(e->op));
             print_sub(out, p, e->b, pr + 1); /* left-associative */
         }
         break;

@@ -55,39 +55,31 @@ typedef enum LpExprKind {
     LE_CAST,   /* a converted to ty (f32 -> int saturates, int -> int wraps) */
 } LpExprKind;
 
-/* Unary and binary operators. Elementwise graph ops map one to one; the
- * codegen expands each to exact IR (see codegen.c). */
+/* Unary and binary operators. The first OP__COUNT are ops.def's rows, in
+ * its order, so an elementwise graph op's operator is LO_<NAME> ==
+ * (LpOp)OP_<NAME> (lp_op_of) and its name is the op's: the enum, the names
+ * and the map cannot drift. Only the elementwise unary and binary rows are
+ * operators (lp_un, lp_bin check); the others hold their place. The codegen
+ * expands each to exact IR (see codegen.c). */
 typedef enum LpOp {
-    LO_NEG,
-    LO_EXP,
-    LO_LOG,
-    LO_SQRT,
-    LO_RSQRT,
-    LO_TANH,
-    LO_SIGMOID,
-    LO_RELU,
-    LO_ABS,
-    LO_SIN,
-    LO_COS,
-    LO_ROUND, /* half to even; ints unchanged */
-    LO_ADD,
-    LO_SUB,
-    LO_MUL,
-    LO_DIV,
-    LO_POW,
-    LO_MAX,
-    LO_MIN,
+#define OP(NAME, name, arity, flags, shape, flops, tol, attrs) LO_##NAME,
+#include "ops.def"
+#undef OP
+    /* the loop IR's own */
     LO_MOD, /* i64 indices only (non-negative) */
-    LO_EQ,
-    LO_NE,
-    LO_LT,
-    LO_LE,
-    LO_GT,
-    LO_GE, /* -> bool */
     LO_AND,
     LO_OR, /* bool */
     LO__COUNT
 } LpOp;
+_Static_assert((int)LO_MOD == (int)OP__COUNT && (int)LO_GE - (int)LO_EQ == 5 &&
+                   (int)LO_EQ == (int)OP_EQ,
+               "LpOp mirrors ops.def; the comparisons are contiguous, EQ..GE");
+
+static inline LpOp lp_op_of(OpKind op) {
+    return (LpOp)op;
+}
+/* its code is an opaque libm call (OPF_LIBM) */
+bool lp_op_is_libm(LpOp op);
 
 typedef struct LpExpr LpExpr;
 struct LpExpr {

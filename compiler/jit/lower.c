@@ -97,25 +97,6 @@ static LpExpr *const_expr(Lower *L, const IrNode *n) {
     }
 }
 
-/* The loop IR operator of an elementwise graph op (LO__COUNT: none). */
-static LpOp elem_op(OpKind op) {
-    static const struct {
-        OpKind op;
-        LpOp lo;
-    } map[] = {
-        {OP_NEG, LO_NEG},     {OP_EXP, LO_EXP},   {OP_LOG, LO_LOG},         {OP_SQRT, LO_SQRT},
-        {OP_RSQRT, LO_RSQRT}, {OP_TANH, LO_TANH}, {OP_SIGMOID, LO_SIGMOID}, {OP_RELU, LO_RELU},
-        {OP_ABS, LO_ABS},     {OP_SIN, LO_SIN},   {OP_COS, LO_COS},         {OP_ADD, LO_ADD},
-        {OP_ROUND, LO_ROUND}, {OP_SUB, LO_SUB},   {OP_MUL, LO_MUL},         {OP_DIV, LO_DIV},
-        {OP_POW, LO_POW},     {OP_MAX, LO_MAX},   {OP_MIN, LO_MIN},         {OP_EQ, LO_EQ},
-        {OP_NE, LO_NE},       {OP_LT, LO_LT},     {OP_LE, LO_LE},           {OP_GT, LO_GT},
-        {OP_GE, LO_GE},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (map[i].op == op) return map[i].lo;
-    return LO__COUNT;
-}
-
 /* The quantization ops on values a[0] (data), a[1] (scale f32), a[2] (zero
  * point i32), as their reference kernels (kernels_quant.c): the rounding in
  * double, the conversion to i8 saturating with NaN -> 0 (LE_CAST). */
@@ -141,8 +122,7 @@ static LpExpr *elem_apply(Lower *L, const IrNode *n, LpExpr **a) {
     }
     if (n->op == OP_QUANTIZE || n->op == OP_DEQUANTIZE || n->op == OP_REQUANTIZE)
         return quant_apply(p, n, a);
-    LpOp op = elem_op(n->op);
-    TT_ASSERT(op != LO__COUNT);
+    LpOp op = lp_op_of(n->op);
     if (ir_ops[n->op].flags & OPF_CMP) return lp_cast(p, LT_F32, lp_bin(p, op, a[0], a[1]));
     if (ir_ops[n->op].arity == 1) return lp_un(p, op, a[0]);
     return lp_bin(p, op, a[0], a[1]);
@@ -1496,30 +1476,15 @@ static void lower_root(Lower *L, int id) {
     memcpy(k->fused, L->kf, (size_t)L->nkf * sizeof *k->fused);
 }
 
-/* Does consumer c read input position pos more than once per element? */
+/* Does consumer c read input position pos more than once per element? An
+ * op not known to read each input once is taken to re-read: a producer
+ * fused into it is then recomputed per read or materialized, never wrong. */
 static bool rereads(const Lower *L, int c, int pos, int x) {
     const IrNode *n = node(L, c);
-    switch (n->op) {
-    case OP_BROADCAST:
-        return shape_numel(&n->shape) > shape_numel(&node(L, x)->shape);
-    case OP_MATMUL:
-    case OP_QMATMUL:
-    case OP_GATHER:
-    case OP_ARGSORT:
-    case OP_CONV2D:
-    case OP_CONV2D_BACKWARD_INPUT:
-    case OP_CONV2D_BACKWARD_WEIGHT:
-    case OP_MAX_POOL2D:
-    case OP_MAX_POOL2D_INDEX:
-    case OP_AVG_POOL2D:
-    case OP_AVG_POOL2D_BACKWARD:
-    case OP_ATTENTION:
-        return true;
-    case OP_SCATTER_ADD:
-        return pos == 1;
-    default:
-        return false;
-    }
+    if (n->op == OP_BROADCAST) return shape_numel(&n->shape) > shape_numel(&node(L, x)->shape);
+    if (n->op == OP_SCATTER_ADD) return pos == 1;
+    if (n->op == OP_CUMSUM) return false;
+    return !(ir_ops[n->op].flags & (OPF_ELEMWISE | OPF_REDUCE | OPF_MOVEMENT));
 }
 
 /* A chain of fused nodes stops at this length (the next node is a root):

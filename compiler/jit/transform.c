@@ -265,7 +265,7 @@ typedef struct Dep {
     const LpExpr **idx;  /* by buffer: the index of its stores, or NULL */
     unsigned char *seen; /* by expression id: checked */
     bool ok;
-    bool call; /* an op the vectorizer cannot widen (tanh: a libm call) */
+    bool call; /* an op the vectorizer cannot widen (a libm call, OPF_LIBM) */
 } Dep;
 
 static void dep_collect(Dep *D, const LpStmt *s, bool one) {
@@ -310,7 +310,7 @@ static void dep_expr(Dep *D, const LpExpr *e) {
     case LE_VAR:
         break;
     case LE_UN:
-        D->call = D->call || e->op == LO_TANH;
+        D->call = D->call || lp_op_is_libm(e->op);
         dep_expr(D, e->a);
         break;
     case LE_CAST:
