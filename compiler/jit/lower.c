@@ -1332,10 +1332,18 @@ static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64
     LpExpr *l = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
     /* keys in blocks of ATT_KEYS: one rescaling (one exp) per block, and
      * one pass over the row per block; the last block's keys past Tk read
-     * key Tk - 1 and are masked (j < hi <= Tk) */
+     * key Tk - 1 and are masked (j < hi <= Tk). The block loop runs only
+     * the ceil(hi / ATT_KEYS) blocks holding a visible key (a runtime trip
+     * count: hi depends on len and the row), so decoding with a cache of
+     * ctx rows does work in len, and causal rows in their own prefix; only
+     * the keys past hi in the last block are masked. */
     LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY);
     LpExpr *vis[ATT_KEYS], *sc[ATT_KEYS], *pj[ATT_KEYS], *jc[ATT_KEYS], *bm = NULL;
-    LpExpr *jb = lp_open_loop(p, (tk + ATT_KEYS - 1) / ATT_KEYS);
+    LpExpr *nblk =
+        hi->kind == LE_CONST
+            ? lp_iconst(p, (hi->c.i + ATT_KEYS - 1) / ATT_KEYS)
+            : lp_bin(p, LO_DIV, lp_iadd(p, hi, lp_iconst(p, ATT_KEYS - 1)), lp_iconst(p, ATT_KEYS));
+    LpExpr *jb = lp_open_loop_trips(p, (nkeys + ATT_KEYS - 1) / ATT_KEYS, nblk);
     for (int u = 0; u < ATT_KEYS; u++) {
         LpExpr *j = lp_iadd(p, lp_imul(p, jb, ATT_KEYS), lp_iconst(p, u));
         jc[u] = tk % ATT_KEYS == 0
@@ -1392,28 +1400,18 @@ static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64
 }
 
 /* A causal row i sees at most the keys below i + 1 + (Tk - Tq), whatever
- * len is: the rows are cut into ATT_BANDS bands, each visiting only the key
- * blocks its last row can see (loop extents are constants), which skips
- * about 3/8 of the masked work of Tq == Tk. Bands loop over the batch in
- * parallel; without them (not causal, few rows, or one batch) one flat
- * loop over all rows does. */
-#define ATT_BANDS 4
+ * len is: its key loop stops there (a runtime trip count, attention_rows),
+ * so one flat loop over all rows, parallel, does work proportional to the
+ * visible keys. The exps are inline polynomials (fast_exp: within 2 ulp of
+ * expf, far inside the op's tolerance) the vectorizers can widen. */
 static void lower_attention(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
     int r = qs->ndim;
     int64_t tq = qs->d[r - 2], tk = ks->d[r - 2];
     if (shape_numel(&n->shape) == 0) return;
-    int64_t batch = shape_numel(&n->shape) / (n->shape.d[r - 1] * tq);
-    if (!n->attr.causal || tq < 4 * ATT_BANDS || batch < 2) {
-        attention_rows(L, n, out, 0, tq, tk);
-        return;
-    }
-    for (int b = 0; b < ATT_BANDS; b++) {
-        int64_t r0 = tq * b / ATT_BANDS, r1 = tq * (b + 1) / ATT_BANDS;
-        int64_t keys = r1 + (tk - tq); /* the last row's: keys < (r1 - 1) + 1 + Tk - Tq */
-        attention_rows(L, n, out, r0, r1, keys < 0 ? 0 : keys > tk ? tk : keys);
-    }
+    L->p->cur->fast_exp = true;
+    attention_rows(L, n, out, 0, tq, tk);
 }
 
 static void lower_root(Lower *L, int id) {
