@@ -1324,6 +1324,8 @@ static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64
             lp_iadd(p, lp_bin(p, LO_SUB, hi, lp_iconst(p, tq)), lp_iadd(p, i, lp_iconst(p, 1)));
         hi = lp_select(p, lp_bin(p, LO_LT, lim, hi), lim, hi);
     }
+    /* once per row: the trip count and every key's mask read it */
+    if (hi->kind != LE_CONST) hi = lp_local(p, LT_I64, hi);
     LpExpr *orow = lp_imul(p, row, dv);
     LpExpr *c = lp_open_loop(p, dv);
     lp_store(p, out, lp_iadd(p, orow, c), lp_const_f(p, LT_F32, 0));
