@@ -1253,7 +1253,7 @@ static void lower_argsort(Lower *L, int id, int out) {
  * would wait on each add (and may not be reassociated). qi, ki: the indices
  * of q and k, all but the feature dim set. */
 #define ATT_LANES 8
-#define ATT_KEYS  4
+#define ATT_KEYS  8
 static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki, int64_t d) {
     LpProg *p = L->p;
     int r = node(L, n->in[0])->shape.ndim;
