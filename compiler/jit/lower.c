@@ -1288,23 +1288,16 @@ static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki
  * The Tq x Tk matrix never exists. Masked keys (j >= hi, hi from the runtime
  * len and the causal rule) leave m, l and the row unchanged; a row that saw
  * no key, or only scores of -inf (l == 0), is 0, as the reference kernel. */
-static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64_t r1,
-                           int64_t nkeys) {
+static void attention_rows(Lower *L, const IrNode *n, int out) {
     LpProg *p = L->p;
     const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
     int r = qs->ndim;
     int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2], dv = n->shape.d[r - 1];
     int64_t batch = shape_numel(&n->shape) / (dv * tq);
-    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM], *row, *i, *rest;
-    if (r0 == 0 && r1 == tq) { /* every row: one flat loop, parallel over all of them */
-        row = lp_open_loop(p, batch * tq);
-        i = lp_imod(p, row, tq);
-        rest = lp_idiv(p, row, tq);
-    } else { /* a band of rows: parallel over the batch */
-        rest = lp_open_loop(p, batch);
-        i = lp_iadd(p, lp_open_loop(p, r1 - r0), lp_iconst(p, r0));
-        row = lp_iadd(p, lp_imul(p, rest, tq), i);
-    }
+    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM];
+    /* every row: one flat loop, parallel over all of them */
+    LpExpr *row = lp_open_loop(p, batch * tq);
+    LpExpr *i = lp_imod(p, row, tq), *rest = lp_idiv(p, row, tq);
     for (int k = r - 3; k >= 0; k--) {
         bi[k] = lp_imod(p, rest, qs->d[k]);
         rest = lp_idiv(p, rest, qs->d[k]);
@@ -1345,7 +1338,7 @@ static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64
         hi->kind == LE_CONST
             ? lp_iconst(p, (hi->c.i + ATT_KEYS - 1) / ATT_KEYS)
             : lp_bin(p, LO_DIV, lp_iadd(p, hi, lp_iconst(p, ATT_KEYS - 1)), lp_iconst(p, ATT_KEYS));
-    LpExpr *jb = lp_open_loop_trips(p, (nkeys + ATT_KEYS - 1) / ATT_KEYS, nblk);
+    LpExpr *jb = lp_open_loop_trips(p, (tk + ATT_KEYS - 1) / ATT_KEYS, nblk);
     for (int u = 0; u < ATT_KEYS; u++) {
         LpExpr *j = lp_iadd(p, lp_imul(p, jb, ATT_KEYS), lp_iconst(p, u));
         jc[u] = tk % ATT_KEYS == 0
@@ -1398,7 +1391,6 @@ static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64
                        lp_bin(p, LO_DIV, lp_load(p, out, o), l)));
     lp_close_loop(p);
     lp_close_loop(p); /* row */
-    if (!(r0 == 0 && r1 == tq)) lp_close_loop(p);
 }
 
 /* A causal row i sees at most the keys below i + 1 + (Tk - Tq), whatever
@@ -1408,12 +1400,9 @@ static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64
  * expf, far inside the op's tolerance) the vectorizers can widen. */
 static void lower_attention(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
-    const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
-    int r = qs->ndim;
-    int64_t tq = qs->d[r - 2], tk = ks->d[r - 2];
     if (shape_numel(&n->shape) == 0) return;
     L->p->cur->fast_exp = true;
-    attention_rows(L, n, out, 0, tq, tk);
+    attention_rows(L, n, out);
 }
 
 static void lower_root(Lower *L, int id) {
