@@ -114,6 +114,45 @@ static LLVMValueRef iconst(Cg *c, LpType t, int64_t v) {
 
 static LLVMValueRef emit(Cg *c, const LpExpr *e);
 
+/* exp(x) in f32 without a call (LpKernel.fast_exp), so the vectorizers can
+ * widen it: Cephes' expf. x = n ln2 + r with n = round(x / ln2) (the
+ * 1.5 * 2^23 trick rounds to nearest even), ln2 in two parts so r is
+ * exact, |r| <= ln2 / 2; exp(r) by a degree-7 polynomial (within 2 ulp);
+ * then times 2^n as 2^(n >> 1) * 2^(n - (n >> 1)), both factors normal
+ * for n in [-150, 128], so overflow gives inf and the subnormal range
+ * rounds as a product does. x is clamped to [-104, 89] first (past those
+ * the result is 0 or inf anyway); NaN stays NaN. */
+static LLVMValueRef cg_exp_poly(Cg *c, LLVMValueRef x) {
+    LLVMBuilderRef b = c->b;
+    LLVMTypeRef f = c->ty[LT_F32], i32 = c->ty[LT_I32];
+    LLVMValueRef lo = fconst(c, LT_F32, -104.0), hi = fconst(c, LT_F32, 89.0);
+    LLVMValueRef xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
+    xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, xc, hi, ""), hi, xc, "");
+    LLVMValueRef magic = fconst(c, LT_F32, 12582912.0); /* 1.5 * 2^23 */
+    LLVMValueRef t = LLVMBuildFMul(b, xc, fconst(c, LT_F32, 1.44269504088896341), "");
+    LLVMValueRef n = LLVMBuildFSub(b, LLVMBuildFAdd(b, t, magic, ""), magic, "");
+    LLVMValueRef r =
+        LLVMBuildFSub(b, xc, LLVMBuildFMul(b, n, fconst(c, LT_F32, 0.693359375), ""), "");
+    r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, n, fconst(c, LT_F32, -2.12194440e-4), ""), "");
+    static const double k[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
+                               4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
+    LLVMValueRef pl = fconst(c, LT_F32, k[0]);
+    for (int i = 1; i < 6; i++)
+        pl = LLVMBuildFAdd(b, LLVMBuildFMul(b, pl, r, ""), fconst(c, LT_F32, k[i]), "");
+    pl = LLVMBuildFMul(b, pl, LLVMBuildFMul(b, r, r, ""), "");
+    pl = LLVMBuildFAdd(b, LLVMBuildFAdd(b, pl, r, ""), fconst(c, LT_F32, 1), "");
+    LLVMValueRef ni = LLVMBuildFPToSI(b, n, i32, "");
+    LLVMValueRef n1 = LLVMBuildAShr(b, ni, LLVMConstInt(i32, 1, 0), "");
+    LLVMValueRef n2 = LLVMBuildSub(b, ni, n1, "");
+    LLVMValueRef bias = LLVMConstInt(i32, 127, 0), sh = LLVMConstInt(i32, 23, 0);
+    LLVMValueRef s1 =
+        LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n1, bias, ""), sh, ""), f, "");
+    LLVMValueRef s2 =
+        LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n2, bias, ""), sh, ""), f, "");
+    LLVMValueRef y = LLVMBuildFMul(b, LLVMBuildFMul(b, pl, s1, ""), s2, "exp");
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, y, "");
+}
+
 static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
     LLVMBuilderRef b = c->b;
     LLVMValueRef x = emit(c, e->a);
@@ -139,6 +178,8 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
         return call_intrinsic(c, "llvm.roundeven", &ty, 1, &x, 1);
     }
     TT_ASSERT(t == LT_F32);
+    /* the attention kernel's exp: an inline polynomial, vectorizable */
+    if (e->op == LO_EXP && c->kernel && c->kernel->fast_exp) return cg_exp_poly(c, x);
     /* one call named by the op (ops.def's OPF_INTRINSIC, OPF_LIBM) */
     unsigned flags = (int)e->op < OP__COUNT ? ir_ops[e->op].flags : 0;
     if (flags & (OPF_INTRINSIC | OPF_LIBM)) {
@@ -447,6 +488,25 @@ static void emit_loop(Cg *c, const LpStmt *s, LLVMValueRef lo, LLVMValueRef hi) 
     LLVMPositionBuilderAtEnd(b, exit);
 }
 
+/* A loop with a runtime trip count: n = min(max(trips, 0), extent) once on
+ * entry, skipped when n == 0 (emit_loop runs its body at least once). */
+static void emit_loop_trips(Cg *c, const LpStmt *s) {
+    LLVMBuilderRef b = c->b;
+    LLVMTypeRef i64 = c->ty[LT_I64];
+    LLVMValueRef zero = LLVMConstInt(i64, 0, 0);
+    LLVMValueRef ext = LLVMConstInt(i64, (unsigned long long)s->extent, 0);
+    LLVMValueRef n = emit(c, s->trips);
+    n = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, n, zero, ""), zero, n, "");
+    n = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, n, ext, ""), ext, n, "trips");
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "trips.run");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "trips.done");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, n, zero, ""), run, done);
+    LLVMPositionBuilderAtEnd(b, run);
+    emit_loop(c, s, zero, n);
+    LLVMBuildBr(b, done);
+    LLVMPositionBuilderAtEnd(b, done);
+}
+
 static void add_attr(Cg *c, LLVMValueRef fn, const char *name);
 static void alloc_locals(Cg *c, const LpKernel *k);
 static void load_bufptrs(Cg *c, LLVMValueRef bufs);
@@ -540,6 +600,8 @@ static void emit_block(Cg *c, const LpStmt *s) {
                 break;
             if (s->parallel >= 2)
                 emit_parallel(c, s);
+            else if (s->trips)
+                emit_loop_trips(c, s);
             else
                 emit_loop(c, s, LLVMConstInt(c->ty[LT_I64], 0, 0),
                           LLVMConstInt(c->ty[LT_I64], (unsigned long long)s->extent, 0));

@@ -93,7 +93,12 @@ static LpExpr *new_expr(LpProg *p, LpExprKind kind, LpType ty) {
 }
 
 LpExpr *lp_open_loop(LpProg *p, int64_t extent) {
+    return lp_open_loop_trips(p, extent, NULL);
+}
+
+LpExpr *lp_open_loop_trips(LpProg *p, int64_t extent, LpExpr *trips) {
     TT_ASSERT(p->cur && p->depth + 1 < 64 && extent >= 0);
+    TT_ASSERT(!trips || trips->ty == LT_I64);
     int d = ++p->depth;
     p->open[d] = NULL;
     p->dead[d] = p->dead[d - 1] || extent == 0;
@@ -101,13 +106,14 @@ LpExpr *lp_open_loop(LpProg *p, int64_t extent) {
         p->tail[d] = &p->sink;
         return lp_iconst(p, 0);
     }
-    if (extent == 1) { /* folded: the body goes straight into the parent */
+    if (extent == 1 && !trips) { /* folded: the body goes straight into the parent */
         p->tail[d] = p->tail[d - 1];
         return lp_iconst(p, 0);
     }
     LpStmt *s = new_stmt(p, LS_LOOP);
     s->var = p->cur->nvars++;
     s->extent = extent;
+    s->trips = trips;
     p->depth = d - 1;
     append(p, s);
     p->depth = d;
@@ -731,8 +737,15 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
         indent(out, depth);
         switch (s->kind) {
         case LS_LOOP:
-            fprintf(out, "%sfor i%d in 0..%lld%s%s {\n", s->parallel ? "parallel " : "", s->var,
-                    (long long)s->extent, s->vectorize ? " vectorize" : "",
+            fprintf(out, "%sfor i%d in 0..", s->parallel ? "parallel " : "", s->var);
+            if (s->trips) { /* runtime trip count, at most extent */
+                fputs("min(", out);
+                print_expr(out, p, s->trips);
+                fprintf(out, ", %lld)", (long long)s->extent);
+            } else {
+                fprintf(out, "%lld", (long long)s->extent);
+            }
+            fprintf(out, "%s%s {\n", s->vectorize ? " vectorize" : "",
                     s->epilogue ? " epilogue" : "");
             print_block(out, p, s->body, depth + 1);
             indent(out, depth);

@@ -119,7 +119,8 @@ struct LpStmt {
     LpStmtKind kind;
     LpStmt *next;   /* the next statement of the enclosing block */
     int var;        /* LS_LOOP: loop var; LS_LOCAL, LS_SET: local */
-    int64_t extent; /* LS_LOOP (>= 2: loops of 1 are folded, of 0 dropped);
+    int64_t extent; /* LS_LOOP (>= 2: loops of 1 are folded, of 0 dropped;
+                       with trips: >= 1, the most iterations);
                        LS_CHECK: the bound n */
     LpStmt *body;   /* LS_LOOP */
     LpType ty;      /* LS_LOCAL */
@@ -139,6 +140,14 @@ struct LpStmt {
      * iterations are the rows of the GEMM's C, run by the GEMM as they are
      * finished, in any order and on any of its threads (lp_fuse_kernels) */
     bool epilogue;
+    /* LS_LOOP: NULL, or a loop whose trip count is known only at run time:
+     * an i64 expression of the enclosing loop variables and loads,
+     * evaluated once on entry; the loop runs min(max(trips, 0), extent)
+     * iterations (possibly none). extent stays the constant maximum every
+     * analysis uses (the variable's range 0 <= v < extent still holds).
+     * Tiling, interchange, unrolling, fusion and parallel marks leave such
+     * a loop alone (lp_open_loop_trips). */
+    LpExpr *trips;
 };
 
 typedef enum LpBufKind { LB_INPUT, LB_OUTPUT, LB_TEMP } LpBufKind;
@@ -167,6 +176,10 @@ struct LpKernel {
      * node, fused, nfused and out describe what they computed) */
     LpKernel *merged;
     int nmerged;
+    /* f32 exp by an inline polynomial (codegen.c, cg_exp_poly: within 2
+     * ulp, vectorizable) instead of the llvm.exp libm call; set by
+     * lowerings whose op's tolerance allows it (attention) */
+    bool fast_exp;
 };
 
 typedef struct LpProg {
@@ -212,6 +225,10 @@ void lp_end_kernel(LpProg *p);
 /* Opens `for v in 0..extent`; returns the variable's expression (the
  * constant 0 when extent is 1). Statements until lp_close_loop go inside. */
 LpExpr *lp_open_loop(LpProg *p, int64_t extent);
+/* The same with a runtime trip count: `for v in 0..min(trips, extent)`
+ * (trips an i64 expression, clamped to [0, extent] when the loop starts);
+ * never folded, so the body may run zero times. */
+LpExpr *lp_open_loop_trips(LpProg *p, int64_t extent, LpExpr *trips);
 void lp_close_loop(LpProg *p);
 LpExpr *lp_local(LpProg *p, LpType ty, LpExpr *init); /* returns an LE_LOCAL */
 void lp_set(LpProg *p, LpExpr *local, LpExpr *value);

@@ -1233,7 +1233,7 @@ static void lower_argsort(Lower *L, int id, int out) {
  * would wait on each add (and may not be reassociated). qi, ki: the indices
  * of q and k, all but the feature dim set. */
 #define ATT_LANES 8
-#define ATT_KEYS  4
+#define ATT_KEYS  8
 static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki, int64_t d) {
     LpProg *p = L->p;
     int r = node(L, n->in[0])->shape.ndim;
@@ -1268,23 +1268,16 @@ static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki
  * The Tq x Tk matrix never exists. Masked keys (j >= hi, hi from the runtime
  * len and the causal rule) leave m, l and the row unchanged; a row that saw
  * no key, or only scores of -inf (l == 0), is 0, as the reference kernel. */
-static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64_t r1,
-                           int64_t nkeys) {
+static void attention_rows(Lower *L, const IrNode *n, int out) {
     LpProg *p = L->p;
     const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
     int r = qs->ndim;
     int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2], dv = n->shape.d[r - 1];
     int64_t batch = shape_numel(&n->shape) / (dv * tq);
-    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM], *row, *i, *rest;
-    if (r0 == 0 && r1 == tq) { /* every row: one flat loop, parallel over all of them */
-        row = lp_open_loop(p, batch * tq);
-        i = lp_imod(p, row, tq);
-        rest = lp_idiv(p, row, tq);
-    } else { /* a band of rows: parallel over the batch */
-        rest = lp_open_loop(p, batch);
-        i = lp_iadd(p, lp_open_loop(p, r1 - r0), lp_iconst(p, r0));
-        row = lp_iadd(p, lp_imul(p, rest, tq), i);
-    }
+    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM];
+    /* every row: one flat loop, parallel over all of them */
+    LpExpr *row = lp_open_loop(p, batch * tq);
+    LpExpr *i = lp_imod(p, row, tq), *rest = lp_idiv(p, row, tq);
     for (int k = r - 3; k >= 0; k--) {
         bi[k] = lp_imod(p, rest, qs->d[k]);
         rest = lp_idiv(p, rest, qs->d[k]);
@@ -1304,6 +1297,8 @@ static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64
             lp_iadd(p, lp_bin(p, LO_SUB, hi, lp_iconst(p, tq)), lp_iadd(p, i, lp_iconst(p, 1)));
         hi = lp_select(p, lp_bin(p, LO_LT, lim, hi), lim, hi);
     }
+    /* once per row: the trip count and every key's mask read it */
+    if (hi->kind != LE_CONST) hi = lp_local(p, LT_I64, hi);
     LpExpr *orow = lp_imul(p, row, dv);
     LpExpr *c = lp_open_loop(p, dv);
     lp_store(p, out, lp_iadd(p, orow, c), lp_const_f(p, LT_F32, 0));
@@ -1312,10 +1307,18 @@ static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64
     LpExpr *l = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
     /* keys in blocks of ATT_KEYS: one rescaling (one exp) per block, and
      * one pass over the row per block; the last block's keys past Tk read
-     * key Tk - 1 and are masked (j < hi <= Tk) */
+     * key Tk - 1 and are masked (j < hi <= Tk). The block loop runs only
+     * the ceil(hi / ATT_KEYS) blocks holding a visible key (a runtime trip
+     * count: hi depends on len and the row), so decoding with a cache of
+     * ctx rows does work in len, and causal rows in their own prefix; only
+     * the keys past hi in the last block are masked. */
     LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY);
     LpExpr *vis[ATT_KEYS], *sc[ATT_KEYS], *pj[ATT_KEYS], *jc[ATT_KEYS], *bm = NULL;
-    LpExpr *jb = lp_open_loop(p, (tk + ATT_KEYS - 1) / ATT_KEYS);
+    LpExpr *nblk =
+        hi->kind == LE_CONST
+            ? lp_iconst(p, (hi->c.i + ATT_KEYS - 1) / ATT_KEYS)
+            : lp_bin(p, LO_DIV, lp_iadd(p, hi, lp_iconst(p, ATT_KEYS - 1)), lp_iconst(p, ATT_KEYS));
+    LpExpr *jb = lp_open_loop_trips(p, (tk + ATT_KEYS - 1) / ATT_KEYS, nblk);
     for (int u = 0; u < ATT_KEYS; u++) {
         LpExpr *j = lp_iadd(p, lp_imul(p, jb, ATT_KEYS), lp_iconst(p, u));
         jc[u] = tk % ATT_KEYS == 0
@@ -1368,32 +1371,18 @@ static void attention_rows(Lower *L, const IrNode *n, int out, int64_t r0, int64
                        lp_bin(p, LO_DIV, lp_load(p, out, o), l)));
     lp_close_loop(p);
     lp_close_loop(p); /* row */
-    if (!(r0 == 0 && r1 == tq)) lp_close_loop(p);
 }
 
 /* A causal row i sees at most the keys below i + 1 + (Tk - Tq), whatever
- * len is: the rows are cut into ATT_BANDS bands, each visiting only the key
- * blocks its last row can see (loop extents are constants), which skips
- * about 3/8 of the masked work of Tq == Tk. Bands loop over the batch in
- * parallel; without them (not causal, few rows, or one batch) one flat
- * loop over all rows does. */
-#define ATT_BANDS 4
+ * len is: its key loop stops there (a runtime trip count, attention_rows),
+ * so one flat loop over all rows, parallel, does work proportional to the
+ * visible keys. The exps are inline polynomials (fast_exp: within 2 ulp of
+ * expf, far inside the op's tolerance) the vectorizers can widen. */
 static void lower_attention(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
-    const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
-    int r = qs->ndim;
-    int64_t tq = qs->d[r - 2], tk = ks->d[r - 2];
     if (shape_numel(&n->shape) == 0) return;
-    int64_t batch = shape_numel(&n->shape) / (n->shape.d[r - 1] * tq);
-    if (!n->attr.causal || tq < 4 * ATT_BANDS || batch < 2) {
-        attention_rows(L, n, out, 0, tq, tk);
-        return;
-    }
-    for (int b = 0; b < ATT_BANDS; b++) {
-        int64_t r0 = tq * b / ATT_BANDS, r1 = tq * (b + 1) / ATT_BANDS;
-        int64_t keys = r1 + (tk - tq); /* the last row's: keys < (r1 - 1) + 1 + Tk - Tq */
-        attention_rows(L, n, out, r0, r1, keys < 0 ? 0 : keys > tk ? tk : keys);
-    }
+    L->p->cur->fast_exp = true;
+    attention_rows(L, n, out);
 }
 
 static void lower_root(Lower *L, int id) {

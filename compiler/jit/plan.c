@@ -62,6 +62,7 @@ static bool walk_stmts(Walk *w, const LpStmt *s, int k) {
     for (; s; s = s->next) {
         switch (s->kind) {
         case LS_LOOP:
+            walk_expr(w, s->trips, k);
             if (!walk_stmts(w, s->body, k)) return false;
             break;
         case LS_LOCAL:

@@ -222,6 +222,7 @@ static LpStmt *copy_list(Subst *S, const LpStmt *s) {
         c->parallel = 0; /* a copy is nested: never a top-level loop */
         switch (s->kind) {
         case LS_LOOP: /* only the body uses the variable: nothing memoized uses it */
+            if (s->trips) c->trips = sub(S, s->trips); /* enclosing variables only */
             c->var = S->k->nvars++;
             S->var[s->var] = new_var(p, c->var, s->extent);
             c->body = copy_list(S, s->body);
@@ -332,6 +333,7 @@ static void dep_uses(Dep *D, const LpStmt *s, bool one) {
     for (; s && D->ok; s = one ? NULL : s->next) {
         switch (s->kind) {
         case LS_LOOP:
+            if (s->trips) dep_expr(D, s->trips);
             dep_uses(D, s->body, false);
             break;
         case LS_SET:
@@ -423,9 +425,10 @@ bool lp_independent(const LpProg *p, const LpKernel *k, const LpStmt *loop, cons
 /* -- the transformations -- */
 
 bool lp_tile(LpProg *p, LpKernel *k, LpStmt *loop, int64_t size) {
-    if (!is_loop_of(k, loop) || size < 2 || loop->epilogue) return false;
+    if (!is_loop_of(k, loop) || size < 2 || loop->epilogue || loop->trips) return false;
     LpStmt *inner = loop->body;
     if (!inner || inner->kind != LS_LOOP || inner->next) return false; /* not a perfect 2-D nest */
+    if (inner->trips) return false; /* runtime trip counts: left alone */
     int64_t n = loop->extent, m = inner->extent, t = size;
     if (t >= n && t >= m) return false; /* one block: nothing to tile */
     if (!lp_independent(p, k, loop, inner)) return false;
@@ -467,7 +470,8 @@ bool lp_tile(LpProg *p, LpKernel *k, LpStmt *loop, int64_t size) {
 bool lp_interchange(LpProg *p, LpKernel *k, LpStmt *outer, LpStmt *inner) {
     if (!is_loop_of(k, outer) || !inner || outer->body != inner || inner->kind != LS_LOOP ||
         inner->next || outer->epilogue)
-        return false; /* not a perfect 2-D nest */
+        return false;                               /* not a perfect 2-D nest */
+    if (outer->trips || inner->trips) return false; /* runtime trip counts: left alone */
     if (!lp_independent(p, k, outer, inner)) return false;
     int v = outer->var;
     int64_t e = outer->extent;
@@ -483,7 +487,8 @@ bool lp_interchange(LpProg *p, LpKernel *k, LpStmt *outer, LpStmt *inner) {
 #define UNROLL_MAX 64
 
 bool lp_unroll(LpProg *p, LpKernel *k, LpStmt *loop, int factor) {
-    if (!is_loop_of(k, loop) || factor < 2 || factor > UNROLL_MAX || loop->epilogue) return false;
+    if (!is_loop_of(k, loop) || factor < 2 || factor > UNROLL_MAX || loop->epilogue || loop->trips)
+        return false;
     LpStmt **link = link_of(&k->body, loop);
     int64_t n = loop->extent, f = factor, nf = n / f, r = n % f;
     Subst S;
@@ -547,6 +552,7 @@ bool lp_mark_parallel(LpProg *p, LpKernel *k, LpStmt *loop, int nthreads) {
     bool top = false;
     for (const LpStmt *s = k->body; s; s = s->next) top = top || s == loop;
     if (!top || loop->epilogue) return false; /* the GEMM's threads run an epilogue */
+    if (loop->trips) return false;            /* the pool splits a constant range */
     if (!lp_independent(p, k, loop, NULL) && !lp_row_local(p, k, loop, -1, 0)) return false;
     loop->parallel = nthreads < loop->extent ? nthreads : (int)loop->extent;
     return true;
@@ -635,6 +641,7 @@ static void rows_expr(Rows *R, const LpExpr *e) {
 static void rows_stmts(Rows *R, const LpStmt *s) {
     for (; s && R->ok; s = s->next) switch (s->kind) {
         case LS_LOOP:
+            if (s->trips) rows_expr(R, s->trips);
             rows_stmts(R, s->body);
             break;
         case LS_STORE:
@@ -697,7 +704,8 @@ bool lp_row_local(const LpProg *p, const LpKernel *k, const LpStmt *loop, int cb
 /* The kernel's only statement when it is a loop (not yet parallel). */
 static LpStmt *only_loop(const LpKernel *k) {
     LpStmt *s = k->body;
-    return s && s->kind == LS_LOOP && !s->next && !s->parallel && !s->epilogue ? s : NULL;
+    return s && s->kind == LS_LOOP && !s->next && !s->parallel && !s->epilogue && !s->trips ? s
+                                                                                            : NULL;
 }
 
 /* A copy of the body of loop (a loop of src) for kernel k, run for each
@@ -766,11 +774,12 @@ static void add_merged(LpProg *p, LpKernel *k, const LpKernel *src) {
 static bool fuse_pair(LpProg *p, LpKernel *k1, const LpKernel *k2) {
     LpStmt *l2 = only_loop(k2), *gemm = NULL, *l1 = k1->body;
     if (!l2 || !l1) return false;
+    if (k1->fast_exp != k2->fast_exp) return false; /* one exp per kernel: keep others' exact */
     if (l1->kind == LS_GEMM) {
         gemm = l1;
         l1 = l1->next;
     }
-    if (l1 && (l1->kind != LS_LOOP || l1->next || l1->parallel)) return false;
+    if (l1 && (l1->kind != LS_LOOP || l1->next || l1->parallel || l1->trips)) return false;
     if (!gemm && !l1) return false;
     int64_t rows = gemm ? gemm->gemm->m : l1->extent < l2->extent ? l1->extent : l2->extent;
     /* a GEMM's epilogue may be one row (batch-1 inference: M = 1) */
