@@ -78,6 +78,21 @@ static LLVMValueRef fptr(Aot *a, LLVMValueRef base, LLVMValueRef idx) {
     return LLVMBuildInBoundsGEP2(a->b, a->f32, base, &idx, 1, "");
 }
 
+/* The end of the GEMM functions: epi(bufs, 0, M) when epi is not NULL (the
+ * fused epilogue on all rows, now final), then return. */
+static void ret_after_epilogue(Aot *a, LLVMValueRef fn, LLVMValueRef epi, LLVMValueRef bufs,
+                               LLVMValueRef M) {
+    LLVMBuilderRef b = a->b;
+    LLVMBasicBlockRef call = block(a, fn, "epi"), done = block(a, fn, "done");
+    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, epi, ""), call, done);
+    LLVMPositionBuilderAtEnd(b, call);
+    LLVMTypeRef ety = LLVMFunctionType(a->vd, (LLVMTypeRef[]){a->ptr, a->i64, a->i64}, 3, 0);
+    LLVMBuildCall2(b, ety, epi, (LLVMValueRef[]){bufs, c64(a, 0), M}, 3, "");
+    LLVMBuildBr(b, done);
+    LLVMPositionBuilderAtEnd(b, done);
+    LLVMBuildRetVoid(b);
+}
+
 /* CG_GEMM_SYMBOL for the object (codegen.h's signature):
  *   C[i, j] = sum_p op(A)[i, p] * op(B)[p, j], then epi(bufs, 0, M).
  * Loop order i, p, j: the inner loop runs along a row of C and of op(B),
@@ -131,15 +146,7 @@ static void gen_gemm(Aot *a) {
     loop_end(a, &lj);
     loop_end(a, &lp);
     loop_end(a, &li);
-    /* the fused epilogue on all rows, now final */
-    LLVMBasicBlockRef call = block(a, fn, "epi"), done = block(a, fn, "done");
-    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, epi, ""), call, done);
-    LLVMPositionBuilderAtEnd(b, call);
-    LLVMTypeRef ety = LLVMFunctionType(a->vd, (LLVMTypeRef[]){a->ptr, a->i64, a->i64}, 3, 0);
-    LLVMBuildCall2(b, ety, epi, (LLVMValueRef[]){bufs, c64(a, 0), M}, 3, "");
-    LLVMBuildBr(b, done);
-    LLVMPositionBuilderAtEnd(b, done);
-    LLVMBuildRetVoid(b);
+    ret_after_epilogue(a, fn, epi, bufs, M);
     (void)ty;
 }
 
@@ -182,14 +189,7 @@ static void gen_qgemm(Aot *a) {
     loop_end(a, &lj);
     loop_end(a, &lp);
     loop_end(a, &li);
-    LLVMBasicBlockRef call = block(a, fn, "epi"), done = block(a, fn, "done");
-    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, epi, ""), call, done);
-    LLVMPositionBuilderAtEnd(b, call);
-    LLVMTypeRef ety = LLVMFunctionType(a->vd, (LLVMTypeRef[]){a->ptr, a->i64, a->i64}, 3, 0);
-    LLVMBuildCall2(b, ety, epi, (LLVMValueRef[]){bufs, c64(a, 0), M}, 3, "");
-    LLVMBuildBr(b, done);
-    LLVMPositionBuilderAtEnd(b, done);
-    LLVMBuildRetVoid(b);
+    ret_after_epilogue(a, fn, epi, bufs, M);
 }
 
 #define AOT_MAXT 64
