@@ -280,10 +280,11 @@ static void gen_parallel(Aot *a) {
     LLVMBuildRetVoid(b);
 }
 
-/* The weights as constant data, 64-byte aligned. */
+/* The weights as constant data, 64-byte aligned (external ones: NULL). */
 static LLVMValueRef *gen_weights(Aot *a, const AotSpec *s) {
     LLVMValueRef *w = tt_xcalloc((size_t)s->nweights + 1, sizeof *w);
     for (int i = 0; i < s->nweights; i++) {
+        if (s->weights_external && s->weights[i].name) continue;
         size_t n = s->weights[i].bytes;
         LLVMValueRef init =
             LLVMConstStringInContext(a->ctx, n ? s->weights[i].data : "", (unsigned)n, 1);
@@ -325,7 +326,8 @@ static LLVMValueRef gen_workspace_fn(Aot *a, const AotSpec *s, const int64_t *ws
 
 /* int p_forward(args..., outs..., [int64_t B,] void *workspace) */
 static void gen_forward(Aot *a, const AotSpec *s, LLVMValueRef *graph_fn,
-                        const LpProg *const *progs, LLVMValueRef *wglob, LLVMValueRef wsfn) {
+                        const LpProg *const *progs, LLVMValueRef *wglob, LLVMValueRef wsfn,
+                        const AotExternal *x) {
     char name[300];
     exported_name(name, sizeof name, s, "forward");
     int np = s->nargs + s->nouts + (s->batched ? 1 : 0) + 1;
@@ -354,6 +356,14 @@ static void gen_forward(Aot *a, const AotSpec *s, LLVMValueRef *graph_fn,
         LLVMBuildStore(
             b, c64(a, 0),
             LLVMBuildInBoundsGEP2(b, a->i64, status, (LLVMValueRef[]){c64(a, w)}, 1, ""));
+    if (x) { /* weights not loaded: nothing to compute with */
+        LLVMBasicBlockRef now = block(a, fn, "noweights"), have = block(a, fn, "weights");
+        LLVMValueRef blk = LLVMBuildLoad2(b, a->ptr, x->block, "");
+        LLVMBuildCondBr(b, LLVMBuildIsNull(b, blk, ""), now, have);
+        LLVMPositionBuilderAtEnd(b, now);
+        LLVMBuildRet(b, c32(a, AOT_EWEIGHTS));
+        LLVMPositionBuilderAtEnd(b, have);
+    }
     LLVMBasicBlockRef bad = block(a, fn, "baddim"), okdim = block(a, fn, "okdim");
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, B, c64(a, 0), ""), bad, okdim);
     LLVMPositionBuilderAtEnd(b, bad);
@@ -390,6 +400,10 @@ static void gen_forward(Aot *a, const AotSpec *s, LLVMValueRef *graph_fn,
             if (src >= 0) {
                 LLVMValueRef off = LLVMBuildNSWMul(b, d, c64(a, s->arg_row_bytes[src]), "");
                 v = LLVMBuildInBoundsGEP2(b, a->i8, LLVMGetParam(fn, (unsigned)src), &off, 1, "");
+            } else if (x && x->ordinal[-1 - src] >= 0) {
+                LLVMValueRef at = LLVMBuildInBoundsGEP2(
+                    b, a->ptr, x->slots, (LLVMValueRef[]){c64(a, x->ordinal[-1 - src])}, 1, "");
+                v = LLVMBuildLoad2(b, a->ptr, at, "");
             } else {
                 v = wglob[-1 - src];
             }
@@ -440,13 +454,16 @@ int64_t aot_workspace_bytes(const IrGraph *g, int threads) {
     return ws;
 }
 
-/* Everything but the two entry points becomes internal, so the object
- * exports p_forward and p_workspace_bytes only (and links beside any other
- * ttc-built model). */
-static void internalize(Aot *a, LLVMValueRef keep1, LLVMValueRef keep2) {
-    for (LLVMValueRef f = LLVMGetFirstFunction(a->mod); f; f = LLVMGetNextFunction(f))
-        if (f != keep1 && f != keep2 && !LLVMIsDeclaration(f))
-            LLVMSetLinkage(f, LLVMInternalLinkage);
+/* Everything but the entry points becomes internal, so the object
+ * exports p_forward and p_workspace_bytes only (with external weights,
+ * p_load_weights and p_free_weights too), and links beside any other
+ * ttc-built model. */
+static void internalize(Aot *a, const LLVMValueRef *keep, int nkeep) {
+    for (LLVMValueRef f = LLVMGetFirstFunction(a->mod); f; f = LLVMGetNextFunction(f)) {
+        bool kept = false;
+        for (int k = 0; k < nkeep; k++) kept |= f == keep[k];
+        if (!kept && !LLVMIsDeclaration(f)) LLVMSetLinkage(f, LLVMInternalLinkage);
+    }
     for (LLVMValueRef g = LLVMGetFirstGlobal(a->mod); g; g = LLVMGetNextGlobal(g))
         if (!LLVMIsDeclaration(g)) LLVMSetLinkage(g, LLVMInternalLinkage);
 }
@@ -472,6 +489,7 @@ bool aot_build(const AotSpec *s, AotOutput what, char **out, size_t *len, char *
     int64_t *ws = tt_xcalloc((size_t)s->ngraphs, sizeof *ws);
     LLVMValueRef *gfn = tt_xcalloc((size_t)s->ngraphs, sizeof *gfn);
     LLVMValueRef *wglob = NULL;
+    AotExternal ext = {0};
     char gname[64];
     for (int i = 0; i < s->ngraphs; i++) {
         progs[i] = schedule(s->graphs[i].g, s->threads);
@@ -494,12 +512,15 @@ bool aot_build(const AotSpec *s, AotOutput what, char **out, size_t *len, char *
     gen_gemm(&a);
     gen_qgemm(&a);
     gen_parallel(&a);
+    if (s->weights_external && !aot_gen_external(a.mod, s, &ext, err, errlen)) goto done;
     wglob = gen_weights(&a, s);
     LLVMValueRef wsfn = gen_workspace_fn(&a, s, ws);
-    gen_forward(&a, s, gfn, (const LpProg *const *)progs, wglob, wsfn);
+    gen_forward(&a, s, gfn, (const LpProg *const *)progs, wglob, wsfn,
+                s->weights_external ? &ext : NULL);
     char fname[300];
     exported_name(fname, sizeof fname, s, "forward");
-    internalize(&a, wsfn, LLVMGetNamedFunction(a.mod, fname));
+    LLVMValueRef keep[4] = {wsfn, LLVMGetNamedFunction(a.mod, fname), ext.load_fn, ext.free_fn};
+    internalize(&a, keep, s->weights_external ? 4 : 2);
     char *msg = NULL;
     if (LLVMVerifyModule(a.mod, LLVMReturnStatusAction, &msg)) {
         snprintf(err, errlen, "ttc: invalid LLVM IR (a bug): %s", msg ? msg : "?");
@@ -538,6 +559,7 @@ done:
     free(ws);
     free(gfn);
     free(wglob);
+    aot_external_free(&ext);
     if (a.b) LLVMDisposeBuilder(a.b);
     if (a.mod) LLVMDisposeModule(a.mod);
     LLVMContextDispose(a.ctx);
