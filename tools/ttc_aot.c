@@ -663,6 +663,15 @@ static int compile_model(const TtcOptions *o, TtcModel *M, Traced *T, int *ntrac
             goto out;
         }
     }
+    /* a tensor the forward reads that is not model state (a constant, or
+     * one the constructor derived from a parameter) stays embedded: say
+     * so, since a new weights file will not change it */
+    for (int i = 0; o->weights_external && i < W->n; i++)
+        if (!W->w[i].name)
+            fprintf(stderr,
+                    "ttc: note: %s.forward reads a %zu-byte tensor that is not a parameter or "
+                    "buffer of the model: it stays embedded, whatever weights are loaded\n",
+                    o->model, W->w[i].bytes);
     AotGraph *graphs = tt_xcalloc((size_t)ng, sizeof *graphs);
     for (int i = 0; i < ng; i++) graphs[i] = (AotGraph){&T[i].E, T[i].rows, T[i].slot_src};
     AotSpec s = {prefix, nargs, nout, arg_row,      out_row,    D.sym != NULL,      graphs,

@@ -285,6 +285,23 @@ def test_external(a, tmp, csv, ref, ref2_of):
     r = run([a.ttc, digits, "--model", "DigitsNet", "--weights-external", "--weights", w, "-o", o,
              "--header", os.path.join(tmp, "extw.h")])
     check(r.returncode == 0 and os.path.exists(o), "--weights-external --weights: " + r.stderr)
+    # 6. keyed by name: two zero biases are two tensors of the file; a
+    # constant that is not model state stays embedded, with a note
+    cst = os.path.join(tmp, "cst.tt")
+    with open(cst, "w") as f:
+        f.write("model C {\n    param w = ones([4, 4])\n    let k = randn([4, 4])\n"
+                "    param b = zeros([4])\n    param b2 = zeros([4])\n"
+                "    forward(x: f32[B, 4]) -> f32[B, 4] {\n"
+                "        return (x @ w + b) @ k + b2\n    }\n}\n")
+    r = run([a.ttc, cst, "--model", "C", "--weights-external", "-o", os.path.join(tmp, "cst.o"),
+             "--header", os.path.join(tmp, "cst.h")])
+    check(r.returncode == 0, "--weights-external (two zero biases): " + r.stderr)
+    if r.returncode == 0:
+        h = open(os.path.join(tmp, "cst.h")).read()
+        check(" *   b: f32[4]\n" in h and " *   b2: f32[4]\n" in h and " *   w: f32[4, 4]\n" in h,
+              "two zero biases are not two tensors of the file: " + h[:1500])
+        check(r.stderr.count("stays embedded") == 1 and "64-byte tensor" in r.stderr,
+              "the embedded constant's note: " + r.stderr)
     wbad = bad["missing tensor"][0]
     o = os.path.join(tmp, "extbad.o")
     r = run([a.ttc, digits, "--model", "DigitsNet", "--weights-external", "--weights", wbad, "-o",
