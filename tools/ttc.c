@@ -2,8 +2,8 @@
  *
  *   ttc FILE.tt --emit=ast
  *   ttc FILE.tt --emit=ir|loops|llvm|asm|dot --model NAME [-D B=1 ...]
- *   ttc FILE.tt --model NAME [-D B=64] [--weights W.safetensors] -o out.o|out.so
- *       --header out.h [-O0..-O3] [--threads N] [--prefix NAME] [--seed N]
+ *   ttc FILE.tt --model NAME [-D B=64] [--weights W.safetensors] [--weights-external]
+ *       -o out.o|out.so --header out.h [-O0..-O3] [--threads N] [--prefix NAME] [--seed N]
  *
  * The stage dumps run only the file's model and fn definitions (never its
  * training code), build NAME with its default constructor arguments, make
@@ -29,7 +29,8 @@ static void usage(FILE *out) {
     fputs("usage: ttc FILE.tt --emit=ast\n"
           "       ttc FILE.tt --emit=ir|loops|llvm|asm|dot --model NAME [-D DIM=N ...] [-O0..-O3]\n"
           "       ttc FILE.tt --model NAME [-D DIM=N ...] [--weights W.safetensors]\n"
-          "           -o OUT.o|OUT.so --header OUT.h [-O0..-O3] [--threads N] [--prefix NAME]\n"
+          "           [--weights-external] -o OUT.o|OUT.so --header OUT.h [-O0..-O3]\n"
+          "           [--threads N] [--prefix NAME]\n"
           "\n"
           "  --emit=ast        print the syntax tree\n"
           "  --emit=ir         print the traced graph of model NAME's forward\n"
@@ -44,6 +45,10 @@ static void usage(FILE *out) {
           "  --header FILE.h   the C header declaring what -o defines\n"
           "  --weights FILE    weights from a safetensors file (default: the constructor's,\n"
           "                    with --seed)\n"
+          "  --weights-external  embed no parameters or buffers: the object's\n"
+          "                    PREFIX_load_weights reads them by name from a safetensors\n"
+          "                    file at run time (--weights, optional, is then only\n"
+          "                    checked against the model)\n"
           "  --prefix NAME     names of the C functions (default: the model's, lower case)\n"
           "  --threads N       threads of the compiled code's parallel loops (default 1)\n"
           "  --seed N          seed of the initial weights (default 0)\n"
@@ -197,8 +202,9 @@ static int run(TtcOptions *o, int argc, char **argv) {
         } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0 ||
                    strcmp(a, "-O3") == 0) {
             o->opt_level = a[2] - '0';
-        } else if (strncmp(a, "--weights-external", 18) == 0 || strncmp(a, "--quantize", 10) == 0 ||
-                   strncmp(a, "--passes", 8) == 0) {
+        } else if (strcmp(a, "--weights-external") == 0) {
+            o->weights_external = true;
+        } else if (strncmp(a, "--quantize", 10) == 0 || strncmp(a, "--passes", 8) == 0) {
             fprintf(stderr, "ttc: error: %s is not available yet\n", a);
             return 2;
         } else if (a[0] == '-') {

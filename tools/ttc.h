@@ -23,6 +23,8 @@ typedef struct TtcOptions {
     long long seed;      /* --seed N: the initial weights (default 0) */
     TtcDefine defs[64];  /* -D NAME=N */
     int ndefs;
+    /* --weights-external: the model's state read at run time, by name */
+    bool weights_external;
 } TtcOptions;
 
 bool ttc_lookup_define(const TtcOptions *o, const char *name, long long *v);

@@ -14,6 +14,9 @@
  * running statistics). Its weights: --weights W.safetensors (load(): every
  * mismatch listed), else its constructor's, drawn with --seed (default 0)
  * exactly as `ttrun --seed=N` would build it first thing in a script.
+ * With --weights-external, the graph inputs that are tensors of the
+ * model's state are not embedded: the object reads them by their save()
+ * names at run time (aot_weights.c); other constants stay embedded.
  *
  * Every file is written through io_write_atomic: on any error no output
  * file is left, and an existing one keeps its old contents.
@@ -167,18 +170,61 @@ typedef struct Traced {
 typedef struct Weights {
     AotWeight *w;
     int n, cap;
+    /* --weights-external: the model's state (parameters and buffers) as
+     * save() names it, and where each tensor's data is; NULL otherwise */
+    char **state_name;
+    const void **state_data;
+    int nstate;
 } Weights;
 
-/* The index of a weight with these bytes, added (copied) when new. */
+/* The index of an unnamed weight with these bytes, added (copied) when
+ * new: equal constants are stored once. */
 static int weight_index(Weights *W, const void *data, size_t bytes) {
     for (int i = 0; i < W->n; i++)
-        if (W->w[i].bytes == bytes && (bytes == 0 || memcmp(W->w[i].data, data, bytes) == 0))
+        if (!W->w[i].name && W->w[i].bytes == bytes &&
+            (bytes == 0 || memcmp(W->w[i].data, data, bytes) == 0))
             return i;
     void *copy = tt_xmalloc(bytes ? bytes : 1);
     if (bytes) memcpy(copy, data, bytes);
     AotWeight w = {copy, bytes};
     TT_VEC_PUSH(W->w, W->n, W->cap, w);
     return W->n - 1;
+}
+
+/* The index of the state tensor `name` (external weights: by name, never
+ * by content, as two zero biases are two tensors of the file), added when
+ * new. ttc keeps a copy of its data for the batch check. */
+static int weight_named(Weights *W, const char *name, const IrNode *n, const void *data,
+                        size_t bytes) {
+    for (int i = 0; i < W->n; i++)
+        if (W->w[i].name && strcmp(W->w[i].name, name) == 0) return i;
+    void *copy = tt_xmalloc(bytes ? bytes : 1);
+    if (bytes) memcpy(copy, data, bytes);
+    AotWeight w = {copy, bytes, tt_xstrdup(name), n->dtype, n->shape};
+    TT_VEC_PUSH(W->w, W->n, W->cap, w);
+    return W->n - 1;
+}
+
+/* --weights-external: the names and data of the model's state, as save()
+ * and load() see them (rt_state_tensors). */
+static void collect_state(Interp *I, Value net, Weights *W) {
+    Value st = rt_state_tensors(I, net, "ttc");
+    List *l = (List *)st.o;
+    W->state_name = tt_xcalloc((size_t)l->len + 1, sizeof *W->state_name);
+    W->state_data = tt_xcalloc((size_t)l->len + 1, sizeof *W->state_data);
+    for (int i = 0; i < l->len; i++) {
+        List *pair = (List *)l->items[i].o;
+        W->state_name[i] = tt_xstrdup(((Str *)pair->items[0].o)->s);
+        W->state_data[i] = rt_data(I, (Tensor *)pair->items[1].o);
+    }
+    W->nstate = l->len;
+    rt_release(I, st);
+}
+
+static const char *state_name_of(const Weights *W, const void *data) {
+    for (int i = 0; i < W->nstate; i++)
+        if (W->state_data[i] == data) return W->state_name[i];
+    return NULL;
 }
 
 static bool trace_at(const TtcOptions *o, TtcModel *M, const char *sym, int64_t rows, Traced *T,
@@ -210,7 +256,9 @@ static bool trace_at(const TtcOptions *o, TtcModel *M, const char *sym, int64_t 
                 if (T->E.nodes[q].op == OP_INPUT && T->E.nodes[q].attr.index == k)
                     n = &T->E.nodes[q];
             size_t bytes = (size_t)shape_numel(&n->shape) * dtype_size(n->dtype);
-            src = -1 - weight_index(W, b->data, bytes);
+            const char *name = W->state_name ? state_name_of(W, b->data) : NULL;
+            src = -1 - (name ? weight_named(W, name, n, b->data, bytes)
+                             : weight_index(W, b->data, bytes));
         }
         T->slot_src[k] = src;
     }
@@ -372,7 +420,7 @@ static void shape_dims_str(const Shape *s, const char *sym, StrBuf *out) {
 }
 
 static void make_header(const TtcOptions *o, const TtcModel *M, const char *prefix, const char *sym,
-                        const Traced *T, const int64_t *out_row, StrBuf *h) {
+                        const Traced *T, const int64_t *out_row, const Weights *W, StrBuf *h) {
     char up[256];
     upper(prefix, up, sizeof up);
     const AstNode *fwd = M->fwd;
@@ -388,7 +436,10 @@ static void make_header(const TtcOptions *o, const TtcModel *M, const char *pref
                   " * %s is a run-time argument: any %s >= 0 (no rebuild); the rows of a batch\n"
                   " * are independent (ttc checked it).\n",
                   sym, sym);
-    if (o->weights)
+    if (o->weights_external)
+        sb_printf(h, " * Weights: read at run time by %s_load_weights (none embedded).\n */\n",
+                  prefix);
+    else if (o->weights)
         sb_printf(h, " * Weights: %s.\n */\n", o->weights);
     else
         sb_printf(h, " * Weights: the constructor's, seed %lld.\n */\n", o->seed);
@@ -401,8 +452,32 @@ static void make_header(const TtcOptions *o, const TtcModel *M, const char *pref
               "#define %s_OK 0\n"
               "#define %s_EDIM %d       /* a dimension argument is negative */\n"
               "#define %s_EWORKSPACE %d /* workspace NULL, %s_workspace_bytes() not 0 */\n"
-              "#define %s_EINDEX %d     /* an index input is out of range */\n\n",
+              "#define %s_EINDEX %d     /* an index input is out of range */\n",
               prefix, up, up, AOT_EDIM, up, AOT_EWORKSPC, prefix, up, AOT_EINDEX);
+    if (o->weights_external)
+        sb_printf(h, "#define %s_EWEIGHTS %d   /* no weights loaded: %s_load_weights */\n", up,
+                  AOT_EWEIGHTS, prefix);
+    sb_printf(h, "\n");
+    if (o->weights_external) {
+        sb_printf(h, "/* Reads the model's weights from a safetensors file (tt's save(), or any\n"
+                     " * safetensors writer), by name; other tensors in the file are ignored:\n");
+        for (int i = 0; i < W->n; i++) {
+            if (!W->w[i].name) continue;
+            StrBuf ss = {0};
+            shape_dims_str(&W->w[i].shape, NULL, &ss);
+            sb_printf(h, " *   %s: %s%s\n", W->w[i].name, dtype_name(W->w[i].dtype), ss.s);
+            sb_free(&ss);
+        }
+        sb_printf(h,
+                  " * Returns %s_OK, or %s_EWEIGHTS with every problem (a missing\n"
+                  " * tensor, a dtype or shape that differs, a truncated or corrupt file) in err\n"
+                  " * (errlen bytes, NUL-terminated; err may be NULL); the weights loaded\n"
+                  " * before, if any, then stay. Not thread-safe against %s_forward. */\n"
+                  "int %s_load_weights(const char *path, char *err, size_t errlen);\n\n"
+                  "/* Frees the loaded weights (%s_forward then returns %s_EWEIGHTS). */\n"
+                  "void %s_free_weights(void);\n\n",
+                  up, up, prefix, prefix, prefix, up, prefix);
+    }
     sb_printf(h,
               "/* Bytes of the workspace %s_forward needs%s\n"
               " * (0: none, NULL will do; float-aligned, 64 bytes is best). */\n"
@@ -434,11 +509,11 @@ static void make_header(const TtcOptions *o, const TtcModel *M, const char *pref
     if (sym) sb_printf(&args, ", int64_t %s", sym);
     sb_printf(&args, ", void *workspace");
     sb_printf(h,
-              "\n * Returns %s_OK, or a nonzero %s_E* code (nothing computed for EDIM and\n"
+              "\n * Returns %s_OK, or a nonzero %s_E* code (nothing computed for %s\n"
               " * EWORKSPACE). Thread-safe when each call has its own workspace. */\n"
               "int %s_forward(%s);\n\n"
               "#ifdef __cplusplus\n}\n#endif\n\n#endif\n",
-              up, up, prefix, args.s);
+              up, up, o->weights_external ? "EWEIGHTS, EDIM and" : "EDIM and", prefix, args.s);
     sb_free(&args);
 }
 
@@ -510,7 +585,7 @@ static Interp *open_interp(const TtcOptions *o) {
     Interp *I = rt_new_interp();
     I->seed = (uint64_t)o->seed;
     rng_seed(&I->rng, (uint64_t)o->seed);
-    I->training = false; /* inference: Dropout off, BatchNorm's running statistics */
+    I->training = false;     /* inference: Dropout off, BatchNorm's running statistics */
     I->scalar_consts = true; /* the trace's inputs: the forward's arguments, the parameters */
     if (rt_run_definitions(I, o->file)) {
         rt_free_interp(I);
@@ -536,6 +611,7 @@ static int compile_model(const TtcOptions *o, TtcModel *M, Traced *T, int *ntrac
         return 1;
     }
     if (!ttc_build_model(o, M->I, M)) return 1;
+    if (o->weights_external) collect_state(M->I, M->net, W);
     Dims D = classify_dims(o, M);
     if (D.nbad) return 1;
     int nargs = M->fwd->list.len;
@@ -587,10 +663,19 @@ static int compile_model(const TtcOptions *o, TtcModel *M, Traced *T, int *ntrac
             goto out;
         }
     }
+    /* a tensor the forward reads that is not model state (a constant, or
+     * one the constructor derived from a parameter) stays embedded: say
+     * so, since a new weights file will not change it */
+    for (int i = 0; o->weights_external && i < W->n; i++)
+        if (!W->w[i].name)
+            fprintf(stderr,
+                    "ttc: note: %s.forward reads a %zu-byte tensor that is not a parameter or "
+                    "buffer of the model: it stays embedded, whatever weights are loaded\n",
+                    o->model, W->w[i].bytes);
     AotGraph *graphs = tt_xcalloc((size_t)ng, sizeof *graphs);
     for (int i = 0; i < ng; i++) graphs[i] = (AotGraph){&T[i].E, T[i].rows, T[i].slot_src};
-    AotSpec s = {prefix, nargs, nout, arg_row, out_row,      D.sym != NULL,
-                 graphs, ng,    W->w, W->n,    o->opt_level, o->threads};
+    AotSpec s = {prefix, nargs, nout, arg_row,      out_row,    D.sym != NULL,      graphs,
+                 ng,     W->w,  W->n, o->opt_level, o->threads, o->weights_external};
     char err[512] = "", *obj = NULL;
     size_t len = 0;
     bool ok = aot_build(&s, AOT_OBJECT, &obj, &len, err, sizeof err);
@@ -600,7 +685,7 @@ static int compile_model(const TtcOptions *o, TtcModel *M, Traced *T, int *ntrac
         goto out;
     }
     StrBuf h = {0};
-    if (o->header) make_header(o, M, prefix, D.sym, &T[0], out_row, &h);
+    if (o->header) make_header(o, M, prefix, D.sym, &T[0], out_row, W, &h);
     ok = strcmp(o->emit, "shared") == 0 ? write_shared(o->out, obj, len)
                                         : write_file(o->out, obj, len);
     if (ok && o->header && !write_file(o->header, h.s, h.len)) {
@@ -631,8 +716,14 @@ int ttc_aot(const TtcOptions *o) {
     I->on_error = &jb;
     if (setjmp(jb) == 0) rc = compile_model(o, &M, T, &ntraced, &W);
     free_traced(T, ntraced);
-    for (int i = 0; i < W.n; i++) free((void *)W.w[i].data);
+    for (int i = 0; i < W.n; i++) {
+        free((void *)W.w[i].data);
+        free((char *)W.w[i].name);
+    }
     free(W.w);
+    for (int i = 0; i < W.nstate; i++) free(W.state_name[i]);
+    free(W.state_name);
+    free(W.state_data);
     rt_free_interp(I);
     return rc;
 }

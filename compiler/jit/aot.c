@@ -280,10 +280,11 @@ static void gen_parallel(Aot *a) {
     LLVMBuildRetVoid(b);
 }
 
-/* The weights as constant data, 64-byte aligned. */
+/* The weights as constant data, 64-byte aligned (external ones: NULL). */
 static LLVMValueRef *gen_weights(Aot *a, const AotSpec *s) {
     LLVMValueRef *w = tt_xcalloc((size_t)s->nweights + 1, sizeof *w);
     for (int i = 0; i < s->nweights; i++) {
+        if (s->weights_external && s->weights[i].name) continue;
         size_t n = s->weights[i].bytes;
         LLVMValueRef init =
             LLVMConstStringInContext(a->ctx, n ? s->weights[i].data : "", (unsigned)n, 1);
@@ -325,16 +326,41 @@ static LLVMValueRef gen_workspace_fn(Aot *a, const AotSpec *s, const int64_t *ws
 
 /* int p_forward(args..., outs..., [int64_t B,] void *workspace) */
 static void gen_forward(Aot *a, const AotSpec *s, LLVMValueRef *graph_fn,
-                        const LpProg *const *progs, LLVMValueRef *wglob, LLVMValueRef wsfn) {
+                        const LpProg *const *progs, LLVMValueRef *wglob, LLVMValueRef wsfn,
+                        const AotExternal *x) {
     char name[300];
     exported_name(name, sizeof name, s, "forward");
-    int np = s->nargs + s->nouts + (s->batched ? 1 : 0) + 1;
-    LLVMTypeRef *pt = tt_xmalloc((size_t)np * sizeof *pt);
-    for (int i = 0; i < np; i++) pt[i] = a->ptr;
+    int np = s->nargs + s->nouts + (s->batched ? 1 : 0) + 1, nw = x ? x->n : 0;
+    LLVMTypeRef *pt = tt_xmalloc((size_t)(np + nw) * sizeof *pt);
+    for (int i = 0; i < np + nw; i++) pt[i] = a->ptr;
     if (s->batched) pt[np - 2] = a->i64;
     LLVMTypeRef ty = LLVMFunctionType(a->i32, pt, (unsigned)np, 0);
+    LLVMValueRef fn;
+    if (!x) {
+        fn = LLVMAddFunction(a->mod, name, ty);
+    } else {
+        /* external weights: the body takes each as a parameter that is
+         * noalias, 64-byte aligned and read-only, so LLVM can keep the
+         * kernels' loads and stores apart as it does for constant data
+         * (the pointers loaded from the slots alone made batch 1 ~1.7x
+         * slower); p_forward below checks the weights are loaded and
+         * passes the slots */
+        fn = LLVMAddFunction(a->mod, "tt_aot_forward",
+                             LLVMFunctionType(a->i32, pt, (unsigned)(np + nw), 0));
+        LLVMSetLinkage(fn, LLVMInternalLinkage);
+        for (int k = 0; k < nw; k++) {
+            static const char *const attrs[] = {"noalias", "nonnull", "readonly"};
+            for (int q = 0; q < 3; q++) {
+                unsigned kind = LLVMGetEnumAttributeKindForName(attrs[q], strlen(attrs[q]));
+                LLVMAddAttributeAtIndex(fn, (unsigned)(np + k + 1),
+                                        LLVMCreateEnumAttribute(a->ctx, kind, 0));
+            }
+            unsigned al = LLVMGetEnumAttributeKindForName("align", 5);
+            LLVMAddAttributeAtIndex(fn, (unsigned)(np + k + 1),
+                                    LLVMCreateEnumAttribute(a->ctx, al, 64));
+        }
+    }
     free(pt);
-    LLVMValueRef fn = LLVMAddFunction(a->mod, name, ty);
     fn_attr(a, fn, "nounwind");
     LLVMBuilderRef b = a->b;
     LLVMPositionBuilderAtEnd(b, block(a, fn, "entry"));
@@ -390,6 +416,8 @@ static void gen_forward(Aot *a, const AotSpec *s, LLVMValueRef *graph_fn,
             if (src >= 0) {
                 LLVMValueRef off = LLVMBuildNSWMul(b, d, c64(a, s->arg_row_bytes[src]), "");
                 v = LLVMBuildInBoundsGEP2(b, a->i8, LLVMGetParam(fn, (unsigned)src), &off, 1, "");
+            } else if (x && x->ordinal[-1 - src] >= 0) {
+                v = LLVMGetParam(fn, (unsigned)(np + x->ordinal[-1 - src]));
             } else {
                 v = wglob[-1 - src];
             }
@@ -424,6 +452,27 @@ static void gen_forward(Aot *a, const AotSpec *s, LLVMValueRef *graph_fn,
         any = LLVMBuildOr(b, any, LLVMBuildICmp(b, LLVMIntNE, v, c64(a, 0), ""), "");
     }
     LLVMBuildRet(b, LLVMBuildSelect(b, any, c32(a, AOT_EINDEX), c32(a, AOT_OK), ""));
+    if (!x) return;
+    /* int p_forward(...): AOT_EWEIGHTS when nothing is loaded, else the
+     * body with the slots */
+    LLVMValueRef pf = LLVMAddFunction(a->mod, name, ty);
+    fn_attr(a, pf, "nounwind");
+    LLVMPositionBuilderAtEnd(b, block(a, pf, "entry"));
+    LLVMBasicBlockRef now = block(a, pf, "noweights"), have = block(a, pf, "weights");
+    LLVMValueRef blk = LLVMBuildLoad2(b, a->ptr, x->block, "");
+    LLVMBuildCondBr(b, LLVMBuildIsNull(b, blk, ""), now, have);
+    LLVMPositionBuilderAtEnd(b, now);
+    LLVMBuildRet(b, c32(a, AOT_EWEIGHTS));
+    LLVMPositionBuilderAtEnd(b, have);
+    LLVMValueRef *cargs = tt_xmalloc((size_t)(np + nw) * sizeof *cargs);
+    for (int i = 0; i < np; i++) cargs[i] = LLVMGetParam(pf, (unsigned)i);
+    for (int k = 0; k < nw; k++)
+        cargs[np + k] = LLVMBuildLoad2(
+            b, a->ptr,
+            LLVMBuildInBoundsGEP2(b, a->ptr, x->slots, (LLVMValueRef[]){c64(a, k)}, 1, ""), "");
+    LLVMBuildRet(b,
+                 LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, cargs, (unsigned)(np + nw), ""));
+    free(cargs);
 }
 
 static LpProg *schedule(const IrGraph *g, int threads) {
@@ -440,13 +489,16 @@ int64_t aot_workspace_bytes(const IrGraph *g, int threads) {
     return ws;
 }
 
-/* Everything but the two entry points becomes internal, so the object
- * exports p_forward and p_workspace_bytes only (and links beside any other
- * ttc-built model). */
-static void internalize(Aot *a, LLVMValueRef keep1, LLVMValueRef keep2) {
-    for (LLVMValueRef f = LLVMGetFirstFunction(a->mod); f; f = LLVMGetNextFunction(f))
-        if (f != keep1 && f != keep2 && !LLVMIsDeclaration(f))
-            LLVMSetLinkage(f, LLVMInternalLinkage);
+/* Everything but the entry points becomes internal, so the object
+ * exports p_forward and p_workspace_bytes only (with external weights,
+ * p_load_weights and p_free_weights too), and links beside any other
+ * ttc-built model. */
+static void internalize(Aot *a, const LLVMValueRef *keep, int nkeep) {
+    for (LLVMValueRef f = LLVMGetFirstFunction(a->mod); f; f = LLVMGetNextFunction(f)) {
+        bool kept = false;
+        for (int k = 0; k < nkeep; k++) kept |= f == keep[k];
+        if (!kept && !LLVMIsDeclaration(f)) LLVMSetLinkage(f, LLVMInternalLinkage);
+    }
     for (LLVMValueRef g = LLVMGetFirstGlobal(a->mod); g; g = LLVMGetNextGlobal(g))
         if (!LLVMIsDeclaration(g)) LLVMSetLinkage(g, LLVMInternalLinkage);
 }
@@ -472,6 +524,7 @@ bool aot_build(const AotSpec *s, AotOutput what, char **out, size_t *len, char *
     int64_t *ws = tt_xcalloc((size_t)s->ngraphs, sizeof *ws);
     LLVMValueRef *gfn = tt_xcalloc((size_t)s->ngraphs, sizeof *gfn);
     LLVMValueRef *wglob = NULL;
+    AotExternal ext = {0};
     char gname[64];
     for (int i = 0; i < s->ngraphs; i++) {
         progs[i] = schedule(s->graphs[i].g, s->threads);
@@ -494,12 +547,15 @@ bool aot_build(const AotSpec *s, AotOutput what, char **out, size_t *len, char *
     gen_gemm(&a);
     gen_qgemm(&a);
     gen_parallel(&a);
+    if (s->weights_external && !aot_gen_external(a.mod, s, &ext, err, errlen)) goto done;
     wglob = gen_weights(&a, s);
     LLVMValueRef wsfn = gen_workspace_fn(&a, s, ws);
-    gen_forward(&a, s, gfn, (const LpProg *const *)progs, wglob, wsfn);
+    gen_forward(&a, s, gfn, (const LpProg *const *)progs, wglob, wsfn,
+                s->weights_external ? &ext : NULL);
     char fname[300];
     exported_name(fname, sizeof fname, s, "forward");
-    internalize(&a, wsfn, LLVMGetNamedFunction(a.mod, fname));
+    LLVMValueRef keep[4] = {wsfn, LLVMGetNamedFunction(a.mod, fname), ext.load_fn, ext.free_fn};
+    internalize(&a, keep, s->weights_external ? 4 : 2);
     char *msg = NULL;
     if (LLVMVerifyModule(a.mod, LLVMReturnStatusAction, &msg)) {
         snprintf(err, errlen, "ttc: invalid LLVM IR (a bug): %s", msg ? msg : "?");
@@ -538,6 +594,7 @@ done:
     free(ws);
     free(gfn);
     free(wglob);
+    aot_external_free(&ext);
     if (a.b) LLVMDisposeBuilder(a.b);
     if (a.mod) LLVMDisposeModule(a.mod);
     LLVMContextDispose(a.ctx);

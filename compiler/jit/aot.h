@@ -15,7 +15,9 @@
  *     at each call site with its constant sizes and vectorizes;
  *   - parallel loops (CG_PARALLEL_SYMBOL): a parallel-for that starts
  *     threads with pthread_create and joins them, for --threads N > 1.
- * Weights are constant data of the object.
+ * Weights are constant data of the object; with weights_external, those
+ * of the model's state are read by name from a safetensors file at run
+ * time by p_load_weights (aot_weights.c, aot_loader.c).
  *
  * A symbolic batch dimension B: the graph IR has static shapes, so the
  * object holds the forward compiled for a few fixed row counts (say 64, 8
@@ -46,6 +48,11 @@ typedef struct AotGraph {
 typedef struct AotWeight {
     const void *data;
     size_t bytes;
+    /* weights_external: the model-state name ("fc1.w") the object reads it
+     * by at run time (data is then ttc's copy only); NULL: constant data */
+    const char *name;
+    DType dtype;
+    Shape shape;
 } AotWeight;
 
 typedef struct AotSpec {
@@ -61,6 +68,11 @@ typedef struct AotSpec {
     int nweights;
     int opt_level; /* 0..3 */
     int threads;   /* >= 1: parallel loops of large kernels (transform.h) */
+    /* --weights-external: the object also exports p_load_weights and
+     * p_free_weights, and reads the weights that have a name from the
+     * file they load (aot_weights.c); p_forward returns AOT_EWEIGHTS
+     * until then */
+    bool weights_external;
 } AotSpec;
 
 typedef enum AotOutput { AOT_OBJECT, AOT_LLVM, AOT_ASM } AotOutput;
@@ -86,5 +98,27 @@ void aot_llvm_version(unsigned *major, unsigned *minor, unsigned *patch);
 #define AOT_EDIM     1 /* a dimension argument is negative */
 #define AOT_EWORKSPC 2 /* workspace is NULL but p_workspace_bytes is not 0 */
 #define AOT_EINDEX   3 /* an index input is out of range (gather, embedding) */
+#define AOT_EWEIGHTS 4 /* external weights not loaded, or p_load_weights failed */
+
+/* -- aot_weights.c: --weights-external, used by aot_build -- */
+
+struct LLVMOpaqueModule;
+struct LLVMOpaqueValue;
+
+typedef struct AotExternal {
+    struct LLVMOpaqueValue *slots;             /* global [n x ptr]: each named weight's data */
+    struct LLVMOpaqueValue *block;             /* global ptr: the loaded block, NULL until loaded */
+    struct LLVMOpaqueValue *load_fn, *free_fn; /* p_load_weights, p_free_weights */
+    int *ordinal; /* per weight of the spec: its slot, or -1 (embedded) */
+    int n;
+} AotExternal;
+
+/* Links the safetensors loader (aot_loader.c, as embedded bitcode) into
+ * mod and defines the slots, the table of expected tensors (name, dtype,
+ * shape of each named weight) and the two exported functions. False with
+ * err on failure. */
+bool aot_gen_external(struct LLVMOpaqueModule *mod, const AotSpec *s, AotExternal *x, char *err,
+                      size_t errlen);
+void aot_external_free(AotExternal *x);
 
 #endif
