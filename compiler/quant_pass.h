@@ -28,11 +28,11 @@
  * out_scale/out_zp the output (unused when the output is the root, which
  * requantizes straight to f32). */
 typedef struct QuantLinear {
-    bool conv;
     int w, b;
     int qw, w_scale, bias;
     float in_scale, out_scale;
     int in_zp, out_zp;
+    bool conv;
 } QuantLinear;
 
 /* A layer found in a traced forward: layer (index into the QuantLinear
