@@ -3,7 +3,10 @@
 (build/bench_qgemm), quantized vs f32 inference of the MLP 784-128-10 at
 batch 1 and 256 in tt and in PyTorch (bench/ptq_torch.py, which runs
 bench/ptq_bench.tt through build/ttrun and torch.ao.quantization's
-quantize_dynamic), and the structured-pruned vs dense MLP (build/bench_prune).
+quantize_dynamic), quantized vs f32 inference of a 28x28 CNN at batch 1 and
+64 in tt and in PyTorch (bench/ptq_cnn_torch.py: bench/ptq_cnn_bench.tt,
+qconv2d, against torch.ao.quantization's static quantization), and the
+structured-pruned vs dense MLP (build/bench_prune).
 Every program runs on one thread in this same run; each prints its own
 table, and this script ends with one summary table (ratios against the
 peer measured in the same program) under the CPU model.
@@ -88,6 +91,8 @@ def main():
     q = qgemm_rows(run([os.path.join(a.build, "bench_qgemm"), "--threads", "1"] + quick))
     p = ptq_figures(run(["/usr/bin/python3", os.path.join(here, "ptq_torch.py"), "--ttrun",
                          os.path.join(a.build, "ttrun")]))
+    c = ptq_figures(run(["/usr/bin/python3", os.path.join(here, "ptq_cnn_torch.py"), "--ttrun",
+                         os.path.join(a.build, "ttrun")]))
     s = prune_rows(run([os.path.join(a.build, "bench_prune")] + quick))
 
     print("CPU: %s, one thread" % cpu_model())
@@ -111,6 +116,19 @@ def main():
                   (b, ti, pi, pi / ti))
         if pf is not None:
             print("  batch %-4d (torch f32 %.1f us)" % (b, pf))
+    print("%-44s %12s %12s %8s" % ("CNN 28x28 conv16-conv32-fc inference (us)", "tt int8", "",
+                                   ""))
+    for b in (1, 64):
+        ti, tf = c.get("tt int8_b%d" % b), c.get("tt f32_b%d" % b)
+        pi, pf = c.get("torch int8_b%d" % b), c.get("torch f32_b%d" % b)
+        if ti is None or tf is None:
+            continue
+        print("  batch %-4d int8 vs tt f32 %23.1f %12.1f %7.2fx" % (b, ti, tf, tf / ti))
+        if pi is not None:
+            print("  batch %-4d int8 vs torch int8 (static) %13.1f %12.1f %7.2fx" %
+                  (b, ti, pi, pi / ti))
+        if pf is not None:
+            print("  batch %-4d (torch f32 %.1f us)" % (b, pf))
     print("%-44s %12s %12s %8s" % ("MLP 784-256-10 pruned 50% structured (us)", "pruned", "dense",
                                    "speed-up"))
     for b, (dense, pruned, r) in sorted(s.items()):
@@ -118,6 +136,9 @@ def main():
     if "bytes" in p:
         f, i = p["bytes"]
         print("%-44s %12d %12d %7.2fx" % ("MLP 784-128-10 parameter bytes", i, f, f / i))
+    if "bytes" in c:
+        f, i = c["bytes"]
+        print("%-44s %12d %12d %7.2fx" % ("CNN parameter bytes", i, f, f / i))
     print("peer/tt > 1: tt's int8 (or pruned) side is faster; GEMM rows: int8 GOPS over f32 GOPS")
 
 

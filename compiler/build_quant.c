@@ -1,5 +1,5 @@
 /* build_quant.c - builders of the INT8 quantization ops (issue 13):
- * quantize, dequantize, requantize, qmatmul.
+ * quantize, dequantize, requantize, qmatmul, qconv2d.
  *
  * The ops themselves take scale (f32) and zero point (i32) of the data's
  * shape; the builders bring them there. A scale or zero point broadcasts to
@@ -130,4 +130,13 @@ int ir_qmatmul(IrGraph *g, int a, int b, SrcLoc loc) {
     if (!avec) out.d[out.ndim++] = tx.d[nb];
     if (!bvec) out.d[out.ndim++] = ty.d[nb + 1];
     return ir_reshape(g, r, out, loc);
+}
+
+int ir_qconv2d(IrGraph *g, int x, int w, int pad, const IrWindow *win, SrcLoc loc) {
+    if (!build_valid(g, "qconv2d", x) || !build_valid(g, "qconv2d", w)) return -1;
+    IrAttr at = {0};
+    at.win = *win;
+    at.value = pad;
+    int in[2] = {x, w};
+    return ir_add(g, OP_QCONV2D, in, 2, &at, loc);
 }

@@ -614,3 +614,6 @@ bool grad_qmatmul(IrGraph *g, int id, int gout, int *gin) {
 bool grad_requantize(IrGraph *g, int id, int gout, int *gin) {
     return no_grad(g, id, gin);
 }
+bool grad_qconv2d(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}

@@ -256,6 +256,9 @@ int ir_dequantize(IrGraph *g, int q, int scale, int zp, int axis, SrcLoc loc); /
 int ir_requantize(IrGraph *g, int acc, int scale, int zp, DType to, int axis,
                   SrcLoc loc);                        /* i32 -> i8 or f32 */
 int ir_qmatmul(IrGraph *g, int a, int b, SrcLoc loc); /* i8 @ i8 -> i32, numpy matmul rules */
+/* qconv2d(x i8[N, C, H, W], w i8[O, C/groups, kh, kw]) -> i32[N, O, Ho, Wo],
+ * conv2d's window win, the padding reading pad (the input zero point) */
+int ir_qconv2d(IrGraph *g, int x, int w, int pad, const IrWindow *win, SrcLoc loc);
 
 /* Checks every invariant (topological order, arity, shapes recomputed by the
  * shape rules, slots, outputs). Runs between passes. */

@@ -3,17 +3,19 @@
  *
  * The graph is append-only, so the pass is a copy: nodes from..root that the
  * new root needs are appended again with their inputs remapped, except the
- * matched Linears, which become integer chains, and the relus of quantized
- * values, which become integer maxima. A node whose inputs are all unchanged
- * is not copied at all (the float prefix before the first Linear, leaves).
+ * matched Linears and Conv2ds, which become integer chains, and the relus,
+ * max pools and reshapes of quantized values, which run on the integers (a
+ * max commutes with the monotone dequantization). A node whose inputs are
+ * all unchanged is not copied at all (the float prefix before the first
+ * layer, leaves).
  *
  * Folding: the pass remembers, for each dequantize it emitted, the integer
  * node, scale and zero point behind it; a Linear whose input is such a node
  * with its own input parameters reads the integers directly, so the
  * dequantize -> quantize pair never appears. The calibration (runtime,
- * builtins_ptq.c) gives a layer fed by another layer through relus that
- * layer's output parameters (QuantMatch.prev), so between Linears the pair
- * always folds.
+ * builtins_ptq.c) gives a layer fed by another layer through relus, max
+ * pools and reshapes that layer's output parameters (QuantMatch.prev), so
+ * between such layers the pair always folds.
  */
 #include "quant_pass.h"
 
@@ -38,10 +40,27 @@ static int strip_movement(const IrGraph *g, int id) {
     return id;
 }
 
-static int layer_of_weight(const QuantLinear *L, int nl, int id) {
+static int layer_of_weight(const QuantLinear *L, int nl, int id, bool conv) {
     for (int i = 0; i < nl; i++)
-        if (L[i].w == id) return i;
+        if (L[i].w == id && L[i].conv == conv) return i;
     return -1;
+}
+
+/* the ops that carry a layer's integers on to the next (see quant_pass) */
+static bool int_carrier(OpKind op) {
+    return op == OP_RELU || op == OP_MAX_POOL2D || op == OP_RESHAPE;
+}
+
+/* Does node id's first user in (id, root] take i8 values: a carrier or the
+ * input of another layer? Else its layer requantizes straight to f32. */
+static bool feeds_integers(const IrGraph *g, int id, int root) {
+    for (int j = id + 1; j <= root; j++) {
+        const IrNode *u = ir_node(g, j);
+        for (int k = 0; k < u->nin; k++)
+            if (u->in[k] == id)
+                return int_carrier(u->op) || ((u->op == OP_MATMUL || u->op == OP_CONV2D) && k == 0);
+    }
+    return false;
 }
 
 int quant_match(IrGraph *g, int from, int root, const QuantLinear *L, int nl, QuantMatch *m,
@@ -49,16 +68,18 @@ int quant_match(IrGraph *g, int from, int root, const QuantLinear *L, int nl, Qu
     int nm = 0;
     for (int i = from; i <= root; i++) {
         const IrNode *n = ir_node(g, i);
-        if (n->op != OP_MATMUL) continue;
-        int l = layer_of_weight(L, nl, n->in[1]);
-        if (l < 0 || ir_node(g, n->in[0])->shape.ndim != 2 || ir_node(g, n->in[1])->shape.ndim != 2)
+        if (n->op != OP_MATMUL && n->op != OP_CONV2D) continue;
+        bool conv = n->op == OP_CONV2D;
+        int l = layer_of_weight(L, nl, n->in[1], conv);
+        if (l < 0 || (!conv && (ir_node(g, n->in[0])->shape.ndim != 2 ||
+                                ir_node(g, n->in[1])->shape.ndim != 2)))
             continue;
         if (nm == cap) {
-            snprintf(g->err, sizeof g->err, "quantize: more than %d Linear calls in one forward",
+            snprintf(g->err, sizeof g->err, "quantize: more than %d layer calls in one forward",
                      cap);
             return -1;
         }
-        QuantMatch k = {l, n->in[0], i, -1, false, i == root};
+        QuantMatch k = {l, n->in[0], i, -1, i, false, i == root, false};
         /* the add of the bias, when the matmul's first user is one */
         for (int j = i + 1; L[l].b >= 0 && j <= root; j++) {
             const IrNode *u = ir_node(g, j);
@@ -71,10 +92,11 @@ int quant_match(IrGraph *g, int from, int root, const QuantLinear *L, int nl, Qu
             }
             break;
         }
+        k.fout = k.root || !feeds_integers(g, k.out, root);
         int x = k.x;
-        while (ir_node(g, x)->op == OP_RELU) {
+        while (int_carrier(ir_node(g, x)->op)) {
+            k.relu |= ir_node(g, x)->op == OP_RELU;
             x = ir_node(g, x)->in[0];
-            k.relu = true;
         }
         for (int p = 0; p < nm; p++)
             if (m[p].out == x) k.prev = m[p].layer;
@@ -124,7 +146,9 @@ static int dequant(Pass *P, int q, float scale, int zp, SrcLoc loc) {
     return d;
 }
 
-static int emit_linear(Pass *P, const QuantLinear *l, const QuantMatch *m, SrcLoc loc) {
+/* A Linear's or Conv2d's integer chain; its float output as f32 (the
+ * dequantize of its i8 output, remembered, or its requantize to f32) */
+static int emit_layer(Pass *P, const QuantLinear *l, const QuantMatch *m, SrcLoc loc) {
     IrGraph *g = P->g;
     int x = mapv(P, m->x), xq;
     const Deq *d = deq_find(P, x);
@@ -141,14 +165,25 @@ static int emit_linear(Pass *P, const QuantLinear *l, const QuantMatch *m, SrcLo
      * Made before the qmatmul: the JIT fuses adjacent kernels only, so the
      * qmatmul's kernel must be followed by the bias add and requantize for
      * them to run as its GEMM's epilogue. */
-    float k = m->root ? l->in_scale : l->in_scale / l->out_scale;
+    float k = m->fout ? l->in_scale : l->in_scale / l->out_scale;
     int ks = const_like(g, TY_F32, l->w_scale, k, loc);
     int sc = ks < 0 ? -1 : ir_binary(g, OP_MUL, l->w_scale, ks, loc);
     if (sc < 0) return -1;
-    int acc = ir_qmatmul(g, xq, l->qw, loc);
-    if (acc < 0 || (acc = ir_binary(g, OP_ADD, acc, l->bias, loc)) < 0) return -1;
+    int acc, bias = l->bias;
+    if (l->conv) {
+        /* channels are axis 1 of [N, O, Ho, Wo]: the per-channel vectors as
+         * [O, 1, 1] broadcast there by NumPy's rules */
+        IrNode cn = *ir_node(g, m->op);
+        Shape o3 = {3, {ir_node(g, l->qw)->shape.d[0], 1, 1}};
+        if ((sc = ir_reshape(g, sc, o3, loc)) < 0 || (bias = ir_reshape(g, bias, o3, loc)) < 0)
+            return -1;
+        acc = ir_qconv2d(g, xq, l->qw, l->in_zp, &cn.attr.win, loc);
+    } else {
+        acc = ir_qmatmul(g, xq, l->qw, loc);
+    }
+    if (acc < 0 || (acc = ir_binary(g, OP_ADD, acc, bias, loc)) < 0) return -1;
     /* sc[N] broadcasts along the last axis as NumPy does: per channel */
-    if (m->root) {
+    if (m->fout) {
         int z = const_like(g, TY_I32, acc, 0, loc);
         return z < 0 ? -1 : ir_requantize(g, acc, sc, z, TY_F32, IR_NO_AXIS, loc);
     }
@@ -157,12 +192,21 @@ static int emit_linear(Pass *P, const QuantLinear *l, const QuantMatch *m, SrcLo
     return q < 0 ? -1 : dequant(P, q, l->out_scale, l->out_zp, loc);
 }
 
-/* relu of a dequantized value: max(q, zp) on the integers */
-static int emit_int_relu(Pass *P, const Deq *d, SrcLoc loc) {
+/* relu, max_pool2d or reshape n of a dequantized value, on the integers:
+ * relu(x) is max(q, zp); the max of a window and a reshape take the i8
+ * values as they are (dequantization is monotone). *d is copied first:
+ * dequant may move P->deq. */
+static int emit_int_carrier(Pass *P, const IrNode *n, const Deq *dp, SrcLoc loc) {
     IrGraph *g = P->g;
-    int z = const_like(g, TY_I8, d->q, d->zp, loc);
-    int q = z < 0 ? -1 : ir_binary(g, OP_MAX, d->q, z, loc);
-    return q < 0 ? -1 : dequant(P, q, d->scale, d->zp, loc);
+    Deq d = *dp;
+    int q;
+    if (n->op == OP_RELU) {
+        int z = const_like(g, TY_I8, d.q, d.zp, loc);
+        q = z < 0 ? -1 : ir_binary(g, OP_MAX, d.q, z, loc);
+    } else {
+        q = ir_add(g, n->op, &d.q, 1, &n->attr, loc);
+    }
+    return q < 0 ? -1 : dequant(P, q, d.scale, d.zp, loc);
 }
 
 int quant_pass(IrGraph *g, int from, int root, const QuantLinear *L, int nl, int *qout) {
@@ -201,10 +245,10 @@ int quant_pass(IrGraph *g, int from, int root, const QuantLinear *L, int nl, int
         int id;
         if (at[i - from] >= 0) {
             const QuantMatch *k = &m[at[i - from]];
-            id = emit_linear(&P, &L[k->layer], k, n.loc);
+            id = emit_layer(&P, &L[k->layer], k, n.loc);
             if (qout) qout[at[i - from]] = id;
-        } else if (n.op == OP_RELU && deq_find(&P, mapv(&P, n.in[0]))) {
-            id = emit_int_relu(&P, deq_find(&P, mapv(&P, n.in[0])), n.loc);
+        } else if (int_carrier(n.op) && deq_find(&P, mapv(&P, n.in[0]))) {
+            id = emit_int_carrier(&P, &n, deq_find(&P, mapv(&P, n.in[0])), n.loc);
         } else {
             int buf[8], *ins = n.nin <= 8 ? buf : malloc((size_t)n.nin * sizeof *ins), same = 1;
             if (!ins) abort();

@@ -587,6 +587,24 @@ bool shape_conv2d(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     return set_result(n, TY_F32, &s, err, errlen);
 }
 
+/* qconv2d: i8 operands, conv2d's geometry, an integer padding value that
+ * fits i8 (the input zero point, which the kernels store as x's dtype) */
+bool shape_qconv2d(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_inputs(g, n, err, errlen)) return false;
+    for (int i = 0; i < 2; i++)
+        if (input(g, n, i)->dtype != TY_I8)
+            return fail(err, errlen, "%s: %s must be i8, got %s", opname(n), i ? "weight" : "x",
+                        dtype_name(input(g, n, i)->dtype));
+    double v = n->attr.value;
+    if (!(v >= -128 && v <= 127) || v != (double)(int)v)
+        return fail(err, errlen, "%s: the padding value must be an integer in [-128, 127], got %g",
+                    opname(n), v);
+    Shape s;
+    if (!conv_geometry(n, ishape(g, n, 0), ishape(g, n, 1), &n->attr.win, &s, err, errlen))
+        return false;
+    return set_result(n, TY_I32, &s, err, errlen);
+}
+
 /* A backward op's gradient input must have the shape of the forward
  * output: its attributes describe the forward op. */
 static bool grad_matches(const IrNode *n, const char *arg, const Shape *got, const Shape *want,
@@ -623,10 +641,12 @@ bool shape_conv2d_backward_weight(const IrGraph *g, IrNode *n, char *err, size_t
     return set_result(n, TY_F32, &n->attr.shape, err, errlen);
 }
 
-/* max_pool2d, max_pool2d_index (i32, and the index must fit), avg_pool2d */
+/* max_pool2d (f32, or i8: a quantized model's), max_pool2d_index (i32, and
+ * the index must fit), avg_pool2d */
 bool shape_pool2d(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!check_inputs(g, n, err, errlen)) return false;
-    if (!want_f32(n, input(g, n, 0), "x", err, errlen)) return false;
+    bool i8 = n->op == OP_MAX_POOL2D && input(g, n, 0)->dtype == TY_I8;
+    if (!i8 && !want_f32(n, input(g, n, 0), "x", err, errlen)) return false;
     Shape s;
     if (!pool_geometry(n, ishape(g, n, 0), &n->attr.win, &s, err, errlen)) return false;
     if (n->op == OP_MAX_POOL2D_INDEX && shape_numel(ishape(g, n, 0)) > INT32_MAX) {
@@ -634,7 +654,8 @@ bool shape_pool2d(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         return fail(err, errlen, "%s: x %s has too many elements for i32 indices", opname(n),
                     shape_str(ishape(g, n, 0), sa, SB));
     }
-    return set_result(n, n->op == OP_MAX_POOL2D_INDEX ? TY_I32 : TY_F32, &s, err, errlen);
+    return set_result(n, n->op == OP_MAX_POOL2D_INDEX ? TY_I32 : input(g, n, 0)->dtype, &s, err,
+                      errlen);
 }
 
 bool shape_avg_pool2d_backward(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -652,7 +673,7 @@ bool shape_avg_pool2d_backward(const IrGraph *g, IrNode *n, char *err, size_t er
  * kw of them); the same for both backward ops. */
 int64_t flops_conv(const IrGraph *g, const IrNode *n) {
     const Shape *y, *w;
-    if (n->op == OP_CONV2D) {
+    if (n->op == OP_CONV2D || n->op == OP_QCONV2D) {
         y = &n->shape;
         w = &g->nodes[n->in[1]].shape;
     } else if (n->op == OP_CONV2D_BACKWARD_INPUT) {

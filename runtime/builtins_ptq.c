@@ -3,10 +3,11 @@
  * quant_report(net, q, x).
  *
  * quantize(net, calib=x) traces net's forward on the calibration batch,
- * finds its Linears in the traced graph (quant_match), runs the graph to
- * read each Linear's input and output range, and builds a Quantized model
- * (lang/std/30_quant.tt) whose fields mirror net's, each Linear replaced by
- * a QuantLinear holding the quantized data. Calling it traces net's forward
+ * finds its Linears and Conv2ds in the traced graph (quant_match), runs the
+ * graph to read each layer's input and output range, and builds a Quantized
+ * model (lang/std/30_quant.tt) whose fields mirror net's, each Linear
+ * replaced by a QuantLinear holding the quantized data, each Conv2d by a
+ * QuantConv2d. Calling it traces net's forward
  * on the new input (any batch size) and rewrites that graph with
  * quant_pass, so the float weights never run; the result is recorded per
  * input shape (graph_template.h) and later calls of that shape replay it
@@ -15,13 +16,13 @@
  * structure and its non-Linear parameters, which the mirror shares.
  *
  * Parameters: weights symmetric per output channel, scale = max|w[:, j]| /
- * 127, q in [-127, 127]; activations asymmetric per tensor over the range
- * widened to hold 0, scale = (hi - lo) / 255, zero point = round(-128 -
- * lo / scale); lo/hi the calibration batch's min/max, or with
- * method="percentile" its 0.01th and 99.99th percentiles (NumPy's linear
- * interpolation). A Linear fed by another through relus takes that one's
- * output parameters as its input's, so the pair folds. The bias is added in
- * i32: b / (in_scale · w_scale[j]) rounded, minus in_zero_point · Σ_k qw[k, j].
+ * 127 (Conv2d: max|weight[o]| / 127), q in [-127, 127]; activations asymmetric per tensor over the
+ * range widened to hold 0, scale = (hi - lo) / 255, zero point = round(-128 - lo / scale); lo/hi
+ * the calibration batch's min/max, or with method="percentile" its 0.01th and 99.99th percentiles
+ * (NumPy's linear interpolation). A layer fed by another through relus, max pools and reshapes
+ * takes that one's output parameters as its input's, so the pair folds. The bias is added in i32: b
+ * / (in_scale · w_scale[j]) rounded, minus in_zero_point · Σ_k qw[k, j] (the sum over output
+ * channel j's weights; a Conv2d's padding holds the zero point, so this holds there).
  */
 #include "builtins_lib.h"
 #include "eval.h"
@@ -33,9 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One Linear of the float model and its mirror. */
+/* One Linear or Conv2d (conv) of the float model and its mirror. */
 typedef struct QEntry {
     char *path;
+    bool conv;
     Tensor *w, *b; /* the float model's (retained) */
     Model *ql;     /* the QuantLinear (retained unless it is the Quantized
                       model itself: quantize(Linear(...), ...)) */
@@ -107,9 +109,49 @@ static bool is_linear(Value v) {
     return v.kind == V_MODEL && strcmp(((Model *)v.o)->type_name, "Linear") == 0;
 }
 
+static bool is_conv(Value v) {
+    return v.kind == V_MODEL && strcmp(((Model *)v.o)->type_name, "Conv2d") == 0;
+}
+
 static Tensor *field_tensor(Model *m, const char *name) {
     Value *v = rt_model_field(m, name);
     return v && v->kind == V_TENSOR ? (Tensor *)v->o : NULL;
+}
+
+/* the names of a quantized layer's fields: Linear's w, b and Conv2d's
+ * weight, bias, with _scale for the weight's scales */
+static const char *wname(bool conv) {
+    return conv ? "weight" : "w";
+}
+static const char *sname(bool conv) {
+    return conv ? "weight_scale" : "w_scale";
+}
+static const char *bname(bool conv) {
+    return conv ? "bias" : "b";
+}
+
+/* The weight of Linear or Conv2d f (path), checked. */
+static Tensor *layer_weight(Interp *I, Model *f, const char *path) {
+    bool conv = is_conv(vobj(&f->obj));
+    Tensor *w = field_tensor(f, wname(conv));
+    if (!w || w->dtype != TY_F32 || w->shape.ndim != (conv ? 4 : 2))
+        rt_error(I, "quantize: %s %s has no f32 weight %s", conv ? "Conv2d" : "Linear",
+                 path[0] ? path : "(the model)",
+                 conv ? "weight [out_channels, in_channels/groups, kh, kw]" : "matrix w");
+    return w;
+}
+
+/* Appends the entry of Linear or Conv2d f (path) with its mirror ql to p. */
+static void add_entry(Interp *I, QPlan *p, Model *f, const char *path, Model *ql, bool weak) {
+    bool conv = is_conv(vobj(&f->obj));
+    Tensor *w = layer_weight(I, f, path), *b = field_tensor(f, bname(conv));
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 8;
+        p->e = tt_xrealloc(p->e, (size_t)p->cap * sizeof *p->e);
+    }
+    p->e[p->n++] = (QEntry){strdup(path), conv, w, b, ql, weak};
+    rt_retain(vtensor(w));
+    if (b) rt_retain(vtensor(b));
 }
 
 /* The mirror of v (a new reference), its Linears appended to p; VNONE for
@@ -117,21 +159,13 @@ static Tensor *field_tensor(Model *m, const char *name) {
 static Value mirror(Interp *I, Value v, StrBuf *path, QPlan *p, int depth) {
     if (depth > 32) return VNONE;
     size_t len = path->len;
-    if (is_linear(v)) {
-        Model *f = (Model *)v.o;
-        Tensor *w = field_tensor(f, "w"), *b = field_tensor(f, "b");
-        if (!w || w->dtype != TY_F32 || w->shape.ndim != 2)
-            rt_error(I, "quantize: Linear %s has no f32 weight matrix w", path->s);
-        Model *ql = new_model(I, "QuantLinear", NULL, 0, NULL);
-        if (p->n == p->cap) {
-            p->cap = p->cap ? 2 * p->cap : 8;
-            p->e = tt_xrealloc(p->e, (size_t)p->cap * sizeof *p->e);
-        }
-        ql->obj.refcount++;
-        p->e[p->n++] = (QEntry){strdup(path->s), w, b, ql, false};
-        rt_retain(vtensor(w));
-        if (b) rt_retain(vtensor(b));
-        return vobj(&ql->obj);
+    if (is_linear(v) || is_conv(v)) {
+        layer_weight(I, (Model *)v.o, path->s); /* before anything to free */
+        Model *ql = new_model(I, is_conv(v) ? "QuantConv2d" : "QuantLinear", NULL, 0, NULL);
+        Value qv = vobj(&ql->obj);
+        ql->obj.refcount++; /* the entry's */
+        add_entry(I, p, (Model *)v.o, path->s, ql, false);
+        return qv;
     }
     if (v.kind == V_MODEL) {
         Model *f = (Model *)v.o;
@@ -190,14 +224,16 @@ static Trace trace(Interp *I, Value net, Value x, const char *fn) {
 static QuantLinear *specs(Interp *I, QPlan *p, bool full) {
     QuantLinear *L = tt_xcalloc((size_t)(p->n ? p->n : 1), sizeof *L);
     for (int i = 0; i < p->n; i++) {
+        bool conv = p->e[i].conv;
+        L[i].conv = conv;
         L[i].w = rt_node(I, p->e[i].w);
         L[i].b = p->e[i].b ? rt_node(I, p->e[i].b) : -1;
         L[i].qw = L[i].w_scale = L[i].bias = -1;
         if (!full) continue;
         Model *q = p->e[i].ql;
-        L[i].qw = rt_node(I, field_tensor(q, "w"));
-        L[i].w_scale = rt_node(I, field_tensor(q, "w_scale"));
-        L[i].bias = rt_node(I, field_tensor(q, "b"));
+        L[i].qw = rt_node(I, field_tensor(q, wname(conv)));
+        L[i].w_scale = rt_node(I, field_tensor(q, sname(conv)));
+        L[i].bias = rt_node(I, field_tensor(q, bname(conv)));
         L[i].in_scale = *(float *)rt_data(I, field_tensor(q, "in_scale"));
         L[i].in_zp = *(int32_t *)rt_data(I, field_tensor(q, "in_zero_point"));
         L[i].out_scale = *(float *)rt_data(I, field_tensor(q, "out_scale"));
@@ -402,11 +438,15 @@ static Value scalar_tensor(Interp *I, DType dt, double v) {
     return vtensor(t);
 }
 
-/* quantizes the Linear e's weights into its QuantLinear */
+/* quantizes the layer e's weights into its QuantLinear or QuantConv2d */
 static void fill_layer(Interp *I, QEntry *e, float in_s, int in_z, float out_s, int out_z) {
     const float *w = rt_data(I, e->w);
     const float *b = e->b ? rt_data(I, e->b) : NULL;
-    int64_t K = e->w->shape.d[0], N = e->w->shape.d[1];
+    /* output channel j's K weights are w[j * cs + k * ks]: a Linear's
+     * column of w [K, N], a Conv2d's weight[j] of [N, C/groups, kh, kw] */
+    int64_t N = e->conv ? e->w->shape.d[0] : e->w->shape.d[1];
+    int64_t K = N ? shape_numel(&e->w->shape) / N : 0;
+    int64_t cs = e->conv ? K : 1, ks = e->conv ? 1 : N;
     Tensor *qw = rt_tensor_new(I, TY_I8, e->w->shape);
     Tensor *ws = rt_tensor_new(I, TY_F32, (Shape){1, {N}});
     Tensor *qb = rt_tensor_new(I, TY_I32, (Shape){1, {N}});
@@ -415,13 +455,13 @@ static void fill_layer(Interp *I, QEntry *e, float in_s, int in_z, float out_s, 
     int32_t *bq = qb->buf->data;
     for (int64_t j = 0; j < N; j++) {
         float m = 0;
-        for (int64_t k = 0; k < K; k++) m = fmaxf(m, fabsf(w[k * N + j]));
+        for (int64_t k = 0; k < K; k++) m = fmaxf(m, fabsf(w[j * cs + k * ks]));
         s[j] = m > 0 && isfinite(m) ? m / 127.0f : 1.0f;
         int64_t colsum = 0;
         for (int64_t k = 0; k < K; k++) {
-            double r = nearbyint((double)w[k * N + j] / s[j]);
-            q[k * N + j] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);
-            colsum += q[k * N + j];
+            double r = nearbyint((double)w[j * cs + k * ks] / s[j]);
+            q[j * cs + k * ks] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);
+            colsum += q[j * cs + k * ks];
         }
         double acc = b ? nearbyint((double)b[j] / (double)(in_s * s[j])) : 0;
         acc -= (double)in_z * (double)colsum;
@@ -430,9 +470,9 @@ static void fill_layer(Interp *I, QEntry *e, float in_s, int in_z, float out_s, 
                                                : acc);
     }
     Model *ql = e->ql;
-    rt_model_add_field(I, ql, "w", vtensor(qw), true);
-    rt_model_add_field(I, ql, "w_scale", vtensor(ws), true);
-    rt_model_add_field(I, ql, "b", vtensor(qb), true);
+    rt_model_add_field(I, ql, wname(e->conv), vtensor(qw), true);
+    rt_model_add_field(I, ql, sname(e->conv), vtensor(ws), true);
+    rt_model_add_field(I, ql, bname(e->conv), vtensor(qb), true);
     rt_model_add_field(I, ql, "in_scale", scalar_tensor(I, TY_F32, in_s), true);
     rt_model_add_field(I, ql, "in_zero_point", scalar_tensor(I, TY_I32, in_z), true);
     rt_model_add_field(I, ql, "out_scale", scalar_tensor(I, TY_F32, out_s), true);
@@ -479,17 +519,10 @@ Value lib_quantize_model(Interp *I, const Value *args, int nargs, const char *co
     StrBuf path = {0};
     sb_puts(&path, "");
     Model *f = (Model *)net.o;
-    if (is_linear(net)) { /* q is the QuantLinear: fields w, w_scale, ... */
-        Tensor *w = field_tensor(f, "w"), *b = field_tensor(f, "b");
-        if (!w || w->dtype != TY_F32 || w->shape.ndim != 2)
-            rt_error(I, "quantize: the Linear has no f32 weight matrix w");
-        p->e = tt_xmalloc(sizeof *p->e);
-        p->cap = p->n = 1;
-        p->e[0] = (QEntry){strdup(""), w, b, q, true};
-        rt_retain(vtensor(w));
-        if (b) rt_retain(vtensor(b));
-    }
-    for (int i = 0; !is_linear(net) && i < f->nfields; i++) { /* the top level's fields */
+    bool layer = is_linear(net) || is_conv(net);
+    if (layer) /* q is the QuantLinear: fields w, w_scale, ... (Conv2d: weight, ...) */
+        add_entry(I, p, f, "", q, true);
+    for (int i = 0; !layer && i < f->nfields; i++) { /* the top level's fields */
         Value x = f->fields[i];
         sb_puts(&path, f->field_names[i]);
         if (x.kind == V_TENSOR && (f->is_param[i] || f->is_buffer[i]))
@@ -504,7 +537,7 @@ Value lib_quantize_model(Interp *I, const Value *args, int nargs, const char *co
     sb_free(&path);
     if (p->n == 0) {
         rt_release(I, qv);
-        rt_error(I, "quantize: model %s has no Linear layers to quantize", f->type_name);
+        rt_error(I, "quantize: model %s has no Linear or Conv2d layers to quantize", f->type_name);
     }
     /* calibration: trace, match, run once */
     Trace t = trace(I, net, a[1], "quantize");
@@ -518,8 +551,8 @@ Value lib_quantize_model(Interp *I, const Value *args, int nargs, const char *co
         rt_release(I, t.y);
         rt_release(I, qv);
         rt_error(I,
-                 "quantize: no Linear of %s is applied to a 2-D batch in its forward, so the "
-                 "pass has nothing to rewrite",
+                 "quantize: no Linear of %s is applied to a 2-D batch (nor a Conv2d to a batch "
+                 "of images) in its forward, so the pass has nothing to rewrite",
                  f->type_name);
     }
     Tensor **xs = tt_xmalloc((size_t)nm * 2 * sizeof *xs);

@@ -1,5 +1,5 @@
 /* kernels_conv.c - reference kernels of convolution and pooling: conv2d,
- * its two backward ops, max_pool2d (values and first-maximum indices),
+ * its two backward ops, qconv2d (int8, exact), max_pool2d (values and first-maximum indices),
  * avg_pool2d and its backward op. PyTorch's semantics (NCHW, cross
  * correlation, zero padding for conv and avg_pool2d, -inf for max_pool2d).
  *
@@ -71,6 +71,41 @@ void kern_conv2d_ref(const IrNode *nd, const KTensor *in, KTensor *out, KernelEr
                             }
                         }
                     y[((n * c.O + o) * c.Ho + i) * c.Wo + j] = acc;
+                }
+        }
+}
+
+/* in[0] x i8: [N, C, H, W], in[1] w i8: [O, C/groups, KH, KW] -> out i32:
+ * [N, O, Ho, Wo]; conv2d's sum with int8 products summed in i32 (computed
+ * unsigned: past 2^31 it wraps, as qmatmul's), a tap in the padding reading
+ * attr.value (the input zero point) instead of 0 */
+void kern_qconv2d_ref(const IrNode *nd, const KTensor *in, KTensor *out, KernelErr *err) {
+    (void)err;
+    Conv c = conv_of(&nd->attr.win, &in[0].shape, &in[1].shape, &out->shape);
+    TT_ASSERT(in[0].dtype == TY_I8 && in[1].dtype == TY_I8 && out->dtype == TY_I32);
+    const int8_t *x = in[0].data, *w = in[1].data;
+    int32_t pad = (int32_t)nd->attr.value;
+    int32_t *y = out->data;
+    for (int64_t n = 0; n < c.N; n++)
+        for (int64_t o = 0; o < c.O; o++) {
+            int64_t c0 = o / c.Og * c.Cg;
+            for (int64_t i = 0; i < c.Ho; i++)
+                for (int64_t j = 0; j < c.Wo; j++) {
+                    uint32_t acc = 0;
+                    for (int64_t ci = 0; ci < c.Cg; ci++)
+                        for (int64_t kh = 0; kh < c.KH; kh++) {
+                            int64_t ih = i * c.sh - c.ph + kh * c.dh;
+                            bool row = ih >= 0 && ih < c.H;
+                            const int8_t *xr =
+                                x + ((n * c.C + c0 + ci) * c.H + (row ? ih : 0)) * c.W;
+                            const int8_t *wr = w + ((o * c.Cg + ci) * c.KH + kh) * c.KW;
+                            for (int64_t kw = 0; kw < c.KW; kw++) {
+                                int64_t iw = j * c.sw - c.pw + kw * c.dw;
+                                int32_t v = row && iw >= 0 && iw < c.W ? xr[iw] : pad;
+                                acc += (uint32_t)(v * (int32_t)wr[kw]);
+                            }
+                        }
+                    y[((n * c.O + o) * c.Ho + i) * c.Wo + j] = (int32_t)acc;
                 }
         }
 }
@@ -171,10 +206,33 @@ static int64_t window_argmax(const Pool *p, const float *xp, int64_t i, int64_t 
     return bi;
 }
 
-/* in[0] x: [N, C, H, W] -> out: [N, C, Ho, Wo], the maximum of each window */
+/* max_pool2d of i8 x (a quantized model's, whose max commutes with the
+ * monotone dequantization): the largest element in range (the padding is
+ * below every element, as -inf is) */
+static void max_pool_i8(const Pool *p, const int8_t *x, int8_t *y) {
+    for (int64_t q = 0; q < p->NC; q++) {
+        const int8_t *xp = x + q * p->H * p->W;
+        for (int64_t i = 0; i < p->Ho; i++)
+            for (int64_t j = 0; j < p->Wo; j++) {
+                int64_t h0 = i * p->sh - p->ph, w0 = j * p->sw - p->pw;
+                int best = INT8_MIN;
+                for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->kh && h < p->H; h++)
+                    for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->kw && w < p->W; w++)
+                        if (xp[h * p->W + w] > best) best = xp[h * p->W + w];
+                y[(q * p->Ho + i) * p->Wo + j] = (int8_t)best;
+            }
+    }
+}
+
+/* in[0] x: [N, C, H, W] (f32 or i8) -> out: [N, C, Ho, Wo], the maximum of
+ * each window */
 void kern_max_pool2d_ref(const IrNode *nd, const KTensor *in, KTensor *out, KernelErr *err) {
     (void)err;
     Pool p = pool_of(&nd->attr.win, &in[0].shape, &out->shape);
+    if (in[0].dtype == TY_I8) {
+        max_pool_i8(&p, in[0].data, out->data);
+        return;
+    }
     const float *x = in[0].data;
     float *y = out->data;
     for (int64_t q = 0; q < p.NC; q++) {

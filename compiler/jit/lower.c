@@ -765,7 +765,7 @@ void lp_set_conv_col_budget(int64_t floats) {
 
 static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
     const Shape *xs, *ws, *ys;
-    if (n->op == OP_CONV2D) {
+    if (n->op == OP_CONV2D || n->op == OP_QCONV2D) {
         xs = &ir_node(g, n->in[0])->shape;
         ws = &ir_node(g, n->in[1])->shape;
         ys = &n->shape;
@@ -833,7 +833,7 @@ static int dense_operand(Lower *L, int id, int64_t *off) {
         if (dense) return b;
     }
     LpProg *p = L->p;
-    b = lp_add_buf(p, LB_TEMP, 0, TY_F32, s, id);
+    b = lp_add_buf(p, LB_TEMP, 0, node(L, id)->dtype, s, id);
     LpExpr *idx[IR_MAXDIM];
     open_dims(p, s, idx);
     lp_store(p, b, linearize(p, idx, s), value_at(L, id, idx));
@@ -886,14 +886,17 @@ static void padded_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExp
 
 /* With padding, x is first copied into a zero-bordered temporary (a pass
  * over x, against kh * kw passes in the gather, which then needs no bounds
- * tests); -1: none. */
+ * tests); -1: none. qconv2d's border is its padding value (the input zero
+ * point), in i8. */
 static int pad_input(Lower *L, int id, int xn, const ConvDims *d) {
     LpProg *p = L->p;
-    const IrWindow *win = &node(L, id)->attr.win;
+    const IrNode *n = node(L, id);
+    const IrWindow *win = &n->attr.win;
     if (!has_padding(win)) return -1;
     Shape ps = padded_shape(d, win);
-    int src = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ps, id);
-    fill(p, src, lp_const_f(p, LT_F32, 0));
+    bool q = n->op == OP_QCONV2D;
+    int src = lp_add_buf(p, LB_TEMP, 0, q ? TY_I8 : TY_F32, &ps, id);
+    fill(p, src, q ? lp_const_i(p, LT_I8, (int64_t)n->attr.value) : lp_const_f(p, LT_F32, 0));
     LpExpr *xi[4], *po;
     padded_loops(L, d, win, xi, &po);
     lp_store(p, src, po, value_at(L, xn, xi));
@@ -966,16 +969,19 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
     d.NPc = d.nb * d.P;
     int64_t chunks = d.N / d.nb, woff = 0;
     Shape cs = {2, {d.G * d.Kg, d.NPc}}, ts = {2, {d.O, d.NPc}}, ps = padded_shape(&d, win);
-    if (n->op == OP_CONV2D) {
+    if (n->op == OP_CONV2D || n->op == OP_QCONV2D) {
+        /* qconv2d: the same with i8 columns and the int8 GEMM into i32 */
+        bool iq = n->op == OP_QCONV2D;
         int src = pad_input(L, id, n->in[0], &d);
         int w = dense_operand(L, n->in[1], &woff);
-        int col = lp_add_buf(p, LB_TEMP, 0, TY_F32, &cs, id);
-        int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        int col = lp_add_buf(p, LB_TEMP, 0, iq ? TY_I8 : TY_F32, &cs, id);
+        int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, iq ? TY_I32 : TY_F32, &ts, id);
         LpExpr *q = lp_open_loop(p, chunks);
         d.n0 = chunks > 1 ? lp_imul(p, q, d.nb) : NULL;
         gather_col(L, id, n->in[0], src, col, &d);
         LpGemm g = {w,     col,  t,    NULL,  NULL,  NULL,  d.Og,
                     d.NPc, d.Kg, d.Kg, d.NPc, d.NPc, false, false};
+        g.q = iq;
         group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NPc, d.Og * d.NPc, woff);
         if (t != out) { /* y = t, back to [N, O, P] */
             LpExpr *yi[4];
@@ -1034,6 +1040,26 @@ static void pool_taps(LpProg *p, const IrWindow *win, LpExpr **oi, LpExpr **xi) 
         xi[2 + k] = tap_pos(p, win, k, oi[2 + k], lp_open_loop(p, win->kernel[k]), 1);
 }
 
+/* max_pool2d of i8: best starts at -128, below or at every element */
+static void lower_max_pool_i8(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *xs = &node(L, n->in[0])->shape;
+    const IrWindow *win = &n->attr.win;
+    LpExpr *oi[4], *xi[4];
+    open_dims(p, &n->shape, oi);
+    LpExpr *best = lp_local(p, LT_I8, lp_const_i(p, LT_I8, INT8_MIN));
+    pool_taps(p, win, oi, xi);
+    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    LpExpr *v = value_at(L, n->in[0], xi);
+    if (ok) v = lp_select(p, ok, v, lp_const_i(p, LT_I8, INT8_MIN));
+    v = lp_local(p, LT_I8, v);
+    lp_set(p, best, lp_select(p, lp_bin(p, LO_GT, v, best), v, best));
+    close_n(p, 2);
+    lp_store(p, out, linearize(p, oi, &n->shape), best);
+    close_n(p, 4);
+}
+
 /* max_pool2d (the value) and max_pool2d_index (its flat index into x):
  * best starts at -inf and the index at the window's first element in
  * range; a tap wins when it is greater or NaN, as the reference's */
@@ -1042,6 +1068,10 @@ static void lower_max_pool(Lower *L, int id, int out) {
     LpProg *p = L->p;
     const Shape *xs = &node(L, n->in[0])->shape;
     const IrWindow *win = &n->attr.win;
+    if (n->dtype == TY_I8) {
+        lower_max_pool_i8(L, id, out);
+        return;
+    }
     LpExpr *oi[4], *xi[4], *first[4];
     open_dims(p, &n->shape, oi);
     first[0] = oi[0];
@@ -1430,6 +1460,16 @@ static void lower_root(Lower *L, int id) {
             lower_conv_gemm(L, id, out);
         else
             lower_conv_reduce(L, id, out);
+        break;
+    case OP_QCONV2D:
+        /* always on the int8 GEMM: an integer direct loop nest would be a
+         * second lowering to keep exact, for shapes (depthwise) the pass
+         * does not produce often */
+        if (shape_numel(&n->shape) == 0) break;
+        if (conv_dims(L->g, n).Kg == 0) /* no input channel: empty sums */
+            fill(L->p, out, lp_const_i(L->p, LT_I32, 0));
+        else
+            lower_conv_gemm(L, id, out);
         break;
     case OP_CONV2D_BACKWARD_INPUT:
         if (shape_numel(&n->shape) == 0) break;

@@ -616,6 +616,28 @@ static bool case_conv(IrGraph *g, RgRng *r, OpKind op) {
     return conv_case(g, r, op, 3);
 }
 
+/* qconv2d: conv_case's random windows (stride, padding, dilation, groups)
+ * on i8 operands with make_inputs' extremes, any padding value */
+static bool case_qconv(IrGraph *g, RgRng *r, OpKind op) {
+    (void)op;
+    int64_t N = rg_int(r, 1, 3), G = rg_int(r, 1, 2), Cg = rg_int(r, 1, 5), Og = rg_int(r, 1, 9);
+    IrWindow win = {.groups = G};
+    int64_t k[2], H[2];
+    for (int i = 0; i < 2; i++) {
+        k[i] = rg_int(r, 1, 3);
+        win.stride[i] = rg_int(r, 1, 2);
+        win.padding[i] = rg_int(r, 0, 2);
+        win.dilation[i] = rg_int(r, 1, 2);
+        H[i] = spatial(r, win.dilation[i] * (k[i] - 1) + 1, win.padding[i]);
+    }
+    int x = operand(g, r, TY_I8, (Shape){4, {N, G * Cg, H[0], H[1]}});
+    int w = operand(g, r, TY_I8, (Shape){4, {G * Og, Cg, k[0], k[1]}});
+    int y = ir_qconv2d(g, x, w, rg_int(r, -128, 127), &win, L0);
+    if (y < 0) return false;
+    ir_mark_output(g, y);
+    return true;
+}
+
 /* the pooling ops: random kernel, stride, padding (at most half the kernel) */
 static bool case_pool(IrGraph *g, RgRng *r, OpKind op) {
     IrAttr at = {0};
@@ -635,7 +657,9 @@ static bool case_pool(IrGraph *g, RgRng *r, OpKind op) {
         int gy = operand(g, r, TY_F32, ys);
         y = ir_add(g, op, &gy, 1, &at, L0);
     } else {
-        int x = operand(g, r, TY_F32, xs);
+        /* max_pool2d takes i8 too (a quantized model's) */
+        DType dt = op == OP_MAX_POOL2D && rg_int(r, 0, 1) ? TY_I8 : TY_F32;
+        int x = operand(g, r, dt, xs);
         y = ir_add(g, op, &x, 1, &at, L0);
     }
     if (y < 0) return false;
@@ -711,6 +735,8 @@ static CaseFn op_case(OpKind op) {
     case OP_CONV2D_BACKWARD_INPUT:
     case OP_CONV2D_BACKWARD_WEIGHT:
         return case_conv;
+    case OP_QCONV2D:
+        return case_qconv;
     case OP_MAX_POOL2D:
     case OP_MAX_POOL2D_INDEX:
     case OP_AVG_POOL2D:
@@ -827,6 +853,37 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
               gemm_chosen, built);
     cr_expect(failures == 0, "%d differential failures (see the log)", failures);
     for (int m = 0; m < 4; m++) jit_free(jit[m]);
+}
+
+/* qconv2d with the batch cut into chunks of one image (a column budget of
+ * 1) and with the whole batch at once: the same integers as the reference */
+Test(jit_ops, qconv_chunks, .timeout = 120) {
+    Jit *jit = jit_new(2);
+    cr_assert(jit);
+    int failures = 0, built = 0;
+    RgRng r = {424242};
+    for (int v = 0; v < 12; v++) {
+        IrGraph g;
+        ir_init(&g);
+        if (!case_qconv(&g, &r, OP_QCONV2D) || g.nout == 0 || g.outputs[0] < 0) {
+            ir_free(&g);
+            continue;
+        }
+        built++;
+        void **in = make_inputs(&g, &r, false);
+        for (int m = 0; m < 2; m++) {
+            char what[96];
+            snprintf(what, sizeof what, "qconv2d variant %d (%s)", v, m ? "chunks" : "whole");
+            lp_set_conv_col_budget(m ? 1 : 0);
+            failures += !differential(jit, &g, in, 0, what);
+        }
+        lp_set_conv_col_budget(0);
+        free_ptrs(in, g.ninputs);
+        ir_free(&g);
+    }
+    cr_expect(built >= 10, "only %d graphs built", built);
+    cr_expect(failures == 0, "%d differential failures (see the log)", failures);
+    jit_free(jit);
 }
 
 /* A few hand-picked values with exact answers (integer corner cases). */

@@ -15,6 +15,11 @@
  *     between the GEMM's kernel and theirs).
  * quant_pass::unmatched: a matmul by a weight the pass does not know stays
  *     f32, and quant_match finds nothing.
+ * quant_pass::cnn_rewrite, cnn_exact: a CNN (conv2d + b -> relu -> max_pool2d
+ *     -> reshape -> Linear): one qconv2d padding with the input zero point,
+ *     relu / pool / reshape on i8, no dequantize; with a float multiply after
+ *     the conv (a BatchNorm's), the conv requantizes to f32; the same bits
+ *     on the naive runtime and the JIT.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -196,5 +201,118 @@ Test(quant_pass, requantize_is_the_epilogue) {
     }
     cr_expect_eq(n, 2, "%s", buf);
     free(buf);
+    ir_free(&m.g);
+}
+
+/* -- a CNN: conv2d + b -> relu -> max_pool2d -> reshape -> @ w2 + b2 -- */
+
+enum { CN = 2, CC = 2, CH = 6, CW = 5, CO = 4, CF = CO * 3 * 2, CK = 3 };
+
+typedef struct Cnn {
+    IrGraph g;
+    int x, root, from, conv_out;
+    QuantLinear L[2];
+} Cnn;
+
+/* bn: a float multiply (a BatchNorm's) between the conv and the relu */
+static void build_cnn(Cnn *m, bool bn) {
+    IrGraph *g = &m->g;
+    ir_init(g);
+    Shape xs = {4, {CN, CC, CH, CW}}, ws = {4, {CO, CC, CK, CK}};
+    m->x = ir_input(g, TY_F32, xs, "x", L0);
+    int w1 = ir_input(g, TY_F32, ws, "conv.weight", L0);
+    int b1 = ir_input(g, TY_F32, sh(1, CO, 0), "conv.bias", L0);
+    int w2 = ir_input(g, TY_F32, sh(2, CF, N), "fc.w", L0);
+    int b2 = ir_input(g, TY_F32, sh(1, N, 0), "fc.b", L0);
+    int gam = ir_input(g, TY_F32, (Shape){3, {CO, 1, 1}}, "bn.weight", L0);
+    int q[6];
+    q[0] = ir_input(g, TY_I8, ws, "conv.qw", L0);
+    q[1] = ir_input(g, TY_F32, sh(1, CO, 0), "conv.weight_scale", L0);
+    q[2] = ir_input(g, TY_I32, sh(1, CO, 0), "conv.qbias", L0);
+    q[3] = ir_input(g, TY_I8, sh(2, CF, N), "fc.qw", L0);
+    q[4] = ir_input(g, TY_F32, sh(1, N, 0), "fc.w_scale", L0);
+    q[5] = ir_input(g, TY_I32, sh(1, N, 0), "fc.bias", L0);
+    m->from = g->n;
+    IrWindow win = {.stride = {1, 1}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 1};
+    int h = m->conv_out = ir_conv2d(g, m->x, w1, b1, &win, L0);
+    if (bn) h = ir_binary(g, OP_MUL, h, gam, L0);
+    h = ir_unary(g, OP_RELU, h, L0);
+    IrWindow pw = {.kernel = {2, 2}, .stride = {2, 2}};
+    h = ir_pool2d(g, OP_MAX_POOL2D, h, &pw, L0);
+    h = ir_reshape(g, h, sh(2, CN, CF), L0);
+    m->root = ir_binary(g, OP_ADD, ir_matmul(g, h, w2, L0), b2, L0);
+    cr_assert_geq(m->root, 0, "%s", g->err);
+    m->L[0] = (QuantLinear){w1, b1, q[0], q[1], q[2], 0.02f, 0.05f, 3, -100, true};
+    m->L[1] = (QuantLinear){w2, b2, q[3], q[4], q[5], 0.05f, 1.0f, -100, 0, false};
+}
+
+/* quant_pass::cnn_rewrite: the conv becomes qconv2d padding with the input
+ * zero point, relu / max pool / reshape run on i8, the pair before the
+ * Linear folds; with a float op after the conv, it requantizes to f32 */
+Test(quant_pass, cnn_rewrite) {
+    for (int bn = 0; bn < 2; bn++) {
+        Cnn m;
+        build_cnn(&m, bn);
+        QuantMatch mt[8];
+        int nm = quant_match(&m.g, m.from, m.root, m.L, 2, mt, 8);
+        cr_assert_eq(nm, 2);
+        cr_expect_eq(mt[0].x, m.x);
+        cr_expect_eq(mt[0].out, m.conv_out, "the bias add is the conv's output");
+        cr_expect_eq(mt[0].fout, (bool)bn, "a float user takes f32 straight from the conv");
+        cr_expect_eq(mt[1].prev, bn ? -1 : 0);
+        int r = quant_pass(&m.g, m.from, m.root, m.L, 2, NULL);
+        cr_assert_gt(r, m.root, "%s", m.g.err);
+        int c[OP__COUNT] = {0};
+        count_ops(&m.g, r, c);
+        cr_expect_eq(c[OP_QCONV2D], 1);
+        cr_expect_eq(c[OP_QMATMUL], 1);
+        cr_expect_eq(c[OP_CONV2D] + c[OP_MATMUL], 0);
+        cr_expect_eq(c[OP_QUANTIZE], bn ? 2 : 1);
+        cr_expect_eq(c[OP_DEQUANTIZE], 0);
+        cr_expect_eq(c[OP_RELU], bn ? 1 : 0);
+        for (int i = 0; i <= r; i++) {
+            const IrNode *n = ir_node(&m.g, i);
+            if (n->op == OP_QCONV2D) cr_expect_eq(n->attr.value, 3, "pads with in_zp");
+            if (n->op == OP_MAX_POOL2D && i > m.root) cr_expect_eq(n->dtype, bn ? TY_F32 : TY_I8);
+        }
+        char err[512];
+        cr_expect(ir_verify(&m.g, err, sizeof err), "%s", err);
+        ir_free(&m.g);
+    }
+}
+
+/* quant_pass::cnn_exact: the rewritten CNN on random data, the same bits
+ * on the naive runtime and the JIT */
+Test(quant_pass, cnn_exact) {
+    Cnn m;
+    build_cnn(&m, false);
+    int r = quant_pass(&m.g, m.from, m.root, m.L, 2, NULL);
+    cr_assert_geq(r, 0, "%s", m.g.err);
+    ir_mark_output(&m.g, r);
+    srand(11);
+    enum { NX = CN * CC * CH * CW, NW = CO * CC * CK * CK };
+    static float x[NX], w1[NW], b1[CO], w2[CF * N], b2[N], gam[CO], s1[CO], s2[N];
+    static int8_t q1[NW], q2[CF * N];
+    static int32_t c1[CO], c2[N];
+    for (int i = 0; i < NX; i++) x[i] = (float)(rand() % 2001 - 1000) / 400.0f;
+    for (int i = 0; i < NW; i++) q1[i] = (int8_t)(rand() % 255 - 127);
+    for (int i = 0; i < CF * N; i++) q2[i] = (int8_t)(rand() % 255 - 127);
+    for (int i = 0; i < CO; i++) s1[i] = 0.001f * (1 + rand() % 9), c1[i] = rand() % 2001 - 1000;
+    for (int i = 0; i < N; i++) s2[i] = 0.001f * (1 + rand() % 9), c2[i] = rand() % 2001 - 1000;
+    void *in[] = {x, w1, b1, w2, b2, gam, q1, s1, c1, q2, s2, c2};
+    float got_n[CN * N], got_j[CN * N];
+    void *out_n[] = {got_n}, *out_j[] = {got_j};
+    KernelErr kerr;
+    cr_assert(rt_naive_run(&m.g, in, out_n, NULL, &kerr), "%s", kerr.msg);
+    float mag = 0;
+    for (int i = 0; i < CN * N; i++) mag += fabsf(got_n[i]);
+    cr_expect_gt(mag, 0, "a result of zeros would prove nothing");
+    Jit *jit = jit_new(2);
+    if (jit) {
+        char err[512];
+        cr_assert(jit_run(jit, &m.g, in, out_j, err, sizeof err), "%s", err);
+        cr_expect(memcmp(got_n, got_j, sizeof got_n) == 0, "jit differs from naive");
+        jit_free(jit);
+    }
     ir_free(&m.g);
 }

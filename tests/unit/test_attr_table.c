@@ -179,6 +179,12 @@ static int make_node(IrGraph *g, OpKind op, IrAttr a) {
         x[1] = in(g, TY_F32, SHP(3, 2, 3, 3));
         set_win(&a, 0, 1, 1);
         break;
+    case OP_QCONV2D:
+        x[0] = in(g, TY_I8, SHP(1, 2, 5, 5));
+        x[1] = in(g, TY_I8, SHP(3, 2, 3, 3));
+        set_win(&a, 0, 1, 1);
+        a.value = -3;
+        break;
     case OP_CONV2D_BACKWARD_INPUT:
         x[0] = in(g, TY_F32, SHP(1, 3, 5, 5));
         x[1] = in(g, TY_F32, SHP(3, 2, 3, 3));

@@ -951,6 +951,13 @@ Test(grad_nodiff, rules_give_none) {
                     ir_requantize(g, ir_cast(g, a, TY_I32, L(&c)), s, z, TY_F32, IR_NO_AXIS, L(&c));
             else
                 id = ir_qmatmul(g, q, ir_transpose(g, q, 0, 1, L(&c)), L(&c));
+        } else if (op == OP_QCONV2D) {
+            int s = ir_const(g, TY_F32, shape_scalar(), 0.5, L(&c));
+            int z = ir_const(g, TY_I32, shape_scalar(), 0, L(&c));
+            int q =
+                ir_quantize(g, ir_reshape(g, a, SH(1, 1, 3, 4), L(&c)), s, z, IR_NO_AXIS, L(&c));
+            IrWindow win = {.stride = {1, 1}, .dilation = {1, 1}, .groups = 1};
+            id = ir_qconv2d(g, q, q, 0, &win, L(&c));
         } else {
             cr_expect_fail("no way to build a node of OPF_NODIFF op %s in this test",
                            ir_ops[op].name);

@@ -441,6 +441,19 @@ static const KCase kcases[] = {
      {{TY_I8, 3, {2, 1, 3}, V(-128, -128, -128, 127, 127, 127)},
       {TY_I8, 3, {2, 3, 1}, V(-128, -128, -128, -128, -128, -128)}},
      {TY_I32, 3, {2, 1, 1}, V(49152, -48768)}, 0},
+    {"max_pool2d of i8: the padding never wins, even over -128", OP_MAX_POOL2D,
+     {.win = {.kernel = {2, 2}, .stride = {2, 2}, .padding = {1, 1}}}, 1,
+     {{TY_I8, 4, {1, 1, 2, 3}, V(-128, -128, 5, -7, 127, -3)}},
+     {TY_I8, 4, {1, 1, 2, 2}, V(-128, 5, -7, 127)}, 0},
+    {"qconv2d: the padding reads the zero point (-5), i32 sums", OP_QCONV2D,
+     {.win = {.stride = {1, 1}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 1}, .value = -5},
+     2, {{TY_I8, 4, {1, 1, 2, 2}, V(1, 2, 3, 4)}, {TY_I8, 4, {1, 1, 2, 2}, V(1, -1, 2, 127)}},
+     {TY_I32, 4, {1, 1, 3, 3}, V(117, 256, -631, 365, 513, -620, -653, -646, -636)}, 0},
+    {"qconv2d: groups, dilation, extremes past the i16 range", OP_QCONV2D,
+     {.win = {.stride = {1, 1}, .dilation = {1, 2}, .groups = 2}}, 2,
+     {{TY_I8, 4, {1, 2, 1, 3}, V(-128, -128, -128, 127, 127, 127)},
+      {TY_I8, 4, {2, 1, 1, 2}, V(-128, -128, 127, -128)}},
+     {TY_I32, 4, {1, 2, 1, 1}, V(32768, -127)}, 0},
 };
 /* clang-format on */
 

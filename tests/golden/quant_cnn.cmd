@@ -1,0 +1,1 @@
+ttrun --backend=naive --dump=quant tests/golden/quant_cnn.tt
