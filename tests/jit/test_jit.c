@@ -663,6 +663,43 @@ static bool case_attention(IrGraph *g, RgRng *r, OpKind op) {
     return true;
 }
 
+/* attention's fused backward, as its gradient rule emits it (lse, delta,
+ * then dq, dk and dv, all outputs) on the shapes of case_attention: Tk = 0,
+ * causal with Tq != Tk, a runtime len (extremes clamped) */
+static bool case_attention_bwd(IrGraph *g, RgRng *r, OpKind op) {
+    int nb = rg_int(r, 0, 2);
+    Shape qs = {nb + 2, {0}};
+    for (int i = 0; i < nb; i++) qs.d[i] = rg_int(r, 1, 3);
+    Shape ks = qs, vs = qs;
+    int64_t tq = rg_int(r, 1, 19), tk = rg_int(r, 0, 2) ? tq + rg_int(r, 0, 12) : rg_int(r, 0, 19);
+    int64_t d = rg_int(r, 1, 19), dv = rg_int(r, 1, 11);
+    qs.d[nb] = tq, qs.d[nb + 1] = d;
+    ks.d[nb] = tk, ks.d[nb + 1] = d;
+    vs.d[nb] = tk, vs.d[nb + 1] = dv;
+    int q = operand(g, r, TY_F32, qs), k = operand(g, r, TY_F32, ks), v = operand(g, r, TY_F32, vs);
+    Shape ys = qs;
+    ys.d[nb + 1] = dv;
+    int gy = operand(g, r, TY_F32, ys);
+    int len = rg_int(r, 0, 1) ? ir_input(g, TY_I32, shape_scalar(), NULL, L0) : -1;
+    IrAttr at = {0};
+    at.causal = rg_int(r, 0, 1);
+    at.scale = rg_unif(r, -1, 1);
+    int y = ir_attention(g, q, k, v, len, at.causal, at.scale, L0);
+    int lse = ir_add(g, OP_ATTENTION_LSE, (int[]){q, k, len}, len >= 0 ? 3 : 2, &at, L0);
+    int last = -1;
+    int delta = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, gy, y, L0), &last, 1, false, L0);
+    if (op == OP_ATTENTION_LSE) {
+        ir_mark_output(g, lse);
+        return true;
+    }
+    for (int i = 0; i < 3; i++) {
+        at.axis = i;
+        ir_mark_output(g, ir_add(g, OP_ATTENTION_GRAD, (int[]){q, k, v, gy, lse, delta, len},
+                                 len >= 0 ? 7 : 6, &at, L0));
+    }
+    return true;
+}
+
 static CaseFn op_case(OpKind op) {
     switch (op) {
     case OP_INPUT:
@@ -707,6 +744,9 @@ static CaseFn op_case(OpKind op) {
         return case_cast;
     case OP_ATTENTION:
         return case_attention;
+    case OP_ATTENTION_LSE:
+    case OP_ATTENTION_GRAD:
+        return case_attention_bwd;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_INPUT:
     case OP_CONV2D_BACKWARD_WEIGHT:
