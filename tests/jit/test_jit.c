@@ -1492,3 +1492,44 @@ Test(jit_gemm, qmatmul_int8) {
     unsetenv("TT_QGEMM");
     ir_free(&g);
 }
+
+/* attention's gradient rule in its fused form (forced: the rule takes it
+ * past IR_ATTENTION_FUSED_MIN pairs), end to end through ad_backward: q, k,
+ * v [2, 3, T, 24] (the heads' permute of a [2, T, 3, 24] projection, read
+ * in place), causal with Tq = 37 != Tk = 45 and a runtime len, on 1 and 2
+ * threads (the row loops are parallel) against the naive runtime. */
+Test(jit_ops, attention_fused_backward_threads, .timeout = 120) {
+    int64_t old = ir_set_attention_fused_min(0);
+    IrGraph g;
+    ir_init(&g);
+    int perm[4] = {0, 2, 1, 3};
+    int q = ir_permute(&g, ir_input(&g, TY_F32, (Shape){4, {2, 37, 3, 24}}, NULL, L0), perm, L0);
+    int k = ir_input(&g, TY_F32, (Shape){4, {2, 3, 45, 24}}, NULL, L0);
+    int v = ir_input(&g, TY_F32, (Shape){4, {2, 3, 45, 20}}, NULL, L0);
+    int len = ir_input(&g, TY_I32, shape_scalar(), NULL, L0);
+    int y = ir_attention(&g, q, k, v, len, true, NAN, L0);
+    int r = ir_input(&g, TY_F32, ir_node(&g, y)->shape, NULL, L0);
+    int loss = ir_reduce(&g, OP_SUM, ir_binary(&g, OP_MUL, y, r, L0), NULL, 0, false, L0);
+    int wrt[3] = {q, k, v}, grads[3];
+    cr_assert(ad_backward(&g, loss, wrt, 3, grads), "%s", g.err);
+    ir_set_attention_fused_min(old);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(ir_node(&g, grads[i])->op, OP_ATTENTION_GRAD);
+        ir_mark_output(&g, grads[i]);
+    }
+    RgRng rng = {99};
+    void **in = make_inputs(&g, &rng, false);
+    for (int32_t l = 30; l <= 50; l += 20) { /* len below Tk, and past it (clamped) */
+        *(int32_t *)in[ir_node(&g, len)->attr.index] = l;
+        for (int t = 1; t <= 2; t++) {
+            Jit *j = jit_new(2);
+            jit_set_threads(j, t);
+            char what[64];
+            snprintf(what, sizeof what, "fused attention backward, len %d, %d threads", l, t);
+            cr_expect(differential(j, &g, in, ir_ops[OP_ATTENTION_GRAD].tol, what));
+            jit_free(j);
+        }
+    }
+    free_ptrs(in, g.ninputs);
+    ir_free(&g);
+}
