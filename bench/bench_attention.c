@@ -11,9 +11,19 @@
  *             the op existed)
  *   naive     the attention op on the reference kernel (rt_naive_run)
  *
- * and forward + backward (the gradients for q, k and v of sum(y * r)): the
- * op's gradient rule (compiler/grad_attn.c) against autodiff of the
- * unfused graph, both on the JIT. Medians of samples of about 20 ms of
+ * and forward + backward (the gradients for q, k and v of sum(y * r)), the
+ * fused op's forward with each form of its gradient rule
+ * (compiler/grad_attn.c):
+ *
+ *   fused     attention_lse and one attention_grad kernel per gradient, P
+ *             recomputed blockwise (forced: grad_attention takes it only
+ *             past IR_ATTENTION_FUSED_MIN pairs)
+ *   composed  P as matmul and a masked softmax, four matmuls (what
+ *             grad_attention takes at these sizes)
+ *   unfused   autodiff of the unfused graph
+ *   naive     the fused form on the reference kernels (T <= 128)
+ *
+ * Medians of samples of about 20 ms of
  * process CPU time (1 thread: the figures hold on a loaded machine, where
  * wall-clock time measures the other processes); the ratios are against
  * the fused op measured in the same run.
@@ -21,6 +31,7 @@
  *   bench_attention [--quick]
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +75,8 @@ static int unfused(IrGraph *g, int q, int k, int v, int64_t t, int64_t d) {
 
 /* The graph: y = attention (fused or not); with backward, y and the
  * gradients of sum(y * r) for q, k and v (a training step needs both). */
-static void build(IrGraph *g, bool fused, bool backward, int64_t bh, int64_t t, int64_t d) {
+static void build(IrGraph *g, bool fused, bool backward, bool fused_bwd, int64_t bh, int64_t t,
+                  int64_t d) {
     ir_init(g);
     Shape s = {3, {bh, t, d}};
     int q = ir_input(g, TY_F32, s, "q", L0), k = ir_input(g, TY_F32, s, "k", L0);
@@ -78,7 +90,9 @@ static void build(IrGraph *g, bool fused, bool backward, int64_t bh, int64_t t, 
     int r = ir_input(g, TY_F32, s, "r", L0);
     int loss = check(g, ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, y, r, L0), NULL, 0, false, L0));
     int wrt[3] = {q, k, v}, grads[3];
+    int64_t old = ir_set_attention_fused_min(fused_bwd ? 0 : INT64_MAX);
     if (!ad_backward(g, loss, wrt, 3, grads)) check(g, -1);
+    ir_set_attention_fused_min(old);
     ir_mark_output(g, y);
     for (int i = 0; i < 3; i++) ir_mark_output(g, grads[i]);
 }
@@ -89,8 +103,9 @@ typedef struct Run {
     void *in[4], *out[4];
 } Run;
 
-static void setup(Run *r, bool fused, bool backward, Jit *jit, int64_t bh, int64_t t, int64_t d) {
-    build(&r->g, fused, backward, bh, t, d);
+static void setup(Run *r, bool fused, bool backward, bool fused_bwd, Jit *jit, int64_t bh,
+                  int64_t t, int64_t d) {
+    build(&r->g, fused, backward, fused_bwd, bh, t, d);
     r->jit = jit;
     int64_t n = bh * t * d;
     uint32_t seed = 12345;
@@ -172,10 +187,10 @@ int main(int argc, char **argv) {
             int64_t t = ts[ti], d = ds[di];
             if (quick && t > 128) continue;
             Run rs[3];
-            setup(&rs[0], true, false, jit, bh, t, d);
-            setup(&rs[1], false, false, jit, bh, t, d);
+            setup(&rs[0], true, false, false, jit, bh, t, d);
+            setup(&rs[1], false, false, false, jit, bh, t, d);
             bool naive = t <= 256; /* the reference kernel past it: seconds */
-            if (naive) setup(&rs[2], true, false, NULL, bh, t, d);
+            if (naive) setup(&rs[2], true, false, false, NULL, bh, t, d);
             double med[3] = {0, 0, NAN};
             time_runs(rs, naive ? 3 : 2, sample_s, total_s, med);
             char name[32];
@@ -184,20 +199,25 @@ int main(int argc, char **argv) {
                    med[1] / med[0], med[2] / med[0]);
             for (int k = 0; k < (naive ? 3 : 2); k++) teardown(&rs[k]);
         }
-    printf("%-22s %10s %10s %10s %9s\n", "forward + backward", "fused", "unfused", "", "unf/fus");
+    printf("%-22s %10s %10s %10s %10s %9s %9s %9s\n", "forward + backward", "fused", "composed",
+           "unfused", "naive", "com/fus", "unf/fus", "nai/fus");
     for (int di = 0; di < 2; di++)
         for (int ti = 0; ti < 4; ti++) {
             int64_t t = ts[ti], d = ds[di];
             if (quick && t > 128) continue;
-            Run rs[2];
-            setup(&rs[0], true, true, jit, bh, t, d);
-            setup(&rs[1], false, true, jit, bh, t, d);
-            double med[2];
-            time_runs(rs, 2, sample_s, total_s, med);
+            Run rs[4];
+            setup(&rs[0], true, true, true, jit, bh, t, d);
+            setup(&rs[1], true, true, false, jit, bh, t, d);
+            setup(&rs[2], false, true, false, jit, bh, t, d);
+            bool naive = t <= 128; /* the reference backward in double past it: seconds */
+            if (naive) setup(&rs[3], true, true, true, NULL, bh, t, d);
+            double med[4] = {0, 0, 0, NAN};
+            time_runs(rs, naive ? 4 : 3, sample_s, total_s, med);
             char name[32];
             snprintf(name, sizeof name, "T=%lld D=%lld", (long long)t, (long long)d);
-            printf("%-22s %10.1f %10.1f %10s %8.2fx\n", name, med[0], med[1], "", med[1] / med[0]);
-            for (int k = 0; k < 2; k++) teardown(&rs[k]);
+            printf("%-22s %10.1f %10.1f %10.1f %10.1f %8.2fx %8.2fx %8.2fx\n", name, med[0], med[1],
+                   med[2], med[3], med[1] / med[0], med[2] / med[0], med[3] / med[0]);
+            for (int k = 0; k < (naive ? 4 : 3); k++) teardown(&rs[k]);
         }
     jit_free(jit);
     return 0;

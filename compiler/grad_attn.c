@@ -1,17 +1,32 @@
-/* grad_attn.c - the gradient rule of attention, composed of primitive ops.
+/* grad_attn.c - the gradient rule of attention, in two forms.
  *
  * With S = q k^T * scale, P = softmax(S + mask) (a row that sees no key is
  * 0), y = P v and g the gradient of y:
- *   dv = P^T g,  dP = g v^T,  dS = P * (dP - rowsum(g * y)),
+ *   dv = P^T g,  dP = g v^T,  dS = P * (dP - delta),  delta = rowsum(g * y),
  *   dq = scale * dS k,  dk = scale * dS^T q;  len gets none.
- * P is recomputed from q and k (FlashAttention's choice: the forward never
- * stores it). The mask is built from ranks made by cumsum of ones and the
- * runtime len, so the backward graph serves every len as the forward does.
- * Masked scores get the finite -3e38 before the row maximum, and the row
- * sum is at least 1 when any key is visible (its maximum contributes
- * exp(0)), so P = e / max(sum, 1) is 0 on a row that sees nothing instead
- * of NaN.
+ * The forward never stores P; both forms recompute it.
+ *
+ * fused (FlashAttention-2): P = exp(S - lse) from one number per query row,
+ * the log-sum-exp of its visible scores (attention_lse); each gradient is
+ * one attention_grad node (ops.def), a kernel that streams over the other
+ * side's rows, so no Tq x Tk tensor exists on any backend.
+ *
+ * composed: P as matmul and a masked softmax, then four matmuls; the mask
+ * from ranks made by cumsum of ones and the runtime len, so the graph
+ * serves every len as the forward does. Masked scores get the finite -3e38
+ * before the row maximum, and the row sum is at least 1 when any key is
+ * visible (its maximum contributes exp(0)), so P = e / max(sum, 1) is 0 on
+ * a row that sees nothing instead of NaN.
+ *
+ * Why two: on the JIT the composed form's GEMMs run each (query, key) pair
+ * several times faster than the fused kernels' per-key loops (bench/README,
+ * bench_attention), while it holds a few batch x Tq x Tk f32 tensors at
+ * once. grad_attention takes the composed form up to
+ * IR_ATTENTION_FUSED_MIN (query, key) pairs over the batch (64 MiB per such
+ * tensor) and the fused one past it, where memory, not time, runs out.
  */
+#include <stdio.h>
+
 #include "ir.h"
 
 #define WANT(i) (gin[(i)] != -1)
@@ -66,10 +81,8 @@ static int probabilities(IrGraph *g, const IrNode *n) {
     return ir_binary(g, OP_DIV, e, sum, loc);
 }
 
-bool grad_attention(IrGraph *g, int id, int gout, int *gin) {
+static bool composed(IrGraph *g, int id, int gout, int *gin) {
     IrNode n = *ir_node(g, id);
-    if (n.nin == 4) gin[3] = -1;
-    if (!WANT(0) && !WANT(1) && !WANT(2)) return true;
     SrcLoc loc = n.loc;
     int p = probabilities(g, &n);
     if (p < 0) return false;
@@ -87,4 +100,70 @@ bool grad_attention(IrGraph *g, int id, int gout, int *gin) {
     if (WANT(1) && (gin[1] = ir_matmul(g, ir_transpose(g, ds, -1, -2, loc), n.in[0], loc)) < 0)
         return false;
     return true;
+}
+
+/* delta = rowsum(g * y) is Dv products per row, cheaper here than
+ * rowsum(dP * P) inside the kernels. */
+static bool fused(IrGraph *g, int id, int gout, int *gin) {
+    IrNode n = *ir_node(g, id);
+    bool has_len = n.nin == 4;
+    SrcLoc loc = n.loc;
+    IrAttr at = {0};
+    at.causal = n.attr.causal;
+    at.scale = n.attr.scale;
+    int ins[3] = {n.in[0], n.in[1], has_len ? n.in[3] : -1};
+    int lse = ir_add(g, OP_ATTENTION_LSE, ins, has_len ? 3 : 2, &at, loc);
+    int last = -1;
+    int delta = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, gout, id, loc), &last, 1, false, loc);
+    if (lse < 0 || delta < 0) return false;
+    int full[7] = {n.in[0], n.in[1], n.in[2], gout, lse, delta, has_len ? n.in[3] : -1};
+    for (int i = 0; i < 3; i++) {
+        if (!WANT(i)) continue;
+        at.axis = i;
+        if ((gin[i] = ir_add(g, OP_ATTENTION_GRAD, full, has_len ? 7 : 6, &at, loc)) < 0)
+            return false;
+    }
+    return true;
+}
+
+static int64_t fused_min = IR_ATTENTION_FUSED_MIN;
+
+int64_t ir_set_attention_fused_min(int64_t pairs) {
+    int64_t old = fused_min;
+    fused_min = pairs;
+    return old;
+}
+
+bool grad_attention(IrGraph *g, int id, int gout, int *gin) {
+    const IrNode *n = ir_node(g, id);
+    if (n->nin == 4) gin[3] = -1;
+    if (!WANT(0) && !WANT(1) && !WANT(2)) return true;
+    /* batch x Tq x Tk: q's dims but the last, times Tk (saturating) */
+    const Shape *qs = &ir_node(g, n->in[0])->shape, *ks = &ir_node(g, n->in[1])->shape;
+    int64_t pairs = ks->d[ks->ndim - 2];
+    bool big = false;
+    for (int i = 0; i < qs->ndim - 1; i++) big |= __builtin_mul_overflow(pairs, qs->d[i], &pairs);
+    big |= pairs > fused_min;
+    return big ? fused(g, id, gout, gin) : composed(g, id, gout, gin);
+}
+
+/* The backward's own ops have no gradient: differentiating a gradient of
+ * attention (a second derivative) through them is an error, never a silent
+ * zero. */
+static bool no_second(IrGraph *g, int id) {
+    snprintf(g->err, sizeof g->err,
+             "%s: second derivatives of attention are not implemented (the gradient of a "
+             "gradient of attention)",
+             ir_ops[ir_node(g, id)->op].name);
+    return false;
+}
+
+bool grad_attention_lse(IrGraph *g, int id, int gout, int *gin) {
+    (void)gout, (void)gin;
+    return no_second(g, id);
+}
+
+bool grad_attention_grad(IrGraph *g, int id, int gout, int *gin) {
+    (void)gout, (void)gin;
+    return no_second(g, id);
 }

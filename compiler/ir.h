@@ -245,6 +245,13 @@ int ir_pool2d(IrGraph *g, OpKind op, int x, const IrWindow *win, SrcLoc loc);
  * keys, read at run time. scale: NAN for PyTorch's default 1/sqrt(D). Batch
  * dims broadcast (size-1 dims, equal ranks); ints are cast to f32. */
 int ir_attention(IrGraph *g, int q, int k, int v, int len, bool causal, double scale, SrcLoc loc);
+/* attention's gradient rule (compiler/grad_attn.c) takes its fused form
+ * (the attention_lse and attention_grad ops, no Tq x Tk tensor) when batch
+ * x Tq x Tk exceeds this many pairs, else the form composed of matmuls and
+ * a masked softmax. Sets it (default IR_ATTENTION_FUSED_MIN; 0: always
+ * fused, for tests and benchmarks; not thread-safe) and returns the old. */
+#define IR_ATTENTION_FUSED_MIN (INT64_C(1) << 24)
+int64_t ir_set_attention_fused_min(int64_t pairs);
 
 /* INT8 quantization (compiler/build_quant.c; semantics in ops.def and
  * spec/ir.md). scale (any dtype, cast to f32) and zp (cast to i32) broadcast

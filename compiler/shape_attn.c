@@ -22,64 +22,117 @@ __attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t errlen,
     return false;
 }
 
-bool shape_attention(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
-    if (n->nin != 3 && n->nin != 4)
-        return fail(err, errlen, "attention: expects 3 or 4 inputs (q, k, v [, len]), got %d",
-                    n->nin);
+/* Checks the inputs of n: q, k (and v when nqkv is 3) as attention takes
+ * them, then `extra` more inputs, and len when n has one input past those. */
+static bool check_qkv(const IrGraph *g, const IrNode *n, int nqkv, int extra, char *err,
+                      size_t errlen) {
+    const char *op = ir_ops[n->op].name;
+    int base = nqkv + extra;
+    if (n->nin != base && n->nin != base + 1)
+        return fail(err, errlen, "%s: expects %d or %d inputs, got %d", op, base, base + 1, n->nin);
     for (int i = 0; i < n->nin; i++)
         if (n->in[i] < 0 || n->in[i] >= g->n)
-            return fail(err, errlen,
-                        "attention: input %d is %%%d, not a node of the graph (%d nodes)", i,
-                        n->in[i], g->n);
+            return fail(err, errlen, "%s: input %d is %%%d, not a node of the graph (%d nodes)", op,
+                        i, n->in[i], g->n);
     static const char *const names[] = {"q", "k", "v"};
     const Shape *s[3];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < nqkv; i++) {
         const IrNode *x = &g->nodes[n->in[i]];
         char sa[SB];
         if (x->dtype != TY_F32)
-            return fail(err, errlen, "attention: %s must be f32, got %s", names[i],
+            return fail(err, errlen, "%s: %s must be f32, got %s", op, names[i],
                         dtype_name(x->dtype));
         if (x->shape.ndim < 2)
-            return fail(err, errlen,
-                        "attention: %s must have at least 2 dimensions [..., T, D], got %s",
-                        names[i], shape_str(&x->shape, sa, SB));
+            return fail(err, errlen, "%s: %s must have at least 2 dimensions [..., T, D], got %s",
+                        op, names[i], shape_str(&x->shape, sa, SB));
         s[i] = &x->shape;
     }
+    if (nqkv == 2) s[2] = s[1];
     char sq[SB], sk[SB], sv[SB];
     shape_str(s[0], sq, SB);
     shape_str(s[1], sk, SB);
     shape_str(s[2], sv, SB);
     int r = s[0]->ndim;
     if (s[1]->ndim != r || s[2]->ndim != r)
-        return fail(err, errlen, "attention: q %s, k %s and v %s must have the same rank", sq, sk,
-                    sv);
+        return fail(err, errlen, "%s: q %s, k %s and v %s must have the same rank", op, sq, sk, sv);
     for (int i = 0; i < r - 2; i++)
         if (s[1]->d[i] != s[0]->d[i] || s[2]->d[i] != s[0]->d[i])
-            return fail(err, errlen, "attention: batch dimensions of q %s, k %s and v %s differ",
-                        sq, sk, sv);
+            return fail(err, errlen, "%s: batch dimensions of q %s, k %s and v %s differ", op, sq,
+                        sk, sv);
     if (s[1]->d[r - 1] != s[0]->d[r - 1])
-        return fail(err, errlen,
-                    "attention: q %s and k %s have different feature sizes (%lld != %lld)", sq, sk,
-                    (long long)s[0]->d[r - 1], (long long)s[1]->d[r - 1]);
+        return fail(err, errlen, "%s: q %s and k %s have different feature sizes (%lld != %lld)",
+                    op, sq, sk, (long long)s[0]->d[r - 1], (long long)s[1]->d[r - 1]);
     if (s[2]->d[r - 2] != s[1]->d[r - 2])
-        return fail(err, errlen,
-                    "attention: k %s and v %s have different numbers of keys (%lld != %lld)", sk,
-                    sv, (long long)s[1]->d[r - 2], (long long)s[2]->d[r - 2]);
-    if (n->nin == 4) {
-        const IrNode *len = &g->nodes[n->in[3]];
+        return fail(err, errlen, "%s: k %s and v %s have different numbers of keys (%lld != %lld)",
+                    op, sk, sv, (long long)s[1]->d[r - 2], (long long)s[2]->d[r - 2]);
+    if (n->nin == base + 1) {
+        const IrNode *len = &g->nodes[n->in[base]];
         char sl[SB];
         if (len->dtype != TY_I32 || len->shape.ndim != 0)
-            return fail(err, errlen, "attention: len must be an i32 scalar (0-d), got %s%s",
+            return fail(err, errlen, "%s: len must be an i32 scalar (0-d), got %s%s", op,
                         dtype_name(len->dtype), shape_str(&len->shape, sl, SB));
     }
     if (!isfinite(n->attr.scale))
-        return fail(err, errlen, "attention: scale must be finite, got %g", n->attr.scale);
-    Shape out = *s[0];
-    out.d[r - 1] = s[2]->d[r - 1];
-    int64_t rows = s[0]->d[r - 1] > 0 ? shape_numel(s[0]) / s[0]->d[r - 1] : 0, numel;
-    if (__builtin_mul_overflow(rows, out.d[r - 1], &numel) || numel > (INT64_C(1) << 48))
-        return fail(err, errlen, "attention: result too large (q %s, v %s)", sq, sv);
+        return fail(err, errlen, "%s: scale must be finite, got %g", op, n->attr.scale);
+    return true;
+}
+
+/* rows of q [..., Tq, D] times `cols`, unless past the limit of results */
+static bool fits(const IrNode *n, const Shape *q, int64_t cols, char *err, size_t errlen) {
+    int r = q->ndim;
+    int64_t rows = q->d[r - 1] > 0 ? shape_numel(q) / q->d[r - 1] : 0, numel;
+    if (__builtin_mul_overflow(rows, cols, &numel) || numel > (INT64_C(1) << 48)) {
+        char sq[SB];
+        return fail(err, errlen, "%s: result too large (q %s)", ir_ops[n->op].name,
+                    shape_str(q, sq, SB));
+    }
+    return true;
+}
+
+bool shape_attention(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_qkv(g, n, 3, 0, err, errlen)) return false;
+    const Shape *q = &g->nodes[n->in[0]].shape, *v = &g->nodes[n->in[2]].shape;
+    int r = q->ndim;
+    Shape out = *q;
+    out.d[r - 1] = v->d[r - 1];
+    if (!fits(n, q, out.d[r - 1], err, errlen)) return false;
     n->shape = out;
+    n->dtype = TY_F32;
+    return true;
+}
+
+bool shape_attention_lse(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_qkv(g, n, 2, 0, err, errlen)) return false;
+    const Shape *q = &g->nodes[n->in[0]].shape;
+    Shape out = *q;
+    out.ndim--;
+    n->shape = out;
+    n->dtype = TY_F32;
+    return true;
+}
+
+/* gy is attention's output [..., Tq, Dv]; lse and delta are [..., Tq] */
+bool shape_attention_grad(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (!check_qkv(g, n, 3, 3, err, errlen)) return false;
+    const Shape *q = &g->nodes[n->in[0]].shape, *v = &g->nodes[n->in[2]].shape;
+    int r = q->ndim;
+    Shape ys = *q, rows = *q;
+    ys.d[r - 1] = v->d[r - 1];
+    rows.ndim--;
+    static const char *const names[] = {"gy", "lse", "delta"};
+    for (int i = 0; i < 3; i++) {
+        const IrNode *x = &g->nodes[n->in[3 + i]];
+        const Shape *want = i == 0 ? &ys : &rows;
+        char sw[SB], sx[SB];
+        if (x->dtype != TY_F32 || !shape_eq(&x->shape, want))
+            return fail(err, errlen, "attention_grad: %s must be f32%s, got %s%s", names[i],
+                        shape_str(want, sw, SB), dtype_name(x->dtype),
+                        shape_str(&x->shape, sx, SB));
+    }
+    if (n->attr.axis < 0 || n->attr.axis > 2)
+        return fail(err, errlen, "attention_grad: axis must be 0 (q), 1 (k) or 2 (v), got %d",
+                    n->attr.axis);
+    n->shape = g->nodes[n->in[n->attr.axis]].shape;
     n->dtype = TY_F32;
     return true;
 }
@@ -92,4 +145,23 @@ int64_t flops_attention(const IrGraph *g, const IrNode *n) {
     int64_t rows = shape_numel(q) / (q->d[r - 1] > 0 ? q->d[r - 1] : 1);
     int64_t tk = k->d[r - 2], d = q->d[r - 1], dv = n->shape.d[r - 1];
     return rows * tk * (2 * d + 2 * dv + 4);
+}
+
+/* the scores and one exp per score */
+int64_t flops_attention_lse(const IrGraph *g, const IrNode *n) {
+    const Shape *q = &g->nodes[n->in[0]].shape, *k = &g->nodes[n->in[1]].shape;
+    int r = q->ndim;
+    return shape_numel(&n->shape) * k->d[r - 2] * (2 * q->d[r - 1] + 4);
+}
+
+/* per (query, key): the score again, and for q and k also dP (2 Dv) and
+ * the accumulation (2 D); for v the accumulation (2 Dv) */
+int64_t flops_attention_grad(const IrGraph *g, const IrNode *n) {
+    const Shape *q = &g->nodes[n->in[0]].shape, *k = &g->nodes[n->in[1]].shape,
+                *v = &g->nodes[n->in[2]].shape;
+    int r = q->ndim;
+    int64_t rows = shape_numel(q) / (q->d[r - 1] > 0 ? q->d[r - 1] : 1);
+    int64_t d = q->d[r - 1], dv = v->d[r - 1];
+    int64_t per = n->attr.axis == 2 ? 2 * d + 2 * dv + 4 : 4 * d + 2 * dv + 6;
+    return rows * k->d[r - 2] * per;
 }

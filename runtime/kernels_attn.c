@@ -58,3 +58,98 @@ void kern_attention_ref(const IrNode *n, const KTensor *in, KTensor *out, Kernel
         }
     free(p);
 }
+
+/* The batch count, Tq, Tk, D and the clamped len of attention-like node n
+ * whose q and k are in[0] and in[1] and whose len (if any) is in[lenat]. */
+typedef struct {
+    int64_t batch, tq, tk, d, len;
+} AttnDims;
+
+static AttnDims attn_dims(const IrNode *n, const KTensor *in, int lenat) {
+    const Shape *qs = &in[0].shape, *ks = &in[1].shape;
+    int r = qs->ndim;
+    AttnDims a = {1, qs->d[r - 2], ks->d[r - 2], qs->d[r - 1], ks->d[r - 2]};
+    for (int i = 0; i < r - 2; i++) a.batch *= qs->d[i];
+    if (n->nin == lenat + 1) {
+        int64_t l = *(const int32_t *)in[lenat].data;
+        a.len = l < 0 ? 0 : l > a.tk ? a.tk : l;
+    }
+    return a;
+}
+
+/* keys [0, hi) are visible to query i (ops.def) */
+static int64_t attn_hi(const IrNode *n, const AttnDims *a, int64_t i) {
+    int64_t hi = a->len;
+    if (n->attr.causal && i + 1 + (a->len - a->tq) < hi) hi = i + 1 + (a->len - a->tq);
+    return hi < 0 ? 0 : hi;
+}
+
+static double attn_score(const AttnDims *a, const float *qi, const float *kj, double scale) {
+    double s = 0;
+    for (int64_t c = 0; c < a->d; c++) s += (double)qi[c] * kj[c];
+    return s * scale;
+}
+
+/* in[0] q, in[1] k, in[2] (optional) len -> out [..., Tq]: max + log(sum
+ * exp(s - max)) over the visible scores, -inf when there are none. */
+void kern_attention_lse_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
+    (void)err;
+    AttnDims a = attn_dims(n, in, 2);
+    const float *Q = in[0].data, *K = in[1].data;
+    float *O = out->data;
+    for (int64_t b = 0; b < a.batch; b++)
+        for (int64_t i = 0; i < a.tq; i++) {
+            const float *qi = Q + (b * a.tq + i) * a.d;
+            int64_t hi = attn_hi(n, &a, i);
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < hi; j++) {
+                double s = attn_score(&a, qi, K + (b * a.tk + j) * a.d, n->attr.scale);
+                if (s > mx || s != s) mx = s; /* a NaN wins */
+            }
+            for (int64_t j = 0; mx > -INFINITY && j < hi; j++)
+                sum += exp(attn_score(&a, qi, K + (b * a.tk + j) * a.d, n->attr.scale) - mx);
+            O[b * a.tq + i] = mx == -INFINITY ? -INFINITY : (float)(mx + log(sum));
+        }
+}
+
+/* in[0] q, in[1] k, in[2] v, in[3] gy, in[4] lse, in[5] delta, in[6]
+ * (optional) len -> the gradient for input attr.axis, summed in double over
+ * every visible (query, key) pair. */
+void kern_attention_grad_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
+    AttnDims a = attn_dims(n, in, 6);
+    int r = in[0].shape.ndim;
+    int64_t dv = in[2].shape.d[r - 1], total = shape_numel(&out->shape);
+    double *acc =
+        kern_try_alloc(err, (size_t)(total > 0 ? total : 1) * sizeof *acc, "attention gradient");
+    if (!acc) return;
+    for (int64_t x = 0; x < total; x++) acc[x] = 0;
+    const float *Q = in[0].data, *K = in[1].data, *V = in[2].data, *G = in[3].data;
+    const float *L = in[4].data, *Dl = in[5].data;
+    double scale = n->attr.scale;
+    int axis = n->attr.axis;
+    for (int64_t b = 0; b < a.batch; b++)
+        for (int64_t i = 0; i < a.tq; i++) {
+            int64_t row = b * a.tq + i, hi = attn_hi(n, &a, i);
+            const float *qi = Q + row * a.d, *gi = G + row * dv;
+            if (L[row] == -INFINITY) continue; /* the row is 0: no gradient */
+            for (int64_t j = 0; j < hi; j++) {
+                int64_t col = b * a.tk + j;
+                const float *kj = K + col * a.d, *vj = V + col * dv;
+                double p = exp(attn_score(&a, qi, kj, scale) - L[row]);
+                if (axis == 2) {
+                    for (int64_t c = 0; c < dv; c++) acc[col * dv + c] += p * gi[c];
+                    continue;
+                }
+                double dp = 0;
+                for (int64_t c = 0; c < dv; c++) dp += (double)gi[c] * vj[c];
+                double ds = p * (dp - Dl[row]) * scale;
+                if (axis == 0)
+                    for (int64_t c = 0; c < a.d; c++) acc[row * a.d + c] += ds * kj[c];
+                else
+                    for (int64_t c = 0; c < a.d; c++) acc[col * a.d + c] += ds * qi[c];
+            }
+        }
+    float *O = out->data;
+    for (int64_t x = 0; x < total; x++) O[x] = (float)acc[x];
+    free(acc);
+}

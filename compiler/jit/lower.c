@@ -1261,12 +1261,12 @@ static void lower_argsort(Lower *L, int id, int out) {
  * last whole strip. Independent chains instead of one: the SLP vectorizer
  * packs them into one vector multiply-add per strip, where a single chain
  * would wait on each add (and may not be reassociated). qi, ki: the indices
- * of q and k, all but the feature dim set. */
+ * of a (q) and b (k), all but the feature dim set. */
 #define ATT_LANES 8
 #define ATT_KEYS  8
-static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki, int64_t d) {
+static LpExpr *attention_dot(Lower *L, int a, int b, LpExpr **qi, LpExpr **ki, int64_t d) {
     LpProg *p = L->p;
-    int r = node(L, n->in[0])->shape.ndim;
+    int r = node(L, a)->shape.ndim;
     int64_t strips = d / ATT_LANES;
     LpExpr *part[ATT_LANES];
     if (strips > 0) {
@@ -1276,7 +1276,7 @@ static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki
             qi[r - 1] = ki[r - 1] = lp_iadd(p, lp_imul(p, c, ATT_LANES), lp_iconst(p, u));
             lp_set(p, part[u],
                    lp_bin(p, LO_ADD, part[u],
-                          lp_bin(p, LO_MUL, value_at(L, n->in[0], qi), value_at(L, n->in[1], ki))));
+                          lp_bin(p, LO_MUL, value_at(L, a, qi), value_at(L, b, ki))));
         }
         lp_close_loop(p);
         for (int w = ATT_LANES / 2; w >= 1; w /= 2)
@@ -1285,10 +1285,39 @@ static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki
     LpExpr *s = strips > 0 ? part[0] : lp_const_f(p, LT_F32, 0);
     for (int64_t c = strips * ATT_LANES; c < d; c++) {
         qi[r - 1] = ki[r - 1] = lp_iconst(p, c);
-        s = lp_bin(p, LO_ADD, s,
-                   lp_bin(p, LO_MUL, value_at(L, n->in[0], qi), value_at(L, n->in[1], ki)));
+        s = lp_bin(p, LO_ADD, s, lp_bin(p, LO_MUL, value_at(L, a, qi), value_at(L, b, ki)));
     }
     return lp_local(p, LT_F32, s);
+}
+
+/* The number of valid keys: the input len (at lenat, if n has it) clamped
+ * to [0, Tk], else Tk. */
+static LpExpr *attention_len(Lower *L, const IrNode *n, int lenat, int64_t tk) {
+    LpProg *p = L->p;
+    LpExpr *hi = lp_iconst(p, tk);
+    if (n->nin == lenat + 1) {
+        LpExpr *none[1] = {NULL};
+        LpExpr *len = lp_cast(p, LT_I64, value_at(L, n->in[lenat], none));
+        len = lp_select(p, lp_bin(p, LO_LT, len, lp_iconst(p, 0)), lp_iconst(p, 0), len);
+        hi = lp_local(p, LT_I64, lp_select(p, lp_bin(p, LO_GT, len, hi), hi, len));
+    }
+    return hi;
+}
+
+/* One flat loop over the rows [batch..., t] (parallel over all of them):
+ * sets bi[0..r-2) to the batch indices and returns the row's position in t. */
+static LpExpr *attention_open_rows(LpProg *p, const Shape *qs, int64_t t, LpExpr **bi,
+                                   LpExpr **row) {
+    int r = qs->ndim;
+    int64_t batch = 1;
+    for (int k = 0; k < r - 2; k++) batch *= qs->d[k];
+    *row = lp_open_loop(p, batch * t);
+    LpExpr *i = lp_imod(p, *row, t), *rest = lp_idiv(p, *row, t);
+    for (int k = r - 3; k >= 0; k--) {
+        bi[k] = lp_imod(p, rest, qs->d[k]);
+        rest = lp_idiv(p, rest, qs->d[k]);
+    }
+    return i;
 }
 
 /* attention: one kernel, a loop over the query rows (flat over batch and
@@ -1297,31 +1326,21 @@ static LpExpr *attention_dot(Lower *L, const IrNode *n, LpExpr **qi, LpExpr **ki
  * itself as the accumulator, rescaled by exp(m - m') when the maximum grows.
  * The Tq x Tk matrix never exists. Masked keys (j >= hi, hi from the runtime
  * len and the causal rule) leave m, l and the row unchanged; a row that saw
- * no key, or only scores of -inf (l == 0), is 0, as the reference kernel. */
-static void attention_rows(Lower *L, const IrNode *n, int out) {
+ * no key, or only scores of -inf (l == 0), is 0, as the reference kernel.
+ * With lse (attention_lse) the same loop without the values: the row's
+ * m + log(l), -inf when it saw no key. */
+static void attention_rows(Lower *L, const IrNode *n, int out, bool lse) {
     LpProg *p = L->p;
     const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
     int r = qs->ndim;
-    int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2], dv = n->shape.d[r - 1];
-    int64_t batch = shape_numel(&n->shape) / (dv * tq);
-    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM];
-    /* every row: one flat loop, parallel over all of them */
-    LpExpr *row = lp_open_loop(p, batch * tq);
-    LpExpr *i = lp_imod(p, row, tq), *rest = lp_idiv(p, row, tq);
-    for (int k = r - 3; k >= 0; k--) {
-        bi[k] = lp_imod(p, rest, qs->d[k]);
-        rest = lp_idiv(p, rest, qs->d[k]);
-    }
+    int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2];
+    int64_t dv = lse ? 0 : n->shape.d[r - 1];
+    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM], *row;
+    LpExpr *i = attention_open_rows(p, qs, tq, bi, &row);
     for (int k = 0; k < r - 2; k++) qi[k] = ki[k] = vi[k] = bi[k];
     qi[r - 2] = i;
     /* hi: keys [0, hi) are visible */
-    LpExpr *hi = lp_iconst(p, tk);
-    if (n->nin == 4) {
-        LpExpr *none[1] = {NULL};
-        LpExpr *len = lp_cast(p, LT_I64, value_at(L, n->in[3], none));
-        len = lp_select(p, lp_bin(p, LO_LT, len, lp_iconst(p, 0)), lp_iconst(p, 0), len);
-        hi = lp_select(p, lp_bin(p, LO_GT, len, hi), hi, len);
-    }
+    LpExpr *hi = attention_len(L, n, lse ? 2 : 3, tk);
     if (n->attr.causal) {
         LpExpr *lim =
             lp_iadd(p, lp_bin(p, LO_SUB, hi, lp_iconst(p, tq)), lp_iadd(p, i, lp_iconst(p, 1)));
@@ -1329,10 +1348,12 @@ static void attention_rows(Lower *L, const IrNode *n, int out) {
     }
     /* once per row: the trip count and every key's mask read it */
     if (hi->kind != LE_CONST) hi = lp_local(p, LT_I64, hi);
-    LpExpr *orow = lp_imul(p, row, dv);
-    LpExpr *c = lp_open_loop(p, dv);
-    lp_store(p, out, lp_iadd(p, orow, c), lp_const_f(p, LT_F32, 0));
-    lp_close_loop(p);
+    LpExpr *orow = lp_imul(p, row, dv), *c, *o;
+    if (!lse) {
+        c = lp_open_loop(p, dv);
+        lp_store(p, out, lp_iadd(p, orow, c), lp_const_f(p, LT_F32, 0));
+        lp_close_loop(p);
+    }
     LpExpr *m = lp_local(p, LT_F32, lp_const_f(p, LT_F32, -INFINITY));
     LpExpr *l = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
     /* keys in blocks of ATT_KEYS: one rescaling (one exp) per block, and
@@ -1355,7 +1376,7 @@ static void attention_rows(Lower *L, const IrNode *n, int out) {
                     ? j
                     : lp_select(p, lp_bin(p, LO_LT, j, lp_iconst(p, tk)), j, lp_iconst(p, tk - 1));
         ki[r - 2] = jc[u];
-        LpExpr *s = attention_dot(L, n, qi, ki, d);
+        LpExpr *s = attention_dot(L, n->in[0], n->in[1], qi, ki, d);
         vis[u] = lp_bin(p, LO_LT, j, hi);
         sc[u] = lp_local(
             p, LT_F32,
@@ -1381,25 +1402,33 @@ static void attention_rows(Lower *L, const IrNode *n, int out) {
     }
     lp_set(p, l, lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, l, corr), psum));
     lp_set(p, m, m2);
-    c = lp_open_loop(p, dv);
-    vi[r - 1] = c;
-    LpExpr *o = lp_iadd(p, orow, c);
-    LpExpr *acc = lp_bin(p, LO_MUL, lp_load(p, out, o), corr);
-    for (int u = 0; u < ATT_KEYS; u++) { /* a masked key adds nothing (0 * inf is no NaN) */
-        vi[r - 2] = jc[u];
-        acc = lp_bin(p, LO_ADD, acc,
-                     lp_select(p, vis[u], lp_bin(p, LO_MUL, pj[u], value_at(L, n->in[2], vi)),
-                               lp_const_f(p, LT_F32, 0)));
+    if (!lse) {
+        c = lp_open_loop(p, dv);
+        vi[r - 1] = c;
+        o = lp_iadd(p, orow, c);
+        LpExpr *acc = lp_bin(p, LO_MUL, lp_load(p, out, o), corr);
+        for (int u = 0; u < ATT_KEYS; u++) { /* a masked key adds nothing (0 * inf is no NaN) */
+            vi[r - 2] = jc[u];
+            acc = lp_bin(p, LO_ADD, acc,
+                         lp_select(p, vis[u], lp_bin(p, LO_MUL, pj[u], value_at(L, n->in[2], vi)),
+                                   lp_const_f(p, LT_F32, 0)));
+        }
+        lp_store(p, out, o, acc);
+        lp_close_loop(p);
     }
-    lp_store(p, out, o, acc);
-    lp_close_loop(p);
     lp_close_loop(p); /* jb */
-    c = lp_open_loop(p, dv);
-    o = lp_iadd(p, orow, c);
-    lp_store(p, out, o,
-             lp_select(p, lp_bin(p, LO_EQ, l, lp_const_f(p, LT_F32, 0)), lp_const_f(p, LT_F32, 0),
-                       lp_bin(p, LO_DIV, lp_load(p, out, o), l)));
-    lp_close_loop(p);
+    if (lse) {
+        lp_store(p, out, row,
+                 lp_select(p, lp_bin(p, LO_EQ, m, ninf), ninf,
+                           lp_bin(p, LO_ADD, m, lp_un(p, LO_LOG, l))));
+    } else {
+        c = lp_open_loop(p, dv);
+        o = lp_iadd(p, orow, c);
+        lp_store(p, out, o,
+                 lp_select(p, lp_bin(p, LO_EQ, l, lp_const_f(p, LT_F32, 0)),
+                           lp_const_f(p, LT_F32, 0), lp_bin(p, LO_DIV, lp_load(p, out, o), l)));
+        lp_close_loop(p);
+    }
     lp_close_loop(p); /* row */
 }
 
@@ -1412,7 +1441,120 @@ static void lower_attention(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     if (shape_numel(&n->shape) == 0) return;
     L->p->cur->fast_exp = true;
-    attention_rows(L, n, out);
+    attention_rows(L, n, out, n->op == OP_ATTENTION_LSE);
+}
+
+/* attention_grad (FlashAttention-2's backward): one kernel per gradient,
+ * one flat parallel loop over the rows of the gradient it writes, streaming
+ * over the other side in blocks of ATT_KEYS, P recomputed blockwise as
+ * exp(s - lse) and never stored.
+ *
+ * dq (axis 0): per query i, over its visible keys j < hi(i) (as the
+ * forward): ds_j = P_ij (g_i . v_j - delta_i) scale; dq_i += ds_j k_j.
+ * dk, dv (axes 1, 2): per key j, over the queries that see it: none when
+ * j >= len, else i in [lo, Tq) with lo = max(0, j - (len - Tq)) when causal
+ * (j <= i + len - Tq), 0 otherwise (a runtime start and trip count);
+ * dv_j += P_ij g_i, dk_j += ds_ij q_i. A query whose lse is -inf saw no key
+ * (its output is 0) and gives nothing; masked entries are selected away,
+ * never multiplied by 0, so an inf in an unseen row makes no NaN. */
+static void lower_attention_grad(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    if (shape_numel(&n->shape) == 0) return;
+    p->cur->fast_exp = true;
+    int Q = n->in[0], K = n->in[1], V = n->in[2], G = n->in[3], LSE = n->in[4], DL = n->in[5];
+    const Shape *qs = &node(L, Q)->shape, *ks = &node(L, K)->shape;
+    int r = qs->ndim, axis = n->attr.axis;
+    int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2];
+    int64_t dv = node(L, V)->shape.d[r - 1], w = n->shape.d[r - 1];
+    bool by_query = axis == 0;
+    int64_t t = by_query ? tq : tk, to = by_query ? tk : tq; /* rows, streamed */
+    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *li[IR_MAXDIM], *row;
+    LpExpr *x = attention_open_rows(p, qs, t, bi, &row);
+    for (int k = 0; k < r - 2; k++) qi[k] = ki[k] = li[k] = bi[k];
+    LpExpr *len = attention_len(L, n, 6, tk);
+    LpExpr *lo = lp_iconst(p, 0), *cnt; /* streamed rows [lo, lo + cnt) */
+    if (by_query) {
+        cnt = len;
+        if (n->attr.causal) {
+            LpExpr *lim = lp_iadd(p, lp_bin(p, LO_SUB, len, lp_iconst(p, tq)),
+                                  lp_iadd(p, x, lp_iconst(p, 1)));
+            cnt = lp_select(p, lp_bin(p, LO_LT, lim, cnt), lim, cnt);
+        }
+    } else {
+        if (n->attr.causal) {
+            lo = lp_iadd(p, lp_bin(p, LO_SUB, x, len), lp_iconst(p, tq));
+            lo = lp_select(p, lp_bin(p, LO_LT, lo, lp_iconst(p, 0)), lp_iconst(p, 0), lo);
+        }
+        cnt = lp_select(p, lp_bin(p, LO_LT, x, len), lp_bin(p, LO_SUB, lp_iconst(p, tq), lo),
+                        lp_iconst(p, 0));
+    }
+    if (lo->kind != LE_CONST) lo = lp_local(p, LT_I64, lo);
+    if (cnt->kind != LE_CONST) cnt = lp_local(p, LT_I64, cnt);
+    LpExpr *orow = lp_imul(p, row, w);
+    LpExpr *c = lp_open_loop(p, w);
+    lp_store(p, out, lp_iadd(p, orow, c), lp_const_f(p, LT_F32, 0));
+    lp_close_loop(p);
+    LpExpr *zero = lp_const_f(p, LT_F32, 0), *ninf = lp_const_f(p, LT_F32, -INFINITY);
+    LpExpr *scale = lp_const_f(p, LT_F32, (float)n->attr.scale);
+    /* the row's own lse and delta, once (dq) */
+    LpExpr *lse_x = NULL, *delta_x = NULL;
+    if (by_query) {
+        li[r - 2] = x;
+        lse_x = lp_local(p, LT_F32, value_at(L, LSE, li));
+        delta_x = lp_local(p, LT_F32, value_at(L, DL, li));
+    }
+    LpExpr *nblk = cnt->kind == LE_CONST
+                       ? lp_iconst(p, (cnt->c.i + ATT_KEYS - 1) / ATT_KEYS)
+                       : lp_bin(p, LO_DIV, lp_iadd(p, cnt, lp_iconst(p, ATT_KEYS - 1)),
+                                lp_iconst(p, ATT_KEYS));
+    LpExpr *yb = lp_open_loop_trips(p, (to + ATT_KEYS - 1) / ATT_KEYS, nblk);
+    LpExpr *yc[ATT_KEYS], *coef[ATT_KEYS], *vis[ATT_KEYS];
+    for (int u = 0; u < ATT_KEYS; u++) {
+        LpExpr *y0 = lp_iadd(p, lp_imul(p, yb, ATT_KEYS), lp_iconst(p, u)); /* from lo */
+        LpExpr *y = lp_iadd(p, lo, y0);
+        yc[u] = lp_select(p, lp_bin(p, LO_LT, y, lp_iconst(p, to)), y, lp_iconst(p, to - 1));
+        if (yc[u]->kind != LE_CONST) yc[u] = lp_local(p, LT_I64, yc[u]);
+        vis[u] = lp_bin(p, LO_LT, y0, cnt);
+        qi[r - 2] = by_query ? x : yc[u];
+        ki[r - 2] = by_query ? yc[u] : x;
+        LpExpr *lse = lse_x, *delta = delta_x;
+        if (!by_query) {
+            li[r - 2] = yc[u];
+            lse = lp_local(p, LT_F32, value_at(L, LSE, li));
+            if (axis == 1) delta = value_at(L, DL, li);
+        }
+        LpExpr *s = lp_bin(p, LO_MUL, attention_dot(L, Q, K, qi, ki, d), scale);
+        LpExpr *ok = lp_bin(p, LO_AND, vis[u], lp_bin(p, LO_NE, lse, ninf));
+        LpExpr *pr = lp_select(p, ok, lp_un(p, LO_EXP, lp_bin(p, LO_SUB, s, lse)), zero);
+        if (axis == 2) {
+            coef[u] = lp_local(p, LT_F32, pr);
+            continue;
+        }
+        /* dP = g_i . v_j: the g index is q's, the v index k's */
+        LpExpr *dp = attention_dot(L, G, V, qi, ki, dv);
+        coef[u] = lp_local(
+            p, LT_F32,
+            lp_select(p, ok,
+                      lp_bin(p, LO_MUL, lp_bin(p, LO_MUL, pr, lp_bin(p, LO_SUB, dp, delta)), scale),
+                      zero));
+    }
+    /* out_x += sum_u coef_u * (k, q or g row yc_u) */
+    int src = axis == 0 ? K : axis == 1 ? Q : G;
+    LpExpr *si[IR_MAXDIM];
+    for (int k = 0; k < r - 2; k++) si[k] = bi[k];
+    c = lp_open_loop(p, w);
+    si[r - 1] = c;
+    LpExpr *o = lp_iadd(p, orow, c), *acc = lp_load(p, out, o);
+    for (int u = 0; u < ATT_KEYS; u++) {
+        si[r - 2] = yc[u];
+        acc = lp_bin(p, LO_ADD, acc,
+                     lp_select(p, vis[u], lp_bin(p, LO_MUL, coef[u], value_at(L, src, si)), zero));
+    }
+    lp_store(p, out, o, acc);
+    lp_close_loop(p);
+    lp_close_loop(p); /* yb */
+    lp_close_loop(p); /* row */
 }
 
 static void lower_root(Lower *L, int id) {
@@ -1451,7 +1593,11 @@ static void lower_root(Lower *L, int id) {
         lower_cumsum(L, id, out);
         break;
     case OP_ATTENTION:
+    case OP_ATTENTION_LSE:
         lower_attention(L, id, out);
+        break;
+    case OP_ATTENTION_GRAD:
+        lower_attention_grad(L, id, out);
         break;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_WEIGHT:

@@ -687,6 +687,43 @@ static bool case_attention(IrGraph *g, RgRng *r, OpKind op) {
     return true;
 }
 
+/* attention's fused backward, as its gradient rule emits it (lse, delta,
+ * then dq, dk and dv, all outputs) on the shapes of case_attention: Tk = 0,
+ * causal with Tq != Tk, a runtime len (extremes clamped) */
+static bool case_attention_bwd(IrGraph *g, RgRng *r, OpKind op) {
+    int nb = rg_int(r, 0, 2);
+    Shape qs = {nb + 2, {0}};
+    for (int i = 0; i < nb; i++) qs.d[i] = rg_int(r, 1, 3);
+    Shape ks = qs, vs = qs;
+    int64_t tq = rg_int(r, 1, 19), tk = rg_int(r, 0, 2) ? tq + rg_int(r, 0, 12) : rg_int(r, 0, 19);
+    int64_t d = rg_int(r, 1, 19), dv = rg_int(r, 1, 11);
+    qs.d[nb] = tq, qs.d[nb + 1] = d;
+    ks.d[nb] = tk, ks.d[nb + 1] = d;
+    vs.d[nb] = tk, vs.d[nb + 1] = dv;
+    int q = operand(g, r, TY_F32, qs), k = operand(g, r, TY_F32, ks), v = operand(g, r, TY_F32, vs);
+    Shape ys = qs;
+    ys.d[nb + 1] = dv;
+    int gy = operand(g, r, TY_F32, ys);
+    int len = rg_int(r, 0, 1) ? ir_input(g, TY_I32, shape_scalar(), NULL, L0) : -1;
+    IrAttr at = {0};
+    at.causal = rg_int(r, 0, 1);
+    at.scale = rg_unif(r, -1, 1);
+    int y = ir_attention(g, q, k, v, len, at.causal, at.scale, L0);
+    int lse = ir_add(g, OP_ATTENTION_LSE, (int[]){q, k, len}, len >= 0 ? 3 : 2, &at, L0);
+    int last = -1;
+    int delta = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, gy, y, L0), &last, 1, false, L0);
+    if (op == OP_ATTENTION_LSE) {
+        ir_mark_output(g, lse);
+        return true;
+    }
+    for (int i = 0; i < 3; i++) {
+        at.axis = i;
+        ir_mark_output(g, ir_add(g, OP_ATTENTION_GRAD, (int[]){q, k, v, gy, lse, delta, len},
+                                 len >= 0 ? 7 : 6, &at, L0));
+    }
+    return true;
+}
+
 static CaseFn op_case(OpKind op) {
     switch (op) {
     case OP_INPUT:
@@ -731,6 +768,9 @@ static CaseFn op_case(OpKind op) {
         return case_cast;
     case OP_ATTENTION:
         return case_attention;
+    case OP_ATTENTION_LSE:
+    case OP_ATTENTION_GRAD:
+        return case_attention_bwd;
     case OP_CONV2D:
     case OP_CONV2D_BACKWARD_INPUT:
     case OP_CONV2D_BACKWARD_WEIGHT:
@@ -1507,5 +1547,46 @@ Test(jit_gemm, qmatmul_int8) {
             jit_free(j);
         }
     unsetenv("TT_QGEMM");
+    ir_free(&g);
+}
+
+/* attention's gradient rule in its fused form (forced: the rule takes it
+ * past IR_ATTENTION_FUSED_MIN pairs), end to end through ad_backward: q, k,
+ * v [2, 3, T, 24] (the heads' permute of a [2, T, 3, 24] projection, read
+ * in place), causal with Tq = 37 != Tk = 45 and a runtime len, on 1 and 2
+ * threads (the row loops are parallel) against the naive runtime. */
+Test(jit_ops, attention_fused_backward_threads, .timeout = 120) {
+    int64_t old = ir_set_attention_fused_min(0);
+    IrGraph g;
+    ir_init(&g);
+    int perm[4] = {0, 2, 1, 3};
+    int q = ir_permute(&g, ir_input(&g, TY_F32, (Shape){4, {2, 37, 3, 24}}, NULL, L0), perm, L0);
+    int k = ir_input(&g, TY_F32, (Shape){4, {2, 3, 45, 24}}, NULL, L0);
+    int v = ir_input(&g, TY_F32, (Shape){4, {2, 3, 45, 20}}, NULL, L0);
+    int len = ir_input(&g, TY_I32, shape_scalar(), NULL, L0);
+    int y = ir_attention(&g, q, k, v, len, true, NAN, L0);
+    int r = ir_input(&g, TY_F32, ir_node(&g, y)->shape, NULL, L0);
+    int loss = ir_reduce(&g, OP_SUM, ir_binary(&g, OP_MUL, y, r, L0), NULL, 0, false, L0);
+    int wrt[3] = {q, k, v}, grads[3];
+    cr_assert(ad_backward(&g, loss, wrt, 3, grads), "%s", g.err);
+    ir_set_attention_fused_min(old);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(ir_node(&g, grads[i])->op, OP_ATTENTION_GRAD);
+        ir_mark_output(&g, grads[i]);
+    }
+    RgRng rng = {99};
+    void **in = make_inputs(&g, &rng, false);
+    for (int32_t l = 30; l <= 50; l += 20) { /* len below Tk, and past it (clamped) */
+        *(int32_t *)in[ir_node(&g, len)->attr.index] = l;
+        for (int t = 1; t <= 2; t++) {
+            Jit *j = jit_new(2);
+            jit_set_threads(j, t);
+            char what[64];
+            snprintf(what, sizeof what, "fused attention backward, len %d, %d threads", l, t);
+            cr_expect(differential(j, &g, in, ir_ops[OP_ATTENTION_GRAD].tol, what));
+            jit_free(j);
+        }
+    }
+    free_ptrs(in, g.ninputs);
     ir_free(&g);
 }

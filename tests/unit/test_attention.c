@@ -93,3 +93,48 @@ Test(attention, bad_operands_are_errors) {
     cr_assert_eq(ir_attention(&g, q, k, v, 999, false, NAN, L0), -1);
     ir_free(&g);
 }
+
+/* the backward ops' shape rules name the op and the operand */
+Test(attention, backward_ops_bad_operands_are_errors) {
+    IrGraph g;
+    ir_init(&g);
+    int q = in(&g, 2, 3, 4), k = in(&g, 2, 5, 4), v = in(&g, 2, 5, 6), gy = in(&g, 2, 3, 6);
+    Shape rs = shape_make(2, (int64_t[]){2, 3});
+    int lse = ir_input(&g, TY_F32, rs, NULL, L0), delta = ir_input(&g, TY_F32, rs, NULL, L0);
+    int len = ir_input(&g, TY_I32, shape_scalar(), NULL, L0);
+    IrAttr at = {0};
+    at.scale = 0.5;
+    int ok = ir_add(&g, OP_ATTENTION_LSE, (int[]){q, k, len}, 3, &at, L0);
+    cr_assert(ok >= 0, "%s", g.err);
+    cr_expect_eq(ir_node(&g, ok)->shape.ndim, 2);
+    cr_expect_eq(ir_node(&g, ok)->shape.d[1], 3);
+    cr_assert_eq(ir_add(&g, OP_ATTENTION_LSE, (int[]){q, k, v, len}, 4, &at, L0), -1);
+    cr_expect(strstr(g.err, "attention_lse: expects 2 or 3 inputs, got 4"), "%s", g.err);
+    cr_assert_eq(ir_add(&g, OP_ATTENTION_LSE, (int[]){q, v}, 2, &at, L0), -1);
+    cr_expect(strstr(g.err, "attention_lse: q [2, 3, 4] and k [2, 5, 6] have different feature"),
+              "%s", g.err);
+    int ins[7] = {q, k, v, gy, lse, delta, len};
+    for (int axis = 0; axis < 3; axis++) {
+        at.axis = axis;
+        int d = ir_add(&g, OP_ATTENTION_GRAD, ins, 7, &at, L0);
+        cr_assert(d >= 0, "%s", g.err);
+        cr_expect(shape_eq(&ir_node(&g, d)->shape, &ir_node(&g, ins[axis])->shape));
+    }
+    at.axis = 3;
+    cr_assert_eq(ir_add(&g, OP_ATTENTION_GRAD, ins, 7, &at, L0), -1);
+    cr_expect(strstr(g.err, "axis must be 0 (q), 1 (k) or 2 (v), got 3"), "%s", g.err);
+    at.axis = 0;
+    int bad[6] = {q, k, v, gy, delta, lse};
+    bad[4] = gy; /* lse of the wrong shape */
+    cr_assert_eq(ir_add(&g, OP_ATTENTION_GRAD, bad, 6, &at, L0), -1);
+    cr_expect(strstr(g.err, "attention_grad: lse must be f32[2, 3], got f32[2, 3, 6]"), "%s",
+              g.err);
+    bad[4] = lse;
+    bad[3] = q; /* gy of q's shape, not y's */
+    cr_assert_eq(ir_add(&g, OP_ATTENTION_GRAD, bad, 6, &at, L0), -1);
+    cr_expect(strstr(g.err, "attention_grad: gy must be f32[2, 3, 6], got f32[2, 3, 4]"), "%s",
+              g.err);
+    cr_assert_eq(ir_add(&g, OP_ATTENTION_GRAD, ins, 5, &at, L0), -1);
+    cr_expect(strstr(g.err, "attention_grad: expects 6 or 7 inputs, got 5"), "%s", g.err);
+    ir_free(&g);
+}

@@ -63,7 +63,7 @@ static void set_win(IrAttr *a, int64_t k, int64_t s, int64_t p) {
 /* Sets a's declared fields of op to valid values, adds the inputs, then
  * the node; returns its id (-1 with g->err). */
 static int make_node(IrGraph *g, OpKind op, IrAttr a) {
-    int x[4] = {-1, -1, -1, -1}; /* -1 left: no recipe below (-Wswitch warns too) */
+    int x[7] = {-1, -1, -1, -1, -1, -1, -1}; /* -1 left: no recipe below (-Wswitch warns too) */
     int nin = ir_ops[op].arity;
     Shape s23 = SHP(2, 3);
     switch (op) {
@@ -227,6 +227,25 @@ static int make_node(IrGraph *g, OpKind op, IrAttr a) {
         x[2] = in(g, TY_F32, SHP(3, 5));
         a.causal = false;
         a.scale = 0.5;
+        break;
+    case OP_ATTENTION_LSE:
+        nin = 2;
+        x[0] = in(g, TY_F32, SHP(2, 4));
+        x[1] = in(g, TY_F32, SHP(3, 4));
+        a.causal = false;
+        a.scale = 0.5;
+        break;
+    case OP_ATTENTION_GRAD:
+        nin = 6;
+        x[0] = in(g, TY_F32, SHP(2, 4));
+        x[1] = in(g, TY_F32, SHP(3, 4));
+        x[2] = in(g, TY_F32, SHP(3, 5));
+        x[3] = in(g, TY_F32, SHP(2, 5));
+        x[4] = in(g, TY_F32, SHP(2));
+        x[5] = in(g, TY_F32, SHP(2));
+        a.causal = false;
+        a.scale = 0.5;
+        a.axis = 0;
         break;
     case OP__COUNT:
         cr_assert_fail("not an op");

@@ -176,6 +176,9 @@ static double loss_of(Ctx *c, int out, const float *r, float *obuf) {
     return l;
 }
 
+/* set by the grad_fd_fused tests: the graph must hold attention_grad */
+static bool expect_fused;
+
 static void check_case(const GradCase *k) {
     uint64_t seed = 1469598103934665603ull;
     for (const char *s = k->name; *s; s++) seed = (seed ^ (unsigned char)*s) * 1099511628211ull;
@@ -207,6 +210,11 @@ static void check_case(const GradCase *k) {
     cr_assert(nw > 0, "%s: nothing to differentiate", k->name);
     int before = g->n;
     cr_assert(ad_backward(g, loss, wrt, nw, grads), "%s: ad_backward: %s", k->name, g->err);
+    if (expect_fused) {
+        bool fused = false;
+        for (int i = before; i < g->n; i++) fused |= ir_node(g, i)->op == OP_ATTENTION_GRAD;
+        cr_assert(fused, "%s: the fused backward was not taken", k->name);
+    }
     char err[512];
     cr_assert(ir_verify(g, err, sizeof err), "%s: ir_verify after ad_backward: %s", k->name, err);
     for (int i = before; i < g->n; i++)
@@ -718,6 +726,16 @@ static int build_attention_causal(Ctx *c) {
     return ir_attention(&c->g, q, k, v, len, true, 0.7, L(c));
 }
 
+/* causal, Tq > Tk and len 2: queries 0 and 1 see no key (their output is 0,
+ * so no gradient), query 2 sees key 0 alone, query 3 keys 0 and 1; key 2
+ * is past len */
+static int build_attention_masked_rows(Ctx *c) {
+    int q = in_unif(c, SH(1, 4, 3), -1, 1), k = in_unif(c, SH(1, 3, 3), -1, 1);
+    int v = in_unif(c, SH(1, 3, 2), -1, 1);
+    int len = in_idx(c, shape_scalar(), (int32_t[]){2});
+    return ir_attention(&c->g, q, k, v, len, true, 1.3, L(c));
+}
+
 static const GradCase cases[] = {
     {"neg", OP_NEG, build_neg},
     {"exp", OP_EXP, build_exp},
@@ -791,6 +809,7 @@ static const GradCase cases[] = {
     {"attention", OP__COUNT, build_attention},
     {"attention_op", OP_ATTENTION, build_attention_op},
     {"attention_causal", OP_ATTENTION, build_attention_causal},
+    {"attention_masked_rows", OP_ATTENTION, build_attention_masked_rows},
     {"sigmoid_bce", OP__COUNT, build_sigmoid_bce},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
@@ -882,14 +901,37 @@ FD(layernorm)
 FD(attention)
 FD(attention_op)
 FD(attention_causal)
+FD(attention_masked_rows)
 FD(sigmoid_bce)
 
+/* The attention cases again through the fused backward (attention_lse,
+ * attention_grad), which grad_attention takes only past
+ * IR_ATTENTION_FUSED_MIN pairs: forced here. */
+#define FD_FUSED(name)                                                                             \
+    Test(grad_fd_fused, name) {                                                                    \
+        int64_t old = ir_set_attention_fused_min(0);                                               \
+        expect_fused = true;                                                                       \
+        run_named(#name);                                                                          \
+        expect_fused = false;                                                                      \
+        ir_set_attention_fused_min(old);                                                           \
+    }
+
+FD_FUSED(attention_op)
+FD_FUSED(attention_causal)
+FD_FUSED(attention_masked_rows)
+
 /* -- coverage: every differentiable op has a case, every case a test -- */
+
+/* The ops of attention's fused backward: differentiating them (a second
+ * derivative of attention) is an error, checked by grad_second_order. */
+static bool second_order_error(int op) {
+    return op == OP_ATTENTION_LSE || op == OP_ATTENTION_GRAD;
+}
 
 Test(grad_coverage, every_op_has_a_case) {
     for (int op = 0; op < OP__COUNT; op++) {
         unsigned f = ir_ops[op].flags;
-        if (f & (OPF_NODIFF | OPF_LEAF)) continue;
+        if ((f & (OPF_NODIFF | OPF_LEAF)) || second_order_error(op)) continue;
         bool has = false;
         for (int i = 0; i < NCASES; i++) has |= cases[i].op == (OpKind)op;
         cr_expect(has, "op %s is differentiable but has no gradient check in test_grad.c",
@@ -1259,4 +1301,65 @@ Test(grad_backward, verify_and_shapes_on_mlp) {
         cr_expect(shape_eq(&ir_node(&c.g, gr[i])->shape, &ir_node(&c.g, wrt[i])->shape));
     }
     ctx_free(&c);
+}
+
+/* -- attention's backward ops: a gradient of them is an error naming the
+ * op, never a silent zero (grad_attn.c) -- */
+
+Test(grad_second_order, attention_backward_ops_refuse) {
+    Ctx c;
+    ctx_init(&c, 5);
+    IrGraph *g = &c.g;
+    int q = in_unif(&c, SH(2, 3, 4), -1, 1), k = in_unif(&c, SH(2, 5, 4), -1, 1);
+    int v = in_unif(&c, SH(2, 5, 3), -1, 1);
+    int y = ir_attention(g, q, k, v, -1, true, NAN, L(&c));
+    cr_assert(y >= 0, "%s", g->err);
+    int wrt[3] = {q, k, v}, grads[3];
+    int64_t old = ir_set_attention_fused_min(0);
+    cr_assert(ad_backward(g, y, wrt, 3, grads), "%s", g->err);
+    ir_set_attention_fused_min(old);
+    bool seen[OP__COUNT] = {false};
+    for (int i = 0; i < 3; i++) {
+        cr_assert(grads[i] >= 0);
+        cr_expect_eq(ir_node(g, grads[i])->op, OP_ATTENTION_GRAD);
+        cr_expect_eq(ir_node(g, grads[i])->attr.axis, i);
+        seen[ir_node(g, ir_node(g, grads[i])->in[4])->op] = true;
+    }
+    cr_expect(seen[OP_ATTENTION_LSE], "dq, dk, dv read attention_lse");
+    /* d(sum(dq^2))/dq goes through attention_grad: an error */
+    int loss = ir_binary(g, OP_MUL, grads[0], grads[0], L(&c));
+    int g2;
+    cr_expect(!ad_backward(g, loss, &q, 1, &g2));
+    cr_expect(strstr(g->err, "attention_grad: second derivatives of attention are not implemented"),
+              "%s", g->err);
+    /* and through attention_lse alone */
+    IrAttr at = {0};
+    at.scale = 0.5;
+    int lse = ir_add(g, OP_ATTENTION_LSE, (int[]){q, k}, 2, &at, L(&c));
+    cr_assert(lse >= 0, "%s", g->err);
+    cr_expect(!ad_backward(g, lse, &k, 1, &g2));
+    cr_expect(strstr(g->err, "attention_lse: second derivatives"), "%s", g->err);
+    ctx_free(&c);
+}
+
+/* grad_attention's choice: composed up to IR_ATTENTION_FUSED_MIN pairs
+ * (batch x Tq x Tk), fused past it (graphs built, never run) */
+Test(grad_attention_form, fused_past_the_threshold) {
+    static const int64_t t[2] = {4096, 4097}; /* 4096^2 = 2^24: composed */
+    for (int big = 0; big < 2; big++) {
+        IrGraph g;
+        ir_init(&g);
+        SrcLoc l0 = {0};
+        Shape s = shape_make(3, (int64_t[]){1, t[big], 2});
+        int q = ir_input(&g, TY_F32, s, NULL, l0), k = ir_input(&g, TY_F32, s, NULL, l0);
+        int v = ir_input(&g, TY_F32, s, NULL, l0);
+        int y = ir_attention(&g, q, k, v, -1, true, NAN, l0);
+        int wrt[3] = {q, k, v}, grads[3];
+        cr_assert(ad_backward(&g, y, wrt, 3, grads), "%s", g.err);
+        for (int i = 0; i < 3; i++)
+            cr_expect_eq(ir_node(&g, grads[i])->op == OP_ATTENTION_GRAD, big,
+                         "T = %lld: gradient %d is %s", (long long)t[big], i,
+                         ir_ops[ir_node(&g, grads[i])->op].name);
+        ir_free(&g);
+    }
 }

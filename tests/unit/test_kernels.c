@@ -19,7 +19,7 @@
 
 #include "kernels.h"
 
-#define MAXIN 4
+#define MAXIN 7
 
 /* A tensor literal: dtype, shape, values (NULL when empty). */
 typedef struct TV {
@@ -395,6 +395,52 @@ static const KCase kcases[] = {
      {{TY_F32, 2, {2, 2}, V(1, 0, 0, 1)}, {TY_F32, 2, {2, 2}, V(1, 0, 0, 1)},
       {TY_F32, 2, {2, 2}, V(1, 2, 3, 4)}, {TY_I32, 0, {0}, V(1)}},
      {TY_F32, 2, {2, 2}, V(0, 0, 1, 2)}, 1e-6},
+
+    /* -- attention's fused backward: values from numpy in double
+     * (q [2, 2], k [3, 2], v [3, 2], gy [2, 2], scale 0.5) -- */
+    {"attention_lse: log(e + 1)", OP_ATTENTION_LSE, {.scale = 1}, 2,
+     {{TY_F32, 2, {1, 2}, V(1, 0)}, {TY_F32, 2, {2, 2}, V(1, 0, 0, 1)}},
+     {TY_F32, 1, {1}, V(1.3132616875182228)}, 1e-6},
+    {"attention_lse causal len 1: query 0 sees no key (-inf)", OP_ATTENTION_LSE,
+     {.scale = 1, .causal = true}, 3,
+     {{TY_F32, 2, {2, 2}, V(1, 0, 0, 1)}, {TY_F32, 2, {2, 2}, V(1, 0, 0, 1)},
+      {TY_I32, 0, {0}, V(1)}},
+     {TY_F32, 1, {2}, V(-INFINITY, 0)}, 1e-6},
+#define ATT_IN(lse0, lse1, d0, d1)                                                                 \
+    {{TY_F32, 2, {2, 2}, V(1, 0, 0.5, 1)}, {TY_F32, 2, {3, 2}, V(1, 0, 0, 1, 1, 1)},              \
+     {TY_F32, 2, {3, 2}, V(1, 2, 3, 4, -1, 0.5)}, {TY_F32, 2, {2, 2}, V(1, 0, -0.5, 2)},          \
+     {TY_F32, 1, {2}, V(lse0, lse1)}, {TY_F32, 1, {2}, V(d0, d1)}
+    {"attention_grad dq, causal len 2: query 0 sees key 0 alone (dq 0)", OP_ATTENTION_GRAD,
+     {.scale = 0.5, .causal = true, .axis = 0}, 7,
+     ATT_IN(0.5, 1.0759394198788437, 1.0, 5.186529502657394), {TY_I32, 0, {0}, V(2)}},
+     {TY_F32, 2, {2, 2}, V(0, 0, -0.36920112410639744, 0.36920112410639755)}, 1e-6},
+    {"attention_grad dk, causal len 2: key 2 unseen", OP_ATTENTION_GRAD,
+     {.scale = 0.5, .causal = true, .axis = 1}, 7,
+     ATT_IN(0.5, 1.0759394198788437, 1.0, 5.186529502657394), {TY_I32, 0, {0}, V(2)}},
+     {TY_F32, 2, {3, 2},
+      V(-0.18460056205319872, -0.36920112410639744, 0.18460056205319877, 0.36920112410639755, 0,
+        0)}, 1e-6},
+    {"attention_grad dv, causal len 2", OP_ATTENTION_GRAD,
+     {.scale = 0.5, .causal = true, .axis = 2}, 7,
+     ATT_IN(0.5, 1.0759394198788437, 1.0, 5.186529502657394), {TY_I32, 0, {0}, V(2)}},
+     {TY_F32, 2, {3, 2},
+      V(0.7810882504428991, 0.8756469982284038, -0.28108825044289903, 1.1243530017715961, 0, 0)},
+     1e-6},
+    {"attention_grad dk, no mask", OP_ATTENTION_GRAD, {.scale = 0.5, .axis = 1}, 6,
+     ATT_IN(1.4580200879470335, 1.6193380844056782, 0.698089612856696, 3.6410296041801153)},
+     {TY_F32, 2, {3, 2},
+      V(0.04894913819985698, -0.017930166292224027, 0.5011837707261635, 0.46672096445510153,
+        -0.5501329089260208, -0.448790798162878)}, 1e-6},
+    {"attention_grad dq, no mask", OP_ATTENTION_GRAD, {.scale = 0.5, .axis = 0}, 6,
+     ATT_IN(1.4580200879470335, 1.6193380844056782, 0.698089612856696, 3.6410296041801153)},
+     {TY_F32, 2, {2, 2},
+      V(-0.2678232884986128, -0.05791422134596913, -0.466720964455102, 0.01793016629222355)},
+     1e-6},
+    {"attention_grad dv, causal len 1: query 0's lse is -inf, query 1 sees key 0",
+     OP_ATTENTION_GRAD, {.scale = 0.5, .causal = true, .axis = 2}, 7,
+     ATT_IN(-INFINITY, 0.25, 0, 3.5), {TY_I32, 0, {0}, V(1)}},
+     {TY_F32, 2, {3, 2}, V(-0.5, 2, 0, 0, 0, 0)}, 1e-6},
+#undef ATT_IN
 
     /* -- INT8 quantization: exact integers, computed by hand -- */
     {"quantize ties to even, both signs, saturation, specials", OP_QUANTIZE, {0}, 3,
