@@ -41,7 +41,8 @@ enum {
                                vectorizer cannot widen (transform.c) */
     /* The result is input 0 with some elements replaced: an output of the
      * op may alias that input (ir_alias_output), and the backends then write
-     * only the replaced elements, in place */
+     * only the replaced elements, in place (the reference kernel accepts
+     * its output buffer being input 0's) */
     OPF_INPLACE = 1 << 10,
 };
 

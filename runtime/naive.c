@@ -7,9 +7,9 @@
  * and copied into the caller's buffers). The exception is an output that
  * aliases an input (ir_alias_output): its node's kernel writes straight into
  * that buffer, which the caller passed for both, and writes only the
- * elements it changes (a KV cache's new row, not the whole cache). A kernel that fails on its data,
- * or a buffer that does not fit, stops the run: what was allocated is freed
- * and the failure returned with its node.
+ * elements it changes (a KV cache's new row, not the whole cache). A kernel
+ * that fails on its data, or a buffer that does not fit, stops the run:
+ * what was allocated is freed and the failure returned with its node.
  */
 #include <stdio.h>
 #include <stdlib.h>

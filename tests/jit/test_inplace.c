@@ -6,7 +6,8 @@
  * gives out of place; the in-place run writes nothing but the new rows (the
  * other rows are read-only pages: a copy of the cache would fault); a bad
  * position is the same error on both, with nothing written; the contract
- * (one buffer for both) and the verifier's conditions are enforced.
+ * (one buffer for both) and the verifier's conditions are enforced; AOT
+ * libraries refuse aliased graphs.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -16,6 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "aot.h"
 #include "jit.h"
 #include "kernels.h"
 #include "randgraph.h"
@@ -309,5 +311,21 @@ Test(inplace, write_rows_shape_errors) {
     int row = ir_input(&g, TY_F32, shape_make(2, (int64_t[]){1, 2}), NULL, L0);
     cr_expect_lt(ir_write_rows(&g, dst, row, pv, L0), 0);
     cr_expect(strstr(g.err, "pos must be an i32 scalar"), "%s", g.err);
+    ir_free(&g);
+}
+
+/* Compiled libraries take outputs and inputs apart: aot_build refuses an
+ * aliased graph, saying so, before compiling anything. */
+Test(inplace, aot_refuses_aliased_graphs) {
+    IrGraph g;
+    rows_graph(&g, shape_make(2, (int64_t[]){4, 2}), shape_make(2, (int64_t[]){1, 2}), false, true);
+    int src[3] = {0, 1, 2};
+    AotGraph ag = {&g, 1, src};
+    AotSpec s = {.prefix = "p", .nargs = 3, .nouts = 1, .graphs = &ag, .ngraphs = 1, .threads = 1};
+    char *out = NULL, err[512] = "";
+    size_t len = 0;
+    cr_expect_not(aot_build(&s, AOT_LLVM, &out, &len, err, sizeof err));
+    cr_expect(strstr(err, "aot: graph 0: output 0 updates an input in place"), "%s", err);
+    cr_expect_null(out);
     ir_free(&g);
 }
