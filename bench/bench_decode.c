@@ -12,7 +12,7 @@
  *
  * Each figure is a median of CPU times (the process's): of `reps` consecutive steps at P, P+1, ...
  * for cached; of `reps / 2` (at least 2) calls after two warm-up calls (the JIT's compiles) for
- * full. The model: vocab 65, d 128, 4 heads, 4 layers, ctx 640 (a character-level TinyGPT), its
+ * full. The model: std TinyGPT, vocab 65, d 128, 4 heads, 4 layers, ctx 640 (character level), its
  * weights from randn with seed 0, saved for PyTorch as safetensors.
  *
  *   bench_decode [--quick] [--no-torch] [--no-naive] [--threads=N]
@@ -39,43 +39,10 @@
 #define NPOS   5
 static const int positions[NPOS] = {32, 64, 128, 256, 512};
 
+/* The standard library's TinyGPT (lang/std/30_transformer.tt): the model
+ * generate() decodes, with the parameter names decode_torch.py loads. */
 static const char *MODEL =
-    "model Att(d: int, heads: int) {\n"
-    "    qkv = Linear(d, 3 * d)\n"
-    "    proj = Linear(d, d)\n"
-    "    forward(x: f32[B, T, d]) {\n"
-    "        let hd = int(d / heads)\n"
-    "        let h = qkv(x)\n"
-    "        let q = transpose(reshape(h[:, :, 0:d], [B, T, heads, hd]), 1, 2)\n"
-    "        let k = transpose(reshape(h[:, :, d:2 * d], [B, T, heads, hd]), 1, 2)\n"
-    "        let v = transpose(reshape(h[:, :, 2 * d:3 * d], [B, T, heads, hd]), 1, 2)\n"
-    "        let y = attention(q, k, v, causal=true)\n"
-    "        return proj(reshape(transpose(y, 1, 2), [B, T, d]))\n"
-    "    }\n"
-    "}\n"
-    "model Blk(d: int, heads: int) {\n"
-    "    ln1 = LayerNorm(d)\n"
-    "    attn = Att(d, heads)\n"
-    "    ln2 = LayerNorm(d)\n"
-    "    mlp = MLP(d, 4 * d)\n"
-    "    forward(x) {\n"
-    "        x = x + attn(ln1(x))\n"
-    "        return x + mlp(ln2(x))\n"
-    "    }\n"
-    "}\n"
-    "model GPT(vocab: int, d: int, heads: int, layers: int, ctx: int) {\n"
-    "    tok = Embedding(vocab, d)\n"
-    "    pos = Embedding(ctx, d)\n"
-    "    blocks = [Blk(d, heads); layers]\n"
-    "    ln = LayerNorm(d)\n"
-    "    head = Linear(d, vocab)\n"
-    "    forward(idx: i32[B, T]) {\n"
-    "        let x = tok(idx) + pos(arange(T))\n"
-    "        for blk in blocks { x = blk(x) }\n"
-    "        return head(ln(x))\n"
-    "    }\n"
-    "}\n"
-    "let m = GPT(65, 128, 4, 4, 640)\n"
+    "let m = TinyGPT(65, 128, 4, 4, 640)\n"
     "eval(m)\n";
 
 /* CPU time of the process, not wall time: on a shared machine other

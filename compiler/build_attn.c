@@ -54,3 +54,15 @@ int ir_attention(IrGraph *g, int q, int k, int v, int len, bool causal, double s
     at.scale = isnan(scale) ? 1.0 / sqrt((double)(d > 0 ? d : 1)) : scale;
     return ir_add(g, OP_ATTENTION, ids, len >= 0 ? 4 : 3, &at, loc);
 }
+
+/* The cast of an int src or pos is the builder's (the op takes f32 rows and
+ * an i32 position); the rest is the shape rule's. */
+int ir_write_rows(IrGraph *g, int dst, int src, int pos, SrcLoc loc) {
+    if (!build_valid(g, "write_rows", dst) || !build_valid(g, "write_rows", src) ||
+        !build_valid(g, "write_rows", pos))
+        return -1;
+    if (ir_node(g, src)->dtype != TY_F32 && (src = ir_cast(g, src, TY_F32, loc)) < 0) return -1;
+    if (ir_node(g, pos)->dtype != TY_I32 && (pos = ir_cast(g, pos, TY_I32, loc)) < 0) return -1;
+    int ids[3] = {dst, src, pos};
+    return ir_add(g, OP_WRITE_ROWS, ids, 3, &(IrAttr){0}, loc);
+}

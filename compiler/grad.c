@@ -614,6 +614,13 @@ bool grad_qmatmul(IrGraph *g, int id, int gout, int *gin) {
 bool grad_requantize(IrGraph *g, int id, int gout, int *gin) {
     return no_grad(g, id, gin);
 }
+
+/* -- write_rows: no gradient (OPF_NODIFF): a decode step's cache update; the
+ * position is data and decoding does not differentiate -- */
+bool grad_write_rows(IrGraph *g, int id, int gout, int *gin) {
+    return no_grad(g, id, gin);
+}
+
 bool grad_qconv2d(IrGraph *g, int id, int gout, int *gin) {
     return no_grad(g, id, gin);
 }

@@ -52,6 +52,7 @@ uint64_t ir_hash(const IrGraph *g) {
     }
     mix_i64(&h, g->nout);
     for (int k = 0; k < g->nout; k++) mix_i64(&h, g->outputs[k]);
+    for (int k = 0; g->alias && k < g->nout; k++) mix_i64(&h, g->alias[k]);
     return h;
 }
 

@@ -107,12 +107,14 @@ void ir_free(IrGraph *g) {
     arena_free(&g->arena);
     free(g->nodes);
     free(g->outputs);
+    free(g->alias);
     memset(g, 0, sizeof *g);
 }
 
 void ir_clear(IrGraph *g) {
     IrNode *nodes = g->nodes;
     int *outputs = g->outputs, cap = g->cap, outcap = g->outcap;
+    free(g->alias);
     arena_free(&g->arena);
     memset(g, 0, sizeof *g);
     arena_init(&g->arena);
@@ -124,7 +126,27 @@ void ir_clear(IrGraph *g) {
 
 void ir_mark_output(IrGraph *g, int node) {
     TT_ASSERT(node >= 0 && node < g->n);
+    int cap = g->outcap;
     TT_VEC_PUSH(g->outputs, g->nout, g->outcap, node);
+    if (g->alias) { /* kept as long as outputs, -1 for the new one */
+        if (g->outcap != cap)
+            g->alias = tt_xrealloc(g->alias, (size_t)g->outcap * sizeof *g->alias);
+        g->alias[g->nout - 1] = -1;
+    }
+}
+
+bool ir_alias_output(IrGraph *g, int j, int slot) {
+    if (j < 0 || j >= g->nout || slot < 0 || slot >= g->ninputs) {
+        snprintf(g->err, sizeof g->err, "alias: output %d or input slot %d does not exist", j,
+                 slot);
+        return false;
+    }
+    if (!g->alias) {
+        g->alias = tt_xmalloc((size_t)g->outcap * sizeof *g->alias);
+        for (int k = 0; k < g->nout; k++) g->alias[k] = -1;
+    }
+    g->alias[j] = slot;
+    return true;
 }
 
 /* Keeps only the attribute fields `op` reads, with entries past the rank

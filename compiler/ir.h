@@ -39,6 +39,11 @@ enum {
     OPF_INTRINSIC = 1 << 8, /* the LLVM intrinsic llvm.<name> */
     OPF_LIBM = 1 << 9,      /* the libm function <name>f: an opaque call, which the
                                vectorizer cannot widen (transform.c) */
+    /* The result is input 0 with some elements replaced: an output of the
+     * op may alias that input (ir_alias_output), and the backends then write
+     * only the replaced elements, in place (the reference kernel accepts
+     * its output buffer being input 0's) */
+    OPF_INPLACE = 1 << 10,
 };
 
 /* Attribute fields (the attrs column of ops.def): bit AT_X names IrAttr's
@@ -128,6 +133,10 @@ typedef struct IrGraph {
     int ninputs; /* INPUT slots used */
     int *outputs;
     int nout, outcap;
+    /* per output: the input slot whose buffer it updates in place (the
+     * caller passes the same buffer for both), -1 none; NULL: no output
+     * aliases an input (ir_alias_output) */
+    int *alias;
     char err[512]; /* the message of the last failed ir_* call */
 } IrGraph;
 
@@ -177,6 +186,17 @@ void ir_free(IrGraph *g);
  * memory). */
 void ir_clear(IrGraph *g);
 void ir_mark_output(IrGraph *g, int node);
+/* Output j updates input slot `slot` in place (XLA's input/output aliasing):
+ * the caller passes the same buffer as inputs[slot] and outputs[j], which
+ * holds the input before the run and output j after it. Allowed only where
+ * the backends can write without a copy: output j's node is an OPF_INPLACE
+ * op whose operand 0 is that slot's input node, read by no other node and
+ * not an output itself (ir_verify checks it; spec/ir.md). False with g->err
+ * on a bad j or slot; the rest is ir_verify's. */
+bool ir_alias_output(IrGraph *g, int j, int slot);
+static inline int ir_output_alias(const IrGraph *g, int j) {
+    return g->alias ? g->alias[j] : -1;
+}
 static inline IrNode *ir_node(const IrGraph *g, int id) {
     return &g->nodes[id];
 }
@@ -245,6 +265,11 @@ int ir_pool2d(IrGraph *g, OpKind op, int x, const IrWindow *win, SrcLoc loc);
  * keys, read at run time. scale: NAN for PyTorch's default 1/sqrt(D). Batch
  * dims broadcast (size-1 dims, equal ranks); ints are cast to f32. */
 int ir_attention(IrGraph *g, int q, int k, int v, int len, bool causal, double scale, SrcLoc loc);
+/* write_rows(dst f32[..., N, D], src f32[..., R, D], pos i32[]) -> dst with
+ * rows pos .. pos + R - 1 replaced by src (compiler/build_attn.c; ops.def):
+ * a KV cache's update, in place where its output aliases dst. A position
+ * outside [0, N - R] is an error when the graph runs. */
+int ir_write_rows(IrGraph *g, int dst, int src, int pos, SrcLoc loc);
 /* attention's gradient rule (compiler/grad_attn.c) takes its fused form
  * (the attention_lse and attention_grad ops, no Tq x Tk tensor) when batch
  * x Tq x Tk exceeds this many pairs, else the form composed of matmuls and

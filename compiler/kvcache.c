@@ -8,7 +8,8 @@
  * (position-wise); a node without one is copied as it is, unless it depends
  * on the tokens (it would combine positions). Causal self-attention is the
  * one op allowed to read other rows: it is rewritten to write the new k and
- * v rows into the caches at p and to attend over the first p + 1 rows.
+ * v rows into the caches at p (write_rows, in place: each cache output
+ * aliases its input) and to attend over the first p + 1 rows.
  */
 #include "kvcache.h"
 
@@ -22,10 +23,10 @@ typedef struct Pass {
     int tok_slot;
     void *const *data1, *const *data2;
     KvPlan *P;
-    int *ax;                         /* sequence axis of each node of E1; -1: none */
-    bool *dep;                       /* depends on the tokens or the positions */
-    int *m;                          /* node of D that computes it (one row) */
-    int tok, pos, iota, posvec, len; /* D nodes made on first use; -1 before */
+    int *ax;                   /* sequence axis of each node of E1; -1: none */
+    bool *dep;                 /* depends on the tokens or the positions */
+    int *m;                    /* node of D that computes it (one row) */
+    int tok, pos, posvec, len; /* D nodes made on first use; -1 before */
     int caps, ncache;
     int *cache_out; /* k'_0, v'_0, ... */
 } Pass;
@@ -82,18 +83,6 @@ static int pos_node(Pass *S) {
     return S->pos;
 }
 
-/* 1 where the cache row is p: iota == p, f32[ctx] */
-static int row_mask(Pass *S) {
-    IrGraph *D = &S->P->D;
-    if (S->iota < 0) {
-        Shape s = shape_make(1, &S->ctx);
-        S->iota = add_slot(S, ir_input(D, TY_I32, s, "iota", out_loc(S)), KV_IOTA, 0, -1);
-    }
-    int p = pos_node(S);
-    if (S->iota < 0 || p < 0) return -1;
-    return ir_binary(D, OP_EQ, S->iota, p, out_loc(S));
-}
-
 /* arange(T) as i32 data in both traces: the positions, which become p */
 static bool is_arange(const Pass *S, const IrNode *x) {
     if (x->dtype != TY_I32 || x->shape.ndim != 1) return false;
@@ -114,7 +103,9 @@ static int64_t prod(const Shape *s, int upto) {
 }
 
 /* attention(q, k, v, causal) over the sequence -> attention(q_p, k', v',
- * len = p + 1, causal) with k' = where(row == p, k_p, k_cache), likewise v'. */
+ * len = p + 1, causal) with k' = write_rows(k_cache, k_p, p), likewise v':
+ * the caches are outputs aliasing their inputs, so each step writes row p
+ * in place (derive marks them). */
 static int rewrite_attention(Pass *S, int id) {
     const IrNode *x = ir_node(S->E1, id);
     IrGraph *D = &S->P->D;
@@ -136,14 +127,10 @@ static int rewrite_attention(Pass *S, int id) {
     int kc = add_slot(S, ir_input(D, TY_F32, ks, name, x->loc), KV_KCACHE, l, -1);
     snprintf(name, sizeof name, "v_cache%d", l);
     int vc = add_slot(S, ir_input(D, TY_F32, vs, name, x->loc), KV_VCACHE, l, -1);
-    int mask = row_mask(S);
-    if (kc < 0 || vc < 0 || mask < 0) return -1;
-    Shape ms = {.ndim = r};
-    for (int k = 0; k < r; k++) ms.d[k] = 1;
-    ms.d[r - 2] = S->ctx;
-    int mr = ir_reshape(D, mask, ms, x->loc);
-    int kn = mr < 0 ? -1 : ir_where(D, mr, S->m[x->in[1]], kc, x->loc);
-    int vn = kn < 0 ? -1 : ir_where(D, mr, S->m[x->in[2]], vc, x->loc);
+    int p = pos_node(S);
+    if (kc < 0 || vc < 0 || p < 0) return -1;
+    int kn = ir_write_rows(D, kc, S->m[x->in[1]], p, x->loc);
+    int vn = kn < 0 ? -1 : ir_write_rows(D, vc, S->m[x->in[2]], p, x->loc);
     if (vn < 0) return -1;
     if (S->len < 0) {
         int one = ir_const(D, TY_I32, shape_scalar(), 1, out_loc(S));
@@ -306,7 +293,12 @@ static bool derive(Pass *S) {
     if (S->ax[o] < 0) return refuse(S, o, "is the result and has no sequence axis");
     if (S->tok < 0) return refuse(S, -1, "the forward does not read its token ids");
     ir_mark_output(D, S->m[o]);
-    for (int k = 0; k < S->ncache; k++) ir_mark_output(D, S->cache_out[k]);
+    for (int k = 0; k < S->ncache; k++) {
+        /* output 1 + k updates its cache's input slot in place */
+        ir_mark_output(D, S->cache_out[k]);
+        int slot = ir_node(D, ir_node(D, S->cache_out[k])->in[0])->attr.index;
+        if (!ir_alias_output(D, 1 + k, slot)) return refuse(S, -1, "internal: %s", D->err);
+    }
     char err[256];
     if (!ir_verify(D, err, sizeof err)) return refuse(S, -1, "internal: %s", err);
     return true;
@@ -329,7 +321,7 @@ bool kv_derive(const IrGraph *E1, const IrGraph *E2, int64_t T1, int64_t T2, int
     S.ax = tt_xcalloc((size_t)n, sizeof *S.ax);
     S.dep = tt_xcalloc((size_t)n, sizeof *S.dep);
     S.m = tt_xcalloc((size_t)n, sizeof *S.m);
-    S.tok = S.pos = S.iota = S.posvec = S.len = -1;
+    S.tok = S.pos = S.posvec = S.len = -1;
     bool ok = T1 != T2 && ctx >= 1 ? derive(&S) : refuse(&S, -1, "needs two sequence lengths");
     free(S.ax);
     free(S.dep);

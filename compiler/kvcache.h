@@ -5,8 +5,10 @@
  * incremental decode graph: one new token [B, 1] and its position p (a
  * runtime i32 scalar) in; the logits of that token and the updated k/v
  * caches of every attention out. The caches are [..., ctx, D], preallocated
- * to ctx rows; row p of each is written by the graph and attention reads the
- * first p + 1 rows (its `len` input), so every position runs the same graph.
+ * to ctx rows; row p of each is written by the graph in place (each cache
+ * output aliases its input slot: the caller passes one buffer for both) and
+ * attention reads the first p + 1 rows (its `len` input), so every position
+ * runs the same graph.
  * Where the forward is not made of position-wise computations feeding causal
  * attention, the pass refuses and says why (the caller recomputes instead).
  * The conditions are spec/ir.md's "KV caching".
@@ -19,10 +21,10 @@
 /* What the caller binds to each input slot of the decode graph. */
 typedef enum KvSlotKind {
     KV_TOKEN,  /* i32[B, 1]: the new token */
-    KV_POS,    /* i32[]: its position p, 0 <= p < ctx */
-    KV_IOTA,   /* i32[ctx]: 0, 1, ..., ctx - 1 (which cache row is p) */
-    KV_KCACHE, /* f32 cache_shape[layer]: keys of rows 0..p-1 (the rest any value) */
-    KV_VCACHE, /* f32 vcache_shape[layer]: values, likewise */
+    KV_POS,    /* i32[]: its position p, 0 <= p < ctx (else the step fails) */
+    KV_KCACHE, /* f32 cache_shape[layer]: keys of rows 0..p-1 (the rest any value);
+                  updated in place: also the buffer of output 1 + 2 * layer */
+    KV_VCACHE, /* f32 vcache_shape[layer]: values, likewise (output 2 + 2 * layer) */
     KV_DATA,   /* the data of input slot `src` of the traced graph (a weight) */
 } KvSlotKind;
 
@@ -36,7 +38,8 @@ typedef struct KvSlot {
 
 typedef struct KvPlan {
     IrGraph D;     /* the decode graph; outputs: logits [B, 1, ...], then
-                      k'_0, v'_0, k'_1, v'_1, ...: the caches with row p written */
+                      k'_0, v'_0, k'_1, v'_1, ...: the caches with row p written,
+                      each aliasing its cache's input slot (ir_alias_output) */
     KvSlot *slots; /* D.ninputs entries */
     int nlayers;   /* attention nodes rewritten */
     Shape kshape[KV_MAX_LAYERS], vshape[KV_MAX_LAYERS]; /* cache shapes */

@@ -82,6 +82,9 @@ void ir_print(FILE *out, const IrGraph *g) {
         ir_print_node(out, g, i);
     }
     fputs("outputs:", out);
-    for (int k = 0; k < g->nout; k++) fprintf(out, "%s %%%d", k ? "," : "", g->outputs[k]);
+    for (int k = 0; k < g->nout; k++) {
+        fprintf(out, "%s %%%d", k ? "," : "", g->outputs[k]);
+        if (ir_output_alias(g, k) >= 0) fprintf(out, " (in place of #%d)", ir_output_alias(g, k));
+    }
     fputc('\n', out);
 }

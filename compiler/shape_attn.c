@@ -147,6 +147,44 @@ int64_t flops_attention(const IrGraph *g, const IrNode *n) {
     return rows * tk * (2 * d + 2 * dv + 4);
 }
 
+/* write_rows(dst [..., N, D], src [..., R, D], pos i32[]) -> dst's shape:
+ * the KV-cache update (ops.def). R <= N here; pos is checked when it runs. */
+bool shape_write_rows(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (n->nin != 3)
+        return fail(err, errlen, "write_rows: expects 3 inputs (dst, src, pos), got %d", n->nin);
+    for (int i = 0; i < 3; i++)
+        if (n->in[i] < 0 || n->in[i] >= g->n)
+            return fail(err, errlen,
+                        "write_rows: input %d is %%%d, not a node of the graph (%d nodes)", i,
+                        n->in[i], g->n);
+    const IrNode *d = &g->nodes[n->in[0]], *s = &g->nodes[n->in[1]], *p = &g->nodes[n->in[2]];
+    char sd[SB], ss[SB], sp[SB];
+    shape_str(&d->shape, sd, SB);
+    shape_str(&s->shape, ss, SB);
+    if (d->dtype != TY_F32 || s->dtype != TY_F32)
+        return fail(err, errlen, "write_rows: dst and src must be f32, got %s and %s",
+                    dtype_name(d->dtype), dtype_name(s->dtype));
+    int r = d->shape.ndim;
+    if (r < 2 || s->shape.ndim != r)
+        return fail(err, errlen,
+                    "write_rows: dst %s and src %s must have the same rank, at least 2 [..., rows, "
+                    "D]",
+                    sd, ss);
+    for (int i = 0; i < r; i++)
+        if (i != r - 2 && d->shape.d[i] != s->shape.d[i])
+            return fail(err, errlen,
+                        "write_rows: dst %s and src %s differ outside the rows (axis %d)", sd, ss,
+                        i);
+    if (s->shape.d[r - 2] > d->shape.d[r - 2])
+        return fail(err, errlen, "write_rows: src %s has more rows than dst %s", ss, sd);
+    if (p->dtype != TY_I32 || p->shape.ndim != 0)
+        return fail(err, errlen, "write_rows: pos must be an i32 scalar (0-d), got %s%s",
+                    dtype_name(p->dtype), shape_str(&p->shape, sp, SB));
+    n->shape = d->shape;
+    n->dtype = TY_F32;
+    return true;
+}
+
 /* the scores and one exp per score */
 int64_t flops_attention_lse(const IrGraph *g, const IrNode *n) {
     const Shape *q = &g->nodes[n->in[0]].shape, *k = &g->nodes[n->in[1]].shape;

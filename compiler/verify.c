@@ -20,6 +20,45 @@ __attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t errlen,
     return false;
 }
 
+/* Output j aliases input slot s (ir.h, ir_alias_output): only where the
+ * backends can update in place without a copy and without a hazard. The
+ * aliased buffer is written by output j's node; nothing else may read the
+ * input (it would see the new rows or not, by kernel order), and no other
+ * output may share the buffer. */
+static bool verify_alias(const IrGraph *g, int j, char *err, size_t errlen) {
+    int s = g->alias[j], o = g->outputs[j], in = -1, readers = 0;
+    if (s >= g->ninputs)
+        return fail(err, errlen, "verify: output %d aliases input slot %d but the graph has %d", j,
+                    s, g->ninputs);
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].op == OP_INPUT && g->nodes[i].attr.index == s) in = i;
+    const IrNode *x = &g->nodes[o];
+    if (!(ir_ops[x->op].flags & OPF_INPLACE) || in < 0 || x->in[0] != in)
+        return fail(err, errlen,
+                    "verify: output %d (%%%d, %s) aliases input slot %d but is not an in-place "
+                    "update of it (an OPF_INPLACE op whose operand 0 is that input)",
+                    j, o, ir_ops[x->op].name, s);
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < g->nodes[i].nin; k++) readers += g->nodes[i].in[k] == in;
+    if (readers != 1)
+        return fail(err, errlen,
+                    "verify: input slot %d is updated in place by output %d but read %d times "
+                    "(only its update may read it)",
+                    s, j, readers);
+    for (int k = 0; k < g->nout; k++) {
+        if (g->outputs[k] == in)
+            return fail(err, errlen, "verify: input slot %d is updated in place and also output %d",
+                        s, k);
+        if (k != j && g->outputs[k] == o)
+            return fail(err, errlen,
+                        "verify: output %d updates input slot %d in place and is also output %d", j,
+                        s, k);
+        if (k != j && g->alias[k] == s)
+            return fail(err, errlen, "verify: outputs %d and %d both alias input slot %d", j, k, s);
+    }
+    return true;
+}
+
 bool ir_verify(const IrGraph *g, char *err, size_t errlen) {
     char why[512], sa[192], sb[192];
     if (g->n < 0 || g->n > g->cap || g->nout < 0 || g->ninputs < 0)
@@ -88,5 +127,7 @@ bool ir_verify(const IrGraph *g, char *err, size_t errlen) {
         if (g->outputs[k] < 0 || g->outputs[k] >= g->n)
             return fail(err, errlen, "verify: output %d is %%%d, not a node of the graph", k,
                         g->outputs[k]);
+    for (int k = 0; g->alias && k < g->nout; k++)
+        if (g->alias[k] >= 0 && !verify_alias(g, k, err, errlen)) return false;
     return true;
 }

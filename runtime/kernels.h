@@ -58,6 +58,9 @@ extern const RefKernel rt_ref_kernels[OP__COUNT];
 /* Fills err with "index v out of range for axis of size n" (the message
  * every backend gives for an index outside [0, n)). */
 void kern_index_error(KernelErr *err, int64_t v, int64_t n);
+/* Fills err with "position p out of range: writing r rows into n needs
+ * 0 <= position <= n - r" (write_rows; the JIT says the same). */
+void kern_rows_error(KernelErr *err, int64_t pos, int64_t rows, int64_t n);
 /* malloc(bytes), or NULL with err filled ("out of memory: ..."): for
  * workspaces whose size depends on the data. */
 void *kern_try_alloc(KernelErr *err, size_t bytes, const char *what);

@@ -59,6 +59,30 @@ void kern_attention_ref(const IrNode *n, const KTensor *in, KTensor *out, Kernel
     free(p);
 }
 
+/* in[0] dst [..., N, D], in[1] src [..., R, D], in[2] pos i32[] -> out
+ * [..., N, D]: dst with rows pos .. pos + R - 1 of every batch replaced by
+ * src. out may be dst's own buffer (the runtime's in-place update of an
+ * aliased output, naive.c): then only the R rows are written. A position
+ * outside [0, N - R] writes nothing. */
+void kern_write_rows_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {
+    (void)n;
+    const Shape *s = &in[1].shape;
+    int r = s->ndim;
+    int64_t rows = out->shape.d[r - 2], nr = s->d[r - 2], d = s->d[r - 1], batch = 1;
+    for (int i = 0; i < r - 2; i++) batch *= s->d[i];
+    int64_t pos = *(const int32_t *)in[2].data;
+    if (pos < 0 || pos > rows - nr) {
+        kern_rows_error(err, pos, nr, rows);
+        return;
+    }
+    float *o = out->data;
+    const float *dst = in[0].data, *src = in[1].data;
+    if (o != dst)
+        for (int64_t i = 0; i < batch * rows * d; i++) o[i] = dst[i];
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t i = 0; i < nr * d; i++) o[(b * rows + pos) * d + i] = src[b * nr * d + i];
+}
+
 /* The batch count, Tq, Tk, D and the clamped len of attention-like node n
  * whose q and k are in[0] and in[1] and whose len (if any) is in[lenat]. */
 typedef struct {

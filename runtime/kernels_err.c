@@ -24,3 +24,12 @@ void *kern_try_alloc(KernelErr *err, size_t bytes, const char *what) {
     }
     return p;
 }
+
+void kern_rows_error(KernelErr *err, int64_t pos, int64_t rows, int64_t n) {
+    err->failed = true;
+    snprintf(err->msg, sizeof err->msg,
+             "position %lld out of range: writing %lld row%s into %lld needs 0 <= position <= "
+             "%lld",
+             (long long)pos, (long long)rows, rows == 1 ? "" : "s", (long long)n,
+             (long long)(n - rows));
+}

@@ -7,10 +7,10 @@
  * graph (rt_exec_graph): the JIT compiles it once and finds it in its cache
  * for every later position, since the position is data, not structure.
  *
- * The caches are double-buffered: each step reads rows 0..p-1 from one
- * buffer of a pair and the graph writes the whole cache, row p new, into
- * the other (an output that aliased its input would make both backends copy
- * it through a scratch buffer). Their rows past p are never read: attention
+ * Each cache is one buffer of ctx rows, allocated here once and bound to
+ * both its input slot and its output: the graph's outputs alias their
+ * inputs (ir_alias_output), so a step writes row p of each cache in place
+ * (write_rows) and copies nothing. Rows past p are never read: attention
  * sees len = p + 1 keys.
  */
 #include "kvdecode.h"
@@ -149,18 +149,14 @@ bool kv_decoder_init(Interp *I, Value model, int64_t B, int64_t ctx, KvDecoder *
         kd->out = tt_xcalloc((size_t)D->nout, sizeof *kd->out);
         kd->hold = tt_xcalloc((size_t)D->ninputs, sizeof *kd->hold);
         kd->tok = tt_xcalloc((size_t)(B ? B : 1), sizeof *kd->tok);
-        kd->iota = tt_xmalloc((size_t)ctx * sizeof *kd->iota);
-        for (int64_t i = 0; i < ctx; i++) kd->iota[i] = (int32_t)i;
         kd->logits = tt_xmalloc((size_t)(shape_numel(&lo->shape) ? shape_numel(&lo->shape) : 1) *
                                 sizeof *kd->logits);
-        for (int l = 0; l < kd->plan.nlayers; l++)
-            for (int b = 0; b < 2; b++) {
-                /* zeroed: rows past p are never read, but stay defined */
-                kd->cache[2 * l][b] =
-                    tt_xcalloc((size_t)shape_numel(&kd->plan.kshape[l]), sizeof(float));
-                kd->cache[2 * l + 1][b] =
-                    tt_xcalloc((size_t)shape_numel(&kd->plan.vshape[l]), sizeof(float));
-            }
+        for (int l = 0; l < kd->plan.nlayers; l++) {
+            /* zeroed: rows past p are never read, but stay defined */
+            kd->cache[2 * l] = tt_xcalloc((size_t)shape_numel(&kd->plan.kshape[l]), sizeof(float));
+            kd->cache[2 * l + 1] =
+                tt_xcalloc((size_t)shape_numel(&kd->plan.vshape[l]), sizeof(float));
+        }
         for (int s = 0; s < D->ninputs; s++) {
             const KvSlot *sl = &kd->plan.slots[s];
             switch (sl->kind) {
@@ -170,12 +166,12 @@ bool kv_decoder_init(Interp *I, Value model, int64_t B, int64_t ctx, KvDecoder *
             case KV_POS:
                 kd->in[s] = &kd->pos;
                 break;
-            case KV_IOTA:
-                kd->in[s] = kd->iota;
-                break;
             case KV_KCACHE:
+                kd->in[s] = kd->out[1 + 2 * sl->layer] = kd->cache[2 * sl->layer];
+                break;
             case KV_VCACHE:
-                break; /* each step */
+                kd->in[s] = kd->out[2 + 2 * sl->layer] = kd->cache[2 * sl->layer + 1];
+                break;
             case KV_DATA:
                 kd->in[s] = t1.data[sl->src];
                 if ((kd->hold[kd->nhold] = t1.bufs[sl->src])) kd->hold[kd->nhold++]->refcount++;
@@ -210,32 +206,22 @@ bool kv_decoder_init(Interp *I, Value model, int64_t B, int64_t ctx, KvDecoder *
 void kv_decoder_step(Interp *I, KvDecoder *kd, const int32_t *tok, int64_t p) {
     IrGraph *D = &kd->plan.D;
     memcpy(kd->tok, tok, (size_t)kd->B * sizeof *tok);
-    kd->pos = (int32_t)p;
-    int c = kd->cur;
-    for (int s = 0; s < D->ninputs; s++) {
-        const KvSlot *sl = &kd->plan.slots[s];
-        if (sl->kind == KV_KCACHE) kd->in[s] = kd->cache[2 * sl->layer][c];
-        if (sl->kind == KV_VCACHE) kd->in[s] = kd->cache[2 * sl->layer + 1][c];
-    }
-    kd->out[0] = kd->logits;
-    for (int k = 1; k < D->nout; k++) kd->out[k] = kd->cache[k - 1][1 - c];
+    /* saturated, never wrapped into range: the graph's write_rows refuses
+     * a position outside the caches */
+    kd->pos = p < INT32_MIN ? INT32_MIN : p > INT32_MAX ? INT32_MAX : (int32_t)p;
+    kd->out[0] = kd->logits; /* the caches' outputs are their inputs (init) */
     char msg[512];
     SrcLoc at;
     if (!rt_exec_graph(I, D, kd->in, kd->out, msg, sizeof msg, &at)) rt_error_at(I, at, "%s", msg);
-    kd->cur = 1 - c;
 }
 
 void kv_decoder_free(KvDecoder *kd) {
     for (int k = 0; k < kd->nhold; k++) rt_buf_release(kd->hold[k]);
-    for (int l = 0; l < 2 * KV_MAX_LAYERS; l++) {
-        free(kd->cache[l][0]);
-        free(kd->cache[l][1]);
-    }
+    for (int l = 0; l < 2 * KV_MAX_LAYERS; l++) free(kd->cache[l]);
     free(kd->in);
     free(kd->out);
     free(kd->hold);
     free(kd->tok);
-    free(kd->iota);
     free(kd->logits);
     kv_plan_free(&kd->plan);
     memset(kd, 0, sizeof *kd);

@@ -16,9 +16,10 @@ typedef struct KvDecoder {
     void **out;    /* per output of plan.D */
     Buffer **hold; /* the weights' buffers, retained while decoding */
     int nhold;
-    float *cache[2 * KV_MAX_LAYERS][2]; /* k_l at 2l, v_l at 2l + 1: the pair of buffers */
-    int cur;                            /* which buffer of each pair holds rows 0..p-1 */
-    int32_t *tok, pos, *iota;
+    /* k_l at 2l, v_l at 2l + 1: each one buffer, preallocated to ctx rows,
+     * bound to both its input slot and its output (updated in place) */
+    float *cache[2 * KV_MAX_LAYERS];
+    int32_t *tok, pos;
     float *logits; /* [B, vocab] of the last step */
 } KvDecoder;
 
@@ -30,7 +31,8 @@ bool kv_decoder_init(Interp *I, Value model, int64_t B, int64_t ctx, KvDecoder *
                      size_t whylen);
 /* Runs one position: tok[B] at position p (0 <= p < ctx, every earlier
  * position run before); kd->logits then holds the next token's logits.
- * Failures of the graph are rt_error at the call. */
+ * Failures of the graph (a position outside [0, ctx) among them) are
+ * rt_error at the call. */
 void kv_decoder_step(Interp *I, KvDecoder *kd, const int32_t *tok, int64_t p);
 void kv_decoder_free(KvDecoder *kd);
 

@@ -132,10 +132,15 @@ static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *m
             for (int i = 0; i < E->n; i++) {
                 const IrNode *x = ir_node(E, i);
                 if (x->op == OP_INPUT) continue;
-                int64_t b = shape_numel(&x->shape) * (int64_t)dtype_size(x->dtype);
-                for (int k = 0; k < x->nin; k++) {
+                /* an in-place update (an aliased output) moves only the
+                 * elements it changes: its other operands' bytes, twice */
+                bool inplace = false;
+                for (int j = 0; j < E->nout; j++)
+                    inplace = inplace || (E->outputs[j] == i && ir_output_alias(E, j) >= 0);
+                int64_t b = inplace ? 0 : shape_numel(&x->shape) * (int64_t)dtype_size(x->dtype);
+                for (int k = inplace ? 1 : 0; k < x->nin; k++) {
                     const IrNode *a = ir_node(E, x->in[k]);
-                    b += shape_numel(&a->shape) * (int64_t)dtype_size(a->dtype);
+                    b += (inplace ? 2 : 1) * shape_numel(&a->shape) * (int64_t)dtype_size(a->dtype);
                 }
                 I->prof.flops[x->op] += ir_ops[x->op].flops(E, x);
                 I->prof.bytes[x->op] += b;

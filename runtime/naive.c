@@ -4,9 +4,12 @@
  * Only nodes reachable from the outputs run. INPUT nodes alias the caller's
  * data (never written); every other node gets its own zeroed buffer, freed
  * as soon as the last node reading it has run (outputs are kept to the end
- * and copied into the caller's buffers). A kernel that fails on its data,
- * or a buffer that does not fit, stops the run: what was allocated is freed
- * and the failure returned with its node.
+ * and copied into the caller's buffers). The exception is an output that
+ * aliases an input (ir_alias_output): its node's kernel writes straight into
+ * that buffer, which the caller passed for both, and writes only the
+ * elements it changes (a KV cache's new row, not the whole cache). A kernel
+ * that fails on its data, or a buffer that does not fit, stops the run:
+ * what was allocated is freed and the failure returned with its node.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +56,7 @@ bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
     bool *need = tt_xcalloc((size_t)n, sizeof *need);
     int *last = tt_xmalloc((size_t)n * sizeof *last); /* last reader; n = kept to the end */
     void **buf = tt_xcalloc((size_t)n, sizeof *buf);
+    int *inplace = tt_xmalloc((size_t)n * sizeof *inplace); /* the aliased output, or -1 */
     KTensor *kin = NULL;
     int kcap = 0;
 
@@ -76,8 +80,20 @@ bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
         for (int k = 0; k < x->nin; k++) last[x->in[k]] = i;
     }
     for (int j = 0; j < g->nout; j++) last[g->outputs[j]] = n;
+    for (int i = 0; i < n; i++) inplace[i] = -1;
+    for (int j = 0; j < g->nout; j++) {
+        int s = ir_output_alias(g, j);
+        if (s < 0) continue;
+        if (outputs[j] != inputs[s]) { /* the contract (ir.h): one buffer for both */
+            err->failed = true;
+            snprintf(err->msg, sizeof err->msg,
+                     "output %d updates input slot %d in place but was given another buffer", j, s);
+            break;
+        }
+        inplace[g->outputs[j]] = j;
+    }
 
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !err->failed; i++) {
         if (!need[i]) continue;
         const IrNode *x = ir_node(g, i);
         if (x->op == OP_INPUT) {
@@ -86,7 +102,9 @@ bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
             continue;
         }
         size_t bytes = node_bytes(x);
-        if (!(buf[i] = node_buffer(x, bytes, err))) {
+        if (inplace[i] >= 0) {
+            buf[i] = outputs[inplace[i]];
+        } else if (!(buf[i] = node_buffer(x, bytes, err))) {
             err->node = i;
             break;
         }
@@ -114,6 +132,9 @@ bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
             prof->seconds[x->op] += now_seconds() - t0;
             prof->calls[x->op]++;
             prof->flops[x->op] += ir_ops[x->op].flops(g, x);
+            /* in place: the operand 0 it updates is neither read nor
+             * written but where the other operands go (as many bytes) */
+            if (inplace[i] >= 0) inbytes = bytes = inbytes - node_bytes(ir_node(g, x->in[0]));
             prof->bytes[x->op] += (int64_t)(inbytes + bytes);
         }
         /* free the inputs this node was the last reader of (each once) */
@@ -129,10 +150,11 @@ bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
     for (int j = 0; j < g->nout && !err->failed; j++) {
         int id = g->outputs[j];
         size_t bytes = node_bytes(ir_node(g, id));
-        if (bytes) memcpy(outputs[j], buf[id], bytes);
+        if (bytes && buf[id] != outputs[j]) memcpy(outputs[j], buf[id], bytes);
     }
     for (int i = 0; i < n; i++)
-        if (buf[i] && ir_node(g, i)->op != OP_INPUT) free(buf[i]);
+        if (buf[i] && ir_node(g, i)->op != OP_INPUT && inplace[i] < 0) free(buf[i]);
+    free(inplace);
     free(kin);
     free(buf);
     free(last);

@@ -507,8 +507,18 @@ bool aot_build(const AotSpec *s, AotOutput what, char **out, size_t *len, char *
                size_t errlen) {
     *out = NULL;
     *len = 0;
-    for (int i = 0; i < s->ngraphs; i++)
+    for (int i = 0; i < s->ngraphs; i++) {
         if (!ir_verify(s->graphs[i].g, err, errlen)) return false;
+        /* the generated functions take outputs and inputs apart (spec/aot.md) */
+        for (int k = 0; k < s->graphs[i].g->nout; k++)
+            if (ir_output_alias(s->graphs[i].g, k) >= 0) {
+                snprintf(err, errlen,
+                         "aot: graph %d: output %d updates an input in place, which compiled "
+                         "libraries do not support",
+                         i, k);
+                return false;
+            }
+    }
     LLVMTargetMachineRef tm = cg_host_machine(s->opt_level, err, errlen);
     if (!tm) return false;
     Aot a = {.ctx = LLVMContextCreate()};

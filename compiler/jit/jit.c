@@ -30,6 +30,7 @@ typedef struct Entry {
     int n, ninputs, nout;
     IrNode *nodes; /* in[] point into ins */
     int *ins, *outputs;
+    int *alias; /* per output (ir_output_alias) */
     GraphFn fn;
     void *ws;                       /* workspace, reused by every run */
     int64_t ws_lower, ws_unplanned; /* the memory plan's bound and its start (loop.h) */
@@ -241,6 +242,7 @@ void jit_free(Jit *j) {
         free(en->nodes);
         free(en->ins);
         free(en->outputs);
+        free(en->alias);
         free(en->ws);
         free(en->kname);
         free(en->kns);
@@ -357,6 +359,8 @@ static bool same_structure(const Entry *en, const IrGraph *g) {
     if (en->n != g->n || en->ninputs != g->ninputs || en->nout != g->nout) return false;
     if (g->nout && memcmp(en->outputs, g->outputs, (size_t)g->nout * sizeof *g->outputs) != 0)
         return false;
+    for (int k = 0; k < g->nout; k++)
+        if (en->alias[k] != ir_output_alias(g, k)) return false;
     for (int i = 0; i < g->n; i++) {
         const IrNode *a = &en->nodes[i], *b = &g->nodes[i];
         if (a->op != b->op || a->dtype != b->dtype || a->nin != b->nin ||
@@ -378,6 +382,8 @@ static void copy_structure(Entry *en, const IrGraph *g) {
     en->ins = tt_xmalloc(((size_t)nin + 1) * sizeof *en->ins);
     en->outputs = tt_xmalloc(((size_t)g->nout + 1) * sizeof *en->outputs);
     if (g->nout) memcpy(en->outputs, g->outputs, (size_t)g->nout * sizeof *g->outputs);
+    en->alias = tt_xmalloc(((size_t)g->nout + 1) * sizeof *en->alias);
+    for (int k = 0; k < g->nout; k++) en->alias[k] = ir_output_alias(g, k);
     int at = 0;
     for (int i = 0; i < g->n; i++) {
         IrNode n = g->nodes[i];
@@ -660,12 +666,26 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     bufs[nb - 2] = &j->rt;
     bufs[nb - 1] = en->status;
     if (en->nchecks) memset(en->status, 0, (size_t)en->nchecks * sizeof *en->status);
-    /* The kernels write outputs while reading inputs: an output that
-     * overlaps an input (an in-place update) goes through a scratch buffer,
-     * as the naive runtime's copy at the end would. */
+    /* An output aliasing an input (ir_alias_output) is written in place:
+     * its kernel stores only what changes, so it must be given the input's
+     * own buffer. */
+    for (int k = 0; k < g->nout; k++) {
+        int s = ir_output_alias(g, k);
+        if (s >= 0 && outputs[k] != inputs[s]) {
+            snprintf(err, errlen,
+                     "jit: output %d updates input slot %d in place but was given another buffer",
+                     k, s);
+            if (bufs != small) free(bufs);
+            return false;
+        }
+    }
+    /* The kernels write outputs while reading inputs: any other output that
+     * overlaps an input goes through a scratch buffer, as the naive
+     * runtime's copy at the end would. */
     bool scratch = false;
     for (int k = 0; k < g->nout; k++)
-        if (overlaps_input(g, outputs[k], node_bytes(g, g->outputs[k]), inputs)) {
+        if (ir_output_alias(g, k) < 0 &&
+            overlaps_input(g, outputs[k], node_bytes(g, g->outputs[k]), inputs)) {
             size_t bytes = node_bytes(g, g->outputs[k]);
             /* 64-byte aligned like every tensor buffer: the GEMM's tiles
              * and the kernels' vector stores assume it for speed */
@@ -701,8 +721,19 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
     if (node >= 0) { /* the same words as the naive runtime's kernels */
         const IrNode *x = ir_node(g, node);
         int64_t n = x->op == OP_SCATTER_ADD ? x->shape.d[0] : ir_node(g, x->in[0])->shape.d[0];
-        snprintf(err, errlen, "index %lld out of range for axis of size %lld", (long long)bad,
-                 (long long)n);
+        if (x->op == OP_WRITE_ROWS) { /* kern_rows_error's words */
+            int r = x->shape.ndim;
+            int64_t rows = ir_node(g, x->in[1])->shape.d[r - 2];
+            n = x->shape.d[r - 2];
+            snprintf(err, errlen,
+                     "position %lld out of range: writing %lld row%s into %lld needs 0 <= "
+                     "position <= %lld",
+                     (long long)bad, (long long)rows, rows == 1 ? "" : "s", (long long)n,
+                     (long long)(n - rows));
+        } else {
+            snprintf(err, errlen, "index %lld out of range for axis of size %lld", (long long)bad,
+                     (long long)n);
+        }
         j->err_node = node;
         return false;
     }

@@ -1557,6 +1557,56 @@ static void lower_attention_grad(Lower *L, int id, int out) {
     lp_close_loop(p); /* row */
 }
 
+/* write_rows(dst [..., N, D], src [..., R, D], pos) -> out. The position is
+ * checked (pos outside [0, N - R] is reported, as the reference kernel
+ * does) and clamped to 0 with no rows written, so a bad one never writes
+ * outside the buffer. In place (out is an output aliasing dst's slot, the
+ * same buffer: ir_alias_output) only the R rows of each batch are stored;
+ * else every element, src's rows where the window is and dst's elsewhere.
+ * The kernel begins with statements outside any loop, so kernel fusion
+ * never merges it with its neighbours: attention reads the rows after. */
+static void lower_write_rows(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    const Shape *os = &n->shape, *ss = &node(L, n->in[1])->shape;
+    int r = os->ndim;
+    int64_t N = os->d[r - 2], R = ss->d[r - 2];
+    LpExpr *none[1] = {NULL};
+    LpExpr *pv = lp_local(p, LT_I64, lp_cast(p, LT_I64, value_at(L, n->in[2], none)));
+    lp_check(p, pv, N - R + 1, id);
+    LpExpr *ok = lp_local(p, LT_BOOL,
+                          lp_bin(p, LO_AND, lp_bin(p, LO_GE, pv, lp_iconst(p, 0)),
+                                 lp_bin(p, LO_LE, pv, lp_iconst(p, N - R))));
+    LpExpr *at = lp_local(p, LT_I64, lp_select(p, ok, pv, lp_iconst(p, 0)));
+    const LpBuf *ob = &p->bufs[out];
+    LpExpr *oi[IR_MAXDIM], *si[IR_MAXDIM];
+    if (ob->kind == LB_OUTPUT && ir_output_alias(L->g, ob->slot) >= 0) {
+        if (shape_numel(ss) == 0) return;
+        for (int k = 0; k < r; k++) {
+            if (k == r - 2) /* runtime trips: no row when the position is bad */
+                si[k] =
+                    lp_open_loop_trips(p, R, lp_select(p, ok, lp_iconst(p, R), lp_iconst(p, 0)));
+            else
+                si[k] = lp_open_loop(p, ss->d[k]);
+            oi[k] = k == r - 2 ? lp_iadd(p, at, si[k]) : si[k];
+        }
+        lp_store(p, out, linearize(p, oi, os), value_at(L, n->in[1], si));
+        close_n(p, r);
+        return;
+    }
+    if (shape_numel(os) == 0) return;
+    open_dims(p, os, oi);
+    LpExpr *row = lp_iadd(p, oi[r - 2], lp_imul(p, at, -1)); /* the row of src, if any */
+    LpExpr *in = lp_bin(p, LO_AND, ok,
+                        lp_bin(p, LO_AND, lp_bin(p, LO_GE, row, lp_iconst(p, 0)),
+                               lp_bin(p, LO_LT, row, lp_iconst(p, R))));
+    for (int k = 0; k < r; k++) si[k] = oi[k];
+    si[r - 2] = lp_select(p, in, row, lp_iconst(p, 0));
+    LpExpr *v = lp_select(p, in, value_at(L, n->in[1], si), value_at(L, n->in[0], oi));
+    lp_store(p, out, linearize(p, oi, os), v);
+    close_n(p, r);
+}
+
 static void lower_root(Lower *L, int id) {
     const IrNode *n = node(L, id);
     int out = L->buf[id];
@@ -1595,6 +1645,9 @@ static void lower_root(Lower *L, int id) {
     case OP_ATTENTION:
     case OP_ATTENTION_LSE:
         lower_attention(L, id, out);
+        break;
+    case OP_WRITE_ROWS:
+        lower_write_rows(L, id, out);
         break;
     case OP_ATTENTION_GRAD:
         lower_attention_grad(L, id, out);

@@ -687,6 +687,27 @@ static bool case_attention(IrGraph *g, RgRng *r, OpKind op) {
     return true;
 }
 
+/* write_rows: random batch dims, rows N, R <= N rows written, D; dst and
+ * src through index remaps, src sometimes computed (fused into the kernel);
+ * the position in [0, N - R], or with specials -1 or N - R + 1 (both
+ * backends must refuse alike). Not aliased: the whole result is written
+ * (the in-place form: tests/jit/test_kvcache.c). */
+static bool case_write_rows(IrGraph *g, RgRng *r, OpKind op) {
+    (void)op;
+    int nb = rg_int(r, 0, 2);
+    Shape ds = {nb + 2, {0}};
+    for (int i = 0; i < nb; i++) ds.d[i] = rg_int(r, 1, 3);
+    int64_t n = rg_int(r, 1, 9), rows = rg_int(r, 0, (int)n), d = rg_int(r, 1, 7);
+    ds.d[nb] = n, ds.d[nb + 1] = d;
+    Shape ss = ds;
+    ss.d[nb] = rows;
+    int src = operand(g, r, TY_F32, ss);
+    if (rg_int(r, 0, 2) == 0) src = ir_unary(g, OP_NEG, src, L0);
+    int dst = operand(g, r, TY_F32, ds), pos = index_input(g, shape_scalar(), n - rows + 1);
+    ir_mark_output(g, ir_write_rows(g, dst, src, pos, L0));
+    return true;
+}
+
 /* attention's fused backward, as its gradient rule emits it (lse, delta,
  * then dq, dk and dv, all outputs) on the shapes of case_attention: Tk = 0,
  * causal with Tq != Tk, a runtime len (extremes clamped) */
@@ -768,6 +789,8 @@ static CaseFn op_case(OpKind op) {
         return case_cast;
     case OP_ATTENTION:
         return case_attention;
+    case OP_WRITE_ROWS:
+        return case_write_rows;
     case OP_ATTENTION_LSE:
     case OP_ATTENTION_GRAD:
         return case_attention_bwd;

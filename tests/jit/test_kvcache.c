@@ -2,54 +2,21 @@
  * runtime/kvdecode.c): cached and uncached generation give the same tokens
  * on both backends; decoding compiles a fixed number of graphs whatever the
  * prompt length and the number of tokens; the pass refuses what is not
- * position-wise (and generation still works, by recomputation).
+ * position-wise (and generation still works, by recomputation); each step
+ * writes row p of every cache in place, in the cache's own buffer, and a
+ * position past ctx is an error. The model is the standard library's
+ * TinyGPT (lang/std/30_transformer.tt).
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "diag.h"
 #include "eval.h"
 #include "jit.h"
 #include "kvdecode.h"
-
-/* A small GPT with the attention op: two blocks, two heads. */
-static const char *lm_src =
-    "model Att(d: int, heads: int) {\n"
-    "    qkv = Linear(d, 3 * d)\n"
-    "    proj = Linear(d, d)\n"
-    "    forward(x: f32[B, T, d]) {\n"
-    "        let hd = int(d / heads)\n"
-    "        let h = qkv(x)\n"
-    "        let q = transpose(reshape(h[:, :, 0:d], [B, T, heads, hd]), 1, 2)\n"
-    "        let k = transpose(reshape(h[:, :, d:2 * d], [B, T, heads, hd]), 1, 2)\n"
-    "        let v = transpose(reshape(h[:, :, 2 * d:3 * d], [B, T, heads, hd]), 1, 2)\n"
-    "        let y = attention(q, k, v, causal=true)\n"
-    "        return proj(reshape(transpose(y, 1, 2), [B, T, d]))\n"
-    "    }\n"
-    "}\n"
-    "model Blk(d: int, heads: int) {\n"
-    "    ln1 = LayerNorm(d)\n"
-    "    attn = Att(d, heads)\n"
-    "    ln2 = LayerNorm(d)\n"
-    "    mlp = MLP(d, 4 * d)\n"
-    "    forward(x) {\n"
-    "        x = x + attn(ln1(x))\n"
-    "        return x + mlp(ln2(x))\n"
-    "    }\n"
-    "}\n"
-    "model LM(vocab: int, d: int, heads: int, layers: int, ctx: int) {\n"
-    "    tok = Embedding(vocab, d)\n"
-    "    pos = Embedding(ctx, d)\n"
-    "    blocks = [Blk(d, heads); layers]\n"
-    "    ln = LayerNorm(d)\n"
-    "    head = Linear(d, vocab)\n"
-    "    forward(idx: i32[B, T]) {\n"
-    "        let x = tok(idx) + pos(arange(T))\n"
-    "        for blk in blocks { x = blk(x) }\n"
-    "        return head(ln(x))\n"
-    "    }\n"
-    "}\n";
 
 static Interp *interp(Backend b) {
     setenv("TT_CACHE_DIR", "off", 1); /* counts never depend on an earlier run */
@@ -94,7 +61,7 @@ static bool cacheable(Interp *I, const char *name, int64_t ctx, char *why, size_
 /* Sampled, greedy and top-k generation, batched too: the cache changes no
  * token. `diff` counts the tokens that differ. */
 static const char *same_src =
-    "let m = LM(17, 8, 2, 2, 16)\n"
+    "let m = TinyGPT(17, 8, 2, 2, 16)\n"
     "let p = tensor([3, 1, 4, 1, 5], dtype=\"i32\")\n"
     "let a = generate(m, p, 5, seed=7)\n"
     "let b = generate(m, p, 5, seed=7, cache=false)\n"
@@ -109,7 +76,6 @@ static const char *same_src =
 
 static void check_same(Backend be) {
     Interp *I = interp(be);
-    run(I, lm_src);
     run(I, same_src);
     char why[256];
     cr_expect(cacheable(I, "m", 16, why, sizeof why), "the pass refused: %s", why);
@@ -130,8 +96,7 @@ Test(kvcache, cached_equals_uncached_jit) {
  * tokens as for a long prompt and many: the decode graph, once. */
 static int64_t decode_compiles(int prompt, int n) {
     Interp *I = interp(BACKEND_JIT);
-    run(I, lm_src);
-    run(I, "let m = LM(17, 8, 2, 2, 40)\nlet s = sum(m.head.b)\n");
+    run(I, "let m = TinyGPT(17, 8, 2, 2, 40)\nlet s = sum(m.head.b)\n");
     char src[256];
     snprintf(src, sizeof src,
              "let p = cast(arange(%d) %% 17, \"i32\")\nlet out = generate(m, p, %d, seed=1)\n",
@@ -187,4 +152,82 @@ Test(kvcache, refuses_what_is_not_position_wise) {
     cr_expect(strstr(why, "= cumsum") && strstr(why, "scans along the sequence"), "why: %s", why);
     cr_expect_eq(global(I, "diff"), 0);
     rt_free_interp(I);
+}
+
+/* The caches are updated in place: each cache output aliases its input
+ * slot and is bound to the same buffer, which never changes across steps;
+ * a step writes row p and nothing else (rows past p keep a NaN sentinel,
+ * which attention must not read either: the logits stay finite); a
+ * position past ctx is an error of the step, not a write out of bounds. */
+static void check_in_place(Backend be) {
+    Interp *I = interp(be);
+    /* caches of 6 rows for a model of 16 positions: position 6 is the
+     * caches' error, not the position embedding's */
+    run(I, "let m = TinyGPT(17, 8, 2, 2, 16)\nlet s = sum(m.head.b)\n");
+    Value *m = env_find_local(I->globals, "m");
+    cr_assert(m);
+    KvDecoder kd;
+    char why[256];
+    cr_assert(kv_decoder_init(I, *m, 1, 6, &kd, why, sizeof why), "%s", why);
+    const IrGraph *D = &kd.plan.D;
+    cr_assert_eq(kd.plan.nlayers, 2);
+    cr_assert_eq(D->nout, 1 + 2 * kd.plan.nlayers);
+    float *bufs[4];
+    int64_t numel[4];
+    for (int s = 0; s < D->ninputs; s++) {
+        const KvSlot *sl = &kd.plan.slots[s];
+        if (sl->kind != KV_KCACHE && sl->kind != KV_VCACHE) continue;
+        int c = 2 * sl->layer + (sl->kind == KV_VCACHE), j = 1 + c;
+        cr_expect_eq(ir_output_alias(D, j), s, "output %d aliases slot %d", j, s);
+        cr_expect(kd.in[s] == kd.out[j] && kd.in[s] == kd.cache[c]);
+        bufs[c] = kd.cache[c];
+        numel[c] = shape_numel(sl->kind == KV_KCACHE ? &kd.plan.kshape[sl->layer]
+                                                     : &kd.plan.vshape[sl->layer]);
+        for (int64_t i = 0; i < numel[c]; i++) bufs[c][i] = NAN;
+    }
+    /* [1, heads 2, ctx 6, 4]: row p of head h at (h * 6 + p) * 4 */
+    for (int p = 0; p < 6; p++) {
+        int32_t tok = (int32_t)(p * 5 % 17);
+        kv_decoder_step(I, &kd, &tok, p);
+        for (int64_t v = 0; v < 17; v++) cr_expect(isfinite(kd.logits[v]), "step %d", p);
+        for (int c = 0; c < 4; c++) {
+            cr_expect(kd.cache[c] == bufs[c], "step %d moved cache %d", p, c);
+            for (int64_t i = 0; i < numel[c]; i++) {
+                int64_t row = i / 4 % 6;
+                cr_expect(row <= p ? !isnan(bufs[c][i]) : isnan(bufs[c][i]),
+                          "step %d, cache %d, row %lld", p, c, (long long)row);
+            }
+        }
+    }
+    /* position 6 of a 6-row cache: the step fails at the call */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    diag_set_stream(mem);
+    jmp_buf jb, *saved = I->on_error;
+    I->on_error = &jb;
+    volatile bool raised = false;
+    if (setjmp(jb) == 0) {
+        int32_t tok = 1;
+        kv_decoder_step(I, &kd, &tok, 6);
+    } else {
+        raised = true;
+    }
+    I->on_error = saved;
+    diag_set_stream(stderr);
+    fclose(mem);
+    cr_expect(raised, "position 6 of a 6-row cache ran");
+    cr_expect(text && strstr(text, "position 6 out of range: writing 1 row into 6"), "%s",
+              text ? text : "");
+    free(text);
+    kv_decoder_free(&kd);
+    rt_free_interp(I);
+}
+
+Test(kvcache, caches_updated_in_place_naive) {
+    check_in_place(BACKEND_NAIVE);
+}
+
+Test(kvcache, caches_updated_in_place_jit) {
+    check_in_place(BACKEND_JIT);
 }

@@ -228,6 +228,11 @@ static int make_node(IrGraph *g, OpKind op, IrAttr a) {
         a.causal = false;
         a.scale = 0.5;
         break;
+    case OP_WRITE_ROWS:
+        x[0] = in(g, TY_F32, SHP(5, 4));
+        x[1] = in(g, TY_F32, SHP(2, 4));
+        x[2] = in(g, TY_I32, shape_scalar());
+        break;
     case OP_ATTENTION_LSE:
         nin = 2;
         x[0] = in(g, TY_F32, SHP(2, 4));

@@ -993,6 +993,9 @@ Test(grad_nodiff, rules_give_none) {
                     ir_requantize(g, ir_cast(g, a, TY_I32, L(&c)), s, z, TY_F32, IR_NO_AXIS, L(&c));
             else
                 id = ir_qmatmul(g, q, ir_transpose(g, q, 0, 1, L(&c)), L(&c));
+        } else if (op == OP_WRITE_ROWS) {
+            int src = in_unif(&c, SH(1, 4), -1, 1);
+            id = ir_write_rows(g, a, src, ir_const(g, TY_I32, shape_scalar(), 1, L(&c)), L(&c));
         } else if (op == OP_QCONV2D) {
             int s = ir_const(g, TY_F32, shape_scalar(), 0.5, L(&c));
             int z = ir_const(g, TY_I32, shape_scalar(), 0, L(&c));

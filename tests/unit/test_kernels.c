@@ -395,6 +395,12 @@ static const KCase kcases[] = {
      {{TY_F32, 2, {2, 2}, V(1, 0, 0, 1)}, {TY_F32, 2, {2, 2}, V(1, 0, 0, 1)},
       {TY_F32, 2, {2, 2}, V(1, 2, 3, 4)}, {TY_I32, 0, {0}, V(1)}},
      {TY_F32, 2, {2, 2}, V(0, 0, 1, 2)}, 1e-6},
+    /* rows 1..2 of each batch replaced; the rest kept */
+    {"write_rows at 1 of [2, 4, 1]", OP_WRITE_ROWS, {0}, 3,
+     {{TY_F32, 3, {2, 4, 1}, V(0, 1, 2, 3, 4, 5, 6, 7)},
+      {TY_F32, 3, {2, 2, 1}, V(10, 11, 12, 13)},
+      {TY_I32, 0, {0}, V(1)}},
+     {TY_F32, 3, {2, 4, 1}, V(0, 10, 11, 3, 4, 12, 13, 7)}, 0},
 
     /* -- attention's fused backward: values from numpy in double
      * (q [2, 2], k [3, 2], v [3, 2], gy [2, 2], scale 0.5) -- */
