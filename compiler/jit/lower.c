@@ -37,6 +37,7 @@ typedef struct Lower {
     LpProg *p;
     bool fuse;
     LpConvLowering conv;
+    bool implicit; /* the GEMM may gather B (the JIT's, not ttc's) */
     bool *need, *is_out, *fused, *recomp;
     int *uses, *consumer, *buf;
     int *kf; /* nodes fused into the kernel being built */
@@ -812,11 +813,20 @@ bool lp_conv_uses_gemm(const IrGraph *g, int id) {
 
 static bool conv_gemm(const Lower *L, int id) {
     if (L->conv == LP_CONV_DIRECT) return false;
-    if (L->conv == LP_CONV_GEMM) {
+    if (L->conv == LP_CONV_IM2COL || L->conv == LP_CONV_IMPLICIT) {
         ConvDims d = conv_dims(L->g, node(L, id));
         return d.N > 0 && d.P > 0 && d.O > 0 && d.Kg > 0 && d.C > 0;
     }
     return lp_conv_uses_gemm(L->g, id);
+}
+
+/* The rule measured by bench/bench_conv.c (spec/jit.md): implicit im2col
+ * for the forward and the weight gradient (no column matrix: the GEMM
+ * gathers the windows while it packs B); the input gradient keeps its
+ * explicit col2im. */
+static bool conv_implicit(const Lower *L, int id) {
+    if (!L->implicit || node(L, id)->op == OP_CONV2D_BACKWARD_INPUT) return false;
+    return L->conv != LP_CONV_IM2COL;
 }
 
 /* A buffer holding node id densely (row-major in its shape) from offset
@@ -939,10 +949,10 @@ static void channels_first(Lower *L, int yn, int t, const ConvDims *d) {
 /* One GEMM per group: C_g = op(A_g) @ op(B_g), the offsets of group g
  * being g times the strides given. */
 static void group_gemms(LpProg *p, const ConvDims *d, LpGemm g, int64_t as, int64_t bs, int64_t cs,
-                        int64_t aoff) {
+                        int64_t aoff, int64_t boff) {
     LpExpr *gi = lp_open_loop(p, d->G);
     g.aoff = lp_iadd(p, lp_iconst(p, aoff), lp_imul(p, gi, as));
-    g.boff = lp_imul(p, gi, bs);
+    g.boff = lp_iadd(p, lp_iconst(p, boff), lp_imul(p, gi, bs));
     g.coff = lp_imul(p, gi, cs);
     lp_gemm(p, &g);
     lp_close_loop(p);
@@ -957,7 +967,59 @@ static int64_t chunk_images(const ConvDims *d) {
     return best;
 }
 
+/* The GEMM's gather of (padded) x for group 0: the taps (c, kh, kw) and
+ * the positions (n, i, j) as TtGemmGather digits; taps_rows: the taps are
+ * op(B)'s rows (forward), else its columns (weight gradient). */
+static void set_gather(LpGemm *g, const ConvDims *d, const IrWindow *win, bool taps_rows) {
+    int64_t Hp = d->H + 2 * win->padding[0], Wp = d->W + 2 * win->padding[1];
+    int64_t tdim[2] = {d->kh, d->kw}, pdim[2] = {d->Ho, d->Wo};
+    int64_t tstr[3] = {Hp * Wp, win->dilation[0] * Wp, win->dilation[1]};
+    int64_t pstr[3] = {d->C * Hp * Wp, win->stride[0] * Wp, win->stride[1]};
+    g->gather = true;
+    memcpy(g->rdim, taps_rows ? tdim : pdim, sizeof g->rdim);
+    memcpy(g->rstr, taps_rows ? tstr : pstr, sizeof g->rstr);
+    memcpy(g->cdim, taps_rows ? pdim : tdim, sizeof g->cdim);
+    memcpy(g->cstr, taps_rows ? pstr : tstr, sizeof g->cstr);
+}
+
+/* Implicit im2col: no column matrix, the GEMM reads the windows of x (or of
+ * its zero-bordered copy) while it packs B, over the whole batch:
+ *   conv2d:                 y'_g = w_g @ gather(x),   then y = y'
+ *   conv2d_backward_weight: dw_g = gy'_g @ gather(x)^T */
+static void lower_conv_implicit(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    ConvDims d = conv_dims(L->g, n);
+    const IrWindow *win = &n->attr.win;
+    int64_t xoff = 0, woff = 0, Hp = d.H + 2 * win->padding[0], Wp = d.W + 2 * win->padding[1];
+    int src = pad_input(L, id, n->in[0], &d);
+    int x = src >= 0 ? src : dense_operand(L, n->in[0], &xoff);
+    Shape ts = {2, {d.O, d.NP}};
+    if (n->op == OP_CONV2D) {
+        int w = dense_operand(L, n->in[1], &woff);
+        int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        LpGemm g = {w, x, t, NULL, NULL, NULL, d.Og, d.NP, d.Kg, d.Kg, 0, d.NP, false, false};
+        set_gather(&g, &d, win, true);
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Cg * Hp * Wp, d.Og * d.NP, woff, xoff);
+        if (t == out) return;
+        LpExpr *yi[4]; /* y = t, back to [N, O, P] */
+        LpExpr *ti = cf_loops(p, &d, yi);
+        lp_store(p, out, linearize(p, yi, &n->shape), lp_load(p, t, ti));
+        close_n(p, 4);
+    } else { /* OP_CONV2D_BACKWARD_WEIGHT */
+        int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        channels_first(L, n->in[1], gy, &d);
+        LpGemm g = {gy, x, out, NULL, NULL, NULL, d.Og, d.Kg, d.NP, d.NP, 0, d.Kg, false, false};
+        set_gather(&g, &d, win, false);
+        group_gemms(p, &d, g, d.Og * d.NP, d.Cg * Hp * Wp, d.Og * d.Kg, 0, xoff);
+    }
+}
+
 static void lower_conv_gemm(Lower *L, int id, int out) {
+    if (conv_implicit(L, id)) {
+        lower_conv_implicit(L, id, out);
+        return;
+    }
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
     ConvDims d = conv_dims(L->g, n);
@@ -976,7 +1038,7 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
         gather_col(L, id, n->in[0], src, col, &d);
         LpGemm g = {w,     col,  t,    NULL,  NULL,  NULL,  d.Og,
                     d.NPc, d.Kg, d.Kg, d.NPc, d.NPc, false, false};
-        group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NPc, d.Og * d.NPc, woff);
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NPc, d.Og * d.NPc, woff, 0);
         if (t != out) { /* y = t, back to [N, O, P] */
             LpExpr *yi[4];
             LpExpr *ti = cf_loops(p, &d, yi);
@@ -996,7 +1058,7 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
         /* dw += the chunk's share (the first chunk alone: dw =) */
         LpGemm g = {gy,    col,   out,   NULL, NULL,  NULL, d.Og,      d.Kg,
                     d.NPc, d.NPc, d.NPc, d.Kg, false, true, chunks > 1};
-        group_gemms(p, &d, g, d.Og * d.NPc, d.Kg * d.NPc, d.Og * d.Kg, 0);
+        group_gemms(p, &d, g, d.Og * d.NPc, d.Kg * d.NPc, d.Og * d.Kg, 0, 0);
         lp_close_loop(p);
     } else { /* OP_CONV2D_BACKWARD_INPUT */
         int w = dense_operand(L, n->in[1], &woff);
@@ -1011,7 +1073,7 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
         channels_first(L, n->in[0], gy, &d);
         LpGemm g = {w,     gy,   dcol, NULL,  NULL,  NULL, d.Kg,
                     d.NPc, d.Og, d.Kg, d.NPc, d.NPc, true, false};
-        group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NPc, d.Kg * d.NPc, woff);
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NPc, d.Kg * d.NPc, woff, 0);
         LpExpr *xi[4];
         LpExpr *ci = col_loops(L, &d, win, xi);
         LpExpr *xo = linearize(p, xi, &ps);
@@ -1501,17 +1563,24 @@ static void decide_fusion(Lower *L) {
     free(chain);
 }
 
+static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, bool implicit);
+
 LpProg *lp_lower(const IrGraph *g, bool fuse) {
-    return lp_lower_conv(g, fuse, LP_CONV_AUTO);
+    return lower_graph(g, fuse, LP_CONV_AUTO, false);
 }
 
 LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv) {
+    return lower_graph(g, fuse, conv, true);
+}
+
+static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, bool implicit) {
     int n = g->n;
     Lower L = {0};
     L.g = g;
     L.p = lp_new();
     L.fuse = fuse;
     L.conv = conv;
+    L.implicit = implicit;
     L.need = tt_xcalloc((size_t)n + 1, sizeof *L.need);
     L.is_out = tt_xcalloc((size_t)n + 1, sizeof *L.is_out);
     L.fused = tt_xcalloc((size_t)n + 1, sizeof *L.fused);

@@ -779,8 +779,9 @@ Test(jit_ops, differential, .timeout = 120) {
     jit_free(plain);
 }
 
-/* Both lowerings of the three conv ops (jit_set_conv_lowering: the direct
- * loop nests, im2col + GEMM) against the reference, on random windows,
+/* The lowerings of the three conv ops (jit_set_conv_lowering: the direct
+ * loop nests, explicit im2col + GEMM, implicit im2col where the GEMM
+ * gathers B) against the reference, on random windows,
  * groups and up to 40 channels per group, so the GEMM's products cross its
  * tile edges (12 x 32 or 6 x 16) and its small-M path; "gemm chunks": the
  * batch cut into one image per chunk (a tiny column budget), where the
@@ -789,12 +790,14 @@ Test(jit_ops, differential, .timeout = 120) {
  * (an inf weight makes NaN there, as in PyTorch; spec/jit.md). */
 Test(jit_ops, conv_lowerings, .timeout = 120) {
     static const OpKind ops[] = {OP_CONV2D, OP_CONV2D_BACKWARD_INPUT, OP_CONV2D_BACKWARD_WEIGHT};
-    static const char *names[] = {"auto", "direct", "gemm", "gemm chunks"};
-    Jit *jit[4];
-    for (int m = 0; m < 4; m++) {
+    static const char *names[] = {"auto", "direct", "im2col", "im2col chunks", "implicit"};
+    static const int mode[] = {0, 1, 2, 2, 3};
+    enum { NM = 5 };
+    Jit *jit[NM];
+    for (int m = 0; m < NM; m++) {
         jit[m] = jit_new(2);
         cr_assert(jit[m]);
-        jit_set_conv_lowering(jit[m], m < 3 ? m : 2);
+        jit_set_conv_lowering(jit[m], mode[m]);
     }
     int failures = 0, built = 0, gemm_chosen = 0;
     for (int o = 0; o < 3; o++) {
@@ -811,7 +814,7 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
             for (int i = 0; i < g.n; i++)
                 if (g.nodes[i].op == ops[o] && lp_conv_uses_gemm(&g, i)) gemm_chosen++;
             void **in = make_inputs(&g, &r, false);
-            for (int m = 0; m < 4; m++) {
+            for (int m = 0; m < NM; m++) {
                 char what[96];
                 snprintf(what, sizeof what, "%s variant %d (%s)", ir_ops[ops[o]].name, v, names[m]);
                 lp_set_conv_col_budget(m == 3 ? 1 : 0);
@@ -826,7 +829,7 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
     cr_expect(gemm_chosen > 0 && gemm_chosen < built, "the rule chose the GEMM %d times of %d",
               gemm_chosen, built);
     cr_expect(failures == 0, "%d differential failures (see the log)", failures);
-    for (int m = 0; m < 4; m++) jit_free(jit[m]);
+    for (int m = 0; m < NM; m++) jit_free(jit[m]);
 }
 
 /* A few hand-picked values with exact answers (integer corner cases). */
