@@ -825,8 +825,15 @@ static bool conv_gemm(const Lower *L, int id) {
  * gathers the windows while it packs B); the input gradient keeps its
  * explicit col2im. */
 static bool conv_implicit(const Lower *L, int id) {
-    if (!L->implicit || node(L, id)->op == OP_CONV2D_BACKWARD_INPUT) return false;
-    return L->conv != LP_CONV_IM2COL;
+    const IrNode *n = node(L, id);
+    if (!L->implicit || L->conv == LP_CONV_IM2COL) return false;
+    if (n->op != OP_CONV2D_BACKWARD_INPUT) return true;
+    /* the input gradient as a convolution of gy (below): stride 1, and
+     * padding within the kernel's extent */
+    const IrWindow *w = &n->attr.win;
+    ConvDims d = conv_dims(L->g, n);
+    return w->stride[0] == 1 && w->stride[1] == 1 && w->padding[0] <= (d.kh - 1) * w->dilation[0] &&
+           w->padding[1] <= (d.kw - 1) * w->dilation[1];
 }
 
 /* A buffer holding node id densely (row-major in its shape) from offset
@@ -986,8 +993,14 @@ static void set_gather(LpGemm *g, const ConvDims *d, const IrWindow *win, bool t
  * its zero-bordered copy) while it packs B, over the whole batch:
  *   conv2d:                 y'_g = w_g @ gather(x),   then y = y'
  *   conv2d_backward_weight: dw_g = gy'_g @ gather(x)^T */
+static void lower_conv_input_implicit(Lower *L, int id, int out);
+
 static void lower_conv_implicit(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
+    if (n->op == OP_CONV2D_BACKWARD_INPUT) {
+        lower_conv_input_implicit(L, id, out);
+        return;
+    }
     LpProg *p = L->p;
     ConvDims d = conv_dims(L->g, n);
     const IrWindow *win = &n->attr.win;
@@ -1006,13 +1019,90 @@ static void lower_conv_implicit(Lower *L, int id, int out) {
         LpExpr *ti = cf_loops(p, &d, yi);
         lp_store(p, out, linearize(p, yi, &n->shape), lp_load(p, t, ti));
         close_n(p, 4);
-    } else { /* OP_CONV2D_BACKWARD_WEIGHT */
+    } else if (n->op == OP_CONV2D_BACKWARD_WEIGHT) {
         int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
         channels_first(L, n->in[1], gy, &d);
         LpGemm g = {gy, x, out, NULL, NULL, NULL, d.Og, d.Kg, d.NP, d.NP, 0, d.Kg, false, false};
         set_gather(&g, &d, win, false);
         group_gemms(p, &d, g, d.Og * d.NP, d.Cg * Hp * Wp, d.Og * d.Kg, 0, xoff);
     }
+}
+
+/* The input gradient with stride 1 is a convolution of gy, zero-bordered
+ * by q = (k - 1) * dilation - padding on each side, with the kernel
+ * flipped and its two channel dims swapped:
+ *   dx[n, c, h, w] = sum over (o, a, b) of
+ *       gy_q[n, o, h + a*d0, w + b*d1] * w[o, c, kh-1-a, kw-1-b]
+ * so it runs as the forward does: dx'_g [Cg, N*H*W] = wt_g [Cg, Og*kh*kw]
+ * @ gather(gy_q), then dx = dx' back to [N, C, H, W]. No dcol matrix and no
+ * col2im's read-modify-write over it. */
+static void lower_conv_input_implicit(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    ConvDims d = conv_dims(L->g, n);
+    const IrWindow *win = &n->attr.win;
+    int64_t q0 = (d.kh - 1) * win->dilation[0] - win->padding[0];
+    int64_t q1 = (d.kw - 1) * win->dilation[1] - win->padding[1];
+    int64_t Hq = d.Ho + 2 * q0, Wq = d.Wo + 2 * q1, HW = d.H * d.W, NX = d.N * HW;
+    int64_t Kt = d.Og * d.kh * d.kw;
+    /* gy_q: gy inside a zero border (gy itself when q = 0) */
+    int64_t gyoff = 0;
+    int gq;
+    if (q0 > 0 || q1 > 0) {
+        Shape qs = {4, {d.N, d.O, Hq, Wq}}, gs = {4, {d.N, d.O, d.Ho, d.Wo}};
+        gq = lp_add_buf(p, LB_TEMP, 0, TY_F32, &qs, id);
+        fill(p, gq, lp_const_f(p, LT_F32, 0));
+        LpExpr *gi[4];
+        open_dims(p, &gs, gi);
+        LpExpr *qi[4] = {gi[0], gi[1], lp_iadd(p, gi[2], lp_iconst(p, q0)),
+                         lp_iadd(p, gi[3], lp_iconst(p, q1))};
+        lp_store(p, gq, linearize(p, qi, &qs), value_at(L, n->in[0], gi));
+        close_n(p, 4);
+    } else {
+        gq = dense_operand(L, n->in[0], &gyoff);
+    }
+    /* wt[g][c][(o, a, b)] = w[g*Og + o, c, kh-1-a, kw-1-b] */
+    Shape wts = {2, {d.C, Kt}};
+    int wt = lp_add_buf(p, LB_TEMP, 0, TY_F32, &wts, id);
+    {
+        LpExpr *gi = lp_open_loop(p, d.G), *c = lp_open_loop(p, d.Cg), *o = lp_open_loop(p, d.Og);
+        LpExpr *a = lp_open_loop(p, d.kh), *b = lp_open_loop(p, d.kw);
+        LpExpr *wi[4] = {lp_iadd(p, lp_imul(p, gi, d.Og), o), c,
+                         lp_iadd(p, lp_iconst(p, d.kh - 1), lp_imul(p, a, -1)),
+                         lp_iadd(p, lp_iconst(p, d.kw - 1), lp_imul(p, b, -1))};
+        LpExpr *row = lp_iadd(p, lp_imul(p, gi, d.Cg), c);
+        LpExpr *colk = lp_iadd(p, lp_imul(p, o, d.kh * d.kw), lp_iadd(p, lp_imul(p, a, d.kw), b));
+        lp_store(p, wt, lp_iadd(p, lp_imul(p, row, Kt), colk), value_at(L, n->in[1], wi));
+        close_n(p, 5);
+    }
+    Shape ts = {2, {d.C, NX}};
+    int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+    LpGemm g = {wt, gq, t, NULL, NULL, NULL, d.Cg, NX, Kt, Kt, 0, NX, false, false};
+    g.gather = true;
+    g.rdim[0] = d.kh;
+    g.rdim[1] = d.kw;
+    g.rstr[0] = Hq * Wq;
+    g.rstr[1] = win->dilation[0] * Wq;
+    g.rstr[2] = win->dilation[1];
+    g.cdim[0] = d.H;
+    g.cdim[1] = d.W;
+    g.cstr[0] = d.O * Hq * Wq;
+    g.cstr[1] = Wq;
+    g.cstr[2] = 1;
+    group_gemms(p, &d, g, d.Cg * Kt, d.Og * Hq * Wq, d.Cg * NX, 0, gyoff);
+    if (t == out) return;
+    /* dx[n, c, h, w] = t[c, (n, h, w)] */
+    LpExpr *xi[4];
+    Shape xs = {4, {d.N, d.C, d.H, d.W}};
+    xi[1] = lp_open_loop(p, d.C);
+    xi[0] = lp_open_loop(p, d.N);
+    xi[2] = lp_open_loop(p, d.H);
+    xi[3] = lp_open_loop(p, d.W);
+    LpExpr *ti =
+        lp_iadd(p, lp_imul(p, xi[1], NX),
+                lp_iadd(p, lp_imul(p, xi[0], HW), lp_iadd(p, lp_imul(p, xi[2], d.W), xi[3])));
+    lp_store(p, out, linearize(p, xi, &xs), lp_load(p, t, ti));
+    close_n(p, 4);
 }
 
 static void lower_conv_gemm(Lower *L, int id, int out) {
