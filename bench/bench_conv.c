@@ -25,7 +25,9 @@
  * naive runtime gets one call per figure. Rows for 1 and 2 threads.
  *
  *   bench_conv [--threads=MAX] [--quick] [--no-naive] [--no-torch] [--only=SUBSTR] [--cpu]
+ *              [--step-only]
  *
+ * --step-only: the CNN step alone (TT_JIT_CONV then forces its lowering).
  * --cpu: every figure (PyTorch's too) in process CPU time instead of wall
  * time: on a loaded machine the other processes then count less; on 2
  * threads it is the CPU both threads spend, not the latency.
@@ -296,12 +298,12 @@ typedef struct Torch {
     double fwd[NSHAPES], fb[NSHAPES], step;
 } Torch;
 
-static Torch run_torch(int threads, bool quick) {
+static Torch run_torch(int threads, bool quick, bool shapes_too) {
     Torch t = {0};
     for (int i = 0; i < NSHAPES; i++) t.fwd[i] = t.fb[i] = NAN;
     t.step = NAN;
     char list[2048] = "", cmd[4096];
-    for (int i = 0; i < NSHAPES; i++) {
+    for (int i = 0; i < NSHAPES && shapes_too; i++) {
         const ConvShape *s = &shapes[i];
         size_t l = strlen(list);
         snprintf(list + l, sizeof list - l, "%s%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld",
@@ -338,7 +340,7 @@ static double gflops(double flop, double us) {
 
 int main(int argc, char **argv) {
     int maxthreads = 2;
-    bool quick = false, naive = true, torch = true;
+    bool quick = false, naive = true, torch = true, step_only = false;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "--threads=", 10) == 0)
@@ -353,9 +355,11 @@ int main(int argc, char **argv) {
             only = argv[i] + 7;
         else if (strcmp(argv[i], "--cpu") == 0)
             cpu_clock = true;
+        else if (strcmp(argv[i], "--step-only") == 0)
+            step_only = true;
         else {
             fprintf(stderr, "usage: bench_conv [--threads=MAX] [--quick] [--no-naive] "
-                            "[--no-torch] [--only=SUBSTR] [--cpu]\n");
+                            "[--no-torch] [--only=SUBSTR] [--cpu] [--step-only]\n");
             return 2;
         }
     }
@@ -375,7 +379,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < NSHAPES; i++) conv_init(&cv[i], &shapes[i]);
     double nf[NSHAPES], nb[NSHAPES];
     bool on[NSHAPES];
-    for (int i = 0; i < NSHAPES; i++) on[i] = !only || strstr(shapes[i].name, only);
+    for (int i = 0; i < NSHAPES; i++) on[i] = !step_only && (!only || strstr(shapes[i].name, only));
     for (int i = 0; i < NSHAPES; i++) {
         nf[i] = nb[i] = NAN;
         if (!naive || !on[i]) continue;
@@ -393,7 +397,7 @@ int main(int argc, char **argv) {
         jit_set_conv_lowering(ji, 3);
         Torch pt = {0};
         if (torch) {
-            pt = run_torch(t, quick);
+            pt = run_torch(t, quick, !step_only);
             if (!pt.ok) fprintf(stderr, "bench_conv: PyTorch figures unavailable\n");
         } else {
             for (int i = 0; i < NSHAPES; i++) pt.fwd[i] = pt.fb[i] = NAN;
