@@ -7,12 +7,14 @@
  *   fwd    y = conv2d(x, w)
  *   fb     y, dx = conv2d_backward_input(gy, w), dw = conv2d_backward_weight(x, gy)
  * on the naive runtime (one thread), the JIT with each lowering forced
- * (jit_set_conv_lowering: direct loop nests, im2col + GEMM), and PyTorch
+ * (jit_set_conv_lowering: direct loop nests, explicit im2col + GEMM,
+ * implicit im2col where the GEMM gathers B while packing it), and PyTorch
  * (bench/conv_torch.py, run by /usr/bin/python3 in the same run). `gemm`
  * is tt_gemm_run alone at the forward's M = O/groups, N = batch * Ho * Wo,
- * K = C/groups * kh * kw: what the im2col lowering calls, without the
- * gather and the layout copy; `conv/gemm` is the JIT's forward (im2col)
- * GFLOP/s over it. `rule` says which lowering the JIT picks by default.
+ * K = C/groups * kh * kw on a materialized B: what the im2col lowering
+ * calls, without the gather and the layout copy; `conv/gemm` is the JIT's
+ * forward (implicit) GFLOP/s over it. `rule` says which lowering the JIT
+ * picks by default.
  *
  * Then one SGD training step at batch 64 of the Fashion-MNIST CNN of
  * examples/fashion_cnn.tt through the whole stack (an interpreter, rt_call;
@@ -22,8 +24,13 @@
  * calls to last about 20 ms, samples for about 0.5 s, at least 5); the
  * naive runtime gets one call per figure. Rows for 1 and 2 threads.
  *
- *   bench_conv [--threads=MAX] [--quick] [--no-naive] [--no-torch] [--only=SUBSTR]
+ *   bench_conv [--threads=MAX] [--quick] [--no-naive] [--no-torch] [--only=SUBSTR] [--cpu]
+ *              [--step-only]
  *
+ * --step-only: the CNN step alone (TT_JIT_CONV then forces its lowering).
+ * --cpu: every figure (PyTorch's too) in process CPU time instead of wall
+ * time: on a loaded machine the other processes then count less; on 2
+ * threads it is the CPU both threads spend, not the latency.
  * --only: the shapes whose name contains SUBSTR, and no CNN step.
  */
 #include <math.h>
@@ -96,9 +103,14 @@ static const char MODEL[] = "model FashionCNN {\n"
                             "    opt.step()\n"
                             "}\n";
 
+/* --cpu: the process's CPU time instead of wall time (a loaded machine's
+ * other processes then count less; with 2 threads it is both threads' time,
+ * spinning included, not the latency) */
+static bool cpu_clock;
+
 static double now_s(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -286,12 +298,12 @@ typedef struct Torch {
     double fwd[NSHAPES], fb[NSHAPES], step;
 } Torch;
 
-static Torch run_torch(int threads, bool quick) {
+static Torch run_torch(int threads, bool quick, bool shapes_too) {
     Torch t = {0};
     for (int i = 0; i < NSHAPES; i++) t.fwd[i] = t.fb[i] = NAN;
     t.step = NAN;
     char list[2048] = "", cmd[4096];
-    for (int i = 0; i < NSHAPES; i++) {
+    for (int i = 0; i < NSHAPES && shapes_too; i++) {
         const ConvShape *s = &shapes[i];
         size_t l = strlen(list);
         snprintf(list + l, sizeof list - l, "%s%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld",
@@ -300,8 +312,8 @@ static Torch run_torch(int threads, bool quick) {
                  (long long)s->groups);
     }
     snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/bench/conv_torch.py --threads %d%s --shapes '%s' 2>&1",
-             TT_SOURCE_DIR, threads, quick ? " --quick" : "", list);
+             "/usr/bin/python3 %s/bench/conv_torch.py --threads %d%s%s --shapes '%s' 2>&1",
+             TT_SOURCE_DIR, threads, quick ? " --quick" : "", cpu_clock ? " --cpu" : "", list);
     FILE *p = popen(cmd, "r");
     if (!p) return t;
     char line[512];
@@ -328,7 +340,7 @@ static double gflops(double flop, double us) {
 
 int main(int argc, char **argv) {
     int maxthreads = 2;
-    bool quick = false, naive = true, torch = true;
+    bool quick = false, naive = true, torch = true, step_only = false;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "--threads=", 10) == 0)
@@ -341,9 +353,13 @@ int main(int argc, char **argv) {
             torch = false;
         else if (strncmp(argv[i], "--only=", 7) == 0)
             only = argv[i] + 7;
+        else if (strcmp(argv[i], "--cpu") == 0)
+            cpu_clock = true;
+        else if (strcmp(argv[i], "--step-only") == 0)
+            step_only = true;
         else {
             fprintf(stderr, "usage: bench_conv [--threads=MAX] [--quick] [--no-naive] "
-                            "[--no-torch] [--only=SUBSTR]\n");
+                            "[--no-torch] [--only=SUBSTR] [--cpu] [--step-only]\n");
             return 2;
         }
     }
@@ -356,14 +372,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     bench_print_cpu();
-    printf("GEMM tile: %d lanes; median GFLOP/s (fwd: 2*N*O*Ho*Wo*K, fwd+bwd: 3x that); "
-           "ratios above 1: tt faster\n",
-           tt_gemm_lanes(gemm));
+    printf("GEMM tile: %d lanes; median GFLOP/s (fwd: 2*N*O*Ho*Wo*K, fwd+bwd: 3x that) in %s "
+           "time; ratios above 1: tt faster\n",
+           tt_gemm_lanes(gemm), cpu_clock ? "process CPU" : "wall");
     Conv cv[NSHAPES];
     for (int i = 0; i < NSHAPES; i++) conv_init(&cv[i], &shapes[i]);
     double nf[NSHAPES], nb[NSHAPES];
     bool on[NSHAPES];
-    for (int i = 0; i < NSHAPES; i++) on[i] = !only || strstr(shapes[i].name, only);
+    for (int i = 0; i < NSHAPES; i++) on[i] = !step_only && (!only || strstr(shapes[i].name, only));
     for (int i = 0; i < NSHAPES; i++) {
         nf[i] = nb[i] = NAN;
         if (!naive || !on[i]) continue;
@@ -372,22 +388,25 @@ int main(int argc, char **argv) {
         nb[i] = timeit(run_fb, &cv[i], sample_s, 0);
     }
     for (int t = 1; t <= maxthreads; t++) {
-        Jit *jd = jit_new(2), *jg = jit_new(2);
+        Jit *jd = jit_new(2), *jg = jit_new(2), *ji = jit_new(2);
         jit_set_threads(jd, t);
         jit_set_threads(jg, t);
+        jit_set_threads(ji, t);
         jit_set_conv_lowering(jd, 1);
         jit_set_conv_lowering(jg, 2);
+        jit_set_conv_lowering(ji, 3);
         Torch pt = {0};
         if (torch) {
-            pt = run_torch(t, quick);
+            pt = run_torch(t, quick, !step_only);
             if (!pt.ok) fprintf(stderr, "bench_conv: PyTorch figures unavailable\n");
         } else {
             for (int i = 0; i < NSHAPES; i++) pt.fwd[i] = pt.fb[i] = NAN;
             pt.step = NAN;
         }
         printf("\n%d thread%s%s\n", t, t > 1 ? "s" : "", pt.ok ? "" : " (no PyTorch)");
-        printf("%-26s %-6s %-4s %7s %7s %7s %7s %7s %8s %9s %9s\n", "shape (batch 32)", "rule", "",
-               "naive", "direct", "im2col", "torch", "gemm", "conv/gemm", "im2col/dir", "torch/tt");
+        printf("%-26s %-8s %-4s %7s %7s %7s %8s %7s %7s %8s %9s %9s\n", "shape (batch 32)", "rule",
+               "", "naive", "direct", "im2col", "implicit", "torch", "gemm", "conv/gemm",
+               "im2col/imp", "torch/tt");
         for (int i = 0; i < NSHAPES; i++) {
             if (!on[i]) continue;
             Conv *c = &cv[i];
@@ -395,13 +414,16 @@ int main(int argc, char **argv) {
             int64_t og = s->o / s->groups, kg = s->c / s->groups * s->k * s->k;
             double flop = 2.0 * (double)(s->n * s->o * c->ho * c->wo) * (double)kg;
             int conv_id = c->fwd.outputs[0];
-            const char *rule = lp_conv_uses_gemm(&c->fwd, conv_id) ? "im2col" : "direct";
+            const char *rule = lp_conv_uses_gemm(&c->fwd, conv_id) ? "implicit" : "direct";
             c->jit = jd;
             double df = timeit(run_fwd, c, sample_s, total_s),
                    db = timeit(run_fb, c, sample_s, total_s);
             c->jit = jg;
             double gf = timeit(run_fwd, c, sample_s, total_s),
                    gb = timeit(run_fb, c, sample_s, total_s);
+            c->jit = ji;
+            double xf = timeit(run_fwd, c, sample_s, total_s),
+                   xb = timeit(run_fb, c, sample_s, total_s);
             GemmCase q = {gemm, og, s->n * c->ho * c->wo, kg, NULL, NULL, NULL, t};
             unsigned seed = 2;
             q.a = frand(q.m * q.k, &seed);
@@ -411,18 +433,22 @@ int main(int argc, char **argv) {
             free(q.a);
             free(q.b);
             free(q.c);
-            double best_f = df < gf ? df : gf, best_b = db < gb ? db : gb;
-            printf("%-26s %-6s %-4s %7.1f %7.1f %7.1f %7.1f %7.1f %7.0f%% %9.2f %9.2f\n", s->name,
-                   rule, "fwd", gflops(flop, nf[i]), gflops(flop, df), gflops(flop, gf),
-                   gflops(flop, pt.fwd[i]), gflops(flop, mm), 100 * mm / gf, df / gf,
-                   pt.fwd[i] / best_f);
-            printf("%-26s %-6s %-4s %7.1f %7.1f %7.1f %7.1f %7s %8s %9.2f %9.2f\n", "", "", "f+b",
-                   gflops(3 * flop, nb[i]), gflops(3 * flop, db), gflops(3 * flop, gb),
-                   gflops(3 * flop, pt.fb[i]), "", "", db / gb, pt.fb[i] / best_b);
+            /* torch/tt: against the lowering the rule picks */
+            bool imp = lp_conv_uses_gemm(&c->fwd, conv_id);
+            double rule_f = imp ? xf : df, rule_b = imp ? xb : db;
+            printf("%-26s %-8s %-4s %7.1f %7.1f %7.1f %8.1f %7.1f %7.1f %7.0f%% %9.2f %9.2f\n",
+                   s->name, rule, "fwd", gflops(flop, nf[i]), gflops(flop, df), gflops(flop, gf),
+                   gflops(flop, xf), gflops(flop, pt.fwd[i]), gflops(flop, mm), 100 * mm / xf,
+                   gf / xf, pt.fwd[i] / rule_f);
+            printf("%-26s %-8s %-4s %7.1f %7.1f %7.1f %8.1f %7.1f %7s %8s %9.2f %9.2f\n", "", "",
+                   "f+b", gflops(3 * flop, nb[i]), gflops(3 * flop, db), gflops(3 * flop, gb),
+                   gflops(3 * flop, xb), gflops(3 * flop, pt.fb[i]), "", "", gb / xb,
+                   pt.fb[i] / rule_b);
             fflush(stdout);
         }
         jit_free(jd);
         jit_free(jg);
+        jit_free(ji);
         if (only) continue;
         Step st = step_new(t);
         double us = timeit(run_step, &st, sample_s, quick ? 0.3 : 1.5);

@@ -57,6 +57,29 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
                  bool accumulate, int nthreads, const TtGemmEpilogue *epi);
 
+/* An op(B) that is not in memory but gathered while it is packed: the
+ * implicit im2col of a convolution (spec/jit.md, "Convolution").
+ *   op(B)(p, j) = x[roff(p) + coff(j)]
+ * where an index i (p or j) is read as the digits (u, v, w) of
+ * i = (u * dim[0] + v) * dim[1] + w, and its offset is
+ * u * str[0] + v * str[1] + w * str[2]. For a convolution's forward,
+ * p = (channel, kernel row, kernel column) and j = (image, output row,
+ * output column); for its weight gradient the two are swapped. Every
+ * offset must be in x: padding is a zero border already in x. */
+typedef struct TtGemmGather {
+    const float *x;
+    int64_t rdim[2], rstr[3]; /* rows of op(B) (p) */
+    int64_t cdim[2], cstr[3]; /* columns (j) */
+} TtGemmGather;
+
+/* tt_gemm_run with op(B) gathered (always packed, on the same micro-kernels
+ * and K blocks as a B in memory: the result is bit-identical to
+ * tt_gemm_run on the materialized matrix, except where tt_gemm_run reads a
+ * small-M product's B in place). */
+void tt_gemm_run_gather(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                        bool transA, const TtGemmGather *B, float *C, int64_t ldc, bool accumulate,
+                        int nthreads, const TtGemmEpilogue *epi);
+
 /* Vector lanes of the default schedule's tile for a large square product
  * on this host (8 or 16; TT_GEMM_LANES when set). */
 int tt_gemm_lanes(const TtGemm *g);

@@ -41,8 +41,9 @@
 /* ---- per-thread buffers ------------------------------------------------ */
 
 typedef struct Bufs {
-    float *bp; /* packed B: (NC rounded up to a tile) x KC */
-    float *ap; /* copied A block: (MC + 8) x (KC + 8) */
+    float *bp;    /* packed B: (NC rounded up to a tile) x KC */
+    float *ap;    /* copied A block: (MC + 8) x (KC + 8) */
+    int64_t *off; /* a gathered B's row and column offsets: KC + NC + GEMM_NR_MAX */
 } Bufs;
 
 static pthread_key_t buf_key;
@@ -52,6 +53,7 @@ static void buf_free(void *p) {
     Bufs *b = p;
     free(b->bp);
     free(b->ap);
+    free(b->off);
     free(b);
 }
 
@@ -68,7 +70,8 @@ static Bufs *try_thread_bufs(void) {
     if (!b) return NULL;
     b->bp = aligned_alloc(64, (size_t)(NC + GEMM_NR_MAX) * KC * sizeof(float));
     b->ap = aligned_alloc(64, (size_t)(MC + 8) * (KC + 8) * sizeof(float));
-    if (!b->bp || !b->ap || pthread_setspecific(buf_key, b) != 0) {
+    b->off = malloc((size_t)(KC + NC + GEMM_NR_MAX) * sizeof(int64_t));
+    if (!b->bp || !b->ap || !b->off || pthread_setspecific(buf_key, b) != 0) {
         buf_free(b);
         return NULL;
     }
@@ -106,6 +109,7 @@ typedef struct Sched {
 typedef struct Part {
     int64_t M, N, row0; /* row0: the part's first row of C (for the epilogue) */
     bool epi_only;      /* only the epilogue on rows row0..row0+M (after a split over N) */
+    int64_t j0;         /* the part's first column of a gathered B */
     const float *A, *B;
     float *C;
 } Part;
@@ -116,6 +120,7 @@ typedef struct Job {
     Sched sc;
     int64_t M, K, lda, ldb, ldc; /* M: rows of the whole product */
     bool ta, tb, acc;
+    const TtGemmGather *gat;   /* op(B) gathered, or NULL */
     const TtGemmEpilogue *epi; /* per part (split over M), or NULL */
     const float *bpre;         /* op(B) packed once for every part, or NULL */
 } Job;
@@ -207,16 +212,109 @@ static int64_t k_block(int64_t K) {
     return kc > KC ? KC : kc;
 }
 
+/* op(B) as the packed path reads it: a matrix in memory, or gathered
+ * (implicit im2col, TtGemmGather) with its columns from j0 on (a thread's
+ * share of them). */
+typedef struct BSrc {
+    const float *B;
+    int64_t ldb;
+    bool tb;
+    const TtGemmGather *gat; /* not NULL: B, ldb and tb unused */
+    int64_t j0;
+} BSrc;
+
+/* out[t] = the offset of index start + t, t < n, for an index read as the
+ * mixed-radix digits (u, v, w) of dim[0] x dim[1]: u*str[0] + v*str[1] +
+ * w*str[2]. One division for the start, then the digits are carried. */
+static void gather_offsets(const int64_t dim[2], const int64_t str[3], int64_t start, int64_t n,
+                           int64_t *out) {
+    int64_t w = start % dim[1], uv = start / dim[1], v = uv % dim[0], u = uv / dim[0];
+    int64_t o = u * str[0] + v * str[1] + w * str[2];
+    for (int64_t t = 0; t < n; t++) {
+        out[t] = o;
+        if (++w < dim[1]) {
+            o += str[2];
+            continue;
+        }
+        w = 0;
+        if (++v == dim[0]) {
+            v = 0;
+            u++;
+        }
+        o = u * str[0] + v * str[1];
+    }
+}
+
+/* A panel's columns as runs of consecutive offsets (stride 1 in x): the
+ * columns of a convolution's forward with stride 1 are an output row's
+ * positions, contiguous in x up to the row's end. */
+typedef struct Run {
+    int64_t j, len, off; /* first column in the panel, columns, offset of the first */
+} Run;
+
+static int panel_runs(const int64_t *co, int64_t n, Run *runs) {
+    int nrun = 0;
+    for (int64_t j = 0; j < n;) {
+        int64_t e = j + 1;
+        while (e < n && co[e] == co[e - 1] + 1) e++;
+        runs[nrun++] = (Run){j, e - j, co[j]};
+        j = e;
+    }
+    return nrun;
+}
+
+/* Packs the kc x nc block of a gathered op(B) at (p0, j0) the way pack_n
+ * lays out a block: panel q at dst + q*pstride*nr, row p at +p*nr, zero
+ * past nc. The offsets of the block's rows and columns are computed once,
+ * so each element is one load at x + roff[p] + coff[j]; a panel whose
+ * columns are a few runs of consecutive offsets is copied run by run
+ * (vector moves instead of one load per element). */
+static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p0, int64_t j0,
+                        int64_t nr, float *dst, int64_t pstride, int64_t *off) {
+    int64_t *roff = off, *coff = off + kc;
+    gather_offsets(g->rdim, g->rstr, p0, kc, roff);
+    gather_offsets(g->cdim, g->cstr, j0, nc, coff);
+    Run runs[GEMM_NR_MAX];
+    for (int64_t q = 0; q * nr < nc; q++) {
+        const int64_t *co = coff + q * nr;
+        int64_t w = nc - q * nr < nr ? nc - q * nr : nr;
+        float *d = dst + q * pstride * nr;
+        int nrun = panel_runs(co, w, runs);
+        if (nrun * 4 <= w) {
+            for (int64_t p = 0; p < kc; p++, d += nr) {
+                const float *xr = g->x + roff[p];
+                for (int r = 0; r < nrun; r++) {
+                    float *dr = d + runs[r].j;
+                    const float *sr = xr + runs[r].off;
+                    for (int64_t t = 0; t < runs[r].len; t++) dr[t] = sr[t];
+                }
+                for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+            }
+        } else {
+            for (int64_t p = 0; p < kc; p++, d += nr) {
+                const float *xr = g->x + roff[p];
+                for (int64_t j = 0; j < w; j++) d[j] = xr[co[j]];
+                for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* Packs the kc x nc block of op(B) at (pc, jc) into dst. */
+static void pack_block(const GemmTileKernels *tk, const BSrc *bs, int64_t kc, int64_t nc,
+                       int64_t pc, int64_t jc, float *dst, int64_t pstride, int64_t *off) {
+    if (bs->gat)
+        pack_gather(bs->gat, kc, nc, pc, bs->j0 + jc, tk->tile.nr, dst, pstride, off);
+    else if (bs->tb)
+        tk->pack_t(kc, nc, bs->B + jc * bs->ldb + pc, bs->ldb, dst, pstride);
+    else
+        tk->pack_n(kc, nc, bs->B + pc * bs->ldb + jc, bs->ldb, dst, pstride);
+}
+
 /* Packs all of op(B) (K <= KC, N <= NC: one block) into dst the way
  * gemm_serial would. */
-static void pack_whole(const GemmKernels *k, int64_t N, int64_t K, const float *B, int64_t ldb,
-                       bool tb, float *dst) {
-    const GemmTileKernels *tk = tile_for(k, N);
-    int64_t kcp = (K + 7) & ~(int64_t)7;
-    if (tb)
-        tk->pack_t(K, N, B, ldb, dst, kcp);
-    else
-        tk->pack_n(K, N, B, ldb, dst, kcp);
+static void pack_whole(const GemmKernels *k, int64_t N, int64_t K, const BSrc *bs, float *dst) {
+    pack_block(tile_for(k, N), bs, K, N, 0, 0, dst, (K + 7) & ~(int64_t)7, thread_bufs()->off);
 }
 
 /* One thread's product; its rows are rows row0.. of the caller's C, which
@@ -226,9 +324,8 @@ static void pack_whole(const GemmKernels *k, int64_t N, int64_t K, const float *
  * bpre: NULL, or op(B) already packed by pack_whole (then K <= KC and
  * N <= NC, so there is one block of each and nothing is packed here). */
 static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
-                        int64_t lda, bool ta, const float *B, int64_t ldb, bool tb, float *C,
-                        int64_t ldc, bool acc, const TtGemmEpilogue *epi, int64_t row0,
-                        int64_t Mall, const float *bpre) {
+                        int64_t lda, bool ta, const BSrc *bs, float *C, int64_t ldc, bool acc,
+                        const TtGemmEpilogue *epi, int64_t row0, int64_t Mall, const float *bpre) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!acc)
@@ -239,8 +336,9 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
     Bufs *buf = thread_bufs();
     const GemmKernels *k = sc->k;
     int64_t kc = k_block(K);
-    if (M <= GEMM_GEMV_MR && M == Mall) {
-        gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc);
+    /* a gathered B is always packed (there is no B to read in place) */
+    if (M <= GEMM_GEMV_MR && M == Mall && !bs->gat) {
+        gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, bs->B, bs->ldb, bs->tb, C, ldc, acc);
         epilogue(epi, row0, 0, M);
         return;
     }
@@ -256,10 +354,7 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
         for (int64_t pc = 0; pc < K; pc += kc) {
             int64_t kcur = min64(kc, K - pc), kcp = (kcur + 7) & ~(int64_t)7;
             const float *bp = bpre ? bpre : buf->bp;
-            if (!bpre && tb)
-                tk->pack_t(kcur, ncur, B + jc * ldb + pc, ldb, buf->bp, kcp);
-            else if (!bpre)
-                tk->pack_n(kcur, ncur, B + pc * ldb + jc, ldb, buf->bp, kcp);
+            if (!bpre) pack_block(tk, bs, kcur, ncur, pc, jc, buf->bp, kcp, buf->off);
             int32_t accf = (pc > 0 || acc) ? 1 : 0;
             for (int64_t ic = 0; ic < M; ic += mc) {
                 int64_t mcur = min64(mc, M - ic);
@@ -320,9 +415,11 @@ static void run_chunks(Pool *pl) {
         const Part *p = &j->part[c & CL_MASK];
         if (p->epi_only)
             epilogue(j->epi, p->row0, 0, p->M);
-        else
-            gemm_serial(&j->sc, p->M, p->N, j->K, p->A, j->lda, j->ta, p->B, j->ldb, j->tb, p->C,
-                        j->ldc, j->acc, j->epi, p->row0, j->M, j->bpre);
+        else {
+            BSrc bs = {p->B, j->ldb, j->tb, j->gat, p->j0};
+            gemm_serial(&j->sc, p->M, p->N, j->K, p->A, j->lda, j->ta, &bs, p->C, j->ldc, j->acc,
+                        j->epi, p->row0, j->M, j->bpre);
+        }
         atomic_fetch_add(&pl->done, 1);
     }
 }
@@ -527,9 +624,10 @@ static int split(int64_t n, int64_t q, int t, int64_t *start, int64_t *len) {
 /* The product being tuned: its operands, and a scratch C of M x N. */
 typedef struct TuneCtx {
     TtGemm *g;
-    int64_t M, N, K, lda, ldb;
-    const float *A, *B;
-    bool ta, tb;
+    int64_t M, N, K, lda;
+    const float *A;
+    bool ta;
+    const BSrc *bs;
     float *C;
 } TuneCtx;
 
@@ -544,25 +642,43 @@ static double time_sched(void *ctx, const TtGemmSchedule *s) {
      * blocking per shape, at random), CPU time the candidate */
     struct timespec t0, t1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-    gemm_serial(&sc, c->M, c->N, c->K, c->A, c->lda, c->ta, c->B, c->ldb, c->tb, c->C, c->N, false,
-                NULL, 0, c->M, NULL);
+    gemm_serial(&sc, c->M, c->N, c->K, c->A, c->lda, c->ta, c->bs, c->C, c->N, false, NULL, 0, c->M,
+                NULL);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
     return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
 }
 
 static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
-                      int64_t lda, bool transA, const float *B, int64_t ldb, bool transB, float *C,
-                      int64_t ldc, bool accumulate, int nthreads, const TtGemmEpilogue *epi);
+                      int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
+                      bool accumulate, int nthreads, const TtGemmEpilogue *epi);
+
+/* The class's schedule (tuned on this product when the class is new), then
+ * the product. A gathered B is tuned as its own class (tb set: it is
+ * packed, never read in place). */
+static void run_tuned(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                      bool transA, const BSrc *bs, float *C, int64_t ldc, bool accumulate,
+                      int nthreads, const TtGemmEpilogue *epi) {
+    if (M <= 0 || N <= 0) return;
+    TuneCtx tc = {g, M, N, K, lda, A, transA, bs, NULL};
+    TtGemmSchedule s =
+        gemm_tuner_pick(g->tuner, M, N, K, transA, bs->gat || bs->tb, time_sched, &tc);
+    free(tc.C);
+    Sched sc = resolve(g, &s);
+    run_sched(g, &sc, M, N, K, A, lda, transA, bs, C, ldc, accumulate, nthreads, epi);
+}
 
 void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
                  bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
-    if (M <= 0 || N <= 0) return;
-    TuneCtx tc = {g, M, N, K, lda, ldb, A, B, transA, transB, NULL};
-    TtGemmSchedule s = gemm_tuner_pick(g->tuner, M, N, K, transA, transB, time_sched, &tc);
-    free(tc.C);
-    Sched sc = resolve(g, &s);
-    run_sched(g, &sc, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, nthreads, epi);
+    BSrc bs = {B, ldb, transB, NULL, 0};
+    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
+}
+
+void tt_gemm_run_gather(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                        bool transA, const TtGemmGather *B, float *C, int64_t ldc, bool accumulate,
+                        int nthreads, const TtGemmEpilogue *epi) {
+    BSrc bs = {NULL, 0, false, B, 0};
+    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
 }
 
 void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, int64_t K,
@@ -571,12 +687,13 @@ void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, 
                       const TtGemmEpilogue *epi) {
     if (M <= 0 || N <= 0) return;
     Sched sc = resolve(g, s);
-    run_sched(g, &sc, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, nthreads, epi);
+    BSrc bs = {B, ldb, transB, NULL, 0};
+    run_sched(g, &sc, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
 }
 
 static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
-                      int64_t lda, bool transA, const float *B, int64_t ldb, bool transB, float *C,
-                      int64_t ldc, bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
+                      int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
+                      bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
     int t = nthreads < 1 ? 1 : nthreads > MAXT ? MAXT : nthreads;
     if ((double)M * (double)N * (double)K < GEMM_MT_MIN) t = 1;
     if (t > 1) {
@@ -599,16 +716,17 @@ static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t 
             j->M = M;
             j->K = K;
             j->lda = lda;
-            j->ldb = ldb;
+            j->ldb = bs->ldb;
             j->ldc = ldc;
             j->ta = transA;
-            j->tb = transB;
+            j->tb = bs->tb;
+            j->gat = bs->gat;
             j->acc = accumulate;
             j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
             j->bpre = NULL;
             if (share_b) {
                 float *bp = thread_bufs()->bp;
-                pack_whole(sc->k, N, K, B, ldb, transB, bp);
+                pack_whole(sc->k, N, K, bs, bp);
                 j->bpre = bp;
             }
             int64_t st[MAXCHUNK], len[MAXCHUNK];
@@ -618,17 +736,18 @@ static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t 
                 Part *p = &j->part[i];
                 p->row0 = by_n ? 0 : st[i];
                 p->epi_only = false;
+                p->j0 = by_n && bs->gat ? st[i] : 0;
                 if (by_n) {
                     p->M = M;
                     p->N = len[i];
                     p->A = A;
-                    p->B = transB ? B + st[i] * ldb : B + st[i];
+                    p->B = bs->gat ? NULL : bs->tb ? bs->B + st[i] * bs->ldb : bs->B + st[i];
                     p->C = C + st[i];
                 } else {
                     p->M = len[i];
                     p->N = N;
                     p->A = transA ? A + st[i] : A + st[i] * lda;
-                    p->B = B;
+                    p->B = bs->B;
                     p->C = C + st[i] * ldc;
                 }
             }
@@ -644,5 +763,5 @@ static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t 
             return;
         }
     }
-    gemm_serial(sc, M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, epi, 0, M, NULL);
+    gemm_serial(sc, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi, 0, M, NULL);
 }

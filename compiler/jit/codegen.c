@@ -53,6 +53,8 @@ typedef struct Cg {
     LLVMValueRef status;  /* the status words (bufs[ninputs + noutputs + 2]), if checks */
     LLVMValueRef gemm_fn; /* declaration of CG_GEMM_SYMBOL */
     LLVMTypeRef gemm_ty;
+    LLVMValueRef ggemm_fn; /* declaration of CG_GEMM_GATHER_SYMBOL */
+    LLVMTypeRef ggemm_ty;
     LLVMValueRef qgemm_fn; /* declaration of CG_QGEMM_SYMBOL */
     LLVMTypeRef qgemm_ty;
     const LpKernel *kernel; /* the kernel being emitted */
@@ -366,6 +368,7 @@ static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what);
  * acc): epi, when not null, the outlined epilogue loop, called with bufs on
  * the rows of C as the GEMM finishes them; acc: C += A B. */
 static void emit_qgemm(Cg *c, const LpGemm *g, LLVMValueRef efn);
+static void emit_gather_gemm(Cg *c, const LpGemm *g, LLVMValueRef efn);
 
 static void emit_gemm(Cg *c, const LpGemm *g, const LpStmt *epi) {
     LLVMTypeRef i64 = c->ty[LT_I64], i32 = c->ty[LT_I32], ptr = c->tptr;
@@ -373,6 +376,10 @@ static void emit_gemm(Cg *c, const LpGemm *g, const LpStmt *epi) {
     c->gen++; /* nothing emitted in the epilogue's function is reused here */
     if (g->q) {
         emit_qgemm(c, g, efn);
+        return;
+    }
+    if (g->gather) {
+        emit_gather_gemm(c, g, efn);
         return;
     }
     if (!c->gemm_fn) {
@@ -402,6 +409,48 @@ static void emit_gemm(Cg *c, const LpGemm *g, const LpStmt *epi) {
         LLVMConstInt(i32, g->acc, 0),
     };
     LLVMBuildCall2(c->b, c->gemm_ty, c->gemm_fn, args, 15, "");
+}
+
+/* CG_GEMM_GATHER_SYMBOL: the gather's geometry is a private constant
+ * array of the module. */
+static void emit_gather_gemm(Cg *c, const LpGemm *g, LLVMValueRef efn) {
+    LLVMTypeRef i64 = c->ty[LT_I64], i32 = c->ty[LT_I32], ptr = c->tptr;
+    if (!c->ggemm_fn) {
+        LLVMTypeRef params[14] = {ptr, ptr, i64, i32, ptr, ptr, ptr,
+                                  i64, i64, i64, i64, ptr, ptr, i32};
+        c->ggemm_ty = LLVMFunctionType(c->tvoid, params, 14, 0);
+        c->ggemm_fn = LLVMAddFunction(c->mod, CG_GEMM_GATHER_SYMBOL, c->ggemm_ty);
+        unsigned kind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+        LLVMAddAttributeAtIndex(c->ggemm_fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateEnumAttribute(c->ctx, kind, 0));
+    }
+    const int64_t geo[10] = {g->rdim[0], g->rdim[1], g->rstr[0], g->rstr[1], g->rstr[2],
+                             g->cdim[0], g->cdim[1], g->cstr[0], g->cstr[1], g->cstr[2]};
+    LLVMValueRef vals[10];
+    for (int i = 0; i < 10; i++) vals[i] = LLVMConstInt(i64, (unsigned long long)geo[i], 1);
+    LLVMTypeRef aty = LLVMArrayType2(i64, 10);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, aty, "gather_geo");
+    LLVMSetInitializer(gv, LLVMConstArray2(i64, vals, 10));
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+    LLVMValueRef args[14] = {
+        c->rt,
+        elem_ptr(c, g->a, g->aoff),
+        LLVMConstInt(i64, (unsigned long long)g->lda, 0),
+        LLVMConstInt(i32, g->ta, 0),
+        elem_ptr(c, g->b, g->boff),
+        gv,
+        elem_ptr(c, g->c, g->coff),
+        LLVMConstInt(i64, (unsigned long long)g->ldc, 0),
+        LLVMConstInt(i64, (unsigned long long)g->m, 0),
+        LLVMConstInt(i64, (unsigned long long)g->n, 0),
+        LLVMConstInt(i64, (unsigned long long)g->k, 0),
+        efn,
+        LLVMGetParam(c->fn, 0),
+        LLVMConstInt(i32, g->acc, 0),
+    };
+    LLVMBuildCall2(c->b, c->ggemm_ty, c->ggemm_fn, args, 14, "");
 }
 
 /* element off of buffer buf, of type t */

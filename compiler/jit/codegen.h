@@ -20,6 +20,15 @@ LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen);
  *        int64_t M, int64_t N, int64_t K)  -- C = op(A) @ op(B). */
 #define CG_GEMM_SYMBOL "tt_jit_gemm"
 
+/* The one LS_GEMM statements with a gathered B call (the JIT's only;
+ * implicit im2col, gemm.h's tt_gemm_run_gather):
+ *   void tt_jit_gemm_gather(void *rt, const float *A, int64_t lda, int32_t ta,
+ *        const float *x, const int64_t *geo, float *C, int64_t ldc, int64_t M,
+ *        int64_t N, int64_t K, void (*epi)(void **, int64_t, int64_t),
+ *        void **bufs, int32_t acc)
+ * geo: rdim[2], rstr[3], cdim[2], cstr[3] (a constant of the module). */
+#define CG_GEMM_GATHER_SYMBOL "tt_jit_gemm_gather"
+
 /* The one qmatmul's LS_GEMM statements call (int8 -> i32, qgemm.h):
  *   void tt_jit_qgemm(void *rt, const int8_t *A, int64_t lda, const int8_t *B,
  *        int64_t ldb, int32_t *C, int64_t ldc, int64_t M, int64_t N, int64_t K,

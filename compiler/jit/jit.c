@@ -87,12 +87,14 @@ static double now_ms(void) {
     return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
 }
 
-/* TT_JIT_CONV=direct|gemm forces the lowering of every convolution (for
- * measuring, bench/bench_conv.c); unset or anything else: the rule. */
+/* TT_JIT_CONV=direct|im2col|implicit forces the lowering of every
+ * convolution (for measuring, bench/bench_conv.c; gemm: im2col); unset or
+ * anything else: the rule. */
 static LpConvLowering env_conv(void) {
     const char *e = getenv("TT_JIT_CONV");
     if (e && strcmp(e, "direct") == 0) return LP_CONV_DIRECT;
-    if (e && strcmp(e, "gemm") == 0) return LP_CONV_GEMM;
+    if (e && (strcmp(e, "im2col") == 0 || strcmp(e, "gemm") == 0)) return LP_CONV_IM2COL;
+    if (e && strcmp(e, "implicit") == 0) return LP_CONV_IMPLICIT;
     return LP_CONV_AUTO;
 }
 
@@ -113,6 +115,18 @@ static void jit_gemm_call(const JitRt *rt, const float *A, int64_t lda, int32_t 
     TtGemmEpilogue e = {epi, bufs};
     tt_gemm_run(rt->gemm, M, N, K, A, lda, ta != 0, B, ldb, tb != 0, C, ldc, acc != 0, rt->threads,
                 epi ? &e : NULL);
+}
+
+/* CG_GEMM_GATHER_SYMBOL, defined like CG_GEMM_SYMBOL; geo: codegen.h */
+static void jit_gemm_gather_call(const JitRt *rt, const float *A, int64_t lda, int32_t ta,
+                                 const float *x, const int64_t *geo, float *C, int64_t ldc,
+                                 int64_t M, int64_t N, int64_t K,
+                                 void (*epi)(void *, int64_t, int64_t), void *bufs, int32_t acc) {
+    TtGemmEpilogue e = {epi, bufs};
+    TtGemmGather b = {
+        x, {geo[0], geo[1]}, {geo[2], geo[3], geo[4]}, {geo[5], geo[6]}, {geo[7], geo[8], geo[9]}};
+    tt_gemm_run_gather(rt->gemm, M, N, K, A, lda, ta != 0, &b, C, ldc, acc != 0, rt->threads,
+                       epi ? &e : NULL);
 }
 
 /* CG_QGEMM_SYMBOL, defined like CG_GEMM_SYMBOL */
@@ -197,14 +211,15 @@ Jit *jit_new(int opt_level) {
     } rt[] = {{CG_GEMM_SYMBOL, (void *)&jit_gemm_call},
               {CG_PARALLEL_SYMBOL, (void *)&ttrt_parallel_for},
               {CG_TICK_SYMBOL, (void *)&jit_tick},
-              {CG_QGEMM_SYMBOL, (void *)&jit_qgemm_call}};
-    LLVMOrcCSymbolMapPair syms[4];
-    for (int i = 0; i < 4; i++)
+              {CG_QGEMM_SYMBOL, (void *)&jit_qgemm_call},
+              {CG_GEMM_GATHER_SYMBOL, (void *)&jit_gemm_gather_call}};
+    LLVMOrcCSymbolMapPair syms[5];
+    for (int i = 0; i < 5; i++)
         syms[i] = (LLVMOrcCSymbolMapPair){
             LLVMOrcLLJITMangleAndIntern(j->lljit, rt[i].name),
             {(LLVMOrcExecutorAddress)(uintptr_t)rt[i].fn,
              {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
-    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(syms, 4));
+    e = LLVMOrcJITDylibDefine(j->jd, LLVMOrcAbsoluteSymbols(syms, 5));
     if (e) {
         LLVMConsumeError(e);
         jit_free(j);
@@ -217,7 +232,10 @@ Jit *jit_new(int opt_level) {
 }
 
 void jit_set_conv_lowering(Jit *j, int mode) {
-    j->conv = mode == 1 ? LP_CONV_DIRECT : mode == 2 ? LP_CONV_GEMM : LP_CONV_AUTO;
+    j->conv = mode == 1   ? LP_CONV_DIRECT
+              : mode == 2 ? LP_CONV_IM2COL
+              : mode == 3 ? LP_CONV_IMPLICIT
+                          : LP_CONV_AUTO;
 }
 
 void jit_set_loop_hook(Jit *j, JitLoopHook hook, void *arg) {
@@ -544,7 +562,8 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
     en->ws_lower = p->ws_lower;
     en->ws_unplanned = p->ws_unplanned;
     /* which GEMMs the graph calls (qmatmul's LS_GEMMs call the int8 one) */
-    bool gemm = m && LLVMGetNamedFunction(m, CG_GEMM_SYMBOL);
+    bool gemm = m && (LLVMGetNamedFunction(m, CG_GEMM_SYMBOL) ||
+                      LLVMGetNamedFunction(m, CG_GEMM_GATHER_SYMBOL));
     bool qgemm = m && LLVMGetNamedFunction(m, CG_QGEMM_SYMBOL);
     en->nchecks = p->nchecks;
     en->check_node = tt_xmalloc(((size_t)p->nchecks + 1) * sizeof *en->check_node);

@@ -60,9 +60,10 @@ JitStats jit_stats(const Jit *j);
 void jit_set_threads(Jit *j, int n);
 
 /* How graphs compiled from now on lower convolutions: 0 the rule of
- * spec/jit.md ("Convolution"), 1 the direct loop nests, 2 im2col + GEMM
- * (for tests and bench/bench_conv.c). The default is 0, or what the
- * environment variable TT_JIT_CONV (direct|gemm) says. */
+ * spec/jit.md ("Convolution"), 1 the direct loop nests, 2 explicit im2col +
+ * GEMM, 3 implicit im2col (the GEMM gathers B; the input gradient stays
+ * explicit) (for tests and bench/bench_conv.c). The default is 0, or what
+ * the environment variable TT_JIT_CONV (direct|im2col|implicit) says. */
 void jit_set_conv_lowering(Jit *j, int mode);
 
 /* A function jit_run applies to the loop IR of each graph it compiles from

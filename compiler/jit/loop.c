@@ -768,11 +768,18 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
             fprintf(out, "] %s= %sgemm(%lldx%lldx%lld, %s[", g->acc ? "+" : "", g->q ? "q" : "",
                     (long long)g->m, (long long)g->n, (long long)g->k, p->bufs[g->a].name);
             print_expr(out, p, g->aoff);
-            fprintf(out, "]%s lda %lld, %s[", g->ta ? "^T" : "", (long long)g->lda,
-                    p->bufs[g->b].name);
+            fprintf(out, "]%s lda %lld, %s%s[", g->ta ? "^T" : "", (long long)g->lda,
+                    g->gather ? "gather " : "", p->bufs[g->b].name);
             print_expr(out, p, g->boff);
-            fprintf(out, "]%s ldb %lld) ldc %lld\n", g->tb ? "^T" : "", (long long)g->ldb,
-                    (long long)g->ldc);
+            if (g->gather) /* rows, columns: dims [d0, d1] strides (s0, s1, s2) */
+                fprintf(out, "] rows [%lld,%lld](%lld,%lld,%lld) cols [%lld,%lld](%lld,%lld,%lld))",
+                        (long long)g->rdim[0], (long long)g->rdim[1], (long long)g->rstr[0],
+                        (long long)g->rstr[1], (long long)g->rstr[2], (long long)g->cdim[0],
+                        (long long)g->cdim[1], (long long)g->cstr[0], (long long)g->cstr[1],
+                        (long long)g->cstr[2]);
+            else
+                fprintf(out, "]%s ldb %lld)", g->tb ? "^T" : "", (long long)g->ldb);
+            fprintf(out, " ldc %lld\n", (long long)g->ldc);
             break;
         }
         case LS_STORE:

@@ -112,6 +112,12 @@ typedef struct LpGemm {
     /* qmatmul's: A and B i8, C i32, exact (tt_qgemm_run, compiler/gemm/
      * qgemm.h); never transposed, never acc */
     bool q;
+    /* gather: op(B) is not stored in b but gathered from it while it is
+     * packed (implicit im2col; TtGemmGather in compiler/gemm/gemm.h, whose
+     * fields these are): op(B)(p, j) = b[boff + roff(p) + coff(j)]; ldb and
+     * tb unused. The JIT only (ttc's loop GEMM has no packing). */
+    bool gather;
+    int64_t rdim[2], rstr[3], cdim[2], cstr[3];
 } LpGemm;
 
 typedef struct LpStmt LpStmt;
@@ -267,9 +273,17 @@ LpProg *lp_lower(const IrGraph *g, bool fuse);
 
 /* How conv2d and its two backward ops are lowered: AUTO picks per node by
  * the rule of lp_conv_uses_gemm (spec/jit.md, "Convolution"); DIRECT is one
- * loop nest per op in the reference kernel's order; GEMM gathers the
- * windows into a column matrix (im2col) and calls the GEMM. */
-typedef enum LpConvLowering { LP_CONV_AUTO, LP_CONV_DIRECT, LP_CONV_GEMM } LpConvLowering;
+ * loop nest per op in the reference kernel's order; IM2COL gathers the
+ * windows into a column matrix (explicit im2col) and calls the GEMM;
+ * IMPLICIT has the GEMM gather them while it packs B (forward and weight
+ * gradient; the input gradient stays explicit). lp_lower_conv is the JIT's
+ * (IMPLICIT allowed; lp_lower, for ttc, never gathers). */
+typedef enum LpConvLowering {
+    LP_CONV_AUTO,
+    LP_CONV_DIRECT,
+    LP_CONV_IM2COL,
+    LP_CONV_IMPLICIT
+} LpConvLowering;
 LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv);
 /* AUTO's choice for conv node id of g (any of the three conv ops). */
 bool lp_conv_uses_gemm(const IrGraph *g, int id);

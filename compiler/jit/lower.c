@@ -37,6 +37,7 @@ typedef struct Lower {
     LpProg *p;
     bool fuse;
     LpConvLowering conv;
+    bool implicit; /* the GEMM may gather B (the JIT's, not ttc's) */
     bool *need, *is_out, *fused, *recomp;
     int *uses, *consumer, *buf;
     int *kf; /* nodes fused into the kernel being built */
@@ -812,11 +813,32 @@ bool lp_conv_uses_gemm(const IrGraph *g, int id) {
 
 static bool conv_gemm(const Lower *L, int id) {
     if (L->conv == LP_CONV_DIRECT) return false;
-    if (L->conv == LP_CONV_GEMM) {
+    if (L->conv == LP_CONV_IM2COL || L->conv == LP_CONV_IMPLICIT) {
         ConvDims d = conv_dims(L->g, node(L, id));
         return d.N > 0 && d.P > 0 && d.O > 0 && d.Kg > 0 && d.C > 0;
     }
     return lp_conv_uses_gemm(L->g, id);
+}
+
+/* The rule measured by bench/bench_conv.c (spec/jit.md): implicit im2col
+ * for the forward and the weight gradient (no column matrix: the GEMM
+ * gathers the windows while it packs B); the input gradient keeps its
+ * explicit col2im. */
+static bool conv_implicit(const Lower *L, int id) {
+    const IrNode *n = node(L, id);
+    if (!L->implicit || L->conv == LP_CONV_IM2COL) return false;
+    if (n->op == OP_QCONV2D) return false; /* the int8 GEMM does not gather */
+    if (n->op != OP_CONV2D_BACKWARD_INPUT) return true;
+    /* the input gradient as a convolution of gy (below): stride 1, and
+     * padding within the kernel's extent; by the rule at least 32 input
+     * channels per group, the rows of its product (bench_conv: with 1 or
+     * 16 the packing of B is spread over too few rows, and the explicit
+     * product, Kg rows, wins by up to 2.5x) */
+    const IrWindow *w = &n->attr.win;
+    ConvDims d = conv_dims(L->g, n);
+    return w->stride[0] == 1 && w->stride[1] == 1 && w->padding[0] <= (d.kh - 1) * w->dilation[0] &&
+           w->padding[1] <= (d.kw - 1) * w->dilation[1] &&
+           (L->conv == LP_CONV_IMPLICIT || d.Cg >= 32);
 }
 
 /* A buffer holding node id densely (row-major in its shape) from offset
@@ -942,10 +964,10 @@ static void channels_first(Lower *L, int yn, int t, const ConvDims *d) {
 /* One GEMM per group: C_g = op(A_g) @ op(B_g), the offsets of group g
  * being g times the strides given. */
 static void group_gemms(LpProg *p, const ConvDims *d, LpGemm g, int64_t as, int64_t bs, int64_t cs,
-                        int64_t aoff) {
+                        int64_t aoff, int64_t boff) {
     LpExpr *gi = lp_open_loop(p, d->G);
     g.aoff = lp_iadd(p, lp_iconst(p, aoff), lp_imul(p, gi, as));
-    g.boff = lp_imul(p, gi, bs);
+    g.boff = lp_iadd(p, lp_iconst(p, boff), lp_imul(p, gi, bs));
     g.coff = lp_imul(p, gi, cs);
     lp_gemm(p, &g);
     lp_close_loop(p);
@@ -960,7 +982,142 @@ static int64_t chunk_images(const ConvDims *d) {
     return best;
 }
 
+/* The GEMM's gather of (padded) x for group 0: the taps (c, kh, kw) and
+ * the positions (n, i, j) as TtGemmGather digits; taps_rows: the taps are
+ * op(B)'s rows (forward), else its columns (weight gradient). */
+static void set_gather(LpGemm *g, const ConvDims *d, const IrWindow *win, bool taps_rows) {
+    int64_t Hp = d->H + 2 * win->padding[0], Wp = d->W + 2 * win->padding[1];
+    int64_t tdim[2] = {d->kh, d->kw}, pdim[2] = {d->Ho, d->Wo};
+    int64_t tstr[3] = {Hp * Wp, win->dilation[0] * Wp, win->dilation[1]};
+    int64_t pstr[3] = {d->C * Hp * Wp, win->stride[0] * Wp, win->stride[1]};
+    g->gather = true;
+    memcpy(g->rdim, taps_rows ? tdim : pdim, sizeof g->rdim);
+    memcpy(g->rstr, taps_rows ? tstr : pstr, sizeof g->rstr);
+    memcpy(g->cdim, taps_rows ? pdim : tdim, sizeof g->cdim);
+    memcpy(g->cstr, taps_rows ? pstr : tstr, sizeof g->cstr);
+}
+
+static void lower_conv_input_implicit(Lower *L, int id, int out);
+
+/* Implicit im2col: no column matrix, the GEMM reads the windows of x (or of
+ * its zero-bordered copy) while it packs B, over the whole batch:
+ *   conv2d:                 y'_g = w_g @ gather(x),   then y = y'
+ *   conv2d_backward_weight: dw_g = gy'_g @ gather(x)^T */
+static void lower_conv_implicit(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    if (n->op == OP_CONV2D_BACKWARD_INPUT) {
+        lower_conv_input_implicit(L, id, out);
+        return;
+    }
+    LpProg *p = L->p;
+    ConvDims d = conv_dims(L->g, n);
+    const IrWindow *win = &n->attr.win;
+    int64_t xoff = 0, woff = 0, Hp = d.H + 2 * win->padding[0], Wp = d.W + 2 * win->padding[1];
+    int src = pad_input(L, id, n->in[0], &d);
+    int x = src >= 0 ? src : dense_operand(L, n->in[0], &xoff);
+    Shape ts = {2, {d.O, d.NP}};
+    if (n->op == OP_CONV2D) {
+        int w = dense_operand(L, n->in[1], &woff);
+        int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        LpGemm g = {w, x, t, NULL, NULL, NULL, d.Og, d.NP, d.Kg, d.Kg, 0, d.NP, false, false};
+        set_gather(&g, &d, win, true);
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Cg * Hp * Wp, d.Og * d.NP, woff, xoff);
+        if (t == out) return;
+        LpExpr *yi[4]; /* y = t, back to [N, O, P] */
+        LpExpr *ti = cf_loops(p, &d, yi);
+        lp_store(p, out, linearize(p, yi, &n->shape), lp_load(p, t, ti));
+        close_n(p, 4);
+    } else if (n->op == OP_CONV2D_BACKWARD_WEIGHT) {
+        int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        channels_first(L, n->in[1], gy, &d);
+        LpGemm g = {gy, x, out, NULL, NULL, NULL, d.Og, d.Kg, d.NP, d.NP, 0, d.Kg, false, false};
+        set_gather(&g, &d, win, false);
+        group_gemms(p, &d, g, d.Og * d.NP, d.Cg * Hp * Wp, d.Og * d.Kg, 0, xoff);
+    }
+}
+
+/* The input gradient with stride 1 is a convolution of gy, zero-bordered
+ * by q = (k - 1) * dilation - padding on each side, with the kernel
+ * flipped and its two channel dims swapped:
+ *   dx[n, c, h, w] = sum over (o, a, b) of
+ *       gy_q[n, o, h + a*d0, w + b*d1] * w[o, c, kh-1-a, kw-1-b]
+ * so it runs as the forward does: dx'_g [Cg, N*H*W] = wt_g [Cg, Og*kh*kw]
+ * @ gather(gy_q), then dx = dx' back to [N, C, H, W]. No dcol matrix and no
+ * col2im's read-modify-write over it. */
+static void lower_conv_input_implicit(Lower *L, int id, int out) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    ConvDims d = conv_dims(L->g, n);
+    const IrWindow *win = &n->attr.win;
+    int64_t q0 = (d.kh - 1) * win->dilation[0] - win->padding[0];
+    int64_t q1 = (d.kw - 1) * win->dilation[1] - win->padding[1];
+    int64_t Hq = d.Ho + 2 * q0, Wq = d.Wo + 2 * q1, HW = d.H * d.W, NX = d.N * HW;
+    int64_t Kt = d.Og * d.kh * d.kw;
+    /* gy_q: gy inside a zero border (gy itself when q = 0) */
+    int64_t gyoff = 0;
+    int gq;
+    if (q0 > 0 || q1 > 0) {
+        Shape qs = {4, {d.N, d.O, Hq, Wq}}, gs = {4, {d.N, d.O, d.Ho, d.Wo}};
+        gq = lp_add_buf(p, LB_TEMP, 0, TY_F32, &qs, id);
+        fill(p, gq, lp_const_f(p, LT_F32, 0));
+        LpExpr *gi[4];
+        open_dims(p, &gs, gi);
+        LpExpr *qi[4] = {gi[0], gi[1], lp_iadd(p, gi[2], lp_iconst(p, q0)),
+                         lp_iadd(p, gi[3], lp_iconst(p, q1))};
+        lp_store(p, gq, linearize(p, qi, &qs), value_at(L, n->in[0], gi));
+        close_n(p, 4);
+    } else {
+        gq = dense_operand(L, n->in[0], &gyoff);
+    }
+    /* wt[g][c][(o, a, b)] = w[g*Og + o, c, kh-1-a, kw-1-b] */
+    Shape wts = {2, {d.C, Kt}};
+    int wt = lp_add_buf(p, LB_TEMP, 0, TY_F32, &wts, id);
+    {
+        LpExpr *gi = lp_open_loop(p, d.G), *c = lp_open_loop(p, d.Cg), *o = lp_open_loop(p, d.Og);
+        LpExpr *a = lp_open_loop(p, d.kh), *b = lp_open_loop(p, d.kw);
+        LpExpr *wi[4] = {lp_iadd(p, lp_imul(p, gi, d.Og), o), c,
+                         lp_iadd(p, lp_iconst(p, d.kh - 1), lp_imul(p, a, -1)),
+                         lp_iadd(p, lp_iconst(p, d.kw - 1), lp_imul(p, b, -1))};
+        LpExpr *row = lp_iadd(p, lp_imul(p, gi, d.Cg), c);
+        LpExpr *colk = lp_iadd(p, lp_imul(p, o, d.kh * d.kw), lp_iadd(p, lp_imul(p, a, d.kw), b));
+        lp_store(p, wt, lp_iadd(p, lp_imul(p, row, Kt), colk), value_at(L, n->in[1], wi));
+        close_n(p, 5);
+    }
+    Shape ts = {2, {d.C, NX}};
+    int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+    LpGemm g = {wt, gq, t, NULL, NULL, NULL, d.Cg, NX, Kt, Kt, 0, NX, false, false};
+    g.gather = true;
+    g.rdim[0] = d.kh;
+    g.rdim[1] = d.kw;
+    g.rstr[0] = Hq * Wq;
+    g.rstr[1] = win->dilation[0] * Wq;
+    g.rstr[2] = win->dilation[1];
+    g.cdim[0] = d.H;
+    g.cdim[1] = d.W;
+    g.cstr[0] = d.O * Hq * Wq;
+    g.cstr[1] = Wq;
+    g.cstr[2] = 1;
+    group_gemms(p, &d, g, d.Cg * Kt, d.Og * Hq * Wq, d.Cg * NX, 0, gyoff);
+    if (t == out) return;
+    /* dx[n, c, h, w] = t[c, (n, h, w)] */
+    LpExpr *xi[4];
+    Shape xs = {4, {d.N, d.C, d.H, d.W}};
+    xi[1] = lp_open_loop(p, d.C);
+    xi[0] = lp_open_loop(p, d.N);
+    xi[2] = lp_open_loop(p, d.H);
+    xi[3] = lp_open_loop(p, d.W);
+    LpExpr *ti =
+        lp_iadd(p, lp_imul(p, xi[1], NX),
+                lp_iadd(p, lp_imul(p, xi[0], HW), lp_iadd(p, lp_imul(p, xi[2], d.W), xi[3])));
+    lp_store(p, out, linearize(p, xi, &xs), lp_load(p, t, ti));
+    close_n(p, 4);
+}
+
 static void lower_conv_gemm(Lower *L, int id, int out) {
+    if (conv_implicit(L, id)) {
+        lower_conv_implicit(L, id, out);
+        return;
+    }
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
     ConvDims d = conv_dims(L->g, n);
@@ -982,7 +1139,7 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
         LpGemm g = {w,     col,  t,    NULL,  NULL,  NULL,  d.Og,
                     d.NPc, d.Kg, d.Kg, d.NPc, d.NPc, false, false};
         g.q = iq;
-        group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NPc, d.Og * d.NPc, woff);
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NPc, d.Og * d.NPc, woff, 0);
         if (t != out) { /* y = t, back to [N, O, P] */
             LpExpr *yi[4];
             LpExpr *ti = cf_loops(p, &d, yi);
@@ -1002,7 +1159,7 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
         /* dw += the chunk's share (the first chunk alone: dw =) */
         LpGemm g = {gy,    col,   out,   NULL, NULL,  NULL, d.Og,      d.Kg,
                     d.NPc, d.NPc, d.NPc, d.Kg, false, true, chunks > 1};
-        group_gemms(p, &d, g, d.Og * d.NPc, d.Kg * d.NPc, d.Og * d.Kg, 0);
+        group_gemms(p, &d, g, d.Og * d.NPc, d.Kg * d.NPc, d.Og * d.Kg, 0, 0);
         lp_close_loop(p);
     } else { /* OP_CONV2D_BACKWARD_INPUT */
         int w = dense_operand(L, n->in[1], &woff);
@@ -1017,7 +1174,7 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
         channels_first(L, n->in[0], gy, &d);
         LpGemm g = {w,     gy,   dcol, NULL,  NULL,  NULL, d.Kg,
                     d.NPc, d.Og, d.Kg, d.NPc, d.NPc, true, false};
-        group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NPc, d.Kg * d.NPc, woff);
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NPc, d.Kg * d.NPc, woff, 0);
         LpExpr *xi[4];
         LpExpr *ci = col_loops(L, &d, win, xi);
         LpExpr *xo = linearize(p, xi, &ps);
@@ -1740,17 +1897,24 @@ static void decide_fusion(Lower *L) {
     free(chain);
 }
 
+static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, bool implicit);
+
 LpProg *lp_lower(const IrGraph *g, bool fuse) {
-    return lp_lower_conv(g, fuse, LP_CONV_AUTO);
+    return lower_graph(g, fuse, LP_CONV_AUTO, false);
 }
 
 LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv) {
+    return lower_graph(g, fuse, conv, true);
+}
+
+static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, bool implicit) {
     int n = g->n;
     Lower L = {0};
     L.g = g;
     L.p = lp_new();
     L.fuse = fuse;
     L.conv = conv;
+    L.implicit = implicit;
     L.need = tt_xcalloc((size_t)n + 1, sizeof *L.need);
     L.is_out = tt_xcalloc((size_t)n + 1, sizeof *L.is_out);
     L.fused = tt_xcalloc((size_t)n + 1, sizeof *L.fused);

@@ -868,27 +868,48 @@ Test(jit_ops, differential, .timeout = 120) {
     jit_free(plain);
 }
 
-/* Both lowerings of the three conv ops (jit_set_conv_lowering: the direct
- * loop nests, im2col + GEMM) against the reference, on random windows,
+/* The lowerings of the three conv ops (jit_set_conv_lowering: the direct
+ * loop nests, explicit im2col + GEMM, implicit im2col where the GEMM
+ * gathers B) against the reference, on random windows,
  * groups and up to 40 channels per group, so the GEMM's products cross its
  * tile edges (12 x 32 or 6 x 16) and its small-M path; "gemm chunks": the
  * batch cut into one image per chunk (a tiny column budget), where the
  * weight gradient accumulates over the chunks. Finite inputs only:
  * the GEMM multiplies the padding's zeros, where the reference skips the tap
  * (an inf weight makes NaN there, as in PyTorch; spec/jit.md). */
+static bool stmts_gather(const LpStmt *s) {
+    for (; s; s = s->next)
+        if ((s->kind == LS_GEMM && s->gemm->gather) ||
+            (s->kind == LS_LOOP && stmts_gather(s->body)))
+            return true;
+    return false;
+}
+
+/* Whether the implicit lowering of g has the GEMM gather B (else it fell
+ * back to explicit im2col). */
+static bool lowers_to_gather(const IrGraph *g) {
+    LpProg *p = lp_lower_conv(g, true, LP_CONV_IMPLICIT);
+    bool any = false;
+    for (int k = 0; k < p->nkernels; k++) any = any || stmts_gather(p->kernels[k].body);
+    lp_free(p);
+    return any;
+}
+
 Test(jit_ops, conv_lowerings, .timeout = 120) {
     static const OpKind ops[] = {OP_CONV2D, OP_CONV2D_BACKWARD_INPUT, OP_CONV2D_BACKWARD_WEIGHT};
-    static const char *names[] = {"auto", "direct", "gemm", "gemm chunks"};
-    Jit *jit[4];
-    for (int m = 0; m < 4; m++) {
+    static const char *names[] = {"auto", "direct", "im2col", "im2col chunks", "implicit"};
+    static const int mode[] = {0, 1, 2, 2, 3};
+    enum { NM = 5 };
+    Jit *jit[NM];
+    for (int m = 0; m < NM; m++) {
         jit[m] = jit_new(2);
         cr_assert(jit[m]);
-        jit_set_conv_lowering(jit[m], m < 3 ? m : 2);
+        jit_set_conv_lowering(jit[m], mode[m]);
     }
-    int failures = 0, built = 0, gemm_chosen = 0;
+    int failures = 0, built = 0, gemm_chosen = 0, gathered[3] = {0, 0, 0}, per_op[3] = {0, 0, 0};
     for (int o = 0; o < 3; o++) {
         RgRng r = {(uint64_t)o * 104729 + 7};
-        for (int v = 0; v < 10; v++) {
+        for (int v = 0; v < 14; v++) {
             IrGraph g;
             ir_init(&g);
             bool ok = conv_case(&g, &r, ops[o], v < 4 ? 3 : 40);
@@ -899,8 +920,10 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
             built++;
             for (int i = 0; i < g.n; i++)
                 if (g.nodes[i].op == ops[o] && lp_conv_uses_gemm(&g, i)) gemm_chosen++;
+            gathered[o] += lowers_to_gather(&g);
+            per_op[o]++;
             void **in = make_inputs(&g, &r, false);
-            for (int m = 0; m < 4; m++) {
+            for (int m = 0; m < NM; m++) {
                 char what[96];
                 snprintf(what, sizeof what, "%s variant %d (%s)", ir_ops[ops[o]].name, v, names[m]);
                 lp_set_conv_col_budget(m == 3 ? 1 : 0);
@@ -914,8 +937,16 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
     cr_expect(built >= 24, "only %d graphs built", built);
     cr_expect(gemm_chosen > 0 && gemm_chosen < built, "the rule chose the GEMM %d times of %d",
               gemm_chosen, built);
+    /* every forward and weight gradient gathers; the input gradient where
+     * its stride is 1 (some of the cases, not all) */
+    cr_log_info("conv_lowerings: implicit gathers %d/%d, %d/%d, %d/%d graphs", gathered[0],
+                per_op[0], gathered[1], per_op[1], gathered[2], per_op[2]);
+    cr_expect(gathered[0] == per_op[0] && gathered[2] == per_op[2] && gathered[1] > 0 &&
+                  gathered[1] < per_op[1],
+              "gathered %d/%d, %d/%d, %d/%d", gathered[0], per_op[0], gathered[1], per_op[1],
+              gathered[2], per_op[2]);
     cr_expect(failures == 0, "%d differential failures (see the log)", failures);
-    for (int m = 0; m < 4; m++) jit_free(jit[m]);
+    for (int m = 0; m < NM; m++) jit_free(jit[m]);
 }
 
 /* qconv2d with the batch cut into chunks of one image (a column budget of

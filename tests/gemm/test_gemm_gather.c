@@ -1,0 +1,187 @@
+/* test_gemm_gather.c - tt_gemm_run_gather (implicit im2col: op(B) gathered
+ * from an image while it is packed) against tt_gemm_run on the same matrix
+ * materialized, on random convolution geometries.
+ *
+ * Forward: op(B) = col [C*kh*kw, N*Ho*Wo]; weight gradient: op(B) = col^T.
+ * The gathered product runs on the same kernels and K blocks as the packed
+ * one, so the results must be bit-identical, on 1, 2 and 3 threads, with
+ * and without accumulate. The one exception is a product of at most
+ * GEMM_GEMV_MR rows with B transposed, which tt_gemm_run computes as dot
+ * products (another rounding): checked against a double-precision sum.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+static TtGemm *G;
+
+static void setup(void) {
+    char err[256] = "";
+    G = tt_gemm_new(err, sizeof err);
+    cr_assert(G, "tt_gemm_new: %s", err);
+}
+
+static void teardown(void) {
+    tt_gemm_free(G);
+}
+
+TestSuite(gemm_gather, .init = setup, .fini = teardown);
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static uint64_t next(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+static int64_t irand(int64_t lo, int64_t hi) {
+    return lo + (int64_t)(next() % (uint64_t)(hi - lo + 1));
+}
+static float frand(void) {
+    return (float)((double)(next() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* A convolution over an image x [N, C, Hp, Wp] that already holds its
+ * padding (the gather never reads outside x). */
+typedef struct Geo {
+    int64_t N, C, Hp, Wp, kh, kw, s0, s1, d0, d1, Ho, Wo;
+} Geo;
+
+static Geo random_geo(int64_t maxc, int64_t maxn) {
+    Geo g;
+    g.N = irand(1, maxn);
+    g.C = irand(1, maxc);
+    g.kh = irand(1, 3);
+    g.kw = irand(1, 3);
+    g.s0 = irand(1, 2);
+    g.s1 = irand(1, 2);
+    g.d0 = irand(1, 2);
+    g.d1 = irand(1, 2);
+    g.Hp = (g.kh - 1) * g.d0 + 1 + irand(0, 12);
+    g.Wp = (g.kw - 1) * g.d1 + 1 + irand(0, 12);
+    g.Ho = (g.Hp - (g.kh - 1) * g.d0 - 1) / g.s0 + 1;
+    g.Wo = (g.Wp - (g.kw - 1) * g.d1 - 1) / g.s1 + 1;
+    return g;
+}
+
+/* col[(c, a, b)][(n, i, j)] = x[n, c, i*s0 + a*d0, j*s1 + b*d1] */
+static void im2col(const Geo *g, const float *x, float *col) {
+    int64_t NP = g->N * g->Ho * g->Wo;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t a = 0; a < g->kh; a++)
+            for (int64_t b = 0; b < g->kw; b++) {
+                float *r = col + ((c * g->kh + a) * g->kw + b) * NP;
+                for (int64_t n = 0; n < g->N; n++)
+                    for (int64_t i = 0; i < g->Ho; i++)
+                        for (int64_t j = 0; j < g->Wo; j++)
+                            *r++ = x[((n * g->C + c) * g->Hp + i * g->s0 + a * g->d0) * g->Wp +
+                                     j * g->s1 + b * g->d1];
+            }
+}
+
+static TtGemmGather gather(const Geo *g, const float *x, bool taps_rows) {
+    int64_t tdim[2] = {g->kh, g->kw}, pdim[2] = {g->Ho, g->Wo};
+    int64_t tstr[3] = {g->Hp * g->Wp, g->d0 * g->Wp, g->d1};
+    int64_t pstr[3] = {g->C * g->Hp * g->Wp, g->s0 * g->Wp, g->s1};
+    TtGemmGather t = {x, {0, 0}, {0, 0, 0}, {0, 0}, {0, 0, 0}};
+    memcpy(t.rdim, taps_rows ? tdim : pdim, sizeof t.rdim);
+    memcpy(t.rstr, taps_rows ? tstr : pstr, sizeof t.rstr);
+    memcpy(t.cdim, taps_rows ? pdim : tdim, sizeof t.cdim);
+    memcpy(t.cstr, taps_rows ? pstr : tstr, sizeof t.cstr);
+    return t;
+}
+
+/* One geometry, M rows of A: the forward (C = A [M, K] @ col) and the weight
+ * gradient (C = A [M, NP] @ col^T), gathered against materialized; returns
+ * the number of mismatches. */
+static int check_geo(const Geo *g, int64_t M) {
+    int64_t K = g->C * g->kh * g->kw, NP = g->N * g->Ho * g->Wo;
+    int64_t nx = g->N * g->C * g->Hp * g->Wp;
+    float *x = malloc((size_t)nx * sizeof(float)), *col = malloc((size_t)(K * NP) * sizeof(float));
+    float *A = malloc((size_t)(M * (K > NP ? K : NP)) * sizeof(float));
+    int64_t nc = M * (K > NP ? K : NP);
+    float *C1 = malloc((size_t)nc * sizeof(float)), *C2 = malloc((size_t)nc * sizeof(float));
+    for (int64_t i = 0; i < nx; i++) x[i] = frand();
+    for (int64_t i = 0; i < M * (K > NP ? K : NP); i++) A[i] = frand();
+    im2col(g, x, col);
+    int bad = 0;
+    for (int dir = 0; dir < 2; dir++) {
+        /* forward: N = NP, K = K; weight gradient: N = K, K = NP */
+        int64_t n = dir == 0 ? NP : K, k = dir == 0 ? K : NP;
+        TtGemmGather b = gather(g, x, dir == 0);
+        for (int t = 1; t <= 3; t++)
+            for (int acc = 0; acc < 2; acc++) {
+                for (int64_t i = 0; i < M * n; i++) C1[i] = C2[i] = (float)(i % 7) - 3;
+                if (dir == 0)
+                    tt_gemm_run(G, M, n, k, A, k, false, col, NP, false, C1, n, acc, t, NULL);
+                else
+                    tt_gemm_run(G, M, n, k, A, k, false, col, NP, true, C1, n, acc, t, NULL);
+                tt_gemm_run_gather(G, M, n, k, A, k, false, &b, C2, n, acc, t, NULL);
+                bool dots = dir == 1 && M <= 4; /* tt_gemm_run's small-M dot products */
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        float got = C2[i * n + j];
+                        if (!dots) {
+                            if (memcmp(&got, &C1[i * n + j], sizeof got) != 0) bad++;
+                            continue;
+                        }
+                        double want = acc ? (double)((i * n + j) % 7) - 3 : 0, mag = fabs(want);
+                        for (int64_t p = 0; p < k; p++) {
+                            double v = (double)A[i * k + p] * col[j * NP + p];
+                            want += v;
+                            mag += fabs(v);
+                        }
+                        if (fabs(got - want) > 1e-5 * sqrt((double)k + 1) * (mag + 1)) bad++;
+                    }
+                if (bad) {
+                    cr_log_error("N%lld C%lld %lldx%lld k%lldx%lld s%lld,%lld d%lld,%lld M%lld "
+                                 "dir %d threads %d acc %d: %d mismatches",
+                                 (long long)g->N, (long long)g->C, (long long)g->Hp,
+                                 (long long)g->Wp, (long long)g->kh, (long long)g->kw,
+                                 (long long)g->s0, (long long)g->s1, (long long)g->d0,
+                                 (long long)g->d1, (long long)M, dir, t, acc, bad);
+                    goto done;
+                }
+            }
+    }
+done:
+    free(x);
+    free(col);
+    free(A);
+    free(C1);
+    free(C2);
+    return bad;
+}
+
+/* Small random geometries: tile edges in M and N, every digit carry of the
+ * row and column offsets, strides and dilations, a single position or tap. */
+Test(gemm_gather, random_small_bit_identical) {
+    int bad = 0;
+    for (int v = 0; v < 60 && !bad; v++) {
+        Geo g = random_geo(5, 3);
+        bad += check_geo(&g, irand(1, 40));
+    }
+    cr_expect(bad == 0, "%d mismatches (see the log)", bad);
+}
+
+/* Large enough for several K blocks (K = 288 > 256), several column blocks
+ * (N*Ho*Wo > 4080) and the threads' splits over N and over M (the weight
+ * gradient's B packed once for all threads). */
+Test(gemm_gather, blocks_and_threads_bit_identical, .timeout = 60) {
+    Geo g = {
+        .N = 3, .C = 32, .Hp = 42, .Wp = 41, .kh = 3, .kw = 3, .s0 = 1, .s1 = 1, .d0 = 1, .d1 = 1};
+    g.Ho = g.Hp - 2;
+    g.Wo = g.Wp - 2;
+    cr_expect(check_geo(&g, 16) == 0);
+    cr_expect(check_geo(&g, 150) == 0);
+    Geo s2 = g;
+    s2.s0 = s2.s1 = 2;
+    s2.C = 5;
+    s2.Ho = (g.Hp - 3) / 2 + 1;
+    s2.Wo = (g.Wp - 3) / 2 + 1;
+    cr_expect(check_geo(&s2, 33) == 0);
+}
