@@ -13,6 +13,7 @@
  * data held at once during the timed runs.
  */
 #include "builtins_lib.h"
+#include "capture.h"
 #include "eval.h"
 
 #include <math.h>
@@ -125,6 +126,24 @@ BUILTIN(bi_bench) {
     return rec;
 }
 
+/* capture_stats(): the counts of captured calls so far (spec/jit.md,
+ * "Captured calls"): (records, hits, misses, given_up). */
+BUILTIN(bi_capture_stats) {
+    static const char *const names[] = {NULL};
+    Value a[1];
+    BIND("capture_stats", names, 0, a);
+    RtCaptureStats s = rt_capture_stats(I);
+    static const char *const fields[] = {"records", "hits", "misses", "given_up"};
+    Value rec = rt_record(I, 4, fields);
+    Record *r = (Record *)rec.o;
+    r->vals[0] = vint(s.records);
+    r->vals[1] = vint(s.hits);
+    r->vals[2] = vint(s.misses);
+    r->vals[3] = vint(s.given_up);
+    return rec;
+}
+
 void lib_register_bench(Interp *I) {
     rt_define_global(I, "bench", rt_builtin(I, "bench", bi_bench, VNONE));
+    rt_define_global(I, "capture_stats", rt_builtin(I, "capture_stats", bi_capture_stats, VNONE));
 }
