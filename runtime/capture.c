@@ -176,8 +176,7 @@ struct CapRecorder {
     bool training0;
     int depth0;         /* I->depth of the caller: 0 for the script's own calls */
     bool saw_param;     /* the call bound a parameter (a gradient could flow) */
-    int native_pending; /* depth of native method calls not yet acknowledged */
-    int builtin_depth;
+    int native_pending; /* native method calls running, not yet acknowledged */
 };
 
 typedef struct RtCapture {
@@ -426,28 +425,24 @@ static const char *const impure[] = {
     "distill",  "train",     "eval",  "save_tokenizer", "load_tokenizer", "reset_graph",
     "backend",  "_error",    NULL};
 
-void rt_capture_builtin_enter(Interp *I, const Builtin *b) {
+int rt_capture_builtin_enter(Interp *I, const Builtin *b) {
     struct CapRecorder *r = I->cap_rec;
-    r->builtin_depth++;
-    if (b->self.kind == V_NATIVE) {
-        r->native_pending++;
-        return;
-    }
-    if (b->self.kind != V_NONE) return; /* methods of strings, lists, dicts: their data */
+    if (b->self.kind == V_NATIVE) return r->native_pending++;
+    if (b->self.kind != V_NONE) return -1; /* methods of strings, lists, dicts: their data */
     for (int i = 0; impure[i]; i++)
         if (strcmp(b->name, impure[i]) == 0) {
             forbid(r, "calls a builtin with effects a replay would not redo");
-            return;
+            break;
         }
+    return -1;
 }
 
-void rt_capture_builtin_leave(Interp *I) {
+void rt_capture_builtin_leave(Interp *I, int token) {
     struct CapRecorder *r = I->cap_rec;
-    r->builtin_depth--;
-    if (r->native_pending > 0) {
+    if (token < 0) return;
+    if (r->native_pending > token) /* the method did not say a replay can redo it */
         forbid(r, "calls a method of a native object that capture cannot replay");
-        r->native_pending = 0;
-    }
+    r->native_pending = token;
 }
 
 void rt_capture_effect(Interp *I, RtCaptureEffect fn, Obj *self, const int *nodes, int n) {

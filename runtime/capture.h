@@ -47,9 +47,9 @@ void rt_capture_native_ok(Interp *I);
 void rt_capture_forbid(Interp *I, const char *why);
 /* rt_node bound or reused t's node `id`. */
 void rt_capture_node(Interp *I, Tensor *t, int id);
-/* A builtin is about to run / has returned. */
-void rt_capture_builtin_enter(Interp *I, const Builtin *b);
-void rt_capture_builtin_leave(Interp *I);
+/* A builtin is about to run / has returned (token: what enter returned). */
+int rt_capture_builtin_enter(Interp *I, const Builtin *b);
+void rt_capture_builtin_leave(Interp *I, int token);
 /* A native method that changes its object's state in a way a replay can
  * redo: fn(I, self, vals) does the change and writes the values of the 0-d
  * f32 INPUT nodes nodes[0..n) that the method bound (n <= 8), as the

@@ -913,9 +913,9 @@ Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *con
     case V_BUILTIN: {
         Builtin *b = (Builtin *)fn.o;
         if (!I->cap_rec) return b->fn(I, b->self, args, nargs, kwnames, kwargs, nkw);
-        rt_capture_builtin_enter(I, b);
+        int token = rt_capture_builtin_enter(I, b);
         Value r = b->fn(I, b->self, args, nargs, kwnames, kwargs, nkw);
-        rt_capture_builtin_leave(I);
+        rt_capture_builtin_leave(I, token);
         return r;
     }
     case V_FUNC:
