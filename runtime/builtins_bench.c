@@ -17,6 +17,7 @@
 #include "eval.h"
 
 #include <math.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +36,24 @@ static int cmp_double(const void *a, const void *b) {
 
 /* args: a list or tuple of f's arguments, or none for no arguments. */
 static void run_once(Interp *I, Value f, Value args) {
-    const Value *av = NULL;
-    int n = 0;
-    if (is_seq(args)) {
-        av = as_list(args)->items;
-        n = as_list(args)->len;
+    /* f's results are discarded: a captured eval-mode call may return them
+     * without their graph (capture.c) */
+    bool outer = I->cap_bench;
+    jmp_buf jb, *saved = I->on_error;
+    I->on_error = &jb;
+    if (setjmp(jb)) { /* the error is reported; restore, pass it on */
+        I->on_error = saved;
+        I->cap_bench = outer;
+        longjmp(*I->on_error, 1);
     }
-    Value r = rt_call(I, f, av, n, NULL, NULL, 0);
+    I->cap_bench = true;
+    bool seq = is_seq(args);
+    Value r = rt_call(I, f, seq ? as_list(args)->items : NULL, seq ? as_list(args)->len : 0, NULL,
+                      NULL, 0);
     rt_realize_all(I); /* while r holds its tensors: a dropped one is never computed */
     rt_release(I, r);
+    I->cap_bench = outer;
+    I->on_error = saved;
 }
 
 /* The median of sorted t[0..n-1] and the half-width of its 95% interval. */

@@ -127,6 +127,10 @@ typedef struct CapRecord {
     int nslots;
     RetItem *ret;
     int nret, capret;
+    /* a script's own eval-mode call whose results, made from parameters,
+     * a replay returns without their graph: replayed only while no
+     * backward() has run, or under bench() */
+    bool inference;
 } CapRecord;
 
 typedef struct CapKey {
@@ -184,6 +188,9 @@ typedef struct RtCapture {
     int nkeys, capkeys;
     int last; /* the key found last */
     RtCaptureStats st;
+    /* backward() has run: a gradient may be asked of what the script
+     * computes, so its own eval-mode calls are not taken as inference */
+    bool backward_seen;
 } RtCapture;
 
 static bool same_value(Value a, Value b) {
@@ -650,11 +657,20 @@ static void finish(Interp *I, struct CapRecorder *r, Value ret) {
         if (I->training && r->saw_param)
             forbid(r, "returns lazy tensors in training mode (a backward may need their graph)");
         /* in eval mode too when a fn called it: only a script's own call
-         * is taken to be inference (a fn may still backpropagate) */
+         * is taken to be inference (a fn may still backpropagate), and
+         * only while the script has run no backward() (one may follow:
+         * eval-mode fine-tuning, saliency) or under bench() (its results
+         * are discarded) */
         else if (r->saw_param && r->depth0 > 0)
             forbid(r, "returns lazy tensors made from parameters to a calling fn");
-        else
+        else if (r->saw_param && !I->cap_bench && I->cap &&
+                 ((const RtCapture *)I->cap)->backward_seen)
+            forbid(r, "returns lazy tensors made from parameters in a script that runs "
+                      "backward() (it may need their graph)");
+        else {
+            r->R->inference = r->saw_param;
             rt_realize_all(I); /* recorded as the last step */
+        }
     }
     if (r->bad) return;
     if (memcmp(&I->rng, &r->rng0, sizeof I->rng) != 0)
@@ -914,6 +930,7 @@ Value rt_capture_call(Interp *I, Func *f, const Value *args, int nargs, const ch
     RtCapture *C = state(I);
     for (int i = 0; i < k->nrecs; i++) {
         CapRecord *R = k->recs[i];
+        if (R->inference && C->backward_seen && !I->cap_bench) continue;
         if (args_fit(R, args, nargs, kwnames, kwargs, nkw) && guards_hold(I, R)) {
             C->st.hits++;
             k->misses = 0;
@@ -932,6 +949,10 @@ Value rt_capture_call(Interp *I, Func *f, const Value *args, int nargs, const ch
      * pending gradients would be read by the body's backward */
     if (k->calls < 2 || any_grad(I)) return call_func(I, f, args, nargs, kwnames, kwargs, nkw);
     return record_call(I, k, f, args, nargs, kwnames, kwargs, nkw);
+}
+
+void rt_capture_backward(Interp *I) {
+    if (I->capture) state(I)->backward_seen = true;
 }
 
 /* -- counts -- */

@@ -62,6 +62,10 @@ void rt_capture_effect(Interp *I, RtCaptureEffect fn, Obj *self, const int *node
  * (leaving it empty). */
 void rt_capture_exec(Interp *I, IrGraph *E, const int *leaf, int nin, const int *ids, int nids,
                      Buffer *const *outbufs, int nout, Tensor *const *takers, int ntakers);
+/* backward() is about to run: from now on a script's own eval-mode calls
+ * are no longer replayed (their results keep no graph), except under
+ * bench(). */
+void rt_capture_backward(Interp *I);
 /* The lazy graph was dropped. */
 void rt_capture_reset(Interp *I);
 

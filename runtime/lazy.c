@@ -463,6 +463,7 @@ static _Noreturn void no_param(Interp *I) {
 }
 
 void rt_backward(Interp *I, Tensor *loss) {
+    rt_capture_backward(I);
     if (loss->node_gen != I->gen || loss->node < 0 || loss->node >= I->g.n) no_param(I);
     int *wrt = NULL, *grads = NULL;
     Tensor **ps = NULL;

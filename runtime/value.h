@@ -272,6 +272,7 @@ struct Interp {
     bool capture;                /* on unless TT_CAPTURE=0 or ttrun --no-capture */
     struct RtCapture *cap;       /* keys and records, made on first use */
     struct CapRecorder *cap_rec; /* the call being recorded, or NULL */
+    bool cap_bench;              /* bench() is running f: its results are discarded */
 };
 
 /* -- lifetime -- */
