@@ -20,6 +20,7 @@
  * has the same graph structure and a compiled step can be reused.
  */
 #include "builtins_lib.h"
+#include "capture.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -104,26 +105,67 @@ static void step_adam(Interp *I, Optim *o, int i, int p, int g, int step_size, i
     rt_tensor_assign(I, o->params[i], masked(I, o->params[i], bin(I, OP_SUB, p, upd)));
 }
 
+/* Counts the step and computes its per-step scalars: SGD's lr; Adam's
+ * step size and sqrt of the second bias correction (and AdamW's decay).
+ * Returns how many. What a captured step redoes (opt_effect). */
+static int next_step(Optim *o, double *v) {
+    o->t++;
+    if (o->kind == OPT_SGD) {
+        v[0] = o->lr;
+        return 1;
+    }
+    double bc1 = 1 - pow(o->beta1, (double)o->t), bc2 = 1 - pow(o->beta2, (double)o->t);
+    v[0] = o->lr / bc1;
+    v[1] = sqrt(bc2);
+    v[2] = 1 - o->lr * o->wd;
+    return o->kind == OPT_ADAMW ? 3 : 2;
+}
+
+/* A captured call replays a step: the count and the scalars (its updates
+ * are in the recorded graph); the gradients were cleared by the recorded
+ * step and no replay makes any. */
+static void opt_effect(Interp *I, Obj *self, double *vals) {
+    (void)I;
+    next_step(((Native *)self)->data, vals);
+}
+
+/* zero_grad() replayed: gradients made outside the captured call go. */
+static void clear_effect(Interp *I, Obj *self, double *vals) {
+    (void)vals;
+    Optim *o = ((Native *)self)->data;
+    for (int i = 0; i < o->n; i++)
+        if (o->params[i]->grad) {
+            Tensor *g = o->params[i]->grad;
+            o->params[i]->grad = NULL;
+            rt_release(I, vtensor(g));
+        }
+}
+
 /* opt.step() */
 BUILTIN(opt_step) {
     static const char *const names[] = {NULL};
     Value none[1];
     BIND("step", names, 0, none);
     Optim *o = optim_of(self);
-    o->t++;
+    double v[3];
+    int nv = next_step(o, v);
     /* the per-step scalars: inputs, so the structure stays the same */
     int lr = -1, step_size = -1, bc2_sqrt = -1, decay = -1;
     bool any = false;
     for (int i = 0; i < o->n; i++) any = any || o->params[i]->grad;
     if (any) {
         if (o->kind == OPT_SGD) {
-            lr = lib_scalar_input(I, o->lr);
+            lr = lib_scalar_input(I, v[0]);
         } else {
-            double bc1 = 1 - pow(o->beta1, (double)o->t), bc2 = 1 - pow(o->beta2, (double)o->t);
-            step_size = lib_scalar_input(I, o->lr / bc1);
-            bc2_sqrt = lib_scalar_input(I, sqrt(bc2));
-            if (o->kind == OPT_ADAMW) decay = lib_scalar_input(I, 1 - o->lr * o->wd);
+            step_size = lib_scalar_input(I, v[0]);
+            bc2_sqrt = lib_scalar_input(I, v[1]);
+            if (o->kind == OPT_ADAMW) decay = lib_scalar_input(I, v[2]);
         }
+    }
+    if (I->cap_rec) {
+        int nodes[3] = {o->kind == OPT_SGD ? lr : step_size, bc2_sqrt, decay};
+        /* a step without gradients binds no scalars; a replay still counts it */
+        rt_capture_effect(I, opt_effect, self.o, nodes, any ? nv : 0);
     }
     for (int i = 0; i < o->n; i++) {
         Tensor *pt = o->params[i];
@@ -144,6 +186,7 @@ BUILTIN(opt_zero_grad) {
     static const char *const names[] = {NULL};
     Value none[1];
     BIND("zero_grad", names, 0, none);
+    if (I->cap_rec) rt_capture_effect(I, clear_effect, self.o, NULL, 0);
     clear_grads(I, optim_of(self));
     return VNONE;
 }

@@ -25,6 +25,7 @@
  * channel j's weights; a Conv2d's padding holds the zero point, so this holds there).
  */
 #include "builtins_lib.h"
+#include "capture.h"
 #include "eval.h"
 #include "graph_template.h"
 #include "quant_pass.h"
@@ -274,7 +275,7 @@ static const double *scalars_now(Interp *I, QPlan *p) {
     for (int i = 0; i < p->n; i++)
         for (int k = 0; k < 4; k++) {
             Tensor *t = field_tensor(p->e[i].ql, SCALARS[k]);
-            const void *d = rt_data(I, t);
+            const void *d = rt_data_const(I, t);
             v[4 * i + k] = t->dtype == TY_F32 ? *(const float *)d : *(const int32_t *)d;
         }
     return v;
@@ -374,6 +375,7 @@ BUILTIN(bi_quantized_forward) {
     if (nargs != 1 || nkw != 0 || args[0].kind != V_TENSOR)
         rt_error(I, "quantized model: forward takes one tensor, got %s",
                  nargs ? rt_type_name(args[0]) : "no argument");
+    if (I->cap_rec) rt_capture_native_ok(I); /* graph nodes from the plan's fixed state */
     return qforward(I, ((Native *)self.o)->data, args[0], NULL, NULL, NULL);
 }
 

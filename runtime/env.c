@@ -3,6 +3,7 @@
  * Small scopes (a loop body, a call) are searched linearly; big ones (the
  * globals, with every builtin) get an open-addressing index.
  */
+#include "capture.h"
 #include "eval.h"
 
 #include <stdlib.h>
@@ -17,6 +18,7 @@ static uint32_t name_hash(const char *s) {
 Env *env_new(Interp *I, Env *parent) {
     Env *e = tt_xcalloc(1, sizeof(Env));
     e->refcount = 1;
+    e->serial = rt_serial++;
     e->parent = parent ? env_retain(parent) : NULL;
     e->next = I->envs;
     if (I->envs) I->envs->prev = e;

@@ -25,6 +25,7 @@ struct Env {
     int *index; /* open-addressing table of entry+1 (0 empty), size icap */
     int icap;
     Env *prev, *next; /* I->envs */
+    uint64_t serial;  /* rt_serial at its making (capture.c: made by a recorded call?) */
 };
 
 Env *env_new(Interp *I, Env *parent);

@@ -6,6 +6,7 @@
  * reported at the operator with the chain of model calls.
  */
 #include "containers.h"
+#include "capture.h"
 #include "eval.h"
 #include "scalar_math.h"
 
@@ -33,6 +34,7 @@ Value eval_lookup(Interp *I, Env *env, const char *name, bool *found) {
             Value *f = rt_model_field(e->model, name);
             if (f) {
                 *found = true;
+                if (I->cap_rec) rt_capture_lookup(I, env, e, e->model, (int)(f - e->model->fields));
                 return rt_retain(*f);
             }
             const AstNode *m = model_method(e->model, name);
@@ -44,6 +46,7 @@ Value eval_lookup(Interp *I, Env *env, const char *name, bool *found) {
         Value *v = env_find_local(e, name);
         if (v) {
             *found = true;
+            if (I->cap_rec) rt_capture_lookup(I, env, e, NULL, (int)(v - e->vals));
             return rt_retain(*v);
         }
     }
@@ -836,7 +839,10 @@ Value rt_member(Interp *I, Value obj, const char *name) {
         }
         if (strcmp(name, "dtype") == 0) return rt_cstr(I, dtype_name(t->dtype));
         if (strcmp(name, "ndim") == 0) return vint(t->shape.ndim);
-        if (strcmp(name, "grad") == 0) return t->grad ? rt_retain(vtensor(t->grad)) : VNONE;
+        if (strcmp(name, "grad") == 0) {
+            if (I->cap_rec) rt_capture_tensor_read(I, t->grad);
+            return t->grad ? rt_retain(vtensor(t->grad)) : VNONE;
+        }
         if (strcmp(name, "name") == 0) return t->name ? rt_cstr(I, t->name) : VNONE;
         if (strcmp(name, "T") == 0) {
             int x = rt_node(I, t);
@@ -855,7 +861,10 @@ Value rt_member(Interp *I, Value obj, const char *name) {
     case V_MODEL: {
         Model *m = (Model *)obj.o;
         Value *f = rt_model_field(m, name);
-        if (f) return rt_retain(*f);
+        if (f) {
+            if (I->cap_rec) rt_capture_field(I, m, (int)(f - m->fields));
+            return rt_retain(*f);
+        }
         const AstNode *def = model_method(m, name);
         if (def) return model_bind_method(I, m, def);
         rt_error(I, "model %s has no field or method '%s'", m->type_name, name);
@@ -882,7 +891,12 @@ Value rt_member(Interp *I, Value obj, const char *name) {
     case V_NATIVE: {
         Native *n = (Native *)obj.o;
         Value out;
-        if (n->cls->member && n->cls->member(I, obj.o, name, &out)) return out;
+        if (n->cls->member && n->cls->member(I, obj.o, name, &out)) {
+            /* a method is checked when called; anything else is its state */
+            if (I->cap_rec && out.kind != V_BUILTIN)
+                rt_capture_forbid(I, "reads the state of a native object");
+            return out;
+        }
         rt_error(I, "%s has no member '%s'", n->cls->name, name);
     }
     default:
@@ -898,10 +912,14 @@ Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *con
     switch (fn.kind) {
     case V_BUILTIN: {
         Builtin *b = (Builtin *)fn.o;
-        return b->fn(I, b->self, args, nargs, kwnames, kwargs, nkw);
+        if (!I->cap_rec) return b->fn(I, b->self, args, nargs, kwnames, kwargs, nkw);
+        int token = rt_capture_builtin_enter(I, b);
+        Value r = b->fn(I, b->self, args, nargs, kwnames, kwargs, nkw);
+        rt_capture_builtin_leave(I, token);
+        return r;
     }
     case V_FUNC:
-        return call_func(I, (Func *)fn.o, args, nargs, kwnames, kwargs, nkw);
+        return rt_capture_call(I, (Func *)fn.o, args, nargs, kwnames, kwargs, nkw);
     case V_MODELDEF:
         return model_instantiate(I, (ModelDef *)fn.o, args, nargs, kwnames, kwargs, nkw);
     case V_MODEL: {
@@ -909,7 +927,7 @@ Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *con
         const AstNode *def = model_method(m, "forward");
         if (!def) rt_error(I, "model %s has no forward method to call", m->type_name);
         Value f = model_bind_method(I, m, def);
-        Value r = call_func(I, (Func *)f.o, args, nargs, kwnames, kwargs, nkw);
+        Value r = rt_capture_call(I, (Func *)f.o, args, nargs, kwnames, kwargs, nkw);
         rt_release(I, f);
         return r;
     }

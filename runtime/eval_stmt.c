@@ -2,6 +2,7 @@
  * definitions, profile blocks, whole programs.
  */
 #include "containers.h"
+#include "capture.h"
 #include "eval.h"
 #include "import.h"
 #include "signals.h"
@@ -32,11 +33,14 @@ static void assign_field(Interp *I, Model *m, const char *name, Value v);
 static bool assign_name(Interp *I, Env *env, const char *name, Value v) {
     for (Env *e = env; e; e = e->parent) {
         if (e->model && rt_model_field(e->model, name)) {
+            rt_capture_forbid(I, "assigns to a model field");
             assign_field(I, e->model, name, v);
             return true;
         }
         Value *slot = env_find_local(e, name);
         if (slot) {
+            if (I->cap_rec && e->serial < rt_capture_first_serial(I))
+                rt_capture_forbid(I, "assigns to a variable outside the call");
             Value old = *slot;
             *slot = v;
             rt_release(I, old);
@@ -157,11 +161,13 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
     case AST_MEMBER: {
         Value base = eval_expr(I, env, t->a);
         I->loc = t->loc;
+        rt_capture_forbid(I, "assigns to a member");
         assign_member(I, base, t->str, v);
         rt_release(I, base);
         break;
     }
     case AST_INDEX:
+        rt_capture_forbid(I, "assigns to an item");
         eval_index_assign(I, env, t, v);
         rt_release(I, v);
         break;

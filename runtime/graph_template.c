@@ -1,6 +1,7 @@
 /* graph_template.c - record a piece of the lazy graph once, append copies
  * of it per call (graph_template.h). */
 #include "graph_template.h"
+#include "capture.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,8 @@ int rt_template_replay(Interp *I, const RtTemplate *T, Tensor *x) {
             if (l->m && (l->field >= l->m->nfields || l->m->fields[l->field].o != &t->obj))
                 goto done;
             if (t->dtype != n->dtype || !shape_eq(&t->shape, &n->shape)) goto done;
+            /* a captured call replays this only while the field holds t */
+            if (I->cap_rec && l->m) rt_capture_field(I, l->m, l->field);
             id = rt_node(I, t);
         } else {
             int buf[8], *ins = n->nin <= 8 ? buf : malloc((size_t)n->nin * sizeof *ins);

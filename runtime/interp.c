@@ -1,6 +1,7 @@
 /* interp.c - the interpreter's lifetime, the prelude, running files and
  * REPL entries, and error reporting with the chain of model calls.
  */
+#include "capture.h"
 #include "eval.h"
 #include "jit.h"
 
@@ -53,6 +54,9 @@ Interp *rt_new_interp(void) {
     I->opt_level = 2;
     I->training = true;
     I->threads = 0;
+    /* captured calls (capture.c): TT_CAPTURE=0 turns them off, for A/B runs and debugging */
+    const char *cap = getenv("TT_CAPTURE");
+    I->capture = !(cap && strcmp(cap, "0") == 0);
     rng_seed(&I->rng, 0);
     I->stdlib_dir = default_stdlib_dir();
     tt_stack_init(); /* the walks' stack budget counts from here (stack.h) */
@@ -65,6 +69,7 @@ Interp *rt_new_interp(void) {
 
 void rt_free_interp(Interp *I) {
     if (!I) return;
+    rt_capture_free(I);     /* releases what the records hold while objects still can be */
     rt_free_all_objects(I); /* tensors drop their buffers, natives their data */
     env_free_all(I);
     rt_modules_free(I);

@@ -11,6 +11,7 @@
  * After the run node_buf[3] holds h's data, so a later realization that uses
  * %3 binds it as an input instead of recomputing it.
  */
+#include "capture.h"
 #include "eval.h"
 #include "jit.h"
 #include "trace.h"
@@ -35,7 +36,10 @@ static void ensure_node_buf(Interp *I) {
 }
 
 int rt_node(Interp *I, Tensor *t) {
-    if (t->node_gen == I->gen && t->node >= 0 && t->node < I->g.n) return t->node;
+    if (t->node_gen == I->gen && t->node >= 0 && t->node < I->g.n) {
+        if (I->cap_rec && t->buf) rt_capture_node(I, t, t->node);
+        return t->node;
+    }
     TT_ASSERT(t->buf); /* a lazy tensor always has a node in the current graph */
     int id = ir_input(&I->g, t->dtype, t->shape, t->name, I->loc);
     TT_ASSERT(id >= 0);
@@ -44,6 +48,7 @@ int rt_node(Interp *I, Tensor *t) {
     I->node_buf[id] = t->buf;
     t->node = id;
     t->node_gen = I->gen;
+    if (I->cap_rec) rt_capture_node(I, t, id);
     return id;
 }
 
@@ -84,8 +89,8 @@ static void dump_compiled(Interp *I, const IrGraph *E) {
  * why and *loc where (the source of the node that failed, as ir_copy_node
  * kept it, when the failure is a node's: an index out of range, a result
  * that does not fit); the caller frees what it holds and reports it. */
-static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *msg, size_t msglen,
-                           SrcLoc *loc) {
+static bool run_exec_graph(Interp *I, IrGraph *E, int *entry, void **in, void **out, char *msg,
+                           size_t msglen, SrcLoc *loc) {
     bool ok = true;
     *loc = I->loc;
     I->nexec++;
@@ -119,7 +124,11 @@ static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *m
         jit_set_trace(I->jit, rt_trace_on() ? rt_trace_event : NULL);
         char err[512];
         int64_t compiles = jit_stats(I->jit).compiles;
-        if (!jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err)) {
+        bool ran = entry
+                       ? jit_run_cached(I->jit, entry, E, (void *const *)in, (void *const *)out,
+                                        err, sizeof err)
+                       : jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err);
+        if (!ran) {
             /* err is whole ("jit: ..." for the JIT's own failures); a node's
              * failure reads like the naive runtime's and is reported at the
              * node's source location */
@@ -166,7 +175,12 @@ static bool run_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *m
 
 bool rt_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *msg, size_t msglen,
                    SrcLoc *loc) {
-    return run_exec_graph(I, E, in, out, msg, msglen, loc);
+    return run_exec_graph(I, E, NULL, in, out, msg, msglen, loc);
+}
+
+bool rt_exec_cached(Interp *I, IrGraph *E, int *entry, void **in, void **out, char *msg,
+                    size_t msglen, SrcLoc *loc) {
+    return run_exec_graph(I, E, entry, in, out, msg, msglen, loc);
 }
 
 /* Drops the graph without realizing (every tensor is realized already). */
@@ -177,6 +191,7 @@ static void reset_graph_now(Interp *I) {
     }
     ir_clear(&I->g);
     I->gen++;
+    if (I->cap_rec) rt_capture_reset(I);
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -229,13 +244,18 @@ void rt_realize_all(Interp *I) {
     IrGraph E;
     ir_init(&E);
     void **in = NULL;
-    int nin = 0, capin = 0;
+    int *leaf = NULL; /* the node of each input, for a recorded call (capture.c) */
+    int nin = 0, capin = 0, capleaf = 0;
     for (int i = 0; i < nids; i++) {
         int id = ids[i];
         const IrNode *nd = ir_node(g, id);
         int e;
         if (I->node_buf[id]) {
             e = ir_input(&E, nd->dtype, nd->shape, nd->name, nd->loc);
+            if (I->cap_rec) {
+                int k = nin;
+                TT_VEC_PUSH(leaf, k, capleaf, id);
+            }
             TT_VEC_PUSH(in, nin, capin, I->node_buf[id]->data);
         } else {
             int buf[16], *ins = nd->nin <= 16 ? buf : tt_xmalloc((size_t)nd->nin * sizeof *ins);
@@ -267,6 +287,7 @@ void rt_realize_all(Interp *I) {
             free(outbufs);
             free(outnodes);
             free(in);
+            free(leaf);
             free(ids);
             ir_free(&E);
             rt_error_at(I, nd->loc, "out of memory: the result %s%s of %s does not fit",
@@ -285,19 +306,30 @@ void rt_realize_all(Interp *I) {
         for (int j = 0; j < nout; j++) out[j] = outbufs[j]->data;
         char msg[512];
         SrcLoc at;
-        bool ok = run_exec_graph(I, &E, in, out, msg, sizeof msg, &at);
+        bool ok = run_exec_graph(I, &E, NULL, in, out, msg, sizeof msg, &at);
         free(out);
         if (!ok) { /* nothing was realized: the lazy tensors stay lazy */
             for (int j = 0; j < nout; j++) rt_buf_release(outbufs[j]);
             free(outbufs);
             free(outnodes);
             free(in);
+            free(leaf);
             free(ids);
             ir_free(&E);
             rt_error_at(I, at, "%s", msg);
         }
         for (int j = 0; j < nout; j++) I->node_buf[outnodes[j]] = outbufs[j];
     }
+    if (I->cap_rec) { /* before the lazy tensors take their data: the inputs' tensors
+                         still hold what E read */
+        Tensor **takers = NULL;
+        int ntakers = 0, captakers = 0;
+        for (Tensor *t = I->lazy; t; t = t->lazy_next) TT_VEC_PUSH(takers, ntakers, captakers, t);
+        if (nout > 0 || ntakers > 0)
+            rt_capture_exec(I, &E, leaf, nin, ids, nids, outbufs, nout, takers, ntakers);
+        free(takers);
+    }
+    free(leaf);
     /* every lazy tensor takes the data of its node */
     while (I->lazy) {
         Tensor *t = I->lazy;
@@ -315,7 +347,16 @@ void rt_realize_all(Interp *I) {
     if (I->g.n > AUTO_RESET_NODES) reset_graph_now(I);
 }
 
+void *rt_data_const(Interp *I, Tensor *t) {
+    if (!t->buf) rt_realize_all(I);
+    if (!t->buf) return rt_data(I, t);
+    if (I->cap_rec) rt_capture_value_read(I, t);
+    return t->buf->data;
+}
+
 void *rt_data(Interp *I, Tensor *t) {
+    rt_capture_forbid(I,
+                      "reads a tensor's value on the host (item, print, a branch, a host builtin)");
     if (!t->buf) rt_realize_all(I);
     if (!t->buf) /* a symbolic input (ttc tracing) has no data */
         rt_error(I, "cannot compute the value of the symbolic input '%s' while tracing",
@@ -416,9 +457,19 @@ void rt_lazy_free(Interp *I) {
 
 /* -- backward -- */
 
+/* The reason backward found no parameter; a captured call's result has
+ * no graph behind it, which the message says once calls were replayed. */
+static _Noreturn void no_param(Interp *I) {
+    if (rt_capture_stats(I).hits > 0)
+        rt_error(I, "backward: loss does not depend on any parameter (or only through the "
+                    "result of a captured call, which keeps no graph: spec/jit.md, \"Captured "
+                    "calls\"; TT_CAPTURE=0 turns capture off)");
+    rt_error(I, "backward: loss does not depend on any parameter");
+}
+
 void rt_backward(Interp *I, Tensor *loss) {
-    if (loss->node_gen != I->gen || loss->node < 0 || loss->node >= I->g.n)
-        rt_error(I, "backward: loss does not depend on any parameter");
+    rt_capture_backward(I);
+    if (loss->node_gen != I->gen || loss->node < 0 || loss->node >= I->g.n) no_param(I);
     int *wrt = NULL, *grads = NULL;
     Tensor **ps = NULL;
     int n = 0, cap = 0, capw = 0;
@@ -429,7 +480,7 @@ void rt_backward(Interp *I, Tensor *loss) {
         TT_VEC_PUSH(wrt, k, capw, p->node);
         TT_VEC_PUSH(ps, n, cap, p);
     }
-    if (n == 0) rt_error(I, "backward: loss does not depend on any parameter");
+    if (n == 0) no_param(I);
     grads = tt_xmalloc((size_t)n * sizeof *grads);
     if (!ad_backward(&I->g, loss->node, wrt, n, grads)) {
         char msg[sizeof I->g.err];
@@ -456,7 +507,7 @@ void rt_backward(Interp *I, Tensor *loss) {
     free(wrt);
     free(grads);
     free(ps);
-    if (!filled) rt_error(I, "backward: loss does not depend on any parameter");
+    if (!filled) no_param(I);
 }
 
 /* -- profile -- */

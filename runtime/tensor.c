@@ -1,4 +1,5 @@
 /* tensor.c - data buffers, tensor objects, NumPy-style tensor printing. */
+#include "capture.h"
 #include "eval.h"
 #include "bufalloc.h"
 
@@ -98,6 +99,7 @@ static Tensor *tensor_alloc(Interp *I, DType dt, Shape s) {
     t->dtype = dt;
     t->shape = s;
     t->node = -1;
+    t->serial = rt_serial++;
     return t;
 }
 

@@ -120,6 +120,7 @@ typedef struct Tensor {
     const char *name;                     /* parameter path such as "fc1.w" (interned), or NULL */
     struct Tensor *mask;                  /* prune(): 0/1, re-applied by optimizer steps, or NULL */
     struct Tensor *lazy_prev, *lazy_next; /* I->lazy list while buf == NULL */
+    uint64_t serial; /* creation order (capture.c: made by a recorded call or before it) */
 } Tensor;
 
 typedef struct Env Env; /* a scope: name -> Value (eval.c) */
@@ -241,7 +242,7 @@ struct Interp {
 
     /* errors: rt_error longjmps here */
     jmp_buf *on_error;
-    SrcLoc loc; /* span of the expression being evaluated */
+    SrcLoc loc;              /* span of the expression being evaluated */
     const AstNode *top_stmt; /* the top-level expression statement being run, if any:
                                 bench() prints its summary when it is that call */
     CallFrame *frames;
@@ -267,6 +268,11 @@ struct Interp {
     bool freeing;          /* inside rt_free_interp: rt_release does nothing */
     int nexec;             /* execution graphs run so far (tests, --dump) */
     struct Intern *intern; /* the interned strings of rt_intern (value.c) */
+    /* captured calls (capture.c, spec/jit.md "Captured calls") */
+    bool capture;                /* on unless TT_CAPTURE=0 or ttrun --no-capture */
+    struct RtCapture *cap;       /* keys and records, made on first use */
+    struct CapRecorder *cap_rec; /* the call being recorded, or NULL */
+    bool cap_bench;              /* bench() is running f: its results are discarded */
 };
 
 /* -- lifetime -- */
@@ -389,6 +395,10 @@ int rt_check_node(Interp *I, int id);
 void rt_realize_all(Interp *I);
 /* Realizes t if needed and returns its data. */
 void *rt_data(Interp *I, Tensor *t);
+/* The same for a value that only specializes the graph being built (a
+ * quantized model's scales): a captured call guards on it instead of
+ * giving up (capture.c). */
+void *rt_data_const(Interp *I, Tensor *t);
 /* Replaces t's value by node `id` (optimizer updates, `x.grad = ...`):
  * t keeps its identity (its name, its place in a model). */
 void rt_tensor_assign(Interp *I, Tensor *t, int id);

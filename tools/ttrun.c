@@ -12,6 +12,7 @@
 
 #include <editline/readline.h>
 
+#include "capture.h"
 #include "eval.h"
 #include "gemm.h"
 #include "import.h"
@@ -48,6 +49,7 @@ static void usage(FILE *out) {
           "  --dump=quant       print each graph the quantization pass rewrites\n"
           "  --dump=kvcache     print the decode graph generate() derives (KV caching)\n"
           "  --threads=N        threads of the JIT (default: all cores)\n"
+          "  --no-capture       never replay captured calls (also TT_CAPTURE=0)\n"
           "  -O0 .. -O3         the JIT's LLVM optimization level (default -O2)\n"
           "  -q                 quiet\n"
           "  --cache-info       print the compiled-code cache's directory, entries, size\n"
@@ -362,6 +364,7 @@ static int repl(Interp *I) {
 int main(int argc, char **argv) {
     const char *file = NULL, *backend = "jit";
     bool check = false, profile = false, explain = false, dump_graph = false, quiet = false;
+    bool no_capture = false;
     bool dump_fuse = false, dump_loops = false, dump_quant = false, dump_kvcache = false;
     bool cache_info = false, cache_clear = false;
     const char *trace = NULL;
@@ -427,6 +430,8 @@ int main(int argc, char **argv) {
             opt_level = a[2] - '0';
         } else if (strcmp(a, "-q") == 0) {
             quiet = true;
+        } else if (strcmp(a, "--no-capture") == 0) {
+            no_capture = true;
         } else if (strcmp(a, "--cache-info") == 0) {
             cache_info = true;
         } else if (strcmp(a, "--cache-clear") == 0) {
@@ -472,6 +477,7 @@ int main(int argc, char **argv) {
     I->dump_quant = dump_quant;
     I->dump_kvcache = dump_kvcache;
     I->quiet = quiet;
+    if (no_capture) I->capture = false;
     I->threads = threads;
     I->opt_level = opt_level;
     I->backend = strcmp(backend, "jit") == 0 ? BACKEND_JIT : BACKEND_NAIVE;
@@ -499,6 +505,7 @@ int main(int argc, char **argv) {
                     (long long)st.hits);
             jit_print_profile(I->jit, stderr, 15);
         }
+        rt_capture_print(I, stderr);
     }
     if ((profile || explain) && file && !check) tt_gemm_explain(stderr);
     char terr[512];

@@ -647,36 +647,63 @@ static int failed_check(const Entry *en, int64_t *value) {
     return node;
 }
 
+/* The entry compiled for g (compiling it on a miss), or NULL with err. */
+static Entry *find_entry(Jit *j, const IrGraph *g, char *err, size_t errlen) {
+    uint64_t h = ir_hash(g);
+    for (int i = 0; i < j->nentries; i++)
+        if (j->entries[i].hash == h && j->entries[i].threads == j->rt.threads &&
+            j->entries[i].profiled == j->profile && j->entries[i].conv == (int)j->conv &&
+            same_structure(&j->entries[i], g)) {
+            j->stats.hits++;
+            return &j->entries[i];
+        }
+    char why[512];
+    if (!ir_verify(g, why, sizeof why)) {
+        snprintf(err, errlen, "jit: %s", why);
+        return NULL;
+    }
+    Entry fresh = {0};
+    fresh.hash = h;
+    if (!compile(j, g, &fresh, err, errlen)) {
+        free(fresh.ws);
+        free(fresh.check_node);
+        free(fresh.status);
+        return NULL;
+    }
+    copy_structure(&fresh, g);
+    TT_VEC_PUSH(j->entries, j->nentries, j->cap, fresh);
+    return &j->entries[j->nentries - 1];
+}
+
+static bool run_entry(Jit *j, Entry *en, const IrGraph *g, void *const *inputs,
+                      void *const *outputs, char *err, size_t errlen);
+
 bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs, char *err,
              size_t errlen) {
     j->err_node = -1;
-    uint64_t h = ir_hash(g);
+    Entry *en = find_entry(j, g, err, errlen);
+    return en && run_entry(j, en, g, inputs, outputs, err, errlen);
+}
+
+bool jit_run_cached(Jit *j, int *entry, const IrGraph *g, void *const *inputs, void *const *outputs,
+                    char *err, size_t errlen) {
+    j->err_node = -1;
     Entry *en = NULL;
-    for (int i = 0; i < j->nentries && !en; i++)
-        if (j->entries[i].hash == h && j->entries[i].threads == j->rt.threads &&
-            j->entries[i].profiled == j->profile && j->entries[i].conv == (int)j->conv &&
-            same_structure(&j->entries[i], g))
-            en = &j->entries[i];
-    if (en) {
-        j->stats.hits++;
-    } else {
-        char why[512];
-        if (!ir_verify(g, why, sizeof why)) {
-            snprintf(err, errlen, "jit: %s", why);
-            return false;
+    if (*entry >= 0 && *entry < j->nentries) {
+        Entry *e = &j->entries[*entry];
+        /* the settings a graph is compiled for; the structure is g's by contract */
+        if (e->threads == j->rt.threads && e->profiled == j->profile && e->conv == (int)j->conv) {
+            en = e;
+            j->stats.hits++;
         }
-        Entry fresh = {0};
-        fresh.hash = h;
-        if (!compile(j, g, &fresh, err, errlen)) {
-            free(fresh.ws);
-            free(fresh.check_node);
-            free(fresh.status);
-            return false;
-        }
-        copy_structure(&fresh, g);
-        TT_VEC_PUSH(j->entries, j->nentries, j->cap, fresh);
-        en = &j->entries[j->nentries - 1];
     }
+    if (!en && !(en = find_entry(j, g, err, errlen))) return false;
+    *entry = (int)(en - j->entries);
+    return run_entry(j, en, g, inputs, outputs, err, errlen);
+}
+
+static bool run_entry(Jit *j, Entry *en, const IrGraph *g, void *const *inputs,
+                      void *const *outputs, char *err, size_t errlen) {
     int nb = g->ninputs + g->nout + 3;
     void *small[64], **bufs = nb <= 64 ? small : tt_xmalloc((size_t)nb * sizeof *bufs);
     for (int k = 0; k < g->ninputs; k++) bufs[k] = inputs[k];

@@ -42,6 +42,15 @@ void jit_free(Jit *j);
  * ...". jit_error_node says which node such a failure is about. */
 bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs, char *err,
              size_t errlen);
+/* jit_run for a caller that runs the same graph again and again (captured
+ * calls, runtime/capture.c): *entry is the compiled entry a previous call
+ * found for g (-1 the first time: looked up by hash, compiled on a miss,
+ * and remembered). A remembered entry compiled for other settings (threads,
+ * profiling, convolution lowering) is looked up again. g must be the graph
+ * the entry was found for, unchanged. */
+bool jit_run_cached(Jit *j, int *entry, const IrGraph *g, void *const *inputs, void *const *outputs,
+                    char *err, size_t errlen);
+
 /* The node of g that the last failed jit_run's error is about (the first
  * in node order with a bad index, or a result that did not fit), for a
  * message at its source location; -1 when the failure is not a node's
