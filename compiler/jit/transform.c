@@ -9,6 +9,8 @@
  */
 #include "transform.h"
 
+#include "parcost.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -892,9 +894,15 @@ void lp_schedule(LpProg *p, int nthreads) {
         LpKernel *k = &p->kernels[i];
         mark_innermost(p, k, k->body);
         if (nthreads < 2) continue;
-        for (LpStmt *s = k->body; s; s = s->next)
-            if (s->kind == LS_LOOP && lp_work(s) > LP_PARALLEL_MIN_WORK)
-                lp_mark_parallel(p, k, s, nthreads);
+        LpParCost c = lp_par_cost(nthreads);
+        for (LpStmt *s = k->body; s; s = s->next) {
+            if (s->kind != LS_LOOP || s->epilogue || s->trips) continue;
+            double ser, par;
+            int64_t w = lp_work(s);
+            int t = lp_par_threads(w, s->extent, nthreads, &c, &ser, &par);
+            if (t > 1 && !lp_mark_parallel(p, k, s, t)) t = 0;
+            lp_par_note(k->name, w, nthreads, t, ser, par);
+        }
     }
     lp_plan_memory(p); /* after kernel fusion: what it merged shares lifetimes */
 }
