@@ -890,11 +890,15 @@ static void mark_innermost(LpProg *p, LpKernel *k, LpStmt *s) {
 }
 
 void lp_schedule(LpProg *p, int nthreads) {
+    lp_schedule_with(p, nthreads, NULL);
+}
+
+void lp_schedule_with(LpProg *p, int nthreads, const LpParCost *cost) {
     for (int i = 0; i < p->nkernels; i++) {
         LpKernel *k = &p->kernels[i];
         mark_innermost(p, k, k->body);
         if (nthreads < 2) continue;
-        LpParCost c = lp_par_cost(nthreads);
+        LpParCost c = cost ? *cost : lp_par_cost(nthreads);
         for (LpStmt *s = k->body; s; s = s->next) {
             if (s->kind != LS_LOOP || s->epilogue || s->trips) continue;
             double ser, par;

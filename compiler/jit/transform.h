@@ -88,6 +88,12 @@ int64_t lp_work(const LpStmt *s);
  * recorded for lp_par_explain. */
 void lp_schedule(LpProg *p, int nthreads);
 
+/* lp_schedule with the given costs (NULL: the host's, lp_par_cost): ttc
+ * schedules with the defaults, so that an object does not depend on the
+ * load of the machine that compiled it. */
+struct LpParCost;
+void lp_schedule_with(LpProg *p, int nthreads, const struct LpParCost *cost);
+
 /* The loop of variable var in k, or NULL (for tests and tools). */
 LpStmt *lp_find_loop(LpKernel *k, int var);
 

@@ -572,6 +572,15 @@ Test(xform_parcost, schedule_follows_costs) {
     ir_free(&g);
     lp_par_cost_set(NULL);
     setenv("TT_TUNE", "0", 1); /* as the suite runs */
+    /* explicit costs (ttc's) win over the process's */
+    g_elem(&g, 16, 16);
+    p = lp_lower(&g, true);
+    lp_schedule_with(p, 2, &cheap);
+    s = print_prog(p);
+    cr_expect(strstr(s, "parallel for i0 in 0..256") != NULL, "got:\n%s", s);
+    free(s);
+    lp_free(p);
+    ir_free(&g);
     LpParCost d = lp_par_cost(2);
     cr_expect(d.unit_ns == lp_par_cost_default(2).unit_ns &&
                   d.overhead_ns == lp_par_cost_default(2).overhead_ns,
