@@ -19,6 +19,7 @@
 #include "input.h"
 #include "jit.h"
 #include "objcache.h"
+#include "parcost.h"
 #include "repl.h"
 #include "signals.h"
 #include "trace.h"
@@ -40,7 +41,8 @@ static void usage(FILE *out) {
           "                     hits and the slowest kernels (jit), and the GEMM\n"
           "                     schedules (as --explain-schedule)\n"
           "  --explain-schedule at exit: the schedule each matrix product got (tile,\n"
-          "                     blocking), why, and the measured alternatives\n"
+          "                     blocking), why, and the measured alternatives; and\n"
+          "                     which kernels run threaded and why (cost model)\n"
           "  --trace=FILE       write Chrome trace events (graph runs, compiles, kernels\n"
           "                     or ops, threads) to FILE, for Perfetto or chrome://tracing\n"
           "  --dump=graph       print each execution graph before it runs\n"
@@ -507,7 +509,10 @@ int main(int argc, char **argv) {
         }
         rt_capture_print(I, stderr);
     }
-    if ((profile || explain) && file && !check) tt_gemm_explain(stderr);
+    if ((profile || explain) && file && !check) {
+        tt_gemm_explain(stderr);
+        lp_par_explain(stderr);
+    }
     char terr[512];
     if (!rt_trace_finish(terr, sizeof terr)) {
         fprintf(stderr, "ttrun: error: --trace: %s\n", terr);

@@ -21,7 +21,8 @@
  * tt_gemm_new returns a process-wide instance (reference counted): the
  * kernels are compiled on the first call only. tt_gemm_run may be called from
  * several threads at once; each call uses per-thread packing buffers, and a
- * call that finds the worker pool busy runs on its own thread.
+ * call that finds the worker pool busy runs on its own thread (a split over
+ * K then runs its parts in turn: the same result).
  */
 #ifndef TT_GEMM_H
 #define TT_GEMM_H
@@ -51,7 +52,11 @@ typedef struct TtGemmEpilogue {
     void *ctx;
 } TtGemmEpilogue;
 
-/* nthreads: 1, 2 or more (small products always run on one thread).
+/* nthreads: 1, 2 or more; the product runs threaded only where the cost
+ * model says it pays (gemm_split.c, spec/jit.md "Threads"). The thread
+ * count does not change the result, except for products split over K
+ * (fewer micro-tiles than threads, K of 512 or more): rounded differently,
+ * the same on every run with that thread count.
  * epi: NULL, or called on the rows of C as they are finished. */
 void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,

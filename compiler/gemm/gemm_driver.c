@@ -10,11 +10,14 @@
  * for the same cache sets; then the MC x KC block is first copied into a
  * buffer with a padded stride.
  *
- * Threads: the product is split over N (in panels) or M (in micro-tile
- * rows), whichever balances better, and each thread packs its own B; a tall
- * product whose op(B) is a single block is split over M, and the caller
- * packs B once for all the threads. Products below GEMM_MT_MIN
- * multiply-adds run on the calling thread.
+ * Threads (gemm_split.c chooses): the product is split over N (in panels)
+ * or M (in micro-tile rows), whichever balances better, and each thread
+ * packs its own B; a tall product whose op(B) is a single block is split
+ * over M, and the caller packs B once for all the threads. A product with
+ * too few tiles for the threads and a deep K is split over K into partial
+ * products summed by the caller in a fixed order. Whether threads pay is
+ * the cost model's: the host's multiply-add and pool wake + join, measured
+ * here on the first threaded product (measure_cost).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -33,8 +36,7 @@
 #define KC                256
 #define MC                144
 #define NC                4080
-#define GEMM_MT_MIN       2.6e5 /* multiply-adds below which one thread runs */
-#define MAXT              64
+#define MAXT              GEMM_MAXT
 #define SPIN_NS           200000 /* how long an idle worker spins before sleeping */
 #define CHUNKS_PER_THREAD 4
 
@@ -107,19 +109,21 @@ typedef struct Sched {
 #define MAXCHUNK 256
 
 typedef struct Part {
-    int64_t M, N, row0; /* row0: the part's first row of C (for the epilogue) */
-    bool epi_only;      /* only the epilogue on rows row0..row0+M (after a split over N) */
-    int64_t j0;         /* the part's first column of a gathered B */
+    int64_t M, N, K, row0; /* row0: the part's first row of C (for the epilogue) */
+    bool epi_only;         /* only the epilogue on rows row0..row0+M (after a split over N) */
+    bool acc;              /* C += (a split over K: only the first part may) */
+    int64_t p0, j0;        /* a gathered B: the part's first row (K) and column */
     const float *A, *B;
     float *C;
+    int64_t ldc;
 } Part;
 
 typedef struct Job {
     int nparts;
     Part part[MAXCHUNK];
     Sched sc;
-    int64_t M, K, lda, ldb, ldc; /* M: rows of the whole product */
-    bool ta, tb, acc;
+    int64_t M, lda, ldb; /* M: rows of the whole product */
+    bool ta, tb;
     const TtGemmGather *gat;   /* op(B) gathered, or NULL */
     const TtGemmEpilogue *epi; /* per part (split over M), or NULL */
     const float *bpre;         /* op(B) packed once for every part, or NULL */
@@ -142,6 +146,7 @@ typedef struct Pool {
     pthread_t th[MAXT];
     Job job; /* stable while any of its chunks is claimed and not done */
     struct TtGemm *g;
+    GemmSplitCost cost[MAXT + 1]; /* by thread count, measured on first use */
 } Pool;
 
 /* Kernel sets by tile: [0] 8 lanes, [1] 16 lanes, each built (or linked
@@ -213,14 +218,14 @@ static int64_t k_block(int64_t K) {
 }
 
 /* op(B) as the packed path reads it: a matrix in memory, or gathered
- * (implicit im2col, TtGemmGather) with its columns from j0 on (a thread's
- * share of them). */
+ * (implicit im2col, TtGemmGather) with its rows from p0 and its columns from
+ * j0 on (a thread's share of them). */
 typedef struct BSrc {
     const float *B;
     int64_t ldb;
     bool tb;
     const TtGemmGather *gat; /* not NULL: B, ldb and tb unused */
-    int64_t j0;
+    int64_t p0, j0;          /* a gathered B: its first row and column (a part's share) */
 } BSrc;
 
 /* out[t] = the offset of index start + t, t < n, for an index read as the
@@ -304,7 +309,7 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
 static void pack_block(const GemmTileKernels *tk, const BSrc *bs, int64_t kc, int64_t nc,
                        int64_t pc, int64_t jc, float *dst, int64_t pstride, int64_t *off) {
     if (bs->gat)
-        pack_gather(bs->gat, kc, nc, pc, bs->j0 + jc, tk->tile.nr, dst, pstride, off);
+        pack_gather(bs->gat, kc, nc, bs->p0 + pc, bs->j0 + jc, tk->tile.nr, dst, pstride, off);
     else if (bs->tb)
         tk->pack_t(kc, nc, bs->B + jc * bs->ldb + pc, bs->ldb, dst, pstride);
     else
@@ -416,8 +421,8 @@ static void run_chunks(Pool *pl) {
         if (p->epi_only)
             epilogue(j->epi, p->row0, 0, p->M);
         else {
-            BSrc bs = {p->B, j->ldb, j->tb, j->gat, p->j0};
-            gemm_serial(&j->sc, p->M, p->N, j->K, p->A, j->lda, j->ta, &bs, p->C, j->ldc, j->acc,
+            BSrc bs = {p->B, j->ldb, j->tb, j->gat, p->p0, p->j0};
+            gemm_serial(&j->sc, p->M, p->N, p->K, p->A, j->lda, j->ta, &bs, p->C, p->ldc, p->acc,
                         j->epi, p->row0, j->M, j->bpre);
         }
         atomic_fetch_add(&pl->done, 1);
@@ -604,10 +609,13 @@ int tt_gemm_candidates(TtGemm *g, TtGemmSchedule *out, int max) {
     return gemm_tuner_candidates(g->tuner, out, max);
 }
 
+static void explain_splits(FILE *out);
+
 void tt_gemm_explain(FILE *out) {
     pthread_mutex_lock(&inst_mu);
     if (inst) gemm_tuner_explain(inst->tuner, out);
     pthread_mutex_unlock(&inst_mu);
+    explain_splits(out);
 }
 
 /* Splits [0, n) into t chunks that are multiples of q (the last may be short). */
@@ -670,14 +678,14 @@ static void run_tuned(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A
 void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
                  bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
-    BSrc bs = {B, ldb, transB, NULL, 0};
+    BSrc bs = {B, ldb, transB, NULL, 0, 0};
     run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
 }
 
 void tt_gemm_run_gather(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                         bool transA, const TtGemmGather *B, float *C, int64_t ldc, bool accumulate,
                         int nthreads, const TtGemmEpilogue *epi) {
-    BSrc bs = {NULL, 0, false, B, 0};
+    BSrc bs = {NULL, 0, false, B, 0, 0};
     run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
 }
 
@@ -687,78 +695,262 @@ void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, 
                       const TtGemmEpilogue *epi) {
     if (M <= 0 || N <= 0) return;
     Sched sc = resolve(g, s);
-    BSrc bs = {B, ldb, transB, NULL, 0};
+    BSrc bs = {B, ldb, transB, NULL, 0, 0};
     run_sched(g, &sc, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
+}
+
+/* Runs a split over M or N on sp->threads threads. Caller holds busy. */
+static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, int64_t N, int64_t K,
+                   const float *A, int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
+                   bool accumulate, const TtGemmEpilogue *epi) {
+    const int64_t MR = sc->k->wide.tile.mr, NR = sc->k->wide.tile.nr;
+    bool by_n = sp->by == GS_N;
+    int t = sp->threads;
+    Job *j = &g->pool.job;
+    j->sc = *sc;
+    j->M = M;
+    j->lda = lda;
+    j->ldb = bs->ldb;
+    j->ta = transA;
+    j->tb = bs->tb;
+    j->gat = bs->gat;
+    j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
+    j->bpre = NULL;
+    if (sp->share_b) {
+        float *bp = thread_bufs()->bp;
+        pack_whole(sc->k, N, K, bs, bp);
+        j->bpre = bp;
+    }
+    int64_t st[MAXCHUNK], len[MAXCHUNK];
+    int nch = CHUNKS_PER_THREAD * t > MAXCHUNK ? MAXCHUNK : CHUNKS_PER_THREAD * t;
+    j->nparts = by_n ? split(N, NR, nch, st, len) : split(M, MR, nch, st, len);
+    for (int i = 0; i < j->nparts; i++) {
+        Part *p = &j->part[i];
+        *p = (Part){.K = K, .acc = accumulate, .ldc = ldc, .row0 = by_n ? 0 : st[i]};
+        if (by_n) {
+            p->M = M;
+            p->N = len[i];
+            p->A = A;
+            p->B = bs->gat ? NULL : bs->tb ? bs->B + st[i] * bs->ldb : bs->B + st[i];
+            p->j0 = bs->gat ? st[i] : 0;
+            p->C = C + st[i];
+        } else {
+            p->M = len[i];
+            p->N = N;
+            p->A = transA ? A + st[i] : A + st[i] * lda;
+            p->B = bs->B;
+            p->C = C + st[i] * ldc;
+        }
+    }
+    pool_run(&g->pool, t);
+    if (by_n && epi) { /* the rows are final now: their epilogue, split over rows */
+        j->epi = epi;
+        j->nparts = split(M, 1, nch, st, len);
+        for (int i = 0; i < j->nparts; i++)
+            j->part[i] = (Part){.M = len[i], .row0 = st[i], .epi_only = true};
+        pool_run(&g->pool, t);
+    }
+}
+
+/* A split over K: part 0 computes into C (accumulating when asked), part i
+ * > 0 into its own scratch M x N, and the caller then adds the scratches to
+ * C in part order, so the result does not depend on which thread finished
+ * first, nor on whether the parts ran on the pool or in turn here. false
+ * when the scratch cannot be allocated (nothing written then). */
+static bool run_k(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, int64_t N, int64_t K,
+                  const float *A, int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
+                  bool accumulate, const TtGemmEpilogue *epi) {
+    int64_t st[MAXCHUNK], len[MAXCHUNK];
+    int n = split(K, KC, sp->parts, st, len);
+    size_t bytes = ((size_t)(n - 1) * (size_t)(M * N) * sizeof(float) + 63) & ~(size_t)63;
+    float *scr = aligned_alloc(64, bytes ? bytes : 64);
+    if (!scr) return false;
+    Part parts[MAXCHUNK];
+    for (int i = 0; i < n; i++)
+        parts[i] = (Part){.M = M,
+                          .N = N,
+                          .K = len[i],
+                          .acc = i == 0 && accumulate,
+                          .A = transA ? A + st[i] * lda : A + st[i],
+                          .B = bs->gat  ? NULL
+                               : bs->tb ? bs->B + st[i]
+                                        : bs->B + st[i] * bs->ldb,
+                          .p0 = bs->gat ? st[i] : 0,
+                          .C = i == 0 ? C : scr + (size_t)(i - 1) * (size_t)(M * N),
+                          .ldc = i == 0 ? ldc : N};
+    if (sp->threads > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
+        Job *j = &g->pool.job;
+        j->sc = *sc;
+        j->M = M;
+        j->lda = lda;
+        j->ldb = bs->ldb;
+        j->ta = transA;
+        j->tb = bs->tb;
+        j->gat = bs->gat;
+        j->epi = NULL;
+        j->bpre = NULL;
+        j->nparts = n;
+        memcpy(j->part, parts, (size_t)n * sizeof *parts);
+        pool_run(&g->pool, sp->threads);
+        pthread_mutex_unlock(&g->pool.busy);
+    } else {
+        for (int i = 0; i < n; i++) {
+            BSrc pb = {parts[i].B, bs->ldb, bs->tb, bs->gat, parts[i].p0, 0};
+            gemm_serial(sc, M, N, parts[i].K, parts[i].A, lda, transA, &pb, parts[i].C,
+                        parts[i].ldc, parts[i].acc, NULL, 0, M, NULL);
+        }
+    }
+    for (int64_t r = 0; r < M; r++)
+        for (int i = 1; i < n; i++) {
+            const float *s = scr + (size_t)(i - 1) * (size_t)(M * N) + r * N;
+            float *c = C + r * ldc;
+            for (int64_t q = 0; q < N; q++) c[q] += s[q];
+        }
+    free(scr);
+    epilogue(epi, 0, 0, M);
+    return true;
+}
+
+static int by_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static pthread_mutex_t cost_mu = PTHREAD_MUTEX_INITIALIZER;
+static GemmSplitCost cost_forced;
+static bool cost_is_forced;
+
+void gemm_split_cost_set(const GemmSplitCost *c) {
+    pthread_mutex_lock(&cost_mu);
+    cost_is_forced = c != NULL;
+    if (c) cost_forced = *c;
+    pthread_mutex_unlock(&cost_mu);
+}
+
+/* The host's costs on t threads: a product of about 3M multiply-adds timed
+ * on the caller and split over M on t threads, interleaved, medians of
+ * wall time. Workers spin between back-to-back products (SPIN_NS), as in
+ * a training step's run of products, so this is the steady-state wake +
+ * join. Caller holds busy. */
+#define COST_RUNS 9
+static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t) {
+    GemmSplitCost c = gemm_split_cost_default();
+    int64_t M = t > 16 ? 6 * (int64_t)t : 96, N = 128, K = 256;
+    float *a = aligned_alloc(64, (size_t)(M * K + K * N + M * N) * sizeof(float));
+    if (!a) return c;
+    for (int64_t i = 0; i < M * K + K * N; i++) a[i] = (float)(i % 7) - 3;
+    float *b = a + M * K, *cc = b + K * N;
+    GemmSplit sp = {GS_M, t, t, false, 0, 0};
+    double ts[COST_RUNS], tp[COST_RUNS];
+    BSrc bs = {b, N, false, NULL, 0, 0};
+    gemm_serial(sc, M, N, K, a, K, false, &bs, cc, N, false, NULL, 0, M, NULL);
+    run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, false, NULL);
+    for (int r = 0; r < COST_RUNS; r++) {
+        double t0 = now_ns();
+        gemm_serial(sc, M, N, K, a, K, false, &bs, cc, N, false, NULL, 0, M, NULL);
+        double t1 = now_ns();
+        run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, false, NULL);
+        tp[r] = now_ns() - t1;
+        ts[r] = t1 - t0;
+    }
+    free(a);
+    qsort(ts, COST_RUNS, sizeof *ts, by_double);
+    qsort(tp, COST_RUNS, sizeof *tp, by_double);
+    double ser = ts[COST_RUNS / 2], par = tp[COST_RUNS / 2];
+    c.madd_ns = ser / ((double)M * (double)N * (double)K);
+    c.overhead_ns = par - ser / t > 0 ? par - ser / t : 0;
+    c.source = "measured";
+    return c;
+}
+
+static bool tune_off(void) {
+    const char *e = getenv("TT_TUNE");
+    return e && strcmp(e, "0") == 0;
+}
+
+/* The costs the split is chosen with; measures them (once per thread
+ * count) only when it can take the pool now, else the default meanwhile. */
+static GemmSplitCost split_cost(TtGemm *g, const Sched *sc, int t) {
+    pthread_mutex_lock(&cost_mu);
+    bool forced = cost_is_forced;
+    GemmSplitCost c = cost_forced;
+    pthread_mutex_unlock(&cost_mu);
+    if (forced) return c;
+    if (tune_off() || t < 2) return gemm_split_cost_default();
+    Pool *pl = &g->pool;
+    if (t > MAXT) t = MAXT;
+    pthread_mutex_lock(&cost_mu);
+    c = pl->cost[t];
+    pthread_mutex_unlock(&cost_mu);
+    if (c.source) return c;
+    if (pthread_mutex_trylock(&pl->busy) != 0) return gemm_split_cost_default();
+    c = measure_cost(g, sc, t);
+    pthread_mutex_unlock(&pl->busy);
+    pthread_mutex_lock(&cost_mu);
+    pl->cost[t] = c;
+    pthread_mutex_unlock(&cost_mu);
+    return c;
+}
+
+/* The decisions taken, for tt_gemm_explain: one line per distinct shape
+ * and thread count. */
+#define SPLIT_NOTES 32
+typedef struct SplitNote {
+    int64_t M, N, K;
+    bool ta, tb;
+    int nthreads;
+    GemmSplit sp;
+    GemmSplitCost c;
+} SplitNote;
+static SplitNote split_notes[SPLIT_NOTES];
+static int nsplit_notes;
+
+static void note_split(const SplitNote *n) {
+    pthread_mutex_lock(&cost_mu);
+    bool dup = false;
+    for (int i = 0; i < nsplit_notes && !dup; i++) {
+        const SplitNote *o = &split_notes[i];
+        dup = o->M == n->M && o->N == n->N && o->K == n->K && o->ta == n->ta && o->tb == n->tb &&
+              o->nthreads == n->nthreads;
+    }
+    if (!dup && nsplit_notes < SPLIT_NOTES) split_notes[nsplit_notes++] = *n;
+    pthread_mutex_unlock(&cost_mu);
+}
+
+static void explain_splits(FILE *out) {
+    pthread_mutex_lock(&cost_mu);
+    for (int i = 0; i < nsplit_notes; i++) {
+        const SplitNote *n = &split_notes[i];
+        fprintf(out, "  threads %lldx%lldx%lld%s%s on %d: %s", (long long)n->M, (long long)n->N,
+                (long long)n->K, n->ta ? " tA" : "", n->tb ? " tB" : "", n->nthreads,
+                gemm_split_name(n->sp.by));
+        if (n->sp.by == GS_K)
+            fprintf(out, " (%d parts%s)", n->sp.parts, n->sp.threads > 1 ? "" : ", in turn");
+        else if (n->sp.by != GS_SERIAL)
+            fprintf(out, " (%d threads)", n->sp.threads);
+        fprintf(out,
+                "; model: serial %.1f us, threaded %.1f us; madd %.4f ns, wake+join %.1f us (%s)\n",
+                n->sp.serial_ns * 1e-3, n->sp.par_ns * 1e-3, n->c.madd_ns, n->c.overhead_ns * 1e-3,
+                n->c.source);
+    }
+    pthread_mutex_unlock(&cost_mu);
 }
 
 static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
                       int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
                       bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
+    bool transB = bs->gat || bs->tb;
     int t = nthreads < 1 ? 1 : nthreads > MAXT ? MAXT : nthreads;
-    if ((double)M * (double)N * (double)K < GEMM_MT_MIN) t = 1;
     if (t > 1) {
-        /* balance in micro-tiles: the larger part's tiles over the ideal share */
-        const int64_t MR = sc->k->wide.tile.mr, NR = sc->k->wide.tile.nr;
-        int64_t un = cdiv(N, NR), um = cdiv(M, MR);
-        double imb_n = (double)cdiv(un, t) * t / (double)un;
-        double imb_m = (double)cdiv(um, t) * t / (double)um;
-        if (un < t && um < t) t = (int)(un > um ? un : um);
-        bool by_n = un >= t && (imb_n <= imb_m * 1.05 || um < t);
-        /* A tall product whose op(B) is one block: pack it once, here, and
-         * split the rows, so each thread runs the epilogue on its rows
-         * while they are in cache (the SGD update of a weight gradient
-         * X^T.dY). */
-        bool share_b = K <= KC && N <= sc->nc && M >= N && um >= t;
-        if (share_b) by_n = false;
-        if (t > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
-            Job *j = &g->pool.job;
-            j->sc = *sc;
-            j->M = M;
-            j->K = K;
-            j->lda = lda;
-            j->ldb = bs->ldb;
-            j->ldc = ldc;
-            j->ta = transA;
-            j->tb = bs->tb;
-            j->gat = bs->gat;
-            j->acc = accumulate;
-            j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
-            j->bpre = NULL;
-            if (share_b) {
-                float *bp = thread_bufs()->bp;
-                pack_whole(sc->k, N, K, bs, bp);
-                j->bpre = bp;
-            }
-            int64_t st[MAXCHUNK], len[MAXCHUNK];
-            int nch = CHUNKS_PER_THREAD * t > MAXCHUNK ? MAXCHUNK : CHUNKS_PER_THREAD * t;
-            j->nparts = by_n ? split(N, NR, nch, st, len) : split(M, MR, nch, st, len);
-            for (int i = 0; i < j->nparts; i++) {
-                Part *p = &j->part[i];
-                p->row0 = by_n ? 0 : st[i];
-                p->epi_only = false;
-                p->j0 = by_n && bs->gat ? st[i] : 0;
-                if (by_n) {
-                    p->M = M;
-                    p->N = len[i];
-                    p->A = A;
-                    p->B = bs->gat ? NULL : bs->tb ? bs->B + st[i] * bs->ldb : bs->B + st[i];
-                    p->C = C + st[i];
-                } else {
-                    p->M = len[i];
-                    p->N = N;
-                    p->A = transA ? A + st[i] : A + st[i] * lda;
-                    p->B = bs->B;
-                    p->C = C + st[i] * ldc;
-                }
-            }
-            pool_run(&g->pool, t);
-            if (by_n && epi) { /* the rows are final now: their epilogue, split over rows */
-                j->epi = epi;
-                j->nparts = split(M, 1, nch, st, len);
-                for (int i = 0; i < j->nparts; i++)
-                    j->part[i] = (Part){.M = len[i], .row0 = st[i], .epi_only = true};
-                pool_run(&g->pool, t);
-            }
+        GemmSplitCost c = split_cost(g, sc, t);
+        const GemmTileKernels *tk = &sc->k->wide;
+        GemmSplit sp = gemm_split_choose(M, N, K, tk->tile.mr, tk->tile.nr, KC, sc->nc, t, &c);
+        note_split(&(SplitNote){M, N, K, transA, transB, t, sp, c});
+        if (sp.by == GS_K &&
+            run_k(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi))
+            return;
+        if ((sp.by == GS_M || sp.by == GS_N) && pthread_mutex_trylock(&g->pool.busy) == 0) {
+            run_mn(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi);
             pthread_mutex_unlock(&g->pool.busy);
             return;
         }

@@ -111,6 +111,47 @@ TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bo
 TtGemmSchedule gemm_tuner_default_square(const GemmTuner *t);
 void gemm_tuner_explain(GemmTuner *t, FILE *out);
 
+/* ---- the thread split (gemm_split.c) ---- */
+
+#define GEMM_MAXT 64
+/* The defaults (TT_TUNE=0): threads from 2.6e5 multiply-adds at 2 threads,
+ * the fixed threshold that preceded the model. */
+#define GEMM_DEF_OVH_NS  8192.0
+#define GEMM_DEF_MADD_NS (2 * GEMM_DEF_OVH_NS / 2.6e5)
+
+/* The host's cost of a multiply-add of a serial product and of one
+ * wake + join of the GEMM's pool (measured once per process, or the
+ * defaults with TT_TUNE=0). */
+typedef struct GemmSplitCost {
+    double madd_ns, overhead_ns;
+    const char *source;
+} GemmSplitCost;
+GemmSplitCost gemm_split_cost_default(void);
+
+typedef enum GemmSplitBy { GS_SERIAL, GS_M, GS_N, GS_K } GemmSplitBy;
+
+/* How a product runs: by GS_M / GS_N on `threads` threads (results
+ * bit-identical to one thread: each C element's summation is unchanged);
+ * by GS_K as `parts` partial products over whole KC blocks of K, summed
+ * into C by the caller in part order after all are done, on `threads`
+ * threads (1: the caller runs the parts in turn, same result). GS_K is
+ * chosen by shape and nthreads alone (never by the measured costs: it
+ * changes the rounding): when neither M nor N has nthreads micro-tiles and
+ * K holds at least two KC blocks. GS_M / GS_N run threaded only when
+ * serial/t + overhead < serial under c, else GS_SERIAL. */
+typedef struct GemmSplit {
+    GemmSplitBy by;
+    int threads, parts;
+    bool share_b;             /* GS_M: op(B) is one block, packed once by the caller */
+    double serial_ns, par_ns; /* the model's estimates */
+} GemmSplit;
+GemmSplit gemm_split_choose(int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, int64_t kc,
+                            int64_t nc, int nthreads, const GemmSplitCost *c);
+const char *gemm_split_name(GemmSplitBy by);
+
+/* Synthetic costs for tests (NULL: measure / default again). */
+void gemm_split_cost_set(const GemmSplitCost *c);
+
 /* Generates, optimises (default<O3>) and JIT-compiles the kernels, or links
  * their object code from the on-disk cache (objcache.h) when an earlier
  * process compiled the same IR for the same CPU and LLVM. lanes: 8 or 16,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "codegen.h"
+#include "parcost.h"
 #include "transform.h"
 
 typedef struct Aot {
@@ -478,7 +479,10 @@ static void gen_forward(Aot *a, const AotSpec *s, LLVMValueRef *graph_fn,
 static LpProg *schedule(const IrGraph *g, int threads) {
     LpProg *p = lp_lower(g, true);
     lp_fuse_kernels(p);
-    lp_schedule(p, threads < 1 ? 1 : threads);
+    int t = threads < 1 ? 1 : threads;
+    /* the object runs elsewhere: the default costs, never this host's load */
+    LpParCost c = lp_par_cost_default(t);
+    lp_schedule_with(p, t, &c);
     return p;
 }
 

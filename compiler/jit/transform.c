@@ -9,6 +9,8 @@
  */
 #include "transform.h"
 
+#include "parcost.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -888,13 +890,23 @@ static void mark_innermost(LpProg *p, LpKernel *k, LpStmt *s) {
 }
 
 void lp_schedule(LpProg *p, int nthreads) {
+    lp_schedule_with(p, nthreads, NULL);
+}
+
+void lp_schedule_with(LpProg *p, int nthreads, const LpParCost *cost) {
     for (int i = 0; i < p->nkernels; i++) {
         LpKernel *k = &p->kernels[i];
         mark_innermost(p, k, k->body);
         if (nthreads < 2) continue;
-        for (LpStmt *s = k->body; s; s = s->next)
-            if (s->kind == LS_LOOP && lp_work(s) > LP_PARALLEL_MIN_WORK)
-                lp_mark_parallel(p, k, s, nthreads);
+        LpParCost c = cost ? *cost : lp_par_cost(nthreads);
+        for (LpStmt *s = k->body; s; s = s->next) {
+            if (s->kind != LS_LOOP || s->epilogue || s->trips) continue;
+            double ser, par;
+            int64_t w = lp_work(s);
+            int t = lp_par_threads(w, s->extent, nthreads, &c, &ser, &par);
+            if (t > 1 && !lp_mark_parallel(p, k, s, t)) t = 0;
+            lp_par_note(k->name, w, nthreads, t, ser, par);
+        }
     }
     lp_plan_memory(p); /* after kernel fusion: what it merged shares lifetimes */
 }

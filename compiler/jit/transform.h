@@ -79,16 +79,20 @@ int lp_fuse_kernels(LpProg *p);
 /* Work of a statement list: the number of innermost statement executions. */
 int64_t lp_work(const LpStmt *s);
 
-/* Minimum work of a kernel's top-level loop for the schedule to run it on
- * several threads. */
-#define LP_PARALLEL_MIN_WORK (1 << 16)
-
 /* The default schedule the JIT applies after lowering: every innermost loop
  * whose loads and stores step by 0 or 1 element per iteration (no gathers)
  * and that lp_mark_vectorize accepts is marked; with nthreads > 1, every
- * top-level loop with more than LP_PARALLEL_MIN_WORK work that
- * lp_mark_parallel accepts runs on min(nthreads, extent) threads. */
+ * top-level loop that lp_mark_parallel accepts runs on min(nthreads, extent)
+ * threads when the cost model (parcost.h: the host's measured wake + join
+ * against the loop's lp_work) says that beats one thread. Each decision is
+ * recorded for lp_par_explain. */
 void lp_schedule(LpProg *p, int nthreads);
+
+/* lp_schedule with the given costs (NULL: the host's, lp_par_cost): ttc
+ * schedules with the defaults, so that an object does not depend on the
+ * load of the machine that compiled it. */
+struct LpParCost;
+void lp_schedule_with(LpProg *p, int nthreads, const struct LpParCost *cost);
 
 /* The loop of variable var in k, or NULL (for tests and tools). */
 LpStmt *lp_find_loop(LpKernel *k, int var);

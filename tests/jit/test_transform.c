@@ -10,6 +10,7 @@
  * xform_tile, xform_interchange, xform_unroll, xform_vectorize,
  * xform_parallel: one suite per transformation.
  * xform_schedule: the default schedule (lp_schedule) and its thread count.
+ * xform_parcost:  the threading cost model's decisions on synthetic costs.
  * xform_runtime:  ttrt_parallel_for on its own.
  * xform_random:   random graphs (randgraph.c) with random transformations of
  *                 random loops, against the untransformed program.
@@ -23,6 +24,7 @@
 #include "jit.h"
 #include "loop.h"
 #include "parallel.h"
+#include "parcost.h"
 #include "randgraph.h"
 #include "transform.h"
 
@@ -494,6 +496,7 @@ Test(xform_parallel, refuses) {
 /* -- the default schedule -- */
 
 Test(xform_schedule, marks) {
+    setenv("TT_TUNE", "0", 1); /* the model's default costs, not the host's */
     IrGraph g;
     g_elem(&g, 512, 512); /* 2^18 elements: parallel with 2 threads */
     LpProg *p = lp_lower(&g, true);
@@ -517,6 +520,79 @@ Test(xform_schedule, marks) {
     free(s);
     lp_free(p);
     ir_free(&g);
+}
+
+/* -- the cost model (parcost.h), on synthetic costs: deterministic -- */
+
+Test(xform_parcost, decisions) {
+    LpParCost c = {.unit_ns = 0.25, .overhead_ns = 8192, .nthreads = 2, .source = "set"};
+    double s, p;
+    /* tiny: 100 units = 25 ns of work against 8 us of wake + join */
+    cr_expect_eq(lp_par_threads(100, 100, 2, &c, &s, &p), 1);
+    cr_expect(s == 25 && p == 25 / 2.0 + 8192, "s %g p %g", s, p);
+    /* large: 2^22 units, 1 ms serial, 0.53 ms on 2 */
+    cr_expect_eq(lp_par_threads(1 << 22, 1 << 10, 2, &c, NULL, NULL), 2);
+    cr_expect_eq(lp_par_threads(1 << 22, 1 << 10, 8, &c, NULL, NULL), 8);
+    /* at the break-even point serial wins: work * unit / 2 == overhead */
+    cr_expect_eq(lp_par_threads(1 << 16, 1 << 10, 2, &c, NULL, NULL), 1);
+    cr_expect_eq(lp_par_threads((1 << 16) + 1, 1 << 10, 2, &c, NULL, NULL), 2);
+    /* never more threads than iterations, none with one thread allowed */
+    cr_expect_eq(lp_par_threads(1 << 22, 3, 8, &c, NULL, NULL), 3);
+    cr_expect_eq(lp_par_threads(1 << 22, 1 << 10, 1, &c, NULL, NULL), 1);
+    /* a dearer wake-up moves the break-even point, a cheaper one too */
+    c.overhead_ns = 1e6;
+    cr_expect_eq(lp_par_threads(1 << 22, 1 << 10, 2, &c, NULL, NULL), 1);
+    c.overhead_ns = 0;
+    cr_expect_eq(lp_par_threads(4, 4, 2, &c, NULL, NULL), 2);
+}
+
+/* lp_schedule follows the model: the same graph goes serial or parallel
+ * with the host's costs, and TT_TUNE=0 (the suite) keeps the default. */
+Test(xform_parcost, schedule_follows_costs) {
+    IrGraph g;
+    g_elem(&g, 512, 512);
+    LpParCost dear = {.unit_ns = 0.25, .overhead_ns = 1e9, .source = "set"};
+    lp_par_cost_set(&dear);
+    LpProg *p = lp_lower(&g, true);
+    lp_schedule(p, 2);
+    char *s = print_prog(p);
+    cr_expect(strstr(s, "parallel") == NULL, "got:\n%s", s);
+    free(s);
+    lp_free(p);
+    ir_free(&g);
+    g_elem(&g, 16, 16);
+    LpParCost cheap = {.unit_ns = 0.25, .overhead_ns = 0, .source = "set"};
+    lp_par_cost_set(&cheap);
+    p = lp_lower(&g, true);
+    lp_schedule(p, 2);
+    s = print_prog(p);
+    cr_expect(strstr(s, "parallel for i0 in 0..256") != NULL, "got:\n%s", s);
+    free(s);
+    lp_free(p);
+    ir_free(&g);
+    lp_par_cost_set(NULL);
+    setenv("TT_TUNE", "0", 1); /* as the suite runs */
+    /* explicit costs (ttc's) win over the process's */
+    g_elem(&g, 16, 16);
+    p = lp_lower(&g, true);
+    lp_schedule_with(p, 2, &cheap);
+    s = print_prog(p);
+    cr_expect(strstr(s, "parallel for i0 in 0..256") != NULL, "got:\n%s", s);
+    free(s);
+    lp_free(p);
+    ir_free(&g);
+    LpParCost d = lp_par_cost(2);
+    cr_expect(d.unit_ns == lp_par_cost_default(2).unit_ns &&
+                  d.overhead_ns == lp_par_cost_default(2).overhead_ns,
+              "TT_TUNE=0 is set for the suite: %s", d.source);
+    /* every decision is explained */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    lp_par_explain(f);
+    fclose(f);
+    cr_expect(strstr(text, "-> serial (cheaper)") && strstr(text, "-> threaded on 2"), "%s", text);
+    free(text);
 }
 
 static double now_s(void) {

@@ -1,0 +1,64 @@
+/* gemm_split.c - how a product is cut across threads (gemm_internal.h):
+ * over M, N or K, chosen by shape, and whether threads pay at all, by the
+ * same cost model as the JIT's parallel loops (parcost.h).
+ */
+#include <string.h>
+
+#include "gemm_internal.h"
+
+static int64_t cdiv(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+
+GemmSplitCost gemm_split_cost_default(void) {
+    return (GemmSplitCost){GEMM_DEF_MADD_NS, GEMM_DEF_OVH_NS, "default (TT_TUNE=0)"};
+}
+
+GemmSplit gemm_split_choose(int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, int64_t kc,
+                            int64_t nc, int nthreads, const GemmSplitCost *c) {
+    GemmSplit s = {GS_SERIAL, 1, 1, false, 0, 0};
+    int t = nthreads < 1 ? 1 : nthreads > GEMM_MAXT ? GEMM_MAXT : nthreads;
+    s.serial_ns = s.par_ns = (double)M * (double)N * (double)K * c->madd_ns;
+    if (t < 2) return s;
+    int64_t un = cdiv(N, NR), um = cdiv(M, MR);
+    if (un < t && um < t) {
+        /* too few tiles to feed t threads: whole KC blocks of K per thread,
+         * when there are at least two; this depends on the shape and t
+         * only, never on measured costs, because it changes the rounding */
+        int64_t kparts = K / kc < t ? K / kc : t;
+        if (kparts >= 2 && kparts > (un > um ? un : um)) {
+            s.by = GS_K;
+            s.parts = (int)kparts;
+            /* each partial C is added once more by the caller */
+            double par = s.serial_ns / (double)kparts + c->overhead_ns +
+                         (double)(kparts - 1) * (double)M * (double)N * c->madd_ns;
+            /* not worth the pool: the same parts, in turn, on the caller */
+            if (par < s.serial_ns) {
+                s.threads = (int)kparts;
+                s.par_ns = par;
+            }
+            return s;
+        }
+        t = (int)(un > um ? un : um);
+        if (t < 2) return s;
+    }
+    double imb_n = (double)cdiv(un, t) * t / (double)un;
+    double imb_m = (double)cdiv(um, t) * t / (double)um;
+    bool by_n = un >= t && (imb_n <= imb_m * 1.05 || um < t);
+    /* A tall product whose op(B) is one block: pack it once and split the
+     * rows, so each thread runs the epilogue on its rows while they are in
+     * cache (the SGD update of a weight gradient X^T.dY). */
+    s.share_b = K <= kc && N <= nc && M >= N && um >= t;
+    if (s.share_b) by_n = false;
+    double par = s.serial_ns / (double)t + c->overhead_ns;
+    if (!(par < s.serial_ns)) return s; /* threads would not pay: serial */
+    s.by = by_n ? GS_N : GS_M;
+    s.threads = s.parts = t;
+    s.par_ns = par;
+    return s;
+}
+
+const char *gemm_split_name(GemmSplitBy by) {
+    static const char *const names[] = {"serial", "split over M", "split over N", "split over K"};
+    return names[by];
+}
