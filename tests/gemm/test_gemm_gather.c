@@ -10,12 +10,14 @@
  * products (another rounding): checked against a double-precision sum.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm.h"
+#include "gemm_internal.h"
 
 static TtGemm *G;
 
@@ -184,4 +186,27 @@ Test(gemm_gather, blocks_and_threads_bit_identical, .timeout = 60) {
     s2.Ho = (g.Hp - 3) / 2 + 1;
     s2.Wo = (g.Wp - 3) / 2 + 1;
     cr_expect(check_geo(&s2, 33) == 0);
+}
+
+/* A weight gradient's shape (few rows and columns, a long K = N*Ho*Wo) with
+ * threads made cheap, so the product is split over K: each part gathers
+ * its own rows of op(B) (BSrc.p0), and the parts are summed in order, as
+ * for the materialized matrix: bit-identical again, and explained as a
+ * split over K. */
+Test(gemm_gather, split_over_k_bit_identical, .timeout = 60) {
+    GemmSplitCost cheap = {GEMM_DEF_MADD_NS, 0, "set"};
+    gemm_split_cost_set(&cheap);
+    Geo g = {
+        .N = 4, .C = 3, .Hp = 34, .Wp = 34, .kh = 3, .kw = 3, .s0 = 1, .s1 = 1, .d0 = 1, .d1 = 1};
+    g.Ho = g.Hp - 2;
+    g.Wo = g.Wp - 2;
+    cr_expect(check_geo(&g, 8) == 0);
+    gemm_split_cost_set(NULL);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    tt_gemm_explain(f);
+    fclose(f);
+    cr_expect(strstr(text, "8x27x4096 tB on 3: split over K"), "%s", text);
+    free(text);
 }
