@@ -699,14 +699,11 @@ void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, 
     run_sched(g, &sc, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
 }
 
-/* Runs a split over M or N on sp->threads threads. Caller holds busy. */
-static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, int64_t N, int64_t K,
-                   const float *A, int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
-                   bool accumulate, const TtGemmEpilogue *epi) {
-    const int64_t MR = sc->k->wide.tile.mr, NR = sc->k->wide.tile.nr;
-    bool by_n = sp->by == GS_N;
-    int t = sp->threads;
-    Job *j = &g->pool.job;
+/* The pool's job for a product of M rows with these operands; no epilogue,
+ * no packed B yet. Caller holds busy. */
+static Job *job_begin(TtGemm *g, const Sched *sc, int64_t M, int64_t lda, bool transA,
+                      const BSrc *bs) {
+    Job *j = &g->pool.job; /* field by field: parts[] is large, and filled by the caller */
     j->sc = *sc;
     j->M = M;
     j->lda = lda;
@@ -714,8 +711,20 @@ static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, i
     j->ta = transA;
     j->tb = bs->tb;
     j->gat = bs->gat;
-    j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
+    j->epi = NULL;
     j->bpre = NULL;
+    return j;
+}
+
+/* Runs a split over M or N on sp->threads threads. Caller holds busy. */
+static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, int64_t N, int64_t K,
+                   const float *A, int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
+                   bool accumulate, const TtGemmEpilogue *epi) {
+    const int64_t MR = sc->k->wide.tile.mr, NR = sc->k->wide.tile.nr;
+    bool by_n = sp->by == GS_N;
+    int t = sp->threads;
+    Job *j = job_begin(g, sc, M, lda, transA, bs);
+    j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
     if (sp->share_b) {
         float *bp = thread_bufs()->bp;
         pack_whole(sc->k, N, K, bs, bp);
@@ -779,16 +788,7 @@ static bool run_k(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, in
                           .C = i == 0 ? C : scr + (size_t)(i - 1) * (size_t)(M * N),
                           .ldc = i == 0 ? ldc : N};
     if (sp->threads > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
-        Job *j = &g->pool.job;
-        j->sc = *sc;
-        j->M = M;
-        j->lda = lda;
-        j->ldb = bs->ldb;
-        j->ta = transA;
-        j->tb = bs->tb;
-        j->gat = bs->gat;
-        j->epi = NULL;
-        j->bpre = NULL;
+        Job *j = job_begin(g, sc, M, lda, transA, bs);
         j->nparts = n;
         memcpy(j->part, parts, (size_t)n * sizeof *parts);
         pool_run(&g->pool, sp->threads);
