@@ -275,6 +275,110 @@ static void reduce_out_coef(const IrNode *n, const Shape *is, uint32_t axes, int
     }
 }
 
+/* -- f32 sums in lanes --
+ *
+ * A sum of f32 whose reduced axes end with the innermost dims (the
+ * reduced suffix: W, or H and W, of BatchNorm's [N, C, H, W] over N, H, W)
+ * reads that suffix as one contiguous block of len elements per step of
+ * the other reduced dims, and adds it into SUM_LANES independent f64
+ * accumulators: element j of the block goes to lane j % SUM_LANES, the
+ * last len % SUM_LANES to lanes 0, 1, ...; the lanes are then added
+ * pairwise (lane 2u + lane 2u+1, halving until one is left) and rounded to
+ * f32 once. One long chain of dependent adds ran at a latency-bound ~1
+ * add per 4 cycles; independent lanes run at the adders' throughput (and
+ * the SLP vectorizer widens them). In f64 as the reference, so the result
+ * differs from it by far less than the op's tolerance; the order is fixed
+ * by the shape alone, so the bits do not depend on threads or runs. */
+#define SUM_LANES 16
+
+/* Can node id (of the reduction's input's shape) be read with its dims
+ * from k0 on addressed by one linear offset into that block? Dense
+ * buffers, constants and elementwise chains of them can, and broadcasts
+ * that stretch none or all of those dims. */
+static bool sfx_ok(const Lower *L, int id, int k0) {
+    const IrNode *n = node(L, id);
+    if (L->buf[id] >= 0 || n->op == OP_CONST) return true;
+    if (ir_ops[n->op].flags & OPF_ELEMWISE) {
+        for (int k = 0; k < n->nin; k++)
+            if (!sfx_ok(L, n->in[k], k0)) return false;
+        return true;
+    }
+    if (n->op != OP_BROADCAST) return false;
+    const Shape *is = &node(L, n->in[0])->shape;
+    bool all1 = true, same = true;
+    for (int k = k0; k < is->ndim; k++) {
+        all1 = all1 && is->d[k] == 1;
+        same = same && is->d[k] == n->shape.d[k];
+    }
+    return all1 || (same && sfx_ok(L, n->in[0], k0));
+}
+
+/* The value of node id at dims idx[0..k0) and offset j of the block. */
+static LpExpr *sfx_at(Lower *L, int id, LpExpr **idx, int k0, LpExpr *j) {
+    const IrNode *n = node(L, id);
+    LpProg *p = L->p;
+    if (L->buf[id] >= 0) {
+        int64_t st[IR_MAXDIM];
+        strides(&n->shape, st);
+        LpExpr *e = j;
+        for (int k = 0; k < k0; k++) e = lp_iadd(p, e, lp_imul(p, idx[k], st[k]));
+        return lp_load(p, L->buf[id], e);
+    }
+    if (n->op == OP_CONST) return const_expr(L, n);
+    TT_ASSERT(L->fused[id]);
+    note_fused(L, id);
+    if (ir_ops[n->op].flags & OPF_ELEMWISE) {
+        LpExpr *a[3];
+        for (int k = 0; k < n->nin; k++) a[k] = sfx_at(L, n->in[k], idx, k0, j);
+        return elem_apply(L, n, a);
+    }
+    const Shape *is = &node(L, n->in[0])->shape; /* a broadcast (sfx_ok) */
+    LpExpr *jj[IR_MAXDIM];
+    bool all1 = true;
+    for (int k = 0; k < is->ndim; k++) {
+        jj[k] = is->d[k] == 1 ? lp_iconst(p, 0) : idx[k];
+        if (k >= k0) all1 = all1 && is->d[k] == 1;
+    }
+    if (all1) return value_at(L, n->in[0], jj);
+    return sfx_at(L, n->in[0], jj, k0, j);
+}
+
+/* The lanes' sum (see above) of the input of sum node n over the reduced
+ * dims; idx holds the kept dims' loop variables. */
+static LpExpr *sum_lanes(Lower *L, const IrNode *n, LpExpr **idx, uint32_t axes, int k0) {
+    LpProg *p = L->p;
+    const Shape *is = &node(L, n->in[0])->shape;
+    int64_t len = 1;
+    for (int k = k0; k < is->ndim; k++) len *= is->d[k];
+    LpExpr *lane[SUM_LANES];
+    for (int u = 0; u < SUM_LANES; u++) lane[u] = lp_local(p, LT_F64, zero_of(p, LT_F64));
+    int nred = 0;
+    for (int k = 0; k < k0; k++)
+        if (axes >> k & 1u) {
+            idx[k] = lp_open_loop(p, is->d[k]);
+            nred++;
+        }
+    int64_t nb = len / SUM_LANES, r = len % SUM_LANES;
+    if (nb > 0) {
+        LpExpr *jo = lp_open_loop(p, nb);
+        for (int u = 0; u < SUM_LANES; u++) {
+            LpExpr *j = lp_iadd(p, lp_imul(p, jo, SUM_LANES), lp_iconst(p, u));
+            LpExpr *x = lp_cast(p, LT_F64, sfx_at(L, n->in[0], idx, k0, j));
+            lp_set(p, lane[u], lp_bin(p, LO_ADD, lane[u], x));
+        }
+        lp_close_loop(p);
+    }
+    for (int u = 0; u < r; u++) {
+        LpExpr *x =
+            lp_cast(p, LT_F64, sfx_at(L, n->in[0], idx, k0, lp_iconst(p, nb * SUM_LANES + u)));
+        lp_set(p, lane[u], lp_bin(p, LO_ADD, lane[u], x));
+    }
+    close_n(p, nred);
+    for (int w = SUM_LANES; w > 1; w /= 2)
+        for (int u = 0; u < w / 2; u++) lane[u] = lp_bin(p, LO_ADD, lane[2 * u], lane[2 * u + 1]);
+    return lane[0];
+}
+
 static void lower_reduce(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
@@ -320,6 +424,16 @@ static void lower_reduce(Lower *L, int id, int out) {
         return;
     }
 
+    if (n->op == OP_SUM && t == LT_F32) {
+        int k0 = is->ndim;
+        int64_t len = 1;
+        while (k0 > 0 && (axes >> (k0 - 1) & 1u)) len *= is->d[--k0];
+        if (k0 < is->ndim && len >= SUM_LANES && sfx_ok(L, n->in[0], k0)) {
+            lp_store(p, out, oi, lp_cast(p, LT_F32, sum_lanes(L, n, idx, axes, k0)));
+            close_n(p, nouter);
+            return;
+        }
+    }
     LpType at = n->op == OP_SUM && t == LT_F32 ? LT_F64 : t; /* f32 sums in double */
     LpExpr *init;
     if (n->op == OP_SUM)
