@@ -14,8 +14,8 @@
  *                         sdiv never sees 0 or -1
  *   f32 max/min           NaN if either is NaN, else a > b ? a : b
  *   f32 -> int            llvm.fptosi.sat (truncates, saturates, NaN -> 0)
- *   exp log sin cos pow   llvm.* intrinsics (lowered to libm calls); tanhf
- *                         from libm
+ *   exp log sin cos pow   llvm.* intrinsics (lowered to libm calls)
+ *   tanh                  inline, Cephes' tanhf (cg_tanh: vectorizable)
  *   sigmoid               e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e)
  *   round                 llvm.roundeven (half to even, as nearbyintf)
  * Index arithmetic (i64, never negative) uses nsw adds and muls, udiv/urem.
@@ -155,6 +155,33 @@ static LLVMValueRef cg_exp_poly(Cg *c, LLVMValueRef x) {
     return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, y, "");
 }
 
+/* tanh(x) in f32 without a call, so the vectorizers can widen it (GELU's
+ * tanh was a libm call per element, the slowest kernel of a TinyGPT
+ * step): Cephes' tanhf. |x| < 0.625: x + x^3 P(x^2); else
+ * 1 - 2 / (exp(2|x|) + 1) with cg_exp_poly, the sign of x restored (2|x|
+ * is clamped to 89 by the exp: the result is then exactly 1). Both are
+ * computed and one selected. Within 2e-7 relative of tanh in double over
+ * f32 (measured on 2.2M points from 1e-30 to 10); NaN stays NaN. */
+static LLVMValueRef cg_tanh(Cg *c, LLVMValueRef x) {
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef ax = call_f32(c, "llvm.fabs", x), z = LLVMBuildFMul(b, x, x, "");
+    static const double k[] = {-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
+                               1.33314422036E-1, -3.33332819422E-1};
+    LLVMValueRef p = fconst(c, LT_F32, k[0]);
+    for (int i = 1; i < 5; i++)
+        p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, z, ""), fconst(c, LT_F32, k[i]), "");
+    p = LLVMBuildFAdd(b, LLVMBuildFMul(b, LLVMBuildFMul(b, p, z, ""), x, ""), x, "");
+    LLVMValueRef one = fconst(c, LT_F32, 1), two = fconst(c, LT_F32, 2);
+    LLVMValueRef e2 = cg_exp_poly(c, LLVMBuildFMul(b, ax, two, ""));
+    LLVMValueRef q =
+        LLVMBuildFSub(b, one, LLVMBuildFDiv(b, two, LLVMBuildFAdd(b, e2, one, ""), ""), "");
+    LLVMTypeRef f = c->ty[LT_F32];
+    LLVMValueRef args[2] = {q, x};
+    q = call_intrinsic(c, "llvm.copysign", &f, 1, args, 2);
+    LLVMValueRef small = LLVMBuildFCmp(b, LLVMRealOLT, ax, fconst(c, LT_F32, 0.625), "");
+    return LLVMBuildSelect(b, small, p, q, "tanh");
+}
+
 static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
     LLVMBuilderRef b = c->b;
     LLVMValueRef x = emit(c, e->a);
@@ -201,6 +228,8 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
         return call_f32(c, "llvm.fabs", x);
     case LO_RELU:
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x, zero, "");
+    case LO_TANH:
+        return cg_tanh(c, x);
     case LO_SIGMOID: {
         LLVMValueRef ex =
             call_f32(c, "llvm.exp", LLVMBuildFNeg(b, call_f32(c, "llvm.fabs", x), ""));
