@@ -11,7 +11,6 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -86,11 +85,6 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
-}
-
-static int cores(void) {
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    return c > 0 ? (int)c : 1;
 }
 
 /* TT_JIT_CONV=direct|im2col|implicit forces the lowering of every
@@ -252,7 +246,11 @@ void jit_set_loop_hook(Jit *j, JitLoopHook hook, void *arg) {
 void jit_set_threads(Jit *j, int n) {
     if (n == j->threads_asked) return;
     j->threads_asked = n;
-    j->rt.threads = n > 0 ? n : cores();
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    j->rt.threads = n;
 }
 
 void jit_free(Jit *j) {
@@ -478,73 +476,51 @@ static bool link_cached(Jit *j, const char *key, const char *name, LLVMOrcExecut
     return false;
 }
 
-/* A graph's object code on its way to being linked (link_graph). */
-typedef struct GraphObj {
-    LLVMModuleRef m;
-    LLVMTargetMachineRef tm;
-    int opt;
-    char *key; /* in the on-disk cache */
-    char name[40];
-    bool linked; /* found linked or in the on-disk cache: nothing to compile */
-    LLVMMemoryBufferRef obj;
-    char err[512];
-} GraphObj;
-
-/* Names m's graph function and finds its code: already linked (another
- * entry, same IR) or in the on-disk cache. */
-static void find_graph(Jit *j, LLVMModuleRef m, GraphObj *go, LLVMOrcExecutorAddress *addr) {
-    memset(go, 0, sizeof *go);
-    go->m = m;
-    go->tm = j->tm;
-    go->opt = j->opt;
+/* Makes m's graph function `tt_graph` callable: its object code comes from
+ * the on-disk cache, or from optimizing and compiling m (then stored, once
+ * it has linked). The function is renamed tt_graph_<IR hash>, so cached
+ * objects keep their names and one JIT never links two graphs under one
+ * name. */
+static bool link_graph(Jit *j, LLVMModuleRef m, LLVMOrcExecutorAddress *addr, char *err,
+                       size_t errlen) {
     char *ir = LLVMPrintModuleToString(m);
     uint64_t h;
-    go->key = graph_key(j, ir, &h);
+    char *key = graph_key(j, ir, &h);
     LLVMDisposeMessage(ir);
-    snprintf(go->name, sizeof go->name, "tt_graph_%016llx", (unsigned long long)h);
-    LLVMErrorRef e = LLVMOrcLLJITLookup(j->lljit, addr, go->name);
-    if (!e) {
-        go->linked = true;
-        return;
+    char name[40];
+    snprintf(name, sizeof name, "tt_graph_%016llx", (unsigned long long)h);
+    LLVMErrorRef e = LLVMOrcLLJITLookup(j->lljit, addr, name);
+    if (!e) { /* the same code is linked already (another entry, same IR) */
+        free(key);
+        return true;
     }
     LLVMConsumeError(e);
-    LLVMSetValueName2(LLVMGetNamedFunction(m, "tt_graph"), go->name, strlen(go->name));
-    if (link_cached(j, go->key, go->name, addr)) {
+    LLVMSetValueName2(LLVMGetNamedFunction(m, "tt_graph"), name, strlen(name));
+    if (link_cached(j, key, name, addr)) {
         j->stats.disk_hits++;
-        go->linked = true;
+        free(key);
+        return true;
     }
-}
-
-/* Optimizes and compiles go->m into go->obj (go->err on failure). Touches
- * nothing but the module, its context and the target machine, so it may run
- * on a thread of its own (compile). */
-static void *emit_graph(void *arg) {
-    GraphObj *go = arg;
-    if (!cg_optimize(go->m, go->tm, go->opt, go->err, sizeof go->err)) return NULL;
     char *msg = NULL;
-    if (LLVMTargetMachineEmitToMemoryBuffer(go->tm, go->m, LLVMObjectFile, &msg, &go->obj)) {
-        snprintf(go->err, sizeof go->err, "jit: code generation failed: %s", msg ? msg : "?");
-        LLVMDisposeMessage(msg);
-        go->obj = NULL;
+    LLVMMemoryBufferRef obj = NULL;
+    if (!cg_optimize(m, j->tm, j->opt, err, errlen)) {
+        free(key);
+        return false;
     }
-    return NULL;
-}
-
-/* Links go->obj and stores it in the on-disk cache once it has linked. */
-static bool link_graph(Jit *j, GraphObj *go, LLVMOrcExecutorAddress *addr, char *err,
-                       size_t errlen) {
-    if (!go->obj) {
-        snprintf(err, errlen, "%s", go->err);
+    if (LLVMTargetMachineEmitToMemoryBuffer(j->tm, m, LLVMObjectFile, &msg, &obj)) {
+        snprintf(err, errlen, "jit: code generation failed: %s", msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+        free(key);
         return false;
     }
     /* the JIT takes the buffer: keep a copy of the bytes to store */
-    size_t len = LLVMGetBufferSize(go->obj);
+    size_t len = LLVMGetBufferSize(obj);
     void *bytes = malloc(len ? len : 1);
-    if (bytes) memcpy(bytes, LLVMGetBufferStart(go->obj), len);
-    bool ok = add_object(j, go->obj, go->name, addr, err, errlen);
-    go->obj = NULL;
-    if (ok && bytes) objcache_store(go->key, bytes, len);
+    if (bytes) memcpy(bytes, LLVMGetBufferStart(obj), len);
+    bool ok = add_object(j, obj, name, addr, err, errlen);
+    if (ok && bytes) objcache_store(key, bytes, len);
     free(bytes);
+    free(key);
     return ok;
 }
 
@@ -602,40 +578,19 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
             big = i;
     int big_node = big >= 0 ? p->bufs[big].node : -1;
     lp_free(p);
-    /* The graph's function is made callable: its object code from the
-     * on-disk cache, or from optimizing and compiling m (then stored, once
-     * it has linked), renamed tt_graph_<IR hash> so that cached objects keep
-     * their names and one JIT never links two graphs under one name. The
-     * first graph that calls a GEMM builds the GEMM's kernels too (once per
-     * process, hundreds of ms each when nothing is cached): with a second
-     * core the graph is compiled on a thread of its own meanwhile (LLVM
-     * contexts and target machines of their own), which a cold start of a
-     * decoder waits for in full otherwise (spec/jit.md, "Compile time"). */
-    LLVMOrcExecutorAddress addr = 0;
-    GraphObj go = {0};
-    if (m) find_graph(j, m, &go, &addr);
-    bool build_gemm = m && gemm && !j->rt.gemm, build_qgemm = m && qgemm && !j->rt.qgemm;
-    pthread_t th;
-    bool helper = m && !go.linked && (build_gemm || build_qgemm) && cores() > 1 &&
-                  pthread_create(&th, NULL, emit_graph, &go) == 0;
-    if (build_gemm) { /* compiles the GEMM kernels, once per process */
+    if (m && gemm && !j->rt.gemm) { /* compiles the GEMM kernels, once per process */
         char gerr[256];
         j->rt.gemm = tt_gemm_new(gerr, sizeof gerr);
         if (!j->rt.gemm) snprintf(err, errlen, "jit: cannot build the GEMM: %s", gerr);
     }
-    if (build_qgemm) { /* compiles the int8 kernels, once per process */
+    LLVMOrcExecutorAddress addr = 0;
+    if (m && qgemm && !j->rt.qgemm) { /* compiles the int8 kernels, once per process */
         char gerr[256];
         j->rt.qgemm = tt_qgemm_new(gerr, sizeof gerr);
         if (!j->rt.qgemm) snprintf(err, errlen, "jit: cannot build the int8 GEMM: %s", gerr);
     }
-    if (helper) pthread_join(th, NULL);
-    bool ok = m && (!gemm || j->rt.gemm) && (!qgemm || j->rt.qgemm);
-    if (ok && !go.linked) {
-        if (!helper) emit_graph(&go);
-        ok = link_graph(j, &go, &addr, err, errlen);
-    }
-    if (go.obj) LLVMDisposeMemoryBuffer(go.obj);
-    free(go.key);
+    bool ok = m && (!gemm || j->rt.gemm) && (!qgemm || j->rt.qgemm) &&
+              link_graph(j, m, &addr, err, errlen);
     if (m) LLVMDisposeModule(m);
     LLVMContextDispose(ctx);
     if (!ok) return false;
