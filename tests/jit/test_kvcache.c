@@ -93,28 +93,40 @@ Test(kvcache, cached_equals_uncached_jit) {
 }
 
 /* The JIT compiles the same number of graphs for a short prompt and few
- * tokens as for a long prompt and many: the decode graph, once. */
-static int64_t decode_compiles(int prompt, int n) {
+ * tokens as for a long prompt and many: the decode graph, once (the prompt
+ * runs through it too; the traces at T = 2 and 3 are never compiled, nor
+ * is sampling, which is no graph). A second generate, with another prompt
+ * length, number of tokens and sampling, compiles nothing. */
+static void decode_compiles(int prompt, int n, int64_t *first, int64_t *again) {
     Interp *I = interp(BACKEND_JIT);
     run(I, "let m = TinyGPT(17, 8, 2, 2, 40)\nlet s = sum(m.head.b)\n");
     char src[256];
     snprintf(src, sizeof src,
-             "let p = cast(arange(%d) %% 17, \"i32\")\nlet out = generate(m, p, %d, seed=1)\n",
-             prompt, n);
+             "let p = cast(arange(%d) %% 17, \"i32\")\nlet q = p[0:1]\nlet k = item(sum(p) + "
+             "sum(q))\n",
+             prompt);
+    run(I, src); /* the prompts realized: only generate counts */
+    snprintf(src, sizeof src, "let out = generate(m, p, %d, seed=1)\n", n);
     int64_t before = compiles(I);
     int nexec = I->nexec;
     run(I, src);
-    int64_t c = compiles(I) - before;
+    *first = compiles(I) - before;
     cr_expect_geq(I->nexec - nexec, prompt + n - 1, "one graph run per position");
+    snprintf(src, sizeof src, "let again = generate(m, q, %d, temperature=0)\n", n + 3);
+    before = compiles(I);
+    run(I, src);
+    *again = compiles(I) - before;
     rt_free_interp(I);
-    return c;
 }
 
 Test(kvcache, decoding_compiles_a_fixed_number_of_graphs) {
-    int64_t a = decode_compiles(3, 4), b = decode_compiles(9, 30);
-    cr_expect_eq(a, b, "%lld graphs compiled for 3 + 4 tokens, %lld for 9 + 30", (long long)a,
-                 (long long)b);
-    cr_expect_leq(b, 3, "%lld graphs compiled", (long long)b);
+    int64_t a, a2, b, b2;
+    decode_compiles(3, 4, &a, &a2);
+    decode_compiles(9, 30, &b, &b2);
+    cr_expect_eq(a, 1, "%lld graphs compiled for 3 + 4 tokens, not 1", (long long)a);
+    cr_expect_eq(b, 1, "%lld graphs compiled for 9 + 30 tokens, not 1", (long long)b);
+    cr_expect_eq(a2 + b2, 0, "a second generate compiled %lld and %lld graphs", (long long)a2,
+                 (long long)b2);
 }
 
 /* Attention written by hand has a [T, T] score matrix: the pass refuses,
