@@ -343,15 +343,28 @@ static LpExpr *sfx_at(Lower *L, int id, LpExpr **idx, int k0, LpExpr *j) {
     return sfx_at(L, n->in[0], jj, k0, j);
 }
 
+/* m op x for the lanes: a sum in f64; an f32 max where a NaN wins (as
+ * lower_reduce's chain: if (x > m || x != x) m = x). */
+static LpExpr *lane_op(LpProg *p, OpKind op, LpExpr *m, LpExpr *x) {
+    if (op == OP_SUM) return lp_bin(p, LO_ADD, m, x);
+    return lp_select(p, lp_bin(p, LO_OR, lp_bin(p, LO_GT, x, m), lp_bin(p, LO_NE, x, x)), x, m);
+}
+
 /* The lanes' sum (see above) of the input of sum node n over the reduced
- * dims; idx holds the kept dims' loop variables. */
+ * dims; idx holds the kept dims' loop variables. An f32 rmax takes the
+ * same lanes in f32 (max is exact in any order: the one difference from
+ * the single chain is that of +0 and -0, which compare equal, the first
+ * seen may differ). */
 static LpExpr *sum_lanes(Lower *L, const IrNode *n, LpExpr **idx, uint32_t axes, int k0) {
     LpProg *p = L->p;
     const Shape *is = &node(L, n->in[0])->shape;
     int64_t len = 1;
     for (int k = k0; k < is->ndim; k++) len *= is->d[k];
+    bool sum = n->op == OP_SUM;
+    LpType at = sum ? LT_F64 : LT_F32;
     LpExpr *lane[SUM_LANES];
-    for (int u = 0; u < SUM_LANES; u++) lane[u] = lp_local(p, LT_F64, zero_of(p, LT_F64));
+    for (int u = 0; u < SUM_LANES; u++)
+        lane[u] = lp_local(p, at, sum ? zero_of(p, at) : lp_const_f(p, LT_F32, -INFINITY));
     int nred = 0;
     for (int k = 0; k < k0; k++)
         if (axes >> k & 1u) {
@@ -363,19 +376,18 @@ static LpExpr *sum_lanes(Lower *L, const IrNode *n, LpExpr **idx, uint32_t axes,
         LpExpr *jo = lp_open_loop(p, nb);
         for (int u = 0; u < SUM_LANES; u++) {
             LpExpr *j = lp_iadd(p, lp_imul(p, jo, SUM_LANES), lp_iconst(p, u));
-            LpExpr *x = lp_cast(p, LT_F64, sfx_at(L, n->in[0], idx, k0, j));
-            lp_set(p, lane[u], lp_bin(p, LO_ADD, lane[u], x));
+            LpExpr *x = sfx_at(L, n->in[0], idx, k0, j);
+            lp_set(p, lane[u], lane_op(p, n->op, lane[u], sum ? lp_cast(p, at, x) : x));
         }
         lp_close_loop(p);
     }
     for (int u = 0; u < r; u++) {
-        LpExpr *x =
-            lp_cast(p, LT_F64, sfx_at(L, n->in[0], idx, k0, lp_iconst(p, nb * SUM_LANES + u)));
-        lp_set(p, lane[u], lp_bin(p, LO_ADD, lane[u], x));
+        LpExpr *x = sfx_at(L, n->in[0], idx, k0, lp_iconst(p, nb * SUM_LANES + u));
+        lp_set(p, lane[u], lane_op(p, n->op, lane[u], sum ? lp_cast(p, at, x) : x));
     }
     close_n(p, nred);
     for (int w = SUM_LANES; w > 1; w /= 2)
-        for (int u = 0; u < w / 2; u++) lane[u] = lp_bin(p, LO_ADD, lane[2 * u], lane[2 * u + 1]);
+        for (int u = 0; u < w / 2; u++) lane[u] = lane_op(p, n->op, lane[2 * u], lane[2 * u + 1]);
     return lane[0];
 }
 
@@ -424,7 +436,7 @@ static void lower_reduce(Lower *L, int id, int out) {
         return;
     }
 
-    if (n->op == OP_SUM && t == LT_F32) {
+    if ((n->op == OP_SUM || n->op == OP_RMAX) && t == LT_F32) {
         int k0 = is->ndim;
         int64_t len = 1;
         while (k0 > 0 && (axes >> (k0 - 1) & 1u)) len *= is->d[--k0];

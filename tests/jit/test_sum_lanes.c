@@ -60,7 +60,7 @@ static bool check(const IrGraph *g, void **in, const char *what) {
         jit_free(j);
     }
     bool ok = true;
-    double tol = ir_ops[OP_SUM].tol;
+    double tol = ir_ops[o->op].tol; /* rmax: 0, exact */
     for (int64_t k = 0; k < n && ok; k++) {
         double a = got[0][k], b = want[k];
         bool close = (isnan(a) && isnan(b)) || a == b || fabs(a - b) <= tol * fmax(1.0, fabs(b));
@@ -92,6 +92,19 @@ static int build(IrGraph *g, Shape s, const int *axes, int na, int prod, bool ke
     int y = ir_reduce(g, OP_SUM, x, axes, na, keep, L0);
     ir_mark_output(g, y);
     return y;
+}
+
+/* Does the fused lowering of g take an f32 max in lanes (16 f32 locals)? */
+static bool uses_max_lanes(const IrGraph *g) {
+    LpProg *p = lp_lower(g, true);
+    bool any = false;
+    for (int k = 0; k < p->nkernels; k++) {
+        int f32 = 0;
+        for (int i = 0; i < p->kernels[k].nlocals; i++) f32 += p->kernels[k].local_ty[i] == LT_F32;
+        any = any || f32 >= 16;
+    }
+    lp_free(p);
+    return any;
 }
 
 static void **inputs(const IrGraph *g, RgRng *r, double lo, double hi) {
@@ -207,4 +220,38 @@ Test(jit_sum_lanes, long_reductions, .timeout = 120) {
         free_inputs(in, g.ninputs);
         ir_free(&g);
     }
+}
+
+/* rmax takes the same lanes in f32: exact against the reference on random
+ * shapes (max in any order), a NaN anywhere in a row wins, -inf rows; on 1
+ * and 2 threads, bit-identical. */
+Test(jit_sum_lanes, rmax_in_lanes_exact, .timeout = 120) {
+    RgRng r = {20261205};
+    int lanes = 0, failures = 0;
+    for (int v = 0; v < 40; v++) {
+        Shape s = {rg_int(&r, 1, 3), {0}};
+        for (int i = 0; i < s.ndim; i++) s.d[i] = rg_int(&r, 1, 40);
+        int axes[IR_MAXDIM], na = 0;
+        for (int i = 0; i < s.ndim; i++)
+            if (rg_int(&r, 0, 1) || i == s.ndim - 1) axes[na++] = i;
+        IrGraph g;
+        ir_init(&g);
+        int x = ir_input(&g, TY_F32, s, NULL, L0);
+        if (v % 2) x = ir_binary(&g, OP_MUL, x, x, L0);
+        ir_mark_output(&g, ir_reduce(&g, OP_RMAX, x, axes, na, false, L0));
+        lanes += uses_max_lanes(&g);
+        void **in = inputs(&g, &r, -3, 3);
+        int64_t n = shape_numel(&s);
+        float *d = in[0];
+        if (v % 5 == 1) d[rg_int(&r, 0, (int)n - 1)] = NAN;
+        if (v % 5 == 2)
+            for (int64_t i = 0; i < n; i++) d[i] = -INFINITY;
+        char what[64];
+        snprintf(what, sizeof what, "rmax variant %d", v);
+        failures += !check(&g, in, what);
+        free_inputs(in, g.ninputs);
+        ir_free(&g);
+    }
+    cr_expect(failures == 0, "%d failures (see the log)", failures);
+    cr_expect(lanes >= 10, "only %d of 40 graphs took the max in lanes", lanes);
 }
