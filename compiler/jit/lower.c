@@ -2004,11 +2004,24 @@ static bool rereads(const Lower *L, int c, int pos, int x) {
  * deep, past the end of the C stack. */
 #define MAX_FUSED_CHAIN 256
 
+/* Is node id a constant seen through remaps (broadcast(0.5) to a shape)?
+ * Reading it costs nothing, so it is fused into every consumer, however
+ * many: materialized, GELU's three broadcast constants were 12 MB written
+ * and read again per TinyGPT layer (autodiff keeps them for the backward). */
+static bool const_remap(const Lower *L, int id) {
+    const IrNode *n = node(L, id);
+    return is_remap(n->op) && (node(L, n->in[0])->op == OP_CONST || const_remap(L, n->in[0]));
+}
+
 static void decide_fusion(Lower *L) {
     const IrGraph *g = L->g;
     int *chain = tt_xcalloc((size_t)g->n + 1, sizeof *chain); /* fused nodes down to here */
     for (int i = g->n - 1; i >= 0; i--) {
         const IrNode *n = node(L, i);
+        if (L->need[i] && !L->is_out[i] && L->uses[i] > 1 && const_remap(L, i)) {
+            L->fused[i] = L->recomp[i] = true;
+            continue;
+        }
         if (!L->need[i] || !fusable(n->op) || L->is_out[i] || L->uses[i] != 1) continue;
         int c = L->consumer[i], pos = 0;
         const IrNode *cn = node(L, c);

@@ -1051,6 +1051,28 @@ Test(jit_fusion, elementwise_chain_is_one_kernel) {
     ir_free(&g);
 }
 
+/* A constant broadcast to a shape and read by two kernels (GELU's 0.5, kept
+ * by autodiff for the backward) is recomputed in each, never stored: the
+ * two outputs are two kernels and there is no temporary. */
+Test(jit_fusion, broadcast_constant_with_two_readers_is_not_stored) {
+    IrGraph g;
+    ir_init(&g);
+    Shape s = {2, {4, 64}};
+    int x = ir_input(&g, TY_F32, s, NULL, L0);
+    int c = ir_broadcast_to(&g, ir_const(&g, TY_F32, shape_scalar(), 0.5, L0), s, L0);
+    int sum = 1;
+    ir_mark_output(&g, ir_binary(&g, OP_MUL, x, c, L0));
+    ir_mark_output(&g, ir_reduce(&g, OP_SUM, ir_binary(&g, OP_ADD, x, c, L0), &sum, 1, false, L0));
+    cr_expect_eq(kernels_of(&g, true), 2);
+    LpProg *p = lp_lower(&g, true);
+    for (int b = 0; b < p->nbufs; b++)
+        cr_expect(p->bufs[b].kind != LB_TEMP, "buffer %d (node %%%d) is a temporary", b,
+                  p->bufs[b].node);
+    lp_free(p);
+    check_runs(&g, 1e-5);
+    ir_free(&g);
+}
+
 /* softmax(x, axis=-1) = exp(x - max) / sum(exp(x - max)): the max, the
  * exp (read twice, so kept), the sum, the division */
 Test(jit_fusion, softmax_kernel_count) {
