@@ -107,6 +107,46 @@ Test(qgemm_, random_shapes) {
     }
 }
 
+/* Small M (the gemv kernels) with columns that are not a whole vector:
+ * B's rows are read in place, a vector past the row's end, except the last
+ * rows. A and B are allocated to their last byte, so a read past B's end
+ * is caught by the sanitizer build; every entry exact, C's padding (ldc)
+ * untouched. Extremes (-128, 127) and K not a multiple of 4 included. */
+Test(qgemm_, small_m_ragged_columns_in_place) {
+    const int64_t ns[] = {1, 2, 3, 7, 10, 15, 17, 31, 70, 100};
+    const int64_t ks[] = {1, 2, 3, 5, 63, 64, 129};
+    for (size_t i = 0; i < sizeof PATHS / sizeof *PATHS; i++) {
+        TtQgemm *q = path(PATHS[i]);
+        if (!q) continue;
+        int bad = 0;
+        for (int64_t M = 1; M <= 4; M++)
+            for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+                for (size_t b = 0; b < sizeof ks / sizeof *ks; b++)
+                    for (int64_t pad = 0; pad <= 3; pad += 3) {
+                        int64_t N = ns[a], K = ks[b], ldb = N + pad, ldc = N + 1;
+                        int mode = (int)((a + b) % 3);
+                        size_t nb = (size_t)((K - 1) * ldb + N);
+                        int8_t *A = malloc((size_t)(M * K)), *B = malloc(nb);
+                        int32_t *C = malloc((size_t)(M * ldc) * 4),
+                                *R = malloc((size_t)(M * ldc) * 4);
+                        for (int64_t e = 0; e < M * K; e++) A[e] = rand_i8(mode);
+                        for (size_t e = 0; e < nb; e++) B[e] = rand_i8(mode);
+                        for (int64_t e = 0; e < M * ldc; e++) C[e] = R[e] = (int32_t)next();
+                        reference(M, N, K, A, K, B, ldb, R, ldc);
+                        tt_qgemm_run(q, M, N, K, A, K, B, ldb, C, ldc, 1, NULL);
+                        for (int64_t e = 0; e < M * ldc; e++)
+                            if (C[e] != R[e] && bad++ < 3)
+                                cr_log_error("%s %lldx%lldx%lld ldb %lld: cell %lld: %d, want %d",
+                                             tt_qgemm_path(q), (long long)M, (long long)N,
+                                             (long long)K, (long long)ldb, (long long)e, C[e],
+                                             R[e]);
+                        free(A), free(B), free(C), free(R);
+                    }
+        cr_expect_eq(bad, 0);
+        tt_qgemm_free(q);
+    }
+}
+
 /* all -128 / +-127: every sum at the extremes; k = 131073 takes
  * k * 128 * 128 past 2^31, where the i32 sum wraps like the reference's */
 Test(qgemm_, extremes_and_wrap) {
