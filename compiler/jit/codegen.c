@@ -334,6 +334,22 @@ static LLVMValueRef emit_cast(Cg *c, const LpExpr *e) {
     if (from == to) return x;
     if (is_float(from) && is_float(to))
         return to == LT_F64 ? LLVMBuildFPExt(b, x, tt, "") : LLVMBuildFPTrunc(b, x, tt, "");
+    if (is_float(from) && to == LT_I8) {
+        /* The same as llvm.fptosi.sat, which the x86 backend scalarizes
+         * for vectors of i8 (a max, min, convert and insert per element:
+         * most of a quantize or requantize loop): clamp to [min, max] in
+         * float first (-128 and 127 exact; truncation is
+         * monotone and keeps integers, so clamping commutes with it), NaN
+         * to 0, then a plain in-range conversion, all vector ops. */
+        int64_t hi = INT8_MAX;
+        LLVMTypeRef ft = c->ty[from];
+        LLVMValueRef lo_v = fconst(c, from, (double)(-hi - 1)), hi_v = fconst(c, from, (double)hi);
+        LLVMValueRef m =
+            LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo_v, ""), lo_v, x, "");
+        m = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, m, hi_v, ""), hi_v, m, "");
+        m = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), LLVMConstNull(ft), m, "");
+        return LLVMBuildTrunc(b, LLVMBuildFPToSI(b, m, c->ty[LT_I32], ""), tt, "");
+    }
     if (is_float(from)) { /* truncate toward zero, saturate, NaN -> 0 */
         LLVMTypeRef tys[2] = {tt, c->ty[from]};
         return call_intrinsic(c, "llvm.fptosi.sat", tys, 2, &x, 1);
