@@ -13,7 +13,8 @@
  *                         the divisor is replaced by 1 in those cases, so
  *                         sdiv never sees 0 or -1
  *   f32 max/min           NaN if either is NaN, else a > b ? a : b
- *   f32 -> int            llvm.fptosi.sat (truncates, saturates, NaN -> 0)
+ *   float -> int          llvm.fptosi.sat (truncates, saturates, NaN -> 0);
+ *                         to i8 as a clamp in float, NaN -> 0, then fptosi
  *   exp log sin cos pow   llvm.* intrinsics (lowered to libm calls)
  *   tanh                  inline, Cephes' tanhf (cg_tanh: vectorizable)
  *   sigmoid               e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e)
@@ -335,12 +336,12 @@ static LLVMValueRef emit_cast(Cg *c, const LpExpr *e) {
     if (is_float(from) && is_float(to))
         return to == LT_F64 ? LLVMBuildFPExt(b, x, tt, "") : LLVMBuildFPTrunc(b, x, tt, "");
     if (is_float(from) && to == LT_I8) {
-        /* The same as llvm.fptosi.sat, which the x86 backend scalarizes
-         * for vectors of i8 (a max, min, convert and insert per element:
-         * most of a quantize or requantize loop): clamp to [min, max] in
-         * float first (-128 and 127 exact; truncation is
-         * monotone and keeps integers, so clamping commutes with it), NaN
-         * to 0, then a plain in-range conversion, all vector ops. */
+        /* The same values as llvm.fptosi.sat, which the x86 backend
+         * scalarizes for vectors of i8 (a max, min, convert and insert per
+         * element: most of a quantize or requantize loop). Clamping to
+         * [-128, 127] in float first commutes with the truncation (it is
+         * monotone and keeps integers); NaN goes to 0 by a select (fptosi
+         * of NaN is poison); the in-range conversion is then plain. */
         int64_t hi = INT8_MAX;
         LLVMTypeRef ft = c->ty[from];
         LLVMValueRef lo_v = fconst(c, from, (double)(-hi - 1)), hi_v = fconst(c, from, (double)hi);
