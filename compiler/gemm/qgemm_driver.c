@@ -216,9 +216,15 @@ static void run_scalar(int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t
 }
 
 /* Small M: the JIT's gemv kernels over whole vectors of columns; the
- * remaining columns (fewer than a vector) through one vector too, from a
- * zero-padded copy of them (K x lanes bytes) when that is at most
- * QGEMV_PAD_MAX bytes, else by the scalar loop. */
+ * remaining columns (fewer than a vector) through one vector too. A vector
+ * of bytes from row p at those columns reads past the row's end into the
+ * next row (or B's padding): harmless, those lanes only feed output
+ * columns that are dropped, since each column of C reads only its column of
+ * B. So B is read in place for the rows where that vector stays inside B
+ * (its last row ends at column N): all but the last ceil(w / ldb) or so.
+ * Only those last rows are copied, zero-padded (at most QGEMV_PAD_MAX
+ * bytes, else the scalar loop), and their sums added: a batch-1 head of 10
+ * classes copied all K rows per call before. */
 #define QGEMV_PAD_MAX   (1 << 16)
 #define QGEMV_PAD_STACK (1 << 13)
 static void run_gemv(const QgemmKernels *k, int64_t M, int64_t N, int64_t K, const int8_t *A,
@@ -230,36 +236,33 @@ static void run_gemv(const QgemmKernels *k, int64_t M, int64_t N, int64_t K, con
     done += nb * w;
     if (done == N) return;
     int64_t rest = N - done;
-    /* on the stack when small (batch-1 inference of a 10-class head: no
-     * allocation per call) */
+    /* rows p < inplace: p * ldb + done + w <= (K - 1) * ldb + N */
+    int64_t room = (K - 1) * ldb + N - done - w;
+    int64_t inplace = room < 0 ? 0 : room / ldb + 1 < K ? room / ldb + 1 : K;
+    int64_t tail = K - inplace;
     int8_t small[QGEMV_PAD_STACK];
-    int8_t *pb = K * w <= QGEMV_PAD_STACK ? small
-                 : K * w <= QGEMV_PAD_MAX ? malloc((size_t)(K * w))
-                                          : NULL;
+    int8_t *pb = tail * w <= QGEMV_PAD_STACK ? small
+                 : tail * w <= QGEMV_PAD_MAX ? malloc((size_t)(tail * w))
+                                             : NULL;
     if (!pb) {
         run_scalar(M, rest, K, A, lda, B + done, ldb, C + done, ldc);
         return;
     }
-    int32_t pc[QGEMM_GEMV_MR * 16];
-    /* A whole vector of bytes per row where that stays inside B (its last
-     * row ends at column N): the bytes past `rest` only feed output columns
-     * that are dropped, since each column of C reads only its column of B.
-     * One fixed-size copy per row instead of two library calls. */
-    int64_t end = (K - 1) * ldb + N;
-    for (int64_t p = 0; p < K; p++) {
-        const int8_t *src = B + p * ldb + done;
-        int8_t *dst = pb + p * w;
-        if (p * ldb + done + w <= end && w == 16) {
-            memcpy(dst, src, 16);
-        } else if (p * ldb + done + w <= end && w == 8) {
-            memcpy(dst, src, 8);
-        } else {
-            memcpy(dst, src, (size_t)rest);
-            memset(dst + rest, 0, (size_t)(w - rest));
+    int32_t pc[QGEMM_GEMV_MR * 16], pt[QGEMM_GEMV_MR * 16];
+    if (inplace > 0) k->gemv[M - 1](inplace, A, lda, B + done, ldb, pc, w, 1);
+    if (tail > 0) {
+        for (int64_t p = 0; p < tail; p++) {
+            memcpy(pb + p * w, B + (inplace + p) * ldb + done, (size_t)rest);
+            memset(pb + p * w + rest, 0, (size_t)(w - rest));
         }
+        k->gemv[M - 1](tail, A + inplace, lda, pb, w, pt, w, 1);
     }
-    k->gemv[M - 1](K, A, lda, pb, w, pc, w, 1);
-    for (int64_t i = 0; i < M; i++) memcpy(C + i * ldc + done, pc + i * w, (size_t)rest * 4);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < rest; j++) {
+            uint32_t s = inplace > 0 ? (uint32_t)pc[i * w + j] : 0;
+            if (tail > 0) s += (uint32_t)pt[i * w + j];
+            C[i * ldc + done + j] = (int32_t)s;
+        }
     if (pb != small) free(pb);
 }
 

@@ -13,7 +13,8 @@
  *                         the divisor is replaced by 1 in those cases, so
  *                         sdiv never sees 0 or -1
  *   f32 max/min           NaN if either is NaN, else a > b ? a : b
- *   f32 -> int            llvm.fptosi.sat (truncates, saturates, NaN -> 0)
+ *   float -> int          llvm.fptosi.sat (truncates, saturates, NaN -> 0);
+ *                         to i8 as a clamp in float, NaN -> 0, then fptosi
  *   exp log sin cos pow   llvm.* intrinsics (lowered to libm calls)
  *   tanh                  inline, Cephes' tanhf (cg_tanh: vectorizable)
  *   sigmoid               e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e)
@@ -334,6 +335,22 @@ static LLVMValueRef emit_cast(Cg *c, const LpExpr *e) {
     if (from == to) return x;
     if (is_float(from) && is_float(to))
         return to == LT_F64 ? LLVMBuildFPExt(b, x, tt, "") : LLVMBuildFPTrunc(b, x, tt, "");
+    if (is_float(from) && to == LT_I8) {
+        /* The same values as llvm.fptosi.sat, which the x86 backend
+         * scalarizes for vectors of i8 (a max, min, convert and insert per
+         * element: most of a quantize or requantize loop). Clamping to
+         * [-128, 127] in float first commutes with the truncation (it is
+         * monotone and keeps integers); NaN goes to 0 by a select (fptosi
+         * of NaN is poison); the in-range conversion is then plain. */
+        int64_t hi = INT8_MAX;
+        LLVMTypeRef ft = c->ty[from];
+        LLVMValueRef lo_v = fconst(c, from, (double)(-hi - 1)), hi_v = fconst(c, from, (double)hi);
+        LLVMValueRef m =
+            LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo_v, ""), lo_v, x, "");
+        m = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, m, hi_v, ""), hi_v, m, "");
+        m = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), LLVMConstNull(ft), m, "");
+        return LLVMBuildTrunc(b, LLVMBuildFPToSI(b, m, c->ty[LT_I32], ""), tt, "");
+    }
     if (is_float(from)) { /* truncate toward zero, saturate, NaN -> 0 */
         LLVMTypeRef tys[2] = {tt, c->ty[from]};
         return call_intrinsic(c, "llvm.fptosi.sat", tys, 2, &x, 1);

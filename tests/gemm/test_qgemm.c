@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "qgemm.h"
 
@@ -103,6 +105,63 @@ Test(qgemm_, random_shapes) {
             for (int t = 1; t <= 3; t += 2)
                 cr_expect_eq(
                     check(q, shapes[s][0], shapes[s][1], shapes[s][2], (int64_t)s % 3, 0, t), 0);
+        tt_qgemm_free(q);
+    }
+}
+
+/* n bytes that end where an inaccessible page starts: a read past the end
+ * faults in any build (the JIT's kernels are not instrumented by the
+ * sanitizers). Freed with guarded_free(p, n). */
+static int8_t *guarded_alloc(size_t n) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), span = (n + pg - 1) / pg * pg + pg;
+    uint8_t *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(m != MAP_FAILED);
+    cr_assert(mprotect(m + span - pg, pg, PROT_NONE) == 0);
+    return (int8_t *)(m + span - pg - n);
+}
+
+static void guarded_free(int8_t *p, size_t n) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), span = (n + pg - 1) / pg * pg + pg;
+    munmap((uint8_t *)p + n + pg - span, span);
+}
+
+/* Small M (the gemv kernels) with columns that are not a whole vector:
+ * B's rows are read in place, a vector past the row's end, except the last
+ * rows. B ends where an inaccessible page starts, so a read past its end
+ * faults; every entry exact, C's padding (ldc) untouched. Extremes (-128,
+ * 127) and K not a multiple of 4 included. */
+Test(qgemm_, small_m_ragged_columns_in_place) {
+    const int64_t ns[] = {1, 2, 3, 7, 10, 15, 17, 31, 70, 100};
+    const int64_t ks[] = {1, 2, 3, 5, 63, 64, 129};
+    for (size_t i = 0; i < sizeof PATHS / sizeof *PATHS; i++) {
+        TtQgemm *q = path(PATHS[i]);
+        if (!q) continue;
+        int bad = 0;
+        for (int64_t M = 1; M <= 4; M++)
+            for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+                for (size_t b = 0; b < sizeof ks / sizeof *ks; b++)
+                    for (int64_t pad = 0; pad <= 3; pad += 3) {
+                        int64_t N = ns[a], K = ks[b], ldb = N + pad, ldc = N + 1;
+                        int mode = (int)((a + b) % 3);
+                        size_t nb = (size_t)((K - 1) * ldb + N);
+                        int8_t *A = malloc((size_t)(M * K)), *B = guarded_alloc(nb);
+                        int32_t *C = malloc((size_t)(M * ldc) * 4),
+                                *R = malloc((size_t)(M * ldc) * 4);
+                        for (int64_t e = 0; e < M * K; e++) A[e] = rand_i8(mode);
+                        for (size_t e = 0; e < nb; e++) B[e] = rand_i8(mode);
+                        for (int64_t e = 0; e < M * ldc; e++) C[e] = R[e] = (int32_t)next();
+                        reference(M, N, K, A, K, B, ldb, R, ldc);
+                        tt_qgemm_run(q, M, N, K, A, K, B, ldb, C, ldc, 1, NULL);
+                        for (int64_t e = 0; e < M * ldc; e++)
+                            if (C[e] != R[e] && bad++ < 3)
+                                cr_log_error("%s %lldx%lldx%lld ldb %lld: cell %lld: %d, want %d",
+                                             tt_qgemm_path(q), (long long)M, (long long)N,
+                                             (long long)K, (long long)ldb, (long long)e, C[e],
+                                             R[e]);
+                        guarded_free(B, nb);
+                        free(A), free(C), free(R);
+                    }
+        cr_expect_eq(bad, 0);
         tt_qgemm_free(q);
     }
 }

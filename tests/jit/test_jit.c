@@ -1013,6 +1013,50 @@ Test(jit_ops, integer_corners) {
     jit_free(j);
 }
 
+/* The conversions to i8 (cast f32 -> i8; quantize and requantize, which
+ * round in f64) over whole vectors, where the JIT clamps in float before a
+ * plain conversion instead of llvm.fptosi.sat: every corner of the
+ * saturation (127.5, 128, -128.5, -129, huge values, infinities), NaN (0),
+ * ties (half to even) and -0, against the reference, tolerance 0. 203
+ * elements: several vector iterations and a remainder. */
+Test(jit_ops, i8_conversions_vectorized_exact) {
+    static const float fc[] = {NAN,     INFINITY, -INFINITY, 0.0f,   -0.0f,   127.0f,  127.49f,
+                               127.5f,  127.99f,  128.0f,    128.5f, -128.0f, -128.5f, -128.99f,
+                               -129.0f, -129.5f,  1e30f,     -1e30f, 3e9f,    -3e9f,   0.5f,
+                               1.5f,    2.5f,     -0.5f,     -2.5f,  1e-40f,  254.0f,  -256.0f,
+                               63.5f,   -64.5f,   255.5f,    -255.5f};
+    static const int32_t ic[] = {INT32_MIN, INT32_MAX, 0,    1,    -1,  254,  255, 256, 257,
+                                 -255,      -256,      -257, -258, 511, -513, 127, -129};
+    enum { N = 203 };
+    float x[N];
+    int32_t acc[N];
+    RgRng r = {0x5eed1234u};
+    for (int i = 0; i < N; i++) {
+        int c = rg_int(&r, 0, 2);
+        x[i] = i < (int)(sizeof fc / sizeof *fc) || c == 0 ? fc[i % (sizeof fc / sizeof *fc)]
+                                                           : (float)rg_unif(&r, -300, 300);
+        acc[i] = i < (int)(sizeof ic / sizeof *ic) || c == 0 ? ic[i % (sizeof ic / sizeof *ic)]
+                                                             : rg_int(&r, -600, 600);
+    }
+    static const double scales[] = {1.0, 0.5, 0.25, 3.0};
+    for (int si = 0; si < 4; si++) {
+        IrGraph g;
+        ir_init(&g);
+        Shape s = {1, {N}};
+        int xi = ir_input(&g, TY_F32, s, NULL, L0), ai = ir_input(&g, TY_I32, s, NULL, L0);
+        int sc = ir_const(&g, TY_F32, shape_scalar(), scales[si], L0);
+        int zp = ir_const(&g, TY_I32, shape_scalar(), si * 5 - 7, L0);
+        ir_mark_output(&g, ir_cast(&g, xi, TY_I8, L0));
+        ir_mark_output(&g, ir_quantize(&g, xi, sc, zp, IR_NO_AXIS, L0));
+        ir_mark_output(&g, ir_requantize(&g, ai, sc, zp, TY_I8, IR_NO_AXIS, L0));
+        Jit *j = jit_new(1);
+        void *in[2] = {x, acc};
+        cr_expect(differential(j, &g, in, 0, "i8 conversions"), "scale %g", scales[si]);
+        jit_free(j);
+        ir_free(&g);
+    }
+}
+
 /* -- fusion -- */
 
 static int kernels_of(const IrGraph *g, bool fuse) {
