@@ -178,6 +178,11 @@ void lp_gemm(LpProg *p, const LpGemm *g) {
     p->ngemm++;
 }
 
+void lp_mark_epilogue(LpProg *p) {
+    LpStmt *s = p->open[p->depth];
+    if (s) s->epilogue = true;
+}
+
 void lp_check(LpProg *p, LpExpr *index, int64_t n, int node) {
     TT_ASSERT(index->ty == LT_I64 && n >= 0 && node >= 0);
     int w = 0;

@@ -240,6 +240,10 @@ LpExpr *lp_local(LpProg *p, LpType ty, LpExpr *init); /* returns an LE_LOCAL */
 void lp_set(LpProg *p, LpExpr *local, LpExpr *value);
 void lp_store(LpProg *p, int buf, LpExpr *index, LpExpr *value);
 void lp_gemm(LpProg *p, const LpGemm *g); /* copied */
+/* Marks the innermost open loop, opened right after an LS_GEMM at the
+ * kernel's top level with one iteration per row of its C, as the GEMM's
+ * epilogue (LpStmt.epilogue); a folded loop (extent 1) stays plain code. */
+void lp_mark_epilogue(LpProg *p);
 /* `check 0 <= index < n` for the indices of graph node `node` (index i64,
  * n >= 0): the node gets its status word on its first check. */
 void lp_check(LpProg *p, LpExpr *index, int64_t n, int node);

@@ -42,6 +42,13 @@ typedef struct Lower {
     int *uses, *consumer, *buf;
     int *kf; /* nodes fused into the kernel being built */
     int nkf;
+    /* convolution epilogues (decide_conv_epilogues): epi_conv[r], the conv2d
+     * whose elementwise consumers up to root r are computed as it leaves
+     * the GEMM (-1: none); while that conv is lowered, epi_root = r and
+     * value_at(epi_node) is epi_val, the product's element */
+    int *epi_conv;
+    int epi_root, epi_node;
+    LpExpr *epi_val;
 } Lower;
 
 static const IrNode *node(const Lower *L, int id) {
@@ -206,6 +213,10 @@ static LpExpr *node_expr(Lower *L, int id, LpExpr **idx) {
 
 static LpExpr *value_at(Lower *L, int id, LpExpr **idx) {
     const IrNode *n = node(L, id);
+    if (id == L->epi_node) { /* idx is the element's: the path to it is elementwise */
+        note_fused(L, id);
+        return L->epi_val;
+    }
     if (L->buf[id] >= 0) return lp_load(L->p, L->buf[id], linearize(L->p, idx, &n->shape));
     if (n->op == OP_CONST) return const_expr(L, n);
     TT_ASSERT(L->fused[id]);
@@ -1068,9 +1079,12 @@ static void gather_col(Lower *L, int id, int xn, int src, int col, const ConvDim
 
 /* Opens the loops (o, n, i, j) over the chunk's [nb, O, P] block of y, and
  * returns the linear index in its channels-first layout [O, NPc]; yi: the
- * index in y. */
-static LpExpr *cf_loops(LpProg *p, const ConvDims *d, LpExpr **yi) {
+ * index in y. epi: the loop over o, right after the GEMM of [O, NPc], is
+ * its epilogue: row o is copied out while it is in cache, on the GEMM's
+ * threads. */
+static LpExpr *cf_loops(LpProg *p, const ConvDims *d, LpExpr **yi, bool epi) {
     yi[1] = lp_open_loop(p, d->O);
+    if (epi) lp_mark_epilogue(p);
     LpExpr *n = lp_open_loop(p, d->nb);
     yi[2] = lp_open_loop(p, d->Ho);
     yi[3] = lp_open_loop(p, d->Wo);
@@ -1082,9 +1096,22 @@ static LpExpr *cf_loops(LpProg *p, const ConvDims *d, LpExpr **yi) {
 /* The chunk of the [N, O, P] value of node yn into t [O, NPc] */
 static void channels_first(Lower *L, int yn, int t, const ConvDims *d) {
     LpExpr *yi[4];
-    LpExpr *ti = cf_loops(L->p, d, yi);
+    LpExpr *ti = cf_loops(L->p, d, yi, false);
     lp_store(L->p, t, ti, value_at(L, yn, yi));
     close_n(L->p, 4);
+}
+
+/* The value stored at yi of the conv2d id's result, acc being the
+ * product's element there: acc, or with a convolution epilogue
+ * (decide_conv_epilogues) the root's value, its elementwise chain (bias,
+ * BatchNorm's per-channel affine, ReLU) applied to acc. */
+static LpExpr *conv_result(Lower *L, int id, LpExpr **yi, LpExpr *acc) {
+    if (L->epi_root < 0) return acc;
+    L->epi_node = id;
+    L->epi_val = acc;
+    LpExpr *v = node_expr(L, L->epi_root, yi);
+    L->epi_node = -1;
+    return v;
 }
 
 /* One GEMM per group: C_g = op(A_g) @ op(B_g), the offsets of group g
@@ -1144,14 +1171,15 @@ static void lower_conv_implicit(Lower *L, int id, int out) {
     Shape ts = {2, {d.O, d.NP}};
     if (n->op == OP_CONV2D) {
         int w = dense_operand(L, n->in[1], &woff);
-        int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+        bool direct = d.N == 1 && L->epi_root < 0; /* [O, P] is y */
+        int t = direct ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
         LpGemm g = {w, x, t, NULL, NULL, NULL, d.Og, d.NP, d.Kg, d.Kg, 0, d.NP, false, false};
         set_gather(&g, &d, win, true);
         group_gemms(p, &d, g, d.Og * d.Kg, d.Cg * Hp * Wp, d.Og * d.NP, woff, xoff);
-        if (t == out) return;
-        LpExpr *yi[4]; /* y = t, back to [N, O, P] */
-        LpExpr *ti = cf_loops(p, &d, yi);
-        lp_store(p, out, linearize(p, yi, &n->shape), lp_load(p, t, ti));
+        if (direct) return;
+        LpExpr *yi[4]; /* y = t, back to [N, O, P] (one group: as rows finish) */
+        LpExpr *ti = cf_loops(p, &d, yi, d.G == 1);
+        lp_store(p, out, linearize(p, yi, &n->shape), conv_result(L, id, yi, lp_load(p, t, ti)));
         close_n(p, 4);
     } else if (n->op == OP_CONV2D_BACKWARD_WEIGHT) {
         int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
@@ -1258,7 +1286,8 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
         int src = pad_input(L, id, n->in[0], &d);
         int w = dense_operand(L, n->in[1], &woff);
         int col = lp_add_buf(p, LB_TEMP, 0, iq ? TY_I8 : TY_F32, &cs, id);
-        int t = d.N == 1 ? out : lp_add_buf(p, LB_TEMP, 0, iq ? TY_I32 : TY_F32, &ts, id);
+        bool direct = d.N == 1 && L->epi_root < 0; /* [O, P] is y */
+        int t = direct ? out : lp_add_buf(p, LB_TEMP, 0, iq ? TY_I32 : TY_F32, &ts, id);
         LpExpr *q = lp_open_loop(p, chunks);
         d.n0 = chunks > 1 ? lp_imul(p, q, d.nb) : NULL;
         gather_col(L, id, n->in[0], src, col, &d);
@@ -1266,10 +1295,11 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
                     d.NPc, d.Kg, d.Kg, d.NPc, d.NPc, false, false};
         g.q = iq;
         group_gemms(p, &d, g, d.Og * d.Kg, d.Kg * d.NPc, d.Og * d.NPc, woff, 0);
-        if (t != out) { /* y = t, back to [N, O, P] */
+        if (!direct) { /* y = t, back to [N, O, P] */
             LpExpr *yi[4];
-            LpExpr *ti = cf_loops(p, &d, yi);
-            lp_store(p, out, linearize(p, yi, &n->shape), lp_load(p, t, ti));
+            LpExpr *ti = cf_loops(p, &d, yi, false);
+            lp_store(p, out, linearize(p, yi, &n->shape),
+                     conv_result(L, id, yi, lp_load(p, t, ti)));
             close_n(p, 4);
         }
         lp_close_loop(p);
@@ -1893,8 +1923,17 @@ static void lower_write_rows(Lower *L, int id, int out) {
 static void lower_root(Lower *L, int id) {
     const IrNode *n = node(L, id);
     int out = L->buf[id];
-    LpKernel *k = lp_begin_kernel(L->p, ir_ops[n->op].name, id, out);
+    int conv = L->epi_conv[id];
+    char name[32];
+    snprintf(name, sizeof name, "%s%s", conv >= 0 ? "conv2d_" : "", ir_ops[n->op].name);
+    LpKernel *k = lp_begin_kernel(L->p, name, id, out);
     L->nkf = 0;
+    if (conv >= 0) { /* the conv, this root's chain as its epilogue */
+        L->epi_root = id;
+        lower_conv_gemm(L, conv, out);
+        L->epi_root = -1;
+        goto done;
+    }
     switch (n->op) {
     case OP_SUM:
     case OP_RMAX:
@@ -1974,6 +2013,7 @@ static void lower_root(Lower *L, int id) {
         TT_ASSERT(fusable(n->op) || n->op == OP_CONST);
         lower_elem(L, id, out);
     }
+done:
     lp_end_kernel(L->p);
     /* the fused nodes, in node order */
     for (int i = 1; i < L->nkf; i++)
@@ -2036,6 +2076,39 @@ static void decide_fusion(Lower *L) {
     free(chain);
 }
 
+/* Convolution epilogues: a conv2d on the GEMM read only by elementwise
+ * nodes of its shape fused into one root r (conv + bias, then BatchNorm's
+ * per-channel affine in eval mode, then relu: relu(conv(x, w) + b) * s + t
+ * and the like) is computed in r's kernel, r's chain applied to each
+ * element of the product as it is copied from the GEMM's [O, N*P] to
+ * [N, O, P] (with one group: as the GEMM finishes its rows, on its
+ * threads). The conv's own [N, O, P] buffer and the pass of r's kernel over
+ * it are gone. BatchNorm's scale and shift are graph values (running
+ * statistics are inputs, which change between calls), computed by their
+ * own small kernel before, and read per channel by the chain. */
+static void decide_conv_epilogues(Lower *L) {
+    const IrGraph *g = L->g;
+    for (int i = 0; i < g->n; i++) {
+        const IrNode *c = node(L, i);
+        if (!L->need[i] || c->op != OP_CONV2D || c->dtype != TY_F32 || L->is_out[i] ||
+            L->uses[i] != 1 || shape_numel(&c->shape) == 0 || !conv_gemm(L, i))
+            continue;
+        int r = L->consumer[i];
+        bool ok = true;
+        for (;;) {
+            const IrNode *rn = node(L, r);
+            ok = (ir_ops[rn->op].flags & OPF_ELEMWISE) && shape_eq(&rn->shape, &c->shape);
+            if (!ok || !L->fused[r]) break;
+            ok = !L->recomp[r];
+            if (!ok) break;
+            r = L->consumer[r];
+        }
+        if (!ok || L->epi_conv[r] >= 0) continue;
+        L->epi_conv[r] = i;
+        L->fused[i] = true; /* no buffer: it lives in the kernel of r */
+    }
+}
+
 static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, bool implicit);
 
 LpProg *lp_lower(const IrGraph *g, bool fuse) {
@@ -2062,6 +2135,9 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, boo
     L.consumer = tt_xcalloc((size_t)n + 1, sizeof *L.consumer);
     L.buf = tt_xmalloc(((size_t)n + 1) * sizeof *L.buf);
     L.kf = tt_xmalloc(((size_t)n + 1) * sizeof *L.kf);
+    L.epi_conv = tt_xmalloc(((size_t)n + 1) * sizeof *L.epi_conv);
+    for (int i = 0; i < n; i++) L.epi_conv[i] = -1;
+    L.epi_root = L.epi_node = -1;
     LpProg *p = L.p;
     p->ninputs = g->ninputs;
     p->noutputs = g->nout;
@@ -2079,7 +2155,10 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, boo
             L.consumer[x->in[k]] = i;
         }
     }
-    if (fuse) decide_fusion(&L);
+    if (fuse) {
+        decide_fusion(&L);
+        decide_conv_epilogues(&L);
+    }
 
     /* buffers: inputs, then each root's home (its first output slot, or a
      * temporary) */
@@ -2122,5 +2201,6 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, boo
     free(L.consumer);
     free(L.buf);
     free(L.kf);
+    free(L.epi_conv);
     return p;
 }
