@@ -26,7 +26,7 @@ static double d_sigmoid(double x) {
     return tt_sigmoid(x);
 }
 static double d_relu(double x) {
-    return x > 0 ? x : 0;
+    return x < 0 ? 0 : x; /* the kernel's: NaN and -0.0 pass through */
 }
 
 /* The unary math builtins: each elementwise unary op of ops.def with an

@@ -8,7 +8,8 @@
  *   div                      truncates toward zero; x / 0 = 0;
  *                            INT_MIN / -1 = INT_MIN (wraps)
  * Float semantics: IEEE single precision (x / 0 = inf); max and min give NaN
- * when either operand is NaN; relu(x) = x > 0 ? x : 0 (so relu(NaN) = 0).
+ * when either operand is NaN; relu(x) = x < 0 ? 0 : x, as PyTorch's
+ * (relu(NaN) = NaN, relu(-0.0) = -0.0).
  * OPF_FLOAT ops (exp, log, sqrt, rsqrt, tanh, sigmoid, sin, cos, pow) see
  * only f32: the builder casts integers first.
  * Comparisons give an f32 mask of 0 and 1 (IEEE: NaN compares unequal).
@@ -149,7 +150,7 @@ void kern_const_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr 
     }
 
 UNARY_ALL(neg, -x, wrap_i32(0u - (uint32_t)x), wrap_i8(0u - (uint32_t)x))
-UNARY_ALL(relu, x > 0 ? x : 0.0f, x > 0 ? x : 0, x > 0 ? x : 0)
+UNARY_ALL(relu, x < 0 ? 0.0f : x, x < 0 ? 0 : x, x < 0 ? 0 : x)
 UNARY_ALL(abs, fabsf(x), x < 0 ? wrap_i32(0u - (uint32_t)x) : x,
           x < 0 ? wrap_i8(0u - (uint32_t)x) : x)
 UNARY_F32(exp, expf(x))

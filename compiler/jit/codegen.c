@@ -228,7 +228,7 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
     case LO_ABS:
         return call_f32(c, "llvm.fabs", x);
     case LO_RELU:
-        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x, zero, "");
+        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
     case LO_TANH:
         return cg_tanh(c, x);
     case LO_SIGMOID: {

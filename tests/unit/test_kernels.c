@@ -79,6 +79,8 @@ static const KCase kcases[] = {
      {TY_F32, 1, {5}, V(0.5, 1, 3.720075976020836e-44, 0.7310585786300049, 0)}, 1e-6},
     {"relu f32", OP_RELU, {0}, 1, {{TY_F32, 1, {4}, V(-1, 0, 2.5, -INFINITY)}},
      {TY_F32, 1, {4}, V(0, 0, 2.5, 0)}, 0},
+    {"relu f32 NaN passes (PyTorch)", OP_RELU, {0}, 1, {{TY_F32, 1, {3}, V(NAN, -0.0, INFINITY)}},
+     {TY_F32, 1, {3}, V(NAN, -0.0, INFINITY)}, 0},
     {"relu i32", OP_RELU, {0}, 1, {{TY_I32, 1, {3}, V(-3, 4, IMIN)}},
      {TY_I32, 1, {3}, V(0, 4, 0)}, 0},
     {"relu i8", OP_RELU, {0}, 1, {{TY_I8, 1, {2}, V(-128, 127)}}, {TY_I8, 1, {2}, V(0, 127)}, 0},
