@@ -11,8 +11,7 @@
  * scratch); ops: one record (name, calls, ms, flops, bytes) per kernel on
  * a backend with kernel timers (the JIT; calls: runs of its graph; bytes:
  * not split per kernel, 0), else per op (the naive runtime), by time,
- * descending. The statement form prints
- * the same as a table.
+ * descending. The statement form prints the same as a table.
  */
 #include "eval.h"
 
@@ -27,8 +26,8 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* The current backend's kernel times before each running block, one slot per nesting
- * depth. Static, so an error inside a block (which longjmps out) leaves
+/* The current backend's kernel times before each running block, one slot
+ * per nesting depth. Static, so an error inside a block (which longjmps out) leaves
  * nothing unreachable; deeper blocks share the last slot. */
 #define MAX_DEPTH 8
 static struct {
