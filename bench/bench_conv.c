@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "bench_cpu.h"
+#include "eval.h"
 #include "gemm.h"
 #include "jit.h"
 #include "kernels.h"
@@ -275,7 +276,7 @@ static void run_step(void *ctx) {
 static Step step_new(int threads) {
     Step s;
     s.I = rt_new_interp();
-    s.I->backend = BACKEND_JIT;
+    rt_set_backend(s.I, "jit");
     s.I->threads = threads;
     s.I->quiet = true;
     if (rt_run_source(s.I, "cnn.tt", MODEL, strlen(MODEL), false) != 0) {

@@ -111,16 +111,16 @@ static bool measure(Interp *I, int reps, Row *r) {
     for (int k = 0; k < NPOS; k++) {
         for (int w = 0; w < 2; w++) /* warm-up: the JIT compiles this length */
             forward(I, m, positions[k] + 1);
-        int64_t c0 = I->jit ? jit_stats(I->jit).compiles : 0;
+        int64_t c0 = rt_backend_stats(I).compiles;
         for (int j = 0; j < fr; j++) {
             double t0 = now();
             forward(I, m, positions[k] + 1);
             ts[j] = 1e6 * (now() - t0);
         }
         r->full[k] = median(ts, fr);
-        if (I->jit && jit_stats(I->jit).compiles != c0)
+        if (rt_backend_stats(I).compiles != c0)
             fprintf(stderr, "bench_decode: the JIT compiled %lld graphs while timing position %d\n",
-                    (long long)(jit_stats(I->jit).compiles - c0), positions[k]);
+                    (long long)(rt_backend_stats(I).compiles - c0), positions[k]);
     }
     free(ts);
     I->on_error = NULL;
@@ -259,7 +259,7 @@ int main(int argc, char **argv) {
     if (fd >= 0) close(fd);
     for (int b = naive ? 0 : 1; b < 2; b++) {
         Interp *I = rt_new_interp();
-        I->backend = b == 0 ? BACKEND_NAIVE : BACKEND_JIT;
+        rt_set_backend(I, b == 0 ? "naive" : "jit");
         I->threads = threads;
         if (rt_run_source(I, "decode.tt", MODEL, strlen(MODEL), false) != 0) return 1;
         if (b == 1) {

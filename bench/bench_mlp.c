@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "bench_cpu.h"
+#include "eval.h"
 #include "gemm.h"
 #include "jit.h"
 #include "value.h"
@@ -82,13 +83,13 @@ typedef struct TtCase {
     Interp *I;
     Value fn;
     bool realize;  /* realize the returned tensor (inference) */
-    double exec_s; /* time in run_exec_graph (hash, cache lookup, the compiled code) */
+    double exec_s; /* time in tt_backend_run (hash, cache lookup, the compiled code) */
     int64_t calls, graphs;
 } TtCase;
 
-static Interp *tt_interp(Backend be, int threads) {
+static Interp *tt_interp(const char *be, int threads) {
     Interp *I = rt_new_interp();
-    I->backend = be;
+    rt_set_backend(I, be);
     I->threads = threads;
     I->quiet = true;
     if (rt_run_source(I, "mlp.tt", MODEL, strlen(MODEL), false) != 0) {
@@ -104,9 +105,8 @@ static bool tt_call(void *ctx) {
     Interp *I = c->I;
     jmp_buf jb, *saved = I->on_error;
     I->on_error = &jb;
-    bool ok = true;
-    double e0 = I->exec_seconds[I->backend];
-    int64_t n0 = I->exec_count[I->backend];
+    volatile bool ok = true; /* set after the longjmp */
+    TtBackendStats s0 = rt_backend_stats(I);
     if (setjmp(jb) == 0) {
         Value v = rt_call(I, c->fn, NULL, 0, NULL, NULL, 0);
         if (c->realize) rt_realize_all(I);
@@ -115,8 +115,9 @@ static bool tt_call(void *ctx) {
         ok = false;
     }
     I->on_error = saved;
-    c->exec_s += I->exec_seconds[I->backend] - e0;
-    c->graphs += I->exec_count[I->backend] - n0;
+    TtBackendStats s1 = rt_backend_stats(I);
+    c->exec_s += s1.seconds - s0.seconds;
+    c->graphs += s1.runs - s0.runs;
     c->calls++;
     return ok;
 }
@@ -371,7 +372,7 @@ int main(int argc, char **argv) {
     double sample_s = quick ? 0.005 : 0.02, total_s = quick ? 0.5 : 3.0;
     openblas_set_num_threads(threads);
 
-    Interp *In = tt_interp(BACKEND_NAIVE, threads), *Ij = tt_interp(BACKEND_JIT, threads);
+    Interp *In = tt_interp("naive", threads), *Ij = tt_interp("jit", threads);
     TtCase ns = tt_case(In, "step", false), n1 = tt_case(In, "infer1", true),
            n256 = tt_case(In, "infer256", true);
     TtCase js = tt_case(Ij, "step", false), j1 = tt_case(Ij, "infer1", true),
@@ -382,10 +383,10 @@ int main(int argc, char **argv) {
     TtCase *jc[3] = {&js, &j1, &j256};
     double cms[3];
     for (int i = 0; i < 3; i++) {
-        double c0 = Ij->jit ? jit_stats(Ij->jit).compile_ms : 0, t0 = now_s();
+        double c0 = rt_backend_stats(Ij).compile_ms, t0 = now_s();
         if (!tt_call(jc[i])) return 1;
         first[i] = (now_s() - t0) * 1e3;
-        cms[i] = jit_stats(Ij->jit).compile_ms - c0;
+        cms[i] = rt_backend_stats(Ij).compile_ms - c0;
     }
 
     char gerr[256];
@@ -410,7 +411,7 @@ int main(int argc, char **argv) {
                 printf("%s: %.1f us\n", only, median(&t[i]));
                 if (t[i].fn == tt_call) {
                     TtCase *c = t[i].ctx;
-                    printf("  graphs run per call %.2f, in run_exec_graph %.1f us per call\n",
+                    printf("  graphs run per call %.2f, in tt_backend_run %.1f us per call\n",
                            (double)c->graphs / (double)c->calls,
                            c->exec_s / (double)c->calls * 1e6);
                 }
@@ -420,7 +421,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     for (int g = 0; g < 3; g++) measure(&t[3 * g], 3, sample_s, total_s);
-    int64_t compiles = jit_stats(Ij->jit).compiles;
+    int64_t compiles = rt_backend_stats(Ij).compiles;
 
     Torch pt = {0};
     pt.step = pt.infer1 = pt.infer256 = NAN;
@@ -443,7 +444,7 @@ int main(int argc, char **argv) {
            "kernels %.1f ms), infer1 %.1f ms (compiling %.1f), infer256 %.1f ms (%.1f); %lld "
            "graphs compiled in all\n",
            first[0], cms[0], gemm_ms, first[1], cms[1], first[2], cms[2], (long long)compiles);
-    printf("JIT time inside run_exec_graph (cache lookup + compiled code), mean per call: step "
+    printf("JIT time inside tt_backend_run (cache lookup + compiled code), mean per call: step "
            "%.1f us, infer1 %.1f us, infer256 %.1f us (the rest: evaluating the fn, building "
            "the graph)\n",
            js.exec_s / (double)js.calls * 1e6, j1.exec_s / (double)j1.calls * 1e6,

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "bench_cpu.h"
+#include "eval.h"
 #include "value.h"
 
 static const char MODEL[] = "model Mlp {\n"
@@ -102,7 +103,7 @@ int main(int argc, char **argv) {
         }
     }
     Interp *I = rt_new_interp();
-    I->backend = naive ? BACKEND_NAIVE : BACKEND_JIT;
+    rt_set_backend(I, naive ? "naive" : "jit");
     I->threads = 1;
     I->quiet = true;
     if (rt_run_source(I, "prune.tt", MODEL, strlen(MODEL), false) != 0) {

@@ -287,18 +287,12 @@ BUILTIN(bi_backend) {
     static const char *const names[] = {"name", NULL};
     Value a[1];
     BIND("backend", names, 0, a);
-    if (!rt_given(a[0]) || a[0].kind == V_NONE)
-        return rt_cstr(I, I->backend == BACKEND_JIT ? "jit" : "naive");
+    if (!rt_given(a[0]) || a[0].kind == V_NONE) return rt_cstr(I, rt_backend_name(I));
     const char *s = rt_to_str(I, a[0], "backend()");
-    if (strcmp(s, "naive") == 0) {
-        rt_realize_all(I);
-        I->backend = BACKEND_NAIVE;
-    } else if (strcmp(s, "jit") == 0) {
-        rt_realize_all(I);
-        I->backend = BACKEND_JIT;
-    } else {
-        rt_error(I, "backend(): unknown backend \"%s\" (expected \"naive\" or \"jit\")", s);
-    }
+    char known[128];
+    if (!rt_set_backend(I, s))
+        rt_error(I, "backend(): unknown backend \"%s\" (expected %s)", s,
+                 tt_backend_names(known, sizeof known));
     return VNONE;
 }
 

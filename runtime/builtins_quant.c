@@ -1,6 +1,6 @@
 /* builtins_quant.c - the INT8 quantization primitives (issue 13 item 1):
  * quantize, dequantize, qmatmul, requantize. Their meaning is that of the
- * graph ops (compiler/ops.def, runtime/kernels_quant.c); the builtins check
+ * graph ops (compiler/ops.def, backend/naive/kernels_quant.c); the builtins check
  * the arguments a user can get wrong and leave shapes to the builders
  * (compiler/build_quant.c).
  *

@@ -920,8 +920,8 @@ static Value record_call(Interp *I, CapKey *k, Func *f, const Value *args, int n
 
 Value rt_capture_call(Interp *I, Func *f, const Value *args, int nargs, const char *const *kwnames,
                       const Value *kwargs, int nkw) {
-    if (!I->capture || I->cap_rec || I->lazy || I->backend != BACKEND_JIT || I->scalar_consts ||
-        !args_capturable(args, nargs, kwargs, nkw))
+    if (!I->capture || I->cap_rec || I->lazy || !(rt_backend_caps(I) & TT_BACKEND_CAN_REPLAY) ||
+        I->scalar_consts || !args_capturable(args, nargs, kwargs, nkw))
         return call_func(I, f, args, nargs, kwnames, kwargs, nkw);
     const void *self = f->self ? (const void *)f->self : (const void *)f->closure;
     CapKey *k = find_key(I, f->def, self, I->loc);

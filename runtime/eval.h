@@ -74,6 +74,23 @@ void rt_extract_graph(Interp *I, const int *outs, int nout, IrGraph *E);
 bool rt_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *msg, size_t msglen,
                    SrcLoc *loc);
 
+/* -- the backend graphs run on (exec.c, backend.h) -- */
+
+/* Makes the backend registered as name the current one, realizing pending
+ * work on the old one first; false (nothing changed) for an unknown name. */
+bool rt_set_backend(Interp *I, const char *name);
+const char *rt_backend_name(const Interp *I);
+unsigned rt_backend_caps(const Interp *I); /* TT_BACKEND_*, of the current one */
+/* The current backend, opened on first use; NULL with err when it cannot
+ * start. */
+TtBackend *rt_backend(Interp *I, char *err, size_t errlen);
+/* The current backend's runs, seconds and compiles (zeros before it opens). */
+TtBackendStats rt_backend_stats(const Interp *I);
+void rt_backends_free(Interp *I); /* rt_free_interp */
+/* --profile at exit: the per-op table (when a backend timed ops), then
+ * each backend that ran: its runs, compiles, top kernels. */
+void rt_backends_print_profile(Interp *I, FILE *out);
+
 /* -- evaluation (eval_expr.c, eval_stmt.c, model.c) -- */
 
 typedef enum Flow { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE, FLOW_RETURN } Flow;

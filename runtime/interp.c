@@ -3,7 +3,6 @@
  */
 #include "capture.h"
 #include "eval.h"
-#include "jit.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -50,7 +49,7 @@ Interp *rt_new_interp(void) {
     arena_init(&I->ast_arena);
     ir_init(&I->g);
     I->gen = 1;
-    I->backend = BACKEND_NAIVE;
+    rt_set_backend(I, "naive"); /* nothing pending yet */
     I->opt_level = 2;
     I->training = true;
     I->threads = 0;
@@ -74,7 +73,7 @@ void rt_free_interp(Interp *I) {
     env_free_all(I);
     rt_modules_free(I);
     rt_lazy_free(I);
-    if (I->jit) jit_free(I->jit);
+    rt_backends_free(I);
     free(I->params);
     free(I->frames);
     arena_free(&I->ast_arena);

@@ -13,7 +13,6 @@
  */
 #include "capture.h"
 #include "eval.h"
-#include "jit.h"
 #include "trace.h"
 
 #include <stdio.h>
@@ -55,132 +54,6 @@ int rt_node(Interp *I, Tensor *t) {
 int rt_check_node(Interp *I, int id) {
     if (id < 0) rt_error(I, "%s", I->g.err);
     return id;
-}
-
-/* -- backends -- */
-
-/* --dump=loops prints the loop IR of a graph the JIT just compiled;
- * --dump=fuse only its kernel lines, which name the ops fused into each. */
-static void dump_compiled(Interp *I, const IrGraph *E) {
-    printf("-- jit compiled graph %d (%d nodes) --\n", I->nexec, E->n);
-    if (I->dump_loops) {
-        jit_emit_loops_threads(stdout, E, I->threads);
-    } else {
-        char *text = NULL;
-        size_t len = 0;
-        FILE *mem = open_memstream(&text, &len);
-        if (!mem) return;
-        jit_emit_loops(mem, E);
-        fclose(mem);
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-            if (strncmp(line, "kernel ", 7) != 0) continue;
-            size_t n = strlen(line);
-            if (n >= 2 && strcmp(line + n - 2, " {") == 0) line[n - 2] = 0;
-            printf("  %s\n", line + 7);
-        }
-        free(text);
-    }
-    fflush(stdout);
-}
-
-/* Runs the execution graph E: in[k] is the data of input slot k, out[j] the
- * buffer of E->outputs[j]. The one place a backend is chosen (the JIT will
- * key its cache on ir_hash(E) here). False when the run failed: msg says
- * why and *loc where (the source of the node that failed, as ir_copy_node
- * kept it, when the failure is a node's: an index out of range, a result
- * that does not fit); the caller frees what it holds and reports it. */
-static bool run_exec_graph(Interp *I, IrGraph *E, int *entry, void **in, void **out, char *msg,
-                           size_t msglen, SrcLoc *loc) {
-    bool ok = true;
-    *loc = I->loc;
-    I->nexec++;
-    if (I->dump_graph) {
-        fprintf(stdout, "-- execution graph %d (%d nodes) --\n", I->nexec, E->n);
-        ir_print(stdout, E);
-        fflush(stdout);
-    }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    switch (I->backend) {
-    case BACKEND_NAIVE: {
-        KernelErr kerr;
-        if (!rt_naive_run(E, in, out, I->profile ? &I->prof : NULL, &kerr)) {
-            snprintf(msg, msglen, "%s", kerr.msg);
-            if (kerr.node >= 0 && kerr.node < E->n) *loc = ir_node(E, kerr.node)->loc;
-            ok = false;
-        }
-        break;
-    }
-    case BACKEND_JIT: {
-        if (!I->jit && !(I->jit = jit_new(I->opt_level))) {
-            snprintf(msg, msglen,
-                     "the jit backend cannot start: LLVM has no JIT for this machine "
-                     "(use --backend=naive)");
-            return false;
-        }
-        jit_set_threads(I->jit, I->threads); /* --threads=N; 0: all cores */
-        /* --profile, --trace: per-kernel timers */
-        jit_set_profile(I->jit, I->profile || rt_trace_on());
-        jit_set_trace(I->jit, rt_trace_on() ? rt_trace_event : NULL);
-        char err[512];
-        int64_t compiles = jit_stats(I->jit).compiles;
-        bool ran = entry
-                       ? jit_run_cached(I->jit, entry, E, (void *const *)in, (void *const *)out,
-                                        err, sizeof err)
-                       : jit_run(I->jit, E, (void *const *)in, (void *const *)out, err, sizeof err);
-        if (!ran) {
-            /* err is whole ("jit: ..." for the JIT's own failures); a node's
-             * failure reads like the naive runtime's and is reported at the
-             * node's source location */
-            int node = jit_error_node(I->jit);
-            if (node >= 0 && node < E->n) *loc = ir_node(E, node)->loc;
-            snprintf(msg, msglen, "%s", err);
-            ok = false;
-        }
-        if (ok && I->profile) /* what the kernels computed (times: per kernel, jit.h) */
-            for (int i = 0; i < E->n; i++) {
-                const IrNode *x = ir_node(E, i);
-                if (x->op == OP_INPUT) continue;
-                /* an in-place update (an aliased output) moves only the
-                 * elements it changes: its other operands' bytes, twice */
-                bool inplace = false;
-                for (int j = 0; j < E->nout; j++)
-                    inplace = inplace || (E->outputs[j] == i && ir_output_alias(E, j) >= 0);
-                int64_t b = inplace ? 0 : shape_numel(&x->shape) * (int64_t)dtype_size(x->dtype);
-                for (int k = inplace ? 1 : 0; k < x->nin; k++) {
-                    const IrNode *a = ir_node(E, x->in[k]);
-                    b += (inplace ? 2 : 1) * shape_numel(&a->shape) * (int64_t)dtype_size(a->dtype);
-                }
-                I->prof.flops[x->op] += ir_ops[x->op].flops(E, x);
-                I->prof.bytes[x->op] += b;
-            }
-        if ((I->dump_fuse || I->dump_loops) && jit_stats(I->jit).compiles > compiles)
-            dump_compiled(I, E);
-        break;
-    }
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (rt_trace_on()) {
-        char name[64];
-        snprintf(name, sizeof name, "graph %d (%s, %d nodes)", I->nexec,
-                 I->backend == BACKEND_JIT ? "jit" : "naive", E->n);
-        rt_trace_event(name, "graph", 1e9 * (double)t0.tv_sec + (double)t0.tv_nsec,
-                       1e9 * (double)t1.tv_sec + (double)t1.tv_nsec, 1);
-    }
-    I->exec_seconds[I->backend] +=
-        (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    I->exec_count[I->backend]++;
-    return ok;
-}
-
-bool rt_exec_graph(Interp *I, IrGraph *E, void **in, void **out, char *msg, size_t msglen,
-                   SrcLoc *loc) {
-    return run_exec_graph(I, E, NULL, in, out, msg, msglen, loc);
-}
-
-bool rt_exec_cached(Interp *I, IrGraph *E, int *entry, void **in, void **out, char *msg,
-                    size_t msglen, SrcLoc *loc) {
-    return run_exec_graph(I, E, entry, in, out, msg, msglen, loc);
 }
 
 /* Drops the graph without realizing (every tensor is realized already). */
@@ -306,7 +179,7 @@ void rt_realize_all(Interp *I) {
         for (int j = 0; j < nout; j++) out[j] = outbufs[j]->data;
         char msg[512];
         SrcLoc at;
-        bool ok = run_exec_graph(I, &E, NULL, in, out, msg, sizeof msg, &at);
+        bool ok = rt_exec_graph(I, &E, in, out, msg, sizeof msg, &at);
         free(out);
         if (!ok) { /* nothing was realized: the lazy tensors stay lazy */
             for (int j = 0; j < nout; j++) rt_buf_release(outbufs[j]);

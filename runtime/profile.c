@@ -8,13 +8,12 @@
  * ms: the block's wall time; flops, bytes: what its graphs computed and
  * moved (per node: inputs read + output written); peak_mb: the most tensor
  * data held at once (realized tensors and bound buffers, not the backends'
- * scratch); ops: one record (name, calls, ms, flops, bytes) per op on the
- * naive runtime, per kernel on the JIT (calls: runs of its graph; bytes:
- * not split per kernel, 0), by time, descending. The statement form prints
- * the same as a table.
+ * scratch); ops: one record (name, calls, ms, flops, bytes) per kernel on
+ * a backend with kernel timers (the JIT; calls: runs of its graph; bytes:
+ * not split per kernel, 0), else per op (the naive runtime), by time,
+ * descending. The statement form prints the same as a table.
  */
 #include "eval.h"
-#include "jit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,25 +26,31 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* The JIT's kernel times before each running block, one slot per nesting
- * depth. Static, so an error inside a block (which longjmps out) leaves
+/* The current backend's kernel times before each running block, one slot
+ * per nesting depth. Static, so an error inside a block (which longjmps out) leaves
  * nothing unreachable; deeper blocks share the last slot. */
 #define MAX_DEPTH 8
 static struct {
-    JitKernelProfile *k;
+    TtKernelProfile *k;
     int n, cap;
 } snaps[MAX_DEPTH];
 static int depth;
 
+/* The current backend if it is open (one opened during the block starts
+ * from zero). */
+static TtBackend *opened(Interp *I) {
+    return I->backends[I->backend];
+}
+
 static void snapshot(Interp *I, int slot) {
     snaps[slot].n = 0;
-    if (!I->jit) return;
-    int n = jit_profile_kernels(I->jit, NULL, 0);
+    if (!opened(I)) return;
+    int n = tt_backend_kernels(opened(I), NULL, 0);
     if (n > snaps[slot].cap) {
         snaps[slot].cap = n;
         snaps[slot].k = tt_xrealloc(snaps[slot].k, (size_t)n * sizeof *snaps[slot].k);
     }
-    snaps[slot].n = jit_profile_kernels(I->jit, snaps[slot].k, n);
+    snaps[slot].n = tt_backend_kernels(opened(I), snaps[slot].k, n);
 }
 
 typedef struct Row {
@@ -63,16 +68,16 @@ static int by_ms(const void *a, const void *b) {
  * compiled during the block starts from zero). */
 static Row *kernel_rows(Interp *I, int slot, int *nrows) {
     *nrows = 0;
-    if (!I->jit) return NULL;
-    int n = jit_profile_kernels(I->jit, NULL, 0);
-    JitKernelProfile *now = tt_xmalloc(((size_t)n + 1) * sizeof *now);
-    jit_profile_kernels(I->jit, now, n);
+    if (!opened(I)) return NULL;
+    int n = tt_backend_kernels(opened(I), NULL, 0);
+    TtKernelProfile *now = tt_xmalloc(((size_t)n + 1) * sizeof *now);
+    n = tt_backend_kernels(opened(I), now, n);
     Row *rows = tt_xmalloc(((size_t)n + 1) * sizeof *rows);
     for (int i = 0; i < n; i++) {
         int64_t runs = now[i].runs;
         double ns = now[i].ns;
         for (int j = 0; j < snaps[slot].n; j++) {
-            const JitKernelProfile *b = &snaps[slot].k[j];
+            const TtKernelProfile *b = &snaps[slot].k[j];
             if (b->graph == now[i].graph && b->kernel == now[i].kernel) {
                 runs -= b->runs;
                 ns -= b->ns;
@@ -144,7 +149,7 @@ Value rt_profile_block(Interp *I, Env *env, const AstNode *n, Value *ret, Flow *
     int nk, no;
     Row *krows = kernel_rows(I, slot, &nk);
     Row *orows = op_rows(&d, &no);
-    bool kernels = nk > 0; /* the JIT ran: its kernels are the rows */
+    bool kernels = nk > 0; /* a backend with kernel timers ran: its kernels are the rows */
     Row *rows = kernels ? krows : orows;
     int nr = kernels ? nk : no;
     qsort(rows, (size_t)nr, sizeof *rows, by_ms);

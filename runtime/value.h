@@ -201,8 +201,6 @@ typedef struct CallFrame { /* the chain of model calls, for diagnostics */
                         expressions use, for the stack overflow message */
 } CallFrame;
 
-typedef enum Backend { BACKEND_NAIVE, BACKEND_JIT } Backend;
-
 struct Interp {
     Arena ast_arena; /* ASTs of the script, the prelude and REPL entries */
     Env *globals;
@@ -222,13 +220,11 @@ struct Interp {
     Tensor **params; /* every live parameter tensor (not retained) */
     int nparams, capparams;
 
-    Backend backend;
-    struct Jit *jit;        /* the LLVM JIT and its compiled-graph cache, made on
-                               first use of BACKEND_JIT */
-    int opt_level;          /* -O0..-O3 for the JIT (default 2) */
-    double exec_seconds[2]; /* time spent running graphs, per backend */
-    int64_t exec_count[2];
-    bool profile; /* --profile: per-op table at exit */
+    int backend; /* the one graphs run on: its index in the registry (backend.h) */
+    struct TtBackend *backends[TT_BACKEND_MAX]; /* each opened on first use (exec.c);
+                                                   runs and seconds: tt_backend_stats */
+    int opt_level;                              /* -O0..-O3 for the JIT (default 2) */
+    bool profile;                               /* --profile: per-op table at exit */
     RtProfile prof;
     bool quiet;
     uint64_t seed; /* --seed, default 0 */

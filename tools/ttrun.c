@@ -17,7 +17,6 @@
 #include "gemm.h"
 #include "import.h"
 #include "input.h"
-#include "jit.h"
 #include "objcache.h"
 #include "parcost.h"
 #include "repl.h"
@@ -231,19 +230,12 @@ static LineStatus read_line(bool tty, const char *prompt, StrBuf *out) {
 }
 
 static bool set_backend(Interp *I, const char *name, const char *who) {
-    if (strcmp(name, "naive") == 0) {
-        I->backend = BACKEND_NAIVE;
-        return true;
-    }
-    if (strcmp(name, "jit") == 0) {
-        rt_realize_all(I);
-        I->backend = BACKEND_JIT;
-        return true;
-    }
-    fprintf(stderr, "%s: error: unknown backend '%s' (expected naive or jit)\n", who, name);
+    char known[128];
+    if (rt_set_backend(I, name)) return true;
+    fprintf(stderr, "%s: error: unknown backend '%s' (expected %s)\n", who, name,
+            tt_backend_names(known, sizeof known));
     return false;
 }
-
 /* Tab completion: global names (builtins, the standard library, what the
  * session defined; rt_public_names) and the REPL's commands. */
 static Interp *completion_interp;
@@ -284,7 +276,7 @@ static bool run_command(Interp *I, const ReplCmd *c) {
         break;
     case REPL_CMD_BACKEND:
         if (!*c->arg)
-            printf("%s\n", I->backend == BACKEND_JIT ? "jit" : "naive");
+            printf("%s\n", rt_backend_name(I));
         else
             set_backend(I, c->arg, "tt");
         break;
@@ -449,8 +441,10 @@ int main(int argc, char **argv) {
         }
     }
     if (cache_info || cache_clear) return cache_command(cache_info, cache_clear);
-    if (strcmp(backend, "naive") != 0 && strcmp(backend, "jit") != 0) {
-        fprintf(stderr, "ttrun: error: unknown backend '%s' (expected naive or jit)\n", backend);
+    if (!tt_backend_find(backend, NULL)) {
+        char known[128];
+        fprintf(stderr, "ttrun: error: unknown backend '%s' (expected %s)\n", backend,
+                tt_backend_names(known, sizeof known));
         return 2;
     }
     if (check && !file) {
@@ -482,7 +476,7 @@ int main(int argc, char **argv) {
     if (no_capture) I->capture = false;
     I->threads = threads;
     I->opt_level = opt_level;
-    I->backend = strcmp(backend, "jit") == 0 ? BACKEND_JIT : BACKEND_NAIVE;
+    rt_set_backend(I, backend); /* known: checked above */
     /* script arguments: a global list `args` */
     Value args = rt_list(I, 0);
     for (int k = i; k < argc; k++) rt_list_push(I, args, rt_cstr(I, argv[k]));
@@ -496,17 +490,7 @@ int main(int argc, char **argv) {
         rc = rt_run_file(I, file);
     fflush(stdout);
     if (profile && file && !check) {
-        if (I->exec_count[BACKEND_NAIVE]) rt_print_profile(I, stderr, &I->prof);
-        if (I->exec_count[BACKEND_JIT]) {
-            JitStats st = jit_stats(I->jit);
-            fprintf(stderr,
-                    "jit: %lld graph runs in %.1f ms; %lld compiled (%.1f ms compiling, %lld "
-                    "of them linked from the on-disk cache), %lld cache hits\n",
-                    (long long)I->exec_count[BACKEND_JIT], 1e3 * I->exec_seconds[BACKEND_JIT],
-                    (long long)st.compiles, st.compile_ms, (long long)st.disk_hits,
-                    (long long)st.hits);
-            jit_print_profile(I->jit, stderr, 15);
-        }
+        rt_backends_print_profile(I, stderr);
         rt_capture_print(I, stderr);
     }
     if ((profile || explain) && file && !check) {

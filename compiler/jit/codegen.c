@@ -7,7 +7,7 @@
  * the `contract` fast-math flag, so multiply-adds become FMAs; nothing else
  * is relaxed, so results stay within the op table's tolerances.
  *
- * Exact semantics, matching runtime/kernels_*.c:
+ * Exact semantics, matching backend/naive/kernels_*.c:
  *   int add/sub/mul/neg   plain (wrapping) instructions, never nsw
  *   int div               b == 0 -> 0; b == -1 -> 0 - a (INT_MIN / -1 wraps);
  *                         the divisor is replaced by 1 in those cases, so

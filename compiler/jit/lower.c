@@ -746,7 +746,7 @@ static void lower_pad(Lower *L, int id, int out) {
 /* -- convolution and pooling: direct loop nests --
  *
  * One loop per output element and one per window tap, as the reference
- * kernels (runtime/kernels_conv.c) do, in the same order. A tap outside the
+ * kernels (backend/naive/kernels_conv.c) do, in the same order. A tap outside the
  * input reads the padding: its index is clamped to 0 (so every load stays
  * in bounds) and its value replaced by a select. The two ops that spread a
  * gradient over windows (conv2d_backward_input, avg_pool2d_backward) add

@@ -18,10 +18,10 @@
 #include "jit.h"
 #include "kvdecode.h"
 
-static Interp *interp(Backend b) {
+static Interp *interp(const char *b) {
     setenv("TT_CACHE_DIR", "off", 1); /* counts never depend on an earlier run */
     Interp *I = rt_new_interp();
-    I->backend = b;
+    rt_set_backend(I, b);
     return I;
 }
 
@@ -37,7 +37,7 @@ static double global(Interp *I, const char *name) {
 }
 
 static int64_t compiles(Interp *I) {
-    return I->jit ? jit_stats(I->jit).compiles : 0;
+    return rt_backend_stats(I).compiles;
 }
 
 /* Does the pass accept model `name`? why: its refusal. */
@@ -74,7 +74,7 @@ static const char *same_src =
     " + item(sum(cast(c != e, \"i32\")))\n"
     "let n = numel(a) + numel(c)\n";
 
-static void check_same(Backend be) {
+static void check_same(const char *be) {
     Interp *I = interp(be);
     run(I, same_src);
     char why[256];
@@ -85,11 +85,11 @@ static void check_same(Backend be) {
 }
 
 Test(kvcache, cached_equals_uncached_naive) {
-    check_same(BACKEND_NAIVE);
+    check_same("naive");
 }
 
 Test(kvcache, cached_equals_uncached_jit) {
-    check_same(BACKEND_JIT);
+    check_same("jit");
 }
 
 /* The JIT compiles the same number of graphs for a short prompt and few
@@ -98,7 +98,7 @@ Test(kvcache, cached_equals_uncached_jit) {
  * is sampling, which is no graph). A second generate, with another prompt
  * length, number of tokens and sampling, compiles nothing. */
 static void decode_compiles(int prompt, int n, int64_t *first, int64_t *again) {
-    Interp *I = interp(BACKEND_JIT);
+    Interp *I = interp("jit");
     run(I, "let m = TinyGPT(17, 8, 2, 2, 40)\nlet s = sum(m.head.b)\n");
     char src[256];
     snprintf(src, sizeof src,
@@ -155,7 +155,7 @@ static const char *hand_src =
     "seed=4, cache=false), \"i32\")))\n";
 
 Test(kvcache, refuses_what_is_not_position_wise) {
-    Interp *I = interp(BACKEND_NAIVE);
+    Interp *I = interp("naive");
     run(I, hand_src);
     char why[256];
     cr_expect_not(cacheable(I, "hm", 16, why, sizeof why));
@@ -171,7 +171,7 @@ Test(kvcache, refuses_what_is_not_position_wise) {
  * a step writes row p and nothing else (rows past p keep a NaN sentinel,
  * which attention must not read either: the logits stay finite); a
  * position past ctx is an error of the step, not a write out of bounds. */
-static void check_in_place(Backend be) {
+static void check_in_place(const char *be) {
     Interp *I = interp(be);
     /* caches of 6 rows for a model of 16 positions: position 6 is the
      * caches' error, not the position embedding's */
@@ -237,9 +237,9 @@ static void check_in_place(Backend be) {
 }
 
 Test(kvcache, caches_updated_in_place_naive) {
-    check_in_place(BACKEND_NAIVE);
+    check_in_place("naive");
 }
 
 Test(kvcache, caches_updated_in_place_jit) {
-    check_in_place(BACKEND_JIT);
+    check_in_place("jit");
 }

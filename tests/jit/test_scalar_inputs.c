@@ -22,18 +22,18 @@ typedef struct Run {
     double result;    /* the global `result` */
 } Run;
 
-static Run run_on(Backend b, bool consts, const char *fmt, int n) {
+static Run run_on(const char *b, bool consts, const char *fmt, int n) {
     setenv("TT_CACHE_DIR", "off", 1);
     char src[2048];
     snprintf(src, sizeof src, fmt, n);
     Interp *I = rt_new_interp();
-    I->backend = b;
+    rt_set_backend(I, b);
     I->scalar_consts = consts;
     int rc = rt_run_source(I, "<test>", src, strlen(src), false);
     cr_assert_eq(rc, 0, "program failed:\n%s", src);
     Run r = {0};
     r.nexec = I->nexec;
-    if (I->jit) r.compiles = jit_stats(I->jit).compiles;
+    r.compiles = rt_backend_stats(I).compiles;
     Value *v = env_find_local(I->globals, "result");
     cr_assert(v, "no global 'result'");
     r.result = rt_to_float(I, *v, "result");
@@ -46,15 +46,15 @@ static Run run_on(Backend b, bool consts, const char *fmt, int n) {
  * the same number for both lengths, while running one graph or more per
  * iteration; both backends compute the same result (to float tolerance). */
 static void check_loop(const char *fmt, int n, int most) {
-    Run a = run_on(BACKEND_JIT, false, fmt, n);
-    Run b = run_on(BACKEND_JIT, false, fmt, 3 * n);
+    Run a = run_on("jit", false, fmt, n);
+    Run b = run_on("jit", false, fmt, 3 * n);
     cr_expect_geq(b.nexec, 3 * n, "one graph per iteration at least (%d runs)", b.nexec);
     cr_expect_leq(a.compiles, most, "%lld graphs compiled for %d iterations", (long long)a.compiles,
                   n);
     cr_expect_eq(a.compiles, b.compiles,
                  "the count depends on the loop length: %lld for %d, %lld for %d",
                  (long long)a.compiles, n, (long long)b.compiles, 3 * n);
-    Run na = run_on(BACKEND_NAIVE, false, fmt, 3 * n);
+    Run na = run_on("naive", false, fmt, 3 * n);
     cr_expect_eq(na.compiles, 0);
     /* the JIT contracts multiply-adds into FMAs: float tolerance */
     cr_expect_leq(fabs(b.result - na.result), 1e-5 * fmax(1.0, fabs(na.result)),
@@ -120,11 +120,11 @@ Test(scalar_inputs, gradient_loop_compiles_a_handful) {
 /* literals stay constants (folded into the code): two literal indices are
  * two graphs; ttc's tracing mode keeps every number a constant */
 Test(scalar_inputs, literals_and_tracing_stay_constants) {
-    Run lit = run_on(BACKEND_JIT, false,
+    Run lit = run_on("jit", false,
                      "let a = randn([4, 4], seed=3)\n"
                      "let result = item(a[0, 1]) + item(a[2, 3]) + %d\n",
                      0);
     cr_expect_eq(lit.compiles, 2);
-    Run traced = run_on(BACKEND_JIT, true, index_loop, 5);
+    Run traced = run_on("jit", true, index_loop, 5);
     cr_expect_eq(traced.compiles, 5, "%lld", (long long)traced.compiles);
 }

@@ -9,7 +9,9 @@
  * that buffer, which the caller passed for both, and writes only the
  * elements it changes (a KV cache's new row, not the whole cache). A kernel
  * that fails on its data, or a buffer that does not fit, stops the run:
- * what was allocated is freed and the failure returned with its node.
+ * what was allocated is freed and the failure returned with its node. So
+ * does a graph that does not verify (an internal error, but reported, not
+ * aborted on: the backends' one contract, backend.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,6 @@
 #include <time.h>
 
 #include "kernels.h"
-#include "trace.h"
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -42,23 +43,61 @@ static void *node_buffer(const IrNode *x, size_t bytes, KernelErr *err) {
     return p;
 }
 
+/* The run's bookkeeping arrays, freed together. */
+typedef struct Scratch {
+    bool *need;
+    int *last;    /* last reader; n = kept to the end */
+    void **buf;   /* each node's data */
+    int *inplace; /* the aliased output, or -1 */
+    KTensor *kin;
+} Scratch;
+
+static void scratch_free(Scratch *s) {
+    free(s->need);
+    free(s->last);
+    free(s->buf);
+    free(s->inplace);
+    free(s->kin);
+}
+
+static bool fail(KernelErr *err, const char *what) {
+    err->failed = true;
+    snprintf(err->msg, sizeof err->msg, "%s", what);
+    return false;
+}
+
 bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, RtProfile *prof,
                   KernelErr *err) {
+    return rt_naive_run_traced(g, inputs, outputs, prof, NULL, err);
+}
+
+bool rt_naive_run_traced(const IrGraph *g, void *const *inputs, void *const *outputs,
+                         RtProfile *prof, TtTraceFn trace, KernelErr *err) {
     KernelErr local;
     if (!err) err = &local;
     *err = (KernelErr){.node = -1};
-    char verr[512];
+    char verr[160];
     if (!ir_verify(g, verr, sizeof verr)) {
-        fprintf(stderr, "internal error: execution graph: %s\n", verr);
-        TT_ASSERT(!"execution graph does not verify");
+        err->failed = true;
+        snprintf(err->msg, sizeof err->msg, "internal error: execution graph: %s", verr);
+        return false;
     }
     int n = g->n;
-    bool *need = tt_xcalloc((size_t)n, sizeof *need);
-    int *last = tt_xmalloc((size_t)n * sizeof *last); /* last reader; n = kept to the end */
-    void **buf = tt_xcalloc((size_t)n, sizeof *buf);
-    int *inplace = tt_xmalloc((size_t)n * sizeof *inplace); /* the aliased output, or -1 */
-    KTensor *kin = NULL;
-    int kcap = 0;
+    int maxin = 1;
+    for (int i = 0; i < n; i++)
+        if (ir_node(g, i)->nin > maxin) maxin = ir_node(g, i)->nin;
+    Scratch s = {calloc((size_t)n + 1, sizeof *s.need), malloc(((size_t)n + 1) * sizeof *s.last),
+                 calloc((size_t)n + 1, sizeof *s.buf), malloc(((size_t)n + 1) * sizeof *s.inplace),
+                 malloc((size_t)maxin * sizeof *s.kin)};
+    if (!s.need || !s.last || !s.buf || !s.inplace || !s.kin) {
+        scratch_free(&s);
+        return fail(err, "out of memory: the naive runtime's bookkeeping does not fit");
+    }
+    bool *need = s.need;
+    int *last = s.last;
+    void **buf = s.buf;
+    int *inplace = s.inplace;
+    KTensor *kin = s.kin;
 
     /* needed nodes: reachable from the outputs (inputs have smaller ids) */
     for (int j = 0; j < g->nout; j++) {
@@ -108,10 +147,6 @@ bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
             err->node = i;
             break;
         }
-        if (x->nin > kcap) {
-            kcap = x->nin;
-            kin = tt_xrealloc(kin, (size_t)kcap * sizeof *kin);
-        }
         size_t inbytes = 0;
         for (int k = 0; k < x->nin; k++) {
             const IrNode *a = ir_node(g, x->in[k]);
@@ -119,15 +154,14 @@ bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
             inbytes += node_bytes(a);
         }
         KTensor out = {x->dtype, x->shape, buf[i]};
-        bool timed = prof || rt_trace_on();
+        bool timed = prof || trace;
         double t0 = timed ? now_seconds() : 0;
         rt_ref_kernels[x->op](x, kin, &out, err);
         if (err->failed) {
             err->node = i;
             break;
         }
-        if (timed && rt_trace_on())
-            rt_trace_event(ir_ops[x->op].name, "op", t0 * 1e9, now_seconds() * 1e9, 1);
+        if (trace) trace(ir_ops[x->op].name, "op", t0 * 1e9, now_seconds() * 1e9, 1);
         if (prof) {
             prof->seconds[x->op] += now_seconds() - t0;
             prof->calls[x->op]++;
@@ -154,10 +188,6 @@ bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, R
     }
     for (int i = 0; i < n; i++)
         if (buf[i] && ir_node(g, i)->op != OP_INPUT && inplace[i] < 0) free(buf[i]);
-    free(inplace);
-    free(kin);
-    free(buf);
-    free(last);
-    free(need);
+    scratch_free(&s);
     return !err->failed;
 }

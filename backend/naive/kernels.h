@@ -9,6 +9,7 @@
 #ifndef TT_KERNELS_H
 #define TT_KERNELS_H
 
+#include "backend.h"
 #include "ir.h"
 
 /* A dense tensor as kernels see it. */
@@ -65,14 +66,6 @@ void kern_rows_error(KernelErr *err, int64_t pos, int64_t rows, int64_t n);
  * workspaces whose size depends on the data. */
 void *kern_try_alloc(KernelErr *err, size_t bytes, const char *what);
 
-/* Per-op timing collected by the naive runtime when profiling is on. */
-typedef struct RtProfile {
-    double seconds[OP__COUNT];
-    int64_t calls[OP__COUNT];
-    int64_t flops[OP__COUNT];
-    int64_t bytes[OP__COUNT];
-} RtProfile;
-
 /* Runs graph g with the reference kernels.
  * inputs[k]: data of input slot k (dtype/shape as the INPUT node says).
  * outputs[j]: caller-allocated buffer for g->outputs[j] (numel * dtype size).
@@ -80,8 +73,13 @@ typedef struct RtProfile {
  * prof may be NULL. Returns false when a kernel fails on its data (an index
  * out of range) or an intermediate does not fit in memory: err (may be
  * NULL) then says which node and why, everything allocated is freed and the
- * outputs are undefined. */
+ * outputs are undefined. It never aborts: a graph that does not verify is
+ * such a failure too. prof (RtProfile, backend.h) gets every op's calls,
+ * seconds, flops and bytes. */
 bool rt_naive_run(const IrGraph *g, void *const *inputs, void *const *outputs, RtProfile *prof,
                   KernelErr *err);
+/* The same, reporting each op as a trace event to trace (NULL: none). */
+bool rt_naive_run_traced(const IrGraph *g, void *const *inputs, void *const *outputs,
+                         RtProfile *prof, TtTraceFn trace, KernelErr *err);
 
 #endif
