@@ -232,7 +232,7 @@ struct Interp {
     size_t node_buf_bytes; /* the data node_buf holds (shared with tensors or not) */
     size_t node_buf_sweep; /* node_buf_bytes at which a realization sweeps (lazy.c) */
     uint64_t gen;          /* bumped each time g is cleared */
-    Tensor *lazy; /* list of live tensors that have no data yet */
+    Tensor *lazy;          /* list of live tensors that have no data yet */
 
     Tensor **params; /* every live parameter tensor (not retained) */
     int nparams, capparams;
