@@ -56,6 +56,7 @@ void rt_tensor_free(Interp *I, Tensor *t);               /* releases what t hold
  * (which sets it to what is held now). */
 size_t rt_mem_peak_reset(void);
 size_t rt_mem_peak(void);
+size_t rt_mem_live(void); /* bytes of tensor data held now */
 void rt_format_tensor(Interp *I, Tensor *t, StrBuf *out);
 /* Unlinks t from I->lazy (if on it). */
 void rt_lazy_unlink(Interp *I, Tensor *t);

@@ -468,10 +468,13 @@ static int64_t slice_part(Interp *I, Env *env, const AstNode *n, bool *has) {
     Value v = eval_expr(I, env, n);
     *has = v.kind != V_NONE;
     int64_t r = 0;
+    int mark = rt_owned_mark(I);
+    rt_own(I, v);
     if (*has) {
         I->loc = n->loc;
         r = rt_to_int(I, v, "slice bound");
     }
+    rt_owned_pop(I, mark);
     rt_release(I, v);
     return r;
 }
@@ -712,6 +715,7 @@ static int eval_subs(Interp *I, Env *env, const AstNode *n, Sub *subs, Value *va
             subs[k].s.step = slice_part(I, env, s->c, &subs[k].s.has_step);
         } else {
             Value v = eval_expr(I, env, s);
+            rt_own(I, v); /* popped by the caller's mark (an int is no object) */
             if (v.kind == V_TENSOR) {
                 subs[k].kind = SUB_TENSOR;
                 subs[k].t = (Tensor *)v.o;
@@ -750,16 +754,23 @@ static Value eval_dict_key(Interp *I, Env *env, const AstNode *n) {
     }
     if (n->list.len == 1) return eval_expr(I, env, n->list.items[0]);
     Value t = rt_tuple(I, 0);
+    int mark = rt_owned_mark(I);
+    rt_own(I, t);
     for (int k = 0; k < n->list.len; k++) rt_list_push(I, t, eval_expr(I, env, n->list.items[k]));
+    rt_owned_pop(I, mark);
     return t;
 }
 
 static Value eval_index_node(Interp *I, Env *env, const AstNode *n) {
     Value base = eval_expr(I, env, n->a);
+    int mark = rt_owned_mark(I);
+    rt_own(I, base);
     if (base.kind == V_DICT) {
         Value key = eval_dict_key(I, env, n);
+        rt_own(I, key);
         I->loc = n->loc;
         Value r = dict_get(I, base, key);
+        rt_owned_pop(I, mark);
         rt_release(I, key);
         rt_release(I, base);
         return r;
@@ -769,6 +780,7 @@ static Value eval_index_node(Interp *I, Env *env, const AstNode *n) {
     int ns = eval_subs(I, env, n, subs, vals);
     I->loc = n->loc;
     Value r = index_value(I, base, subs, ns, n->loc);
+    rt_owned_pop(I, mark);
     for (int k = 0; k < ns; k++) rt_release(I, vals[k]);
     rt_release(I, base);
     return r;
@@ -777,10 +789,14 @@ static Value eval_index_node(Interp *I, Env *env, const AstNode *n) {
 /* list[i] = v */
 void eval_index_assign(Interp *I, Env *env, const AstNode *target, Value v) {
     Value base = eval_expr(I, env, target->a);
+    int mark = rt_owned_mark(I);
+    rt_own(I, base);
     if (base.kind == V_DICT) {
         Value key = eval_dict_key(I, env, target);
+        rt_own(I, key);
         I->loc = target->loc;
         rt_dict_set(I, base, key, rt_retain(v));
+        rt_owned_pop(I, mark);
         rt_release(I, key);
         rt_release(I, base);
         return;
@@ -803,6 +819,7 @@ void eval_index_assign(Interp *I, Env *env, const AstNode *target, Value v) {
     } else {
         rt_error(I, "%s does not support item assignment", rt_type_name(base));
     }
+    rt_owned_pop(I, mark);
     for (int k = 0; k < ns; k++) rt_release(I, vals[k]);
     rt_release(I, base);
 }
@@ -927,7 +944,10 @@ Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *con
         const AstNode *def = model_method(m, "forward");
         if (!def) rt_error(I, "model %s has no forward method to call", m->type_name);
         Value f = model_bind_method(I, m, def);
+        int mark = rt_owned_mark(I);
+        rt_own(I, f);
         Value r = rt_capture_call(I, (Func *)f.o, args, nargs, kwnames, kwargs, nkw);
+        rt_owned_pop(I, mark);
         rt_release(I, f);
         return r;
     }
@@ -938,12 +958,19 @@ Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *con
 
 static Value eval_call(Interp *I, Env *env, const AstNode *n) {
     Value fn = eval_expr(I, env, n->a);
+    int mark = rt_owned_mark(I);
+    rt_own(I, fn);
     int na = n->list.len;
     Value sbuf[8], kbuf[8];
     const char *nbuf[8];
     Value *args = na <= 8 ? sbuf : tt_xmalloc((size_t)na * sizeof *args);
     Value *kw = na <= 8 ? kbuf : tt_xmalloc((size_t)na * sizeof *kw);
     const char **kwn = na <= 8 ? nbuf : tt_xmalloc((size_t)na * sizeof *kwn);
+    if (args != sbuf) {
+        rt_own_mem(I, args);
+        rt_own_mem(I, kw);
+        rt_own_mem(I, kwn);
+    }
     int np = 0, nk = 0;
     for (int i = 0; i < na; i++) {
         const AstNode *arg = n->list.items[i];
@@ -954,6 +981,7 @@ static Value eval_call(Interp *I, Env *env, const AstNode *n) {
             rt_error(I, "positional argument follows keyword argument");
         }
         Value v = eval_expr(I, env, e);
+        rt_own(I, v);
         if (kname) {
             for (int k = 0; k < nk; k++)
                 if (strcmp(kwn[k], kname) == 0) {
@@ -968,6 +996,7 @@ static Value eval_call(Interp *I, Env *env, const AstNode *n) {
     }
     I->loc = n->loc;
     Value r = rt_call(I, fn, args, np, kwn, kw, nk);
+    rt_owned_pop(I, mark);
     for (int i = 0; i < np; i++) rt_release(I, args[i]);
     for (int i = 0; i < nk; i++) rt_release(I, kw[i]);
     if (args != sbuf) {
@@ -1051,33 +1080,45 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
     }
     case AST_UNARY: {
         Value v = eval_expr(I, env, n->a);
+        int mark = rt_owned_mark(I);
+        rt_own(I, v);
         I->loc = op_tok_loc(n);
         Value r = eval_unary(I, n->op, v);
+        rt_owned_pop(I, mark);
         rt_release(I, v);
         return r;
     }
     case AST_BINARY: {
         Value a = eval_expr(I, env, n->a);
+        int mark = rt_owned_mark(I);
+        rt_own(I, a);
         if (n->op == AOP_AND || n->op == AOP_OR) {
             I->loc = n->a->loc;
             bool t = rt_truthy(I, a);
+            rt_owned_pop(I, mark);
             if ((n->op == AOP_AND) != t) return a;
             rt_release(I, a);
             return eval_expr(I, env, n->b);
         }
         Value b = eval_expr(I, env, n->b);
+        rt_own(I, b);
         I->loc = binary_op_loc(n);
         I->lit_operands = (unsigned)is_literal(n->a) | (unsigned)is_literal(n->b) << 1;
         Value r = eval_binary_values(I, n->op, a, b);
+        rt_owned_pop(I, mark);
         rt_release(I, a);
         rt_release(I, b);
         return r;
     }
     case AST_RANGE: {
         Value a = eval_expr(I, env, n->a);
+        int mark = rt_owned_mark(I);
+        rt_own(I, a);
         Value b = eval_expr(I, env, n->b);
+        rt_own(I, b);
         I->loc = n->loc;
         int64_t lo = rt_to_int(I, a, "range start"), hi = rt_to_int(I, b, "range end");
+        rt_owned_pop(I, mark);
         rt_release(I, a);
         rt_release(I, b);
         return rt_range(I, lo, hi, 1);
@@ -1088,8 +1129,11 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         return eval_index_node(I, env, n);
     case AST_MEMBER: {
         Value base = eval_expr(I, env, n->a);
+        int mark = rt_owned_mark(I);
+        rt_own(I, base);
         I->loc = n->loc;
         Value r = rt_member(I, base, n->str);
+        rt_owned_pop(I, mark);
         rt_release(I, base);
         return r;
     }
@@ -1097,7 +1141,10 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
     case AST_TUPLE: {
         int len = n->list.len;
         Value l = n->kind == AST_LIST ? rt_list(I, 0) : rt_tuple(I, 0);
+        int mark = rt_owned_mark(I);
+        rt_own(I, l); /* a half-built list holds what its items evaluated to */
         for (int i = 0; i < len; i++) rt_list_push(I, l, eval_expr(I, env, n->list.items[i]));
+        rt_owned_pop(I, mark);
         return l;
     }
     case AST_RECORD: {
@@ -1106,6 +1153,8 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         for (int i = 0; i < len; i++) names[i] = n->list.items[i]->str;
         Value r = rt_record(I, len, names);
         free(names);
+        int mark = rt_owned_mark(I);
+        rt_own(I, r);
         for (int i = 0; i < len; i++) {
             for (int j = 0; j < i; j++)
                 if (((Record *)r.o)->names[j] == ((Record *)r.o)->names[i]) {
@@ -1114,21 +1163,31 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
                 }
             ((Record *)r.o)->vals[i] = eval_expr(I, env, n->list.items[i]->a);
         }
+        rt_owned_pop(I, mark);
         return r;
     }
     case AST_REPEAT: {
         Value cnt = eval_expr(I, env, n->b);
+        int mark = rt_owned_mark(I);
+        rt_own(I, cnt);
         I->loc = n->b->loc;
         int64_t k = rt_to_int(I, cnt, "repeat count");
         if (k < 0 || k > 100000000) rt_error(I, "repeat count %lld is out of range", (long long)k);
+        rt_owned_pop(I, mark);
+        rt_release(I, cnt);
         Value l = rt_list(I, 0);
+        rt_own(I, l);
         for (int64_t i = 0; i < k; i++) rt_list_push(I, l, eval_expr(I, env, n->a));
+        rt_owned_pop(I, mark);
         return l;
     }
     case AST_IFEXPR: { /* only the branch taken is evaluated */
         Value c = eval_expr(I, env, n->b);
+        int mark = rt_owned_mark(I);
+        rt_own(I, c);
         I->loc = n->b->loc;
         bool t = rt_truthy(I, c);
+        rt_owned_pop(I, mark);
         rt_release(I, c);
         return eval_expr(I, env, t ? n->a : n->c);
     }

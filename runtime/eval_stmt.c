@@ -129,8 +129,11 @@ static AstOp compound_op(AstOp op) {
 static void exec_assign(Interp *I, Env *env, const AstNode *n) {
     const AstNode *t = n->a;
     Value v = eval_expr(I, env, n->b);
+    int mark = rt_owned_mark(I);
+    rt_own(I, v);
     if (n->op != AOP_NONE) {
         Value old = eval_expr(I, env, t);
+        rt_own(I, old);
         SrcLoc l = n->loc;
         if (n->op_line > 0) {
             l.line = l.end_line = n->op_line;
@@ -139,36 +142,48 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
         }
         I->loc = l;
         Value r = eval_binary_values(I, compound_op(n->op), old, v);
+        rt_owned_pop(I, mark);
         rt_release(I, v);
+        rt_own(I, old);
+        rt_own(I, r);
         if (old.kind == V_TENSOR && ((Tensor *)old.o)->requires_grad) {
             /* a parameter, however it was reached (a name bound by a for over
              * parameters(), a list item, a field): updated in place, as
              * PyTorch's p -= lr * p.grad; every holder sees the new value */
             rt_tensor_set(I, (Tensor *)old.o, r, "in-place update");
+            rt_owned_pop(I, mark);
             rt_release(I, r);
             rt_release(I, old);
             return;
         }
+        rt_owned_pop(I, mark);
         rt_release(I, old);
         v = r;
+        rt_own(I, v);
     }
     I->loc = t->loc;
     switch (t->kind) {
+    /* assign_name and assign_member take v once they succeed; they fail
+     * before taking it, so v stays owned until they return */
     case AST_NAME:
         if (!assign_name(I, env, t->str, v))
             rt_error(I, "assignment to undeclared variable '%s' (declare it with let)", t->str);
+        rt_owned_pop(I, mark);
         break;
     case AST_MEMBER: {
         Value base = eval_expr(I, env, t->a);
+        rt_own(I, base);
         I->loc = t->loc;
         rt_capture_forbid(I, "assigns to a member");
         assign_member(I, base, t->str, v);
+        rt_owned_pop(I, mark);
         rt_release(I, base);
         break;
     }
     case AST_INDEX:
         rt_capture_forbid(I, "assigns to an item");
         eval_index_assign(I, env, t, v);
+        rt_owned_pop(I, mark);
         rt_release(I, v);
         break;
     default:
@@ -184,13 +199,18 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
 static bool run_iteration(Interp *I, Env *env, const AstNode *n, Value item, Value *ret,
                           Flow *result) {
     Env *e = env_new(I, env);
+    int mark = rt_owned_mark(I);
+    rt_own_env(I, e);
     if (n->ival || n->list.len > 1) {
+        rt_own(I, item);
         unpack_into(I, e, &n->list, item, n->loc);
+        rt_owned_pop(I, mark + 1);
         rt_release(I, item);
     } else {
         env_define(I, e, n->list.items[0]->str, item);
     }
     Flow f = exec_block_in(I, e, n->b, ret);
+    rt_owned_pop(I, mark);
     env_release(I, e);
     if (f == FLOW_RETURN) *result = f;
     return f == FLOW_BREAK || f == FLOW_RETURN;
@@ -198,6 +218,8 @@ static bool run_iteration(Interp *I, Env *env, const AstNode *n, Value item, Val
 
 static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
     Value it = eval_expr(I, env, n->a);
+    int mark = rt_owned_mark(I);
+    rt_own(I, it);
     I->loc = n->a->loc;
     Flow result = FLOW_NORMAL;
     switch (it.kind) {
@@ -222,9 +244,11 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
     }
     case V_DICT: { /* its keys, as they were when the loop started */
         Value keys = rt_iter_list(I, it, "for");
+        rt_own(I, keys);
         List *l = (List *)keys.o;
         for (int i = 0; i < l->len; i++)
             if (run_iteration(I, env, n, rt_retain(l->items[i]), ret, &result)) break;
+        rt_owned_pop(I, mark + 1);
         rt_release(I, keys);
         break;
     }
@@ -262,18 +286,21 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
     case V_NATIVE: {
         /* iterator protocol: a `next` method returning none at the end */
         Value next = rt_member(I, it, "next");
+        rt_own(I, next);
         for (;;) {
             I->loc = n->a->loc;
             Value item = rt_call(I, next, NULL, 0, NULL, NULL, 0);
             if (item.kind == V_NONE) break;
             if (run_iteration(I, env, n, item, ret, &result)) break;
         }
+        rt_owned_pop(I, mark + 1);
         rt_release(I, next);
         break;
     }
     default:
         rt_error(I, "cannot iterate over %s", rt_type_name(it));
     }
+    rt_owned_pop(I, mark);
     rt_release(I, it);
     return result;
 }
@@ -293,7 +320,10 @@ Flow exec_block_in(Interp *I, Env *env, const AstNode *block, Value *ret) {
 
 static Flow exec_scoped(Interp *I, Env *env, const AstNode *block, Value *ret) {
     Env *e = env_new(I, env);
+    int mark = rt_owned_mark(I);
+    rt_own_env(I, e);
     Flow f = exec_block_in(I, e, block, ret);
+    rt_owned_pop(I, mark);
     env_release(I, e);
     return f;
 }
@@ -309,12 +339,16 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
     switch (n->kind) {
     case AST_LET: {
         Value v = eval_expr(I, env, n->a);
+        int mark = rt_owned_mark(I);
+        rt_own(I, v);
         if (n->type) /* let x: f32[2, 3] = ...: checked like an argument */
             check_annotation(I, env, n->type, v, "let", "value", n->type->loc);
         if (n->ival || n->list.len > 1) {
             unpack_into(I, env, &n->list, v, n->loc);
+            rt_owned_pop(I, mark);
             rt_release(I, v);
         } else {
+            rt_owned_pop(I, mark);
             env_define(I, env, n->list.items[0]->str, v);
         }
         return FLOW_NORMAL;
@@ -329,8 +363,11 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
         return FLOW_NORMAL;
     case AST_IF: {
         Value c = eval_expr(I, env, n->a);
+        int mark = rt_owned_mark(I);
+        rt_own(I, c);
         I->loc = n->a->loc;
         bool t = rt_truthy(I, c);
+        rt_owned_pop(I, mark);
         rt_release(I, c);
         if (t) return exec_scoped(I, env, n->b, ret);
         if (!n->c) return FLOW_NORMAL;
@@ -340,8 +377,11 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
     case AST_WHILE:
         for (;;) {
             Value c = eval_expr(I, env, n->a);
+            int mark = rt_owned_mark(I);
+            rt_own(I, c);
             I->loc = n->a->loc;
             bool t = rt_truthy(I, c);
+            rt_owned_pop(I, mark);
             rt_release(I, c);
             if (!t) break;
             Flow f = exec_scoped(I, env, n->b, ret);
@@ -402,6 +442,8 @@ void exec_program(Interp *I, const AstNode *prog, bool echo) {
         const AstNode *s = prog->list.items[i];
         if (echo && i == n - 1 && s->kind == AST_EXPR_STMT) {
             Value v = eval_expr(I, I->globals, s->a);
+            int mark = rt_owned_mark(I);
+            rt_own(I, v);
             if (v.kind != V_NONE) {
                 StrBuf b = {0};
                 I->loc = s->loc;
@@ -410,6 +452,7 @@ void exec_program(Interp *I, const AstNode *prog, bool echo) {
                 fputc('\n', stdout);
                 sb_free(&b);
             }
+            rt_owned_pop(I, mark);
             rt_release(I, v);
             continue;
         }

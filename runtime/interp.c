@@ -68,7 +68,8 @@ Interp *rt_new_interp(void) {
 
 void rt_free_interp(Interp *I) {
     if (!I) return;
-    rt_capture_free(I);     /* releases what the records hold while objects still can be */
+    rt_capture_free(I); /* releases what the records hold while objects still can be */
+    rt_owned_free(I);
     rt_free_all_objects(I); /* tensors drop their buffers, natives their data */
     env_free_all(I);
     rt_modules_free(I);
@@ -166,7 +167,7 @@ static int run_text(Interp *I, const char *name, const char *text, size_t len, b
 
     jmp_buf jb;
     jmp_buf *saved = I->on_error;
-    int saved_frames = I->nframes, saved_depth = I->depth;
+    int saved_frames = I->nframes, saved_depth = I->depth, mark = rt_owned_mark(I);
     I->on_error = &jb;
     int rc = 0;
     if (setjmp(jb) == 0) {
@@ -177,6 +178,9 @@ static int run_text(Interp *I, const char *name, const char *text, size_t len, b
             exec_program(I, prog, echo);
     } else {
         rc = 1;
+        /* what the failing statement's frames held: temporaries, argument
+         * arrays, scopes, and state its blocks set */
+        rt_owned_unwind(I, mark);
         I->nframes = saved_frames;
         I->depth = saved_depth;
         rt_imports_after_error(I);
@@ -266,11 +270,14 @@ void rt_load_prelude(Interp *I) {
             if (prog && nerr == 0) {
                 jmp_buf jb;
                 jmp_buf *saved = I->on_error;
+                int mark = rt_owned_mark(I);
                 I->on_error = &jb;
-                if (setjmp(jb) == 0)
+                if (setjmp(jb) == 0) {
                     exec_program(I, prog, false);
-                else
+                } else {
+                    rt_owned_unwind(I, mark);
                     I->nframes = 0;
+                }
                 I->on_error = saved;
             }
             free(text);

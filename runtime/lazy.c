@@ -21,6 +21,15 @@
 #include <time.h>
 
 #define AUTO_RESET_NODES 8192 /* nodes kept before a fully realized graph is dropped */
+/* Data of the graph's nodes that no tensor holds any more (the inputs and
+ * results of realized work that live tensors still reach), kept before a
+ * fully realized graph is dropped. */
+#define AUTO_RESET_BYTES ((size_t)512 << 20)
+/* A realization sweeps the node data nothing reaches once node_buf holds
+ * twice what it held after the last sweep, plus this much: the sweep walks
+ * every object and node, so it runs once per doubling, not per
+ * realization. */
+#define SWEEP_MIN_BYTES ((size_t)1 << 20)
 
 static void ensure_node_buf(Interp *I) {
     if (I->node_buf_cap >= I->g.n) return;
@@ -45,6 +54,7 @@ int rt_node(Interp *I, Tensor *t) {
     ensure_node_buf(I);
     t->buf->refcount++;
     I->node_buf[id] = t->buf;
+    I->node_buf_bytes += t->buf->nbytes;
     t->node = id;
     t->node_gen = I->gen;
     if (I->cap_rec) rt_capture_node(I, t, id);
@@ -62,9 +72,43 @@ static void reset_graph_now(Interp *I) {
         if (I->node_buf[i]) rt_buf_release(I->node_buf[i]);
         I->node_buf[i] = NULL;
     }
+    I->node_buf_bytes = 0;
+    I->node_buf_sweep = SWEEP_MIN_BYTES;
     ir_clear(&I->g);
     I->gen++;
     if (I->cap_rec) rt_capture_reset(I);
+}
+
+/* Releases the data of every node that no live tensor reaches: a tensor's
+ * node and everything below it may still be read (a later expression on the
+ * tensor, backward through it), anything else can never be. Node ids held
+ * outside tensors do not survive a realization anyway (the graph may be
+ * reset at its end). Returns the bytes left that only node_buf holds. */
+static size_t sweep_node_bufs(Interp *I) {
+    int n = I->g.n;
+    char *live = tt_xcalloc((size_t)(n ? n : 1), 1);
+    for (Obj *o = I->objects; o; o = o->gc_next) {
+        if (o->kind != V_TENSOR) continue;
+        const Tensor *t = (const Tensor *)o;
+        if (t->node_gen == I->gen && t->node >= 0 && t->node < n) live[t->node] = 1;
+    }
+    size_t only_graph = 0;
+    for (int id = n - 1; id >= 0; id--) { /* ids are topological: users after inputs */
+        Buffer *b = I->node_buf[id];
+        if (!live[id]) {
+            if (b) {
+                I->node_buf_bytes -= b->nbytes;
+                rt_buf_release(b);
+                I->node_buf[id] = NULL;
+            }
+            continue;
+        }
+        if (b && b->refcount == 1) only_graph += b->nbytes;
+        const IrNode *nd = ir_node(&I->g, id);
+        for (int k = 0; k < nd->nin; k++) live[nd->in[k]] = 1;
+    }
+    free(live);
+    return only_graph;
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -191,7 +235,10 @@ void rt_realize_all(Interp *I) {
             ir_free(&E);
             rt_error_at(I, at, "%s", msg);
         }
-        for (int j = 0; j < nout; j++) I->node_buf[outnodes[j]] = outbufs[j];
+        for (int j = 0; j < nout; j++) {
+            I->node_buf[outnodes[j]] = outbufs[j];
+            I->node_buf_bytes += outbufs[j]->nbytes;
+        }
     }
     if (I->cap_rec) { /* before the lazy tensors take their data: the inputs' tensors
                          still hold what E read */
@@ -217,7 +264,13 @@ void rt_realize_all(Interp *I) {
     free(in);
     free(ids);
     ir_free(&E);
-    if (I->g.n > AUTO_RESET_NODES) reset_graph_now(I);
+    /* not while a call is recorded: its record names nodes by id (capture.c) */
+    size_t only_graph = 0;
+    if (!I->cap_rec && I->node_buf_bytes > I->node_buf_sweep) {
+        only_graph = sweep_node_bufs(I);
+        I->node_buf_sweep = 2 * I->node_buf_bytes + SWEEP_MIN_BYTES;
+    }
+    if (I->g.n > AUTO_RESET_NODES || only_graph > AUTO_RESET_BYTES) reset_graph_now(I);
 }
 
 void *rt_data_const(Interp *I, Tensor *t) {
@@ -324,6 +377,7 @@ void rt_lazy_free(Interp *I) {
     free(I->rz_map);
     I->node_buf = NULL;
     I->node_buf_cap = 0;
+    I->node_buf_bytes = 0;
     ir_free(&I->g);
     I->lazy = NULL;
 }

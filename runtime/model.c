@@ -290,12 +290,16 @@ Value call_func(Interp *I, Func *f, const Value *args, int nargs, const char *co
     SrcLoc site = I->loc;
     enter(I);
     Env *env = env_new(I, f->closure);
+    int mark = rt_owned_mark(I);
+    rt_own_env(I, env);
     bind_params(I, name, &def->list, env, f->closure, args, nargs, kwnames, kwargs, nkw);
     rt_push_frame(I, name, site);
     Value ret = VNONE;
     Flow fl = exec_block_in(I, env, def->b, &ret);
     if (fl != FLOW_RETURN) ret = VNONE;
+    rt_own(I, ret);
     if (def->type) check_annotation(I, env, def->type, ret, name, "return value", def->type->loc);
+    rt_owned_pop(I, mark);
     rt_pop_frame(I);
     env_release(I, env);
     I->depth--;
@@ -362,9 +366,12 @@ static Tensor *make_param(Interp *I, Value v, const char *name, bool buffer) {
     char what[160];
     snprintf(what, sizeof what, "%s %s", buffer ? "buffer" : "param", name);
     Tensor *src = rt_to_tensor(I, v, what);
+    int mark = rt_owned_mark(I);
+    rt_own(I, vtensor(src));
     void *data = rt_data(I, src);
     Tensor *p = rt_tensor_new(I, src->dtype, src->shape);
     memcpy(p->buf->data, data, (size_t)shape_numel(&src->shape) * dtype_size(src->dtype));
+    rt_owned_pop(I, mark);
     rt_release(I, vtensor(src));
     if (!buffer) rt_register_param(I, p);
     p->name = rt_intern(I, name);
@@ -393,13 +400,17 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
     SrcLoc site = I->loc;
     enter(I);
     Env *ienv = env_new(I, d->closure);
+    int mark = rt_owned_mark(I);
+    rt_own_env(I, ienv);
     bind_params(I, name, &def->list, ienv, d->closure, args, nargs, kwnames, kwargs, nkw);
+    rt_owned_pop(I, mark);
     Model *m = rt_alloc_obj(I, V_MODEL, sizeof(Model));
     m->def = d;
     d->obj.refcount++;
     m->type_name = rt_intern(I, name);
     m->env = ienv; /* takes the reference */
     ienv->model = m;
+    rt_own(I, vobj(&m->obj)); /* a half-built model, when a declaration fails */
     rt_push_frame(I, rt_intern(I, name), site);
     const AstNode *body = def->b;
     for (int i = 0; body && i < body->list.len; i++) {
@@ -413,11 +424,15 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
                 add_field(I, m, decl->str, VNONE, FIELD);
                 break;
             }
+            rt_own(I, v);
             Tensor *p = make_param(I, v, decl->str, buffer);
+            rt_owned_pop(I, mark + 1);
             rt_release(I, v);
+            rt_own(I, vtensor(p));
             if (decl->type)
                 check_annotation(I, ienv, decl->type, vtensor(p), name, buffer ? "buffer" : "param",
                                  decl->loc);
+            rt_owned_pop(I, mark + 1);
             add_field(I, m, decl->str, vtensor(p), buffer ? BUFFER : PARAM);
             break;
         }
@@ -427,7 +442,9 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
         case AST_LET: {
             Value v = eval_expr(I, ienv, decl->a);
             I->loc = decl->loc;
+            rt_own(I, v); /* let_fields fails before it takes v */
             let_fields(I, m, decl, v);
+            rt_owned_pop(I, mark + 1);
             break;
         }
         case AST_FN:
@@ -438,6 +455,7 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
         }
     }
     model_name_params(I, m);
+    rt_owned_pop(I, mark);
     rt_pop_frame(I);
     I->depth--;
     I->loc = site;

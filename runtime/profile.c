@@ -115,20 +115,31 @@ static void print_table(const Row *rows, int n, bool kernels, double ms) {
            total > 0 ? 100.0 : 0, ms);
 }
 
+/* An error inside the block: profiling is as it was before the block (the
+ * cleanup stack, value.h, runs this when the error unwinds past it). */
+static void profile_restore(Interp *I, void *was) {
+    depth--;
+    I->profile = was != NULL;
+}
+
 Value rt_profile_block(Interp *I, Env *env, const AstNode *n, Value *ret, Flow *fl, bool print) {
     bool was = I->profile;
-    I->profile = true;
-    rt_realize_all(I); /* what came before is not part of the block */
     int slot = depth < MAX_DEPTH ? depth : MAX_DEPTH - 1;
     depth++;
+    int mark = rt_owned_mark(I);
+    rt_own_restore(I, profile_restore, was ? I : NULL);
+    I->profile = true;
+    rt_realize_all(I); /* what came before is not part of the block */
     RtProfile before = I->prof;
     snapshot(I, slot);
     rt_mem_peak_reset();
     double t0 = now_s();
 
     Env *e = env_new(I, env);
+    rt_own_env(I, e);
     *fl = exec_block_in(I, e, n->b, ret);
     rt_realize_all(I); /* the block's lazy tensors, while its scope holds them */
+    rt_owned_pop(I, mark);
     env_release(I, e);
 
     double ms = (now_s() - t0) * 1e3;

@@ -32,6 +32,10 @@ size_t rt_mem_peak(void) {
     return mem_peak;
 }
 
+size_t rt_mem_live(void) {
+    return mem_live;
+}
+
 Buffer *rt_buf_try_uninit(size_t nbytes) {
     if (nbytes > ((size_t)1 << 46)) return NULL;
     size_t n = (nbytes + 63) & ~(size_t)63;

@@ -201,6 +201,19 @@ typedef struct CallFrame { /* the chain of model calls, for diagnostics */
                         expressions use, for the stack overflow message */
 } CallFrame;
 
+/* One entry of the cleanup stack (cleanup.c): what a C frame owns while it
+ * calls code that can fail. */
+typedef enum OwnKind { OWN_VALUE, OWN_MEM, OWN_ENV, OWN_RESTORE } OwnKind;
+typedef struct Owned {
+    OwnKind kind;
+    union {
+        Value v;         /* OWN_VALUE: one reference */
+        void *p;         /* OWN_MEM: free(p); OWN_RESTORE: restore's argument */
+        struct Env *env; /* OWN_ENV: one reference */
+    };
+    void (*restore)(Interp *I, void *arg); /* OWN_RESTORE: puts saved state back */
+} Owned;
+
 struct Interp {
     Arena ast_arena; /* ASTs of the script, the prelude and REPL entries */
     Env *globals;
@@ -214,8 +227,10 @@ struct Interp {
     uint32_t *rz_seen; /* == rz_stamp: visited by the current walk */
     int *rz_map;       /* the node's id in the execution graph */
     uint32_t rz_stamp;
-    uint64_t gen; /* bumped each time g is cleared */
-    Tensor *lazy; /* list of live tensors that have no data yet */
+    size_t node_buf_bytes; /* the data node_buf holds (shared with tensors or not) */
+    size_t node_buf_sweep; /* node_buf_bytes at which a realization sweeps (lazy.c) */
+    uint64_t gen;          /* bumped each time g is cleared */
+    Tensor *lazy;          /* list of live tensors that have no data yet */
 
     Tensor **params; /* every live parameter tensor (not retained) */
     int nparams, capparams;
@@ -243,6 +258,11 @@ struct Interp {
                                 bench() prints its summary when it is that call */
     CallFrame *frames;
     int nframes, capframes;
+    /* the cleanup stack (cleanup.c): references, memory and saved state the
+     * evaluator's C frames hold, released by the error boundary they
+     * longjmp to (run_text: a file, a REPL entry) */
+    Owned *owned;
+    int nowned, capowned;
 
     Obj *objects; /* every live object (gc list) */
     const char *stdlib_dir;
@@ -302,6 +322,42 @@ _Noreturn void rt_error_at(Interp *I, SrcLoc loc, const char *fmt, ...)
  * have returned) carry it: cross_entropy's bad label is reported at the
  * user's cross_entropy(...), not at a line of std/20_losses.tt. */
 SrcLoc rt_user_loc(Interp *I);
+
+/* -- the cleanup stack (cleanup.c) --
+ * rt_error longjmps past every C frame, so a reference held in a C local
+ * (an operand, an argument array, a half-built list) would never be
+ * released: 2000 failing REPL entries once held 3 GB. A frame that holds
+ * something across a call that can fail pushes it here, takes
+ * mark = rt_owned_mark(I) before, and on its normal return drops its
+ * entries with rt_owned_pop(I, mark) and then releases as before. An error
+ * boundary (run_text, the prelude) calls rt_owned_unwind(I, mark): every
+ * entry above its mark is released, freed or restored, newest first, as
+ * Lua's error handling closes to-be-closed variables. */
+static inline int rt_owned_mark(const Interp *I) {
+    return I->nowned;
+}
+static inline void rt_owned_pop(Interp *I, int mark) {
+    I->nowned = mark;
+}
+void rt_own_push(Interp *I, Owned o);
+static inline void rt_own(Interp *I, Value v) { /* v: a reference the caller owns */
+    if (v.kind >= V_STR) rt_own_push(I, (Owned){.kind = OWN_VALUE, .v = v});
+}
+static inline void rt_own_mem(Interp *I, void *p) { /* p: malloc'ed */
+    rt_own_push(I, (Owned){.kind = OWN_MEM, .p = p});
+}
+static inline void rt_own_env(Interp *I, struct Env *e) {
+    rt_own_push(I, (Owned){.kind = OWN_ENV, .env = e});
+}
+/* restore(I, arg) runs if an error unwinds past this entry (state a block
+ * set, such as profiling on). */
+static inline void rt_own_restore(Interp *I, void (*restore)(Interp *, void *), void *arg) {
+    rt_own_push(I, (Owned){.kind = OWN_RESTORE, .p = arg, .restore = restore});
+}
+void rt_owned_unwind(Interp *I, int mark);
+/* The entries left at rt_free_interp (an error that no boundary caught):
+ * the memory is freed; the objects go with every other object. */
+void rt_owned_free(Interp *I);
 
 /* -- values -- */
 #define VNONE ((Value){.kind = V_NONE})
