@@ -501,10 +501,11 @@ int main(int argc, char **argv) {
             JitStats st = jit_stats(I->jit);
             fprintf(stderr,
                     "jit: %lld graph runs in %.1f ms; %lld compiled (%.1f ms compiling, %lld "
-                    "of them linked from the on-disk cache), %lld cache hits\n",
+                    "of them linked from the on-disk cache; %lld kernels in %lld functions), "
+                    "%lld cache hits\n",
                     (long long)I->exec_count[BACKEND_JIT], 1e3 * I->exec_seconds[BACKEND_JIT],
                     (long long)st.compiles, st.compile_ms, (long long)st.disk_hits,
-                    (long long)st.hits);
+                    (long long)st.kernels, (long long)st.kernel_fns, (long long)st.hits);
             jit_print_profile(I->jit, stderr, 15);
         }
         rt_capture_print(I, stderr);
