@@ -113,8 +113,9 @@ void tt_backend_print_profile(TtBackend *b, FILE *out, int top) {
     if (b->ops->caps & TT_BACKEND_COMPILES)
         fprintf(out,
                 "; %lld compiled (%.1f ms compiling, %lld of them linked from the on-disk "
-                "cache), %lld cache hits",
-                (long long)s.compiles, s.compile_ms, (long long)s.disk_hits, (long long)s.hits);
+                "cache; %lld kernels in %lld functions), %lld cache hits",
+                (long long)s.compiles, s.compile_ms, (long long)s.disk_hits, (long long)s.kernels,
+                (long long)s.kernel_fns, (long long)s.hits);
     fputc('\n', out);
     if (b->ops->print_details) b->ops->print_details(b->state, out, top);
 }

@@ -86,6 +86,7 @@ typedef struct TtBackendStats {
     int64_t hits;      /* runs that found their graph compiled */
     int64_t disk_hits; /* compiles whose code came from an on-disk cache */
     double compile_ms;
+    int64_t kernels, kernel_fns; /* kernels compiled, and the functions they share */
 } TtBackendStats;
 
 /* One kernel's timers (graph by graph in compile order, each graph's

@@ -70,6 +70,8 @@ static void jb_stats(void *state, TtBackendStats *s) {
     s->hits = st.hits;
     s->disk_hits = st.disk_hits;
     s->compile_ms = st.compile_ms;
+    s->kernels = st.kernels;
+    s->kernel_fns = st.kernel_fns;
 }
 
 static int jb_kernels(void *state, TtKernelProfile *out, int max) {

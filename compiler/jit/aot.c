@@ -544,7 +544,7 @@ bool aot_build(const AotSpec *s, AotOutput what, char **out, size_t *len, char *
         progs[i] = schedule(s->graphs[i].g, s->threads);
         ws[i] = progs[i]->workspace;
         snprintf(gname, sizeof gname, "tt_aot_graph%d", i);
-        LLVMModuleRef m = cg_module(a.ctx, progs[i], gname, tm, false, err, errlen);
+        LLVMModuleRef m = cg_module(a.ctx, progs[i], gname, tm, false, NULL, err, errlen);
         if (!m) goto done;
         if (!a.mod) {
             a.mod = m;

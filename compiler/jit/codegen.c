@@ -28,6 +28,7 @@
  * also when iterations run on several threads.
  */
 #include "codegen.h"
+#include "ksig.h"
 #include "llvm_host.h"
 
 #include <llvm-c/Analysis.h>
@@ -45,13 +46,14 @@ typedef struct Cg {
     const LpProg *p;
     LLVMTypeRef ty[LT__COUNT], tptr, tvoid;
     LLVMValueRef fn;
-    LLVMValueRef *bufptr; /* per buffer, loaded at kernel entry */
-    LLVMValueRef *vars;   /* loop variables (phis) by var id */
-    LLVMValueRef *locals; /* allocas by local id */
-    LLVMValueRef *memo;   /* expression values of the statement being emitted */
+    LLVMValueRef *bufptr;   /* per buffer, loaded at kernel entry */
+    LLVMValueRef *wordptr;  /* per status word the kernel checks, loaded likewise */
+    const struct KSig *sig; /* the kernel's pointer table (ksig.c) */
+    LLVMValueRef *vars;     /* loop variables (phis) by var id */
+    LLVMValueRef *locals;   /* allocas by local id */
+    LLVMValueRef *memo;     /* expression values of the statement being emitted */
     unsigned *stamp, gen;
     LLVMValueRef rt;      /* the runtime context (bufs[ninputs + noutputs + 1]) */
-    LLVMValueRef status;  /* the status words (bufs[ninputs + noutputs + 2]), if checks */
     LLVMValueRef gemm_fn; /* declaration of CG_GEMM_SYMBOL */
     LLVMTypeRef gemm_ty;
     LLVMValueRef ggemm_fn; /* declaration of CG_GEMM_GATHER_SYMBOL */
@@ -533,12 +535,6 @@ static void emit_qgemm(Cg *c, const LpGemm *g, LLVMValueRef efn) {
     LLVMBuildCall2(c->b, c->qgemm_ty, c->qgemm_fn, args, 12, "");
 }
 
-static bool has_gemm(const LpStmt *s) {
-    for (; s; s = s->next)
-        if (s->kind == LS_GEMM || (s->kind == LS_LOOP && has_gemm(s->body))) return true;
-    return false;
-}
-
 static void emit_block(Cg *c, const LpStmt *s);
 
 /* Marks the loop whose latch branch is br with llvm.loop.vectorize.enable:
@@ -607,9 +603,9 @@ static void alloc_locals(Cg *c, const LpKernel *k);
 static void load_bufptrs(Cg *c, LLVMValueRef bufs);
 
 /* The iterations of a top-level loop of the kernel as a function of their
- * own, `void kN_op.WHAT.iV(void **bufs, i64 lo, i64 hi)` (own locals and
- * buffer pointers), for the thread pool (a parallel loop) or the GEMM (an
- * epilogue). */
+ * own, `void kN_op.WHAT.iV(void **tbl, i64 lo, i64 hi)` (own locals and
+ * buffer pointers, from the kernel's table), for the thread pool (a
+ * parallel loop) or the GEMM (an epilogue). */
 static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what) {
     const LpKernel *k = c->kernel;
     LLVMTypeRef i64 = c->ty[LT_I64];
@@ -623,11 +619,12 @@ static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what) {
     /* the kernel's state, restored after the body */
     LLVMValueRef kfn = c->fn;
     LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
-    size_t nb = (size_t)c->p->nbufs, nl = (size_t)k->nlocals;
+    size_t nb = (size_t)c->p->nbufs, nl = (size_t)k->nlocals, nw = (size_t)c->p->nchecks;
     LLVMValueRef *bp = tt_xmalloc((nb + 1) * sizeof *bp), *lc = tt_xmalloc((nl + 1) * sizeof *lc);
+    LLVMValueRef *wp = tt_xmalloc((nw + 1) * sizeof *wp);
     memcpy(bp, c->bufptr, nb * sizeof *bp);
     memcpy(lc, c->locals, nl * sizeof *lc);
-    LLVMValueRef status = c->status;
+    if (nw) memcpy(wp, c->wordptr, nw * sizeof *wp);
     c->fn = fn;
     LLVMValueRef bufs = LLVMGetParam(fn, 0);
     LLVMSetValueName2(bufs, "bufs", 4);
@@ -638,11 +635,12 @@ static LLVMValueRef outline_loop(Cg *c, const LpStmt *s, const char *what) {
     emit_loop(c, s, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2));
     LLVMBuildRetVoid(c->b);
     c->fn = kfn;
-    c->status = status;
     memcpy(c->bufptr, bp, nb * sizeof *bp);
     memcpy(c->locals, lc, nl * sizeof *lc);
+    if (nw) memcpy(c->wordptr, wp, nw * sizeof *wp);
     free(bp);
     free(lc);
+    free(wp);
     LLVMPositionBuilderAtEnd(c->b, at);
     return fn;
 }
@@ -676,8 +674,7 @@ static void emit_check(Cg *c, const LpStmt *s) {
     LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "check.ok");
     LLVMBuildCondBr(b, ok, cont, bad);
     LLVMPositionBuilderAtEnd(b, bad);
-    LLVMValueRef w = LLVMConstInt(i64, (unsigned long long)s->check, 0);
-    LLVMValueRef ptr = LLVMBuildInBoundsGEP2(b, i64, c->status, &w, 1, "");
+    LLVMValueRef ptr = c->wordptr[s->check];
     LLVMValueRef word = LLVMBuildAdd(b, i, LLVMConstInt(i64, (1ull << 31) + 1, 0), "");
     LLVMBuildAtomicCmpXchg(b, ptr, LLVMConstInt(i64, 0, 0), word, LLVMAtomicOrderingMonotonic,
                            LLVMAtomicOrderingMonotonic, 0);
@@ -737,58 +734,44 @@ static void alloc_locals(Cg *c, const LpKernel *k) {
     }
 }
 
-/* buffer pointers: bufs[slot], temporaries at workspace + offset */
-static void load_bufptrs(Cg *c, LLVMValueRef bufs) {
-    const LpProg *p = c->p;
+/* The pointers of the kernel's table (ksig.h): its buffers, the runtime
+ * context, its status words. */
+static void load_bufptrs(Cg *c, LLVMValueRef tbl) {
+    const KSig *sig = c->sig;
     LLVMBuilderRef b = c->b;
     LLVMTypeRef i64 = c->ty[LT_I64];
-    LLVMValueRef ws = NULL;
-    for (int i = 0; i < p->nbufs; i++) {
-        const LpBuf *bf = &p->bufs[i];
-        int slot = bf->kind == LB_INPUT    ? bf->slot
-                   : bf->kind == LB_OUTPUT ? p->ninputs + bf->slot
-                                           : -1;
-        if (slot >= 0) {
-            LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)slot, 0);
-            LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
-            c->bufptr[i] = LLVMBuildLoad2(b, c->tptr, pp, bf->name);
-        } else {
-            if (!ws) {
-                LLVMValueRef at =
-                    LLVMConstInt(i64, (unsigned long long)(p->ninputs + p->noutputs), 0);
-                LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
-                ws = LLVMBuildLoad2(b, c->tptr, pp, "workspace");
-            }
-            LLVMValueRef off = LLVMConstInt(i64, (unsigned long long)bf->offset, 0);
-            c->bufptr[i] = LLVMBuildInBoundsGEP2(b, c->ty[LT_I8], ws, &off, 1, bf->name);
-        }
-    }
-    c->status = NULL;
-    if (p->nchecks > 0) {
-        LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)(p->ninputs + p->noutputs + 2), 0);
-        LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
-        c->status = LLVMBuildLoad2(b, c->tptr, pp, "status");
+    for (int e = 0; e < sig->n; e++) {
+        if (sig->kind[e] == KS_RT) continue; /* emit_kernel's */
+        LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)e, 0);
+        LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, tbl, &at, 1, "");
+        char name[16];
+        snprintf(name, sizeof name, "%s%d", sig->kind[e] == KS_BUF ? "b" : "w", e);
+        LLVMValueRef v = LLVMBuildLoad2(b, c->tptr, pp, name);
+        if (sig->kind[e] == KS_BUF)
+            c->bufptr[sig->what[e]] = v;
+        else
+            c->wordptr[sig->what[e]] = v;
     }
 }
 
-static LLVMValueRef emit_kernel(Cg *c, const LpKernel *k, LLVMTypeRef fty) {
-    const LpProg *p = c->p;
+/* `void kN_op(void **tbl)`: the kernel, its pointers from its table. */
+static LLVMValueRef emit_kernel(Cg *c, const LpKernel *k, const KSig *sig, LLVMTypeRef fty) {
     LLVMBuilderRef b = c->b;
     LLVMValueRef fn = LLVMAddFunction(c->mod, k->name, fty);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     add_attr(c, fn, "nounwind");
     c->fn = fn;
-    LLVMValueRef bufs = LLVMGetParam(fn, 0);
-    LLVMSetValueName2(bufs, "bufs", 4);
+    LLVMValueRef tbl = LLVMGetParam(fn, 0);
+    LLVMSetValueName2(tbl, "tbl", 3);
     LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
     c->kernel = k;
+    c->sig = sig;
     alloc_locals(c, k);
-    load_bufptrs(c, bufs);
-    LLVMTypeRef i64 = c->ty[LT_I64];
+    load_bufptrs(c, tbl);
     c->rt = NULL;
-    if (has_gemm(k->body)) {
-        LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)(p->ninputs + p->noutputs + 1), 0);
-        LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, bufs, &at, 1, "");
+    if (sig->rt_entry >= 0) {
+        LLVMValueRef at = LLVMConstInt(c->ty[LT_I64], (unsigned long long)sig->rt_entry, 0);
+        LLVMValueRef pp = LLVMBuildInBoundsGEP2(b, c->tptr, tbl, &at, 1, "");
         c->rt = LLVMBuildLoad2(b, c->tptr, pp, "rt");
     }
     emit_block(c, k->body);
@@ -811,8 +794,25 @@ static void diagnostic(LLVMDiagnosticInfoRef di, void *arg) {
     LLVMDisposeMessage(msg);
 }
 
+/* *v = bufs[k] (loaded once, where first needed: the graph function is
+ * one block) */
+static void bufs_word(Cg *c, LLVMValueRef bufs, int k, const char *name, LLVMValueRef *v) {
+    if (*v) return;
+    LLVMValueRef at = LLVMConstInt(c->ty[LT_I64], (unsigned long long)k, 0);
+    *v =
+        LLVMBuildLoad2(c->b, c->tptr, LLVMBuildInBoundsGEP2(c->b, c->tptr, bufs, &at, 1, ""), name);
+}
+
+/* Whether alike kernels share a function (cg_set_share). */
+static bool cg_share = true;
+
+void cg_set_share(bool on) {
+    cg_share = on;
+}
+
 LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
-                        LLVMTargetMachineRef tm, bool profile, char *err, size_t errlen) {
+                        LLVMTargetMachineRef tm, bool profile, int *nfuncs, char *err,
+                        size_t errlen) {
     Cg c = {0};
     c.ctx = ctx;
     c.p = p;
@@ -839,34 +839,90 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
     c.memo = tt_xcalloc((size_t)p->nexpr + 1, sizeof *c.memo);
     c.stamp = tt_xcalloc((size_t)p->nexpr + 1, sizeof *c.stamp);
 
+    c.wordptr = tt_xcalloc((size_t)p->nchecks + 1, sizeof *c.wordptr);
+
+    /* one function per distinct kernel (ksig.h); shared ones are not
+     * inlined into the graph function, which would copy them back */
+    KSig *sig = tt_xcalloc((size_t)p->nkernels + 1, sizeof *sig);
+    ks_build_all(sig, p);
     LLVMTypeRef fty = LLVMFunctionType(c.tvoid, &c.tptr, 1, 0);
     LLVMValueRef *kfn = tt_xcalloc((size_t)p->nkernels + 1, sizeof *kfn);
-    for (int i = 0; i < p->nkernels; i++) kfn[i] = emit_kernel(&c, &p->kernels[i], fty);
+    int *calls = tt_xcalloc((size_t)p->nkernels + 1, sizeof *calls);
+    int nfn = 0, maxtbl = 1;
+    for (int i = 0; i < p->nkernels; i++) {
+        int j = 0;
+        while (j < i && !(cg_share && kfn[j] && ks_same(&sig[j], &sig[i]))) j++;
+        if (j == i) {
+            kfn[i] = emit_kernel(&c, &p->kernels[i], &sig[i], fty);
+            nfn++;
+        } else {
+            kfn[i] = kfn[j];
+            if (++calls[j] == 1) add_attr(&c, kfn[j], "noinline");
+        }
+        if (sig[i].n > maxtbl) maxtbl = sig[i].n;
+    }
+    if (nfuncs) *nfuncs = nfn;
+    free(calls);
+
+    /* the graph function: per kernel call, its table from bufs */
+    LLVMBuilderRef b = c.b;
+    LLVMTypeRef i64 = c.ty[LT_I64];
     LLVMValueRef main = LLVMAddFunction(c.mod, fname, fty);
     add_attr(&c, main, "nounwind");
-    LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(ctx, main, "entry"));
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, main, "entry"));
     LLVMValueRef bufs = LLVMGetParam(main, 0);
     LLVMSetValueName2(bufs, "bufs", 4);
-    LLVMValueRef tick = NULL, rt = NULL;
+    LLVMValueRef tbl =
+        LLVMBuildArrayAlloca(b, c.tptr, LLVMConstInt(i64, (unsigned long long)maxtbl, 0), "tbl");
+    int at_ws = p->ninputs + p->noutputs;
+    LLVMValueRef ws = NULL, rt = NULL, status = NULL;
+    LLVMValueRef tick = NULL;
     LLVMTypeRef tick_ty = NULL;
     if (profile) {
         LLVMTypeRef params[2] = {c.tptr, c.ty[LT_I32]};
         tick_ty = LLVMFunctionType(c.tvoid, params, 2, 0);
         tick = LLVMAddFunction(c.mod, CG_TICK_SYMBOL, tick_ty);
-        LLVMValueRef at =
-            LLVMConstInt(c.ty[LT_I64], (unsigned long long)(p->ninputs + p->noutputs + 1), 0);
-        LLVMValueRef pp = LLVMBuildInBoundsGEP2(c.b, c.tptr, bufs, &at, 1, "");
-        rt = LLVMBuildLoad2(c.b, c.tptr, pp, "rt");
+        bufs_word(&c, bufs, at_ws + 1, "rt", &rt);
     }
     for (int i = 0; i <= p->nkernels; i++) {
         if (tick) {
             LLVMValueRef args[2] = {rt, LLVMConstInt(c.ty[LT_I32], (unsigned long long)i, 0)};
-            LLVMBuildCall2(c.b, tick_ty, tick, args, 2, "");
+            LLVMBuildCall2(b, tick_ty, tick, args, 2, "");
         }
-        if (i < p->nkernels) LLVMBuildCall2(c.b, fty, kfn[i], &bufs, 1, "");
+        if (i == p->nkernels) break;
+        const KSig *k = &sig[i];
+        for (int e = 0; e < k->n; e++) {
+            LLVMValueRef v;
+            if (k->kind[e] == KS_RT) {
+                bufs_word(&c, bufs, at_ws + 1, "rt", &rt);
+                v = rt;
+            } else if (k->kind[e] == KS_WORD) {
+                bufs_word(&c, bufs, at_ws + 2, "status", &status);
+                LLVMValueRef w = LLVMConstInt(i64, (unsigned long long)k->what[e], 0);
+                v = LLVMBuildInBoundsGEP2(b, i64, status, &w, 1, "");
+            } else {
+                const LpBuf *bf = &p->bufs[k->what[e]];
+                if (bf->kind == LB_TEMP) { /* temporaries at workspace + offset */
+                    bufs_word(&c, bufs, at_ws, "workspace", &ws);
+                    LLVMValueRef off = LLVMConstInt(i64, (unsigned long long)bf->offset, 0);
+                    v = LLVMBuildInBoundsGEP2(b, c.ty[LT_I8], ws, &off, 1, bf->name);
+                } else {
+                    int slot = bf->kind == LB_INPUT ? bf->slot : p->ninputs + bf->slot;
+                    LLVMValueRef a = LLVMConstInt(i64, (unsigned long long)slot, 0);
+                    v = LLVMBuildLoad2(b, c.tptr, LLVMBuildInBoundsGEP2(b, c.tptr, bufs, &a, 1, ""),
+                                       bf->name);
+                }
+            }
+            LLVMValueRef a = LLVMConstInt(i64, (unsigned long long)e, 0);
+            LLVMBuildStore(b, v, LLVMBuildInBoundsGEP2(b, c.tptr, tbl, &a, 1, ""));
+        }
+        LLVMBuildCall2(b, fty, kfn[i], &tbl, 1, "");
     }
-    LLVMBuildRetVoid(c.b);
+    LLVMBuildRetVoid(b);
 
+    for (int i = 0; i < p->nkernels; i++) ks_free(&sig[i]);
+    free(sig);
+    free(c.wordptr);
     free(kfn);
     free(c.bufptr);
     free(c.vars);

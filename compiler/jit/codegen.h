@@ -51,11 +51,20 @@ LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen);
  * passed to CG_GEMM_SYMBOL (and CG_TICK_SYMBOL), then (read when p has
  * LS_CHECKs) p->nchecks int64 status words, zeroed by the caller: word w
  * becomes i + 2^31 + 1 when index i of node p->check_node[w] is out of
- * range (the first such i recorded; the graph runs on). Each kernel is an internal
- * function `kN_op(bufs)`. profile: tick around the kernels. The module gets
- * tm's triple and data layout and is verified. NULL with err on failure. */
+ * range (the first such i recorded; the graph runs on). Each kernel is an
+ * internal function `kN_op(void **tbl)` called with a table of its own
+ * pointers (ksig.h) that fname fills per call from bufs, and kernels alike
+ * up to their buffers share one function (the repeated layers of a model):
+ * *nfuncs (when not NULL) gets the number of kernel functions emitted.
+ * profile: tick around the kernels. The module gets tm's triple and data
+ * layout and is verified. NULL with err on failure. */
 LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
-                        LLVMTargetMachineRef tm, bool profile, char *err, size_t errlen);
+                        LLVMTargetMachineRef tm, bool profile, int *nfuncs, char *err,
+                        size_t errlen);
+
+/* Whether cg_module shares a function among alike kernels (default on;
+ * process-wide, for tests and measurements: off emits one per kernel). */
+void cg_set_share(bool on);
 
 /* Runs the new pass manager's default<O{opt_level}> pipeline. */
 bool cg_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);

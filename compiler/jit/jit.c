@@ -284,6 +284,10 @@ JitStats jit_stats(const Jit *j) {
     return j->stats;
 }
 
+void jit_set_kernel_sharing(bool on) {
+    cg_set_share(on);
+}
+
 void jit_set_fusion(Jit *j, bool on) {
     j->fuse = on;
 }
@@ -557,7 +561,12 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
         }
     }
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef m = cg_module(ctx, p, "tt_graph", j->tm, j->profile, err, errlen);
+    int nfn = 0;
+    LLVMModuleRef m = cg_module(ctx, p, "tt_graph", j->tm, j->profile, &nfn, err, errlen);
+    if (m) {
+        j->stats.kernels += p->nkernels;
+        j->stats.kernel_fns += nfn;
+    }
     en->wsbytes = p->workspace;
     en->ws_lower = p->ws_lower;
     en->ws_unplanned = p->ws_unplanned;
@@ -822,7 +831,7 @@ static LLVMModuleRef build_optimized(LLVMContextRef ctx, const IrGraph *g, int o
     LpProg *p = lp_lower_conv(g, true, env_conv());
     lp_fuse_kernels(p);
     lp_schedule(p, 1);
-    LLVMModuleRef m = cg_module(ctx, p, "graph", *tm, false, err, errlen);
+    LLVMModuleRef m = cg_module(ctx, p, "graph", *tm, false, NULL, err, errlen);
     lp_free(p);
     if (m && !cg_optimize(m, *tm, clamp_opt(opt), err, errlen)) {
         LLVMDisposeModule(m);

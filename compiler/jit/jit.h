@@ -61,8 +61,16 @@ typedef struct JitStats {
     int64_t compiles, hits;
     int64_t disk_hits; /* compiles whose object code came from the on-disk cache */
     double compile_ms; /* total time spent compiling */
+    /* of the graphs compiled: their kernels, and the LLVM functions that
+     * run them (alike kernels, the layers of a model, share one) */
+    int64_t kernels, kernel_fns;
 } JitStats;
 JitStats jit_stats(const Jit *j);
+
+/* Whether graphs compiled from now on share one LLVM function among
+ * kernels alike up to their buffers (default on; process-wide, for tests
+ * and measurements). */
+void jit_set_kernel_sharing(bool on);
 
 /* Threads of the GEMM behind matmuls and of parallel loops (0, the default:
  * all online cores). */
