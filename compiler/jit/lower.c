@@ -1620,6 +1620,7 @@ static int attention_kt(Lower *L, int id, int k, int64_t batch, int64_t tkp) {
     int64_t tk = ks->d[r - 2], d = ks->d[r - 1];
     Shape ts = shape_make(3, (int64_t[]){batch, d, tkp});
     int kt = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+    p->bufs[kt].scratch = true;
     LpExpr *ki[IR_MAXDIM];
     for (int a = 0; a < r - 2; a++) ki[a] = lp_open_loop(p, ks->d[a]);
     LpExpr *b = lp_iconst(p, 0);
@@ -1735,6 +1736,7 @@ static void attention_rows(Lower *L, int id, int out, bool lse) {
         /* the row's scratch: the block's scores, then its p */
         Shape ss = shape_make(2, (int64_t[]){batch * tq, ATT_VKEYS});
         int sbuf = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ss, id);
+        p->bufs[sbuf].scratch = true;
         LpExpr *srow = lp_imul(p, row, ATT_VKEYS);
         LpExpr *nblk = hi->kind == LE_CONST
                            ? lp_iconst(p, (hi->c.i + ATT_VKEYS - 1) / ATT_VKEYS)
