@@ -49,9 +49,13 @@ typedef struct Cg {
     LLVMValueRef *bufptr;   /* per buffer, loaded at kernel entry */
     LLVMValueRef *wordptr;  /* per status word the kernel checks, loaded likewise */
     const struct KSig *sig; /* the kernel's pointer table (ksig.c) */
-    LLVMValueRef *vars;     /* loop variables (phis) by var id */
-    LLVMValueRef *locals;   /* allocas by local id */
-    LLVMValueRef *memo;     /* expression values of the statement being emitted */
+    /* per buffer: its alias scope list (scratch buffers, LpBuf.scratch) and
+     * the scopes it never aliases (every scratch buffer's but its own);
+     * NULL when the program has no scratch buffer */
+    LLVMValueRef *scope, *noalias;
+    LLVMValueRef *vars;   /* loop variables (phis) by var id */
+    LLVMValueRef *locals; /* allocas by local id */
+    LLVMValueRef *memo;   /* expression values of the statement being emitted */
     unsigned *stamp, gen;
     LLVMValueRef rt;      /* the runtime context (bufs[ninputs + noutputs + 1]) */
     LLVMValueRef gemm_fn; /* declaration of CG_GEMM_SYMBOL */
@@ -118,6 +122,7 @@ static LLVMValueRef iconst(Cg *c, LpType t, int64_t v) {
 }
 
 static LLVMValueRef emit(Cg *c, const LpExpr *e);
+static void tag_access(Cg *c, LLVMValueRef inst, int buf);
 
 /* exp(x) in f32 without a call (LpKernel.fast_exp), so the vectorizers can
  * widen it: Cephes' expf. x = n ln2 + r with n = round(x / ln2) (the
@@ -382,6 +387,7 @@ static LLVMValueRef emit(Cg *c, const LpExpr *e) {
         LLVMTypeRef et = c->ty[e->ty];
         LLVMValueRef ptr = LLVMBuildInBoundsGEP2(c->b, et, c->bufptr[e->buf], &i, 1, "");
         v = LLVMBuildLoad2(c->b, et, ptr, "");
+        tag_access(c, v, e->buf);
         break;
     }
     case LE_UN:
@@ -536,6 +542,60 @@ static void emit_qgemm(Cg *c, const LpGemm *g, LLVMValueRef efn) {
 }
 
 static void emit_block(Cg *c, const LpStmt *s);
+
+/* Self-referencing metadata node !{!self, ops...}: how alias scopes and
+ * their domain are made unique through the C API (no distinct nodes). */
+static LLVMMetadataRef self_node(Cg *c, LLVMMetadataRef *ops, int n) {
+    LLVMMetadataRef all[3], tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+    all[0] = tmp;
+    for (int i = 0; i < n; i++) all[i + 1] = ops[i];
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, all, (size_t)n + 1);
+    LLVMMetadataReplaceAllUsesWith(tmp, id);
+    return id;
+}
+
+/* One scope per scratch buffer (LpBuf.scratch), in one domain: an access
+ * to buffer b is in b's scope (if scratch) and aliases no other scratch
+ * buffer. Distinct buffers never overlap (the JIT's contract); a scratch
+ * buffer is live in its kernel only, so the memory planner gives it bytes
+ * no other buffer of the kernel has. */
+static void make_scopes(Cg *c) {
+    const LpProg *p = c->p;
+    int nscratch = 0;
+    for (int i = 0; i < p->nbufs; i++) nscratch += p->bufs[i].scratch;
+    if (nscratch == 0) return;
+    c->scope = tt_xcalloc((size_t)p->nbufs, sizeof *c->scope);
+    c->noalias = tt_xcalloc((size_t)p->nbufs, sizeof *c->noalias);
+    LLVMMetadataRef name = LLVMMDStringInContext2(c->ctx, "tt.scratch", 10);
+    LLVMMetadataRef dom = self_node(c, &name, 1);
+    LLVMMetadataRef *sc = tt_xcalloc((size_t)p->nbufs, sizeof *sc);
+    LLVMMetadataRef *list = tt_xcalloc((size_t)nscratch + 1, sizeof *list);
+    for (int i = 0; i < p->nbufs; i++)
+        if (p->bufs[i].scratch) {
+            LLVMMetadataRef ops[2] = {
+                dom, LLVMMDStringInContext2(c->ctx, p->bufs[i].name, strlen(p->bufs[i].name))};
+            sc[i] = self_node(c, ops, 2);
+            c->scope[i] = LLVMMetadataAsValue(c->ctx, LLVMMDNodeInContext2(c->ctx, &sc[i], 1));
+        }
+    for (int i = 0; i < p->nbufs; i++) {
+        int n = 0;
+        for (int j = 0; j < p->nbufs; j++)
+            if (j != i && sc[j]) list[n++] = sc[j];
+        if (n > 0)
+            c->noalias[i] =
+                LLVMMetadataAsValue(c->ctx, LLVMMDNodeInContext2(c->ctx, list, (size_t)n));
+    }
+    free(sc);
+    free(list);
+}
+
+static void tag_access(Cg *c, LLVMValueRef inst, int buf) {
+    if (!c->scope) return;
+    if (c->scope[buf])
+        LLVMSetMetadata(inst, LLVMGetMDKindIDInContext(c->ctx, "alias.scope", 11), c->scope[buf]);
+    if (c->noalias[buf])
+        LLVMSetMetadata(inst, LLVMGetMDKindIDInContext(c->ctx, "noalias", 7), c->noalias[buf]);
+}
 
 /* Marks the loop whose latch branch is br with llvm.loop.vectorize.enable:
  * a distinct, self-referencing loop ID !{!id, !{"llvm.loop.vectorize.enable",
@@ -710,7 +770,7 @@ static void emit_block(Cg *c, const LpStmt *s) {
             LLVMValueRef i = emit(c, s->index), v = emit(c, s->value);
             LLVMTypeRef et = c->ty[lp_type_of(c->p->bufs[s->buf].dtype)];
             LLVMValueRef ptr = LLVMBuildInBoundsGEP2(b, et, c->bufptr[s->buf], &i, 1, "");
-            LLVMBuildStore(b, v, ptr);
+            tag_access(c, LLVMBuildStore(b, v, ptr), s->buf);
             break;
         }
         case LS_CHECK:
@@ -834,6 +894,7 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
         if (p->kernels[i].nlocals > maxlocals) maxlocals = p->kernels[i].nlocals;
     }
     c.bufptr = tt_xcalloc((size_t)p->nbufs + 1, sizeof *c.bufptr);
+    make_scopes(&c);
     c.vars = tt_xcalloc((size_t)maxvars, sizeof *c.vars);
     c.locals = tt_xcalloc((size_t)maxlocals, sizeof *c.locals);
     c.memo = tt_xcalloc((size_t)p->nexpr + 1, sizeof *c.memo);
@@ -925,6 +986,8 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const LpProg *p, const char *fname,
     free(c.wordptr);
     free(kfn);
     free(c.bufptr);
+    free(c.scope);
+    free(c.noalias);
     free(c.vars);
     free(c.locals);
     free(c.memo);

@@ -141,9 +141,13 @@ static void build(Walk *w, KSig *s, const LpKernel *k) {
     put_i(w, k->fast_exp);
     block(w, k->body);
     bool rt = has_gemm(k->body);
-    /* the table's types: a load's or a store's element type is its buffer's */
+    /* the table's types: a load's or a store's element type is its buffer's;
+     * a scratch buffer's accesses carry alias scopes (codegen.c, make_scopes) */
     put_i(w, w->nbufs);
-    for (int i = 0; i < w->nbufs; i++) put_i(w, w->p->bufs[w->bufs[i]].dtype);
+    for (int i = 0; i < w->nbufs; i++) {
+        put_i(w, w->p->bufs[w->bufs[i]].dtype);
+        put_i(w, w->p->bufs[w->bufs[i]].scratch);
+    }
     put_i(w, rt);
     put_i(w, w->nwords);
     memset(s, 0, sizeof *s);

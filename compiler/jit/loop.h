@@ -166,6 +166,11 @@ typedef struct LpBuf {
     Shape shape;
     int node; /* the graph node it holds (-1: none) */
     char name[24];
+    /* LB_TEMP: a kernel's own scratch (attention's transposed keys and
+     * score row), live in that kernel only, so it overlaps no buffer the
+     * kernel touches: codegen tells LLVM so (alias scopes), which lets the
+     * loop vectorizer widen loops storing to it without runtime checks */
+    bool scratch;
 } LpBuf;
 
 typedef struct LpKernel LpKernel;

@@ -1633,6 +1633,86 @@ static LpExpr *attention_open_rows(LpProg *p, const Shape *qs, int64_t t, LpExpr
     return i;
 }
 
+/* The forward's keys per block: one vector of f32 lanes (AVX-512; two of
+ * AVX2's), the scores of a query against ATT_VKEYS keys side by side. */
+#define ATT_VKEYS 16
+
+/* kT [batch, D, tkp] = k [batch, Tk, D] transposed, the keys past Tk 0
+ * (tkp: Tk rounded up to ATT_VKEYS): the keys of a block are then
+ * contiguous for each feature, so a block's scores are ATT_VKEYS
+ * independent sums over the features whose loads the SLP vectorizer packs
+ * into one vector each (attention_scores). Its own loop nest, before the
+ * rows (Tk x D per batch: small beside the Tq x Tk x D of the rows). */
+static int attention_kt(Lower *L, int id, int k, int64_t batch, int64_t tkp) {
+    LpProg *p = L->p;
+    const Shape *ks = &node(L, k)->shape;
+    int r = ks->ndim;
+    int64_t tk = ks->d[r - 2], d = ks->d[r - 1];
+    Shape ts = shape_make(3, (int64_t[]){batch, d, tkp});
+    int kt = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
+    p->bufs[kt].scratch = true;
+    LpExpr *ki[IR_MAXDIM];
+    for (int a = 0; a < r - 2; a++) ki[a] = lp_open_loop(p, ks->d[a]);
+    LpExpr *b = lp_iconst(p, 0);
+    for (int a = 0; a < r - 2; a++) b = lp_iadd(p, lp_imul(p, b, ks->d[a]), ki[a]);
+    LpExpr *j = lp_open_loop(p, tkp);
+    LpExpr *c = lp_open_loop(p, d);
+    ki[r - 2] = lp_select(p, lp_bin(p, LO_LT, j, lp_iconst(p, tk)), j, lp_iconst(p, tk - 1));
+    ki[r - 1] = c;
+    LpExpr *v = value_at(L, k, ki);
+    if (tkp != tk)
+        v = lp_select(p, lp_bin(p, LO_LT, j, lp_iconst(p, tk)), v, lp_const_f(p, LT_F32, 0));
+    lp_store(p, kt, lp_iadd(p, lp_iadd(p, lp_imul(p, b, d * tkp), lp_imul(p, c, tkp)), j), v);
+    close_n(p, r);
+    return kt;
+}
+
+/* The scaled scores of query row qi against the block's ATT_VKEYS keys
+ * into the row's scratch sr (the block's first key of kT at base):
+ *
+ *     for u in 0..ATT_VKEYS vectorize:
+ *         sr[u] = j0+u < hi ? sum_c q_i[c] kT[c, j0+u] * scale : -inf
+ *
+ * u innermost with the features unrolled into ATT_CHAINS interleaved
+ * chains (a chain of D dependent multiply-adds would wait on each), so the
+ * loop vectorizer makes each feature one broadcast of q_i[c] times a
+ * vector of ATT_VKEYS consecutive floats of kT: no horizontal sum per key.
+ * Features in chunks of ATT_DCHUNK (one loop each, sr carrying the sum) so
+ * a large D makes no deep expression. */
+#define ATT_CHAINS 4
+#define ATT_DCHUNK 64
+static void attention_scores(Lower *L, int q, LpExpr **qi, int kt, LpExpr *base, int64_t d,
+                             int64_t tkp, int sbuf, LpExpr *srow, LpExpr *j0, LpExpr *hi,
+                             double scale) {
+    LpProg *p = L->p;
+    int r = node(L, q)->shape.ndim;
+    for (int64_t c0 = 0; c0 < d; c0 += ATT_DCHUNK) {
+        int64_t c1 = c0 + ATT_DCHUNK < d ? c0 + ATT_DCHUNK : d;
+        LpExpr *u = lp_open_loop(p, ATT_VKEYS);
+        LpExpr *at = lp_iadd(p, base, u), *chain[ATT_CHAINS] = {0};
+        for (int64_t c = c0; c < c1; c++) {
+            qi[r - 1] = lp_iconst(p, c);
+            LpExpr *t = lp_bin(p, LO_MUL, value_at(L, q, qi),
+                               lp_load(p, kt, lp_iadd(p, at, lp_iconst(p, c * tkp))));
+            int h = (int)((c - c0) % ATT_CHAINS);
+            chain[h] = chain[h] ? lp_bin(p, LO_ADD, chain[h], t) : t;
+        }
+        LpExpr *sum = chain[0];
+        for (int w = 1; w < ATT_CHAINS; w *= 2)
+            for (int h = 0; h + w < ATT_CHAINS; h += 2 * w)
+                if (chain[h + w]) chain[h] = lp_bin(p, LO_ADD, chain[h], chain[h + w]);
+        sum = chain[0];
+        LpExpr *at_s = lp_iadd(p, srow, u);
+        if (c0 > 0) sum = lp_bin(p, LO_ADD, lp_load(p, sbuf, at_s), sum);
+        if (c1 == d)
+            sum = lp_select(p, lp_bin(p, LO_LT, lp_iadd(p, j0, u), hi),
+                            lp_bin(p, LO_MUL, sum, lp_const_f(p, LT_F32, (float)scale)),
+                            lp_const_f(p, LT_F32, -INFINITY));
+        lp_store(p, sbuf, at_s, sum);
+        lp_close_loop(p);
+    }
+}
+
 /* attention: one kernel, a loop over the query rows (flat over batch and
  * Tq, so it runs in parallel) with FlashAttention's online softmax over the
  * keys: the running maximum m, the running sum l and the row of the output
@@ -1642,15 +1722,19 @@ static LpExpr *attention_open_rows(LpProg *p, const Shape *qs, int64_t t, LpExpr
  * no key, or only scores of -inf (l == 0), is 0, as the reference kernel.
  * With lse (attention_lse) the same loop without the values: the row's
  * m + log(l), -inf when it saw no key. */
-static void attention_rows(Lower *L, const IrNode *n, int out, bool lse) {
+static void attention_rows(Lower *L, int id, int out, bool lse) {
     LpProg *p = L->p;
+    const IrNode *n = node(L, id);
     const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
     int r = qs->ndim;
     int64_t tq = qs->d[r - 2], d = qs->d[r - 1], tk = ks->d[r - 2];
     int64_t dv = lse ? 0 : n->shape.d[r - 1];
-    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *vi[IR_MAXDIM], *row;
+    int64_t batch = 1, tkp = (tk + ATT_VKEYS - 1) / ATT_VKEYS * ATT_VKEYS;
+    for (int k = 0; k < r - 2; k++) batch *= qs->d[k];
+    int kt = tk > 0 ? attention_kt(L, id, n->in[1], batch, tkp) : -1;
+    LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *vi[IR_MAXDIM], *row;
     LpExpr *i = attention_open_rows(p, qs, tq, bi, &row);
-    for (int k = 0; k < r - 2; k++) qi[k] = ki[k] = vi[k] = bi[k];
+    for (int k = 0; k < r - 2; k++) qi[k] = vi[k] = bi[k];
     qi[r - 2] = i;
     /* hi: keys [0, hi) are visible */
     LpExpr *hi = attention_len(L, n, lse ? 2 : 3, tk);
@@ -1669,67 +1753,82 @@ static void attention_rows(Lower *L, const IrNode *n, int out, bool lse) {
     }
     LpExpr *m = lp_local(p, LT_F32, lp_const_f(p, LT_F32, -INFINITY));
     LpExpr *l = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
-    /* keys in blocks of ATT_KEYS: one rescaling (one exp) per block, and
+    /* keys in blocks of ATT_VKEYS: one rescaling (one exp) per block, and
      * one pass over the row per block; the last block's keys past Tk read
-     * key Tk - 1 and are masked (j < hi <= Tk). The block loop runs only
-     * the ceil(hi / ATT_KEYS) blocks holding a visible key (a runtime trip
-     * count: hi depends on len and the row), so decoding with a cache of
-     * ctx rows does work in len, and causal rows in their own prefix; only
-     * the keys past hi in the last block are masked. */
-    LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY);
-    LpExpr *vis[ATT_KEYS], *sc[ATT_KEYS], *pj[ATT_KEYS], *jc[ATT_KEYS], *bm = NULL;
-    LpExpr *nblk =
-        hi->kind == LE_CONST
-            ? lp_iconst(p, (hi->c.i + ATT_KEYS - 1) / ATT_KEYS)
-            : lp_bin(p, LO_DIV, lp_iadd(p, hi, lp_iconst(p, ATT_KEYS - 1)), lp_iconst(p, ATT_KEYS));
-    LpExpr *jb = lp_open_loop_trips(p, (tk + ATT_KEYS - 1) / ATT_KEYS, nblk);
-    for (int u = 0; u < ATT_KEYS; u++) {
-        LpExpr *j = lp_iadd(p, lp_imul(p, jb, ATT_KEYS), lp_iconst(p, u));
-        jc[u] = tk % ATT_KEYS == 0
-                    ? j
-                    : lp_select(p, lp_bin(p, LO_LT, j, lp_iconst(p, tk)), j, lp_iconst(p, tk - 1));
-        ki[r - 2] = jc[u];
-        LpExpr *s = attention_dot(L, n->in[0], n->in[1], qi, ki, d);
-        vis[u] = lp_bin(p, LO_LT, j, hi);
-        sc[u] = lp_local(
-            p, LT_F32,
-            lp_select(p, vis[u], lp_bin(p, LO_MUL, s, lp_const_f(p, LT_F32, (float)n->attr.scale)),
-                      ninf));
-        bm = bm ? lp_bin(p, LO_MAX, bm, sc[u]) : sc[u];
-    }
-    /* masked scores are -inf, so the new maximum is max(m, block) (a NaN
-     * score wins, as in the reference kernel); corr = 1 while the maximum
-     * stays (also -inf == -inf: no NaN); p = 0 while it is -inf (every
-     * visible score so far -inf) */
-    LpExpr *m2 = lp_local(p, LT_F32, lp_bin(p, LO_MAX, m, bm));
-    LpExpr *corr = lp_local(p, LT_F32,
-                            lp_select(p, lp_bin(p, LO_EQ, m, m2), lp_const_f(p, LT_F32, 1),
-                                      lp_un(p, LO_EXP, lp_bin(p, LO_SUB, m, m2))));
-    LpExpr *live = lp_bin(p, LO_NE, m2, ninf), *psum = NULL;
-    for (int u = 0; u < ATT_KEYS; u++) {
-        pj[u] = lp_local(p, LT_F32,
-                         lp_select(p, lp_bin(p, LO_AND, vis[u], live),
-                                   lp_un(p, LO_EXP, lp_bin(p, LO_SUB, sc[u], m2)),
-                                   lp_const_f(p, LT_F32, 0)));
-        psum = psum ? lp_bin(p, LO_ADD, psum, pj[u]) : pj[u];
-    }
-    lp_set(p, l, lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, l, corr), psum));
-    lp_set(p, m, m2);
-    if (!lse) {
-        c = lp_open_loop(p, dv);
-        vi[r - 1] = c;
-        o = lp_iadd(p, orow, c);
-        LpExpr *acc = lp_bin(p, LO_MUL, lp_load(p, out, o), corr);
-        for (int u = 0; u < ATT_KEYS; u++) { /* a masked key adds nothing (0 * inf is no NaN) */
-            vi[r - 2] = jc[u];
-            acc = lp_bin(p, LO_ADD, acc,
-                         lp_select(p, vis[u], lp_bin(p, LO_MUL, pj[u], value_at(L, n->in[2], vi)),
-                                   lp_const_f(p, LT_F32, 0)));
-        }
-        lp_store(p, out, o, acc);
+     * kT's zero padding and key Tk - 1 of v, and are masked (j < hi <= Tk).
+     * The block loop runs only the ceil(hi / ATT_VKEYS) blocks holding a
+     * visible key (a runtime trip count: hi depends on len and the row), so
+     * decoding with a cache of ctx rows does work in len, and causal rows
+     * in their own prefix; only the keys past hi in the last block are
+     * masked. */
+    LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY), *zero = lp_const_f(p, LT_F32, 0);
+    if (tk > 0) { /* else no key: every row 0 (lse -inf) */
+        /* the row's scratch: the block's scores, then its p */
+        Shape ss = shape_make(2, (int64_t[]){batch * tq, ATT_VKEYS});
+        int sbuf = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ss, id);
+        p->bufs[sbuf].scratch = true;
+        LpExpr *srow = lp_imul(p, row, ATT_VKEYS);
+        LpExpr *nblk = hi->kind == LE_CONST
+                           ? lp_iconst(p, (hi->c.i + ATT_VKEYS - 1) / ATT_VKEYS)
+                           : lp_bin(p, LO_DIV, lp_iadd(p, hi, lp_iconst(p, ATT_VKEYS - 1)),
+                                    lp_iconst(p, ATT_VKEYS));
+        LpExpr *jb = lp_open_loop_trips(p, tkp / ATT_VKEYS, nblk);
+        LpExpr *j0 = lp_imul(p, jb, ATT_VKEYS);
+        attention_scores(L, n->in[0], qi, kt,
+                         lp_iadd(p, lp_imul(p, lp_idiv(p, row, tq), d * tkp), j0), d, tkp, sbuf,
+                         srow, j0, hi, n->attr.scale);
+        /* the block's maximum: a balanced tree over the lanes (masked
+         * scores are -inf; a NaN score wins, as in the reference kernel) */
+        LpExpr *t[ATT_VKEYS];
+        for (int u = 0; u < ATT_VKEYS; u++)
+            t[u] = lp_load(p, sbuf, lp_iadd(p, srow, lp_iconst(p, u)));
+        for (int w = 1; w < ATT_VKEYS; w *= 2)
+            for (int u = 0; u + w < ATT_VKEYS; u += 2 * w) t[u] = lp_bin(p, LO_MAX, t[u], t[u + w]);
+        /* corr = 1 while the maximum stays (also -inf == -inf: no NaN);
+         * p = 0 while it is -inf (every visible score so far -inf) */
+        LpExpr *m2 = lp_local(p, LT_F32, lp_bin(p, LO_MAX, m, t[0]));
+        LpExpr *corr = lp_local(p, LT_F32,
+                                lp_select(p, lp_bin(p, LO_EQ, m, m2), lp_const_f(p, LT_F32, 1),
+                                          lp_un(p, LO_EXP, lp_bin(p, LO_SUB, m, m2))));
+        LpExpr *live = lp_bin(p, LO_NE, m2, ninf);
+        /* p in place, vectorized like the scores (a masked key's -inf
+         * gives exp 0, but select: m2 may be -inf too) */
+        LpExpr *u = lp_open_loop(p, ATT_VKEYS);
+        LpExpr *at_s = lp_iadd(p, srow, u);
+        LpExpr *sv = lp_load(p, sbuf, at_s);
+        lp_store(p, sbuf, at_s,
+                 lp_select(p, lp_bin(p, LO_AND, lp_bin(p, LO_LT, lp_iadd(p, j0, u), hi), live),
+                           lp_un(p, LO_EXP, lp_bin(p, LO_SUB, sv, m2)), zero));
         lp_close_loop(p);
+        LpExpr *pj[ATT_VKEYS], *jc[ATT_VKEYS], *vis[ATT_VKEYS], *psum = NULL;
+        for (int k = 0; k < ATT_VKEYS; k++) {
+            pj[k] = lp_local(p, LT_F32, lp_load(p, sbuf, lp_iadd(p, srow, lp_iconst(p, k))));
+            psum = psum ? lp_bin(p, LO_ADD, psum, pj[k]) : pj[k];
+            LpExpr *j = lp_iadd(p, j0, lp_iconst(p, k));
+            vis[k] = lp_bin(p, LO_LT, j, hi);
+            jc[k] = tk % ATT_VKEYS == 0 ? j
+                                        : lp_select(p, lp_bin(p, LO_LT, j, lp_iconst(p, tk)), j,
+                                                    lp_iconst(p, tk - 1));
+        }
+        lp_set(p, l, lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, l, corr), psum));
+        lp_set(p, m, m2);
+        if (!lse) {
+            c = lp_open_loop(p, dv);
+            vi[r - 1] = c;
+            o = lp_iadd(p, orow, c);
+            LpExpr *acc = lp_bin(p, LO_MUL, lp_load(p, out, o), corr);
+            for (int k = 0; k < ATT_VKEYS;
+                 k++) { /* a masked key adds nothing (0 * inf is no NaN) */
+                vi[r - 2] = jc[k];
+                acc = lp_bin(p, LO_ADD, acc,
+                             lp_select(p, vis[k],
+                                       lp_bin(p, LO_MUL, pj[k], value_at(L, n->in[2], vi)), zero));
+            }
+            lp_store(p, out, o, acc);
+            lp_close_loop(p);
+        }
+        lp_close_loop(p); /* jb */
     }
-    lp_close_loop(p); /* jb */
     if (lse) {
         lp_store(p, out, row,
                  lp_select(p, lp_bin(p, LO_EQ, m, ninf), ninf,
@@ -1754,7 +1853,7 @@ static void lower_attention(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     if (shape_numel(&n->shape) == 0) return;
     L->p->cur->fast_exp = true;
-    attention_rows(L, n, out, n->op == OP_ATTENTION_LSE);
+    attention_rows(L, id, out, n->op == OP_ATTENTION_LSE);
 }
 
 /* attention_grad (FlashAttention-2's backward): one kernel per gradient,

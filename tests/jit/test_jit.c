@@ -1710,3 +1710,46 @@ Test(jit_ops, attention_fused_backward_threads, .timeout = 120) {
     free_ptrs(in, g.ninputs);
     ir_free(&g);
 }
+
+/* The forward's vector path (compiler/jit/lower.c, attention_rows): keys in
+ * blocks of 16 lanes, features in chunks of 64. D = 70 (a whole chunk and a
+ * part, neither a multiple of the lanes), Tk = 37 (two whole blocks and 5
+ * keys of zero padding), causal with Tq = 21 != Tk (each row's mask ends at
+ * another lane), and runtime lens that end a block mid-vector, on a block
+ * edge, or clamp (0, -3, past Tk); q through a permute. attention and
+ * attention_lse (the same row loop) against the naive runtime, on 1 and 2
+ * threads. The random cases (case_attention) stay below one block. */
+Test(jit_ops, attention_vector_lanes_and_tails, .timeout = 120) {
+    for (int causal = 0; causal <= 1; causal++) {
+        IrGraph g;
+        ir_init(&g);
+        int perm[4] = {0, 2, 1, 3};
+        int q =
+            ir_permute(&g, ir_input(&g, TY_F32, (Shape){4, {2, 21, 3, 70}}, NULL, L0), perm, L0);
+        int k = ir_input(&g, TY_F32, (Shape){4, {2, 3, 37, 70}}, NULL, L0);
+        int v = ir_input(&g, TY_F32, (Shape){4, {2, 3, 37, 19}}, NULL, L0);
+        int len = ir_input(&g, TY_I32, shape_scalar(), NULL, L0);
+        ir_mark_output(&g, ir_attention(&g, q, k, v, len, causal, NAN, L0));
+        IrAttr at = {0};
+        at.causal = causal;
+        at.scale = 0.3;
+        ir_mark_output(&g, ir_add(&g, OP_ATTENTION_LSE, (int[]){q, k, len}, 3, &at, L0));
+        RgRng rng = {7 + causal};
+        void **in = make_inputs(&g, &rng, false);
+        static const int32_t lens[] = {37, 33, 32, 16, 21, 5, 1, 0, -3, 100};
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+            *(int32_t *)in[ir_node(&g, len)->attr.index] = lens[li];
+            for (int t = 1; t <= 2; t++) {
+                Jit *j = jit_new(2);
+                jit_set_threads(j, t);
+                char what[80];
+                snprintf(what, sizeof what, "attention %s, len %d, %d threads",
+                         causal ? "causal" : "full", lens[li], t);
+                cr_expect(differential(j, &g, in, ir_ops[OP_ATTENTION].tol, what));
+                jit_free(j);
+            }
+        }
+        free_ptrs(in, g.ninputs);
+        ir_free(&g);
+    }
+}
