@@ -61,6 +61,9 @@ typedef struct JitStats {
     int64_t compiles, hits;
     int64_t disk_hits; /* compiles whose object code came from the on-disk cache */
     double compile_ms; /* total time spent compiling */
+    /* runs of a graph on the padded bucket graph of its shape family (a
+     * dimension that varies from call to call: spec/jit.md) */
+    int64_t bucket_runs;
 } JitStats;
 JitStats jit_stats(const Jit *j);
 
@@ -82,6 +85,12 @@ void jit_set_conv_lowering(Jit *j, int mode);
 typedef struct LpProg LpProg;
 typedef void (*JitLoopHook)(LpProg *p, void *arg);
 void jit_set_loop_hook(Jit *j, JitLoopHook hook, void *arg);
+
+/* Graphs that differ only in one dimension T (a sequence length) run on a
+ * few padded bucket graphs where padding is exact (spec/jit.md, "Varying
+ * dimensions"): on (the default; TT_JIT_BUCKETS=off turns it off) or off
+ * (one compiled graph per value), for graphs run from now on. */
+void jit_set_buckets(Jit *j, bool on);
 
 /* Fusion on (the default) or off (one kernel per node), for graphs compiled
  * from now on; for tests and for comparing. */
