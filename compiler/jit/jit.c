@@ -762,7 +762,7 @@ static bool run_in_family(Jit *j, const IrGraph *g, void *const *inputs, void *c
     int64_t t = sf_match(f, g);
     if (t < 0) return false;
     int64_t b = sf_bucket(f, t);
-    if (b == t) return false;
+    if (b == t || !sf_tail_ok(f, g, t, b, inputs)) return false;
     IrGraph pg;
     ir_init(&pg);
     if (!sf_build(f, g, b, &pg)) {

@@ -78,6 +78,41 @@ void sf_free(ShapeFam *f) {
     free(f->nodes);
     free(f->ins);
     free(f->vary);
+    free(f->idx_checks);
+}
+
+/* Each index the padded rows t in [t, b) of gather node i read from its
+ * sliced input is in range (as the reference's check would have it, had
+ * the rows been real), so the padded run cannot fail where g would not. */
+static bool tail_in_range(const ShapeFam *f, const IrGraph *g, int i, int64_t t, int64_t b,
+                          void *const *inputs) {
+    const IrNode *n = ir_node(g, i), *s = ir_node(g, n->in[1]), *x = ir_node(g, s->in[0]);
+    int64_t v = ir_node(g, n->in[0])->shape.d[0];
+    int a = sf_axis(f, n->in[1]), r = s->shape.ndim;
+    const int32_t *data = inputs[x->attr.index];
+    int64_t stride[IR_MAXDIM], at[IR_MAXDIM] = {0}, hi[IR_MAXDIM];
+    for (int k = r - 1, st = 1; k >= 0; k--) {
+        stride[k] = st;
+        st *= x->shape.d[k];
+        hi[k] = k == a ? b : s->shape.d[k];
+    }
+    for (int k = 0; k < r; k++)
+        if (hi[k] == 0) return true;
+    at[a] = t;
+    for (;;) {
+        int64_t off = 0;
+        for (int k = 0; k < r; k++) off += (s->attr.start[k] + at[k] * s->attr.step[k]) * stride[k];
+        if (data[off] < 0 || data[off] >= v) return false;
+        int k = r - 1;
+        while (k >= 0 && ++at[k] == hi[k]) at[k] = k == a ? t : 0, k--;
+        if (k < 0) return true;
+    }
+}
+
+bool sf_tail_ok(const ShapeFam *f, const IrGraph *g, int64_t t, int64_t b, void *const *inputs) {
+    for (int k = 0; k < f->nidx; k++)
+        if (!tail_in_range(f, g, f->idx_checks[k], t, b, inputs)) return false;
+    return true;
 }
 
 /* The entries of node b that can hold T, in the order of the vary bits:
@@ -207,11 +242,17 @@ static bool exact(ShapeFam *f) {
         }
         case OP_GATHER: {
             int ii = sf_axis(f, n->in[1]);
+            const IrNode *ix = &nd[n->in[1]];
             if (sf_axis(f, n->in[0]) >= 0) return dead(f, i, "gathers from a T-long table");
-            if (ii >= 0 && nd[n->in[1]].op != OP_INPUT)
-                return dead(f, i, "indices computed from possibly padded data");
             if (a != ii) return dead(f, i, "T moves");
-            continue;
+            if (ii < 0 || ix->op == OP_INPUT) continue; /* zeros: index 0 */
+            /* indices sliced up to T from a fixed input: the padded rows
+             * read that input's next rows, checked before each run */
+            if (ix->op == OP_SLICE && nd[ix->in[0]].op == OP_INPUT && sf_axis(f, ix->in[0]) < 0) {
+                TT_VEC_PUSH(f->idx_checks, f->nidx, f->idxcap, i);
+                continue;
+            }
+            return dead(f, i, "indices computed from possibly padded data");
         }
         case OP_ATTENTION:
             if (n->nin != 3 || !n->attr.causal) return dead(f, i, "not plain causal attention");

@@ -31,6 +31,10 @@ typedef struct ShapeFam {
     int64_t cap;   /* the largest B: a slice of a fixed input up to T */
     char why[160]; /* SF_DEAD: why the family runs per value */
     int64_t runs;  /* bucketed runs */
+    /* gathers whose indices are sliced up to T from a fixed input: the
+     * padded rows read real data, checked before each run (sf_tail_ok) */
+    int *idx_checks;
+    int nidx, idxcap;
 } ShapeFam;
 
 /* The structural hash with the dimensions masked out. */
@@ -48,6 +52,12 @@ int64_t sf_bucket(const ShapeFam *f, int64_t t);
 /* Builds into out (ir_init'ed by the caller) the member of f for T = b,
  * node for node as g (a member with T = t); false with out->err. */
 bool sf_build(const ShapeFam *f, const IrGraph *g, int64_t b, IrGraph *out);
+/* The indices the padded rows [t, b) of g would gather are all in range
+ * (inputs: g's input data); if not, g runs on its own. */
+bool sf_tail_ok(const ShapeFam *f, const IrGraph *g, int64_t t, int64_t b, void *const *inputs);
+/* The indices the padded rows [t, b) of g would gather are all in range
+ * (inputs: g's input data); if not, g runs on its own. */
+bool sf_tail_ok(const ShapeFam *f, const IrGraph *g, int64_t t, int64_t b, void *const *inputs);
 /* Node i's varying axis (-1 none). */
 int sf_axis(const ShapeFam *f, int i);
 

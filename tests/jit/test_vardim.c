@@ -85,18 +85,38 @@ Test(vardim, mlp_rows_compile_a_handful) {
     check_lengths(mlp_rows, 40, 16, false);
 }
 
-/* The standard TinyGPT forward, causal attention included, on [2, t]
- * token windows for t = 2, 3, ... */
+/* The standard TinyGPT forward, causal attention included, on the first t
+ * tokens of [2, 64] windows (the embedding's indices sliced up to T from a
+ * fixed input: the padded rows gather the next real tokens) */
 static const char *gpt_lengths = "let net = TinyGPT(20, 16, 2, 2, 64)\n"
+                                 "let ids = randint(0, 20, [2, 64], seed=7)\n"
                                  "let result = 0.0\n"
                                  "for t in 2..2 + %d {\n"
-                                 "    let y = net(randint(0, 20, [2, t], seed=t))\n"
+                                 "    let y = net(ids[:, 0:t])\n"
                                  "    reset_graph()\n"
                                  "    result = result + item(sum(y)) / t\n"
                                  "}\n";
 
 Test(vardim, tinygpt_forward_compiles_a_handful) {
     check_lengths(gpt_lengths, 14, 16, true);
+}
+
+/* Tokens past t that are out of the vocabulary: the padded rows would
+ * gather them, so each length runs on its own graph, without an error. */
+Test(vardim, out_of_range_padding_rows_run_per_value) {
+    const char *fmt = "let ids = concat([randint(0, 20, [1, 6], seed=1), "
+                      "full([1, 26], 99, dtype=\"i32\")], 1)\n"
+                      "let net = TinyGPT(20, 16, 2, 1, 32)\n"
+                      "let result = 0.0\n"
+                      "for t in 2..2 + %d {\n"
+                      "    let y = net(ids[:, 0:t])\n"
+                      "    reset_graph()\n"
+                      "    result = result + item(sum(y))\n"
+                      "}\n";
+    Run on = run_on(BACKEND_JIT, true, fmt, 5);
+    Run naive = run_on(BACKEND_NAIVE, true, fmt, 5);
+    cr_expect_geq(on.compiles, 5, "%lld graphs", (long long)on.compiles);
+    expect_close(on.result, naive.result, 1e-4, "per value vs naive");
 }
 
 /* generate without a KV cache recomputes the whole prefix for T = 4, 5,
