@@ -47,7 +47,8 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
  * found for g (-1 the first time: looked up by hash, compiled on a miss,
  * and remembered). A remembered entry compiled for other settings (threads,
  * profiling, convolution lowering) is looked up again. g must be the graph
- * the entry was found for, unchanged. */
+ * the entry was found for, unchanged. A graph that ran on its shape
+ * family's padded bucket (jit_set_buckets) leaves *entry as it was. */
 bool jit_run_cached(Jit *j, int *entry, const IrGraph *g, void *const *inputs, void *const *outputs,
                     char *err, size_t errlen);
 

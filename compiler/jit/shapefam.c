@@ -222,7 +222,8 @@ static bool exact(ShapeFam *f) {
             uint32_t st = v >> 16;
             if (!st && ai < 0 && a < 0) continue;
             int ax = ai >= 0 ? ai : a;
-            if (a != ax || st != (1u << ax) || n->attr.start[ax] != 0 || n->attr.step[ax] != 1)
+            if (ax < 0 || a != ax || st != (1u << ax) || n->attr.start[ax] != 0 ||
+                n->attr.step[ax] != 1)
                 return dead(f, i, "not a slice from 0 to T");
             if (ai < 0 && nd[n->in[0]].shape.d[ax] < f->cap) f->cap = nd[n->in[0]].shape.d[ax];
             continue;
