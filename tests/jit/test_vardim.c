@@ -145,3 +145,30 @@ Test(vardim, reduction_over_t_falls_back_per_value) {
     cr_expect_geq(on.compiles, 10);
     expect_close(on.result, naive.result, 1e-4, "per value vs naive");
 }
+
+/* A product over T (xᵀx of the first t rows) and non-causal attention read
+ * every row of T: padding would change them, so each runs per value (two
+ * loops: two families), with the reference's results. */
+Test(vardim, contraction_and_full_attention_over_t_run_per_value) {
+    const char *fmt = "let x = randn([40, 8], seed=3)\n"
+                      "let result = 0.0\n"
+                      "for t in 3..3 + %d {\n"
+                      "    let r = x[0:t]\n"
+                      "    let y = transpose(r, 0, 1) @ r\n"
+                      "    reset_graph()\n"
+                      "    result = result + item(sum(y))\n"
+                      "}\n"
+                      "for t in 3..11 {\n"
+                      "    let q = reshape(x[0:t], [1, t, 8])\n"
+                      "    let a = attention(q, q, q)\n"
+                      "    reset_graph()\n"
+                      "    result = result + item(sum(a))\n"
+                      "}\n";
+    Run on = run_on(BACKEND_JIT, true, fmt, 8);
+    Run naive = run_on(BACKEND_NAIVE, true, fmt, 8);
+    /* the sums of a's rows run padded (a sum over T of an input): the
+     * products and the attention compile once per length */
+    cr_expect_leq(on.bucket_runs, 6, "%lld padded runs", (long long)on.bucket_runs);
+    cr_expect_geq(on.compiles, 16, "%lld graphs", (long long)on.compiles);
+    expect_close(on.result, naive.result, 1e-4, "per value vs naive");
+}
