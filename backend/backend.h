@@ -87,6 +87,7 @@ typedef struct TtBackendStats {
     int64_t disk_hits; /* compiles whose code came from an on-disk cache */
     double compile_ms;
     int64_t kernels, kernel_fns; /* kernels compiled, and the functions they share */
+    int64_t bucket_runs;         /* runs on a shape family's padded graph (spec/jit.md) */
 } TtBackendStats;
 
 /* One kernel's timers (graph by graph in compile order, each graph's

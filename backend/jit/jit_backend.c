@@ -72,6 +72,7 @@ static void jb_stats(void *state, TtBackendStats *s) {
     s->compile_ms = st.compile_ms;
     s->kernels = st.kernels;
     s->kernel_fns = st.kernel_fns;
+    s->bucket_runs = st.bucket_runs;
 }
 
 static int jb_kernels(void *state, TtKernelProfile *out, int max) {

@@ -22,6 +22,7 @@
 #include "qgemm.h"
 #include "parallel.h"
 #include "transform.h"
+#include "shapefam.h"
 
 typedef void (*GraphFn)(void **bufs);
 
@@ -78,7 +79,11 @@ struct Jit {
     JitLoopHook hook; /* jit_set_loop_hook */
     void *hook_arg;
     char link_err[256]; /* the last link failure ORC reported (session_error) */
-    int err_node;       /* the node of the last failed jit_run's error, or -1 */
+    /* shape families (shapefam.h): graphs that differ in one dimension */
+    ShapeFam *fams;
+    int nfams, famcap;
+    bool buckets; /* jit_set_buckets */
+    int err_node; /* the node of the last failed jit_run's error, or -1 */
 };
 
 static double now_ms(void) {
@@ -228,6 +233,8 @@ Jit *jit_new(int opt_level) {
     j->threads_asked = -1;
     jit_set_threads(j, 0);
     j->conv = env_conv();
+    const char *bk = getenv("TT_JIT_BUCKETS");
+    j->buckets = !(bk && (strcmp(bk, "0") == 0 || strcmp(bk, "off") == 0));
     return j;
 }
 
@@ -270,6 +277,8 @@ void jit_free(Jit *j) {
         free(en->status);
     }
     free(j->entries);
+    for (int i = 0; i < j->nfams; i++) sf_free(&j->fams[i]);
+    free(j->fams);
     if (j->rt.gemm) tt_gemm_free(j->rt.gemm);
     if (j->rt.qgemm) tt_qgemm_free(j->rt.qgemm);
     if (j->lljit) {
@@ -286,6 +295,10 @@ JitStats jit_stats(const Jit *j) {
 
 void jit_set_kernel_sharing(bool on) {
     cg_set_share(on);
+}
+
+void jit_set_buckets(Jit *j, bool on) {
+    j->buckets = on;
 }
 
 void jit_set_fusion(Jit *j, bool on) {
@@ -315,7 +328,22 @@ static int by_time(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* Which graphs that varied in one dimension ran on padded buckets, and why
+ * the others compiled once per value (spec/jit.md, "Varying dimensions"). */
+static void print_families(const Jit *j, FILE *out) {
+    for (int i = 0; i < j->nfams; i++) {
+        const ShapeFam *f = &j->fams[i];
+        if (f->state == SF_READY)
+            fprintf(out, "shape family %d (%d nodes): T varies, %lld runs on padded buckets\n",
+                    i + 1, f->n, (long long)f->runs);
+        else if (f->state == SF_DEAD)
+            fprintf(out, "note: shape family %d (%d nodes) compiles once per value: %s\n", i + 1,
+                    f->n, f->why);
+    }
+}
+
 void jit_print_profile(const Jit *j, FILE *out, int top) {
+    print_families(j, out);
     int n = 0;
     double total = 0;
     for (int i = 0; i < j->nentries; i++) n += j->entries[i].profiled ? j->entries[i].nkernels : 0;
@@ -656,9 +684,7 @@ static int failed_check(const Entry *en, int64_t *value) {
     return node;
 }
 
-/* The entry compiled for g (compiling it on a miss), or NULL with err. */
-static Entry *find_entry(Jit *j, const IrGraph *g, char *err, size_t errlen) {
-    uint64_t h = ir_hash(g);
+static Entry *lookup(Jit *j, const IrGraph *g, uint64_t h) {
     for (int i = 0; i < j->nentries; i++)
         if (j->entries[i].hash == h && j->entries[i].threads == j->rt.threads &&
             j->entries[i].profiled == j->profile && j->entries[i].conv == (int)j->conv &&
@@ -666,6 +692,14 @@ static Entry *find_entry(Jit *j, const IrGraph *g, char *err, size_t errlen) {
             j->stats.hits++;
             return &j->entries[i];
         }
+    return NULL;
+}
+
+/* The entry compiled for g (compiling it on a miss), or NULL with err. */
+static Entry *find_entry(Jit *j, const IrGraph *g, char *err, size_t errlen) {
+    uint64_t h = ir_hash(g);
+    Entry *hit = lookup(j, g, h);
+    if (hit) return hit;
     char why[512];
     if (!ir_verify(g, why, sizeof why)) {
         snprintf(err, errlen, "jit: %s", why);
@@ -687,10 +721,118 @@ static Entry *find_entry(Jit *j, const IrGraph *g, char *err, size_t errlen) {
 static bool run_entry(Jit *j, Entry *en, const IrGraph *g, void *const *inputs,
                       void *const *outputs, char *err, size_t errlen);
 
+/* Copies the rows t < min(from, to) of each of the `outer` blocks of a
+ * tensor whose axis T is `from` long into one where it is `to` long. */
+static void copy_rows(char *dst, const char *src, int64_t outer, int64_t inner, int64_t from,
+                      int64_t to) {
+    int64_t t = from < to ? from : to;
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(dst + o * to * inner, src + o * from * inner, (size_t)(t * inner));
+}
+
+/* g's T axis at node i of family f: the blocks before it and the bytes of
+ * one row after it. */
+static void row_layout(const ShapeFam *f, const IrGraph *g, int i, int64_t *outer, int64_t *inner) {
+    const IrNode *x = ir_node(g, i);
+    int a = sf_axis(f, i);
+    *outer = 1;
+    *inner = (int64_t)dtype_size(x->dtype);
+    for (int k = 0; k < x->shape.ndim; k++)
+        if (k < a)
+            *outer *= x->shape.d[k];
+        else if (k > a)
+            *inner *= x->shape.d[k];
+}
+
+static void *alloc_zero(size_t bytes) {
+    void *p = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+/* On a miss of g's exact structure: runs g as a member of its shape family
+ * on the padded bucket graph (true, the run's success in *ran), or says
+ * that g compiles on its own (false): the first member of a family, a
+ * family padding is not exact for, or a T that is its own bucket. */
+static bool run_in_family(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs,
+                          char *err, size_t errlen, bool *ran) {
+    if (!j->buckets) return false;
+    uint64_t key = sf_key(g);
+    ShapeFam *f = NULL;
+    for (int i = 0; i < j->nfams && !f; i++)
+        if (j->fams[i].key == key) f = &j->fams[i];
+    if (!f) {
+        ShapeFam nf;
+        sf_init(&nf, key, g);
+        TT_VEC_PUSH(j->fams, j->nfams, j->famcap, nf);
+        return false;
+    }
+    if (f->state == SF_ONE) sf_derive(f, g);
+    int64_t t = sf_match(f, g);
+    if (t < 0) return false;
+    int64_t b = sf_bucket(f, t);
+    if (b == t || !sf_tail_ok(f, g, t, b, inputs)) return false;
+    IrGraph pg;
+    ir_init(&pg);
+    if (!sf_build(f, g, b, &pg)) {
+        ir_free(&pg);
+        return false;
+    }
+    int nb = g->ninputs + g->nout;
+    void **bufs = tt_xcalloc((size_t)nb + 1, sizeof *bufs);
+    bool *own = tt_xcalloc((size_t)nb + 1, sizeof *own);
+    bool ok = true;
+    for (int k = 0; k < g->ninputs; k++) bufs[k] = inputs[k];
+    for (int k = 0; k < g->nout; k++) bufs[g->ninputs + k] = outputs[k];
+    for (int i = 0; i < g->n && ok; i++) {
+        const IrNode *x = ir_node(g, i);
+        if (x->op != OP_INPUT || sf_axis(f, i) < 0 || own[x->attr.index]) continue;
+        int64_t outer, inner;
+        row_layout(f, g, i, &outer, &inner);
+        void *p = alloc_zero((size_t)(outer * b * inner));
+        if ((ok = p != NULL)) copy_rows(p, inputs[x->attr.index], outer, inner, t, b);
+        bufs[x->attr.index] = p;
+        own[x->attr.index] = true;
+    }
+    for (int k = 0; k < g->nout && ok; k++) {
+        int i = g->outputs[k];
+        if (sf_axis(f, i) < 0) continue;
+        int64_t outer, inner;
+        row_layout(f, g, i, &outer, &inner);
+        ok = (bufs[g->ninputs + k] = alloc_zero((size_t)(outer * b * inner))) != NULL;
+        own[g->ninputs + k] = true;
+    }
+    Entry *en = NULL;
+    if (!ok)
+        snprintf(err, errlen, "out of memory: the padded buffers of a graph with T = %lld",
+                 (long long)b);
+    else if ((en = find_entry(j, &pg, err, errlen)) &&
+             (ok = run_entry(j, en, &pg, bufs, bufs + g->ninputs, err, errlen)))
+        for (int k = 0; k < g->nout; k++) {
+            int i = g->outputs[k];
+            if (sf_axis(f, i) < 0) continue;
+            int64_t outer, inner;
+            row_layout(f, g, i, &outer, &inner);
+            copy_rows(outputs[k], bufs[g->ninputs + k], outer, inner, b, t);
+        }
+    *ran = ok && en;
+    for (int k = 0; k < nb; k++)
+        if (own[k]) free(bufs[k]);
+    free(bufs);
+    free(own);
+    ir_free(&pg);
+    f->runs++;
+    j->stats.bucket_runs++;
+    return true;
+}
+
 bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs, char *err,
              size_t errlen) {
     j->err_node = -1;
-    Entry *en = find_entry(j, g, err, errlen);
+    Entry *en = lookup(j, g, ir_hash(g));
+    bool ran;
+    if (!en && run_in_family(j, g, inputs, outputs, err, errlen, &ran)) return ran;
+    if (!en) en = find_entry(j, g, err, errlen);
     return en && run_entry(j, en, g, inputs, outputs, err, errlen);
 }
 
@@ -706,6 +848,9 @@ bool jit_run_cached(Jit *j, int *entry, const IrGraph *g, void *const *inputs, v
             j->stats.hits++;
         }
     }
+    if (!en) en = lookup(j, g, ir_hash(g));
+    bool ran; /* a padded run: *entry stays unknown, the family is found again */
+    if (!en && run_in_family(j, g, inputs, outputs, err, errlen, &ran)) return ran;
     if (!en && !(en = find_entry(j, g, err, errlen))) return false;
     *entry = (int)(en - j->entries);
     return run_entry(j, en, g, inputs, outputs, err, errlen);

@@ -47,7 +47,8 @@ bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs
  * found for g (-1 the first time: looked up by hash, compiled on a miss,
  * and remembered). A remembered entry compiled for other settings (threads,
  * profiling, convolution lowering) is looked up again. g must be the graph
- * the entry was found for, unchanged. */
+ * the entry was found for, unchanged. A graph that ran on its shape
+ * family's padded bucket (jit_set_buckets) leaves *entry as it was. */
 bool jit_run_cached(Jit *j, int *entry, const IrGraph *g, void *const *inputs, void *const *outputs,
                     char *err, size_t errlen);
 
@@ -64,6 +65,9 @@ typedef struct JitStats {
     /* of the graphs compiled: their kernels, and the LLVM functions that
      * run them (alike kernels, the layers of a model, share one) */
     int64_t kernels, kernel_fns;
+    /* runs of a graph on the padded bucket graph of its shape family (a
+     * dimension that varies from call to call: spec/jit.md) */
+    int64_t bucket_runs;
 } JitStats;
 JitStats jit_stats(const Jit *j);
 
@@ -90,6 +94,12 @@ void jit_set_conv_lowering(Jit *j, int mode);
 typedef struct LpProg LpProg;
 typedef void (*JitLoopHook)(LpProg *p, void *arg);
 void jit_set_loop_hook(Jit *j, JitLoopHook hook, void *arg);
+
+/* Graphs that differ only in one dimension T (a sequence length) run on a
+ * few padded bucket graphs where padding is exact (spec/jit.md, "Varying
+ * dimensions"): on (the default; TT_JIT_BUCKETS=off turns it off) or off
+ * (one compiled graph per value), for graphs run from now on. */
+void jit_set_buckets(Jit *j, bool on);
 
 /* Fusion on (the default) or off (one kernel per node), for graphs compiled
  * from now on; for tests and for comparing. */
