@@ -21,7 +21,7 @@ BUILTIN(bi_attention) {
     bool causal = lib_bool(I, a[3], false, "attention", "causal");
     double scale = lib_float(I, a[4], NAN, "attention", "scale");
     int len = a[5].kind == V_NONE ? -1 : lib_node(I, a[5], "attention", "len");
-    return lib_result(I, ir_attention(&I->g, q, k, v, len, causal, scale, I->loc));
+    return lib_result(I, ir_attention(&I->lz.g, q, k, v, len, causal, scale, I->ev.loc));
 }
 
 void lib_register_attn(Interp *I) {

@@ -38,22 +38,22 @@ static int cmp_double(const void *a, const void *b) {
 static void run_once(Interp *I, Value f, Value args) {
     /* f's results are discarded: a captured eval-mode call may return them
      * without their graph (capture.c) */
-    bool outer = I->cap_bench;
-    jmp_buf jb, *saved = I->on_error;
-    I->on_error = &jb;
+    bool outer = I->cap.bench;
+    jmp_buf jb, *saved = I->ev.on_error;
+    I->ev.on_error = &jb;
     if (setjmp(jb)) { /* the error is reported; restore, pass it on */
-        I->on_error = saved;
-        I->cap_bench = outer;
-        longjmp(*I->on_error, 1);
+        I->ev.on_error = saved;
+        I->cap.bench = outer;
+        longjmp(*I->ev.on_error, 1);
     }
-    I->cap_bench = true;
+    I->cap.bench = true;
     bool seq = is_seq(args);
     Value r = rt_call(I, f, seq ? as_list(args)->items : NULL, seq ? as_list(args)->len : 0, NULL,
                       NULL, 0);
     rt_realize_all(I); /* while r holds its tensors: a dropped one is never computed */
     rt_release(I, r);
-    I->cap_bench = outer;
-    I->on_error = saved;
+    I->cap.bench = outer;
+    I->ev.on_error = saved;
 }
 
 /* The median of sorted t[0..n-1] and the half-width of its 95% interval. */
@@ -79,8 +79,8 @@ BUILTIN(bi_bench) {
     Value a[4];
     BIND("bench", names, 1, a);
     /* read before f runs: f's own statements change it */
-    bool top = I->top_stmt && same_loc(I->top_stmt->loc, I->loc);
-    SrcLoc at = I->loc;
+    bool top = I->ev.top_stmt && same_loc(I->ev.top_stmt->loc, I->ev.loc);
+    SrcLoc at = I->ev.loc;
     Value f = a[0], fargs = a[1];
     if (f.kind != V_FUNC && f.kind != V_BUILTIN && f.kind != V_MODEL)
         rt_error(I, "bench: f must be a function, builtin or model, got %s", rt_type_name(f));
@@ -115,7 +115,7 @@ BUILTIN(bi_bench) {
     double med = median_of(t, n), ci = ci95_half_width(t, n);
 
     if (top) {
-        I->loc = at;
+        I->ev.loc = at;
         fflush(stdout);
         printf("bench %s: median %.4g ms (95%% CI +-%.2g), min %.4g, max %.4g, peak %.3g MB, %d "
                "runs\n",

@@ -385,7 +385,7 @@ BUILTIN(bi_distill) {
     }
     Value step = rt_member(I, opt, "step");
     Value lossfn = rt_global(I, "distill_loss");
-    bool was_training = I->training;
+    bool was_training = I->ev.training;
     double last = 0;
     for (int64_t e = 1; e <= epochs; e++) {
         Value bl = lib_batches(I, data, batch, shuffle, VNONE, false);
@@ -393,12 +393,12 @@ BUILTIN(bi_distill) {
         double sum = 0;
         for (int i = 0; i < l->len; i++) {
             List *xy = as_list(l->items[i]);
-            I->training = false;
+            I->ev.training = false;
             Value tout = rt_call(I, teacher, &xy->items[0], 1, NULL, NULL, 0);
             Value tl = detached(I, tout);
             rt_release(I, tout);
             rt_reset_graph(I);
-            I->training = true;
+            I->ev.training = true;
             Value sout = rt_call(I, student, &xy->items[0], 1, NULL, NULL, 0);
             Value args[5] = {sout, tl, xy->items[1], vfloat(temp), vfloat(alpha)};
             Value loss = rt_call(I, lossfn, args, 5, NULL, NULL, 0);
@@ -418,7 +418,7 @@ BUILTIN(bi_distill) {
         printf("distill epoch %lld/%lld  loss %.4f\n", (long long)e, (long long)epochs, last);
         fflush(stdout);
     }
-    I->training = was_training;
+    I->ev.training = was_training;
     rt_release(I, lossfn);
     rt_release(I, step);
     rt_release(I, opt);

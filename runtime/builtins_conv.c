@@ -37,7 +37,7 @@ static int image_node(Interp *I, Value v, const char *fn, bool *unbatched) {
     *unbatched = t->shape.ndim == 3;
     if (!*unbatched) return id;
     Shape s = {4, {1, t->shape.d[0], t->shape.d[1], t->shape.d[2]}};
-    return rt_check_node(I, ir_reshape(&I->g, id, s, I->loc));
+    return rt_check_node(I, ir_reshape(&I->lz.g, id, s, I->ev.loc));
 }
 
 /* The result of an op on an image node, without the batch dim again when x
@@ -45,9 +45,9 @@ static int image_node(Interp *I, Value v, const char *fn, bool *unbatched) {
 static Value image_result(Interp *I, int id, bool unbatched) {
     rt_check_node(I, id);
     if (unbatched) {
-        const Shape *s = &I->g.nodes[id].shape;
+        const Shape *s = &I->lz.g.nodes[id].shape;
         Shape u = {3, {s->d[1], s->d[2], s->d[3]}};
-        id = ir_reshape(&I->g, id, u, I->loc);
+        id = ir_reshape(&I->lz.g, id, u, I->ev.loc);
     }
     return lib_result(I, id);
 }
@@ -68,7 +68,7 @@ BUILTIN(bi_conv2d) {
     pair_arg(I, a[4], 0, "conv2d", "padding", win.padding);
     pair_arg(I, a[5], 1, "conv2d", "dilation", win.dilation);
     win.groups = lib_int(I, a[6], 1, "conv2d", "groups");
-    return image_result(I, ir_conv2d(&I->g, x, w, b, &win, I->loc), unbatched);
+    return image_result(I, ir_conv2d(&I->lz.g, x, w, b, &win, I->ev.loc), unbatched);
 }
 
 /* max_pool2d / avg_pool2d(x, kernel_size, stride=none, padding=0); stride
@@ -90,7 +90,7 @@ static Value pool(Interp *I, OpKind op, const Value *args, int nargs, const char
         pair_arg(I, a[2], 1, fn, "stride", win.stride);
     pair_arg(I, a[3], 0, fn, "padding", win.padding);
     win.dilation[0] = win.dilation[1] = win.groups = 1;
-    return image_result(I, ir_pool2d(&I->g, op, x, &win, I->loc), unbatched);
+    return image_result(I, ir_pool2d(&I->lz.g, op, x, &win, I->ev.loc), unbatched);
 }
 
 BUILTIN(bi_max_pool2d) {
@@ -114,7 +114,7 @@ static Tensor *batch_images(Interp *I, Value v, const char *fn) {
 
 /* The generator: a fresh one seeded by `seed`, or the global one. */
 static Rng *pick_rng(Interp *I, Value seed, Rng *local, const char *fn) {
-    if (seed.kind == V_NONE) return &I->rng;
+    if (seed.kind == V_NONE) return &I->ev.rng;
     rng_seed(local, (uint64_t)lib_int(I, seed, 0, fn, "seed"));
     return local;
 }

@@ -26,7 +26,7 @@ BUILTIN(bi_round) {
     double x;
     if (a[0].kind == V_TENSOR && (!rt_given(a[1]) || a[1].kind == V_NONE)) {
         /* a tensor: elementwise, half to even, a tensor (torch.round) */
-        int id = ir_unary(&I->g, OP_ROUND, rt_node(I, (Tensor *)a[0].o), I->loc);
+        int id = ir_unary(&I->lz.g, OP_ROUND, rt_node(I, (Tensor *)a[0].o), I->ev.loc);
         return vtensor(rt_tensor_lazy(I, rt_check_node(I, id)));
     }
     if (a[0].kind == V_TENSOR) {
@@ -314,7 +314,7 @@ BUILTIN(bi_train) {
     static const char *const names[] = {"net", NULL};
     Value a[1];
     BIND("train", names, 0, a);
-    I->training = true;
+    I->ev.training = true;
     return rt_given(a[0]) ? rt_retain(a[0]) : VNONE;
 }
 
@@ -322,7 +322,7 @@ BUILTIN(bi_eval) {
     static const char *const names[] = {"net", NULL};
     Value a[1];
     BIND("eval", names, 0, a);
-    I->training = false;
+    I->ev.training = false;
     return rt_given(a[0]) ? rt_retain(a[0]) : VNONE;
 }
 
@@ -393,7 +393,7 @@ BUILTIN(bi_is_training) {
     static const char *const names[] = {NULL};
     Value a[1];
     BIND("is_training", names, 0, a);
-    return vbool(I->training);
+    return vbool(I->ev.training);
 }
 
 /* clock() -> float: monotonic seconds (an arbitrary origin: take

@@ -246,7 +246,7 @@ Value lib_batches(Interp *I, Value data, int64_t size, bool shuffle, Value seed,
     for (int i = 0; i < p.n; i++) rt_data(I, p.t[i]);
     int64_t *perm;
     if (shuffle) {
-        Rng local, *r = &I->rng;
+        Rng local, *r = &I->ev.rng;
         if (seed.kind != V_NONE) {
             rng_seed(&local, (uint64_t)lib_int(I, seed, 0, "batches", "seed"));
             r = &local;
@@ -344,26 +344,27 @@ BUILTIN(bi_load) {
         Tensor *t = as_tensor(as_list(l->items[i])->items[1]);
         const IoNamed *f = find_named(ts, nt, name);
         if (!f) {
-            diag_error(I->loc, "load: missing tensor '%s' in %s", name, path);
+            diag_error(I->ev.loc, "load: missing tensor '%s' in %s", name, path);
             problems++;
             continue;
         }
         used[f - ts] = 1;
         if (!shape_eq(&f->t.shape, &t->shape)) {
             char s0[128], s1[128];
-            diag_error(I->loc, "load: tensor '%s' has shape %s in the file, the model expects %s",
-                       name, shape_str(&f->t.shape, s0, sizeof s0),
-                       shape_str(&t->shape, s1, sizeof s1));
+            diag_error(I->ev.loc,
+                       "load: tensor '%s' has shape %s in the file, the model expects %s", name,
+                       shape_str(&f->t.shape, s0, sizeof s0), shape_str(&t->shape, s1, sizeof s1));
             problems++;
         } else if (f->t.dtype != t->dtype) {
-            diag_error(I->loc, "load: tensor '%s' has dtype %s in the file, the model expects %s",
-                       name, dtype_name(f->t.dtype), dtype_name(t->dtype));
+            diag_error(I->ev.loc,
+                       "load: tensor '%s' has dtype %s in the file, the model expects %s", name,
+                       dtype_name(f->t.dtype), dtype_name(t->dtype));
             problems++;
         }
     }
     for (int i = 0; i < nt; i++)
         if (!used[i]) {
-            diag_error(I->loc, "load: unexpected tensor '%s' in the file", ts[i].name);
+            diag_error(I->ev.loc, "load: unexpected tensor '%s' in the file", ts[i].name);
             problems++;
         }
     free(used);

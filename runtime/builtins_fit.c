@@ -123,11 +123,11 @@ BUILTIN(bi_fit) {
     }
     Value step = rt_member(I, opt, "step");
 
-    bool tty = isatty(STDERR_FILENO), was_training = I->training;
+    bool tty = isatty(STDERR_FILENO), was_training = I->ev.training;
     double *curve = NULL, last_loss = 0, last_acc = -1;
     int ncurve = 0, capcurve = 0;
     for (int64_t e = 1; e <= epochs; e++) {
-        I->training = true;
+        I->ev.training = true;
         Value bl = lib_batches(I, train, batch, shuffle, VNONE, false);
         List *l = as_list(bl);
         double sum = 0;
@@ -154,7 +154,7 @@ BUILTIN(bi_fit) {
         if (tty) progress_clear();
         printf("epoch %lld/%lld  loss %.4f", (long long)e, (long long)epochs, last_loss);
         if (a[6].kind != V_NONE) {
-            I->training = false;
+            I->ev.training = false;
             Value vx = data_field(I, a[6], "x", "valid");
             Value out = rt_call(I, net, &vx, 1, NULL, NULL, 0);
             last_acc = lib_accuracy(I, out, data_field(I, a[6], "y", "valid"));
@@ -165,7 +165,7 @@ BUILTIN(bi_fit) {
         printf("\n");
         fflush(stdout);
     }
-    I->training = was_training;
+    I->ev.training = was_training;
     rt_release(I, step);
     rt_release(I, opt);
     rt_release(I, lossfn);

@@ -106,7 +106,7 @@ static void recompute(Interp *I, Value model, Gen *g, int64_t B, int64_t L, int6
     Value arg = vtensor(x);
     Value out = rt_call(I, model, &arg, 1, NULL, NULL, 0);
     rt_release(I, arg);
-    I->loc = at;
+    I->ev.loc = at;
     Tensor *y = out.kind == V_TENSOR ? (Tensor *)out.o : NULL;
     if (!y || y->dtype != TY_F32 || y->shape.ndim != 3 || y->shape.d[0] != B ||
         y->shape.d[1] != w || y->shape.d[2] != V) {
@@ -132,7 +132,7 @@ static int64_t probe_vocab(Interp *I, Value model, const int32_t *ids, SrcLoc at
     Value arg = vtensor(x);
     Value out = rt_call(I, model, &arg, 1, NULL, NULL, 0);
     rt_release(I, arg);
-    I->loc = at;
+    I->ev.loc = at;
     int64_t V = -1;
     if (out.kind == V_TENSOR && as_tensor(out)->shape.ndim == 3) V = as_tensor(out)->shape.d[2];
     rt_release(I, out);
@@ -165,7 +165,7 @@ BUILTIN(bi_generate) {
     if (top_k < 0)
         rt_error(I, "generate: top_k must not be negative (0: all tokens), got %lld",
                  (long long)top_k);
-    Rng local, *rng = &I->rng;
+    Rng local, *rng = &I->ev.rng;
     if (a[5].kind != V_NONE) {
         rng_seed(&local, (uint64_t)lib_int(I, a[5], 0, "generate", "seed"));
         rng = &local;
@@ -189,9 +189,9 @@ BUILTIN(bi_generate) {
                      (long long)(i % T0));
         }
     if (B * (T0 + n) > INT32_MAX) rt_error(I, "generate: %lld tokens is too many", (long long)n);
-    SrcLoc at = I->loc;
-    bool training = I->training, consts = I->scalar_consts;
-    I->training = false;
+    SrcLoc at = I->ev.loc;
+    bool training = I->ev.training, consts = I->ev.scalar_consts;
+    I->ev.training = false;
     if (V < 1) V = probe_vocab(I, model, ids, at); /* before anything is allocated */
 
     int64_t L = T0 + n;
@@ -203,14 +203,14 @@ BUILTIN(bi_generate) {
     for (int64_t b = 0; b < B; b++)
         memcpy(gp->seq + b * L, ids + b * T0, (size_t)T0 * sizeof *gp->seq);
     jmp_buf jb;
-    jmp_buf *saved = I->on_error;
-    I->on_error = &jb;
+    jmp_buf *saved = I->ev.on_error;
+    I->ev.on_error = &jb;
     if (setjmp(jb)) { /* the error is reported; free what generate holds, pass it on */
         gen_free(gp);
         free(gp);
-        I->training = training;
-        I->scalar_consts = consts;
-        I->on_error = saved;
+        I->ev.training = training;
+        I->ev.scalar_consts = consts;
+        I->ev.on_error = saved;
         longjmp(*saved, 1);
     }
 
@@ -219,14 +219,14 @@ BUILTIN(bi_generate) {
     if (cache && n > 0) {
         char why[256];
         gp->have_kd = kv_decoder_init(I, model, B, rows, &gp->kd, why, sizeof why);
-        I->loc = at;
+        I->ev.loc = at;
         if (gp->have_kd && gp->kd.vocab != V) {
             snprintf(why, sizeof why, "the logits have %lld columns per token, not vocab %lld",
                      (long long)gp->kd.vocab, (long long)V);
             kv_decoder_free(&gp->kd);
             gp->have_kd = false;
         }
-        if (!gp->have_kd && I->profile)
+        if (!gp->have_kd && I->prof.on)
             fprintf(stderr, "note: generate: no KV cache (recomputing the prefix per token): %s\n",
                     why);
     }
@@ -253,9 +253,9 @@ BUILTIN(bi_generate) {
         }
         if (gp->have_kd) kv_decoder_step(I, &gp->kd, gp->col, cur - 1);
     }
-    I->on_error = saved;
-    I->training = training;
-    I->loc = at;
+    I->ev.on_error = saved;
+    I->ev.training = training;
+    I->ev.loc = at;
 
     Shape s = pt->shape.ndim == 2 ? shape_make(2, (int64_t[]){B, L}) : shape_make(1, &L);
     Tensor *r = rt_tensor_uninit(I, TY_I32, s);

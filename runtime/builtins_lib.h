@@ -3,7 +3,7 @@
  *
  * Private to those files: argument conversion with errors that name the
  * builtin, and the step from an ir_* result to a lazy tensor value. Every
- * graph node is made at I->loc, the span of the call being evaluated.
+ * graph node is made at I->ev.loc, the span of the call being evaluated.
  */
 #ifndef TT_BUILTINS_LIB_H
 #define TT_BUILTINS_LIB_H
@@ -42,7 +42,7 @@ static inline List *as_list(Value v) {
 int lib_node(Interp *I, Value v, const char *fn, const char *arg);
 /* The tensor argument itself (borrowed); rt_error unless v is a tensor. */
 Tensor *lib_tensor(Interp *I, Value v, const char *fn, const char *arg);
-/* Checks an ir_* result (reporting g.err at I->loc) and wraps the node as a
+/* Checks an ir_* result (reporting g.err at I->ev.loc) and wraps the node as a
  * lazy tensor value (new reference). */
 Value lib_result(Interp *I, int id);
 /* A shape argument: a list or tuple of ints, or one int. allow_neg permits
@@ -84,10 +84,10 @@ Value *lib_record_field(Value rec, const char *name);
  * by rt_register_tensor_builtins and rt_register_data_builtins). */
 void lib_register_math(Interp *I);
 void lib_register_fit(Interp *I);
-void lib_register_conv(Interp *I); /* builtins_conv.c */
-void lib_register_sort(Interp *I); /* builtins_sort.c */
-void lib_register_text(Interp *I); /* builtins_text.c: tokenizers */
-void lib_register_lm(Interp *I);   /* builtins_lm.c: language-model training helpers */
+void lib_register_conv(Interp *I);  /* builtins_conv.c */
+void lib_register_sort(Interp *I);  /* builtins_sort.c */
+void lib_register_text(Interp *I);  /* builtins_text.c: tokenizers */
+void lib_register_lm(Interp *I);    /* builtins_lm.c: language-model training helpers */
 void lib_register_bench(Interp *I); /* builtins_bench.c: bench() */
 /* builtins_quant.c: quantize, dequantize, qmatmul, requantize */
 void lib_register_quant(Interp *I);

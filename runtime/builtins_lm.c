@@ -39,7 +39,7 @@ BUILTIN(bi_windows) {
     const int32_t *d = rt_data(I, t);
     int64_t *perm;
     if (shuffle) {
-        Rng local, *r = &I->rng;
+        Rng local, *r = &I->ev.rng;
         if (a[4].kind != V_NONE) {
             rng_seed(&local, (uint64_t)lib_int(I, a[4], 0, "windows", "seed"));
             r = &local;

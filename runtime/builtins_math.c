@@ -56,7 +56,7 @@ BUILTIN(bi_unary) {
     if (is_num(x)) return vfloat(unary_num[op](num_of(x)));
     if (x.kind != V_TENSOR)
         rt_error(I, "%s: x must be a tensor or a number, got %s", name, rt_type_name(x));
-    return lib_result(I, ir_unary(&I->g, op, rt_node(I, as_tensor(x)), I->loc));
+    return lib_result(I, ir_unary(&I->lz.g, op, rt_node(I, as_tensor(x)), I->ev.loc));
 }
 
 /* ---- elementwise binary ---- */
@@ -84,7 +84,7 @@ static Value binary(Interp *I, const char *fn, OpKind op, const Value *args, int
         }
     }
     int ia = lib_node(I, a[0], fn, "a"), ib = lib_node(I, a[1], fn, "b");
-    return lib_result(I, ir_binary(&I->g, op, ia, ib, I->loc));
+    return lib_result(I, ir_binary(&I->lz.g, op, ia, ib, I->ev.loc));
 }
 
 BUILTIN(bi_pow) {
@@ -118,11 +118,11 @@ BUILTIN(bi_clip) {
     }
     int id = lib_node(I, a[0], "clip", "x");
     if (a[1].kind != V_NONE)
-        id =
-            rt_check_node(I, ir_binary(&I->g, OP_MAX, id, lib_node(I, a[1], "clip", "lo"), I->loc));
+        id = rt_check_node(
+            I, ir_binary(&I->lz.g, OP_MAX, id, lib_node(I, a[1], "clip", "lo"), I->ev.loc));
     if (a[2].kind != V_NONE)
-        id =
-            rt_check_node(I, ir_binary(&I->g, OP_MIN, id, lib_node(I, a[2], "clip", "hi"), I->loc));
+        id = rt_check_node(
+            I, ir_binary(&I->lz.g, OP_MIN, id, lib_node(I, a[2], "clip", "hi"), I->ev.loc));
     return lib_result(I, id);
 }
 
@@ -135,7 +135,7 @@ BUILTIN(bi_where) {
         return rt_retain(rt_truthy(I, a[0]) ? a[1] : a[2]);
     int c = lib_node(I, a[0], "where", "cond");
     int x = lib_node(I, a[1], "where", "a"), y = lib_node(I, a[2], "where", "b");
-    return lib_result(I, ir_where(&I->g, c, x, y, I->loc));
+    return lib_result(I, ir_where(&I->lz.g, c, x, y, I->ev.loc));
 }
 
 /* ---- reductions ---- */
@@ -165,7 +165,7 @@ static Axes parse_axes(Interp *I, Value v, const char *fn) {
 
 /* The number of elements the reduction combines into each result. */
 static int64_t reduced_count(Interp *I, int id, const Axes *ax, const char *fn) {
-    const Shape *s = &I->g.nodes[id].shape;
+    const Shape *s = &I->lz.g.nodes[id].shape;
     if (ax->n == 0) return shape_numel(s);
     int64_t c = 1;
     for (int i = 0; i < ax->n; i++) {
@@ -205,8 +205,8 @@ static Value fold_list(Interp *I, const char *fn, OpKind op, List *l) {
     }
     int id = lib_node(I, l->items[0], fn, "item");
     for (int i = 1; i < l->len; i++)
-        id = rt_check_node(I,
-                           ir_binary(&I->g, op, id, lib_node(I, l->items[i], fn, "item"), I->loc));
+        id = rt_check_node(
+            I, ir_binary(&I->lz.g, op, id, lib_node(I, l->items[i], fn, "item"), I->ev.loc));
     return lib_result(I, id);
 }
 
@@ -217,30 +217,31 @@ typedef enum RedKind { RED_SUM, RED_MEAN, RED_MAX, RED_MIN } RedKind;
  * Floats: -x. Ints: -1 - x (~x), because -x wraps INT_MIN onto itself and
  * would make INT_MIN the largest value; -1 - x never leaves the range. */
 static int reverse_order(Interp *I, int id) {
-    IrGraph *g = &I->g;
+    IrGraph *g = &I->lz.g;
     DType dt = g->nodes[id].dtype;
-    if (dt == TY_F32) return rt_check_node(I, ir_unary(g, OP_NEG, id, I->loc));
-    return rt_check_node(I, ir_binary(g, OP_SUB, lib_const(I, dt, -1.0), id, I->loc));
+    if (dt == TY_F32) return rt_check_node(I, ir_unary(g, OP_NEG, id, I->ev.loc));
+    return rt_check_node(I, ir_binary(g, OP_SUB, lib_const(I, dt, -1.0), id, I->ev.loc));
 }
 
 static int reduce_node(Interp *I, RedKind k, int id, const Axes *ax, bool keep, const char *fn) {
-    IrGraph *g = &I->g;
+    IrGraph *g = &I->lz.g;
     switch (k) {
     case RED_SUM:
-        return rt_check_node(I, ir_reduce(g, OP_SUM, id, ax->ax, ax->n, keep, I->loc));
+        return rt_check_node(I, ir_reduce(g, OP_SUM, id, ax->ax, ax->n, keep, I->ev.loc));
     case RED_MAX:
-        return rt_check_node(I, ir_reduce(g, OP_RMAX, id, ax->ax, ax->n, keep, I->loc));
+        return rt_check_node(I, ir_reduce(g, OP_RMAX, id, ax->ax, ax->n, keep, I->ev.loc));
     case RED_MIN: {
         int n = reverse_order(I, id);
-        n = rt_check_node(I, ir_reduce(g, OP_RMAX, n, ax->ax, ax->n, keep, I->loc));
+        n = rt_check_node(I, ir_reduce(g, OP_RMAX, n, ax->ax, ax->n, keep, I->ev.loc));
         return reverse_order(I, n);
     }
     case RED_MEAN: {
-        id = rt_check_node(I, ir_cast(g, id, TY_F32, I->loc));
+        id = rt_check_node(I, ir_cast(g, id, TY_F32, I->ev.loc));
         int64_t cnt = reduced_count(I, id, ax, fn);
-        int s = rt_check_node(I, ir_reduce(g, OP_SUM, id, ax->ax, ax->n, keep, I->loc));
+        int s = rt_check_node(I, ir_reduce(g, OP_SUM, id, ax->ax, ax->n, keep, I->ev.loc));
         if (cnt == 1) return s;
-        return rt_check_node(I, ir_binary(g, OP_DIV, s, lib_const(I, TY_F32, (double)cnt), I->loc));
+        return rt_check_node(I,
+                             ir_binary(g, OP_DIV, s, lib_const(I, TY_F32, (double)cnt), I->ev.loc));
     }
     }
     TT_UNREACHABLE();
@@ -264,9 +265,9 @@ static Value reduction(Interp *I, const char *fn, RedKind k, const Value *args, 
             if (is_num(s)) return vfloat(num_of(s) / l->len);
             int id = lib_node(I, s, fn, "x");
             rt_release(I, s);
-            id = rt_check_node(I, ir_cast(&I->g, id, TY_F32, I->loc));
-            return lib_result(I,
-                              ir_binary(&I->g, OP_DIV, id, lib_const(I, TY_F32, l->len), I->loc));
+            id = rt_check_node(I, ir_cast(&I->lz.g, id, TY_F32, I->ev.loc));
+            return lib_result(
+                I, ir_binary(&I->lz.g, OP_DIV, id, lib_const(I, TY_F32, l->len), I->ev.loc));
         }
         return fold_list(I, fn,
                          k == RED_SUM   ? OP_ADD
@@ -330,15 +331,15 @@ BUILTIN(bi_var) {
     Axes ax = parse_axes(I, a[1], "var");
     bool keep = lib_bool(I, a[2], false, "var", "keepdims");
     int64_t ddof = lib_int(I, a[3], 0, "var", "ddof");
-    IrGraph *g = &I->g;
-    int id = rt_check_node(I, ir_cast(g, rt_node(I, x), TY_F32, I->loc));
+    IrGraph *g = &I->lz.g;
+    int id = rt_check_node(I, ir_cast(g, rt_node(I, x), TY_F32, I->ev.loc));
     int mu = reduce_node(I, RED_MEAN, id, &ax, true, "var");
-    int d = rt_check_node(I, ir_binary(g, OP_SUB, id, mu, I->loc));
-    int sq = rt_check_node(I, ir_binary(g, OP_MUL, d, d, I->loc));
-    int s = rt_check_node(I, ir_reduce(g, OP_SUM, sq, ax.ax, ax.n, keep, I->loc));
+    int d = rt_check_node(I, ir_binary(g, OP_SUB, id, mu, I->ev.loc));
+    int sq = rt_check_node(I, ir_binary(g, OP_MUL, d, d, I->ev.loc));
+    int s = rt_check_node(I, ir_reduce(g, OP_SUM, sq, ax.ax, ax.n, keep, I->ev.loc));
     int64_t n = reduced_count(I, id, &ax, "var") - ddof;
     if (n <= 0) rt_error(I, "var: ddof=%lld leaves no degrees of freedom", (long long)ddof);
-    return lib_result(I, ir_binary(g, OP_DIV, s, lib_const(I, TY_F32, (double)n), I->loc));
+    return lib_result(I, ir_binary(g, OP_DIV, s, lib_const(I, TY_F32, (double)n), I->ev.loc));
 }
 
 /* argmax(x, axis=none, keepdims=false) -> i32; axis none: index into the
@@ -355,17 +356,18 @@ static Value arg_reduce(Interp *I, const char *fn, bool neg, const Value *args, 
     int64_t axis;
     if (a[1].kind == V_NONE) {
         if (keep) rt_error(I, "%s: keepdims needs an axis", fn);
-        id = rt_check_node(I, ir_reshape(&I->g, id, shape_make(1, (int64_t[]){-1}), I->loc));
+        id = rt_check_node(I, ir_reshape(&I->lz.g, id, shape_make(1, (int64_t[]){-1}), I->ev.loc));
         axis = 0;
     } else {
         axis = lib_int(I, a[1], 0, fn, "axis");
     }
-    if (I->g.nodes[id].shape.ndim == 0) rt_error(I, "%s: x must have at least one dimension", fn);
-    int r = ir_argmax(&I->g, id, (int)axis, keep, I->loc);
+    if (I->lz.g.nodes[id].shape.ndim == 0)
+        rt_error(I, "%s: x must have at least one dimension", fn);
+    int r = ir_argmax(&I->lz.g, id, (int)axis, keep, I->ev.loc);
     if (r < 0) {
         /* name the builtin the user called, not the op */
-        char msg[sizeof I->g.err];
-        snprintf(msg, sizeof msg, "%s", I->g.err);
+        char msg[sizeof I->lz.g.err];
+        snprintf(msg, sizeof msg, "%s", I->lz.g.err);
         if (strncmp(msg, "argmax", 6) == 0) rt_error(I, "%s%s", fn, msg + 6);
         rt_error(I, "%s", msg);
     }
@@ -401,17 +403,17 @@ BUILTIN(bi_one_hot) {
             rt_error(I, "one_hot: labels must be i32, got f32 (use cast(labels, \"i32\"))");
         lab = rt_node(I, t);
     }
-    Shape s = I->g.nodes[lab].shape;
+    Shape s = I->lz.g.nodes[lab].shape;
     if (s.ndim == IR_MAXDIM) rt_error(I, "one_hot: labels have too many dimensions");
     s.d[s.ndim++] = 1;
     Tensor *classes = rt_tensor_new(I, TY_I32, shape_make(1, &n));
     for (int64_t i = 0; i < n; i++) ((int32_t *)classes->buf->data)[i] = (int32_t)i;
     int ic = rt_node(I, classes);
     rt_release(I, vtensor(classes));
-    lab = rt_check_node(I, ir_gather(&I->g, ic, lab, rt_user_loc(I)));
-    lab = rt_check_node(I, ir_reshape(&I->g, lab, s, I->loc));
-    int eq = rt_check_node(I, ir_binary(&I->g, OP_EQ, lab, ic, I->loc));
-    return lib_result(I, ir_cast(&I->g, eq, TY_F32, I->loc));
+    lab = rt_check_node(I, ir_gather(&I->lz.g, ic, lab, rt_user_loc(I)));
+    lab = rt_check_node(I, ir_reshape(&I->lz.g, lab, s, I->ev.loc));
+    int eq = rt_check_node(I, ir_binary(&I->lz.g, OP_EQ, lab, ic, I->ev.loc));
+    return lib_result(I, ir_cast(&I->lz.g, eq, TY_F32, I->ev.loc));
 }
 
 /* dropout(x, p=0.5): in training mode, zeroes each element with probability
@@ -424,14 +426,14 @@ BUILTIN(bi_dropout) {
     double p = lib_float(I, a[1], 0.5, "dropout", "p");
     if (!(p >= 0 && p <= 1)) rt_error(I, "dropout: p must be in [0, 1], got %g", p);
     Tensor *x = lib_tensor(I, a[0], "dropout", "x");
-    if (!I->training || p == 0) return rt_retain(a[0]);
+    if (!I->ev.training || p == 0) return rt_retain(a[0]);
     Tensor *mask = rt_tensor_new(I, TY_F32, x->shape);
     float *m = mask->buf->data, keep = p < 1 ? (float)(1.0 / (1.0 - p)) : 0.0f;
     for (int64_t i = 0, n = shape_numel(&x->shape); i < n; i++)
-        m[i] = rng_uniform(&I->rng) < p ? 0.0f : keep;
+        m[i] = rng_uniform(&I->ev.rng) < p ? 0.0f : keep;
     int ix = rt_node(I, x), im = rt_node(I, mask);
     rt_release(I, vtensor(mask));
-    return lib_result(I, ir_binary(&I->g, OP_MUL, ix, im, I->loc));
+    return lib_result(I, ir_binary(&I->lz.g, OP_MUL, ix, im, I->ev.loc));
 }
 
 double lib_accuracy(Interp *I, Value pred, Value labels) {
@@ -440,19 +442,19 @@ double lib_accuracy(Interp *I, Value pred, Value labels) {
     int ip = rt_node(I, p), iy = rt_node(I, y);
     char b0[128], b1[128];
     if (p->shape.ndim == y->shape.ndim + 1) {
-        ip = rt_check_node(I, ir_argmax(&I->g, ip, -1, false, I->loc));
+        ip = rt_check_node(I, ir_argmax(&I->lz.g, ip, -1, false, I->ev.loc));
     } else if (p->shape.ndim != y->shape.ndim) {
         rt_error(I,
                  "accuracy: predictions %s do not match labels %s (expected logits [..., C] "
                  "with labels [...], or predictions of the labels' shape)",
                  shape_str(&p->shape, b0, sizeof b0), shape_str(&y->shape, b1, sizeof b1));
     }
-    if (!shape_eq(&I->g.nodes[ip].shape, &y->shape))
+    if (!shape_eq(&I->lz.g.nodes[ip].shape, &y->shape))
         rt_error(I, "accuracy: predictions %s do not match labels %s",
-                 shape_str(&I->g.nodes[ip].shape, b0, sizeof b0),
+                 shape_str(&I->lz.g.nodes[ip].shape, b0, sizeof b0),
                  shape_str(&y->shape, b1, sizeof b1));
     if (shape_numel(&y->shape) == 0) rt_error(I, "accuracy: no labels");
-    int eq = rt_check_node(I, ir_binary(&I->g, OP_EQ, ip, iy, I->loc));
+    int eq = rt_check_node(I, ir_binary(&I->lz.g, OP_EQ, ip, iy, I->ev.loc));
     Axes all = {0};
     Value m = lib_result(I, reduce_node(I, RED_MEAN, eq, &all, false, "accuracy"));
     double r = rt_to_float(I, m, "accuracy");

@@ -63,7 +63,7 @@ static Tensor *zeros_like(Interp *I, Tensor *p) {
 }
 
 static int bin(Interp *I, OpKind op, int a, int b) {
-    return rt_check_node(I, ir_binary(&I->g, op, a, b, I->loc));
+    return rt_check_node(I, ir_binary(&I->lz.g, op, a, b, I->ev.loc));
 }
 static int cst(Interp *I, double x) {
     return lib_const(I, TY_F32, x);
@@ -98,7 +98,7 @@ static void step_adam(Interp *I, Optim *o, int i, int p, int g, int step_size, i
                 bin(I, OP_MUL, bin(I, OP_MUL, g, g), cst(I, 1 - o->beta2)));
     rt_tensor_assign(I, o->m[i], m);
     rt_tensor_assign(I, o->v[i], v);
-    int sq = rt_check_node(I, ir_unary(&I->g, OP_SQRT, v, I->loc));
+    int sq = rt_check_node(I, ir_unary(&I->lz.g, OP_SQRT, v, I->ev.loc));
     int denom = bin(I, OP_ADD, bin(I, OP_DIV, sq, bc2_sqrt), cst(I, o->eps));
     if (decay >= 0) p = bin(I, OP_MUL, p, decay);
     int upd = bin(I, OP_MUL, bin(I, OP_DIV, m, denom), step_size);
@@ -162,7 +162,7 @@ BUILTIN(opt_step) {
             if (o->kind == OPT_ADAMW) decay = lib_scalar_input(I, v[2]);
         }
     }
-    if (I->cap_rec) {
+    if (I->cap.rec) {
         int nodes[3] = {o->kind == OPT_SGD ? lr : step_size, bc2_sqrt, decay};
         /* a step without gradients binds no scalars; a replay still counts it */
         rt_capture_effect(I, opt_effect, self.o, nodes, any ? nv : 0);
@@ -186,7 +186,7 @@ BUILTIN(opt_zero_grad) {
     static const char *const names[] = {NULL};
     Value none[1];
     BIND("zero_grad", names, 0, none);
-    if (I->cap_rec) rt_capture_effect(I, clear_effect, self.o, NULL, 0);
+    if (I->cap.rec) rt_capture_effect(I, clear_effect, self.o, NULL, 0);
     clear_grads(I, optim_of(self));
     return VNONE;
 }

@@ -91,7 +91,7 @@ static const NativeClass plan_class = {"quantization plan", NULL, plan_free, NUL
 
 static Value global(Interp *I, const char *name) {
     bool found = false;
-    Value v = eval_lookup(I, I->globals, name, &found);
+    Value v = eval_lookup(I, I->ev.globals, name, &found);
     TT_ASSERT(found && v.kind == V_MODELDEF);
     return v;
 }
@@ -208,12 +208,12 @@ typedef struct Trace {
 } Trace;
 
 static Trace trace(Interp *I, Value net, Value x, const char *fn) {
-    Trace t = {I->g.n, -1, I->gen, VNONE};
+    Trace t = {I->lz.g.n, -1, I->lz.gen, VNONE};
     t.y = rt_call(I, net, &x, 1, NULL, NULL, 0);
     if (t.y.kind != V_TENSOR)
         rt_error(I, "%s: the model's forward must return a tensor, got %s", fn, rt_type_name(t.y));
     t.root = rt_node(I, as_tensor(t.y));
-    if (I->gen != t.gen || t.root < t.from)
+    if (I->lz.gen != t.gen || t.root < t.from)
         rt_error(I,
                  "%s: the model's forward must build one graph (it ran tensors while being "
                  "traced)",
@@ -340,25 +340,25 @@ static int replay(Interp *I, QPlan *p, Value x, const double *scal) {
 static Value qforward(Interp *I, QPlan *p, Value x, int *qout, QuantMatch **match_out, int *nm) {
     /* the scalars' data first: reading later must not run the graph */
     const double *scal = scalars_now(I, p);
-    bool record = !qout && !match_out && !I->dump_quant;
+    bool record = !qout && !match_out && !I->cfg.dump_quant;
     if (record) {
         int root = replay(I, p, x, scal);
         if (root >= 0) return lib_result(I, root);
     }
     Trace t = trace(I, p->net, x, "quantize");
     QuantLinear *L = specs(I, p, true); /* allocated after what can fail */
-    int root = quant_pass(&I->g, t.from, t.root, L, p->n, qout);
+    int root = quant_pass(&I->lz.g, t.from, t.root, L, p->n, qout);
     if (root < 0) {
         free(L);
-        rt_error(I, "%s", I->g.err);
+        rt_error(I, "%s", I->lz.g.err);
     }
     if (match_out) {
         *match_out = tt_xmalloc((size_t)(t.root - t.from + 1) * sizeof **match_out);
-        *nm = quant_match(&I->g, t.from, t.root, L, p->n, *match_out, t.root - t.from + 1);
+        *nm = quant_match(&I->lz.g, t.from, t.root, L, p->n, *match_out, t.root - t.from + 1);
     }
     free(L);
     if (record) remember(I, p, t.from, root, x, scal);
-    if (I->dump_quant) {
+    if (I->cfg.dump_quant) {
         IrGraph E;
         ir_init(&E);
         rt_extract_graph(I, &root, 1, &E);
@@ -375,7 +375,7 @@ BUILTIN(bi_quantized_forward) {
     if (nargs != 1 || nkw != 0 || args[0].kind != V_TENSOR)
         rt_error(I, "quantized model: forward takes one tensor, got %s",
                  nargs ? rt_type_name(args[0]) : "no argument");
-    if (I->cap_rec) rt_capture_native_ok(I); /* graph nodes from the plan's fixed state */
+    if (I->cap.rec) rt_capture_native_ok(I); /* graph nodes from the plan's fixed state */
     return qforward(I, ((Native *)self.o)->data, args[0], NULL, NULL, NULL);
 }
 
@@ -546,7 +546,7 @@ Value lib_quantize_model(Interp *I, const Value *args, int nargs, const char *co
     QuantLinear *L = specs(I, p, false);
     int cap = t.root - t.from + 1;
     QuantMatch *m = tt_xmalloc((size_t)cap * sizeof *m);
-    int nm = quant_match(&I->g, t.from, t.root, L, p->n, m, cap);
+    int nm = quant_match(&I->lz.g, t.from, t.root, L, p->n, m, cap);
     free(L);
     if (nm <= 0) {
         free(m);
@@ -666,7 +666,7 @@ BUILTIN(bi_quant_report) {
     QuantLinear *L = specs(I, &fp, false);
     int cap = t.root - t.from + 1;
     QuantMatch *fm = tt_xmalloc((size_t)cap * sizeof *fm);
-    int fn = quant_match(&I->g, t.from, t.root, L, fp.n, fm, cap);
+    int fn = quant_match(&I->lz.g, t.from, t.root, L, fp.n, fm, cap);
     free(L);
     /* the quantized forward, with each layer's output */
     Value yq = qforward(I, p, a[2], NULL, NULL, NULL);
@@ -680,10 +680,10 @@ BUILTIN(bi_quant_report) {
         int ucap = u.root - u.from + 1;
         qout = tt_xmalloc((size_t)ucap * sizeof *qout);
         qm = tt_xmalloc((size_t)ucap * sizeof *qm);
-        qn = quant_match(&I->g, u.from, u.root, QL, p->n, qm, ucap);
-        if (quant_pass(&I->g, u.from, u.root, QL, p->n, qout) < 0) {
+        qn = quant_match(&I->lz.g, u.from, u.root, QL, p->n, qm, ucap);
+        if (quant_pass(&I->lz.g, u.from, u.root, QL, p->n, qout) < 0) {
             free(QL);
-            rt_error(I, "%s", I->g.err);
+            rt_error(I, "%s", I->lz.g.err);
         }
         free(QL);
         rt_release(I, u.y);

@@ -61,9 +61,9 @@ BUILTIN(bi_quantize) {
         rt_error(I, "quantize: dtype must be \"i8\" (the only quantized type), got \"%s\"",
                  ((Str *)a[3].o)->s);
     int x = lib_node(I, a[0], "quantize", "x");
-    int xf = rt_check_node(I, ir_cast(&I->g, x, TY_F32, I->loc));
+    int xf = rt_check_node(I, ir_cast(&I->lz.g, x, TY_F32, I->ev.loc));
     int s = scale_node(I, a[1], "quantize"), z = zero_point_node(I, a[2], "quantize");
-    return lib_result(I, ir_quantize(&I->g, xf, s, z, axis_arg(I, a[4], "quantize"), I->loc));
+    return lib_result(I, ir_quantize(&I->lz.g, xf, s, z, axis_arg(I, a[4], "quantize"), I->ev.loc));
 }
 
 /* dequantize(q, scale, zero_point=0, axis=none) -> f32 */
@@ -73,7 +73,8 @@ BUILTIN(bi_dequantize) {
     BIND("dequantize", names, 2, a);
     int q = rt_node(I, lib_tensor(I, a[0], "dequantize", "q"));
     int s = scale_node(I, a[1], "dequantize"), z = zero_point_node(I, a[2], "dequantize");
-    return lib_result(I, ir_dequantize(&I->g, q, s, z, axis_arg(I, a[3], "dequantize"), I->loc));
+    return lib_result(I,
+                      ir_dequantize(&I->lz.g, q, s, z, axis_arg(I, a[3], "dequantize"), I->ev.loc));
 }
 
 /* qmatmul(a, b): i8 @ i8 -> i32 */
@@ -83,7 +84,7 @@ BUILTIN(bi_qmatmul) {
     BIND("qmatmul", names, 2, a);
     int x = rt_node(I, lib_tensor(I, a[0], "qmatmul", "a"));
     int y = rt_node(I, lib_tensor(I, a[1], "qmatmul", "b"));
-    return lib_result(I, ir_qmatmul(&I->g, x, y, I->loc));
+    return lib_result(I, ir_qmatmul(&I->lz.g, x, y, I->ev.loc));
 }
 
 /* requantize(acc, scale, zero_point=0, dtype="i8", axis=none) -> i8 or f32 */
@@ -99,8 +100,8 @@ BUILTIN(bi_requantize) {
                     "none");
     int acc = rt_node(I, lib_tensor(I, a[0], "requantize", "acc"));
     int s = scale_node(I, a[1], "requantize"), z = zero_point_node(I, a[2], "requantize");
-    return lib_result(I,
-                      ir_requantize(&I->g, acc, s, z, to, axis_arg(I, a[4], "requantize"), I->loc));
+    return lib_result(
+        I, ir_requantize(&I->lz.g, acc, s, z, to, axis_arg(I, a[4], "requantize"), I->ev.loc));
 }
 
 void lib_register_quant(Interp *I) {

@@ -24,22 +24,22 @@ static int axis_arg(Interp *I, Value v, int64_t dflt, const char *fn) {
 
 /* (values, indices) of a sort along ax; k < 0: all of the axis */
 static Value sorted_pair(Interp *I, int x, int ax, bool desc, int64_t k, const char *fn) {
-    IrGraph *g = &I->g;
+    IrGraph *g = &I->lz.g;
     const Shape *xs = &ir_node(g, x)->shape;
     if (ax < -xs->ndim || ax >= xs->ndim || xs->ndim == 0) {
         char b[96];
         rt_error(I, "%s: axis %d out of range for %s", fn, ax, shape_str(xs, b, sizeof b));
     }
-    int idx = rt_check_node(I, ir_argsort(g, x, ax, desc, I->loc));
+    int idx = rt_check_node(I, ir_argsort(g, x, ax, desc, I->ev.loc));
     if (k >= 0) {
         const Shape *s = &ir_node(g, idx)->shape;
         int a = ax < 0 ? ax + s->ndim : ax;
         IrSliceDim d[IR_MAXDIM] = {0};
         for (int i = 0; i < s->ndim; i++) d[i] = (IrSliceDim){false, false, false, 0, 0, 1};
         d[a] = (IrSliceDim){true, true, false, 0, k, 1};
-        idx = rt_check_node(I, ir_slice(g, idx, d, s->ndim, I->loc));
+        idx = rt_check_node(I, ir_slice(g, idx, d, s->ndim, I->ev.loc));
     }
-    int vals = rt_check_node(I, ir_take_along(g, x, idx, ax, I->loc));
+    int vals = rt_check_node(I, ir_take_along(g, x, idx, ax, I->ev.loc));
     Value out = rt_tuple(I, 2);
     as_list(out)->items[0] = lib_result(I, vals);
     as_list(out)->items[1] = lib_result(I, idx);
@@ -63,8 +63,8 @@ BUILTIN(bi_argsort) {
     BIND("argsort", names, 1, a);
     int x = lib_node(I, a[0], "argsort", "x");
     int ax = axis_arg(I, a[1], -1, "argsort");
-    return lib_result(
-        I, ir_argsort(&I->g, x, ax, lib_bool(I, a[2], false, "argsort", "descending"), I->loc));
+    return lib_result(I, ir_argsort(&I->lz.g, x, ax,
+                                    lib_bool(I, a[2], false, "argsort", "descending"), I->ev.loc));
 }
 
 /* topk(x, k, axis=-1, largest=true) -> (values, indices), sorted */
@@ -75,7 +75,7 @@ BUILTIN(bi_topk) {
     int x = lib_node(I, a[0], "topk", "x");
     int64_t k = lib_int(I, a[1], 0, "topk", "k");
     int ax = axis_arg(I, a[2], -1, "topk");
-    const Shape *s = &ir_node(&I->g, x)->shape;
+    const Shape *s = &ir_node(&I->lz.g, x)->shape;
     int n = ax < 0 ? ax + s->ndim : ax;
     if (n >= 0 && n < s->ndim && (k < 0 || k > s->d[n]))
         rt_error(I, "topk: k = %lld is out of range for an axis of size %lld", (long long)k,
@@ -91,12 +91,12 @@ BUILTIN(bi_cumsum) {
     int x = lib_node(I, a[0], "cumsum", "x");
     int ax = 0;
     if (!rt_given(a[1]) || a[1].kind == V_NONE) {
-        Shape flat = shape_make(1, (int64_t[]){shape_numel(&ir_node(&I->g, x)->shape)});
-        x = rt_check_node(I, ir_reshape(&I->g, x, flat, I->loc));
+        Shape flat = shape_make(1, (int64_t[]){shape_numel(&ir_node(&I->lz.g, x)->shape)});
+        x = rt_check_node(I, ir_reshape(&I->lz.g, x, flat, I->ev.loc));
     } else {
         ax = axis_arg(I, a[1], 0, "cumsum");
     }
-    return lib_result(I, ir_cumsum(&I->g, x, ax, false, I->loc));
+    return lib_result(I, ir_cumsum(&I->lz.g, x, ax, false, I->ev.loc));
 }
 
 /* -- quantile -- */
@@ -148,16 +148,16 @@ static double *quantile_levels(Interp *I, Value q, int64_t *n, Shape *qs) {
 
 /* Element i of sorted s along ax, the axis dropped. */
 static int at_index(Interp *I, int s, int ax, int64_t i) {
-    IrGraph *g = &I->g;
+    IrGraph *g = &I->lz.g;
     Shape sh = ir_node(g, s)->shape;
     IrSliceDim d[IR_MAXDIM];
     for (int k = 0; k < sh.ndim; k++) d[k] = (IrSliceDim){false, false, false, 0, 0, 1};
     d[ax] = (IrSliceDim){true, true, false, i, i + 1, 1};
-    int r = rt_check_node(I, ir_slice(g, s, d, sh.ndim, I->loc));
+    int r = rt_check_node(I, ir_slice(g, s, d, sh.ndim, I->ev.loc));
     Shape out = {0};
     for (int k = 0; k < sh.ndim; k++)
         if (k != ax) out.d[out.ndim++] = sh.d[k];
-    return rt_check_node(I, ir_reshape(g, r, out, I->loc));
+    return rt_check_node(I, ir_reshape(g, r, out, I->ev.loc));
 }
 
 /* quantile(x, q, axis=none): NumPy's default ("linear") method: at the
@@ -169,12 +169,12 @@ BUILTIN(bi_quantile) {
     static const char *const names[] = {"x", "q", "axis", NULL};
     Value a[3];
     BIND("quantile", names, 2, a);
-    IrGraph *g = &I->g;
-    int x = rt_check_node(I, ir_cast(g, lib_node(I, a[0], "quantile", "x"), TY_F32, I->loc));
+    IrGraph *g = &I->lz.g;
+    int x = rt_check_node(I, ir_cast(g, lib_node(I, a[0], "quantile", "x"), TY_F32, I->ev.loc));
     int ax = 0;
     if (!rt_given(a[2]) || a[2].kind == V_NONE) {
         Shape flat = shape_make(1, (int64_t[]){shape_numel(&ir_node(g, x)->shape)});
-        x = rt_check_node(I, ir_reshape(g, x, flat, I->loc));
+        x = rt_check_node(I, ir_reshape(g, x, flat, I->ev.loc));
     } else {
         int nd = ir_node(g, x)->shape.ndim;
         ax = axis_arg(I, a[2], 0, "quantile");
@@ -188,10 +188,11 @@ BUILTIN(bi_quantile) {
     int64_t nq;
     Shape qs;
     double *q = quantile_levels(I, a[1], &nq, &qs);
-    int s = rt_check_node(
-        I, ir_take_along(g, x, rt_check_node(I, ir_argsort(g, x, ax, false, I->loc)), ax, I->loc));
+    int s = rt_check_node(I, ir_take_along(g, x,
+                                           rt_check_node(I, ir_argsort(g, x, ax, false, I->ev.loc)),
+                                           ax, I->ev.loc));
     int last = at_index(I, s, ax, A - 1);
-    int isnan = rt_check_node(I, ir_binary(g, OP_NE, last, last, I->loc));
+    int isnan = rt_check_node(I, ir_binary(g, OP_NE, last, last, I->ev.loc));
     int *parts = tt_xmalloc((size_t)(nq + 1) * sizeof *parts);
     Shape rs = ir_node(g, last)->shape, one = rs;
     one.ndim = rs.ndim + 1;
@@ -201,24 +202,26 @@ BUILTIN(bi_quantile) {
         double vi = q[i] * (double)(A - 1), below = floor(vi), t = vi - below;
         int64_t lo = (int64_t)below, hi = lo + 1 < A ? lo + 1 : A - 1;
         int va = at_index(I, s, ax, lo), vb = at_index(I, s, ax, hi);
-        int diff = rt_check_node(I, ir_binary(g, OP_SUB, vb, va, I->loc));
+        int diff = rt_check_node(I, ir_binary(g, OP_SUB, vb, va, I->ev.loc));
         int r;
         if (t >= 0.5) /* b - diff * (1 - t) */
             r = ir_binary(g, OP_SUB, vb,
-                          ir_binary(g, OP_MUL, diff, lib_const(I, TY_F32, 1 - t), I->loc), I->loc);
+                          ir_binary(g, OP_MUL, diff, lib_const(I, TY_F32, 1 - t), I->ev.loc),
+                          I->ev.loc);
         else
             r = ir_binary(g, OP_ADD, va,
-                          ir_binary(g, OP_MUL, diff, lib_const(I, TY_F32, t), I->loc), I->loc);
-        r = rt_check_node(I, ir_where(g, isnan, last, rt_check_node(I, r), I->loc));
-        parts[i] = rt_check_node(I, ir_reshape(g, r, one, I->loc));
+                          ir_binary(g, OP_MUL, diff, lib_const(I, TY_F32, t), I->ev.loc),
+                          I->ev.loc);
+        r = rt_check_node(I, ir_where(g, isnan, last, rt_check_node(I, r), I->ev.loc));
+        parts[i] = rt_check_node(I, ir_reshape(g, r, one, I->ev.loc));
     }
     free(q);
-    int all = nq == 1 ? parts[0] : ir_concat(g, parts, (int)nq, 0, I->loc);
+    int all = nq == 1 ? parts[0] : ir_concat(g, parts, (int)nq, 0, I->ev.loc);
     free(parts);
     rt_check_node(I, all);
     Shape out = qs;
     for (int k = 0; k < rs.ndim; k++) out.d[out.ndim++] = rs.d[k];
-    return lib_result(I, ir_reshape(g, all, out, I->loc));
+    return lib_result(I, ir_reshape(g, all, out, I->ev.loc));
 }
 
 /* -- sampling -- */
@@ -226,7 +229,7 @@ BUILTIN(bi_quantile) {
 /* The generator of a random builtin: a fresh one for seed=, else the
  * interpreter's (as randn). */
 static Rng *pick_rng(Interp *I, Value seed, Rng *local, const char *fn) {
-    if (!rt_given(seed) || seed.kind == V_NONE) return &I->rng;
+    if (!rt_given(seed) || seed.kind == V_NONE) return &I->ev.rng;
     rng_seed(local, (uint64_t)lib_int(I, seed, 0, fn, "seed"));
     return local;
 }
@@ -343,7 +346,7 @@ BUILTIN(bi_permutation) {
     if (!is_tensor(a[0])) return vtensor(out);
     int idx = rt_node(I, out);
     rt_release(I, vtensor(out));
-    return lib_result(I, ir_gather(&I->g, rt_node(I, as_tensor(a[0])), idx, I->loc));
+    return lib_result(I, ir_gather(&I->lz.g, rt_node(I, as_tensor(a[0])), idx, I->ev.loc));
 }
 
 void lib_register_sort(Interp *I) {

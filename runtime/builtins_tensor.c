@@ -18,7 +18,7 @@
 /* ---- helpers (builtins_lib.h) ---- */
 
 int lib_const(Interp *I, DType dt, double x) {
-    return rt_check_node(I, ir_const(&I->g, dt, shape_scalar(), x, I->loc));
+    return rt_check_node(I, ir_const(&I->lz.g, dt, shape_scalar(), x, I->ev.loc));
 }
 
 int lib_scalar_input(Interp *I, double x) {
@@ -254,7 +254,7 @@ BUILTIN(bi_tensor) {
     DType dt = lib_dtype(I, a[1], TY_F32, "tensor");
     Value d = a[0];
     if (d.kind == V_TENSOR)
-        return lib_result(I, ir_cast(&I->g, rt_node(I, as_tensor(d)), dt, I->loc));
+        return lib_result(I, ir_cast(&I->lz.g, rt_node(I, as_tensor(d)), dt, I->ev.loc));
     if (!is_num(d) && !is_seq(d))
         rt_error(I, "tensor: data must be a number or nested lists of numbers, got %s",
                  rt_type_name(d));
@@ -335,7 +335,7 @@ BUILTIN(bi_arange) {
 /* The generator of a random constructor: a fresh one for seed=, else the
  * interpreter's. */
 static Rng *pick_rng(Interp *I, Value seed, Rng *local, const char *fn) {
-    if (seed.kind == V_NONE) return &I->rng;
+    if (seed.kind == V_NONE) return &I->ev.rng;
     rng_seed(local, (uint64_t)lib_int(I, seed, 0, fn, "seed"));
     return local;
 }
@@ -404,7 +404,7 @@ BUILTIN(bi_reshape) {
     BIND("reshape", names, 2, a);
     Tensor *x = lib_tensor(I, a[0], "reshape", "x");
     Shape s = lib_shape(I, a[1], "reshape", "shape", true);
-    return lib_result(I, ir_reshape(&I->g, rt_node(I, x), s, I->loc));
+    return lib_result(I, ir_reshape(&I->lz.g, rt_node(I, x), s, I->ev.loc));
 }
 
 /* transpose(x, d0=-2, d1=-1); tensors of rank < 2 are returned as they are */
@@ -416,7 +416,7 @@ BUILTIN(bi_transpose) {
     int64_t d0 = lib_int(I, a[1], -2, "transpose", "d0"),
             d1 = lib_int(I, a[2], -1, "transpose", "d1");
     if (x->shape.ndim < 2 && !rt_given(a[1]) && !rt_given(a[2])) return rt_retain(a[0]);
-    return lib_result(I, ir_transpose(&I->g, rt_node(I, x), (int)d0, (int)d1, I->loc));
+    return lib_result(I, ir_transpose(&I->lz.g, rt_node(I, x), (int)d0, (int)d1, I->ev.loc));
 }
 
 /* permute(x, dims) */
@@ -430,7 +430,7 @@ BUILTIN(bi_permute) {
         rt_error(I, "permute: dims has %d entries, the tensor has rank %d", l->len, x->shape.ndim);
     int perm[IR_MAXDIM];
     for (int i = 0; i < l->len; i++) perm[i] = (int)lib_int(I, l->items[i], 0, "permute", "dims");
-    return lib_result(I, ir_permute(&I->g, rt_node(I, x), perm, I->loc));
+    return lib_result(I, ir_permute(&I->lz.g, rt_node(I, x), perm, I->ev.loc));
 }
 
 /* flatten(x, start=1, end=-1): merges dims start..end into one */
@@ -443,8 +443,8 @@ BUILTIN(bi_flatten) {
     int64_t st = lib_int(I, a[1], 1, "flatten", "start"),
             en = lib_int(I, a[2], -1, "flatten", "end");
     if (s->ndim == 0)
-        return lib_result(I,
-                          ir_reshape(&I->g, rt_node(I, x), shape_make(1, (int64_t[]){1}), I->loc));
+        return lib_result(
+            I, ir_reshape(&I->lz.g, rt_node(I, x), shape_make(1, (int64_t[]){1}), I->ev.loc));
     if (!rt_given(a[1]) && s->ndim < 2) return rt_retain(a[0]);
     int b = norm_axis(I, st, s->ndim, "flatten"), e = norm_axis(I, en, s->ndim, "flatten");
     if (e < b)
@@ -456,7 +456,7 @@ BUILTIN(bi_flatten) {
     for (int i = b; i <= e; i++) m *= s->d[i];
     t.d[t.ndim++] = m;
     for (int i = e + 1; i < s->ndim; i++) t.d[t.ndim++] = s->d[i];
-    return lib_result(I, ir_reshape(&I->g, rt_node(I, x), t, I->loc));
+    return lib_result(I, ir_reshape(&I->lz.g, rt_node(I, x), t, I->ev.loc));
 }
 
 /* squeeze(x, axis=none): drops size-1 dims (all of them, or the one named) */
@@ -475,11 +475,11 @@ BUILTIN(bi_squeeze) {
     Shape t = {0};
     for (int i = 0; i < s->ndim; i++)
         if (!(s->d[i] == 1 && (only < 0 || only == i))) t.d[t.ndim++] = s->d[i];
-    return lib_result(I, ir_reshape(&I->g, rt_node(I, x), t, I->loc));
+    return lib_result(I, ir_reshape(&I->lz.g, rt_node(I, x), t, I->ev.loc));
 }
 
 static int unsqueeze_node(Interp *I, int id, int64_t axis, const char *fn) {
-    Shape s = I->g.nodes[id].shape;
+    Shape s = I->lz.g.nodes[id].shape;
     if (s.ndim == IR_MAXDIM) rt_error(I, "%s: at most %d dimensions", fn, IR_MAXDIM);
     int64_t ax = axis < 0 ? axis + s.ndim + 1 : axis;
     if (ax < 0 || ax > s.ndim)
@@ -488,7 +488,7 @@ static int unsqueeze_node(Interp *I, int id, int64_t axis, const char *fn) {
     for (int i = s.ndim; i > ax; i--) s.d[i] = s.d[i - 1];
     s.d[ax] = 1;
     s.ndim++;
-    return rt_check_node(I, ir_reshape(&I->g, id, s, I->loc));
+    return rt_check_node(I, ir_reshape(&I->lz.g, id, s, I->ev.loc));
 }
 
 /* unsqueeze(x, axis) */
@@ -522,7 +522,7 @@ BUILTIN(bi_concat) {
     int64_t axis = lib_int(I, a[1], 0, "concat", "axis");
     int n;
     int *ids = list_nodes(I, a[0], "concat", &n);
-    int r = ir_concat(&I->g, ids, n, (int)axis, I->loc);
+    int r = ir_concat(&I->lz.g, ids, n, (int)axis, I->ev.loc);
     free(ids);
     return lib_result(I, r);
 }
@@ -547,8 +547,8 @@ BUILTIN(bi_stack) {
     int n;
     int *ids = list_nodes(I, a[0], "stack", &n);
     for (int i = 0; i < n; i++) ids[i] = unsqueeze_node(I, ids[i], axis, "stack");
-    int r = ir_concat(&I->g, ids, n, (int)(axis < 0 ? axis + I->g.nodes[ids[0]].shape.ndim : axis),
-                      I->loc);
+    int r = ir_concat(&I->lz.g, ids, n,
+                      (int)(axis < 0 ? axis + I->lz.g.nodes[ids[0]].shape.ndim : axis), I->ev.loc);
     free(ids);
     return lib_result(I, r);
 }
@@ -560,7 +560,7 @@ BUILTIN(bi_matmul) {
     BIND("matmul", names, 2, a);
     Tensor *x = lib_tensor(I, a[0], "matmul", "a"), *y = lib_tensor(I, a[1], "matmul", "b");
     int ix = rt_node(I, x), iy = rt_node(I, y);
-    return lib_result(I, ir_matmul(&I->g, ix, iy, I->loc));
+    return lib_result(I, ir_matmul(&I->lz.g, ix, iy, I->ev.loc));
 }
 
 /* cast(x, dtype): numbers convert too (float -> int truncates) */
@@ -576,7 +576,7 @@ BUILTIN(bi_cast) {
         return vint(dt == TY_I8 ? (int8_t)x : (int32_t)x);
     }
     Tensor *x = lib_tensor(I, a[0], "cast", "x");
-    return lib_result(I, ir_cast(&I->g, rt_node(I, x), dt, I->loc));
+    return lib_result(I, ir_cast(&I->lz.g, rt_node(I, x), dt, I->ev.loc));
 }
 
 /* numel(x) -> int */
@@ -622,10 +622,10 @@ static Value gather_impl(Interp *I, const char *fn, const Value *args, int nargs
         ii = rt_scalar_node(I, TY_I32, (double)a[1].i, false);
     else
         rt_error(I, "%s: idx must be an i32 tensor or an int, got %s", fn, rt_type_name(a[1]));
-    const IrNode *ix = &I->g.nodes[ii];
+    const IrNode *ix = &I->lz.g.nodes[ii];
     if (ix->dtype == TY_F32)
         rt_error(I, "%s: indices must be i32, got f32 (use cast(idx, \"i32\"))", fn);
-    return lib_result(I, ir_gather(&I->g, it, ii, rt_user_loc(I)));
+    return lib_result(I, ir_gather(&I->lz.g, it, ii, rt_user_loc(I)));
 }
 
 BUILTIN(bi_gather) {

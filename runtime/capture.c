@@ -161,7 +161,7 @@ typedef struct EffectNode {
 struct CapRecorder {
     CapRecord *R;
     uint64_t serial0;
-    int from;     /* I->g's nodes below it predate the call (this generation) */
+    int from;     /* I->lz.g's nodes below it predate the call (this generation) */
     uint64_t gen; /* the generation `from` is about */
     const char *bad;
     const Value *args;
@@ -178,7 +178,7 @@ struct CapRecorder {
     int nenodes, capenodes;
     Rng rng0;
     bool training0;
-    int depth0;         /* I->depth of the caller: 0 for the script's own calls */
+    int depth0;         /* I->ev.depth of the caller: 0 for the script's own calls */
     bool saw_param;     /* the call bound a parameter (a gradient could flow) */
     int native_pending; /* native method calls running, not yet acknowledged */
 };
@@ -256,7 +256,7 @@ static void forbid(struct CapRecorder *r, const char *why) {
 }
 
 void rt_capture_forbid(Interp *I, const char *why) {
-    if (I->cap_rec) forbid(I->cap_rec, why);
+    if (I->cap.rec) forbid(I->cap.rec, why);
 }
 
 /* -- guards -- */
@@ -290,7 +290,7 @@ static bool guardable(struct CapRecorder *r, Value v) {
 }
 
 void rt_capture_lookup(Interp *I, Env *from, Env *e, Model *model, int slot) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     if (made_here(r, e)) return;
     Value v = model ? model->fields[slot] : e->vals[slot];
     if (!guardable(r, v)) return;
@@ -308,16 +308,16 @@ void rt_capture_lookup(Interp *I, Env *from, Env *e, Model *model, int slot) {
 }
 
 uint64_t rt_capture_first_serial(const Interp *I) {
-    return I->cap_rec->serial0;
+    return I->cap.rec->serial0;
 }
 
 void rt_capture_tensor_read(Interp *I, const Tensor *t) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     if (t && t->serial < r->serial0) forbid(r, "reads a gradient from before the call");
 }
 
 void rt_capture_value_read(Interp *I, Tensor *t) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     size_t n = (size_t)shape_numel(&t->shape) * dtype_size(t->dtype);
     if (t->serial >= r->serial0) return; /* made from what the guards fix */
     if (n > sizeof(((Guard *)0)->data)) {
@@ -330,19 +330,19 @@ void rt_capture_value_read(Interp *I, Tensor *t) {
 }
 
 void rt_capture_native_ok(Interp *I) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     if (r->native_pending > 0) r->native_pending--;
 }
 
 void rt_capture_field(Interp *I, Model *m, int slot) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     Value v = m->fields[slot];
     if (!guardable(r, v)) return;
     add_guard(I, r->R, (Guard){G_FIELD, NULL, m, slot, v});
 }
 
 static bool guards_hold(Interp *I, const CapRecord *R) {
-    if (R->training != I->training || R->threads != I->threads) return false;
+    if (R->training != I->ev.training || R->threads != I->cfg.threads) return false;
     for (int i = 0; i < R->nguards; i++) {
         const Guard *g = &R->guards[i];
         switch (g->kind) {
@@ -415,7 +415,7 @@ static void track_made(struct CapRecorder *r, Tensor *t) {
 }
 
 void rt_capture_node(Interp *I, Tensor *t, int id) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     r->saw_param = r->saw_param || t->requires_grad;
     rt_retain(vtensor(t));
     TT_VEC_PUSH(r->reg, r->nreg, r->capreg, ((RegEntry){id, t, t->buf}));
@@ -433,7 +433,7 @@ static const char *const impure[] = {
     "backend",  "_error",    NULL};
 
 int rt_capture_builtin_enter(Interp *I, const Builtin *b) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     if (b->self.kind == V_NATIVE) return r->native_pending++;
     if (b->self.kind != V_NONE) return -1; /* methods of strings, lists, dicts: their data */
     for (int i = 0; impure[i]; i++)
@@ -445,7 +445,7 @@ int rt_capture_builtin_enter(Interp *I, const Builtin *b) {
 }
 
 void rt_capture_builtin_leave(Interp *I, int token) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     if (token < 0) return;
     if (r->native_pending > token) /* the method did not say a replay can redo it */
         forbid(r, "calls a method of a native object that capture cannot replay");
@@ -453,7 +453,7 @@ void rt_capture_builtin_leave(Interp *I, int token) {
 }
 
 void rt_capture_effect(Interp *I, RtCaptureEffect fn, Obj *self, const int *nodes, int n) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     CapRecord *R = r->R;
     TT_ASSERT(n <= MAX_EFFECT_VALS);
     if (r->native_pending > 0) r->native_pending--;
@@ -470,14 +470,14 @@ void rt_capture_effect(Interp *I, RtCaptureEffect fn, Obj *self, const int *node
 }
 
 void rt_capture_reset(Interp *I) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     CapRecord *R = r->R;
     TT_VEC_PUSH(R->steps, R->nsteps, R->capsteps, ((CapStep){STEP_RESET, 0}));
     for (int i = 0; i < r->nreg; i++) rt_release(I, vtensor(r->reg[i].t));
     r->nreg = 0;
     r->nenodes = 0;
     r->from = 0; /* every node of the new generation is the call's */
-    r->gen = I->gen;
+    r->gen = I->lz.gen;
 }
 
 static int arg_index(const struct CapRecorder *r, const Tensor *t) {
@@ -495,7 +495,7 @@ static int slot_of(const struct CapRecorder *r, const Buffer *b) {
 }
 
 static CapIn classify_input(Interp *I, struct CapRecorder *r, int nid) {
-    Buffer *b = I->node_buf[nid];
+    Buffer *b = I->lz.node_buf[nid];
     int s = slot_of(r, b);
     if (s >= 0) return (CapIn){IN_SLOT, s, NULL, NULL};
     for (int i = 0; i < r->nenodes; i++)
@@ -513,7 +513,7 @@ static CapIn classify_input(Interp *I, struct CapRecorder *r, int nid) {
         }
         track_made(r, t);
     }
-    if (!t && (I->gen != r->gen || nid < r->from)) {
+    if (!t && (I->lz.gen != r->gen || nid < r->from)) {
         forbid(r, "reads a value computed before the call");
         return (CapIn){IN_BUF, 0, NULL, NULL};
     }
@@ -524,19 +524,19 @@ static CapIn classify_input(Interp *I, struct CapRecorder *r, int nid) {
 
 void rt_capture_exec(Interp *I, IrGraph *E, const int *leaf, int nin, const int *ids, int nids,
                      Buffer *const *outbufs, int nout, Tensor *const *takers, int ntakers) {
-    struct CapRecorder *r = I->cap_rec;
+    struct CapRecorder *r = I->cap.rec;
     CapRecord *R = r->R;
     if (r->bad) return;
     if (nout == 0) { /* nothing computed: the takers share data that exists */
         for (int k = 0; k < ntakers; k++)
-            if (takers[k]->serial < r->serial0 || slot_of(r, I->node_buf[takers[k]->node]) < 0)
+            if (takers[k]->serial < r->serial0 || slot_of(r, I->lz.node_buf[takers[k]->node]) < 0)
                 forbid(r, "assigns existing data to a tensor from before the call");
             else
                 track_made(r, takers[k]);
         return;
     }
     for (int i = 0; i < nids; i++)
-        if ((I->gen != r->gen || ids[i] < r->from) && !I->node_buf[ids[i]]) {
+        if ((I->lz.gen != r->gen || ids[i] < r->from) && !I->lz.node_buf[ids[i]]) {
             forbid(r, "uses lazy work from before the call");
             return;
         }
@@ -554,7 +554,7 @@ void rt_capture_exec(Interp *I, IrGraph *E, const int *leaf, int nin, const int 
     int cap = 0;
     for (int k = 0; k < ntakers; k++) {
         Tensor *t = takers[k];
-        int s = slot_of(r, I->node_buf[t->node]);
+        int s = slot_of(r, I->lz.node_buf[t->node]);
         if (s < 0 && t->serial < r->serial0) {
             forbid(r, "assigns existing data to a tensor from before the call");
         } else if (arg_index(r, t) >= 0) {
@@ -644,17 +644,17 @@ static int count_in(Value v, const Tensor *t) {
 }
 
 static bool any_grad(Interp *I) {
-    for (int i = 0; i < I->nparams; i++)
-        if (I->params[i]->grad) return true;
+    for (int i = 0; i < I->lz.nparams; i++)
+        if (I->lz.params[i]->grad) return true;
     return false;
 }
 
 /* Checks what the call left behind; fills R's return items. */
 static void finish(Interp *I, struct CapRecorder *r, Value ret) {
-    if (I->lazy && !r->bad) {
+    if (I->lz.lazy && !r->bad) {
         /* in training mode a lazy result made from parameters may be
          * backpropagated later, through the graph a replay does not build */
-        if (I->training && r->saw_param)
+        if (I->ev.training && r->saw_param)
             forbid(r, "returns lazy tensors in training mode (a backward may need their graph)");
         /* in eval mode too when a fn called it: only a script's own call
          * is taken to be inference (a fn may still backpropagate), and
@@ -663,8 +663,8 @@ static void finish(Interp *I, struct CapRecorder *r, Value ret) {
          * are discarded) */
         else if (r->saw_param && r->depth0 > 0)
             forbid(r, "returns lazy tensors made from parameters to a calling fn");
-        else if (r->saw_param && !I->cap_bench && I->cap &&
-                 ((const RtCapture *)I->cap)->backward_seen)
+        else if (r->saw_param && !I->cap.bench && I->cap.tab &&
+                 ((const RtCapture *)I->cap.tab)->backward_seen)
             forbid(r, "returns lazy tensors made from parameters in a script that runs "
                       "backward() (it may need their graph)");
         else {
@@ -673,9 +673,9 @@ static void finish(Interp *I, struct CapRecorder *r, Value ret) {
         }
     }
     if (r->bad) return;
-    if (memcmp(&I->rng, &r->rng0, sizeof I->rng) != 0)
+    if (memcmp(&I->ev.rng, &r->rng0, sizeof I->ev.rng) != 0)
         forbid(r, "draws from the global random generator");
-    if (I->training != r->training0) forbid(r, "switches training mode");
+    if (I->ev.training != r->training0) forbid(r, "switches training mode");
     if (any_grad(I)) forbid(r, "leaves gradients in parameters");
     if (r->bad) return;
     if (r->R->nexecs == 0) { /* nothing a replay would save: numbers are cheap */
@@ -771,7 +771,7 @@ static Value replay(Interp *I, CapRecord *R, const Value *args, int nargs, const
         int nout = x->E.nout;
         void *obuf[64], **out = nout <= 64 ? obuf : tt_xmalloc((size_t)nout * sizeof *out);
         const char *oom = NULL;
-        SrcLoc oloc = I->loc;
+        SrcLoc oloc = I->ev.loc;
         for (int j = 0; j < nout; j++) {
             const IrNode *nd = ir_node(&x->E, x->E.outputs[j]);
             Buffer *b = rt_buf_try_uninit((size_t)shape_numel(&nd->shape) * dtype_size(nd->dtype));
@@ -784,7 +784,7 @@ static Value replay(Interp *I, CapRecord *R, const Value *args, int nargs, const
         }
         filled = x->slot0 + nout;
         char msg[512];
-        SrcLoc at = I->loc;
+        SrcLoc at = I->ev.loc;
         bool ok = !oom && rt_exec_cached(I, &x->E, &x->entry, in, out, msg, sizeof msg, &at);
         if (in != ibuf) free(in);
         if (out != obuf) free(out);
@@ -813,8 +813,8 @@ static Value replay(Interp *I, CapRecord *R, const Value *args, int nargs, const
 /* -- keys -- */
 
 static RtCapture *state(Interp *I) {
-    if (!I->cap) I->cap = tt_xcalloc(1, sizeof(RtCapture));
-    return I->cap;
+    if (!I->cap.tab) I->cap.tab = tt_xcalloc(1, sizeof(RtCapture));
+    return I->cap.tab;
 }
 
 static bool same_site(SrcLoc a, SrcLoc b) {
@@ -870,35 +870,35 @@ static Value record_call(Interp *I, CapKey *k, Func *f, const Value *args, int n
             s->v = rt_retain(v);
         }
     }
-    R->training = I->training;
-    R->threads = I->threads;
+    R->training = I->ev.training;
+    R->threads = I->cfg.threads;
     struct CapRecorder r = {0};
     r.R = R;
     r.serial0 = rt_serial;
-    r.from = I->g.n;
-    r.gen = I->gen;
+    r.from = I->lz.g.n;
+    r.gen = I->lz.gen;
     r.args = args;
     r.nargs = nargs;
     r.kwargs = kwargs;
     r.nkw = nkw;
-    r.rng0 = I->rng;
-    r.training0 = I->training;
-    r.depth0 = I->depth;
-    I->cap_rec = &r;
+    r.rng0 = I->ev.rng;
+    r.training0 = I->ev.training;
+    r.depth0 = I->ev.depth;
+    I->cap.rec = &r;
     jmp_buf jb;
-    jmp_buf *saved = I->on_error;
-    I->on_error = &jb;
+    jmp_buf *saved = I->ev.on_error;
+    I->ev.on_error = &jb;
     if (setjmp(jb)) { /* the error is reported; drop the record, pass it on */
-        I->on_error = saved;
-        I->cap_rec = NULL;
+        I->ev.on_error = saved;
+        I->cap.rec = NULL;
         recorder_free(I, &r);
         record_free(I, R);
-        longjmp(*I->on_error, 1);
+        longjmp(*I->ev.on_error, 1);
     }
     Value ret = call_func(I, f, args, nargs, kwnames, kwargs, nkw);
     finish(I, &r, ret);
-    I->on_error = saved;
-    I->cap_rec = NULL;
+    I->ev.on_error = saved;
+    I->cap.rec = NULL;
     const char *bad = r.bad;
     recorder_free(I, &r);
     RtCapture *C = state(I);
@@ -920,17 +920,18 @@ static Value record_call(Interp *I, CapKey *k, Func *f, const Value *args, int n
 
 Value rt_capture_call(Interp *I, Func *f, const Value *args, int nargs, const char *const *kwnames,
                       const Value *kwargs, int nkw) {
-    if (!I->capture || I->cap_rec || I->lazy || !(rt_backend_caps(I) & TT_BACKEND_CAN_REPLAY) ||
-        I->scalar_consts || !args_capturable(args, nargs, kwargs, nkw))
+    if (!I->cfg.capture || I->cap.rec || I->lz.lazy ||
+        !(rt_backend_caps(I) & TT_BACKEND_CAN_REPLAY) || I->ev.scalar_consts ||
+        !args_capturable(args, nargs, kwargs, nkw))
         return call_func(I, f, args, nargs, kwnames, kwargs, nkw);
     const void *self = f->self ? (const void *)f->self : (const void *)f->closure;
-    CapKey *k = find_key(I, f->def, self, I->loc);
+    CapKey *k = find_key(I, f->def, self, I->ev.loc);
     if (!k || k->dead) return call_func(I, f, args, nargs, kwnames, kwargs, nkw);
     k->calls++;
     RtCapture *C = state(I);
     for (int i = 0; i < k->nrecs; i++) {
         CapRecord *R = k->recs[i];
-        if (R->inference && C->backward_seen && !I->cap_bench) continue;
+        if (R->inference && C->backward_seen && !I->cap.bench) continue;
         if (args_fit(R, args, nargs, kwnames, kwargs, nkw) && guards_hold(I, R)) {
             C->st.hits++;
             k->misses = 0;
@@ -952,19 +953,19 @@ Value rt_capture_call(Interp *I, Func *f, const Value *args, int nargs, const ch
 }
 
 void rt_capture_backward(Interp *I) {
-    if (I->capture) state(I)->backward_seen = true;
+    if (I->cfg.capture) state(I)->backward_seen = true;
 }
 
 /* -- counts -- */
 
 RtCaptureStats rt_capture_stats(const Interp *I) {
     RtCaptureStats z = {0};
-    return I->cap ? ((const RtCapture *)I->cap)->st : z;
+    return I->cap.tab ? ((const RtCapture *)I->cap.tab)->st : z;
 }
 
 void rt_capture_print(Interp *I, FILE *out) {
-    if (!I->cap) return;
-    RtCapture *C = I->cap;
+    if (!I->cap.tab) return;
+    RtCapture *C = I->cap.tab;
     fprintf(out,
             "capture: %lld recorded, %lld replayed, %lld guard misses, %lld callees not captured\n",
             (long long)C->st.records, (long long)C->st.hits, (long long)C->st.misses,
@@ -979,11 +980,11 @@ void rt_capture_print(Interp *I, FILE *out) {
 }
 
 void rt_capture_free(Interp *I) {
-    RtCapture *C = I->cap;
+    RtCapture *C = I->cap.tab;
     if (!C) return;
     for (int i = 0; i < C->nkeys; i++)
         for (int j = 0; j < C->keys[i].nrecs; j++) record_free(I, C->keys[i].recs[j]);
     free(C->keys);
     free(C);
-    I->cap = NULL;
+    I->cap.tab = NULL;
 }

@@ -4,7 +4,7 @@
  * spec/jit.md, "Captured calls", lists the guards).
  *
  * The evaluator calls the hooks below only while a call is being recorded
- * (I->cap_rec != NULL); each one either notes what a replay must check or
+ * (I->cap.rec != NULL); each one either notes what a replay must check or
  * redo, or marks the call as one that cannot be replayed and says why.
  */
 #ifndef TT_CAPTURE_H
@@ -56,7 +56,7 @@ void rt_capture_builtin_leave(Interp *I, int token);
  * method computed them. Also tells the recorder the native call is known. */
 typedef void (*RtCaptureEffect)(Interp *I, Obj *self, double *vals);
 void rt_capture_effect(Interp *I, RtCaptureEffect fn, Obj *self, const int *nodes, int n);
-/* realize_all ran E (its leaves the nodes leaf[0..nin) of I->g, its compute
+/* realize_all ran E (its leaves the nodes leaf[0..nin) of I->lz.g, its compute
  * nodes the ids ids[0..nids), the outputs outbufs[j] for nodes outnodes[j]);
  * takers[0..ntakers): the tensors that took the outputs. May take E
  * (leaving it empty). */

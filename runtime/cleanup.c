@@ -5,15 +5,15 @@
 #include <stdlib.h>
 
 void rt_own_push(Interp *I, Owned o) {
-    TT_VEC_PUSH(I->owned, I->nowned, I->capowned, o);
+    TT_VEC_PUSH(I->ev.owned, I->ev.nowned, I->ev.capowned, o);
 }
 
 void rt_owned_unwind(Interp *I, int mark) {
-    TT_ASSERT(mark >= 0 && mark <= I->nowned);
+    TT_ASSERT(mark >= 0 && mark <= I->ev.nowned);
     /* newest first, and popped before it is released: a release that runs
      * code (a native's free) sees a consistent stack */
-    while (I->nowned > mark) {
-        Owned o = I->owned[--I->nowned];
+    while (I->ev.nowned > mark) {
+        Owned o = I->ev.owned[--I->ev.nowned];
         switch (o.kind) {
         case OWN_VALUE:
             rt_release(I, o.v);
@@ -32,9 +32,9 @@ void rt_owned_unwind(Interp *I, int mark) {
 }
 
 void rt_owned_free(Interp *I) {
-    for (int i = 0; i < I->nowned; i++)
-        if (I->owned[i].kind == OWN_MEM) free(I->owned[i].p);
-    free(I->owned);
-    I->owned = NULL;
-    I->nowned = I->capowned = 0;
+    for (int i = 0; i < I->ev.nowned; i++)
+        if (I->ev.owned[i].kind == OWN_MEM) free(I->ev.owned[i].p);
+    free(I->ev.owned);
+    I->ev.owned = NULL;
+    I->ev.nowned = I->ev.capowned = 0;
 }

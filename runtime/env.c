@@ -20,9 +20,9 @@ Env *env_new(Interp *I, Env *parent) {
     e->refcount = 1;
     e->serial = rt_serial++;
     e->parent = parent ? env_retain(parent) : NULL;
-    e->next = I->envs;
-    if (I->envs) I->envs->prev = e;
-    I->envs = e;
+    e->next = I->ev.envs;
+    if (I->ev.envs) I->ev.envs->prev = e;
+    I->ev.envs = e;
     return e;
 }
 
@@ -40,14 +40,14 @@ static void env_destroy(Env *e) {
 }
 
 void env_release(Interp *I, Env *e) {
-    while (e && !I->freeing) {
+    while (e && !I->ev.freeing) {
         TT_ASSERT(e->refcount > 0);
         if (--e->refcount > 0) return;
         Env *parent = e->parent;
         if (e->prev)
             e->prev->next = e->next;
         else
-            I->envs = e->next;
+            I->ev.envs = e->next;
         if (e->next) e->next->prev = e->prev;
         /* values may refer back to e (a closure stored in its own scope):
          * the count is already 0, so those releases stop here */
@@ -59,11 +59,11 @@ void env_release(Interp *I, Env *e) {
 }
 
 void env_free_all(Interp *I) {
-    for (Env *e = I->envs, *next; e; e = next) {
+    for (Env *e = I->ev.envs, *next; e; e = next) {
         next = e->next;
         env_destroy(e);
     }
-    I->envs = NULL;
+    I->ev.envs = NULL;
 }
 
 static void index_rebuild(Env *e) {

@@ -11,7 +11,7 @@
 
 /* A scope: names -> values. Blocks, fn calls, loop iterations and model
  * instances each get one. Scopes are reference counted (closures and models
- * retain their scope) and linked into I->envs so rt_free_interp frees the
+ * retain their scope) and linked into I->ev.envs so rt_free_interp frees the
  * cycles a closure stored in its own scope makes. */
 struct Env {
     int refcount;
@@ -24,7 +24,7 @@ struct Env {
     Value *vals;
     int *index; /* open-addressing table of entry+1 (0 empty), size icap */
     int icap;
-    Env *prev, *next; /* I->envs */
+    Env *prev, *next; /* I->ev.envs */
     uint64_t serial;  /* rt_serial at its making (capture.c: made by a recorded call?) */
 };
 
@@ -58,12 +58,12 @@ size_t rt_mem_peak_reset(void);
 size_t rt_mem_peak(void);
 size_t rt_mem_live(void); /* bytes of tensor data held now */
 void rt_format_tensor(Interp *I, Tensor *t, StrBuf *out);
-/* Unlinks t from I->lazy (if on it). */
+/* Unlinks t from I->lz.lazy (if on it). */
 void rt_lazy_unlink(Interp *I, Tensor *t);
 void rt_lazy_link(Interp *I, Tensor *t);
 void rt_register_param(Interp *I, Tensor *t);
 void rt_lazy_free(Interp *I); /* the graph and node buffers (rt_free_interp) */
-/* Copies the nodes of I->g that outs[] need into a fresh graph E (INPUT
+/* Copies the nodes of I->lz.g that outs[] need into a fresh graph E (INPUT
  * leaves keep their names), outs marked as outputs: ttc, :ir. */
 void rt_extract_graph(Interp *I, const int *outs, int nout, IrGraph *E);
 
@@ -161,7 +161,7 @@ SrcLoc binary_op_loc(const AstNode *n);
  * sliced by dims[k] (ndims <= rank of x): one gather whose row is a runtime
  * i32 input, so a loop over indices reuses one graph. Returns the node
  * (the int dims dropped), or -1 when the int dims hold more than INT32_MAX
- * rows or I->scalar_consts is set (the caller then slices statically). */
+ * rows or I->ev.scalar_consts is set (the caller then slices statically). */
 int rt_index_ints(Interp *I, int x, const IrSliceDim *dims, const bool *drop, int ndims);
 
 #endif

@@ -34,7 +34,7 @@ Value eval_lookup(Interp *I, Env *env, const char *name, bool *found) {
             Value *f = rt_model_field(e->model, name);
             if (f) {
                 *found = true;
-                if (I->cap_rec) rt_capture_lookup(I, env, e, e->model, (int)(f - e->model->fields));
+                if (I->cap.rec) rt_capture_lookup(I, env, e, e->model, (int)(f - e->model->fields));
                 return rt_retain(*f);
             }
             const AstNode *m = model_method(e->model, name);
@@ -46,7 +46,7 @@ Value eval_lookup(Interp *I, Env *env, const char *name, bool *found) {
         Value *v = env_find_local(e, name);
         if (v) {
             *found = true;
-            if (I->cap_rec) rt_capture_lookup(I, env, e, NULL, (int)(v - e->vals));
+            if (I->cap.rec) rt_capture_lookup(I, env, e, NULL, (int)(v - e->vals));
             return rt_retain(*v);
         }
     }
@@ -55,13 +55,13 @@ Value eval_lookup(Interp *I, Env *env, const char *name, bool *found) {
 }
 
 Value rt_global(Interp *I, const char *name) {
-    Value *v = env_find_local(I->globals, name);
+    Value *v = env_find_local(I->ev.globals, name);
     if (!v) rt_error(I, "unknown name '%s'", name);
     return rt_retain(*v);
 }
 
 void rt_define_global(Interp *I, const char *name, Value v) {
-    env_define(I, I->globals, name, v);
+    env_define(I, I->ev.globals, name, v);
 }
 
 /* -- arithmetic on numbers -- */
@@ -177,7 +177,7 @@ static int operand_node(Interp *I, Value v, DType other, bool literal) {
     return rt_scalar_node(I, dt, num(v), literal);
 }
 
-/* lit: I->lit_operands of the operator being applied */
+/* lit: I->ev.lit_operands of the operator being applied */
 static Value tensor_binary_lit(Interp *I, OpKind op, Value a, Value b, unsigned lit) {
     DType da = a.kind == V_TENSOR ? ((Tensor *)a.o)->dtype : TY__COUNT;
     DType db = b.kind == V_TENSOR ? ((Tensor *)b.o)->dtype : TY__COUNT;
@@ -186,15 +186,15 @@ static Value tensor_binary_lit(Interp *I, OpKind op, Value a, Value b, unsigned 
     int x = operand_node(I, a, db, lit & 1), y = operand_node(I, b, da, lit & 2);
     int r;
     if (op == OP_MATMUL) {
-        r = ir_matmul(&I->g, x, y, I->loc);
+        r = ir_matmul(&I->lz.g, x, y, I->ev.loc);
     } else {
-        if (op == OP_DIV && ir_node(&I->g, x)->dtype != TY_F32 &&
-            ir_node(&I->g, y)->dtype != TY_F32) {
+        if (op == OP_DIV && ir_node(&I->lz.g, x)->dtype != TY_F32 &&
+            ir_node(&I->lz.g, y)->dtype != TY_F32) {
             /* true division, as in Python and PyTorch */
-            x = rt_check_node(I, ir_cast(&I->g, x, TY_F32, I->loc));
-            y = rt_check_node(I, ir_cast(&I->g, y, TY_F32, I->loc));
+            x = rt_check_node(I, ir_cast(&I->lz.g, x, TY_F32, I->ev.loc));
+            y = rt_check_node(I, ir_cast(&I->lz.g, y, TY_F32, I->ev.loc));
         }
-        r = ir_binary(&I->g, op, x, y, I->loc);
+        r = ir_binary(&I->lz.g, op, x, y, I->ev.loc);
     }
     return vtensor(rt_tensor_lazy(I, rt_check_node(I, r)));
 }
@@ -282,8 +282,8 @@ static OpKind ir_op_of(AstOp op) {
  * magnitude (or inf, NaN) is already integral; below, truncate through i32
  * and step down where that rounded up. */
 static int floor_node(Interp *I, int x) {
-    IrGraph *g = &I->g;
-    SrcLoc at = I->loc;
+    IrGraph *g = &I->lz.g;
+    SrcLoc at = I->ev.loc;
     int t = rt_check_node(I, ir_cast(g, rt_check_node(I, ir_cast(g, x, TY_I32, at)), TY_F32, at));
     int up = rt_check_node(I, ir_binary(g, OP_GT, t, x, at)); /* 0/1 mask */
     int fl = rt_check_node(I, ir_binary(g, OP_SUB, t, up, at));
@@ -293,9 +293,9 @@ static int floor_node(Interp *I, int x) {
     return rt_check_node(I, ir_where(g, small, fl, x, at));
 }
 
-/* A checked elementwise node op(a, b) at I->loc. */
+/* A checked elementwise node op(a, b) at I->ev.loc. */
 static int bin_node(Interp *I, OpKind op, int a, int b) {
-    return rt_check_node(I, ir_binary(&I->g, op, a, b, I->loc));
+    return rt_check_node(I, ir_binary(&I->lz.g, op, a, b, I->ev.loc));
 }
 
 /* `a // b` and `a % b` on tensors, composed from primitives. f32: floor(a / b)
@@ -304,8 +304,8 @@ static int bin_node(Interp *I, OpKind op, int a, int b) {
  * from the divisor's (Python's rule); x // 0 and x % 0 are 0 (NumPy's
  * results: tensor code does not trap). */
 static Value tensor_floor_op(Interp *I, AstOp op, Value a, Value b, unsigned lit) {
-    IrGraph *g = &I->g;
-    SrcLoc at = I->loc;
+    IrGraph *g = &I->lz.g;
+    SrcLoc at = I->ev.loc;
     DType da = a.kind == V_TENSOR ? ((Tensor *)a.o)->dtype : TY__COUNT;
     DType db = b.kind == V_TENSOR ? ((Tensor *)b.o)->dtype : TY__COUNT;
     if (da == TY__COUNT) da = db;
@@ -367,8 +367,8 @@ static Value dict_get(Interp *I, Value d, Value key) {
 }
 
 Value eval_binary_values(Interp *I, AstOp op, Value a, Value b) {
-    unsigned lit = I->lit_operands; /* set by the caller for this operator only */
-    I->lit_operands = 0;
+    unsigned lit = I->ev.lit_operands; /* set by the caller for this operator only */
+    I->ev.lit_operands = 0;
     if (op == AOP_IN) return vbool(rt_contains(I, b, a));
     if (op == AOP_NOT_IN) return vbool(!rt_contains(I, b, a));
     bool ta = a.kind == V_TENSOR, tb = b.kind == V_TENSOR;
@@ -433,7 +433,8 @@ static Value eval_unary(Interp *I, AstOp op, Value v) {
         return vfloat(-v.f);
     case V_TENSOR: {
         int x = rt_node(I, (Tensor *)v.o);
-        return vtensor(rt_tensor_lazy(I, rt_check_node(I, ir_unary(&I->g, OP_NEG, x, I->loc))));
+        return vtensor(
+            rt_tensor_lazy(I, rt_check_node(I, ir_unary(&I->lz.g, OP_NEG, x, I->ev.loc))));
     }
     default:
         rt_error(I, "bad operand type for unary '-': %s", rt_type_name(v));
@@ -471,7 +472,7 @@ static int64_t slice_part(Interp *I, Env *env, const AstNode *n, bool *has) {
     int mark = rt_owned_mark(I);
     rt_own(I, v);
     if (*has) {
-        I->loc = n->loc;
+        I->ev.loc = n->loc;
         r = rt_to_int(I, v, "slice bound");
     }
     rt_owned_pop(I, mark);
@@ -543,8 +544,8 @@ static Value index_seq(Interp *I, Value base, const Sub *sub) {
  * reaches the gather's check with the value the user wrote. (Beyond
  * INT32_MAX rows i + n would not fit the i32 index: no wrapping there.) */
 static int wrap_negative(Interp *I, int idx, int64_t n) {
-    IrGraph *g = &I->g;
-    SrcLoc at = I->loc;
+    IrGraph *g = &I->lz.g;
+    SrcLoc at = I->ev.loc;
     int zero = rt_check_node(I, ir_const(g, TY_I32, shape_scalar(), 0, at));
     int len = rt_check_node(I, ir_const(g, TY_I32, shape_scalar(), (double)n, at));
     int neg_len = rt_check_node(I, ir_const(g, TY_I32, shape_scalar(), -(double)n, at));
@@ -557,7 +558,7 @@ static int wrap_negative(Interp *I, int idx, int64_t n) {
 
 /* Applies subs to the dims of node x from dim `first` on. */
 static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) {
-    const Shape sh = ir_node(&I->g, x)->shape;
+    const Shape sh = ir_node(&I->lz.g, x)->shape;
     int nd = sh.ndim;
     /* a tensor index gathers rows of the first remaining dim */
     if (nsubs > 0 && subs[0].kind == SUB_TENSOR) {
@@ -565,12 +566,12 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
         int idx = rt_node(I, subs[0].t);
         int idx_nd = subs[0].t->shape.ndim;
         if (nd >= 1 && sh.d[0] <= INT32_MAX) idx = wrap_negative(I, idx, sh.d[0]);
-        int r = rt_check_node(I, ir_gather(&I->g, x, idx, rt_user_loc(I)));
+        int r = rt_check_node(I, ir_gather(&I->lz.g, x, idx, rt_user_loc(I)));
         if (nsubs == 1) return r;
         /* the rest applies to the table's remaining dims */
         Sub *rest = subs + 1;
         int nrest = nsubs - 1;
-        Shape rs = ir_node(&I->g, r)->shape;
+        Shape rs = ir_node(&I->lz.g, r)->shape;
         IrSliceDim dims[IR_MAXDIM] = {0};
         bool drop[IR_MAXDIM] = {0};
         int count = 0;
@@ -595,11 +596,11 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
                 dims[count++] = rest[k].s;
             }
         }
-        r = rt_check_node(I, ir_slice(&I->g, r, dims, count, I->loc));
-        Shape s2 = ir_node(&I->g, r)->shape, out = {0};
+        r = rt_check_node(I, ir_slice(&I->lz.g, r, dims, count, I->ev.loc));
+        Shape s2 = ir_node(&I->lz.g, r)->shape, out = {0};
         for (int d = 0; d < s2.ndim; d++)
             if (!drop[d]) out.d[out.ndim++] = s2.d[d];
-        return rt_check_node(I, ir_reshape(&I->g, r, out, I->loc));
+        return rt_check_node(I, ir_reshape(&I->lz.g, r, out, I->ev.loc));
     }
     /* expand `...` */
     int nell = 0, nreal = 0;
@@ -630,7 +631,7 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
             int64_t size = sh.d[d];
             int64_t j = subs[k].i < 0 ? subs[k].i + size : subs[k].i;
             if (j < 0 || j >= size) {
-                I->loc = subs[k].loc;
+                I->ev.loc = subs[k].loc;
                 rt_error(I, "index %lld is out of range for dimension %d of size %lld",
                          (long long)subs[k].i, d, (long long)size);
             }
@@ -651,12 +652,12 @@ static int index_tensor_node(Interp *I, int x, Sub *subs, int nsubs, int first) 
         int r = rt_index_ints(I, x, dims, drop, d);
         if (r >= 0) return r;
     }
-    int r = rt_check_node(I, ir_slice(&I->g, x, dims, d, I->loc));
+    int r = rt_check_node(I, ir_slice(&I->lz.g, x, dims, d, I->ev.loc));
     if (!any) return r;
-    Shape s2 = ir_node(&I->g, r)->shape, out = {0};
+    Shape s2 = ir_node(&I->lz.g, r)->shape, out = {0};
     for (int k = 0; k < s2.ndim; k++)
         if (!drop[k]) out.d[out.ndim++] = s2.d[k];
-    return rt_check_node(I, ir_reshape(&I->g, r, out, I->loc));
+    return rt_check_node(I, ir_reshape(&I->lz.g, r, out, I->ev.loc));
 }
 
 static Value index_value(Interp *I, Value base, Sub *subs, int nsubs, SrcLoc loc) {
@@ -685,7 +686,7 @@ static Value index_value(Interp *I, Value base, Sub *subs, int nsubs, SrcLoc loc
         Tensor *t = (Tensor *)base.o;
         if (t->shape.ndim == 0) rt_error(I, "cannot index a 0-d tensor");
         int x = rt_node(I, t);
-        I->loc = loc;
+        I->ev.loc = loc;
         return vtensor(rt_tensor_lazy(I, index_tensor_node(I, x, subs, nsubs, 0)));
     }
     default:
@@ -698,7 +699,7 @@ static Value index_value(Interp *I, Value base, Sub *subs, int nsubs, SrcLoc loc
 static int eval_subs(Interp *I, Env *env, const AstNode *n, Sub *subs, Value *vals) {
     int ns = n->list.len;
     if (ns > IR_MAXDIM + 1) {
-        I->loc = n->loc;
+        I->ev.loc = n->loc;
         rt_error(I, "too many indices (%d)", ns);
     }
     for (int k = 0; k < ns; k++) {
@@ -721,7 +722,7 @@ static int eval_subs(Interp *I, Env *env, const AstNode *n, Sub *subs, Value *va
                 subs[k].t = (Tensor *)v.o;
                 vals[k] = v;
             } else {
-                I->loc = s->loc;
+                I->ev.loc = s->loc;
                 if (v.kind != V_INT && v.kind != V_BOOL)
                     rt_error(I, "indices must be ints, slices, '...' or i32 tensors, got %s",
                              rt_type_name(v));
@@ -748,7 +749,7 @@ static Value eval_dict_key(Interp *I, Env *env, const AstNode *n) {
     for (int k = 0; k < n->list.len; k++) {
         const AstNode *s = n->list.items[k];
         if (s->kind == AST_SLICE || s->kind == AST_ELLIPSIS) {
-            I->loc = s->loc;
+            I->ev.loc = s->loc;
             rt_error(I, "a dict key cannot be a slice or '...'");
         }
     }
@@ -768,7 +769,7 @@ static Value eval_index_node(Interp *I, Env *env, const AstNode *n) {
     if (base.kind == V_DICT) {
         Value key = eval_dict_key(I, env, n);
         rt_own(I, key);
-        I->loc = n->loc;
+        I->ev.loc = n->loc;
         Value r = dict_get(I, base, key);
         rt_owned_pop(I, mark);
         rt_release(I, key);
@@ -778,7 +779,7 @@ static Value eval_index_node(Interp *I, Env *env, const AstNode *n) {
     Sub subs[IR_MAXDIM + 1];
     Value vals[IR_MAXDIM + 1];
     int ns = eval_subs(I, env, n, subs, vals);
-    I->loc = n->loc;
+    I->ev.loc = n->loc;
     Value r = index_value(I, base, subs, ns, n->loc);
     rt_owned_pop(I, mark);
     for (int k = 0; k < ns; k++) rt_release(I, vals[k]);
@@ -794,7 +795,7 @@ void eval_index_assign(Interp *I, Env *env, const AstNode *target, Value v) {
     if (base.kind == V_DICT) {
         Value key = eval_dict_key(I, env, target);
         rt_own(I, key);
-        I->loc = target->loc;
+        I->ev.loc = target->loc;
         rt_dict_set(I, base, key, rt_retain(v));
         rt_owned_pop(I, mark);
         rt_release(I, key);
@@ -804,7 +805,7 @@ void eval_index_assign(Interp *I, Env *env, const AstNode *target, Value v) {
     Sub subs[IR_MAXDIM + 1];
     Value vals[IR_MAXDIM + 1];
     int ns = eval_subs(I, env, target, subs, vals);
-    I->loc = target->loc;
+    I->ev.loc = target->loc;
     if (base.kind == V_LIST) {
         if (ns != 1 || subs[0].kind != SUB_INT) rt_error(I, "list assignment needs one int index");
         List *l = (List *)base.o;
@@ -857,7 +858,7 @@ Value rt_member(Interp *I, Value obj, const char *name) {
         if (strcmp(name, "dtype") == 0) return rt_cstr(I, dtype_name(t->dtype));
         if (strcmp(name, "ndim") == 0) return vint(t->shape.ndim);
         if (strcmp(name, "grad") == 0) {
-            if (I->cap_rec) rt_capture_tensor_read(I, t->grad);
+            if (I->cap.rec) rt_capture_tensor_read(I, t->grad);
             return t->grad ? rt_retain(vtensor(t->grad)) : VNONE;
         }
         if (strcmp(name, "name") == 0) return t->name ? rt_cstr(I, t->name) : VNONE;
@@ -865,7 +866,7 @@ Value rt_member(Interp *I, Value obj, const char *name) {
             int x = rt_node(I, t);
             if (t->shape.ndim < 2) return rt_retain(obj);
             return vtensor(
-                rt_tensor_lazy(I, rt_check_node(I, ir_transpose(&I->g, x, -2, -1, I->loc))));
+                rt_tensor_lazy(I, rt_check_node(I, ir_transpose(&I->lz.g, x, -2, -1, I->ev.loc))));
         }
         break;
     }
@@ -879,7 +880,7 @@ Value rt_member(Interp *I, Value obj, const char *name) {
         Model *m = (Model *)obj.o;
         Value *f = rt_model_field(m, name);
         if (f) {
-            if (I->cap_rec) rt_capture_field(I, m, (int)(f - m->fields));
+            if (I->cap.rec) rt_capture_field(I, m, (int)(f - m->fields));
             return rt_retain(*f);
         }
         const AstNode *def = model_method(m, name);
@@ -910,7 +911,7 @@ Value rt_member(Interp *I, Value obj, const char *name) {
         Value out;
         if (n->cls->member && n->cls->member(I, obj.o, name, &out)) {
             /* a method is checked when called; anything else is its state */
-            if (I->cap_rec && out.kind != V_BUILTIN)
+            if (I->cap.rec && out.kind != V_BUILTIN)
                 rt_capture_forbid(I, "reads the state of a native object");
             return out;
         }
@@ -929,7 +930,7 @@ Value rt_call(Interp *I, Value fn, const Value *args, int nargs, const char *con
     switch (fn.kind) {
     case V_BUILTIN: {
         Builtin *b = (Builtin *)fn.o;
-        if (!I->cap_rec) return b->fn(I, b->self, args, nargs, kwnames, kwargs, nkw);
+        if (!I->cap.rec) return b->fn(I, b->self, args, nargs, kwnames, kwargs, nkw);
         int token = rt_capture_builtin_enter(I, b);
         Value r = b->fn(I, b->self, args, nargs, kwnames, kwargs, nkw);
         rt_capture_builtin_leave(I, token);
@@ -977,7 +978,7 @@ static Value eval_call(Interp *I, Env *env, const AstNode *n) {
         const AstNode *e = arg->kind == AST_ARG ? arg->a : arg;
         const char *kname = arg->kind == AST_ARG ? arg->str : NULL;
         if (!kname && nk > 0) {
-            I->loc = arg->loc;
+            I->ev.loc = arg->loc;
             rt_error(I, "positional argument follows keyword argument");
         }
         Value v = eval_expr(I, env, e);
@@ -985,7 +986,7 @@ static Value eval_call(Interp *I, Env *env, const AstNode *n) {
         if (kname) {
             for (int k = 0; k < nk; k++)
                 if (strcmp(kwn[k], kname) == 0) {
-                    I->loc = arg->loc;
+                    I->ev.loc = arg->loc;
                     rt_error(I, "keyword argument '%s' repeated", kname);
                 }
             kwn[nk] = kname;
@@ -994,7 +995,7 @@ static Value eval_call(Interp *I, Env *env, const AstNode *n) {
             args[np++] = v;
         }
     }
-    I->loc = n->loc;
+    I->ev.loc = n->loc;
     Value r = rt_call(I, fn, args, np, kwn, kw, nk);
     rt_owned_pop(I, mark);
     for (int i = 0; i < np; i++) rt_release(I, args[i]);
@@ -1042,15 +1043,15 @@ void rt_bind_args(Interp *I, const char *fname, const char *const *names, int re
 static _Noreturn void stack_overflow(Interp *I, const AstNode *n) {
     char lim[32];
     tt_stack_describe(lim, sizeof lim);
-    if (I->nframes > 0) {
-        const CallFrame *f = &I->frames[I->nframes - 1];
+    if (I->ev.nframes > 0) {
+        const CallFrame *f = &I->ev.frames[I->ev.nframes - 1];
         uintptr_t here = tt_stack_pos();
         size_t own = f->stack > here ? f->stack - here : 0;
         if (own < tt_stack_budget() / 2)
             rt_error_at(I, f->call_site,
                         "stack overflow: recursion too deep (%d calls) for the %s stack limit "
                         "(TT_STACK_LIMIT)",
-                        I->nframes, lim);
+                        I->ev.nframes, lim);
     }
     rt_error_at(I, n->loc, "expression too deeply nested for the %s stack limit (TT_STACK_LIMIT)",
                 lim);
@@ -1073,7 +1074,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         bool found;
         Value v = eval_lookup(I, env, n->str, &found);
         if (!found) {
-            I->loc = n->loc;
+            I->ev.loc = n->loc;
             rt_error(I, "unknown name '%s'", n->str);
         }
         return v;
@@ -1082,7 +1083,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         Value v = eval_expr(I, env, n->a);
         int mark = rt_owned_mark(I);
         rt_own(I, v);
-        I->loc = op_tok_loc(n);
+        I->ev.loc = op_tok_loc(n);
         Value r = eval_unary(I, n->op, v);
         rt_owned_pop(I, mark);
         rt_release(I, v);
@@ -1093,7 +1094,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         int mark = rt_owned_mark(I);
         rt_own(I, a);
         if (n->op == AOP_AND || n->op == AOP_OR) {
-            I->loc = n->a->loc;
+            I->ev.loc = n->a->loc;
             bool t = rt_truthy(I, a);
             rt_owned_pop(I, mark);
             if ((n->op == AOP_AND) != t) return a;
@@ -1102,8 +1103,8 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         }
         Value b = eval_expr(I, env, n->b);
         rt_own(I, b);
-        I->loc = binary_op_loc(n);
-        I->lit_operands = (unsigned)is_literal(n->a) | (unsigned)is_literal(n->b) << 1;
+        I->ev.loc = binary_op_loc(n);
+        I->ev.lit_operands = (unsigned)is_literal(n->a) | (unsigned)is_literal(n->b) << 1;
         Value r = eval_binary_values(I, n->op, a, b);
         rt_owned_pop(I, mark);
         rt_release(I, a);
@@ -1116,7 +1117,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         rt_own(I, a);
         Value b = eval_expr(I, env, n->b);
         rt_own(I, b);
-        I->loc = n->loc;
+        I->ev.loc = n->loc;
         int64_t lo = rt_to_int(I, a, "range start"), hi = rt_to_int(I, b, "range end");
         rt_owned_pop(I, mark);
         rt_release(I, a);
@@ -1131,7 +1132,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         Value base = eval_expr(I, env, n->a);
         int mark = rt_owned_mark(I);
         rt_own(I, base);
-        I->loc = n->loc;
+        I->ev.loc = n->loc;
         Value r = rt_member(I, base, n->str);
         rt_owned_pop(I, mark);
         rt_release(I, base);
@@ -1158,7 +1159,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         for (int i = 0; i < len; i++) {
             for (int j = 0; j < i; j++)
                 if (((Record *)r.o)->names[j] == ((Record *)r.o)->names[i]) {
-                    I->loc = n->list.items[i]->loc;
+                    I->ev.loc = n->list.items[i]->loc;
                     rt_error(I, "duplicate field '%s' in record", n->list.items[i]->str);
                 }
             ((Record *)r.o)->vals[i] = eval_expr(I, env, n->list.items[i]->a);
@@ -1170,7 +1171,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         Value cnt = eval_expr(I, env, n->b);
         int mark = rt_owned_mark(I);
         rt_own(I, cnt);
-        I->loc = n->b->loc;
+        I->ev.loc = n->b->loc;
         int64_t k = rt_to_int(I, cnt, "repeat count");
         if (k < 0 || k > 100000000) rt_error(I, "repeat count %lld is out of range", (long long)k);
         rt_owned_pop(I, mark);
@@ -1185,7 +1186,7 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         Value c = eval_expr(I, env, n->b);
         int mark = rt_owned_mark(I);
         rt_own(I, c);
-        I->loc = n->b->loc;
+        I->ev.loc = n->b->loc;
         bool t = rt_truthy(I, c);
         rt_owned_pop(I, mark);
         rt_release(I, c);
@@ -1200,17 +1201,17 @@ Value eval_expr(Interp *I, Env *env, const AstNode *n) {
         if (f != FLOW_NORMAL) {
             rt_release(I, ret);
             rt_release(I, r);
-            I->loc = n->loc;
+            I->ev.loc = n->loc;
             rt_error(I, "break, continue and return cannot leave a profile expression");
         }
         return r;
     }
     case AST_SLICE:
     case AST_ELLIPSIS:
-        I->loc = n->loc;
+        I->ev.loc = n->loc;
         rt_error(I, "slices and '...' are only allowed inside []");
     default:
-        I->loc = n->loc;
+        I->ev.loc = n->loc;
         rt_error(I, "%s is not an expression", ast_kind_name(n->kind));
     }
 }

@@ -16,7 +16,7 @@ void eval_index_assign(Interp *I, Env *env, const AstNode *target, Value v); /* 
 /* -- binding names -- */
 
 static void unpack_into(Interp *I, Env *env, const AstList *names, Value v, SrcLoc loc) {
-    I->loc = loc;
+    I->ev.loc = loc;
     if (v.kind != V_LIST && v.kind != V_TUPLE)
         rt_error(I, "cannot unpack %s into %d names", rt_type_name(v), names->len);
     List *l = (List *)v.o;
@@ -39,7 +39,7 @@ static bool assign_name(Interp *I, Env *env, const char *name, Value v) {
         }
         Value *slot = env_find_local(e, name);
         if (slot) {
-            if (I->cap_rec && e->serial < rt_capture_first_serial(I))
+            if (I->cap.rec && e->serial < rt_capture_first_serial(I))
                 rt_capture_forbid(I, "assigns to a variable outside the call");
             Value old = *slot;
             *slot = v;
@@ -66,14 +66,14 @@ static void assign_field(Interp *I, Model *m, const char *name, Value v) {
                 x = rt_node(I, (Tensor *)v.o);
             else
                 x = rt_scalar_node(I, p->dtype, v.kind == V_INT ? (double)v.i : v.f, false);
-            x = rt_check_node(I, ir_cast(&I->g, x, p->dtype, I->loc));
-            const Shape *s = &ir_node(&I->g, x)->shape;
+            x = rt_check_node(I, ir_cast(&I->lz.g, x, p->dtype, I->ev.loc));
+            const Shape *s = &ir_node(&I->lz.g, x)->shape;
             if (!shape_eq(s, &p->shape)) {
                 char a[96], b[96];
                 shape_str(s, a, sizeof a);
                 shape_str(&p->shape, b, sizeof b);
                 if (s->ndim <= p->shape.ndim)
-                    x = ir_broadcast_to(&I->g, x, p->shape, I->loc);
+                    x = ir_broadcast_to(&I->lz.g, x, p->shape, I->ev.loc);
                 else
                     x = -1;
                 if (x < 0)
@@ -140,7 +140,7 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
             l.col = n->op_col;
             l.end_col = n->op_col + 1;
         }
-        I->loc = l;
+        I->ev.loc = l;
         Value r = eval_binary_values(I, compound_op(n->op), old, v);
         rt_owned_pop(I, mark);
         rt_release(I, v);
@@ -161,7 +161,7 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
         v = r;
         rt_own(I, v);
     }
-    I->loc = t->loc;
+    I->ev.loc = t->loc;
     switch (t->kind) {
     /* assign_name and assign_member take v once they succeed; they fail
      * before taking it, so v stays owned until they return */
@@ -173,7 +173,7 @@ static void exec_assign(Interp *I, Env *env, const AstNode *n) {
     case AST_MEMBER: {
         Value base = eval_expr(I, env, t->a);
         rt_own(I, base);
-        I->loc = t->loc;
+        I->ev.loc = t->loc;
         rt_capture_forbid(I, "assigns to a member");
         assign_member(I, base, t->str, v);
         rt_owned_pop(I, mark);
@@ -220,7 +220,7 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
     Value it = eval_expr(I, env, n->a);
     int mark = rt_owned_mark(I);
     rt_own(I, it);
-    I->loc = n->a->loc;
+    I->ev.loc = n->a->loc;
     Flow result = FLOW_NORMAL;
     switch (it.kind) {
     case V_RANGE: {
@@ -267,12 +267,12 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
         if (t->shape.ndim == 0) rt_error(I, "cannot iterate over a 0-d tensor");
         int64_t n0 = t->shape.d[0];
         for (int64_t i = 0; i < n0; i++) {
-            I->loc = n->a->loc;
+            I->ev.loc = n->a->loc;
             int x = rt_node(I, t);
             IrSliceDim d = {true, true, false, i, i + 1, 0};
-            int s = rt_check_node(I, ir_slice(&I->g, x, &d, 1, I->loc));
+            int s = rt_check_node(I, ir_slice(&I->lz.g, x, &d, 1, I->ev.loc));
             Shape rs = shape_make(t->shape.ndim - 1, t->shape.d + 1);
-            int r = rt_check_node(I, ir_reshape(&I->g, s, rs, I->loc));
+            int r = rt_check_node(I, ir_reshape(&I->lz.g, s, rs, I->ev.loc));
             Value item = vtensor(rt_tensor_lazy(I, r));
             if (run_iteration(I, env, n, item, ret, &result)) break;
         }
@@ -288,7 +288,7 @@ static Flow exec_for(Interp *I, Env *env, const AstNode *n, Value *ret) {
         Value next = rt_member(I, it, "next");
         rt_own(I, next);
         for (;;) {
-            I->loc = n->a->loc;
+            I->ev.loc = n->a->loc;
             Value item = rt_call(I, next, NULL, 0, NULL, NULL, 0);
             if (item.kind == V_NONE) break;
             if (run_iteration(I, env, n, item, ret, &result)) break;
@@ -357,15 +357,15 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
         exec_assign(I, env, n);
         return FLOW_NORMAL;
     case AST_EXPR_STMT:
-        I->top_stmt = env == I->globals ? n->a : NULL;
+        I->ev.top_stmt = env == I->ev.globals ? n->a : NULL;
         rt_release(I, eval_expr(I, env, n->a));
-        I->top_stmt = NULL;
+        I->ev.top_stmt = NULL;
         return FLOW_NORMAL;
     case AST_IF: {
         Value c = eval_expr(I, env, n->a);
         int mark = rt_owned_mark(I);
         rt_own(I, c);
-        I->loc = n->a->loc;
+        I->ev.loc = n->a->loc;
         bool t = rt_truthy(I, c);
         rt_owned_pop(I, mark);
         rt_release(I, c);
@@ -379,7 +379,7 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
             Value c = eval_expr(I, env, n->a);
             int mark = rt_owned_mark(I);
             rt_own(I, c);
-            I->loc = n->a->loc;
+            I->ev.loc = n->a->loc;
             bool t = rt_truthy(I, c);
             rt_owned_pop(I, mark);
             rt_release(I, c);
@@ -424,7 +424,7 @@ Flow exec_stmt(Interp *I, Env *env, const AstNode *n, Value *ret) {
     }
     case AST_PARAM_DECL:
     case AST_FIELD:
-        I->loc = n->loc;
+        I->ev.loc = n->loc;
         rt_error(I, "'%s' declarations are only allowed inside a model",
                  n->kind == AST_PARAM_DECL ? "param" : "field");
     default: {
@@ -441,12 +441,12 @@ void exec_program(Interp *I, const AstNode *prog, bool echo) {
     for (int i = 0; i < n; i++) {
         const AstNode *s = prog->list.items[i];
         if (echo && i == n - 1 && s->kind == AST_EXPR_STMT) {
-            Value v = eval_expr(I, I->globals, s->a);
+            Value v = eval_expr(I, I->ev.globals, s->a);
             int mark = rt_owned_mark(I);
             rt_own(I, v);
             if (v.kind != V_NONE) {
                 StrBuf b = {0};
-                I->loc = s->loc;
+                I->ev.loc = s->loc;
                 rt_format(I, v, &b, true);
                 fputs(b.s ? b.s : "", stdout);
                 fputc('\n', stdout);
@@ -457,13 +457,13 @@ void exec_program(Interp *I, const AstNode *prog, bool echo) {
             continue;
         }
         Value ret = VNONE;
-        Flow f = exec_stmt(I, I->globals, s, &ret);
+        Flow f = exec_stmt(I, I->ev.globals, s, &ret);
         if (f == FLOW_RETURN) {
             rt_release(I, ret);
             return; /* a top-level return ends the script */
         }
         if (f == FLOW_BREAK || f == FLOW_CONTINUE) {
-            I->loc = s->loc;
+            I->ev.loc = s->loc;
             rt_error(I, "'break' or 'continue' outside of a loop");
         }
     }
@@ -474,6 +474,6 @@ void exec_definitions(Interp *I, const AstNode *prog) {
         const AstNode *s = prog->list.items[i];
         if (s->kind != AST_FN && s->kind != AST_MODEL && s->kind != AST_IMPORT) continue;
         Value ret = VNONE;
-        exec_stmt(I, I->globals, s, &ret);
+        exec_stmt(I, I->ev.globals, s, &ret);
     }
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 
 static int node_of(Interp *I, const Tensor *t) {
-    return t->node_gen == I->gen && t->node >= 0 && t->node < I->g.n ? t->node : -1;
+    return t->node_gen == I->lz.gen && t->node >= 0 && t->node < I->lz.g.n ? t->node : -1;
 }
 
 void rt_template_free(Interp *I, RtTemplate *T) {
@@ -23,7 +23,7 @@ void rt_template_free(Interp *I, RtTemplate *T) {
 bool rt_template_record(Interp *I, RtTemplate *T, int from, int root, Tensor *x, const RtLeaf *cand,
                         int ncand) {
     memset(T, 0, sizeof *T);
-    const IrGraph *g = &I->g;
+    const IrGraph *g = &I->lz.g;
     int xn = node_of(I, x);
     if (root < 0 || root >= g->n || xn < 0) return false;
     /* the nodes root needs, down to the leaves (ids are topological) */
@@ -54,8 +54,8 @@ bool rt_template_record(Interp *I, RtTemplate *T, int from, int root, Tensor *x,
                 /* a number of the forward (scalars.c: an input, so the
                  * compiled code does not depend on it): its value at this
                  * call, as a trace keeps it */
-                if (!t && shape_numel(&n->shape) == 1 && I->node_buf[i])
-                    t = own = rt_tensor_from_buf(I, n->dtype, n->shape, I->node_buf[i]);
+                if (!t && shape_numel(&n->shape) == 1 && I->lz.node_buf[i])
+                    t = own = rt_tensor_from_buf(I, n->dtype, n->shape, I->lz.node_buf[i]);
                 if (!t) { /* bound to a tensor outside the model */
                     ok = false;
                     break;
@@ -118,13 +118,13 @@ int rt_template_replay(Interp *I, const RtTemplate *T, Tensor *x) {
                 goto done;
             if (t->dtype != n->dtype || !shape_eq(&t->shape, &n->shape)) goto done;
             /* a captured call replays this only while the field holds t */
-            if (I->cap_rec && l->m) rt_capture_field(I, l->m, l->field);
+            if (I->cap.rec && l->m) rt_capture_field(I, l->m, l->field);
             id = rt_node(I, t);
         } else {
             int buf[8], *ins = n->nin <= 8 ? buf : malloc((size_t)n->nin * sizeof *ins);
             if (!ins) abort();
             for (int k = 0; k < n->nin; k++) ins[k] = map[n->in[k]];
-            id = ir_copy_node(&I->g, &T->g, i, ins);
+            id = ir_copy_node(&I->lz.g, &T->g, i, ins);
             if (ins != buf) free(ins);
         }
         if (id < 0) goto done;

@@ -35,7 +35,7 @@ typedef struct RtTemplate {
     int root;    /* the result in g */
 } RtTemplate;
 
-/* Records the nodes of I->g that `root` needs: the node of x and INPUT
+/* Records the nodes of I->lz.g that `root` needs: the node of x and INPUT
  * nodes of the tensors of cand[0..ncand) become leaves; nodes made at or after
  * `from` (and CONSTs) are copied; a number the forward turned into an
  * input (scalars.c) keeps its value at this call, as a trace does. False (T left empty) when the
@@ -43,7 +43,7 @@ typedef struct RtTemplate {
  * such a forward is traced every call. */
 bool rt_template_record(Interp *I, RtTemplate *T, int from, int root, Tensor *x, const RtLeaf *cand,
                         int ncand);
-/* Appends a copy of T to I->g with x as its input; the new root, or -1
+/* Appends a copy of T to I->lz.g with x as its input; the new root, or -1
  * when a leaf no longer fits (a model field holds another tensor, or one
  * of another shape). */
 int rt_template_replay(Interp *I, const RtTemplate *T, Tensor *x);

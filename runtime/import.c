@@ -38,19 +38,19 @@ struct Modules {
 };
 
 static struct Modules *modules(Interp *I) {
-    if (!I->modules) I->modules = tt_xcalloc(1, sizeof(struct Modules));
-    return I->modules;
+    if (!I->ev.modules) I->ev.modules = tt_xcalloc(1, sizeof(struct Modules));
+    return I->ev.modules;
 }
 
 void rt_modules_free(Interp *I) {
-    struct Modules *ms = I->modules;
+    struct Modules *ms = I->ev.modules;
     if (!ms) return;
     for (int i = 0; i < ms->n; i++) free(ms->mods[i].key);
     for (int i = 0; i < ms->nchain; i++) free(ms->chain[i].key);
     free(ms->mods);
     free(ms->chain);
     free(ms);
-    I->modules = NULL;
+    I->ev.modules = NULL;
 }
 
 void rt_imports_defs_only(Interp *I, bool on) {
@@ -58,7 +58,7 @@ void rt_imports_defs_only(Interp *I, bool on) {
 }
 
 void rt_imports_after_error(Interp *I) {
-    struct Modules *ms = I->modules;
+    struct Modules *ms = I->ev.modules;
     if (!ms) return;
     for (int i = 0; i < ms->n; i++) {
         Module *m = &ms->mods[i];
@@ -77,11 +77,11 @@ void rt_imports_after_error(Interp *I) {
 int rt_check_ast(Interp *I, const AstNode *prog, bool repl) {
     const char **names = NULL;
     int n = 0, cap = 0;
-    env_names(I->globals, &names, &n, &cap);
+    env_names(I->ev.globals, &names, &n, &cap);
     CheckOptions o = {.globals = names, .nglobals = n, .repl = repl};
     /* the globals' first names are the builtins' (env.c appends) */
-    o.builtins = I->globals->names;
-    o.nbuiltins = I->nbuiltins < I->globals->n ? I->nbuiltins : I->globals->n;
+    o.builtins = I->ev.globals->names;
+    o.nbuiltins = I->ev.nbuiltins < I->ev.globals->n ? I->ev.nbuiltins : I->ev.globals->n;
     int errors = check_program_opts(prog, &o);
     free(names);
     return errors;
@@ -90,7 +90,7 @@ int rt_check_ast(Interp *I, const AstNode *prog, bool repl) {
 void rt_public_names(Interp *I, const char ***out, int *n, int *cap) {
     const char **all = NULL;
     int na = 0, ca = 0;
-    env_names(I->globals, &all, &na, &ca);
+    env_names(I->ev.globals, &all, &na, &ca);
     for (int i = 0; i < na; i++)
         if (all[i][0] != '_') TT_VEC_PUSH(*out, *n, *cap, all[i]);
     free(all);
@@ -203,7 +203,7 @@ static int load_module(Interp *I, AstNode *imp, const char *dir) {
         return -1;
     }
     int nerr = 0;
-    AstNode *prog = parse_source(&I->ast_arena, shown, text, len, &nerr);
+    AstNode *prog = parse_source(&I->ev.ast_arena, shown, text, len, &nerr);
     free(text);
     Module m = {key, prog ? prog->loc.file : NULL, prog, NULL, MOD_LOADING};
     TT_VEC_PUSH(ms->mods, ms->n, ms->cap, m);
@@ -236,7 +236,7 @@ static bool load_imports(Interp *I, AstNode *prog, const char *dir) {
             ok = false;
             continue;
         }
-        s->b = I->modules->mods[id].prog;
+        s->b = I->ev.modules->mods[id].prog;
         s->ival = id + 1;
     }
     return ok;
@@ -281,7 +281,7 @@ static bool exported(const Module *m, const char *name) {
 
 static bool mod_member(Interp *I, Obj *self, const char *name, Value *out) {
     ModRef *r = ((Native *)self)->data;
-    Module *m = &I->modules->mods[r->id];
+    Module *m = &I->ev.modules->mods[r->id];
     Value *slot = m->env && exported(m, name) ? env_find_local(m->env, name) : NULL;
     if (!slot) rt_error(I, "module \"%s\" has no name '%s'", r->spelled, name);
     *out = rt_retain(*slot);
@@ -304,9 +304,9 @@ static const NativeClass module_class = {"module", mod_member, mod_free, mod_pri
 /* -- running -- */
 
 static void run_module(Interp *I, int id, const AstNode *imp) {
-    struct Modules *ms = I->modules;
+    struct Modules *ms = I->ev.modules;
     ms->mods[id].state = MOD_RUNNING;
-    Env *env = env_new(I, I->globals);
+    Env *env = env_new(I, I->ev.globals);
     ms->mods[id].env = env;
     const AstNode *prog = ms->mods[id].prog;
     StrBuf what = {0};
@@ -324,7 +324,7 @@ static void run_module(Interp *I, int id, const AstNode *imp) {
             break;
         }
         if (f == FLOW_BREAK || f == FLOW_CONTINUE) {
-            I->loc = s->loc;
+            I->ev.loc = s->loc;
             rt_error(I, "'break' or 'continue' outside of a loop");
         }
     }
@@ -333,12 +333,12 @@ static void run_module(Interp *I, int id, const AstNode *imp) {
 }
 
 void rt_import_exec(Interp *I, Env *env, const AstNode *imp) {
-    struct Modules *ms = I->modules;
+    struct Modules *ms = I->ev.modules;
     TT_ASSERT(ms && imp->ival > 0 && imp->ival <= ms->n);
     int id = (int)imp->ival - 1;
     if (ms->mods[id].state == MOD_CHECKED) run_module(I, id, imp);
     Module *m = &ms->mods[id];
-    I->loc = imp->loc;
+    I->ev.loc = imp->loc;
     if (m->state != MOD_DONE) /* not reachable: cycles are refused when loading */
         rt_error(I, "module \"%s\" is still being imported", imp->a->str);
     if (imp->str) {

@@ -46,24 +46,41 @@ static const char *default_stdlib_dir(void) {
 
 Interp *rt_new_interp(void) {
     Interp *I = tt_xcalloc(1, sizeof(Interp));
-    arena_init(&I->ast_arena);
-    ir_init(&I->g);
-    I->gen = 1;
+    arena_init(&I->ev.ast_arena);
+    ir_init(&I->lz.g);
+    I->lz.gen = 1;
     rt_set_backend(I, "naive"); /* nothing pending yet */
-    I->opt_level = 2;
-    I->training = true;
-    I->threads = 0;
+    I->cfg.opt_level = 2;
+    I->ev.training = true;
+    I->cfg.threads = 0;
     /* captured calls (capture.c): TT_CAPTURE=0 turns them off, for A/B runs and debugging */
     const char *cap = getenv("TT_CAPTURE");
-    I->capture = !(cap && strcmp(cap, "0") == 0);
-    rng_seed(&I->rng, 0);
-    I->stdlib_dir = default_stdlib_dir();
+    I->cfg.capture = !(cap && strcmp(cap, "0") == 0);
+    rng_seed(&I->ev.rng, 0);
+    I->cfg.stdlib_dir = default_stdlib_dir();
     tt_stack_init(); /* the walks' stack budget counts from here (stack.h) */
-    I->globals = env_new(I, NULL);
+    I->ev.globals = env_new(I, NULL);
     rt_register_builtins(I);
     rt_load_prelude(I);
-    I->nbuiltins = I->globals->n; /* what a `let` should not shadow (check.h) */
+    I->ev.nbuiltins = I->ev.globals->n; /* what a `let` should not shadow (check.h) */
     return I;
+}
+
+const RtConfig *rt_config(const Interp *I) {
+    return &I->cfg;
+}
+
+void rt_configure(Interp *I, const RtConfig *c) {
+    I->cfg = *c;
+    rng_seed(&I->ev.rng, c->seed);
+}
+
+void rt_set_training(Interp *I, bool on) {
+    I->ev.training = on;
+}
+
+void rt_set_scalar_consts(Interp *I, bool on) {
+    I->ev.scalar_consts = on;
 }
 
 void rt_free_interp(Interp *I) {
@@ -75,9 +92,9 @@ void rt_free_interp(Interp *I) {
     rt_modules_free(I);
     rt_lazy_free(I);
     rt_backends_free(I);
-    free(I->params);
-    free(I->frames);
-    arena_free(&I->ast_arena);
+    free(I->lz.params);
+    free(I->ev.frames);
+    arena_free(&I->ev.ast_arena);
     free(I);
 }
 
@@ -85,12 +102,12 @@ void rt_free_interp(Interp *I) {
 
 void rt_push_frame(Interp *I, const char *what, SrcLoc site) {
     CallFrame f = {what, site, tt_stack_pos()};
-    TT_VEC_PUSH(I->frames, I->nframes, I->capframes, f);
+    TT_VEC_PUSH(I->ev.frames, I->ev.nframes, I->ev.capframes, f);
 }
 
 void rt_pop_frame(Interp *I) {
-    TT_ASSERT(I->nframes > 0);
-    I->nframes--;
+    TT_ASSERT(I->ev.nframes > 0);
+    I->ev.nframes--;
 }
 
 static bool in_prelude(SrcLoc loc) {
@@ -98,8 +115,8 @@ static bool in_prelude(SrcLoc loc) {
 }
 
 SrcLoc rt_user_loc(Interp *I) {
-    SrcLoc loc = I->loc;
-    for (int k = I->nframes - 1; k >= 0 && in_prelude(loc); k--) loc = I->frames[k].call_site;
+    SrcLoc loc = I->ev.loc;
+    for (int k = I->ev.nframes - 1; k >= 0 && in_prelude(loc); k--) loc = I->ev.frames[k].call_site;
     return loc;
 }
 
@@ -107,37 +124,38 @@ static _Noreturn void raise_at(Interp *I, SrcLoc loc, const char *fmt, va_list a
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
     diag_error(loc, "%s", msg);
-    for (int k = I->nframes - 1; k >= 0; k--) {
-        const CallFrame *f = &I->frames[k];
+    for (int k = I->ev.nframes - 1; k >= 0; k--) {
+        const CallFrame *f = &I->ev.frames[k];
         /* deep recursion: the 6 innermost and 4 outermost calls */
-        if (I->nframes > 12 && k == I->nframes - 7) {
-            diag_note(SRCLOC_NONE, "... %d more calls ...", I->nframes - 10);
+        if (I->ev.nframes > 12 && k == I->ev.nframes - 7) {
+            diag_note(SRCLOC_NONE, "... %d more calls ...", I->ev.nframes - 10);
             k = 4;
-            f = &I->frames[k];
+            f = &I->ev.frames[k];
         }
         /* a library check reported at the user's call (_error) needs no
          * note pointing at the same place */
-        if (k == I->nframes - 1 && f->call_site.file == loc.file && f->call_site.line == loc.line &&
-            f->call_site.col == loc.col)
+        if (k == I->ev.nframes - 1 && f->call_site.file == loc.file &&
+            f->call_site.line == loc.line && f->call_site.col == loc.col)
             continue;
         /* import.c's frames: "in module "lib.tt", imported from here" */
         const char *how = strncmp(f->what, "module \"", 8) == 0 ? "imported" : "called";
         if (k > 0)
-            diag_note(f->call_site, "in %s, %s from %s here", f->what, how, I->frames[k - 1].what);
+            diag_note(f->call_site, "in %s, %s from %s here", f->what, how,
+                      I->ev.frames[k - 1].what);
         else
             diag_note(f->call_site, "in %s, %s from here", f->what, how);
     }
-    if (!I->on_error) {
+    if (!I->ev.on_error) {
         fprintf(stderr, "tt: fatal: error outside of a protected call\n");
         abort();
     }
-    longjmp(*I->on_error, 1);
+    longjmp(*I->ev.on_error, 1);
 }
 
 _Noreturn void rt_error(Interp *I, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    raise_at(I, I->loc, fmt, ap);
+    raise_at(I, I->ev.loc, fmt, ap);
 }
 
 _Noreturn void rt_error_at(Interp *I, SrcLoc loc, const char *fmt, ...) {
@@ -153,7 +171,7 @@ static int run_text(Interp *I, const char *name, const char *text, size_t len, b
                     bool check_only, bool defs_only) {
     int nerr = 0;
     int before = diag_error_count();
-    AstNode *prog = parse_source(&I->ast_arena, name, text, len, &nerr);
+    AstNode *prog = parse_source(&I->ev.ast_arena, name, text, len, &nerr);
     if (nerr > 0 || !prog) return 1;
     /* imported files are parsed and checked first (import.h); their
      * names are then known to this file's check */
@@ -166,9 +184,9 @@ static int run_text(Interp *I, const char *name, const char *text, size_t len, b
     if (check_only) return 0;
 
     jmp_buf jb;
-    jmp_buf *saved = I->on_error;
-    int saved_frames = I->nframes, saved_depth = I->depth, mark = rt_owned_mark(I);
-    I->on_error = &jb;
+    jmp_buf *saved = I->ev.on_error;
+    int saved_frames = I->ev.nframes, saved_depth = I->ev.depth, mark = rt_owned_mark(I);
+    I->ev.on_error = &jb;
     int rc = 0;
     if (setjmp(jb) == 0) {
         rt_imports_defs_only(I, defs_only);
@@ -181,11 +199,11 @@ static int run_text(Interp *I, const char *name, const char *text, size_t len, b
         /* what the failing statement's frames held: temporaries, argument
          * arrays, scopes, and state its blocks set */
         rt_owned_unwind(I, mark);
-        I->nframes = saved_frames;
-        I->depth = saved_depth;
+        I->ev.nframes = saved_frames;
+        I->ev.depth = saved_depth;
         rt_imports_after_error(I);
     }
-    I->on_error = saved;
+    I->ev.on_error = saved;
     fflush(stdout);
     return rc;
 }
@@ -238,10 +256,10 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 void rt_load_prelude(Interp *I) {
-    DIR *d = opendir(I->stdlib_dir);
+    DIR *d = opendir(I->cfg.stdlib_dir);
     if (!d) {
         fprintf(stderr, "tt: warning: standard library not found in %s (set TT_STDLIB)\n",
-                I->stdlib_dir);
+                I->cfg.stdlib_dir);
         return;
     }
     char **files = NULL;
@@ -256,7 +274,7 @@ void rt_load_prelude(Interp *I) {
     qsort(files, (size_t)n, sizeof *files, cmp_str);
     for (int i = 0; i < n; i++) {
         StrBuf p = {0};
-        sb_printf(&p, "%s/%s", I->stdlib_dir, files[i]);
+        sb_printf(&p, "%s/%s", I->cfg.stdlib_dir, files[i]);
         size_t len;
         char *text = read_source(p.s, &len);
         if (text) {
@@ -265,20 +283,20 @@ void rt_load_prelude(Interp *I) {
              * independent of where the source tree is. */
             StrBuf shown = {0};
             sb_printf(&shown, "std/%s", files[i]);
-            AstNode *prog = parse_source(&I->ast_arena, shown.s, text, len, &nerr);
+            AstNode *prog = parse_source(&I->ev.ast_arena, shown.s, text, len, &nerr);
             sb_free(&shown);
             if (prog && nerr == 0) {
                 jmp_buf jb;
-                jmp_buf *saved = I->on_error;
+                jmp_buf *saved = I->ev.on_error;
                 int mark = rt_owned_mark(I);
-                I->on_error = &jb;
+                I->ev.on_error = &jb;
                 if (setjmp(jb) == 0) {
                     exec_program(I, prog, false);
                 } else {
                     rt_owned_unwind(I, mark);
-                    I->nframes = 0;
+                    I->ev.nframes = 0;
                 }
-                I->on_error = saved;
+                I->ev.on_error = saved;
             }
             free(text);
         }

@@ -46,16 +46,16 @@ static bool trace(Interp *I, Value model, int64_t B, int64_t T, Trace *t, char *
                   size_t whylen) {
     memset(t, 0, sizeof *t);
     ir_init(&t->E);
-    int id = ir_input(&I->g, TY_I32, shape_make(2, (int64_t[]){B, T}), "idx", I->loc);
+    int id = ir_input(&I->lz.g, TY_I32, shape_make(2, (int64_t[]){B, T}), "idx", I->ev.loc);
     rt_check_node(I, id);
     Tensor *x = rt_tensor_lazy(I, id);
     rt_lazy_unlink(I, x); /* symbolic: never realized */
     x->name = rt_intern(I, "idx");
     Value arg = vtensor(x);
-    bool consts = I->scalar_consts;
-    I->scalar_consts = true; /* numbers become constants of the graph, not inputs */
+    bool consts = I->ev.scalar_consts;
+    I->ev.scalar_consts = true; /* numbers become constants of the graph, not inputs */
     Value out = rt_call(I, model, &arg, 1, NULL, NULL, 0);
-    I->scalar_consts = consts;
+    I->ev.scalar_consts = consts;
     rt_release(I, arg);
     if (out.kind != V_TENSOR) {
         snprintf(why, whylen, "the forward returned %s, not a tensor", rt_type_name(out));
@@ -66,9 +66,9 @@ static bool trace(Interp *I, Value model, int64_t B, int64_t T, Trace *t, char *
     int on = rt_node(I, y);
     rt_lazy_unlink(I, y); /* it depends on the symbolic ids */
     rt_extract_graph(I, &on, 1, &t->E);
-    /* the slots of E are the needed INPUT nodes of I->g in id order
+    /* the slots of E are the needed INPUT nodes of I->lz.g in id order
      * (rt_extract_graph copies in id order) */
-    const IrGraph *g = &I->g;
+    const IrGraph *g = &I->lz.g;
     char *needed = tt_xcalloc((size_t)g->n, 1);
     needed[on] = 1;
     for (int k = g->n - 1; k >= 0; k--)
@@ -81,7 +81,7 @@ static bool trace(Interp *I, Value model, int64_t B, int64_t T, Trace *t, char *
     for (int k = 0, s = 0; k < g->n; k++) {
         if (!needed[k] || ir_node(g, k)->op != OP_INPUT) continue;
         if (k == id) t->tok_slot = s;
-        Buffer *b = k < I->node_buf_cap ? I->node_buf[k] : NULL;
+        Buffer *b = k < I->lz.node_buf_cap ? I->lz.node_buf[k] : NULL;
         t->bufs[s] = b; /* retained: the graph's reset would drop arange(T)'s data */
         if (b) b->refcount++;
         t->data[s] = b ? b->data : NULL;
@@ -113,12 +113,12 @@ bool kv_decoder_init(Interp *I, Value model, int64_t B, int64_t ctx, KvDecoder *
     Trace *const t1p = &tr[0], *const t2p = &tr[1];
     ir_init(&t1p->E);
     ir_init(&t2p->E);
-    bool consts = I->scalar_consts;
-    jmp_buf jb, *saved = I->on_error;
-    I->on_error = &jb;
+    bool consts = I->ev.scalar_consts;
+    jmp_buf jb, *saved = I->ev.on_error;
+    I->ev.on_error = &jb;
     if (setjmp(jb)) {
-        I->on_error = saved;
-        I->scalar_consts = consts;
+        I->ev.on_error = saved;
+        I->ev.scalar_consts = consts;
         trace_free(t1p);
         trace_free(t2p);
         free(tr);
@@ -128,7 +128,7 @@ bool kv_decoder_init(Interp *I, Value model, int64_t B, int64_t ctx, KvDecoder *
     bool ok = trace(I, model, B, 2, t1p, why, whylen);
     rt_reset_graph(I);
     ok = ok && trace(I, model, B, 3, t2p, why, whylen);
-    I->on_error = saved;
+    I->ev.on_error = saved;
     Trace t1 = *t1p, t2 = *t2p;
     free(tr);
     if (ok && t1.tok_slot != t2.tok_slot) {
@@ -183,7 +183,7 @@ bool kv_decoder_init(Interp *I, Value model, int64_t B, int64_t ctx, KvDecoder *
                 snprintf(why, whylen, "input %d of the traced forward has no data", s);
                 ok = false;
             }
-        if (ok && I->dump_kvcache) {
+        if (ok && I->cfg.dump_kvcache) {
             printf("-- kvcache decode graph (%d nodes, %d attention caches of %lld rows) --\n",
                    D->n, kd->plan.nlayers, (long long)ctx);
             ir_print(stdout, D);
@@ -195,7 +195,7 @@ bool kv_decoder_init(Interp *I, Value model, int64_t B, int64_t ctx, KvDecoder *
     rt_reset_graph(I); /* drops the traces (the held weights stay) */
     if (!ok) {
         kv_decoder_free(kd);
-        if (I->dump_kvcache) {
+        if (I->cfg.dump_kvcache) {
             printf("-- kvcache: no decode graph: %s --\n", why);
             fflush(stdout);
         }

@@ -1,8 +1,8 @@
-/* lazy.c - the lazy graph: tensor expressions append nodes to I->g; a
+/* lazy.c - the lazy graph: tensor expressions append nodes to I->lz.g; a
  * realization copies what the live lazy tensors need into an execution graph
  * E and runs E with the current backend.
  *
- *   I->g (append-only until reset)          E (one realization)
+ *   I->lz.g (append-only until reset)          E (one realization)
  *   %0 input w  <- node_buf[0] (realized)    %0 input  (bound to w's data)
  *   %1 input x  <- node_buf[1]               %1 input  (bound to x's data)
  *   %2 matmul %1, %0                         %2 matmul %1, %0
@@ -32,51 +32,53 @@
 #define SWEEP_MIN_BYTES ((size_t)1 << 20)
 
 static void ensure_node_buf(Interp *I) {
-    if (I->node_buf_cap >= I->g.n) return;
-    int cap = I->node_buf_cap ? I->node_buf_cap : 256;
-    while (cap < I->g.n) cap *= 2;
-    I->node_buf = tt_xrealloc(I->node_buf, (size_t)cap * sizeof *I->node_buf);
-    memset(I->node_buf + I->node_buf_cap, 0, (size_t)(cap - I->node_buf_cap) * sizeof *I->node_buf);
-    I->rz_seen = tt_xrealloc(I->rz_seen, (size_t)cap * sizeof *I->rz_seen);
-    memset(I->rz_seen + I->node_buf_cap, 0, (size_t)(cap - I->node_buf_cap) * sizeof *I->rz_seen);
-    I->rz_map = tt_xrealloc(I->rz_map, (size_t)cap * sizeof *I->rz_map);
-    I->node_buf_cap = cap;
+    if (I->lz.node_buf_cap >= I->lz.g.n) return;
+    int cap = I->lz.node_buf_cap ? I->lz.node_buf_cap : 256;
+    while (cap < I->lz.g.n) cap *= 2;
+    I->lz.node_buf = tt_xrealloc(I->lz.node_buf, (size_t)cap * sizeof *I->lz.node_buf);
+    memset(I->lz.node_buf + I->lz.node_buf_cap, 0,
+           (size_t)(cap - I->lz.node_buf_cap) * sizeof *I->lz.node_buf);
+    I->lz.rz_seen = tt_xrealloc(I->lz.rz_seen, (size_t)cap * sizeof *I->lz.rz_seen);
+    memset(I->lz.rz_seen + I->lz.node_buf_cap, 0,
+           (size_t)(cap - I->lz.node_buf_cap) * sizeof *I->lz.rz_seen);
+    I->lz.rz_map = tt_xrealloc(I->lz.rz_map, (size_t)cap * sizeof *I->lz.rz_map);
+    I->lz.node_buf_cap = cap;
 }
 
 int rt_node(Interp *I, Tensor *t) {
-    if (t->node_gen == I->gen && t->node >= 0 && t->node < I->g.n) {
-        if (I->cap_rec && t->buf) rt_capture_node(I, t, t->node);
+    if (t->node_gen == I->lz.gen && t->node >= 0 && t->node < I->lz.g.n) {
+        if (I->cap.rec && t->buf) rt_capture_node(I, t, t->node);
         return t->node;
     }
     TT_ASSERT(t->buf); /* a lazy tensor always has a node in the current graph */
-    int id = ir_input(&I->g, t->dtype, t->shape, t->name, I->loc);
+    int id = ir_input(&I->lz.g, t->dtype, t->shape, t->name, I->ev.loc);
     TT_ASSERT(id >= 0);
     ensure_node_buf(I);
     t->buf->refcount++;
-    I->node_buf[id] = t->buf;
-    I->node_buf_bytes += t->buf->nbytes;
+    I->lz.node_buf[id] = t->buf;
+    I->lz.node_buf_bytes += t->buf->nbytes;
     t->node = id;
-    t->node_gen = I->gen;
-    if (I->cap_rec) rt_capture_node(I, t, id);
+    t->node_gen = I->lz.gen;
+    if (I->cap.rec) rt_capture_node(I, t, id);
     return id;
 }
 
 int rt_check_node(Interp *I, int id) {
-    if (id < 0) rt_error(I, "%s", I->g.err);
+    if (id < 0) rt_error(I, "%s", I->lz.g.err);
     return id;
 }
 
 /* Drops the graph without realizing (every tensor is realized already). */
 static void reset_graph_now(Interp *I) {
-    for (int i = 0; i < I->node_buf_cap; i++) {
-        if (I->node_buf[i]) rt_buf_release(I->node_buf[i]);
-        I->node_buf[i] = NULL;
+    for (int i = 0; i < I->lz.node_buf_cap; i++) {
+        if (I->lz.node_buf[i]) rt_buf_release(I->lz.node_buf[i]);
+        I->lz.node_buf[i] = NULL;
     }
-    I->node_buf_bytes = 0;
-    I->node_buf_sweep = SWEEP_MIN_BYTES;
-    ir_clear(&I->g);
-    I->gen++;
-    if (I->cap_rec) rt_capture_reset(I);
+    I->lz.node_buf_bytes = 0;
+    I->lz.node_buf_sweep = SWEEP_MIN_BYTES;
+    ir_clear(&I->lz.g);
+    I->lz.gen++;
+    if (I->cap.rec) rt_capture_reset(I);
 }
 
 /* Releases the data of every node that no live tensor reaches: a tensor's
@@ -85,26 +87,26 @@ static void reset_graph_now(Interp *I) {
  * outside tensors do not survive a realization anyway (the graph may be
  * reset at its end). Returns the bytes left that only node_buf holds. */
 static size_t sweep_node_bufs(Interp *I) {
-    int n = I->g.n;
+    int n = I->lz.g.n;
     char *live = tt_xcalloc((size_t)(n ? n : 1), 1);
-    for (Obj *o = I->objects; o; o = o->gc_next) {
+    for (Obj *o = I->ev.objects; o; o = o->gc_next) {
         if (o->kind != V_TENSOR) continue;
         const Tensor *t = (const Tensor *)o;
-        if (t->node_gen == I->gen && t->node >= 0 && t->node < n) live[t->node] = 1;
+        if (t->node_gen == I->lz.gen && t->node >= 0 && t->node < n) live[t->node] = 1;
     }
     size_t only_graph = 0;
     for (int id = n - 1; id >= 0; id--) { /* ids are topological: users after inputs */
-        Buffer *b = I->node_buf[id];
+        Buffer *b = I->lz.node_buf[id];
         if (!live[id]) {
             if (b) {
-                I->node_buf_bytes -= b->nbytes;
+                I->lz.node_buf_bytes -= b->nbytes;
                 rt_buf_release(b);
-                I->node_buf[id] = NULL;
+                I->lz.node_buf[id] = NULL;
             }
             continue;
         }
         if (b && b->refcount == 1) only_graph += b->nbytes;
-        const IrNode *nd = ir_node(&I->g, id);
+        const IrNode *nd = ir_node(&I->lz.g, id);
         for (int k = 0; k < nd->nin; k++) live[nd->in[k]] = 1;
     }
     free(live);
@@ -117,23 +119,23 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 void rt_realize_all(Interp *I) {
-    if (!I->lazy) return;
+    if (!I->lz.lazy) return;
     ensure_node_buf(I);
-    IrGraph *g = &I->g;
+    IrGraph *g = &I->lz.g;
     int n = g->n;
     /* a fresh pair of stamps: seen == s (visited), s + 1 (also an output) */
-    if (I->rz_stamp >= UINT32_MAX - 2) {
-        memset(I->rz_seen, 0, (size_t)I->node_buf_cap * sizeof *I->rz_seen);
-        I->rz_stamp = 0;
+    if (I->lz.rz_stamp >= UINT32_MAX - 2) {
+        memset(I->lz.rz_seen, 0, (size_t)I->lz.node_buf_cap * sizeof *I->lz.rz_seen);
+        I->lz.rz_stamp = 0;
     }
-    uint32_t s = I->rz_stamp += 2;
-    uint32_t *seen = I->rz_seen;
-    int *map = I->rz_map;
+    uint32_t s = I->lz.rz_stamp += 2;
+    uint32_t *seen = I->lz.rz_seen;
+    int *map = I->lz.rz_map;
     /* walk down from the lazy tensors: a node with data is a leaf of E,
      * else its inputs are needed (only what is reached, not all of g) */
     int *todo = NULL, ntodo = 0, captodo = 0, *ids = NULL, nids = 0, capids = 0;
-    for (Tensor *t = I->lazy; t; t = t->lazy_next) {
-        TT_ASSERT(t->node_gen == I->gen && t->node >= 0 && t->node < n);
+    for (Tensor *t = I->lz.lazy; t; t = t->lazy_next) {
+        TT_ASSERT(t->node_gen == I->lz.gen && t->node >= 0 && t->node < n);
         if (seen[t->node] == s) continue;
         seen[t->node] = s;
         TT_VEC_PUSH(todo, ntodo, captodo, t->node);
@@ -141,7 +143,7 @@ void rt_realize_all(Interp *I) {
     while (ntodo > 0) {
         int id = todo[--ntodo];
         TT_VEC_PUSH(ids, nids, capids, id);
-        if (I->node_buf[id]) continue;
+        if (I->lz.node_buf[id]) continue;
         const IrNode *nd = ir_node(g, id);
         if (nd->op == OP_INPUT) {
             free(todo);
@@ -167,13 +169,13 @@ void rt_realize_all(Interp *I) {
         int id = ids[i];
         const IrNode *nd = ir_node(g, id);
         int e;
-        if (I->node_buf[id]) {
+        if (I->lz.node_buf[id]) {
             e = ir_input(&E, nd->dtype, nd->shape, nd->name, nd->loc);
-            if (I->cap_rec) {
+            if (I->cap.rec) {
                 int k = nin;
                 TT_VEC_PUSH(leaf, k, capleaf, id);
             }
-            TT_VEC_PUSH(in, nin, capin, I->node_buf[id]->data);
+            TT_VEC_PUSH(in, nin, capin, I->lz.node_buf[id]->data);
         } else {
             int buf[16], *ins = nd->nin <= 16 ? buf : tt_xmalloc((size_t)nd->nin * sizeof *ins);
             for (int k = 0; k < nd->nin; k++) ins[k] = map[nd->in[k]];
@@ -191,9 +193,9 @@ void rt_realize_all(Interp *I) {
     Buffer **outbufs = NULL;
     int *outnodes = NULL;
     int capout = 0, capnodes = 0;
-    for (Tensor *t = I->lazy; t; t = t->lazy_next) {
+    for (Tensor *t = I->lz.lazy; t; t = t->lazy_next) {
         int id = t->node;
-        if (I->node_buf[id] || seen[id] == s + 1) continue;
+        if (I->lz.node_buf[id] || seen[id] == s + 1) continue;
         seen[id] = s + 1;
         const IrNode *nd = ir_node(g, id);
         /* uninitialized: the graph writes every element of its outputs */
@@ -236,25 +238,26 @@ void rt_realize_all(Interp *I) {
             rt_error_at(I, at, "%s", msg);
         }
         for (int j = 0; j < nout; j++) {
-            I->node_buf[outnodes[j]] = outbufs[j];
-            I->node_buf_bytes += outbufs[j]->nbytes;
+            I->lz.node_buf[outnodes[j]] = outbufs[j];
+            I->lz.node_buf_bytes += outbufs[j]->nbytes;
         }
     }
-    if (I->cap_rec) { /* before the lazy tensors take their data: the inputs' tensors
+    if (I->cap.rec) { /* before the lazy tensors take their data: the inputs' tensors
                          still hold what E read */
         Tensor **takers = NULL;
         int ntakers = 0, captakers = 0;
-        for (Tensor *t = I->lazy; t; t = t->lazy_next) TT_VEC_PUSH(takers, ntakers, captakers, t);
+        for (Tensor *t = I->lz.lazy; t; t = t->lazy_next)
+            TT_VEC_PUSH(takers, ntakers, captakers, t);
         if (nout > 0 || ntakers > 0)
             rt_capture_exec(I, &E, leaf, nin, ids, nids, outbufs, nout, takers, ntakers);
         free(takers);
     }
     free(leaf);
     /* every lazy tensor takes the data of its node */
-    while (I->lazy) {
-        Tensor *t = I->lazy;
+    while (I->lz.lazy) {
+        Tensor *t = I->lz.lazy;
         rt_lazy_unlink(I, t);
-        Buffer *b = I->node_buf[t->node];
+        Buffer *b = I->lz.node_buf[t->node];
         TT_ASSERT(b);
         b->refcount++;
         t->buf = b;
@@ -266,17 +269,17 @@ void rt_realize_all(Interp *I) {
     ir_free(&E);
     /* not while a call is recorded: its record names nodes by id (capture.c) */
     size_t only_graph = 0;
-    if (!I->cap_rec && I->node_buf_bytes > I->node_buf_sweep) {
+    if (!I->cap.rec && I->lz.node_buf_bytes > I->lz.node_buf_sweep) {
         only_graph = sweep_node_bufs(I);
-        I->node_buf_sweep = 2 * I->node_buf_bytes + SWEEP_MIN_BYTES;
+        I->lz.node_buf_sweep = 2 * I->lz.node_buf_bytes + SWEEP_MIN_BYTES;
     }
-    if (I->g.n > AUTO_RESET_NODES || only_graph > AUTO_RESET_BYTES) reset_graph_now(I);
+    if (I->lz.g.n > AUTO_RESET_NODES || only_graph > AUTO_RESET_BYTES) reset_graph_now(I);
 }
 
 void *rt_data_const(Interp *I, Tensor *t) {
     if (!t->buf) rt_realize_all(I);
     if (!t->buf) return rt_data(I, t);
-    if (I->cap_rec) rt_capture_value_read(I, t);
+    if (I->cap.rec) rt_capture_value_read(I, t);
     return t->buf->data;
 }
 
@@ -291,7 +294,7 @@ void *rt_data(Interp *I, Tensor *t) {
 }
 
 void rt_extract_graph(Interp *I, const int *outs, int nout, IrGraph *E) {
-    IrGraph *g = &I->g;
+    IrGraph *g = &I->lz.g;
     int n = g->n;
     char *needed = tt_xcalloc((size_t)(n ? n : 1), 1);
     int *map = tt_xmalloc((size_t)(n ? n : 1) * sizeof *map);
@@ -325,13 +328,13 @@ void rt_extract_graph(Interp *I, const int *outs, int nout, IrGraph *E) {
 }
 
 void rt_tensor_assign(Interp *I, Tensor *t, int id) {
-    TT_ASSERT(id >= 0 && id < I->g.n);
-    const IrNode *n = ir_node(&I->g, id);
+    TT_ASSERT(id >= 0 && id < I->lz.g.n);
+    const IrNode *n = ir_node(&I->lz.g, id);
     TT_ASSERT(n->dtype == t->dtype && shape_eq(&n->shape, &t->shape));
     rt_buf_release(t->buf);
     t->buf = NULL;
     t->node = id;
-    t->node_gen = I->gen;
+    t->node_gen = I->lz.gen;
     rt_lazy_link(I, t);
 }
 
@@ -353,10 +356,10 @@ void rt_tensor_set(Interp *I, Tensor *t, Value v, const char *what) {
         IrAttr at = {0};
         at.shape = t->shape;
         int src = rt_node(I, s);
-        x = rt_check_node(I, ir_add(&I->g, OP_RESHAPE, &src, 1, &at, I->loc));
+        x = rt_check_node(I, ir_add(&I->lz.g, OP_RESHAPE, &src, 1, &at, I->ev.loc));
     } else if (v.kind == V_INT || v.kind == V_FLOAT || v.kind == V_BOOL) {
         double f = v.kind == V_FLOAT ? v.f : v.kind == V_INT ? (double)v.i : (double)v.b;
-        x = rt_check_node(I, ir_const(&I->g, t->dtype, t->shape, f, I->loc));
+        x = rt_check_node(I, ir_const(&I->lz.g, t->dtype, t->shape, f, I->ev.loc));
     } else {
         rt_error(I, "%s: the new value must be a tensor or a number, got %s", what,
                  rt_type_name(v));
@@ -370,16 +373,16 @@ void rt_reset_graph(Interp *I) {
 }
 
 void rt_lazy_free(Interp *I) {
-    for (int i = 0; i < I->node_buf_cap; i++)
-        if (I->node_buf[i]) rt_buf_release(I->node_buf[i]);
-    free(I->node_buf);
-    free(I->rz_seen);
-    free(I->rz_map);
-    I->node_buf = NULL;
-    I->node_buf_cap = 0;
-    I->node_buf_bytes = 0;
-    ir_free(&I->g);
-    I->lazy = NULL;
+    for (int i = 0; i < I->lz.node_buf_cap; i++)
+        if (I->lz.node_buf[i]) rt_buf_release(I->lz.node_buf[i]);
+    free(I->lz.node_buf);
+    free(I->lz.rz_seen);
+    free(I->lz.rz_map);
+    I->lz.node_buf = NULL;
+    I->lz.node_buf_cap = 0;
+    I->lz.node_buf_bytes = 0;
+    ir_free(&I->lz.g);
+    I->lz.lazy = NULL;
 }
 
 /* -- backward -- */
@@ -396,22 +399,22 @@ static _Noreturn void no_param(Interp *I) {
 
 void rt_backward(Interp *I, Tensor *loss) {
     rt_capture_backward(I);
-    if (loss->node_gen != I->gen || loss->node < 0 || loss->node >= I->g.n) no_param(I);
+    if (loss->node_gen != I->lz.gen || loss->node < 0 || loss->node >= I->lz.g.n) no_param(I);
     int *wrt = NULL, *grads = NULL;
     Tensor **ps = NULL;
     int n = 0, cap = 0, capw = 0;
-    for (int i = 0; i < I->nparams; i++) {
-        Tensor *p = I->params[i];
-        if (p->node_gen != I->gen || p->node < 0 || p->node >= I->g.n) continue;
+    for (int i = 0; i < I->lz.nparams; i++) {
+        Tensor *p = I->lz.params[i];
+        if (p->node_gen != I->lz.gen || p->node < 0 || p->node >= I->lz.g.n) continue;
         int k = n;
         TT_VEC_PUSH(wrt, k, capw, p->node);
         TT_VEC_PUSH(ps, n, cap, p);
     }
     if (n == 0) no_param(I);
     grads = tt_xmalloc((size_t)n * sizeof *grads);
-    if (!ad_backward(&I->g, loss->node, wrt, n, grads)) {
-        char msg[sizeof I->g.err];
-        memcpy(msg, I->g.err, sizeof msg);
+    if (!ad_backward(&I->lz.g, loss->node, wrt, n, grads)) {
+        char msg[sizeof I->lz.g.err];
+        memcpy(msg, I->lz.g.err, sizeof msg);
         free(wrt);
         free(grads);
         free(ps);
@@ -424,7 +427,7 @@ void rt_backward(Interp *I, Tensor *loss) {
         Tensor *p = ps[i];
         if (p->grad) {
             int old = rt_node(I, p->grad);
-            int sum = ir_binary(&I->g, OP_ADD, old, grads[i], I->loc);
+            int sum = ir_binary(&I->lz.g, OP_ADD, old, grads[i], I->ev.loc);
             TT_ASSERT(sum >= 0);
             rt_tensor_assign(I, p->grad, sum);
         } else {

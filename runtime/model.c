@@ -103,7 +103,7 @@ const char *func_display_name(Interp *I, Func *f) {
  * including) the globals: a method sees its instance's fields and
  * constructor arguments (fan_in), not a global B. */
 static bool dim_lookup(Interp *I, Env *callenv, const char *name, int64_t *out) {
-    for (Env *e = callenv; e && e != I->globals; e = e->parent) {
+    for (Env *e = callenv; e && e != I->ev.globals; e = e->parent) {
         Value *v = e->model ? rt_model_field(e->model, name) : NULL;
         if (!v) v = env_find_local(e, name);
         if (v) {
@@ -241,7 +241,7 @@ static void bind_params(Interp *I, const char *fname, const AstList *params, Env
     for (int i = 0; i < np; i++)
         if (!given[i] && !params->items[i]->a)
             rt_error(I, "%s() missing argument '%s'", fname, params->items[i]->str);
-    SrcLoc site = I->loc;
+    SrcLoc site = I->ev.loc;
     for (int i = 0; i < np; i++) {
         const AstNode *p = params->items[i];
         Value v;
@@ -249,7 +249,7 @@ static void bind_params(Interp *I, const char *fname, const AstList *params, Env
             v = rt_retain(vals[i]);
         } else {
             v = eval_expr(I, defaults_env, p->a);
-            I->loc = site;
+            I->ev.loc = site;
         }
         env_define(I, into, p->str, v);
     }
@@ -277,8 +277,8 @@ static void bind_params(Interp *I, const char *fname, const AstList *params, Env
 /* -- calls -- */
 
 static void enter(Interp *I) {
-    if (++I->depth > MAX_DEPTH) {
-        I->depth = 0; /* the handler restores it */
+    if (++I->ev.depth > MAX_DEPTH) {
+        I->ev.depth = 0; /* the handler restores it */
         rt_error(I, "maximum call depth (%d) exceeded", MAX_DEPTH);
     }
 }
@@ -287,7 +287,7 @@ Value call_func(Interp *I, Func *f, const Value *args, int nargs, const char *co
                 const Value *kwargs, int nkw) {
     const AstNode *def = f->def;
     const char *name = func_display_name(I, f);
-    SrcLoc site = I->loc;
+    SrcLoc site = I->ev.loc;
     enter(I);
     Env *env = env_new(I, f->closure);
     int mark = rt_owned_mark(I);
@@ -302,8 +302,8 @@ Value call_func(Interp *I, Func *f, const Value *args, int nargs, const char *co
     rt_owned_pop(I, mark);
     rt_pop_frame(I);
     env_release(I, env);
-    I->depth--;
-    I->loc = site;
+    I->ev.depth--;
+    I->ev.loc = site;
     return ret;
 }
 
@@ -397,7 +397,7 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
                         const char *const *kwnames, const Value *kwargs, int nkw) {
     const AstNode *def = d->def;
     const char *name = def->str;
-    SrcLoc site = I->loc;
+    SrcLoc site = I->ev.loc;
     enter(I);
     Env *ienv = env_new(I, d->closure);
     int mark = rt_owned_mark(I);
@@ -418,7 +418,7 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
         switch (decl->kind) {
         case AST_PARAM_DECL: {
             Value v = eval_expr(I, ienv, decl->a);
-            I->loc = decl->loc;
+            I->ev.loc = decl->loc;
             bool buffer = decl->ival != 0;
             if (v.kind == V_NONE) { /* an absent parameter: Conv2d(bias=false) */
                 add_field(I, m, decl->str, VNONE, FIELD);
@@ -441,7 +441,7 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
             break;
         case AST_LET: {
             Value v = eval_expr(I, ienv, decl->a);
-            I->loc = decl->loc;
+            I->ev.loc = decl->loc;
             rt_own(I, v); /* let_fields fails before it takes v */
             let_fields(I, m, decl, v);
             rt_owned_pop(I, mark + 1);
@@ -450,15 +450,15 @@ Value model_instantiate(Interp *I, ModelDef *d, const Value *args, int nargs,
         case AST_FN:
             break; /* methods are found in the definition */
         default:
-            I->loc = decl->loc;
+            I->ev.loc = decl->loc;
             rt_error(I, "only declarations (param, fields, let, methods) are allowed in a model");
         }
     }
     model_name_params(I, m);
     rt_owned_pop(I, mark);
     rt_pop_frame(I);
-    I->depth--;
-    I->loc = site;
+    I->ev.depth--;
+    I->ev.loc = site;
     return vobj(&m->obj);
 }
 

@@ -39,7 +39,7 @@ static int depth;
 /* The current backend if it is open (one opened during the block starts
  * from zero). */
 static TtBackend *opened(Interp *I) {
-    return I->backends[I->backend];
+    return I->be.slot[I->be.cur];
 }
 
 static void snapshot(Interp *I, int slot) {
@@ -51,6 +51,10 @@ static void snapshot(Interp *I, int slot) {
         snaps[slot].k = tt_xrealloc(snaps[slot].k, (size_t)n * sizeof *snaps[slot].k);
     }
     snaps[slot].n = tt_backend_kernels(opened(I), snaps[slot].k, n);
+}
+
+void rt_set_profiling(Interp *I, bool on) {
+    I->prof.on = on;
 }
 
 typedef struct Row {
@@ -119,18 +123,18 @@ static void print_table(const Row *rows, int n, bool kernels, double ms) {
  * cleanup stack, value.h, runs this when the error unwinds past it). */
 static void profile_restore(Interp *I, void *was) {
     depth--;
-    I->profile = was != NULL;
+    I->prof.on = was != NULL;
 }
 
 Value rt_profile_block(Interp *I, Env *env, const AstNode *n, Value *ret, Flow *fl, bool print) {
-    bool was = I->profile;
+    bool was = I->prof.on;
     int slot = depth < MAX_DEPTH ? depth : MAX_DEPTH - 1;
     depth++;
     int mark = rt_owned_mark(I);
     rt_own_restore(I, profile_restore, was ? I : NULL);
-    I->profile = true;
+    I->prof.on = true;
     rt_realize_all(I); /* what came before is not part of the block */
-    RtProfile before = I->prof;
+    RtProfile before = I->prof.table;
     snapshot(I, slot);
     rt_mem_peak_reset();
     double t0 = now_s();
@@ -145,18 +149,18 @@ Value rt_profile_block(Interp *I, Env *env, const AstNode *n, Value *ret, Flow *
     double ms = (now_s() - t0) * 1e3;
     double peak_mb = (double)rt_mem_peak() / 1e6;
     depth--;
-    I->profile = was;
+    I->prof.on = was;
     RtProfile d;
     int64_t flops = 0, bytes = 0;
     for (int op = 0; op < OP__COUNT; op++) {
-        d.seconds[op] = I->prof.seconds[op] - before.seconds[op];
-        d.calls[op] = I->prof.calls[op] - before.calls[op];
-        d.flops[op] = I->prof.flops[op] - before.flops[op];
-        d.bytes[op] = I->prof.bytes[op] - before.bytes[op];
+        d.seconds[op] = I->prof.table.seconds[op] - before.seconds[op];
+        d.calls[op] = I->prof.table.calls[op] - before.calls[op];
+        d.flops[op] = I->prof.table.flops[op] - before.flops[op];
+        d.bytes[op] = I->prof.table.bytes[op] - before.bytes[op];
         flops += d.flops[op];
         bytes += d.bytes[op];
     }
-    if (!was) I->prof = before; /* --profile off: the block's numbers are its own */
+    if (!was) I->prof.table = before; /* --profile off: the block's numbers are its own */
     int nk, no;
     Row *krows = kernel_rows(I, slot, &nk);
     Row *orows = op_rows(&d, &no);

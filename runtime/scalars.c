@@ -22,8 +22,8 @@
 #include <string.h>
 
 int rt_scalar_node(Interp *I, DType dt, double x, bool literal) {
-    if (literal || I->scalar_consts)
-        return rt_check_node(I, ir_const(&I->g, dt, shape_scalar(), x, I->loc));
+    if (literal || I->ev.scalar_consts)
+        return rt_check_node(I, ir_const(&I->lz.g, dt, shape_scalar(), x, I->ev.loc));
     Tensor *t = rt_tensor_scalar(I, dt, x); /* converted as the CONST would be */
     int id = rt_node(I, t);
     rt_release(I, vtensor(t)); /* the graph keeps the buffer bound to its node */
@@ -35,8 +35,8 @@ int rt_scalar_node(Interp *I, DType dt, double x, bool literal) {
  * the ints; the movement ops fuse into the JIT's gather, which then reads
  * only that row. */
 int rt_index_ints(Interp *I, int x, const IrSliceDim *dims, const bool *drop, int ndims) {
-    if (I->scalar_consts) return -1;
-    IrGraph *g = &I->g;
+    if (I->ev.scalar_consts) return -1;
+    IrGraph *g = &I->lz.g;
     const Shape sh = ir_node(g, x)->shape;
     IrSliceDim rest[IR_MAXDIM] = {0};
     int perm[IR_MAXDIM], nint = 0, nperm = 0;
@@ -58,16 +58,16 @@ int rt_index_ints(Interp *I, int x, const IrSliceDim *dims, const bool *drop, in
     for (int k = 0; k < sh.ndim; k++)
         if (k >= ndims || !drop[k]) perm[nperm++] = k;
     int r = x;
-    if (sliced) r = rt_check_node(I, ir_slice(g, r, rest, ndims, I->loc));
+    if (sliced) r = rt_check_node(I, ir_slice(g, r, rest, ndims, I->ev.loc));
     bool identity = true;
     for (int k = 0; k < sh.ndim; k++) identity = identity && perm[k] == k;
-    if (!identity) r = rt_check_node(I, ir_permute(g, r, perm, I->loc));
+    if (!identity) r = rt_check_node(I, ir_permute(g, r, perm, I->ev.loc));
     if (nint != 1) {
         Shape ps = ir_node(g, r)->shape, s = {0};
         s.d[s.ndim++] = rows;
         for (int k = nint; k < ps.ndim; k++) s.d[s.ndim++] = ps.d[k];
-        r = rt_check_node(I, ir_reshape(g, r, s, I->loc));
+        r = rt_check_node(I, ir_reshape(g, r, s, I->ev.loc));
     }
     int idx = rt_scalar_node(I, TY_I32, (double)flat, false);
-    return rt_check_node(I, ir_gather(g, r, idx, I->loc));
+    return rt_check_node(I, ir_gather(g, r, idx, I->ev.loc));
 }

@@ -130,11 +130,11 @@ Tensor *rt_tensor_from_buf(Interp *I, DType dt, Shape s, Buffer *buf) {
 }
 
 Tensor *rt_tensor_lazy(Interp *I, int id) {
-    TT_ASSERT(id >= 0 && id < I->g.n);
-    const IrNode *n = ir_node(&I->g, id);
+    TT_ASSERT(id >= 0 && id < I->lz.g.n);
+    const IrNode *n = ir_node(&I->lz.g, id);
     Tensor *t = tensor_alloc(I, n->dtype, n->shape);
     t->node = id;
-    t->node_gen = I->gen;
+    t->node_gen = I->lz.gen;
     rt_lazy_link(I, t);
     return t;
 }
@@ -158,40 +158,40 @@ Tensor *rt_tensor_scalar(Interp *I, DType dt, double x) {
 }
 
 void rt_lazy_link(Interp *I, Tensor *t) {
-    if (t->lazy_prev || t->lazy_next || I->lazy == t) return;
-    t->lazy_next = I->lazy;
-    if (I->lazy) I->lazy->lazy_prev = t;
-    I->lazy = t;
+    if (t->lazy_prev || t->lazy_next || I->lz.lazy == t) return;
+    t->lazy_next = I->lz.lazy;
+    if (I->lz.lazy) I->lz.lazy->lazy_prev = t;
+    I->lz.lazy = t;
 }
 
 void rt_lazy_unlink(Interp *I, Tensor *t) {
-    if (!(t->lazy_prev || t->lazy_next || I->lazy == t)) return;
+    if (!(t->lazy_prev || t->lazy_next || I->lz.lazy == t)) return;
     if (t->lazy_prev)
         t->lazy_prev->lazy_next = t->lazy_next;
     else
-        I->lazy = t->lazy_next;
+        I->lz.lazy = t->lazy_next;
     if (t->lazy_next) t->lazy_next->lazy_prev = t->lazy_prev;
     t->lazy_prev = t->lazy_next = NULL;
 }
 
 void rt_register_param(Interp *I, Tensor *t) {
     t->requires_grad = true;
-    TT_VEC_PUSH(I->params, I->nparams, I->capparams, t);
+    TT_VEC_PUSH(I->lz.params, I->lz.nparams, I->lz.capparams, t);
 }
 
 static void unregister_param(Interp *I, Tensor *t) {
-    for (int i = I->nparams - 1; i >= 0; i--) {
-        if (I->params[i] == t) {
-            memmove(&I->params[i], &I->params[i + 1],
-                    (size_t)(I->nparams - i - 1) * sizeof *I->params);
-            I->nparams--;
+    for (int i = I->lz.nparams - 1; i >= 0; i--) {
+        if (I->lz.params[i] == t) {
+            memmove(&I->lz.params[i], &I->lz.params[i + 1],
+                    (size_t)(I->lz.nparams - i - 1) * sizeof *I->lz.params);
+            I->lz.nparams--;
             return;
         }
     }
 }
 
 void rt_tensor_free(Interp *I, Tensor *t) {
-    if (!I->freeing) {
+    if (!I->ev.freeing) {
         rt_lazy_unlink(I, t);
         if (t->requires_grad) unregister_param(I, t);
         if (t->grad) rt_release(I, vtensor(t->grad));

@@ -1,7 +1,7 @@
 /* value.c - heap objects: allocation, reference counting, the list of all
  * objects, strings, lists, records, interning, conversions and printing.
  *
- * Every object is linked into I->objects when allocated (Lua's allgc), so
+ * Every object is linked into I->ev.objects when allocated (Lua's allgc), so
  * rt_free_interp can free what an error (a longjmp past the owners of some
  * references) or a reference cycle left behind.
  */
@@ -27,8 +27,8 @@ static uint32_t str_hash(const char *s) {
 }
 
 const char *rt_intern(Interp *I, const char *s) {
-    if (!I->intern) I->intern = tt_xcalloc(1, sizeof(Intern));
-    Intern *t = I->intern;
+    if (!I->ev.intern) I->ev.intern = tt_xcalloc(1, sizeof(Intern));
+    Intern *t = I->ev.intern;
     if (2 * (t->n + 1) > t->cap) {
         int cap = t->cap ? 2 * t->cap : 256;
         char **slots = tt_xcalloc((size_t)cap, sizeof *slots);
@@ -53,12 +53,12 @@ const char *rt_intern(Interp *I, const char *s) {
 }
 
 static void intern_free(Interp *I) {
-    Intern *t = I->intern;
+    Intern *t = I->ev.intern;
     if (!t) return;
     for (int i = 0; i < t->cap; i++) free(t->slots[i]);
     free(t->slots);
     free(t);
-    I->intern = NULL;
+    I->ev.intern = NULL;
 }
 
 /* -- objects -- */
@@ -68,9 +68,9 @@ void *rt_alloc_obj(Interp *I, ValKind kind, size_t size) {
     Obj *o = tt_xcalloc(1, size);
     o->kind = kind;
     o->refcount = 1;
-    o->gc_next = I->objects;
-    if (I->objects) I->objects->gc_prev = o;
-    I->objects = o;
+    o->gc_next = I->ev.objects;
+    if (I->ev.objects) I->ev.objects->gc_prev = o;
+    I->ev.objects = o;
     return o;
 }
 
@@ -83,7 +83,7 @@ static void obj_unlink(Interp *I, Obj *o) {
     if (o->gc_prev)
         o->gc_prev->gc_next = o->gc_next;
     else
-        I->objects = o->gc_next;
+        I->ev.objects = o->gc_next;
     if (o->gc_next) o->gc_next->gc_prev = o->gc_prev;
 }
 
@@ -170,7 +170,7 @@ static void obj_clear(Interp *I, Obj *o, Obj **dead) {
 }
 
 void rt_release(Interp *I, Value v) {
-    if (!is_obj(v) || I->freeing) return;
+    if (!is_obj(v) || I->ev.freeing) return;
     /* A release from inside obj_clear (a closure's scope dropping its
      * values) runs a loop of its own, finished before that scope is gone. */
     Obj *dead = NULL;
@@ -184,16 +184,16 @@ void rt_release(Interp *I, Value v) {
 }
 
 void rt_free_all_objects(Interp *I) {
-    I->freeing = true;
-    for (Obj *o = I->objects, *next; o; o = next) {
+    I->ev.freeing = true;
+    for (Obj *o = I->ev.objects, *next; o; o = next) {
         next = o->gc_next;
         obj_clear(I, o, NULL);
     }
-    for (Obj *o = I->objects, *next; o; o = next) {
+    for (Obj *o = I->ev.objects, *next; o; o = next) {
         next = o->gc_next;
         free(o);
     }
-    I->objects = NULL;
+    I->ev.objects = NULL;
     intern_free(I);
 }
 

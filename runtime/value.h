@@ -6,7 +6,7 @@
  * error left behind.
  *
  * Tensors are lazy: an operation on tensors appends nodes to the interpreter's
- * lazy graph (I->g) and returns a tensor that only names its node. A tensor
+ * lazy graph (I->lz.g) and returns a tensor that only names its node. A tensor
  * is realized when its value is needed (print, item, a branch, the end of an
  * optimizer step): every live lazy tensor becomes an output of one execution
  * graph, which the current backend runs (lazy.c).
@@ -19,6 +19,12 @@
 #include "ast.h"
 #include "ir.h"
 #include "kernels.h"
+
+#include "capture_state.h"
+#include "config.h"
+#include "exec.h"
+#include "lazy.h"
+#include "profile.h"
 
 typedef struct Interp Interp;
 
@@ -113,13 +119,13 @@ typedef struct Tensor {
     DType dtype;
     Shape shape;
     Buffer *buf; /* realized data, or NULL while lazy */
-    int node;    /* node in I->g when node_gen == I->gen, else -1 */
+    int node;    /* node in I->lz.g when node_gen == I->lz.gen, else -1 */
     uint64_t node_gen;
     bool requires_grad;                   /* a model parameter */
     struct Tensor *grad;                  /* filled by backward(); NULL when none */
     const char *name;                     /* parameter path such as "fc1.w" (interned), or NULL */
     struct Tensor *mask;                  /* prune(): 0/1, re-applied by optimizer steps, or NULL */
-    struct Tensor *lazy_prev, *lazy_next; /* I->lazy list while buf == NULL */
+    struct Tensor *lazy_prev, *lazy_next; /* I->lz.lazy list while buf == NULL */
     uint64_t serial; /* creation order (capture.c: made by a recorded call or before it) */
 } Tensor;
 
@@ -214,36 +220,16 @@ typedef struct Owned {
     void (*restore)(Interp *I, void *arg); /* OWN_RESTORE: puts saved state back */
 } Owned;
 
-struct Interp {
+/* The evaluator's state: what the evaluator's files (eval.h) and the
+ * builtins share while a script runs. */
+typedef struct EvalState {
     Arena ast_arena; /* ASTs of the script, the prelude and REPL entries */
     Env *globals;
-
-    /* the lazy graph */
-    IrGraph g;
-    Buffer **node_buf; /* per node of g: realized data (retained) or NULL */
-    int node_buf_cap;
-    /* rt_realize_all's scratch, per node of g (node_buf_cap long): the walk
-     * visits only what the lazy tensors reach, never all of g */
-    uint32_t *rz_seen; /* == rz_stamp: visited by the current walk */
-    int *rz_map;       /* the node's id in the execution graph */
-    uint32_t rz_stamp;
-    size_t node_buf_bytes; /* the data node_buf holds (shared with tensors or not) */
-    size_t node_buf_sweep; /* node_buf_bytes at which a realization sweeps (lazy.c) */
-    uint64_t gen;          /* bumped each time g is cleared */
-    Tensor *lazy;          /* list of live tensors that have no data yet */
-
-    Tensor **params; /* every live parameter tensor (not retained) */
-    int nparams, capparams;
-
-    int backend; /* the one graphs run on: its index in the registry (backend.h) */
-    struct TtBackend *backends[TT_BACKEND_MAX]; /* each opened on first use (exec.c);
-                                                   runs and seconds: tt_backend_stats */
-    int opt_level;                              /* -O0..-O3 for the JIT (default 2) */
-    bool profile;                               /* --profile: per-op table at exit */
-    RtProfile prof;
-    bool quiet;
-    uint64_t seed; /* --seed, default 0 */
-    Rng rng;       /* the global generator (randn without seed=) */
+    int nbuiltins;           /* globals' first nbuiltins names are the builtins and
+                                the standard library's (a `let` of one warns) */
+    struct Modules *modules; /* every file imported so far, by canonical path (import.c) */
+    Rng rng;                 /* the global generator (randn without seed=) */
+    bool training;           /* train(net)/eval(net); default true; Dropout reads it */
 
     /* numbers that flow into tensor code (scalars.c) */
     bool scalar_consts;    /* they become CONST nodes, never inputs: ttc's traced graph
@@ -258,42 +244,36 @@ struct Interp {
                                 bench() prints its summary when it is that call */
     CallFrame *frames;
     int nframes, capframes;
+    int depth; /* call depth, to report runaway recursion as an error */
     /* the cleanup stack (cleanup.c): references, memory and saved state the
      * evaluator's C frames hold, released by the error boundary they
      * longjmp to (run_text: a file, a REPL entry) */
     Owned *owned;
     int nowned, capowned;
 
-    Obj *objects; /* every live object (gc list) */
-    const char *stdlib_dir;
-    /* -- imports (import.c) -- */
-    struct Modules *modules; /* every file imported so far, by canonical path */
-    int nbuiltins;           /* I->globals' first nbuiltins names are the builtins and
-                                the standard library's (a `let` of one warns) */
-
-    /* -- added by the evaluator (value.c, eval*.c, lazy.c) -- */
-    bool training;         /* train(net)/eval(net); default true; Dropout reads it */
-    bool dump_fuse;        /* --dump=fuse: the kernels (fusion groups) of each JIT compile */
-    bool dump_loops;       /* --dump=loops: the loop IR of each JIT compile */
-    bool dump_graph;       /* --dump=graph: ir_print each execution graph before it runs */
-    bool dump_kvcache;     /* --dump=kvcache: the decode graph generate() derives (kvdecode.c) */
-    bool dump_quant;       /* --dump=quant: ir_print each graph the quantization pass writes */
-    int threads;           /* the JIT's threads (--threads=N); 0: all online cores */
-    int depth;             /* call depth, to report runaway recursion as an error */
+    Obj *objects;          /* every live object (gc list) */
     Env *envs;             /* every live scope, so rt_free_interp frees cycles */
     bool freeing;          /* inside rt_free_interp: rt_release does nothing */
-    int nexec;             /* execution graphs run so far (tests, --dump) */
     struct Intern *intern; /* the interned strings of rt_intern (value.c) */
-    /* captured calls (capture.c, spec/jit.md "Captured calls") */
-    bool capture;                /* on unless TT_CAPTURE=0 or ttrun --no-capture */
-    struct RtCapture *cap;       /* keys and records, made on first use */
-    struct CapRecorder *cap_rec; /* the call being recorded, or NULL */
-    bool cap_bench;              /* bench() is running f: its results are discarded */
+} EvalState;
+
+/* The interpreter: the state each part owns, in that part's header. */
+struct Interp {
+    EvalState ev;       /* the evaluator (above) */
+    LazyGraph lz;       /* the lazy graph (lazy.h) */
+    RtBackends be;      /* the backends graphs run on (exec.h) */
+    RtProfiler prof;    /* per-op profiling (profile.h) */
+    RtConfig cfg;       /* flags and options (config.h) */
+    RtCaptureState cap; /* captured calls (capture_state.h) */
 };
 
 /* -- lifetime -- */
 Interp *rt_new_interp(void);
 void rt_free_interp(Interp *I); /* frees every object, buffer and the graph */
+/* train(net)/eval(net) for the whole interpreter (ttc: inference). */
+void rt_set_training(Interp *I, bool on);
+/* Numbers in tensor code become CONST nodes, never inputs (ttc's traces). */
+void rt_set_scalar_consts(Interp *I, bool on);
 
 /* Loads every lang/std/NAME.tt into the globals (called by rt_new_interp). */
 void rt_load_prelude(Interp *I);
@@ -310,12 +290,12 @@ int rt_run_definitions(Interp *I, const char *path);
 
 /* -- errors -- */
 
-/* Reports "file:line:col: error: ..." at I->loc, then a note for each model
- * call on the chain (innermost first), then longjmps to I->on_error. */
+/* Reports "file:line:col: error: ..." at I->ev.loc, then a note for each model
+ * call on the chain (innermost first), then longjmps to I->ev.on_error. */
 _Noreturn void rt_error(Interp *I, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 _Noreturn void rt_error_at(Interp *I, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Where the user's code asked for what is being evaluated: I->loc, or,
+/* Where the user's code asked for what is being evaluated: I->ev.loc, or,
  * inside the standard library (files std/...), the call site of the
  * innermost call made from outside it. Nodes that can fail on their data
  * (an index out of range, reported when the graph runs, after the calls
@@ -334,10 +314,10 @@ SrcLoc rt_user_loc(Interp *I);
  * entry above its mark is released, freed or restored, newest first, as
  * Lua's error handling closes to-be-closed variables. */
 static inline int rt_owned_mark(const Interp *I) {
-    return I->nowned;
+    return I->ev.nowned;
 }
 static inline void rt_owned_pop(Interp *I, int mark) {
-    I->nowned = mark;
+    I->ev.nowned = mark;
 }
 void rt_own_push(Interp *I, Owned o);
 static inline void rt_own(Interp *I, Value v) { /* v: a reference the caller owns */
@@ -413,7 +393,7 @@ Tensor *rt_to_tensor(Interp *I, Value v, const char *what); /* numbers become 0-
 
 /* (scalars.c) */
 /* The node of the number x used as a 0-d dt operand of tensor code. A
- * literal in the source (and every number while I->scalar_consts) is a
+ * literal in the source (and every number while I->ev.scalar_consts) is a
  * CONST, folded into the compiled code; any other number (a loop index, a
  * position, a learning rate) is a 0-d INPUT bound to a buffer holding x, so
  * the execution graph's structure, and the JIT's compiled code, do not
@@ -429,7 +409,7 @@ Tensor *rt_tensor_new(Interp *I, DType dt, Shape s);
 Tensor *rt_tensor_uninit(Interp *I, DType dt, Shape s);
 /* A realized tensor sharing buf (retained). */
 Tensor *rt_tensor_from_buf(Interp *I, DType dt, Shape s, Buffer *buf);
-/* A lazy tensor naming node `id` of I->g. */
+/* A lazy tensor naming node `id` of I->lz.g. */
 Tensor *rt_tensor_lazy(Interp *I, int id);
 static inline Value vtensor(Tensor *t) {
     return vobj(&t->obj);
@@ -438,7 +418,7 @@ static inline Value vtensor(Tensor *t) {
 /* The node of t in the lazy graph, adding an INPUT bound to its data if t
  * is realized and not yet in the current graph. */
 int rt_node(Interp *I, Tensor *t);
-/* Checks the result of an ir_* builder: on -1 reports I->g.err at I->loc
+/* Checks the result of an ir_* builder: on -1 reports I->lz.g.err at I->ev.loc
  * (with the model call chain) and longjmps. */
 int rt_check_node(Interp *I, int id);
 
@@ -479,7 +459,7 @@ Value rt_parameters(Interp *I, Value m, bool named);
 /* The (path, tensor) tuples of every parameter and buffer of m, in
  * declaration order: what save and load read and write. */
 Value rt_state_tensors(Interp *I, Value m, const char *fn);
-/* Added: prints the per-op table of I->prof (ttrun --profile, profile {}). */
+/* Added: prints the per-op table of I->prof.table (ttrun --profile, profile {}). */
 void rt_print_profile(Interp *I, FILE *out, const RtProfile *p);
 
 /* -- calling -- */
@@ -531,7 +511,7 @@ static inline bool rt_given(Value v) {
     return !(v.kind == V_NONE && v.i == -1);
 }
 
-/* Registers every builtin function into I->globals (builtins_core.c), which
+/* Registers every builtin function into I->ev.globals (builtins_core.c), which
  * calls the registration function of each builtins_*.c file: */
 void rt_register_builtins(Interp *I);
 void rt_register_tensor_builtins(Interp *I); /* builtins_tensor.c */

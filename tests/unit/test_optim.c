@@ -151,12 +151,12 @@ Test(optim_step, one_graph_per_step) {
     run(problem);
     run("let opt = Adam(net, lr=0.01)\n");
     for (int i = 0; i < 3; i++) {
-        int before = I->nexec;
+        int before = I->lz.nexec;
         char src[256];
         snprintf(src, sizeof src,
                  "let loss = mse(net(xs[%d]), ts[%d])\nbackward(loss)\nopt.step()\n", i, i);
         run(src);
-        cr_expect_eq(I->nexec - before, 1, "step %d ran %d graphs", i, I->nexec - before);
+        cr_expect_eq(I->lz.nexec - before, 1, "step %d ran %d graphs", i, I->lz.nexec - before);
     }
 }
 
@@ -171,10 +171,10 @@ static char *capture_steps(const char *make) {
     cr_assert_not_null(tmp);
     int saved = dup(1);
     dup2(fileno(tmp), 1);
-    I->dump_graph = true;
+    I->cfg.dump_graph = true;
     for (int i = 0; i < 3; i++)
         run("let loss = mse(net(xs[0]), ts[0])\nbackward(loss)\nopt.step()\n");
-    I->dump_graph = false;
+    I->cfg.dump_graph = false;
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
