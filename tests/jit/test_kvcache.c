@@ -1,5 +1,5 @@
 /* test_kvcache.c - generate() with the KV-cache pass (compiler/kvcache.c,
- * runtime/kvdecode.c): cached and uncached generation give the same tokens
+ * runtime/graph/kvdecode.c): cached and uncached generation give the same tokens
  * on both backends; decoding compiles a fixed number of graphs whatever the
  * prompt length and the number of tokens; the pass refuses what is not
  * position-wise (and generation still works, by recomputation); each step

@@ -1,5 +1,5 @@
 /* test_scalar_inputs.c - numbers that flow into tensor code are runtime
- * inputs of the graph (runtime/scalars.c): a loop over indices, positions or
+ * inputs of the graph (runtime/graph/scalars.c): a loop over indices, positions or
  * learning rates compiles a handful of graphs whatever its length, and gives
  * the same numbers on both backends.
  *

@@ -12,7 +12,7 @@
  * %3 binds it as an input instead of recomputing it.
  */
 #include "capture.h"
-#include "eval.h"
+#include "graph.h"
 #include "trace.h"
 
 #include <stdio.h>

@@ -1,7 +1,7 @@
-/* kvdecode.h - the runtime side of KV caching (runtime/kvdecode.c): traces a
+/* kvdecode.h - the runtime side of KV caching (runtime/graph/kvdecode.c): traces a
  * model's forward, asks the pass (compiler/kvcache.h) for the decode graph,
  * and runs it one token at a time with the caches it owns. generate()
- * (runtime/builtins_generate.c) is its user.
+ * (runtime/lib/builtins_generate.c) is its user.
  */
 #ifndef TT_KVDECODE_H
 #define TT_KVDECODE_H

@@ -382,6 +382,8 @@ bool rt_truthy(Interp *I, Value v);  /* realizes one-element tensors */
  * tensor([[1., 2.], ...], f32[2, 2]) */
 void rt_format(Interp *I, Value v, StrBuf *out, bool repr);
 
+/* Python repr of a float: 0.1, 1.0, 1e-05 (fmt.c). */
+void rt_format_float(double x, StrBuf *out);
 /* Conversions that raise rt_error with a message naming `what`. */
 int64_t rt_to_int(Interp *I, Value v, const char *what);
 double rt_to_float(Interp *I, Value v, const char *what);

@@ -15,7 +15,7 @@
  */
 #include "kvdecode.h"
 
-#include "eval.h"
+#include "graph.h"
 
 #include <setjmp.h>
 #include <stdio.h>

@@ -16,7 +16,7 @@
  * an input instead (XLA's dynamic_slice, from ops that already exist, with
  * their reference kernels, JIT lowering and gradients).
  */
-#include "eval.h"
+#include "graph.h"
 
 #include <math.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * runtime/ asks which backend is active, only what it can do (caps).
  */
 #include "capture.h"
-#include "eval.h"
+#include "graph.h"
 #include "trace.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* tensor.c - data buffers, tensor objects, NumPy-style tensor printing. */
 #include "capture.h"
-#include "eval.h"
+#include "graph.h"
 #include "bufalloc.h"
 
 #include <math.h>
