@@ -90,7 +90,7 @@ static int emit_graph(const TtcOptions *o, Emit what) {
         return 1;
     }
     jmp_buf jb;
-    I->ev.on_error = &jb;
+    rt_set_on_error(I, &jb);
     if (setjmp(jb)) {
         rt_free_interp(I);
         return 1;

@@ -39,7 +39,7 @@ typedef struct TtcModel {
 
 /* Builds o->model from o->file with the -D constructor arguments (the
  * others default) and the seed; loads o->weights when given (load() checks
- * and lists every mismatch). Must run under a setjmp of I->ev.on_error, which
+ * and lists every mismatch). Must run under a setjmp set with rt_set_on_error, which
  * the caller set: rt_error ends there. False after printing an error. */
 bool ttc_build_model(const TtcOptions *o, Interp *I, TtcModel *M);
 

@@ -714,7 +714,7 @@ int ttc_aot(const TtcOptions *o) {
     M.I = I;
     volatile int rc = 1;
     jmp_buf jb;
-    I->ev.on_error = &jb;
+    rt_set_on_error(I, &jb);
     if (setjmp(jb) == 0) rc = compile_model(o, &M, T, &ntraced, &W);
     free_traced(T, ntraced);
     for (int i = 0; i < W.n; i++) {
@@ -734,7 +734,7 @@ int ttc_dot(const TtcOptions *o) {
     if (!I) return 1;
     volatile int rc = 1;
     jmp_buf jb;
-    I->ev.on_error = &jb;
+    rt_set_on_error(I, &jb);
     TtcModel M;
     IrGraph E = {0};
     volatile bool traced = false;

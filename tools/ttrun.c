@@ -113,8 +113,7 @@ static void repl_ir(Interp *I, const char *expr) {
             printf("%s is not a tensor (it is %s): it has no graph\n", expr, rt_type_name(v));
         } else {
             jmp_buf jb;
-            jmp_buf *saved = I->ev.on_error;
-            I->ev.on_error = &jb;
+            jmp_buf *saved = rt_set_on_error(I, &jb);
             if (setjmp(jb) == 0) {
                 int out = rt_node(I, (Tensor *)v.o);
                 IrGraph E;
@@ -122,7 +121,7 @@ static void repl_ir(Interp *I, const char *expr) {
                 ir_print(stdout, &E);
                 ir_free(&E);
             }
-            I->ev.on_error = saved;
+            rt_set_on_error(I, saved);
         }
         rt_release(I, v);
         rt_run_source(I, "<:ir>", "let __ir__ = none\n", 17, false);

@@ -290,6 +290,10 @@ int rt_run_definitions(Interp *I, const char *path);
 
 /* -- errors -- */
 
+/* rt_error longjmps to jb from now on (NULL: nowhere yet); returns the
+ * previous target (interp.c). A caller that catches errors sets it around
+ * its setjmp and puts the previous one back. */
+jmp_buf *rt_set_on_error(Interp *I, jmp_buf *jb);
 /* Reports "file:line:col: error: ..." at I->ev.loc, then a note for each model
  * call on the chain (innermost first), then longjmps to I->ev.on_error. */
 _Noreturn void rt_error(Interp *I, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -75,6 +75,12 @@ void rt_configure(Interp *I, const RtConfig *c) {
     rng_seed(&I->ev.rng, c->seed);
 }
 
+jmp_buf *rt_set_on_error(Interp *I, jmp_buf *jb) {
+    jmp_buf *was = I->ev.on_error;
+    I->ev.on_error = jb;
+    return was;
+}
+
 void rt_set_training(Interp *I, bool on) {
     I->ev.training = on;
 }

@@ -45,8 +45,8 @@ static bool cacheable(Interp *I, const char *name, int64_t ctx, char *why, size_
     Value *m = env_find_local(I->ev.globals, name);
     cr_assert(m, "no global '%s'", name);
     KvDecoder kd;
-    jmp_buf jb, *saved = I->ev.on_error;
-    I->ev.on_error = &jb;
+    jmp_buf jb;
+    jmp_buf *saved = rt_set_on_error(I, &jb);
     bool ok = false;
     if (setjmp(jb) == 0) {
         ok = kv_decoder_init(I, *m, 1, ctx, &kd, why, n);
@@ -54,7 +54,7 @@ static bool cacheable(Interp *I, const char *name, int64_t ctx, char *why, size_
     } else {
         cr_assert_fail("kv_decoder_init raised an error");
     }
-    I->ev.on_error = saved;
+    rt_set_on_error(I, saved);
     return ok;
 }
 
@@ -216,8 +216,8 @@ static void check_in_place(const char *be) {
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
     diag_set_stream(mem);
-    jmp_buf jb, *saved = I->ev.on_error;
-    I->ev.on_error = &jb;
+    jmp_buf jb;
+    jmp_buf *saved = rt_set_on_error(I, &jb);
     volatile bool raised = false;
     if (setjmp(jb) == 0) {
         int32_t tok = 1;
@@ -225,7 +225,7 @@ static void check_in_place(const char *be) {
     } else {
         raised = true;
     }
-    I->ev.on_error = saved;
+    rt_set_on_error(I, saved);
     diag_set_stream(stderr);
     fclose(mem);
     cr_expect(raised, "position 6 of a 6-row cache ran");

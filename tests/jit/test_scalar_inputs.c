@@ -28,7 +28,7 @@ static Run run_on(const char *b, bool consts, const char *fmt, int n) {
     snprintf(src, sizeof src, fmt, n);
     Interp *I = rt_new_interp();
     rt_set_backend(I, b);
-    I->ev.scalar_consts = consts;
+    rt_set_scalar_consts(I, consts);
     int rc = rt_run_source(I, "<test>", src, strlen(src), false);
     cr_assert_eq(rc, 0, "program failed:\n%s", src);
     Run r = {0};

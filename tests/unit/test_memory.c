@@ -75,10 +75,10 @@ Test(memory, failing_profile_block_turns_profiling_back_off) {
     cr_assert_eq(fixture_run("profile { let x = 1\n profile { let y = [1] + 1 } }"), 1);
     cr_expect(!I->prof.on);
     /* --profile on: stays on */
-    I->prof.on = true;
+    rt_set_profiling(I, true);
     cr_assert_eq(fixture_run("profile { let y = [1] + 1 }"), 1);
     cr_expect(I->prof.on, "--profile was turned off by a failing block");
-    I->prof.on = false;
+    rt_set_profiling(I, false);
     /* a block after the failures still measures */
     cr_assert_eq(fixture_run("let p = profile { let a = item(sum(ones([8]) * 2)) }\n"
                              "let ok = p.ms >= 0"),

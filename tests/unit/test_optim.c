@@ -171,10 +171,13 @@ static char *capture_steps(const char *make) {
     cr_assert_not_null(tmp);
     int saved = dup(1);
     dup2(fileno(tmp), 1);
-    I->cfg.dump_graph = true;
+    RtConfig cfg = *rt_config(I);
+    cfg.dump_graph = true;
+    rt_configure(I, &cfg);
     for (int i = 0; i < 3; i++)
         run("let loss = mse(net(xs[0]), ts[0])\nbackward(loss)\nopt.step()\n");
-    I->cfg.dump_graph = false;
+    cfg.dump_graph = false;
+    rt_configure(I, &cfg);
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
