@@ -104,7 +104,7 @@ typedef struct TtKernelProfile {
 enum {
     /* graphs are compiled once and cached: the stats' compile counters
      * mean something, and a caller that runs one graph again and again
-     * (captured calls, runtime/capture.c) gains from the entry of run */
+     * (captured calls, runtime/graph/capture.c) gains from the entry of run */
     TT_BACKEND_COMPILES = 1u << 0,
     TT_BACKEND_CAN_REPLAY = 1u << 1,
 };

@@ -267,27 +267,29 @@ typedef struct Step {
 static void run_step(void *ctx) {
     Step *s = ctx;
     jmp_buf jb;
-    s->I->on_error = &jb;
+    rt_set_on_error(s->I, &jb);
     if (setjmp(jb) != 0) exit(1);
     rt_release(s->I, rt_call(s->I, s->fn, NULL, 0, NULL, NULL, 0));
-    s->I->on_error = NULL;
+    rt_set_on_error(s->I, NULL);
 }
 
 static Step step_new(int threads) {
     Step s;
     s.I = rt_new_interp();
     rt_set_backend(s.I, "jit");
-    s.I->threads = threads;
-    s.I->quiet = true;
+    RtConfig cfg = *rt_config(s.I);
+    cfg.threads = threads;
+    cfg.quiet = true;
+    rt_configure(s.I, &cfg);
     if (rt_run_source(s.I, "cnn.tt", MODEL, strlen(MODEL), false) != 0) {
         fprintf(stderr, "bench_conv: the model program failed\n");
         exit(1);
     }
     jmp_buf jb;
-    s.I->on_error = &jb;
+    rt_set_on_error(s.I, &jb);
     if (setjmp(jb) != 0) exit(1);
     s.fn = rt_global(s.I, "step");
-    s.I->on_error = NULL;
+    rt_set_on_error(s.I, NULL);
     return s;
 }
 

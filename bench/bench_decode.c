@@ -41,9 +41,8 @@ static const int positions[NPOS] = {32, 64, 128, 256, 512};
 
 /* The standard library's TinyGPT (lang/std/30_transformer.tt): the model
  * generate() decodes, with the parameter names decode_torch.py loads. */
-static const char *MODEL =
-    "let m = TinyGPT(65, 128, 4, 4, 640)\n"
-    "eval(m)\n";
+static const char *MODEL = "let m = TinyGPT(65, 128, 4, 4, 640)\n"
+                           "eval(m)\n";
 
 /* CPU time of the process, not wall time: on a shared machine other
  * processes' load does not count, and with one thread it is the time the
@@ -82,9 +81,9 @@ static void forward(Interp *I, Value m, int t) {
 }
 
 static bool measure(Interp *I, int reps, Row *r) {
-    Value m = *env_find_local(I->globals, "m");
+    Value m = *env_find_local(I->ev.globals, "m");
     jmp_buf jb;
-    I->on_error = &jb;
+    rt_set_on_error(I, &jb);
     if (setjmp(jb)) {
         fprintf(stderr, "bench_decode: the model failed\n");
         return false;
@@ -123,7 +122,7 @@ static bool measure(Interp *I, int reps, Row *r) {
                     (long long)(rt_backend_stats(I).compiles - c0), positions[k]);
     }
     free(ts);
-    I->on_error = NULL;
+    rt_set_on_error(I, NULL);
     return true;
 }
 
@@ -260,7 +259,9 @@ int main(int argc, char **argv) {
     for (int b = naive ? 0 : 1; b < 2; b++) {
         Interp *I = rt_new_interp();
         rt_set_backend(I, b == 0 ? "naive" : "jit");
-        I->threads = threads;
+        RtConfig cfg = *rt_config(I);
+        cfg.threads = threads;
+        rt_configure(I, &cfg);
         if (rt_run_source(I, "decode.tt", MODEL, strlen(MODEL), false) != 0) return 1;
         if (b == 1) {
             char src[256];

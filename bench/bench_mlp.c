@@ -90,8 +90,10 @@ typedef struct TtCase {
 static Interp *tt_interp(const char *be, int threads) {
     Interp *I = rt_new_interp();
     rt_set_backend(I, be);
-    I->threads = threads;
-    I->quiet = true;
+    RtConfig cfg = *rt_config(I);
+    cfg.threads = threads;
+    cfg.quiet = true;
+    rt_configure(I, &cfg);
     if (rt_run_source(I, "mlp.tt", MODEL, strlen(MODEL), false) != 0) {
         fprintf(stderr, "bench_mlp: the model program failed\n");
         exit(1);
@@ -103,8 +105,8 @@ static Interp *tt_interp(const char *be, int threads) {
 static bool tt_call(void *ctx) {
     TtCase *c = ctx;
     Interp *I = c->I;
-    jmp_buf jb, *saved = I->on_error;
-    I->on_error = &jb;
+    jmp_buf jb;
+    jmp_buf *saved = rt_set_on_error(I, &jb);
     volatile bool ok = true; /* set after the longjmp */
     TtBackendStats s0 = rt_backend_stats(I);
     if (setjmp(jb) == 0) {
@@ -114,7 +116,7 @@ static bool tt_call(void *ctx) {
     } else {
         ok = false;
     }
-    I->on_error = saved;
+    rt_set_on_error(I, saved);
     TtBackendStats s1 = rt_backend_stats(I);
     c->exec_s += s1.seconds - s0.seconds;
     c->graphs += s1.runs - s0.runs;
@@ -125,10 +127,10 @@ static bool tt_call(void *ctx) {
 static TtCase tt_case(Interp *I, const char *fn, bool realize) {
     TtCase c = {I, VNONE, realize, 0, 0, 0};
     jmp_buf jb;
-    I->on_error = &jb;
+    rt_set_on_error(I, &jb);
     if (setjmp(jb) != 0) exit(1);
     c.fn = rt_global(I, fn);
-    I->on_error = NULL;
+    rt_set_on_error(I, NULL);
     return c;
 }
 

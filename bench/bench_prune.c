@@ -56,20 +56,20 @@ static double now_s(void) {
 
 static void call(Interp *I, Value fn) {
     jmp_buf jb;
-    I->on_error = &jb;
+    rt_set_on_error(I, &jb);
     if (setjmp(jb) != 0) exit(1); /* the error is on stderr */
     Value v = rt_call(I, fn, NULL, 0, NULL, NULL, 0);
     rt_realize_all(I);
     rt_release(I, v);
-    I->on_error = NULL;
+    rt_set_on_error(I, NULL);
 }
 
 static Value fn_of(Interp *I, const char *name) {
     jmp_buf jb;
-    I->on_error = &jb;
+    rt_set_on_error(I, &jb);
     if (setjmp(jb) != 0) exit(1);
     Value f = rt_global(I, name);
-    I->on_error = NULL;
+    rt_set_on_error(I, NULL);
     return f;
 }
 
@@ -104,8 +104,10 @@ int main(int argc, char **argv) {
     }
     Interp *I = rt_new_interp();
     rt_set_backend(I, naive ? "naive" : "jit");
-    I->threads = 1;
-    I->quiet = true;
+    RtConfig cfg = *rt_config(I);
+    cfg.threads = 1;
+    cfg.quiet = true;
+    rt_configure(I, &cfg);
     if (rt_run_source(I, "prune.tt", MODEL, strlen(MODEL), false) != 0) {
         fprintf(stderr, "bench_prune: the model program failed\n");
         return 1;

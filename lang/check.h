@@ -12,7 +12,7 @@
  *   - a `let` that shadows a builtin (a C builtin or a standard-library
  *     definition) gets a warning naming it;
  *   - `import` appears only at the top level; its names are known: the
- *     runtime's loader (runtime/import.c) has parsed and checked each
+ *     runtime's loader (runtime/eval/import.c) has parsed and checked each
  *     imported file and left its AST_PROGRAM in the import's `b`.
  *
  * Every problem is reported (diag_error / diag_warning); the result is the

@@ -83,14 +83,14 @@ typedef enum Emit { EMIT_IR, EMIT_LOOPS, EMIT_LLVM, EMIT_ASM } Emit;
 
 static int emit_graph(const TtcOptions *o, Emit what) {
     Interp *I = rt_new_interp();
-    I->scalar_consts = true; /* the trace's inputs: the forward's arguments, the parameters */
+    rt_set_scalar_consts(I, true); /* the trace's inputs: the forward's arguments, the parameters */
     int rc = rt_run_definitions(I, o->file);
     if (rc) {
         rt_free_interp(I);
         return 1;
     }
     jmp_buf jb;
-    I->on_error = &jb;
+    rt_set_on_error(I, &jb);
     if (setjmp(jb)) {
         rt_free_interp(I);
         return 1;

@@ -39,7 +39,7 @@ typedef struct TtcModel {
 
 /* Builds o->model from o->file with the -D constructor arguments (the
  * others default) and the seed; loads o->weights when given (load() checks
- * and lists every mismatch). Must run under a setjmp of I->on_error, which
+ * and lists every mismatch). Must run under a setjmp set with rt_set_on_error, which
  * the caller set: rt_error ends there. False after printing an error. */
 bool ttc_build_model(const TtcOptions *o, Interp *I, TtcModel *M);
 
@@ -50,8 +50,8 @@ int64_t ttc_dim_value(const TtcOptions *o, TtcModel *M, const AstNode *d, bool *
 
 /* Traces the forward with symbolic inputs shaped by the annotations (the
  * named dim `sym`, when not NULL, = rows) into E (outputs in order).
- * arg_node[i] receives forward argument i's input node in I->g, and
- * slot_node (g->ninputs long, malloc'd) each input slot's node in I->g.
+ * arg_node[i] receives forward argument i's input node in I->lz.g, and
+ * slot_node (g->ninputs long, malloc'd) each input slot's node in I->lz.g.
  * False after printing an error. */
 bool ttc_trace(const TtcOptions *o, TtcModel *M, const char *sym, int64_t rows, IrGraph *E,
                int *arg_node, int **slot_node);

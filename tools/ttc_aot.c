@@ -245,7 +245,7 @@ static bool trace_at(const TtcOptions *o, TtcModel *M, const char *sym, int64_t 
         for (int a = 0; a < nargs; a++)
             if (arg_node[a] == id) src = a;
         if (src < 0) {
-            Buffer *b = id < I->node_buf_cap ? I->node_buf[id] : NULL;
+            Buffer *b = id < I->lz.node_buf_cap ? I->lz.node_buf[id] : NULL;
             if (!b) {
                 fprintf(stderr, "ttc: error: input %d of the traced graph has no data\n", k);
                 ok = false;
@@ -583,10 +583,11 @@ static void free_traced(Traced *T, int n) {
 
 static Interp *open_interp(const TtcOptions *o) {
     Interp *I = rt_new_interp();
-    I->seed = (uint64_t)o->seed;
-    rng_seed(&I->rng, (uint64_t)o->seed);
-    I->training = false;     /* inference: Dropout off, BatchNorm's running statistics */
-    I->scalar_consts = true; /* the trace's inputs: the forward's arguments, the parameters */
+    RtConfig cfg = *rt_config(I);
+    cfg.seed = (uint64_t)o->seed;
+    rt_configure(I, &cfg);
+    rt_set_training(I, false);     /* inference: Dropout off, BatchNorm's running statistics */
+    rt_set_scalar_consts(I, true); /* the trace's inputs: the forward's arguments, the parameters */
     if (rt_run_definitions(I, o->file)) {
         rt_free_interp(I);
         return NULL;
@@ -713,7 +714,7 @@ int ttc_aot(const TtcOptions *o) {
     M.I = I;
     volatile int rc = 1;
     jmp_buf jb;
-    I->on_error = &jb;
+    rt_set_on_error(I, &jb);
     if (setjmp(jb) == 0) rc = compile_model(o, &M, T, &ntraced, &W);
     free_traced(T, ntraced);
     for (int i = 0; i < W.n; i++) {
@@ -733,7 +734,7 @@ int ttc_dot(const TtcOptions *o) {
     if (!I) return 1;
     volatile int rc = 1;
     jmp_buf jb;
-    I->on_error = &jb;
+    rt_set_on_error(I, &jb);
     TtcModel M;
     IrGraph E = {0};
     volatile bool traced = false;

@@ -23,7 +23,7 @@ bool ttc_lookup_define(const TtcOptions *o, const char *name, long long *v) {
 bool ttc_build_model(const TtcOptions *o, Interp *I, TtcModel *M) {
     memset(M, 0, sizeof *M);
     M->I = I;
-    Value *slot = env_find_local(I->globals, o->model);
+    Value *slot = env_find_local(I->ev.globals, o->model);
     if (!slot || slot->kind != V_MODELDEF) {
         fprintf(stderr, "ttc: error: %s defines no model '%s'\n", o->file, o->model);
         return false;
@@ -53,7 +53,7 @@ bool ttc_build_model(const TtcOptions *o, Interp *I, TtcModel *M) {
         sb_free(&missing);
         return false;
     }
-    I->loc = d->def->loc;
+    I->ev.loc = d->def->loc;
     M->net = rt_call(I, *slot, NULL, 0, kwn, kwv, nkw);
     M->m = (Model *)M->net.o;
     M->fwd = model_method(M->m, "forward");
@@ -65,12 +65,12 @@ bool ttc_build_model(const TtcOptions *o, Interp *I, TtcModel *M) {
         /* load(net, path) of the standard library: every name, shape and
          * dtype checked, every mismatch listed, nothing changed unless all
          * match */
-        Value *ld = env_find_local(I->globals, "load");
+        Value *ld = env_find_local(I->ev.globals, "load");
         if (!ld) {
             fprintf(stderr, "ttc: error: the builtin load() is missing\n");
             return false;
         }
-        I->loc = SRCLOC_NONE;
+        I->ev.loc = SRCLOC_NONE;
         Value args[2] = {M->net, rt_cstr(I, o->weights)};
         Value r = rt_call(I, *ld, args, 2, NULL, NULL, 0);
         rt_release(I, args[1]);
@@ -105,10 +105,10 @@ int64_t ttc_dim_value(const TtcOptions *o, TtcModel *M, const AstNode *d, bool *
     return r;
 }
 
-/* Input slots of the graph rt_extract_graph makes: the INPUT nodes of I->g
+/* Input slots of the graph rt_extract_graph makes: the INPUT nodes of I->lz.g
  * that the outputs reach, in node order. */
 static int *input_slots(Interp *I, const int *outs, int nout, int nslots) {
-    IrGraph *g = &I->g;
+    IrGraph *g = &I->lz.g;
     int n = g->n;
     char *needed = tt_xcalloc((size_t)(n ? n : 1), 1);
     for (int j = 0; j < nout; j++) needed[outs[j]] = 1;
@@ -161,9 +161,9 @@ bool ttc_trace(const TtcOptions *o, TtcModel *M, const char *sym, int64_t rows, 
             if (symbolic && sym && strcmp(dd->str, sym) == 0) v = rows;
             s.d[s.ndim++] = v;
         }
-        int id = ir_input(&I->g, dt, s, p->str, p->loc);
+        int id = ir_input(&I->lz.g, dt, s, p->str, p->loc);
         if (id < 0) {
-            fprintf(stderr, "ttc: error: %s\n", I->g.err);
+            fprintf(stderr, "ttc: error: %s\n", I->lz.g.err);
             free(args);
             return false;
         }
@@ -173,7 +173,7 @@ bool ttc_trace(const TtcOptions *o, TtcModel *M, const char *sym, int64_t rows, 
         t->name = rt_intern(I, p->str);
         args[i] = vtensor(t);
     }
-    I->loc = fwd->loc;
+    I->ev.loc = fwd->loc;
     Value out = rt_call(I, M->net, args, nin, NULL, NULL, 0);
     int outs[64], nout = 0;
     if (out.kind == V_TENSOR) {

@@ -113,8 +113,7 @@ static void repl_ir(Interp *I, const char *expr) {
             printf("%s is not a tensor (it is %s): it has no graph\n", expr, rt_type_name(v));
         } else {
             jmp_buf jb;
-            jmp_buf *saved = I->on_error;
-            I->on_error = &jb;
+            jmp_buf *saved = rt_set_on_error(I, &jb);
             if (setjmp(jb) == 0) {
                 int out = rt_node(I, (Tensor *)v.o);
                 IrGraph E;
@@ -122,7 +121,7 @@ static void repl_ir(Interp *I, const char *expr) {
                 ir_print(stdout, &E);
                 ir_free(&E);
             }
-            I->on_error = saved;
+            rt_set_on_error(I, saved);
         }
         rt_release(I, v);
         rt_run_source(I, "<:ir>", "let __ir__ = none\n", 17, false);
@@ -303,7 +302,7 @@ static int repl(Interp *I) {
         completion_interp = I;
         rl_completion_entry_function = complete_name;
         if (hist) read_history(hist);
-        if (!I->quiet) printf("tt %s - :help for help, :quit to leave\n", TT_VERSION);
+        if (!rt_config(I)->quiet) printf("tt %s - :help for help, :quit to leave\n", TT_VERSION);
     }
     ReplLines r = {0};
     StrBuf line = {0};
@@ -464,18 +463,19 @@ int main(int argc, char **argv) {
     /* Ctrl-C and SIGTERM (signals.h); the library never installs them.
      * After the prelude: an interrupt there would leave it half loaded. */
     rt_signals_install(!file);
-    I->seed = (uint64_t)seed;
-    rng_seed(&I->rng, (uint64_t)seed);
-    I->profile = profile;
-    I->dump_graph = dump_graph;
-    I->dump_fuse = dump_fuse;
-    I->dump_loops = dump_loops;
-    I->dump_quant = dump_quant;
-    I->dump_kvcache = dump_kvcache;
-    I->quiet = quiet;
-    if (no_capture) I->capture = false;
-    I->threads = threads;
-    I->opt_level = opt_level;
+    RtConfig cfg = *rt_config(I);
+    cfg.seed = (uint64_t)seed;
+    cfg.dump_graph = dump_graph;
+    cfg.dump_fuse = dump_fuse;
+    cfg.dump_loops = dump_loops;
+    cfg.dump_quant = dump_quant;
+    cfg.dump_kvcache = dump_kvcache;
+    cfg.quiet = quiet;
+    if (no_capture) cfg.capture = false;
+    cfg.threads = threads;
+    cfg.opt_level = opt_level;
+    rt_configure(I, &cfg);
+    rt_set_profiling(I, profile);
     rt_set_backend(I, backend); /* known: checked above */
     /* script arguments: a global list `args` */
     Value args = rt_list(I, 0);

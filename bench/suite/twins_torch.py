@@ -24,7 +24,7 @@ FASHION = "/usr/share/datasets/fashion-mnist/"
 
 
 def stats(ts):
-    """(median, ci95 half-width, min) in ms, as runtime/builtins_bench.c."""
+    """(median, ci95 half-width, min) in ms, as runtime/lib/builtins_bench.c."""
     t = sorted(x * 1e3 for x in ts)
     n = len(t)
     med = t[n // 2] if n % 2 else 0.5 * (t[n // 2 - 1] + t[n // 2])

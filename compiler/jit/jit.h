@@ -43,7 +43,7 @@ void jit_free(Jit *j);
 bool jit_run(Jit *j, const IrGraph *g, void *const *inputs, void *const *outputs, char *err,
              size_t errlen);
 /* jit_run for a caller that runs the same graph again and again (captured
- * calls, runtime/capture.c): *entry is the compiled entry a previous call
+ * calls, runtime/graph/capture.c): *entry is the compiled entry a previous call
  * found for g (-1 the first time: looked up by hash, compiled on a miss,
  * and remembered). A remembered entry compiled for other settings (threads,
  * profiling, convolution lowering) is looked up again. g must be the graph
@@ -117,7 +117,7 @@ void jit_set_profile(Jit *j, bool on);
  * graph (jit_set_profile) and every compile is reported to it as an event
  * [t0_ns, t1_ns] on CLOCK_MONOTONIC, on thread row tid (1: the caller's);
  * so is each thread's share of a parallel loop (tid 2..: the workers). The
- * runtime records them (runtime/trace.h); NULL: none. */
+ * runtime records them (runtime/io/trace.h); NULL: none. */
 typedef void (*JitTraceFn)(const char *name, const char *cat, double t0_ns, double t1_ns, int tid);
 void jit_set_trace(Jit *j, JitTraceFn fn);
 void jit_print_profile(const Jit *j, FILE *out, int top);

@@ -1,5 +1,5 @@
 /* fuzz_repl.c - libFuzzer target for the REPL's line handling
- * (runtime/repl.c): any bytes, split into lines, must be gathered into
+ * (runtime/eval/repl.c): any bytes, split into lines, must be gathered into
  * entries, commands and an end-of-input verdict that agree with
  * parse_is_incomplete, and what they hand out must parse (or fail to) with
  * diagnostics, never a crash or a leak. A line holding only the byte 0x03

@@ -250,7 +250,7 @@ Test(conv_epi, bias_bn_train_relu_pool, .timeout = 120) {
 /* Pooling, after relu or of x itself, on NaN, +-inf and -0.0, bit for bit
  * against the reference (sign of zero included) on random windows:
  * max_pool2d propagates NaN (as PyTorch's); relu is the reference's
- * x < 0 ? 0 : x (runtime/kernels_elem.c), so NaN and -0.0 pass through, as
+ * x < 0 ? 0 : x (backend/naive/kernels_elem.c), so NaN and -0.0 pass through, as
  * in PyTorch. */
 Test(conv_epi, pool_after_relu_specials, .timeout = 60) {
     static const float sv[] = {NAN, -0.0f, 0.0f, INFINITY, -INFINITY};

@@ -1,5 +1,5 @@
 /* test_kvcache.c - generate() with the KV-cache pass (compiler/kvcache.c,
- * runtime/kvdecode.c): cached and uncached generation give the same tokens
+ * runtime/graph/kvdecode.c): cached and uncached generation give the same tokens
  * on both backends; decoding compiles a fixed number of graphs whatever the
  * prompt length and the number of tokens; the pass refuses what is not
  * position-wise (and generation still works, by recomputation); each step
@@ -31,7 +31,7 @@ static void run(Interp *I, const char *src) {
 }
 
 static double global(Interp *I, const char *name) {
-    Value *v = env_find_local(I->globals, name);
+    Value *v = env_find_local(I->ev.globals, name);
     cr_assert(v, "no global '%s'", name);
     return rt_to_float(I, *v, name);
 }
@@ -42,11 +42,11 @@ static int64_t compiles(Interp *I) {
 
 /* Does the pass accept model `name`? why: its refusal. */
 static bool cacheable(Interp *I, const char *name, int64_t ctx, char *why, size_t n) {
-    Value *m = env_find_local(I->globals, name);
+    Value *m = env_find_local(I->ev.globals, name);
     cr_assert(m, "no global '%s'", name);
     KvDecoder kd;
-    jmp_buf jb, *saved = I->on_error;
-    I->on_error = &jb;
+    jmp_buf jb;
+    jmp_buf *saved = rt_set_on_error(I, &jb);
     bool ok = false;
     if (setjmp(jb) == 0) {
         ok = kv_decoder_init(I, *m, 1, ctx, &kd, why, n);
@@ -54,7 +54,7 @@ static bool cacheable(Interp *I, const char *name, int64_t ctx, char *why, size_
     } else {
         cr_assert_fail("kv_decoder_init raised an error");
     }
-    I->on_error = saved;
+    rt_set_on_error(I, saved);
     return ok;
 }
 
@@ -108,10 +108,10 @@ static void decode_compiles(int prompt, int n, int64_t *first, int64_t *again) {
     run(I, src); /* the prompts realized: only generate counts */
     snprintf(src, sizeof src, "let out = generate(m, p, %d, seed=1)\n", n);
     int64_t before = compiles(I);
-    int nexec = I->nexec;
+    int nexec = I->lz.nexec;
     run(I, src);
     *first = compiles(I) - before;
-    cr_expect_geq(I->nexec - nexec, prompt + n - 1, "one graph run per position");
+    cr_expect_geq(I->lz.nexec - nexec, prompt + n - 1, "one graph run per position");
     snprintf(src, sizeof src, "let again = generate(m, q, %d, temperature=0)\n", n + 3);
     before = compiles(I);
     run(I, src);
@@ -176,7 +176,7 @@ static void check_in_place(const char *be) {
     /* caches of 6 rows for a model of 16 positions: position 6 is the
      * caches' error, not the position embedding's */
     run(I, "let m = TinyGPT(17, 8, 2, 2, 16)\nlet s = sum(m.head.b)\n");
-    Value *m = env_find_local(I->globals, "m");
+    Value *m = env_find_local(I->ev.globals, "m");
     cr_assert(m);
     KvDecoder kd;
     char why[256];
@@ -216,8 +216,8 @@ static void check_in_place(const char *be) {
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
     diag_set_stream(mem);
-    jmp_buf jb, *saved = I->on_error;
-    I->on_error = &jb;
+    jmp_buf jb;
+    jmp_buf *saved = rt_set_on_error(I, &jb);
     volatile bool raised = false;
     if (setjmp(jb) == 0) {
         int32_t tok = 1;
@@ -225,7 +225,7 @@ static void check_in_place(const char *be) {
     } else {
         raised = true;
     }
-    I->on_error = saved;
+    rt_set_on_error(I, saved);
     diag_set_stream(stderr);
     fclose(mem);
     cr_expect(raised, "position 6 of a 6-row cache ran");

@@ -1,5 +1,5 @@
 /* test_scalar_inputs.c - numbers that flow into tensor code are runtime
- * inputs of the graph (runtime/scalars.c): a loop over indices, positions or
+ * inputs of the graph (runtime/graph/scalars.c): a loop over indices, positions or
  * learning rates compiles a handful of graphs whatever its length, and gives
  * the same numbers on both backends.
  *
@@ -28,13 +28,13 @@ static Run run_on(const char *b, bool consts, const char *fmt, int n) {
     snprintf(src, sizeof src, fmt, n);
     Interp *I = rt_new_interp();
     rt_set_backend(I, b);
-    I->scalar_consts = consts;
+    rt_set_scalar_consts(I, consts);
     int rc = rt_run_source(I, "<test>", src, strlen(src), false);
     cr_assert_eq(rc, 0, "program failed:\n%s", src);
     Run r = {0};
-    r.nexec = I->nexec;
+    r.nexec = I->lz.nexec;
     r.compiles = rt_backend_stats(I).compiles;
-    Value *v = env_find_local(I->globals, "result");
+    Value *v = env_find_local(I->ev.globals, "result");
     cr_assert(v, "no global 'result'");
     r.result = rt_to_float(I, *v, "result");
     rt_free_interp(I);

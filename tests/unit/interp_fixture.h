@@ -48,7 +48,7 @@ static inline const char *fixture_diags(void) {
 
 /* The value of a global (borrowed); fails the test when there is none. */
 static inline Value fixture_global(const char *name) {
-    Value *v = env_find_local(I->globals, name);
+    Value *v = env_find_local(I->ev.globals, name);
     cr_assert(v, "no global %s", name);
     return *v;
 }

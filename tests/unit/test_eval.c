@@ -153,7 +153,7 @@ Test(eval_models, dotted_parameter_names) {
         cr_expect_str_eq(((Tensor *)t->items[1].o)->name, want[i]);
     }
     rt_release(I, names);
-    cr_expect_eq(I->nparams, 6);
+    cr_expect_eq(I->lz.nparams, 6);
 }
 
 Test(eval_models, forward_values) {
@@ -191,9 +191,9 @@ Test(eval_models, shape_error_has_call_chain) {
 
 Test(eval_models, params_unregister_when_freed) {
     cr_assert_eq(fixture_run(two_layer), 0);
-    cr_expect_eq(I->nparams, 6);
+    cr_expect_eq(I->lz.nparams, 6);
     cr_assert_eq(fixture_run("net = 0\n"), 0, "%s", fixture_diags());
-    cr_expect_eq(I->nparams, 0);
+    cr_expect_eq(I->lz.nparams, 0);
 }
 
 /* ---- lazy graph ---- */
@@ -206,21 +206,21 @@ Test(eval_lazy, realization_runs_once_per_value) {
     Tensor *b = (Tensor *)fixture_global("b").o, *c = (Tensor *)fixture_global("c").o;
     cr_expect_null(b->buf);
     cr_expect_null(c->buf);
-    int before = I->nexec;
+    int before = I->lz.nexec;
     cr_expect_float_eq(((float *)rt_data(I, c))[0], 16.0f, 1e-6);
-    cr_expect_eq(I->nexec, before + 1);
+    cr_expect_eq(I->lz.nexec, before + 1);
     cr_expect_not_null(b->buf); /* every live lazy tensor realized together */
     cr_expect_float_eq(((float *)b->buf->data)[3], 4.0f, 1e-6);
-    cr_expect_null(I->lazy);
+    cr_expect_null(I->lz.lazy);
 }
 
 Test(eval_lazy, reset_keeps_data_and_bumps_generation) {
     cr_assert_eq(fixture_run("let a = ones([3]) + 1\n"), 0);
     Tensor *a = (Tensor *)fixture_global("a").o;
-    uint64_t gen = I->gen;
+    uint64_t gen = I->lz.gen;
     rt_reset_graph(I);
-    cr_expect_eq(I->gen, gen + 1);
-    cr_expect_eq(I->g.n, 0);
+    cr_expect_eq(I->lz.gen, gen + 1);
+    cr_expect_eq(I->lz.g.n, 0);
     cr_expect_float_eq(((float *)a->buf->data)[2], 2.0f, 1e-6);
     /* a is used again: it becomes an input of the new graph */
     cr_assert_eq(fixture_run("let b = a * a\n"), 0);

@@ -29,8 +29,8 @@ Test(import, check_follows_imports_without_running_them) {
     cr_assert_eq(rt_check_file(I, TT_SOURCE_DIR "/tests/lang/imp_basic.tt"), 0, "%s",
                  fixture_diags());
     /* checked, not run: neither the module's names nor the script's exist */
-    cr_expect_null(env_find_local(I->globals, "PI"));
-    cr_expect_null(env_find_local(I->globals, "sq"));
+    cr_expect_null(env_find_local(I->ev.globals, "PI"));
+    cr_expect_null(env_find_local(I->ev.globals, "sq"));
     cr_expect_eq(rt_check_file(I, TT_SOURCE_DIR "/tests/lang/err_import_check.tt"), 1);
     cr_expect(strstr(fixture_diags(), "tests/lang/mod/bad_check.tt:3:16: error: unknown name "
                                       "'undefined_thing'"),
@@ -51,12 +51,12 @@ Test(import, definitions_only_for_ttc) {
             TT_SOURCE_DIR);
     fclose(f);
     cr_assert_eq(rt_run_definitions(I, "/tmp/tt_test_import_defs.tt"), 0, "%s", fixture_diags());
-    Value *sq = env_find_local(I->globals, "Square");
+    Value *sq = env_find_local(I->ev.globals, "Square");
     cr_assert(sq, "the imported model is defined");
     cr_expect_eq(sq->kind, V_MODELDEF);
-    cr_expect_eq(env_find_local(I->globals, "area")->kind, V_FUNC);
-    cr_expect_null(env_find_local(I->globals, "PI"), "lets do not run under ttc");
-    cr_expect_null(env_find_local(I->globals, "z"));
+    cr_expect_eq(env_find_local(I->ev.globals, "area")->kind, V_FUNC);
+    cr_expect_null(env_find_local(I->ev.globals, "PI"), "lets do not run under ttc");
+    cr_expect_null(env_find_local(I->ev.globals, "z"));
     unlink("/tmp/tt_test_import_defs.tt");
 }
 
@@ -67,12 +67,13 @@ Test(import, repl_imports_relative_to_the_cwd_once) {
                           "let a = g.area(1.0)\n"
                           "let s = str(g)\n"),
                  0, "%s", fixture_diags());
-    cr_expect_float_eq(env_find_local(I->globals, "a")->f, 3.14159, 1e-9);
-    cr_expect_str_eq(((Str *)env_find_local(I->globals, "s")->o)->s, "module \"mod/geometry.tt\"");
+    cr_expect_float_eq(env_find_local(I->ev.globals, "a")->f, 3.14159, 1e-9);
+    cr_expect_str_eq(((Str *)env_find_local(I->ev.globals, "s")->o)->s,
+                     "module \"mod/geometry.tt\"");
     /* a later entry: the same module object, not a second run */
     cr_assert_eq(entry(2, "import \"./mod/geometry.tt\"\nlet o = ORIGIN[0]\n"), 0, "%s",
                  fixture_diags());
-    cr_expect_eq(env_find_local(I->globals, "o")->i, 7);
+    cr_expect_eq(env_find_local(I->ev.globals, "o")->i, 7);
 }
 
 Test(import, repl_retries_a_module_that_failed) {

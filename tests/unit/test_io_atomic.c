@@ -1,4 +1,4 @@
-/* test_io_atomic.c - the writers' temporary file (runtime/io_atomic.h):
+/* test_io_atomic.c - the writers' temporary file (runtime/io/io_atomic.h):
  * never steered by a planted symlink, the destination's mode kept, nothing
  * left behind by a failed, interrupted or killed write. */
 #include <criterion/criterion.h>

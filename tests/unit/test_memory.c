@@ -6,7 +6,7 @@
 
 static long live_objects(void) {
     long n = 0;
-    for (const Obj *o = I->objects; o; o = o->gc_next) n++;
+    for (const Obj *o = I->ev.objects; o; o = o->gc_next) n++;
     return n;
 }
 
@@ -66,19 +66,19 @@ Test(memory, failing_repl_entries_hold_what_succeeding_ones_hold) {
 
 Test(memory, failing_profile_block_turns_profiling_back_off) {
     fixture_open();
-    cr_assert(!I->profile);
+    cr_assert(!I->prof.on);
     cr_assert_eq(fixture_run("profile { let a = ones([4])\n let b = a + \"s\" }"), 1);
-    cr_expect(!I->profile, "profiling is still on after a failing profile block");
+    cr_expect(!I->prof.on, "profiling is still on after a failing profile block");
     cr_assert_eq(fixture_run("let p = profile { let a = [1] + 1 }"), 1);
-    cr_expect(!I->profile, "profiling is still on after a failing profile expression");
+    cr_expect(!I->prof.on, "profiling is still on after a failing profile expression");
     /* nested: the outer block's state comes back, then the one before it */
     cr_assert_eq(fixture_run("profile { let x = 1\n profile { let y = [1] + 1 } }"), 1);
-    cr_expect(!I->profile);
+    cr_expect(!I->prof.on);
     /* --profile on: stays on */
-    I->profile = true;
+    rt_set_profiling(I, true);
     cr_assert_eq(fixture_run("profile { let y = [1] + 1 }"), 1);
-    cr_expect(I->profile, "--profile was turned off by a failing block");
-    I->profile = false;
+    cr_expect(I->prof.on, "--profile was turned off by a failing block");
+    rt_set_profiling(I, false);
     /* a block after the failures still measures */
     cr_assert_eq(fixture_run("let p = profile { let a = item(sum(ones([8]) * 2)) }\n"
                              "let ok = p.ms >= 0"),

@@ -151,12 +151,12 @@ Test(optim_step, one_graph_per_step) {
     run(problem);
     run("let opt = Adam(net, lr=0.01)\n");
     for (int i = 0; i < 3; i++) {
-        int before = I->nexec;
+        int before = I->lz.nexec;
         char src[256];
         snprintf(src, sizeof src,
                  "let loss = mse(net(xs[%d]), ts[%d])\nbackward(loss)\nopt.step()\n", i, i);
         run(src);
-        cr_expect_eq(I->nexec - before, 1, "step %d ran %d graphs", i, I->nexec - before);
+        cr_expect_eq(I->lz.nexec - before, 1, "step %d ran %d graphs", i, I->lz.nexec - before);
     }
 }
 
@@ -171,10 +171,13 @@ static char *capture_steps(const char *make) {
     cr_assert_not_null(tmp);
     int saved = dup(1);
     dup2(fileno(tmp), 1);
-    I->dump_graph = true;
+    RtConfig cfg = *rt_config(I);
+    cfg.dump_graph = true;
+    rt_configure(I, &cfg);
     for (int i = 0; i < 3; i++)
         run("let loss = mse(net(xs[0]), ts[0])\nbackward(loss)\nopt.step()\n");
-    I->dump_graph = false;
+    cfg.dump_graph = false;
+    rt_configure(I, &cfg);
     fflush(stdout);
     dup2(saved, 1);
     close(saved);

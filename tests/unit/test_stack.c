@@ -116,18 +116,18 @@ Test(stack, checker_reports_a_long_chain) {
 /* The evaluator has its own guard: run a parsed chain without the checker. */
 static void eval_unchecked(const char *name, const char *src) {
     int nerr = 0;
-    AstNode *prog = parse_source(&I->ast_arena, name, src, strlen(src), &nerr);
+    AstNode *prog = parse_source(&I->ev.ast_arena, name, src, strlen(src), &nerr);
     cr_assert_eq(nerr, 0);
     jmp_buf jb;
-    I->on_error = &jb;
+    I->ev.on_error = &jb;
     bool failed = false;
     if (setjmp(jb) == 0)
         exec_program(I, prog, false);
     else
         failed = true;
-    I->on_error = NULL;
-    I->nframes = 0;
-    I->depth = 0;
+    I->ev.on_error = NULL;
+    I->ev.nframes = 0;
+    I->ev.depth = 0;
     cr_expect(failed, "%s ran to the end", name);
 }
 
@@ -170,14 +170,14 @@ Test(stack, repl_keeps_its_state) {
     cr_expect_eq(run("<stdin:3>", "fn f(n) { return f(n + 1) + 1 + 1 + 1 + 1 + 1 + 1 + 1 }\n"
                                   "f(0)\n"),
                  1);
-    cr_expect_eq(I->nframes, 0);
-    cr_expect_eq(I->depth, 0);
+    cr_expect_eq(I->ev.nframes, 0);
+    cr_expect_eq(I->ev.depth, 0);
     cr_assert_eq(run("<stdin:4>", "x = x + 1\nl.append(x)\n"), 0, "%s", fixture_diags());
-    Value *x = env_find_local(I->globals, "x");
+    Value *x = env_find_local(I->ev.globals, "x");
     cr_assert(x);
     cr_expect_eq(x->i, 42);
     StrBuf b = {0};
-    rt_format(I, *env_find_local(I->globals, "l"), &b, true);
+    rt_format(I, *env_find_local(I->ev.globals, "l"), &b, true);
     cr_expect_str_eq(b.s, "[41, 42]");
     sb_free(&b);
 }

@@ -1,0 +1,16 @@
+/* capture_state.h - the state of captured calls (capture.c, spec/jit.md
+ * "Captured calls"); whether they are on is configuration (config.h).
+ * A leaf header.
+ */
+#ifndef TT_CAPTURE_STATE_H
+#define TT_CAPTURE_STATE_H
+
+#include <stdbool.h>
+
+typedef struct RtCaptureState {
+    struct RtCapture *tab;   /* keys and records, made on first use */
+    struct CapRecorder *rec; /* the call being recorded, or NULL */
+    bool bench;              /* bench() is running f: its results are discarded */
+} RtCaptureState;
+
+#endif
