@@ -36,7 +36,7 @@ static Run run_on(const char *b, bool buckets, const char *fmt, int n) {
     TtBackendStats st = rt_backend_stats(I);
     r.compiles = st.compiles;
     r.bucket_runs = st.bucket_runs;
-    Value *v = env_find_local(I->globals, "result");
+    Value *v = env_find_local(I->ev.globals, "result");
     cr_assert(v, "no global 'result'");
     r.result = rt_to_float(I, *v, "result");
     rt_free_interp(I);
