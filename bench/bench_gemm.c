@@ -170,6 +170,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    /* the kernels are built when first needed: the large square's now */
+    if (!tt_gemm_prepare(g, 1024, 1024, 1024, false, false, false, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
     int lanes = tt_gemm_lanes(g);
     const char *tune = getenv("TT_TUNE");
     printf("tt_gemm: default tile %s (%d lanes), ready in %.1f ms (wall %.1f ms incl. LLVM init); "

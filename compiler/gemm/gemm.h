@@ -18,11 +18,11 @@
  * in the same order, so results do not depend on the host's width. See
  * spec/design.md section 4.
  *
- * tt_gemm_new returns a process-wide instance (reference counted): the
- * kernels are compiled on the first call only. tt_gemm_run may be called from
- * several threads at once; each call uses per-thread packing buffers, and a
- * call that finds the worker pool busy runs on its own thread (a split over
- * K then runs its parts in turn: the same result).
+ * tt_gemm_new returns a process-wide instance (reference counted); its
+ * kernels are compiled once per process, each family when first needed. tt_gemm_run may be called
+ * from several threads at once; each call uses per-thread packing buffers, and a call that finds
+ * the worker pool busy runs on its own thread (a split over K then runs its parts in turn: the same
+ * result).
  */
 #ifndef TT_GEMM_H
 #define TT_GEMM_H
@@ -34,9 +34,9 @@
 
 typedef struct TtGemm TtGemm;
 
-/* Builds and JIT-compiles the kernels on the first call (or links them from
- * the on-disk cache, compiler/objcache.h); later
- * calls return the same instance. NULL with a message in err on failure. */
+/* Creates the process-wide instance on the first call (no kernels yet: see
+ * "lazily built kernels" below); later calls return the same instance.
+ * NULL with a message in err on failure. */
 TtGemm *tt_gemm_new(char *err, size_t errlen);
 /* Drops one reference; the last one stops the workers and frees the JIT. */
 void tt_gemm_free(TtGemm *g);
@@ -125,9 +125,38 @@ void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, 
  * ran. (`ttrun --explain-schedule`, `--profile`.) */
 void tt_gemm_explain(FILE *out);
 
-/* Wall time of IR generation + O3 + machine-code generation, in ms (the
- * first tile's kernels; a second tile is built when a schedule needs it). */
+/* ---- lazily built kernels ----
+ *
+ * The kernels come in families, each JIT-compiled (or linked from the
+ * on-disk cache) on its own the first time a product needs it: each
+ * small-M kernel (M <= 4, B read in place; one per M and layout of B), and
+ * the micro-kernels and packers of each tile (6x16 at 8 lanes; 12x32 and
+ * 12x16 at 16 lanes). A process that only decodes one token at a time
+ * builds gemv_n1 and perhaps gemv_t1. A family is built under a lock the first time, then read
+ * lock-free. */
 
+/* Builds now the family a product of this shape will use under its class's
+ * schedule (decided, or the default table's), so that the first run does
+ * not pay for it; what tuning times later is built when it is timed. The
+ * JIT calls it for each GEMM of a graph it compiles. false with err when
+ * LLVM cannot build it. */
+bool tt_gemm_prepare(TtGemm *g, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+                     bool gather, char *err, size_t errlen);
+
+#define TT_GEMM_FAMILIES         11
+#define TT_GEMM_SMALL_M_FAMILIES 8 /* families 0..7: one small-M kernel each */
+typedef struct TtGemmStats {
+    int families;      /* families built so far */
+    unsigned mask;     /* which: bit f for tt_gemm_family_name(f) */
+    int from_cache;    /* of them linked from the on-disk cache */
+    double compile_ms; /* their IR generation + O3 + codegen (or linking), wall */
+} TtGemmStats;
+void tt_gemm_stats(const TtGemm *g, TtGemmStats *out);
+/* "gemv_n1".."gemv_n4" (M = 1..4, B as stored), "gemv_t1".."gemv_t4" (B
+ * transposed), then the tiles "6x16/8", "12x32/16", "12x16/16". */
+const char *tt_gemm_family_name(int f);
+
+/* The families' build time so far, in ms (TtGemmStats.compile_ms). */
 double tt_gemm_compile_ms(const TtGemm *g);
 
 /* Writes the generated LLVM IR (before optimisation) to out. */

@@ -96,9 +96,12 @@ static Bufs *thread_bufs(void) {
 /* The kernels and blocking one product runs with (a TtGemmSchedule with
  * its tile's kernels resolved). */
 typedef struct Sched {
+    struct TtGemm *g;
     const GemmKernels *k;
     int64_t mc, nc;
 } Sched;
+
+static void need(struct TtGemm *g, int f);
 
 /* ---- the pool ---------------------------------------------------------- */
 
@@ -146,19 +149,31 @@ typedef struct Pool {
     pthread_t th[MAXT];
     Job job; /* stable while any of its chunks is claimed and not done */
     struct TtGemm *g;
-    GemmSplitCost cost[MAXT + 1]; /* by thread count, measured on first use */
+    /* by path (tiled, small-M) and thread count, measured on first use */
+    GemmSplitCost cost[2][MAXT + 1];
 } Pool;
 
-/* Kernel sets by tile: [0] 8 lanes, [1] 16 lanes, each built (or linked
- * from the object cache) the first time a schedule needs it. */
+/* The kernel families, each compiled (or linked from the object cache) on
+ * its own the first time a product needs it: a decode step's products are
+ * all small-M, and the tiles' micro-kernels and packers then cost nothing.
+ * F_W8 is the 8-lane tile (wide and narrow alike). */
+enum { F_GEMV_N = 0, F_GEMV_T = GEMM_GEMV_MR, F_W8 = 2 * GEMM_GEMV_MR, F_W16, F_N16, NFAM };
+static const char *const fam_name[NFAM] = {"gemv_n1", "gemv_n2",  "gemv_n3", "gemv_n4",
+                                           "gemv_t1", "gemv_t2",  "gemv_t3", "gemv_t4",
+                                           "6x16/8",  "12x32/16", "12x16/16"};
+_Static_assert(NFAM == TT_GEMM_FAMILIES && F_W8 == TT_GEMM_SMALL_M_FAMILIES, "gemm.h");
+
+/* Kernel sets by tile: [0] 8 lanes, [1] 16 lanes. Their tiles are set at
+ * creation, their kernel pointers when their family is built (published
+ * by built[f], release/acquire: a built family is read without a lock). */
 struct TtGemm {
     GemmKernels k[2];
-    GemmJit *jit[2];
-    char *ir[2];
-    atomic_bool built[2];
-    pthread_mutex_t kmu; /* building a kernel set */
+    GemmJit *jit[NFAM];
+    char *ir[NFAM];
+    atomic_bool built[NFAM];
+    double fam_ms[NFAM];
+    pthread_mutex_t kmu; /* building a family */
     GemmTuner *tuner;
-    double compile_ms;
     int refs;
     Pool pool;
 };
@@ -209,6 +224,17 @@ static void epilogue(const TtGemmEpilogue *epi, int64_t row0, int64_t r0, int64_
 /* The tile a product of N columns uses (a split over M keeps it). */
 static const GemmTileKernels *tile_for(const GemmKernels *k, int64_t N) {
     return N <= k->narrow.tile.nr ? &k->narrow : &k->wide;
+}
+
+static int tile_fam(const GemmKernels *k, const GemmTileKernels *tk) {
+    return tk->tile.lanes == 8 ? F_W8 : tk == &k->narrow ? F_N16 : F_W16;
+}
+
+/* tile_for, its family built. */
+static const GemmTileKernels *tile_needed(const Sched *sc, int64_t N) {
+    const GemmTileKernels *tk = tile_for(sc->k, N);
+    need(sc->g, tile_fam(sc->k, tk));
+    return tk;
 }
 
 /* K blocking: K = 784 gives 4 blocks of 196, not 256+256+256+16. */
@@ -318,8 +344,8 @@ static void pack_block(const GemmTileKernels *tk, const BSrc *bs, int64_t kc, in
 
 /* Packs all of op(B) (K <= KC, N <= NC: one block) into dst the way
  * gemm_serial would. */
-static void pack_whole(const GemmKernels *k, int64_t N, int64_t K, const BSrc *bs, float *dst) {
-    pack_block(tile_for(k, N), bs, K, N, 0, 0, dst, (K + 7) & ~(int64_t)7, thread_bufs()->off);
+static void pack_whole(const Sched *sc, int64_t N, int64_t K, const BSrc *bs, float *dst) {
+    pack_block(tile_needed(sc, N), bs, K, N, 0, 0, dst, (K + 7) & ~(int64_t)7, thread_bufs()->off);
 }
 
 /* One thread's product; its rows are rows row0.. of the caller's C, which
@@ -343,11 +369,12 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
     int64_t kc = k_block(K);
     /* a gathered B is always packed (there is no B to read in place) */
     if (M <= GEMM_GEMV_MR && M == Mall && !bs->gat) {
+        need(sc->g, (bs->tb ? F_GEMV_T : F_GEMV_N) + (int)M - 1);
         gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, bs->B, bs->ldb, bs->tb, C, ldc, acc);
         epilogue(epi, row0, 0, M);
         return;
     }
-    const GemmTileKernels *tk = tile_for(k, N);
+    const GemmTileKernels *tk = tile_needed(sc, N);
     const int64_t MR = tk->tile.mr, NR = tk->tile.nr;
     int64_t mb = cdiv(M, sc->mc), mc = cdiv(cdiv(M, mb), MR) * MR;
     int64_t nb = cdiv(N, sc->nc), nc = cdiv(cdiv(N, nb), NR) * NR;
@@ -489,36 +516,96 @@ static void pool_run(Pool *pl, int t) {
 static pthread_mutex_t inst_mu = PTHREAD_MUTEX_INITIALIZER;
 static TtGemm *inst;
 
-/* The kernel set of a tile (8 or 16 lanes), built on first use; NULL with
- * err when it cannot be built. */
-static const GemmKernels *kernels(TtGemm *g, int lanes, char *err, size_t errlen) {
-    int i = lanes == 16;
-    if (atomic_load_explicit(&g->built[i], memory_order_acquire)) return &g->k[i];
+/* Copies a tile's kernel pointers (not its shape, which readers may be
+ * reading: it was set at creation and is the same). */
+static void copy_tile(GemmTileKernels *dst, const GemmTileKernels *src) {
+    memcpy(dst->ukr_row, src->ukr_row, sizeof dst->ukr_row);
+    memcpy(dst->ukr_col, src->ukr_col, sizeof dst->ukr_col);
+    dst->pack_n = src->pack_n;
+    dst->pack_t = src->pack_t;
+}
+
+/* Builds family f unless it is built; false with err when it cannot be. */
+static bool build_fam(TtGemm *g, int f, char *err, size_t errlen) {
+    if (atomic_load_explicit(&g->built[f], memory_order_acquire)) return true;
     pthread_mutex_lock(&g->kmu);
-    if (!atomic_load(&g->built[i])) {
+    if (!atomic_load_explicit(&g->built[f], memory_order_relaxed)) {
+        unsigned fams = f < F_GEMV_T ? GEMM_FAM_GEMV_N(f - F_GEMV_N + 1)
+                        : f < F_W8   ? GEMM_FAM_GEMV_T(f - F_GEMV_T + 1)
+                        : f == F_W8  ? GEMM_FAM_WIDE | GEMM_FAM_NARROW
+                        : f == F_W16 ? GEMM_FAM_WIDE
+                                     : GEMM_FAM_NARROW;
+        GemmKernels tmp;
         double t0 = now_ns();
-        g->jit[i] = gemm_jit_build(&g->k[i], lanes, &g->ir[i], err, errlen);
-        if (g->jit[i]) {
-            if (g->compile_ms == 0) g->compile_ms = (now_ns() - t0) * 1e-6;
-            atomic_store_explicit(&g->built[i], true, memory_order_release);
+        g->jit[f] = gemm_jit_build(&tmp, f <= F_W8 ? 8 : 16, fams, &g->ir[f], err, errlen);
+        if (g->jit[f]) {
+            g->fam_ms[f] = (now_ns() - t0) * 1e-6;
+            if (f < F_GEMV_T)
+                for (int i = 0; i < 2; i++) g->k[i].gemv_n[f - F_GEMV_N] = tmp.gemv_n[f - F_GEMV_N];
+            else if (f < F_W8)
+                for (int i = 0; i < 2; i++) g->k[i].gemv_t[f - F_GEMV_T] = tmp.gemv_t[f - F_GEMV_T];
+            else if (f == F_W8) {
+                copy_tile(&g->k[0].wide, &tmp.wide);
+                copy_tile(&g->k[0].narrow, &tmp.wide);
+            } else if (f == F_W16)
+                copy_tile(&g->k[1].wide, &tmp.wide);
+            else
+                copy_tile(&g->k[1].narrow, &tmp.narrow);
+            atomic_store_explicit(&g->built[f], true, memory_order_release);
         }
     }
     pthread_mutex_unlock(&g->kmu);
-    return atomic_load(&g->built[i]) ? &g->k[i] : NULL;
+    return atomic_load_explicit(&g->built[f], memory_order_acquire);
 }
 
-/* A schedule's kernels; the other tile's when its own cannot be built (an
- * LLVM failure after the first build: a slower product, still right). */
-static Sched resolve(TtGemm *g, const TtGemmSchedule *s) {
+/* Family f, built now if it is not yet (products run on the pool's
+ * threads: the first to need it builds it, the others wait on kmu). A
+ * build that fails here, after tt_gemm_new succeeded, is an LLVM failure
+ * (out of memory): there is no result to return, so it ends the process
+ * with the message. */
+static void need(TtGemm *g, int f) {
+    if (atomic_load_explicit(&g->built[f], memory_order_acquire)) return;
     char err[256];
-    const GemmKernels *k = kernels(g, s->lanes, err, sizeof err);
-    if (!k) k = kernels(g, s->lanes == 16 ? 8 : 16, err, sizeof err);
-    if (!k) {
+    if (!build_fam(g, f, err, sizeof err)) {
         fprintf(stderr, "tt: %s\n", err);
         abort();
     }
+}
+
+/* A schedule's kernel set (its families are built when a product needs
+ * them). */
+static Sched resolve(TtGemm *g, const TtGemmSchedule *s) {
     int64_t mc = s->mc > 0 && s->mc <= MC ? s->mc : MC, nc = s->nc > 0 && s->nc <= NC ? s->nc : NC;
-    return (Sched){k, mc, nc};
+    return (Sched){g, &g->k[s->lanes == 16], mc, nc};
+}
+
+/* The family a product of this shape needs under schedule s. */
+static int fam_for(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, bool tb, bool gather) {
+    if (M <= GEMM_GEMV_MR && !gather) return (tb ? F_GEMV_T : F_GEMV_N) + (int)M - 1;
+    const GemmKernels *k = &g->k[s->lanes == 16];
+    return tile_fam(k, tile_for(k, N));
+}
+
+bool tt_gemm_prepare(TtGemm *g, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+                     bool gather, char *err, size_t errlen) {
+    if (M <= 0 || N <= 0 || K <= 0) return true;
+    TtGemmSchedule s = gemm_tuner_peek(g->tuner, M, N, K, transA, transB || gather);
+    return build_fam(g, fam_for(g, &s, M, N, transB, gather), err, errlen);
+}
+
+void tt_gemm_stats(const TtGemm *g, TtGemmStats *out) {
+    memset(out, 0, sizeof *out);
+    for (int f = 0; f < NFAM; f++)
+        if (atomic_load_explicit(&((TtGemm *)g)->built[f], memory_order_acquire)) {
+            out->families++;
+            out->mask |= 1u << f;
+            out->compile_ms += g->fam_ms[f];
+            out->from_cache += gemm_jit_from_cache(g->jit[f]);
+        }
+}
+
+const char *tt_gemm_family_name(int f) {
+    return f >= 0 && f < NFAM ? fam_name[f] : "?";
 }
 
 TtGemm *tt_gemm_new(char *err, size_t errlen) {
@@ -540,15 +627,10 @@ TtGemm *tt_gemm_new(char *err, size_t errlen) {
     }
     g->tuner = tu;
     pthread_mutex_init(&g->kmu, NULL);
-    /* the default tile now, so that a build failure is reported here */
-    TtGemmSchedule d = gemm_tuner_default_square(tu);
-    if (!kernels(g, d.lanes, err, errlen)) {
-        pthread_mutex_destroy(&g->kmu);
-        gemm_tuner_free(tu);
-        free(g);
-        pthread_mutex_unlock(&inst_mu);
-        return NULL;
-    }
+    /* no kernels yet: each family is built when a product (or
+     * tt_gemm_prepare) first needs it */
+    gemm_jit_tiles(&g->k[0], 8);
+    gemm_jit_tiles(&g->k[1], 16);
     g->refs = 1;
     pthread_mutex_init(&g->pool.mu, NULL);
     pthread_cond_init(&g->pool.cv, NULL);
@@ -577,9 +659,9 @@ void tt_gemm_free(TtGemm *g) {
     pthread_mutex_destroy(&pl->mu);
     pthread_cond_destroy(&pl->cv);
     pthread_mutex_destroy(&pl->busy);
-    for (int i = 0; i < 2; i++) {
-        gemm_jit_free(g->jit[i]);
-        free(g->ir[i]);
+    for (int f = 0; f < NFAM; f++) {
+        gemm_jit_free(g->jit[f]);
+        free(g->ir[f]);
     }
     pthread_mutex_destroy(&g->kmu);
     gemm_tuner_free(g->tuner);
@@ -591,15 +673,17 @@ int tt_gemm_lanes(const TtGemm *g) {
 }
 
 double tt_gemm_compile_ms(const TtGemm *g) {
-    return g->compile_ms;
+    TtGemmStats s;
+    tt_gemm_stats(g, &s);
+    return s.compile_ms;
 }
 
 bool tt_gemm_emit_llvm(TtGemm *g, FILE *out) {
     if (!g) return false;
     bool any = false;
-    for (int i = 0; i < 2; i++)
-        if (atomic_load(&g->built[i]) && g->ir[i]) {
-            if (fputs(g->ir[i], out) < 0) return false;
+    for (int f = 0; f < NFAM; f++)
+        if (atomic_load(&g->built[f]) && g->ir[f]) {
+            if (fputs(g->ir[f], out) < 0) return false;
             any = true;
         }
     return any;
@@ -727,7 +811,7 @@ static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, i
     j->epi = by_n ? NULL : epi; /* split over N: rows are final only at the end */
     if (sp->share_b) {
         float *bp = thread_bufs()->bp;
-        pack_whole(sc->k, N, K, bs, bp);
+        pack_whole(sc, N, K, bs, bp);
         j->bpre = bp;
     }
     int64_t st[MAXCHUNK], len[MAXCHUNK];
@@ -833,14 +917,18 @@ void gemm_split_cost_set(const GemmSplitCost *c) {
  * a training step's run of products, so this is the steady-state wake +
  * join. Caller holds busy. */
 #define COST_RUNS 9
-static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t) {
+static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small) {
     GemmSplitCost c = gemm_split_cost_default();
     int64_t M = t > 16 ? 6 * (int64_t)t : 96, N = 128, K = 256;
+    /* small-M products: timed on a one-row product (gemv_n1, a decode
+     * step's kernel), split over N, so that a process with only small-M
+     * products builds no tile nor other small-M kernel to time them */
+    if (small) M = 1, N = 24 * 128;
     float *a = aligned_alloc(64, (size_t)(M * K + K * N + M * N) * sizeof(float));
     if (!a) return c;
     for (int64_t i = 0; i < M * K + K * N; i++) a[i] = (float)(i % 7) - 3;
     float *b = a + M * K, *cc = b + K * N;
-    GemmSplit sp = {GS_M, t, t, false, 0, 0};
+    GemmSplit sp = {small ? GS_N : GS_M, t, t, false, 0, 0};
     double ts[COST_RUNS], tp[COST_RUNS];
     BSrc bs = {b, N, false, NULL, 0, 0};
     gemm_serial(sc, M, N, K, a, K, false, &bs, cc, N, false, NULL, 0, M, NULL);
@@ -870,7 +958,7 @@ static bool tune_off(void) {
 
 /* The costs the split is chosen with; measures them (once per thread
  * count) only when it can take the pool now, else the default meanwhile. */
-static GemmSplitCost split_cost(TtGemm *g, const Sched *sc, int t) {
+static GemmSplitCost split_cost(TtGemm *g, const Sched *sc, int t, bool small) {
     pthread_mutex_lock(&cost_mu);
     bool forced = cost_is_forced;
     GemmSplitCost c = cost_forced;
@@ -880,14 +968,14 @@ static GemmSplitCost split_cost(TtGemm *g, const Sched *sc, int t) {
     Pool *pl = &g->pool;
     if (t > MAXT) t = MAXT;
     pthread_mutex_lock(&cost_mu);
-    c = pl->cost[t];
+    c = pl->cost[small][t];
     pthread_mutex_unlock(&cost_mu);
     if (c.source) return c;
     if (pthread_mutex_trylock(&pl->busy) != 0) return gemm_split_cost_default();
-    c = measure_cost(g, sc, t);
+    c = measure_cost(g, sc, t, small);
     pthread_mutex_unlock(&pl->busy);
     pthread_mutex_lock(&cost_mu);
-    pl->cost[t] = c;
+    pl->cost[small][t] = c;
     pthread_mutex_unlock(&cost_mu);
     return c;
 }
@@ -942,7 +1030,7 @@ static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t 
     bool transB = bs->gat || bs->tb;
     int t = nthreads < 1 ? 1 : nthreads > MAXT ? MAXT : nthreads;
     if (t > 1) {
-        GemmSplitCost c = split_cost(g, sc, t);
+        GemmSplitCost c = split_cost(g, sc, t, M <= GEMM_GEMV_MR && !bs->gat);
         const GemmTileKernels *tk = &sc->k->wide;
         GemmSplit sp = gemm_split_choose(M, N, K, tk->tile.mr, tk->tile.nr, KC, sc->nc, t, &c);
         note_split(&(SplitNote){M, N, K, transA, transB, t, sp, c});

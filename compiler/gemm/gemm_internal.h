@@ -107,6 +107,9 @@ int gemm_tuner_candidates(const GemmTuner *t, TtGemmSchedule *out, int max);
  * time(ctx, s)). Thread-safe; a product that finds another tuning waits. */
 TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
                                GemmTimeFn time, void *ctx);
+/* The schedule a product of this shape would get now without tuning: its
+ * class's if decided, else the default table's. Records nothing. */
+TtGemmSchedule gemm_tuner_peek(GemmTuner *t, int64_t M, int64_t N, int64_t K, bool ta, bool tb);
 /* The schedule the default table gives a large square product. */
 TtGemmSchedule gemm_tuner_default_square(const GemmTuner *t);
 void gemm_tuner_explain(GemmTuner *t, FILE *out);
@@ -152,14 +155,30 @@ const char *gemm_split_name(GemmSplitBy by);
 /* Synthetic costs for tests (NULL: measure / default again). */
 void gemm_split_cost_set(const GemmSplitCost *c);
 
-/* Generates, optimises (default<O3>) and JIT-compiles the kernels, or links
+/* The kernel families a build can hold, each compiled on its own when a
+ * product first needs it (gemm_driver.c): the wide tile's micro-kernels and
+ * packers, the narrow tile's (the wide one's at 8 lanes), and each small-M
+ * kernel (<8 x float> at any width; a decode step uses gemv_n1 alone, and
+ * the eight together cost more than a tile). */
+#define GEMM_FAM_WIDE       1u
+#define GEMM_FAM_NARROW     2u
+#define GEMM_FAM_GEMV_N(mr) (1u << (1 + (mr))) /* mr = 1..GEMM_GEMV_MR */
+#define GEMM_FAM_GEMV_T(mr) (1u << (5 + (mr)))
+#define GEMM_FAM_ALL        0x3FFu
+
+/* Sets k's wide and narrow tiles for lanes (8 or 16); no kernels. */
+void gemm_jit_tiles(GemmKernels *k, int lanes);
+
+/* Generates, optimises (default<O3>) and JIT-compiles the families fams of
+ * the kernels (out's other kernels stay NULL), or links
  * their object code from the on-disk cache (objcache.h) when an earlier
  * process compiled the same IR for the same CPU and LLVM. lanes: 8 or 16,
  * or 0 for the host's choice (16 where the CPU has AVX-512F, else 8; the
  * environment variable TT_GEMM_LANES=8|16 overrides it). Any width runs on
  * any x86-64 host (LLVM splits wider vectors), only slower. On failure
  * returns NULL and writes err. *ir receives the generated IR (malloc'd). */
-GemmJit *gemm_jit_build(GemmKernels *out, int lanes, char **ir, char *err, size_t errlen);
+GemmJit *gemm_jit_build(GemmKernels *out, int lanes, unsigned fams, char **ir, char *err,
+                        size_t errlen);
 /* Whether j's code was linked from the cache rather than compiled. */
 bool gemm_jit_from_cache(const GemmJit *j);
 void gemm_jit_free(GemmJit *j);

@@ -673,7 +673,7 @@ static void gen_tile(Gen *g, GemmTile t) {
     gen_pack_t(g);
 }
 
-static void gen_module(Gen *g, const GemmKernels *k) {
+static void gen_module(Gen *g, const GemmKernels *k, unsigned fams) {
     g->f32 = LLVMFloatTypeInContext(g->ctx);
     g->v8 = LLVMVectorType(g->f32, 8);
     g->i64 = LLVMInt64TypeInContext(g->ctx);
@@ -682,11 +682,11 @@ static void gen_module(Gen *g, const GemmKernels *k) {
     g->ptr = LLVMPointerTypeInContext(g->ctx, 0);
     g->vd = LLVMVoidTypeInContext(g->ctx);
 
-    gen_tile(g, k->wide.tile);
-    if (narrow_own(k)) gen_tile(g, k->narrow.tile);
+    if (fams & GEMM_FAM_WIDE) gen_tile(g, k->wide.tile);
+    if ((fams & GEMM_FAM_NARROW) && narrow_own(k)) gen_tile(g, k->narrow.tile);
     for (int mr = 1; mr <= GEMM_GEMV_MR; mr++) {
-        gen_gemv_n(g, mr);
-        gen_gemv_t(g, mr);
+        if (fams & GEMM_FAM_GEMV_N(mr)) gen_gemv_n(g, mr);
+        if (fams & GEMM_FAM_GEMV_T(mr)) gen_gemv_t(g, mr);
     }
 }
 
@@ -794,16 +794,18 @@ static bool lookup_tile(LLVMOrcLLJITRef jit, GemmTileKernels *tk, char *err, siz
     return true;
 }
 
-static bool lookup_all(LLVMOrcLLJITRef jit, GemmKernels *out, char *err, size_t errlen) {
+static bool lookup_all(LLVMOrcLLJITRef jit, GemmKernels *out, unsigned fams, char *err,
+                       size_t errlen) {
     char name[32];
     LLVMOrcExecutorAddress addr;
-    if (!lookup_tile(jit, &out->wide, err, errlen)) return false;
-    if (!narrow_own(out))
-        out->narrow = out->wide;
-    else if (!lookup_tile(jit, &out->narrow, err, errlen))
+    if ((fams & GEMM_FAM_WIDE) && !lookup_tile(jit, &out->wide, err, errlen)) return false;
+    if (!narrow_own(out)) {
+        if (fams & GEMM_FAM_WIDE) out->narrow = out->wide;
+    } else if ((fams & GEMM_FAM_NARROW) && !lookup_tile(jit, &out->narrow, err, errlen))
         return false;
     for (int t = 0; t < 2; t++)
         for (int mr = 1; mr <= GEMM_GEMV_MR; mr++) {
+            if (!(fams & (t ? GEMM_FAM_GEMV_T(mr) : GEMM_FAM_GEMV_N(mr)))) continue;
             snprintf(name, sizeof name, "tt_gemm_gemv_%c%d", t ? 't' : 'n', mr);
             if (!lookup(jit, name, &addr, err, errlen)) return false;
             if (t)
@@ -826,7 +828,8 @@ static void session_error(void *ctx, LLVMErrorRef e) {
 
 /* Links an object file (consumed) into a new LLJIT and looks the kernels up.
  * Fresh and cached code take this same path. */
-static GemmJit *load_object(LLVMMemoryBufferRef obj, GemmKernels *out, char *err, size_t errlen) {
+static GemmJit *load_object(LLVMMemoryBufferRef obj, GemmKernels *out, unsigned fams, char *err,
+                            size_t errlen) {
     LLVMOrcLLJITRef jit;
     if (take_err(LLVMOrcCreateLLJIT(&jit, LLVMOrcCreateLLJITBuilder()), "LLJIT", err, errlen)) {
         LLVMDisposeMemoryBuffer(obj);
@@ -847,7 +850,7 @@ static GemmJit *load_object(LLVMMemoryBufferRef obj, GemmKernels *out, char *err
     LLVMOrcJITDylibRef lib = LLVMOrcLLJITGetMainJITDylib(jit);
     LLVMOrcJITDylibAddGenerator(lib, gen);
     if (take_err(LLVMOrcLLJITAddObjectFile(jit, lib, obj), "add object", err, errlen) ||
-        !lookup_all(jit, out, err, errlen)) {
+        !lookup_all(jit, out, fams, err, errlen)) {
         if (link_err[0]) snprintf(err, errlen, "%s", link_err);
         LLVMOrcDisposeLLJIT(jit);
         return NULL;
@@ -865,18 +868,27 @@ static GemmJit *load_object(LLVMMemoryBufferRef obj, GemmKernels *out, char *err
 
 /* The cached object for key, linked; NULL on a miss or when it fails to link
  * (then the caller compiles afresh and overwrites the entry). */
-static GemmJit *load_cached(const char *key, GemmKernels *out) {
+static GemmJit *load_cached(const char *key, GemmKernels *out, unsigned fams) {
     void *bytes;
     size_t len;
     if (!key || !objcache_load(key, &bytes, &len)) return NULL;
     LLVMMemoryBufferRef obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(bytes, len, "tt_gemm.o");
     free(bytes);
     char err[256];
-    GemmJit *j = load_object(obj, out, err, sizeof err);
+    GemmJit *j = load_object(obj, out, fams, err, sizeof err);
     const char *dbg = getenv("TT_CACHE_DEBUG");
     if (!j && dbg && *dbg && strcmp(dbg, "0")) fprintf(stderr, "objcache: cached gemm: %s\n", err);
     if (j) j->cached = true;
     return j;
+}
+
+void gemm_jit_tiles(GemmKernels *k, int lanes) {
+    if (lanes == 16) {
+        k->wide.tile = (GemmTile){16, 12, 32, 1};
+        k->narrow.tile = (GemmTile){16, 12, 16, 4};
+    } else {
+        k->wide.tile = k->narrow.tile = (GemmTile){8, 6, 16, 4};
+    }
 }
 
 /* The tiles for lanes (0: the host's choice, see gemm_internal.h). */
@@ -888,15 +900,11 @@ static void pick_tiles(LLVMTargetMachineRef tm, int lanes, GemmKernels *k) {
         lanes = strstr(feat, "+avx512f") ? 16 : 8;
         LLVMDisposeMessage(feat);
     }
-    if (lanes == 16) {
-        k->wide.tile = (GemmTile){16, 12, 32, 1};
-        k->narrow.tile = (GemmTile){16, 12, 16, 4};
-    } else {
-        k->wide.tile = k->narrow.tile = (GemmTile){8, 6, 16, 4};
-    }
+    gemm_jit_tiles(k, lanes);
 }
 
-GemmJit *gemm_jit_build(GemmKernels *out, int lanes, char **ir, char *err, size_t errlen) {
+GemmJit *gemm_jit_build(GemmKernels *out, int lanes, unsigned fams, char **ir, char *err,
+                        size_t errlen) {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     *ir = NULL;
@@ -910,7 +918,7 @@ GemmJit *gemm_jit_build(GemmKernels *out, int lanes, char **ir, char *err, size_
     g.mod = LLVMModuleCreateWithNameInContext("tt_gemm", g.ctx);
     g.b = LLVMCreateBuilderInContext(g.ctx);
     tt_llvm_set_target(g.mod, tm);
-    gen_module(&g, out);
+    gen_module(&g, out, fams);
     LLVMDisposeBuilder(g.b);
 
     GemmJit *j = NULL;
@@ -930,7 +938,7 @@ GemmJit *gemm_jit_build(GemmKernels *out, int lanes, char **ir, char *err, size_
     const char *dbg = getenv("TT_GEMM_DEBUG");
     if (dbg) fprintf(stderr, "gemm jit: IR + key %.1f ms\n", now_ms() - t0);
 
-    j = load_cached(key, out);
+    j = load_cached(key, out, fams);
     if (!j) {
         LLVMMemoryBufferRef obj = compile(g.mod, tm, err, errlen);
         if (!obj) goto done;
@@ -939,7 +947,7 @@ GemmJit *gemm_jit_build(GemmKernels *out, int lanes, char **ir, char *err, size_
         size_t len = LLVMGetBufferSize(obj);
         void *bytes = key ? malloc(len ? len : 1) : NULL;
         if (bytes) memcpy(bytes, LLVMGetBufferStart(obj), len);
-        j = load_object(obj, out, err, errlen);
+        j = load_object(obj, out, fams, err, errlen);
         if (j && bytes) objcache_store(key, bytes, len);
         free(bytes);
     }

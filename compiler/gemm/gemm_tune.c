@@ -278,6 +278,14 @@ TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bo
     return s;
 }
 
+TtGemmSchedule gemm_tuner_peek(GemmTuner *t, int64_t M, int64_t N, int64_t K, bool ta, bool tb) {
+    pthread_mutex_lock(&t->mu);
+    const Class *cl = &t->cls[class_of(M, N, K, ta, tb)];
+    TtGemmSchedule s = cl->decided ? cl->s : default_for(t, N);
+    pthread_mutex_unlock(&t->mu);
+    return s;
+}
+
 static void put_sched(FILE *out, const TtGemmSchedule *s, int64_t N) {
     int nr = s->lanes == 16 && N <= 16 ? 16 : s->nr;
     fprintf(out, "%dx%d/%d lanes ku%d MC%d KC%d NC%d", s->mr, nr, s->lanes, s->ku, s->mc, s->kc,

@@ -342,8 +342,21 @@ static void print_families(const Jit *j, FILE *out) {
     }
 }
 
+/* The GEMM kernel families built so far (each when first needed; the
+ * graphs' compiles include the builds tt_gemm_prepare did for them). */
+static void print_gemm(const Jit *j, FILE *out) {
+    if (!j->rt.gemm) return;
+    TtGemmStats s;
+    tt_gemm_stats(j->rt.gemm, &s);
+    fprintf(out, "gemm: %d of %d kernel families built (", s.families, TT_GEMM_FAMILIES);
+    for (int f = 0, n = 0; f < TT_GEMM_FAMILIES; f++)
+        if (s.mask & (1u << f)) fprintf(out, "%s%s", n++ ? ", " : "", tt_gemm_family_name(f));
+    fprintf(out, ") in %.1f ms, %d linked from the on-disk cache\n", s.compile_ms, s.from_cache);
+}
+
 void jit_print_profile(const Jit *j, FILE *out, int top) {
     print_families(j, out);
+    print_gemm(j, out);
     int n = 0;
     double total = 0;
     for (int i = 0; i < j->nentries; i++) n += j->entries[i].profiled ? j->entries[i].nkernels : 0;
@@ -567,6 +580,24 @@ static int64_t kernel_flops(const IrGraph *g, const LpKernel *k) {
     return f;
 }
 
+/* The float GEMMs of the statements from st on (distinct shapes, at most
+ * max), for tt_gemm_prepare: the graph's compile builds the GEMM kernel
+ * families its products will use, so its runs find them built. */
+#define PREP_MAX 32
+static int gemm_shapes(const LpStmt *st, LpGemm *out, int n) {
+    for (; st; st = st->next) {
+        if (st->kind == LS_LOOP) n = gemm_shapes(st->body, out, n);
+        if (st->kind != LS_GEMM || st->gemm->q) continue;
+        const LpGemm *x = st->gemm;
+        bool seen = false;
+        for (int i = 0; i < n && !seen; i++)
+            seen = out[i].m == x->m && out[i].n == x->n && out[i].k == x->k && out[i].ta == x->ta &&
+                   out[i].tb == x->tb && out[i].gather == x->gather;
+        if (!seen && n < PREP_MAX) out[n++] = *x;
+    }
+    return n;
+}
+
 static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errlen) {
     double t0 = now_ms();
     LpProg *p = lp_lower_conv(g, j->fuse, j->conv);
@@ -614,11 +645,25 @@ static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errle
                  shape_numel(&p->bufs[big].shape) * (int64_t)dtype_size(p->bufs[big].dtype)))
             big = i;
     int big_node = big >= 0 ? p->bufs[big].node : -1;
+    LpGemm prep[PREP_MAX];
+    int nprep = 0;
+    for (int i = 0; gemm && i < p->nkernels; i++)
+        nprep = gemm_shapes(p->kernels[i].body, prep, nprep);
     lp_free(p);
     if (m && gemm && !j->rt.gemm) { /* compiles the GEMM kernels, once per process */
         char gerr[256];
         j->rt.gemm = tt_gemm_new(gerr, sizeof gerr);
         if (!j->rt.gemm) snprintf(err, errlen, "jit: cannot build the GEMM: %s", gerr);
+    }
+    for (int i = 0; m && j->rt.gemm && i < nprep; i++) {
+        char gerr[256];
+        const LpGemm *x = &prep[i];
+        if (!tt_gemm_prepare(j->rt.gemm, x->m, x->n, x->k, x->ta, x->tb, x->gather, gerr,
+                             sizeof gerr)) {
+            snprintf(err, errlen, "jit: cannot build the GEMM: %s", gerr);
+            LLVMDisposeModule(m);
+            m = NULL;
+        }
     }
     LLVMOrcExecutorAddress addr = 0;
     if (m && qgemm && !j->rt.qgemm) { /* compiles the int8 kernels, once per process */

@@ -112,6 +112,11 @@ static const int T12[] = {1, 2}, T123[] = {1, 2, 3};
 TestSuite(gemm_, .init = setup, .fini = teardown);
 
 Test(gemm_, compiles) {
+    char perr[256];
+    /* the kernels are built when first needed: a tile's and a small-M one
+     * (<8 x float> at any width) */
+    cr_assert(tt_gemm_prepare(G, 64, 64, 64, false, false, false, perr, sizeof perr), "%s", perr);
+    cr_assert(tt_gemm_prepare(G, 1, 64, 64, false, false, false, perr, sizeof perr), "%s", perr);
     cr_expect(tt_gemm_compile_ms(G) > 0);
     char err[64];
     TtGemm *g2 = tt_gemm_new(err, sizeof err);

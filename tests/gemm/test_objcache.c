@@ -494,7 +494,7 @@ static void run_kernels(const GemmKernels *k, float *out) {
 
 static GemmJit *build(GemmKernels *k) {
     char *ir, err[256] = "";
-    GemmJit *j = gemm_jit_build(k, 0, &ir, err, sizeof err);
+    GemmJit *j = gemm_jit_build(k, 0, GEMM_FAM_ALL, &ir, err, sizeof err);
     cr_assert(j, "gemm_jit_build: %s", err);
     cr_assert(ir && strstr(ir, "tt_gemm_ukr_row4"));
     free(ir);
