@@ -20,13 +20,13 @@
 
 #include "ir.h"
 
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs)                                     \
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs)                               \
     bool grad_##name(IrGraph *g, int id, int gout, int *gin);
 #include "ops.def"
 #undef OP
 
 const GradRule ir_grad_rules[OP__COUNT] = {
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs) [OP_##NAME] = grad_##name,
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs) [OP_##NAME] = grad_##name,
 #include "ops.def"
 #undef OP
 };

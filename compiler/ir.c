@@ -13,15 +13,24 @@
 
 /* The shape and flop rules live in shape.c; declare every one ops.def names
  * (repeated declarations of the same rule are harmless). */
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs)                                     \
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs)                               \
     bool shape_##shape(const IrGraph *g, IrNode *n, char *err, size_t errlen);                     \
     int64_t flops_##flops(const IrGraph *g, const IrNode *n);
 #include "ops.def"
 #undef OP
 
+/* the form column's tokens as OpForm values */
+#define OP_FORM_leaf   FORM_LEAF
+#define OP_FORM_unary  FORM_UNARY
+#define OP_FORM_call   FORM_CALL
+#define OP_FORM_binary FORM_BINARY
+#define OP_FORM_elem   FORM_ELEM
+#define OP_FORM_remap  FORM_REMAP
+#define OP_FORM_kernel FORM_KERNEL
+
 const OpInfo ir_ops[OP__COUNT] = {
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs)                                     \
-    [OP_##NAME] = {#name, arity, flags, shape_##shape, flops_##flops, tol, attrs},
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs)                               \
+    [OP_##NAME] = {#name, arity, flags, OP_FORM_##form, shape_##shape, flops_##flops, tol, attrs},
 #include "ops.def"
 #undef OP
 };
@@ -36,9 +45,10 @@ const char *dtype_name(DType t) {
         return "i32";
     case TY_I8:
         return "i8";
-    default:
-        return "?";
+    case TY__COUNT:
+        break;
     }
+    return "?"; /* not a dtype (a corrupt file's) */
 }
 
 size_t dtype_size(DType t) {
@@ -49,9 +59,10 @@ size_t dtype_size(DType t) {
         return 4;
     case TY_I8:
         return 1;
-    default:
-        return 0;
+    case TY__COUNT:
+        break;
     }
+    return 0;
 }
 
 /* Saturates at INT64_MAX instead of overflowing (shapes come from users). */

@@ -76,8 +76,71 @@ enum {
     AT_WIN_POOL = AT_KERNEL | AT_STRIDE | AT_PADDING,
 };
 
+/* The op's form (the form column of ops.def): which of a layer's ways of
+ * handling ops applies to it. The elementwise forms are the loop IR's
+ * operators and expressions; a kernel op has a kernel of its own in every
+ * backend. Switches over ops and over loop-IR ops (LpOp) have no default
+ * (the build has -Werror=switch-enum): a switch that handles the ops of one
+ * form one by one lists the others with OP_CASES_UNLESS_FORM, so a new row
+ * of that form without a case there does not compile. */
+typedef enum OpForm {
+    FORM_LEAF,   /* INPUT, CONST: no inputs */
+    FORM_UNARY,  /* elementwise, one input: a loop-IR unary operator (LE_UN) */
+    FORM_CALL,   /* a unary one whose f32 code is one call named by the op
+                    (OPF_INTRINSIC or OPF_LIBM): codegen.c needs no case */
+    FORM_BINARY, /* elementwise, two inputs: a loop-IR binary operator (LE_BIN) */
+    FORM_ELEM,   /* elementwise, more than one operator (where, cast, quantize..) */
+    FORM_REMAP,  /* an index remap of one input: fused as a different load */
+    FORM_KERNEL, /* its own kernel (reductions, matmul, conv, pad, concat..) */
+} OpForm;
+
+/* Preprocessor tests of the form column (a token: leaf, unary, ...).
+ * OP_FORM_IS(form, f) is 1 when the token form is f, else 0. */
+#define OP_PP_2ND_(a, b, ...) b
+#define OP_PP_2ND(...)        OP_PP_2ND_(__VA_ARGS__)
+#define OP_PP_IF_1(x)         x
+#define OP_PP_IF_0(x)
+#define OP_PP_IF_(c, x)            OP_PP_IF_##c(x)
+#define OP_PP_IF(c, x)             OP_PP_IF_(c, x)
+#define OP_PP_NOT_0                1
+#define OP_PP_NOT_1                0
+#define OP_PP_NOT_(c)              OP_PP_NOT_##c
+#define OP_PP_NOT(c)               OP_PP_NOT_(c)
+#define OP_PP_OR_00                0
+#define OP_PP_OR_01                1
+#define OP_PP_OR_10                1
+#define OP_PP_OR_11                1
+#define OP_PP_OR_(a, b)            OP_PP_OR_##a##b
+#define OP_PP_OR(a, b)             OP_PP_OR_(a, b)
+#define OP_FORM_SAME_leaf_leaf     ~, 1
+#define OP_FORM_SAME_unary_unary   ~, 1
+#define OP_FORM_SAME_call_call     ~, 1
+#define OP_FORM_SAME_binary_binary ~, 1
+#define OP_FORM_SAME_elem_elem     ~, 1
+#define OP_FORM_SAME_remap_remap   ~, 1
+#define OP_FORM_SAME_kernel_kernel ~, 1
+#define OP_FORM_IS(form, f)        OP_PP_2ND(OP_FORM_SAME_##form##_##f, 0, ~)
+/* In an OP() row macro: the case label `case label:` unless the row's form
+ * is f. Used as
+ *     #define OP(NAME, name, arity, flags, form, ...) \
+ *         OP_CASES_UNLESS_FORM(form, unary, OP_##NAME)
+ *     #include "ops.def"
+ *     #undef OP
+ *         TT_UNREACHABLE();
+ * at the end of a switch that handles each unary op. */
+#define OP_CASES_UNLESS_FORM(form, f, label) OP_PP_IF(OP_PP_NOT(OP_FORM_IS(form, f)), case label:)
+/* `case label:` if the row is elementwise (unary, call, binary, elem): in a
+ * switch after the elementwise ops took another branch */
+#define OP_FORM_ELEMWISE(form)                                                                     \
+    OP_PP_OR(OP_PP_OR(OP_FORM_IS(form, unary), OP_FORM_IS(form, call)),                            \
+             OP_PP_OR(OP_FORM_IS(form, binary), OP_FORM_IS(form, elem)))
+#define OP_CASES_IF_ELEMWISE(form, label) OP_PP_IF(OP_FORM_ELEMWISE(form), case label:)
+/* the same unless the form is f or g */
+#define OP_CASES_UNLESS_FORMS(form, f, g, label)                                                   \
+    OP_PP_IF(OP_PP_NOT(OP_PP_OR(OP_FORM_IS(form, f), OP_FORM_IS(form, g))), case label:)
+
 typedef enum OpKind {
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs) OP_##NAME,
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs) OP_##NAME,
 #include "ops.def"
 #undef OP
     OP__COUNT
@@ -145,6 +208,7 @@ typedef struct OpInfo {
     const char *name;
     int arity;
     unsigned flags;
+    OpForm form;
     bool (*shape)(const IrGraph *g, IrNode *n, char *err, size_t errlen);
     int64_t (*flops)(const IrGraph *g, const IrNode *n);
     double tol;

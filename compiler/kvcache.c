@@ -221,9 +221,31 @@ static bool position_wise(Pass *S, int id, IrAttr *attr) {
         for (int k = 0; k < x->nin; k++)
             if (S->ax[in[k]] != a) return refuse(S, id, "mixes rows of its inputs");
         return true;
-    default:
+    /* a new kernel op is listed here or given a rule above */
+    case OP_INPUT:
+    case OP_PAD:
+    case OP_SCATTER_ADD:
+    case OP_CONV2D:
+    case OP_CONV2D_BACKWARD_INPUT:
+    case OP_CONV2D_BACKWARD_WEIGHT:
+    case OP_MAX_POOL2D:
+    case OP_MAX_POOL2D_INDEX:
+    case OP_AVG_POOL2D:
+    case OP_AVG_POOL2D_BACKWARD:
+    case OP_QCONV2D:
+    case OP_ATTENTION:
+    case OP_WRITE_ROWS:
+    case OP_ATTENTION_LSE:
+    case OP_ATTENTION_GRAD:
         return refuse(S, id, "is not position-wise");
+        /* the elementwise ops are above */
+#define OP(NAME, name, arity, flags, form, ...) OP_CASES_IF_ELEMWISE(form, OP_##NAME)
+#include "ops.def"
+#undef OP
+    case OP__COUNT:
+        break;
     }
+    TT_UNREACHABLE();
 }
 
 static bool derive(Pass *S) {

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs)                                     \
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs)                               \
     bool shape_##shape(const IrGraph *g, IrNode *n, char *err, size_t errlen);                     \
     int64_t flops_##flops(const IrGraph *g, const IrNode *n);
 #include "ops.def"

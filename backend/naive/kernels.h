@@ -51,7 +51,7 @@ static inline int8_t sat_i8(double x) {
 typedef void (*RefKernel)(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err);
 extern const RefKernel rt_ref_kernels[OP__COUNT];
 
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs)                                     \
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs)                               \
     void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err);
 #include "ops.def"
 #undef OP

@@ -3,7 +3,8 @@
 #include "kernels.h"
 
 const RefKernel rt_ref_kernels[OP__COUNT] = {
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs) [OP_##NAME] = kern_##name##_ref,
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs)                               \
+    [OP_##NAME] = kern_##name##_ref,
 #include "ops.def"
 #undef OP
 };

@@ -81,9 +81,13 @@ static int bits(LpType t) {
         return 8;
     case LT_I32:
         return 32;
-    default:
-        return 64;
+    case LT_F32:
+    case LT_F64:
+    case LT_I64:
+    case LT__COUNT:
+        break;
     }
+    return 64;
 }
 
 static LLVMValueRef contract(LLVMValueRef v) {
@@ -206,9 +210,19 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
         case LO_ABS:
             return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, x, zero, ""),
                                    LLVMBuildSub(b, zero, x, ""), x, "");
-        default:
-            TT_UNREACHABLE();
+        case LO_RSQRT: /* OPF_FLOAT: the builder casts ints to f32 */
+        case LO_TANH:
+        case LO_SIGMOID:
+#define OP(NAME, name, arity, flags, form, ...) OP_CASES_UNLESS_FORM(form, unary, LO_##NAME)
+#include "ops.def"
+#undef OP
+        case LO_MOD:
+        case LO_AND:
+        case LO_OR:
+        case LO__COUNT:
+            break;
         }
+        TT_UNREACHABLE();
     }
     if (t == LT_F64 && e->op == LO_ROUND) { /* the quantization ops round in double */
         LLVMTypeRef ty = c->ty[t];
@@ -245,9 +259,16 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
         LLVMValueRef pos = LLVMBuildFDiv(b, one, d, ""), neg = LLVMBuildFDiv(b, ex, d, "");
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGE, x, zero, ""), pos, neg, "");
     }
-    default:
-        TT_UNREACHABLE();
+#define OP(NAME, name, arity, flags, form, ...) OP_CASES_UNLESS_FORM(form, unary, LO_##NAME)
+#include "ops.def"
+#undef OP
+    case LO_MOD:
+    case LO_AND:
+    case LO_OR:
+    case LO__COUNT:
+        break;
     }
+    TT_UNREACHABLE();
 }
 
 static LLVMValueRef emit_bin(Cg *c, const LpExpr *e) {
@@ -290,9 +311,16 @@ static LLVMValueRef emit_bin(Cg *c, const LpExpr *e) {
         case LO_GT:
         case LO_GE:
             return LLVMBuildFCmp(b, fp[e->op - LO_EQ], x, y, "");
-        default:
-            TT_UNREACHABLE();
+        case LO_MOD: /* i64 and bool only */
+        case LO_AND:
+        case LO_OR:
+        case LO__COUNT:
+#define OP(NAME, name, arity, flags, form, ...) OP_CASES_UNLESS_FORM(form, binary, LO_##NAME)
+#include "ops.def"
+#undef OP
+            break;
         }
+        TT_UNREACHABLE();
     }
     static const LLVMIntPredicate ip[] = {LLVMIntEQ,  LLVMIntNE,  LLVMIntSLT,
                                           LLVMIntSLE, LLVMIntSGT, LLVMIntSGE};
@@ -329,9 +357,16 @@ static LLVMValueRef emit_bin(Cg *c, const LpExpr *e) {
     case LO_GT:
     case LO_GE:
         return LLVMBuildICmp(b, ip[e->op - LO_EQ], x, y, "");
-    default:
-        TT_UNREACHABLE();
+    case LO_POW: /* OPF_FLOAT */
+    case LO_AND: /* bool, above */
+    case LO_OR:
+    case LO__COUNT:
+#define OP(NAME, name, arity, flags, form, ...) OP_CASES_UNLESS_FORM(form, binary, LO_##NAME)
+#include "ops.def"
+#undef OP
+        break;
     }
+    TT_UNREACHABLE();
 }
 
 static LLVMValueRef emit_cast(Cg *c, const LpExpr *e) {

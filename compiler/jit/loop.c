@@ -210,9 +210,10 @@ LpType lp_type_of(DType t) {
         return LT_I32;
     case TY_I8:
         return LT_I8;
-    default:
-        TT_UNREACHABLE();
+    case TY__COUNT:
+        break;
     }
+    TT_UNREACHABLE();
 }
 
 const char *lp_type_name(LpType t) {
@@ -222,7 +223,7 @@ const char *lp_type_name(LpType t) {
 
 const char *lp_op_name(LpOp op) {
     static const char *names[LO__COUNT] = {
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs) [LO_##NAME] = #name,
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs) [LO_##NAME] = #name,
 #include "ops.def"
 #undef OP
         [LO_MOD] = "mod",
@@ -235,7 +236,9 @@ const char *lp_op_name(LpOp op) {
 /* an elementwise graph op of the given arity (not one lowered by hand:
  * cast, where, the quantization ops have no operator of their own) */
 static bool is_elem(LpOp op, int arity) {
-    return (int)op < OP__COUNT && (ir_ops[op].flags & OPF_ELEMWISE) && ir_ops[op].arity == arity;
+    if ((int)op >= OP__COUNT) return false;
+    OpForm f = ir_ops[op].form;
+    return arity == 1 ? f == FORM_UNARY || f == FORM_CALL : arity == 2 && f == FORM_BINARY;
 }
 
 bool lp_op_is_libm(LpOp op) {
@@ -385,9 +388,12 @@ static bool range(const LpExpr *e, int64_t *lo, int64_t *hi) {
             return true;
         }
         return false;
-    default:
+    case LE_LOAD:
+    case LE_LOCAL:
+    case LE_UN:
         return false;
     }
+    return false;
 }
 
 #define AFF_MAX 32
@@ -588,66 +594,28 @@ LpExpr *lp_imod(LpProg *p, LpExpr *a, int64_t d) {
 
 /* -- printing -- */
 
+/* The infix operators: their symbol and precedence (higher binds
+ * tighter). The others print by name, as calls (precedence 8). */
+static const struct {
+    const char *sym;
+    int prec;
+} infix[LO__COUNT] = {
+    [LO_OR] = {"||", 2}, [LO_AND] = {"&&", 3}, [LO_EQ] = {"==", 4}, [LO_NE] = {"!=", 4},
+    [LO_LT] = {"<", 4},  [LO_LE] = {"<=", 4},  [LO_GT] = {">", 4},  [LO_GE] = {">=", 4},
+    [LO_ADD] = {"+", 5}, [LO_SUB] = {"-", 5},  [LO_MUL] = {"*", 6}, [LO_DIV] = {"/", 6},
+    [LO_MOD] = {"%", 6},
+};
+
 static int prec(const LpExpr *e) {
     if (e->kind == LE_SELECT) return 1;
     if (e->kind == LE_UN && e->op == LO_NEG) return 7;
     if (e->kind != LE_BIN) return 8;
-    switch (e->op) {
-    case LO_OR:
-        return 2;
-    case LO_AND:
-        return 3;
-    case LO_EQ:
-    case LO_NE:
-    case LO_LT:
-    case LO_LE:
-    case LO_GT:
-    case LO_GE:
-        return 4;
-    case LO_ADD:
-    case LO_SUB:
-        return 5;
-    case LO_MUL:
-    case LO_DIV:
-    case LO_MOD:
-        return 6;
-    default:
-        return 8; /* pow(a, b), max(a, b), min(a, b) */
-    }
+    return infix[e->op].sym ? infix[e->op].prec : 8; /* pow(a, b), max(a, b), .. */
 }
 
 /* how an infix operator prints (the others print by name) */
 static const char *symbol(LpOp op) {
-    switch (op) {
-    case LO_ADD:
-        return "+";
-    case LO_SUB:
-        return "-";
-    case LO_MUL:
-        return "*";
-    case LO_DIV:
-        return "/";
-    case LO_MOD:
-        return "%";
-    case LO_EQ:
-        return "==";
-    case LO_NE:
-        return "!=";
-    case LO_LT:
-        return "<";
-    case LO_LE:
-        return "<=";
-    case LO_GT:
-        return ">";
-    case LO_GE:
-        return ">=";
-    case LO_AND:
-        return "&&";
-    case LO_OR:
-        return "||";
-    default:
-        return lp_op_name(op);
-    }
+    return infix[op].sym ? infix[op].sym : lp_op_name(op);
 }
 
 static void print_expr(FILE *out, const LpProg *p, const LpExpr *e);

@@ -58,11 +58,11 @@ typedef enum LpExprKind {
 /* Unary and binary operators. The first OP__COUNT are ops.def's rows, in
  * its order, so an elementwise graph op's operator is LO_<NAME> ==
  * (LpOp)OP_<NAME> (lp_op_of) and its name is the op's: the enum, the names
- * and the map cannot drift. Only the elementwise unary and binary rows are
- * operators (lp_un, lp_bin check); the others hold their place. The codegen
- * expands each to exact IR (see codegen.c). */
+ * and the map cannot drift. Only the rows of form unary, call and binary
+ * are operators (lp_un, lp_bin check); the others hold their place. The
+ * codegen expands each to exact IR (see codegen.c). */
 typedef enum LpOp {
-#define OP(NAME, name, arity, flags, shape, flops, tol, attrs) LO_##NAME,
+#define OP(NAME, name, arity, flags, form, shape, flops, tol, attrs) LO_##NAME,
 #include "ops.def"
 #undef OP
     /* the loop IR's own */

@@ -56,7 +56,7 @@ static const IrNode *node(const Lower *L, int id) {
 }
 
 static bool is_remap(OpKind op) {
-    return op == OP_RESHAPE || op == OP_PERMUTE || op == OP_BROADCAST || op == OP_SLICE;
+    return ir_ops[op].form == FORM_REMAP;
 }
 
 static bool fusable(OpKind op) {
@@ -100,9 +100,10 @@ static LpExpr *const_expr(Lower *L, const IrNode *n) {
         int64_t x = v != v ? 0 : v >= 128.0 ? INT8_MAX : v <= -129.0 ? INT8_MIN : (int8_t)(int)v;
         return lp_const_i(L->p, LT_I8, x);
     }
-    default:
-        TT_UNREACHABLE();
+    case TY__COUNT:
+        break;
     }
+    TT_UNREACHABLE();
 }
 
 /* The quantization ops on values a[0] (data), a[1] (scale f32), a[2] (zero
@@ -205,7 +206,10 @@ static LpExpr *node_expr(Lower *L, int id, LpExpr **idx) {
         }
         break;
     }
-    default:
+#define OP(NAME, name, arity, flags, form, ...) OP_CASES_UNLESS_FORM(form, remap, OP_##NAME)
+#include "ops.def"
+#undef OP
+    case OP__COUNT:
         TT_UNREACHABLE();
     }
     return value_at(L, n->in[0], j);
@@ -555,8 +559,14 @@ static bool strided_view(Lower *L, int id, int *buf, int64_t *off, int64_t *st) 
             st[k] = n->attr.step[k] * ist[k];
         }
         break;
-    default: /* OP_RESHAPE */
+    case OP_RESHAPE:
         if (!reshape_strides(is, ist, &n->shape, st)) return false;
+        break;
+#define OP(NAME, name, arity, flags, form, ...) OP_CASES_UNLESS_FORM(form, remap, OP_##NAME)
+#include "ops.def"
+#undef OP
+    case OP__COUNT:
+        TT_UNREACHABLE();
     }
     note_fused(L, id);
     return true;
@@ -2108,9 +2118,14 @@ static void lower_root(Lower *L, int id) {
     case OP_AVG_POOL2D_BACKWARD:
         lower_avg_pool_backward(L, id, out);
         break;
-    default:
+        /* the others are fused expressions, or a CONST filled */
+#define OP(NAME, name, arity, flags, form, ...) OP_CASES_UNLESS_FORM(form, kernel, OP_##NAME)
+#include "ops.def"
+#undef OP
+    case OP__COUNT:
         TT_ASSERT(fusable(n->op) || n->op == OP_CONST);
         lower_elem(L, id, out);
+        break;
     }
 done:
     lp_end_kernel(L->p);

@@ -261,8 +261,31 @@ static bool exact(ShapeFam *f) {
                 if (sf_axis(f, n->in[k]) != r - 2) return dead(f, i, "T is not both Tq and Tk");
             if (a != r - 2) return dead(f, i, "T moves");
             continue;
-        default:
+        /* a new kernel op is listed here or given a rule above */
+        case OP_PAD:
+        case OP_SCATTER_ADD:
+        case OP_CONV2D:
+        case OP_CONV2D_BACKWARD_INPUT:
+        case OP_CONV2D_BACKWARD_WEIGHT:
+        case OP_MAX_POOL2D:
+        case OP_MAX_POOL2D_INDEX:
+        case OP_AVG_POOL2D:
+        case OP_AVG_POOL2D_BACKWARD:
+        case OP_ARGSORT:
+        case OP_CUMSUM:
+        case OP_QMATMUL:
+        case OP_QCONV2D:
+        case OP_WRITE_ROWS:
+        case OP_ATTENTION_LSE:
+        case OP_ATTENTION_GRAD:
             return dead(f, i, "no exact padding rule for this op");
+            /* elementwise ops and leaves are above */
+#define OP(NAME, name, arity, flags, form, ...)                                                    \
+    OP_CASES_UNLESS_FORMS(form, kernel, remap, OP_##NAME)
+#include "ops.def"
+#undef OP
+        case OP__COUNT:
+            TT_UNREACHABLE();
         }
     }
     return true;

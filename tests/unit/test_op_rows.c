@@ -79,3 +79,48 @@ Test(op_rows, loop_ops_mirror_the_table) {
     cr_expect(!lp_op_is_libm(lp_op_of(OP_EXP)));
     cr_expect(!lp_op_is_libm(LO_MOD));
 }
+
+/* The form column (ir.h, OpForm) says which of a layer's ways of handling
+ * an op applies: it must agree with the flags and the arity, or a switch
+ * that trusts the form (the JIT's codegen and lowering) would take an op
+ * down the wrong path. */
+Test(op_rows, form_agrees_with_flags) {
+    for (int op = 0; op < OP__COUNT; op++) {
+        const OpInfo *o = &ir_ops[op];
+        bool elem = o->flags & OPF_ELEMWISE;
+        switch (o->form) {
+        case FORM_LEAF:
+            cr_expect(o->flags & OPF_LEAF, "%s: leaf form without OPF_LEAF", o->name);
+            break;
+        case FORM_UNARY:
+            cr_expect(elem && o->arity == 1 && !(o->flags & (OPF_INTRINSIC | OPF_LIBM)),
+                      "%s: unary form: an elementwise op of one input, no single call", o->name);
+            break;
+        case FORM_CALL:
+            cr_expect(elem && o->arity == 1 && (o->flags & (OPF_INTRINSIC | OPF_LIBM)),
+                      "%s: call form needs OPF_INTRINSIC or OPF_LIBM", o->name);
+            break;
+        case FORM_BINARY:
+            cr_expect(elem && o->arity == 2, "%s: binary form: elementwise, two inputs", o->name);
+            break;
+        case FORM_ELEM:
+            cr_expect(elem, "%s: elem form without OPF_ELEMWISE", o->name);
+            break;
+        case FORM_REMAP:
+            cr_expect((o->flags & OPF_MOVEMENT) && o->arity == 1, "%s: remap form", o->name);
+            break;
+        case FORM_KERNEL:
+            cr_expect(!elem && !(o->flags & OPF_LEAF), "%s: kernel form on an elementwise op",
+                      o->name);
+            break;
+        }
+        /* every elementwise op has an elementwise form, so the JIT fuses it */
+        cr_expect(!elem || o->form == FORM_UNARY || o->form == FORM_CALL ||
+                      o->form == FORM_BINARY || o->form == FORM_ELEM,
+                  "%s: OPF_ELEMWISE in a non-elementwise form", o->name);
+    }
+    cr_expect_eq(ir_ops[OP_EXP].form, FORM_CALL);
+    cr_expect_eq(ir_ops[OP_TANH].form, FORM_UNARY);
+    cr_expect_eq(ir_ops[OP_RESHAPE].form, FORM_REMAP);
+    cr_expect_eq(ir_ops[OP_PAD].form, FORM_KERNEL); /* movement, but its own kernel */
+}
