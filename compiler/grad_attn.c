@@ -4,19 +4,19 @@
  * 0), y = P v and g the gradient of y:
  *   dv = P^T g,  dP = g v^T,  dS = P * (dP - delta),  delta = rowsum(g * y),
  *   dq = scale * dS k,  dk = scale * dS^T q;  len gets none.
- * The forward never stores P; both forms recompute it.
+ * The forward never stores P; both forms recompute it from lse.
  *
  * fused (FlashAttention-2): P = exp(S - lse) from one number per query row,
  * the log-sum-exp of its visible scores (attention_lse); each gradient is
  * one attention_grad node (ops.def), a kernel that streams over the other
  * side's rows, so no Tq x Tk tensor exists on any backend.
  *
- * composed: P as matmul and a masked softmax, then four matmuls; the mask
- * from ranks made by cumsum of ones and the runtime len, so the graph
- * serves every len as the forward does. Masked scores get the finite -3e38
- * before the row maximum, and the row sum is at least 1 when any key is
- * visible (its maximum contributes exp(0)), so P = e / max(sum, 1) is 0 on
- * a row that sees nothing instead of NaN.
+ * composed: P = where(mask, exp(S - lse), 0) with S a matmul and lse from
+ * attention_lse (as the fused form's), then four matmuls; the mask from
+ * ranks made by cumsum of ones and the runtime len, so the graph serves
+ * every len as the forward does. (A masked softmax recomputed over the
+ * Tq x Tk scores, the form before, cost more than lse's row loop and the
+ * one elementwise kernel: spec/jit.md, Attention.)
  *
  * Why two: on the JIT the composed form's GEMMs run each (query, key) pair
  * several times faster than the fused kernels' per-key loops (bench/README,
