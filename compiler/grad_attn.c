@@ -4,19 +4,19 @@
  * 0), y = P v and g the gradient of y:
  *   dv = P^T g,  dP = g v^T,  dS = P * (dP - delta),  delta = rowsum(g * y),
  *   dq = scale * dS k,  dk = scale * dS^T q;  len gets none.
- * The forward never stores P; both forms recompute it.
+ * The forward never stores P; both forms recompute it from lse.
  *
  * fused (FlashAttention-2): P = exp(S - lse) from one number per query row,
  * the log-sum-exp of its visible scores (attention_lse); each gradient is
  * one attention_grad node (ops.def), a kernel that streams over the other
  * side's rows, so no Tq x Tk tensor exists on any backend.
  *
- * composed: P as matmul and a masked softmax, then four matmuls; the mask
- * from ranks made by cumsum of ones and the runtime len, so the graph
- * serves every len as the forward does. Masked scores get the finite -3e38
- * before the row maximum, and the row sum is at least 1 when any key is
- * visible (its maximum contributes exp(0)), so P = e / max(sum, 1) is 0 on
- * a row that sees nothing instead of NaN.
+ * composed: P = where(mask, exp(S - lse), 0) with S a matmul and lse from
+ * attention_lse (as the fused form's), then four matmuls; the mask from
+ * ranks made by cumsum of ones and the runtime len, so the graph serves
+ * every len as the forward does. (A masked softmax recomputed over the
+ * Tq x Tk scores, the form before, cost more than lse's row loop and the
+ * one elementwise kernel: spec/jit.md, Attention.)
  *
  * Why two: on the JIT the composed form's GEMMs run each (query, key) pair
  * several times faster than the fused kernels' per-key loops (bench/README,
@@ -69,16 +69,22 @@ static int probabilities(IrGraph *g, const IrNode *n) {
         vis = ir_binary(g, OP_MUL, vis, ir_binary(g, OP_LE, j, lim, loc), loc);
     }
     if (s < 0 || vis < 0) return -1;
-    Shape full = ir_node(g, s)->shape;
+    /* the row's log-sum-exp from the forward's own row loop (vectorized,
+     * no Tq x Tk tensor) leaves P one elementwise kernel: no masked row
+     * maximum and sum over the Tq x Tk scores. A row that sees no key has
+     * lse = -inf; the where, not a product with the mask, keeps it 0. */
+    IrAttr at = {0};
+    at.causal = n->attr.causal;
+    at.scale = n->attr.scale;
+    int ins[3] = {q, k, n->nin == 4 ? n->in[3] : -1};
+    int lse = ir_add(g, OP_ATTENTION_LSE, ins, n->nin == 4 ? 3 : 2, &at, loc);
+    if (lse < 0) return -1;
+    Shape full = ir_node(g, s)->shape, rows = full;
+    rows.d[rows.ndim - 1] = 1;
+    lse = ir_reshape(g, lse, rows, loc);
     vis = ir_broadcast_to(g, vis, full, loc);
-    int sm = ir_where(g, vis, s, ir_const(g, TY_F32, shape_scalar(), -3e38, loc), loc);
-    int last = -1;
-    int mx = ir_reduce(g, OP_RMAX, sm, &last, 1, true, loc);
-    int e =
-        ir_binary(g, OP_MUL, ir_unary(g, OP_EXP, ir_binary(g, OP_SUB, sm, mx, loc), loc), vis, loc);
-    int sum = ir_reduce(g, OP_SUM, e, &last, 1, true, loc);
-    sum = ir_binary(g, OP_MAX, sum, ir_const(g, TY_F32, shape_scalar(), 1, loc), loc);
-    return ir_binary(g, OP_DIV, e, sum, loc);
+    int e = ir_unary(g, OP_EXP, ir_binary(g, OP_SUB, s, lse, loc), loc);
+    return ir_where(g, vis, e, ir_const(g, TY_F32, shape_scalar(), 0, loc), loc);
 }
 
 static bool composed(IrGraph *g, int id, int gout, int *gin) {

@@ -155,8 +155,10 @@ Test(jit_sum_lanes, each_axis_and_batchnorm) {
             IrGraph g;
             ir_init(&g);
             build(&g, s, sets[i], nset[i], prod, false);
-            /* the path: a reduced suffix of 16 elements or more */
-            cr_expect(uses_lanes(&g) == (i >= 3), "axes set %d: lanes %d", i, uses_lanes(&g));
+            /* the path: a reduced suffix of 16 elements or more, or (set 0)
+             * reduced dims before a kept suffix of 16 or more (columns) */
+            cr_expect(uses_lanes(&g) == (i >= 3 || i == 0), "axes set %d: lanes %d", i,
+                      uses_lanes(&g));
             void **in = inputs(&g, &r, -3, 3);
             char what[64];
             snprintf(what, sizeof what, "axes set %d, producer %d", i, prod);
@@ -164,6 +166,50 @@ Test(jit_sum_lanes, each_axis_and_batchnorm) {
             free_inputs(in, g.ninputs);
             ir_free(&g);
         }
+}
+
+/* Sums down columns (lower.c, column_lanes): the reduced dims all before a
+ * kept suffix, a bias gradient's [B, T, C] over B and T. Kept suffixes of
+ * whole blocks of 16 and with a tail, one to three reduced dims, keepdims,
+ * the three producers; an rmax the same way with NaNs in some columns
+ * (NaN wins, exact). */
+Test(jit_sum_lanes, columns) {
+    RgRng r = {20261205};
+    for (int v = 0; v < 24; v++) {
+        int nred = rg_int(&r, 1, 3), nkeep = rg_int(&r, 1, 2);
+        Shape s = {nred + nkeep, {0}};
+        int axes[IR_MAXDIM];
+        for (int i = 0; i < nred; i++) {
+            s.d[i] = rg_int(&r, 1, 9);
+            axes[i] = i;
+        }
+        s.d[nred] = v % 3 == 0 ? 32 : rg_int(&r, 16, 70); /* blocks only, or a tail */
+        if (nkeep == 2) s.d[nred + 1] = rg_int(&r, 1, 3);
+        IrGraph g;
+        ir_init(&g);
+        build(&g, s, axes, nred, v % 3, v % 2);
+        cr_expect(uses_lanes(&g), "variant %d: not in column lanes", v);
+        void **in = inputs(&g, &r, -3, 3);
+        char what[64];
+        snprintf(what, sizeof what, "columns variant %d", v);
+        cr_expect(check(&g, in, what), "%s", what);
+        free_inputs(in, g.ninputs);
+        ir_free(&g);
+    }
+    IrGraph g;
+    ir_init(&g);
+    Shape s = {2, {13, 37}};
+    int ax = 0;
+    ir_mark_output(&g,
+                   ir_reduce(&g, OP_RMAX, ir_input(&g, TY_F32, s, NULL, L0), &ax, 1, false, L0));
+    cr_expect(uses_max_lanes(&g));
+    RgRng r2 = {3};
+    void **in = inputs(&g, &r2, -3, 3);
+    ((float *)in[0])[5 * 37 + 2] = NAN;   /* a column of the first block */
+    ((float *)in[0])[12 * 37 + 36] = NAN; /* the tail's last column, last row */
+    cr_expect(check(&g, in, "rmax columns"));
+    free_inputs(in, g.ninputs);
+    ir_free(&g);
 }
 
 /* Short suffixes stay on the one-chain loop; integer sums too. */

@@ -1345,6 +1345,29 @@ Test(grad_second_order, attention_backward_ops_refuse) {
     ctx_free(&c);
 }
 
+/* the composed form takes P as exp(S - lse) from attention_lse, the
+ * forward's row loop: no masked row maximum (rmax) over the Tq x Tk scores
+ * (the grad_fd attention cases check its values) */
+Test(grad_attention_form, composed_recomputes_p_from_lse) {
+    IrGraph g;
+    ir_init(&g);
+    SrcLoc l0 = {0};
+    Shape s = shape_make(3, (int64_t[]){2, 5, 3});
+    int q = ir_input(&g, TY_F32, s, NULL, l0), k = ir_input(&g, TY_F32, s, NULL, l0);
+    int v = ir_input(&g, TY_F32, s, NULL, l0);
+    int y = ir_attention(&g, q, k, v, -1, true, NAN, l0);
+    int wrt[3] = {q, k, v}, grads[3];
+    cr_assert(ad_backward(&g, y, wrt, 3, grads), "%s", g.err);
+    int lse = 0, rmax = 0;
+    for (int i = y + 1; i < g.n; i++) {
+        lse += ir_node(&g, i)->op == OP_ATTENTION_LSE;
+        rmax += ir_node(&g, i)->op == OP_RMAX;
+    }
+    cr_expect_eq(lse, 1, "%d attention_lse nodes", lse);
+    cr_expect_eq(rmax, 0, "%d rmax nodes", rmax);
+    ir_free(&g);
+}
+
 /* grad_attention's choice: composed up to IR_ATTENTION_FUSED_MIN pairs
  * (batch x Tq x Tk), fused past it (graphs built, never run) */
 Test(grad_attention_form, fused_past_the_threshold) {
