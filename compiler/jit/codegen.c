@@ -128,14 +128,13 @@ static LLVMValueRef iconst(Cg *c, LpType t, int64_t v) {
 static LLVMValueRef emit(Cg *c, const LpExpr *e);
 static void tag_access(Cg *c, LLVMValueRef inst, int buf);
 
-/* exp(x) in f32 without a call (LpKernel.fast_exp), so the vectorizers can
- * widen it: Cephes' expf. x = n ln2 + r with n = round(x / ln2) (the
- * 1.5 * 2^23 trick rounds to nearest even), ln2 in two parts so r is
- * exact, |r| <= ln2 / 2; exp(r) by a degree-7 polynomial (within 2 ulp);
- * then times 2^n as 2^(n >> 1) * 2^(n - (n >> 1)), both factors normal
- * for n in [-150, 128], so overflow gives inf and the subnormal range
- * rounds as a product does. x is clamped to [-104, 89] first (past those
- * the result is 0 or inf anyway); NaN stays NaN. */
+/* exp(x) in f32 without a call, so the vectorizers can widen it (every
+ * f32 exp, sigmoid's included: libm's expf kept loops scalar): Cephes' expf. x = n ln2 + r with n =
+ * round(x / ln2) (the 1.5 * 2^23 trick rounds to nearest even), ln2 in two parts so r is exact, |r|
+ * <= ln2 / 2; exp(r) by a degree-7 polynomial (within 2 ulp); then times 2^n as 2^(n >> 1) * 2^(n -
+ * (n >> 1)), both factors normal for n in [-150, 128], so overflow gives inf and the subnormal
+ * range rounds as a product does. x is clamped to [-104, 89] first (past those the result is 0 or
+ * inf anyway); NaN stays NaN. */
 static LLVMValueRef cg_exp_poly(Cg *c, LLVMValueRef x) {
     LLVMBuilderRef b = c->b;
     LLVMTypeRef f = c->ty[LT_F32], i32 = c->ty[LT_I32];
@@ -211,6 +210,7 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
             return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, x, zero, ""),
                                    LLVMBuildSub(b, zero, x, ""), x, "");
         case LO_RSQRT: /* OPF_FLOAT: the builder casts ints to f32 */
+        case LO_EXP:
         case LO_TANH:
         case LO_SIGMOID:
 #define OP(NAME, name, arity, flags, form, ...) OP_CASES_UNLESS_FORM(form, unary, LO_##NAME)
@@ -229,8 +229,6 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
         return call_intrinsic(c, "llvm.roundeven", &ty, 1, &x, 1);
     }
     TT_ASSERT(t == LT_F32);
-    /* the attention kernel's exp: an inline polynomial, vectorizable */
-    if (e->op == LO_EXP && c->kernel && c->kernel->fast_exp) return cg_exp_poly(c, x);
     /* one call named by the op (ops.def's OPF_INTRINSIC, OPF_LIBM) */
     unsigned flags = (int)e->op < OP__COUNT ? ir_ops[e->op].flags : 0;
     if (flags & (OPF_INTRINSIC | OPF_LIBM)) {
@@ -250,11 +248,12 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
         return call_f32(c, "llvm.fabs", x);
     case LO_RELU:
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
+    case LO_EXP:
+        return cg_exp_poly(c, x);
     case LO_TANH:
         return cg_tanh(c, x);
     case LO_SIGMOID: {
-        LLVMValueRef ex =
-            call_f32(c, "llvm.exp", LLVMBuildFNeg(b, call_f32(c, "llvm.fabs", x), ""));
+        LLVMValueRef ex = cg_exp_poly(c, LLVMBuildFNeg(b, call_f32(c, "llvm.fabs", x), ""));
         LLVMValueRef d = contract(LLVMBuildFAdd(b, one, ex, ""));
         LLVMValueRef pos = LLVMBuildFDiv(b, one, d, ""), neg = LLVMBuildFDiv(b, ex, d, "");
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGE, x, zero, ""), pos, neg, "");

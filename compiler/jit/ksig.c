@@ -138,7 +138,6 @@ static void build(Walk *w, KSig *s, const LpKernel *k) {
     put_i(w, k->nvars);
     put_i(w, k->nlocals);
     for (int i = 0; i < k->nlocals; i++) put_i(w, k->local_ty[i]);
-    put_i(w, k->fast_exp);
     block(w, k->body);
     bool rt = has_gemm(k->body);
     /* the table's types: a load's or a store's element type is its buffer's;

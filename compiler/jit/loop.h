@@ -187,10 +187,6 @@ struct LpKernel {
      * node, fused, nfused and out describe what they computed) */
     LpKernel *merged;
     int nmerged;
-    /* f32 exp by an inline polynomial (codegen.c, cg_exp_poly: within 2
-     * ulp, vectorizable) instead of the llvm.exp libm call; set by
-     * lowerings whose op's tolerance allows it (attention) */
-    bool fast_exp;
 };
 
 typedef struct LpProg {

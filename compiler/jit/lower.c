@@ -1915,12 +1915,11 @@ static void attention_rows(Lower *L, int id, int out, bool lse) {
 /* A causal row i sees at most the keys below i + 1 + (Tk - Tq), whatever
  * len is: its key loop stops there (a runtime trip count, attention_rows),
  * so one flat loop over all rows, parallel, does work proportional to the
- * visible keys. The exps are inline polynomials (fast_exp: within 2 ulp of
- * expf, far inside the op's tolerance) the vectorizers can widen. */
+ * visible keys. The exps are inline polynomials (codegen.c, cg_exp_poly) the
+ * vectorizers can widen. */
 static void lower_attention(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     if (shape_numel(&n->shape) == 0) return;
-    L->p->cur->fast_exp = true;
     attention_rows(L, id, out, n->op == OP_ATTENTION_LSE);
 }
 
@@ -1941,7 +1940,6 @@ static void lower_attention_grad(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
     if (shape_numel(&n->shape) == 0) return;
-    p->cur->fast_exp = true;
     int Q = n->in[0], K = n->in[1], V = n->in[2], G = n->in[3], LSE = n->in[4], DL = n->in[5];
     const Shape *qs = &node(L, Q)->shape, *ks = &node(L, K)->shape;
     int r = qs->ndim, axis = n->attr.axis;

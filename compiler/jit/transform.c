@@ -776,7 +776,6 @@ static void add_merged(LpProg *p, LpKernel *k, const LpKernel *src) {
 static bool fuse_pair(LpProg *p, LpKernel *k1, const LpKernel *k2) {
     LpStmt *l2 = only_loop(k2), *gemm = NULL, *l1 = k1->body;
     if (!l2 || !l1) return false;
-    if (k1->fast_exp != k2->fast_exp) return false; /* one exp per kernel: keep others' exact */
     if (l1->kind == LS_GEMM) {
         gemm = l1;
         l1 = l1->next;
