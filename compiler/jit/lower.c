@@ -1673,14 +1673,15 @@ static LpExpr *attention_dot(Lower *L, int a, int b, LpExpr **qi, LpExpr **ki, i
 
 /* The number of valid keys: the input len (at lenat, if n has it) clamped
  * to [0, Tk], else Tk. */
-static LpExpr *attention_len(Lower *L, const IrNode *n, int lenat, int64_t tk) {
+static LpExpr *attention_len(Lower *L, const IrNode *n, int lenat, int64_t tk, bool local) {
     LpProg *p = L->p;
     LpExpr *hi = lp_iconst(p, tk);
     if (n->nin == lenat + 1) {
         LpExpr *none[1] = {NULL};
         LpExpr *len = lp_cast(p, LT_I64, value_at(L, n->in[lenat], none));
         len = lp_select(p, lp_bin(p, LO_LT, len, lp_iconst(p, 0)), lp_iconst(p, 0), len);
-        hi = lp_local(p, LT_I64, lp_select(p, lp_bin(p, LO_GT, len, hi), hi, len));
+        hi = lp_select(p, lp_bin(p, LO_GT, len, hi), hi, len);
+        if (local) hi = lp_local(p, LT_I64, hi);
     }
     return hi;
 }
@@ -1711,7 +1712,7 @@ static LpExpr *attention_open_rows(LpProg *p, const Shape *qs, int64_t t, LpExpr
  * independent sums over the features whose loads the SLP vectorizer packs
  * into one vector each (attention_scores). Its own loop nest, before the
  * rows (Tk x D per batch: small beside the Tq x Tk x D of the rows). */
-static int attention_kt(Lower *L, int id, int k, int64_t batch, int64_t tkp) {
+static int attention_kt(Lower *L, int id, int k, int64_t batch, int64_t tkp, LpExpr *hl) {
     LpProg *p = L->p;
     const Shape *ks = &node(L, k)->shape;
     int r = ks->ndim;
@@ -1723,7 +1724,17 @@ static int attention_kt(Lower *L, int id, int k, int64_t batch, int64_t tkp) {
     for (int a = 0; a < r - 2; a++) ki[a] = lp_open_loop(p, ks->d[a]);
     LpExpr *b = lp_iconst(p, 0);
     for (int a = 0; a < r - 2; a++) b = lp_iadd(p, lp_imul(p, b, ks->d[a]), ki[a]);
-    LpExpr *j = lp_open_loop(p, tkp);
+    /* only the blocks a row can read: keys below the runtime len hl, rounded
+     * up to a block (a decode step over a cache of ctx rows copies len rows,
+     * not ctx); the rest of kT is never read */
+    LpExpr *j = hl->kind == LE_CONST
+                    ? lp_open_loop(p, tkp)
+                    : lp_open_loop_trips(
+                          p, tkp,
+                          lp_imul(p,
+                                  lp_bin(p, LO_DIV, lp_iadd(p, hl, lp_iconst(p, ATT_VKEYS - 1)),
+                                         lp_iconst(p, ATT_VKEYS)),
+                                  ATT_VKEYS));
     LpExpr *c = lp_open_loop(p, d);
     ki[r - 2] = lp_select(p, lp_bin(p, LO_LT, j, lp_iconst(p, tk)), j, lp_iconst(p, tk - 1));
     ki[r - 1] = c;
@@ -1799,13 +1810,15 @@ static void attention_rows(Lower *L, int id, int out, bool lse) {
     int64_t dv = lse ? 0 : n->shape.d[r - 1];
     int64_t batch = 1, tkp = (tk + ATT_VKEYS - 1) / ATT_VKEYS * ATT_VKEYS;
     for (int k = 0; k < r - 2; k++) batch *= qs->d[k];
-    int kt = tk > 0 ? attention_kt(L, id, n->in[1], batch, tkp) : -1;
+    int kt = tk > 0 ? attention_kt(L, id, n->in[1], batch, tkp,
+                                   attention_len(L, n, lse ? 2 : 3, tk, false))
+                    : -1;
     LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *vi[IR_MAXDIM], *row;
     LpExpr *i = attention_open_rows(p, qs, tq, bi, &row);
     for (int k = 0; k < r - 2; k++) qi[k] = vi[k] = bi[k];
     qi[r - 2] = i;
     /* hi: keys [0, hi) are visible */
-    LpExpr *hi = attention_len(L, n, lse ? 2 : 3, tk);
+    LpExpr *hi = attention_len(L, n, lse ? 2 : 3, tk, true);
     if (n->attr.causal) {
         LpExpr *lim =
             lp_iadd(p, lp_bin(p, LO_SUB, hi, lp_iconst(p, tq)), lp_iadd(p, i, lp_iconst(p, 1)));
@@ -1950,7 +1963,7 @@ static void lower_attention_grad(Lower *L, int id, int out) {
     LpExpr *bi[IR_MAXDIM], *qi[IR_MAXDIM], *ki[IR_MAXDIM], *li[IR_MAXDIM], *row;
     LpExpr *x = attention_open_rows(p, qs, t, bi, &row);
     for (int k = 0; k < r - 2; k++) qi[k] = ki[k] = li[k] = bi[k];
-    LpExpr *len = attention_len(L, n, 6, tk);
+    LpExpr *len = attention_len(L, n, 6, tk, true);
     LpExpr *lo = lp_iconst(p, 0), *cnt; /* streamed rows [lo, lo + cnt) */
     if (by_query) {
         cnt = len;
