@@ -174,12 +174,14 @@ bool grad_sigmoid(IrGraph *g, int id, int gout, int *gin) {
     return true;
 }
 
-/* relu: g * (x > 0); the subgradient at 0 is 0 */
+/* relu: where(x <= 0, 0, g), PyTorch's threshold_backward: the
+ * subgradient at 0 is 0, g passes at NaN, and an infinite g where x < 0
+ * gives 0 (a product with a 0/1 mask would give NaN) */
 bool grad_relu(IrGraph *g, int id, int gout, int *gin) {
     IrNode n = *ir_node(g, id);
     if (!WANT(0)) return true;
-    int mask = bin(g, OP_GT, n.in[0], full_like(g, n.in[0], 0.0, n.loc), n.loc);
-    TRY(gin[0] = bin(g, OP_MUL, gout, mask, n.loc));
+    int off = bin(g, OP_LE, n.in[0], full_like(g, n.in[0], 0.0, n.loc), n.loc);
+    TRY(gin[0] = select_g(g, off, gout, true, n.loc));
     return true;
 }
 
