@@ -10,6 +10,7 @@
 #include "trace.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -66,9 +67,12 @@ void rt_backends_print_profile(Interp *I, FILE *out) {
     bool ops = false;
     for (int op = 0; op < OP__COUNT; op++) ops = ops || I->prof.table.calls[op];
     if (ops) rt_print_profile(I, out, &I->prof.table);
+    /* TT_PROFILE_TOP=N shows the N slowest kernels (0: all); 15 by default */
+    const char *env = getenv("TT_PROFILE_TOP");
+    int top = env && *env ? atoi(env) : 15;
     for (int i = 0; i < TT_BACKEND_MAX; i++)
         if (I->be.slot[i] && tt_backend_stats(I->be.slot[i]).runs)
-            tt_backend_print_profile(I->be.slot[i], out, 15);
+            tt_backend_print_profile(I->be.slot[i], out, top);
 }
 
 /* Runs the execution graph E: in[k] is the data of input slot k, out[j] the
