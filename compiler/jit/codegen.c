@@ -270,6 +270,12 @@ static LLVMValueRef emit_un(Cg *c, const LpExpr *e) {
     TT_UNREACHABLE();
 }
 
+/* An exact value (a recomputed node's) may contract inside itself but not
+ * into its user: an FMA needs the contract flag on the multiply too. */
+static LLVMValueRef exact_or_contract(const LpExpr *e, LLVMValueRef v) {
+    return e->exact ? v : contract(v);
+}
+
 static LLVMValueRef emit_bin(Cg *c, const LpExpr *e) {
     LLVMBuilderRef b = c->b;
     LLVMValueRef x = emit(c, e->a), y = emit(c, e->b);
@@ -283,11 +289,11 @@ static LLVMValueRef emit_bin(Cg *c, const LpExpr *e) {
                                                LLVMRealOLE, LLVMRealOGT, LLVMRealOGE};
         switch (e->op) {
         case LO_ADD:
-            return contract(LLVMBuildFAdd(b, x, y, ""));
+            return exact_or_contract(e, LLVMBuildFAdd(b, x, y, ""));
         case LO_SUB:
-            return contract(LLVMBuildFSub(b, x, y, ""));
+            return exact_or_contract(e, LLVMBuildFSub(b, x, y, ""));
         case LO_MUL:
-            return contract(LLVMBuildFMul(b, x, y, ""));
+            return exact_or_contract(e, LLVMBuildFMul(b, x, y, ""));
         case LO_DIV:
             return LLVMBuildFDiv(b, x, y, "");
         case LO_POW: {

@@ -80,6 +80,7 @@ static void expr(Walk *w, const LpExpr *e) {
     put(w, &e->c, sizeof e->c);
     put_i(w, e->var);
     put_i(w, e->extent);
+    put_i(w, e->exact);
     put_i(w, e->kind == LE_LOAD ? buf_of(w, e->buf) : -1); /* read by a load only */
     expr(w, e->a);
     expr(w, e->b);

@@ -95,6 +95,10 @@ struct LpExpr {
     int64_t extent; /* LE_VAR */
     int buf;        /* LE_LOAD */
     LpExpr *a, *b, *cc;
+    /* LE_BIN: rounded as if stored, never contracted into the expression
+     * that uses it (an FMA): the value of a node recomputed where it is
+     * read (lower.c, decide_recompute) has the bits its buffer had */
+    bool exact;
 };
 
 typedef enum LpStmtKind { LS_LOOP, LS_LOCAL, LS_SET, LS_STORE, LS_GEMM, LS_CHECK } LpStmtKind;

@@ -39,6 +39,12 @@ typedef struct Lower {
     LpConvLowering conv;
     bool implicit; /* the GEMM may gather B (the JIT's, not ttc's) */
     bool *need, *is_out, *fused, *recomp;
+    bool *bsum; /* a sum over its matmul's batch: one GEMM (decide_batch_sums) */
+    /* attention_lse twins (decide_attention_lse): lse_of[a], the
+     * attention_lse node whose buffer attention a's kernel also writes (-1:
+     * none); written_by_twin[e]: e has no kernel of its own */
+    int *lse_of;
+    bool *written_by_twin;
     int *uses, *consumer, *buf;
     int *kf; /* nodes fused into the kernel being built */
     int nkf;
@@ -145,6 +151,14 @@ static void note_fused(Lower *L, int id) {
 
 static LpExpr *value_at(Lower *L, int id, LpExpr **idx);
 
+/* e, the value of node id computed where it is read: a recomputed
+ * elementwise node keeps the bits its buffer would have had */
+static LpExpr *as_stored(const Lower *L, int id, LpExpr *e) {
+    if (L->recomp[id] && (ir_ops[node(L, id)->op].flags & OPF_ELEMWISE) && e->kind == LE_BIN)
+        e->exact = true;
+    return e;
+}
+
 /* Can the value of node id be read at a linear index of its shape? */
 static bool flat_ok(const Lower *L, int id) {
     const IrNode *n = node(L, id);
@@ -165,7 +179,7 @@ static LpExpr *flat_at(Lower *L, int id, LpExpr *flat) {
     if (n->op == OP_RESHAPE) return flat_at(L, n->in[0], flat);
     LpExpr *a[3];
     for (int k = 0; k < n->nin; k++) a[k] = flat_at(L, n->in[k], flat);
-    return elem_apply(L, n, a);
+    return as_stored(L, id, elem_apply(L, n, a));
 }
 
 /* The value of node id (fused or a root) computed from its inputs. */
@@ -176,7 +190,7 @@ static LpExpr *node_expr(Lower *L, int id, LpExpr **idx) {
     if (ir_ops[n->op].flags & OPF_ELEMWISE) {
         LpExpr *a[3];
         for (int k = 0; k < n->nin; k++) a[k] = value_at(L, n->in[k], idx);
-        return elem_apply(L, n, a);
+        return as_stored(L, id, elem_apply(L, n, a));
     }
     const IrNode *in = node(L, n->in[0]);
     const Shape *is = &in->shape;
@@ -345,7 +359,7 @@ static LpExpr *sfx_at(Lower *L, int id, LpExpr **idx, int k0, LpExpr *j) {
     if (ir_ops[n->op].flags & OPF_ELEMWISE) {
         LpExpr *a[3];
         for (int k = 0; k < n->nin; k++) a[k] = sfx_at(L, n->in[k], idx, k0, j);
-        return elem_apply(L, n, a);
+        return as_stored(L, id, elem_apply(L, n, a));
     }
     const Shape *is = &node(L, n->in[0])->shape; /* a broadcast (sfx_ok) */
     LpExpr *jj[IR_MAXDIM];
@@ -647,6 +661,43 @@ static bool gemm_layout(int64_t r, int64_t c, int64_t sr, int64_t sc, int64_t *l
     return false;
 }
 
+/* Can the batch of a matmul be folded into the rows of one product? When
+ * B is the same matrix for every batch element (a weight broadcast over the
+ * batch: batch strides 0) and A's rows, batch after batch, are one uniform
+ * stride apart, the batch is m * batch rows of a single GEMM call (PyTorch
+ * folds x @ W for a 3-D x the same way): one call on 2048 rows runs at the
+ * GEMM's full speed where 16 calls on 128 rows each did not. *lda: the
+ * stride between A's rows. The output is dense, so its rows always are. */
+static bool fold_batch_rows(const Shape *os, int64_t st[2][IR_MAXDIM], const bool *tr, int64_t k,
+                            int64_t *lda) {
+    int r = os->ndim;
+    int64_t m = os->d[r - 2];
+    if (r < 3 || tr[0]) return false;
+    int64_t rows = 1;
+    for (int b = 0; b < r - 2; b++) {
+        if (os->d[b] > 1 && st[1][b] != 0) return false;
+        rows *= os->d[b];
+    }
+    if (rows < 2) return false;
+    /* the stride between A's rows: its own, or with one row per batch
+     * element the innermost stretched batch dim's */
+    int64_t ld = -1;
+    if (m > 1)
+        ld = st[0][r - 2];
+    else
+        for (int b = r - 3; b >= 0 && ld < 0; b--)
+            if (os->d[b] > 1) ld = st[0][b];
+    if (ld < k) return false;
+    int64_t want = m * ld;
+    for (int b = r - 3; b >= 0; b--) {
+        if (os->d[b] == 1) continue;
+        if (st[0][b] != want) return false;
+        want *= os->d[b];
+    }
+    *lda = ld;
+    return true;
+}
+
 /* [..., m, k] @ [..., k, n]: for each batch element, one call of the GEMM
  * on the operands' buffers (a transposed operand is passed as is, with its
  * trans flag). An operand the GEMM cannot address is first copied densely
@@ -684,6 +735,25 @@ static void lower_gemm(Lower *L, int id, int out, bool q) {
         ld[x] = cols[x];
         tr[x] = false;
     }
+    int64_t lda_rows;
+    if (!q && fold_batch_rows(&n->shape, st, tr, k, &lda_rows)) {
+        LpGemm g = {ob[0],
+                    ob[1],
+                    out,
+                    lp_iconst(p, off[0]),
+                    lp_iconst(p, off[1]),
+                    lp_iconst(p, 0),
+                    shape_numel(&n->shape) / nn,
+                    nn,
+                    k,
+                    lda_rows,
+                    ld[1],
+                    nn,
+                    false,
+                    tr[1]};
+        lp_gemm(p, &g);
+        return;
+    }
     int64_t ost[IR_MAXDIM];
     strides(&n->shape, ost);
     LpExpr *ao = lp_iconst(p, off[0]), *bo = lp_iconst(p, off[1]), *co = lp_iconst(p, 0);
@@ -701,6 +771,68 @@ static void lower_gemm(Lower *L, int id, int out, bool q) {
 
 static void lower_matmul(Lower *L, int id, int out) {
     lower_gemm(L, id, out, false);
+}
+
+/* Can the batch dims of a view (strides st) follow its dim at pos
+ * (extent ext, stride st[pos]) as one uniform run, batch-major? Then
+ * (batch..., that dim) is one dim of ext * batch elements. */
+static bool batch_runs_on(const Shape *s, const int64_t *st, int pos, int64_t ext) {
+    int64_t want = ext * st[pos];
+    for (int b = s->ndim - 3; b >= 0; b--) {
+        if (s->d[b] == 1) continue;
+        if (st[b] != want) return false;
+        want *= s->d[b];
+    }
+    return true;
+}
+
+/* sum over the batch of a batched matmul, sum_b A_b @ B_b (the gradient of
+ * a weight broadcast over a batch: x^T @ g per batch element, then summed):
+ * the batch is more of the contraction, A' = [m, batch * k] @ B' =
+ * [batch * k, n], one GEMM instead of a product per batch element and a
+ * pass over them all to add them up. When the operands' views do not line
+ * up, the product is materialized and summed as any reduction. */
+static void lower_batch_sum(Lower *L, int id, int out) {
+    const IrNode *s = node(L, id);
+    int mm = s->in[0];
+    const IrNode *n = node(L, mm);
+    LpProg *p = L->p;
+    int r = n->shape.ndim;
+    const Shape *as = &node(L, n->in[0])->shape;
+    int64_t m = n->shape.d[r - 2], nn = n->shape.d[r - 1], k = as->d[r - 1];
+    int64_t batch = shape_numel(&n->shape) / (m * nn > 0 ? m * nn : 1);
+    if (shape_numel(&s->shape) == 0) return;
+    int ob[2];
+    int64_t off[2], st[2][IR_MAXDIM], ld[2];
+    bool tr[2];
+    bool ok = shape_numel(&n->shape) > 0 && k > 0;
+    for (int x = 0; x < 2 && ok; x++) ok = strided_view(L, n->in[x], &ob[x], &off[x], st[x]);
+    ok = ok && batch_runs_on(&n->shape, st[0], r - 1, k) &&
+         batch_runs_on(&n->shape, st[1], r - 2, k) &&
+         gemm_layout(m, batch * k, st[0][r - 2], st[0][r - 1], &ld[0], &tr[0]) &&
+         gemm_layout(batch * k, nn, st[1][r - 2], st[1][r - 1], &ld[1], &tr[1]);
+    note_fused(L, mm);
+    if (!ok) {
+        L->buf[mm] = lp_add_buf(p, LB_TEMP, 0, n->dtype, &n->shape, mm);
+        lower_gemm(L, mm, L->buf[mm], false);
+        lower_reduce(L, id, out);
+        return;
+    }
+    LpGemm g = {ob[0],
+                ob[1],
+                out,
+                lp_iconst(p, off[0]),
+                lp_iconst(p, off[1]),
+                lp_iconst(p, 0),
+                m,
+                nn,
+                batch * k,
+                ld[0],
+                ld[1],
+                nn,
+                tr[0],
+                tr[1]};
+    lp_gemm(p, &g);
 }
 
 /* qmatmul: i8 [..., m, k] @ i8 [..., k, n] -> i32, a call of the int8
@@ -1801,7 +1933,7 @@ static void attention_scores(Lower *L, int q, LpExpr **qi, int kt, LpExpr *base,
  * no key, or only scores of -inf (l == 0), is 0, as the reference kernel.
  * With lse (attention_lse) the same loop without the values: the row's
  * m + log(l), -inf when it saw no key. */
-static void attention_rows(Lower *L, int id, int out, bool lse) {
+static void attention_rows(Lower *L, int id, int out, bool lse, int lse_buf) {
     LpProg *p = L->p;
     const IrNode *n = node(L, id);
     const Shape *qs = &node(L, n->in[0])->shape, *ks = &node(L, n->in[1])->shape;
@@ -1915,6 +2047,10 @@ static void attention_rows(Lower *L, int id, int out, bool lse) {
                  lp_select(p, lp_bin(p, LO_EQ, m, ninf), ninf,
                            lp_bin(p, LO_ADD, m, lp_un(p, LO_LOG, l))));
     } else {
+        if (lse_buf >= 0)
+            lp_store(p, lse_buf, row,
+                     lp_select(p, lp_bin(p, LO_EQ, m, ninf), ninf,
+                               lp_bin(p, LO_ADD, m, lp_un(p, LO_LOG, l))));
         c = lp_open_loop(p, dv);
         o = lp_iadd(p, orow, c);
         lp_store(p, out, o,
@@ -1933,7 +2069,8 @@ static void attention_rows(Lower *L, int id, int out, bool lse) {
 static void lower_attention(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     if (shape_numel(&n->shape) == 0) return;
-    attention_rows(L, id, out, n->op == OP_ATTENTION_LSE);
+    int e = L->lse_of[id];
+    attention_rows(L, id, out, n->op == OP_ATTENTION_LSE, e >= 0 ? L->buf[e] : -1);
 }
 
 /* attention_grad (FlashAttention-2's backward): one kernel per gradient,
@@ -2112,6 +2249,10 @@ static void lower_root(Lower *L, int id) {
         L->epi_root = -1;
         goto done;
     }
+    if (L->bsum[id]) {
+        lower_batch_sum(L, id, out);
+        goto done;
+    }
     switch (n->op) {
     case OP_SUM:
     case OP_RMAX:
@@ -2227,13 +2368,19 @@ static bool rereads(const Lower *L, int c, int pos, int x) {
  * deep, past the end of the C stack. */
 #define MAX_FUSED_CHAIN 256
 
-/* Is node id a constant seen through remaps (broadcast(0.5) to a shape)?
- * Reading it costs nothing, so it is fused into every consumer, however
+/* Is node id a constant or a graph input seen through remaps (broadcast(0.5)
+ * to a shape, a weight broadcast over a batch and transposed)? Reading it
+ * costs an index computation, so it is fused into every consumer, however
  * many: materialized, GELU's three broadcast constants were 12 MB written
- * and read again per TinyGPT layer (autodiff keeps them for the backward). */
+ * and read again per TinyGPT layer (autodiff keeps them for the backward),
+ * and each Linear weight of a 3-D product was copied once per batch element
+ * for the forward product and again, transposed, for the backward's (a
+ * product reads it in place: strides, lower_gemm). */
 static bool const_remap(const Lower *L, int id) {
     const IrNode *n = node(L, id);
-    return is_remap(n->op) && (node(L, n->in[0])->op == OP_CONST || const_remap(L, n->in[0]));
+    if (!is_remap(n->op)) return false;
+    OpKind base = node(L, n->in[0])->op;
+    return base == OP_CONST || base == OP_INPUT || const_remap(L, n->in[0]);
 }
 
 static void decide_fusion(Lower *L) {
@@ -2292,6 +2439,115 @@ static void decide_conv_epilogues(Lower *L) {
     }
 }
 
+/* Recomputation instead of a buffer. A training step keeps every value the
+ * backward reads: GELU's 0.5 * x * (1 + tanh(c * (x + 0.044715 * x^3)))
+ * wrote seven [tokens, 4d] buffers per layer, each read again by the
+ * backward, where PyTorch's one gelu op keeps only x. An elementwise root
+ * read only by kernels that read it element by element (elementwise ops,
+ * reductions, remaps that are roots), cheap to compute from values that
+ * are in memory anyway, is instead recomputed by each of its readers: the
+ * buffer, its store and its loads are gone, for a few arithmetic ops per
+ * read that run at vector width (readers in one kernel share them: LLVM
+ * merges equal expressions). The costs are rough ops per element; libm
+ * calls are never recomputed. */
+#define RECOMPUTE_BUDGET   40
+#define RECOMPUTE_MAX_USES 8
+
+static int recompute_op_cost(const IrNode *n) {
+    unsigned fl = ir_ops[n->op].flags;
+    if (n->dtype != TY_F32 && n->op != OP_CAST) return 1000;
+    if ((fl & OPF_LIBM) || ((fl & OPF_INTRINSIC) && n->op != OP_SQRT)) return 1000;
+    if (n->op == OP_EXP || n->op == OP_TANH || n->op == OP_SIGMOID || n->op == OP_POW) return 12;
+    if (n->op == OP_DIV || n->op == OP_SQRT || n->op == OP_RSQRT) return 4;
+    if (n->op == OP_QUANTIZE || n->op == OP_DEQUANTIZE || n->op == OP_REQUANTIZE) return 1000;
+    return 1;
+}
+
+/* ops to compute node id where it is read, up to limit (then limit + 1):
+ * its own, and those of the fused and recomputed nodes below it */
+static int expr_cost(const Lower *L, int id, int limit) {
+    const IrNode *n = node(L, id);
+    if (n->op == OP_CONST || n->op == OP_INPUT || !L->fused[id]) return 0;
+    int c = is_remap(n->op) ? 0 : recompute_op_cost(n);
+    for (int k = 0; k < n->nin && c <= limit; k++) c += expr_cost(L, n->in[k], limit - c);
+    return c;
+}
+
+static bool reads_by_element(const Lower *L, int c) {
+    const IrNode *n = node(L, c);
+    unsigned fl = ir_ops[n->op].flags;
+    if (L->bsum[c] || L->epi_conv[c] >= 0) return false;
+    if (fl & OPF_ELEMWISE) return true;
+    return is_remap(n->op) && !L->fused[c];
+}
+
+static void decide_recompute(Lower *L) {
+    const IrGraph *g = L->g;
+    for (int i = 0; i < g->n; i++) {
+        const IrNode *n = node(L, i);
+        if (!L->need[i] || L->fused[i] || L->is_out[i] || !(ir_ops[n->op].flags & OPF_ELEMWISE) ||
+            L->uses[i] < 2 || L->uses[i] > RECOMPUTE_MAX_USES || L->epi_conv[i] >= 0 ||
+            shape_numel(&n->shape) == 0)
+            continue;
+        bool ok = true;
+        for (int c = i + 1; c < g->n && ok; c++) {
+            if (!L->need[c]) continue;
+            const IrNode *cn = node(L, c);
+            for (int k = 0; k < cn->nin && ok; k++)
+                if (cn->in[k] == i) ok = reads_by_element(L, c);
+        }
+        if (!ok) continue;
+        L->fused[i] = true; /* as expr_cost sees it */
+        if (expr_cost(L, i, RECOMPUTE_BUDGET) > RECOMPUTE_BUDGET) {
+            L->fused[i] = false;
+            continue;
+        }
+        L->recomp[i] = true;
+    }
+}
+
+/* The backward of attention reads the forward's log-sum-exp of each row
+ * (grad_attn.c): an attention_lse node on the same q, k, len and
+ * attributes as an attention node. The forward's kernel has it at hand
+ * (its running maximum and sum), so it writes it too, and the
+ * attention_lse node gets no kernel: a TinyGPT step computed every score
+ * of every layer twice. */
+static void decide_attention_lse(Lower *L) {
+    const IrGraph *g = L->g;
+    for (int e = 0; e < g->n; e++) {
+        const IrNode *x = node(L, e);
+        if (!L->need[e] || x->op != OP_ATTENTION_LSE) continue;
+        for (int a = 0; a < e; a++) {
+            const IrNode *y = node(L, a);
+            if (!L->need[a] || y->op != OP_ATTENTION || L->lse_of[a] >= 0 || y->in[0] != x->in[0] ||
+                y->in[1] != x->in[1] || y->nin != x->nin + 1 ||
+                (x->nin == 3 && y->in[3] != x->in[2]) || y->attr.causal != x->attr.causal ||
+                y->attr.scale != x->attr.scale || shape_numel(&y->shape) == 0)
+                continue;
+            L->lse_of[a] = e;
+            L->written_by_twin[e] = true;
+            break;
+        }
+    }
+}
+
+/* A sum over exactly the batch axes of an f32 matmul read by nothing else
+ * takes the matmul into its kernel: lower_batch_sum. */
+static void decide_batch_sums(Lower *L) {
+    for (int i = 0; i < L->g->n; i++) {
+        const IrNode *s = node(L, i);
+        if (!L->need[i] || s->op != OP_SUM || s->dtype != TY_F32) continue;
+        int mm = s->in[0];
+        const IrNode *x = node(L, mm);
+        int r = x->shape.ndim;
+        if (x->op != OP_MATMUL || L->uses[mm] != 1 || L->is_out[mm] || r < 3 ||
+            s->attr.axes != (1u << (r - 2)) - 1)
+            continue;
+        L->bsum[i] = true;
+        L->fused[mm] = true;
+    }
+}
+
 static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, bool implicit);
 
 LpProg *lp_lower(const IrGraph *g, bool fuse) {
@@ -2314,6 +2570,10 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, boo
     L.is_out = tt_xcalloc((size_t)n + 1, sizeof *L.is_out);
     L.fused = tt_xcalloc((size_t)n + 1, sizeof *L.fused);
     L.recomp = tt_xcalloc((size_t)n + 1, sizeof *L.recomp);
+    L.bsum = tt_xcalloc((size_t)n + 1, sizeof *L.bsum);
+    L.written_by_twin = tt_xcalloc((size_t)n + 1, sizeof *L.written_by_twin);
+    L.lse_of = tt_xmalloc(((size_t)n + 1) * sizeof *L.lse_of);
+    for (int i = 0; i < n; i++) L.lse_of[i] = -1;
     L.uses = tt_xcalloc((size_t)n + 1, sizeof *L.uses);
     L.consumer = tt_xcalloc((size_t)n + 1, sizeof *L.consumer);
     L.buf = tt_xmalloc(((size_t)n + 1) * sizeof *L.buf);
@@ -2341,6 +2601,9 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, boo
     if (fuse) {
         decide_fusion(&L);
         decide_conv_epilogues(&L);
+        decide_batch_sums(&L);
+        decide_recompute(&L);
+        decide_attention_lse(&L);
     }
 
     /* buffers: inputs, then each root's home (its first output slot, or a
@@ -2361,7 +2624,8 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, boo
     }
     for (int i = 0; i < n; i++) {
         const IrNode *x = node(&L, i);
-        if (L.need[i] && x->op != OP_INPUT && L.buf[i] >= 0) lower_root(&L, i);
+        if (L.need[i] && x->op != OP_INPUT && L.buf[i] >= 0 && !L.written_by_twin[i])
+            lower_root(&L, i);
     }
     /* outputs not written by their node's kernel: copies */
     for (int j = 0; j < g->nout; j++) {
@@ -2380,6 +2644,9 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, boo
     free(L.is_out);
     free(L.fused);
     free(L.recomp);
+    free(L.bsum);
+    free(L.lse_of);
+    free(L.written_by_twin);
     free(L.uses);
     free(L.consumer);
     free(L.buf);

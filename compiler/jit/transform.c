@@ -196,6 +196,7 @@ static LpExpr *sub(Subst *S, LpExpr *e) {
             r = lp_imod(p, a, b->c.i);
         else
             r = lp_bin(p, e->op, a, b);
+        r->exact = e->exact;
         break;
     case LE_SELECT:
         a = sub(S, e->a);

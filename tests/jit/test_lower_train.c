@@ -1,0 +1,234 @@
+/* test_lower_train.c - the lowering choices a training step leans on
+ * (compiler/jit/lower.c), each against the reference:
+ *
+ *   - a matmul whose B is shared by the batch (x @ W, x 3-D) is one GEMM
+ *     over batch * m rows (fold_batch_rows);
+ *   - a sum over a matmul's batch (a shared weight's gradient) is one GEMM
+ *     over batch * k (lower_batch_sum), with the materialized fallback when
+ *     the operands do not line up;
+ *   - a cheap elementwise value read by several elementwise kernels is
+ *     recomputed by each (decide_recompute) with the bits its buffer had;
+ *   - attention's forward writes the log-sum-exp its backward reads
+ *     (decide_attention_lse).
+ *
+ * The loop IR (jit_emit_loops) shows which lowering a graph got; the
+ * results are compared with the naive runtime on random inputs, on 1 and 2
+ * threads.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jit.h"
+#include "kernels.h"
+#include "randgraph.h"
+
+static const SrcLoc L0 = {0};
+
+__attribute__((noinline)) static char *loops_of(const IrGraph *g) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    jit_emit_loops(f, g);
+    fclose(f);
+    return buf;
+}
+
+static int count(const char *s, const char *what) {
+    int n = 0;
+    size_t w = strlen(what);
+    for (size_t at = 0; strstr(s + at, what); n++) at = (size_t)(strstr(s + at, what) - s) + w;
+    return n;
+}
+
+static float **random_inputs(const IrGraph *g, uint64_t seed) {
+    RgRng r = {seed};
+    float **in = calloc((size_t)g->ninputs + 1, sizeof *in);
+    for (int i = 0; i < g->n; i++) {
+        const IrNode *x = &g->nodes[i];
+        if (x->op != OP_INPUT) continue;
+        int64_t n = shape_numel(&x->shape);
+        in[x->attr.index] = malloc(((size_t)n + 1) * sizeof(float));
+        for (int64_t k = 0; k < n; k++) in[x->attr.index][k] = (float)rg_unif(&r, -2, 2);
+    }
+    return in;
+}
+
+static void free_all(float **p, int n) {
+    for (int i = 0; i < n; i++) free(p[i]);
+    free(p);
+}
+
+/* Runs g on jit; its outputs (caller frees). */
+static float **run_jit(Jit *jit, const IrGraph *g, float **in) {
+    float **out = calloc((size_t)g->nout, sizeof *out);
+    for (int j = 0; j < g->nout; j++) {
+        int64_t n = shape_numel(&g->nodes[g->outputs[j]].shape);
+        out[j] = malloc(((size_t)n + 1) * sizeof(float));
+        memset(out[j], 0x7f, ((size_t)n + 1) * sizeof(float));
+    }
+    char err[512];
+    bool ok = jit_run(jit, g, (void *const *)in, (void *const *)out, err, sizeof err);
+    cr_assert(ok, "jit failed: %s", err);
+    return out;
+}
+
+/* g on the naive runtime and on the JIT with 1 and 2 threads: every
+ * output within tol (relative, floor 1) of the reference. */
+static bool matches_reference(const IrGraph *g, double tol, const char *what) {
+    char err[512];
+    cr_assert(ir_verify(g, err, sizeof err), "%s: %s", what, err);
+    float **in = random_inputs(g, 7);
+    float **want = calloc((size_t)g->nout, sizeof *want);
+    for (int j = 0; j < g->nout; j++)
+        want[j] = calloc((size_t)shape_numel(&g->nodes[g->outputs[j]].shape) + 1, sizeof(float));
+    KernelErr kerr;
+    cr_assert(rt_naive_run(g, (void *const *)in, (void *const *)want, NULL, &kerr), "%s: %s", what,
+              kerr.msg);
+    bool ok = true;
+    for (int t = 1; t <= 2; t++) {
+        Jit *jit = jit_new(2);
+        jit_set_threads(jit, t);
+        float **got = run_jit(jit, g, in);
+        for (int j = 0; j < g->nout; j++)
+            for (int64_t k = 0; ok && k < shape_numel(&g->nodes[g->outputs[j]].shape); k++) {
+                double a = got[j][k], b = want[j][k];
+                if (isnan(a) && isnan(b)) continue;
+                if (!(fabs(a - b) <= tol * fmax(1.0, fabs(b)))) {
+                    cr_log_error("%s: %d threads, output %d element %lld: jit %.9g, naive %.9g",
+                                 what, t, j, (long long)k, a, b);
+                    ok = false;
+                }
+            }
+        free_all(got, g->nout);
+        jit_free(jit);
+    }
+    free_all(in, g->ninputs);
+    free_all(want, g->nout);
+    return ok;
+}
+
+/* y = x @ w with x [4, 6, 5] and w [5, 7], and w's gradient sum_b x_b^T g_b
+ * as autodiff builds it (w broadcast over the batch; the broadcast's
+ * gradient sums over it) */
+Test(lower_train, shared_weight_forward_and_gradient_are_one_gemm_each) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){3, {4, 6, 5}}, NULL, L0);
+    int w = ir_input(&g, TY_F32, (Shape){2, {5, 7}}, NULL, L0);
+    int gy = ir_input(&g, TY_F32, (Shape){3, {4, 6, 7}}, NULL, L0);
+    int y = ir_matmul(&g, x, w, L0);
+    int loss = ir_reduce(&g, OP_SUM, ir_binary(&g, OP_MUL, y, gy, L0), NULL, 0, false, L0);
+    int grads[2];
+    cr_assert(ad_backward(&g, loss, (int[]){w, x}, 2, grads));
+    ir_mark_output(&g, y);
+    ir_mark_output(&g, grads[0]);
+    ir_mark_output(&g, grads[1]);
+    char *s = loops_of(&g);
+    cr_expect(strstr(s, "gemm(24x7x5, in0[0] lda 5, in1[0] ldb 7)") != NULL, "forward:\n%s", s);
+    cr_expect(strstr(s, "gemm(5x7x24, in0[0]^T lda 5, ") != NULL, "w's gradient:\n%s", s);
+    cr_expect(strstr(s, "gemm(24x5x7, ") != NULL, "x's gradient:\n%s", s);
+    cr_expect_eq(count(s, "gemm("), 3, "%s", s);
+    free(s);
+    cr_expect(matches_reference(&g, 1e-4, "shared weight"));
+    ir_free(&g);
+}
+
+/* Batches the GEMM cannot take as rows or as contraction: a's batch
+ * interleaved with its rows (a permuted input) keeps a product per batch
+ * element; a sum over a batch whose B is itself broadcast (stride 0 along
+ * the contraction) is materialized and summed. */
+Test(lower_train, batches_that_do_not_line_up_fall_back) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){3, {6, 4, 5}}, NULL, L0);
+    int w = ir_input(&g, TY_F32, (Shape){2, {5, 7}}, NULL, L0);
+    int xa = ir_permute(&g, x, (int[]){1, 0, 2}, L0); /* [4, 6, 5], rows 20 apart */
+    ir_mark_output(&g, ir_matmul(&g, xa, w, L0));
+    int a = ir_input(&g, TY_F32, (Shape){3, {3, 2, 4}}, NULL, L0);
+    int b = ir_input(&g, TY_F32, (Shape){2, {4, 5}}, NULL, L0);
+    int prod = ir_matmul(&g, a, b, L0); /* b broadcast: its batch stride is 0 */
+    ir_mark_output(&g, ir_reduce(&g, OP_SUM, prod, (int[]){0}, 1, false, L0));
+    char *s = loops_of(&g);
+    cr_expect(strstr(s, "gemm(6x7x5, in0[i0 * 5] lda 20, in1[0] ldb 7)") != NULL, "%s", s);
+    cr_expect(strstr(s, "gemm(6x5x4, ") != NULL, "a sum over b's own batch folds rows:\n%s", s);
+    free(s);
+    cr_expect(matches_reference(&g, 1e-4, "fallbacks"));
+    ir_free(&g);
+}
+
+/* m = tanh(h * c) * c (a mul) read by two elementwise outputs: recomputed
+ * by each, with m's bits: m + d equals the same graph's m + d when m is
+ * also an output (stored, then read), bit for bit, although m + d could be
+ * contracted into one FMA. */
+static void g_recompute(IrGraph *g, bool t_out) {
+    ir_init(g);
+    int h = ir_input(g, TY_F32, (Shape){2, {64, 32}}, NULL, L0);
+    int c = ir_input(g, TY_F32, (Shape){2, {64, 32}}, NULL, L0);
+    int d = ir_input(g, TY_F32, (Shape){2, {64, 32}}, NULL, L0);
+    int t = ir_unary(g, OP_TANH, ir_binary(g, OP_MUL, h, c, L0), L0);
+    int m = ir_binary(g, OP_MUL, t, c, L0);
+    ir_mark_output(g, ir_binary(g, OP_ADD, m, d, L0));
+    ir_mark_output(g, ir_binary(g, OP_MUL, m, h, L0));
+    if (t_out) ir_mark_output(g, m);
+}
+
+Test(lower_train, recomputed_values_keep_their_bits) {
+    IrGraph a, b;
+    g_recompute(&a, false);
+    g_recompute(&b, true);
+    char *s = loops_of(&a);
+    cr_expect(strstr(s, "f32[64, 32]  temp") == NULL, "m has no buffer:\n%s", s);
+    free(s);
+    s = loops_of(&b);
+    cr_expect(strstr(s, "out2") != NULL, "m is an output:\n%s", s);
+    free(s);
+    cr_expect(matches_reference(&a, 1e-5, "recompute"));
+    float **in = random_inputs(&a, 11);
+    Jit *jit = jit_new(2);
+    jit_set_threads(jit, 1);
+    float **ga = run_jit(jit, &a, in), **gb = run_jit(jit, &b, in);
+    for (int j = 0; j < 2; j++) {
+        int64_t n = shape_numel(&a.nodes[a.outputs[j]].shape), diff = 0;
+        for (int64_t k = 0; k < n; k++) diff += memcmp(&ga[j][k], &gb[j][k], sizeof(float)) != 0;
+        cr_expect_eq(diff, 0, "output %d: %lld of %lld elements differ", j, (long long)diff,
+                     (long long)n);
+    }
+    free_all(ga, a.nout);
+    free_all(gb, b.nout);
+    free_all(in, a.ninputs);
+    jit_free(jit);
+    ir_free(&a);
+    ir_free(&b);
+}
+
+/* The forward of a causal attention and its backward (autodiff: the
+ * composed form reads attention_lse): the forward's kernel writes the lse,
+ * and no kernel of its own computes it; with and without a runtime len. */
+Test(lower_train, attention_forward_writes_the_backward_lse) {
+    for (int with_len = 0; with_len < 2; with_len++) {
+        IrGraph g;
+        ir_init(&g);
+        int q = ir_input(&g, TY_F32, (Shape){3, {2, 21, 8}}, NULL, L0);
+        int k = ir_input(&g, TY_F32, (Shape){3, {2, 37, 8}}, NULL, L0);
+        int v = ir_input(&g, TY_F32, (Shape){3, {2, 37, 8}}, NULL, L0);
+        int gy = ir_input(&g, TY_F32, (Shape){3, {2, 21, 8}}, NULL, L0);
+        int len = with_len ? ir_const(&g, TY_I32, shape_scalar(), 30, L0) : -1;
+        int y = ir_attention(&g, q, k, v, len, true, NAN, L0);
+        int loss = ir_reduce(&g, OP_SUM, ir_binary(&g, OP_MUL, y, gy, L0), NULL, 0, false, L0);
+        int grads[3];
+        cr_assert(ad_backward(&g, loss, (int[]){q, k, v}, 3, grads));
+        ir_mark_output(&g, y);
+        for (int i = 0; i < 3; i++) ir_mark_output(&g, grads[i]);
+        bool has_lse = false;
+        for (int i = 0; i < g.n; i++) has_lse = has_lse || g.nodes[i].op == OP_ATTENTION_LSE;
+        cr_assert(has_lse, "the backward reads attention_lse");
+        char *s = loops_of(&g);
+        cr_expect(strstr(s, "_attention ") != NULL && strstr(s, "_attention_lse ") == NULL,
+                  "len %d: no attention_lse kernel:\n%s", with_len, s);
+        free(s);
+        cr_expect(matches_reference(&g, 1e-4, with_len ? "attention, len" : "attention"));
+        ir_free(&g);
+    }
+}
