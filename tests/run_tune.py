@@ -27,8 +27,13 @@ print(sum(a @ b))
 SHAPE = "96x96x96 (1 run; class M<=256 N<=256 K<=256): "
 
 
-def run(ttrun, script, cache, tune="1", flag="--explain-schedule", lanes=None):
+def run(ttrun, script, cache, tune="1", flag="--explain-schedule", lanes=None, load=None):
     env = dict(os.environ, TT_CACHE_DIR=cache, TT_TUNE=tune)
+    if tune is None:
+        env.pop("TT_TUNE")
+    env.pop("TT_TUNE_LOADAVG", None)
+    if load is not None:
+        env["TT_TUNE_LOADAVG"] = load
     env.pop("TT_CACHE_DEBUG", None)
     env.pop("TT_GEMM_LANES", None)
     if lanes:
@@ -72,8 +77,18 @@ def main():
         check("default table (TT_TUNE=0)" in line_for(p.stderr) and alternatives(p.stderr) == 0,
               "TT_TUNE=0: %r" % p.stderr)
 
+        # TT_TUNE unset on a busy machine (a load average of 99): the
+        # default table, nothing timed, nothing stored; TT_TUNE=1 tunes
+        # anyway (below)
+        p = run(args.ttrun, script, private, tune=None, load="99")
+        check(p.returncode == 0 and p.stdout == want, "busy: %r %r" % (p.stdout, p.stderr))
+        check("default table (machine busy: load 99.0 on " in line_for(p.stderr)
+              and alternatives(p.stderr) == 0, "busy: tuned: %r" % p.stderr)
+        check(not any(e.endswith(".ttobj") for e in os.listdir(private)) if os.path.isdir(private)
+              else True, "busy: something was stored")
+
         # cold: tuned now, every candidate timed, one of them starred
-        p = run(args.ttrun, script, private)
+        p = run(args.ttrun, script, private, load="99")
         check(p.returncode == 0 and p.stdout == want, "tuned: a different result %r" % p.stdout)
         check("tuned now" in line_for(p.stderr), "cold: not tuned: %r" % p.stderr)
         n = alternatives(p.stderr)

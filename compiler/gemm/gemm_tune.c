@@ -6,7 +6,8 @@
  *   2. TT_TUNE=0: the shipped default table (reproducible: CI, tests);
  *   3. else the tuning cache (objcache.h: same directory, same trust rules,
  *      key = host CPU + features hash + class + candidate set), else the
- *      candidates are timed on that product and the winner is stored;
+ *      candidates are timed on that product and the winner is stored --
+ *      unless the machine is busy (below) and TT_TUNE is not 1;
  *   4. products too small to time well (and M <= GEMM_GEMV_MR, which take
  *      the unpacked path) keep the default.
  * Every candidate has KC = 256: the K blocks decide the summation order,
@@ -18,11 +19,21 @@
  * 12x32 tile is slower than 6x16 on wide products (bench_gemm, 1 thread,
  * square 1024: 66 against 82-87 GFLOP/s on Zen 4), but its narrow 12x16
  * tile wins where N <= 16 (H.W2 [64,128]@[128,10]: 66 against 50). On
- * Intel hosts with AVX-512 the 12x32 tile was the tuned one. */
+ * Intel hosts with AVX-512 the 12x32 tile was the tuned one.
+ *
+ * A busy machine: timings taken while other processes share the cores
+ * measure them (CPU time included: caches and the SMT sibling are shared).
+ * Entries tuned that way under a load of 5-17 on 2 cores put 12x32 tiles
+ * on classes where they ran at 40% of the default's speed, and a stored
+ * winner is kept for good. So when the 1-minute load average exceeds 3/4
+ * of the online cores (this process's own running thread is about 1), a
+ * class takes the default table for this process and stores nothing; a
+ * later process on a quieter machine tunes it. TT_TUNE=1 tunes anyway. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gemm_internal.h"
 #include "objcache.h"
@@ -34,12 +45,13 @@
 #define TUNE_MIN  2e5 /* multiply-adds below which a product is not timed */
 #define KC_ALL    256
 
-typedef enum { SRC_DEFAULT, SRC_OFF, SRC_FORCED, SRC_SMALL, SRC_CACHE, SRC_TUNED } Source;
+typedef enum { SRC_DEFAULT, SRC_OFF, SRC_FORCED, SRC_SMALL, SRC_CACHE, SRC_TUNED, SRC_BUSY } Source;
 
 typedef struct Class {
     bool decided;
     Source src;
     TtGemmSchedule s;
+    double load; /* SRC_BUSY: the load average seen */
     int nalt;
     TtGemmSchedule alt[MAXCAND];
     double gflops[MAXCAND];
@@ -57,6 +69,7 @@ struct GemmTuner {
     GemmHost host;
     int forced; /* TT_GEMM_LANES, or 0 */
     bool tune;  /* TT_TUNE is not 0 */
+    bool force; /* TT_TUNE=1: tune even on a busy machine */
     int ncand;
     TtGemmSchedule cand[MAXCAND];
     Class cls[NCLASS];
@@ -87,6 +100,7 @@ GemmTuner *gemm_tuner_new(void) {
     if (env && (!strcmp(env, "8") || !strcmp(env, "16"))) t->forced = atoi(env);
     const char *tune = getenv("TT_TUNE");
     t->tune = !(tune && !strcmp(tune, "0"));
+    t->force = tune && !strcmp(tune, "1");
     /* the tiles: both where the CPU has AVX-512 (either may win there),
      * else 6x16 (a 16-lane tile split into halves by LLVM only loses);
      * blockings: MC 144 / NC 4080 (the tuned default), a half-height A
@@ -143,7 +157,7 @@ static char *cache_key(const GemmTuner *t, int c) {
     for (int i = 0; i < t->ncand && n < (int)sizeof cands - 32; i++)
         n += snprintf(cands + n, sizeof cands - (size_t)n, "%d/%d/%d/%d,", t->cand[i].lanes,
                       t->cand[i].mc, t->cand[i].kc, t->cand[i].nc);
-    const char *fmt = "tt-gemm-schedule v1 cpu=%s features=%016llx class=%d candidates=%s";
+    const char *fmt = "tt-gemm-schedule v2 cpu=%s features=%016llx class=%d candidates=%s";
     int len = snprintf(NULL, 0, fmt, t->host.cpu, t->host.features, c, cands);
     char *key = len < 0 ? NULL : malloc((size_t)len + 1);
     if (key) snprintf(key, (size_t)len + 1, fmt, t->host.cpu, t->host.features, c, cands);
@@ -243,6 +257,21 @@ static void tune(GemmTuner *t, Class *cl, double flop, GemmTimeFn time, void *ct
     cl->s = t->cand[win];
 }
 
+/* Is the 1-minute load average above 3/4 of the online cores?
+ * TT_TUNE_LOADAVG stands in for the reading (tests/run_tune.py). */
+static bool machine_busy(double *load) {
+    double la[1];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *fake = getenv("TT_TUNE_LOADAVG");
+    if (fake && *fake)
+        la[0] = atof(fake);
+    else if (getloadavg(la, 1) != 1)
+        return false;
+    if (cores < 1) return false;
+    *load = la[0];
+    return la[0] > 0.75 * (double)cores;
+}
+
 TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
                                GemmTimeFn time, void *ctx) {
     int c = class_of(M, N, K, ta, tb);
@@ -257,6 +286,8 @@ TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bo
             cl->src = t->forced && t->ncand <= 1 ? SRC_FORCED : SRC_SMALL;
         else if (cache_load(t, c, cl))
             cl->src = SRC_CACHE;
+        else if (!t->force && machine_busy(&cl->load))
+            cl->src = SRC_BUSY;
         else {
             tune(t, cl, 2 * madds, time, ctx);
             cl->src = cl->nalt > 0 ? SRC_TUNED : SRC_DEFAULT;
@@ -300,6 +331,7 @@ void gemm_tuner_explain(GemmTuner *t, FILE *out) {
         [SRC_SMALL] = "default table (too small to tune)",
         [SRC_CACHE] = "tuned earlier on this host (tuning cache)",
         [SRC_TUNED] = "tuned now",
+        [SRC_BUSY] = "default table (machine busy",
     };
     pthread_mutex_lock(&t->mu);
     if (t->nshapes == 0) {
@@ -320,7 +352,11 @@ void gemm_tuner_explain(GemmTuner *t, FILE *out) {
             fprintf(out, "small-M path (B read in place, no tile)\n");
         else {
             put_sched(out, &cl->s, sh->N);
-            fprintf(out, ", %s\n", why[cl->src]);
+            fprintf(out, ", %s", why[cl->src]);
+            if (cl->src == SRC_BUSY)
+                fprintf(out, ": load %.1f on %ld cores; not tuned, TT_TUNE=1 tunes anyway)",
+                        cl->load, sysconf(_SC_NPROCESSORS_ONLN));
+            fputc('\n', out);
         }
         for (int a = 0; a < cl->nalt && sh->M > GEMM_GEMV_MR; a++) {
             fprintf(out, "      %s ", same(&cl->alt[a], &cl->s) ? "*" : " ");
