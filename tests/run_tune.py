@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""run_tune.py - GEMM schedule tuning end to end (compiler/gemm/gemm_tune.c).
+"""run_tune.py - GEMM and vector schedule tuning end to end (gemm_tune.c, vtune.c).
 
 With TT_TUNE=1 the first product of a shape class times the candidate
 schedules and stores the winner in the compiled-code cache directory; a
@@ -8,6 +8,8 @@ trust rules (objcache.h): a directory writable by others is neither read
 nor written, an entry writable by others is a miss. Every schedule gives
 bit-identical results, so the script prints the same whatever was chosen.
 --explain-schedule and --profile say which schedule each product got.
+The vector schedule of the JIT's loops (compiler/jit/vtune.c) is tuned,
+cached and explained the same way, once per host.
 
     run_tune.py --ttrun PATH
 """
@@ -49,6 +51,17 @@ def line_for(stderr):
     return ""
 
 
+def vec_line(stderr):
+    for l in stderr.splitlines():
+        if l.startswith("vector loops ("):
+            return l
+    return ""
+
+
+def vec_alternatives(stderr):
+    return len(re.findall(r"^\s+[* ] (LLVM's choice|\d+ lanes x \d+): [\d.]+ us$", stderr, re.M))
+
+
 def alternatives(stderr):
     return len(re.findall(r"^\s+[* ] \d+x\d+/\d+ lanes .*: [\d.]+ GFLOP/s$", stderr, re.M))
 
@@ -76,6 +89,14 @@ def main():
         check(p.returncode == 0 and want.strip(), "TT_TUNE=0: %r %r" % (p.stdout, p.stderr))
         check("default table (TT_TUNE=0)" in line_for(p.stderr) and alternatives(p.stderr) == 0,
               "TT_TUNE=0: %r" % p.stderr)
+        check(vec_line(p.stderr).endswith(": LLVM's choice, TT_TUNE=0")
+              and vec_alternatives(p.stderr) == 0, "TT_TUNE=0, vector loops: %r" % p.stderr)
+
+        # no tuning cache: the vector schedule is not timed (a process would
+        # pay it every time), LLVM's choice
+        p = run(args.ttrun, script, "off")
+        check(p.stdout == want and vec_line(p.stderr).endswith(
+            ": LLVM's choice, no tuning cache: not tuned"), "cache off, vector loops: %r" % p.stderr)
 
         # TT_TUNE unset on a busy machine (a load average of 99): the
         # default table, nothing timed, nothing stored (the next run, with
@@ -84,14 +105,19 @@ def main():
         check(p.returncode == 0 and p.stdout == want, "busy: %r %r" % (p.stdout, p.stderr))
         check("default table (machine busy: load 99.0 on " in line_for(p.stderr)
               and alternatives(p.stderr) == 0, "busy: tuned: %r" % p.stderr)
+        check(": LLVM's choice, machine busy: load 99.0 on " in vec_line(p.stderr)
+              and vec_alternatives(p.stderr) == 0, "busy, vector loops: %r" % p.stderr)
 
         # cold: tuned now, every candidate timed, one of them starred
         p = run(args.ttrun, script, private, load="99")
         check(p.returncode == 0 and p.stdout == want, "tuned: a different result %r" % p.stdout)
         check("tuned now" in line_for(p.stderr), "cold: not tuned: %r" % p.stderr)
         n = alternatives(p.stderr)
-        check(n >= 2 and p.stderr.count("      * ") == 1,
+        check(n >= 2 and p.stderr.count("      * ") == 2,
               "cold: expected the timed alternatives, one chosen: %r" % p.stderr)
+        nv = vec_alternatives(p.stderr)
+        check(vec_line(p.stderr).endswith(", tuned now") and nv >= 4,
+              "cold, vector loops: %r" % p.stderr)
 
         # warm: from the tuning cache, alternatives as measured then;
         # --profile says it too
@@ -99,11 +125,14 @@ def main():
         check(p.returncode == 0 and p.stdout == want, "warm: %r" % p.stdout)
         check("tuned earlier on this host (tuning cache)" in line_for(p.stderr)
               and alternatives(p.stderr) == n, "warm, --profile: not from the cache: %r" % p.stderr)
+        check(vec_line(p.stderr).endswith(", tuned earlier on this host (tuning cache)")
+              and vec_alternatives(p.stderr) == nv, "warm, vector loops: %r" % p.stderr)
 
         # TT_GEMM_LANES=8: only the 6x16 tile, a cache entry of its own
         p = run(args.ttrun, script, private, lanes="8")
         check(p.stdout == want and "tuned now" in line_for(p.stderr)
-              and "16 lanes" not in p.stderr, "TT_GEMM_LANES=8: %r" % p.stderr)
+              and "16 lanes" not in p.stderr.split("vector loops (")[0],
+              "TT_GEMM_LANES=8: %r" % p.stderr)
 
         # the same entries planted in a directory writable by others: not
         # read, not written, tuned again in memory

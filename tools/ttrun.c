@@ -22,6 +22,7 @@
 #include "repl.h"
 #include "signals.h"
 #include "trace.h"
+#include "vtune.h"
 
 #ifndef TT_VERSION /* CMake passes the project version */
 #define TT_VERSION "0.1.0"
@@ -495,6 +496,7 @@ int main(int argc, char **argv) {
     }
     if ((profile || explain) && file && !check) {
         tt_gemm_explain(stderr);
+        jit_vec_explain(stderr);
         lp_par_explain(stderr);
     }
     char terr[512];

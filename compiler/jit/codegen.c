@@ -640,12 +640,27 @@ static void tag_access(Cg *c, LLVMValueRef inst, int buf) {
 /* Marks the loop whose latch branch is br with llvm.loop.vectorize.enable:
  * a distinct, self-referencing loop ID !{!id, !{"llvm.loop.vectorize.enable",
  * i1 true}} (the temporary node is replaced by the node itself). */
+static LLVMMetadataRef loop_hint(Cg *c, const char *name, LLVMValueRef v) {
+    LLVMMetadataRef hint[2] = {LLVMMDStringInContext2(c->ctx, name, strlen(name)),
+                               LLVMValueAsMetadata(v)};
+    return LLVMMDNodeInContext2(c->ctx, hint, 2);
+}
+
+/* With the program's vector schedule (vtune.h) the width and interleave
+ * are given too: llvm.loop.vectorize.width, llvm.loop.interleave.count. */
 static void mark_vectorize(Cg *c, LLVMValueRef br) {
-    LLVMMetadataRef hint[2] = {LLVMMDStringInContext2(c->ctx, "llvm.loop.vectorize.enable", 26),
-                               LLVMValueAsMetadata(LLVMConstInt(c->ty[LT_BOOL], 1, 0))};
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
     LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
-    LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(c->ctx, hint, 2)};
-    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
+    LLVMMetadataRef ops[4] = {
+        tmp, loop_hint(c, "llvm.loop.vectorize.enable", LLVMConstInt(c->ty[LT_BOOL], 1, 0))};
+    unsigned n = 2;
+    if (c->p->vec_width > 0)
+        ops[n++] = loop_hint(c, "llvm.loop.vectorize.width",
+                             LLVMConstInt(i32, (unsigned)c->p->vec_width, 0));
+    if (c->p->vec_interleave > 0)
+        ops[n++] = loop_hint(c, "llvm.loop.interleave.count",
+                             LLVMConstInt(i32, (unsigned)c->p->vec_interleave, 0));
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, n);
     LLVMMetadataReplaceAllUsesWith(tmp, id);
     LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9),
                     LLVMMetadataAsValue(c->ctx, id));

@@ -6,6 +6,7 @@
  * field by field, so a hash collision can never run the wrong code.
  */
 #include "jit.h"
+#include "vtune.h"
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
@@ -72,6 +73,8 @@ struct Jit {
     int opt;
     bool fuse, fuse_kernels;
     LpConvLowering conv; /* jit_set_conv_lowering */
+    JitVec vec;          /* jit_set_vec */
+    bool vec_forced;
     Entry *entries;
     int nentries, cap;
     JitStats stats;
@@ -236,6 +239,18 @@ Jit *jit_new(int opt_level) {
     const char *bk = getenv("TT_JIT_BUCKETS");
     j->buckets = !(bk && (strcmp(bk, "0") == 0 || strcmp(bk, "off") == 0));
     return j;
+}
+
+void jit_set_vec(Jit *j, int width, int interleave) {
+    j->vec = (JitVec){width, interleave};
+    j->vec_forced = true;
+}
+
+/* The vector schedule of p's loops: j's own, or the host's (vtune.h). */
+static void set_vec(const Jit *j, LpProg *p) {
+    JitVec v = j && j->vec_forced ? j->vec : jit_vec_host();
+    p->vec_width = v.width;
+    p->vec_interleave = v.interleave;
 }
 
 void jit_set_conv_lowering(Jit *j, int mode) {
@@ -601,6 +616,7 @@ static int gemm_shapes(const LpStmt *st, LpGemm *out, int n) {
 static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errlen) {
     double t0 = now_ms();
     LpProg *p = lp_lower_conv(g, j->fuse, j->conv);
+    set_vec(j, p);
     en->conv = (int)j->conv;
     if (j->hook) j->hook(p, j->hook_arg);
     if (j->fuse && j->fuse_kernels) lp_fuse_kernels(p);
@@ -1006,6 +1022,7 @@ void jit_emit_loops_threads(FILE *out, const IrGraph *g, int nthreads) {
         nthreads = c > 0 ? (int)c : 1;
     }
     LpProg *p = lp_lower_conv(g, true, env_conv());
+    set_vec(NULL, p);
     lp_fuse_kernels(p);
     lp_schedule(p, nthreads);
     lp_print(out, p, g);
@@ -1019,6 +1036,7 @@ static LLVMModuleRef build_optimized(LLVMContextRef ctx, const IrGraph *g, int o
     *tm = cg_host_machine(clamp_opt(opt), err, errlen);
     if (!*tm) return NULL;
     LpProg *p = lp_lower_conv(g, true, env_conv());
+    set_vec(NULL, p);
     lp_fuse_kernels(p);
     lp_schedule(p, 1);
     LLVMModuleRef m = cg_module(ctx, p, "graph", *tm, false, NULL, err, errlen);

@@ -87,6 +87,11 @@ void jit_set_threads(Jit *j, int n);
  * the environment variable TT_JIT_CONV (direct|im2col|implicit) says. */
 void jit_set_conv_lowering(Jit *j, int mode);
 
+/* Every vectorized loop of the graphs j compiles from now on gets this
+ * width (f32 lanes) and interleave (0: LLVM's choice) instead of the host's
+ * tuned schedule (vtune.h): the tuner's own timings, tests. */
+void jit_set_vec(Jit *j, int width, int interleave);
+
 /* A function jit_run applies to the loop IR of each graph it compiles from
  * now on, after lowering and before the default schedule (lp_schedule with
  * the thread count): for tests of the loop transformations (transform.h).

@@ -205,6 +205,9 @@ typedef struct LpProg {
     int64_t ws_lower;     /* lp_plan_memory: the most bytes live in any one kernel */
     int nexpr;            /* expression ids handed out */
     int ngemm;            /* LS_GEMM statements (the JIT then needs the GEMM) */
+    /* the vector width (f32 lanes) and interleave every loop marked
+     * vectorize is compiled with; 0: LLVM's own choice (vtune.h) */
+    int vec_width, vec_interleave;
     /* LS_CHECK status words, one per checking node: the generated code
      * finds them at bufs[ninputs + noutputs + 2] (codegen.h) */
     int *check_node; /* by word: the graph node whose indices it checks */

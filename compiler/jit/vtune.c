@@ -1,0 +1,295 @@
+/* vtune.c - the vector schedule of the JIT's vectorized loops, chosen by
+ * measurement (vtune.h).
+ *
+ * LLVM's loop vectorizer picks a width and an interleave for each loop from
+ * its cost model of the target CPU. That model is a table, and the hosts of
+ * this project disagree with tables: a Zen 4 runs 512-bit vectors as two
+ * 256-bit halves, a Zen 5 at full width, and an Intel server lowers its
+ * clock for them. So, as for the GEMM's tile, the host is asked: a small
+ * graph of the kernels a training step is made of (a fused elementwise
+ * chain, an exp-heavy chain, a row reduction and a column reduction over
+ * L2-resident [64, 512] operands) is compiled with each candidate schedule
+ * and timed, and every vectorized loop of every later graph gets the
+ * winner's llvm.loop.vectorize.width and llvm.loop.interleave.count.
+ *
+ * Candidates: LLVM's choice (no hint), 8 lanes x 1, 2, 4, and on hosts with
+ * AVX-512F 16 lanes x 1, 2. Timing as the GEMM tuner's: the calling
+ * thread's CPU time, 3 rounds interleaved over the candidates, the best
+ * round of each; LLVM's choice stays unless beaten by 3%. Results never
+ * depend on the schedule: a vectorized loop is one whose iterations are
+ * independent (reductions keep their own lanes in the loop IR, reduce.c's
+ * order), so the width only changes how many run at once.
+ *
+ * Not tuned (LLVM's choice, nothing stored): TT_TUNE=0; no tuning cache
+ * (TT_CACHE_DIR=off: a process would pay the timing, about half a second,
+ * every time); a busy machine, as for the GEMM (the 1-minute load average
+ * above 3/4 of the cores; TT_TUNE=1 tunes anyway).
+ */
+#include "vtune.h"
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jit.h"
+#include "objcache.h"
+
+#define MAXCAND 6
+
+typedef enum { VS_NONE, VS_OFF, VS_NOCACHE, VS_BUSY, VS_CACHE, VS_TUNED, VS_FAILED } VecSource;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static bool decided;
+static VecSource src;
+static JitVec chosen;
+static double load_seen;
+static char host_cpu[64];
+static bool host_avx512;
+static int ncand;
+static JitVec cand[MAXCAND];
+static double best_us[MAXCAND]; /* a timed alternative: its best round, us per run */
+static int nalt;
+
+static void host(uint64_t *fhash) {
+    char *cpu = LLVMGetHostCPUName(), *f = LLVMGetHostCPUFeatures();
+    snprintf(host_cpu, sizeof host_cpu, "%s", cpu ? cpu : "?");
+    host_avx512 = f && strstr(f, "+avx512f");
+    uint64_t h = 1469598103934665603ull; /* FNV-1a of the feature string */
+    for (const char *p = f ? f : ""; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    *fhash = h;
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(f);
+}
+
+static void candidates(void) {
+    static const JitVec all[] = {{0, 0}, {8, 1}, {8, 2}, {8, 4}, {16, 1}, {16, 2}};
+    ncand = 0;
+    for (int i = 0; i < (int)(sizeof all / sizeof all[0]); i++)
+        if (all[i].width < 16 || host_avx512) cand[ncand++] = all[i];
+}
+
+static char *cache_key(uint64_t fhash) {
+    char cands[128];
+    int n = 0;
+    for (int i = 0; i < ncand; i++)
+        n += snprintf(cands + n, sizeof cands - (size_t)n, "%d/%d,", cand[i].width,
+                      cand[i].interleave);
+    const char *fmt = "tt-vec-schedule v1 cpu=%s features=%016llx candidates=%s";
+    int len = snprintf(NULL, 0, fmt, host_cpu, (unsigned long long)fhash, cands);
+    char *key = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (key) snprintf(key, (size_t)len + 1, fmt, host_cpu, (unsigned long long)fhash, cands);
+    return key;
+}
+
+static bool is_candidate(JitVec v) {
+    for (int i = 0; i < ncand; i++)
+        if (cand[i].width == v.width && cand[i].interleave == v.interleave) return true;
+    return false;
+}
+
+static bool cache_load(const char *key) {
+    void *bytes = NULL;
+    size_t len = 0;
+    if (!objcache_load(key, &bytes, &len)) return false;
+    char text[512];
+    size_t n = len < sizeof text - 1 ? len : sizeof text - 1;
+    memcpy(text, bytes, n);
+    text[n] = 0;
+    free(bytes);
+    JitVec v;
+    int off = 0;
+    if (sscanf(text, "%d %d%n", &v.width, &v.interleave, &off) != 2 || !is_candidate(v))
+        return false;
+    chosen = v;
+    nalt = 0;
+    const char *p = text + off;
+    JitVec a;
+    double us;
+    int k;
+    while (nalt < ncand && sscanf(p, " alt %d %d %lf%n", &a.width, &a.interleave, &us, &k) == 3) {
+        if (!is_candidate(a)) return false;
+        cand[nalt] = a;
+        best_us[nalt++] = us;
+        p += k;
+    }
+    return true;
+}
+
+static void cache_store(const char *key) {
+    char text[512];
+    int n = snprintf(text, sizeof text, "%d %d\n", chosen.width, chosen.interleave);
+    for (int i = 0; i < nalt; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "alt %d %d %.3f\n", cand[i].width,
+                      cand[i].interleave, best_us[i]);
+    objcache_store(key, text, (size_t)n);
+}
+
+static bool busy(void) {
+    double la[1];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *fake = getenv("TT_TUNE_LOADAVG"); /* as the GEMM tuner's (tests) */
+    if (fake && *fake)
+        la[0] = atof(fake);
+    else if (getloadavg(la, 1) != 1)
+        return false;
+    load_seen = la[0];
+    return cores >= 1 && la[0] > 0.75 * (double)cores;
+}
+
+/* -- the timed graph -- */
+
+#define ROWS 64
+#define COLS 512
+
+static const SrcLoc L0 = {0};
+
+static void build(IrGraph *g) {
+    ir_init(g);
+    Shape s = shape_make(2, (int64_t[]){ROWS, COLS});
+    int x = ir_input(g, TY_F32, s, "x", L0), a = ir_input(g, TY_F32, s, "a", L0);
+    int b = ir_input(g, TY_F32, s, "b", L0), c = ir_input(g, TY_F32, s, "c", L0);
+    int fma = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, x, a, L0), b, L0);
+    ir_mark_output(g, ir_binary(g, OP_MUL, ir_unary(g, OP_RELU, fma, L0), c, L0));
+    ir_mark_output(g, ir_binary(g, OP_MUL, ir_unary(g, OP_EXP, x, L0), a, L0));
+    int xb = ir_binary(g, OP_MUL, x, b, L0);
+    ir_mark_output(g,
+                   ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, x, c, L0), (int[]){1}, 1, false, L0));
+    ir_mark_output(g, ir_reduce(g, OP_SUM, xb, (int[]){0}, 1, false, L0));
+}
+
+static double thread_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Times every candidate: us per run of the graph, best of 3 interleaved
+ * rounds of about 4 ms each; false when a candidate cannot be compiled. */
+static bool tune(void) {
+    IrGraph g;
+    build(&g);
+    if (g.err[0]) {
+        ir_free(&g);
+        return false;
+    }
+    float *in[4], *out[4];
+    int64_t nout[4] = {ROWS * COLS, ROWS * COLS, ROWS, COLS};
+    for (int i = 0; i < 4; i++) {
+        in[i] = malloc(sizeof(float) * ROWS * COLS);
+        out[i] = malloc(sizeof(float) * (size_t)nout[i]);
+        for (int k = 0; in[i] && k < ROWS * COLS; k++) in[i][k] = (float)((k * 7 + i) % 13) / 13.0f;
+    }
+    Jit *jits[MAXCAND] = {0};
+    bool ok = true;
+    char err[256];
+    for (int i = 0; i < 4; i++) ok = ok && in[i] && out[i];
+    for (int c = 0; ok && c < ncand; c++) {
+        jits[c] = jit_new(2);
+        ok = jits[c] != NULL;
+        if (!ok) break;
+        jit_set_threads(jits[c], 1);
+        jit_set_vec(jits[c], cand[c].width, cand[c].interleave);
+        ok = jit_run(jits[c], &g, (void *const *)in, (void *const *)out, err, sizeof err);
+        best_us[c] = 1e30;
+    }
+    for (int round = 0; ok && round < 3; round++)
+        for (int c = 0; ok && c < ncand; c++) {
+            int reps = 0;
+            double t0 = thread_s(), t = 0;
+            while (ok && t < 0.004) {
+                ok = jit_run(jits[c], &g, (void *const *)in, (void *const *)out, err, sizeof err);
+                reps++;
+                t = thread_s() - t0;
+            }
+            if (ok && 1e6 * t / reps < best_us[c]) best_us[c] = 1e6 * t / reps;
+        }
+    for (int c = 0; c < ncand; c++) jit_free(jits[c]);
+    for (int i = 0; i < 4; i++) {
+        free(in[i]);
+        free(out[i]);
+    }
+    ir_free(&g);
+    if (!ok) return false;
+    nalt = ncand;
+    int win = 0; /* LLVM's choice unless beaten by 3% */
+    for (int c = 1; c < ncand; c++)
+        if (best_us[c] < best_us[win] && (win != 0 || best_us[c] * 1.03 < best_us[0])) win = c;
+    chosen = cand[win];
+    return true;
+}
+
+JitVec jit_vec_host(void) {
+    pthread_mutex_lock(&mu);
+    if (!decided) {
+        decided = true;
+        uint64_t fhash;
+        host(&fhash);
+        candidates();
+        char path[4096];
+        const char *t = getenv("TT_TUNE");
+        char *key = cache_key(fhash);
+        if (t && !strcmp(t, "0"))
+            src = VS_OFF;
+        else if (!key || !objcache_path(key, path, sizeof path))
+            src = VS_NOCACHE;
+        else if (cache_load(key))
+            src = VS_CACHE;
+        else if (!(t && !strcmp(t, "1")) && busy())
+            src = VS_BUSY;
+        else if (tune()) {
+            src = VS_TUNED;
+            cache_store(key);
+        } else {
+            src = VS_FAILED;
+            chosen = (JitVec){0, 0};
+            nalt = 0;
+        }
+        free(key);
+    }
+    JitVec v = chosen;
+    pthread_mutex_unlock(&mu);
+    return v;
+}
+
+static void put(FILE *out, JitVec v) {
+    if (v.width == 0)
+        fprintf(out, "LLVM's choice");
+    else
+        fprintf(out, "%d lanes x %d", v.width, v.interleave);
+}
+
+void jit_vec_explain(FILE *out) {
+    static const char *const why[] = {
+        [VS_NONE] = "",
+        [VS_OFF] = "TT_TUNE=0",
+        [VS_NOCACHE] = "no tuning cache: not tuned",
+        [VS_BUSY] = "machine busy",
+        [VS_CACHE] = "tuned earlier on this host (tuning cache)",
+        [VS_TUNED] = "tuned now",
+        [VS_FAILED] = "timing failed",
+    };
+    pthread_mutex_lock(&mu);
+    if (decided) {
+        fprintf(out, "vector loops (host %s%s, %d candidates): ", host_cpu,
+                host_avx512 ? " avx512" : "", ncand);
+        put(out, chosen);
+        fprintf(out, ", %s", why[src]);
+        if (src == VS_BUSY)
+            fprintf(out, ": load %.1f on %ld cores; not tuned, TT_TUNE=1 tunes anyway", load_seen,
+                    sysconf(_SC_NPROCESSORS_ONLN));
+        fputc('\n', out);
+        for (int i = 0; i < nalt; i++) {
+            bool star = cand[i].width == chosen.width && cand[i].interleave == chosen.interleave;
+            fprintf(out, "      %s ", star ? "*" : " ");
+            put(out, cand[i]);
+            fprintf(out, ": %.1f us\n", best_us[i]);
+        }
+    }
+    pthread_mutex_unlock(&mu);
+}
