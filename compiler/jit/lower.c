@@ -2383,12 +2383,25 @@ static bool const_remap(const Lower *L, int id) {
     return base == OP_CONST || base == OP_INPUT || const_remap(L, n->in[0]);
 }
 
+/* Is node id a broadcast, reshape or slice? Read through, it costs an
+ * index computation, so it is fused into every consumer however many, and
+ * its input keeps its own buffer (a single-use input of a recomputed node
+ * is not fused, below): materialized, a row statistic broadcast to
+ * [rows, d] for the two kernels of a layer norm's backward was written and
+ * read again in full. A permute is not: a transposed read per element can
+ * cost more than one copy read contiguously by several consumers (unless
+ * it is a constant's or an input's, const_remap). */
+static bool view(const Lower *L, int id) {
+    OpKind op = node(L, id)->op;
+    return op == OP_BROADCAST || op == OP_RESHAPE || op == OP_SLICE;
+}
+
 static void decide_fusion(Lower *L) {
     const IrGraph *g = L->g;
     int *chain = tt_xcalloc((size_t)g->n + 1, sizeof *chain); /* fused nodes down to here */
     for (int i = g->n - 1; i >= 0; i--) {
         const IrNode *n = node(L, i);
-        if (L->need[i] && !L->is_out[i] && L->uses[i] > 1 && const_remap(L, i)) {
+        if (L->need[i] && !L->is_out[i] && L->uses[i] > 1 && (const_remap(L, i) || view(L, i))) {
             L->fused[i] = L->recomp[i] = true;
             continue;
         }

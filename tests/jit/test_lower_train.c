@@ -232,3 +232,25 @@ Test(lower_train, attention_forward_writes_the_backward_lse) {
         ir_free(&g);
     }
 }
+
+/* A row statistic broadcast to the rows and read by two kernels (a layer
+ * norm's backward): the broadcast is read through by both, never stored;
+ * the statistic keeps its [rows, 1] buffer. */
+Test(lower_train, broadcast_of_a_root_is_read_through) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){2, {48, 40}}, NULL, L0);
+    int y = ir_input(&g, TY_F32, (Shape){2, {48, 40}}, NULL, L0);
+    int r = ir_reduce(&g, OP_SUM, ir_binary(&g, OP_MUL, x, y, L0), (int[]){1}, 1, true, L0);
+    int b = ir_broadcast_to(&g, ir_unary(&g, OP_RSQRT, ir_unary(&g, OP_ABS, r, L0), L0),
+                            (Shape){2, {48, 40}}, L0);
+    ir_mark_output(&g, ir_binary(&g, OP_MUL, b, x, L0));
+    ir_mark_output(
+        &g, ir_reduce(&g, OP_SUM, ir_binary(&g, OP_SUB, b, y, L0), (int[]){0}, 1, false, L0));
+    char *s = loops_of(&g);
+    cr_expect(strstr(s, "f32[48, 40]  temp") == NULL, "the broadcast is stored:\n%s", s);
+    cr_expect(strstr(s, "f32[48, 1]  temp") != NULL, "the statistic has a buffer:\n%s", s);
+    free(s);
+    cr_expect(matches_reference(&g, 1e-5, "broadcast of a root"));
+    ir_free(&g);
+}
