@@ -26,6 +26,19 @@ PROGRAM = """let a = randn([96, 96], seed=1)
 let b = randn([96, 96], seed=2)
 print(sum(a @ b))
 """
+# one conv2d, trained a step: its forward and weight gradient are two
+# geometries (x needs no gradient)
+CONV_PROGRAM = """let x = randn([4, 3, 12, 12], seed=1)
+let w = randn([8, 3, 3, 3], seed=2)
+model M(w) {
+    param w = w
+    forward(x) { return conv2d(x, w, padding=1) }
+}
+let m = M(w)
+let y = m(x * 1.0)
+backward(sum(y * y))
+print(round(item(sum(m.w.grad)) * 100) / 100)
+"""
 SHAPE = "96x96x96 (1 run; class M<=256 N<=256 K<=256): "
 
 
@@ -158,6 +171,31 @@ def main():
         p = run(args.ttrun, script, private)
         check(p.stdout == want and "tuned now" in line_for(p.stderr),
               "mode 666 entry: it was trusted: %r" % p.stderr)
+
+        # convolution lowerings (compiler/jit/ctune.c): each geometry timed
+        # once, then from the cache; TT_TUNE=0 keeps the rule, says nothing
+        conv = os.path.join(top, "conv.tt")
+        with open(conv, "w") as f:
+            f.write(CONV_PROGRAM)
+        cc = os.path.join(top, "conv_cache")
+        p0 = run(args.ttrun, conv, cc, tune="0")
+        check(p0.returncode == 0 and "conv lowerings (" not in p0.stderr,
+              "conv, TT_TUNE=0: %r" % p0.stderr)
+        p = run(args.ttrun, conv, cc, load="99")
+        lines = [l for l in p.stderr.splitlines() if l.startswith("  conv2d")]
+        check(p.returncode == 0 and p.stdout == p0.stdout and len(lines) == 2
+              and all(l.endswith(", tuned now") for l in lines)
+              and len(re.findall(r"^      [* ] (the rule|direct|im2col|implicit): [\d.]+ us$",
+                                 p.stderr, re.M)) == 8,
+              "conv, cold: %r %r" % (p.stdout, p.stderr))
+        p = run(args.ttrun, conv, cc, tune=None, load="99")
+        lines = [l for l in p.stderr.splitlines() if l.startswith("  conv2d")]
+        check(p.stdout == p0.stdout and len(lines) == 2
+              and all(l.endswith(", tuned earlier on this host (tuning cache)") for l in lines),
+              "conv, warm: %r" % p.stderr)
+        p = run(args.ttrun, conv, os.path.join(top, "conv_busy"), tune=None, load="99")
+        check(p.stdout == p0.stdout and ": the rule, machine busy: load 99.0 on " in p.stderr,
+              "conv, busy: %r" % p.stderr)
 
     for what in problems:
         print("FAIL:", what)

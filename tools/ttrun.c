@@ -22,6 +22,7 @@
 #include "repl.h"
 #include "signals.h"
 #include "trace.h"
+#include "ctune.h"
 #include "vtune.h"
 
 #ifndef TT_VERSION /* CMake passes the project version */
@@ -497,6 +498,7 @@ int main(int argc, char **argv) {
     if ((profile || explain) && file && !check) {
         tt_gemm_explain(stderr);
         jit_vec_explain(stderr);
+        jit_conv_explain(stderr);
         lp_par_explain(stderr);
     }
     char terr[512];

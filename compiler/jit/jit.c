@@ -6,6 +6,7 @@
  * field by field, so a hash collision can never run the wrong code.
  */
 #include "jit.h"
+#include "ctune.h"
 #include "vtune.h"
 
 #include <llvm-c/Core.h>
@@ -615,7 +616,9 @@ static int gemm_shapes(const LpStmt *st, LpGemm *out, int n) {
 
 static bool compile(Jit *j, const IrGraph *g, Entry *en, char *err, size_t errlen) {
     double t0 = now_ms();
-    LpProg *p = lp_lower_conv(g, j->fuse, j->conv);
+    LpConvLowering *modes = j->conv == LP_CONV_AUTO ? jit_conv_modes(g) : NULL;
+    LpProg *p = lp_lower_modes(g, j->fuse, j->conv, modes);
+    free(modes);
     set_vec(j, p);
     en->conv = (int)j->conv;
     if (j->hook) j->hook(p, j->hook_arg);
@@ -1021,7 +1024,9 @@ void jit_emit_loops_threads(FILE *out, const IrGraph *g, int nthreads) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         nthreads = c > 0 ? (int)c : 1;
     }
-    LpProg *p = lp_lower_conv(g, true, env_conv());
+    LpConvLowering conv = env_conv(), *modes = conv == LP_CONV_AUTO ? jit_conv_modes(g) : NULL;
+    LpProg *p = lp_lower_modes(g, true, conv, modes);
+    free(modes);
     set_vec(NULL, p);
     lp_fuse_kernels(p);
     lp_schedule(p, nthreads);
@@ -1035,7 +1040,9 @@ static LLVMModuleRef build_optimized(LLVMContextRef ctx, const IrGraph *g, int o
     if (!ir_verify(g, err, errlen)) return NULL;
     *tm = cg_host_machine(clamp_opt(opt), err, errlen);
     if (!*tm) return NULL;
-    LpProg *p = lp_lower_conv(g, true, env_conv());
+    LpConvLowering conv = env_conv(), *modes = conv == LP_CONV_AUTO ? jit_conv_modes(g) : NULL;
+    LpProg *p = lp_lower_modes(g, true, conv, modes);
+    free(modes);
     set_vec(NULL, p);
     lp_fuse_kernels(p);
     lp_schedule(p, 1);

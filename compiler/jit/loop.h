@@ -297,6 +297,10 @@ typedef enum LpConvLowering {
     LP_CONV_IMPLICIT
 } LpConvLowering;
 LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv);
+/* The same with a lowering per node (conv_of[id]; LP_CONV_AUTO: conv's), the
+ * ones ctune.h measured on the host; conv_of may be NULL. */
+LpProg *lp_lower_modes(const IrGraph *g, bool fuse, LpConvLowering conv,
+                       const LpConvLowering *conv_of);
 /* AUTO's choice for conv node id of g (any of the three conv ops). */
 bool lp_conv_uses_gemm(const IrGraph *g, int id);
 /* The im2col lowering cuts the batch into chunks of images whose column

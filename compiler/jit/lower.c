@@ -37,7 +37,8 @@ typedef struct Lower {
     LpProg *p;
     bool fuse;
     LpConvLowering conv;
-    bool implicit; /* the GEMM may gather B (the JIT's, not ttc's) */
+    const LpConvLowering *conv_of; /* per node, over conv (LP_CONV_AUTO: conv) */
+    bool implicit;                 /* the GEMM may gather B (the JIT's, not ttc's) */
     bool *need, *is_out, *fused, *recomp;
     bool *bsum; /* a sum over its matmul's batch: one GEMM (decide_batch_sums) */
     /* attention_lse twins (decide_attention_lse): lse_of[a], the
@@ -1148,9 +1149,15 @@ bool lp_conv_uses_gemm(const IrGraph *g, int id) {
     return d.Og >= 4 && d.Kg >= 4;
 }
 
+/* Node id's lowering: its own (ctune.h) or the graph's. */
+static LpConvLowering conv_mode(const Lower *L, int id) {
+    return L->conv_of && L->conv_of[id] != LP_CONV_AUTO ? L->conv_of[id] : L->conv;
+}
+
 static bool conv_gemm(const Lower *L, int id) {
-    if (L->conv == LP_CONV_DIRECT) return false;
-    if (L->conv == LP_CONV_IM2COL || L->conv == LP_CONV_IMPLICIT) {
+    LpConvLowering mode = conv_mode(L, id);
+    if (mode == LP_CONV_DIRECT) return false;
+    if (mode == LP_CONV_IM2COL || mode == LP_CONV_IMPLICIT) {
         ConvDims d = conv_dims(L->g, node(L, id));
         return d.N > 0 && d.P > 0 && d.O > 0 && d.Kg > 0 && d.C > 0;
     }
@@ -1163,7 +1170,8 @@ static bool conv_gemm(const Lower *L, int id) {
  * explicit col2im. */
 static bool conv_implicit(const Lower *L, int id) {
     const IrNode *n = node(L, id);
-    if (!L->implicit || L->conv == LP_CONV_IM2COL) return false;
+    LpConvLowering mode = conv_mode(L, id);
+    if (!L->implicit || mode == LP_CONV_IM2COL) return false;
     if (n->op == OP_QCONV2D) return false; /* the int8 GEMM does not gather */
     if (n->op != OP_CONV2D_BACKWARD_INPUT) return true;
     /* the input gradient as a convolution of gy (below): stride 1, and
@@ -1174,8 +1182,7 @@ static bool conv_implicit(const Lower *L, int id) {
     const IrWindow *w = &n->attr.win;
     ConvDims d = conv_dims(L->g, n);
     return w->stride[0] == 1 && w->stride[1] == 1 && w->padding[0] <= (d.kh - 1) * w->dilation[0] &&
-           w->padding[1] <= (d.kw - 1) * w->dilation[1] &&
-           (L->conv == LP_CONV_IMPLICIT || d.Cg >= 32);
+           w->padding[1] <= (d.kw - 1) * w->dilation[1] && (mode == LP_CONV_IMPLICIT || d.Cg >= 32);
 }
 
 /* A buffer holding node id densely (row-major in its shape) from offset
@@ -2561,23 +2568,31 @@ static void decide_batch_sums(Lower *L) {
     }
 }
 
-static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, bool implicit);
+static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv,
+                           const LpConvLowering *conv_of, bool implicit);
 
 LpProg *lp_lower(const IrGraph *g, bool fuse) {
-    return lower_graph(g, fuse, LP_CONV_AUTO, false);
+    return lower_graph(g, fuse, LP_CONV_AUTO, NULL, false);
+}
+
+LpProg *lp_lower_modes(const IrGraph *g, bool fuse, LpConvLowering conv,
+                       const LpConvLowering *conv_of) {
+    return lower_graph(g, fuse, conv, conv_of, true);
 }
 
 LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv) {
-    return lower_graph(g, fuse, conv, true);
+    return lower_graph(g, fuse, conv, NULL, true);
 }
 
-static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv, bool implicit) {
+static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv,
+                           const LpConvLowering *conv_of, bool implicit) {
     int n = g->n;
     Lower L = {0};
     L.g = g;
     L.p = lp_new();
     L.fuse = fuse;
     L.conv = conv;
+    L.conv_of = conv_of;
     L.implicit = implicit;
     L.need = tt_xcalloc((size_t)n + 1, sizeof *L.need);
     L.is_out = tt_xcalloc((size_t)n + 1, sizeof *L.is_out);

@@ -11,6 +11,7 @@
 
 #include "jit.h"
 #include "kernels.h"
+#include "loop.h"
 #include "randgraph.h"
 
 static const SrcLoc L0 = {0};
@@ -90,5 +91,48 @@ Test(vtune, every_schedule_gives_the_same_bits) {
         free(got[j]);
     }
     for (int i = 0; i < 3; i++) free(in[i]);
+    ir_free(&g);
+}
+
+/* Convolution lowerings per node (ctune.h decides them on the host;
+ * lp_lower_modes applies them): two convolutions of one graph, one forced
+ * to the direct loops and one to explicit im2col, get those lowerings, and
+ * LP_CONV_AUTO leaves a node to the graph's own mode. */
+static char *loops_with(const IrGraph *g, const LpConvLowering *modes) {
+    LpProg *p = lp_lower_modes(g, true, LP_CONV_AUTO, modes);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    lp_print(f, p, g);
+    fclose(f);
+    lp_free(p);
+    return buf;
+}
+
+Test(ctune, a_lowering_per_node) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){4, {2, 8, 10, 10}}, NULL, L0);
+    int w1 = ir_input(&g, TY_F32, (Shape){4, {8, 8, 3, 3}}, NULL, L0);
+    int w2 = ir_input(&g, TY_F32, (Shape){4, {8, 8, 3, 3}}, NULL, L0);
+    IrWindow win = {{3, 3}, {1, 1}, {1, 1}, {1, 1}, 1};
+    int c1 = ir_conv2d(&g, x, w1, -1, &win, L0);
+    int c2 = ir_conv2d(&g, c1, w2, -1, &win, L0);
+    ir_mark_output(&g, c2);
+    cr_assert(c1 >= 0 && c2 >= 0, "%s", g.err);
+    LpConvLowering *modes = calloc((size_t)g.n, sizeof *modes);
+    modes[c1] = LP_CONV_DIRECT;
+    modes[c2] = LP_CONV_IM2COL;
+    char *s = loops_with(&g, modes);
+    int gemms = 0;
+    for (const char *q = s; (q = strstr(q, "gemm(")) != NULL; q++) gemms++;
+    cr_expect_eq(gemms, 1, "one product (c2), c1 direct:\n%s", s);
+    cr_expect(strstr(s, "gather") == NULL, "explicit im2col, not gathered:\n%s", s);
+    free(s);
+    modes[c1] = modes[c2] = LP_CONV_DIRECT;
+    s = loops_with(&g, modes);
+    cr_expect(strstr(s, "gemm(") == NULL, "both direct:\n%s", s);
+    free(s);
+    free(modes);
     ir_free(&g);
 }
