@@ -26,9 +26,12 @@ static int ncache;
 static size_t cache_bytes;
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Whole huge pages, so the tail is not left on small ones. */
-static size_t huge_round(size_t nbytes) {
-    return (nbytes + RT_HUGE_MIN - 1) & ~(RT_HUGE_MIN - 1);
+/* The size a cached-size request is allocated with, its cache key: whole
+ * huge pages for a huge-page buffer (so the tail is not left on small
+ * pages), whole 4 KiB pages below. */
+static size_t size_class(size_t nbytes) {
+    size_t a = nbytes >= RT_HUGE_MIN ? RT_HUGE_MIN : 4096;
+    return (nbytes + a - 1) & ~(a - 1);
 }
 
 static void cache_remove(int i) {
@@ -38,8 +41,8 @@ static void cache_remove(int i) {
 }
 
 void *rt_data_alloc(size_t nbytes) {
-    if (nbytes < RT_HUGE_MIN) return aligned_alloc(64, nbytes);
-    size_t n = huge_round(nbytes);
+    if (nbytes < RT_CACHE_MIN) return aligned_alloc(64, nbytes);
+    size_t n = size_class(nbytes);
     void *p = NULL;
     pthread_mutex_lock(&cache_mu);
     /* the most recently freed first: its pages are the likeliest in cache */
@@ -54,6 +57,7 @@ void *rt_data_alloc(size_t nbytes) {
         UNPOISON(p, n);
         return p;
     }
+    if (n < RT_HUGE_MIN) return aligned_alloc(64, n);
     p = aligned_alloc(RT_HUGE_MIN, n);
 #ifdef MADV_HUGEPAGE
     /* advice only: where THP is off or "never", this fails and changes
@@ -65,8 +69,8 @@ void *rt_data_alloc(size_t nbytes) {
 
 void rt_data_free(void *p, size_t nbytes) {
     if (!p) return;
-    size_t n = huge_round(nbytes);
-    if (nbytes < RT_HUGE_MIN || n > RT_CACHE_BYTES) {
+    size_t n = size_class(nbytes);
+    if (nbytes < RT_CACHE_MIN || n > RT_CACHE_BYTES) {
         free(p);
         return;
     }

@@ -34,6 +34,15 @@ Test(bufalloc, freed_large_buffer_is_reused_by_same_size) {
     cr_expect_eq(rt_data_cached(), 10 * MIB);
     rt_data_cache_drain();
     cr_expect_eq(rt_data_cached(), 0);
+    /* below huge pages but from RT_CACHE_MIN: by whole 4 KiB pages */
+    void *m = rt_data_alloc(RT_CACHE_MIN + 64);
+    cr_expect_eq((uintptr_t)m % 64, 0);
+    rt_data_free(m, RT_CACHE_MIN + 64);
+    cr_expect_eq(rt_data_cached(), RT_CACHE_MIN + 4096);
+    void *m2 = rt_data_alloc(RT_CACHE_MIN + 4096);
+    cr_expect_eq(m2, m);
+    rt_data_free(m2, RT_CACHE_MIN + 4096);
+    rt_data_cache_drain();
 }
 
 Test(bufalloc, cache_is_bounded_and_keeps_the_newest) {
