@@ -69,6 +69,7 @@ typedef struct Buffer {
     int refcount;
     size_t nbytes;
     void *data; /* 64-byte aligned */
+    bool own;   /* data is rt_data_alloc's (rt_data_free may keep it for reuse) */
 } Buffer;
 
 typedef struct Str {

@@ -46,6 +46,7 @@ Buffer *rt_buf_try_uninit(size_t nbytes) {
     b->data = data;
     b->nbytes = nbytes;
     b->refcount = 1;
+    b->own = true;
     mem_live += nbytes;
     if (mem_live > mem_peak) mem_peak = mem_live;
     return b;
@@ -92,7 +93,10 @@ void rt_buf_release(Buffer *b) {
     TT_ASSERT(b->refcount > 0);
     if (--b->refcount > 0) return;
     mem_live -= b->nbytes;
-    free(b->data);
+    if (b->own)
+        rt_data_free(b->data, (b->nbytes + 63) & ~(size_t)63);
+    else
+        free(b->data);
     free(b);
 }
 

@@ -31,6 +31,7 @@ static Value take_io(Interp *I, IoTensor *t) {
     b->data = t->data;
     b->nbytes = n;
     b->refcount = 1;
+    b->own = false; /* io_alloc_data's */
     t->data = NULL;
     Tensor *r = rt_tensor_from_buf(I, t->dtype, t->shape, b);
     rt_buf_release(b); /* the tensor holds it */
