@@ -17,54 +17,73 @@ static const GemmSplitCost C_DEF = {GEMM_DEF_MADD_NS, GEMM_DEF_OVH_NS, "set"};
 Test(gemm_split, decisions) {
     GemmSplit s;
     /* tiny: one thread whatever is allowed */
-    s = gemm_split_choose(8, 8, 8, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(8, 8, 8, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
     cr_expect_eq(s.threads, 1);
     /* below the break-even point (2.6e5 multiply-adds at 2 threads): serial */
-    s = gemm_split_choose(64, 64, 60, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(64, 64, 60, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
-    s = gemm_split_choose(64, 64, 64, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(64, 64, 64, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect(s.by == GS_M || s.by == GS_N, "%d", s.by);
     /* large square: both threads, over N (panels balance as well as rows) */
-    s = gemm_split_choose(1024, 1024, 1024, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(1024, 1024, 1024, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_N);
     cr_expect_eq(s.threads, 2);
     cr_expect(s.par_ns < s.serial_ns);
     /* a dear wake-up keeps even that serial */
     GemmSplitCost dear = {GEMM_DEF_MADD_NS, 1e12, "set"};
-    s = gemm_split_choose(1024, 1024, 1024, 6, 16, 256, 4080, 2, &dear);
+    s = gemm_split_choose(1024, 1024, 1024, 6, 16, 256, 4080, 2, false, &dear);
     cr_expect_eq(s.by, GS_SERIAL);
     /* tall with op(B) one block (a weight gradient): rows, B packed once */
-    s = gemm_split_choose(784, 128, 64, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(784, 128, 64, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_M);
     cr_expect(s.share_b);
     /* N of one tile, M of 11 tiles: rows on 2 threads, when a wake-up is
      * cheap enough for its 8e4 multiply-adds */
-    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
     GemmSplitCost cheap = {GEMM_DEF_MADD_NS, 100, "set"};
-    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, &cheap);
+    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, false, &cheap);
     cr_expect_eq(s.by, GS_M);
     /* too few tiles for 16 threads and a deep K: over K, 16 parts */
-    s = gemm_split_choose(64, 10, 8192, 6, 16, 256, 4080, 16, &C_DEF);
+    s = gemm_split_choose(64, 10, 8192, 6, 16, 256, 4080, 16, false, &C_DEF);
     cr_expect_eq(s.by, GS_K);
     cr_expect_eq(s.parts, 16);
     cr_expect_eq(s.threads, 16);
     /* parts limited by whole KC blocks */
-    s = gemm_split_choose(8, 8, 1000, 6, 16, 256, 4080, 8, &C_DEF);
+    s = gemm_split_choose(8, 8, 1000, 6, 16, 256, 4080, 8, false, &C_DEF);
     cr_expect_eq(s.by, GS_K);
     cr_expect_eq(s.parts, 3);
     /* the K split is by shape alone: with a dear wake-up the same parts run
      * in turn on the caller (same rounding) */
-    s = gemm_split_choose(64, 10, 8192, 6, 16, 256, 4080, 16, &dear);
+    s = gemm_split_choose(64, 10, 8192, 6, 16, 256, 4080, 16, false, &dear);
     cr_expect_eq(s.by, GS_K);
     cr_expect_eq(s.parts, 16);
     cr_expect_eq(s.threads, 1);
     /* K of one block: no K split, the tiles there are */
-    s = gemm_split_choose(8, 8, 256, 6, 16, 256, 4080, 4, &C_DEF);
+    s = gemm_split_choose(8, 8, 256, 6, 16, 256, 4080, 4, false, &C_DEF);
     cr_expect(s.by != GS_K);
+    /* a gathered op(B) (implicit im2col) is packed in every part of a split
+     * over M: a conv2 weight gradient [32, 144] over 12544 positions goes
+     * over N (9 panels, though 6 row tiles balance better) */
+    s = gemm_split_choose(32, 144, 12544, 6, 16, 256, 4080, 2, false, &C_DEF);
+    cr_expect_eq(s.by, GS_M);
+    s = gemm_split_choose(32, 144, 12544, 6, 16, 256, 4080, 2, true, &C_DEF);
+    cr_expect_eq(s.by, GS_N);
+    cr_expect_eq(s.threads, 2);
+    /* ... and with fewer panels than threads (conv1's 9 taps) over K */
+    s = gemm_split_choose(16, 9, 50176, 6, 16, 256, 4080, 2, false, &C_DEF);
+    cr_expect_eq(s.by, GS_M);
+    s = gemm_split_choose(16, 9, 50176, 6, 16, 256, 4080, 2, true, &C_DEF);
+    cr_expect_eq(s.by, GS_K);
+    cr_expect_eq(s.parts, 2);
+    cr_expect_eq(s.threads, 2);
+    /* ... unless K has fewer than two KC blocks: rows again */
+    s = gemm_split_choose(600, 9, 300, 6, 16, 256, 4080, 2, true, &C_DEF);
+    cr_expect_eq(s.by, GS_M);
+    cr_expect_eq(s.threads, 2);
     /* one thread: serial, always */
-    s = gemm_split_choose(2048, 2048, 2048, 6, 16, 256, 4080, 1, &C_DEF);
+    s = gemm_split_choose(2048, 2048, 2048, 6, 16, 256, 4080, 1, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
 }
 
