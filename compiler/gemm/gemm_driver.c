@@ -362,7 +362,14 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
                 for (int r = 0; r < nrun; r++) {
                     float *dr = d + runs[r].j;
                     const float *sr = xr + runs[r].off;
-                    for (int64_t t = 0; t < runs[r].len; t++) dr[t] = sr[t];
+                    int64_t t = 0, len = runs[r].len;
+#if defined(__SSE2__)
+                    /* explicit vector moves: the compiler's vectorized
+                     * loop checked the two pointers for overlap on every
+                     * run of every row */
+                    for (; t + 4 <= len; t += 4) _mm_storeu_ps(dr + t, _mm_loadu_ps(sr + t));
+#endif
+                    for (; t < len; t++) dr[t] = sr[t];
                 }
                 for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
             }
