@@ -276,11 +276,11 @@ typedef struct Run {
     int64_t j, len, off; /* first column in the panel, columns, offset of the first */
 } Run;
 
-static int panel_runs(const int64_t *co, int64_t n, Run *runs) {
+static int panel_runs(const int64_t *co, int64_t n, int64_t step, Run *runs) {
     int nrun = 0;
     for (int64_t j = 0; j < n;) {
         int64_t e = j + 1;
-        while (e < n && co[e] == co[e - 1] + 1) e++;
+        while (e < n && co[e] == co[e - 1] + step) e++;
         runs[nrun++] = (Run){j, e - j, co[j]};
         j = e;
     }
@@ -355,8 +355,29 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
         const int64_t *co = coff + q * nr;
         int64_t w = nc - q * nr < nr ? nc - q * nr : nr;
         float *d = dst + q * pstride * nr;
-        int nrun = panel_runs(co, w, runs);
-        if (nrun * 4 <= w) {
+        int nrun = panel_runs(co, w, 1, runs);
+        if (nrun * 4 > w && (nrun = panel_runs(co, w, 2, runs)) * 4 <= w) {
+            /* stride 2 (a forward with stride 2: every other position of
+             * an output row): two vector loads, the even lanes kept */
+            for (int64_t p = 0; p < kc; p++, d += nr) {
+                const float *xr = g->x + roff[p];
+                for (int r = 0; r < nrun; r++) {
+                    float *dr = d + runs[r].j;
+                    const float *sr = xr + runs[r].off;
+                    int64_t t = 0, len = runs[r].len;
+#if defined(__SSE2__)
+                    /* t + 4 < len: the second load's last lane, one past
+                     * the group's last tap, is then still in the run */
+                    for (; t + 4 < len; t += 4) {
+                        __m128 a = _mm_loadu_ps(sr + 2 * t), b = _mm_loadu_ps(sr + 2 * t + 4);
+                        _mm_storeu_ps(dr + t, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+                    }
+#endif
+                    for (; t < len; t++) dr[t] = sr[2 * t];
+                }
+                for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+            }
+        } else if (nrun * 4 <= w) {
             for (int64_t p = 0; p < kc; p++, d += nr) {
                 const float *xr = g->x + roff[p];
                 for (int r = 0; r < nrun; r++) {
