@@ -11,6 +11,7 @@
 
 #include "gemm.h"
 #include "gemm_internal.h"
+#include "parallel.h"
 
 static const GemmSplitCost C_DEF = {GEMM_DEF_MADD_NS, GEMM_DEF_OVH_NS, "set"};
 
@@ -226,6 +227,52 @@ Test(gemm_ksplit, mn_identical_across_runs) {
         first[0] = NAN;
         same_bits(M, N, K, 2, 10, first);
         free(first);
+    }
+}
+
+/* The GEMM's threads are the process's pool (compiler/jit/parallel.h),
+ * shared with the JIT's parallel loops: a threaded product called from a
+ * loop running on the pool finds it busy and runs its parts in turn on
+ * its caller, with the same bits as alone on 2 threads (splits over M and
+ * N and K alike). */
+typedef struct Nested {
+    int64_t M, N, K;
+    const float *A, *B;
+    float *C; /* one M x N product per iteration */
+} Nested;
+
+static void nested_body(void **bufs, int64_t lo, int64_t hi) {
+    Nested *t = bufs[0];
+    for (int64_t i = lo; i < hi; i++)
+        tt_gemm_run(G, t->M, t->N, t->K, t->A, t->K, false, t->B, t->N, false,
+                    t->C + i * t->M * t->N, t->N, false, 2, NULL);
+}
+
+Test(gemm_ksplit, inside_parallel_loop) {
+    GemmSplitCost cheap = {GEMM_DEF_MADD_NS, 0, "set"};
+    gemm_split_cost_set(&cheap);
+    int64_t shapes[][3] = {{300, 40, 500}, {12, 700, 300}, {4, 12, 4096}};
+    for (int s = 0; s < 3; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], its = 6;
+        float *A = malloc((size_t)(M * K) * sizeof(float)),
+              *B = malloc((size_t)(K * N) * sizeof(float)),
+              *want = malloc((size_t)(M * N) * sizeof(float)),
+              *C = calloc((size_t)(its * M * N), sizeof(float));
+        for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+        for (int64_t i = 0; i < K * N; i++) B[i] = frand();
+        tt_gemm_run(G, M, N, K, A, K, false, B, N, false, want, N, false, 2, NULL);
+        Nested t = {M, N, K, A, B, C};
+        void *bufs[1] = {&t};
+        ttrt_parallel_for(nested_body, bufs, its, 2);
+        int bad = 0;
+        for (int64_t i = 0; i < its * M * N; i++)
+            bad += memcmp(&C[i], &want[i % (M * N)], sizeof *C) != 0;
+        cr_expect(bad == 0, "%lldx%lldx%lld: %d of %lld differ", (long long)M, (long long)N,
+                  (long long)K, bad, (long long)(its * M * N));
+        free(A);
+        free(B);
+        free(want);
+        free(C);
     }
 }
 
