@@ -389,6 +389,10 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
                      * loop checked the two pointers for overlap on every
                      * run of every row */
                     for (; t + 4 <= len; t += 4) _mm_storeu_ps(dr + t, _mm_loadu_ps(sr + t));
+                    if (t < len && len >= 4) { /* the tail as the run's last 4, again */
+                        _mm_storeu_ps(dr + len - 4, _mm_loadu_ps(sr + len - 4));
+                        t = len;
+                    }
 #endif
                     for (; t < len; t++) dr[t] = sr[t];
                 }
