@@ -6,7 +6,9 @@ every graph the run executed is one "graph" event on the main thread's row,
 named with its number; the JIT adds a "compile" event per compiled graph and
 a "kernel" event per kernel run, each inside the span of a graph; the naive
 runtime adds one "op" event per node run; with --threads=2 a parallel loop
-puts a "parallel range" on a worker's row. A destination in a missing
+puts a "parallel range" on a worker's row (the workers claim ranges as
+they come, so the loops are made long enough, a few milliseconds, for a
+worker that was asleep to wake and take some). A destination in a missing
 directory is an error naming it, status 1, and nothing is written.
 
     run_trace.py --ttrun PATH
@@ -18,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-PROGRAM = """let a = randn([1024, 1024])
+PROGRAM = """let a = randn([2048, 2048])
 let x = relu(a) * 2.0 + 1.0
 print(item(sum(x)) > 0.0)
 let y = sum(exp(a * 0.01))

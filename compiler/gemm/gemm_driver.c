@@ -1,5 +1,6 @@
-/* gemm_driver.c - blocking loops, A copies, the thread split and the worker
- * pool around the JIT-generated kernels (gemm_jit.c).
+/* gemm_driver.c - blocking loops, A copies and the thread split around
+ * the JIT-generated kernels (gemm_jit.c); the threads are the process's
+ * pool (compiler/jit/parallel.h), shared with the JIT's parallel loops.
  *
  * Loop order (BLIS): jc over N by NC, pc over K by KC (pack op(B) block into
  * panels as wide as the micro-tile), ic over M by MC, jr over the panels, ir
@@ -26,9 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 #include "gemm.h"
 #include "gemm_internal.h"
+#include "parallel.h"
 
 /* KC is every schedule's depth (gemm_tune.c: it fixes the summation
  * order); MC and NC are the largest blocks a schedule may ask for (they
@@ -37,7 +42,6 @@
 #define MC                144
 #define NC                4080
 #define MAXT              GEMM_MAXT
-#define SPIN_NS           200000 /* how long an idle worker spins before sleeping */
 #define CHUNKS_PER_THREAD 4
 
 /* ---- per-thread buffers ------------------------------------------------ */
@@ -106,9 +110,9 @@ static void need(struct TtGemm *g, int f);
 /* ---- the pool ---------------------------------------------------------- */
 
 /* A multi-threaded product is cut into chunks (column or row ranges), more
- * than there are threads; the caller and the workers claim chunks from one
- * atomic word until none is left. A worker that is descheduled on a busy
- * machine therefore delays nobody: the others take its share. */
+ * than there are threads, handed to ttrt_pool_run: the caller and the
+ * workers claim them in turn, so a worker that is descheduled on a busy
+ * machine delays nobody: the others take its share. */
 #define MAXCHUNK 256
 
 typedef struct Part {
@@ -132,22 +136,11 @@ typedef struct Job {
     const float *bpre;         /* op(B) packed once for every part, or NULL */
 } Job;
 
-/* claim word: job serial << 40 | chunk count << 20 | next chunk */
-#define CL_BITS 20
-#define CL_MASK ((1ull << CL_BITS) - 1)
-
+/* The GEMM's side of the process's pool (compiler/jit/parallel.h): the
+ * job its chunks read, held by busy from the split to the last chunk. */
 typedef struct Pool {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
     pthread_mutex_t busy; /* one multi-threaded product at a time */
-    atomic_ulong gen;     /* bumped to wake the workers */
-    atomic_ullong claim;
-    atomic_int done, sleepers;
-    atomic_bool quit;
-    unsigned long serial;
-    int nworkers;
-    pthread_t th[MAXT];
-    Job job; /* stable while any of its chunks is claimed and not done */
+    Job job;              /* stable while any of its chunks is claimed and not done */
     struct TtGemm *g;
     /* by path (tiled, small-M) and thread count, measured on first use */
     GemmSplitCost cost[2][MAXT + 1];
@@ -283,15 +276,67 @@ typedef struct Run {
     int64_t j, len, off; /* first column in the panel, columns, offset of the first */
 } Run;
 
-static int panel_runs(const int64_t *co, int64_t n, Run *runs) {
+static int panel_runs(const int64_t *co, int64_t n, int64_t step, Run *runs) {
     int nrun = 0;
     for (int64_t j = 0; j < n;) {
         int64_t e = j + 1;
-        while (e < n && co[e] == co[e - 1] + 1) e++;
+        while (e < n && co[e] == co[e - 1] + step) e++;
         runs[nrun++] = (Run){j, e - j, co[j]};
         j = e;
     }
     return nrun;
+}
+
+/* A panel whose columns are scattered (a weight gradient's: the taps) but
+ * whose rows come in runs of consecutive offsets (the positions of an output
+ * row, stride 1): each column is then contiguous over a run of rows, and the
+ * panel is a transpose. d[p*nr + j] = x[roff[p] + co[j]] for p < kc, j < w,
+ * zero for w <= j < nr. With SSE, 4 rows x 4 columns at a time (4 loads, a
+ * 4x4 transpose, 4 stores instead of 16 scalar loads and stores); the rest
+ * one element at a time. The same values land in the same places either
+ * way: only the speed differs. */
+static void pack_transposed(const float *x, const int64_t *roff, int64_t kc, const int64_t *co,
+                            int64_t w, int64_t nr, float *d) {
+    int64_t p = 0;
+#if defined(__SSE2__)
+    int64_t w4 = w & ~(int64_t)3;
+    while (p + 4 <= kc) {
+        int64_t len = 1; /* rows p.. whose offsets are consecutive */
+        while (p + len < kc && roff[p + len] == roff[p] + len) len++;
+        int64_t e = p + (len & ~(int64_t)3);
+        for (; p < e; p += 4) {
+            float *dp = d + p * nr;
+            const float *xr = x + roff[p];
+            for (int64_t j = 0; j < w4; j += 4) {
+                __m128 r0 = _mm_loadu_ps(xr + co[j]), r1 = _mm_loadu_ps(xr + co[j + 1]);
+                __m128 r2 = _mm_loadu_ps(xr + co[j + 2]), r3 = _mm_loadu_ps(xr + co[j + 3]);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(dp + j, r0);
+                _mm_storeu_ps(dp + nr + j, r1);
+                _mm_storeu_ps(dp + 2 * nr + j, r2);
+                _mm_storeu_ps(dp + 3 * nr + j, r3);
+            }
+            for (int64_t t = 0; t < 4; t++) {
+                const float *xt = x + roff[p + t];
+                float *dt = dp + t * nr;
+                for (int64_t j = w4; j < w; j++) dt[j] = xt[co[j]];
+                for (int64_t j = w; j < nr; j++) dt[j] = 0.0f;
+            }
+        }
+        for (int64_t r = len & 3; r > 0 && p < kc; r--, p++) { /* the run's last rows */
+            const float *xr = x + roff[p];
+            float *dp = d + p * nr;
+            for (int64_t j = 0; j < w; j++) dp[j] = xr[co[j]];
+            for (int64_t j = w; j < nr; j++) dp[j] = 0.0f;
+        }
+    }
+#endif
+    for (; p < kc; p++) {
+        const float *xr = x + roff[p];
+        float *dp = d + p * nr;
+        for (int64_t j = 0; j < w; j++) dp[j] = xr[co[j]];
+        for (int64_t j = w; j < nr; j++) dp[j] = 0.0f;
+    }
 }
 
 /* Packs the kc x nc block of a gathered op(B) at (p0, j0) the way pack_n
@@ -310,23 +355,51 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
         const int64_t *co = coff + q * nr;
         int64_t w = nc - q * nr < nr ? nc - q * nr : nr;
         float *d = dst + q * pstride * nr;
-        int nrun = panel_runs(co, w, runs);
-        if (nrun * 4 <= w) {
+        int nrun = panel_runs(co, w, 1, runs);
+        if (nrun * 4 > w && (nrun = panel_runs(co, w, 2, runs)) * 4 <= w) {
+            /* stride 2 (a forward with stride 2: every other position of
+             * an output row): two vector loads, the even lanes kept */
             for (int64_t p = 0; p < kc; p++, d += nr) {
                 const float *xr = g->x + roff[p];
                 for (int r = 0; r < nrun; r++) {
                     float *dr = d + runs[r].j;
                     const float *sr = xr + runs[r].off;
-                    for (int64_t t = 0; t < runs[r].len; t++) dr[t] = sr[t];
+                    int64_t t = 0, len = runs[r].len;
+#if defined(__SSE2__)
+                    /* t + 4 < len: the second load's last lane, one past
+                     * the group's last tap, is then still in the run */
+                    for (; t + 4 < len; t += 4) {
+                        __m128 a = _mm_loadu_ps(sr + 2 * t), b = _mm_loadu_ps(sr + 2 * t + 4);
+                        _mm_storeu_ps(dr + t, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+                    }
+#endif
+                    for (; t < len; t++) dr[t] = sr[2 * t];
+                }
+                for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+            }
+        } else if (nrun * 4 <= w) {
+            for (int64_t p = 0; p < kc; p++, d += nr) {
+                const float *xr = g->x + roff[p];
+                for (int r = 0; r < nrun; r++) {
+                    float *dr = d + runs[r].j;
+                    const float *sr = xr + runs[r].off;
+                    int64_t t = 0, len = runs[r].len;
+#if defined(__SSE2__)
+                    /* explicit vector moves: the compiler's vectorized
+                     * loop checked the two pointers for overlap on every
+                     * run of every row */
+                    for (; t + 4 <= len; t += 4) _mm_storeu_ps(dr + t, _mm_loadu_ps(sr + t));
+                    if (t < len && len >= 4) { /* the tail as the run's last 4, again */
+                        _mm_storeu_ps(dr + len - 4, _mm_loadu_ps(sr + len - 4));
+                        t = len;
+                    }
+#endif
+                    for (; t < len; t++) dr[t] = sr[t];
                 }
                 for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
             }
         } else {
-            for (int64_t p = 0; p < kc; p++, d += nr) {
-                const float *xr = g->x + roff[p];
-                for (int64_t j = 0; j < w; j++) d[j] = xr[co[j]];
-                for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
-            }
+            pack_transposed(g->x, roff, kc, co, w, nr, d);
         }
     }
 }
@@ -431,84 +504,27 @@ static double now_ns(void) {
     return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* Claims and runs chunks of the current job until none is left. */
-static void run_chunks(Pool *pl) {
-    for (;;) {
-        unsigned long long c = atomic_load(&pl->claim);
-        if ((c & CL_MASK) >= ((c >> CL_BITS) & CL_MASK)) return;
-        if (!atomic_compare_exchange_weak(&pl->claim, &c, c + 1)) continue;
-        const Job *j = &pl->job;
-        const Part *p = &j->part[c & CL_MASK];
-        if (p->epi_only)
-            epilogue(j->epi, p->row0, 0, p->M);
-        else {
-            BSrc bs = {p->B, j->ldb, j->tb, j->gat, p->p0, p->j0};
-            gemm_serial(&j->sc, p->M, p->N, p->K, p->A, j->lda, j->ta, &bs, p->C, p->ldc, p->acc,
-                        j->epi, p->row0, j->M, j->bpre);
-        }
-        atomic_fetch_add(&pl->done, 1);
+/* Part c of the pool's job (a chunk of ttrt_pool_run). */
+static void run_part(void *ctx, int c, int tid) {
+    (void)tid;
+    const Job *j = &((Pool *)ctx)->job;
+    const Part *p = &j->part[c];
+    if (p->epi_only)
+        epilogue(j->epi, p->row0, 0, p->M);
+    else {
+        BSrc bs = {p->B, j->ldb, j->tb, j->gat, p->p0, p->j0};
+        gemm_serial(&j->sc, p->M, p->N, p->K, p->A, j->lda, j->ta, &bs, p->C, p->ldc, p->acc,
+                    j->epi, p->row0, j->M, j->bpre);
     }
 }
 
-static void *worker(void *arg) {
-    Pool *pl = arg;
-    for (;;) {
-        unsigned long seen = atomic_load(&pl->gen);
-        run_chunks(pl);
-        /* spin, then sleep until the next job */
-        double t0 = now_ns();
-        unsigned spins = 0;
-        while (atomic_load(&pl->gen) == seen && !atomic_load(&pl->quit)) {
-            cpu_relax();
-            if (++spins % 256 == 0 && now_ns() - t0 > SPIN_NS) {
-                pthread_mutex_lock(&pl->mu);
-                atomic_fetch_add(&pl->sleepers, 1);
-                while (atomic_load(&pl->gen) == seen && !atomic_load(&pl->quit))
-                    pthread_cond_wait(&pl->cv, &pl->mu);
-                atomic_fetch_sub(&pl->sleepers, 1);
-                pthread_mutex_unlock(&pl->mu);
-            }
-        }
-        if (atomic_load(&pl->quit)) break;
-    }
-    void *b = pthread_getspecific(buf_key);
-    if (b) {
-        buf_free(b);
-        pthread_setspecific(buf_key, NULL);
-    }
-    return NULL;
-}
-
-/* Runs pl->job on up to t threads (the caller is one). Caller holds busy. */
+/* Runs pl->job on up to t threads (the caller is one); when the process's
+ * pool is busy (a product called from a parallel loop's body, or from
+ * another thread), its parts in turn on the caller: the same result. Caller
+ * holds busy. */
 static void pool_run(Pool *pl, int t) {
-    while (pl->nworkers < t - 1) {
-        if (pthread_create(&pl->th[pl->nworkers], NULL, worker, pl) != 0) break;
-        pl->nworkers++;
-    }
-    int n = pl->job.nparts;
-    pl->serial = (pl->serial + 1) & 0xFFFFFF;
-    atomic_store(&pl->done, 0);
-    atomic_store(&pl->claim,
-                 (unsigned long long)pl->serial << 40 | (unsigned long long)n << CL_BITS);
-    atomic_fetch_add(&pl->gen, 1);
-    if (atomic_load(&pl->sleepers) > 0) {
-        pthread_mutex_lock(&pl->mu);
-        pthread_cond_broadcast(&pl->cv);
-        pthread_mutex_unlock(&pl->mu);
-    }
-    run_chunks(pl);
-    unsigned spins = 0;
-    while (atomic_load(&pl->done) < n)
-        if (++spins < 4000)
-            cpu_relax();
-        else
-            sched_yield();
+    if (ttrt_pool_run(run_part, pl, pl->job.nparts, t)) return;
+    for (int c = 0; c < pl->job.nparts; c++) run_part(pl, c, 1);
 }
 
 /* ---- API ---------------------------------------------------------------- */
@@ -632,8 +648,6 @@ TtGemm *tt_gemm_new(char *err, size_t errlen) {
     gemm_jit_tiles(&g->k[0], 8);
     gemm_jit_tiles(&g->k[1], 16);
     g->refs = 1;
-    pthread_mutex_init(&g->pool.mu, NULL);
-    pthread_cond_init(&g->pool.cv, NULL);
     pthread_mutex_init(&g->pool.busy, NULL);
     g->pool.g = g;
     inst = g;
@@ -650,15 +664,7 @@ void tt_gemm_free(TtGemm *g) {
     }
     inst = NULL;
     pthread_mutex_unlock(&inst_mu);
-    Pool *pl = &g->pool;
-    pthread_mutex_lock(&pl->mu);
-    atomic_store(&pl->quit, true);
-    pthread_cond_broadcast(&pl->cv);
-    pthread_mutex_unlock(&pl->mu);
-    for (int i = 0; i < pl->nworkers; i++) pthread_join(pl->th[i], NULL);
-    pthread_mutex_destroy(&pl->mu);
-    pthread_cond_destroy(&pl->cv);
-    pthread_mutex_destroy(&pl->busy);
+    pthread_mutex_destroy(&g->pool.busy);
     for (int f = 0; f < NFAM; f++) {
         gemm_jit_free(g->jit[f]);
         free(g->ir[f]);
@@ -913,7 +919,7 @@ void gemm_split_cost_set(const GemmSplitCost *c) {
 
 /* The host's costs on t threads: a product of about 3M multiply-adds timed
  * on the caller and split over M on t threads, interleaved, medians of
- * wall time. Workers spin between back-to-back products (SPIN_NS), as in
+ * wall time. Workers spin between back-to-back jobs (parallel.c), as in
  * a training step's run of products, so this is the steady-state wake +
  * join. Caller holds busy. */
 #define COST_RUNS 9
@@ -1032,7 +1038,8 @@ static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t 
     if (t > 1) {
         GemmSplitCost c = split_cost(g, sc, t, M <= GEMM_GEMV_MR && !bs->gat);
         const GemmTileKernels *tk = &sc->k->wide;
-        GemmSplit sp = gemm_split_choose(M, N, K, tk->tile.mr, tk->tile.nr, KC, sc->nc, t, &c);
+        GemmSplit sp = gemm_split_choose(M, N, K, tk->tile.mr, tk->tile.nr, KC, sc->nc, t,
+                                         bs->gat != NULL, &c);
         note_split(&(SplitNote){M, N, K, transA, transB, t, sp, c});
         if (sp.by == GS_K &&
             run_k(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi))

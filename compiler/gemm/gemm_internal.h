@@ -149,7 +149,7 @@ typedef struct GemmSplit {
     double serial_ns, par_ns; /* the model's estimates */
 } GemmSplit;
 GemmSplit gemm_split_choose(int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, int64_t kc,
-                            int64_t nc, int nthreads, const GemmSplitCost *c);
+                            int64_t nc, int nthreads, bool gather, const GemmSplitCost *c);
 const char *gemm_split_name(GemmSplitBy by);
 
 /* Synthetic costs for tests (NULL: measure / default again). */

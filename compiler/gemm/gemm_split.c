@@ -15,18 +15,25 @@ GemmSplitCost gemm_split_cost_default(void) {
 }
 
 GemmSplit gemm_split_choose(int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, int64_t kc,
-                            int64_t nc, int nthreads, const GemmSplitCost *c) {
+                            int64_t nc, int nthreads, bool gather, const GemmSplitCost *c) {
     GemmSplit s = {GS_SERIAL, 1, 1, false, 0, 0};
     int t = nthreads < 1 ? 1 : nthreads > GEMM_MAXT ? GEMM_MAXT : nthreads;
     s.serial_ns = s.par_ns = (double)M * (double)N * (double)K * c->madd_ns;
     if (t < 2) return s;
     int64_t un = cdiv(N, NR), um = cdiv(M, MR);
-    if (un < t && um < t) {
+    /* A gathered op(B) (implicit im2col) costs about as much to pack as to
+     * multiply when M is a conv's output channels, and a split over M packs
+     * all of it in every part: a weight gradient (N the taps, K the
+     * positions) ran slower on 2 threads than on 1. Over N each part
+     * gathers only its columns; with fewer panels than threads, over K,
+     * each its rows. */
+    bool k_first = gather && un < t;
+    if ((un < t && um < t) || k_first) {
         /* too few tiles to feed t threads: whole KC blocks of K per thread,
          * when there are at least two; this depends on the shape and t
          * only, never on measured costs, because it changes the rounding */
         int64_t kparts = K / kc < t ? K / kc : t;
-        if (kparts >= 2 && kparts > (un > um ? un : um)) {
+        if (kparts >= 2 && (k_first || kparts > (un > um ? un : um))) {
             s.by = GS_K;
             s.parts = (int)kparts;
             /* each partial C is added once more by the caller */
@@ -39,12 +46,12 @@ GemmSplit gemm_split_choose(int64_t M, int64_t N, int64_t K, int64_t MR, int64_t
             }
             return s;
         }
-        t = (int)(un > um ? un : um);
+        if (un < t && um < t) t = (int)(un > um ? un : um);
         if (t < 2) return s;
     }
     double imb_n = (double)cdiv(un, t) * t / (double)un;
     double imb_m = (double)cdiv(um, t) * t / (double)um;
-    bool by_n = un >= t && (imb_n <= imb_m * 1.05 || um < t);
+    bool by_n = un >= t && (imb_n <= imb_m * 1.05 || um < t || gather);
     /* A tall product whose op(B) is one block: pack it once and split the
      * rows, so each thread runs the epilogue on its rows while they are in
      * cache (the SGD update of a weight gradient X^T.dY). */

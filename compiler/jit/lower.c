@@ -1217,11 +1217,17 @@ static Shape padded_shape(const ConvDims *d, const IrWindow *win) {
  * kw, n, i, j), and returns col's linear index; xi: the tap in the padded
  * input (padded_shape), affine in the loop variables: with stride 1 the
  * innermost loop reads and writes contiguously, so the gather and the
- * col2im vectorize without masks. */
-static LpExpr *col_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExpr **xi) {
+ * col2im vectorize without masks. n_outer: the image loop first (n, c, kh,
+ * kw, i, j), for the col2im: each image then adds only into its own block
+ * of the padded input, so the loop runs threaded (lp_row_local), and a
+ * channel's plane stays in L1 over its kh * kw taps. */
+static LpExpr *col_loops(Lower *L, const ConvDims *d, const IrWindow *win, LpExpr **xi,
+                         bool n_outer) {
     LpProg *p = L->p;
+    LpExpr *n = n_outer ? lp_open_loop(p, d->nb) : NULL;
     LpExpr *c = lp_open_loop(p, d->C), *a = lp_open_loop(p, d->kh), *b = lp_open_loop(p, d->kw);
-    LpExpr *n = lp_open_loop(p, d->nb), *i = lp_open_loop(p, d->Ho), *j = lp_open_loop(p, d->Wo);
+    if (!n_outer) n = lp_open_loop(p, d->nb);
+    LpExpr *i = lp_open_loop(p, d->Ho), *j = lp_open_loop(p, d->Wo);
     IrWindow w0 = *win;
     w0.padding[0] = w0.padding[1] = 0; /* positions in the padded input */
     xi[0] = d->n0 ? lp_iadd(p, d->n0, n) : n;
@@ -1276,7 +1282,7 @@ static void gather_col(Lower *L, int id, int xn, int src, int col, const ConvDim
     LpProg *p = L->p;
     const IrWindow *win = &node(L, id)->attr.win;
     LpExpr *xi[4];
-    LpExpr *ci = col_loops(L, d, win, xi);
+    LpExpr *ci = col_loops(L, d, win, xi, false);
     Shape ps = padded_shape(d, win);
     /* no padding: x read where it is (through a fused remap, if any) */
     LpExpr *v = src >= 0 ? lp_load(p, src, linearize(p, xi, &ps)) : value_at(L, xn, xi);
@@ -1539,7 +1545,7 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
                     d.NPc, d.Og, d.Kg, d.NPc, d.NPc, true, false};
         group_gemms(p, &d, g, d.Og * d.Kg, d.Og * d.NPc, d.Kg * d.NPc, woff, 0);
         LpExpr *xi[4];
-        LpExpr *ci = col_loops(L, &d, win, xi);
+        LpExpr *ci = col_loops(L, &d, win, xi, true);
         LpExpr *xo = linearize(p, xi, &ps);
         lp_store(p, acc, xo, lp_bin(p, LO_ADD, lp_load(p, acc, xo), lp_load(p, dcol, ci)));
         close_n(p, 6);

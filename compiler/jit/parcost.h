@@ -9,8 +9,9 @@
  * and the loop runs on t threads when parallel < serial, else on one.
  * work is lp_work of the loop (innermost statement executions, which the
  * loop IR knows exactly); unit_ns the host's time of one such statement of
- * a streaming kernel and overhead_ns the host's wake + join of an empty
- * t-way parallel_for, both measured once per process (per thread count) on
+ * a streaming kernel and overhead_ns the extra time of that stream split
+ * t ways by ttrt_parallel_for over its serial time / t (the pool's wake,
+ * claims and join), both measured once per process (per thread count) on
  * first use. With TT_TUNE=0 (CI, tests) a shipped default is used instead,
  * so schedules are reproducible; the default reproduces the fixed work
  * threshold of 2^16 at 2 threads that preceded the model.

@@ -210,3 +210,61 @@ Test(gemm_gather, split_over_k_bit_identical, .timeout = 60) {
     cr_expect(strstr(text, "8x27x4096 tB on 3: split over K"), "%s", text);
     free(text);
 }
+
+/* A gathered op(B) with fewer panels than threads and a deep K (conv1's
+ * weight gradient: 9 taps, K = N*Ho*Wo) goes over K even where the
+ * materialized matrix goes over M (gemm_split.c: over M every part would
+ * gather all of op(B)). Its result is then that of the two halves of K
+ * summed in order: each half on one thread, part 0 into C, part 1 into a
+ * scratch added after, bit for bit; and within the tolerance of a
+ * double-precision sum. */
+Test(gemm_gather, gathered_over_k_where_rows_would_repack, .timeout = 60) {
+    GemmSplitCost cheap = {GEMM_DEF_MADD_NS, 0, "set"};
+    gemm_split_cost_set(&cheap);
+    Geo g = {
+        .N = 4, .C = 1, .Hp = 18, .Wp = 18, .kh = 3, .kw = 3, .s0 = 1, .s1 = 1, .d0 = 1, .d1 = 1};
+    g.Ho = g.Hp - 2;
+    g.Wo = g.Wp - 2;
+    const int64_t M = 16, N = 9, K = g.N * g.Ho * g.Wo, half = 512; /* K = 1024 */
+    int64_t nx = g.N * g.C * g.Hp * g.Wp;
+    float *x = malloc((size_t)nx * sizeof(float)), *col = malloc((size_t)(N * K) * sizeof(float));
+    float *A = malloc((size_t)(M * K) * sizeof(float)),
+          *C = malloc((size_t)(M * N) * sizeof(float));
+    float *W = malloc((size_t)(M * N) * sizeof(float)),
+          *S = malloc((size_t)(M * N) * sizeof(float));
+    for (int64_t i = 0; i < nx; i++) x[i] = frand();
+    for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+    im2col(&g, x, col); /* col [N taps, K positions]: op(B) = col^T */
+    TtGemmGather b = gather(&g, x, false);
+    tt_gemm_run_gather(G, M, N, K, A, K, false, &b, C, N, false, 2, NULL);
+    tt_gemm_run(G, M, N, half, A, K, false, col, K, true, W, N, false, 1, NULL);
+    tt_gemm_run(G, M, N, K - half, A + half, K, false, col + half, K, true, S, N, false, 1, NULL);
+    int bad = 0, far = 0;
+    for (int64_t i = 0; i < M * N; i++) {
+        W[i] += S[i];
+        if (memcmp(&W[i], &C[i], sizeof *C) != 0) bad++;
+        double want = 0, mag = 0;
+        for (int64_t p = 0; p < K; p++) {
+            double v = (double)A[(i / N) * K + p] * col[(i % N) * K + p];
+            want += v;
+            mag += fabs(v);
+        }
+        if (fabs(C[i] - want) > 1e-5 * sqrt((double)K + 1) * (mag + 1)) far++;
+    }
+    cr_expect(bad == 0, "%d of %lld differ from the two halves summed", bad, (long long)(M * N));
+    cr_expect(far == 0, "%d outside the tolerance", far);
+    gemm_split_cost_set(NULL);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    tt_gemm_explain(f);
+    fclose(f);
+    cr_expect(strstr(text, "16x9x1024 tB on 2: split over K (2 parts)"), "%s", text);
+    free(text);
+    free(x);
+    free(col);
+    free(A);
+    free(C);
+    free(W);
+    free(S);
+}

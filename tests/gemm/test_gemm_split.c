@@ -11,60 +11,80 @@
 
 #include "gemm.h"
 #include "gemm_internal.h"
+#include "parallel.h"
 
 static const GemmSplitCost C_DEF = {GEMM_DEF_MADD_NS, GEMM_DEF_OVH_NS, "set"};
 
 Test(gemm_split, decisions) {
     GemmSplit s;
     /* tiny: one thread whatever is allowed */
-    s = gemm_split_choose(8, 8, 8, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(8, 8, 8, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
     cr_expect_eq(s.threads, 1);
     /* below the break-even point (2.6e5 multiply-adds at 2 threads): serial */
-    s = gemm_split_choose(64, 64, 60, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(64, 64, 60, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
-    s = gemm_split_choose(64, 64, 64, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(64, 64, 64, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect(s.by == GS_M || s.by == GS_N, "%d", s.by);
     /* large square: both threads, over N (panels balance as well as rows) */
-    s = gemm_split_choose(1024, 1024, 1024, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(1024, 1024, 1024, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_N);
     cr_expect_eq(s.threads, 2);
     cr_expect(s.par_ns < s.serial_ns);
     /* a dear wake-up keeps even that serial */
     GemmSplitCost dear = {GEMM_DEF_MADD_NS, 1e12, "set"};
-    s = gemm_split_choose(1024, 1024, 1024, 6, 16, 256, 4080, 2, &dear);
+    s = gemm_split_choose(1024, 1024, 1024, 6, 16, 256, 4080, 2, false, &dear);
     cr_expect_eq(s.by, GS_SERIAL);
     /* tall with op(B) one block (a weight gradient): rows, B packed once */
-    s = gemm_split_choose(784, 128, 64, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(784, 128, 64, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_M);
     cr_expect(s.share_b);
     /* N of one tile, M of 11 tiles: rows on 2 threads, when a wake-up is
      * cheap enough for its 8e4 multiply-adds */
-    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, &C_DEF);
+    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
     GemmSplitCost cheap = {GEMM_DEF_MADD_NS, 100, "set"};
-    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, &cheap);
+    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, false, &cheap);
     cr_expect_eq(s.by, GS_M);
     /* too few tiles for 16 threads and a deep K: over K, 16 parts */
-    s = gemm_split_choose(64, 10, 8192, 6, 16, 256, 4080, 16, &C_DEF);
+    s = gemm_split_choose(64, 10, 8192, 6, 16, 256, 4080, 16, false, &C_DEF);
     cr_expect_eq(s.by, GS_K);
     cr_expect_eq(s.parts, 16);
     cr_expect_eq(s.threads, 16);
     /* parts limited by whole KC blocks */
-    s = gemm_split_choose(8, 8, 1000, 6, 16, 256, 4080, 8, &C_DEF);
+    s = gemm_split_choose(8, 8, 1000, 6, 16, 256, 4080, 8, false, &C_DEF);
     cr_expect_eq(s.by, GS_K);
     cr_expect_eq(s.parts, 3);
     /* the K split is by shape alone: with a dear wake-up the same parts run
      * in turn on the caller (same rounding) */
-    s = gemm_split_choose(64, 10, 8192, 6, 16, 256, 4080, 16, &dear);
+    s = gemm_split_choose(64, 10, 8192, 6, 16, 256, 4080, 16, false, &dear);
     cr_expect_eq(s.by, GS_K);
     cr_expect_eq(s.parts, 16);
     cr_expect_eq(s.threads, 1);
     /* K of one block: no K split, the tiles there are */
-    s = gemm_split_choose(8, 8, 256, 6, 16, 256, 4080, 4, &C_DEF);
+    s = gemm_split_choose(8, 8, 256, 6, 16, 256, 4080, 4, false, &C_DEF);
     cr_expect(s.by != GS_K);
+    /* a gathered op(B) (implicit im2col) is packed in every part of a split
+     * over M: a conv2 weight gradient [32, 144] over 12544 positions goes
+     * over N (9 panels, though 6 row tiles balance better) */
+    s = gemm_split_choose(32, 144, 12544, 6, 16, 256, 4080, 2, false, &C_DEF);
+    cr_expect_eq(s.by, GS_M);
+    s = gemm_split_choose(32, 144, 12544, 6, 16, 256, 4080, 2, true, &C_DEF);
+    cr_expect_eq(s.by, GS_N);
+    cr_expect_eq(s.threads, 2);
+    /* ... and with fewer panels than threads (conv1's 9 taps) over K */
+    s = gemm_split_choose(16, 9, 50176, 6, 16, 256, 4080, 2, false, &C_DEF);
+    cr_expect_eq(s.by, GS_M);
+    s = gemm_split_choose(16, 9, 50176, 6, 16, 256, 4080, 2, true, &C_DEF);
+    cr_expect_eq(s.by, GS_K);
+    cr_expect_eq(s.parts, 2);
+    cr_expect_eq(s.threads, 2);
+    /* ... unless K has fewer than two KC blocks: rows again */
+    s = gemm_split_choose(600, 9, 300, 6, 16, 256, 4080, 2, true, &C_DEF);
+    cr_expect_eq(s.by, GS_M);
+    cr_expect_eq(s.threads, 2);
     /* one thread: serial, always */
-    s = gemm_split_choose(2048, 2048, 2048, 6, 16, 256, 4080, 1, &C_DEF);
+    s = gemm_split_choose(2048, 2048, 2048, 6, 16, 256, 4080, 1, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
 }
 
@@ -207,6 +227,52 @@ Test(gemm_ksplit, mn_identical_across_runs) {
         first[0] = NAN;
         same_bits(M, N, K, 2, 10, first);
         free(first);
+    }
+}
+
+/* The GEMM's threads are the process's pool (compiler/jit/parallel.h),
+ * shared with the JIT's parallel loops: a threaded product called from a
+ * loop running on the pool finds it busy and runs its parts in turn on
+ * its caller, with the same bits as alone on 2 threads (splits over M and
+ * N and K alike). */
+typedef struct Nested {
+    int64_t M, N, K;
+    const float *A, *B;
+    float *C; /* one M x N product per iteration */
+} Nested;
+
+static void nested_body(void **bufs, int64_t lo, int64_t hi) {
+    Nested *t = bufs[0];
+    for (int64_t i = lo; i < hi; i++)
+        tt_gemm_run(G, t->M, t->N, t->K, t->A, t->K, false, t->B, t->N, false,
+                    t->C + i * t->M * t->N, t->N, false, 2, NULL);
+}
+
+Test(gemm_ksplit, inside_parallel_loop) {
+    GemmSplitCost cheap = {GEMM_DEF_MADD_NS, 0, "set"};
+    gemm_split_cost_set(&cheap);
+    int64_t shapes[][3] = {{300, 40, 500}, {12, 700, 300}, {4, 12, 4096}};
+    for (int s = 0; s < 3; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], its = 6;
+        float *A = malloc((size_t)(M * K) * sizeof(float)),
+              *B = malloc((size_t)(K * N) * sizeof(float)),
+              *want = malloc((size_t)(M * N) * sizeof(float)),
+              *C = calloc((size_t)(its * M * N), sizeof(float));
+        for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+        for (int64_t i = 0; i < K * N; i++) B[i] = frand();
+        tt_gemm_run(G, M, N, K, A, K, false, B, N, false, want, N, false, 2, NULL);
+        Nested t = {M, N, K, A, B, C};
+        void *bufs[1] = {&t};
+        ttrt_parallel_for(nested_body, bufs, its, 2);
+        int bad = 0;
+        for (int64_t i = 0; i < its * M * N; i++)
+            bad += memcmp(&C[i], &want[i % (M * N)], sizeof *C) != 0;
+        cr_expect(bad == 0, "%lldx%lldx%lld: %d of %lld differ", (long long)M, (long long)N,
+                  (long long)K, bad, (long long)(its * M * N));
+        free(A);
+        free(B);
+        free(want);
+        free(C);
     }
 }
 
