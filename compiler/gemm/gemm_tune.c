@@ -37,6 +37,7 @@
 
 #include "gemm_internal.h"
 #include "objcache.h"
+#include "tunehost.h"
 
 #define NB        5 /* size buckets per dimension */
 #define NCLASS    (NB * NB * NB * 4)
@@ -257,21 +258,6 @@ static void tune(GemmTuner *t, Class *cl, double flop, GemmTimeFn time, void *ct
     cl->s = t->cand[win];
 }
 
-/* Is the 1-minute load average above 3/4 of the online cores?
- * TT_TUNE_LOADAVG stands in for the reading (tests/run_tune.py). */
-static bool machine_busy(double *load) {
-    double la[1];
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *fake = getenv("TT_TUNE_LOADAVG");
-    if (fake && *fake)
-        la[0] = atof(fake);
-    else if (getloadavg(la, 1) != 1)
-        return false;
-    if (cores < 1) return false;
-    *load = la[0];
-    return la[0] > 0.75 * (double)cores;
-}
-
 TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
                                GemmTimeFn time, void *ctx) {
     int c = class_of(M, N, K, ta, tb);
@@ -286,7 +272,7 @@ TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bo
             cl->src = t->forced && t->ncand <= 1 ? SRC_FORCED : SRC_SMALL;
         else if (cache_load(t, c, cl))
             cl->src = SRC_CACHE;
-        else if (!t->force && machine_busy(&cl->load))
+        else if (!t->force && tt_tune_busy(&cl->load))
             cl->src = SRC_BUSY;
         else {
             tune(t, cl, 2 * madds, time, ctx);

@@ -24,8 +24,6 @@
  */
 #include "ctune.h"
 
-#include <llvm-c/Core.h>
-#include <llvm-c/TargetMachine.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,6 +34,7 @@
 
 #include "jit.h"
 #include "objcache.h"
+#include "tunehost.h"
 
 #define MAXGEO 64
 #define NCAND  4
@@ -64,14 +63,8 @@ static char host_cpu[64];
 static uint64_t host_features;
 
 static void host(void) {
-    if (host_cpu[0]) return;
-    char *cpu = LLVMGetHostCPUName(), *f = LLVMGetHostCPUFeatures();
-    snprintf(host_cpu, sizeof host_cpu, "%s", cpu ? cpu : "?");
-    uint64_t h = 1469598103934665603ull; /* FNV-1a of the feature string */
-    for (const char *p = f ? f : ""; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    host_features = h;
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(f);
+    bool avx512;
+    if (!host_cpu[0]) tt_tune_host(host_cpu, sizeof host_cpu, &host_features, &avx512);
 }
 
 static bool is_conv(const IrNode *n) {
@@ -137,24 +130,6 @@ static void cache_store(const char *key, const Geo *o) {
     objcache_store(key, text, (size_t)n);
 }
 
-static bool busy(double *load) {
-    double la[1];
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *fake = getenv("TT_TUNE_LOADAVG"); /* as the GEMM tuner's (tests) */
-    if (fake && *fake)
-        la[0] = atof(fake);
-    else if (getloadavg(la, 1) != 1)
-        return false;
-    *load = la[0];
-    return cores >= 1 && la[0] > 0.75 * (double)cores;
-}
-
-static double thread_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static const SrcLoc L0 = {0};
 
 /* Times node id of g alone with each candidate lowering; false when one
@@ -195,11 +170,11 @@ static bool tune(const IrGraph *g, int id, Geo *o) {
     for (int round = 0; ok && round < 3; round++)
         for (int c = 0; ok && c < NCAND; c++) {
             int reps = 0;
-            double t0 = thread_s(), t = 0;
+            double t0 = tt_thread_seconds(), t = 0;
             while (ok && t < 0.004) {
                 ok = jit_run(jits[c], &m, (void *const *)in, (void *const *)&out, err, sizeof err);
                 reps++;
-                t = thread_s() - t0;
+                t = tt_thread_seconds() - t0;
             }
             if (ok && 1e6 * t / reps < o->us[c]) o->us[c] = 1e6 * t / reps;
         }
@@ -232,7 +207,7 @@ static LpConvLowering decide(const IrGraph *g, int id, const char *tune_env) {
         o.src = CS_NOCACHE;
     else if (cache_load(ck, &o))
         o.src = CS_CACHE;
-    else if (!(tune_env && !strcmp(tune_env, "1")) && busy(&o.load))
+    else if (!(tune_env && !strcmp(tune_env, "1")) && tt_tune_busy(&o.load))
         o.src = CS_BUSY;
     else if ((timing = true, ok = tune(g, id, &o), timing = false, ok)) {
         o.src = CS_TUNED;

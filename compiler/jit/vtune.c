@@ -27,8 +27,6 @@
  */
 #include "vtune.h"
 
-#include <llvm-c/Core.h>
-#include <llvm-c/TargetMachine.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,6 +37,7 @@
 
 #include "jit.h"
 #include "objcache.h"
+#include "tunehost.h"
 
 #define MAXCAND 6
 
@@ -57,14 +56,7 @@ static double best_us[MAXCAND]; /* a timed alternative: its best round, us per r
 static int nalt;
 
 static void host(uint64_t *fhash) {
-    char *cpu = LLVMGetHostCPUName(), *f = LLVMGetHostCPUFeatures();
-    snprintf(host_cpu, sizeof host_cpu, "%s", cpu ? cpu : "?");
-    host_avx512 = f && strstr(f, "+avx512f");
-    uint64_t h = 1469598103934665603ull; /* FNV-1a of the feature string */
-    for (const char *p = f ? f : ""; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    *fhash = h;
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(f);
+    tt_tune_host(host_cpu, sizeof host_cpu, fhash, &host_avx512);
 }
 
 static void candidates(void) {
@@ -131,15 +123,7 @@ static void cache_store(const char *key) {
 }
 
 static bool busy(void) {
-    double la[1];
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *fake = getenv("TT_TUNE_LOADAVG"); /* as the GEMM tuner's (tests) */
-    if (fake && *fake)
-        la[0] = atof(fake);
-    else if (getloadavg(la, 1) != 1)
-        return false;
-    load_seen = la[0];
-    return cores >= 1 && la[0] > 0.75 * (double)cores;
+    return tt_tune_busy(&load_seen);
 }
 
 /* -- the timed graph -- */
@@ -161,12 +145,6 @@ static void build(IrGraph *g) {
     ir_mark_output(g,
                    ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, x, c, L0), (int[]){1}, 1, false, L0));
     ir_mark_output(g, ir_reduce(g, OP_SUM, xb, (int[]){0}, 1, false, L0));
-}
-
-static double thread_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* Times every candidate: us per run of the graph, best of 3 interleaved
@@ -201,11 +179,11 @@ static bool tune(void) {
     for (int round = 0; ok && round < 3; round++)
         for (int c = 0; ok && c < ncand; c++) {
             int reps = 0;
-            double t0 = thread_s(), t = 0;
+            double t0 = tt_thread_seconds(), t = 0;
             while (ok && t < 0.004) {
                 ok = jit_run(jits[c], &g, (void *const *)in, (void *const *)out, err, sizeof err);
                 reps++;
-                t = thread_s() - t0;
+                t = tt_thread_seconds() - t0;
             }
             if (ok && 1e6 * t / reps < best_us[c]) best_us[c] = 1e6 * t / reps;
         }
