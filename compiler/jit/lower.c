@@ -41,10 +41,11 @@ typedef struct Lower {
     bool implicit;                 /* the GEMM may gather B (the JIT's, not ttc's) */
     bool *need, *is_out, *fused, *recomp;
     bool *bsum; /* a sum over its matmul's batch: one GEMM (decide_batch_sums) */
-    /* attention_lse twins (decide_attention_lse): lse_of[a], the
-     * attention_lse node whose buffer attention a's kernel also writes (-1:
-     * none); written_by_twin[e]: e has no kernel of its own */
-    int *lse_of;
+    /* twins (decide_twins): twin_of[a], the node whose buffer node a's
+     * kernel also writes (-1: none): an attention's attention_lse, a
+     * max_pool2d's max_pool2d_index; written_by_twin[e]: e has no kernel
+     * of its own */
+    int *twin_of;
     bool *written_by_twin;
     int *uses, *consumer, *buf;
     int *kf; /* nodes fused into the kernel being built */
@@ -1617,6 +1618,8 @@ static void lower_max_pool(Lower *L, int id, int out) {
     close_n(p, 2);
     LpExpr *res = n->op == OP_MAX_POOL2D ? best : lp_cast(p, LT_I32, bi);
     lp_store(p, out, linearize(p, oi, &n->shape), res);
+    if (L->twin_of[id] >= 0) /* the backward's index, from the same loop */
+        lp_store(p, L->buf[L->twin_of[id]], linearize(p, oi, &n->shape), lp_cast(p, LT_I32, bi));
     close_n(p, 4);
 }
 
@@ -2082,7 +2085,7 @@ static void attention_rows(Lower *L, int id, int out, bool lse, int lse_buf) {
 static void lower_attention(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     if (shape_numel(&n->shape) == 0) return;
-    int e = L->lse_of[id];
+    int e = L->twin_of[id];
     attention_rows(L, id, out, n->op == OP_ATTENTION_LSE, e >= 0 ? L->buf[e] : -1);
 }
 
@@ -2532,28 +2535,39 @@ static void decide_recompute(Lower *L) {
     }
 }
 
-/* The backward of attention reads the forward's log-sum-exp of each row
- * (grad_attn.c): an attention_lse node on the same q, k, len and
- * attributes as an attention node. The forward's kernel has it at hand
- * (its running maximum and sum), so it writes it too, and the
- * attention_lse node gets no kernel: a TinyGPT step computed every score
- * of every layer twice. */
-static void decide_attention_lse(Lower *L) {
+/* Is node e a twin of node a: what a's kernel computes on the way, which a
+ * later node computes again? The backward of attention reads the forward's
+ * log-sum-exp of each row (grad_attn.c), an attention_lse node on the same
+ * q, k, len and attributes: the forward's kernel has it at hand (its
+ * running maximum and sum); a TinyGPT step computed every score of every
+ * layer twice. The backward of max_pool2d reads each window's first
+ * maximum, a max_pool2d_index node on the same input and window: the
+ * forward's loop finds it anyway; a CNN step scanned every window twice. */
+static bool twins(const Lower *L, int a, int e) {
+    const IrNode *x = node(L, e), *y = node(L, a);
+    if (!L->need[a] || L->twin_of[a] >= 0 || shape_numel(&y->shape) == 0) return false;
+    if (x->op == OP_ATTENTION_LSE)
+        return y->op == OP_ATTENTION && y->in[0] == x->in[0] && y->in[1] == x->in[1] &&
+               y->nin == x->nin + 1 && (x->nin != 3 || y->in[3] == x->in[2]) &&
+               y->attr.causal == x->attr.causal && y->attr.scale == x->attr.scale;
+    return x->op == OP_MAX_POOL2D_INDEX && y->op == OP_MAX_POOL2D && y->dtype == TY_F32 &&
+           y->in[0] == x->in[0] && shape_eq(&y->shape, &x->shape) &&
+           !memcmp(&y->attr.win, &x->attr.win, sizeof x->attr.win);
+}
+
+/* Each such pair: a's kernel also writes e's buffer, and e gets no kernel
+ * (a comes first, so it is written before any reader of e runs). */
+static void decide_twins(Lower *L) {
     const IrGraph *g = L->g;
     for (int e = 0; e < g->n; e++) {
-        const IrNode *x = node(L, e);
-        if (!L->need[e] || x->op != OP_ATTENTION_LSE) continue;
-        for (int a = 0; a < e; a++) {
-            const IrNode *y = node(L, a);
-            if (!L->need[a] || y->op != OP_ATTENTION || L->lse_of[a] >= 0 || y->in[0] != x->in[0] ||
-                y->in[1] != x->in[1] || y->nin != x->nin + 1 ||
-                (x->nin == 3 && y->in[3] != x->in[2]) || y->attr.causal != x->attr.causal ||
-                y->attr.scale != x->attr.scale || shape_numel(&y->shape) == 0)
-                continue;
-            L->lse_of[a] = e;
-            L->written_by_twin[e] = true;
-            break;
-        }
+        OpKind op = node(L, e)->op;
+        if (!L->need[e] || (op != OP_ATTENTION_LSE && op != OP_MAX_POOL2D_INDEX)) continue;
+        for (int a = 0; a < e; a++)
+            if (twins(L, a, e)) {
+                L->twin_of[a] = e;
+                L->written_by_twin[e] = true;
+                break;
+            }
     }
 }
 
@@ -2606,8 +2620,8 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv,
     L.recomp = tt_xcalloc((size_t)n + 1, sizeof *L.recomp);
     L.bsum = tt_xcalloc((size_t)n + 1, sizeof *L.bsum);
     L.written_by_twin = tt_xcalloc((size_t)n + 1, sizeof *L.written_by_twin);
-    L.lse_of = tt_xmalloc(((size_t)n + 1) * sizeof *L.lse_of);
-    for (int i = 0; i < n; i++) L.lse_of[i] = -1;
+    L.twin_of = tt_xmalloc(((size_t)n + 1) * sizeof *L.twin_of);
+    for (int i = 0; i < n; i++) L.twin_of[i] = -1;
     L.uses = tt_xcalloc((size_t)n + 1, sizeof *L.uses);
     L.consumer = tt_xcalloc((size_t)n + 1, sizeof *L.consumer);
     L.buf = tt_xmalloc(((size_t)n + 1) * sizeof *L.buf);
@@ -2637,7 +2651,7 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv,
         decide_conv_epilogues(&L);
         decide_batch_sums(&L);
         decide_recompute(&L);
-        decide_attention_lse(&L);
+        decide_twins(&L);
     }
 
     /* buffers: inputs, then each root's home (its first output slot, or a
@@ -2679,7 +2693,7 @@ static LpProg *lower_graph(const IrGraph *g, bool fuse, LpConvLowering conv,
     free(L.fused);
     free(L.recomp);
     free(L.bsum);
-    free(L.lse_of);
+    free(L.twin_of);
     free(L.written_by_twin);
     free(L.uses);
     free(L.consumer);

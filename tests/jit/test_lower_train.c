@@ -9,7 +9,7 @@
  *   - a cheap elementwise value read by several elementwise kernels is
  *     recomputed by each (decide_recompute) with the bits its buffer had;
  *   - attention's forward writes the log-sum-exp its backward reads
- *     (decide_attention_lse).
+ *     (decide_twins), and max_pool2d's forward the index its backward reads.
  *
  * The loop IR (jit_emit_loops) shows which lowering a graph got; the
  * results are compared with the naive runtime on random inputs, on 1 and 2
@@ -252,5 +252,33 @@ Test(lower_train, broadcast_of_a_root_is_read_through) {
     cr_expect(strstr(s, "f32[48, 1]  temp") != NULL, "the statistic has a buffer:\n%s", s);
     free(s);
     cr_expect(matches_reference(&g, 1e-5, "broadcast of a root"));
+    ir_free(&g);
+}
+
+/* max_pool2d's forward and backward (autodiff: the backward scatters
+ * through max_pool2d_index): the forward's loop writes the index, no
+ * kernel of its own scans the windows again; windows with padding and
+ * overlap (3x3, stride 2, padding 1). */
+Test(lower_train, max_pool_forward_writes_the_backward_index) {
+    IrGraph g;
+    ir_init(&g);
+    int x = ir_input(&g, TY_F32, (Shape){4, {2, 3, 9, 11}}, NULL, L0);
+    int gy = ir_input(&g, TY_F32, (Shape){4, {2, 3, 5, 6}}, NULL, L0);
+    IrWindow win = {{3, 3}, {2, 2}, {1, 1}, {1, 1}, 1};
+    int y = ir_pool2d(&g, OP_MAX_POOL2D, ir_unary(&g, OP_RELU, x, L0), &win, L0);
+    cr_assert(y >= 0, "%s", g.err);
+    int loss = ir_reduce(&g, OP_SUM, ir_binary(&g, OP_MUL, y, gy, L0), NULL, 0, false, L0);
+    int grads[1];
+    cr_assert(ad_backward(&g, loss, (int[]){x}, 1, grads));
+    ir_mark_output(&g, y);
+    ir_mark_output(&g, grads[0]);
+    bool has_index = false;
+    for (int i = 0; i < g.n; i++) has_index = has_index || g.nodes[i].op == OP_MAX_POOL2D_INDEX;
+    cr_assert(has_index, "the backward reads max_pool2d_index");
+    char *s = loops_of(&g);
+    cr_expect(strstr(s, "max_pool2d ") != NULL && strstr(s, "_max_pool2d_index ") == NULL,
+              "no max_pool2d_index kernel:\n%s", s);
+    free(s);
+    cr_expect(matches_reference(&g, 1e-5, "max_pool2d and its index"));
     ir_free(&g);
 }
