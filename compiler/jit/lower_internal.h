@@ -1,0 +1,57 @@
+/* lower_internal.h - what lower.c (graph IR -> loop IR) and fuse.c (which
+ * nodes get a buffer, which are computed where they are read) share: the
+ * lowering's state. Private to those two files.
+ */
+#ifndef TT_LOWER_INTERNAL_H
+#define TT_LOWER_INTERNAL_H
+
+#include "loop.h"
+
+typedef struct Lower {
+    const IrGraph *g;
+    LpProg *p;
+    bool fuse;
+    LpConvLowering conv;
+    const LpConvLowering *conv_of; /* per node, over conv (LP_CONV_AUTO: conv) */
+    bool implicit;                 /* the GEMM may gather B (the JIT's, not ttc's) */
+    bool *need, *is_out, *fused, *recomp;
+    bool *bsum; /* a sum over its matmul's batch: one GEMM (decide_batch_sums) */
+    /* twins (decide_twins): twin_of[a], the node whose buffer node a's
+     * kernel also writes (-1: none): an attention's attention_lse, a
+     * max_pool2d's max_pool2d_index; written_by_twin[e]: e has no kernel
+     * of its own */
+    int *twin_of;
+    bool *written_by_twin;
+    int *uses, *consumer, *buf;
+    int *kf; /* nodes fused into the kernel being built */
+    int nkf;
+    /* convolution epilogues (decide_conv_epilogues): epi_conv[r], the conv2d
+     * whose elementwise consumers up to root r are computed as it leaves
+     * the GEMM (-1: none); while that conv is lowered, epi_root = r and
+     * value_at(epi_node) is epi_val, the product's element */
+    int *epi_conv;
+    int epi_root, epi_node;
+    LpExpr *epi_val;
+} Lower;
+
+static inline const IrNode *node(const Lower *L, int id) {
+    return ir_node(L->g, id);
+}
+
+static inline bool is_remap(OpKind op) {
+    return ir_ops[op].form == FORM_REMAP;
+}
+
+static inline bool fusable(OpKind op) {
+    return (ir_ops[op].flags & OPF_ELEMWISE) || is_remap(op);
+}
+
+/* The fusion decisions (fuse.c): fused/recomp, epilogues, batch sums,
+ * recomputation and twins, from need, is_out, uses and consumer. */
+void lw_decide(Lower *L);
+
+/* Does conv node id go through the GEMM (lower.c: its lowering's rule or
+ * mode)? */
+bool lw_conv_gemm(const Lower *L, int id);
+
+#endif
