@@ -18,6 +18,11 @@ static bool rereads(const Lower *L, int c, int pos, int x) {
     if (n->op == OP_BROADCAST) return shape_numel(&n->shape) > shape_numel(&node(L, x)->shape);
     if (n->op == OP_SCATTER_ADD) return pos == 1;
     if (n->op == OP_CUMSUM) return false;
+    if ((n->op == OP_MAX_POOL2D || n->op == OP_MAX_POOL2D_INDEX || n->op == OP_AVG_POOL2D) &&
+        n->dtype != TY_I8) { /* windows that do not overlap read each element once */
+        const IrWindow *w = &n->attr.win;
+        return w->stride[0] < w->kernel[0] || w->stride[1] < w->kernel[1];
+    }
     return !(ir_ops[n->op].flags & (OPF_ELEMWISE | OPF_REDUCE | OPF_MOVEMENT));
 }
 
@@ -55,6 +60,34 @@ static bool view(const Lower *L, int id) {
     return op == OP_BROADCAST || op == OP_RESHAPE || op == OP_SLICE;
 }
 
+/* Node i's one reader, as fusion sees it: its consumer when it has one, or
+ * a max_pool2d when the other reader is that pool's twin index (which the
+ * pool's loop writes from the same taps, decide_twins); -1: several. */
+static int one_reader(const Lower *L, int i) {
+    if (L->uses[i] == 1) return L->consumer[i];
+    int e = L->consumer[i]; /* the later reader */
+    if (L->uses[i] != 2 || !L->written_by_twin[e] || node(L, e)->in[0] != i) return -1;
+    for (int a = 0; a < e; a++)
+        if (L->twin_of[a] == e) return node(L, a)->in[0] == i ? a : -1;
+    return -1;
+}
+
+/* Does node id, elementwise of shape s, compute on a conv2d that can take
+ * its elementwise consumers as the GEMM's epilogue (read once, on the
+ * GEMM)? Then a pooling keeps its input in a buffer, written by that
+ * epilogue (decide_conv_epilogues), rather than reading the chain itself:
+ * the conv's own [N, O, P] buffer is the one that disappears. */
+static bool on_conv_epilogue(const Lower *L, int id, const Shape *s, int depth) {
+    const IrNode *n = node(L, id);
+    if (!shape_eq(&n->shape, s) || depth > 16) return false;
+    if (n->op == OP_CONV2D)
+        return n->dtype == TY_F32 && L->uses[id] == 1 && !L->is_out[id] && lw_conv_gemm(L, id);
+    if (!(ir_ops[n->op].flags & OPF_ELEMWISE)) return false;
+    for (int k = 0; k < n->nin; k++) /* the chain's nodes are read once each */
+        if (L->uses[n->in[k]] == 1 && on_conv_epilogue(L, n->in[k], s, depth + 1)) return true;
+    return false;
+}
+
 static void decide_fusion(Lower *L) {
     const IrGraph *g = L->g;
     int *chain = tt_xcalloc((size_t)g->n + 1, sizeof *chain); /* fused nodes down to here */
@@ -64,11 +97,14 @@ static void decide_fusion(Lower *L) {
             L->fused[i] = L->recomp[i] = true;
             continue;
         }
-        if (!L->need[i] || !fusable(n->op) || L->is_out[i] || L->uses[i] != 1) continue;
-        int c = L->consumer[i], pos = 0;
+        int c = L->need[i] && fusable(n->op) && !L->is_out[i] ? one_reader(L, i) : -1, pos = 0;
+        if (c < 0) continue;
         const IrNode *cn = node(L, c);
         while (cn->in[pos] != i) pos++;
         bool rec = rereads(L, c, pos, i) || (L->fused[c] && L->recomp[c]);
+        if (!rec && (cn->op == OP_MAX_POOL2D || cn->op == OP_AVG_POOL2D) &&
+            on_conv_epilogue(L, i, &n->shape, 0))
+            continue;
         if (rec && !is_remap(n->op)) continue;
         if (chain[c] >= MAX_FUSED_CHAIN) continue;
         L->fused[i] = true;
@@ -232,9 +268,9 @@ static void decide_batch_sums(Lower *L) {
 }
 
 void lw_decide(Lower *L) {
+    decide_twins(L); /* first: a pool and its twin index read a value as one */
     decide_fusion(L);
     decide_conv_epilogues(L);
     decide_batch_sums(L);
     decide_recompute(L);
-    decide_twins(L);
 }

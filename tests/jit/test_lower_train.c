@@ -282,3 +282,33 @@ Test(lower_train, max_pool_forward_writes_the_backward_index) {
     cr_expect(matches_reference(&g, 1e-5, "max_pool2d and its index"));
     ir_free(&g);
 }
+
+/* Windows that do not overlap (2x2, stride 2) read each element once, so a
+ * training step's relu (with the batch norm before it) is computed inside
+ * the pool's loop, for the forward and its twin index, and never stored;
+ * with overlapping windows (3x3, stride 2) it keeps its buffer. */
+Test(lower_train, relu_fused_into_a_pool_of_disjoint_windows) {
+    for (int overlap = 0; overlap < 2; overlap++) {
+        IrGraph g;
+        ir_init(&g);
+        int x = ir_input(&g, TY_F32, (Shape){4, {2, 3, 8, 10}}, NULL, L0);
+        int s = ir_input(&g, TY_F32, (Shape){4, {2, 3, 8, 10}}, NULL, L0);
+        IrWindow win = {{2 + overlap, 2 + overlap}, {2, 2}, {overlap, overlap}, {1, 1}, 1};
+        int r = ir_unary(&g, OP_RELU, ir_binary(&g, OP_MUL, x, s, L0), L0);
+        int y = ir_pool2d(&g, OP_MAX_POOL2D, r, &win, L0);
+        cr_assert(y >= 0, "%s", g.err);
+        Shape ys = g.nodes[y].shape;
+        int gy = ir_input(&g, TY_F32, ys, NULL, L0);
+        int loss = ir_reduce(&g, OP_SUM, ir_binary(&g, OP_MUL, y, gy, L0), NULL, 0, false, L0);
+        int grads[1];
+        cr_assert(ad_backward(&g, loss, (int[]){x}, 1, grads));
+        ir_mark_output(&g, y);
+        ir_mark_output(&g, grads[0]);
+        char *txt = loops_of(&g);
+        bool stored = strstr(txt, "f32[2, 3, 8, 10]  temp") != NULL;
+        cr_expect_eq(stored, overlap == 1, "overlap %d: relu stored %d:\n%s", overlap, stored, txt);
+        free(txt);
+        cr_expect(matches_reference(&g, 1e-5, overlap ? "overlapping pool" : "disjoint pool"));
+        ir_free(&g);
+    }
+}
