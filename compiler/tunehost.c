@@ -32,6 +32,15 @@ void tt_tune_host(char *cpu, size_t cap, uint64_t *features, bool *avx512) {
     LLVMDisposeMessage(f);
 }
 
+char *tt_tune_key(const char *kind, const char *cpu, uint64_t features, const char *rest) {
+    const char *fmt = "%s cpu=%s features=%016llx %s";
+    unsigned long long f = features;
+    int len = snprintf(NULL, 0, fmt, kind, cpu, f, rest);
+    char *key = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (key) snprintf(key, (size_t)len + 1, fmt, kind, cpu, f, rest);
+    return key;
+}
+
 double tt_thread_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);

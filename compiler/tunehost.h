@@ -22,6 +22,10 @@ bool tt_tune_busy(double *load);
  * string, and whether it has AVX-512F. */
 void tt_tune_host(char *cpu, size_t cap, uint64_t *features, bool *avx512);
 
+/* A tuning cache key (malloc'd; NULL when out of memory):
+ * "KIND cpu=CPU features=FEATURES(16 hex digits) REST". */
+char *tt_tune_key(const char *kind, const char *cpu, uint64_t features, const char *rest);
+
 /* The calling thread's CPU time in seconds. */
 double tt_thread_seconds(void);
 

@@ -158,11 +158,9 @@ static char *cache_key(const GemmTuner *t, int c) {
     for (int i = 0; i < t->ncand && n < (int)sizeof cands - 32; i++)
         n += snprintf(cands + n, sizeof cands - (size_t)n, "%d/%d/%d/%d,", t->cand[i].lanes,
                       t->cand[i].mc, t->cand[i].kc, t->cand[i].nc);
-    const char *fmt = "tt-gemm-schedule v2 cpu=%s features=%016llx class=%d candidates=%s";
-    int len = snprintf(NULL, 0, fmt, t->host.cpu, t->host.features, c, cands);
-    char *key = len < 0 ? NULL : malloc((size_t)len + 1);
-    if (key) snprintf(key, (size_t)len + 1, fmt, t->host.cpu, t->host.features, c, cands);
-    return key;
+    char rest[300];
+    snprintf(rest, sizeof rest, "class=%d candidates=%s", c, cands);
+    return tt_tune_key("tt-gemm-schedule v2", t->host.cpu, t->host.features, rest);
 }
 
 static bool is_candidate(const GemmTuner *t, const TtGemmSchedule *s) {

@@ -29,12 +29,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "jit.h"
 #include "objcache.h"
 #include "tunehost.h"
+#include "tunetime.h"
 
 #define MAXGEO 64
 #define NCAND  4
@@ -96,14 +96,6 @@ static void geometry(const IrGraph *g, const IrNode *n, char *b, size_t cap) {
              (long long)w->groups);
 }
 
-static char *cache_key(const char *geo) {
-    const char *fmt = "tt-conv-lowering v1 cpu=%s features=%016llx %s";
-    int len = snprintf(NULL, 0, fmt, host_cpu, (unsigned long long)host_features, geo);
-    char *key = len < 0 ? NULL : malloc((size_t)len + 1);
-    if (key) snprintf(key, (size_t)len + 1, fmt, host_cpu, (unsigned long long)host_features, geo);
-    return key;
-}
-
 static bool cache_load(const char *key, Geo *o) {
     void *bytes = NULL;
     size_t len = 0;
@@ -132,8 +124,13 @@ static void cache_store(const char *key, const Geo *o) {
 
 static const SrcLoc L0 = {0};
 
-/* Times node id of g alone with each candidate lowering; false when one
- * cannot be built or run. */
+static void set_lowering(Jit *j, int c, void *arg) {
+    (void)arg;
+    jit_set_conv_lowering(j, (int)cand[c]);
+}
+
+/* Times node id of g alone with each candidate lowering (tunetime.h);
+ * false when one cannot be built or run. */
 static bool tune(const IrGraph *g, int id, Geo *o) {
     const IrNode *n = ir_node(g, id);
     IrGraph m;
@@ -142,51 +139,11 @@ static bool tune(const IrGraph *g, int id, Geo *o) {
     for (int i = 0; i < n->nin; i++)
         ins[i] = ir_input(&m, ir_node(g, n->in[i])->dtype, ir_node(g, n->in[i])->shape, NULL, L0);
     int y = ir_add(&m, n->op, ins, n->nin, &n->attr, L0);
-    if (y < 0) {
-        ir_free(&m);
-        return false;
-    }
-    ir_mark_output(&m, y);
-    bool ok = true;
-    float *in[3] = {0}, *out = malloc(sizeof(float) * (size_t)shape_numel(&n->shape));
-    ok = out != NULL;
-    for (int i = 0; ok && i < n->nin; i++) {
-        int64_t c = shape_numel(&ir_node(g, n->in[i])->shape);
-        in[i] = malloc(sizeof(float) * (size_t)(c > 0 ? c : 1));
-        ok = in[i] != NULL;
-        for (int64_t k = 0; ok && k < c; k++) in[i][k] = (float)((k * 7 + i) % 17) / 17.0f - 0.5f;
-    }
-    Jit *jits[NCAND] = {0};
-    char err[256];
-    for (int c = 0; ok && c < NCAND; c++) {
-        jits[c] = jit_new(2);
-        ok = jits[c] != NULL;
-        if (!ok) break;
-        jit_set_threads(jits[c], 1);
-        jit_set_conv_lowering(jits[c], (int)cand[c]);
-        ok = jit_run(jits[c], &m, (void *const *)in, (void *const *)&out, err, sizeof err);
-        o->us[c] = 1e30;
-    }
-    for (int round = 0; ok && round < 3; round++)
-        for (int c = 0; ok && c < NCAND; c++) {
-            int reps = 0;
-            double t0 = tt_thread_seconds(), t = 0;
-            while (ok && t < 0.004) {
-                ok = jit_run(jits[c], &m, (void *const *)in, (void *const *)&out, err, sizeof err);
-                reps++;
-                t = tt_thread_seconds() - t0;
-            }
-            if (ok && 1e6 * t / reps < o->us[c]) o->us[c] = 1e6 * t / reps;
-        }
-    for (int c = 0; c < NCAND; c++) jit_free(jits[c]);
-    for (int i = 0; i < 3; i++) free(in[i]);
-    free(out);
+    if (y >= 0) ir_mark_output(&m, y);
+    bool ok = y >= 0 && jit_time_candidates(&m, NCAND, set_lowering, NULL, o->us);
     ir_free(&m);
     if (!ok) return false;
-    int win = 0; /* the rule unless beaten by 3% */
-    for (int c = 1; c < NCAND; c++)
-        if (o->us[c] * 1.03 < o->us[0] && o->us[c] < o->us[win]) win = c;
-    o->mode = cand[win];
+    o->mode = cand[jit_time_winner(o->us, NCAND)]; /* the rule unless beaten by 3% */
     return true;
 }
 
@@ -201,7 +158,7 @@ static LpConvLowering decide(const IrGraph *g, int id, const char *tune_env) {
     snprintf(o.key, sizeof o.key, "%s", key);
     o.mode = LP_CONV_AUTO;
     host();
-    char *ck = cache_key(key);
+    char *ck = tt_tune_key("tt-conv-lowering v1", host_cpu, host_features, key);
     char path[4096];
     if (!ck || !objcache_path(ck, path, sizeof path))
         o.src = CS_NOCACHE;

@@ -32,12 +32,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "jit.h"
 #include "objcache.h"
 #include "tunehost.h"
+#include "tunetime.h"
 
 #define MAXCAND 6
 
@@ -72,11 +72,9 @@ static char *cache_key(uint64_t fhash) {
     for (int i = 0; i < ncand; i++)
         n += snprintf(cands + n, sizeof cands - (size_t)n, "%d/%d,", cand[i].width,
                       cand[i].interleave);
-    const char *fmt = "tt-vec-schedule v1 cpu=%s features=%016llx candidates=%s";
-    int len = snprintf(NULL, 0, fmt, host_cpu, (unsigned long long)fhash, cands);
-    char *key = len < 0 ? NULL : malloc((size_t)len + 1);
-    if (key) snprintf(key, (size_t)len + 1, fmt, host_cpu, (unsigned long long)fhash, cands);
-    return key;
+    char rest[160];
+    snprintf(rest, sizeof rest, "candidates=%s", cands);
+    return tt_tune_key("tt-vec-schedule v1", host_cpu, fhash, rest);
 }
 
 static bool is_candidate(JitVec v) {
@@ -147,58 +145,21 @@ static void build(IrGraph *g) {
     ir_mark_output(g, ir_reduce(g, OP_SUM, xb, (int[]){0}, 1, false, L0));
 }
 
-/* Times every candidate: us per run of the graph, best of 3 interleaved
- * rounds of about 4 ms each; false when a candidate cannot be compiled. */
+static void set_vec(Jit *j, int c, void *arg) {
+    (void)arg;
+    jit_set_vec(j, cand[c].width, cand[c].interleave);
+}
+
+/* Times every candidate on the graph (tunetime.h); false when one cannot
+ * be compiled or run. */
 static bool tune(void) {
     IrGraph g;
     build(&g);
-    if (g.err[0]) {
-        ir_free(&g);
-        return false;
-    }
-    float *in[4], *out[4];
-    int64_t nout[4] = {ROWS * COLS, ROWS * COLS, ROWS, COLS};
-    for (int i = 0; i < 4; i++) {
-        in[i] = malloc(sizeof(float) * ROWS * COLS);
-        out[i] = malloc(sizeof(float) * (size_t)nout[i]);
-        for (int k = 0; in[i] && k < ROWS * COLS; k++) in[i][k] = (float)((k * 7 + i) % 13) / 13.0f;
-    }
-    Jit *jits[MAXCAND] = {0};
-    bool ok = true;
-    char err[256];
-    for (int i = 0; i < 4; i++) ok = ok && in[i] && out[i];
-    for (int c = 0; ok && c < ncand; c++) {
-        jits[c] = jit_new(2);
-        ok = jits[c] != NULL;
-        if (!ok) break;
-        jit_set_threads(jits[c], 1);
-        jit_set_vec(jits[c], cand[c].width, cand[c].interleave);
-        ok = jit_run(jits[c], &g, (void *const *)in, (void *const *)out, err, sizeof err);
-        best_us[c] = 1e30;
-    }
-    for (int round = 0; ok && round < 3; round++)
-        for (int c = 0; ok && c < ncand; c++) {
-            int reps = 0;
-            double t0 = tt_thread_seconds(), t = 0;
-            while (ok && t < 0.004) {
-                ok = jit_run(jits[c], &g, (void *const *)in, (void *const *)out, err, sizeof err);
-                reps++;
-                t = tt_thread_seconds() - t0;
-            }
-            if (ok && 1e6 * t / reps < best_us[c]) best_us[c] = 1e6 * t / reps;
-        }
-    for (int c = 0; c < ncand; c++) jit_free(jits[c]);
-    for (int i = 0; i < 4; i++) {
-        free(in[i]);
-        free(out[i]);
-    }
+    bool ok = !g.err[0] && jit_time_candidates(&g, ncand, set_vec, NULL, best_us);
     ir_free(&g);
     if (!ok) return false;
     nalt = ncand;
-    int win = 0; /* LLVM's choice unless beaten by 3% */
-    for (int c = 1; c < ncand; c++)
-        if (best_us[c] < best_us[win] && (win != 0 || best_us[c] * 1.03 < best_us[0])) win = c;
-    chosen = cand[win];
+    chosen = cand[jit_time_winner(best_us, ncand)]; /* LLVM's choice unless beaten by 3% */
     return true;
 }
 
