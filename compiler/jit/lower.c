@@ -628,6 +628,19 @@ static bool gemm_layout(int64_t r, int64_t c, int64_t sr, int64_t sc, int64_t *l
     return false;
 }
 
+/* Can the batch dims of a view (strides st) follow its dim at pos
+ * (extent ext, stride st[pos]) as one uniform run, batch-major? Then
+ * (batch..., that dim) is one dim of ext * batch elements. */
+static bool batch_runs_on(const Shape *s, const int64_t *st, int pos, int64_t ext) {
+    int64_t want = ext * st[pos];
+    for (int b = s->ndim - 3; b >= 0; b--) {
+        if (s->d[b] == 1) continue;
+        if (st[b] != want) return false;
+        want *= s->d[b];
+    }
+    return true;
+}
+
 /* Can the batch of a matmul be folded into the rows of one product? When
  * B is the same matrix for every batch element (a weight broadcast over the
  * batch: batch strides 0) and A's rows, batch after batch, are one uniform
@@ -655,12 +668,10 @@ static bool fold_batch_rows(const Shape *os, int64_t st[2][IR_MAXDIM], const boo
         for (int b = r - 3; b >= 0 && ld < 0; b--)
             if (os->d[b] > 1) ld = st[0][b];
     if (ld < k) return false;
-    int64_t want = m * ld;
-    for (int b = r - 3; b >= 0; b--) {
-        if (os->d[b] == 1) continue;
-        if (st[0][b] != want) return false;
-        want *= os->d[b];
-    }
+    int64_t ast[IR_MAXDIM];
+    memcpy(ast, st[0], sizeof ast);
+    ast[r - 2] = ld; /* A's rows ld apart, the batch continuing them */
+    if (!batch_runs_on(os, ast, r - 2, m)) return false;
     *lda = ld;
     return true;
 }
@@ -738,19 +749,6 @@ static void lower_gemm(Lower *L, int id, int out, bool q) {
 
 static void lower_matmul(Lower *L, int id, int out) {
     lower_gemm(L, id, out, false);
-}
-
-/* Can the batch dims of a view (strides st) follow its dim at pos
- * (extent ext, stride st[pos]) as one uniform run, batch-major? Then
- * (batch..., that dim) is one dim of ext * batch elements. */
-static bool batch_runs_on(const Shape *s, const int64_t *st, int pos, int64_t ext) {
-    int64_t want = ext * st[pos];
-    for (int b = s->ndim - 3; b >= 0; b--) {
-        if (s->d[b] == 1) continue;
-        if (st[b] != want) return false;
-        want *= s->d[b];
-    }
-    return true;
 }
 
 /* sum over the batch of a batched matmul, sum_b A_b @ B_b (the gradient of
