@@ -191,20 +191,19 @@ static bool reads_by_element(const Lower *L, int c) {
 
 static void decide_recompute(Lower *L) {
     const IrGraph *g = L->g;
+    /* the nodes some reader reads otherwise than element by element (what
+     * reads_by_element says of a reader does not change in this pass: the
+     * nodes it recomputes are elementwise) */
+    bool *held = tt_xcalloc((size_t)g->n + 1, sizeof *held);
+    for (int c = 0; c < g->n; c++)
+        if (L->need[c] && !reads_by_element(L, c))
+            for (int k = 0; k < node(L, c)->nin; k++) held[node(L, c)->in[k]] = true;
     for (int i = 0; i < g->n; i++) {
         const IrNode *n = node(L, i);
         if (!L->need[i] || L->fused[i] || L->is_out[i] || !(ir_ops[n->op].flags & OPF_ELEMWISE) ||
             L->uses[i] < 2 || L->uses[i] > RECOMPUTE_MAX_USES || L->epi_conv[i] >= 0 ||
-            shape_numel(&n->shape) == 0)
+            shape_numel(&n->shape) == 0 || held[i])
             continue;
-        bool ok = true;
-        for (int c = i + 1; c < g->n && ok; c++) {
-            if (!L->need[c]) continue;
-            const IrNode *cn = node(L, c);
-            for (int k = 0; k < cn->nin && ok; k++)
-                if (cn->in[k] == i) ok = reads_by_element(L, c);
-        }
-        if (!ok) continue;
         L->fused[i] = true; /* as expr_cost sees it */
         if (expr_cost(L, i, RECOMPUTE_BUDGET) > RECOMPUTE_BUDGET) {
             L->fused[i] = false;
@@ -212,6 +211,7 @@ static void decide_recompute(Lower *L) {
         }
         L->recomp[i] = true;
     }
+    free(held);
 }
 
 /* Is node e a twin of node a: what a's kernel computes on the way, which a
