@@ -214,6 +214,68 @@ static void decide_recompute(Lower *L) {
     free(held);
 }
 
+/* A value whose readers all end in one kernel is computed there, whatever
+ * it costs: each reader's copy of its expression is the same, and LLVM
+ * merges them, so it is computed once per element as before, without the
+ * buffer. GELU's backward kept (1 - tanh^2) * ... in a [tokens, 4d] buffer
+ * read three times by the kernel next to it: 4 MB written and read back
+ * per layer. SHARED_MAX_COST bounds the expression copied into the loop
+ * IR (each reader holds a copy until LLVM merges them). root[c] is the
+ * kernel computing node c (-1: several), filled from the last node down:
+ * a node's readers come after it. */
+#define SHARED_MAX_COST 400
+
+static void decide_shared_in_kernel(Lower *L) {
+    const IrGraph *g = L->g;
+    int n = g->n;
+    int *start = tt_xcalloc((size_t)n + 2, sizeof *start),
+        *root = tt_xcalloc((size_t)n + 1, sizeof *root);
+    for (int c = 0; c < n; c++)
+        if (L->need[c])
+            for (int k = 0; k < node(L, c)->nin; k++) start[node(L, c)->in[k] + 1]++;
+    for (int i = 0; i < n; i++) start[i + 1] += start[i];
+    int *fill = tt_xcalloc((size_t)n + 1, sizeof *fill),
+        *rd = tt_xcalloc((size_t)start[n] + 1, sizeof *rd);
+    for (int c = 0; c < n; c++)
+        if (L->need[c])
+            for (int k = 0; k < node(L, c)->nin; k++) {
+                int i = node(L, c)->in[k];
+                rd[start[i] + fill[i]++] = c;
+            }
+    for (int i = n - 1; i >= 0; i--) {
+        const IrNode *x = node(L, i);
+        root[i] = i;
+        if (!L->need[i]) continue;
+        if (L->fused[i] && !L->recomp[i]) {
+            root[i] = root[L->consumer[i]];
+            continue;
+        }
+        bool cand = !L->fused[i] && !L->is_out[i] && (ir_ops[x->op].flags & OPF_ELEMWISE) &&
+                    x->dtype == TY_F32 && L->uses[i] >= 2 && L->uses[i] <= RECOMPUTE_MAX_USES &&
+                    L->epi_conv[i] < 0 && shape_numel(&x->shape) > 0 && L->twin_of[i] < 0;
+        if (!cand && !L->recomp[i]) continue;
+        int r = -2;
+        for (int k = start[i]; k < start[i + 1] && r != -1; k++) {
+            int c = rd[k];
+            bool ok = reads_by_element(L, c) && shape_eq(&node(L, c)->shape, &x->shape);
+            r = !ok || root[c] < 0 || (r >= 0 && r != root[c]) ? -1 : root[c];
+        }
+        if (L->recomp[i]) {
+            root[i] = r >= 0 ? r : -1;
+            continue;
+        }
+        if (r < 0 || !(ir_ops[node(L, r)->op].flags & OPF_ELEMWISE)) continue;
+        L->fused[i] = true; /* as expr_cost sees it */
+        if (expr_cost(L, i, SHARED_MAX_COST) > SHARED_MAX_COST) {
+            L->fused[i] = false;
+            continue;
+        }
+        L->recomp[i] = true;
+        root[i] = r;
+    }
+    free(start), free(root), free(fill), free(rd);
+}
+
 /* Is node e a twin of node a: what a's kernel computes on the way, which a
  * later node computes again? The backward of attention reads the forward's
  * log-sum-exp of each row (grad_attn.c), an attention_lse node on the same
@@ -273,4 +335,5 @@ void lw_decide(Lower *L) {
     decide_conv_epilogues(L);
     decide_batch_sums(L);
     decide_recompute(L);
+    decide_shared_in_kernel(L);
 }

@@ -203,6 +203,48 @@ Test(lower_train, recomputed_values_keep_their_bits) {
     ir_free(&b);
 }
 
+/* m, four tanh deep (over the recomputation budget), read three times by
+ * one kernel: computed there (no buffer, one kernel), with the bits of
+ * the same graph where m is also an output and so stored. */
+static void g_shared(IrGraph *g, bool m_out) {
+    ir_init(g);
+    int h = ir_input(g, TY_F32, (Shape){2, {64, 32}}, NULL, L0);
+    int c = ir_input(g, TY_F32, (Shape){2, {64, 32}}, NULL, L0);
+    int d = ir_input(g, TY_F32, (Shape){2, {64, 32}}, NULL, L0);
+    int t = h;
+    for (int i = 0; i < 4; i++)
+        t = ir_unary(g, OP_TANH, ir_binary(g, OP_MUL, t, i % 2 ? c : d, L0), L0);
+    int m = ir_binary(g, OP_MUL, t, c, L0);
+    int a =
+        ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, m, h, L0), ir_binary(g, OP_MUL, m, d, L0), L0);
+    ir_mark_output(g, ir_binary(g, OP_MUL, a, m, L0));
+    if (m_out) ir_mark_output(g, m);
+}
+
+Test(lower_train, a_value_read_only_by_one_kernel_is_computed_there) {
+    IrGraph a, b;
+    g_shared(&a, false);
+    g_shared(&b, true);
+    char *s = loops_of(&a);
+    cr_expect(strstr(s, "f32[64, 32]  temp") == NULL, "m has no buffer:\n%s", s);
+    cr_expect_eq(count(s, "kernel k"), 1, "one kernel:\n%s", s);
+    free(s);
+    cr_expect(matches_reference(&a, 1e-5, "shared"));
+    float **in = random_inputs(&a, 12);
+    Jit *jit = jit_new(2);
+    jit_set_threads(jit, 1);
+    float **ga = run_jit(jit, &a, in), **gb = run_jit(jit, &b, in);
+    int64_t n = shape_numel(&a.nodes[a.outputs[0]].shape), diff = 0;
+    for (int64_t k = 0; k < n; k++) diff += memcmp(&ga[0][k], &gb[0][k], sizeof(float)) != 0;
+    cr_expect_eq(diff, 0, "%lld of %lld elements differ", (long long)diff, (long long)n);
+    free_all(ga, a.nout);
+    free_all(gb, b.nout);
+    free_all(in, a.ninputs);
+    jit_free(jit);
+    ir_free(&a);
+    ir_free(&b);
+}
+
 /* The forward of a causal attention and its backward (autodiff: the
  * composed form reads attention_lse): the forward's kernel writes the lse,
  * and no kernel of its own computes it; with and without a runtime len. */
