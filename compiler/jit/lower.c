@@ -1863,6 +1863,7 @@ static int attention_kt(Lower *L, int id, int k, int64_t batch, int64_t tkp, LpE
  *     for u in 0..ATT_VKEYS vectorize:
  *         sr[u] = j0+u < hi ? sum_c q_i[c] kT[c, j0+u] * scale : -inf
  *
+ * (hi NULL: the block is whole, no select) *
  * u innermost with the features unrolled into ATT_CHAINS interleaved
  * chains (a chain of D dependent multiply-adds would wait on each), so the
  * loop vectorizer makes each feature one broadcast of q_i[c] times a
@@ -1894,11 +1895,111 @@ static void attention_scores(Lower *L, int q, LpExpr **qi, int kt, LpExpr *base,
         sum = chain[0];
         LpExpr *at_s = lp_iadd(p, srow, u);
         if (c0 > 0) sum = lp_bin(p, LO_ADD, lp_load(p, sbuf, at_s), sum);
-        if (c1 == d)
-            sum = lp_select(p, lp_bin(p, LO_LT, lp_iadd(p, j0, u), hi),
-                            lp_bin(p, LO_MUL, sum, lp_const_f(p, LT_F32, (float)scale)),
-                            lp_const_f(p, LT_F32, -INFINITY));
+        if (c1 == d) {
+            sum = lp_bin(p, LO_MUL, sum, lp_const_f(p, LT_F32, (float)scale));
+            if (hi) /* NULL: every key of the block is visible */
+                sum = lp_select(p, lp_bin(p, LO_LT, lp_iadd(p, j0, u), hi), sum,
+                                lp_const_f(p, LT_F32, -INFINITY));
+        }
         lp_store(p, sbuf, at_s, sum);
+        lp_close_loop(p);
+    }
+}
+
+/* What one block of keys of a row reads and updates (attention_rows). */
+typedef struct AttBlock {
+    const IrNode *n;
+    LpExpr **qi, **vi;
+    int kt, sbuf;
+    LpExpr *srow, *hi, *m, *l;
+    int out;
+    LpExpr *orow, *row;
+    int64_t tq, tk, tkp, d, dv;
+    bool lse;
+} AttBlock;
+
+/* Block jb of ATT_VKEYS keys of a row: its scores, its maximum, the
+ * rescaling of the running sum and output, its p and p . v. masked: the
+ * block may hold keys at or past hi (the last one, partial), each
+ * selected away; a whole block has none. */
+static void attention_block(Lower *L, const AttBlock *a, LpExpr *jb, bool masked) {
+    LpProg *p = L->p;
+    const IrNode *n = a->n;
+    int r = node(L, n->in[0])->shape.ndim, sbuf = a->sbuf, out = a->out;
+    int64_t tkp = a->tkp, d = a->d, dv = a->dv;
+    LpExpr *srow = a->srow, *hi = a->hi, *m = a->m, *l = a->l, *orow = a->orow, **vi = a->vi;
+    LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY), *zero = lp_const_f(p, LT_F32, 0), *c, *o;
+    LpExpr *j0 = lp_imul(p, jb, ATT_VKEYS);
+    attention_scores(L, n->in[0], a->qi, a->kt,
+                     lp_iadd(p, lp_imul(p, lp_idiv(p, a->row, a->tq), d * tkp), j0), d, tkp, sbuf,
+                     srow, j0, masked ? hi : NULL, n->attr.scale);
+    /* the block's maximum: a balanced tree over the lanes (masked
+     * scores are -inf; a NaN score wins, as in the reference kernel) */
+    LpExpr *t[ATT_VKEYS];
+    for (int u = 0; u < ATT_VKEYS; u++) t[u] = lp_load(p, sbuf, lp_iadd(p, srow, lp_iconst(p, u)));
+    for (int w = 1; w < ATT_VKEYS; w *= 2)
+        for (int u = 0; u + w < ATT_VKEYS; u += 2 * w) t[u] = lp_bin(p, LO_MAX, t[u], t[u + w]);
+    /* corr = 1 while the maximum stays (also -inf == -inf: no NaN);
+     * p = 0 while it is -inf (every visible score so far -inf) */
+    LpExpr *m2 = lp_local(p, LT_F32, lp_bin(p, LO_MAX, m, t[0]));
+    LpExpr *corr = lp_local(p, LT_F32,
+                            lp_select(p, lp_bin(p, LO_EQ, m, m2), lp_const_f(p, LT_F32, 1),
+                                      lp_un(p, LO_EXP, lp_bin(p, LO_SUB, m, m2))));
+    LpExpr *live = lp_bin(p, LO_NE, m2, ninf);
+    /* p in place, vectorized like the scores (a masked key's -inf
+     * gives exp 0, but select: m2 may be -inf too) */
+    LpExpr *u = lp_open_loop(p, ATT_VKEYS);
+    LpExpr *at_s = lp_iadd(p, srow, u);
+    LpExpr *sv = lp_load(p, sbuf, at_s);
+    LpExpr *keep = masked ? lp_bin(p, LO_AND, lp_bin(p, LO_LT, lp_iadd(p, j0, u), hi), live) : live;
+    lp_store(p, sbuf, at_s, lp_select(p, keep, lp_un(p, LO_EXP, lp_bin(p, LO_SUB, sv, m2)), zero));
+    lp_close_loop(p);
+    LpExpr *pj[ATT_VKEYS], *psum = NULL;
+    for (int k = 0; k < ATT_VKEYS; k++) {
+        pj[k] = lp_local(p, LT_F32, lp_load(p, sbuf, lp_iadd(p, srow, lp_iconst(p, k))));
+        psum = psum ? lp_bin(p, LO_ADD, psum, pj[k]) : pj[k];
+    }
+    lp_set(p, l, lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, l, corr), psum));
+    lp_set(p, m, m2);
+    if (!a->lse && masked) {
+        /* the partial block: the output rescaled, then one vector pass per
+         * visible key (j0 + k < hi <= Tk), so a key past hi is never read
+         * (0 * inf would be NaN) and no select stands in the vector loop
+         * (with one per key and feature LLVM left it scalar) */
+        c = lp_open_loop(p, dv);
+        o = lp_iadd(p, orow, c);
+        lp_store(p, out, o, lp_bin(p, LO_MUL, lp_load(p, out, o), corr));
+        lp_close_loop(p);
+        LpExpr *k = lp_open_loop_trips(p, ATT_VKEYS, lp_bin(p, LO_SUB, hi, j0));
+        LpExpr *pk = lp_local(p, LT_F32, lp_load(p, sbuf, lp_iadd(p, srow, k)));
+        vi[r - 2] = lp_iadd(p, j0, k);
+        c = lp_open_loop(p, dv);
+        vi[r - 1] = c;
+        o = lp_iadd(p, orow, c);
+        lp_store(p, out, o,
+                 lp_bin(p, LO_ADD, lp_load(p, out, o),
+                        lp_bin(p, LO_MUL, pk, value_at(L, n->in[2], vi))));
+        lp_close_loop(p);
+        lp_close_loop(p);
+    } else if (!a->lse) {
+        c = lp_open_loop(p, dv);
+        vi[r - 1] = c;
+        o = lp_iadd(p, orow, c);
+        LpExpr *acc = lp_bin(p, LO_MUL, lp_load(p, out, o), corr);
+        /* ATT_CHAINS interleaved chains over the keys, as the scores: one
+         * chain of 16 multiply-adds would wait on each */
+        LpExpr *chain[ATT_CHAINS] = {0};
+        for (int k = 0; k < ATT_VKEYS; k++) {
+            vi[r - 2] = lp_iadd(p, j0, lp_iconst(p, k));
+            LpExpr *t = lp_bin(p, LO_MUL, pj[k], value_at(L, n->in[2], vi));
+            int h = k % ATT_CHAINS;
+            chain[h] = chain[h] ? lp_bin(p, LO_ADD, chain[h], t) : t;
+        }
+        for (int w = 1; w < ATT_CHAINS; w *= 2)
+            for (int h = 0; h + w < ATT_CHAINS; h += 2 * w)
+                chain[h] = lp_bin(p, LO_ADD, chain[h], chain[h + w]);
+        acc = lp_bin(p, LO_ADD, acc, chain[0]);
+        lp_store(p, out, o, acc);
         lp_close_loop(p);
     }
 }
@@ -1934,6 +2035,9 @@ static void attention_rows(Lower *L, int id, int out, bool lse, int lse_buf) {
         LpExpr *lim =
             lp_iadd(p, lp_bin(p, LO_SUB, hi, lp_iconst(p, tq)), lp_iadd(p, i, lp_iconst(p, 1)));
         hi = lp_select(p, lp_bin(p, LO_LT, lim, hi), lim, hi);
+        /* a row before len - Tq sees no key: 0, not below (the index
+         * arithmetic that splits hi into blocks is unsigned) */
+        hi = lp_select(p, lp_bin(p, LO_LT, hi, lp_iconst(p, 0)), lp_iconst(p, 0), hi);
     }
     /* once per row: the trip count and every key's mask read it */
     if (hi->kind != LE_CONST) hi = lp_local(p, LT_I64, hi);
@@ -1953,73 +2057,32 @@ static void attention_rows(Lower *L, int id, int out, bool lse, int lse_buf) {
      * decoding with a cache of ctx rows does work in len, and causal rows
      * in their own prefix; only the keys past hi in the last block are
      * masked. */
-    LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY), *zero = lp_const_f(p, LT_F32, 0);
+    LpExpr *ninf = lp_const_f(p, LT_F32, -INFINITY);
     if (tk > 0) { /* else no key: every row 0 (lse -inf) */
         /* the row's scratch: the block's scores, then its p */
         Shape ss = shape_make(2, (int64_t[]){batch * tq, ATT_VKEYS});
         int sbuf = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ss, id);
         p->bufs[sbuf].scratch = true;
         LpExpr *srow = lp_imul(p, row, ATT_VKEYS);
-        LpExpr *nblk = hi->kind == LE_CONST
-                           ? lp_iconst(p, (hi->c.i + ATT_VKEYS - 1) / ATT_VKEYS)
-                           : lp_bin(p, LO_DIV, lp_iadd(p, hi, lp_iconst(p, ATT_VKEYS - 1)),
-                                    lp_iconst(p, ATT_VKEYS));
-        LpExpr *jb = lp_open_loop_trips(p, tkp / ATT_VKEYS, nblk);
-        LpExpr *j0 = lp_imul(p, jb, ATT_VKEYS);
-        attention_scores(L, n->in[0], qi, kt,
-                         lp_iadd(p, lp_imul(p, lp_idiv(p, row, tq), d * tkp), j0), d, tkp, sbuf,
-                         srow, j0, hi, n->attr.scale);
-        /* the block's maximum: a balanced tree over the lanes (masked
-         * scores are -inf; a NaN score wins, as in the reference kernel) */
-        LpExpr *t[ATT_VKEYS];
-        for (int u = 0; u < ATT_VKEYS; u++)
-            t[u] = lp_load(p, sbuf, lp_iadd(p, srow, lp_iconst(p, u)));
-        for (int w = 1; w < ATT_VKEYS; w *= 2)
-            for (int u = 0; u + w < ATT_VKEYS; u += 2 * w) t[u] = lp_bin(p, LO_MAX, t[u], t[u + w]);
-        /* corr = 1 while the maximum stays (also -inf == -inf: no NaN);
-         * p = 0 while it is -inf (every visible score so far -inf) */
-        LpExpr *m2 = lp_local(p, LT_F32, lp_bin(p, LO_MAX, m, t[0]));
-        LpExpr *corr = lp_local(p, LT_F32,
-                                lp_select(p, lp_bin(p, LO_EQ, m, m2), lp_const_f(p, LT_F32, 1),
-                                          lp_un(p, LO_EXP, lp_bin(p, LO_SUB, m, m2))));
-        LpExpr *live = lp_bin(p, LO_NE, m2, ninf);
-        /* p in place, vectorized like the scores (a masked key's -inf
-         * gives exp 0, but select: m2 may be -inf too) */
-        LpExpr *u = lp_open_loop(p, ATT_VKEYS);
-        LpExpr *at_s = lp_iadd(p, srow, u);
-        LpExpr *sv = lp_load(p, sbuf, at_s);
-        lp_store(p, sbuf, at_s,
-                 lp_select(p, lp_bin(p, LO_AND, lp_bin(p, LO_LT, lp_iadd(p, j0, u), hi), live),
-                           lp_un(p, LO_EXP, lp_bin(p, LO_SUB, sv, m2)), zero));
+        AttBlock ab = {n,   qi,   vi,  kt, sbuf, srow, hi, m,  l,
+                       out, orow, row, tq, tk,   tkp,  d,  dv, lse};
+        /* the blocks below hi / ATT_VKEYS are whole: no key of theirs is
+         * masked (no select per key and output feature); then the last,
+         * partial one, if hi is not a multiple of ATT_VKEYS */
+        LpExpr *nfull = hi->kind == LE_CONST ? lp_iconst(p, hi->c.i / ATT_VKEYS)
+                                             : lp_bin(p, LO_DIV, hi, lp_iconst(p, ATT_VKEYS));
+        attention_block(L, &ab, lp_open_loop_trips(p, tkp / ATT_VKEYS, nfull), false);
         lp_close_loop(p);
-        LpExpr *pj[ATT_VKEYS], *jc[ATT_VKEYS], *vis[ATT_VKEYS], *psum = NULL;
-        for (int k = 0; k < ATT_VKEYS; k++) {
-            pj[k] = lp_local(p, LT_F32, lp_load(p, sbuf, lp_iadd(p, srow, lp_iconst(p, k))));
-            psum = psum ? lp_bin(p, LO_ADD, psum, pj[k]) : pj[k];
-            LpExpr *j = lp_iadd(p, j0, lp_iconst(p, k));
-            vis[k] = lp_bin(p, LO_LT, j, hi);
-            jc[k] = tk % ATT_VKEYS == 0 ? j
-                                        : lp_select(p, lp_bin(p, LO_LT, j, lp_iconst(p, tk)), j,
-                                                    lp_iconst(p, tk - 1));
-        }
-        lp_set(p, l, lp_bin(p, LO_ADD, lp_bin(p, LO_MUL, l, corr), psum));
-        lp_set(p, m, m2);
-        if (!lse) {
-            c = lp_open_loop(p, dv);
-            vi[r - 1] = c;
-            o = lp_iadd(p, orow, c);
-            LpExpr *acc = lp_bin(p, LO_MUL, lp_load(p, out, o), corr);
-            for (int k = 0; k < ATT_VKEYS;
-                 k++) { /* a masked key adds nothing (0 * inf is no NaN) */
-                vi[r - 2] = jc[k];
-                acc = lp_bin(p, LO_ADD, acc,
-                             lp_select(p, vis[k],
-                                       lp_bin(p, LO_MUL, pj[k], value_at(L, n->in[2], vi)), zero));
-            }
-            lp_store(p, out, o, acc);
-            lp_close_loop(p);
-        }
-        lp_close_loop(p); /* jb */
+        LpExpr *part =
+            hi->kind == LE_CONST
+                ? lp_iconst(p, hi->c.i % ATT_VKEYS != 0)
+                : lp_select(p,
+                            lp_bin(p, LO_NE, lp_bin(p, LO_MOD, hi, lp_iconst(p, ATT_VKEYS)),
+                                   lp_iconst(p, 0)),
+                            lp_iconst(p, 1), lp_iconst(p, 0));
+        lp_open_loop_trips(p, 1, part);
+        attention_block(L, &ab, nfull, true);
+        lp_close_loop(p);
     }
     if (lse) {
         lp_store(p, out, row,

@@ -1750,6 +1750,22 @@ Test(jit_ops, attention_vector_lanes_and_tails, .timeout = 120) {
                 jit_free(j);
             }
         }
+        /* values past len poisoned (inf, NaN): a key no row sees is never
+         * multiplied, not even by 0 (the last, partial block's keys) */
+        float *vv = in[ir_node(&g, v)->attr.index];
+        for (int32_t l = 5; l <= 21; l += 16) {
+            *(int32_t *)in[ir_node(&g, len)->attr.index] = l;
+            for (int bh = 0; bh < 6; bh++)
+                for (int jj = l; jj < 37; jj++)
+                    for (int e = 0; e < 19; e++)
+                        vv[(bh * 37 + jj) * 19 + e] = e % 2 ? INFINITY : NAN;
+            Jit *j = jit_new(2);
+            char what[80];
+            snprintf(what, sizeof what, "attention %s, len %d, values past it inf/NaN",
+                     causal ? "causal" : "full", l);
+            cr_expect(differential(j, &g, in, ir_ops[OP_ATTENTION].tol, what));
+            jit_free(j);
+        }
         free_ptrs(in, g.ninputs);
         ir_free(&g);
     }
