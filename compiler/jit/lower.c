@@ -299,6 +299,9 @@ static bool sfx_ok(const Lower *L, int id, int k0) {
             if (!sfx_ok(L, n->in[k], k0)) return false;
         return true;
     }
+    /* a reshape read at a linear index (a [C] weight reshaped to [1, 1, C]
+     * for LayerNorm's broadcast) */
+    if (n->op == OP_RESHAPE) return L->fused[id] && flat_ok(L, id);
     if (n->op != OP_BROADCAST) return false;
     const Shape *is = &node(L, n->in[0])->shape;
     bool all1 = true, same = true;
@@ -323,6 +326,13 @@ static LpExpr *sfx_at(Lower *L, int id, LpExpr **idx, int k0, LpExpr *j) {
     if (n->op == OP_CONST) return const_expr(L, n);
     TT_ASSERT(L->fused[id]);
     note_fused(L, id);
+    if (n->op == OP_RESHAPE) {
+        int64_t st[IR_MAXDIM];
+        strides(&n->shape, st);
+        LpExpr *e = j;
+        for (int k = 0; k < k0; k++) e = lp_iadd(p, e, lp_imul(p, idx[k], st[k]));
+        return flat_at(L, id, e);
+    }
     if (ir_ops[n->op].flags & OPF_ELEMWISE) {
         LpExpr *a[3];
         for (int k = 0; k < n->nin; k++) a[k] = sfx_at(L, n->in[k], idx, k0, j);

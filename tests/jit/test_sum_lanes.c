@@ -79,7 +79,8 @@ static bool check(const IrGraph *g, void **in, const char *what) {
 }
 
 /* sum(prod(x), axes): prod 0: x, 1: x * x, 2: x - broadcast(m) with m of
- * x's shape with the reduced dims 1 (BatchNorm's centering). */
+ * x's shape with the reduced dims 1 (BatchNorm's centering), 3: x times a
+ * weight of the last dim reshaped and broadcast (LayerNorm's). */
 static int build(IrGraph *g, Shape s, const int *axes, int na, int prod, bool keep) {
     int x = ir_input(g, TY_F32, s, NULL, L0);
     if (prod == 1) x = ir_binary(g, OP_MUL, x, x, L0);
@@ -88,6 +89,13 @@ static int build(IrGraph *g, Shape s, const int *axes, int na, int prod, bool ke
         for (int i = 0; i < na; i++) t.d[axes[i]] = 1;
         x = ir_binary(g, OP_SUB, x, ir_broadcast_to(g, ir_input(g, TY_F32, t, NULL, L0), s, L0),
                       L0);
+    }
+    if (prod == 3) { /* x * w, w [d] reshaped to [1, .., d] (LayerNorm's weight) */
+        int64_t d = s.d[s.ndim - 1];
+        Shape one = s;
+        for (int k = 0; k < s.ndim - 1; k++) one.d[k] = 1;
+        int w = ir_reshape(g, ir_input(g, TY_F32, (Shape){1, {d}}, NULL, L0), one, L0);
+        x = ir_binary(g, OP_MUL, x, ir_broadcast_to(g, w, s, L0), L0);
     }
     int y = ir_reduce(g, OP_SUM, x, axes, na, keep, L0);
     ir_mark_output(g, y);
@@ -151,13 +159,16 @@ Test(jit_sum_lanes, each_axis_and_batchnorm) {
     RgRng r = {7};
     Shape s = {4, {5, 7, 9, 33}};
     for (int i = 0; i < 7; i++)
-        for (int prod = 0; prod < 3; prod++) {
+        for (int prod = 0; prod < 4; prod++) {
             IrGraph g;
             ir_init(&g);
             build(&g, s, sets[i], nset[i], prod, false);
             /* the path: a reduced suffix of 16 elements or more, or (set 0)
-             * reduced dims before a kept suffix of 16 or more (columns) */
-            cr_expect(uses_lanes(&g) == (i >= 3 || i == 0), "axes set %d: lanes %d", i,
+             * reduced dims before a kept suffix of 16 or more (columns);
+             * the weight of producer 3 stretches part of any longer suffix
+             * (no one linear offset), so only the last axis alone */
+            bool want = prod == 3 ? i == 3 : (i >= 3 || i == 0);
+            cr_expect(uses_lanes(&g) == want, "axes set %d, producer %d: lanes %d", i, prod,
                       uses_lanes(&g));
             void **in = inputs(&g, &r, -3, 3);
             char what[64];
