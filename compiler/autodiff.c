@@ -23,6 +23,52 @@
 
 #include "ir.h"
 
+/* The inputs of node id as pieces along axis ax: a concat's own (along
+ * ax), or id itself. */
+static int pieces(const IrGraph *g, int id, int ax, int *out, int cap) {
+    const IrNode *n = ir_node(g, id);
+    if (n->op != OP_CONCAT || n->attr.axis != ax || n->nin > cap) {
+        out[0] = id;
+        return 1;
+    }
+    for (int k = 0; k < n->nin; k++) out[k] = n->in[k];
+    return n->nin;
+}
+
+/* The sum of two gradients. Two zero-padded pieces of one tensor, side by
+ * side along one axis (the gradients of slices of one value: q, k and v of
+ * one [B, T, 3d] projection), are one concat, padded if it does not cover
+ * the tensor: the two pads and their add wrote and read [B, T, 3d] three
+ * times. The zeros a pad adds are exact (x + 0 is x, but for the sign of a
+ * zero). */
+static int add_grads(IrGraph *g, int a, int b, SrcLoc loc) {
+    IrNode pa = *ir_node(g, a), pb = *ir_node(g, b);
+    if (pa.op != OP_PAD || pb.op != OP_PAD || pa.dtype != pb.dtype)
+        return ir_binary(g, OP_ADD, a, b, loc);
+    const Shape *sa = &ir_node(g, pa.in[0])->shape, *sb = &ir_node(g, pb.in[0])->shape;
+    int ax = -1;
+    for (int k = 0; k < pa.shape.ndim; k++) {
+        if (pa.attr.step[k] != 1 || pb.attr.step[k] != 1) return ir_binary(g, OP_ADD, a, b, loc);
+        if (pa.attr.start[k] == pb.attr.start[k] && sa->d[k] == sb->d[k]) continue;
+        if (ax >= 0) return ir_binary(g, OP_ADD, a, b, loc);
+        ax = k;
+    }
+    const IrNode *first, *second;
+    if (ax >= 0 && pa.attr.start[ax] + sa->d[ax] == pb.attr.start[ax])
+        first = &pa, second = &pb;
+    else if (ax >= 0 && pb.attr.start[ax] + sb->d[ax] == pa.attr.start[ax])
+        first = &pb, second = &pa;
+    else
+        return ir_binary(g, OP_ADD, a, b, loc);
+    int ins[16], n = pieces(g, first->in[0], ax, ins, 8);
+    n += pieces(g, second->in[0], ax, ins + n, 8);
+    int c = ir_concat(g, ins, n, ax, loc);
+    if (c < 0) return c;
+    if (shape_eq(&ir_node(g, c)->shape, &first->shape)) return c; /* the whole tensor */
+    IrAttr at = first->attr;
+    return ir_add(g, OP_PAD, &c, 1, &at, loc);
+}
+
 bool ad_backward(IrGraph *g, int loss, const int *wrt, int nwrt, int *grads) {
     int n0 = g->n;
     TT_ASSERT(loss >= 0 && loss < n0);
@@ -93,7 +139,7 @@ bool ad_backward(IrGraph *g, int loss, const int *wrt, int nwrt, int *grads) {
             if (grad[in] < 0) {
                 grad[in] = gi;
             } else {
-                grad[in] = ir_binary(g, OP_ADD, grad[in], gi, ir_node(g, in)->loc);
+                grad[in] = add_grads(g, grad[in], gi, ir_node(g, in)->loc);
                 if (grad[in] < 0) {
                     ok = false;
                     break;

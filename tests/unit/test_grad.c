@@ -438,6 +438,28 @@ static int build_slice_step(Ctx *c) { /* x[1:5:2, ::3] of [5, 7] */
     return ir_slice(&c->g, x, d, 2, L(c));
 }
 
+/* a * b + c with a, b, c side by side along axis 1 of x (q, k, v of one
+ * projection); width 6: they cover x (the gradient is one concat), 7: not
+ * the last column (a padded concat) */
+static int slices_side_by_side(Ctx *c, int64_t width, int *xo) {
+    int x = in_unif(c, SH(3, width), -1, 1), p[3];
+    for (int i = 0; i < 3; i++) {
+        IrSliceDim d[2] = {{false, false, false, 0, 0, 1},
+                           {true, true, false, 2 * i, 2 * i + 2, 1}};
+        p[i] = ir_slice(&c->g, x, d, 2, L(c));
+    }
+    if (xo) *xo = x;
+    return ir_binary(&c->g, OP_ADD, ir_binary(&c->g, OP_MUL, p[0], p[1], L(c)), p[2], L(c));
+}
+
+static int build_slices_cover(Ctx *c) {
+    return slices_side_by_side(c, 6, NULL);
+}
+
+static int build_slices_part(Ctx *c) {
+    return slices_side_by_side(c, 7, NULL);
+}
+
 static int build_slice_neg(Ctx *c) { /* x[-3:, 1:-1] of [4, 5] */
     int x = in_unif(c, SH(4, 5), -1, 1);
     IrSliceDim d[2] = {{true, false, false, -3, 0, 1}, {true, true, false, 1, -1, 1}};
@@ -777,6 +799,8 @@ static const GradCase cases[] = {
     {"broadcast_two", OP_BROADCAST, build_broadcast_two},
     {"slice_step", OP_SLICE, build_slice_step},
     {"slice_neg", OP_SLICE, build_slice_neg},
+    {"slices_cover", OP_SLICE, build_slices_cover},
+    {"slices_part", OP_SLICE, build_slices_part},
     {"pad", OP_PAD, build_pad},
     {"concat0", OP_CONCAT, build_concat0},
     {"concat1", OP_CONCAT, build_concat1},
@@ -869,6 +893,8 @@ FD(broadcast_rank)
 FD(broadcast_two)
 FD(slice_step)
 FD(slice_neg)
+FD(slices_cover)
+FD(slices_part)
 FD(pad)
 FD(concat0)
 FD(concat1)
@@ -1038,6 +1064,28 @@ Test(grad_nodiff, argmax_stops_gradient) { /* loss = sum(cast(argmax(x))) * 1 + 
 }
 
 /* -- ad_backward -- */
+
+/* The gradients of slices side by side are one concat (padded where they
+ * do not cover x), not pads added together (autodiff.c, add_grads). */
+Test(grad_backward, slices_side_by_side_are_one_concat) {
+    for (int64_t w = 6; w <= 7; w++) {
+        Ctx c;
+        ctx_init(&c, 3);
+        IrGraph *g = &c.g;
+        int x, out = slices_side_by_side(&c, w, &x);
+        int loss = ir_reduce(g, OP_SUM, out, NULL, 0, false, L(&c));
+        int gr = -1;
+        cr_assert(ad_backward(g, loss, &x, 1, &gr), "%s", g->err);
+        const IrNode *n = ir_node(g, gr);
+        if (w == 7) {
+            cr_expect_eq(n->op, OP_PAD, "width 7: a padded concat, got %s", ir_ops[n->op].name);
+            n = ir_node(g, n->in[0]);
+        }
+        cr_expect_eq(n->op, OP_CONCAT, "width %lld: got %s", (long long)w, ir_ops[n->op].name);
+        cr_expect_eq(n->nin, 3, "one concat of the three pieces");
+        ctx_free(&c);
+    }
+}
 
 Test(grad_backward, unrelated_wrt_is_none) {
     Ctx c;
