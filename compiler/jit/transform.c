@@ -877,14 +877,60 @@ static bool contiguous(const LpProg *p, const LpKernel *k, const LpStmt *loop) {
     return ok;
 }
 
+/* The divisor d of the first `v / d` or `v % d` in e (v: variable var
+ * alone, d a constant), 0 if none. */
+static int64_t divmod_of(const LpExpr *e, int var, unsigned char *seen) {
+    if (!e || seen[e->id]) return 0;
+    seen[e->id] = 1;
+    if (e->kind == LE_BIN && (e->op == LO_DIV || e->op == LO_MOD) && e->ty == LT_I64 &&
+        e->a->kind == LE_VAR && e->a->var == var && is_iconst(e->b))
+        return e->b->c.i;
+    int64_t d = divmod_of(e->a, var, seen);
+    if (!d) d = divmod_of(e->b, var, seen);
+    return d ? d : divmod_of(e->cc, var, seen);
+}
+
+/* A leaf loop over v whose accesses are not contiguous because they read
+ * v / d and v % d (a reshape of a permuted tensor: the gradients of q, k
+ * and v joined into [B, T, 3d] read [B, H, T, dh] at (t, c / dh, c % dh))
+ * split into v = vo * d + vi: the inner loop over vi then reads
+ * contiguous runs of d and vectorizes. Returns the new outer loop, or
+ * NULL (nothing split). */
+static LpStmt *split_divmod(LpProg *p, LpKernel *k, LpStmt *loop) {
+    if (loop->trips || loop->epilogue || loop->parallel) return NULL;
+    unsigned char *seen = tt_xcalloc((size_t)p->nexpr + 1, 1);
+    int64_t d = 0;
+    for (const LpStmt *s = loop->body; s && !d; s = s->next) {
+        d = divmod_of(s->index, loop->var, seen);
+        if (!d) d = divmod_of(s->value, loop->var, seen);
+    }
+    free(seen);
+    if (d < 4 || d >= loop->extent || loop->extent % d) return NULL;
+    LpStmt **link = link_of(&k->body, loop);
+    if (!link) return NULL;
+    Subst S;
+    subst_init(&S, p, k);
+    LpExpr *vo, *vi;
+    LpStmt *lo = loop_begin(p, k, loop->extent / d, &vo), *li = loop_begin(p, k, d, &vi);
+    subst_set(&S, loop->var, lp_iadd(p, lp_imul(p, vo, d), vi));
+    LpStmt *out = loop_end(lo, loop_end(li, copy_list(&S, loop->body)));
+    subst_free(&S);
+    splice(link, loop, out);
+    return out;
+}
+
 static void mark_innermost(LpProg *p, LpKernel *k, LpStmt *s) {
     for (; s; s = s->next) {
         if (s->kind != LS_LOOP) continue;
         bool leaf = true;
         for (const LpStmt *b = s->body; b; b = b->next) leaf = leaf && b->kind != LS_LOOP;
+        LpStmt *outer;
         if (leaf && contiguous(p, k, s))
             lp_mark_vectorize(p, k, s);
-        else
+        else if (leaf && (outer = split_divmod(p, k, s)) != NULL) {
+            if (contiguous(p, k, outer->body)) lp_mark_vectorize(p, k, outer->body);
+            s = outer; /* its next is s's */
+        } else
             mark_innermost(p, k, s->body);
     }
 }

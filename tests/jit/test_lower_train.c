@@ -245,6 +245,28 @@ Test(lower_train, a_value_read_only_by_one_kernel_is_computed_there) {
     ir_free(&b);
 }
 
+/* The gradients of q, k, v joined into [B, T, 3d]: a concat of heads
+ * [B, H, T, dh] permuted to [B, T, H, dh] and reshaped to [B, T, H*dh]
+ * reads (t, c / dh, c % dh); the loop over c is split at dh so its inner
+ * loop reads runs of dh floats and vectorizes (transform.c, split_divmod). */
+Test(lower_train, reshaped_permutes_read_in_runs) {
+    IrGraph g;
+    ir_init(&g);
+    int parts[3];
+    for (int i = 0; i < 3; i++) {
+        int h = ir_input(&g, TY_F32, (Shape){4, {2, 4, 8, 32}}, NULL, L0);
+        int t = ir_permute(&g, h, (int[]){0, 2, 1, 3}, L0);
+        parts[i] = ir_reshape(&g, t, (Shape){3, {2, 8, 128}}, L0);
+    }
+    ir_mark_output(&g, ir_concat(&g, parts, 3, 2, L0));
+    char *s = loops_of(&g);
+    cr_expect_eq(count(s, "0..32 vectorize"), 3, "three inner loops over runs of 32:\n%s", s);
+    cr_expect(strstr(s, "/ 32") == NULL, "no division left:\n%s", s);
+    free(s);
+    cr_expect(matches_reference(&g, 0, "concat of reshaped permutes"));
+    ir_free(&g);
+}
+
 /* The forward of a causal attention and its backward (autodiff: the
  * composed form reads attention_lse): the forward's kernel writes the lse,
  * and no kernel of its own computes it; with and without a runtime len. */
