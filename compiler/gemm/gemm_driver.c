@@ -123,6 +123,8 @@ typedef struct Part {
     const float *A, *B;
     float *C;
     int64_t ldc;
+    const TtGemmOut *map; /* C's layout (NULL: rows of ldc) */
+    int64_t cj0;          /* with map: the part's first column of C */
 } Part;
 
 typedef struct Job {
@@ -246,6 +248,23 @@ typedef struct BSrc {
     const TtGemmGather *gat; /* not NULL: B, ldb and tb unused */
     int64_t p0, j0;          /* a gathered B: its first row and column (a part's share) */
 } BSrc;
+
+/* C as one thread's product writes it: C(i, j) at c[i*ldc + j], or with a
+ * map (TtGemmOut) column j0 + j at c[i*ldc + (j0+j)/cols * stride +
+ * (j0+j)%cols] (a thread's share of columns starts at j0). */
+typedef struct CDst {
+    float *c;
+    int64_t ldc;
+    const TtGemmOut *map;
+    int64_t j0;
+} CDst;
+
+/* The address of C(i, j) (j counted from d->j0). */
+static float *c_at(const CDst *d, int64_t i, int64_t j) {
+    if (!d->map) return d->c + i * d->ldc + j;
+    j += d->j0;
+    return d->c + i * d->ldc + j / d->map->cols * d->map->stride + j % d->map->cols;
+}
 
 /* out[t] = the offset of index start + t, t < n, for an index read as the
  * mixed-radix digits (u, v, w) of dim[0] x dim[1]: u*str[0] + v*str[1] +
@@ -421,6 +440,37 @@ static void pack_whole(const Sched *sc, int64_t N, int64_t K, const BSrc *bs, fl
     pack_block(tile_needed(sc, N), bs, K, N, 0, 0, dst, (K + 7) & ~(int64_t)7, thread_bufs()->off);
 }
 
+/* Whether columns j..j+w of a mapped C are consecutive in memory (in one
+ * image's run of cols: the micro-kernel then writes them in place). */
+static bool tile_in_run(const CDst *d, int64_t j, int64_t w) {
+    return (d->j0 + j) % d->map->cols + w <= d->map->cols;
+}
+
+/* The micro-tiles of rows ic..ic+mcur at columns j..j+min(nrem, NR) of a
+ * mapped C whose columns cross from one image's run to the next: each
+ * computed into a scratch tile (C's values loaded first when it
+ * accumulates), then stored element by element. The micro-kernel does the
+ * same arithmetic on the scratch as on C, so the bits are those of a plain
+ * C. */
+static void tiles_via_scratch(const CDst *cd, const GemmUkr *ukr, int64_t kcur, bool ta,
+                              const float *a, int64_t sa, const float *bpan, int64_t ic,
+                              int64_t mcur, int64_t j, int64_t nrem, int64_t MR, int64_t NR,
+                              int32_t accf) {
+    float scr[GEMM_MR_MAX * GEMM_NR_MAX];
+    int64_t w = min64(nrem, NR);
+    for (int64_t ir = 0; ir < mcur;) {
+        int64_t mr = min64(MR, mcur - ir);
+        while (!ukr[mr - 1]) mr--;
+        if (accf)
+            for (int64_t r = 0; r < mr; r++)
+                for (int64_t t = 0; t < w; t++) scr[r * NR + t] = *c_at(cd, ic + ir + r, j + t);
+        ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, scr, NR, w, accf);
+        for (int64_t r = 0; r < mr; r++)
+            for (int64_t t = 0; t < w; t++) *c_at(cd, ic + ir + r, j + t) = scr[r * NR + t];
+        ir += mr;
+    }
+}
+
 /* One thread's product; its rows are rows row0.. of the caller's C, which
  * has Mall rows. The small-M path rounds differently from the packed one
  * (B transposed), so it is taken only for a whole product: a thread's share
@@ -428,12 +478,15 @@ static void pack_whole(const Sched *sc, int64_t N, int64_t K, const BSrc *bs, fl
  * bpre: NULL, or op(B) already packed by pack_whole (then K <= KC and
  * N <= NC, so there is one block of each and nothing is packed here). */
 static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
-                        int64_t lda, bool ta, const BSrc *bs, float *C, int64_t ldc, bool acc,
+                        int64_t lda, bool ta, const BSrc *bs, const CDst *cd, bool acc,
                         const TtGemmEpilogue *epi, int64_t row0, int64_t Mall, const float *bpre) {
     if (M <= 0 || N <= 0) return;
+    float *C = cd->c;
+    int64_t ldc = cd->ldc;
     if (K <= 0) {
         if (!acc)
-            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) *c_at(cd, i, j) = 0.0f;
         epilogue(epi, row0, 0, M);
         return;
     }
@@ -441,7 +494,7 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
     const GemmKernels *k = sc->k;
     int64_t kc = k_block(K);
     /* a gathered B is always packed (there is no B to read in place) */
-    if (M <= GEMM_GEMV_MR && M == Mall && !bs->gat) {
+    if (M <= GEMM_GEMV_MR && M == Mall && !bs->gat && !cd->map) {
         need(sc->g, (bs->tb ? F_GEMV_T : F_GEMV_N) + (int)M - 1);
         gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, bs->B, bs->ldb, bs->tb, C, ldc, acc);
         epilogue(epi, row0, 0, M);
@@ -481,8 +534,13 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
                 }
                 for (int64_t jr = 0; jr < ncur; jr += NR) {
                     const float *bpan = bp + (jr / NR) * kcp * NR;
-                    float *c = C + ic * ldc + jc + jr;
                     int64_t nrem = ncur - jr;
+                    if (cd->map && !tile_in_run(cd, jc + jr, min64(nrem, NR))) {
+                        tiles_via_scratch(cd, ukr, kcur, ta, a, sa, bpan, ic, mcur, jc + jr, nrem,
+                                          MR, NR, accf);
+                        continue;
+                    }
+                    float *c = c_at(cd, ic, jc + jr);
                     for (int64_t ir = 0; ir < mcur;) {
                         int64_t mr = min64(MR, mcur - ir);
                         while (!ukr[mr - 1]) mr--;
@@ -513,8 +571,9 @@ static void run_part(void *ctx, int c, int tid) {
         epilogue(j->epi, p->row0, 0, p->M);
     else {
         BSrc bs = {p->B, j->ldb, j->tb, j->gat, p->p0, p->j0};
-        gemm_serial(&j->sc, p->M, p->N, p->K, p->A, j->lda, j->ta, &bs, p->C, p->ldc, p->acc,
-                    j->epi, p->row0, j->M, j->bpre);
+        CDst cd = {p->C, p->ldc, p->map, p->cj0};
+        gemm_serial(&j->sc, p->M, p->N, p->K, p->A, j->lda, j->ta, &bs, &cd, p->acc, j->epi,
+                    p->row0, j->M, j->bpre);
     }
 }
 
@@ -740,43 +799,54 @@ static double time_sched(void *ctx, const TtGemmSchedule *s) {
      * blocking per shape, at random), CPU time the candidate */
     struct timespec t0, t1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-    gemm_serial(&sc, c->M, c->N, c->K, c->A, c->lda, c->ta, c->bs, c->C, c->N, false, NULL, 0, c->M,
-                NULL);
+    CDst cd = {c->C, c->N, NULL, 0};
+    gemm_serial(&sc, c->M, c->N, c->K, c->A, c->lda, c->ta, c->bs, &cd, false, NULL, 0, c->M, NULL);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
     return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
 }
 
 static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
                       int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
-                      bool accumulate, int nthreads, const TtGemmEpilogue *epi);
+                      const TtGemmOut *map, bool accumulate, int nthreads,
+                      const TtGemmEpilogue *epi);
 
 /* The class's schedule (tuned on this product when the class is new), then
  * the product. A gathered B is tuned as its own class (tb set: it is
  * packed, never read in place). */
 static void run_tuned(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                      bool transA, const BSrc *bs, float *C, int64_t ldc, bool accumulate,
-                      int nthreads, const TtGemmEpilogue *epi) {
+                      bool transA, const BSrc *bs, float *C, int64_t ldc, const TtGemmOut *map,
+                      bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
     if (M <= 0 || N <= 0) return;
     TuneCtx tc = {g, M, N, K, lda, A, transA, bs, NULL};
     TtGemmSchedule s =
         gemm_tuner_pick(g->tuner, M, N, K, transA, bs->gat || bs->tb, time_sched, &tc);
     free(tc.C);
     Sched sc = resolve(g, &s);
-    run_sched(g, &sc, M, N, K, A, lda, transA, bs, C, ldc, accumulate, nthreads, epi);
+    run_sched(g, &sc, M, N, K, A, lda, transA, bs, C, ldc, map, accumulate, nthreads, epi);
 }
 
 void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
                  bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
     BSrc bs = {B, ldb, transB, NULL, 0, 0};
-    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
+    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, NULL, accumulate, nthreads, epi);
 }
 
 void tt_gemm_run_gather(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                         bool transA, const TtGemmGather *B, float *C, int64_t ldc, bool accumulate,
                         int nthreads, const TtGemmEpilogue *epi) {
     BSrc bs = {NULL, 0, false, B, 0, 0};
-    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
+    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, NULL, accumulate, nthreads, epi);
+}
+
+void tt_gemm_run_gather_out(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                            bool transA, const TtGemmGather *B, float *C, int64_t ldc,
+                            const TtGemmOut *out, bool accumulate, int nthreads,
+                            const TtGemmEpilogue *epi) {
+    BSrc bs = {NULL, 0, false, B, 0, 0};
+    /* one run holding every column is the plain layout */
+    if (out && out->cols >= N) out = NULL;
+    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, out, accumulate, nthreads, epi);
 }
 
 void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, int64_t K,
@@ -786,7 +856,7 @@ void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, 
     if (M <= 0 || N <= 0) return;
     Sched sc = resolve(g, s);
     BSrc bs = {B, ldb, transB, NULL, 0, 0};
-    run_sched(g, &sc, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
+    run_sched(g, &sc, M, N, K, A, lda, transA, &bs, C, ldc, NULL, accumulate, nthreads, epi);
 }
 
 /* The pool's job for a product of M rows with these operands; no epilogue,
@@ -809,7 +879,7 @@ static Job *job_begin(TtGemm *g, const Sched *sc, int64_t M, int64_t lda, bool t
 /* Runs a split over M or N on sp->threads threads. Caller holds busy. */
 static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, int64_t N, int64_t K,
                    const float *A, int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
-                   bool accumulate, const TtGemmEpilogue *epi) {
+                   const TtGemmOut *map, bool accumulate, const TtGemmEpilogue *epi) {
     const int64_t MR = sc->k->wide.tile.mr, NR = sc->k->wide.tile.nr;
     bool by_n = sp->by == GS_N;
     int t = sp->threads;
@@ -825,14 +895,15 @@ static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, i
     j->nparts = by_n ? split(N, NR, nch, st, len) : split(M, MR, nch, st, len);
     for (int i = 0; i < j->nparts; i++) {
         Part *p = &j->part[i];
-        *p = (Part){.K = K, .acc = accumulate, .ldc = ldc, .row0 = by_n ? 0 : st[i]};
+        *p = (Part){.K = K, .acc = accumulate, .ldc = ldc, .row0 = by_n ? 0 : st[i], .map = map};
         if (by_n) {
             p->M = M;
             p->N = len[i];
             p->A = A;
             p->B = bs->gat ? NULL : bs->tb ? bs->B + st[i] * bs->ldb : bs->B + st[i];
             p->j0 = bs->gat ? st[i] : 0;
-            p->C = C + st[i];
+            p->C = map ? C : C + st[i]; /* mapped: the part's columns from cj0 */
+            p->cj0 = map ? st[i] : 0;
         } else {
             p->M = len[i];
             p->N = N;
@@ -858,7 +929,7 @@ static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, i
  * when the scratch cannot be allocated (nothing written then). */
 static bool run_k(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, int64_t N, int64_t K,
                   const float *A, int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
-                  bool accumulate, const TtGemmEpilogue *epi) {
+                  const TtGemmOut *map, bool accumulate, const TtGemmEpilogue *epi) {
     int64_t st[MAXCHUNK], len[MAXCHUNK];
     int n = split(K, KC, sp->parts, st, len);
     size_t bytes = ((size_t)(n - 1) * (size_t)(M * N) * sizeof(float) + 63) & ~(size_t)63;
@@ -876,7 +947,8 @@ static bool run_k(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, in
                                         : bs->B + st[i] * bs->ldb,
                           .p0 = bs->gat ? st[i] : 0,
                           .C = i == 0 ? C : scr + (size_t)(i - 1) * (size_t)(M * N),
-                          .ldc = i == 0 ? ldc : N};
+                          .ldc = i == 0 ? ldc : N,
+                          .map = i == 0 ? map : NULL};
     if (sp->threads > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
         Job *j = job_begin(g, sc, M, lda, transA, bs);
         j->nparts = n;
@@ -886,15 +958,26 @@ static bool run_k(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, in
     } else {
         for (int i = 0; i < n; i++) {
             BSrc pb = {parts[i].B, bs->ldb, bs->tb, bs->gat, parts[i].p0, 0};
-            gemm_serial(sc, M, N, parts[i].K, parts[i].A, lda, transA, &pb, parts[i].C,
-                        parts[i].ldc, parts[i].acc, NULL, 0, M, NULL);
+            CDst cd = {parts[i].C, parts[i].ldc, parts[i].map, 0};
+            gemm_serial(sc, M, N, parts[i].K, parts[i].A, lda, transA, &pb, &cd, parts[i].acc, NULL,
+                        0, M, NULL);
         }
     }
+    CDst cd = {C, ldc, map, 0};
     for (int64_t r = 0; r < M; r++)
         for (int i = 1; i < n; i++) {
             const float *s = scr + (size_t)(i - 1) * (size_t)(M * N) + r * N;
-            float *c = C + r * ldc;
-            for (int64_t q = 0; q < N; q++) c[q] += s[q];
+            if (!map) {
+                float *c = C + r * ldc;
+                for (int64_t q = 0; q < N; q++) c[q] += s[q];
+                continue;
+            }
+            for (int64_t q = 0; q < N;) { /* run by run */
+                int64_t len = min64(map->cols - q % map->cols, N - q);
+                float *c = c_at(&cd, r, q);
+                for (int64_t t = 0; t < len; t++) c[t] += s[q + t];
+                q += len;
+            }
         }
     free(scr);
     epilogue(epi, 0, 0, M);
@@ -937,13 +1020,14 @@ static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small)
     GemmSplit sp = {small ? GS_N : GS_M, t, t, false, 0, 0};
     double ts[COST_RUNS], tp[COST_RUNS];
     BSrc bs = {b, N, false, NULL, 0, 0};
-    gemm_serial(sc, M, N, K, a, K, false, &bs, cc, N, false, NULL, 0, M, NULL);
-    run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, false, NULL);
+    CDst cd = {cc, N, NULL, 0};
+    gemm_serial(sc, M, N, K, a, K, false, &bs, &cd, false, NULL, 0, M, NULL);
+    run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, NULL, false, NULL);
     for (int r = 0; r < COST_RUNS; r++) {
         double t0 = now_ns();
-        gemm_serial(sc, M, N, K, a, K, false, &bs, cc, N, false, NULL, 0, M, NULL);
+        gemm_serial(sc, M, N, K, a, K, false, &bs, &cd, false, NULL, 0, M, NULL);
         double t1 = now_ns();
-        run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, false, NULL);
+        run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, NULL, false, NULL);
         tp[r] = now_ns() - t1;
         ts[r] = t1 - t0;
     }
@@ -1032,7 +1116,8 @@ static void explain_splits(FILE *out) {
 
 static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
                       int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
-                      bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
+                      const TtGemmOut *map, bool accumulate, int nthreads,
+                      const TtGemmEpilogue *epi) {
     bool transB = bs->gat || bs->tb;
     int t = nthreads < 1 ? 1 : nthreads > MAXT ? MAXT : nthreads;
     if (t > 1) {
@@ -1042,13 +1127,14 @@ static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t 
                                          bs->gat != NULL, &c);
         note_split(&(SplitNote){M, N, K, transA, transB, t, sp, c});
         if (sp.by == GS_K &&
-            run_k(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi))
+            run_k(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, map, accumulate, epi))
             return;
         if ((sp.by == GS_M || sp.by == GS_N) && pthread_mutex_trylock(&g->pool.busy) == 0) {
-            run_mn(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi);
+            run_mn(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, map, accumulate, epi);
             pthread_mutex_unlock(&g->pool.busy);
             return;
         }
     }
-    gemm_serial(sc, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi, 0, M, NULL);
+    CDst cd = {C, ldc, map, 0};
+    gemm_serial(sc, M, N, K, A, lda, transA, bs, &cd, accumulate, epi, 0, M, NULL);
 }

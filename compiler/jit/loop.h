@@ -122,6 +122,10 @@ typedef struct LpGemm {
      * tb unused. The JIT only (ttc's loop GEMM has no packing). */
     bool gather;
     int64_t rdim[2], rstr[3], cdim[2], cstr[3];
+    /* a gathered product's C as a convolution's [N, O, P] (TtGemmOut):
+     * C(i, j) at c[coff + i*ldc + (j / ocols) * ostride + j % ocols];
+     * ocols 0: rows of ldc */
+    int64_t ocols, ostride;
 } LpGemm;
 
 typedef struct LpStmt LpStmt;
