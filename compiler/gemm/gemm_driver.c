@@ -30,6 +30,13 @@
 #if defined(__SSE2__)
 #include <xmmintrin.h>
 #endif
+/* pack_gather's 8-float moves, compiled for AVX2 and chosen at run time */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define GATHER_AVX2 1
+#else
+#define GATHER_AVX2 0
+#endif
 
 #include "gemm.h"
 #include "gemm_internal.h"
@@ -358,65 +365,179 @@ static void pack_transposed(const float *x, const int64_t *roff, int64_t kc, con
     }
 }
 
+/* The rows of one panel whose columns are runs of consecutive offsets
+ * (stride 1: an output row's positions): d[p*nr + run.j + t] =
+ * x[roff[p] + run.off + t], zero past w. Explicit vector moves (GCC's
+ * vectorized loop checked the two pointers for overlap on every run of
+ * every row); a run's tail is its last 4 again. */
+static void copy_runs(const float *x, const int64_t *roff, int64_t kc, const Run *runs, int nrun,
+                      int64_t w, int64_t nr, float *d) {
+    for (int64_t p = 0; p < kc; p++, d += nr) {
+        const float *xr = x + roff[p];
+        for (int r = 0; r < nrun; r++) {
+            float *dr = d + runs[r].j;
+            const float *sr = xr + runs[r].off;
+            int64_t t = 0, len = runs[r].len;
+#if defined(__SSE2__)
+            for (; t + 4 <= len; t += 4) _mm_storeu_ps(dr + t, _mm_loadu_ps(sr + t));
+            if (t < len && len >= 4) {
+                _mm_storeu_ps(dr + len - 4, _mm_loadu_ps(sr + len - 4));
+                t = len;
+            }
+#endif
+            for (; t < len; t++) dr[t] = sr[t];
+        }
+        for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+    }
+}
+
+/* The same rows for runs of stride 2 (a forward with stride 2: every other
+ * position of an output row): two vector loads, the even lanes kept.
+ * t + 4 < len: the second load's last lane, one past the group's last
+ * tap, is then still in the run. */
+static void copy_runs2(const float *x, const int64_t *roff, int64_t kc, const Run *runs, int nrun,
+                       int64_t w, int64_t nr, float *d) {
+    for (int64_t p = 0; p < kc; p++, d += nr) {
+        const float *xr = x + roff[p];
+        for (int r = 0; r < nrun; r++) {
+            float *dr = d + runs[r].j;
+            const float *sr = xr + runs[r].off;
+            int64_t t = 0, len = runs[r].len;
+#if defined(__SSE2__)
+            for (; t + 4 < len; t += 4) {
+                __m128 a = _mm_loadu_ps(sr + 2 * t), b = _mm_loadu_ps(sr + 2 * t + 4);
+                _mm_storeu_ps(dr + t, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+            }
+#endif
+            for (; t < len; t++) dr[t] = sr[2 * t];
+        }
+        for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+    }
+}
+
+#if GATHER_AVX2
+/* copy_runs and copy_runs2 with 8-float moves, where the CPU has AVX2
+ * (the file is built for SSE2): with a few input channels the packing of
+ * a gathered B costs as much as the product (fashion conv1: K = 9), and
+ * the JIT's own packer of a B in memory moves whole vectors. The same
+ * values land in the same places. */
+__attribute__((target("avx2"))) static void copy_runs_avx2(const float *x, const int64_t *roff,
+                                                           int64_t kc, const Run *runs, int nrun,
+                                                           int64_t w, int64_t nr, float *d) {
+    for (int64_t p = 0; p < kc; p++, d += nr) {
+        const float *xr = x + roff[p];
+        for (int r = 0; r < nrun; r++) {
+            float *dr = d + runs[r].j;
+            const float *sr = xr + runs[r].off;
+            int64_t t = 0, len = runs[r].len;
+            if (len >= 8) {
+                for (; t + 8 <= len; t += 8) _mm256_storeu_ps(dr + t, _mm256_loadu_ps(sr + t));
+                if (t < len) _mm256_storeu_ps(dr + len - 8, _mm256_loadu_ps(sr + len - 8));
+            } else if (len >= 4) {
+                _mm_storeu_ps(dr, _mm_loadu_ps(sr));
+                _mm_storeu_ps(dr + len - 4, _mm_loadu_ps(sr + len - 4));
+            } else {
+                for (; t < len; t++) dr[t] = sr[t];
+            }
+        }
+        for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+    }
+}
+
+__attribute__((target("avx2"))) static void copy_runs2_avx2(const float *x, const int64_t *roff,
+                                                            int64_t kc, const Run *runs, int nrun,
+                                                            int64_t w, int64_t nr, float *d) {
+    for (int64_t p = 0; p < kc; p++, d += nr) {
+        const float *xr = x + roff[p];
+        for (int r = 0; r < nrun; r++) {
+            float *dr = d + runs[r].j;
+            const float *sr = xr + runs[r].off;
+            int64_t t = 0, len = runs[r].len;
+            for (; t + 8 < len; t += 8) { /* [a0 a2 b0 b2 | a4 a6 b4 b6], then its 64-bit
+                                             halves reordered 0, 2, 1, 3 */
+                __m256 a = _mm256_loadu_ps(sr + 2 * t), b = _mm256_loadu_ps(sr + 2 * t + 8);
+                __m256d e = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+                _mm256_storeu_ps(dr + t, _mm256_castpd_ps(_mm256_permute4x64_pd(e, 0xD8)));
+            }
+            for (; t + 4 < len; t += 4) {
+                __m128 a = _mm_loadu_ps(sr + 2 * t), b = _mm_loadu_ps(sr + 2 * t + 4);
+                _mm_storeu_ps(dr + t, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+            }
+            for (; t < len; t++) dr[t] = sr[2 * t];
+        }
+        for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+    }
+}
+#endif
+
 /* Packs the kc x nc block of a gathered op(B) at (p0, j0) the way pack_n
  * lays out a block: panel q at dst + q*pstride*nr, row p at +p*nr, zero
  * past nc. The offsets of the block's rows and columns are computed once,
  * so each element is one load at x + roff[p] + coff[j]; a panel whose
- * columns are a few runs of consecutive offsets is copied run by run
- * (vector moves instead of one load per element). */
+ * columns are a few runs of consecutive offsets (or of offsets 2 apart) is
+ * copied run by run, any other as a transpose (pack_transposed). */
 static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p0, int64_t j0,
                         int64_t nr, float *dst, int64_t pstride, int64_t *off) {
-    int64_t *roff = off, *coff = off + kc;
+    int64_t *roff = off, *co = off + kc;
     gather_offsets(g->rdim, g->rstr, p0, kc, roff);
-    gather_offsets(g->cdim, g->cstr, j0, nc, coff);
+#if GATHER_AVX2
+    bool avx2 = __builtin_cpu_supports("avx2");
+#endif
+    /* a forward's columns (stride 1 or 2 along an output row): each panel's
+     * runs come from the column digits, a run per output row it touches,
+     * without the offsets of every column (with K = 9, one input channel,
+     * those cost as much as the copies) */
+    int64_t step = g->cstr[2];
+    bool digits = (step == 1 || step == 2) && g->cdim[1] >= 4;
+    int64_t cw = j0 % g->cdim[1], cuv = j0 / g->cdim[1];
+    int64_t cv = cuv % g->cdim[0], cu = cuv / g->cdim[0];
     Run runs[GEMM_NR_MAX];
     for (int64_t q = 0; q * nr < nc; q++) {
-        const int64_t *co = coff + q * nr;
         int64_t w = nc - q * nr < nr ? nc - q * nr : nr;
         float *d = dst + q * pstride * nr;
+        if (digits) {
+            int nrun = 0;
+            for (int64_t j = 0; j < w;) {
+                int64_t len = min64(g->cdim[1] - cw, w - j);
+                runs[nrun++] = (Run){j, len, cu * g->cstr[0] + cv * g->cstr[1] + cw * step};
+                j += len;
+                if ((cw += len) == g->cdim[1]) {
+                    cw = 0;
+                    if (++cv == g->cdim[0]) cv = 0, cu++;
+                }
+            }
+            if (nrun * 4 <= w) {
+#if GATHER_AVX2
+                if (avx2) {
+                    (step == 1 ? copy_runs_avx2 : copy_runs2_avx2)(g->x, roff, kc, runs, nrun, w,
+                                                                   nr, d);
+                    continue;
+                }
+#endif
+                (step == 1 ? copy_runs : copy_runs2)(g->x, roff, kc, runs, nrun, w, nr, d);
+                continue;
+            }
+        }
+        /* any other panel: its columns' offsets, then runs of stride 1 or
+         * 2 where they are few, else a transpose */
+        gather_offsets(g->cdim, g->cstr, j0 + q * nr, w, co);
         int nrun = panel_runs(co, w, 1, runs);
         if (nrun * 4 > w && (nrun = panel_runs(co, w, 2, runs)) * 4 <= w) {
-            /* stride 2 (a forward with stride 2: every other position of
-             * an output row): two vector loads, the even lanes kept */
-            for (int64_t p = 0; p < kc; p++, d += nr) {
-                const float *xr = g->x + roff[p];
-                for (int r = 0; r < nrun; r++) {
-                    float *dr = d + runs[r].j;
-                    const float *sr = xr + runs[r].off;
-                    int64_t t = 0, len = runs[r].len;
-#if defined(__SSE2__)
-                    /* t + 4 < len: the second load's last lane, one past
-                     * the group's last tap, is then still in the run */
-                    for (; t + 4 < len; t += 4) {
-                        __m128 a = _mm_loadu_ps(sr + 2 * t), b = _mm_loadu_ps(sr + 2 * t + 4);
-                        _mm_storeu_ps(dr + t, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-                    }
-#endif
-                    for (; t < len; t++) dr[t] = sr[2 * t];
-                }
-                for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+#if GATHER_AVX2
+            if (avx2) {
+                copy_runs2_avx2(g->x, roff, kc, runs, nrun, w, nr, d);
+                continue;
             }
+#endif
+            copy_runs2(g->x, roff, kc, runs, nrun, w, nr, d);
         } else if (nrun * 4 <= w) {
-            for (int64_t p = 0; p < kc; p++, d += nr) {
-                const float *xr = g->x + roff[p];
-                for (int r = 0; r < nrun; r++) {
-                    float *dr = d + runs[r].j;
-                    const float *sr = xr + runs[r].off;
-                    int64_t t = 0, len = runs[r].len;
-#if defined(__SSE2__)
-                    /* explicit vector moves: the compiler's vectorized
-                     * loop checked the two pointers for overlap on every
-                     * run of every row */
-                    for (; t + 4 <= len; t += 4) _mm_storeu_ps(dr + t, _mm_loadu_ps(sr + t));
-                    if (t < len && len >= 4) { /* the tail as the run's last 4, again */
-                        _mm_storeu_ps(dr + len - 4, _mm_loadu_ps(sr + len - 4));
-                        t = len;
-                    }
-#endif
-                    for (; t < len; t++) dr[t] = sr[t];
-                }
-                for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+#if GATHER_AVX2
+            if (avx2) {
+                copy_runs_avx2(g->x, roff, kc, runs, nrun, w, nr, d);
+                continue;
             }
+#endif
+            copy_runs(g->x, roff, kc, runs, nrun, w, nr, d);
         } else {
             pack_transposed(g->x, roff, kc, co, w, nr, d);
         }
@@ -438,6 +559,198 @@ static void pack_block(const GemmTileKernels *tk, const BSrc *bs, int64_t kc, in
  * gemm_serial would. */
 static void pack_whole(const Sched *sc, int64_t N, int64_t K, const BSrc *bs, float *dst) {
     pack_block(tile_needed(sc, N), bs, K, N, 0, 0, dst, (K + 7) & ~(int64_t)7, thread_bufs()->off);
+}
+
+#if GATHER_AVX2
+/* One run of len columns of a gathered product with MM <= GEMM_GEMV_MR
+ * rows, straight from x (row p of the run at xs + roff[p]): 16 columns
+ * at a time, then 8 with masked loads and stores at the run's end. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+small_m_run(int MM, int64_t kcur, const float *A, int64_t sai, int64_t sak, const float *xs,
+            const int64_t *roff, int64_t len, float *const *cr, bool add) {
+    int64_t t = 0;
+    for (; t + 16 <= len; t += 16) {
+        __m256 a0[GEMM_GEMV_MR], a1[GEMM_GEMV_MR];
+        for (int i = 0; i < MM; i++) a0[i] = a1[i] = _mm256_setzero_ps();
+        for (int64_t p = 0; p < kcur; p++) {
+            const float *b = xs + roff[p] + t;
+            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            for (int i = 0; i < MM; i++) {
+                __m256 s = _mm256_broadcast_ss(A + i * sai + p * sak);
+                a0[i] = _mm256_fmadd_ps(s, b0, a0[i]);
+                a1[i] = _mm256_fmadd_ps(s, b1, a1[i]);
+            }
+        }
+        for (int i = 0; i < MM; i++) {
+            float *c = cr[i] + t;
+            if (add) {
+                a0[i] = _mm256_add_ps(_mm256_loadu_ps(c), a0[i]);
+                a1[i] = _mm256_add_ps(_mm256_loadu_ps(c + 8), a1[i]);
+            }
+            _mm256_storeu_ps(c, a0[i]);
+            _mm256_storeu_ps(c + 8, a1[i]);
+        }
+    }
+    for (; t < len; t += 8) {
+        int64_t r = len - t;
+        __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r < 8 ? r : 8)), lane);
+        __m256 a0[GEMM_GEMV_MR];
+        for (int i = 0; i < MM; i++) a0[i] = _mm256_setzero_ps();
+        for (int64_t p = 0; p < kcur; p++) {
+            __m256 b0 = _mm256_maskload_ps(xs + roff[p] + t, m);
+            for (int i = 0; i < MM; i++)
+                a0[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + i * sai + p * sak), b0, a0[i]);
+        }
+        for (int i = 0; i < MM; i++) {
+            float *c = cr[i] + t;
+            if (add) a0[i] = _mm256_add_ps(_mm256_maskload_ps(c, m), a0[i]);
+            _mm256_maskstore_ps(c, m, a0[i]);
+        }
+    }
+}
+
+/* R runs of the same length at once, 16 columns of each at a time (t <
+ * len rounded down to 16; the rest is small_m_run's): with one or two
+ * rows, a single run's two chains of fma over p wait on each other's
+ * latency, R runs give 2R chains. Returns the columns done. */
+#define SMALL_M_RUNS 4
+__attribute__((target("avx2,fma"), always_inline)) static inline int64_t
+small_m_runs(int MM, int R, int64_t kcur, const float *A, int64_t sai, int64_t sak,
+             const float *const *xs, const int64_t *roff, int64_t len,
+             float *const (*cr)[GEMM_GEMV_MR], bool add) {
+    int64_t t = 0;
+    for (; t + 16 <= len; t += 16) {
+        __m256 a0[SMALL_M_RUNS][GEMM_GEMV_MR], a1[SMALL_M_RUNS][GEMM_GEMV_MR];
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < MM; i++) a0[r][i] = a1[r][i] = _mm256_setzero_ps();
+        for (int64_t p = 0; p < kcur; p++) {
+            __m256 s[GEMM_GEMV_MR];
+            for (int i = 0; i < MM; i++) s[i] = _mm256_broadcast_ss(A + i * sai + p * sak);
+            for (int r = 0; r < R; r++) {
+                const float *b = xs[r] + roff[p] + t;
+                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+                for (int i = 0; i < MM; i++) {
+                    a0[r][i] = _mm256_fmadd_ps(s[i], b0, a0[r][i]);
+                    a1[r][i] = _mm256_fmadd_ps(s[i], b1, a1[r][i]);
+                }
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < MM; i++) {
+                float *c = cr[r][i] + t;
+                if (add) {
+                    a0[r][i] = _mm256_add_ps(_mm256_loadu_ps(c), a0[r][i]);
+                    a1[r][i] = _mm256_add_ps(_mm256_loadu_ps(c + 8), a1[r][i]);
+                }
+                _mm256_storeu_ps(c, a0[r][i]);
+                _mm256_storeu_ps(c + 8, a1[r][i]);
+            }
+    }
+    return t;
+}
+
+/* The batch of nb runs of length len: together as far as they go, then
+ * each run's rest alone. */
+__attribute__((target("avx2,fma"))) static void
+small_m_flush(int64_t M, int nb, int64_t kcur, const float *A, int64_t sai, int64_t sak,
+              const float *const *xs, const int64_t *roff, int64_t len, float *(*cr)[GEMM_GEMV_MR],
+              bool add) {
+    int64_t t = 0;
+    if (nb == SMALL_M_RUNS && M == 1)
+        t = small_m_runs(1, SMALL_M_RUNS, kcur, A, sai, sak, xs, roff, len, cr, add);
+    else if (nb >= 2 && M == 2)
+        t = small_m_runs(2, 2, kcur, A, sai, sak, xs, roff, len, cr, add);
+    for (int r = 0; r < nb; r++) {
+        int from = nb >= 2 && M == 2 && r < 2 ? 1 : 0; /* the runs done above */
+        int64_t t0 = (M == 1 && nb == SMALL_M_RUNS) || from ? t : 0;
+        float *c[GEMM_GEMV_MR];
+        for (int64_t i = 0; i < M; i++) c[i] = cr[r][i] + t0;
+        switch (M) {
+        case 1:
+            small_m_run(1, kcur, A, sai, sak, xs[r] + t0, roff, len - t0, c, add);
+            break;
+        case 2:
+            small_m_run(2, kcur, A, sai, sak, xs[r] + t0, roff, len - t0, c, add);
+            break;
+        case 3:
+            small_m_run(3, kcur, A, sai, sak, xs[r] + t0, roff, len - t0, c, add);
+            break;
+        default:
+            small_m_run(4, kcur, A, sai, sak, xs[r] + t0, roff, len - t0, c, add);
+            break;
+        }
+    }
+}
+
+/* A gathered product of at most GEMM_GEMV_MR rows whose columns are a
+ * forward's (runs of stride 1 along an output row), computed straight from
+ * x without packing B: with 4 output channels per group (a grouped
+ * convolution) packing a block costs as much as its product. Each element
+ * is the micro-kernel's sum (gemm_jit.c): an fma chain over p from zero
+ * per K block of k_block(K), then stored or added to C, so the bits are
+ * the packed path's (tests/gemm/test_gemm_gather.c). */
+__attribute__((target("avx2,fma"))) static void
+gather_small_m(const TtGemmGather *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+               bool ta, int64_t p0, int64_t j0, const CDst *cd, bool acc, int64_t *roff) {
+    int64_t kc = k_block(K), sai = ta ? 1 : lda, sak = ta ? lda : 1;
+    for (int64_t pc = 0; pc < K; pc += kc) {
+        int64_t kcur = min64(kc, K - pc);
+        gather_offsets(g->rdim, g->rstr, p0 + pc, kcur, roff);
+        const float *a = A + pc * sak;
+        bool add = pc > 0 || acc;
+        int64_t cw = j0 % g->cdim[1], cuv = j0 / g->cdim[1];
+        int64_t cv = cuv % g->cdim[0], cu = cuv / g->cdim[0];
+        /* runs in batches of equal length (SMALL_M_RUNS with one row, 2
+         * with two) */
+        int per = M == 1 ? SMALL_M_RUNS : M == 2 ? 2 : 1, nb = 0;
+        const float *bx[SMALL_M_RUNS];
+        float *bc[SMALL_M_RUNS][GEMM_GEMV_MR];
+        int64_t blen = 0;
+        /* C's column j as (image, position) carried along: a division per
+         * run would cost as much as a run's product with one row */
+        int64_t cols = cd->map ? cd->map->cols : N + 1, jn = cd->map ? cd->j0 / cols : 0;
+        int64_t jp = cd->map ? cd->j0 % cols : 0;
+        for (int64_t j = 0; j < N;) {
+            int64_t len = min64(g->cdim[1] - cw, N - j);
+            if (nb > 0 && len != blen) {
+                small_m_flush(M, nb, kcur, a, sai, sak, bx, roff, blen, bc, add);
+                nb = 0;
+            }
+            bx[nb] = g->x + cu * g->cstr[0] + cv * g->cstr[1] + cw;
+            /* a run is in one image (an output row of it) */
+            float *c0 = cd->map ? cd->c + jn * cd->map->stride + jp : cd->c + j;
+            for (int64_t i = 0; i < M; i++) bc[nb][i] = c0 + i * cd->ldc;
+            if ((jp += len) >= cols) jp -= cols, jn++;
+            blen = len;
+            if (++nb == per) {
+                small_m_flush(M, nb, kcur, a, sai, sak, bx, roff, blen, bc, add);
+                nb = 0;
+            }
+            j += len;
+            if ((cw += len) == g->cdim[1]) {
+                cw = 0;
+                if (++cv == g->cdim[0]) cv = 0, cu++;
+            }
+        }
+        if (nb > 0) small_m_flush(M, nb, kcur, a, sai, sak, bx, roff, blen, bc, add);
+    }
+}
+#endif
+
+/* Whether a gathered product runs on gather_small_m: at most
+ * GEMM_GEMV_MR rows, columns in runs of at least 8 consecutive offsets
+ * (a forward with stride 1; a weight gradient's columns are taps), and a
+ * CPU with AVX2 and FMA. */
+static bool gather_small(const TtGemmGather *g, int64_t M) {
+#if GATHER_AVX2
+    return M <= GEMM_GEMV_MR && g->cstr[2] == 1 && g->cdim[1] >= 8 &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    (void)g;
+    (void)M;
+    return false;
+#endif
 }
 
 /* Whether columns j..j+w of a mapped C are consecutive in memory (in one
@@ -493,7 +806,14 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
     Bufs *buf = thread_bufs();
     const GemmKernels *k = sc->k;
     int64_t kc = k_block(K);
-    /* a gathered B is always packed (there is no B to read in place) */
+#if GATHER_AVX2
+    /* a gathered B is packed, except for a few rows of a forward */
+    if (bs->gat && !bpre && gather_small(bs->gat, M)) {
+        gather_small_m(bs->gat, M, N, K, A, lda, ta, bs->p0, bs->j0, cd, acc, buf->off);
+        epilogue(epi, row0, 0, M);
+        return;
+    }
+#endif
     if (M <= GEMM_GEMV_MR && M == Mall && !bs->gat && !cd->map) {
         need(sc->g, (bs->tb ? F_GEMV_T : F_GEMV_N) + (int)M - 1);
         gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, bs->B, bs->ldb, bs->tb, C, ldc, acc);

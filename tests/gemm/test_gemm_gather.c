@@ -359,3 +359,39 @@ Test(gemm_gather, mapped_output_blocks_threads_and_k_split, .timeout = 60) {
     cr_expect(strstr(text, "4x18x576 tB on 3: split over K"), "%s", text);
     free(text);
 }
+
+/* Products of 1-4 rows with a forward's columns (output rows of at least
+ * 8 positions, stride 1) are computed from x without packing (gemm_driver.c,
+ * gather_small_m): a grouped or depthwise convolution's. The same bits as
+ * the packed path: one K block and several (K = 32*9 > 256), runs of 8-20
+ * positions (masked ends), 1-3 threads (split over N, and over K), plain
+ * and mapped C. */
+Test(gemm_gather, few_rows_from_x_bit_identical, .timeout = 60) {
+    int bad = 0;
+    for (int v = 0; v < 24 && !bad; v++) {
+        Geo g = {.N = irand(1, 3),
+                 .C = v % 3 == 0 ? 32 : irand(1, 4),
+                 .kh = 3,
+                 .kw = 3,
+                 .s0 = irand(1, 2),
+                 .s1 = 1,
+                 .d0 = irand(1, 2),
+                 .d1 = irand(1, 2)};
+        g.Hp = (g.kh - 1) * g.d0 + 1 + irand(0, 8);
+        g.Wp = (g.kw - 1) * g.d1 + irand(8, 20);
+        g.Ho = (g.Hp - (g.kh - 1) * g.d0 - 1) / g.s0 + 1;
+        g.Wo = g.Wp - (g.kw - 1) * g.d1;
+        int64_t M = 1 + v % 4;
+        bad += check_geo(&g, M);
+        if (!bad) bad += check_mapped(&g, M, irand(0, 2), irand(0, 3), false);
+    }
+    cr_expect(bad == 0, "%d mismatches (see the log)", bad);
+    GemmSplitCost cheap = {GEMM_DEF_MADD_NS, 0, "set"};
+    gemm_split_cost_set(&cheap);
+    Geo k = {
+        .N = 1, .C = 64, .Hp = 3, .Wp = 12, .kh = 3, .kw = 3, .s0 = 1, .s1 = 1, .d0 = 1, .d1 = 1};
+    k.Ho = 1;
+    k.Wo = 10;
+    cr_expect(check_mapped(&k, 3, 0, 0, true) == 0); /* split over K: part 1 from p0 = 256 */
+    gemm_split_cost_set(NULL);
+}
