@@ -1104,16 +1104,17 @@ static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
 }
 
 /* The rule measured by bench/bench_conv.c (spec/jit.md): the GEMM wins once
- * each group's product has a reduction worth packing and either a few rows
- * or output rows of at least 8 positions: with 1-3 output channels per
- * group (depthwise) the GEMM computes the forward straight from the image
- * (gather_small_m in compiler/gemm/gemm_driver.c), 7x the direct loop nest
- * on bench_conv's depthwise 3x3, and 3.5x over forward and backward.
- * Narrower images stay direct (no workspace). */
-bool lp_conv_uses_gemm(const IrGraph *g, int id) {
+ * each group's product has a few rows and a reduction worth packing. With
+ * 1-3 output channels per group (depthwise) the JIT's GEMM computes the
+ * forward straight from the image when its output rows have at least 8
+ * positions (gather_small_m in compiler/gemm/gemm_driver.c): 7x the direct
+ * loop nest on bench_conv's depthwise 3x3, 3.5x over forward and backward.
+ * ttc's loop GEMM (lp_lower: explicit im2col only) was not measured there:
+ * direct, which needs no workspace. */
+bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather) {
     ConvDims d = conv_dims(g, ir_node(g, id));
     if (d.N == 0 || d.P == 0 || d.O == 0 || d.Kg == 0 || d.C == 0) return false;
-    return d.Kg >= 4 && (d.Og >= 4 || d.Wo >= 8);
+    return d.Kg >= 4 && (d.Og >= 4 || (gather && d.Wo >= 8));
 }
 
 /* Node id's lowering: its own (ctune.h) or the graph's. */
@@ -1128,7 +1129,7 @@ bool lw_conv_gemm(const Lower *L, int id) {
         ConvDims d = conv_dims(L->g, node(L, id));
         return d.N > 0 && d.P > 0 && d.O > 0 && d.Kg > 0 && d.C > 0;
     }
-    return lp_conv_uses_gemm(L->g, id);
+    return lp_conv_uses_gemm(L->g, id, L->implicit);
 }
 
 /* The rule measured by bench/bench_conv.c (spec/jit.md): implicit im2col

@@ -919,7 +919,7 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
             }
             built++;
             for (int i = 0; i < g.n; i++)
-                if (g.nodes[i].op == ops[o] && lp_conv_uses_gemm(&g, i)) gemm_chosen++;
+                if (g.nodes[i].op == ops[o] && lp_conv_uses_gemm(&g, i, true)) gemm_chosen++;
             gathered[o] += lowers_to_gather(&g);
             per_op[o]++;
             void **in = make_inputs(&g, &r, false);
