@@ -19,6 +19,11 @@
  * products summed by the caller in a fixed order. Whether threads pay is
  * the cost model's: the host's multiply-add and pool wake + join, measured
  * here on the first threaded product (measure_cost).
+ *
+ * A gathered op(B) (implicit im2col, gemm.h's TtGemmGather) is packed by
+ * pack_gather, or, with 1-4 rows and a forward's columns, not packed at all
+ * (gather_small_m); its C may be a convolution's [N, O, P] (TtGemmOut,
+ * CDst). Either way the bits are the packed product's.
  */
 #include <pthread.h>
 #include <sched.h>
