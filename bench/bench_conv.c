@@ -417,7 +417,7 @@ int main(int argc, char **argv) {
             int64_t og = s->o / s->groups, kg = s->c / s->groups * s->k * s->k;
             double flop = 2.0 * (double)(s->n * s->o * c->ho * c->wo) * (double)kg;
             int conv_id = c->fwd.outputs[0];
-            const char *rule = lp_conv_uses_gemm(&c->fwd, conv_id) ? "implicit" : "direct";
+            const char *rule = lp_conv_uses_gemm(&c->fwd, conv_id, true) ? "implicit" : "direct";
             c->jit = jd;
             double df = timeit(run_fwd, c, sample_s, total_s),
                    db = timeit(run_fb, c, sample_s, total_s);
@@ -437,7 +437,7 @@ int main(int argc, char **argv) {
             free(q.b);
             free(q.c);
             /* torch/tt: against the lowering the rule picks */
-            bool imp = lp_conv_uses_gemm(&c->fwd, conv_id);
+            bool imp = lp_conv_uses_gemm(&c->fwd, conv_id, true);
             double rule_f = imp ? xf : df, rule_b = imp ? xb : db;
             printf("%-26s %-8s %-4s %7.1f %7.1f %7.1f %8.1f %7.1f %7.1f %7.0f%% %9.2f %9.2f\n",
                    s->name, rule, "fwd", gflops(flop, nf[i]), gflops(flop, df), gflops(flop, gf),

@@ -85,6 +85,25 @@ void tt_gemm_run_gather(TtGemm *g, int64_t M, int64_t N, int64_t K, const float 
                         bool transA, const TtGemmGather *B, float *C, int64_t ldc, bool accumulate,
                         int nthreads, const TtGemmEpilogue *epi);
 
+/* Where a convolution's product stores C: its columns j = (image, position)
+ * grouped in runs of `cols` (the positions of one image), run n at C +
+ * n * stride:
+ *   C(i, j) at C[i * ldc + (j / cols) * stride + j % cols]
+ * so y'[O, N*P] lands as y[N, O, P] (cols = P, ldc = P, stride = O*P): no
+ * [O, N*P] temporary and no copy. Tiles that cross from one run to the
+ * next are computed in a scratch tile and stored element by element; the
+ * bits are those of the plain product (tests/gemm/test_gemm_gather.c). */
+typedef struct TtGemmOut {
+    int64_t cols, stride; /* cols >= 1 */
+} TtGemmOut;
+
+/* tt_gemm_run_gather with C laid out by out (NULL: C[i * ldc + j]). The
+ * epilogue, if any, is still called on rows of C as they are finished. */
+void tt_gemm_run_gather_out(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                            bool transA, const TtGemmGather *B, float *C, int64_t ldc,
+                            const TtGemmOut *out, bool accumulate, int nthreads,
+                            const TtGemmEpilogue *epi);
+
 /* Vector lanes of the default schedule's tile for a large square product
  * on this host (8 or 16; TT_GEMM_LANES when set). */
 int tt_gemm_lanes(const TtGemm *g);

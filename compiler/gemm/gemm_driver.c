@@ -19,6 +19,11 @@
  * products summed by the caller in a fixed order. Whether threads pay is
  * the cost model's: the host's multiply-add and pool wake + join, measured
  * here on the first threaded product (measure_cost).
+ *
+ * A gathered op(B) (implicit im2col, gemm.h's TtGemmGather) is packed by
+ * pack_gather, or, with 1-4 rows and a forward's columns, not packed at all
+ * (gather_small_m); its C may be a convolution's [N, O, P] (TtGemmOut,
+ * CDst). Either way the bits are the packed product's.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -29,6 +34,13 @@
 #include <time.h>
 #if defined(__SSE2__)
 #include <xmmintrin.h>
+#endif
+/* pack_gather's 8-float moves, compiled for AVX2 and chosen at run time */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define GATHER_AVX2 1
+#else
+#define GATHER_AVX2 0
 #endif
 
 #include "gemm.h"
@@ -123,6 +135,8 @@ typedef struct Part {
     const float *A, *B;
     float *C;
     int64_t ldc;
+    const TtGemmOut *map; /* C's layout (NULL: rows of ldc) */
+    int64_t cj0;          /* with map: the part's first column of C */
 } Part;
 
 typedef struct Job {
@@ -247,6 +261,23 @@ typedef struct BSrc {
     int64_t p0, j0;          /* a gathered B: its first row and column (a part's share) */
 } BSrc;
 
+/* C as one thread's product writes it: C(i, j) at c[i*ldc + j], or with a
+ * map (TtGemmOut) column j0 + j at c[i*ldc + (j0+j)/cols * stride +
+ * (j0+j)%cols] (a thread's share of columns starts at j0). */
+typedef struct CDst {
+    float *c;
+    int64_t ldc;
+    const TtGemmOut *map;
+    int64_t j0;
+} CDst;
+
+/* The address of C(i, j) (j counted from d->j0). */
+static float *c_at(const CDst *d, int64_t i, int64_t j) {
+    if (!d->map) return d->c + i * d->ldc + j;
+    j += d->j0;
+    return d->c + i * d->ldc + j / d->map->cols * d->map->stride + j % d->map->cols;
+}
+
 /* out[t] = the offset of index start + t, t < n, for an index read as the
  * mixed-radix digits (u, v, w) of dim[0] x dim[1]: u*str[0] + v*str[1] +
  * w*str[2]. One division for the start, then the digits are carried. */
@@ -339,65 +370,179 @@ static void pack_transposed(const float *x, const int64_t *roff, int64_t kc, con
     }
 }
 
+/* The rows of one panel whose columns are runs of consecutive offsets
+ * (stride 1: an output row's positions): d[p*nr + run.j + t] =
+ * x[roff[p] + run.off + t], zero past w. Explicit vector moves (GCC's
+ * vectorized loop checked the two pointers for overlap on every run of
+ * every row); a run's tail is its last 4 again. */
+static void copy_runs(const float *x, const int64_t *roff, int64_t kc, const Run *runs, int nrun,
+                      int64_t w, int64_t nr, float *d) {
+    for (int64_t p = 0; p < kc; p++, d += nr) {
+        const float *xr = x + roff[p];
+        for (int r = 0; r < nrun; r++) {
+            float *dr = d + runs[r].j;
+            const float *sr = xr + runs[r].off;
+            int64_t t = 0, len = runs[r].len;
+#if defined(__SSE2__)
+            for (; t + 4 <= len; t += 4) _mm_storeu_ps(dr + t, _mm_loadu_ps(sr + t));
+            if (t < len && len >= 4) {
+                _mm_storeu_ps(dr + len - 4, _mm_loadu_ps(sr + len - 4));
+                t = len;
+            }
+#endif
+            for (; t < len; t++) dr[t] = sr[t];
+        }
+        for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+    }
+}
+
+/* The same rows for runs of stride 2 (a forward with stride 2: every other
+ * position of an output row): two vector loads, the even lanes kept.
+ * t + 4 < len: the second load's last lane, one past the group's last
+ * tap, is then still in the run. */
+static void copy_runs2(const float *x, const int64_t *roff, int64_t kc, const Run *runs, int nrun,
+                       int64_t w, int64_t nr, float *d) {
+    for (int64_t p = 0; p < kc; p++, d += nr) {
+        const float *xr = x + roff[p];
+        for (int r = 0; r < nrun; r++) {
+            float *dr = d + runs[r].j;
+            const float *sr = xr + runs[r].off;
+            int64_t t = 0, len = runs[r].len;
+#if defined(__SSE2__)
+            for (; t + 4 < len; t += 4) {
+                __m128 a = _mm_loadu_ps(sr + 2 * t), b = _mm_loadu_ps(sr + 2 * t + 4);
+                _mm_storeu_ps(dr + t, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+            }
+#endif
+            for (; t < len; t++) dr[t] = sr[2 * t];
+        }
+        for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+    }
+}
+
+#if GATHER_AVX2
+/* copy_runs and copy_runs2 with 8-float moves, where the CPU has AVX2
+ * (the file is built for SSE2): with a few input channels the packing of
+ * a gathered B costs as much as the product (fashion conv1: K = 9), and
+ * the JIT's own packer of a B in memory moves whole vectors. The same
+ * values land in the same places. */
+__attribute__((target("avx2"))) static void copy_runs_avx2(const float *x, const int64_t *roff,
+                                                           int64_t kc, const Run *runs, int nrun,
+                                                           int64_t w, int64_t nr, float *d) {
+    for (int64_t p = 0; p < kc; p++, d += nr) {
+        const float *xr = x + roff[p];
+        for (int r = 0; r < nrun; r++) {
+            float *dr = d + runs[r].j;
+            const float *sr = xr + runs[r].off;
+            int64_t t = 0, len = runs[r].len;
+            if (len >= 8) {
+                for (; t + 8 <= len; t += 8) _mm256_storeu_ps(dr + t, _mm256_loadu_ps(sr + t));
+                if (t < len) _mm256_storeu_ps(dr + len - 8, _mm256_loadu_ps(sr + len - 8));
+            } else if (len >= 4) {
+                _mm_storeu_ps(dr, _mm_loadu_ps(sr));
+                _mm_storeu_ps(dr + len - 4, _mm_loadu_ps(sr + len - 4));
+            } else {
+                for (; t < len; t++) dr[t] = sr[t];
+            }
+        }
+        for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+    }
+}
+
+__attribute__((target("avx2"))) static void copy_runs2_avx2(const float *x, const int64_t *roff,
+                                                            int64_t kc, const Run *runs, int nrun,
+                                                            int64_t w, int64_t nr, float *d) {
+    for (int64_t p = 0; p < kc; p++, d += nr) {
+        const float *xr = x + roff[p];
+        for (int r = 0; r < nrun; r++) {
+            float *dr = d + runs[r].j;
+            const float *sr = xr + runs[r].off;
+            int64_t t = 0, len = runs[r].len;
+            for (; t + 8 < len; t += 8) { /* [a0 a2 b0 b2 | a4 a6 b4 b6], then its 64-bit
+                                             halves reordered 0, 2, 1, 3 */
+                __m256 a = _mm256_loadu_ps(sr + 2 * t), b = _mm256_loadu_ps(sr + 2 * t + 8);
+                __m256d e = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+                _mm256_storeu_ps(dr + t, _mm256_castpd_ps(_mm256_permute4x64_pd(e, 0xD8)));
+            }
+            for (; t + 4 < len; t += 4) {
+                __m128 a = _mm_loadu_ps(sr + 2 * t), b = _mm_loadu_ps(sr + 2 * t + 4);
+                _mm_storeu_ps(dr + t, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+            }
+            for (; t < len; t++) dr[t] = sr[2 * t];
+        }
+        for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+    }
+}
+#endif
+
 /* Packs the kc x nc block of a gathered op(B) at (p0, j0) the way pack_n
  * lays out a block: panel q at dst + q*pstride*nr, row p at +p*nr, zero
  * past nc. The offsets of the block's rows and columns are computed once,
  * so each element is one load at x + roff[p] + coff[j]; a panel whose
- * columns are a few runs of consecutive offsets is copied run by run
- * (vector moves instead of one load per element). */
+ * columns are a few runs of consecutive offsets (or of offsets 2 apart) is
+ * copied run by run, any other as a transpose (pack_transposed). */
 static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p0, int64_t j0,
                         int64_t nr, float *dst, int64_t pstride, int64_t *off) {
-    int64_t *roff = off, *coff = off + kc;
+    int64_t *roff = off, *co = off + kc;
     gather_offsets(g->rdim, g->rstr, p0, kc, roff);
-    gather_offsets(g->cdim, g->cstr, j0, nc, coff);
+#if GATHER_AVX2
+    bool avx2 = __builtin_cpu_supports("avx2");
+#endif
+    /* a forward's columns (stride 1 or 2 along an output row): each panel's
+     * runs come from the column digits, a run per output row it touches,
+     * without the offsets of every column (with K = 9, one input channel,
+     * those cost as much as the copies) */
+    int64_t step = g->cstr[2];
+    bool digits = (step == 1 || step == 2) && g->cdim[1] >= 4;
+    int64_t cw = j0 % g->cdim[1], cuv = j0 / g->cdim[1];
+    int64_t cv = cuv % g->cdim[0], cu = cuv / g->cdim[0];
     Run runs[GEMM_NR_MAX];
     for (int64_t q = 0; q * nr < nc; q++) {
-        const int64_t *co = coff + q * nr;
         int64_t w = nc - q * nr < nr ? nc - q * nr : nr;
         float *d = dst + q * pstride * nr;
+        if (digits) {
+            int nrun = 0;
+            for (int64_t j = 0; j < w;) {
+                int64_t len = min64(g->cdim[1] - cw, w - j);
+                runs[nrun++] = (Run){j, len, cu * g->cstr[0] + cv * g->cstr[1] + cw * step};
+                j += len;
+                if ((cw += len) == g->cdim[1]) {
+                    cw = 0;
+                    if (++cv == g->cdim[0]) cv = 0, cu++;
+                }
+            }
+            if (nrun * 4 <= w) {
+#if GATHER_AVX2
+                if (avx2) {
+                    (step == 1 ? copy_runs_avx2 : copy_runs2_avx2)(g->x, roff, kc, runs, nrun, w,
+                                                                   nr, d);
+                    continue;
+                }
+#endif
+                (step == 1 ? copy_runs : copy_runs2)(g->x, roff, kc, runs, nrun, w, nr, d);
+                continue;
+            }
+        }
+        /* any other panel: its columns' offsets, then runs of stride 1 or
+         * 2 where they are few, else a transpose */
+        gather_offsets(g->cdim, g->cstr, j0 + q * nr, w, co);
         int nrun = panel_runs(co, w, 1, runs);
         if (nrun * 4 > w && (nrun = panel_runs(co, w, 2, runs)) * 4 <= w) {
-            /* stride 2 (a forward with stride 2: every other position of
-             * an output row): two vector loads, the even lanes kept */
-            for (int64_t p = 0; p < kc; p++, d += nr) {
-                const float *xr = g->x + roff[p];
-                for (int r = 0; r < nrun; r++) {
-                    float *dr = d + runs[r].j;
-                    const float *sr = xr + runs[r].off;
-                    int64_t t = 0, len = runs[r].len;
-#if defined(__SSE2__)
-                    /* t + 4 < len: the second load's last lane, one past
-                     * the group's last tap, is then still in the run */
-                    for (; t + 4 < len; t += 4) {
-                        __m128 a = _mm_loadu_ps(sr + 2 * t), b = _mm_loadu_ps(sr + 2 * t + 4);
-                        _mm_storeu_ps(dr + t, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-                    }
-#endif
-                    for (; t < len; t++) dr[t] = sr[2 * t];
-                }
-                for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+#if GATHER_AVX2
+            if (avx2) {
+                copy_runs2_avx2(g->x, roff, kc, runs, nrun, w, nr, d);
+                continue;
             }
+#endif
+            copy_runs2(g->x, roff, kc, runs, nrun, w, nr, d);
         } else if (nrun * 4 <= w) {
-            for (int64_t p = 0; p < kc; p++, d += nr) {
-                const float *xr = g->x + roff[p];
-                for (int r = 0; r < nrun; r++) {
-                    float *dr = d + runs[r].j;
-                    const float *sr = xr + runs[r].off;
-                    int64_t t = 0, len = runs[r].len;
-#if defined(__SSE2__)
-                    /* explicit vector moves: the compiler's vectorized
-                     * loop checked the two pointers for overlap on every
-                     * run of every row */
-                    for (; t + 4 <= len; t += 4) _mm_storeu_ps(dr + t, _mm_loadu_ps(sr + t));
-                    if (t < len && len >= 4) { /* the tail as the run's last 4, again */
-                        _mm_storeu_ps(dr + len - 4, _mm_loadu_ps(sr + len - 4));
-                        t = len;
-                    }
-#endif
-                    for (; t < len; t++) dr[t] = sr[t];
-                }
-                for (int64_t j = w; j < nr; j++) d[j] = 0.0f;
+#if GATHER_AVX2
+            if (avx2) {
+                copy_runs_avx2(g->x, roff, kc, runs, nrun, w, nr, d);
+                continue;
             }
+#endif
+            copy_runs(g->x, roff, kc, runs, nrun, w, nr, d);
         } else {
             pack_transposed(g->x, roff, kc, co, w, nr, d);
         }
@@ -421,6 +566,223 @@ static void pack_whole(const Sched *sc, int64_t N, int64_t K, const BSrc *bs, fl
     pack_block(tile_needed(sc, N), bs, K, N, 0, 0, dst, (K + 7) & ~(int64_t)7, thread_bufs()->off);
 }
 
+#if GATHER_AVX2
+/* One run of len columns of a gathered product with MM <= GEMM_GEMV_MR
+ * rows, straight from x (row p of the run at xs + roff[p]): 16 columns
+ * at a time, then 8 with masked loads and stores at the run's end. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+small_m_run(int MM, int64_t kcur, const float *A, int64_t sai, int64_t sak, const float *xs,
+            const int64_t *roff, int64_t len, float *const *cr, bool add) {
+    int64_t t = 0;
+    for (; t + 16 <= len; t += 16) {
+        __m256 a0[GEMM_GEMV_MR], a1[GEMM_GEMV_MR];
+        for (int i = 0; i < MM; i++) a0[i] = a1[i] = _mm256_setzero_ps();
+        for (int64_t p = 0; p < kcur; p++) {
+            const float *b = xs + roff[p] + t;
+            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            for (int i = 0; i < MM; i++) {
+                __m256 s = _mm256_broadcast_ss(A + i * sai + p * sak);
+                a0[i] = _mm256_fmadd_ps(s, b0, a0[i]);
+                a1[i] = _mm256_fmadd_ps(s, b1, a1[i]);
+            }
+        }
+        for (int i = 0; i < MM; i++) {
+            float *c = cr[i] + t;
+            if (add) {
+                a0[i] = _mm256_add_ps(_mm256_loadu_ps(c), a0[i]);
+                a1[i] = _mm256_add_ps(_mm256_loadu_ps(c + 8), a1[i]);
+            }
+            _mm256_storeu_ps(c, a0[i]);
+            _mm256_storeu_ps(c + 8, a1[i]);
+        }
+    }
+    for (; t < len; t += 8) {
+        int64_t r = len - t;
+        __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r < 8 ? r : 8)), lane);
+        __m256 a0[GEMM_GEMV_MR];
+        for (int i = 0; i < MM; i++) a0[i] = _mm256_setzero_ps();
+        for (int64_t p = 0; p < kcur; p++) {
+            __m256 b0 = _mm256_maskload_ps(xs + roff[p] + t, m);
+            for (int i = 0; i < MM; i++)
+                a0[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + i * sai + p * sak), b0, a0[i]);
+        }
+        for (int i = 0; i < MM; i++) {
+            float *c = cr[i] + t;
+            if (add) a0[i] = _mm256_add_ps(_mm256_maskload_ps(c, m), a0[i]);
+            _mm256_maskstore_ps(c, m, a0[i]);
+        }
+    }
+}
+
+/* R runs of the same length at once, 16 columns of each at a time (t <
+ * len rounded down to 16; the rest is small_m_run's): with one or two
+ * rows, a single run's two chains of fma over p wait on each other's
+ * latency, R runs give 2R chains. Returns the columns done. */
+#define SMALL_M_RUNS 4
+__attribute__((target("avx2,fma"), always_inline)) static inline int64_t
+small_m_runs(int MM, int R, int64_t kcur, const float *A, int64_t sai, int64_t sak,
+             const float *const *xs, const int64_t *roff, int64_t len,
+             float *const (*cr)[GEMM_GEMV_MR], bool add) {
+    int64_t t = 0;
+    for (; t + 16 <= len; t += 16) {
+        __m256 a0[SMALL_M_RUNS][GEMM_GEMV_MR], a1[SMALL_M_RUNS][GEMM_GEMV_MR];
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < MM; i++) a0[r][i] = a1[r][i] = _mm256_setzero_ps();
+        for (int64_t p = 0; p < kcur; p++) {
+            __m256 s[GEMM_GEMV_MR];
+            for (int i = 0; i < MM; i++) s[i] = _mm256_broadcast_ss(A + i * sai + p * sak);
+            for (int r = 0; r < R; r++) {
+                const float *b = xs[r] + roff[p] + t;
+                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+                for (int i = 0; i < MM; i++) {
+                    a0[r][i] = _mm256_fmadd_ps(s[i], b0, a0[r][i]);
+                    a1[r][i] = _mm256_fmadd_ps(s[i], b1, a1[r][i]);
+                }
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < MM; i++) {
+                float *c = cr[r][i] + t;
+                if (add) {
+                    a0[r][i] = _mm256_add_ps(_mm256_loadu_ps(c), a0[r][i]);
+                    a1[r][i] = _mm256_add_ps(_mm256_loadu_ps(c + 8), a1[r][i]);
+                }
+                _mm256_storeu_ps(c, a0[r][i]);
+                _mm256_storeu_ps(c + 8, a1[r][i]);
+            }
+    }
+    return t;
+}
+
+/* The batch of nb runs of length len: together as far as they go, then
+ * each run's rest alone. */
+__attribute__((target("avx2,fma"))) static void
+small_m_flush(int64_t M, int nb, int64_t kcur, const float *A, int64_t sai, int64_t sak,
+              const float *const *xs, const int64_t *roff, int64_t len, float *(*cr)[GEMM_GEMV_MR],
+              bool add) {
+    int64_t t = 0;
+    if (nb == SMALL_M_RUNS && M == 1)
+        t = small_m_runs(1, SMALL_M_RUNS, kcur, A, sai, sak, xs, roff, len, cr, add);
+    else if (nb >= 2 && M == 2)
+        t = small_m_runs(2, 2, kcur, A, sai, sak, xs, roff, len, cr, add);
+    for (int r = 0; r < nb; r++) {
+        int from = nb >= 2 && M == 2 && r < 2 ? 1 : 0; /* the runs done above */
+        int64_t t0 = (M == 1 && nb == SMALL_M_RUNS) || from ? t : 0;
+        float *c[GEMM_GEMV_MR];
+        for (int64_t i = 0; i < M; i++) c[i] = cr[r][i] + t0;
+        switch (M) {
+        case 1:
+            small_m_run(1, kcur, A, sai, sak, xs[r] + t0, roff, len - t0, c, add);
+            break;
+        case 2:
+            small_m_run(2, kcur, A, sai, sak, xs[r] + t0, roff, len - t0, c, add);
+            break;
+        case 3:
+            small_m_run(3, kcur, A, sai, sak, xs[r] + t0, roff, len - t0, c, add);
+            break;
+        default:
+            small_m_run(4, kcur, A, sai, sak, xs[r] + t0, roff, len - t0, c, add);
+            break;
+        }
+    }
+}
+
+/* A gathered product of at most GEMM_GEMV_MR rows whose columns are a
+ * forward's (runs of stride 1 along an output row), computed straight from
+ * x without packing B: with 4 output channels per group (a grouped
+ * convolution) packing a block costs as much as its product. Each element
+ * is the micro-kernel's sum (gemm_jit.c): an fma chain over p from zero
+ * per K block of k_block(K), then stored or added to C, so the bits are
+ * the packed path's (tests/gemm/test_gemm_gather.c). */
+__attribute__((target("avx2,fma"))) static void
+gather_small_m(const TtGemmGather *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+               bool ta, int64_t p0, int64_t j0, const CDst *cd, bool acc, int64_t *roff) {
+    int64_t kc = k_block(K), sai = ta ? 1 : lda, sak = ta ? lda : 1;
+    for (int64_t pc = 0; pc < K; pc += kc) {
+        int64_t kcur = min64(kc, K - pc);
+        gather_offsets(g->rdim, g->rstr, p0 + pc, kcur, roff);
+        const float *a = A + pc * sak;
+        bool add = pc > 0 || acc;
+        int64_t cw = j0 % g->cdim[1], cuv = j0 / g->cdim[1];
+        int64_t cv = cuv % g->cdim[0], cu = cuv / g->cdim[0];
+        /* runs in batches of equal length (SMALL_M_RUNS with one row, 2
+         * with two) */
+        int per = M == 1 ? SMALL_M_RUNS : M == 2 ? 2 : 1, nb = 0;
+        const float *bx[SMALL_M_RUNS];
+        float *bc[SMALL_M_RUNS][GEMM_GEMV_MR];
+        int64_t blen = 0;
+        /* C's column j as (image, position) carried along: a division per
+         * run would cost as much as a run's product with one row */
+        int64_t cols = cd->map ? cd->map->cols : N + 1, jn = cd->map ? cd->j0 / cols : 0;
+        int64_t jp = cd->map ? cd->j0 % cols : 0;
+        for (int64_t j = 0; j < N;) {
+            int64_t len = min64(g->cdim[1] - cw, N - j);
+            if (nb > 0 && len != blen) {
+                small_m_flush(M, nb, kcur, a, sai, sak, bx, roff, blen, bc, add);
+                nb = 0;
+            }
+            bx[nb] = g->x + cu * g->cstr[0] + cv * g->cstr[1] + cw;
+            /* a run is in one image (an output row of it) */
+            float *c0 = cd->map ? cd->c + jn * cd->map->stride + jp : cd->c + j;
+            for (int64_t i = 0; i < M; i++) bc[nb][i] = c0 + i * cd->ldc;
+            if ((jp += len) >= cols) jp -= cols, jn++;
+            blen = len;
+            if (++nb == per) {
+                small_m_flush(M, nb, kcur, a, sai, sak, bx, roff, blen, bc, add);
+                nb = 0;
+            }
+            j += len;
+            if ((cw += len) == g->cdim[1]) {
+                cw = 0;
+                if (++cv == g->cdim[0]) cv = 0, cu++;
+            }
+        }
+        if (nb > 0) small_m_flush(M, nb, kcur, a, sai, sak, bx, roff, blen, bc, add);
+    }
+}
+#endif
+
+/* Whether a gathered product runs on gather_small_m: at most
+ * GEMM_GEMV_MR rows, columns in runs of at least 8 consecutive offsets
+ * (a forward with stride 1; a weight gradient's columns are taps), and a
+ * CPU with AVX2 and FMA. */
+static bool gather_small(const TtGemmGather *g, int64_t M) {
+#if GATHER_AVX2
+    return M <= GEMM_GEMV_MR && g->cstr[2] == 1 && g->cdim[1] >= 8 &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    (void)g;
+    (void)M;
+    return false;
+#endif
+}
+
+/* The micro-tiles of rows ic..ic+mcur at columns j..j+min(nrem, NR) of a
+ * mapped C whose columns cross from one image's run to the next: each
+ * computed into a scratch tile (C's values loaded first when it
+ * accumulates), then stored element by element. The micro-kernel does the
+ * same arithmetic on the scratch as on C, so the bits are those of a plain
+ * C. */
+static void tiles_via_scratch(const CDst *cd, const GemmUkr *ukr, int64_t kcur, bool ta,
+                              const float *a, int64_t sa, const float *bpan, int64_t ic,
+                              int64_t mcur, int64_t j, int64_t nrem, int64_t MR, int64_t NR,
+                              int32_t accf) {
+    float scr[GEMM_MR_MAX * GEMM_NR_MAX];
+    int64_t w = min64(nrem, NR);
+    for (int64_t ir = 0; ir < mcur;) {
+        int64_t mr = min64(MR, mcur - ir);
+        while (!ukr[mr - 1]) mr--;
+        if (accf)
+            for (int64_t r = 0; r < mr; r++)
+                for (int64_t t = 0; t < w; t++) scr[r * NR + t] = *c_at(cd, ic + ir + r, j + t);
+        ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, scr, NR, w, accf);
+        for (int64_t r = 0; r < mr; r++)
+            for (int64_t t = 0; t < w; t++) *c_at(cd, ic + ir + r, j + t) = scr[r * NR + t];
+        ir += mr;
+    }
+}
+
 /* One thread's product; its rows are rows row0.. of the caller's C, which
  * has Mall rows. The small-M path rounds differently from the packed one
  * (B transposed), so it is taken only for a whole product: a thread's share
@@ -428,20 +790,30 @@ static void pack_whole(const Sched *sc, int64_t N, int64_t K, const BSrc *bs, fl
  * bpre: NULL, or op(B) already packed by pack_whole (then K <= KC and
  * N <= NC, so there is one block of each and nothing is packed here). */
 static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
-                        int64_t lda, bool ta, const BSrc *bs, float *C, int64_t ldc, bool acc,
+                        int64_t lda, bool ta, const BSrc *bs, const CDst *cd, bool acc,
                         const TtGemmEpilogue *epi, int64_t row0, int64_t Mall, const float *bpre) {
     if (M <= 0 || N <= 0) return;
+    float *C = cd->c;
+    int64_t ldc = cd->ldc;
     if (K <= 0) {
         if (!acc)
-            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) *c_at(cd, i, j) = 0.0f;
         epilogue(epi, row0, 0, M);
         return;
     }
     Bufs *buf = thread_bufs();
     const GemmKernels *k = sc->k;
     int64_t kc = k_block(K);
-    /* a gathered B is always packed (there is no B to read in place) */
-    if (M <= GEMM_GEMV_MR && M == Mall && !bs->gat) {
+#if GATHER_AVX2
+    /* a gathered B is packed, except for a few rows of a forward */
+    if (bs->gat && !bpre && gather_small(bs->gat, M)) {
+        gather_small_m(bs->gat, M, N, K, A, lda, ta, bs->p0, bs->j0, cd, acc, buf->off);
+        epilogue(epi, row0, 0, M);
+        return;
+    }
+#endif
+    if (M <= GEMM_GEMV_MR && M == Mall && !bs->gat && !cd->map) {
         need(sc->g, (bs->tb ? F_GEMV_T : F_GEMV_N) + (int)M - 1);
         gemm_small_m(k, buf, kc, M, N, K, A, lda, ta, bs->B, bs->ldb, bs->tb, C, ldc, acc);
         epilogue(epi, row0, 0, M);
@@ -479,10 +851,25 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
                     }
                     a = d;
                 }
+                /* a mapped C's column as (run, position), carried from
+                 * panel to panel: two divisions per panel cost 15% of a
+                 * product with K = 9 (fashion conv1) */
+                int64_t cols = cd->map ? cd->map->cols : 1;
+                int64_t jn = cd->map ? (cd->j0 + jc) / cols : 0, jp = (cd->j0 + jc) % cols;
                 for (int64_t jr = 0; jr < ncur; jr += NR) {
                     const float *bpan = bp + (jr / NR) * kcp * NR;
-                    float *c = C + ic * ldc + jc + jr;
                     int64_t nrem = ncur - jr;
+                    float *c = C + ic * ldc + jc + jr;
+                    if (cd->map) {
+                        bool in_run = jp + min64(nrem, NR) <= cols; /* else it crosses images */
+                        c = C + ic * ldc + jn * cd->map->stride + jp;
+                        for (jp += NR; jp >= cols; jp -= cols) jn++;
+                        if (!in_run) {
+                            tiles_via_scratch(cd, ukr, kcur, ta, a, sa, bpan, ic, mcur, jc + jr,
+                                              nrem, MR, NR, accf);
+                            continue;
+                        }
+                    }
                     for (int64_t ir = 0; ir < mcur;) {
                         int64_t mr = min64(MR, mcur - ir);
                         while (!ukr[mr - 1]) mr--;
@@ -513,8 +900,9 @@ static void run_part(void *ctx, int c, int tid) {
         epilogue(j->epi, p->row0, 0, p->M);
     else {
         BSrc bs = {p->B, j->ldb, j->tb, j->gat, p->p0, p->j0};
-        gemm_serial(&j->sc, p->M, p->N, p->K, p->A, j->lda, j->ta, &bs, p->C, p->ldc, p->acc,
-                    j->epi, p->row0, j->M, j->bpre);
+        CDst cd = {p->C, p->ldc, p->map, p->cj0};
+        gemm_serial(&j->sc, p->M, p->N, p->K, p->A, j->lda, j->ta, &bs, &cd, p->acc, j->epi,
+                    p->row0, j->M, j->bpre);
     }
 }
 
@@ -740,43 +1128,54 @@ static double time_sched(void *ctx, const TtGemmSchedule *s) {
      * blocking per shape, at random), CPU time the candidate */
     struct timespec t0, t1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-    gemm_serial(&sc, c->M, c->N, c->K, c->A, c->lda, c->ta, c->bs, c->C, c->N, false, NULL, 0, c->M,
-                NULL);
+    CDst cd = {c->C, c->N, NULL, 0};
+    gemm_serial(&sc, c->M, c->N, c->K, c->A, c->lda, c->ta, c->bs, &cd, false, NULL, 0, c->M, NULL);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
     return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
 }
 
 static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
                       int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
-                      bool accumulate, int nthreads, const TtGemmEpilogue *epi);
+                      const TtGemmOut *map, bool accumulate, int nthreads,
+                      const TtGemmEpilogue *epi);
 
 /* The class's schedule (tuned on this product when the class is new), then
  * the product. A gathered B is tuned as its own class (tb set: it is
  * packed, never read in place). */
 static void run_tuned(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                      bool transA, const BSrc *bs, float *C, int64_t ldc, bool accumulate,
-                      int nthreads, const TtGemmEpilogue *epi) {
+                      bool transA, const BSrc *bs, float *C, int64_t ldc, const TtGemmOut *map,
+                      bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
     if (M <= 0 || N <= 0) return;
     TuneCtx tc = {g, M, N, K, lda, A, transA, bs, NULL};
     TtGemmSchedule s =
         gemm_tuner_pick(g->tuner, M, N, K, transA, bs->gat || bs->tb, time_sched, &tc);
     free(tc.C);
     Sched sc = resolve(g, &s);
-    run_sched(g, &sc, M, N, K, A, lda, transA, bs, C, ldc, accumulate, nthreads, epi);
+    run_sched(g, &sc, M, N, K, A, lda, transA, bs, C, ldc, map, accumulate, nthreads, epi);
 }
 
 void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                  bool transA, const float *B, int64_t ldb, bool transB, float *C, int64_t ldc,
                  bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
     BSrc bs = {B, ldb, transB, NULL, 0, 0};
-    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
+    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, NULL, accumulate, nthreads, epi);
 }
 
 void tt_gemm_run_gather(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                         bool transA, const TtGemmGather *B, float *C, int64_t ldc, bool accumulate,
                         int nthreads, const TtGemmEpilogue *epi) {
     BSrc bs = {NULL, 0, false, B, 0, 0};
-    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
+    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, NULL, accumulate, nthreads, epi);
+}
+
+void tt_gemm_run_gather_out(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                            bool transA, const TtGemmGather *B, float *C, int64_t ldc,
+                            const TtGemmOut *out, bool accumulate, int nthreads,
+                            const TtGemmEpilogue *epi) {
+    BSrc bs = {NULL, 0, false, B, 0, 0};
+    /* one run holding every column is the plain layout */
+    if (out && out->cols >= N) out = NULL;
+    run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, out, accumulate, nthreads, epi);
 }
 
 void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, int64_t K,
@@ -786,7 +1185,7 @@ void tt_gemm_run_with(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, 
     if (M <= 0 || N <= 0) return;
     Sched sc = resolve(g, s);
     BSrc bs = {B, ldb, transB, NULL, 0, 0};
-    run_sched(g, &sc, M, N, K, A, lda, transA, &bs, C, ldc, accumulate, nthreads, epi);
+    run_sched(g, &sc, M, N, K, A, lda, transA, &bs, C, ldc, NULL, accumulate, nthreads, epi);
 }
 
 /* The pool's job for a product of M rows with these operands; no epilogue,
@@ -809,7 +1208,7 @@ static Job *job_begin(TtGemm *g, const Sched *sc, int64_t M, int64_t lda, bool t
 /* Runs a split over M or N on sp->threads threads. Caller holds busy. */
 static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, int64_t N, int64_t K,
                    const float *A, int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
-                   bool accumulate, const TtGemmEpilogue *epi) {
+                   const TtGemmOut *map, bool accumulate, const TtGemmEpilogue *epi) {
     const int64_t MR = sc->k->wide.tile.mr, NR = sc->k->wide.tile.nr;
     bool by_n = sp->by == GS_N;
     int t = sp->threads;
@@ -825,14 +1224,15 @@ static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, i
     j->nparts = by_n ? split(N, NR, nch, st, len) : split(M, MR, nch, st, len);
     for (int i = 0; i < j->nparts; i++) {
         Part *p = &j->part[i];
-        *p = (Part){.K = K, .acc = accumulate, .ldc = ldc, .row0 = by_n ? 0 : st[i]};
+        *p = (Part){.K = K, .acc = accumulate, .ldc = ldc, .row0 = by_n ? 0 : st[i], .map = map};
         if (by_n) {
             p->M = M;
             p->N = len[i];
             p->A = A;
             p->B = bs->gat ? NULL : bs->tb ? bs->B + st[i] * bs->ldb : bs->B + st[i];
             p->j0 = bs->gat ? st[i] : 0;
-            p->C = C + st[i];
+            p->C = map ? C : C + st[i]; /* mapped: the part's columns from cj0 */
+            p->cj0 = map ? st[i] : 0;
         } else {
             p->M = len[i];
             p->N = N;
@@ -858,7 +1258,7 @@ static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, i
  * when the scratch cannot be allocated (nothing written then). */
 static bool run_k(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, int64_t N, int64_t K,
                   const float *A, int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
-                  bool accumulate, const TtGemmEpilogue *epi) {
+                  const TtGemmOut *map, bool accumulate, const TtGemmEpilogue *epi) {
     int64_t st[MAXCHUNK], len[MAXCHUNK];
     int n = split(K, KC, sp->parts, st, len);
     size_t bytes = ((size_t)(n - 1) * (size_t)(M * N) * sizeof(float) + 63) & ~(size_t)63;
@@ -876,7 +1276,8 @@ static bool run_k(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, in
                                         : bs->B + st[i] * bs->ldb,
                           .p0 = bs->gat ? st[i] : 0,
                           .C = i == 0 ? C : scr + (size_t)(i - 1) * (size_t)(M * N),
-                          .ldc = i == 0 ? ldc : N};
+                          .ldc = i == 0 ? ldc : N,
+                          .map = i == 0 ? map : NULL};
     if (sp->threads > 1 && pthread_mutex_trylock(&g->pool.busy) == 0) {
         Job *j = job_begin(g, sc, M, lda, transA, bs);
         j->nparts = n;
@@ -886,15 +1287,26 @@ static bool run_k(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, in
     } else {
         for (int i = 0; i < n; i++) {
             BSrc pb = {parts[i].B, bs->ldb, bs->tb, bs->gat, parts[i].p0, 0};
-            gemm_serial(sc, M, N, parts[i].K, parts[i].A, lda, transA, &pb, parts[i].C,
-                        parts[i].ldc, parts[i].acc, NULL, 0, M, NULL);
+            CDst cd = {parts[i].C, parts[i].ldc, parts[i].map, 0};
+            gemm_serial(sc, M, N, parts[i].K, parts[i].A, lda, transA, &pb, &cd, parts[i].acc, NULL,
+                        0, M, NULL);
         }
     }
+    CDst cd = {C, ldc, map, 0};
     for (int64_t r = 0; r < M; r++)
         for (int i = 1; i < n; i++) {
             const float *s = scr + (size_t)(i - 1) * (size_t)(M * N) + r * N;
-            float *c = C + r * ldc;
-            for (int64_t q = 0; q < N; q++) c[q] += s[q];
+            if (!map) {
+                float *c = C + r * ldc;
+                for (int64_t q = 0; q < N; q++) c[q] += s[q];
+                continue;
+            }
+            for (int64_t q = 0; q < N;) { /* run by run */
+                int64_t len = min64(map->cols - q % map->cols, N - q);
+                float *c = c_at(&cd, r, q);
+                for (int64_t t = 0; t < len; t++) c[t] += s[q + t];
+                q += len;
+            }
         }
     free(scr);
     epilogue(epi, 0, 0, M);
@@ -937,13 +1349,14 @@ static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small)
     GemmSplit sp = {small ? GS_N : GS_M, t, t, false, 0, 0};
     double ts[COST_RUNS], tp[COST_RUNS];
     BSrc bs = {b, N, false, NULL, 0, 0};
-    gemm_serial(sc, M, N, K, a, K, false, &bs, cc, N, false, NULL, 0, M, NULL);
-    run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, false, NULL);
+    CDst cd = {cc, N, NULL, 0};
+    gemm_serial(sc, M, N, K, a, K, false, &bs, &cd, false, NULL, 0, M, NULL);
+    run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, NULL, false, NULL);
     for (int r = 0; r < COST_RUNS; r++) {
         double t0 = now_ns();
-        gemm_serial(sc, M, N, K, a, K, false, &bs, cc, N, false, NULL, 0, M, NULL);
+        gemm_serial(sc, M, N, K, a, K, false, &bs, &cd, false, NULL, 0, M, NULL);
         double t1 = now_ns();
-        run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, false, NULL);
+        run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, NULL, false, NULL);
         tp[r] = now_ns() - t1;
         ts[r] = t1 - t0;
     }
@@ -1032,7 +1445,8 @@ static void explain_splits(FILE *out) {
 
 static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
                       int64_t lda, bool transA, const BSrc *bs, float *C, int64_t ldc,
-                      bool accumulate, int nthreads, const TtGemmEpilogue *epi) {
+                      const TtGemmOut *map, bool accumulate, int nthreads,
+                      const TtGemmEpilogue *epi) {
     bool transB = bs->gat || bs->tb;
     int t = nthreads < 1 ? 1 : nthreads > MAXT ? MAXT : nthreads;
     if (t > 1) {
@@ -1042,13 +1456,14 @@ static void run_sched(TtGemm *g, const Sched *sc, int64_t M, int64_t N, int64_t 
                                          bs->gat != NULL, &c);
         note_split(&(SplitNote){M, N, K, transA, transB, t, sp, c});
         if (sp.by == GS_K &&
-            run_k(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi))
+            run_k(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, map, accumulate, epi))
             return;
         if ((sp.by == GS_M || sp.by == GS_N) && pthread_mutex_trylock(&g->pool.busy) == 0) {
-            run_mn(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi);
+            run_mn(g, sc, &sp, M, N, K, A, lda, transA, bs, C, ldc, map, accumulate, epi);
             pthread_mutex_unlock(&g->pool.busy);
             return;
         }
     }
-    gemm_serial(sc, M, N, K, A, lda, transA, bs, C, ldc, accumulate, epi, 0, M, NULL);
+    CDst cd = {C, ldc, map, 0};
+    gemm_serial(sc, M, N, K, A, lda, transA, bs, &cd, accumulate, epi, 0, M, NULL);
 }

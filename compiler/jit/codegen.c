@@ -529,13 +529,14 @@ static void emit_gather_gemm(Cg *c, const LpGemm *g, LLVMValueRef efn) {
         LLVMAddAttributeAtIndex(c->ggemm_fn, LLVMAttributeFunctionIndex,
                                 LLVMCreateEnumAttribute(c->ctx, kind, 0));
     }
-    const int64_t geo[10] = {g->rdim[0], g->rdim[1], g->rstr[0], g->rstr[1], g->rstr[2],
-                             g->cdim[0], g->cdim[1], g->cstr[0], g->cstr[1], g->cstr[2]};
-    LLVMValueRef vals[10];
-    for (int i = 0; i < 10; i++) vals[i] = LLVMConstInt(i64, (unsigned long long)geo[i], 1);
-    LLVMTypeRef aty = LLVMArrayType2(i64, 10);
+    const int64_t geo[12] = {g->rdim[0], g->rdim[1], g->rstr[0], g->rstr[1],
+                             g->rstr[2], g->cdim[0], g->cdim[1], g->cstr[0],
+                             g->cstr[1], g->cstr[2], g->ocols,   g->ostride};
+    LLVMValueRef vals[12];
+    for (int i = 0; i < 12; i++) vals[i] = LLVMConstInt(i64, (unsigned long long)geo[i], 1);
+    LLVMTypeRef aty = LLVMArrayType2(i64, 12);
     LLVMValueRef gv = LLVMAddGlobal(c->mod, aty, "gather_geo");
-    LLVMSetInitializer(gv, LLVMConstArray2(i64, vals, 10));
+    LLVMSetInitializer(gv, LLVMConstArray2(i64, vals, 12));
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetLinkage(gv, LLVMPrivateLinkage);
     LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);

@@ -26,7 +26,8 @@ LLVMTargetMachineRef cg_host_machine(int opt_level, char *err, size_t errlen);
  *        const float *x, const int64_t *geo, float *C, int64_t ldc, int64_t M,
  *        int64_t N, int64_t K, void (*epi)(void **, int64_t, int64_t),
  *        void **bufs, int32_t acc)
- * geo: rdim[2], rstr[3], cdim[2], cstr[3] (a constant of the module). */
+ * geo: rdim[2], rstr[3], cdim[2], cstr[3], then C's layout: ocols, ostride
+ * (TtGemmOut; ocols 0: rows of ldc) (a constant of the module). */
 #define CG_GEMM_GATHER_SYMBOL "tt_jit_gemm_gather"
 
 /* The one qmatmul's LS_GEMM statements call (int8 -> i32, qgemm.h):

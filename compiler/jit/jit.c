@@ -134,8 +134,9 @@ static void jit_gemm_gather_call(const JitRt *rt, const float *A, int64_t lda, i
     TtGemmEpilogue e = {epi, bufs};
     TtGemmGather b = {
         x, {geo[0], geo[1]}, {geo[2], geo[3], geo[4]}, {geo[5], geo[6]}, {geo[7], geo[8], geo[9]}};
-    tt_gemm_run_gather(rt->gemm, M, N, K, A, lda, ta != 0, &b, C, ldc, acc != 0, rt->threads,
-                       epi ? &e : NULL);
+    TtGemmOut o = {geo[10], geo[11]};
+    tt_gemm_run_gather_out(rt->gemm, M, N, K, A, lda, ta != 0, &b, C, ldc, o.cols > 0 ? &o : NULL,
+                           acc != 0, rt->threads, epi ? &e : NULL);
 }
 
 /* CG_QGEMM_SYMBOL, defined like CG_GEMM_SYMBOL */

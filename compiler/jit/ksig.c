@@ -101,7 +101,7 @@ static void gemm(Walk *w, const LpGemm *g) {
     const int64_t v[] = {g->m,       g->n,       g->k,       g->lda,     g->ldb,     g->ldc,
                          g->ta,      g->tb,      g->acc,     g->q,       g->gather,  g->rdim[0],
                          g->rdim[1], g->rstr[0], g->rstr[1], g->rstr[2], g->cdim[0], g->cdim[1],
-                         g->cstr[0], g->cstr[1], g->cstr[2]};
+                         g->cstr[0], g->cstr[1], g->cstr[2], g->ocols,   g->ostride};
     put(w, v, sizeof v);
 }
 

@@ -752,7 +752,10 @@ static void print_block(FILE *out, const LpProg *p, const LpStmt *s, int depth) 
                         (long long)g->cstr[2]);
             else
                 fprintf(out, "]%s ldb %lld)", g->tb ? "^T" : "", (long long)g->ldb);
-            fprintf(out, " ldc %lld\n", (long long)g->ldc);
+            fprintf(out, " ldc %lld", (long long)g->ldc);
+            if (g->ocols > 0) /* C's columns in runs of ocols, ostride apart */
+                fprintf(out, " runs %lld stride %lld", (long long)g->ocols, (long long)g->ostride);
+            fputc('\n', out);
             break;
         }
         case LS_STORE:

@@ -122,6 +122,10 @@ typedef struct LpGemm {
      * tb unused. The JIT only (ttc's loop GEMM has no packing). */
     bool gather;
     int64_t rdim[2], rstr[3], cdim[2], cstr[3];
+    /* a gathered product's C as a convolution's [N, O, P] (TtGemmOut):
+     * C(i, j) at c[coff + i*ldc + (j / ocols) * ostride + j % ocols];
+     * ocols 0: rows of ldc */
+    int64_t ocols, ostride;
 } LpGemm;
 
 typedef struct LpStmt LpStmt;
@@ -301,8 +305,10 @@ LpProg *lp_lower_conv(const IrGraph *g, bool fuse, LpConvLowering conv);
  * ones ctune.h measured on the host; conv_of may be NULL. */
 LpProg *lp_lower_modes(const IrGraph *g, bool fuse, LpConvLowering conv,
                        const LpConvLowering *conv_of);
-/* AUTO's choice for conv node id of g (any of the three conv ops). */
-bool lp_conv_uses_gemm(const IrGraph *g, int id);
+/* AUTO's choice for conv node id of g (any of the three conv ops); gather:
+ * the JIT's implicit lowering is available (lp_lower_conv, not lp_lower),
+ * which takes depthwise convolutions with rows of 8+ positions too. */
+bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather);
 /* The im2col lowering cuts the batch into chunks of images whose column
  * matrix has at most this many floats (default 4 Mi; 0 restores it). For
  * tests: process-wide, read when a graph is lowered. */

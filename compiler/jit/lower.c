@@ -1114,13 +1114,17 @@ static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
 }
 
 /* The rule measured by bench/bench_conv.c (spec/jit.md): the GEMM wins once
- * each group's product has a few rows and a reduction worth packing; with
- * one output or input channel per group (depthwise) the direct loop nest,
- * which needs no workspace, is faster. */
-bool lp_conv_uses_gemm(const IrGraph *g, int id) {
+ * each group's product has a few rows and a reduction worth packing. With
+ * 1-3 output channels per group (depthwise) the JIT's GEMM computes the
+ * forward straight from the image when its output rows have at least 8
+ * positions (gather_small_m in compiler/gemm/gemm_driver.c): 7x the direct
+ * loop nest on bench_conv's depthwise 3x3, 3.5x over forward and backward.
+ * ttc's loop GEMM (lp_lower: explicit im2col only) was not measured there:
+ * direct, which needs no workspace. */
+bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather) {
     ConvDims d = conv_dims(g, ir_node(g, id));
     if (d.N == 0 || d.P == 0 || d.O == 0 || d.Kg == 0 || d.C == 0) return false;
-    return d.Og >= 4 && d.Kg >= 4;
+    return d.Kg >= 4 && (d.Og >= 4 || (gather && d.Wo >= 8));
 }
 
 /* Node id's lowering: its own (ctune.h) or the graph's. */
@@ -1135,7 +1139,7 @@ bool lw_conv_gemm(const Lower *L, int id) {
         ConvDims d = conv_dims(L->g, node(L, id));
         return d.N > 0 && d.P > 0 && d.O > 0 && d.Kg > 0 && d.C > 0;
     }
-    return lp_conv_uses_gemm(L->g, id);
+    return lp_conv_uses_gemm(L->g, id, L->implicit);
 }
 
 /* The rule measured by bench/bench_conv.c (spec/jit.md): implicit im2col
@@ -1357,16 +1361,27 @@ static void lower_conv_implicit(Lower *L, int id, int out) {
     int x = src >= 0 ? src : dense_operand(L, n->in[0], &xoff);
     Shape ts = {2, {d.O, d.NP}};
     if (n->op == OP_CONV2D) {
+        /* y'_g [Og, NP] stored straight as y [N, O, P] (TtGemmOut: column
+         * (n, p) of row o at n*O*P + o*P + p): no [O, NP] temporary and no
+         * copy; with one image the rows are y's own */
         int w = dense_operand(L, n->in[1], &woff);
-        bool direct = d.N == 1 && L->epi_root < 0; /* [O, P] is y */
-        int t = direct ? out : lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
-        LpGemm g = {w, x, t, NULL, NULL, NULL, d.Og, d.NP, d.Kg, d.Kg, 0, d.NP, false, false};
+        LpGemm g = {w, x, out, NULL, NULL, NULL, d.Og, d.NP, d.Kg, d.Kg, 0, d.P, false, false};
+        if (d.N > 1) {
+            g.ocols = d.P;
+            g.ostride = d.O * d.P;
+        }
         set_gather(&g, &d, win, true);
-        group_gemms(p, &d, g, d.Og * d.Kg, d.Cg * Hp * Wp, d.Og * d.NP, woff, xoff);
-        if (direct) return;
-        LpExpr *yi[4]; /* y = t, back to [N, O, P] (one group: as rows finish) */
-        LpExpr *ti = cf_loops(p, &d, yi, d.G == 1);
-        lp_store(p, out, linearize(p, yi, &n->shape), conv_result(L, id, yi, lp_load(p, t, ti)));
+        group_gemms(p, &d, g, d.Og * d.Kg, d.Cg * Hp * Wp, d.Og * d.P, woff, xoff);
+        if (L->epi_root < 0) return;
+        /* the chain (bias, BatchNorm, ReLU) in place on y, row o (one
+         * group: as the GEMM finishes its rows, on its threads) */
+        LpExpr *yi[4];
+        yi[1] = lp_open_loop(p, d.O);
+        if (d.G == 1) lp_mark_epilogue(p);
+        for (int k = 0; k < 4; k++)
+            if (k != 1) yi[k] = lp_open_loop(p, n->shape.d[k]);
+        LpExpr *yo = linearize(p, yi, &n->shape);
+        lp_store(p, out, yo, conv_result(L, id, yi, lp_load(p, out, yo)));
         close_n(p, 4);
     } else if (n->op == OP_CONV2D_BACKWARD_WEIGHT) {
         int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);

@@ -268,3 +268,130 @@ Test(gemm_gather, gathered_over_k_where_rows_would_repack, .timeout = 60) {
     free(W);
     free(S);
 }
+
+/* The forward with C stored as a convolution's [N, O, P] (TtGemmOut: run n
+ * of cols = P columns at n * stride, rows ldc apart) against tt_gemm_run on
+ * the materialized matrix copied into that layout: bit-identical, on 1-3
+ * threads, with and without accumulate, including the tiles that cross from
+ * one image to the next (P not a multiple of the tile) and the elements
+ * between the runs left untouched. Returns the number of mismatches. */
+static int check_mapped(const Geo *g, int64_t M, int64_t ldc_pad, int64_t stride_pad,
+                        bool ref_gathered) {
+    int64_t K = g->C * g->kh * g->kw, P = g->Ho * g->Wo, NP = g->N * P;
+    int64_t ldc = P + ldc_pad, stride = M * ldc + stride_pad, nout = g->N * stride;
+    int64_t nx = g->N * g->C * g->Hp * g->Wp;
+    float *x = malloc((size_t)nx * sizeof(float)), *col = malloc((size_t)(K * NP) * sizeof(float));
+    float *A = malloc((size_t)(M * K) * sizeof(float)),
+          *C1 = malloc((size_t)(M * NP) * sizeof(float));
+    float *W = malloc((size_t)nout * sizeof(float)), *C2 = malloc((size_t)nout * sizeof(float));
+    for (int64_t i = 0; i < nx; i++) x[i] = frand();
+    for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+    im2col(g, x, col);
+    TtGemmGather b = gather(g, x, true);
+    TtGemmOut om = {P, stride};
+    int bad = 0;
+    for (int t = 1; t <= 3 && !bad; t++)
+        for (int acc = 0; acc < 2 && !bad; acc++) {
+            for (int64_t i = 0; i < M * NP; i++) C1[i] = (float)(i % 7) - 3;
+            for (int64_t i = 0; i < nout; i++) W[i] = C2[i] = -1000.0f - (float)(i % 5);
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < NP; j++)
+                    C2[(j / P) * stride + i * ldc + j % P] = C1[i * NP + j];
+            if (ref_gathered)
+                tt_gemm_run_gather(G, M, NP, K, A, K, false, &b, C1, NP, acc, t, NULL);
+            else
+                tt_gemm_run(G, M, NP, K, A, K, false, col, NP, false, C1, NP, acc, t, NULL);
+            tt_gemm_run_gather_out(G, M, NP, K, A, K, false, &b, C2, ldc, &om, acc, t, NULL);
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < NP; j++)
+                    W[(j / P) * stride + i * ldc + j % P] = C1[i * NP + j];
+            for (int64_t i = 0; i < nout; i++) bad += memcmp(&W[i], &C2[i], sizeof *W) != 0;
+            if (bad)
+                cr_log_error("N%lld C%lld %lldx%lld k%lldx%lld s%lld,%lld M%lld ldc %lld stride "
+                             "%lld threads %d acc %d: %d mismatches",
+                             (long long)g->N, (long long)g->C, (long long)g->Hp, (long long)g->Wp,
+                             (long long)g->kh, (long long)g->kw, (long long)g->s0, (long long)g->s1,
+                             (long long)M, (long long)ldc, (long long)stride, t, acc, bad);
+        }
+    free(x);
+    free(col);
+    free(A);
+    free(C1);
+    free(W);
+    free(C2);
+    return bad;
+}
+
+Test(gemm_gather, mapped_output_random_small_bit_identical) {
+    int bad = 0;
+    for (int v = 0; v < 60 && !bad; v++) {
+        Geo g = random_geo(5, 4);
+        bad += check_mapped(&g, irand(1, 40), irand(0, 3), irand(0, 5), false);
+    }
+    cr_expect(bad == 0, "%d mismatches (see the log)", bad);
+}
+
+/* Several column blocks (N*P > 4080) split over N and over M on threads,
+ * a P of 196 (fashion conv2: the 16- and 32-wide tiles cross images), and
+ * a split over K (a deep K, few tiles, threads made cheap): part 0 stores
+ * in the mapped layout and the others' sums are added there. */
+Test(gemm_gather, mapped_output_blocks_threads_and_k_split, .timeout = 60) {
+    Geo g = {
+        .N = 24, .C = 3, .Hp = 16, .Wp = 16, .kh = 3, .kw = 3, .s0 = 1, .s1 = 1, .d0 = 1, .d1 = 1};
+    g.Ho = g.Hp - 2;
+    g.Wo = g.Wp - 2;
+    cr_expect(check_mapped(&g, 32, 0, 0, false) == 0);
+    cr_expect(check_mapped(&g, 150, 0, 7, false) == 0);
+    GemmSplitCost cheap = {GEMM_DEF_MADD_NS, 0, "set"};
+    gemm_split_cost_set(&cheap);
+    Geo k = {
+        .N = 2, .C = 64, .Hp = 5, .Wp = 5, .kh = 3, .kw = 3, .s0 = 1, .s1 = 1, .d0 = 1, .d1 = 1};
+    k.Ho = k.Wo = 3;
+    /* the reference: the gathered product into a plain C, split over K
+     * alike (tt_gemm_run splits a 4-row product otherwise), then copied */
+    cr_expect(check_mapped(&k, 4, 1, 3, true) == 0);
+    gemm_split_cost_set(NULL);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    tt_gemm_explain(f);
+    fclose(f);
+    cr_expect(strstr(text, "4x18x576 tB on 3: split over K"), "%s", text);
+    free(text);
+}
+
+/* Products of 1-4 rows with a forward's columns (output rows of at least
+ * 8 positions, stride 1) are computed from x without packing (gemm_driver.c,
+ * gather_small_m): a grouped or depthwise convolution's. The same bits as
+ * the packed path: one K block and several (K = 32*9 > 256), runs of 8-20
+ * positions (masked ends), 1-3 threads (split over N, and over K), plain
+ * and mapped C. */
+Test(gemm_gather, few_rows_from_x_bit_identical, .timeout = 60) {
+    int bad = 0;
+    for (int v = 0; v < 24 && !bad; v++) {
+        Geo g = {.N = irand(1, 3),
+                 .C = v % 3 == 0 ? 32 : irand(1, 4),
+                 .kh = 3,
+                 .kw = 3,
+                 .s0 = irand(1, 2),
+                 .s1 = 1,
+                 .d0 = irand(1, 2),
+                 .d1 = irand(1, 2)};
+        g.Hp = (g.kh - 1) * g.d0 + 1 + irand(0, 8);
+        g.Wp = (g.kw - 1) * g.d1 + irand(8, 20);
+        g.Ho = (g.Hp - (g.kh - 1) * g.d0 - 1) / g.s0 + 1;
+        g.Wo = g.Wp - (g.kw - 1) * g.d1;
+        int64_t M = 1 + v % 4;
+        bad += check_geo(&g, M);
+        if (!bad) bad += check_mapped(&g, M, irand(0, 2), irand(0, 3), false);
+    }
+    cr_expect(bad == 0, "%d mismatches (see the log)", bad);
+    GemmSplitCost cheap = {GEMM_DEF_MADD_NS, 0, "set"};
+    gemm_split_cost_set(&cheap);
+    Geo k = {
+        .N = 1, .C = 64, .Hp = 3, .Wp = 12, .kh = 3, .kw = 3, .s0 = 1, .s1 = 1, .d0 = 1, .d1 = 1};
+    k.Ho = 1;
+    k.Wo = 10;
+    cr_expect(check_mapped(&k, 3, 0, 0, true) == 0); /* split over K: part 1 from p0 = 256 */
+    gemm_split_cost_set(NULL);
+}

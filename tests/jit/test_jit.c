@@ -919,7 +919,7 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
             }
             built++;
             for (int i = 0; i < g.n; i++)
-                if (g.nodes[i].op == ops[o] && lp_conv_uses_gemm(&g, i)) gemm_chosen++;
+                if (g.nodes[i].op == ops[o] && lp_conv_uses_gemm(&g, i, true)) gemm_chosen++;
             gathered[o] += lowers_to_gather(&g);
             per_op[o]++;
             void **in = make_inputs(&g, &r, false);
@@ -947,6 +947,42 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
               gathered[2], per_op[2]);
     cr_expect(failures == 0, "%d differential failures (see the log)", failures);
     for (int m = 0; m < NM; m++) jit_free(jit[m]);
+}
+
+/* The rule's depthwise case: one output channel per group goes to the
+ * GEMM in the JIT when its output rows have 8+ positions (the gathered
+ * product of one row, computed from the image: gather_small_m), and stays
+ * direct with narrower rows and in ttc's lowering (no gather there); the
+ * JIT's result matches the reference either way. */
+Test(jit_ops, conv_rule_depthwise) {
+    Jit *jit = jit_new(2);
+    cr_assert(jit);
+    RgRng r = {777};
+    const int64_t sizes[2] = {12, 6}; /* Wo = 12 and 6 with padding 1 */
+    for (int v = 0; v < 2; v++) {
+        IrGraph g;
+        ir_init(&g);
+        SrcLoc L0 = {0};
+        IrWindow win = {{3, 3}, {1, 1}, {1, 1}, {1, 1}, 8};
+        Shape xs = {4, {2, 8, sizes[v], sizes[v]}}, ws = {4, {8, 1, 3, 3}};
+        int x = ir_input(&g, TY_F32, xs, "x", L0), w = ir_input(&g, TY_F32, ws, "w", L0);
+        int y = ir_conv2d(&g, x, w, -1, &win, L0);
+        ir_mark_output(&g, y);
+        bool wide = v == 0;
+        cr_expect(lp_conv_uses_gemm(&g, y, true) == wide, "Wo %lld: JIT rule", (long long)sizes[v]);
+        cr_expect(!lp_conv_uses_gemm(&g, y, false), "Wo %lld: ttc's rule", (long long)sizes[v]);
+        LpProg *p = lp_lower_conv(&g, true, LP_CONV_AUTO);
+        bool gathers = false;
+        for (int k = 0; k < p->nkernels; k++) gathers = gathers || stmts_gather(p->kernels[k].body);
+        lp_free(p);
+        cr_expect(gathers == wide, "Wo %lld: the JIT's lowering %s", (long long)sizes[v],
+                  gathers ? "gathers" : "does not gather");
+        void **in = make_inputs(&g, &r, false);
+        cr_expect(differential(jit, &g, in, 1e-4, "depthwise conv2d"));
+        free_ptrs(in, g.ninputs);
+        ir_free(&g);
+    }
+    jit_free(jit);
 }
 
 /* qconv2d with the batch cut into chunks of one image (a column budget of
