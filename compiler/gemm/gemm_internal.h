@@ -49,16 +49,26 @@ typedef void (*GemmPack)(int64_t kc, int64_t nc, const float *b, int64_t ldb, fl
  * A(i,p) = a[i*sai + p*sak] and B(p,j) = b[p*ldb + j], p < k. Each element
  * is summed exactly like the micro-kernel (fma chain in p order from zero,
  * then added to C), so for the same k blocks the results are bit-identical
- * to the packed path.
+ * to the packed path. ct != 0: the sums are stored transposed, C(i,j) at
+ * c[j*ldc + i] (a narrow product's C^T computed into C, gemm_driver.c).
  *
  * gemv_t, op(B) = B^T: C(i,j) = (acc ? C : 0) + sum_p a[i*sa + p] *
  * b[j*ldb + p] over p < k: dot products of contiguous rows, 8 lanes over p
  * and a horizontal sum (rounding differs from the packed path). */
 #define GEMM_GEMV_MR 4
 typedef void (*GemvN)(int64_t k, const float *a, int64_t sai, int64_t sak, const float *b,
-                      int64_t ldb, float *c, int64_t ldc, int64_t n, int32_t acc);
+                      int64_t ldb, float *c, int64_t ldc, int64_t n, int32_t acc, int32_t ct);
 typedef void (*GemvT)(int64_t k, const float *a, int64_t sa, const float *b, int64_t ldb, float *c,
                       int64_t ldc, int64_t n, int32_t acc);
+
+/* Narrow products, N <= GEMM_NARROW_N and M >= GEMM_NARROW_MIN_M (an
+ * MLP's last layer: N = 10 classes), are computed as their transpose
+ * C^T = op(B)^T op(A)^T (gemm_driver.c, gemm_narrow), bit-identical. */
+#define GEMM_NARROW_N     16
+#define GEMM_NARROW_MIN_M 32
+static inline bool gemm_is_narrow(int64_t M, int64_t N) {
+    return N <= GEMM_NARROW_N && M >= GEMM_NARROW_MIN_M;
+}
 
 /* The micro-kernels and packers of one tile. */
 typedef struct GemmTileKernels {

@@ -437,9 +437,56 @@ static int gemv_n_nv(int mr) {
 
 typedef struct Gemv {
     int mr;
-    LLVMValueRef fn, k, a, sai, sak, b, ldb, c, ldc, accf, pvar;
+    LLVMValueRef fn, k, a, sai, sak, b, ldb, c, ldc, accf, pvar, n, ct;
     LLVMValueRef acc[GEMM_GEMV_MR][8];
 } Gemv;
+
+/* gemv_n's sums stored transposed: C(i, j) at c[j*ldc + i], so each
+ * column j of the block is a row of mr floats at c + j*ldc (a narrow
+ * product computed as its transpose, gemm_driver.c gemm_narrow, writes its
+ * C directly). The mr sums of a column are gathered from lane l of the
+ * rows' accumulators; a masked block stores only its columns < n. Then
+ * branches to done. */
+static void gemv_n_store_t(Gen *g, Gemv *v, int nv, LLVMValueRef j, bool masked,
+                           LLVMBasicBlockRef done) {
+    LLVMTypeRef rt = LLVMVectorType(g->f32, (unsigned)v->mr);
+    LLVMValueRef nleft = LLVMBuildSub(g->b, v->n, j, "");
+    LLVMValueRef accv[GEMM_GEMV_MR][8];
+    for (int i = 0; i < v->mr; i++)
+        for (int h = 0; h < nv; h++) accv[i][h] = load(g, g->v8, v->acc[i][h], 32);
+    LLVMBasicBlockRef addb = block(g, v->fn, "gntadd"), setb = block(g, v->fn, "gntset");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, v->accf, c32(g, 0), ""), addb, setb);
+    for (int add = 0; add < 2; add++) {
+        LLVMPositionBuilderAtEnd(g->b, add ? addb : setb);
+        for (int h = 0; h < nv; h++)
+            for (int l = 0; l < 8; l++) {
+                int col = 8 * h + l;
+                LLVMBasicBlockRef st = NULL, next = NULL;
+                if (masked && h == nv - 1) { /* store only columns < n */
+                    st = block(g, v->fn, "gntst");
+                    next = block(g, v->fn, "gntnext");
+                    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, c64(g, col), nleft, ""),
+                                    st, next);
+                    LLVMPositionBuilderAtEnd(g->b, st);
+                }
+                LLVMValueRef x = LLVMGetUndef(rt);
+                for (int i = 0; i < v->mr; i++)
+                    x = LLVMBuildInsertElement(
+                        g->b, x, LLVMBuildExtractElement(g->b, accv[i][h], c32(g, l), ""),
+                        c32(g, i), "");
+                LLVMValueRef cp =
+                    gep(g, v->c,
+                        LLVMBuildMul(g->b, LLVMBuildAdd(g->b, j, c64(g, col), ""), v->ldc, ""));
+                if (add) x = LLVMBuildFAdd(g->b, load(g, rt, cp, 4), x, "");
+                store(g, x, cp, 4);
+                if (st) {
+                    LLVMBuildBr(g->b, next);
+                    LLVMPositionBuilderAtEnd(g->b, next);
+                }
+            }
+        LLVMBuildBr(g->b, done);
+    }
+}
 
 /* gemv_n: columns j .. j + 8*nv (the last vector masked by mask when given). */
 static void gemv_n_block(Gen *g, Gemv *v, int nv, LLVMValueRef j, LLVMValueRef mask) {
@@ -460,9 +507,14 @@ static void gemv_n_block(Gen *g, Gemv *v, int nv, LLVMValueRef j, LLVMValueRef m
             store(g, vfma(g, s, bv[h], load(g, g->v8, v->acc[i][h], 32)), v->acc[i][h], 32);
     }
     loop_end(g, &lp);
+    LLVMBasicBlockRef done = block(g, v->fn, "gndone"), direct = block(g, v->fn, "gndirect");
+    LLVMBasicBlockRef trans = block(g, v->fn, "gntrans");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, v->ct, c32(g, 0), ""), trans, direct);
+    LLVMPositionBuilderAtEnd(g->b, trans);
+    gemv_n_store_t(g, v, nv, j, mask != NULL, done);
+    LLVMPositionBuilderAtEnd(g->b, direct);
     /* C = (acc ? C : 0) + sums */
     LLVMBasicBlockRef addb = block(g, v->fn, "gnadd"), setb = block(g, v->fn, "gnset");
-    LLVMBasicBlockRef done = block(g, v->fn, "gndone");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, v->accf, c32(g, 0), ""), addb, setb);
     for (int add = 0; add < 2; add++) {
         LLVMPositionBuilderAtEnd(g->b, add ? addb : setb);
@@ -500,9 +552,9 @@ static void gemv_allocas(Gen *g, Gemv *v, int nacc) {
 static void gen_gemv_n(Gen *g, int mr) {
     char name[32];
     snprintf(name, sizeof name, "tt_gemm_gemv_n%d", mr);
-    LLVMTypeRef ps[10] = {g->i64, g->ptr, g->i64, g->i64, g->ptr,
-                          g->i64, g->ptr, g->i64, g->i64, g->i32};
-    LLVMValueRef fn = add_fn(g, name, ps, 10);
+    LLVMTypeRef ps[11] = {g->i64, g->ptr, g->i64, g->i64, g->ptr, g->i64,
+                          g->ptr, g->i64, g->i64, g->i32, g->i32};
+    LLVMValueRef fn = add_fn(g, name, ps, 11);
     noalias(g, fn, 1);
     noalias(g, fn, 4);
     noalias(g, fn, 6);
@@ -517,6 +569,8 @@ static void gen_gemv_n(Gen *g, int mr) {
     v.ldc = LLVMGetParam(fn, 7);
     LLVMValueRef n = LLVMGetParam(fn, 8);
     v.accf = LLVMGetParam(fn, 9);
+    v.n = n;
+    v.ct = LLVMGetParam(fn, 10);
     int nv = gemv_n_nv(mr), w = 8 * nv;
     LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
     gemv_allocas(g, &v, nv);

@@ -488,7 +488,7 @@ static void run_kernels(const GemmKernels *k, float *out) {
                                        1);
     }
     float *cv = out + 3 * M * N;
-    for (int i = 0; i < M; i += 2) k->gemv_n[1](K, a + i * K, K, 1, b, N, cv + i * N, N, N, 0);
+    for (int i = 0; i < M; i += 2) k->gemv_n[1](K, a + i * K, K, 1, b, N, cv + i * N, N, N, 0, 0);
     free(panels);
 }
 
