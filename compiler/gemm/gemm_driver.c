@@ -43,6 +43,7 @@
 #define NC                4080
 #define MAXT              GEMM_MAXT
 #define CHUNKS_PER_THREAD 4
+#define CHUNK_MIN         512
 /* a narrow product's (gemm_narrow) blocks of rows of C */
 #define NARROW_MC 512
 
@@ -926,7 +927,13 @@ static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, i
         j->bpre = bp;
     }
     int64_t st[MAXCHUNK], len[MAXCHUNK];
-    int nch = CHUNKS_PER_THREAD * t > MAXCHUNK ? MAXCHUNK : CHUNKS_PER_THREAD * t;
+    /* chunks of at least CHUNK_MIN rows or columns: each chunk of a split
+     * over N streams all of A again (and copies it at 4 KiB strides), each
+     * of a split over M packs all of B again */
+    int64_t ext = by_n ? N : M, cap = ext / CHUNK_MIN < t ? t : ext / CHUNK_MIN;
+    int nch = CHUNKS_PER_THREAD * t;
+    if (nch > cap) nch = (int)cap;
+    if (nch > MAXCHUNK) nch = MAXCHUNK;
     j->nparts = by_n ? split(N, NR, nch, st, len) : split(M, MR, nch, st, len);
     for (int i = 0; i < j->nparts; i++) {
         Part *p = &j->part[i];
