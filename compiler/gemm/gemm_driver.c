@@ -582,6 +582,8 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
                     int64_t nrem = ncur - jr;
                     for (int64_t ir = 0; ir < mcur;) {
                         int64_t mr = min64(MR, mcur - ir);
+                        if (mcur - ir > MR && mcur - ir < 2 * MR && ukr[cdiv(mcur - ir, 2) - 1])
+                            mr = cdiv(mcur - ir, 2);
                         while (!ukr[mr - 1]) mr--;
                         ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, c + ir * ldc, ldc,
                                     nrem, accf);

@@ -707,7 +707,7 @@ static void gen_gemv_t(Gen *g, int mr) {
 /* Row counts with a micro-kernel of their own: the full height and the
  * powers of two below it. */
 static bool has_mr(GemmTile t, int mr) {
-    return mr == t.mr || (mr < t.mr && (mr & (mr - 1)) == 0);
+    return mr == t.mr || (mr < t.mr && (mr & (mr - 1)) == 0) || (t.mr == 6 && mr == 5);
 }
 
 /* Whether the narrow tile is a tile of its own (16 lanes) or the wide one
