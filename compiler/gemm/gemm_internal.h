@@ -73,9 +73,11 @@ static inline bool gemm_is_narrow(int64_t M, int64_t N) {
 /* The micro-kernels and packers of one tile. */
 typedef struct GemmTileKernels {
     GemmTile tile;
-    /* index mr-1. Only the full height and the powers of two below it have a
-     * kernel (fewer variants compile faster); the others are NULL, and a
-     * short edge is covered by the largest variant that fits, repeatedly. */
+    /* index mr-1. Only the full height, the powers of two below it and, for
+     * the 6-row tile, 5 have a kernel (fewer variants compile faster); the
+     * others are NULL. A block's last MR+1..2*MR-1 rows run as two even
+     * tiles where that variant exists (10 = 5 + 5), a short edge on the
+     * largest variant that fits, repeatedly. */
     GemmUkr ukr_row[GEMM_MR_MAX];
     GemmUkr ukr_col[GEMM_MR_MAX];
     GemmPack pack_n, pack_t;

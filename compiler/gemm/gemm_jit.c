@@ -705,7 +705,9 @@ static void gen_gemv_t(Gen *g, int mr) {
 /* ---- module, passes, JIT ----------------------------------------------- */
 
 /* Row counts with a micro-kernel of their own: the full height and the
- * powers of two below it. */
+ * powers of two below it, and 5 for the 6-row tile (a block's last 10 rows
+ * as 5 + 5: a 4-row tile's 8 accumulators are too few to hide the FMA
+ * latency). */
 static bool has_mr(GemmTile t, int mr) {
     return mr == t.mr || (mr < t.mr && (mr & (mr - 1)) == 0) || (t.mr == 6 && mr == 5);
 }
