@@ -30,9 +30,10 @@ typedef struct GemmTile {
 
 /* C[0:mr, 0:min(nrem,nr)] = (acc ? C : 0) + A_tile @ Bpanel, mr fixed by the
  * variant. Row variant: A(i,p) = a[i*sa + p]. Column variant: A(i,p) =
- * a[p*sa + i]. b: packed panel, b[p*nr + j], aligned to 4*lanes bytes, zero
- * past the edge. */
-typedef void (*GemmUkr)(int64_t k, const float *a, int64_t sa, const float *b, float *c,
+ * a[p*sa + i]. b: the panel, B(p,j) = b[p*sb + j] for j < nr (all nr read
+ * whatever nrem): a packed panel (sb = nr, zero past the edge) or nr
+ * columns of a B in memory (sb = ldb). */
+typedef void (*GemmUkr)(int64_t k, const float *a, int64_t sa, const float *b, int64_t sb, float *c,
                         int64_t ldc, int64_t nrem, int32_t acc);
 
 /* Packs a kc x nc block of op(B) into nr-wide panels: panel q holds columns

@@ -191,15 +191,15 @@ static void loop_end(Gen *g, Loop *l) {
 typedef struct Ukr {
     int mr;
     bool col;
-    LLVMValueRef a, sa, bp, acc[GEMM_MR_MAX][NV], arow[GEMM_MR_MAX];
+    LLVMValueRef a, sa, bp, sb, acc[GEMM_MR_MAX][NV], arow[GEMM_MR_MAX];
 } Ukr;
 
 /* One k step at index pp: nv aligned B loads, mr broadcasts, nv*mr FMAs. */
 static void ukr_step(Gen *g, Ukr *u, LLVMValueRef pp) {
     int w = g->t.lanes, nv = g->t.nr / w;
-    LLVMValueRef bptr = gep(g, u->bp, LLVMBuildMul(g->b, pp, c64(g, g->t.nr), ""));
+    LLVMValueRef bptr = gep(g, u->bp, LLVMBuildMul(g->b, pp, u->sb, ""));
     LLVMValueRef bv[NV];
-    for (int h = 0; h < nv; h++) bv[h] = load(g, g->vk, gep(g, bptr, c64(g, w * h)), 4 * w);
+    for (int h = 0; h < nv; h++) bv[h] = load(g, g->vk, gep(g, bptr, c64(g, w * h)), 4);
     LLVMValueRef pcol = u->col ? LLVMBuildMul(g->b, pp, u->sa, "") : NULL;
     for (int i = 0; i < u->mr; i++) {
         LLVMValueRef ap =
@@ -216,15 +216,16 @@ static void gen_ukr(Gen *g, int mr, bool col) {
     int w = g->t.lanes, nr = g->t.nr, nv = nr / w;
     char name[40];
     ukr_name(name, sizeof name, col, mr, nr);
-    LLVMTypeRef ps[8] = {g->i64, g->ptr, g->i64, g->ptr, g->ptr, g->i64, g->i64, g->i32};
-    LLVMValueRef fn = add_fn(g, name, ps, 8);
+    LLVMTypeRef ps[9] = {g->i64, g->ptr, g->i64, g->ptr, g->i64, g->ptr, g->i64, g->i64, g->i32};
+    LLVMValueRef fn = add_fn(g, name, ps, 9);
     noalias(g, fn, 1);
     noalias(g, fn, 3);
-    noalias(g, fn, 4);
-    LLVMValueRef k = LLVMGetParam(fn, 0), c = LLVMGetParam(fn, 4), ldc = LLVMGetParam(fn, 5);
-    LLVMValueRef nrem = LLVMGetParam(fn, 6), accf = LLVMGetParam(fn, 7);
+    noalias(g, fn, 5);
+    LLVMValueRef k = LLVMGetParam(fn, 0), c = LLVMGetParam(fn, 5), ldc = LLVMGetParam(fn, 6);
+    LLVMValueRef nrem = LLVMGetParam(fn, 7), accf = LLVMGetParam(fn, 8);
     Ukr u = {.mr = mr, .col = col, .a = LLVMGetParam(fn, 1), .sa = LLVMGetParam(fn, 2)};
     u.bp = LLVMGetParam(fn, 3);
+    u.sb = LLVMGetParam(fn, 4);
 
     LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
     for (int i = 0; i < mr; i++)

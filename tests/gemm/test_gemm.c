@@ -199,6 +199,34 @@ Test(gemm_, random_shapes) {
     cr_assert_eq(bad, 0);
 }
 
+/* A product of one block of rows (M <= MC) reads B's full panels in place
+ * (packing only the last narrow one); the same rows of a taller product,
+ * whose B is packed, are bit-identical, with several K blocks, an edge
+ * panel, accumulate, and A as stored or transposed. */
+Test(gemm_, b_in_place_matches_packed) {
+    int64_t Mt = 300, M = 100, N = 37, K = 600, ldb = N + 2, ldc = N + 1;
+    for (int ta = 0; ta < 2; ta++)
+        for (int acc = 0; acc < 2; acc++) {
+            int64_t lda = ta ? Mt + 3 : K + 3;
+            float *A = malloc(sizeof(float) * (size_t)((ta ? K : Mt) * lda));
+            float *B = malloc(sizeof(float) * (size_t)(K * ldb));
+            float *Ct = malloc(sizeof(float) * (size_t)(Mt * ldc));
+            float *Cs = malloc(sizeof(float) * (size_t)(M * ldc));
+            for (int64_t i = 0; i < (ta ? K : Mt) * lda; i++) A[i] = frand();
+            for (int64_t i = 0; i < K * ldb; i++) B[i] = frand();
+            for (int64_t i = 0; i < Mt * ldc; i++) Ct[i] = (float)i * 0.25f;
+            for (int64_t i = 0; i < M * ldc; i++) Cs[i] = (float)i * 0.25f;
+            tt_gemm_run(G, Mt, N, K, A, lda, ta, B, ldb, false, Ct, ldc, acc, 1, NULL);
+            tt_gemm_run(G, M, N, K, A, lda, ta, B, ldb, false, Cs, ldc, acc, 1, NULL);
+            cr_expect(memcmp(Ct, Cs, sizeof(float) * (size_t)(M * ldc)) == 0,
+                      "ta=%d acc=%d: B in place differs from B packed", ta, acc);
+            free(A);
+            free(B);
+            free(Ct);
+            free(Cs);
+        }
+}
+
 /* Narrow products (N <= 16, M >= 32: gemm_narrow computes C^T): against the
  * reference with N around the small-M kernels' row blocks of 4, M across
  * the transposed path's 512-row blocks, K across KC blocks, every
