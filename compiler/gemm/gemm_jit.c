@@ -448,17 +448,63 @@ typedef struct Gemv {
  * C directly). The mr sums of a column are gathered from lane l of the
  * rows' accumulators; a masked block stores only its columns < n. Then
  * branches to done. */
+static LLVMValueRef shuffle_n(Gen *g, LLVMValueRef a, LLVMValueRef b, const int *idx, int n) {
+    LLVMValueRef e[8];
+    for (int i = 0; i < n; i++) e[i] = c32(g, idx[i]);
+    return LLVMBuildShuffleVector(g->b, a, b, LLVMConstVector(e, (unsigned)n), "");
+}
+
+/* The mr sums of each column l < 8 of one vector of every row, as
+ * <mr x float>: a 4 x 8 (or 2 x 8) transpose by unpacks and shuffles within
+ * 128-bit halves where mr is 4 (2), else lane by lane. */
+static void columns_of(Gen *g, int mr, LLVMValueRef *x, LLVMValueRef *out) {
+    static const int lo[8] = {0, 8, 1, 9, 4, 12, 5, 13}, hi[8] = {2, 10, 3, 11, 6, 14, 7, 15};
+    static const int q0[8] = {0, 1, 8, 9, 4, 5, 12, 13}, q1[8] = {2, 3, 10, 11, 6, 7, 14, 15};
+    static const int h4[2][4] = {{0, 1, 2, 3}, {4, 5, 6, 7}};
+    static const int h2[4][2] = {{0, 1}, {2, 3}, {4, 5}, {6, 7}};
+    if (mr == 4) {
+        LLVMValueRef ab[2] = {shuffle(g, x[0], x[1], lo), shuffle(g, x[0], x[1], hi)};
+        LLVMValueRef cd[2] = {shuffle(g, x[2], x[3], lo), shuffle(g, x[2], x[3], hi)};
+        for (int l = 0; l < 4; l++) { /* r = [col l | col l+4] */
+            LLVMValueRef r = shuffle(g, ab[l / 2], cd[l / 2], l % 2 ? q1 : q0);
+            out[l] = shuffle_n(g, r, r, h4[0], 4);
+            out[l + 4] = shuffle_n(g, r, r, h4[1], 4);
+        }
+        return;
+    }
+    if (mr == 2) {
+        LLVMValueRef ab[2] = {shuffle(g, x[0], x[1], lo), shuffle(g, x[0], x[1], hi)};
+        static const int col[2][4] = {{0, 1, 4, 5}, {2, 3, 6, 7}}; /* of ab[0], ab[1] */
+        for (int k = 0; k < 2; k++)
+            for (int q = 0; q < 4; q++) out[col[k][q]] = shuffle_n(g, ab[k], ab[k], h2[q], 2);
+        return;
+    }
+    LLVMTypeRef rt = LLVMVectorType(g->f32, (unsigned)mr);
+    for (int l = 0; l < 8; l++) {
+        LLVMValueRef r = LLVMGetUndef(rt);
+        for (int i = 0; i < mr; i++)
+            r = LLVMBuildInsertElement(g->b, r, LLVMBuildExtractElement(g->b, x[i], c32(g, l), ""),
+                                       c32(g, i), "");
+        out[l] = r;
+    }
+}
+
 static void gemv_n_store_t(Gen *g, Gemv *v, int nv, LLVMValueRef j, bool masked,
                            LLVMBasicBlockRef done) {
     LLVMTypeRef rt = LLVMVectorType(g->f32, (unsigned)v->mr);
     LLVMValueRef nleft = LLVMBuildSub(g->b, v->n, j, "");
-    LLVMValueRef accv[GEMM_GEMV_MR][8];
-    for (int i = 0; i < v->mr; i++)
-        for (int h = 0; h < nv; h++) accv[i][h] = load(g, g->v8, v->acc[i][h], 32);
+    LLVMValueRef colv[8][8]; /* [h][l]: column 8h + l of the block */
+    for (int h = 0; h < nv; h++) {
+        LLVMValueRef x[GEMM_GEMV_MR];
+        for (int i = 0; i < v->mr; i++) x[i] = load(g, g->v8, v->acc[i][h], 32);
+        columns_of(g, v->mr, x, colv[h]);
+    }
+    LLVMValueRef c0 = gep(g, v->c, LLVMBuildMul(g->b, j, v->ldc, ""));
     LLVMBasicBlockRef addb = block(g, v->fn, "gntadd"), setb = block(g, v->fn, "gntset");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, v->accf, c32(g, 0), ""), addb, setb);
     for (int add = 0; add < 2; add++) {
         LLVMPositionBuilderAtEnd(g->b, add ? addb : setb);
+        LLVMValueRef cp = c0;
         for (int h = 0; h < nv; h++)
             for (int l = 0; l < 8; l++) {
                 int col = 8 * h + l;
@@ -470,20 +516,14 @@ static void gemv_n_store_t(Gen *g, Gemv *v, int nv, LLVMValueRef j, bool masked,
                                     st, next);
                     LLVMPositionBuilderAtEnd(g->b, st);
                 }
-                LLVMValueRef x = LLVMGetUndef(rt);
-                for (int i = 0; i < v->mr; i++)
-                    x = LLVMBuildInsertElement(
-                        g->b, x, LLVMBuildExtractElement(g->b, accv[i][h], c32(g, l), ""),
-                        c32(g, i), "");
-                LLVMValueRef cp =
-                    gep(g, v->c,
-                        LLVMBuildMul(g->b, LLVMBuildAdd(g->b, j, c64(g, col), ""), v->ldc, ""));
+                LLVMValueRef x = colv[h][l];
                 if (add) x = LLVMBuildFAdd(g->b, load(g, rt, cp, 4), x, "");
                 store(g, x, cp, 4);
                 if (st) {
                     LLVMBuildBr(g->b, next);
                     LLVMPositionBuilderAtEnd(g->b, next);
                 }
+                cp = gep(g, cp, v->ldc);
             }
         LLVMBuildBr(g->b, done);
     }
