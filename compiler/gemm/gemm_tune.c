@@ -357,8 +357,19 @@ void gemm_tuner_explain(GemmTuner *t, FILE *out) {
                 bucket_name[b / (NB * NB)], bucket_name[b / NB % NB], bucket_name[b % NB]);
         if (sh->M <= GEMM_GEMV_MR)
             fprintf(out, "small-M path (B read in place, no tile)\n");
+        else if (gemm_is_narrow(sh->M, sh->N) && sh->ta)
+            fprintf(out, "narrow, computed as C^T = op(B)^T A: small-M kernels, A read in "
+                         "place, C stored transposed\n");
         else {
+            if (gemm_is_narrow(sh->M, sh->N)) {
+                /* a B in memory (a gathered one runs as the schedule says) */
+                TtGemmSchedule sq = gemm_tuner_default_square(t);
+                fprintf(out, "narrow, computed as C^T = op(B)^T op(A)^T on ");
+                put_sched(out, &sq, 1024);
+                fprintf(out, " (a gathered B: ");
+            }
             put_sched(out, &cl->s, sh->N);
+            if (gemm_is_narrow(sh->M, sh->N)) fputc(')', out);
             fprintf(out, ", %s", why[cl->src]);
             if (cl->src == SRC_BUSY)
                 fprintf(out, ": load %.1f on %ld cores; not tuned, TT_TUNE=1 tunes anyway)",
