@@ -14,7 +14,9 @@
  * per layout of A and for a few row counts, and the
  * routines that pack B into panels as wide as the tile; the blocking loops
  * (BLIS order, KC 256 / MC 144 / NC 4080 balanced at run time) and the
- * thread split are plain C in gemm_driver.c. Every tile sums each element
+ * thread split are plain C in gemm_driver.c. A narrow product (N <= 16,
+ * M >= 32) is computed as its transpose C^T = op(B)^T op(A)^T, its N
+ * columns the kernel's rows (the same bits). Every tile sums each element
  * in the same order, so results do not depend on the host's width. See
  * spec/design.md section 4.
  *

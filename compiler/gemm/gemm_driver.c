@@ -55,6 +55,9 @@
 #define NC                4080
 #define MAXT              GEMM_MAXT
 #define CHUNKS_PER_THREAD 4
+#define CHUNK_MIN         512
+/* a narrow product's (gemm_narrow) blocks of rows of C */
+#define NARROW_MC 512
 
 /* ---- per-thread buffers ------------------------------------------------ */
 
@@ -62,6 +65,7 @@ typedef struct Bufs {
     float *bp;    /* packed B: (NC rounded up to a tile) x KC */
     float *ap;    /* copied A block: (MC + 8) x (KC + 8) */
     int64_t *off; /* a gathered B's row and column offsets: KC + NC + GEMM_NR_MAX */
+    float *ct;    /* a narrow product's transposed C: GEMM_NARROW_N x NARROW_MC */
 } Bufs;
 
 static pthread_key_t buf_key;
@@ -72,6 +76,7 @@ static void buf_free(void *p) {
     free(b->bp);
     free(b->ap);
     free(b->off);
+    free(b->ct);
     free(b);
 }
 
@@ -89,7 +94,8 @@ static Bufs *try_thread_bufs(void) {
     b->bp = aligned_alloc(64, (size_t)(NC + GEMM_NR_MAX) * KC * sizeof(float));
     b->ap = aligned_alloc(64, (size_t)(MC + 8) * (KC + 8) * sizeof(float));
     b->off = malloc((size_t)(KC + NC + GEMM_NR_MAX) * sizeof(int64_t));
-    if (!b->bp || !b->ap || !b->off || pthread_setspecific(buf_key, b) != 0) {
+    b->ct = aligned_alloc(64, (size_t)GEMM_NARROW_N * NARROW_MC * sizeof(float));
+    if (!b->bp || !b->ap || !b->off || !b->ct || pthread_setspecific(buf_key, b) != 0) {
         buf_free(b);
         return NULL;
     }
@@ -115,6 +121,7 @@ typedef struct Sched {
     struct TtGemm *g;
     const GemmKernels *k;
     int64_t mc, nc;
+    const GemmKernels *kt; /* the kernels of a narrow product's transpose */
 } Sched;
 
 static void need(struct TtGemm *g, int f);
@@ -181,6 +188,7 @@ struct TtGemm {
     double fam_ms[NFAM];
     pthread_mutex_t kmu; /* building a family */
     GemmTuner *tuner;
+    int tlanes; /* the lanes of a narrow product's transpose (gemm_narrow) */
     int refs;
     Pool pool;
 };
@@ -205,7 +213,7 @@ static void gemm_small_m(const GemmKernels *k, Bufs *buf, int64_t kc, int64_t M,
             int64_t kcur = min64(kc, K - pc);
             const float *a = ta ? A + pc * lda : A + pc;
             k->gemv_n[M - 1](kcur, a, ta ? 1 : lda, ta ? lda : 1, B + pc * ldb, ldb, C, ldc, N,
-                             (pc > 0 || acc) ? 1 : 0);
+                             (pc > 0 || acc) ? 1 : 0, 0);
         }
         return;
     }
@@ -776,10 +784,95 @@ static void tiles_via_scratch(const CDst *cd, const GemmUkr *ukr, int64_t kcur, 
         if (accf)
             for (int64_t r = 0; r < mr; r++)
                 for (int64_t t = 0; t < w; t++) scr[r * NR + t] = *c_at(cd, ic + ir + r, j + t);
-        ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, scr, NR, w, accf);
+        ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, NR, scr, NR, w, accf);
         for (int64_t r = 0; r < mr; r++)
             for (int64_t t = 0; t < w; t++) *c_at(cd, ic + ir + r, j + t) = scr[r * NR + t];
         ir += mr;
+    }
+}
+
+/* dst[j*ldd + i] = src[i*lds + j] for i < m, j < n. With SSE, in 4 x 4
+ * blocks through registers; a last block that would pass the edge is moved
+ * back to end at it, writing some elements twice with the same values. */
+static void transpose(const float *src, int64_t lds, int64_t m, int64_t n, float *dst,
+                      int64_t ldd) {
+#if defined(__SSE2__)
+    if (m >= 4 && n >= 4) {
+        for (int64_t i0 = 0; i0 < m; i0 += 4) {
+            int64_t i = i0 + 4 <= m ? i0 : m - 4;
+            const float *s = src + i * lds;
+            for (int64_t j0 = 0; j0 < n; j0 += 4) {
+                int64_t j = j0 + 4 <= n ? j0 : n - 4;
+                __m128 r0 = _mm_loadu_ps(s + j), r1 = _mm_loadu_ps(s + lds + j);
+                __m128 r2 = _mm_loadu_ps(s + 2 * lds + j), r3 = _mm_loadu_ps(s + 3 * lds + j);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                float *d = dst + j * ldd + i;
+                _mm_storeu_ps(d, r0);
+                _mm_storeu_ps(d + ldd, r1);
+                _mm_storeu_ps(d + 2 * ldd, r2);
+                _mm_storeu_ps(d + 3 * ldd, r3);
+            }
+        }
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) dst[j * ldd + i] = src[i * lds + j];
+}
+
+static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t lda, bool ta, const BSrc *bs, const CDst *cd, bool acc,
+                        const TtGemmEpilogue *epi, int64_t row0, int64_t Mall, const float *bpre);
+
+/* A narrow product (N <= GEMM_NARROW_N columns, M >= GEMM_NARROW_MIN_M
+ * rows): its N columns would fill a fraction of each vector of a row of a
+ * micro-tile (N = 10: 10 lanes of 16, at most 62% of the FMA peak), so it
+ * is computed as its transpose, C^T = op(B)^T op(A)^T, where the N columns
+ * of C are the rows of the kernel and C's rows fill whole vectors. op(B)^T
+ * is read in place as the kernel's A. Every element of C is still one fma
+ * chain over the same KC blocks from zero, then added to C (a*b = b*a
+ * exactly), so the result is bit-identical to the direct product.
+ *   ta: op(A)^T is A as stored, read in place by the small-M kernels
+ *       (gemv_n, N in blocks of up to 4 rows) which store their sums
+ *       transposed straight into C: nothing is packed or copied.
+ *   else: op(A)^T is packed like any B, and the product runs on the
+ *       micro-tile of the default square schedule (sc->kt) into buf->ct, a
+ *       transposed block of NARROW_MC rows of C copied into C after (and
+ *       from C before, when accumulating, for the same additions).
+ * The epilogue runs on each block of NARROW_MC rows. */
+static void gemm_narrow(const Sched *sc, Bufs *buf, int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t lda, bool ta, const BSrc *bs, float *C, int64_t ldc, bool acc,
+                        const TtGemmEpilogue *epi, int64_t row0) {
+    int64_t kc = k_block(K);
+    /* op(B)^T(j, p) = a[j*saj + p*sap] */
+    int64_t saj = bs->tb ? bs->ldb : 1, sap = bs->tb ? 1 : bs->ldb;
+    for (int64_t i0 = 0; i0 < M; i0 += NARROW_MC) {
+        int64_t mcur = min64(NARROW_MC, M - i0);
+        float *c = C + i0 * ldc;
+        if (ta) {
+            for (int64_t pc = 0; pc < K; pc += kc) {
+                int64_t kcur = min64(kc, K - pc);
+                for (int64_t j0 = 0; j0 < N; j0 += GEMM_GEMV_MR) {
+                    int64_t r = min64(GEMM_GEMV_MR, N - j0);
+                    need(sc->g, F_GEMV_N + (int)r - 1);
+                    sc->k->gemv_n[r - 1](kcur, bs->B + j0 * saj + pc * sap, saj, sap,
+                                         A + pc * lda + i0, lda, c + j0, ldc, mcur,
+                                         (pc > 0 || acc) ? 1 : 0, 1);
+                }
+            }
+        } else {
+            Sched st = *sc;
+            st.k = sc->kt;
+            float *ct = buf->ct;
+            if (acc) transpose(c, ldc, mcur, N, ct, mcur);
+            BSrc bt = {A + i0 * lda, lda, true, NULL, 0, 0};
+            /* Mall 0: never the small-M path, which rounds differently
+             * with a transposed B */
+            CDst cdt = {ct, mcur, NULL, 0};
+            gemm_serial(&st, N, mcur, K, bs->B, bs->ldb, !bs->tb, &bt, &cdt, acc, NULL, 0, 0, NULL);
+            transpose(ct, mcur, N, mcur, c, ldc);
+        }
+        epilogue(epi, row0, i0, i0 + mcur);
     }
 }
 
@@ -819,19 +912,35 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
         epilogue(epi, row0, 0, M);
         return;
     }
+    if (gemm_is_narrow(M, N) && !bs->gat && !bpre && !cd->map) {
+        gemm_narrow(sc, buf, M, N, K, A, lda, ta, bs, C, ldc, acc, epi, row0);
+        return;
+    }
     const GemmTileKernels *tk = tile_needed(sc, N);
     const int64_t MR = tk->tile.mr, NR = tk->tile.nr;
     int64_t mb = cdiv(M, sc->mc), mc = cdiv(cdiv(M, mb), MR) * MR;
     int64_t nb = cdiv(N, sc->nc), nc = cdiv(cdiv(N, nb), NR) * NR;
     bool copy_a = lda % 1024 == 0 && M > 1;
     const GemmUkr *ukr = ta ? tk->ukr_col : tk->ukr_row;
+    /* op(B) as stored, one block of rows of A: the micro-kernel reads B's
+     * full-width panels in place, and only a last narrower panel is packed.
+     * Packing all of B costs as much as 6% of a [64,784]@[784,128] product
+     * (one block of 64 rows reuses each panel 11 times). Not for rows 4 KiB
+     * or more apart: then every k step of a panel is on a new page
+     * (measured: 35% slower at ldb 1024 and 2048, 5-30% faster below). */
+    bool inplace = !bs->gat && !bs->tb && !bpre && M <= mc && bs->ldb < 1024;
 
     for (int64_t jc = 0; jc < N; jc += nc) {
         int64_t ncur = min64(nc, N - jc);
         for (int64_t pc = 0; pc < K; pc += kc) {
             int64_t kcur = min64(kc, K - pc), kcp = (kcur + 7) & ~(int64_t)7;
             const float *bp = bpre ? bpre : buf->bp;
-            if (!bpre) pack_block(tk, bs, kcur, ncur, pc, jc, buf->bp, kcp, buf->off);
+            int64_t nfull = inplace ? ncur / NR * NR : 0; /* panels read in place */
+            if (inplace && nfull < ncur)
+                tk->pack_n(kcur, ncur - nfull, bs->B + pc * bs->ldb + jc + nfull, bs->ldb, buf->bp,
+                           kcp);
+            else if (!inplace && !bpre)
+                pack_block(tk, bs, kcur, ncur, pc, jc, buf->bp, kcp, buf->off);
             int32_t accf = (pc > 0 || acc) ? 1 : 0;
             for (int64_t ic = 0; ic < M; ic += mc) {
                 int64_t mcur = min64(mc, M - ic);
@@ -857,7 +966,10 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
                 int64_t cols = cd->map ? cd->map->cols : 1;
                 int64_t jn = cd->map ? (cd->j0 + jc) / cols : 0, jp = (cd->j0 + jc) % cols;
                 for (int64_t jr = 0; jr < ncur; jr += NR) {
-                    const float *bpan = bp + (jr / NR) * kcp * NR;
+                    const float *bpan = jr < nfull ? bs->B + pc * bs->ldb + jc + jr
+                                        : inplace  ? buf->bp
+                                                   : bp + (jr / NR) * kcp * NR;
+                    int64_t sb = jr < nfull ? bs->ldb : NR;
                     int64_t nrem = ncur - jr;
                     float *c = C + ic * ldc + jc + jr;
                     if (cd->map) {
@@ -872,9 +984,11 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
                     }
                     for (int64_t ir = 0; ir < mcur;) {
                         int64_t mr = min64(MR, mcur - ir);
+                        if (mcur - ir > MR && mcur - ir < 2 * MR && ukr[cdiv(mcur - ir, 2) - 1])
+                            mr = cdiv(mcur - ir, 2);
                         while (!ukr[mr - 1]) mr--;
-                        ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, c + ir * ldc, ldc,
-                                    nrem, accf);
+                        ukr[mr - 1](kcur, ta ? a + ir : a + ir * sa, sa, bpan, sb, c + ir * ldc,
+                                    ldc, nrem, accf);
                         ir += mr;
                     }
                 }
@@ -980,7 +1094,7 @@ static void need(TtGemm *g, int f) {
  * them). */
 static Sched resolve(TtGemm *g, const TtGemmSchedule *s) {
     int64_t mc = s->mc > 0 && s->mc <= MC ? s->mc : MC, nc = s->nc > 0 && s->nc <= NC ? s->nc : NC;
-    return (Sched){g, &g->k[s->lanes == 16], mc, nc};
+    return (Sched){g, &g->k[s->lanes == 16], mc, nc, &g->k[g->tlanes == 16]};
 }
 
 /* The family a product of this shape needs under schedule s. */
@@ -993,6 +1107,14 @@ static int fam_for(TtGemm *g, const TtGemmSchedule *s, int64_t M, int64_t N, boo
 bool tt_gemm_prepare(TtGemm *g, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
                      bool gather, char *err, size_t errlen) {
     if (M <= 0 || N <= 0 || K <= 0) return true;
+    if (gemm_is_narrow(M, N) && !gather) { /* gemm_narrow's kernels */
+        if (!transA)
+            return build_fam(g, tile_fam(&g->k[g->tlanes == 16], &g->k[g->tlanes == 16].wide), err,
+                             errlen);
+        int64_t r = N % GEMM_GEMV_MR;
+        return (N < GEMM_GEMV_MR || build_fam(g, F_GEMV_N + GEMM_GEMV_MR - 1, err, errlen)) &&
+               (r == 0 || build_fam(g, F_GEMV_N + (int)r - 1, err, errlen));
+    }
     TtGemmSchedule s = gemm_tuner_peek(g->tuner, M, N, K, transA, transB || gather);
     return build_fam(g, fam_for(g, &s, M, N, transB, gather), err, errlen);
 }
@@ -1030,6 +1152,7 @@ TtGemm *tt_gemm_new(char *err, size_t errlen) {
         return NULL;
     }
     g->tuner = tu;
+    g->tlanes = gemm_tuner_default_square(tu).lanes;
     pthread_mutex_init(&g->kmu, NULL);
     /* no kernels yet: each family is built when a product (or
      * tt_gemm_prepare) first needs it */
@@ -1220,7 +1343,13 @@ static void run_mn(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, i
         j->bpre = bp;
     }
     int64_t st[MAXCHUNK], len[MAXCHUNK];
-    int nch = CHUNKS_PER_THREAD * t > MAXCHUNK ? MAXCHUNK : CHUNKS_PER_THREAD * t;
+    /* chunks of at least CHUNK_MIN rows or columns: each chunk of a split
+     * over N streams all of A again (and copies it at 4 KiB strides), each
+     * of a split over M packs all of B again */
+    int64_t ext = by_n ? N : M, cap = ext / CHUNK_MIN < t ? t : ext / CHUNK_MIN;
+    int nch = CHUNKS_PER_THREAD * t;
+    if (nch > cap) nch = (int)cap;
+    if (nch > MAXCHUNK) nch = MAXCHUNK;
     j->nparts = by_n ? split(N, NR, nch, st, len) : split(M, MR, nch, st, len);
     for (int i = 0; i < j->nparts; i++) {
         Part *p = &j->part[i];

@@ -30,9 +30,10 @@ typedef struct GemmTile {
 
 /* C[0:mr, 0:min(nrem,nr)] = (acc ? C : 0) + A_tile @ Bpanel, mr fixed by the
  * variant. Row variant: A(i,p) = a[i*sa + p]. Column variant: A(i,p) =
- * a[p*sa + i]. b: packed panel, b[p*nr + j], aligned to 4*lanes bytes, zero
- * past the edge. */
-typedef void (*GemmUkr)(int64_t k, const float *a, int64_t sa, const float *b, float *c,
+ * a[p*sa + i]. b: the panel, B(p,j) = b[p*sb + j] for j < nr (all nr read
+ * whatever nrem): a packed panel (sb = nr, zero past the edge) or nr
+ * columns of a B in memory (sb = ldb). */
+typedef void (*GemmUkr)(int64_t k, const float *a, int64_t sa, const float *b, int64_t sb, float *c,
                         int64_t ldc, int64_t nrem, int32_t acc);
 
 /* Packs a kc x nc block of op(B) into nr-wide panels: panel q holds columns
@@ -49,23 +50,35 @@ typedef void (*GemmPack)(int64_t kc, int64_t nc, const float *b, int64_t ldb, fl
  * A(i,p) = a[i*sai + p*sak] and B(p,j) = b[p*ldb + j], p < k. Each element
  * is summed exactly like the micro-kernel (fma chain in p order from zero,
  * then added to C), so for the same k blocks the results are bit-identical
- * to the packed path.
+ * to the packed path. ct != 0: the sums are stored transposed, C(i,j) at
+ * c[j*ldc + i] (a narrow product's C^T computed into C, gemm_driver.c).
  *
  * gemv_t, op(B) = B^T: C(i,j) = (acc ? C : 0) + sum_p a[i*sa + p] *
  * b[j*ldb + p] over p < k: dot products of contiguous rows, 8 lanes over p
  * and a horizontal sum (rounding differs from the packed path). */
 #define GEMM_GEMV_MR 4
 typedef void (*GemvN)(int64_t k, const float *a, int64_t sai, int64_t sak, const float *b,
-                      int64_t ldb, float *c, int64_t ldc, int64_t n, int32_t acc);
+                      int64_t ldb, float *c, int64_t ldc, int64_t n, int32_t acc, int32_t ct);
 typedef void (*GemvT)(int64_t k, const float *a, int64_t sa, const float *b, int64_t ldb, float *c,
                       int64_t ldc, int64_t n, int32_t acc);
+
+/* Narrow products, N <= GEMM_NARROW_N and M >= GEMM_NARROW_MIN_M (an
+ * MLP's last layer: N = 10 classes), are computed as their transpose
+ * C^T = op(B)^T op(A)^T (gemm_driver.c, gemm_narrow), bit-identical. */
+#define GEMM_NARROW_N     16
+#define GEMM_NARROW_MIN_M 32
+static inline bool gemm_is_narrow(int64_t M, int64_t N) {
+    return N <= GEMM_NARROW_N && M >= GEMM_NARROW_MIN_M;
+}
 
 /* The micro-kernels and packers of one tile. */
 typedef struct GemmTileKernels {
     GemmTile tile;
-    /* index mr-1. Only the full height and the powers of two below it have a
-     * kernel (fewer variants compile faster); the others are NULL, and a
-     * short edge is covered by the largest variant that fits, repeatedly. */
+    /* index mr-1. Only the full height, the powers of two below it and, for
+     * the 6-row tile, 5 have a kernel (fewer variants compile faster); the
+     * others are NULL. A block's last MR+1..2*MR-1 rows run as two even
+     * tiles where that variant exists (10 = 5 + 5), a short edge on the
+     * largest variant that fits, repeatedly. */
     GemmUkr ukr_row[GEMM_MR_MAX];
     GemmUkr ukr_col[GEMM_MR_MAX];
     GemmPack pack_n, pack_t;

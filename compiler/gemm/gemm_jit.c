@@ -191,15 +191,15 @@ static void loop_end(Gen *g, Loop *l) {
 typedef struct Ukr {
     int mr;
     bool col;
-    LLVMValueRef a, sa, bp, acc[GEMM_MR_MAX][NV], arow[GEMM_MR_MAX];
+    LLVMValueRef a, sa, bp, sb, acc[GEMM_MR_MAX][NV], arow[GEMM_MR_MAX];
 } Ukr;
 
 /* One k step at index pp: nv aligned B loads, mr broadcasts, nv*mr FMAs. */
 static void ukr_step(Gen *g, Ukr *u, LLVMValueRef pp) {
     int w = g->t.lanes, nv = g->t.nr / w;
-    LLVMValueRef bptr = gep(g, u->bp, LLVMBuildMul(g->b, pp, c64(g, g->t.nr), ""));
+    LLVMValueRef bptr = gep(g, u->bp, LLVMBuildMul(g->b, pp, u->sb, ""));
     LLVMValueRef bv[NV];
-    for (int h = 0; h < nv; h++) bv[h] = load(g, g->vk, gep(g, bptr, c64(g, w * h)), 4 * w);
+    for (int h = 0; h < nv; h++) bv[h] = load(g, g->vk, gep(g, bptr, c64(g, w * h)), 4);
     LLVMValueRef pcol = u->col ? LLVMBuildMul(g->b, pp, u->sa, "") : NULL;
     for (int i = 0; i < u->mr; i++) {
         LLVMValueRef ap =
@@ -216,15 +216,16 @@ static void gen_ukr(Gen *g, int mr, bool col) {
     int w = g->t.lanes, nr = g->t.nr, nv = nr / w;
     char name[40];
     ukr_name(name, sizeof name, col, mr, nr);
-    LLVMTypeRef ps[8] = {g->i64, g->ptr, g->i64, g->ptr, g->ptr, g->i64, g->i64, g->i32};
-    LLVMValueRef fn = add_fn(g, name, ps, 8);
+    LLVMTypeRef ps[9] = {g->i64, g->ptr, g->i64, g->ptr, g->i64, g->ptr, g->i64, g->i64, g->i32};
+    LLVMValueRef fn = add_fn(g, name, ps, 9);
     noalias(g, fn, 1);
     noalias(g, fn, 3);
-    noalias(g, fn, 4);
-    LLVMValueRef k = LLVMGetParam(fn, 0), c = LLVMGetParam(fn, 4), ldc = LLVMGetParam(fn, 5);
-    LLVMValueRef nrem = LLVMGetParam(fn, 6), accf = LLVMGetParam(fn, 7);
+    noalias(g, fn, 5);
+    LLVMValueRef k = LLVMGetParam(fn, 0), c = LLVMGetParam(fn, 5), ldc = LLVMGetParam(fn, 6);
+    LLVMValueRef nrem = LLVMGetParam(fn, 7), accf = LLVMGetParam(fn, 8);
     Ukr u = {.mr = mr, .col = col, .a = LLVMGetParam(fn, 1), .sa = LLVMGetParam(fn, 2)};
     u.bp = LLVMGetParam(fn, 3);
+    u.sb = LLVMGetParam(fn, 4);
 
     LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
     for (int i = 0; i < mr; i++)
@@ -437,9 +438,96 @@ static int gemv_n_nv(int mr) {
 
 typedef struct Gemv {
     int mr;
-    LLVMValueRef fn, k, a, sai, sak, b, ldb, c, ldc, accf, pvar;
+    LLVMValueRef fn, k, a, sai, sak, b, ldb, c, ldc, accf, pvar, n, ct;
     LLVMValueRef acc[GEMM_GEMV_MR][8];
 } Gemv;
+
+/* gemv_n's sums stored transposed: C(i, j) at c[j*ldc + i], so each
+ * column j of the block is a row of mr floats at c + j*ldc (a narrow
+ * product computed as its transpose, gemm_driver.c gemm_narrow, writes its
+ * C directly). The mr sums of a column are gathered from lane l of the
+ * rows' accumulators; a masked block stores only its columns < n. Then
+ * branches to done. */
+static LLVMValueRef shuffle_n(Gen *g, LLVMValueRef a, LLVMValueRef b, const int *idx, int n) {
+    LLVMValueRef e[8];
+    for (int i = 0; i < n; i++) e[i] = c32(g, idx[i]);
+    return LLVMBuildShuffleVector(g->b, a, b, LLVMConstVector(e, (unsigned)n), "");
+}
+
+/* The mr sums of each column l < 8 of one vector of every row, as
+ * <mr x float>: a 4 x 8 (or 2 x 8) transpose by unpacks and shuffles within
+ * 128-bit halves where mr is 4 (2), else lane by lane. */
+static void columns_of(Gen *g, int mr, LLVMValueRef *x, LLVMValueRef *out) {
+    static const int lo[8] = {0, 8, 1, 9, 4, 12, 5, 13}, hi[8] = {2, 10, 3, 11, 6, 14, 7, 15};
+    static const int q0[8] = {0, 1, 8, 9, 4, 5, 12, 13}, q1[8] = {2, 3, 10, 11, 6, 7, 14, 15};
+    static const int h4[2][4] = {{0, 1, 2, 3}, {4, 5, 6, 7}};
+    static const int h2[4][2] = {{0, 1}, {2, 3}, {4, 5}, {6, 7}};
+    if (mr == 4) {
+        LLVMValueRef ab[2] = {shuffle(g, x[0], x[1], lo), shuffle(g, x[0], x[1], hi)};
+        LLVMValueRef cd[2] = {shuffle(g, x[2], x[3], lo), shuffle(g, x[2], x[3], hi)};
+        for (int l = 0; l < 4; l++) { /* r = [col l | col l+4] */
+            LLVMValueRef r = shuffle(g, ab[l / 2], cd[l / 2], l % 2 ? q1 : q0);
+            out[l] = shuffle_n(g, r, r, h4[0], 4);
+            out[l + 4] = shuffle_n(g, r, r, h4[1], 4);
+        }
+        return;
+    }
+    if (mr == 2) {
+        LLVMValueRef ab[2] = {shuffle(g, x[0], x[1], lo), shuffle(g, x[0], x[1], hi)};
+        static const int col[2][4] = {{0, 1, 4, 5}, {2, 3, 6, 7}}; /* of ab[0], ab[1] */
+        for (int k = 0; k < 2; k++)
+            for (int q = 0; q < 4; q++) out[col[k][q]] = shuffle_n(g, ab[k], ab[k], h2[q], 2);
+        return;
+    }
+    LLVMTypeRef rt = LLVMVectorType(g->f32, (unsigned)mr);
+    for (int l = 0; l < 8; l++) {
+        LLVMValueRef r = LLVMGetUndef(rt);
+        for (int i = 0; i < mr; i++)
+            r = LLVMBuildInsertElement(g->b, r, LLVMBuildExtractElement(g->b, x[i], c32(g, l), ""),
+                                       c32(g, i), "");
+        out[l] = r;
+    }
+}
+
+static void gemv_n_store_t(Gen *g, Gemv *v, int nv, LLVMValueRef j, bool masked,
+                           LLVMBasicBlockRef done) {
+    LLVMTypeRef rt = LLVMVectorType(g->f32, (unsigned)v->mr);
+    LLVMValueRef nleft = LLVMBuildSub(g->b, v->n, j, "");
+    LLVMValueRef colv[8][8]; /* [h][l]: column 8h + l of the block */
+    for (int h = 0; h < nv; h++) {
+        LLVMValueRef x[GEMM_GEMV_MR];
+        for (int i = 0; i < v->mr; i++) x[i] = load(g, g->v8, v->acc[i][h], 32);
+        columns_of(g, v->mr, x, colv[h]);
+    }
+    LLVMValueRef c0 = gep(g, v->c, LLVMBuildMul(g->b, j, v->ldc, ""));
+    LLVMBasicBlockRef addb = block(g, v->fn, "gntadd"), setb = block(g, v->fn, "gntset");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, v->accf, c32(g, 0), ""), addb, setb);
+    for (int add = 0; add < 2; add++) {
+        LLVMPositionBuilderAtEnd(g->b, add ? addb : setb);
+        LLVMValueRef cp = c0;
+        for (int h = 0; h < nv; h++)
+            for (int l = 0; l < 8; l++) {
+                int col = 8 * h + l;
+                LLVMBasicBlockRef st = NULL, next = NULL;
+                if (masked && h == nv - 1) { /* store only columns < n */
+                    st = block(g, v->fn, "gntst");
+                    next = block(g, v->fn, "gntnext");
+                    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, c64(g, col), nleft, ""),
+                                    st, next);
+                    LLVMPositionBuilderAtEnd(g->b, st);
+                }
+                LLVMValueRef x = colv[h][l];
+                if (add) x = LLVMBuildFAdd(g->b, load(g, rt, cp, 4), x, "");
+                store(g, x, cp, 4);
+                if (st) {
+                    LLVMBuildBr(g->b, next);
+                    LLVMPositionBuilderAtEnd(g->b, next);
+                }
+                cp = gep(g, cp, v->ldc);
+            }
+        LLVMBuildBr(g->b, done);
+    }
+}
 
 /* gemv_n: columns j .. j + 8*nv (the last vector masked by mask when given). */
 static void gemv_n_block(Gen *g, Gemv *v, int nv, LLVMValueRef j, LLVMValueRef mask) {
@@ -460,9 +548,14 @@ static void gemv_n_block(Gen *g, Gemv *v, int nv, LLVMValueRef j, LLVMValueRef m
             store(g, vfma(g, s, bv[h], load(g, g->v8, v->acc[i][h], 32)), v->acc[i][h], 32);
     }
     loop_end(g, &lp);
+    LLVMBasicBlockRef done = block(g, v->fn, "gndone"), direct = block(g, v->fn, "gndirect");
+    LLVMBasicBlockRef trans = block(g, v->fn, "gntrans");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, v->ct, c32(g, 0), ""), trans, direct);
+    LLVMPositionBuilderAtEnd(g->b, trans);
+    gemv_n_store_t(g, v, nv, j, mask != NULL, done);
+    LLVMPositionBuilderAtEnd(g->b, direct);
     /* C = (acc ? C : 0) + sums */
     LLVMBasicBlockRef addb = block(g, v->fn, "gnadd"), setb = block(g, v->fn, "gnset");
-    LLVMBasicBlockRef done = block(g, v->fn, "gndone");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, v->accf, c32(g, 0), ""), addb, setb);
     for (int add = 0; add < 2; add++) {
         LLVMPositionBuilderAtEnd(g->b, add ? addb : setb);
@@ -500,9 +593,9 @@ static void gemv_allocas(Gen *g, Gemv *v, int nacc) {
 static void gen_gemv_n(Gen *g, int mr) {
     char name[32];
     snprintf(name, sizeof name, "tt_gemm_gemv_n%d", mr);
-    LLVMTypeRef ps[10] = {g->i64, g->ptr, g->i64, g->i64, g->ptr,
-                          g->i64, g->ptr, g->i64, g->i64, g->i32};
-    LLVMValueRef fn = add_fn(g, name, ps, 10);
+    LLVMTypeRef ps[11] = {g->i64, g->ptr, g->i64, g->i64, g->ptr, g->i64,
+                          g->ptr, g->i64, g->i64, g->i32, g->i32};
+    LLVMValueRef fn = add_fn(g, name, ps, 11);
     noalias(g, fn, 1);
     noalias(g, fn, 4);
     noalias(g, fn, 6);
@@ -517,6 +610,8 @@ static void gen_gemv_n(Gen *g, int mr) {
     v.ldc = LLVMGetParam(fn, 7);
     LLVMValueRef n = LLVMGetParam(fn, 8);
     v.accf = LLVMGetParam(fn, 9);
+    v.n = n;
+    v.ct = LLVMGetParam(fn, 10);
     int nv = gemv_n_nv(mr), w = 8 * nv;
     LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
     gemv_allocas(g, &v, nv);
@@ -651,9 +746,11 @@ static void gen_gemv_t(Gen *g, int mr) {
 /* ---- module, passes, JIT ----------------------------------------------- */
 
 /* Row counts with a micro-kernel of their own: the full height and the
- * powers of two below it. */
+ * powers of two below it, and 5 for the 6-row tile (a block's last 10 rows
+ * as 5 + 5: a 4-row tile's 8 accumulators are too few to hide the FMA
+ * latency). */
 static bool has_mr(GemmTile t, int mr) {
-    return mr == t.mr || (mr < t.mr && (mr & (mr - 1)) == 0);
+    return mr == t.mr || (mr < t.mr && (mr & (mr - 1)) == 0) || (t.mr == 6 && mr == 5);
 }
 
 /* Whether the narrow tile is a tile of its own (16 lanes) or the wide one

@@ -30,6 +30,7 @@
  * class takes the default table for this process and stores nothing; a
  * later process on a quieter machine tunes it. TT_TUNE=1 tunes anyway. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,9 @@
 typedef enum { SRC_DEFAULT, SRC_OFF, SRC_FORCED, SRC_SMALL, SRC_CACHE, SRC_TUNED, SRC_BUSY } Source;
 
 typedef struct Class {
-    bool decided;
+    /* set (release) once s is final: a product of a decided class reads s
+     * without the lock */
+    atomic_bool decided;
     Source src;
     TtGemmSchedule s;
     double load; /* SRC_BUSY: the load average seen */
@@ -62,7 +65,7 @@ typedef struct Shape {
     int64_t M, N, K;
     bool ta, tb;
     int cls;
-    long count;
+    atomic_long count;
 } Shape;
 
 struct GemmTuner {
@@ -74,7 +77,9 @@ struct GemmTuner {
     int ncand;
     TtGemmSchedule cand[MAXCAND];
     Class cls[NCLASS];
-    int nshapes;
+    /* shapes[0..nshapes) are final: an entry is filled before nshapes
+     * counts it (release), so a known shape is found without the lock */
+    atomic_int nshapes;
     Shape shapes[MAXSHAPES];
 };
 
@@ -256,12 +261,31 @@ static void tune(GemmTuner *t, Class *cl, double flop, GemmTimeFn time, void *ct
     cl->s = t->cand[win];
 }
 
+/* A known shape's entry, or NULL; lock-free. */
+static Shape *find_shape(GemmTuner *t, int64_t M, int64_t N, int64_t K, bool ta, bool tb) {
+    int n = atomic_load_explicit(&t->nshapes, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        Shape *s = &t->shapes[i];
+        if (s->M == M && s->N == N && s->K == K && s->ta == ta && s->tb == tb) return s;
+    }
+    return NULL;
+}
+
 TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
                                GemmTimeFn time, void *ctx) {
     int c = class_of(M, N, K, ta, tb);
-    pthread_mutex_lock(&t->mu);
     Class *cl = &t->cls[c];
-    if (!cl->decided) {
+    /* the common case, a shape seen before (a training step's products,
+     * microseconds each): no lock */
+    if (atomic_load_explicit(&cl->decided, memory_order_acquire)) {
+        Shape *sh = find_shape(t, M, N, K, ta, tb);
+        if (sh) {
+            atomic_fetch_add_explicit(&sh->count, 1, memory_order_relaxed);
+            return cl->s;
+        }
+    }
+    pthread_mutex_lock(&t->mu);
+    if (!atomic_load_explicit(&cl->decided, memory_order_relaxed)) {
         cl->s = default_for(t, N);
         double madds = (double)M * (double)N * (double)K;
         if (!t->tune)
@@ -277,17 +301,16 @@ TtGemmSchedule gemm_tuner_pick(GemmTuner *t, int64_t M, int64_t N, int64_t K, bo
             cl->src = cl->nalt > 0 ? SRC_TUNED : SRC_DEFAULT;
             if (cl->nalt > 0) cache_store(t, c, cl);
         }
-        cl->decided = true;
+        atomic_store_explicit(&cl->decided, true, memory_order_release);
     }
-    int i;
-    for (i = 0; i < t->nshapes; i++) {
-        Shape *s = &t->shapes[i];
-        if (s->M == M && s->N == N && s->K == K && s->ta == ta && s->tb == tb) break;
+    Shape *sh = find_shape(t, M, N, K, ta, tb);
+    int n = atomic_load_explicit(&t->nshapes, memory_order_relaxed);
+    if (sh)
+        atomic_fetch_add_explicit(&sh->count, 1, memory_order_relaxed);
+    else if (n < MAXSHAPES) {
+        t->shapes[n] = (Shape){M, N, K, ta, tb, c, 1};
+        atomic_store_explicit(&t->nshapes, n + 1, memory_order_release);
     }
-    if (i < t->nshapes)
-        t->shapes[i].count++;
-    else if (t->nshapes < MAXSHAPES)
-        t->shapes[t->nshapes++] = (Shape){M, N, K, ta, tb, c, 1};
     TtGemmSchedule s = cl->s;
     pthread_mutex_unlock(&t->mu);
     return s;
@@ -330,12 +353,23 @@ void gemm_tuner_explain(GemmTuner *t, FILE *out) {
         int b = sh->cls / 4;
         fprintf(out, "  %lldx%lldx%lld%s%s (%ld run%s; class M%s N%s K%s): ", (long long)sh->M,
                 (long long)sh->N, (long long)sh->K, sh->ta ? " tA" : "", sh->tb ? " tB" : "",
-                sh->count, sh->count == 1 ? "" : "s", bucket_name[b / (NB * NB)],
-                bucket_name[b / NB % NB], bucket_name[b % NB]);
+                (long)atomic_load(&sh->count), atomic_load(&sh->count) == 1 ? "" : "s",
+                bucket_name[b / (NB * NB)], bucket_name[b / NB % NB], bucket_name[b % NB]);
         if (sh->M <= GEMM_GEMV_MR)
             fprintf(out, "small-M path (B read in place, no tile)\n");
+        else if (gemm_is_narrow(sh->M, sh->N) && sh->ta)
+            fprintf(out, "narrow, computed as C^T = op(B)^T A: small-M kernels, A read in "
+                         "place, C stored transposed\n");
         else {
+            if (gemm_is_narrow(sh->M, sh->N)) {
+                /* a B in memory (a gathered one runs as the schedule says) */
+                TtGemmSchedule sq = gemm_tuner_default_square(t);
+                fprintf(out, "narrow, computed as C^T = op(B)^T op(A)^T on ");
+                put_sched(out, &sq, 1024);
+                fprintf(out, " (a gathered B: ");
+            }
             put_sched(out, &cl->s, sh->N);
+            if (gemm_is_narrow(sh->M, sh->N)) fputc(')', out);
             fprintf(out, ", %s", why[cl->src]);
             if (cl->src == SRC_BUSY)
                 fprintf(out, ": load %.1f on %ld cores; not tuned, TT_TUNE=1 tunes anyway)",

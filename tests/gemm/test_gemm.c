@@ -199,6 +199,84 @@ Test(gemm_, random_shapes) {
     cr_assert_eq(bad, 0);
 }
 
+/* A product of one block of rows (M <= MC) reads B's full panels in place
+ * (packing only the last narrow one); the same rows of a taller product,
+ * whose B is packed, are bit-identical, with several K blocks, an edge
+ * panel, accumulate, and A as stored or transposed. */
+Test(gemm_, b_in_place_matches_packed) {
+    int64_t Mt = 300, M = 100, N = 37, K = 600, ldb = N + 2, ldc = N + 1;
+    for (int ta = 0; ta < 2; ta++)
+        for (int acc = 0; acc < 2; acc++) {
+            int64_t lda = ta ? Mt + 3 : K + 3;
+            float *A = malloc(sizeof(float) * (size_t)((ta ? K : Mt) * lda));
+            float *B = malloc(sizeof(float) * (size_t)(K * ldb));
+            float *Ct = malloc(sizeof(float) * (size_t)(Mt * ldc));
+            float *Cs = malloc(sizeof(float) * (size_t)(M * ldc));
+            for (int64_t i = 0; i < (ta ? K : Mt) * lda; i++) A[i] = frand();
+            for (int64_t i = 0; i < K * ldb; i++) B[i] = frand();
+            for (int64_t i = 0; i < Mt * ldc; i++) Ct[i] = (float)i * 0.25f;
+            for (int64_t i = 0; i < M * ldc; i++) Cs[i] = (float)i * 0.25f;
+            tt_gemm_run(G, Mt, N, K, A, lda, ta, B, ldb, false, Ct, ldc, acc, 1, NULL);
+            tt_gemm_run(G, M, N, K, A, lda, ta, B, ldb, false, Cs, ldc, acc, 1, NULL);
+            cr_expect(memcmp(Ct, Cs, sizeof(float) * (size_t)(M * ldc)) == 0,
+                      "ta=%d acc=%d: B in place differs from B packed", ta, acc);
+            free(A);
+            free(B);
+            free(Ct);
+            free(Cs);
+        }
+}
+
+/* Narrow products (N <= 16, M >= 32: gemm_narrow computes C^T): against the
+ * reference with N around the small-M kernels' row blocks of 4, M across
+ * the transposed path's 512-row blocks, K across KC blocks, every
+ * transpose, accumulate, 1-3 threads, padded and unaligned. */
+Test(gemm_, narrow_products_transposed) {
+    static const int64_t Ns[] = {1, 3, 4, 5, 8, 10, 13, 16};
+    static const int64_t shapes[][2] = {{32, 1},    {33, 7},   {64, 128},
+                                        {100, 300}, {530, 64}, {1100, 20}};
+    int bad = 0;
+    for (size_t n = 0; n < sizeof Ns / sizeof Ns[0]; n++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            Case c = {shapes[s][0], Ns[n], shapes[s][1], (int64_t)((n + s) % 3), 0};
+            bad += check_all(c, T123, 3);
+        }
+    cr_assert_eq(bad, 0);
+}
+
+/* ... and bit-identical to the direct product: rows of a narrow product
+ * equal the same rows computed as a product of 31 rows (below the narrow
+ * threshold: the packed micro-tile, same KC blocks), for every transpose,
+ * with and without accumulate. */
+Test(gemm_, narrow_matches_direct_rows) {
+    int64_t M = 93, K = 600;
+    static const int64_t Ns[] = {3, 10, 16};
+    for (size_t n = 0; n < sizeof Ns / sizeof Ns[0]; n++)
+        for (int t = 0; t < 4; t++)
+            for (int acc = 0; acc < 2; acc++) {
+                bool ta = t & 1, tb = t & 2;
+                int64_t N = Ns[n], lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
+                float *A = malloc(sizeof(float) * (size_t)((ta ? K : M) * lda));
+                float *B = malloc(sizeof(float) * (size_t)((tb ? N : K) * ldb));
+                float *Cn = malloc(sizeof(float) * (size_t)(M * ldc));
+                float *Cd = malloc(sizeof(float) * (size_t)(M * ldc));
+                for (int64_t i = 0; i < (ta ? K : M) * lda; i++) A[i] = frand();
+                for (int64_t i = 0; i < (tb ? N : K) * ldb; i++) B[i] = frand();
+                for (int64_t i = 0; i < M * ldc; i++) Cn[i] = Cd[i] = frand();
+                tt_gemm_run(G, M, N, K, A, lda, ta, B, ldb, tb, Cn, ldc, acc, 1, NULL);
+                for (int64_t r0 = 0; r0 < M; r0 += 31)
+                    tt_gemm_run(G, 31, N, K, ta ? A + r0 : A + r0 * lda, lda, ta, B, ldb, tb,
+                                Cd + r0 * ldc, ldc, acc, 1, NULL);
+                cr_expect(memcmp(Cn, Cd, sizeof(float) * (size_t)(M * ldc)) == 0,
+                          "N=%ld ta=%d tb=%d acc=%d: narrow differs from direct", (long)N, ta, tb,
+                          acc);
+                free(A);
+                free(B);
+                free(Cn);
+                free(Cd);
+            }
+}
+
 Test(gemm_, big_square_threads) {
     int bad = 0;
     bad += check((Case){256, 256, 256, 0, 0}, false, false, false, 2, 0);
@@ -267,7 +345,7 @@ Test(gemm_, epilogue_sees_final_rows_once) {
      * column blocks (NC 4080), big enough to split over 2 threads by rows
      * and by columns */
     int64_t shapes[][3] = {{3, 40, 30},   {5, 17, 0},    {300, 40, 20}, {20, 4100, 3},
-                           {400, 64, 64}, {8, 2000, 64}, {1, 1, 1}};
+                           {400, 64, 64}, {8, 2000, 64}, {1, 1, 1},     {600, 10, 50}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int threads = 1; threads <= 2; threads++) {
             int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 3;
@@ -300,7 +378,8 @@ Test(gemm_, epilogue_sees_final_rows_once) {
 /* The thread count never changes a result: rows split over threads take the
  * same code path (and summation order) as on one thread. */
 Test(gemm_, threads_bit_identical) {
-    int64_t shapes[][3] = {{7, 300, 200}, {10, 500, 100}, {130, 64, 300}, {301, 17, 90}};
+    int64_t shapes[][3] = {{7, 300, 200}, {10, 500, 100}, {130, 64, 300},
+                           {301, 17, 90}, {200, 10, 64},  {1100, 13, 600}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int tb = 0; tb < 2; tb++) {
             int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];

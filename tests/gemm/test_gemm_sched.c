@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,40 @@ Test(gemm_sched, explain_names_each_product_and_its_schedule) {
     cr_expect(strstr(text, "default table (TT_TUNE=0)"), "%s", text);
     cr_expect(strstr(text, "3x48x40 (1 run; class M<=16 N<=64 K<=64): small-M path"), "%s", text);
     cr_expect(!strstr(text, "GFLOP/s"), "nothing was timed: %s", text);
+    free(text);
+    tt_gemm_free(g);
+}
+
+/* A shape seen before finds its schedule without the lock
+ * (gemm_tuner_pick): threads running the same new shapes at once record
+ * each shape once, and count every run. */
+typedef struct RunMany {
+    TtGemm *g;
+    int64_t M, N;
+} RunMany;
+
+static void *run_many(void *p) {
+    const RunMany *r = p;
+    static float A[64 * 40], B[40 * 48], C[64 * 48];
+    float *c = malloc(sizeof C);
+    for (int i = 0; i < 300; i++)
+        tt_gemm_run(r->g, r->M, r->N, 40, A, 40, false, B, r->N, false, c, r->N, false, 1, NULL);
+    free(c);
+    return NULL;
+}
+
+Test(gemm_sched, concurrent_runs_counted_once_per_shape) {
+    setenv("TT_TUNE", "0", 1);
+    unsetenv("TT_GEMM_LANES");
+    TtGemm *g = new_gemm();
+    RunMany r[2] = {{g, 37, 29}, {g, 41, 23}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, run_many, &r[i % 2]);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    char *text = explain_text();
+    const char *a = strstr(text, "37x29x40 (600 runs;"), *b = strstr(text, "41x23x40 (600 runs;");
+    cr_expect(a && !strstr(a + 1, "37x29x40"), "%s", text);
+    cr_expect(b && !strstr(b + 1, "41x23x40"), "%s", text);
     free(text);
     tt_gemm_free(g);
 }

@@ -480,15 +480,15 @@ static void run_kernels(const GemmKernels *k, float *out) {
             k->wide.pack_n(K, N, b, N, panels, PS);
         float *c = out + t * M * N;
         for (int q = 0; q * nr < N; q++)
-            k->wide.ukr_row[M - 1](K, a, K, panels + q * PS * nr, c + q * nr, N, N - q * nr, 0);
+            k->wide.ukr_row[M - 1](K, a, K, panels + q * PS * nr, nr, c + q * nr, N, N - q * nr, 0);
         float *cc = out + 2 * M * N;
         if (t) /* the column variant, accumulating onto zeros */
             for (int q = 0; q * nr < N; q++)
-                k->wide.ukr_col[M - 1](K, at, M, panels + q * PS * nr, cc + q * nr, N, N - q * nr,
-                                       1);
+                k->wide.ukr_col[M - 1](K, at, M, panels + q * PS * nr, nr, cc + q * nr, N,
+                                       N - q * nr, 1);
     }
     float *cv = out + 3 * M * N;
-    for (int i = 0; i < M; i += 2) k->gemv_n[1](K, a + i * K, K, 1, b, N, cv + i * N, N, N, 0);
+    for (int i = 0; i < M; i += 2) k->gemv_n[1](K, a + i * K, K, 1, b, N, cv + i * N, N, N, 0, 0);
     free(panels);
 }
 
