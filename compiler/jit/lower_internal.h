@@ -54,4 +54,15 @@ void lw_decide(Lower *L);
  * mode)? */
 bool lw_conv_gemm(const Lower *L, int id);
 
+/* lower.c's indexing, for the lowerings in other files: the value of node
+ * id at a multi-index (fused nodes computed there), closing n loops, the
+ * linear index of idx in shape s. */
+LpExpr *lw_value_at(Lower *L, int id, LpExpr **idx);
+void lw_close_n(LpProg *p, int n);
+LpExpr *lw_linearize(LpProg *p, LpExpr *const *idx, const Shape *s);
+
+/* attention and attention_lse, attention_grad (lower_attn.c). */
+void lw_lower_attention(Lower *L, int id, int out);
+void lw_lower_attention_grad(Lower *L, int id, int out);
+
 #endif

@@ -1748,7 +1748,7 @@ Test(jit_ops, attention_fused_backward_threads, .timeout = 120) {
     ir_free(&g);
 }
 
-/* The forward's vector path (compiler/jit/lower.c, attention_rows): keys in
+/* The forward's vector path (compiler/jit/lower_attn.c, attention_rows): keys in
  * blocks of 16 lanes, features in chunks of 64. D = 70 (a whole chunk and a
  * part, neither a multiple of the lanes), Tk = 37 (two whole blocks and 5
  * keys of zero padding), causal with Tq = 21 != Tk (each row's mask ends at
