@@ -378,6 +378,10 @@ static void pack_transposed(const float *x, const int64_t *roff, int64_t kc, con
     }
 }
 
+/* A copier of the rows of one panel whose columns are runs (below). */
+typedef void CopyRuns(const float *x, const int64_t *roff, int64_t kc, const Run *runs, int nrun,
+                      int64_t w, int64_t nr, float *d);
+
 /* The rows of one panel whose columns are runs of consecutive offsets
  * (stride 1: an output row's positions): d[p*nr + run.j + t] =
  * x[roff[p] + run.off + t], zero past w. Explicit vector moves (GCC's
@@ -493,8 +497,11 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
                         int64_t nr, float *dst, int64_t pstride, int64_t *off) {
     int64_t *roff = off, *co = off + kc;
     gather_offsets(g->rdim, g->rstr, p0, kc, roff);
+    /* the run copiers of stride 1 and 2, with 8-float moves where the CPU
+     * has AVX2 */
+    CopyRuns *copy1 = copy_runs, *copy2 = copy_runs2;
 #if GATHER_AVX2
-    bool avx2 = __builtin_cpu_supports("avx2");
+    if (__builtin_cpu_supports("avx2")) copy1 = copy_runs_avx2, copy2 = copy_runs2_avx2;
 #endif
     /* a forward's columns (stride 1 or 2 along an output row): each panel's
      * runs come from the column digits, a run per output row it touches,
@@ -520,14 +527,7 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
                 }
             }
             if (nrun * 4 <= w) {
-#if GATHER_AVX2
-                if (avx2) {
-                    (step == 1 ? copy_runs_avx2 : copy_runs2_avx2)(g->x, roff, kc, runs, nrun, w,
-                                                                   nr, d);
-                    continue;
-                }
-#endif
-                (step == 1 ? copy_runs : copy_runs2)(g->x, roff, kc, runs, nrun, w, nr, d);
+                (step == 1 ? copy1 : copy2)(g->x, roff, kc, runs, nrun, w, nr, d);
                 continue;
             }
         }
@@ -536,21 +536,9 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
         gather_offsets(g->cdim, g->cstr, j0 + q * nr, w, co);
         int nrun = panel_runs(co, w, 1, runs);
         if (nrun * 4 > w && (nrun = panel_runs(co, w, 2, runs)) * 4 <= w) {
-#if GATHER_AVX2
-            if (avx2) {
-                copy_runs2_avx2(g->x, roff, kc, runs, nrun, w, nr, d);
-                continue;
-            }
-#endif
-            copy_runs2(g->x, roff, kc, runs, nrun, w, nr, d);
+            copy2(g->x, roff, kc, runs, nrun, w, nr, d);
         } else if (nrun * 4 <= w) {
-#if GATHER_AVX2
-            if (avx2) {
-                copy_runs_avx2(g->x, roff, kc, runs, nrun, w, nr, d);
-                continue;
-            }
-#endif
-            copy_runs(g->x, roff, kc, runs, nrun, w, nr, d);
+            copy1(g->x, roff, kc, runs, nrun, w, nr, d);
         } else {
             pack_transposed(g->x, roff, kc, co, w, nr, d);
         }
