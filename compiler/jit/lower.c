@@ -329,23 +329,16 @@ static bool sfx_ok(const Lower *L, int id, int k0) {
 static LpExpr *sfx_at(Lower *L, int id, LpExpr **idx, int k0, LpExpr *j) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
-    if (L->buf[id] >= 0) {
-        int64_t st[IR_MAXDIM];
-        strides(&n->shape, st);
-        LpExpr *e = j;
-        for (int k = 0; k < k0; k++) e = lp_iadd(p, e, lp_imul(p, idx[k], st[k]));
-        return lp_load(p, L->buf[id], e);
-    }
-    if (n->op == OP_CONST) return const_expr(L, n);
-    TT_ASSERT(L->fused[id]);
-    note_fused(L, id);
-    if (n->op == OP_RESHAPE) {
+    if (L->buf[id] >= 0 || n->op == OP_RESHAPE) { /* read at the linear index */
         int64_t st[IR_MAXDIM];
         strides(&n->shape, st);
         LpExpr *e = j;
         for (int k = 0; k < k0; k++) e = lp_iadd(p, e, lp_imul(p, idx[k], st[k]));
         return flat_at(L, id, e);
     }
+    if (n->op == OP_CONST) return const_expr(L, n);
+    TT_ASSERT(L->fused[id]);
+    note_fused(L, id);
     if (ir_ops[n->op].flags & OPF_ELEMWISE) {
         LpExpr *a[3];
         for (int k = 0; k < n->nin; k++) a[k] = sfx_at(L, n->in[k], idx, k0, j);
