@@ -35,6 +35,24 @@ static int pieces(const IrGraph *g, int id, int ax, int *out, int cap) {
     return n->nin;
 }
 
+/* The axis along which pads pa and pb (of one shape) hold pieces side by
+ * side, one ending where the other starts, both with step 1 and at the
+ * same place on every other axis; -1 if they do not. */
+static int side_by_side(const IrGraph *g, const IrNode *pa, const IrNode *pb) {
+    const Shape *sa = &ir_node(g, pa->in[0])->shape, *sb = &ir_node(g, pb->in[0])->shape;
+    int ax = -1;
+    for (int k = 0; k < pa->shape.ndim; k++) {
+        if (pa->attr.step[k] != 1 || pb->attr.step[k] != 1) return -1;
+        if (pa->attr.start[k] == pb->attr.start[k] && sa->d[k] == sb->d[k]) continue;
+        if (ax >= 0) return -1;
+        ax = k;
+    }
+    if (ax < 0) return -1;
+    bool touch = pa->attr.start[ax] + sa->d[ax] == pb->attr.start[ax] ||
+                 pb->attr.start[ax] + sb->d[ax] == pa->attr.start[ax];
+    return touch ? ax : -1;
+}
+
 /* The sum of two gradients. Two zero-padded pieces of one tensor, side by
  * side along one axis (the gradients of slices of one value: q, k and v of
  * one [B, T, 3d] projection), are one concat, padded if it does not cover
@@ -43,23 +61,12 @@ static int pieces(const IrGraph *g, int id, int ax, int *out, int cap) {
  * zero). */
 static int add_grads(IrGraph *g, int a, int b, SrcLoc loc) {
     IrNode pa = *ir_node(g, a), pb = *ir_node(g, b);
-    if (pa.op != OP_PAD || pb.op != OP_PAD || pa.dtype != pb.dtype)
-        return ir_binary(g, OP_ADD, a, b, loc);
-    const Shape *sa = &ir_node(g, pa.in[0])->shape, *sb = &ir_node(g, pb.in[0])->shape;
-    int ax = -1;
-    for (int k = 0; k < pa.shape.ndim; k++) {
-        if (pa.attr.step[k] != 1 || pb.attr.step[k] != 1) return ir_binary(g, OP_ADD, a, b, loc);
-        if (pa.attr.start[k] == pb.attr.start[k] && sa->d[k] == sb->d[k]) continue;
-        if (ax >= 0) return ir_binary(g, OP_ADD, a, b, loc);
-        ax = k;
-    }
-    const IrNode *first, *second;
-    if (ax >= 0 && pa.attr.start[ax] + sa->d[ax] == pb.attr.start[ax])
-        first = &pa, second = &pb;
-    else if (ax >= 0 && pb.attr.start[ax] + sb->d[ax] == pa.attr.start[ax])
-        first = &pb, second = &pa;
-    else
-        return ir_binary(g, OP_ADD, a, b, loc);
+    int ax =
+        pa.op == OP_PAD && pb.op == OP_PAD && pa.dtype == pb.dtype ? side_by_side(g, &pa, &pb) : -1;
+    if (ax < 0) return ir_binary(g, OP_ADD, a, b, loc);
+    /* the piece that starts first */
+    const IrNode *first = pa.attr.start[ax] < pb.attr.start[ax] ? &pa : &pb;
+    const IrNode *second = first == &pa ? &pb : &pa;
     int ins[16], n = pieces(g, first->in[0], ax, ins, 8);
     n += pieces(g, second->in[0], ax, ins + n, 8);
     int c = ir_concat(g, ins, n, ax, loc);
