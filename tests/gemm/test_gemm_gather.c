@@ -176,6 +176,17 @@ done:
     return bad;
 }
 
+/* tt_gemm_explain's text names what (a product's shape and split). */
+static void expect_explained(const char *what) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    tt_gemm_explain(f);
+    fclose(f);
+    cr_expect(strstr(text, what), "%s", text);
+    free(text);
+}
+
 /* Small random geometries: tile edges in M and N, every digit carry of the
  * row and column offsets, strides and dilations, a single position or tap. */
 Test(gemm_gather, random_small_bit_identical) {
@@ -219,13 +230,7 @@ Test(gemm_gather, split_over_k_bit_identical, .timeout = 60) {
     g.Wo = g.Wp - 2;
     cr_expect(check_geo(&g, 8) == 0);
     gemm_split_cost_set(NULL);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    tt_gemm_explain(f);
-    fclose(f);
-    cr_expect(strstr(text, "8x27x4096 tB on 3: split over K"), "%s", text);
-    free(text);
+    expect_explained("8x27x4096 tB on 3: split over K");
 }
 
 /* A gathered op(B) with fewer panels than threads and a deep K (conv1's
@@ -271,13 +276,7 @@ Test(gemm_gather, gathered_over_k_where_rows_would_repack, .timeout = 60) {
     cr_expect(bad == 0, "%d of %lld differ from the two halves summed", bad, (long long)(M * N));
     cr_expect(far == 0, "%d outside the tolerance", far);
     gemm_split_cost_set(NULL);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    tt_gemm_explain(f);
-    fclose(f);
-    cr_expect(strstr(text, "16x9x1024 tB on 2: split over K (2 parts)"), "%s", text);
-    free(text);
+    expect_explained("16x9x1024 tB on 2: split over K (2 parts)");
     free(x);
     free(col);
     free(A);
@@ -368,13 +367,7 @@ Test(gemm_gather, mapped_output_blocks_threads_and_k_split, .timeout = 60) {
      * alike (tt_gemm_run splits a 4-row product otherwise), then copied */
     cr_expect(check_mapped(&k, 4, 1, 3, true) == 0);
     gemm_split_cost_set(NULL);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    tt_gemm_explain(f);
-    fclose(f);
-    cr_expect(strstr(text, "4x18x576 tB on 3: split over K"), "%s", text);
-    free(text);
+    expect_explained("4x18x576 tB on 3: split over K");
 }
 
 /* Products of 1-4 rows with a forward's columns (output rows of at least
