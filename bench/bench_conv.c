@@ -7,14 +7,17 @@
  *   fwd    y = conv2d(x, w)
  *   fb     y, dx = conv2d_backward_input(gy, w), dw = conv2d_backward_weight(x, gy)
  * on the naive runtime (one thread), the JIT with each lowering forced
- * (jit_set_conv_lowering: direct loop nests, explicit im2col + GEMM,
- * implicit im2col where the GEMM gathers B while packing it), and PyTorch
- * (bench/conv_torch.py, run by /usr/bin/python3 in the same run). `gemm`
- * is tt_gemm_run alone at the forward's M = O/groups, N = batch * Ho * Wo,
- * K = C/groups * kh * kw on a materialized B: what the im2col lowering
- * calls, without the gather and the layout copy; `conv/gemm` is the JIT's
- * forward (implicit) GFLOP/s over it. `rule` says which lowering the JIT
- * picks by default.
+ * (jit_set_conv_lowering: direct loop nests, in lanes for a forward with
+ * rows of 8+ outputs; explicit im2col + GEMM; implicit im2col where the
+ * GEMM gathers B while packing it), the JIT as a script gets it (`rule`:
+ * each op's lowering by the rule, or by the host's tuning where it has
+ * measured one), and PyTorch (bench/conv_torch.py, run by /usr/bin/python3
+ * in the same run). `gemm` is tt_gemm_run alone at the forward's
+ * M = O/groups, N = batch * Ho * Wo, K = C/groups * kh * kw on a
+ * materialized B: what the im2col lowering calls, without the gather and
+ * the layout copy; `conv/gemm` is the rule's forward GFLOP/s over it, and
+ * torch/tt PyTorch's time over the rule's. The `rule` column after the
+ * shape says which lowering the rule picks for the forward.
  *
  * Then one SGD training step at batch 64 of the Fashion-MNIST CNN of
  * examples/fashion_cnn.tt through the whole stack (an interpreter, rt_call;
@@ -391,10 +394,11 @@ int main(int argc, char **argv) {
         nb[i] = timeit(run_fb, &cv[i], sample_s, 0);
     }
     for (int t = 1; t <= maxthreads; t++) {
-        Jit *jd = jit_new(2), *jg = jit_new(2), *ji = jit_new(2);
+        Jit *jd = jit_new(2), *jg = jit_new(2), *ji = jit_new(2), *ja = jit_new(2);
         jit_set_threads(jd, t);
         jit_set_threads(jg, t);
         jit_set_threads(ji, t);
+        jit_set_threads(ja, t);
         jit_set_conv_lowering(jd, 1);
         jit_set_conv_lowering(jg, 2);
         jit_set_conv_lowering(ji, 3);
@@ -407,9 +411,9 @@ int main(int argc, char **argv) {
             pt.step = NAN;
         }
         printf("\n%d thread%s%s\n", t, t > 1 ? "s" : "", pt.ok ? "" : " (no PyTorch)");
-        printf("%-26s %-8s %-4s %7s %7s %7s %8s %7s %7s %8s %9s %9s\n", "shape (batch 32)", "rule",
-               "", "naive", "direct", "im2col", "implicit", "torch", "gemm", "conv/gemm",
-               "im2col/imp", "torch/tt");
+        printf("%-26s %-8s %-4s %7s %7s %7s %8s %7s %7s %7s %8s %9s %9s\n", "shape (batch 32)",
+               "rule", "", "naive", "direct", "im2col", "implicit", "rule", "torch", "gemm",
+               "conv/gemm", "im2col/imp", "torch/tt");
         for (int i = 0; i < NSHAPES; i++) {
             if (!on[i]) continue;
             Conv *c = &cv[i];
@@ -427,6 +431,9 @@ int main(int argc, char **argv) {
             c->jit = ji;
             double xf = timeit(run_fwd, c, sample_s, total_s),
                    xb = timeit(run_fb, c, sample_s, total_s);
+            c->jit = ja; /* the rule (and the host's tuning), per op: what a script gets */
+            double af = timeit(run_fwd, c, sample_s, total_s),
+                   ab = timeit(run_fb, c, sample_s, total_s);
             GemmCase q = {gemm, og, s->n * c->ho * c->wo, kg, NULL, NULL, NULL, t};
             unsigned seed = 2;
             q.a = frand(q.m * q.k, &seed);
@@ -436,22 +443,21 @@ int main(int argc, char **argv) {
             free(q.a);
             free(q.b);
             free(q.c);
-            /* torch/tt: against the lowering the rule picks */
-            bool imp = lp_conv_uses_gemm(&c->fwd, conv_id, true);
-            double rule_f = imp ? xf : df, rule_b = imp ? xb : db;
-            printf("%-26s %-8s %-4s %7.1f %7.1f %7.1f %8.1f %7.1f %7.1f %7.0f%% %9.2f %9.2f\n",
-                   s->name, rule, "fwd", gflops(flop, nf[i]), gflops(flop, df), gflops(flop, gf),
-                   gflops(flop, xf), gflops(flop, pt.fwd[i]), gflops(flop, mm), 100 * mm / xf,
-                   gf / xf, pt.fwd[i] / rule_f);
-            printf("%-26s %-8s %-4s %7.1f %7.1f %7.1f %8.1f %7.1f %7s %8s %9.2f %9.2f\n", "", "",
-                   "f+b", gflops(3 * flop, nb[i]), gflops(3 * flop, db), gflops(3 * flop, gb),
-                   gflops(3 * flop, xb), gflops(3 * flop, pt.fb[i]), "", "", gb / xb,
-                   pt.fb[i] / rule_b);
+            printf(
+                "%-26s %-8s %-4s %7.1f %7.1f %7.1f %8.1f %7.1f %7.1f %7.1f %7.0f%% %9.2f %9.2f\n",
+                s->name, rule, "fwd", gflops(flop, nf[i]), gflops(flop, df), gflops(flop, gf),
+                gflops(flop, xf), gflops(flop, af), gflops(flop, pt.fwd[i]), gflops(flop, mm),
+                100 * mm / af, gf / xf, pt.fwd[i] / af);
+            printf("%-26s %-8s %-4s %7.1f %7.1f %7.1f %8.1f %7.1f %7.1f %7s %8s %9.2f %9.2f\n", "",
+                   "", "f+b", gflops(3 * flop, nb[i]), gflops(3 * flop, db), gflops(3 * flop, gb),
+                   gflops(3 * flop, xb), gflops(3 * flop, ab), gflops(3 * flop, pt.fb[i]), "", "",
+                   gb / xb, pt.fb[i] / ab);
             fflush(stdout);
         }
         jit_free(jd);
         jit_free(jg);
         jit_free(ji);
+        jit_free(ja);
         if (only) continue;
         Step st = step_new(t);
         double us = timeit(run_step, &st, sample_s, quick ? 0.3 : 1.5);

@@ -289,7 +289,8 @@ LpProg *lp_lower(const IrGraph *g, bool fuse);
 
 /* How conv2d and its two backward ops are lowered: AUTO picks per node by
  * the rule of lp_conv_uses_gemm (spec/jit.md, "Convolution"); DIRECT is one
- * loop nest per op in the reference kernel's order; IM2COL gathers the
+ * loop nest per op in the reference kernel's order (a conv2d with rows of
+ * 8+ outputs: blocks of rows in vector lanes, lp_conv_lanes); IM2COL gathers the
  * windows into a column matrix (explicit im2col) and calls the GEMM;
  * IMPLICIT has the GEMM gather them while it packs B (forward and weight
  * gradient; the input gradient stays explicit). lp_lower_conv is the JIT's
@@ -309,6 +310,9 @@ LpProg *lp_lower_modes(const IrGraph *g, bool fuse, LpConvLowering conv,
  * the JIT's implicit lowering is available (lp_lower_conv, not lp_lower),
  * which takes depthwise convolutions with rows of 8+ positions too. */
 bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather);
+/* Whether conv node id, lowered directly, takes the lanes lowering
+ * (lower_conv_lanes.c): an f32 conv2d whose output rows have 8+ positions. */
+bool lp_conv_lanes(const IrGraph *g, int id);
 /* The im2col lowering cuts the batch into chunks of images whose column
  * matrix has at most this many floats (default 4 Mi; 0 restores it). For
  * tests: process-wide, read when a graph is lowered. */

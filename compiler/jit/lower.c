@@ -1119,18 +1119,38 @@ static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
     return d;
 }
 
-/* The rule measured by bench/bench_conv.c (spec/jit.md): the GEMM wins once
- * each group's product has a few rows and a reduction worth packing. With
- * 1-3 output channels per group (depthwise) the JIT's GEMM computes the
- * forward straight from the image when its output rows have at least 8
- * positions (gather_small_m in compiler/gemm/gemm_driver.c): 7x the direct
- * loop nest on bench_conv's depthwise 3x3, 3.5x over forward and backward.
- * ttc's loop GEMM (lp_lower: explicit im2col only) was not measured there:
- * direct, which needs no workspace. */
+/* The rule measured by bench/bench_conv.c (spec/jit.md, "Convolution"):
+ * a conv2d with stride 1 along the rows, rows of 16+ outputs and a group's
+ * padded input planes within CONV_LANES_BYTES runs in lanes
+ * (lower_conv_lanes.c): one block of outputs per pass over its taps, at
+ * 66-95 GFLOP/s on bench_conv's shapes of that kind (depthwise, grouped,
+ * one input channel, 16-32 channels of 16x16 to 32x32), where the GEMM
+ * ran 17-80 (its packing costs as much as its product when a group has
+ * few rows or few taps). Shorter or strided rows leave its vectors part
+ * empty or gathered (5-35 GFLOP/s), and a 1x1 kernel reads each input
+ * plane once per output channel for one tap (56 against the GEMM's 91 at
+ * 64 channels of 16x16): there the GEMM wins once each group's
+ * product has a few rows and a reduction worth packing. With 1-3 output
+ * channels per group the JIT's GEMM computes the forward straight from the
+ * image when its output rows have at least 8 positions (gather_small_m in
+ * compiler/gemm/gemm_driver.c). ttc's loop GEMM (lp_lower: explicit im2col
+ * only) was not measured there: direct, which needs no workspace. */
+#define CONV_LANES_BYTES (128 << 10)
+
 bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather) {
-    ConvDims d = conv_dims(g, ir_node(g, id));
+    const IrNode *n = ir_node(g, id);
+    ConvDims d = conv_dims(g, n);
     if (d.N == 0 || d.P == 0 || d.O == 0 || d.Kg == 0 || d.C == 0) return false;
+    const IrWindow *w = &n->attr.win;
+    int64_t plane = (d.H + 2 * w->padding[0]) * (d.W + 2 * w->padding[1]);
+    if (lp_conv_lanes(g, id) && w->stride[1] == 1 && d.Wo >= 16 && d.kh * d.kw > 1 &&
+        d.Cg * plane * 4 <= CONV_LANES_BYTES)
+        return false;
     return d.Kg >= 4 && (d.Og >= 4 || (gather && d.Wo >= 8));
+}
+
+bool lw_conv_lanes(const Lower *L, int id) {
+    return !lw_conv_gemm(L, id) && lp_conv_lanes(L->g, id);
 }
 
 /* Node id's lowering: its own (ctune.h) or the graph's. */
@@ -1302,7 +1322,7 @@ static void channels_first(Lower *L, int yn, int t, const ConvDims *d) {
  * product's element there: acc, or with a convolution epilogue
  * (decide_conv_epilogues) the root's value, its elementwise chain (bias,
  * BatchNorm's per-channel affine, ReLU) applied to acc. */
-static LpExpr *conv_result(Lower *L, int id, LpExpr **yi, LpExpr *acc) {
+LpExpr *lw_conv_result(Lower *L, int id, LpExpr **yi, LpExpr *acc) {
     if (L->epi_root < 0) return acc;
     L->epi_node = id;
     L->epi_val = acc;
@@ -1387,7 +1407,7 @@ static void lower_conv_implicit(Lower *L, int id, int out) {
         for (int k = 0; k < 4; k++)
             if (k != 1) yi[k] = lp_open_loop(p, n->shape.d[k]);
         LpExpr *yo = linearize(p, yi, &n->shape);
-        lp_store(p, out, yo, conv_result(L, id, yi, lp_load(p, out, yo)));
+        lp_store(p, out, yo, lw_conv_result(L, id, yi, lp_load(p, out, yo)));
         close_n(p, 4);
     } else if (n->op == OP_CONV2D_BACKWARD_WEIGHT) {
         int gy = lp_add_buf(p, LB_TEMP, 0, TY_F32, &ts, id);
@@ -1507,7 +1527,7 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
             LpExpr *yi[4];
             LpExpr *ti = cf_loops(p, &d, yi, false);
             lp_store(p, out, linearize(p, yi, &n->shape),
-                     conv_result(L, id, yi, lp_load(p, t, ti)));
+                     lw_conv_result(L, id, yi, lp_load(p, t, ti)));
             close_n(p, 4);
         }
         lp_close_loop(p);
@@ -1839,7 +1859,10 @@ static void lower_root(Lower *L, int id) {
     L->nkf = 0;
     if (conv >= 0) { /* the conv, this root's chain as its epilogue */
         L->epi_root = id;
-        lower_conv_gemm(L, conv, out);
+        if (lw_conv_gemm(L, conv))
+            lower_conv_gemm(L, conv, out);
+        else
+            lw_lower_conv_lanes(L, conv, out);
         L->epi_root = -1;
         goto done;
     }
@@ -1892,6 +1915,8 @@ static void lower_root(Lower *L, int id) {
         if (shape_numel(&n->shape) == 0) break;
         if (lw_conv_gemm(L, id))
             lower_conv_gemm(L, id, out);
+        else if (lw_conv_lanes(L, id))
+            lw_lower_conv_lanes(L, id, out);
         else
             lower_conv_reduce(L, id, out);
         break;

@@ -61,6 +61,17 @@ LpExpr *lw_value_at(Lower *L, int id, LpExpr **idx);
 void lw_close_n(LpProg *p, int n);
 LpExpr *lw_linearize(LpProg *p, LpExpr *const *idx, const Shape *s);
 
+/* Does conv node id go through the lanes lowering (not the GEMM, and
+ * lp_conv_lanes)? Both take the conv's elementwise consumers as epilogue. */
+bool lw_conv_lanes(const Lower *L, int id);
+
+/* conv2d's direct lowering in lanes (lower_conv_lanes.c). */
+void lw_lower_conv_lanes(Lower *L, int id, int out);
+
+/* The value stored at yi of conv2d id's result, acc being its element
+ * there: acc, or the epilogue's root (decide_conv_epilogues) on it. */
+LpExpr *lw_conv_result(Lower *L, int id, LpExpr **yi, LpExpr *acc);
+
 /* attention and attention_lse, attention_grad (lower_attn.c). */
 void lw_lower_attention(Lower *L, int id, int out);
 void lw_lower_attention_grad(Lower *L, int id, int out);

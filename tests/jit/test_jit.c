@@ -949,6 +949,80 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
     for (int m = 0; m < NM; m++) jit_free(jit[m]);
 }
 
+/* conv2d in lanes (compiler/jit/lower_conv_lanes.c), taken by the direct
+ * lowering for rows of 8+ outputs: rows of 8-40 (whole blocks of 16 lanes
+ * and the rest), 1-11 output rows (blocks of 4 and the rest), padding
+ * 0-2 per dim (the zeroed slots, copied a group ahead), stride and
+ * dilation 1-2, kernels 1-5 per dim, one group, two or depthwise, operands
+ * through index remaps and x through a fused relu, a bias and a relu as
+ * the epilogue; on 1 and 2 threads against the reference. */
+Test(jit_ops, conv_lanes, .timeout = 120) {
+    Jit *jit[2] = {jit_new(1), jit_new(2)};
+    for (int t = 0; t < 2; t++) {
+        cr_assert(jit[t]);
+        jit_set_conv_lowering(jit[t], 1);
+    }
+    RgRng r = {424242};
+    int cases = 0, lanes = 0, failures = 0;
+    for (int v = 0; v < 30; v++) {
+        int kind = v % 3; /* one group, two, depthwise */
+        int64_t N = rg_int(&r, 1, 3), Cg = kind == 2 ? 1 : rg_int(&r, 1, 4);
+        int64_t Og = kind == 2 ? 1 : rg_int(&r, 1, 3), G = kind == 0   ? 1
+                                                           : kind == 1 ? 2
+                                                                       : rg_int(&r, 3, 6);
+        IrWindow win = {.groups = G};
+        int64_t k[2], H[2];
+        for (int i = 0; i < 2; i++) {
+            k[i] = rg_int(&r, 1, i == 0 ? 3 : 5);
+            win.stride[i] = rg_int(&r, 1, 3) == 3 ? 2 : 1;
+            win.padding[i] = rg_int(&r, 0, 2);
+            win.dilation[i] = rg_int(&r, 1, 4) == 4 ? 2 : 1;
+            int64_t span = win.dilation[i] * (k[i] - 1) + 1;
+            int64_t out = i == 0 ? rg_int(&r, 1, 11) : rg_int(&r, 8, 40);
+            H[i] = (out - 1) * win.stride[i] + span - 2 * win.padding[i];
+            if (H[i] < 1) H[i] = 1;
+        }
+        IrGraph g;
+        ir_init(&g);
+        Shape xs = {4, {N, G * Cg, H[0], H[1]}}, ws = {4, {G * Og, Cg, k[0], k[1]}};
+        int x = operand(&g, &r, TY_F32, xs), w = operand(&g, &r, TY_F32, ws);
+        if (rg_int(&r, 0, 1)) x = ir_unary(&g, OP_RELU, x, L0);
+        int b = rg_int(&r, 0, 1) ? operand(&g, &r, TY_F32, (Shape){1, {G * Og}}) : -1;
+        int y = ir_conv2d(&g, x, w, b, &win, L0);
+        cr_assert(y >= 0, "case %d: conv2d rejected", v);
+        bool relu = rg_int(&r, 0, 1);
+        if (relu) y = ir_unary(&g, OP_RELU, y, L0);
+        ir_mark_output(&g, y);
+        cases++;
+        /* the lanes: the conv's kernel keeps one local per output of a block */
+        LpProg *p = lp_lower_conv(&g, true, LP_CONV_DIRECT);
+        for (int kk = 0; kk < p->nkernels; kk++)
+            if (strstr(p->kernels[kk].name, "conv2d") && p->kernels[kk].nlocals >= 8) {
+                lanes++;
+                break;
+            }
+        lp_free(p);
+        void **in = make_inputs(&g, &r, false);
+        for (int t = 0; t < 2; t++) {
+            char what[160];
+            snprintf(
+                what, sizeof what,
+                "case %d, %d thread(s): N %lld G %lld Cg %lld Og %lld k %lldx%lld stride %lld,%lld "
+                "pad %lld,%lld dil %lld,%lld, x %lldx%lld, relu %d",
+                v, t + 1, (long long)N, (long long)G, (long long)Cg, (long long)Og, (long long)k[0],
+                (long long)k[1], (long long)win.stride[0], (long long)win.stride[1],
+                (long long)win.padding[0], (long long)win.padding[1], (long long)win.dilation[0],
+                (long long)win.dilation[1], (long long)H[0], (long long)H[1], relu);
+            failures += !differential(jit[t], &g, in, 1e-4, what);
+        }
+        free_ptrs(in, g.ninputs);
+        ir_free(&g);
+    }
+    cr_expect(lanes == cases, "the lanes lowering took %d of %d cases", lanes, cases);
+    cr_expect(failures == 0, "%d differential failures (see the log)", failures);
+    for (int t = 0; t < 2; t++) jit_free(jit[t]);
+}
+
 /* The rule's depthwise case: one output channel per group goes to the
  * GEMM in the JIT when its output rows have 8+ positions (the gathered
  * product of one row, computed from the image: gather_small_m), and stays
