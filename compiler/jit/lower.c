@@ -1142,10 +1142,15 @@ bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather) {
     ConvDims d = conv_dims(g, n);
     if (d.N == 0 || d.P == 0 || d.O == 0 || d.Kg == 0 || d.C == 0) return false;
     const IrWindow *w = &n->attr.win;
-    int64_t plane = (d.H + 2 * w->padding[0]) * (d.W + 2 * w->padding[1]);
-    if (lp_conv_lanes(g, id) && w->stride[1] == 1 && d.Wo >= 16 && d.kh * d.kw > 1 &&
-        d.Cg * plane * 4 <= CONV_LANES_BYTES)
-        return false;
+    if (lp_conv_lanes(g, id) && w->stride[1] == 1 && d.kh * d.kw > 1) {
+        /* the rows written, the planes a group reads and their padding */
+        bool fwd = n->op == OP_CONV2D;
+        int64_t rows = fwd ? d.Wo : d.W, planes = fwd ? d.Cg : d.Og;
+        int64_t ph = fwd ? w->padding[0] : (d.kh - 1) * w->dilation[0] - w->padding[0];
+        int64_t pw = fwd ? w->padding[1] : (d.kw - 1) * w->dilation[1] - w->padding[1];
+        int64_t plane = fwd ? (d.H + 2 * ph) * (d.W + 2 * pw) : (d.Ho + 2 * ph) * (d.Wo + 2 * pw);
+        if (rows >= 16 && planes * plane * 4 <= CONV_LANES_BYTES) return false;
+    }
     return d.Kg >= 4 && (d.Og >= 4 || (gather && d.Wo >= 8));
 }
 
@@ -1934,6 +1939,8 @@ static void lower_root(Lower *L, int id) {
         if (shape_numel(&n->shape) == 0) break;
         if (lw_conv_gemm(L, id))
             lower_conv_gemm(L, id, out);
+        else if (lw_conv_lanes(L, id))
+            lw_lower_conv_lanes(L, id, out);
         else
             lower_conv_backward_input(L, id, out);
         break;

@@ -44,26 +44,38 @@
 #define CONV_LANES 16
 #define CONV_ROWS  4
 
+/* A convolution in lanes: the forward, or the input gradient as the
+ * forward of gy with the kernel flipped and its channel dims swapped
+ * (bwd). Below, "x" is what the taps read (x, or gy) and "y" what is
+ * written (y, or dx); a group reads Ci channels of x and writes Co of y. */
 typedef struct LaneConv {
     int id, xn, wn, out, src; /* src: the padded slots, -1: x read in place */
-    Shape xs, ps, ws, ys;     /* x, the slots [N, 2, Cg, Hp, Wp], w, y */
-    int64_t Cg, Og, stride[2], dil[2], pad[2];
-    LpExpr *n, *g, *o; /* the block's image, group, output channel */
+    Shape xs, ps, ws, ys;     /* x, the slots [N, 2, Ci, Hp, Wp], w, y */
+    int64_t Ci, Co, stride[2], dil[2], pad[2];
+    bool bwd;
+    LpExpr *n, *g, *o; /* the block's image, group, channel of y */
     LpExpr *slot;      /* the slot group g is read from */
 } LaneConv;
 
 bool lp_conv_lanes(const IrGraph *g, int id) {
     const IrNode *n = ir_node(g, id);
-    return n->op == OP_CONV2D && n->dtype == TY_F32 && n->shape.ndim == 4 &&
-           n->shape.d[3] >= CONV_LANES / 2;
+    if (n->dtype != TY_F32 || n->shape.ndim != 4 || n->shape.d[3] < CONV_LANES / 2) return false;
+    if (n->op == OP_CONV2D) return true;
+    if (n->op != OP_CONV2D_BACKWARD_INPUT) return false;
+    /* dx = the stride-1 forward of gy zero-bordered by (k-1)*d - p */
+    const IrWindow *w = &n->attr.win;
+    const Shape *ws = &ir_node(g, n->in[1])->shape;
+    for (int k = 0; k < 2; k++)
+        if (w->stride[k] != 1 || w->padding[k] > (ws->d[2 + k] - 1) * w->dilation[k]) return false;
+    return true;
 }
 
 /* Group g's input planes of image n into the inside of the slot. */
 static void copy_group(Lower *L, const LaneConv *c, LpExpr *g, LpExpr *slot) {
     LpProg *p = L->p;
-    LpExpr *ci = lp_open_loop(p, c->Cg), *h = lp_open_loop(p, c->xs.d[2]);
+    LpExpr *ci = lp_open_loop(p, c->Ci), *h = lp_open_loop(p, c->xs.d[2]);
     LpExpr *w = lp_open_loop(p, c->xs.d[3]);
-    LpExpr *xi[4] = {c->n, lp_iadd(p, lp_imul(p, g, c->Cg), ci), h, w};
+    LpExpr *xi[4] = {c->n, lp_iadd(p, lp_imul(p, g, c->Ci), ci), h, w};
     LpExpr *si[5] = {c->n, slot, ci, lp_iadd(p, h, lp_iconst(p, c->pad[0])),
                      lp_iadd(p, w, lp_iconst(p, c->pad[1]))};
     lp_store(p, c->src, lw_linearize(p, si, &c->ps), lw_value_at(L, c->xn, xi));
@@ -76,21 +88,29 @@ static void lane_block(Lower *L, const LaneConv *c, LpExpr *i0, int rows, LpExpr
     LpExpr *acc[CONV_ROWS][CONV_LANES];
     for (int r = 0; r < rows; r++)
         for (int u = 0; u < lanes; u++) acc[r][u] = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
-    LpExpr *wi[4], *xi[5];
-    wi[0] = c->o;
-    for (int k = 1; k < 4; k++) wi[k] = lp_open_loop(p, c->ws.d[k]);
+    /* the taps: channel ci of the group, a, b */
+    int64_t kh = c->ws.d[2], kw = c->ws.d[3];
+    LpExpr *ci = lp_open_loop(p, c->Ci), *a = lp_open_loop(p, kh), *b = lp_open_loop(p, kw);
+    LpExpr *wi[4] = {c->o, ci, a, b};
+    if (c->bwd) { /* w[g*Og + ci, o - g*Cg, kh-1-a, kw-1-b] */
+        wi[0] = lp_iadd(p, lp_imul(p, c->g, c->Ci), ci);
+        wi[1] = lp_iadd(p, c->o, lp_imul(p, c->g, -c->Co));
+        wi[2] = lp_iadd(p, lp_imul(p, a, -1), lp_iconst(p, kh - 1));
+        wi[3] = lp_iadd(p, lp_imul(p, b, -1), lp_iconst(p, kw - 1));
+    }
     LpExpr *wv = lp_local(p, LT_F32, lw_value_at(L, c->wn, wi));
     /* x's index, or the slot's: [n, slot, c, row, column] */
+    LpExpr *xi[5];
     bool slot = c->src >= 0;
     xi[0] = c->n;
-    xi[1] = slot ? c->slot : lp_iadd(p, lp_imul(p, c->g, c->Cg), wi[1]);
-    xi[2] = wi[1];
+    xi[1] = slot ? c->slot : lp_iadd(p, lp_imul(p, c->g, c->Ci), ci);
+    xi[2] = ci;
     for (int r = 0; r < rows; r++) {
         LpExpr *i = lp_iadd(p, i0, lp_iconst(p, r));
-        xi[3] = lp_iadd(p, lp_imul(p, i, c->stride[0]), lp_imul(p, wi[2], c->dil[0]));
+        xi[3] = lp_iadd(p, lp_imul(p, i, c->stride[0]), lp_imul(p, a, c->dil[0]));
         for (int u = 0; u < lanes; u++) {
             LpExpr *j = lp_iadd(p, j0, lp_iconst(p, u));
-            xi[4] = lp_iadd(p, lp_imul(p, j, c->stride[1]), lp_imul(p, wi[3], c->dil[1]));
+            xi[4] = lp_iadd(p, lp_imul(p, j, c->stride[1]), lp_imul(p, b, c->dil[1]));
             LpExpr *xv = slot ? lp_load(p, c->src, lw_linearize(p, xi, &c->ps))
                               : lw_value_at(L, c->xn, (LpExpr *[4]){xi[0], xi[1], xi[3], xi[4]});
             lp_set(p, acc[r][u], lp_bin(p, LO_ADD, acc[r][u], lp_bin(p, LO_MUL, xv, wv)));
@@ -126,7 +146,7 @@ static void group_channels(Lower *L, LaneConv *c, LpExpr *g, LpExpr *slot) {
     int64_t Ho = c->ys.d[2], nb = Ho / CONV_ROWS, rest = Ho % CONV_ROWS;
     c->g = g;
     c->slot = slot;
-    c->o = lp_iadd(p, lp_imul(p, g, c->Og), lp_open_loop(p, c->Og));
+    c->o = lp_iadd(p, lp_imul(p, g, c->Co), lp_open_loop(p, c->Co));
     if (nb > 0) {
         LpExpr *ib = lp_open_loop(p, nb);
         lane_row_blocks(L, c, lp_imul(p, ib, CONV_ROWS), CONV_ROWS);
@@ -143,20 +163,22 @@ void lw_lower_conv_lanes(Lower *L, int id, int out) {
     int64_t G = win->groups;
     LaneConv c;
     c.id = id;
+    c.bwd = n->op == OP_CONV2D_BACKWARD_INPUT;
     c.xn = n->in[0];
     c.wn = n->in[1];
     c.out = out;
     c.xs = node(L, c.xn)->shape;
     c.ws = node(L, c.wn)->shape;
     c.ys = n->shape;
-    c.Cg = c.ws.d[1];
-    c.Og = c.ws.d[0] / G;
+    int64_t Cg = c.ws.d[1], Og = c.ws.d[0] / G;
+    c.Ci = c.bwd ? Og : Cg;
+    c.Co = c.bwd ? Cg : Og;
     for (int k = 0; k < 2; k++) {
         c.stride[k] = win->stride[k];
         c.dil[k] = win->dilation[k];
-        c.pad[k] = win->padding[k];
+        c.pad[k] = c.bwd ? (c.ws.d[2 + k] - 1) * c.dil[k] - win->padding[k] : win->padding[k];
     }
-    c.ps = (Shape){5, {c.xs.d[0], 2, c.Cg, c.xs.d[2] + 2 * c.pad[0], c.xs.d[3] + 2 * c.pad[1]}};
+    c.ps = (Shape){5, {c.xs.d[0], 2, c.Ci, c.xs.d[2] + 2 * c.pad[0], c.xs.d[3] + 2 * c.pad[1]}};
     c.src = -1;
     if (c.pad[0] == 0 && c.pad[1] == 0) {
         c.n = lp_open_loop(p, c.ys.d[0]);
