@@ -117,15 +117,22 @@ static void lane_block(Lower *L, const LaneConv *c, LpExpr *i0, int rows, LpExpr
         }
     }
     lw_close_n(p, 3);
-    LpExpr *yi[4] = {c->n, c->o, NULL, NULL};
-    for (int r = 0; r < rows; r++) {
-        yi[2] = lp_iadd(p, i0, lp_iconst(p, r));
+    /* every result first, then the stores: an epilogue's loads (a bias)
+     * then come before any store LLVM cannot tell apart from them, so they
+     * are loaded once and the stores widen */
+    LpExpr *yi[CONV_ROWS][CONV_LANES][4], *val[CONV_ROWS][CONV_LANES];
+    for (int r = 0; r < rows; r++)
         for (int u = 0; u < lanes; u++) {
-            yi[3] = lp_iadd(p, j0, lp_iconst(p, u));
-            lp_store(p, c->out, lw_linearize(p, yi, &c->ys),
-                     lw_conv_result(L, c->id, yi, acc[r][u]));
+            LpExpr **e = yi[r][u];
+            e[0] = c->n;
+            e[1] = c->o;
+            e[2] = lp_iadd(p, i0, lp_iconst(p, r));
+            e[3] = lp_iadd(p, j0, lp_iconst(p, u));
+            val[r][u] = lp_local(p, LT_F32, lw_conv_result(L, c->id, e, acc[r][u]));
         }
-    }
+    for (int r = 0; r < rows; r++)
+        for (int u = 0; u < lanes; u++)
+            lp_store(p, c->out, lw_linearize(p, yi[r][u], &c->ys), val[r][u]);
 }
 
 /* The columns of rows i0.. in blocks of CONV_LANES, then the rest. */
