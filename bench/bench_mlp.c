@@ -3,8 +3,11 @@
  *
  * tt runs a small program (MODEL below) in an interpreter made by
  * rt_new_interp, on the naive runtime and on the JIT; the bench calls its fns
- * with rt_call, so every figure includes what a script pays: evaluating the
- * fn, building the lazy graph, the cache lookup and running the graph.
+ * with rt_call, so every figure includes what a script's bench() pays: on
+ * the JIT, a captured call replays its recorded graphs (the results are
+ * dropped, as bench() drops them; spec/jit.md "Captured calls"), else
+ * evaluating the fn, building the lazy graph, the cache lookup and running
+ * the graph.
  *
  *   step()      one SGD training step at batch 64: zero_grad, forward, cross
  *               entropy, backward, update (opt.step() realizes it as one
