@@ -3,8 +3,11 @@
  *
  * tt runs a small program (MODEL below) in an interpreter made by
  * rt_new_interp, on the naive runtime and on the JIT; the bench calls its fns
- * with rt_call, so every figure includes what a script pays: evaluating the
- * fn, building the lazy graph, the cache lookup and running the graph.
+ * with rt_call, so every figure includes what a script's bench() pays: on
+ * the JIT, a captured call replays its recorded graphs (the results are
+ * dropped, as bench() drops them; spec/jit.md "Captured calls"), else
+ * evaluating the fn, building the lazy graph, the cache lookup and running
+ * the graph.
  *
  *   step()      one SGD training step at batch 64: zero_grad, forward, cross
  *               entropy, backward, update (opt.step() realizes it as one
@@ -33,6 +36,7 @@
 #include <time.h>
 
 #include "bench_cpu.h"
+#include "capture.h"
 #include "eval.h"
 #include "gemm.h"
 #include "jit.h"
@@ -109,6 +113,10 @@ static bool tt_call(void *ctx) {
     jmp_buf *saved = rt_set_on_error(I, &jb);
     volatile bool ok = true; /* set after the longjmp */
     TtBackendStats s0 = rt_backend_stats(I);
+    /* the results are dropped, as bench() drops its fn's: a captured call
+     * may return them without a graph (spec/jit.md, "Captured calls") */
+    bool outer = I->cap.bench;
+    I->cap.bench = true;
     if (setjmp(jb) == 0) {
         Value v = rt_call(I, c->fn, NULL, 0, NULL, NULL, 0);
         if (c->realize) rt_realize_all(I);
@@ -116,6 +124,7 @@ static bool tt_call(void *ctx) {
     } else {
         ok = false;
     }
+    I->cap.bench = outer;
     rt_set_on_error(I, saved);
     TtBackendStats s1 = rt_backend_stats(I);
     c->exec_s += s1.seconds - s0.seconds;
@@ -416,6 +425,7 @@ int main(int argc, char **argv) {
                     printf("  graphs run per call %.2f, in tt_backend_run %.1f us per call\n",
                            (double)c->graphs / (double)c->calls,
                            c->exec_s / (double)c->calls * 1e6);
+                    rt_capture_print(c->I, stdout);
                 }
                 return 0;
             }

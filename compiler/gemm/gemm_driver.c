@@ -917,6 +917,12 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
      * or more apart: then every k step of a panel is on a new page
      * (measured: 35% slower at ldb 1024 and 2048, 5-30% faster below). */
     bool inplace = !bs->gat && !bs->tb && !bpre && M <= mc && bs->ldb < 1024;
+    /* op(B) transposed, one block of rows of A: each panel is packed just
+     * before its tiles, into the same few KiB, instead of the whole block
+     * first. The packed panel stays in L1 and the pack's writes never reach
+     * L2: packing all 64 columns of H^T in a narrow H.W2 [64,128]@[128,10]
+     * (computed as its transpose) wrote 32 KiB and cost a quarter of it. */
+    bool panelwise = !bs->gat && bs->tb && !bpre && M <= mc;
 
     for (int64_t jc = 0; jc < N; jc += nc) {
         int64_t ncur = min64(nc, N - jc);
@@ -927,7 +933,7 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
             if (inplace && nfull < ncur)
                 tk->pack_n(kcur, ncur - nfull, bs->B + pc * bs->ldb + jc + nfull, bs->ldb, buf->bp,
                            kcp);
-            else if (!inplace && !bpre)
+            else if (!inplace && !bpre && !panelwise)
                 pack_block(tk, bs, kcur, ncur, pc, jc, buf->bp, kcp, buf->off);
             int32_t accf = (pc > 0 || acc) ? 1 : 0;
             for (int64_t ic = 0; ic < M; ic += mc) {
@@ -954,9 +960,12 @@ static void gemm_serial(const Sched *sc, int64_t M, int64_t N, int64_t K, const 
                 int64_t cols = cd->map ? cd->map->cols : 1;
                 int64_t jn = cd->map ? (cd->j0 + jc) / cols : 0, jp = (cd->j0 + jc) % cols;
                 for (int64_t jr = 0; jr < ncur; jr += NR) {
-                    const float *bpan = jr < nfull ? bs->B + pc * bs->ldb + jc + jr
-                                        : inplace  ? buf->bp
-                                                   : bp + (jr / NR) * kcp * NR;
+                    const float *bpan = jr < nfull             ? bs->B + pc * bs->ldb + jc + jr
+                                        : inplace || panelwise ? buf->bp
+                                                               : bp + (jr / NR) * kcp * NR;
+                    if (panelwise)
+                        tk->pack_t(kcur, min64(NR, ncur - jr), bs->B + (jc + jr) * bs->ldb + pc,
+                                   bs->ldb, buf->bp, kcp);
                     int64_t sb = jr < nfull ? bs->ldb : NR;
                     int64_t nrem = ncur - jr;
                     float *c = C + ic * ldc + jc + jr;

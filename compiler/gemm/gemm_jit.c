@@ -616,20 +616,30 @@ static void gen_gemv_n(Gen *g, int mr) {
     LLVMPositionBuilderAtEnd(g->b, block(g, fn, "entry"));
     gemv_allocas(g, &v, nv);
     LLVMValueRef jvar = LLVMBuildAlloca(g->b, g->i64, "j"), j;
-    /* wide blocks, then 8-column blocks, then one masked block */
-    LLVMValueRef nw = LLVMBuildAnd(g->b, n, c64(g, -w), ""),
-                 n8 = LLVMBuildAnd(g->b, n, c64(g, -8), "");
+    /* wide blocks, then the rest (fewer than w columns) as one block of
+     * its c vectors, the last one masked: each k step of a block is one
+     * fma latency, so the rest in one pass rather than c passes (N = 10,
+     * a batch-1 MLP's last layer: 0.25 -> 0.15 us) */
+    LLVMValueRef nw = LLVMBuildAnd(g->b, n, c64(g, -w), "");
     Loop lw = loop_begin(g, fn, jvar, c64(g, 0), nw, w, "gnw", &j);
     gemv_n_block(g, &v, nv, j, NULL);
     loop_end(g, &lw);
-    Loop l8 = loop_begin(g, fn, jvar, nw, n8, 8, "gn8", &j);
-    gemv_n_block(g, &v, 1, j, NULL);
-    loop_end(g, &l8);
-    LLVMBasicBlockRef tail = block(g, fn, "gntail"), ret = block(g, fn, "gnret");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n8, n, ""), tail, ret);
-    LLVMPositionBuilderAtEnd(g->b, tail);
-    gemv_n_block(g, &v, 1, n8, lane_mask(g, 8, 0, LLVMBuildSub(g->b, n, n8, "")));
-    LLVMBuildBr(g->b, ret);
+    LLVMBasicBlockRef ret = block(g, fn, "gnret");
+    LLVMValueRef nrest = LLVMBuildSub(g->b, n, nw, "");
+    for (int c = 1; c <= nv; c++) { /* the rest is c vectors: 8(c-1) < nrest <= 8c */
+        LLVMBasicBlockRef tail = block(g, fn, "gntail"), next = block(g, fn, "gnnext");
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLE, nrest, c64(g, 8 * c), ""), tail,
+                        next);
+        LLVMPositionBuilderAtEnd(g->b, tail);
+        LLVMBasicBlockRef any = block(g, fn, "gnany");
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, nrest, c64(g, 8 * (c - 1)), ""), any,
+                        ret);
+        LLVMPositionBuilderAtEnd(g->b, any);
+        gemv_n_block(g, &v, c, nw, lane_mask(g, 8, 8 * (c - 1), nrest));
+        LLVMBuildBr(g->b, ret);
+        LLVMPositionBuilderAtEnd(g->b, next);
+    }
+    LLVMBuildBr(g->b, ret); /* nrest < w: not reached */
     LLVMPositionBuilderAtEnd(g->b, ret);
     LLVMBuildRetVoid(g->b);
 }

@@ -131,6 +131,10 @@ typedef struct CapRecord {
      * a replay returns without their graph: replayed only while no
      * backward() has run, or under bench() */
     bool inference;
+    /* recorded under bench() in training mode, from a fn, or after a
+     * backward(): its results had no graph only because they were
+     * discarded, so it replays only under bench() */
+    bool bench_only;
 } CapRecord;
 
 typedef struct CapKey {
@@ -181,6 +185,7 @@ struct CapRecorder {
     int depth0;         /* I->ev.depth of the caller: 0 for the script's own calls */
     bool saw_param;     /* the call bound a parameter (a gradient could flow) */
     int native_pending; /* native method calls running, not yet acknowledged */
+    bool discarded;     /* the caller drops the result (bench()) */
 };
 
 typedef struct RtCapture {
@@ -652,23 +657,29 @@ static bool any_grad(Interp *I) {
 /* Checks what the call left behind; fills R's return items. */
 static void finish(Interp *I, struct CapRecorder *r, Value ret) {
     if (I->lz.lazy && !r->bad) {
+        /* under bench() (or a harness that discards results the same way)
+         * nothing can backpropagate through the results: taken as
+         * inference whatever the mode or the caller; such a record that
+         * would not be inference outside bench() replays only under it */
+        bool discarded = r->discarded;
+        bool backward_seen = I->cap.tab && ((const RtCapture *)I->cap.tab)->backward_seen;
         /* in training mode a lazy result made from parameters may be
          * backpropagated later, through the graph a replay does not build */
-        if (I->ev.training && r->saw_param)
+        if (I->ev.training && r->saw_param && !discarded)
             forbid(r, "returns lazy tensors in training mode (a backward may need their graph)");
         /* in eval mode too when a fn called it: only a script's own call
          * is taken to be inference (a fn may still backpropagate), and
          * only while the script has run no backward() (one may follow:
-         * eval-mode fine-tuning, saliency) or under bench() (its results
-         * are discarded) */
-        else if (r->saw_param && r->depth0 > 0)
+         * eval-mode fine-tuning, saliency) */
+        else if (r->saw_param && r->depth0 > 0 && !discarded)
             forbid(r, "returns lazy tensors made from parameters to a calling fn");
-        else if (r->saw_param && !I->cap.bench && I->cap.tab &&
-                 ((const RtCapture *)I->cap.tab)->backward_seen)
+        else if (r->saw_param && !discarded && backward_seen)
             forbid(r, "returns lazy tensors made from parameters in a script that runs "
                       "backward() (it may need their graph)");
         else {
             r->R->inference = r->saw_param;
+            r->R->bench_only =
+                r->saw_param && discarded && (I->ev.training || r->depth0 > 0 || backward_seen);
             rt_realize_all(I); /* recorded as the last step */
         }
     }
@@ -852,8 +863,8 @@ static void give_up(Interp *I, CapKey *k, const char *why) {
     }
 }
 
-static Value record_call(Interp *I, CapKey *k, Func *f, const Value *args, int nargs,
-                         const char *const *kwnames, const Value *kwargs, int nkw) {
+static Value record_call(Interp *I, bool discarded, CapKey *k, Func *f, const Value *args,
+                         int nargs, const char *const *kwnames, const Value *kwargs, int nkw) {
     CapRecord *R = tt_xcalloc(1, sizeof *R);
     R->nargs = nargs;
     R->nkw = nkw;
@@ -884,6 +895,7 @@ static Value record_call(Interp *I, CapKey *k, Func *f, const Value *args, int n
     r.rng0 = I->ev.rng;
     r.training0 = I->ev.training;
     r.depth0 = I->ev.depth;
+    r.discarded = discarded;
     I->cap.rec = &r;
     jmp_buf jb;
     jmp_buf *saved = I->ev.on_error;
@@ -918,8 +930,8 @@ static Value record_call(Interp *I, CapKey *k, Func *f, const Value *args, int n
     return ret;
 }
 
-Value rt_capture_call(Interp *I, Func *f, const Value *args, int nargs, const char *const *kwnames,
-                      const Value *kwargs, int nkw) {
+static Value capture_call(Interp *I, bool discarded, Func *f, const Value *args, int nargs,
+                          const char *const *kwnames, const Value *kwargs, int nkw) {
     if (!I->cfg.capture || I->cap.rec || I->lz.lazy ||
         !(rt_backend_caps(I) & TT_BACKEND_CAN_REPLAY) || I->ev.scalar_consts ||
         !args_capturable(args, nargs, kwargs, nkw))
@@ -931,7 +943,8 @@ Value rt_capture_call(Interp *I, Func *f, const Value *args, int nargs, const ch
     RtCapture *C = state(I);
     for (int i = 0; i < k->nrecs; i++) {
         CapRecord *R = k->recs[i];
-        if (R->inference && C->backward_seen && !I->cap.bench) continue;
+        if (R->inference && C->backward_seen && !discarded) continue;
+        if (R->bench_only && !discarded) continue;
         if (args_fit(R, args, nargs, kwnames, kwargs, nkw) && guards_hold(I, R)) {
             C->st.hits++;
             k->misses = 0;
@@ -949,7 +962,19 @@ Value rt_capture_call(Interp *I, Func *f, const Value *args, int nargs, const ch
     /* the first call runs as it is (a first optimizer step makes state);
      * pending gradients would be read by the body's backward */
     if (k->calls < 2 || any_grad(I)) return call_func(I, f, args, nargs, kwnames, kwargs, nkw);
-    return record_call(I, k, f, args, nargs, kwnames, kwargs, nkw);
+    return record_call(I, discarded, k, f, args, nargs, kwnames, kwargs, nkw);
+}
+
+/* bench()'s flag is about the result of the call it makes, not of the
+ * calls that call's body makes (a body may backpropagate through those):
+ * it is cleared for the body. */
+Value rt_capture_call(Interp *I, Func *f, const Value *args, int nargs, const char *const *kwnames,
+                      const Value *kwargs, int nkw) {
+    bool discarded = I->cap.bench;
+    I->cap.bench = false;
+    Value r = capture_call(I, discarded, f, args, nargs, kwnames, kwargs, nkw);
+    I->cap.bench = discarded;
+    return r;
 }
 
 void rt_capture_backward(Interp *I) {

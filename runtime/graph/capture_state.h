@@ -10,7 +10,7 @@
 typedef struct RtCaptureState {
     struct RtCapture *tab;   /* keys and records, made on first use */
     struct CapRecorder *rec; /* the call being recorded, or NULL */
-    bool bench;              /* bench() is running f: its results are discarded */
+    bool bench; /* the next call's result is discarded (bench() calling f; capture.c) */
 } RtCaptureState;
 
 #endif

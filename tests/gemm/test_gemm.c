@@ -200,31 +200,36 @@ Test(gemm_, random_shapes) {
 }
 
 /* A product of one block of rows (M <= MC) reads B's full panels in place
- * (packing only the last narrow one); the same rows of a taller product,
- * whose B is packed, are bit-identical, with several K blocks, an edge
- * panel, accumulate, and A as stored or transposed. */
+ * (packing only the last narrow one), or, with B transposed, packs each
+ * panel just before its tiles; the same rows of a taller product, whose B
+ * is packed a whole block at a time, are bit-identical, with several K
+ * blocks, an edge panel, accumulate, A and B as stored or transposed. */
 Test(gemm_, b_in_place_matches_packed) {
-    int64_t Mt = 300, M = 100, N = 37, K = 600, ldb = N + 2, ldc = N + 1;
-    for (int ta = 0; ta < 2; ta++)
-        for (int acc = 0; acc < 2; acc++) {
-            int64_t lda = ta ? Mt + 3 : K + 3;
-            float *A = malloc(sizeof(float) * (size_t)((ta ? K : Mt) * lda));
-            float *B = malloc(sizeof(float) * (size_t)(K * ldb));
-            float *Ct = malloc(sizeof(float) * (size_t)(Mt * ldc));
-            float *Cs = malloc(sizeof(float) * (size_t)(M * ldc));
-            for (int64_t i = 0; i < (ta ? K : Mt) * lda; i++) A[i] = frand();
-            for (int64_t i = 0; i < K * ldb; i++) B[i] = frand();
-            for (int64_t i = 0; i < Mt * ldc; i++) Ct[i] = (float)i * 0.25f;
-            for (int64_t i = 0; i < M * ldc; i++) Cs[i] = (float)i * 0.25f;
-            tt_gemm_run(G, Mt, N, K, A, lda, ta, B, ldb, false, Ct, ldc, acc, 1, NULL);
-            tt_gemm_run(G, M, N, K, A, lda, ta, B, ldb, false, Cs, ldc, acc, 1, NULL);
-            cr_expect(memcmp(Ct, Cs, sizeof(float) * (size_t)(M * ldc)) == 0,
-                      "ta=%d acc=%d: B in place differs from B packed", ta, acc);
-            free(A);
-            free(B);
-            free(Ct);
-            free(Cs);
-        }
+    int64_t Mt = 300, M = 100, N = 37, K = 600, ldc = N + 1;
+    for (int tb = 0; tb < 2; tb++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int acc = 0; acc < 2; acc++) {
+                int64_t lda = ta ? Mt + 3 : K + 3, ldb = tb ? K + 2 : N + 2;
+                int64_t nb = tb ? N * ldb : K * ldb;
+                float *A = malloc(sizeof(float) * (size_t)((ta ? K : Mt) * lda));
+                float *B = malloc(sizeof(float) * (size_t)nb);
+                float *Ct = malloc(sizeof(float) * (size_t)(Mt * ldc));
+                float *Cs = malloc(sizeof(float) * (size_t)(M * ldc));
+                for (int64_t i = 0; i < (ta ? K : Mt) * lda; i++) A[i] = frand();
+                for (int64_t i = 0; i < nb; i++) B[i] = frand();
+                for (int64_t i = 0; i < Mt * ldc; i++) Ct[i] = (float)i * 0.25f;
+                for (int64_t i = 0; i < M * ldc; i++) Cs[i] = (float)i * 0.25f;
+                tt_gemm_run(G, Mt, N, K, A, lda, ta, B, ldb, tb, Ct, ldc, acc, 1, NULL);
+                tt_gemm_run(G, M, N, K, A, lda, ta, B, ldb, tb, Cs, ldc, acc, 1, NULL);
+                cr_expect(memcmp(Ct, Cs, sizeof(float) * (size_t)(M * ldc)) == 0,
+                          "ta=%d tb=%d acc=%d: B read in place or packed by panel differs from "
+                          "B packed by block",
+                          ta, tb, acc);
+                free(A);
+                free(B);
+                free(Ct);
+                free(Cs);
+            }
 }
 
 /* Narrow products (N <= 16, M >= 32: gemm_narrow computes C^T): against the
