@@ -311,7 +311,9 @@ LpProg *lp_lower_modes(const IrGraph *g, bool fuse, LpConvLowering conv,
  * which takes depthwise convolutions with rows of 8+ positions too. */
 bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather);
 /* Whether conv node id, lowered directly, takes the lanes lowering
- * (lower_conv_lanes.c): an f32 conv2d whose output rows have 8+ positions. */
+ * (lower_conv_lanes.c, lower_conv_dw.c): an f32 conv2d whose output rows
+ * have 8+ positions, an input gradient of stride 1 whose rows do, a weight
+ * gradient of up to 9 taps, stride 1 along rows of 8+ positions. */
 bool lp_conv_lanes(const IrGraph *g, int id);
 /* The im2col lowering cuts the batch into chunks of images whose column
  * matrix has at most this many floats (default 4 Mi; 0 restores it). For

@@ -1122,7 +1122,11 @@ static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
 /* The rule measured by bench/bench_conv.c (spec/jit.md, "Convolution"):
  * a conv2d with stride 1 along the rows, rows of 16+ outputs and a group's
  * padded input planes within CONV_LANES_BYTES runs in lanes
- * (lower_conv_lanes.c): one block of outputs per pass over its taps, at
+ * (lower_conv_lanes.c), and so do its input gradient (gy's planes, rows of
+ * dx) and its weight gradient (up to 9 taps; lower_conv_dw.c) where they
+ * can: forward and backward of depthwise and grouped 3x3s then run at
+ * 74-77 GFLOP/s, where the GEMM's ran 6-43. The forward takes one block
+ * of outputs per pass over its taps, at
  * 66-95 GFLOP/s on bench_conv's shapes of that kind (depthwise, grouped,
  * one input channel, 16-32 channels of 16x16 to 32x32), where the GEMM
  * ran 17-80 (its packing costs as much as its product when a group has
@@ -1143,12 +1147,13 @@ bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather) {
     if (d.N == 0 || d.P == 0 || d.O == 0 || d.Kg == 0 || d.C == 0) return false;
     const IrWindow *w = &n->attr.win;
     if (lp_conv_lanes(g, id) && w->stride[1] == 1 && d.kh * d.kw > 1) {
-        /* the rows written, the planes a group reads and their padding */
-        bool fwd = n->op == OP_CONV2D;
-        int64_t rows = fwd ? d.Wo : d.W, planes = fwd ? d.Cg : d.Og;
-        int64_t ph = fwd ? w->padding[0] : (d.kh - 1) * w->dilation[0] - w->padding[0];
-        int64_t pw = fwd ? w->padding[1] : (d.kw - 1) * w->dilation[1] - w->padding[1];
-        int64_t plane = fwd ? (d.H + 2 * ph) * (d.W + 2 * pw) : (d.Ho + 2 * ph) * (d.Wo + 2 * pw);
+        /* the rows in lanes, the planes a group reads and their padding:
+         * the input gradient reads gy bordered by (k-1)*d - p */
+        bool dx = n->op == OP_CONV2D_BACKWARD_INPUT;
+        int64_t rows = dx ? d.W : d.Wo, planes = dx ? d.Og : d.Cg;
+        int64_t ph = dx ? (d.kh - 1) * w->dilation[0] - w->padding[0] : w->padding[0];
+        int64_t pw = dx ? (d.kw - 1) * w->dilation[1] - w->padding[1] : w->padding[1];
+        int64_t plane = dx ? (d.Ho + 2 * ph) * (d.Wo + 2 * pw) : (d.H + 2 * ph) * (d.W + 2 * pw);
         if (rows >= 16 && planes * plane * 4 <= CONV_LANES_BYTES) return false;
     }
     return d.Kg >= 4 && (d.Og >= 4 || (gather && d.Wo >= 8));

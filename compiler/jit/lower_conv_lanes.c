@@ -59,6 +59,7 @@ typedef struct LaneConv {
 
 bool lp_conv_lanes(const IrGraph *g, int id) {
     const IrNode *n = ir_node(g, id);
+    if (n->op == OP_CONV2D_BACKWARD_WEIGHT) return lw_conv_dw_ok(g, id);
     if (n->dtype != TY_F32 || n->shape.ndim != 4 || n->shape.d[3] < CONV_LANES / 2) return false;
     if (n->op == OP_CONV2D) return true;
     if (n->op != OP_CONV2D_BACKWARD_INPUT) return false;
@@ -166,6 +167,10 @@ static void group_channels(Lower *L, LaneConv *c, LpExpr *g, LpExpr *slot) {
 void lw_lower_conv_lanes(Lower *L, int id, int out) {
     const IrNode *n = node(L, id);
     LpProg *p = L->p;
+    if (n->op == OP_CONV2D_BACKWARD_WEIGHT) {
+        lw_lower_conv_dw(L, id, out);
+        return;
+    }
     const IrWindow *win = &n->attr.win;
     int64_t G = win->groups;
     LaneConv c;

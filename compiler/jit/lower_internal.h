@@ -65,8 +65,12 @@ LpExpr *lw_linearize(LpProg *p, LpExpr *const *idx, const Shape *s);
  * lp_conv_lanes)? Both take the conv's elementwise consumers as epilogue. */
 bool lw_conv_lanes(const Lower *L, int id);
 
-/* conv2d's direct lowering in lanes (lower_conv_lanes.c). */
+/* conv2d's and conv2d_backward_input's direct lowering in lanes
+ * (lower_conv_lanes.c); conv2d_backward_weight's (lower_conv_dw.c), which
+ * lw_lower_conv_lanes hands it, and whether node id can take it. */
 void lw_lower_conv_lanes(Lower *L, int id, int out);
+void lw_lower_conv_dw(Lower *L, int id, int out);
+bool lw_conv_dw_ok(const IrGraph *g, int id);
 
 /* The value stored at yi of conv2d id's result, acc being its element
  * there: acc, or the epilogue's root (decide_conv_epilogues) on it. */

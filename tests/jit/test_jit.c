@@ -955,9 +955,10 @@ Test(jit_ops, conv_lowerings, .timeout = 120) {
  * 0-2 per dim (the zeroed slots, copied a group ahead), stride and
  * dilation 1-2, kernels 1-5 per dim, one group, two or depthwise, operands
  * through index remaps and x through a fused relu, a bias and a relu as
- * the epilogue; and conv2d_backward_input as the forward of gy with the
- * kernel flipped (stride 1, padding up to the kernel's extent); on 1 and 2
- * threads against the reference. */
+ * the epilogue; conv2d_backward_input as the forward of gy with the
+ * kernel flipped (stride 1, padding up to the kernel's extent), and
+ * conv2d_backward_weight (lower_conv_dw.c: up to 3x3 taps, stride 1 along
+ * the rows); on 1 and 2 threads against the reference. */
 Test(jit_ops, conv_lanes, .timeout = 120) {
     Jit *jit[2] = {jit_new(1), jit_new(2)};
     for (int t = 0; t < 2; t++) {
@@ -966,9 +967,10 @@ Test(jit_ops, conv_lanes, .timeout = 120) {
     }
     RgRng r = {424242};
     int cases = 0, lanes = 0, failures = 0;
-    for (int v = 0; v < 50; v++) {
-        bool bwd = v >= 30; /* the input gradient */
-        int kind = v % 3;   /* one group, two, depthwise */
+    for (int v = 0; v < 70; v++) {
+        bool bwd = v >= 30 && v < 50; /* the input gradient */
+        bool dw = v >= 50;            /* the weight gradient */
+        int kind = v % 3;             /* one group, two, depthwise */
         int64_t N = rg_int(&r, 1, 3), Cg = kind == 2 ? 1 : rg_int(&r, 1, 4);
         int64_t Og = kind == 2 ? 1 : rg_int(&r, 1, 3), G = kind == 0   ? 1
                                                            : kind == 1 ? 2
@@ -976,8 +978,8 @@ Test(jit_ops, conv_lanes, .timeout = 120) {
         IrWindow win = {.groups = G};
         int64_t k[2], H[2], Ho[2];
         for (int i = 0; i < 2; i++) {
-            k[i] = rg_int(&r, 1, i == 0 ? 3 : 5);
-            win.stride[i] = !bwd && rg_int(&r, 1, 3) == 3 ? 2 : 1;
+            k[i] = rg_int(&r, 1, i == 0 || dw ? 3 : 5);
+            win.stride[i] = !bwd && !(dw && i == 1) && rg_int(&r, 1, 3) == 3 ? 2 : 1;
             win.dilation[i] = rg_int(&r, 1, 4) == 4 ? 2 : 1;
             int64_t span = win.dilation[i] * (k[i] - 1) + 1;
             win.padding[i] = rg_int(&r, 0, bwd ? (int)(span - 1) : 2);
@@ -995,12 +997,17 @@ Test(jit_ops, conv_lanes, .timeout = 120) {
         ir_init(&g);
         Shape xs = {4, {N, G * Cg, H[0], H[1]}}, ws = {4, {G * Og, Cg, k[0], k[1]}};
         Shape ys = {4, {N, G * Og, Ho[0], Ho[1]}};
-        int x = operand(&g, &r, TY_F32, bwd ? ys : xs), w = operand(&g, &r, TY_F32, ws);
+        int x = operand(&g, &r, TY_F32, bwd ? ys : xs);
+        int w = dw ? -1 : operand(&g, &r, TY_F32, ws);
         if (rg_int(&r, 0, 1)) x = ir_unary(&g, OP_RELU, x, L0);
         int y;
         if (bwd) {
             IrAttr at = {.win = win, .shape = xs};
             y = ir_add(&g, OP_CONV2D_BACKWARD_INPUT, (int[]){x, w}, 2, &at, L0);
+        } else if (dw) {
+            IrAttr at = {.win = win, .shape = ws};
+            int gy = operand(&g, &r, TY_F32, ys);
+            y = ir_add(&g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){x, gy}, 2, &at, L0);
         } else {
             int b = rg_int(&r, 0, 1) ? operand(&g, &r, TY_F32, (Shape){1, {G * Og}}) : -1;
             y = ir_conv2d(&g, x, w, b, &win, L0);
@@ -1024,11 +1031,14 @@ Test(jit_ops, conv_lanes, .timeout = 120) {
             snprintf(what, sizeof what,
                      "%s case %d, %d thread(s): N %lld G %lld Cg %lld Og %lld k %lldx%lld stride "
                      "%lld,%lld pad %lld,%lld dil %lld,%lld, x %lldx%lld, relu %d",
-                     bwd ? "input gradient" : "forward", v, t + 1, (long long)N, (long long)G,
-                     (long long)Cg, (long long)Og, (long long)k[0], (long long)k[1],
-                     (long long)win.stride[0], (long long)win.stride[1], (long long)win.padding[0],
-                     (long long)win.padding[1], (long long)win.dilation[0],
-                     (long long)win.dilation[1], (long long)H[0], (long long)H[1], relu);
+                     bwd  ? "input gradient"
+                     : dw ? "weight gradient"
+                          : "forward",
+                     v, t + 1, (long long)N, (long long)G, (long long)Cg, (long long)Og,
+                     (long long)k[0], (long long)k[1], (long long)win.stride[0],
+                     (long long)win.stride[1], (long long)win.padding[0], (long long)win.padding[1],
+                     (long long)win.dilation[0], (long long)win.dilation[1], (long long)H[0],
+                     (long long)H[1], relu);
             failures += !differential(jit[t], &g, in, 1e-4, what);
         }
         free_ptrs(in, g.ninputs);
