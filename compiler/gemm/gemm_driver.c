@@ -517,9 +517,10 @@ static const int32_t lanes_below[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0,
  * where a chunk holds more than 2 rows (rows of fewer than 8 positions) or
  * a load would pass xend: copy_runs then. Else *at moves nr columns on.
  * The same values land in the same places as copy_runs'. */
-__attribute__((target("avx2"))) static bool
-pack_panel_rows(const TtGemmGather *g, const int64_t *roff, int64_t kc, int64_t rmax, Digits *at,
-                int64_t w, int64_t nr, float *d, int64_t xend) {
+__attribute__((target("avx2"))) static bool pack_panel_rows(const TtGemmGather *g,
+                                                            const int64_t *roff, int64_t kc,
+                                                            int64_t rmax, Digits *at, int64_t w,
+                                                            int64_t nr, float *d, int64_t xend) {
     enum { NCH = GEMM_NR_MAX / 8 };
     const int64_t step = g->cstr[2], wo = g->cdim[1], ho = g->cdim[0];
     int nch = (int)(nr / 8);
@@ -546,8 +547,8 @@ pack_panel_rows(const TtGemmGather *g, const int64_t *roff, int64_t kc, int64_t 
         if (b0[k] < 0 || b1[k] < 0) return false;
         hi = b0[k] > hi ? b0[k] : hi;
         hi = b1[k] > hi ? b1[k] : hi;
-        use1[k] = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)split - 1)));
+        use1[k] = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                         _mm256_set1_epi32((int)split - 1)));
         keep[k] = _mm256_loadu_ps((const float *)lanes_below + 8 - valid);
     }
     if (rmax + hi + 8 * step > xend) return false;
