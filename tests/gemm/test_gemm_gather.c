@@ -233,7 +233,9 @@ Test(gemm_gather, random_small_bit_identical) {
  * last tap of the last position is x's last float, and x ends at an
  * inaccessible page: the loads past a run's end stop at x's end.
  * M >= 5 (fewer rows run from x unpacked, gather_small_m). Bit-identical
- * to the materialized product, 1-3 threads; the weight gradient too. */
+ * to the materialized product, 1-3 threads, 3x3 and 5x5 kernels; the
+ * weight gradient too (its columns, rows of 3 or 5 taps, mostly fall back
+ * to the run copies: 8 columns hold a third row). */
 Test(gemm_gather, forward_rows_from_whole_vectors_bit_identical, .timeout = 60) {
     static const int64_t wo[] = {4, 5, 7, 8, 9, 15, 16, 17, 28, 33};
     int bad = 0;
@@ -242,16 +244,16 @@ Test(gemm_gather, forward_rows_from_whole_vectors_bit_identical, .timeout = 60) 
         for (int64_t s = 1; s <= 2 && !bad; s++) {
             Geo g = {.N = 1 + i % 3,
                      .C = 1 + i % 2,
-                     .kh = 3,
-                     .kw = 3,
+                     .kh = i % 3 == 2 ? 5 : 3,
+                     .kw = i % 3 == 2 ? 5 : 3,
                      .s0 = s,
                      .s1 = s,
                      .d0 = 1,
                      .d1 = 1};
             g.Ho = 2 + i % 4;
             g.Wo = wo[i];
-            g.Hp = (g.Ho - 1) * s + 3;
-            g.Wp = (g.Wo - 1) * s + 3;
+            g.Hp = (g.Ho - 1) * s + g.kh;
+            g.Wp = (g.Wo - 1) * s + g.kw;
             bad += check_geo(&g, i % 2 ? 16 : 5 + i);
         }
     guard_x = false;
