@@ -153,6 +153,7 @@ typedef struct Job {
     int64_t M, lda, ldb; /* M: rows of the whole product */
     bool ta, tb;
     const TtGemmGather *gat;   /* op(B) gathered, or NULL */
+    int64_t xend;              /* gat: BSrc.xend */
     const TtGemmEpilogue *epi; /* per part (split over M), or NULL */
     const float *bpre;         /* op(B) packed once for every part, or NULL */
 } Job;
@@ -267,6 +268,7 @@ typedef struct BSrc {
     bool tb;
     const TtGemmGather *gat; /* not NULL: B, ldb and tb unused */
     int64_t p0, j0;          /* a gathered B: its first row and column (a part's share) */
+    int64_t xend;            /* a gathered B: x[0, xend) is readable (gather_end) */
 } BSrc;
 
 /* C as one thread's product writes it: C(i, j) at c[i*ldc + j], or with a
@@ -487,6 +489,99 @@ __attribute__((target("avx2"))) static void copy_runs2_avx2(const float *x, cons
 }
 #endif
 
+#if GATHER_AVX2
+/* Where a forward's column is, as its digits (image u, output row v,
+ * position w in the row): carried along instead of divided. */
+typedef struct Digits {
+    int64_t u, v, w;
+} Digits;
+
+/* the lanes t < n of 8 (n in 0..8), as a mask: window n of 0 ... 0 -1 ... -1 */
+static const int32_t lanes_below[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* One panel of a forward whose columns are output rows' positions (stride
+ * 1 or 2), its columns from digits *at on, copied 8 columns at a time,
+ * each chunk of 8 from whole vectors: one load from where its lane 0
+ * would read in its first output row, one from where it would read in the
+ * next (stride 2: two loads each and the even lanes kept), blended where
+ * the row ends, the lanes past w cleared, one store. Every chunk and row
+ * does the same: copied run by run (copy_runs_avx2) with the runs' lengths
+ * tested, fashion conv1's panels (1-3 pieces of rows of 28 positions per
+ * 16 columns) cost a mispredicted branch per row, and the runs' setup per
+ * panel as much again; masked loads (AVX-512) were slower still on Zen 4.
+ * The loads read up to 8 * step floats from a chunk's base, past its runs:
+ * never before x (the next row's base is the previous row's base plus a
+ * row's stride, minus at most the lanes the previous row fills: the
+ * offsets are >= 0) and not past xend (gather_end; rmax: the block's
+ * largest row offset). false, with nothing written and *at unchanged,
+ * where a chunk holds more than 2 rows (rows of fewer than 8 positions) or
+ * a load would pass xend: copy_runs then. Else *at moves nr columns on.
+ * The same values land in the same places as copy_runs'. */
+__attribute__((target("avx2"))) static bool pack_panel_rows(const TtGemmGather *g,
+                                                            const int64_t *roff, int64_t kc,
+                                                            int64_t rmax, Digits *at, int64_t w,
+                                                            int64_t nr, float *d, int64_t xend) {
+    enum { NCH = GEMM_NR_MAX / 8 };
+    const int64_t step = g->cstr[2], wo = g->cdim[1], ho = g->cdim[0];
+    int nch = (int)(nr / 8);
+    int64_t b0[NCH], b1[NCH], hi = 0;
+    __m256 use1[NCH], keep[NCH];
+    Digits c = *at;
+    for (int k = 0; k < nch; k++) {
+        int64_t valid = w - 8 * k < 0 ? 0 : w - 8 * k > 8 ? 8 : w - 8 * k;
+        int64_t base = c.u * g->cstr[0] + c.v * g->cstr[1] + c.w * step, left = wo - c.w;
+        int64_t split = left < 8 ? left : 8;
+        b0[k] = b1[k] = base;
+        if (left <= 8) { /* the row ends in this chunk: the rest from the next */
+            c.w = 0;
+            if (++c.v == ho) c.v = 0, c.u++;
+            if (left < 8) {
+                if (wo < 8 - left) return false; /* a third row */
+                b1[k] = c.u * g->cstr[0] + c.v * g->cstr[1] - step * left;
+                c.w = 8 - left;
+            }
+        } else {
+            c.w += 8;
+        }
+        if (valid == 0) b0[k] = b1[k] = 0; /* all cleared: read x[0..] */
+        if (b0[k] < 0 || b1[k] < 0) return false;
+        hi = b0[k] > hi ? b0[k] : hi;
+        hi = b1[k] > hi ? b1[k] : hi;
+        use1[k] = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                         _mm256_set1_epi32((int)split - 1)));
+        keep[k] = _mm256_loadu_ps((const float *)lanes_below + 8 - valid);
+    }
+    if (rmax + hi + 8 * step > xend) return false;
+    *at = c;
+    if (step == 1) {
+        for (int64_t p = 0; p < kc; p++, d += nr) {
+            const float *xr = g->x + roff[p];
+            for (int k = 0; k < nch; k++) {
+                __m256 v = _mm256_blendv_ps(_mm256_loadu_ps(xr + b0[k]),
+                                            _mm256_loadu_ps(xr + b1[k]), use1[k]);
+                _mm256_storeu_ps(d + 8 * k, _mm256_and_ps(v, keep[k]));
+            }
+        }
+        return true;
+    }
+    for (int64_t p = 0; p < kc; p++, d += nr) {
+        const float *xr = g->x + roff[p];
+        for (int k = 0; k < nch; k++) {
+            __m256 v[2];
+            for (int t = 0; t < 2; t++) { /* [a0 a2 b0 b2 | a4 a6 b4 b6], halves 0, 2, 1, 3 */
+                const float *s = xr + (t ? b1[k] : b0[k]);
+                __m256 a = _mm256_loadu_ps(s), b = _mm256_loadu_ps(s + 8);
+                __m256d e = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+                v[t] = _mm256_castpd_ps(_mm256_permute4x64_pd(e, 0xD8));
+            }
+            _mm256_storeu_ps(d + 8 * k,
+                             _mm256_and_ps(_mm256_blendv_ps(v[0], v[1], use1[k]), keep[k]));
+        }
+    }
+    return true;
+}
+#endif
+
 /* Packs the kc x nc block of a gathered op(B) at (p0, j0) the way pack_n
  * lays out a block: panel q at dst + q*pstride*nr, row p at +p*nr, zero
  * past nc. The offsets of the block's rows and columns are computed once,
@@ -494,14 +589,15 @@ __attribute__((target("avx2"))) static void copy_runs2_avx2(const float *x, cons
  * columns are a few runs of consecutive offsets (or of offsets 2 apart) is
  * copied run by run, any other as a transpose (pack_transposed). */
 static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p0, int64_t j0,
-                        int64_t nr, float *dst, int64_t pstride, int64_t *off) {
+                        int64_t nr, float *dst, int64_t pstride, int64_t *off, int64_t xend) {
     int64_t *roff = off, *co = off + kc;
     gather_offsets(g->rdim, g->rstr, p0, kc, roff);
     /* the run copiers of stride 1 and 2, with 8-float moves where the CPU
      * has AVX2 */
     CopyRuns *copy1 = copy_runs, *copy2 = copy_runs2;
 #if GATHER_AVX2
-    if (__builtin_cpu_supports("avx2")) copy1 = copy_runs_avx2, copy2 = copy_runs2_avx2;
+    bool blend = __builtin_cpu_supports("avx2");
+    if (blend) copy1 = copy_runs_avx2, copy2 = copy_runs2_avx2;
 #endif
     /* a forward's columns (stride 1 or 2 along an output row): each panel's
      * runs come from the column digits, a run per output row it touches,
@@ -512,9 +608,22 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
     int64_t cw = j0 % g->cdim[1], cuv = j0 / g->cdim[1];
     int64_t cv = cuv % g->cdim[0], cu = cuv / g->cdim[0];
     Run runs[GEMM_NR_MAX];
+#if GATHER_AVX2
+    int64_t rmax = roff[0];
+    for (int64_t p = 1; p < kc; p++) rmax = roff[p] > rmax ? roff[p] : rmax;
+    bool rows8 = blend && digits && nr % 8 == 0 && roff[0] >= 0;
+    for (int64_t p = 1; p < kc && rows8; p++) rows8 = roff[p] >= 0;
+#endif
     for (int64_t q = 0; q * nr < nc; q++) {
         int64_t w = nc - q * nr < nr ? nc - q * nr : nr;
         float *d = dst + q * pstride * nr;
+#if GATHER_AVX2
+        Digits at = {cu, cv, cw};
+        if (rows8 && pack_panel_rows(g, roff, kc, rmax, &at, w, nr, d, xend)) {
+            cu = at.u, cv = at.v, cw = at.w;
+            continue;
+        }
+#endif
         if (digits) {
             int nrun = 0;
             for (int64_t j = 0; j < w;) {
@@ -549,7 +658,8 @@ static void pack_gather(const TtGemmGather *g, int64_t kc, int64_t nc, int64_t p
 static void pack_block(const GemmTileKernels *tk, const BSrc *bs, int64_t kc, int64_t nc,
                        int64_t pc, int64_t jc, float *dst, int64_t pstride, int64_t *off) {
     if (bs->gat)
-        pack_gather(bs->gat, kc, nc, bs->p0 + pc, bs->j0 + jc, tk->tile.nr, dst, pstride, off);
+        pack_gather(bs->gat, kc, nc, bs->p0 + pc, bs->j0 + jc, tk->tile.nr, dst, pstride, off,
+                    bs->xend);
     else if (bs->tb)
         tk->pack_t(kc, nc, bs->B + jc * bs->ldb + pc, bs->ldb, dst, pstride);
     else
@@ -1010,7 +1120,7 @@ static void run_part(void *ctx, int c, int tid) {
     if (p->epi_only)
         epilogue(j->epi, p->row0, 0, p->M);
     else {
-        BSrc bs = {p->B, j->ldb, j->tb, j->gat, p->p0, p->j0};
+        BSrc bs = {p->B, j->ldb, j->tb, j->gat, p->p0, p->j0, j->xend};
         CDst cd = {p->C, p->ldc, p->map, p->cj0};
         gemm_serial(&j->sc, p->M, p->N, p->K, p->A, j->lda, j->ta, &bs, &cd, p->acc, j->epi,
                     p->row0, j->M, j->bpre);
@@ -1281,10 +1391,21 @@ void tt_gemm_run(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int
     run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, NULL, accumulate, nthreads, epi);
 }
 
+/* One past the offset of op(B)'s last element (row K-1, column N-1): x
+ * holds it, so x[0, gather_end) is readable; pack_gather's whole-vector
+ * copies read past a run's end only below it. */
+static int64_t gather_end(const TtGemmGather *b, int64_t K, int64_t N) {
+    if (K <= 0 || N <= 0) return 0;
+    int64_t r, c;
+    gather_offsets(b->rdim, b->rstr, K - 1, 1, &r);
+    gather_offsets(b->cdim, b->cstr, N - 1, 1, &c);
+    return r + c + 1;
+}
+
 void tt_gemm_run_gather(TtGemm *g, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                         bool transA, const TtGemmGather *B, float *C, int64_t ldc, bool accumulate,
                         int nthreads, const TtGemmEpilogue *epi) {
-    BSrc bs = {NULL, 0, false, B, 0, 0};
+    BSrc bs = {NULL, 0, false, B, 0, 0, gather_end(B, K, N)};
     run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, NULL, accumulate, nthreads, epi);
 }
 
@@ -1292,7 +1413,7 @@ void tt_gemm_run_gather_out(TtGemm *g, int64_t M, int64_t N, int64_t K, const fl
                             bool transA, const TtGemmGather *B, float *C, int64_t ldc,
                             const TtGemmOut *out, bool accumulate, int nthreads,
                             const TtGemmEpilogue *epi) {
-    BSrc bs = {NULL, 0, false, B, 0, 0};
+    BSrc bs = {NULL, 0, false, B, 0, 0, gather_end(B, K, N)};
     /* one run holding every column is the plain layout */
     if (out && out->cols >= N) out = NULL;
     run_tuned(g, M, N, K, A, lda, transA, &bs, C, ldc, out, accumulate, nthreads, epi);
@@ -1320,6 +1441,7 @@ static Job *job_begin(TtGemm *g, const Sched *sc, int64_t M, int64_t lda, bool t
     j->ta = transA;
     j->tb = bs->tb;
     j->gat = bs->gat;
+    j->xend = bs->xend;
     j->epi = NULL;
     j->bpre = NULL;
     return j;
@@ -1412,7 +1534,7 @@ static bool run_k(TtGemm *g, const Sched *sc, const GemmSplit *sp, int64_t M, in
         pthread_mutex_unlock(&g->pool.busy);
     } else {
         for (int i = 0; i < n; i++) {
-            BSrc pb = {parts[i].B, bs->ldb, bs->tb, bs->gat, parts[i].p0, 0};
+            BSrc pb = {parts[i].B, bs->ldb, bs->tb, bs->gat, parts[i].p0, 0, bs->xend};
             CDst cd = {parts[i].C, parts[i].ldc, parts[i].map, 0};
             gemm_serial(sc, M, N, parts[i].K, parts[i].A, lda, transA, &pb, &cd, parts[i].acc, NULL,
                         0, M, NULL);

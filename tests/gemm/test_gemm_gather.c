@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "gemm.h"
 #include "gemm_internal.h"
@@ -97,6 +99,31 @@ static TtGemmGather gather(const Geo *g, const float *x, bool taps_rows) {
     return t;
 }
 
+/* x for check_geo: malloc'd, or with guard set its last float just below
+ * an inaccessible page, so that a read past x's end (the packing's whole
+ * vectors past a run's end) faults in any build, not only under ASan. */
+static bool guard_x;
+
+static float *x_alloc(int64_t nx) {
+    if (!guard_x) return malloc((size_t)nx * sizeof(float));
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), bytes = (size_t)nx * sizeof(float);
+    size_t span = (bytes + pg - 1) / pg * pg + pg;
+    char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(m != MAP_FAILED);
+    cr_assert(mprotect(m + span - pg, pg, PROT_NONE) == 0);
+    return (float *)(m + span - pg - bytes);
+}
+
+static void x_free(float *x, int64_t nx) {
+    if (!guard_x) {
+        free(x);
+        return;
+    }
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), bytes = (size_t)nx * sizeof(float);
+    size_t span = (bytes + pg - 1) / pg * pg + pg;
+    munmap((char *)x + bytes + pg - span, span);
+}
+
 /* Do the gathered and the materialized product of this shape take the
  * same thread split (gemm_split.c)? A gathered B with fewer column panels
  * than threads is split over K first, where the materialized one may go
@@ -119,7 +146,7 @@ static bool same_split(int64_t M, int64_t n, int64_t k, int t) {
 static int check_geo(const Geo *g, int64_t M) {
     int64_t K = g->C * g->kh * g->kw, NP = g->N * g->Ho * g->Wo;
     int64_t nx = g->N * g->C * g->Hp * g->Wp;
-    float *x = malloc((size_t)nx * sizeof(float)), *col = malloc((size_t)(K * NP) * sizeof(float));
+    float *x = x_alloc(nx), *col = malloc((size_t)(K * NP) * sizeof(float));
     float *A = malloc((size_t)(M * (K > NP ? K : NP)) * sizeof(float));
     int64_t nc = M * (K > NP ? K : NP);
     float *C1 = malloc((size_t)nc * sizeof(float)), *C2 = malloc((size_t)nc * sizeof(float));
@@ -168,7 +195,7 @@ static int check_geo(const Geo *g, int64_t M) {
             }
     }
 done:
-    free(x);
+    x_free(x, nx);
     free(col);
     free(A);
     free(C1);
@@ -195,6 +222,41 @@ Test(gemm_gather, random_small_bit_identical) {
         Geo g = random_geo(5, 3);
         bad += check_geo(&g, irand(1, 40));
     }
+    cr_expect(bad == 0, "%d mismatches (see the log)", bad);
+}
+
+/* A forward's panels copied from whole vectors (pack_gather: 8 columns
+ * at a time, blended where an output row ends, the lanes past the last
+ * column cleared): output rows of 4-33 positions (a chunk of 8 holding 1,
+ * 2 or 3 rows, the last falling back to the run copies), strides 1 and 2,
+ * 1-3 images (panels crossing from one to the next), no padding, so the
+ * last tap of the last position is x's last float, and x ends at an
+ * inaccessible page: the loads past a run's end stop at x's end.
+ * M >= 5 (fewer rows run from x unpacked, gather_small_m). Bit-identical
+ * to the materialized product, 1-3 threads, 3x3 and 5x5 kernels; the
+ * weight gradient too (its columns, rows of 3 or 5 taps, mostly fall back
+ * to the run copies: 8 columns hold a third row). */
+Test(gemm_gather, forward_rows_from_whole_vectors_bit_identical, .timeout = 60) {
+    static const int64_t wo[] = {4, 5, 7, 8, 9, 15, 16, 17, 28, 33};
+    int bad = 0;
+    guard_x = true;
+    for (int i = 0; i < (int)(sizeof wo / sizeof wo[0]) && !bad; i++)
+        for (int64_t s = 1; s <= 2 && !bad; s++) {
+            Geo g = {.N = 1 + i % 3,
+                     .C = 1 + i % 2,
+                     .kh = i % 3 == 2 ? 5 : 3,
+                     .kw = i % 3 == 2 ? 5 : 3,
+                     .s0 = s,
+                     .s1 = s,
+                     .d0 = 1,
+                     .d1 = 1};
+            g.Ho = 2 + i % 4;
+            g.Wo = wo[i];
+            g.Hp = (g.Ho - 1) * s + g.kh;
+            g.Wp = (g.Wo - 1) * s + g.kw;
+            bad += check_geo(&g, i % 2 ? 16 : 5 + i);
+        }
+    guard_x = false;
     cr_expect(bad == 0, "%d mismatches (see the log)", bad);
 }
 

@@ -291,3 +291,40 @@ Test(conv_epi, pool_after_relu_specials, .timeout = 60) {
     cr_expect(failures == 0, "%d failures (see the log)", failures);
     jit_free(jit);
 }
+
+/* The zero-bordered copy of a padded convolution's x (pad_input) is its
+ * kernel's scratch (LpBuf.scratch), in both GEMM lowerings and for both
+ * of its readers (the forward and the weight gradient): codegen then tells
+ * LLVM that the copy's stores do not alias x, which lets it widen the
+ * fully unrolled row copies (a scalar move per element without). */
+Test(conv_epi, padded_copy_is_the_kernels_scratch) {
+    IrGraph g;
+    ir_init(&g);
+    IrWindow win = {{3, 3}, {1, 1}, {1, 1}, {1, 1}, 1};
+    Shape xs = {4, {2, 1, 9, 10}}, ws = {4, {8, 1, 3, 3}}, ys = {4, {2, 8, 9, 10}};
+    int x = ir_input(&g, TY_F32, xs, "x", L0), w = ir_input(&g, TY_F32, ws, "w", L0);
+    int gy = ir_input(&g, TY_F32, ys, "gy", L0);
+    ir_mark_output(&g, ir_conv2d(&g, x, w, -1, &win, L0));
+    IrAttr at = {0};
+    at.win = win;
+    at.shape = ws;
+    int in[2] = {x, gy};
+    ir_mark_output(&g, ir_add(&g, OP_CONV2D_BACKWARD_WEIGHT, in, 2, &at, L0));
+    LpConvLowering mode[2] = {LP_CONV_IMPLICIT, LP_CONV_IM2COL};
+    for (int m = 0; m < 2; m++) {
+        LpProg *p = lp_lower_conv(&g, true, mode[m]);
+        int padded = 0, scratch = 0;
+        for (int b = 0; b < p->nbufs; b++) {
+            const Shape *s = &p->bufs[b].shape;
+            if (p->bufs[b].kind != LB_TEMP || s->ndim != 4 || s->d[2] != 11 || s->d[3] != 12)
+                continue;
+            padded++;
+            scratch += p->bufs[b].scratch;
+        }
+        cr_expect(padded == 2, "mode %d: %d padded copies", m, padded);
+        cr_expect(scratch == padded, "mode %d: %d of %d padded copies are scratch", m, scratch,
+                  padded);
+        lp_free(p);
+    }
+    ir_free(&g);
+}
