@@ -18,7 +18,7 @@
  * fma per vector, gy's vector loaded once for all taps. A row's last
  * Wo % DW_LANES columns add into the first lanes. As in lower_conv_lanes.c,
  * x with padding is copied into a zero-bordered slot, here two per output
- * channel ([O, 2, H + 2 ph, W + 2 pw]), image n + 1's plane copied while
+ * channel ([O, 2, H + 2 ph, W + 2 pw], one for one image), image n + 1's plane copied while
  * image n's is read; slots per channel keep the channel loop threaded. The
  * sums are in f32 in another order than the reference's double chain, as
  * the GEMM's are; a padded tap adds 0 * gy.
@@ -122,7 +122,9 @@ void lw_lower_conv_dw(Lower *L, int id, int out) {
         d.pad[k] = win->padding[k];
     }
     int64_t N = d.xs.d[0];
-    d.ps = (Shape){4, {d.ws.d[0], 2, d.xs.d[2] + 2 * d.pad[0], d.xs.d[3] + 2 * d.pad[1]}};
+    /* two slots where there is a next image to copy ahead, else one */
+    d.ps =
+        (Shape){4, {d.ws.d[0], N > 1 ? 2 : 1, d.xs.d[2] + 2 * d.pad[0], d.xs.d[3] + 2 * d.pad[1]}};
     d.src = -1;
     if (d.pad[0] > 0 || d.pad[1] > 0) { /* the slots, their borders zeroed once */
         d.src = lp_add_buf(p, LB_TEMP, 0, TY_F32, &d.ps, id);

@@ -21,7 +21,7 @@
  *
  * xp is x with its padding: x itself without padding (read through a fused
  * producer, if any), else zero-bordered copies of one group's Cg input
- * planes in two slots per image [2, Cg, H + 2 ph, W + 2 pw], whose
+ * planes in two slots per image [2, Cg, H + 2 ph, W + 2 pw] (one with one group), whose
  * borders are zeroed once. Group g + 1 is copied into one slot while group
  * g's output channels read the other: the taps read floats stored a whole
  * group earlier, where reading them right after the copy made most loads
@@ -50,7 +50,7 @@
  * written (y, or dx); a group reads Ci channels of x and writes Co of y. */
 typedef struct LaneConv {
     int id, xn, wn, out, src; /* src: the padded slots, -1: x read in place */
-    Shape xs, ps, ws, ys;     /* x, the slots [N, 2, Ci, Hp, Wp], w, y */
+    Shape xs, ps, ws, ys;     /* x, the slots [N, 1 or 2, Ci, Hp, Wp], w, y */
     int64_t Ci, Co, stride[2], dil[2], pad[2];
     bool bwd;
     LpExpr *n, *g, *o; /* the block's image, group, channel of y */
@@ -190,7 +190,10 @@ void lw_lower_conv_lanes(Lower *L, int id, int out) {
         c.dil[k] = win->dilation[k];
         c.pad[k] = c.bwd ? (c.ws.d[2 + k] - 1) * c.dil[k] - win->padding[k] : win->padding[k];
     }
-    c.ps = (Shape){5, {c.xs.d[0], 2, c.Ci, c.xs.d[2] + 2 * c.pad[0], c.xs.d[3] + 2 * c.pad[1]}};
+    /* two slots where there is a next group to copy ahead, else one */
+    int64_t nslots = G > 1 ? 2 : 1;
+    c.ps =
+        (Shape){5, {c.xs.d[0], nslots, c.Ci, c.xs.d[2] + 2 * c.pad[0], c.xs.d[3] + 2 * c.pad[1]}};
     c.src = -1;
     if (c.pad[0] == 0 && c.pad[1] == 0) {
         c.n = lp_open_loop(p, c.ys.d[0]);
