@@ -158,7 +158,10 @@ static LpConvLowering decide(const IrGraph *g, int id, const char *tune_env) {
     snprintf(o.key, sizeof o.key, "%s", key);
     o.mode = LP_CONV_AUTO;
     host();
-    char *ck = tt_tune_key("tt-conv-lowering v1", host_cpu, host_features, key);
+    /* v2: "direct" became the lanes lowering (lower_conv_lanes.c) and the
+     * rule changed with it, so v1's measurements no longer describe the
+     * candidates */
+    char *ck = tt_tune_key("tt-conv-lowering v2", host_cpu, host_features, key);
     char path[4096];
     if (!ck || !objcache_path(ck, path, sizeof path))
         o.src = CS_NOCACHE;
