@@ -1577,43 +1577,68 @@ void gemm_split_cost_set(const GemmSplitCost *c) {
     pthread_mutex_unlock(&cost_mu);
 }
 
-/* The host's costs on t threads: a product of about 3M multiply-adds timed
- * on the caller and split over M on t threads, interleaved, medians of
- * wall time. Workers spin between back-to-back jobs (parallel.c), as in
- * a training step's run of products, so this is the steady-state wake +
- * join. Caller holds busy. */
-#define COST_RUNS 9
+/* The host's costs on t threads, in two parts, medians of wall time.
+ * madd_ns: a product of about 3M multiply-adds on the caller (the rate a
+ * product big enough to split runs at). overhead_ns: what a small product
+ * split on t threads takes beyond its largest part's micro-tiles at that
+ * rate (gemm_split_choose's share): the wake + join, and each part's own
+ * set-up, packing and operands fetched into another core's cache, which
+ * the 3M product hid (there the wake + join alone measured 0.3 to 8 us
+ * from run to run, and the MLP's [64,128]@[128,10] ran slower on 2
+ * threads). The small product is split the way gemm_split_choose splits
+ * it, back to back, so the workers spin between jobs as in a training
+ * step's run of products; a worker that does not come (a loaded machine)
+ * leaves the caller to run every part, which bounds the figure by the
+ * small product's serial time. Caller holds busy. */
+#define COST_RUNS       9
+#define COST_SMALL_RUNS 31
 static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small) {
     GemmSplitCost c = gemm_split_cost_default();
+    const GemmTileKernels *tk = &sc->k->wide;
+    int64_t MR = tk->tile.mr, NR = tk->tile.nr;
     int64_t M = t > 16 ? 6 * (int64_t)t : 96, N = 128, K = 256;
-    /* small-M products: timed on a one-row product (gemv_n1, a decode
+    /* small-M products: timed on one-row products (gemv_n1, a decode
      * step's kernel), split over N, so that a process with only small-M
      * products builds no tile nor other small-M kernel to time them */
     if (small) M = 1, N = 24 * 128;
-    float *a = aligned_alloc(64, (size_t)(M * K + K * N + M * N) * sizeof(float));
+    /* the small product: a few row tiles of one panel per thread (split
+     * over M), or 8 panels of one row per thread (small-M, over N) */
+    int64_t sM = small ? 1 : 32 * (int64_t)t, sN = small ? 8 * (int64_t)t * NR : NR, sK = 128;
+    size_t big = (size_t)(M * K + K * N + M * N), sml = (size_t)(sM * sK + sK * sN + sM * sN);
+    float *a = aligned_alloc(64, (big > sml ? big : sml) * sizeof(float));
     if (!a) return c;
-    for (int64_t i = 0; i < M * K + K * N; i++) a[i] = (float)(i % 7) - 3;
+    for (size_t i = 0; i < (big > sml ? big : sml); i++) a[i] = (float)(i % 7) - 3;
     float *b = a + M * K, *cc = b + K * N;
-    GemmSplit sp = {small ? GS_N : GS_M, t, t, false, 0, 0};
-    double ts[COST_RUNS], tp[COST_RUNS];
+    double ts[COST_RUNS], tp[COST_SMALL_RUNS];
     BSrc bs = {b, N, false, NULL, 0, 0};
     CDst cd = {cc, N, NULL, 0};
     gemm_serial(sc, M, N, K, a, K, false, &bs, &cd, false, NULL, 0, M, NULL);
-    run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, NULL, false, NULL);
     for (int r = 0; r < COST_RUNS; r++) {
         double t0 = now_ns();
         gemm_serial(sc, M, N, K, a, K, false, &bs, &cd, false, NULL, 0, M, NULL);
-        double t1 = now_ns();
-        run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, NULL, false, NULL);
-        tp[r] = now_ns() - t1;
-        ts[r] = t1 - t0;
+        ts[r] = now_ns() - t0;
+    }
+    qsort(ts, COST_RUNS, sizeof *ts, by_double);
+    c.madd_ns = ts[COST_RUNS / 2] / ((double)M * (double)N * (double)K);
+    /* the small product's split and modelled share at that rate, no
+     * overhead: what is left of its time is the overhead */
+    GemmSplitCost rate = {c.madd_ns, 0, "rate"};
+    GemmSplit sp = gemm_split_choose(sM, sN, sK, MR, NR, KC, sc->nc, t, false, &rate);
+    double share_ns = sp.par_ns;
+    if (sp.by == GS_M || sp.by == GS_N) {
+        float *sb = a + sM * sK, *sc_ = sb + sK * sN;
+        BSrc sbs = {sb, sN, false, NULL, 0, 0};
+        run_mn(g, sc, &sp, sM, sN, sK, a, sK, false, &sbs, sc_, sN, NULL, false, NULL);
+        for (int r = 0; r < COST_SMALL_RUNS; r++) {
+            double t0 = now_ns();
+            run_mn(g, sc, &sp, sM, sN, sK, a, sK, false, &sbs, sc_, sN, NULL, false, NULL);
+            tp[r] = now_ns() - t0;
+        }
+        qsort(tp, COST_SMALL_RUNS, sizeof *tp, by_double);
+        double f = tp[COST_SMALL_RUNS / 2] - share_ns;
+        c.overhead_ns = f > 0 ? f : 0;
     }
     free(a);
-    qsort(ts, COST_RUNS, sizeof *ts, by_double);
-    qsort(tp, COST_RUNS, sizeof *tp, by_double);
-    double ser = ts[COST_RUNS / 2], par = tp[COST_RUNS / 2];
-    c.madd_ns = ser / ((double)M * (double)N * (double)K);
-    c.overhead_ns = par - ser / t > 0 ? par - ser / t : 0;
     c.source = "measured";
     return c;
 }
@@ -1684,7 +1709,7 @@ static void explain_splits(FILE *out) {
         else if (n->sp.by != GS_SERIAL)
             fprintf(out, " (%d threads)", n->sp.threads);
         fprintf(out,
-                "; model: serial %.1f us, threaded %.1f us; madd %.4f ns, wake+join %.1f us (%s)\n",
+                "; model: serial %.1f us, threaded %.1f us; madd %.4f ns, fixed %.1f us (%s)\n",
                 n->sp.serial_ns * 1e-3, n->sp.par_ns * 1e-3, n->c.madd_ns, n->c.overhead_ns * 1e-3,
                 n->c.source);
     }
