@@ -1577,19 +1577,17 @@ void gemm_split_cost_set(const GemmSplitCost *c) {
     pthread_mutex_unlock(&cost_mu);
 }
 
-/* The host's costs on t threads, in two parts, medians of wall time.
- * madd_ns: a product of about 3M multiply-adds on the caller (the rate a
- * product big enough to split runs at). overhead_ns: what a small product
- * split on t threads takes beyond its largest part's micro-tiles at that
- * rate (gemm_split_choose's share): the wake + join, and each part's own
- * set-up, packing and operands fetched into another core's cache, which
- * the 3M product hid (there the wake + join alone measured 0.3 to 8 us
- * from run to run, and the MLP's [64,128]@[128,10] ran slower on 2
- * threads). The small product is split the way gemm_split_choose splits
- * it, back to back, so the workers spin between jobs as in a training
- * step's run of products; a worker that does not come (a loaded machine)
- * leaves the caller to run every part, which bounds the figure by the
- * small product's serial time. Caller holds busy. */
+/* The host's costs on t threads. madd_ns: a product of about 3M
+ * multiply-adds on the caller, median of 9 (the rate of a product big
+ * enough to split). overhead_ns: the fixed cost of a threaded product, the
+ * time a small product split on t threads (as gemm_split_choose splits it)
+ * takes beyond its largest part's share of its tiles of its own serial
+ * time: the wake + join, and each part's own set-up, packing and operands
+ * pulled into another core's cache, which the 3M product hid (there the
+ * wake + join alone measured 0.3 to 8 us from run to run, and the MLP's
+ * [64,128]@[128,10] ran slower on 2 threads). Serial and threaded runs
+ * alternate, so the workers spin between jobs as in a training step's run
+ * of products; lower quartiles of 31. Caller holds busy. */
 #define COST_RUNS       9
 #define COST_SMALL_RUNS 31
 static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small) {
@@ -1601,15 +1599,15 @@ static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small)
      * step's kernel), split over N, so that a process with only small-M
      * products builds no tile nor other small-M kernel to time them */
     if (small) M = 1, N = 24 * 128;
-    /* the small product: a few row tiles of one panel per thread (split
-     * over M), or 8 panels of one row per thread (small-M, over N) */
-    int64_t sM = small ? 1 : 32 * (int64_t)t, sN = small ? 8 * (int64_t)t * NR : NR, sK = 128;
+    /* the small product: a few row tiles of two panels per thread, or 8
+     * panels of one row per thread (small-M, over N) */
+    int64_t sM = small ? 1 : 32 * (int64_t)t, sN = small ? 8 * (int64_t)t * NR : 2 * NR, sK = 128;
     size_t big = (size_t)(M * K + K * N + M * N), sml = (size_t)(sM * sK + sK * sN + sM * sN);
     float *a = aligned_alloc(64, (big > sml ? big : sml) * sizeof(float));
     if (!a) return c;
     for (size_t i = 0; i < (big > sml ? big : sml); i++) a[i] = (float)(i % 7) - 3;
     float *b = a + M * K, *cc = b + K * N;
-    double ts[COST_RUNS], tp[COST_SMALL_RUNS];
+    double ts[COST_SMALL_RUNS], tp[COST_SMALL_RUNS];
     BSrc bs = {b, N, false, NULL, 0, 0};
     CDst cd = {cc, N, NULL, 0};
     gemm_serial(sc, M, N, K, a, K, false, &bs, &cd, false, NULL, 0, M, NULL);
@@ -1620,22 +1618,31 @@ static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small)
     }
     qsort(ts, COST_RUNS, sizeof *ts, by_double);
     c.madd_ns = ts[COST_RUNS / 2] / ((double)M * (double)N * (double)K);
-    /* the small product's split and modelled share at that rate, no
-     * overhead: what is left of its time is the overhead */
+    /* the small product's split as the model makes it; its share's time is
+     * its share of the tiles times the small product's own serial time
+     * (its rate, not the big one's: a one-row product's B in cache runs
+     * faster than the big one's 3 MB), and what is left is the overhead */
     GemmSplitCost rate = {c.madd_ns, 0, "rate"};
     GemmSplit sp = gemm_split_choose(sM, sN, sK, MR, NR, KC, sc->nc, t, false, &rate);
-    double share_ns = sp.par_ns;
     if (sp.by == GS_M || sp.by == GS_N) {
-        float *sb = a + sM * sK, *sc_ = sb + sK * sN;
+        float *sb = a + sM * sK, *scc = sb + sK * sN;
         BSrc sbs = {sb, sN, false, NULL, 0, 0};
-        run_mn(g, sc, &sp, sM, sN, sK, a, sK, false, &sbs, sc_, sN, NULL, false, NULL);
+        CDst scd = {scc, sN, NULL, 0};
+        run_mn(g, sc, &sp, sM, sN, sK, a, sK, false, &sbs, scc, sN, NULL, false, NULL);
         for (int r = 0; r < COST_SMALL_RUNS; r++) {
             double t0 = now_ns();
-            run_mn(g, sc, &sp, sM, sN, sK, a, sK, false, &sbs, sc_, sN, NULL, false, NULL);
-            tp[r] = now_ns() - t0;
+            gemm_serial(sc, sM, sN, sK, a, sK, false, &sbs, &scd, false, NULL, 0, sM, NULL);
+            double t1 = now_ns();
+            run_mn(g, sc, &sp, sM, sN, sK, a, sK, false, &sbs, scc, sN, NULL, false, NULL);
+            tp[r] = now_ns() - t1;
+            ts[r] = t1 - t0;
         }
+        qsort(ts, COST_SMALL_RUNS, sizeof *ts, by_double);
         qsort(tp, COST_SMALL_RUNS, sizeof *tp, by_double);
-        double f = tp[COST_SMALL_RUNS / 2] - share_ns;
+        /* lower quartiles: a worker descheduled with a part claimed
+         * (another process's load) holds the join for a time slice, and
+         * in one run of 31 that moved the median to 210 us */
+        double f = tp[COST_SMALL_RUNS / 4] - ts[COST_SMALL_RUNS / 4] * sp.par_ns / sp.serial_ns;
         c.overhead_ns = f > 0 ? f : 0;
     }
     free(a);
