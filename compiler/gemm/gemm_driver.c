@@ -1601,7 +1601,8 @@ static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small)
     if (small) M = 1, N = 24 * 128;
     /* the small product: a few row tiles of two panels per thread, or 8
      * panels of one row per thread (small-M, over N) */
-    int64_t sM = small ? 1 : 32 * (int64_t)t, sN = small ? 8 * (int64_t)t * NR : 2 * NR, sK = 128;
+    int64_t sM = small ? 1 : 32 * (int64_t)t, sN = small ? 8 * (int64_t)t * NR : 2 * NR,
+            sK = small ? 256 : 128;
     size_t big = (size_t)(M * K + K * N + M * N), sml = (size_t)(sM * sK + sK * sN + sM * sN);
     float *a = aligned_alloc(64, (big > sml ? big : sml) * sizeof(float));
     if (!a) return c;
@@ -1644,6 +1645,11 @@ static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small)
          * in one run of 31 that moved the median to 210 us */
         double f = tp[COST_SMALL_RUNS / 4] - ts[COST_SMALL_RUNS / 4] * sp.par_ns / sp.serial_ns;
         c.overhead_ns = f > 0 ? f : 0;
+        /* a one-row product is memory-bound: the 3 MB B runs at half the
+         * rate of one in cache, and a product near the threshold has its
+         * B in cache (a decode step's layers); one that does not is far
+         * above it */
+        if (small) c.madd_ns = ts[COST_SMALL_RUNS / 4] / sp.serial_ns * c.madd_ns;
     }
     free(a);
     c.source = "measured";
