@@ -1577,43 +1577,81 @@ void gemm_split_cost_set(const GemmSplitCost *c) {
     pthread_mutex_unlock(&cost_mu);
 }
 
-/* The host's costs on t threads: a product of about 3M multiply-adds timed
- * on the caller and split over M on t threads, interleaved, medians of
- * wall time. Workers spin between back-to-back jobs (parallel.c), as in
- * a training step's run of products, so this is the steady-state wake +
- * join. Caller holds busy. */
-#define COST_RUNS 9
+/* The host's costs on t threads. madd_ns: a product of about 3M
+ * multiply-adds on the caller, median of 9 (the rate of a product big
+ * enough to split). overhead_ns: the fixed cost of a threaded product, the
+ * time a small product split on t threads (as gemm_split_choose splits it)
+ * takes beyond its largest part's share of its tiles of its own serial
+ * time: the wake + join, and each part's own set-up, packing and operands
+ * pulled into another core's cache, which the 3M product hid (there the
+ * wake + join alone measured 0.3 to 8 us from run to run, and the MLP's
+ * [64,128]@[128,10] ran slower on 2 threads). Serial and threaded runs
+ * alternate, so the workers spin between jobs as in a training step's run
+ * of products; lower quartiles of 31. Caller holds busy. */
+#define COST_RUNS       9
+#define COST_SMALL_RUNS 31
 static GemmSplitCost measure_cost(TtGemm *g, const Sched *sc, int t, bool small) {
     GemmSplitCost c = gemm_split_cost_default();
+    const GemmTileKernels *tk = &sc->k->wide;
+    int64_t MR = tk->tile.mr, NR = tk->tile.nr;
     int64_t M = t > 16 ? 6 * (int64_t)t : 96, N = 128, K = 256;
-    /* small-M products: timed on a one-row product (gemv_n1, a decode
+    /* small-M products: timed on one-row products (gemv_n1, a decode
      * step's kernel), split over N, so that a process with only small-M
      * products builds no tile nor other small-M kernel to time them */
     if (small) M = 1, N = 24 * 128;
-    float *a = aligned_alloc(64, (size_t)(M * K + K * N + M * N) * sizeof(float));
+    /* the small product: a few row tiles of two panels per thread, or 8
+     * panels of one row per thread (small-M, over N) */
+    int64_t sM = small ? 1 : 32 * (int64_t)t, sN = small ? 8 * (int64_t)t * NR : 2 * NR,
+            sK = small ? 256 : 128;
+    size_t big = (size_t)(M * K + K * N + M * N), sml = (size_t)(sM * sK + sK * sN + sM * sN);
+    float *a = aligned_alloc(64, (big > sml ? big : sml) * sizeof(float));
     if (!a) return c;
-    for (int64_t i = 0; i < M * K + K * N; i++) a[i] = (float)(i % 7) - 3;
+    for (size_t i = 0; i < (big > sml ? big : sml); i++) a[i] = (float)(i % 7) - 3;
     float *b = a + M * K, *cc = b + K * N;
-    GemmSplit sp = {small ? GS_N : GS_M, t, t, false, 0, 0};
-    double ts[COST_RUNS], tp[COST_RUNS];
+    double ts[COST_SMALL_RUNS], tp[COST_SMALL_RUNS];
     BSrc bs = {b, N, false, NULL, 0, 0};
     CDst cd = {cc, N, NULL, 0};
     gemm_serial(sc, M, N, K, a, K, false, &bs, &cd, false, NULL, 0, M, NULL);
-    run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, NULL, false, NULL);
     for (int r = 0; r < COST_RUNS; r++) {
         double t0 = now_ns();
         gemm_serial(sc, M, N, K, a, K, false, &bs, &cd, false, NULL, 0, M, NULL);
-        double t1 = now_ns();
-        run_mn(g, sc, &sp, M, N, K, a, K, false, &bs, cc, N, NULL, false, NULL);
-        tp[r] = now_ns() - t1;
-        ts[r] = t1 - t0;
+        ts[r] = now_ns() - t0;
+    }
+    qsort(ts, COST_RUNS, sizeof *ts, by_double);
+    c.madd_ns = ts[COST_RUNS / 2] / ((double)M * (double)N * (double)K);
+    /* the small product's split as the model makes it; its share's time is
+     * its share of the tiles times the small product's own serial time
+     * (its rate, not the big one's: a one-row product's B in cache runs
+     * faster than the big one's 3 MB), and what is left is the overhead */
+    GemmSplitCost rate = {c.madd_ns, 0, "rate"};
+    GemmSplit sp = gemm_split_choose(sM, sN, sK, MR, NR, KC, sc->nc, t, false, &rate);
+    if (sp.by == GS_M || sp.by == GS_N) {
+        float *sb = a + sM * sK, *scc = sb + sK * sN;
+        BSrc sbs = {sb, sN, false, NULL, 0, 0};
+        CDst scd = {scc, sN, NULL, 0};
+        run_mn(g, sc, &sp, sM, sN, sK, a, sK, false, &sbs, scc, sN, NULL, false, NULL);
+        for (int r = 0; r < COST_SMALL_RUNS; r++) {
+            double t0 = now_ns();
+            gemm_serial(sc, sM, sN, sK, a, sK, false, &sbs, &scd, false, NULL, 0, sM, NULL);
+            double t1 = now_ns();
+            run_mn(g, sc, &sp, sM, sN, sK, a, sK, false, &sbs, scc, sN, NULL, false, NULL);
+            tp[r] = now_ns() - t1;
+            ts[r] = t1 - t0;
+        }
+        qsort(ts, COST_SMALL_RUNS, sizeof *ts, by_double);
+        qsort(tp, COST_SMALL_RUNS, sizeof *tp, by_double);
+        /* lower quartiles: a worker descheduled with a part claimed
+         * (another process's load) holds the join for a time slice, and
+         * in one run of 31 that moved the median to 210 us */
+        double f = tp[COST_SMALL_RUNS / 4] - ts[COST_SMALL_RUNS / 4] * sp.par_ns / sp.serial_ns;
+        c.overhead_ns = f > 0 ? f : 0;
+        /* a one-row product is memory-bound: the 3 MB B runs at half the
+         * rate of one in cache, and a product near the threshold has its
+         * B in cache (a decode step's layers); one that does not is far
+         * above it */
+        if (small) c.madd_ns = ts[COST_SMALL_RUNS / 4] / sp.serial_ns * c.madd_ns;
     }
     free(a);
-    qsort(ts, COST_RUNS, sizeof *ts, by_double);
-    qsort(tp, COST_RUNS, sizeof *tp, by_double);
-    double ser = ts[COST_RUNS / 2], par = tp[COST_RUNS / 2];
-    c.madd_ns = ser / ((double)M * (double)N * (double)K);
-    c.overhead_ns = par - ser / t > 0 ? par - ser / t : 0;
     c.source = "measured";
     return c;
 }
@@ -1684,7 +1722,7 @@ static void explain_splits(FILE *out) {
         else if (n->sp.by != GS_SERIAL)
             fprintf(out, " (%d threads)", n->sp.threads);
         fprintf(out,
-                "; model: serial %.1f us, threaded %.1f us; madd %.4f ns, wake+join %.1f us (%s)\n",
+                "; model: serial %.1f us, threaded %.1f us; madd %.4f ns, fixed %.1f us (%s)\n",
                 n->sp.serial_ns * 1e-3, n->sp.par_ns * 1e-3, n->c.madd_ns, n->c.overhead_ns * 1e-3,
                 n->c.source);
     }

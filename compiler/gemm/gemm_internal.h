@@ -154,12 +154,13 @@ typedef enum GemmSplitBy { GS_SERIAL, GS_M, GS_N, GS_K } GemmSplitBy;
  * chosen by shape and nthreads alone (never by the measured costs: it
  * changes the rounding): when neither M nor N has nthreads micro-tiles and
  * K holds at least two KC blocks. GS_M / GS_N run threaded only when
- * serial/t + overhead < serial under c, else GS_SERIAL. */
+ * share + overhead < serial under c, else GS_SERIAL, where share is the
+ * largest part's whole micro-tiles (MR x NR x K each) at madd_ns. */
 typedef struct GemmSplit {
     GemmSplitBy by;
     int threads, parts;
     bool share_b;             /* GS_M: op(B) is one block, packed once by the caller */
-    double serial_ns, par_ns; /* the model's estimates */
+    double serial_ns, par_ns; /* the model's estimates (par_ns: threaded, even when not chosen) */
 } GemmSplit;
 GemmSplit gemm_split_choose(int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, int64_t kc,
                             int64_t nc, int nthreads, bool gather, const GemmSplitCost *c);

@@ -21,10 +21,14 @@ Test(gemm_split, decisions) {
     s = gemm_split_choose(8, 8, 8, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
     cr_expect_eq(s.threads, 1);
-    /* below the break-even point (2.6e5 multiply-adds at 2 threads): serial */
+    /* below the break-even point (about 2.6e5 multiply-adds at 2 threads):
+     * serial; 64 rows are 11 row tiles, 6 of them on one thread, which
+     * with the wake-up cost more than all 11 on one; 72 rows split evenly */
     s = gemm_split_choose(64, 64, 60, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
     s = gemm_split_choose(64, 64, 64, 6, 16, 256, 4080, 2, false, &C_DEF);
+    cr_expect_eq(s.by, GS_SERIAL);
+    s = gemm_split_choose(72, 64, 64, 6, 16, 256, 4080, 2, false, &C_DEF);
     cr_expect(s.by == GS_M || s.by == GS_N, "%d", s.by);
     /* large square: both threads, over N (panels balance as well as rows) */
     s = gemm_split_choose(1024, 1024, 1024, 6, 16, 256, 4080, 2, false, &C_DEF);
@@ -86,6 +90,58 @@ Test(gemm_split, decisions) {
     /* one thread: serial, always */
     s = gemm_split_choose(2048, 2048, 2048, 6, 16, 256, 4080, 1, false, &C_DEF);
     cr_expect_eq(s.by, GS_SERIAL);
+}
+
+/* The model counts whole micro-tiles: a product's serial run (a narrow one
+ * as its transpose) and each thread's share, at the host's rate. */
+Test(gemm_split, tiles) {
+    const double m = 0.02;
+    GemmSplitCost rate = {m, 0, "set"};
+    /* H.W2 [64,128]@[128,10], narrow: serially 2 x 4 tiles of the
+     * transpose; on 2 threads 6 row tiles of one 16-wide panel each */
+    GemmSplit s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, false, &rate);
+    cr_expect_float_eq(s.serial_ns, 12.0 * 64 * 128 * m, 1e-9);
+    cr_expect_float_eq(s.par_ns, 36.0 * 16 * 128 * m, 1e-9);
+    /* with a fixed cost of 0.6 us it stays serial (1.30 + 0.6 us threaded
+     * against 1.74 serial at 0.0177 ns); as serial/t + overhead (0.73 +
+     * 0.6 against 1.45) it ran on 2 threads, slower than on one */
+    GemmSplitCost c = {0.0177, 600, "set"};
+    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, false, &c);
+    cr_expect_eq(s.by, GS_SERIAL);
+    /* gathered: no transpose, the wide tile serially too */
+    s = gemm_split_choose(64, 10, 128, 6, 16, 256, 4080, 2, true, &rate);
+    cr_expect_float_eq(s.serial_ns, 66.0 * 16 * 128 * m, 1e-9);
+    /* small-M: no row tiles; over N, 8 of 16 panels each */
+    s = gemm_split_choose(1, 256, 256, 6, 16, 256, 4080, 2, false, &rate);
+    cr_expect_eq(s.by, GS_N);
+    cr_expect_float_eq(s.serial_ns, 256.0 * 256 * m, 1e-9);
+    cr_expect_float_eq(s.par_ns, 128.0 * 256 * m, 1e-9);
+}
+
+/* Costs as measured on a 2-core Zen 4 (madd 0.0177 ns, a threaded small
+ * product's fixed cost 1.2 us): the MLP's products of 8e4 multiply-adds
+ * stay serial, its 784-wide ones and the squares split. Under the model
+ * before whole tiles (serial/t + overhead) and the 3M product's wake +
+ * join (0.3 us seen with the workers spinning), H.W2 ran on 2 threads and
+ * slower than on one. */
+Test(gemm_split, small_products_serial) {
+    GemmSplitCost c = {0.0177, 1200, "set"};
+    int64_t tiny[][3] = {{64, 10, 128}, {128, 10, 64}, {64, 128, 10}};
+    for (int i = 0; i < 3; i++) {
+        GemmSplit s =
+            gemm_split_choose(tiny[i][0], tiny[i][1], tiny[i][2], 6, 16, 256, 4080, 2, false, &c);
+        cr_expect_eq(s.by, GS_SERIAL, "%lldx%lldx%lld", (long long)tiny[i][0],
+                     (long long)tiny[i][1], (long long)tiny[i][2]);
+        cr_expect(s.par_ns >= s.serial_ns);
+    }
+    int64_t big[][3] = {{64, 128, 784}, {784, 128, 64}, {64, 784, 128}, {1024, 1024, 1024}};
+    for (int i = 0; i < 4; i++) {
+        GemmSplit s =
+            gemm_split_choose(big[i][0], big[i][1], big[i][2], 6, 16, 256, 4080, 2, false, &c);
+        cr_expect(s.by == GS_M || s.by == GS_N, "%lldx%lldx%lld: %d", (long long)big[i][0],
+                  (long long)big[i][1], (long long)big[i][2], s.by);
+        cr_expect_eq(s.threads, 2);
+    }
 }
 
 static TtGemm *G;
@@ -288,5 +344,28 @@ Test(gemm_ksplit, explained) {
     tt_gemm_explain(f);
     fclose(f);
     cr_expect(strstr(text, "threads 4x12x4096 on 2: split over K (2 parts"), "%s", text);
+    free(text);
+}
+
+/* Under the costs measured on this host (TT_TUNE unset), the MLP's H.W2
+ * [64,128]@[128,10] allowed 2 threads runs serially: the measured fixed
+ * cost of a threaded small product outweighs the tiles a second thread
+ * takes off it. */
+static void setup_measured(void) {
+    unsetenv("TT_TUNE"); /* the host's schedules and costs */
+    setup();
+}
+
+Test(gemm_measured, tiny_serial, .init = setup_measured, .fini = teardown) {
+    float *C = malloc(64 * 11 * sizeof(float));
+    cr_expect_eq(check(64, 10, 128, false, false, false, 2, C), 0);
+    free(C);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    tt_gemm_explain(f);
+    fclose(f);
+    cr_expect(strstr(text, "threads 64x10x128 on 2: serial;"), "%s", text);
+    cr_expect(strstr(text, "(measured)"), "%s", text);
     free(text);
 }
