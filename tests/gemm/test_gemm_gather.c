@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "dump_text.h"
 #include "gemm.h"
 #include "gemm_internal.h"
 
@@ -205,11 +206,7 @@ done:
 
 /* tt_gemm_explain's text names what (a product's shape and split). */
 static void expect_explained(const char *what) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    tt_gemm_explain(f);
-    fclose(f);
+    char *text = tu_gemm_explain_text();
     cr_expect(strstr(text, what), "%s", text);
     free(text);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "gemm.h"
 #include "gemm_internal.h"
 #include "parallel.h"
@@ -282,11 +283,7 @@ Test(gemm_ksplit, explained) {
     float *C = malloc(4 * 13 * sizeof(float));
     check(4, 12, 4096, false, false, false, 2, C);
     free(C);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    tt_gemm_explain(f);
-    fclose(f);
+    char *text = tu_gemm_explain_text();
     cr_expect(strstr(text, "threads 4x12x4096 on 2: split over K (2 parts"), "%s", text);
     free(text);
 }

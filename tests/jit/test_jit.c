@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dump_text.h"
 #include "jit.h"
 #include "kernels.h"
 #include "loop.h"
@@ -176,11 +177,7 @@ static bool differential(Jit *jit, const IrGraph *g, void **in, double tol, cons
     for (int j = 0; ok && !failed && j < g->nout; j++)
         ok = compare_output(g, j, got[j], want[j], tol, what);
     if (!ok) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        ir_print(f, g);
-        fclose(f);
+        char *buf = tu_graph_text(g);
         cr_log_error("%s: the graph:\n%s", what, buf);
         free(buf);
     }
@@ -1560,19 +1557,10 @@ Test(jit_random, graphs, .timeout = 600) {
 
 /* -- dumps -- */
 
-static char *capture_loops(const IrGraph *g) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    jit_emit_loops(f, g);
-    fclose(f);
-    return buf;
-}
-
 Test(jit_emit, loops_llvm_asm) {
     IrGraph g;
     build_mlp(&g, 2, 1.0);
-    char *loops = capture_loops(&g);
+    char *loops = tu_loops_text(&g);
     cr_expect(strstr(loops, "kernel k0_matmul") != NULL, "%s", loops);
     /* bias, scale and tanh run as the GEMM's epilogue, row by row */
     cr_expect(strstr(loops, "for i0 in 0..2 epilogue {") != NULL, "%s", loops);
@@ -1601,7 +1589,7 @@ Test(jit_emit, loops_read_like_pseudo_c) {
     ir_init(&g);
     int x = ir_input(&g, TY_F32, (Shape){2, {3, 4}}, NULL, L0), ax = 1;
     ir_mark_output(&g, ir_reduce(&g, OP_SUM, ir_unary(&g, OP_EXP, x, L0), &ax, 1, false, L0));
-    char *s = capture_loops(&g);
+    char *s = tu_loops_text(&g);
     const char *want = "kernel k0_sum  # %2 = sum, fused: %1 exp {\n"
                        "    for i0 in 0..3 {\n"
                        "        f64 s0 = 0.0\n"
@@ -1622,7 +1610,7 @@ Test(jit_emit, loops_read_like_pseudo_c) {
  * against the naive runtime on jit (threads as set). */
 static void check_gemm(Jit *jit, const IrGraph *g, const char *const *want, int nwant,
                        const char *what) {
-    char *loops = capture_loops(g);
+    char *loops = tu_loops_text(g);
     for (int i = 0; i < nwant; i++)
         cr_expect(strstr(loops, want[i]) != NULL, "%s: no '%s' in\n%s", what, want[i], loops);
     free(loops);

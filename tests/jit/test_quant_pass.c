@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "jit.h"
 #include "kernels.h"
 #include "loop.h"
@@ -185,11 +186,7 @@ Test(quant_pass, requantize_is_the_epilogue) {
     ir_mark_output(&m.g, r);
     LpProg *p = lp_lower(&m.g, true);
     lp_fuse_kernels(p);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    lp_print(f, p, &m.g);
-    fclose(f);
+    char *buf = tu_prog_text(p, &m.g);
     lp_free(p);
     /* both products, each followed by its epilogue over the B rows */
     int n = 0;
