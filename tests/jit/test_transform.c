@@ -151,6 +151,14 @@ static char *transformed_text(const IrGraph *g, Req *r) {
     return s;
 }
 
+/* The request applied, and the printed kernels exactly want. */
+static void expect_printed(const IrGraph *g, Req r, const char *want) {
+    char *s = transformed_text(g, &r);
+    cr_expect(r.done == 1);
+    cr_expect(strcmp(s, want) == 0, "got:\n%s", s);
+    free(s);
+}
+
 /* Lowers g, applies the request, and checks that it is refused and the
  * printed IR did not change. */
 static void expect_refused(const IrGraph *g, Req r, const char *what) {
@@ -184,8 +192,6 @@ static void expect_same_results(const IrGraph *g, Req r, int threads, const char
 Test(xform_tile, prints_blocks_and_edges) {
     IrGraph g;
     g_transpose(&g, 10, 9);
-    Req r = {T_TILE, 0, 0, 4, -1};
-    char *s = transformed_text(&g, &r);
     /* 10 = 2*4 + 2 rows, 9 = 2*4 + 1 columns: 2x2 blocks of 4x4, the right
      * edge (one column: its loop folded), the bottom edge (2 rows) */
     const char *want =
@@ -210,9 +216,7 @@ Test(xform_tile, prints_blocks_and_edges) {
         "        }\n"
         "    }\n"
         "}\n";
-    cr_expect(r.done == 1);
-    cr_expect(strcmp(s, want) == 0, "got:\n%s", s);
-    free(s);
+    expect_printed(&g, (Req){T_TILE, 0, 0, 4, -1}, want);
     ir_free(&g);
 }
 
@@ -250,8 +254,6 @@ Test(xform_tile, refuses) {
 Test(xform_interchange, prints_swapped_loops) {
     IrGraph g;
     g_transpose(&g, 3, 4);
-    Req r = {T_INTERCHANGE, 0, 0, 0, -1};
-    char *s = transformed_text(&g, &r);
     const char *want = "kernel k0_add {\n"
                        "    for i1 in 0..4 {\n"
                        "        for i0 in 0..3 {\n"
@@ -259,9 +261,7 @@ Test(xform_interchange, prints_swapped_loops) {
                        "        }\n"
                        "    }\n"
                        "}\n";
-    cr_expect(r.done == 1);
-    cr_expect(strcmp(s, want) == 0, "got:\n%s", s);
-    free(s);
+    expect_printed(&g, (Req){T_INTERCHANGE, 0, 0, 0, -1}, want);
     ir_free(&g);
 }
 
@@ -327,8 +327,6 @@ Test(xform_interchange, refuses_dependences) {
 Test(xform_unroll, prints_copies_and_remainder) {
     IrGraph g;
     g_elem(&g, 2, 5); /* for i0 in 0..10 */
-    Req r = {T_UNROLL, 0, 0, 4, -1};
-    char *s = transformed_text(&g, &r);
     const char *want =
         "kernel k0_add {\n"
         "    for i1 in 0..2 {\n"
@@ -340,9 +338,7 @@ Test(xform_unroll, prints_copies_and_remainder) {
         "    out0[8] = in0[8] * in1[8] + in0[8]\n"
         "    out0[9] = in0[9] * in1[9] + in0[9]\n"
         "}\n";
-    cr_expect(r.done == 1);
-    cr_expect(strcmp(s, want) == 0, "got:\n%s", s);
-    free(s);
+    expect_printed(&g, (Req){T_UNROLL, 0, 0, 4, -1}, want);
     ir_free(&g);
 }
 
