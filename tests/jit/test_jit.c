@@ -664,20 +664,35 @@ static bool case_pool(IrGraph *g, RgRng *r, OpKind op) {
     return true;
 }
 
-/* attention: random batch dims, Tq <= Tk or not, D and Dv not multiples of
- * 8, causal or not, a runtime len (random i32, extremes included: clamped)
- * or none, operands through index remaps */
-static bool case_attention(IrGraph *g, RgRng *r, OpKind op) {
+/* attention's operands q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv]
+ * with 0 to 2 random batch dims, Tq in 1..tmax, Tk mostly Tq to Tq + over,
+ * else any in 0..tmax (fewer keys than queries), through index remaps;
+ * returns the shape of the output, [..., Tq, Dv]. */
+static Shape attention_qkv(IrGraph *g, RgRng *r, int tmax, int over, int *q, int *k, int *v) {
     int nb = rg_int(r, 0, 2);
     Shape qs = {nb + 2, {0}};
     for (int i = 0; i < nb; i++) qs.d[i] = rg_int(r, 1, 3);
     Shape ks = qs, vs = qs;
-    int64_t tq = rg_int(r, 1, 9), tk = rg_int(r, 0, 2) ? tq + rg_int(r, 0, 6) : rg_int(r, 0, 9);
+    int64_t tq = rg_int(r, 1, tmax);
+    int64_t tk = rg_int(r, 0, 2) ? tq + rg_int(r, 0, over) : rg_int(r, 0, tmax);
     int64_t d = rg_int(r, 1, 19), dv = rg_int(r, 1, 11);
     qs.d[nb] = tq, qs.d[nb + 1] = d;
     ks.d[nb] = tk, ks.d[nb + 1] = d;
     vs.d[nb] = tk, vs.d[nb + 1] = dv;
-    int q = operand(g, r, TY_F32, qs), k = operand(g, r, TY_F32, ks), v = operand(g, r, TY_F32, vs);
+    *q = operand(g, r, TY_F32, qs);
+    *k = operand(g, r, TY_F32, ks);
+    *v = operand(g, r, TY_F32, vs);
+    Shape ys = qs;
+    ys.d[nb + 1] = dv;
+    return ys;
+}
+
+/* attention: random batch dims, Tq <= Tk or not, D and Dv not multiples of
+ * 8, causal or not, a runtime len (random i32, extremes included: clamped)
+ * or none, operands through index remaps */
+static bool case_attention(IrGraph *g, RgRng *r, OpKind op) {
+    int q, k, v;
+    attention_qkv(g, r, 9, 6, &q, &k, &v);
     int len = rg_int(r, 0, 1) ? ir_input(g, TY_I32, shape_scalar(), NULL, L0) : -1;
     double scale = rg_int(r, 0, 1) ? NAN : rg_unif(r, -1, 1);
     ir_mark_output(g, ir_attention(g, q, k, v, len, rg_int(r, 0, 1), scale, L0));
@@ -709,18 +724,8 @@ static bool case_write_rows(IrGraph *g, RgRng *r, OpKind op) {
  * then dq, dk and dv, all outputs) on the shapes of case_attention: Tk = 0,
  * causal with Tq != Tk, a runtime len (extremes clamped) */
 static bool case_attention_bwd(IrGraph *g, RgRng *r, OpKind op) {
-    int nb = rg_int(r, 0, 2);
-    Shape qs = {nb + 2, {0}};
-    for (int i = 0; i < nb; i++) qs.d[i] = rg_int(r, 1, 3);
-    Shape ks = qs, vs = qs;
-    int64_t tq = rg_int(r, 1, 19), tk = rg_int(r, 0, 2) ? tq + rg_int(r, 0, 12) : rg_int(r, 0, 19);
-    int64_t d = rg_int(r, 1, 19), dv = rg_int(r, 1, 11);
-    qs.d[nb] = tq, qs.d[nb + 1] = d;
-    ks.d[nb] = tk, ks.d[nb + 1] = d;
-    vs.d[nb] = tk, vs.d[nb + 1] = dv;
-    int q = operand(g, r, TY_F32, qs), k = operand(g, r, TY_F32, ks), v = operand(g, r, TY_F32, vs);
-    Shape ys = qs;
-    ys.d[nb + 1] = dv;
+    int q, k, v;
+    Shape ys = attention_qkv(g, r, 19, 12, &q, &k, &v);
     int gy = operand(g, r, TY_F32, ys);
     int len = rg_int(r, 0, 1) ? ir_input(g, TY_I32, shape_scalar(), NULL, L0) : -1;
     IrAttr at = {0};
