@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "compare.h"
 #include "dump_text.h"
 #include "jit.h"
 #include "kernels.h"
@@ -91,15 +92,6 @@ static void **alloc_outputs(const IrGraph *g, bool poison) {
     return out;
 }
 
-/* got vs want: NaN matches NaN, infinities match exactly, else relative
- * tol with an absolute floor of tol. tol 0: equal (or both NaN). */
-static bool f32_close(float got, float want, double tol) {
-    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
-    if (got == want) return true;
-    if (isinf(want) || isinf(got) || tol == 0) return false;
-    return fabs((double)got - (double)want) <= tol * fmax(1.0, fabs((double)want));
-}
-
 /* Compares output j; tol_of(k) gives the tolerance of element k's output.
  * Reports the first mismatch. */
 static bool compare_output(const IrGraph *g, int j, const void *got, const void *want, double tol,
@@ -113,7 +105,7 @@ static bool compare_output(const IrGraph *g, int j, const void *got, const void 
         case TY_F32:
             a = ((const float *)got)[k];
             b = ((const float *)want)[k];
-            ok = f32_close((float)a, (float)b, tol);
+            ok = tu_f32_close((float)a, (float)b, tol);
             break;
         case TY_I32:
             a = ((const int32_t *)got)[k];
