@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "jit.h"
 #include "objcache.h"
 
@@ -136,31 +137,6 @@ static void rename_symbol(void *data, size_t len, const char *from, const char *
     cr_assert(found > 0, "no %s in the object", from);
 }
 
-/* Runs with fd 2 sent to a file; stderr_end returns what was written. */
-static int stderr_begin(char *path, size_t cap) {
-    snprintf(path, cap, "%s.stderr", dir);
-    fflush(stderr);
-    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(saved >= 0 && fd >= 0);
-    cr_assert_eq(dup2(fd, 2), 2);
-    close(fd);
-    return saved;
-}
-
-static char *stderr_end(int saved, const char *path) {
-    fflush(stderr);
-    cr_assert_eq(dup2(saved, 2), 2);
-    close(saved);
-    static char text[4096];
-    FILE *f = fopen(path, "r");
-    cr_assert(f);
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    text[n] = 0;
-    fclose(f);
-    unlink(path);
-    return text;
-}
-
 Test(jit_objcache, entry_that_is_not_an_object_is_replaced, .timeout = 60) {
     JitStats s = run_fresh(false);
     cr_expect_eq(s.disk_hits, 0);
@@ -190,9 +166,10 @@ Test(jit_objcache, entry_with_unresolved_symbol_is_replaced, .timeout = 60) {
     free(bytes);
 
     char path[128];
-    int saved = stderr_begin(path, sizeof path);
+    snprintf(path, sizeof path, "%s.stderr", dir);
+    int saved = tu_stderr_begin(path);
     JitStats s = run_fresh(false);
-    char *err = stderr_end(saved, path);
+    char *err = tu_stderr_end(saved, path);
     cr_expect_eq(s.disk_hits, 0);
     cr_expect_eq(s.compiles, 1);
     cr_expect_str_empty(err, "a miss printed something: %s", err);
