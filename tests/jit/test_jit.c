@@ -1456,6 +1456,8 @@ Test(jit_cache, on_disk_object_cache) {
     cr_expect_eq(system(cmd), 0);
 }
 
+/* The error is a whole message with one "jit: " in front, which the
+ * runtime prints as it is (it used to add its own: "jit: jit: ..."). */
 Test(jit_cache, invalid_graph_is_an_error) {
     Jit *j = jit_new(1);
     IrGraph g;
@@ -1469,6 +1471,8 @@ Test(jit_cache, invalid_graph_is_an_error) {
     char err[256] = "";
     cr_expect(!jit_run(j, &g, ins, outs, err, sizeof err));
     cr_expect(strstr(err, "verify") != NULL, "err: %s", err);
+    cr_expect(!strncmp(err, "jit: ", 5), "%s", err);
+    cr_expect(!strstr(err + 5, "jit:"), "%s", err);
     cr_expect_eq(jit_stats(j).compiles, 0);
     ir_free(&g);
     jit_free(j);
