@@ -21,6 +21,7 @@
 #include "dump_text.h"
 #include "gemm.h"
 #include "gemm_internal.h"
+#include "xorshift.h"
 
 static TtGemm *G;
 
@@ -38,10 +39,7 @@ TestSuite(gemm_gather, .init = setup, .fini = teardown);
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return tu_xorshift(&rng);
 }
 static int64_t irand(int64_t lo, int64_t hi) {
     return lo + (int64_t)(next() % (uint64_t)(hi - lo + 1));

@@ -14,13 +14,11 @@
 
 #include "dump_text.h"
 #include "gemm.h"
+#include "xorshift.h"
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    return tu_frand(&rng);
 }
 
 static TtGemm *new_gemm(void) {

@@ -13,6 +13,7 @@
 #include "gemm.h"
 #include "gemm_internal.h"
 #include "parallel.h"
+#include "xorshift.h"
 
 static const GemmSplitCost C_DEF = {GEMM_DEF_MADD_NS, GEMM_DEF_OVH_NS, "set"};
 
@@ -104,10 +105,7 @@ static void teardown(void) {
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    return tu_frand(&rng);
 }
 
 typedef struct EpiCount {
