@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "io.h"
+#include "readfile.h"
 #include "scratch.h"
 
 #ifndef TT_SOURCE_DIR
@@ -105,17 +106,9 @@ static const char *write_gz(const char *name, const void *data, size_t len) {
     return p;
 }
 
+/* The file's bytes (tu_read_file). */
 static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
+    return (unsigned char *)tu_read_file(path, len);
 }
 
 /* err must be exactly "<path>: <msg>" */
