@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "capture.h"
+#include "stderr_capture.h"
 #include "gemm_internal.h"
 #include "objcache.h"
 

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "capture.h"
+#include "stderr_capture.h"
 #include "jit.h"
 #include "objcache.h"
 

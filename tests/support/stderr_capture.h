@@ -1,6 +1,6 @@
-/* capture.h - what a test's code under test writes to stderr. */
-#ifndef TT_TEST_CAPTURE_H
-#define TT_TEST_CAPTURE_H
+/* stderr_capture.h - what a test's code under test writes to stderr. */
+#ifndef TT_TEST_STDERR_CAPTURE_H
+#define TT_TEST_STDERR_CAPTURE_H
 
 /* Sends fd 2 to the file path (made or truncated) until tu_stderr_end;
  * returns the saved fd 2. */

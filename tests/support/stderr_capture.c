@@ -1,6 +1,6 @@
-/* capture.c - what a test's code under test writes to stderr
- * (capture.h). */
-#include "capture.h"
+/* stderr_capture.c - what a test's code under test writes to stderr
+ * (stderr_capture.h). */
+#include "stderr_capture.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
