@@ -7,49 +7,47 @@
 #include "gemm.h"
 #include "jit.h"
 
-/* Opens a stream into *buf; the dump's text is there once it is closed.
- * (The callers are not inlined into tests: GCC's -Wdangling-pointer then
- * mistook the result for the address of buf.) */
-static FILE *open_text(char **buf, size_t *len) {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = open_memstream(buf, len);
-    if (!f) abort();
-    return f;
+/* A dump being written: text_open's stream writes into buf; text_close
+ * closes it and returns buf. */
+typedef struct Text {
+    char *buf;
+    size_t len;
+    FILE *f;
+} Text;
+
+static FILE *text_open(Text *t) {
+    t->buf = NULL;
+    t->len = 0;
+    t->f = open_memstream(&t->buf, &t->len);
+    if (!t->f) abort();
+    return t->f;
+}
+
+static char *text_close(Text *t) {
+    fclose(t->f);
+    return t->buf;
 }
 
 char *tu_graph_text(const IrGraph *g) {
-    char *buf;
-    size_t len;
-    FILE *f = open_text(&buf, &len);
-    ir_print(f, g);
-    fclose(f);
-    return buf;
+    Text t;
+    ir_print(text_open(&t), g);
+    return text_close(&t);
 }
 
 char *tu_prog_text(const LpProg *p, const IrGraph *g) {
-    char *buf;
-    size_t len;
-    FILE *f = open_text(&buf, &len);
-    lp_print(f, p, g);
-    fclose(f);
-    return buf;
+    Text t;
+    lp_print(text_open(&t), p, g);
+    return text_close(&t);
 }
 
 char *tu_loops_text(const IrGraph *g) {
-    char *buf;
-    size_t len;
-    FILE *f = open_text(&buf, &len);
-    jit_emit_loops(f, g);
-    fclose(f);
-    return buf;
+    Text t;
+    jit_emit_loops(text_open(&t), g);
+    return text_close(&t);
 }
 
 char *tu_gemm_explain_text(void) {
-    char *buf;
-    size_t len;
-    FILE *f = open_text(&buf, &len);
-    tt_gemm_explain(f);
-    fclose(f);
-    return buf;
+    Text t;
+    tt_gemm_explain(text_open(&t));
+    return text_close(&t);
 }
