@@ -3,8 +3,11 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <llvm-c/Target.h>
+
+#include "util.h"
 
 static void init_native(void) {
     LLVMInitializeNativeTarget();
@@ -40,4 +43,21 @@ void tt_llvm_set_target(LLVMModuleRef m, LLVMTargetMachineRef tm) {
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     LLVMSetModuleDataLayout(m, td);
     LLVMDisposeTargetData(td);
+}
+
+LLVMValueRef tt_llvm_intrinsic(LLVMModuleRef mod, LLVMBuilderRef b, const char *name,
+                               LLVMTypeRef *ov, size_t nov, LLVMValueRef *args, unsigned nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    TT_ASSERT(id != 0);
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(mod, id, ov, nov);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(LLVMGetModuleContext(mod), id, ov, nov);
+    return LLVMBuildCall2(b, ft, fn, args, nargs, "");
+}
+
+bool tt_llvm_take_err(LLVMErrorRef e, const char *who, const char *what, char *err, size_t errlen) {
+    if (!e) return false;
+    char *m = LLVMGetErrorMessage(e);
+    snprintf(err, errlen, "%s: %s: %s", who, what, m);
+    LLVMDisposeErrorMessage(m);
+    return true;
 }

@@ -286,6 +286,17 @@ bool objcache_load(const char *key, void **bytes, size_t *len) {
     return !why;
 }
 
+bool objcache_load_text(const char *key, char *text, size_t cap) {
+    void *bytes = NULL;
+    size_t len = 0;
+    if (!objcache_load(key, &bytes, &len)) return false;
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(text, bytes, n);
+    text[n] = 0;
+    free(bytes);
+    return true;
+}
+
 /* ---- size ------------------------------------------------------------------ */
 
 static int create_temp(int dfd, const char *name, char *tmp, size_t cap); /* (store) */

@@ -51,6 +51,9 @@
 /* On a hit, *bytes is a malloc'd copy of the payload (free it) and *len its
  * size. */
 bool objcache_load(const char *key, void **bytes, size_t *len);
+/* objcache_load of a text entry: its first cap - 1 bytes as a string in
+ * text. */
+bool objcache_load_text(const char *key, char *text, size_t cap);
 /* Writes (or replaces) the entry for key. False when nothing was stored. */
 bool objcache_store(const char *key, const void *bytes, size_t len);
 

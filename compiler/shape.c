@@ -11,7 +11,6 @@
  */
 #include "ir.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,15 +21,6 @@
 #undef OP
 
 #define SB 192 /* room for shape_str of any valid shape */
-
-__attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t errlen, const char *fmt,
-                                                       ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 static const char *opname(const IrNode *n) {
     return ir_ops[n->op].name;
@@ -49,26 +39,26 @@ static bool dtype_ok(DType t) {
 static bool check_inputs(const IrGraph *g, const IrNode *n, char *err, size_t errlen) {
     int arity = ir_ops[n->op].arity;
     if (arity >= 0 && n->nin != arity)
-        return fail(err, errlen, "%s: expects %d input%s, got %d", opname(n), arity,
-                    arity == 1 ? "" : "s", n->nin);
+        return tt_errf(err, errlen, "%s: expects %d input%s, got %d", opname(n), arity,
+                       arity == 1 ? "" : "s", n->nin);
     if (arity < 0 && n->nin < 1)
-        return fail(err, errlen, "%s: expects at least 1 input, got %d", opname(n), n->nin);
+        return tt_errf(err, errlen, "%s: expects at least 1 input, got %d", opname(n), n->nin);
     for (int i = 0; i < n->nin; i++)
         if (n->in[i] < 0 || n->in[i] >= g->n)
-            return fail(err, errlen, "%s: input %d is %%%d, not a node of the graph (%d nodes)",
-                        opname(n), i, n->in[i], g->n);
+            return tt_errf(err, errlen, "%s: input %d is %%%d, not a node of the graph (%d nodes)",
+                           opname(n), i, n->in[i], g->n);
     return true;
 }
 
 /* A shape an attribute carries: rank within IR_MAXDIM, no negative dim. */
 static bool check_shape(const IrNode *n, const Shape *s, char *err, size_t errlen) {
     if (s->ndim < 0 || s->ndim > IR_MAXDIM)
-        return fail(err, errlen, "%s: rank %d out of range (at most %d dimensions)", opname(n),
-                    s->ndim, IR_MAXDIM);
+        return tt_errf(err, errlen, "%s: rank %d out of range (at most %d dimensions)", opname(n),
+                       s->ndim, IR_MAXDIM);
     for (int i = 0; i < s->ndim; i++)
         if (s->d[i] < 0)
-            return fail(err, errlen, "%s: negative dimension %lld in shape", opname(n),
-                        (long long)s->d[i]);
+            return tt_errf(err, errlen, "%s: negative dimension %lld in shape", opname(n),
+                           (long long)s->d[i]);
     return true;
 }
 
@@ -79,8 +69,8 @@ static bool check_shape(const IrNode *n, const Shape *s, char *err, size_t errle
 static bool set_result(IrNode *n, DType t, const Shape *s, char *err, size_t errlen) {
     if (shape_numel(s) > MAX_NUMEL) {
         char sa[SB];
-        return fail(err, errlen, "%s: result shape %s has too many elements", opname(n),
-                    shape_str(s, sa, SB));
+        return tt_errf(err, errlen, "%s: result shape %s has too many elements", opname(n),
+                       shape_str(s, sa, SB));
     }
     n->dtype = t;
     n->shape = shape_make(s->ndim, s->d);
@@ -92,10 +82,10 @@ static bool set_result(IrNode *n, DType t, const Shape *s, char *err, size_t err
 bool shape_leaf(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!check_inputs(g, n, err, errlen)) return false;
     if (!dtype_ok(n->attr.dtype))
-        return fail(err, errlen, "%s: unknown dtype %d", opname(n), (int)n->attr.dtype);
+        return tt_errf(err, errlen, "%s: unknown dtype %d", opname(n), (int)n->attr.dtype);
     if (!check_shape(n, &n->attr.shape, err, errlen)) return false;
     if (n->op == OP_INPUT && n->attr.index < 0)
-        return fail(err, errlen, "input: negative slot %d", n->attr.index);
+        return tt_errf(err, errlen, "input: negative slot %d", n->attr.index);
     return set_result(n, n->attr.dtype, &n->attr.shape, err, errlen);
 }
 
@@ -105,7 +95,7 @@ bool shape_unary(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!check_inputs(g, n, err, errlen)) return false;
     const IrNode *a = input(g, n, 0);
     if ((ir_ops[n->op].flags & OPF_FLOAT) && a->dtype != TY_F32)
-        return fail(err, errlen, "%s: expects f32, got %s", opname(n), dtype_name(a->dtype));
+        return tt_errf(err, errlen, "%s: expects f32, got %s", opname(n), dtype_name(a->dtype));
     return set_result(n, a->dtype, &a->shape, err, errlen);
 }
 
@@ -113,15 +103,15 @@ static bool same_shapes(const IrGraph *g, const IrNode *n, int i, int j, char *e
     const Shape *a = ishape(g, n, i), *b = ishape(g, n, j);
     if (shape_eq(a, b)) return true;
     char sa[SB], sb[SB];
-    return fail(err, errlen, "%s: input shapes %s and %s differ", opname(n), shape_str(a, sa, SB),
-                shape_str(b, sb, SB));
+    return tt_errf(err, errlen, "%s: input shapes %s and %s differ", opname(n),
+                   shape_str(a, sa, SB), shape_str(b, sb, SB));
 }
 
 static bool same_dtypes(const IrGraph *g, const IrNode *n, int i, int j, char *err, size_t errlen) {
     DType a = input(g, n, i)->dtype, b = input(g, n, j)->dtype;
     if (a == b) return true;
-    return fail(err, errlen, "%s: input dtypes %s and %s differ", opname(n), dtype_name(a),
-                dtype_name(b));
+    return tt_errf(err, errlen, "%s: input dtypes %s and %s differ", opname(n), dtype_name(a),
+                   dtype_name(b));
 }
 
 bool shape_binary(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -130,7 +120,7 @@ bool shape_binary(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         return false;
     const IrNode *a = input(g, n, 0);
     if ((ir_ops[n->op].flags & OPF_FLOAT) && a->dtype != TY_F32)
-        return fail(err, errlen, "%s: expects f32, got %s", opname(n), dtype_name(a->dtype));
+        return tt_errf(err, errlen, "%s: expects f32, got %s", opname(n), dtype_name(a->dtype));
     return set_result(n, a->dtype, &a->shape, err, errlen);
 }
 
@@ -152,7 +142,7 @@ bool shape_where(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
 bool shape_cast(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!check_inputs(g, n, err, errlen)) return false;
     if (!dtype_ok(n->attr.dtype))
-        return fail(err, errlen, "cast: unknown dtype %d", (int)n->attr.dtype);
+        return tt_errf(err, errlen, "cast: unknown dtype %d", (int)n->attr.dtype);
     return set_result(n, n->attr.dtype, ishape(g, n, 0), err, errlen);
 }
 
@@ -164,14 +154,14 @@ bool shape_reduce(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     char sa[SB];
     for (int i = 0; i < 32; i++)
         if ((n->attr.axes >> i & 1u) && i >= a->shape.ndim)
-            return fail(err, errlen, "%s: axis %d out of range for %s", opname(n), i,
-                        shape_str(&a->shape, sa, SB));
+            return tt_errf(err, errlen, "%s: axis %d out of range for %s", opname(n), i,
+                           shape_str(&a->shape, sa, SB));
     Shape s = {0};
     for (int i = 0; i < a->shape.ndim; i++) {
         if (n->attr.axes >> i & 1u) {
             if (n->op == OP_RMAX && a->shape.d[i] == 0)
-                return fail(err, errlen, "rmax: cannot reduce empty axis %d of %s", i,
-                            shape_str(&a->shape, sa, SB));
+                return tt_errf(err, errlen, "rmax: cannot reduce empty axis %d of %s", i,
+                               shape_str(&a->shape, sa, SB));
             if (n->attr.keepdims) s.d[s.ndim++] = 1;
         } else {
             s.d[s.ndim++] = a->shape.d[i];
@@ -186,11 +176,11 @@ bool shape_argmax(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     char sa[SB];
     int ax = n->attr.axis;
     if (ax < 0 || ax >= a->shape.ndim)
-        return fail(err, errlen, "argmax: axis %d out of range for %s", ax,
-                    shape_str(&a->shape, sa, SB));
+        return tt_errf(err, errlen, "argmax: axis %d out of range for %s", ax,
+                       shape_str(&a->shape, sa, SB));
     if (a->shape.d[ax] == 0)
-        return fail(err, errlen, "argmax: cannot reduce empty axis %d of %s", ax,
-                    shape_str(&a->shape, sa, SB));
+        return tt_errf(err, errlen, "argmax: cannot reduce empty axis %d of %s", ax,
+                       shape_str(&a->shape, sa, SB));
     Shape s = {0};
     for (int i = 0; i < a->shape.ndim; i++) {
         if (i != ax)
@@ -208,8 +198,8 @@ bool shape_scan(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     char sa[SB];
     int ax = n->attr.axis;
     if (ax < 0 || ax >= a->shape.ndim)
-        return fail(err, errlen, "%s: axis %d out of range for %s", opname(n), ax,
-                    shape_str(&a->shape, sa, SB));
+        return tt_errf(err, errlen, "%s: axis %d out of range for %s", opname(n), ax,
+                       shape_str(&a->shape, sa, SB));
     return set_result(n, n->op == OP_ARGSORT ? TY_I32 : a->dtype, &a->shape, err, errlen);
 }
 
@@ -222,9 +212,10 @@ bool shape_reshape(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     int64_t from = shape_numel(&a->shape), to = shape_numel(&n->attr.shape);
     if (from != to) {
         char sa[SB], sb[SB];
-        return fail(err, errlen, "reshape: cannot reshape %s (%lld elements) to %s (%lld elements)",
-                    shape_str(&a->shape, sa, SB), (long long)from,
-                    shape_str(&n->attr.shape, sb, SB), (long long)to);
+        return tt_errf(err, errlen,
+                       "reshape: cannot reshape %s (%lld elements) to %s (%lld elements)",
+                       shape_str(&a->shape, sa, SB), (long long)from,
+                       shape_str(&n->attr.shape, sb, SB), (long long)to);
     }
     return set_result(n, a->dtype, &n->attr.shape, err, errlen);
 }
@@ -243,7 +234,7 @@ bool shape_permute(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
             size_t at = 0;
             for (int j = 0; j < nd && at < SB; j++)
                 at += (size_t)snprintf(buf + at, SB - at, "%s%d", j ? ", " : "", n->attr.perm[j]);
-            return fail(err, errlen, "permute: [%s] is not a permutation of %d axes", buf, nd);
+            return tt_errf(err, errlen, "permute: [%s] is not a permutation of %d axes", buf, nd);
         }
         seen[p] = true;
         s.d[i] = a->shape.d[p];
@@ -260,8 +251,8 @@ bool shape_broadcast(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     for (int i = 0; ok && i < to->ndim; i++) ok = a->shape.d[i] == to->d[i] || a->shape.d[i] == 1;
     if (!ok) {
         char sa[SB], sb[SB];
-        return fail(err, errlen, "broadcast: cannot broadcast %s to %s",
-                    shape_str(&a->shape, sa, SB), shape_str(to, sb, SB));
+        return tt_errf(err, errlen, "broadcast: cannot broadcast %s to %s",
+                       shape_str(&a->shape, sa, SB), shape_str(to, sb, SB));
     }
     return set_result(n, a->dtype, to, err, errlen);
 }
@@ -274,11 +265,11 @@ bool shape_slice(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     for (int i = 0; i < s.ndim; i++) {
         int64_t d = a->shape.d[i], b = n->attr.start[i], e = n->attr.stop[i], st = n->attr.step[i];
         if (st < 1)
-            return fail(err, errlen, "slice: step must be positive, got %lld", (long long)st);
+            return tt_errf(err, errlen, "slice: step must be positive, got %lld", (long long)st);
         if (b < 0 || b > d || e < 0 || e > d) {
             char sa[SB];
-            return fail(err, errlen, "slice: bounds %lld:%lld out of range for axis %d of %s",
-                        (long long)b, (long long)e, i, shape_str(&a->shape, sa, SB));
+            return tt_errf(err, errlen, "slice: bounds %lld:%lld out of range for axis %d of %s",
+                           (long long)b, (long long)e, i, shape_str(&a->shape, sa, SB));
         }
         s.d[i] = e > b ? (e - b + st - 1) / st : 0;
     }
@@ -292,17 +283,18 @@ bool shape_pad(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     const Shape *to = &n->attr.shape;
     char sa[SB], sb[SB];
     if (a->shape.ndim != to->ndim)
-        return fail(err, errlen, "pad: cannot pad %s to %s (ranks differ)",
-                    shape_str(&a->shape, sa, SB), shape_str(to, sb, SB));
+        return tt_errf(err, errlen, "pad: cannot pad %s to %s (ranks differ)",
+                       shape_str(&a->shape, sa, SB), shape_str(to, sb, SB));
     for (int i = 0; i < to->ndim; i++) {
         int64_t d = a->shape.d[i], b = n->attr.start[i], st = n->attr.step[i];
-        if (st < 1) return fail(err, errlen, "pad: step must be positive, got %lld", (long long)st);
+        if (st < 1)
+            return tt_errf(err, errlen, "pad: step must be positive, got %lld", (long long)st);
         int64_t last = d > 0 ? b + (d - 1) * st : b - 1; /* last index written */
         if (b < 0 || last >= to->d[i])
-            return fail(err, errlen,
-                        "pad: %s placed at start %lld step %lld does not fit in %s on axis %d",
-                        shape_str(&a->shape, sa, SB), (long long)b, (long long)st,
-                        shape_str(to, sb, SB), i);
+            return tt_errf(err, errlen,
+                           "pad: %s placed at start %lld step %lld does not fit in %s on axis %d",
+                           shape_str(&a->shape, sa, SB), (long long)b, (long long)st,
+                           shape_str(to, sb, SB), i);
     }
     return set_result(n, a->dtype, to, err, errlen);
 }
@@ -313,21 +305,21 @@ bool shape_concat(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     int ax = n->attr.axis;
     char sa[SB], sb[SB];
     if (ax < 0 || ax >= a->shape.ndim)
-        return fail(err, errlen, "concat: axis %d out of range for %s", ax,
-                    shape_str(&a->shape, sa, SB));
+        return tt_errf(err, errlen, "concat: axis %d out of range for %s", ax,
+                       shape_str(&a->shape, sa, SB));
     Shape s = a->shape;
     for (int k = 1; k < n->nin; k++) {
         const IrNode *b = input(g, n, k);
         if (b->dtype != a->dtype)
-            return fail(err, errlen, "concat: input dtypes %s and %s differ", dtype_name(a->dtype),
-                        dtype_name(b->dtype));
+            return tt_errf(err, errlen, "concat: input dtypes %s and %s differ",
+                           dtype_name(a->dtype), dtype_name(b->dtype));
         if (b->shape.ndim != a->shape.ndim)
-            return fail(err, errlen, "concat: shapes %s and %s have different ranks",
-                        shape_str(&a->shape, sa, SB), shape_str(&b->shape, sb, SB));
+            return tt_errf(err, errlen, "concat: shapes %s and %s have different ranks",
+                           shape_str(&a->shape, sa, SB), shape_str(&b->shape, sb, SB));
         for (int i = 0; i < s.ndim; i++)
             if (i != ax && b->shape.d[i] != a->shape.d[i])
-                return fail(err, errlen, "concat: shapes %s and %s differ outside axis %d",
-                            shape_str(&a->shape, sa, SB), shape_str(&b->shape, sb, SB), ax);
+                return tt_errf(err, errlen, "concat: shapes %s and %s differ outside axis %d",
+                               shape_str(&a->shape, sa, SB), shape_str(&b->shape, sb, SB), ax);
         if (__builtin_add_overflow(s.d[ax], b->shape.d[ax], &s.d[ax])) s.d[ax] = INT64_MAX;
     }
     return set_result(n, a->dtype, &s, err, errlen);
@@ -343,20 +335,20 @@ bool shape_matmul(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     char sa[SB], sb[SB];
 #define SHAPES (shape_str(x, sa, SB), shape_str(y, sb, SB))
     if (a->dtype != TY_F32 || b->dtype != TY_F32)
-        return fail(err, errlen, "matmul: expects f32 operands, got %s and %s",
-                    dtype_name(a->dtype), dtype_name(b->dtype));
+        return tt_errf(err, errlen, "matmul: expects f32 operands, got %s and %s",
+                       dtype_name(a->dtype), dtype_name(b->dtype));
     if (x->ndim < 2 || y->ndim < 2)
-        return SHAPES, fail(err, errlen, "matmul: operands need at least 2 dimensions, got %s @ %s",
-                            sa, sb);
+        return SHAPES, tt_errf(err, errlen,
+                               "matmul: operands need at least 2 dimensions, got %s @ %s", sa, sb);
     if (x->ndim != y->ndim)
-        return SHAPES, fail(err, errlen, "matmul: operand ranks differ: %s @ %s", sa, sb);
+        return SHAPES, tt_errf(err, errlen, "matmul: operand ranks differ: %s @ %s", sa, sb);
     int r = x->ndim;
     for (int i = 0; i < r - 2; i++)
         if (x->d[i] != y->d[i])
-            return SHAPES, fail(err, errlen, "matmul: batch dimensions differ: %s @ %s", sa, sb);
+            return SHAPES, tt_errf(err, errlen, "matmul: batch dimensions differ: %s @ %s", sa, sb);
     if (x->d[r - 1] != y->d[r - 2])
-        return SHAPES, fail(err, errlen, "matmul shape mismatch: %s @ %s (inner %lld != %lld)", sa,
-                            sb, (long long)x->d[r - 1], (long long)y->d[r - 2]);
+        return SHAPES, tt_errf(err, errlen, "matmul shape mismatch: %s @ %s (inner %lld != %lld)",
+                               sa, sb, (long long)x->d[r - 1], (long long)y->d[r - 2]);
 #undef SHAPES
     Shape s = *x;
     s.d[r - 1] = y->d[r - 1];
@@ -368,15 +360,15 @@ bool shape_gather(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     const IrNode *t = input(g, n, 0), *ix = input(g, n, 1);
     char sa[SB], sb[SB];
     if (ix->dtype != TY_I32)
-        return fail(err, errlen, "gather: indices must be i32, got %s", dtype_name(ix->dtype));
+        return tt_errf(err, errlen, "gather: indices must be i32, got %s", dtype_name(ix->dtype));
     if (t->shape.ndim < 1)
-        return fail(err, errlen, "gather: table must have at least 1 dimension, got %s",
-                    shape_str(&t->shape, sa, SB));
+        return tt_errf(err, errlen, "gather: table must have at least 1 dimension, got %s",
+                       shape_str(&t->shape, sa, SB));
     int nd = ix->shape.ndim + t->shape.ndim - 1;
     if (nd > IR_MAXDIM)
-        return fail(err, errlen,
-                    "gather: result of table %s and indices %s has %d dimensions (at most %d)",
-                    shape_str(&t->shape, sa, SB), shape_str(&ix->shape, sb, SB), nd, IR_MAXDIM);
+        return tt_errf(err, errlen,
+                       "gather: result of table %s and indices %s has %d dimensions (at most %d)",
+                       shape_str(&t->shape, sa, SB), shape_str(&ix->shape, sb, SB), nd, IR_MAXDIM);
     Shape s = {0};
     for (int i = 0; i < ix->shape.ndim; i++) s.d[s.ndim++] = ix->shape.d[i];
     for (int i = 1; i < t->shape.ndim; i++) s.d[s.ndim++] = t->shape.d[i];
@@ -390,17 +382,18 @@ bool shape_scatter_add(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     const Shape *to = &n->attr.shape;
     char sa[SB], sb[SB], sc[SB];
     if (ix->dtype != TY_I32)
-        return fail(err, errlen, "scatter_add: indices must be i32, got %s", dtype_name(ix->dtype));
+        return tt_errf(err, errlen, "scatter_add: indices must be i32, got %s",
+                       dtype_name(ix->dtype));
     if (to->ndim < 1)
-        return fail(err, errlen, "scatter_add: result shape must have at least 1 dimension");
+        return tt_errf(err, errlen, "scatter_add: result shape must have at least 1 dimension");
     /* src must be idx.shape ++ to[1:] */
     bool ok = src->shape.ndim == ix->shape.ndim + to->ndim - 1;
     for (int i = 0; ok && i < ix->shape.ndim; i++) ok = src->shape.d[i] == ix->shape.d[i];
     for (int i = 1; ok && i < to->ndim; i++) ok = src->shape.d[ix->shape.ndim + i - 1] == to->d[i];
     if (!ok)
-        return fail(err, errlen, "scatter_add: source %s does not match indices %s and result %s",
-                    shape_str(&src->shape, sa, SB), shape_str(&ix->shape, sb, SB),
-                    shape_str(to, sc, SB));
+        return tt_errf(
+            err, errlen, "scatter_add: source %s does not match indices %s and result %s",
+            shape_str(&src->shape, sa, SB), shape_str(&ix->shape, sb, SB), shape_str(to, sc, SB));
     return set_result(n, src->dtype, to, err, errlen);
 }
 
@@ -452,11 +445,11 @@ static bool check_pair(const IrNode *n, const char *arg, const int64_t *v, int64
     char pb[64];
     for (int i = 0; i < 2; i++) {
         if (v[i] < lo)
-            return fail(err, errlen, "%s: %s must be %s, got %s%s", opname(n), arg,
-                        lo > 0 ? "positive" : "non-negative", pair_str(v, pb, sizeof pb), ctx);
+            return tt_errf(err, errlen, "%s: %s must be %s, got %s%s", opname(n), arg,
+                           lo > 0 ? "positive" : "non-negative", pair_str(v, pb, sizeof pb), ctx);
         if (v[i] > MAX_WIN)
-            return fail(err, errlen, "%s: %s %s is too large%s", opname(n), arg,
-                        pair_str(v, pb, sizeof pb), ctx);
+            return tt_errf(err, errlen, "%s: %s %s is too large%s", opname(n), arg,
+                           pair_str(v, pb, sizeof pb), ctx);
     }
     return true;
 }
@@ -479,40 +472,43 @@ static bool conv_geometry(const IrNode *n, const Shape *xs, const Shape *ws, con
     shape_str(ws, sw, SB);
     snprintf(ctx, sizeof ctx, " (x %s, weight %s)", sx, sw);
     if (xs->ndim != 4)
-        return fail(err, errlen, "%s: x must be 4-D [N, C, H, W], got %s (weight %s)", opname(n),
-                    sx, sw);
+        return tt_errf(err, errlen, "%s: x must be 4-D [N, C, H, W], got %s (weight %s)", opname(n),
+                       sx, sw);
     if (ws->ndim != 4)
-        return fail(err, errlen,
-                    "%s: weight must be 4-D [out_channels, in_channels/groups, kh, kw], "
-                    "got %s (x %s)",
-                    opname(n), sw, sx);
+        return tt_errf(err, errlen,
+                       "%s: weight must be 4-D [out_channels, in_channels/groups, kh, kw], "
+                       "got %s (x %s)",
+                       opname(n), sw, sx);
     if (!check_pair(n, "stride", win->stride, 1, ctx, err, errlen) ||
         !check_pair(n, "padding", win->padding, 0, ctx, err, errlen) ||
         !check_pair(n, "dilation", win->dilation, 1, ctx, err, errlen))
         return false;
     int64_t G = win->groups, C = xs->d[1], O = ws->d[0];
     if (G < 1 || G > MAX_WIN)
-        return fail(err, errlen, "%s: groups must be positive, got %lld%s", opname(n), (long long)G,
-                    ctx);
+        return tt_errf(err, errlen, "%s: groups must be positive, got %lld%s", opname(n),
+                       (long long)G, ctx);
     if (C % G != 0)
-        return fail(err, errlen,
-                    "%s: groups=%lld does not divide the %lld input channels of x %s "
-                    "(weight %s)",
-                    opname(n), (long long)G, (long long)C, sx, sw);
+        return tt_errf(err, errlen,
+                       "%s: groups=%lld does not divide the %lld input channels of x %s "
+                       "(weight %s)",
+                       opname(n), (long long)G, (long long)C, sx, sw);
     if (O % G != 0)
-        return fail(err, errlen,
-                    "%s: groups=%lld does not divide the %lld output channels of weight %s (x %s)",
-                    opname(n), (long long)G, (long long)O, sw, sx);
+        return tt_errf(
+            err, errlen,
+            "%s: groups=%lld does not divide the %lld output channels of weight %s (x %s)",
+            opname(n), (long long)G, (long long)O, sw, sx);
     int64_t want;
     if (__builtin_mul_overflow(ws->d[1], G, &want) || want != C)
-        return fail(err, errlen,
-                    "%s: x %s has %lld channels but weight %s expects weight.shape[1] * groups = "
-                    "%lld * %lld",
-                    opname(n), sx, (long long)C, sw, (long long)ws->d[1], (long long)G);
+        return tt_errf(
+            err, errlen,
+            "%s: x %s has %lld channels but weight %s expects weight.shape[1] * groups = "
+            "%lld * %lld",
+            opname(n), sx, (long long)C, sw, (long long)ws->d[1], (long long)G);
     if (ws->d[2] < 1 || ws->d[3] < 1)
-        return fail(err, errlen, "%s: weight %s has an empty kernel (x %s)", opname(n), sw, sx);
+        return tt_errf(err, errlen, "%s: weight %s has an empty kernel (x %s)", opname(n), sw, sx);
     if (ws->d[2] > MAX_WIN || ws->d[3] > MAX_WIN)
-        return fail(err, errlen, "%s: weight %s has too large a kernel (x %s)", opname(n), sw, sx);
+        return tt_errf(err, errlen, "%s: weight %s has too large a kernel (x %s)", opname(n), sw,
+                       sx);
     Shape s = {4, {xs->d[0], O, 0, 0}};
     for (int i = 0; i < 2; i++) {
         int64_t k = ws->d[2 + i], d = win->dilation[i], p = win->padding[i];
@@ -521,13 +517,13 @@ static bool conv_geometry(const IrNode *n, const Shape *xs, const Shape *ws, con
             int64_t eff[2] = {win->dilation[0] * (ws->d[2] - 1) + 1,
                               win->dilation[1] * (ws->d[3] - 1) + 1};
             int64_t padded[2] = {xs->d[2] + 2 * win->padding[0], xs->d[3] + 2 * win->padding[1]};
-            return fail(err, errlen,
-                        "%s: kernel %lldx%lld (dilated: %lldx%lld) is larger than the padded "
-                        "input %lldx%lld (x %s, weight %s, padding %s, dilation %s)",
-                        opname(n), (long long)ws->d[2], (long long)ws->d[3], (long long)eff[0],
-                        (long long)eff[1], (long long)padded[0], (long long)padded[1], sx, sw,
-                        pair_str(win->padding, pb, sizeof pb),
-                        pair_str(win->dilation, pc, sizeof pc));
+            return tt_errf(err, errlen,
+                           "%s: kernel %lldx%lld (dilated: %lldx%lld) is larger than the padded "
+                           "input %lldx%lld (x %s, weight %s, padding %s, dilation %s)",
+                           opname(n), (long long)ws->d[2], (long long)ws->d[3], (long long)eff[0],
+                           (long long)eff[1], (long long)padded[0], (long long)padded[1], sx, sw,
+                           pair_str(win->padding, pb, sizeof pb),
+                           pair_str(win->dilation, pc, sizeof pc));
         }
     }
     *out = s;
@@ -542,30 +538,30 @@ static bool pool_geometry(const IrNode *n, const Shape *xs, const IrWindow *win,
     shape_str(xs, sx, SB);
     snprintf(ctx, sizeof ctx, " (x %s)", sx);
     if (xs->ndim != 4)
-        return fail(err, errlen, "%s: x must be 4-D [N, C, H, W], got %s", opname(n), sx);
+        return tt_errf(err, errlen, "%s: x must be 4-D [N, C, H, W], got %s", opname(n), sx);
     if (xs->d[2] < 1 || xs->d[3] < 1)
-        return fail(err, errlen, "%s: x %s has an empty image (H and W must be positive)",
-                    opname(n), sx);
+        return tt_errf(err, errlen, "%s: x %s has an empty image (H and W must be positive)",
+                       opname(n), sx);
     if (!check_pair(n, "kernel_size", win->kernel, 1, ctx, err, errlen) ||
         !check_pair(n, "stride", win->stride, 1, ctx, err, errlen) ||
         !check_pair(n, "padding", win->padding, 0, ctx, err, errlen))
         return false;
     for (int i = 0; i < 2; i++)
         if (win->padding[i] > win->kernel[i] / 2)
-            return fail(err, errlen, "%s: padding %s must be at most half the kernel_size %s%s",
-                        opname(n), pair_str(win->padding, pb, sizeof pb),
-                        pair_str(win->kernel, pc, sizeof pc), ctx);
+            return tt_errf(err, errlen, "%s: padding %s must be at most half the kernel_size %s%s",
+                           opname(n), pair_str(win->padding, pb, sizeof pb),
+                           pair_str(win->kernel, pc, sizeof pc), ctx);
     Shape s = {4, {xs->d[0], xs->d[1], 0, 0}};
     for (int i = 0; i < 2; i++) {
         s.d[2 + i] = window_out(xs->d[2 + i], win->kernel[i], win->stride[i], win->padding[i], 1);
         if (s.d[2 + i] == 0)
-            return fail(err, errlen,
-                        "%s: kernel_size %s is larger than the padded input %lldx%lld (x %s, "
-                        "padding %s)",
-                        opname(n), pair_str(win->kernel, pb, sizeof pb),
-                        (long long)(xs->d[2] + 2 * win->padding[0]),
-                        (long long)(xs->d[3] + 2 * win->padding[1]), sx,
-                        pair_str(win->padding, pc, sizeof pc));
+            return tt_errf(err, errlen,
+                           "%s: kernel_size %s is larger than the padded input %lldx%lld (x %s, "
+                           "padding %s)",
+                           opname(n), pair_str(win->kernel, pb, sizeof pb),
+                           (long long)(xs->d[2] + 2 * win->padding[0]),
+                           (long long)(xs->d[3] + 2 * win->padding[1]), sx,
+                           pair_str(win->padding, pc, sizeof pc));
     }
     *out = s;
     return true;
@@ -573,7 +569,7 @@ static bool pool_geometry(const IrNode *n, const Shape *xs, const IrWindow *win,
 
 static bool want_f32(const IrNode *n, const IrNode *a, const char *arg, char *err, size_t errlen) {
     if (a->dtype == TY_F32) return true;
-    return fail(err, errlen, "%s: %s must be f32, got %s", opname(n), arg, dtype_name(a->dtype));
+    return tt_errf(err, errlen, "%s: %s must be f32, got %s", opname(n), arg, dtype_name(a->dtype));
 }
 
 bool shape_conv2d(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -593,12 +589,13 @@ bool shape_qconv2d(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!check_inputs(g, n, err, errlen)) return false;
     for (int i = 0; i < 2; i++)
         if (input(g, n, i)->dtype != TY_I8)
-            return fail(err, errlen, "%s: %s must be i8, got %s", opname(n), i ? "weight" : "x",
-                        dtype_name(input(g, n, i)->dtype));
+            return tt_errf(err, errlen, "%s: %s must be i8, got %s", opname(n), i ? "weight" : "x",
+                           dtype_name(input(g, n, i)->dtype));
     double v = n->attr.value;
     if (!(v >= -128 && v <= 127) || v != (double)(int)v)
-        return fail(err, errlen, "%s: the padding value must be an integer in [-128, 127], got %g",
-                    opname(n), v);
+        return tt_errf(err, errlen,
+                       "%s: the padding value must be an integer in [-128, 127], got %g", opname(n),
+                       v);
     Shape s;
     if (!conv_geometry(n, ishape(g, n, 0), ishape(g, n, 1), &n->attr.win, &s, err, errlen))
         return false;
@@ -611,8 +608,8 @@ static bool grad_matches(const IrNode *n, const char *arg, const Shape *got, con
                          char *err, size_t errlen) {
     if (shape_eq(got, want)) return true;
     char sa[SB], sb[SB];
-    return fail(err, errlen, "%s: %s %s does not match the forward output %s", opname(n), arg,
-                shape_str(got, sa, SB), shape_str(want, sb, SB));
+    return tt_errf(err, errlen, "%s: %s %s does not match the forward output %s", opname(n), arg,
+                   shape_str(got, sa, SB), shape_str(want, sb, SB));
 }
 
 bool shape_conv2d_backward_input(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
@@ -651,8 +648,8 @@ bool shape_pool2d(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!pool_geometry(n, ishape(g, n, 0), &n->attr.win, &s, err, errlen)) return false;
     if (n->op == OP_MAX_POOL2D_INDEX && shape_numel(ishape(g, n, 0)) > INT32_MAX) {
         char sa[SB];
-        return fail(err, errlen, "%s: x %s has too many elements for i32 indices", opname(n),
-                    shape_str(ishape(g, n, 0), sa, SB));
+        return tt_errf(err, errlen, "%s: x %s has too many elements for i32 indices", opname(n),
+                       shape_str(ishape(g, n, 0), sa, SB));
     }
     return set_result(n, n->op == OP_MAX_POOL2D_INDEX ? TY_I32 : input(g, n, 0)->dtype, &s, err,
                       errlen);
@@ -708,8 +705,8 @@ static bool quant_inputs(const IrGraph *g, IrNode *n, DType want, char *err, siz
     static const char *const what[3] = {"input", "scale", "zero_point"};
     for (int i = 0; i < 3; i++)
         if (input(g, n, i)->dtype != t[i])
-            return fail(err, errlen, "%s: %s must be %s, got %s", opname(n), what[i],
-                        dtype_name(t[i]), dtype_name(input(g, n, i)->dtype));
+            return tt_errf(err, errlen, "%s: %s must be %s, got %s", opname(n), what[i],
+                           dtype_name(t[i]), dtype_name(input(g, n, i)->dtype));
     return same_shapes(g, n, 0, 1, err, errlen) && same_shapes(g, n, 0, 2, err, errlen);
 }
 
@@ -726,8 +723,8 @@ bool shape_dequantize(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
 bool shape_requantize(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (!quant_inputs(g, n, TY_I32, err, errlen)) return false;
     if (n->attr.dtype != TY_I8 && n->attr.dtype != TY_F32)
-        return fail(err, errlen, "requantize: the result dtype must be i8 or f32, got %s",
-                    dtype_ok(n->attr.dtype) ? dtype_name(n->attr.dtype) : "?");
+        return tt_errf(err, errlen, "requantize: the result dtype must be i8 or f32, got %s",
+                       dtype_ok(n->attr.dtype) ? dtype_name(n->attr.dtype) : "?");
     return set_result(n, n->attr.dtype, ishape(g, n, 0), err, errlen);
 }
 
@@ -739,20 +736,21 @@ bool shape_qmatmul(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     char sa[SB], sb[SB];
 #define SHAPES (shape_str(x, sa, SB), shape_str(y, sb, SB))
     if (a->dtype != TY_I8 || b->dtype != TY_I8)
-        return fail(err, errlen, "qmatmul: expects i8 operands, got %s and %s",
-                    dtype_name(a->dtype), dtype_name(b->dtype));
+        return tt_errf(err, errlen, "qmatmul: expects i8 operands, got %s and %s",
+                       dtype_name(a->dtype), dtype_name(b->dtype));
     if (x->ndim < 2 || y->ndim < 2)
-        return SHAPES, fail(err, errlen,
-                            "qmatmul: operands need at least 2 dimensions, got %s @ %s", sa, sb);
+        return SHAPES, tt_errf(err, errlen,
+                               "qmatmul: operands need at least 2 dimensions, got %s @ %s", sa, sb);
     if (x->ndim != y->ndim)
-        return SHAPES, fail(err, errlen, "qmatmul: operand ranks differ: %s @ %s", sa, sb);
+        return SHAPES, tt_errf(err, errlen, "qmatmul: operand ranks differ: %s @ %s", sa, sb);
     int r = x->ndim;
     for (int i = 0; i < r - 2; i++)
         if (x->d[i] != y->d[i])
-            return SHAPES, fail(err, errlen, "qmatmul: batch dimensions differ: %s @ %s", sa, sb);
+            return SHAPES,
+                   tt_errf(err, errlen, "qmatmul: batch dimensions differ: %s @ %s", sa, sb);
     if (x->d[r - 1] != y->d[r - 2])
-        return SHAPES, fail(err, errlen, "qmatmul shape mismatch: %s @ %s (inner %lld != %lld)", sa,
-                            sb, (long long)x->d[r - 1], (long long)y->d[r - 2]);
+        return SHAPES, tt_errf(err, errlen, "qmatmul shape mismatch: %s @ %s (inner %lld != %lld)",
+                               sa, sb, (long long)x->d[r - 1], (long long)y->d[r - 2]);
 #undef SHAPES
     Shape s = *x;
     s.d[r - 1] = y->d[r - 1];

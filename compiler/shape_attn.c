@@ -8,19 +8,9 @@
 #include "ir.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 #define SB 192
-
-__attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t errlen, const char *fmt,
-                                                       ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 /* Checks the inputs of n: q, k (and v when nqkv is 3) as attention takes
  * them, then `extra` more inputs, and len when n has one input past those. */
@@ -29,22 +19,24 @@ static bool check_qkv(const IrGraph *g, const IrNode *n, int nqkv, int extra, ch
     const char *op = ir_ops[n->op].name;
     int base = nqkv + extra;
     if (n->nin != base && n->nin != base + 1)
-        return fail(err, errlen, "%s: expects %d or %d inputs, got %d", op, base, base + 1, n->nin);
+        return tt_errf(err, errlen, "%s: expects %d or %d inputs, got %d", op, base, base + 1,
+                       n->nin);
     for (int i = 0; i < n->nin; i++)
         if (n->in[i] < 0 || n->in[i] >= g->n)
-            return fail(err, errlen, "%s: input %d is %%%d, not a node of the graph (%d nodes)", op,
-                        i, n->in[i], g->n);
+            return tt_errf(err, errlen, "%s: input %d is %%%d, not a node of the graph (%d nodes)",
+                           op, i, n->in[i], g->n);
     static const char *const names[] = {"q", "k", "v"};
     const Shape *s[3];
     for (int i = 0; i < nqkv; i++) {
         const IrNode *x = &g->nodes[n->in[i]];
         char sa[SB];
         if (x->dtype != TY_F32)
-            return fail(err, errlen, "%s: %s must be f32, got %s", op, names[i],
-                        dtype_name(x->dtype));
+            return tt_errf(err, errlen, "%s: %s must be f32, got %s", op, names[i],
+                           dtype_name(x->dtype));
         if (x->shape.ndim < 2)
-            return fail(err, errlen, "%s: %s must have at least 2 dimensions [..., T, D], got %s",
-                        op, names[i], shape_str(&x->shape, sa, SB));
+            return tt_errf(err, errlen,
+                           "%s: %s must have at least 2 dimensions [..., T, D], got %s", op,
+                           names[i], shape_str(&x->shape, sa, SB));
         s[i] = &x->shape;
     }
     if (nqkv == 2) s[2] = s[1];
@@ -54,26 +46,28 @@ static bool check_qkv(const IrGraph *g, const IrNode *n, int nqkv, int extra, ch
     shape_str(s[2], sv, SB);
     int r = s[0]->ndim;
     if (s[1]->ndim != r || s[2]->ndim != r)
-        return fail(err, errlen, "%s: q %s, k %s and v %s must have the same rank", op, sq, sk, sv);
+        return tt_errf(err, errlen, "%s: q %s, k %s and v %s must have the same rank", op, sq, sk,
+                       sv);
     for (int i = 0; i < r - 2; i++)
         if (s[1]->d[i] != s[0]->d[i] || s[2]->d[i] != s[0]->d[i])
-            return fail(err, errlen, "%s: batch dimensions of q %s, k %s and v %s differ", op, sq,
-                        sk, sv);
+            return tt_errf(err, errlen, "%s: batch dimensions of q %s, k %s and v %s differ", op,
+                           sq, sk, sv);
     if (s[1]->d[r - 1] != s[0]->d[r - 1])
-        return fail(err, errlen, "%s: q %s and k %s have different feature sizes (%lld != %lld)",
-                    op, sq, sk, (long long)s[0]->d[r - 1], (long long)s[1]->d[r - 1]);
+        return tt_errf(err, errlen, "%s: q %s and k %s have different feature sizes (%lld != %lld)",
+                       op, sq, sk, (long long)s[0]->d[r - 1], (long long)s[1]->d[r - 1]);
     if (s[2]->d[r - 2] != s[1]->d[r - 2])
-        return fail(err, errlen, "%s: k %s and v %s have different numbers of keys (%lld != %lld)",
-                    op, sk, sv, (long long)s[1]->d[r - 2], (long long)s[2]->d[r - 2]);
+        return tt_errf(err, errlen,
+                       "%s: k %s and v %s have different numbers of keys (%lld != %lld)", op, sk,
+                       sv, (long long)s[1]->d[r - 2], (long long)s[2]->d[r - 2]);
     if (n->nin == base + 1) {
         const IrNode *len = &g->nodes[n->in[base]];
         char sl[SB];
         if (len->dtype != TY_I32 || len->shape.ndim != 0)
-            return fail(err, errlen, "%s: len must be an i32 scalar (0-d), got %s%s", op,
-                        dtype_name(len->dtype), shape_str(&len->shape, sl, SB));
+            return tt_errf(err, errlen, "%s: len must be an i32 scalar (0-d), got %s%s", op,
+                           dtype_name(len->dtype), shape_str(&len->shape, sl, SB));
     }
     if (!isfinite(n->attr.scale))
-        return fail(err, errlen, "%s: scale must be finite, got %g", op, n->attr.scale);
+        return tt_errf(err, errlen, "%s: scale must be finite, got %g", op, n->attr.scale);
     return true;
 }
 
@@ -83,8 +77,8 @@ static bool fits(const IrNode *n, const Shape *q, int64_t cols, char *err, size_
     int64_t rows = q->d[r - 1] > 0 ? shape_numel(q) / q->d[r - 1] : 0, numel;
     if (__builtin_mul_overflow(rows, cols, &numel) || numel > (INT64_C(1) << 48)) {
         char sq[SB];
-        return fail(err, errlen, "%s: result too large (q %s)", ir_ops[n->op].name,
-                    shape_str(q, sq, SB));
+        return tt_errf(err, errlen, "%s: result too large (q %s)", ir_ops[n->op].name,
+                       shape_str(q, sq, SB));
     }
     return true;
 }
@@ -125,13 +119,13 @@ bool shape_attention_grad(const IrGraph *g, IrNode *n, char *err, size_t errlen)
         const Shape *want = i == 0 ? &ys : &rows;
         char sw[SB], sx[SB];
         if (x->dtype != TY_F32 || !shape_eq(&x->shape, want))
-            return fail(err, errlen, "attention_grad: %s must be f32%s, got %s%s", names[i],
-                        shape_str(want, sw, SB), dtype_name(x->dtype),
-                        shape_str(&x->shape, sx, SB));
+            return tt_errf(err, errlen, "attention_grad: %s must be f32%s, got %s%s", names[i],
+                           shape_str(want, sw, SB), dtype_name(x->dtype),
+                           shape_str(&x->shape, sx, SB));
     }
     if (n->attr.axis < 0 || n->attr.axis > 2)
-        return fail(err, errlen, "attention_grad: axis must be 0 (q), 1 (k) or 2 (v), got %d",
-                    n->attr.axis);
+        return tt_errf(err, errlen, "attention_grad: axis must be 0 (q), 1 (k) or 2 (v), got %d",
+                       n->attr.axis);
     n->shape = g->nodes[n->in[n->attr.axis]].shape;
     n->dtype = TY_F32;
     return true;
@@ -151,35 +145,36 @@ int64_t flops_attention(const IrGraph *g, const IrNode *n) {
  * the KV-cache update (ops.def). R <= N here; pos is checked when it runs. */
 bool shape_write_rows(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     if (n->nin != 3)
-        return fail(err, errlen, "write_rows: expects 3 inputs (dst, src, pos), got %d", n->nin);
+        return tt_errf(err, errlen, "write_rows: expects 3 inputs (dst, src, pos), got %d", n->nin);
     for (int i = 0; i < 3; i++)
         if (n->in[i] < 0 || n->in[i] >= g->n)
-            return fail(err, errlen,
-                        "write_rows: input %d is %%%d, not a node of the graph (%d nodes)", i,
-                        n->in[i], g->n);
+            return tt_errf(err, errlen,
+                           "write_rows: input %d is %%%d, not a node of the graph (%d nodes)", i,
+                           n->in[i], g->n);
     const IrNode *d = &g->nodes[n->in[0]], *s = &g->nodes[n->in[1]], *p = &g->nodes[n->in[2]];
     char sd[SB], ss[SB], sp[SB];
     shape_str(&d->shape, sd, SB);
     shape_str(&s->shape, ss, SB);
     if (d->dtype != TY_F32 || s->dtype != TY_F32)
-        return fail(err, errlen, "write_rows: dst and src must be f32, got %s and %s",
-                    dtype_name(d->dtype), dtype_name(s->dtype));
+        return tt_errf(err, errlen, "write_rows: dst and src must be f32, got %s and %s",
+                       dtype_name(d->dtype), dtype_name(s->dtype));
     int r = d->shape.ndim;
     if (r < 2 || s->shape.ndim != r)
-        return fail(err, errlen,
-                    "write_rows: dst %s and src %s must have the same rank, at least 2 [..., rows, "
-                    "D]",
-                    sd, ss);
+        return tt_errf(
+            err, errlen,
+            "write_rows: dst %s and src %s must have the same rank, at least 2 [..., rows, "
+            "D]",
+            sd, ss);
     for (int i = 0; i < r; i++)
         if (i != r - 2 && d->shape.d[i] != s->shape.d[i])
-            return fail(err, errlen,
-                        "write_rows: dst %s and src %s differ outside the rows (axis %d)", sd, ss,
-                        i);
+            return tt_errf(err, errlen,
+                           "write_rows: dst %s and src %s differ outside the rows (axis %d)", sd,
+                           ss, i);
     if (s->shape.d[r - 2] > d->shape.d[r - 2])
-        return fail(err, errlen, "write_rows: src %s has more rows than dst %s", ss, sd);
+        return tt_errf(err, errlen, "write_rows: src %s has more rows than dst %s", ss, sd);
     if (p->dtype != TY_I32 || p->shape.ndim != 0)
-        return fail(err, errlen, "write_rows: pos must be an i32 scalar (0-d), got %s%s",
-                    dtype_name(p->dtype), shape_str(&p->shape, sp, SB));
+        return tt_errf(err, errlen, "write_rows: pos must be an i32 scalar (0-d), got %s%s",
+                       dtype_name(p->dtype), shape_str(&p->shape, sp, SB));
     n->shape = d->shape;
     n->dtype = TY_F32;
     return true;

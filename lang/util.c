@@ -132,3 +132,11 @@ void sb_free(StrBuf *b) {
     b->s = NULL;
     b->len = b->cap = 0;
 }
+
+bool tt_errf(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}

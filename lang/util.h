@@ -55,6 +55,10 @@ void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 void sb_vprintf(StrBuf *b, const char *fmt, va_list ap);
 void sb_free(StrBuf *b);
 
+/* Writes the message to err (vsnprintf, cut to errlen) and returns false:
+ * the one line of a check that fails with a message. */
+bool tt_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Reads a whole file (input.c): gunzips when the name ends in ".gz", stops
  * at the input limit (TT_MAX_INPUT_BYTES, see input.h), reads pipes but not
  * directories. Returns NULL and writes "<path>: <message>" to err on

@@ -98,39 +98,32 @@ void kern_const_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr 
 
 /* -- unary: in[0]: [...] -> out: [...], same dtype -- */
 
+/* One element loop; E is an expression of the element x of type T. */
+#define UNARY_LOOP(T, E)                                                                           \
+    do {                                                                                           \
+        const T *restrict a = in[0].data;                                                          \
+        T *restrict o = out->data;                                                                 \
+        for (int64_t i = 0; i < len; i++) {                                                        \
+            T x = a[i];                                                                            \
+            o[i] = (E);                                                                            \
+        }                                                                                          \
+    } while (0)
+
 /* One loop per dtype; F, I, B are expressions of the element x. */
 #define UNARY_ALL(name, F, I, B)                                                                   \
     void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {     \
         int64_t len = numel(out);                                                                  \
         TT_ASSERT(in[0].dtype == out->dtype);                                                      \
         switch (out->dtype) {                                                                      \
-        case TY_F32: {                                                                             \
-            const float *restrict a = in[0].data;                                                  \
-            float *restrict o = out->data;                                                         \
-            for (int64_t i = 0; i < len; i++) {                                                    \
-                float x = a[i];                                                                    \
-                o[i] = (F);                                                                        \
-            }                                                                                      \
+        case TY_F32:                                                                               \
+            UNARY_LOOP(float, F);                                                                  \
             break;                                                                                 \
-        }                                                                                          \
-        case TY_I32: {                                                                             \
-            const int32_t *restrict a = in[0].data;                                                \
-            int32_t *restrict o = out->data;                                                       \
-            for (int64_t i = 0; i < len; i++) {                                                    \
-                int32_t x = a[i];                                                                  \
-                o[i] = (I);                                                                        \
-            }                                                                                      \
+        case TY_I32:                                                                               \
+            UNARY_LOOP(int32_t, I);                                                                \
             break;                                                                                 \
-        }                                                                                          \
-        case TY_I8: {                                                                              \
-            const int8_t *restrict a = in[0].data;                                                 \
-            int8_t *restrict o = out->data;                                                        \
-            for (int64_t i = 0; i < len; i++) {                                                    \
-                int8_t x = a[i];                                                                   \
-                o[i] = (B);                                                                        \
-            }                                                                                      \
+        case TY_I8:                                                                                \
+            UNARY_LOOP(int8_t, B);                                                                 \
             break;                                                                                 \
-        }                                                                                          \
         default:                                                                                   \
             TT_UNREACHABLE();                                                                      \
         }                                                                                          \
@@ -141,12 +134,7 @@ void kern_const_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr 
     void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {     \
         TT_ASSERT(out->dtype == TY_F32 && in[0].dtype == TY_F32);                                  \
         int64_t len = numel(out);                                                                  \
-        const float *restrict a = in[0].data;                                                      \
-        float *restrict o = out->data;                                                             \
-        for (int64_t i = 0; i < len; i++) {                                                        \
-            float x = a[i];                                                                        \
-            o[i] = (F);                                                                            \
-        }                                                                                          \
+        UNARY_LOOP(float, F);                                                                      \
     }
 
 UNARY_ALL(neg, -x, wrap_i32(0u - (uint32_t)x), wrap_i8(0u - (uint32_t)x))
@@ -166,39 +154,32 @@ UNARY_ALL(round, nearbyintf(x), x, x)
 
 /* -- binary: in[0], in[1]: [...] -> out: [...], all one dtype -- */
 
+/* One element loop; E is an expression of the elements x, y of type T. */
+#define BINARY_LOOP(T, E)                                                                          \
+    do {                                                                                           \
+        const T *a = in[0].data, *b = in[1].data;                                                  \
+        T *o = out->data;                                                                          \
+        for (int64_t i = 0; i < len; i++) {                                                        \
+            T x = a[i], y = b[i];                                                                  \
+            o[i] = (E);                                                                            \
+        }                                                                                          \
+    } while (0)
+
 /* F, I, B are expressions of the elements x, y. */
 #define BINARY_ALL(name, F, I, B)                                                                  \
     void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {     \
         int64_t len = numel(out);                                                                  \
         TT_ASSERT(in[0].dtype == out->dtype && in[1].dtype == out->dtype);                         \
         switch (out->dtype) {                                                                      \
-        case TY_F32: {                                                                             \
-            const float *a = in[0].data, *b = in[1].data;                                          \
-            float *o = out->data;                                                                  \
-            for (int64_t i = 0; i < len; i++) {                                                    \
-                float x = a[i], y = b[i];                                                          \
-                o[i] = (F);                                                                        \
-            }                                                                                      \
+        case TY_F32:                                                                               \
+            BINARY_LOOP(float, F);                                                                 \
             break;                                                                                 \
-        }                                                                                          \
-        case TY_I32: {                                                                             \
-            const int32_t *a = in[0].data, *b = in[1].data;                                        \
-            int32_t *o = out->data;                                                                \
-            for (int64_t i = 0; i < len; i++) {                                                    \
-                int32_t x = a[i], y = b[i];                                                        \
-                o[i] = (I);                                                                        \
-            }                                                                                      \
+        case TY_I32:                                                                               \
+            BINARY_LOOP(int32_t, I);                                                               \
             break;                                                                                 \
-        }                                                                                          \
-        case TY_I8: {                                                                              \
-            const int8_t *a = in[0].data, *b = in[1].data;                                         \
-            int8_t *o = out->data;                                                                 \
-            for (int64_t i = 0; i < len; i++) {                                                    \
-                int8_t x = a[i], y = b[i];                                                         \
-                o[i] = (B);                                                                        \
-            }                                                                                      \
+        case TY_I8:                                                                                \
+            BINARY_LOOP(int8_t, B);                                                                \
             break;                                                                                 \
-        }                                                                                          \
         default:                                                                                   \
             TT_UNREACHABLE();                                                                      \
         }                                                                                          \
@@ -224,27 +205,27 @@ void kern_pow_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *e
 
 /* -- comparisons: in[0], in[1]: [...] same dtype -> out: [...] f32 0/1 -- */
 
+#define COMPARE_LOOP(T, OP)                                                                        \
+    do {                                                                                           \
+        const T *a = in[0].data, *b = in[1].data;                                                  \
+        for (int64_t i = 0; i < len; i++) o[i] = a[i] OP b[i] ? 1.0f : 0.0f;                       \
+    } while (0)
+
 #define COMPARE(name, OP)                                                                          \
     void kern_##name##_ref(const IrNode *n, const KTensor *in, KTensor *out, KernelErr *err) {     \
         int64_t len = numel(out);                                                                  \
         float *o = out->data;                                                                      \
         TT_ASSERT(out->dtype == TY_F32 && in[0].dtype == in[1].dtype);                             \
         switch (in[0].dtype) {                                                                     \
-        case TY_F32: {                                                                             \
-            const float *a = in[0].data, *b = in[1].data;                                          \
-            for (int64_t i = 0; i < len; i++) o[i] = a[i] OP b[i] ? 1.0f : 0.0f;                   \
+        case TY_F32:                                                                               \
+            COMPARE_LOOP(float, OP);                                                               \
             break;                                                                                 \
-        }                                                                                          \
-        case TY_I32: {                                                                             \
-            const int32_t *a = in[0].data, *b = in[1].data;                                        \
-            for (int64_t i = 0; i < len; i++) o[i] = a[i] OP b[i] ? 1.0f : 0.0f;                   \
+        case TY_I32:                                                                               \
+            COMPARE_LOOP(int32_t, OP);                                                             \
             break;                                                                                 \
-        }                                                                                          \
-        case TY_I8: {                                                                              \
-            const int8_t *a = in[0].data, *b = in[1].data;                                         \
-            for (int64_t i = 0; i < len; i++) o[i] = a[i] OP b[i] ? 1.0f : 0.0f;                   \
+        case TY_I8:                                                                                \
+            COMPARE_LOOP(int8_t, OP);                                                              \
             break;                                                                                 \
-        }                                                                                          \
         default:                                                                                   \
             TT_UNREACHABLE();                                                                      \
         }                                                                                          \

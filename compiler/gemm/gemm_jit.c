@@ -83,9 +83,7 @@ static unsigned lanes_of(LLVMTypeRef vt) {
 /* A call of the intrinsic name overloaded on the types ov. */
 static LLVMValueRef intrinsic(Gen *g, const char *name, LLVMTypeRef *ov, size_t nov,
                               LLVMValueRef *args, unsigned nargs) {
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(g->mod, id, ov, nov);
-    return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ov, nov), fn, args, nargs, "");
+    return tt_llvm_intrinsic(g->mod, g->b, name, ov, nov, args, nargs);
 }
 
 /* x in every lane of a vector of type vt (x: f32 or i64) */
@@ -804,11 +802,7 @@ static double now_ms(void) {
 }
 
 static bool take_err(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
-    if (!e) return false;
-    char *m = LLVMGetErrorMessage(e);
-    snprintf(err, errlen, "gemm jit: %s: %s", what, m);
-    LLVMDisposeErrorMessage(m);
-    return true;
+    return tt_llvm_take_err(e, "gemm jit", what, err, errlen);
 }
 
 /* Code generation settings of the object file. PIC with the small code model

@@ -63,11 +63,10 @@ static void store(Gen *g, LLVMValueRef v, LLVMValueRef p, unsigned align) {
     LLVMSetAlignment(LLVMBuildStore(g->b, v, p), align);
 }
 
+/* A call of the intrinsic name overloaded on the types ov. */
 static LLVMValueRef intrinsic(Gen *g, const char *name, LLVMTypeRef *ov, size_t nov,
                               LLVMValueRef *args, unsigned nargs) {
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(g->mod, id, ov, nov);
-    return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ov, nov), fn, args, nargs, "");
+    return tt_llvm_intrinsic(g->mod, g->b, name, ov, nov, args, nargs);
 }
 
 static LLVMValueRef splat(Gen *g, LLVMValueRef x) {
@@ -436,11 +435,7 @@ bool qgemm_host_has(TtQgemmPath path) {
 }
 
 static bool take_err(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
-    if (!e) return false;
-    char *m = LLVMGetErrorMessage(e);
-    snprintf(err, errlen, "qgemm jit: %s: %s", what, m);
-    LLVMDisposeErrorMessage(m);
-    return true;
+    return tt_llvm_take_err(e, "qgemm jit", what, err, errlen);
 }
 
 /* Optimises mod and emits an object file; NULL with err on failure. */

@@ -98,11 +98,7 @@ static LLVMValueRef contract(LLVMValueRef v) {
 
 static LLVMValueRef call_intrinsic(Cg *c, const char *name, LLVMTypeRef *tys, int ntys,
                                    LLVMValueRef *args, int nargs) {
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    TT_ASSERT(id != 0);
-    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, (size_t)ntys);
-    LLVMTypeRef ft = LLVMIntrinsicGetType(c->ctx, id, tys, (size_t)ntys);
-    return LLVMBuildCall2(c->b, ft, f, args, (unsigned)nargs, "");
+    return tt_llvm_intrinsic(c->mod, c->b, name, tys, (size_t)ntys, args, (unsigned)nargs);
 }
 
 static LLVMValueRef call_f32(Cg *c, const char *intrinsic, LLVMValueRef x) {

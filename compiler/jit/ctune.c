@@ -97,14 +97,8 @@ static void geometry(const IrGraph *g, const IrNode *n, char *b, size_t cap) {
 }
 
 static bool cache_load(const char *key, Geo *o) {
-    void *bytes = NULL;
-    size_t len = 0;
-    if (!objcache_load(key, &bytes, &len)) return false;
     char text[256];
-    size_t n = len < sizeof text - 1 ? len : sizeof text - 1;
-    memcpy(text, bytes, n);
-    text[n] = 0;
-    free(bytes);
+    if (!objcache_load_text(key, text, sizeof text)) return false;
     int mode;
     double us[NCAND];
     if (sscanf(text, "%d %lf %lf %lf %lf", &mode, &us[0], &us[1], &us[2], &us[3]) != 5 ||

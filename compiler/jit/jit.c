@@ -1060,7 +1060,10 @@ static LLVMModuleRef build_optimized(LLVMContextRef ctx, const IrGraph *g, int o
     return m;
 }
 
-bool jit_emit_llvm(FILE *out, const IrGraph *g, int opt_level, char *err, size_t errlen) {
+/* g's optimized module written to out: its LLVM IR, or (assembly) the
+ * host's assembly. */
+static bool emit_optimized(FILE *out, const IrGraph *g, int opt_level, bool assembly, char *err,
+                           size_t errlen) {
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMTargetMachineRef tm = NULL;
     LLVMModuleRef m = build_optimized(ctx, g, opt_level, &tm, err, errlen);
@@ -1068,35 +1071,33 @@ bool jit_emit_llvm(FILE *out, const IrGraph *g, int opt_level, char *err, size_t
         LLVMContextDispose(ctx);
         return false;
     }
-    char *s = LLVMPrintModuleToString(m);
-    fputs(s, out);
-    LLVMDisposeMessage(s);
-    LLVMDisposeModule(m);
-    LLVMDisposeTargetMachine(tm);
-    LLVMContextDispose(ctx);
-    return true;
-}
-
-bool jit_emit_asm(FILE *out, const IrGraph *g, int opt_level, char *err, size_t errlen) {
-    LLVMContextRef ctx = LLVMContextCreate();
-    LLVMTargetMachineRef tm = NULL;
-    LLVMModuleRef m = build_optimized(ctx, g, opt_level, &tm, err, errlen);
-    if (!m) {
-        LLVMContextDispose(ctx);
-        return false;
-    }
-    char *msg = NULL;
-    LLVMMemoryBufferRef mb = NULL;
-    bool ok = !LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &mb);
-    if (ok) {
-        fwrite(LLVMGetBufferStart(mb), 1, LLVMGetBufferSize(mb), out);
-        LLVMDisposeMemoryBuffer(mb);
+    bool ok = true;
+    if (!assembly) {
+        char *s = LLVMPrintModuleToString(m);
+        fputs(s, out);
+        LLVMDisposeMessage(s);
     } else {
-        snprintf(err, errlen, "jit: emitting assembly failed: %s", msg ? msg : "?");
+        char *msg = NULL;
+        LLVMMemoryBufferRef mb = NULL;
+        ok = !LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &mb);
+        if (ok) {
+            fwrite(LLVMGetBufferStart(mb), 1, LLVMGetBufferSize(mb), out);
+            LLVMDisposeMemoryBuffer(mb);
+        } else {
+            snprintf(err, errlen, "jit: emitting assembly failed: %s", msg ? msg : "?");
+        }
+        if (msg) LLVMDisposeMessage(msg);
     }
-    if (msg) LLVMDisposeMessage(msg);
     LLVMDisposeModule(m);
     LLVMDisposeTargetMachine(tm);
     LLVMContextDispose(ctx);
     return ok;
+}
+
+bool jit_emit_llvm(FILE *out, const IrGraph *g, int opt_level, char *err, size_t errlen) {
+    return emit_optimized(out, g, opt_level, false, err, errlen);
+}
+
+bool jit_emit_asm(FILE *out, const IrGraph *g, int opt_level, char *err, size_t errlen) {
+    return emit_optimized(out, g, opt_level, true, err, errlen);
 }

@@ -1587,12 +1587,21 @@ static void lower_conv_gemm(Lower *L, int id, int out) {
     }
 }
 
-/* The taps of window (i, j) of a pooling: positions into idx[2], idx[3]. */
-static void pool_taps(LpProg *p, const IrWindow *win, LpExpr **oi, LpExpr **xi) {
+/* Opens the loops over the taps of window (i, j) of a pooling of x (shape
+ * xs): their positions into xi[2], xi[3], clamped as tap_clamp, which
+ * gives the condition that the tap is inside x (NULL: always). */
+static LpExpr *pool_taps(LpProg *p, const IrWindow *win, const Shape *xs, LpExpr **oi,
+                         LpExpr **xi) {
     xi[0] = oi[0];
     xi[1] = oi[1];
     for (int k = 0; k < 2; k++)
         xi[2 + k] = tap_pos(p, win, k, oi[2 + k], lp_open_loop(p, win->kernel[k]), 1);
+    return tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+}
+
+/* kh * kw, the divisor of an average pooling */
+static LpExpr *pool_size(LpProg *p, const IrWindow *win) {
+    return lp_const_f(p, LT_F32, (double)(win->kernel[0] * win->kernel[1]));
 }
 
 /* max_pool2d of i8: best starts at -128, below or at every element */
@@ -1604,8 +1613,7 @@ static void lower_max_pool_i8(Lower *L, int id, int out) {
     LpExpr *oi[4], *xi[4];
     open_dims(p, &n->shape, oi);
     LpExpr *best = lp_local(p, LT_I8, lp_const_i(p, LT_I8, INT8_MIN));
-    pool_taps(p, win, oi, xi);
-    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    LpExpr *ok = pool_taps(p, win, xs, oi, xi);
     LpExpr *v = value_at(L, n->in[0], xi);
     if (ok) v = lp_select(p, ok, v, lp_const_i(p, LT_I8, INT8_MIN));
     v = lp_local(p, LT_I8, v);
@@ -1637,8 +1645,7 @@ static void lower_max_pool(Lower *L, int id, int out) {
     }
     LpExpr *best = lp_local(p, LT_F32, lp_const_f(p, LT_F32, -INFINITY));
     LpExpr *bi = lp_local(p, LT_I64, linearize(p, first, xs));
-    pool_taps(p, win, oi, xi);
-    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    LpExpr *ok = pool_taps(p, win, xs, oi, xi);
     LpExpr *v = lp_local(p, LT_F32, tap_value(L, n->in[0], xi, ok, -INFINITY));
     LpExpr *take = lp_bin(p, LO_OR, lp_bin(p, LO_GT, v, best), lp_bin(p, LO_NE, v, v));
     lp_set(p, bi, lp_select(p, take, linearize(p, xi, xs), bi));
@@ -1660,11 +1667,10 @@ static void lower_avg_pool(Lower *L, int id, int out) {
     LpExpr *oi[4], *xi[4];
     open_dims(p, &n->shape, oi);
     LpExpr *acc = lp_local(p, LT_F32, lp_const_f(p, LT_F32, 0));
-    pool_taps(p, win, oi, xi);
-    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    LpExpr *ok = pool_taps(p, win, xs, oi, xi);
     lp_set(p, acc, when(p, ok, lp_bin(p, LO_ADD, acc, value_at(L, n->in[0], xi)), acc));
     close_n(p, 2);
-    LpExpr *div = lp_const_f(p, LT_F32, (double)(win->kernel[0] * win->kernel[1]));
+    LpExpr *div = pool_size(p, win);
     lp_store(p, out, linearize(p, oi, &n->shape), lp_bin(p, LO_DIV, acc, div));
     close_n(p, 4);
 }
@@ -1679,10 +1685,9 @@ static void lower_avg_pool_backward(Lower *L, int id, int out) {
     fill(p, out, lp_const_f(p, LT_F32, 0));
     LpExpr *gi[4], *xi[4];
     open_dims(p, gs, gi);
-    LpExpr *div = lp_const_f(p, LT_F32, (double)(win->kernel[0] * win->kernel[1]));
+    LpExpr *div = pool_size(p, win);
     LpExpr *v = lp_local(p, LT_F32, lp_bin(p, LO_DIV, value_at(L, n->in[0], gi), div));
-    pool_taps(p, win, gi, xi);
-    LpExpr *ok = tap_clamp(p, win, xi, xs->d[2], xs->d[3]);
+    LpExpr *ok = pool_taps(p, win, xs, gi, xi);
     LpExpr *o = linearize(p, xi, xs), *old = lp_load(p, out, o);
     LpExpr *nv = lp_bin(p, LO_ADD, old, v);
     lp_store(p, out, o, when(p, ok, nv, old));

@@ -84,14 +84,8 @@ static bool is_candidate(JitVec v) {
 }
 
 static bool cache_load(const char *key) {
-    void *bytes = NULL;
-    size_t len = 0;
-    if (!objcache_load(key, &bytes, &len)) return false;
     char text[512];
-    size_t n = len < sizeof text - 1 ? len : sizeof text - 1;
-    memcpy(text, bytes, n);
-    text[n] = 0;
-    free(bytes);
+    if (!objcache_load_text(key, text, sizeof text)) return false;
     JitVec v;
     int off = 0;
     if (sscanf(text, "%d %d%n", &v.width, &v.interleave, &off) != 2 || !is_candidate(v))

@@ -118,6 +118,20 @@ static int cmp_int(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Drops the scratch of a realization that fails (before rt_error leaves
+ * it): the execution graph, its inputs and the outputs' new buffers;
+ * nothing was realized, so the lazy tensors stay lazy. */
+static void drop_realization(IrGraph *E, void **in, int *leaf, int *ids, Buffer **outbufs,
+                             int *outnodes, int nout) {
+    for (int j = 0; j < nout; j++) rt_buf_release(outbufs[j]);
+    free(outbufs);
+    free(outnodes);
+    free(in);
+    free(leaf);
+    free(ids);
+    ir_free(E);
+}
+
 void rt_realize_all(Interp *I) {
     if (!I->lz.lazy) return;
     ensure_node_buf(I);
@@ -202,13 +216,7 @@ void rt_realize_all(Interp *I) {
         Buffer *b = rt_buf_try_uninit((size_t)shape_numel(&nd->shape) * dtype_size(nd->dtype));
         if (!b) {
             char sh[128];
-            for (int j = 0; j < nout; j++) rt_buf_release(outbufs[j]);
-            free(outbufs);
-            free(outnodes);
-            free(in);
-            free(leaf);
-            free(ids);
-            ir_free(&E);
+            drop_realization(&E, in, leaf, ids, outbufs, outnodes, nout);
             rt_error_at(I, nd->loc, "out of memory: the result %s%s of %s does not fit",
                         dtype_name(nd->dtype), shape_str(&nd->shape, sh, sizeof sh),
                         ir_ops[nd->op].name);
@@ -228,13 +236,7 @@ void rt_realize_all(Interp *I) {
         bool ok = rt_exec_graph(I, &E, in, out, msg, sizeof msg, &at);
         free(out);
         if (!ok) { /* nothing was realized: the lazy tensors stay lazy */
-            for (int j = 0; j < nout; j++) rt_buf_release(outbufs[j]);
-            free(outbufs);
-            free(outnodes);
-            free(in);
-            free(leaf);
-            free(ids);
-            ir_free(&E);
+            drop_realization(&E, in, leaf, ids, outbufs, outnodes, nout);
             rt_error_at(I, at, "%s", msg);
         }
         for (int j = 0; j < nout; j++) {

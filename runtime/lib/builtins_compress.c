@@ -341,14 +341,6 @@ static Value detached(Interp *I, Value v) {
     return vtensor(c);
 }
 
-static Value data_field(Interp *I, Value d, const char *name) {
-    Value *v = lib_record_field(d, name);
-    if (!v || v->kind != V_TENSOR)
-        rt_error(I, "distill: data must be a data set with fields x and y, got %s",
-                 rt_type_name(d));
-    return *v;
-}
-
 /* distill(teacher, student, data, temperature=4.0, alpha=0.9, epochs=1,
  *         opt=Adam(student), batch=32, shuffle=true) -> (loss=)
  * Each batch: the teacher's logits in eval mode, detached; the student's in
@@ -364,8 +356,8 @@ BUILTIN(bi_distill) {
         rt_error(I, "distill: teacher must be a model, got %s", rt_type_name(teacher));
     if (student.kind != V_MODEL)
         rt_error(I, "distill: student must be a model, got %s", rt_type_name(student));
-    data_field(I, data, "x");
-    data_field(I, data, "y");
+    lib_dataset_field(I, data, "x", "distill", "data");
+    lib_dataset_field(I, data, "y", "distill", "data");
     double temp = lib_float(I, a[3], 4.0, "distill", "temperature");
     double alpha = lib_float(I, a[4], 0.9, "distill", "alpha");
     int64_t epochs = lib_int(I, a[5], 1, "distill", "epochs");
@@ -375,14 +367,7 @@ BUILTIN(bi_distill) {
     if (!(alpha >= 0 && alpha <= 1)) rt_error(I, "distill: alpha must be in [0, 1], got %g", alpha);
     if (epochs < 0) rt_error(I, "distill: epochs must not be negative");
     if (batch < 1) rt_error(I, "distill: batch must be positive");
-    Value opt;
-    if (a[6].kind != V_NONE) {
-        opt = rt_retain(a[6]);
-    } else {
-        Value adam = rt_global(I, "Adam");
-        opt = rt_call(I, adam, &student, 1, NULL, NULL, 0);
-        rt_release(I, adam);
-    }
+    Value opt = lib_optimizer(I, a[6], student);
     Value step = rt_member(I, opt, "step");
     Value lossfn = rt_global(I, "distill_loss");
     bool was_training = I->ev.training;
@@ -404,14 +389,7 @@ BUILTIN(bi_distill) {
             Value loss = rt_call(I, lossfn, args, 5, NULL, NULL, 0);
             rt_release(I, sout);
             rt_release(I, tl);
-            if (loss.kind != V_TENSOR || shape_numel(&as_tensor(loss)->shape) != 1)
-                rt_error(I, "distill: distill_loss must return a one-element tensor, got %s",
-                         rt_type_name(loss));
-            rt_backward(I, as_tensor(loss));
-            Value r = rt_call(I, step, NULL, 0, NULL, NULL, 0);
-            rt_release(I, r);
-            sum += rt_to_float(I, loss, "loss");
-            rt_release(I, loss);
+            sum += lib_train_step(I, loss, step, "distill", "distill_loss");
         }
         last = l->len ? sum / l->len : 0;
         rt_release(I, bl);

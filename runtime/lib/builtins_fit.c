@@ -81,12 +81,36 @@ static void progress_clear(void) {
 
 /* ---- fit ---- */
 
-static Value data_field(Interp *I, Value d, const char *name, const char *what) {
+Value lib_dataset_field(Interp *I, Value d, const char *name, const char *fn, const char *what) {
     Value *v = lib_record_field(d, name);
     if (!v || v->kind != V_TENSOR)
-        rt_error(I, "fit: %s must be a data set with fields x and y, got %s", what,
+        rt_error(I, "%s: %s must be a data set with fields x and y, got %s", fn, what,
                  rt_type_name(d));
     return *v;
+}
+
+static Value data_field(Interp *I, Value d, const char *name, const char *what) {
+    return lib_dataset_field(I, d, name, "fit", what);
+}
+
+Value lib_optimizer(Interp *I, Value given, Value net) {
+    if (given.kind != V_NONE) return rt_retain(given);
+    Value adam = rt_global(I, "Adam");
+    Value opt = rt_call(I, adam, &net, 1, NULL, NULL, 0);
+    rt_release(I, adam);
+    return opt;
+}
+
+double lib_train_step(Interp *I, Value loss, Value step, const char *fn, const char *what) {
+    if (loss.kind != V_TENSOR || shape_numel(&as_tensor(loss)->shape) != 1)
+        rt_error(I, "%s: %s must return a one-element tensor, got %s", fn, what,
+                 rt_type_name(loss));
+    rt_backward(I, as_tensor(loss));
+    Value r = rt_call(I, step, NULL, 0, NULL, NULL, 0);
+    rt_release(I, r);
+    double v = rt_to_float(I, loss, "loss");
+    rt_release(I, loss);
+    return v;
 }
 
 /* fit(net, train, loss=cross_entropy, opt=Adam(net), epochs=1, batch=32,
@@ -113,14 +137,7 @@ BUILTIN(bi_fit) {
     const char *plot = NULL;
     if (a[7].kind != V_NONE) plot = lib_path(I, a[7], "fit", "plot");
     Value lossfn = a[2].kind != V_NONE ? rt_retain(a[2]) : rt_global(I, "cross_entropy");
-    Value opt;
-    if (a[3].kind != V_NONE) {
-        opt = rt_retain(a[3]);
-    } else {
-        Value adam = rt_global(I, "Adam");
-        opt = rt_call(I, adam, &net, 1, NULL, NULL, 0);
-        rt_release(I, adam);
-    }
+    Value opt = lib_optimizer(I, a[3], net);
     Value step = rt_member(I, opt, "step");
 
     bool tty = isatty(STDERR_FILENO), was_training = I->ev.training;
@@ -137,14 +154,7 @@ BUILTIN(bi_fit) {
             Value lv[2] = {out, xy->items[1]};
             Value loss = rt_call(I, lossfn, lv, 2, NULL, NULL, 0);
             rt_release(I, out);
-            if (loss.kind != V_TENSOR || shape_numel(&as_tensor(loss)->shape) != 1)
-                rt_error(I, "fit: the loss function must return a one-element tensor, got %s",
-                         rt_type_name(loss));
-            rt_backward(I, as_tensor(loss));
-            Value r = rt_call(I, step, NULL, 0, NULL, NULL, 0);
-            rt_release(I, r);
-            double lv0 = rt_to_float(I, loss, "loss");
-            rt_release(I, loss);
+            double lv0 = lib_train_step(I, loss, step, "fit", "the loss function");
             sum += lv0;
             TT_VEC_PUSH(curve, ncurve, capcurve, lv0);
             if (tty) progress((int)e, (int)epochs, i + 1, l->len, sum / (i + 1));

@@ -80,6 +80,17 @@ Value lib_batches(Interp *I, Value data, int64_t size, bool shuffle, Value seed,
 /* Record field lookup by name; NULL when absent. */
 Value *lib_record_field(Value rec, const char *name);
 
+/* The training loops of fit and distill (builtins_fit.c). */
+/* Field name (x or y) of data set d, a tensor (borrowed); rt_error "fn:
+ * what must be a data set with fields x and y" otherwise. */
+Value lib_dataset_field(Interp *I, Value d, const char *name, const char *fn, const char *what);
+/* The optimizer argument given (a new reference), or Adam(net) when none. */
+Value lib_optimizer(Interp *I, Value given, Value net);
+/* One step on a loss value (consumed): rt_error "fn: what must return a
+ * one-element tensor" unless it is one, else backward, step() (a bound
+ * method), and the loss as a number. */
+double lib_train_step(Interp *I, Value loss, Value step, const char *fn, const char *what);
+
 /* Registration of the builtins of builtins_math.c and builtins_fit.c (called
  * by rt_register_tensor_builtins and rt_register_data_builtins). */
 void lib_register_math(Interp *I);

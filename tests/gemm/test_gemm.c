@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "xorshift.h"
 
 static TtGemm *G;
 
@@ -30,10 +31,7 @@ static void teardown(void) {
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    return tu_frand(&rng);
 }
 
 typedef struct Case {

@@ -18,8 +18,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "dump_text.h"
 #include "gemm.h"
 #include "gemm_internal.h"
+#include "xorshift.h"
 
 static TtGemm *G;
 
@@ -37,10 +39,7 @@ TestSuite(gemm_gather, .init = setup, .fini = teardown);
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return tu_xorshift(&rng);
 }
 static int64_t irand(int64_t lo, int64_t hi) {
     return lo + (int64_t)(next() % (uint64_t)(hi - lo + 1));
@@ -205,11 +204,7 @@ done:
 
 /* tt_gemm_explain's text names what (a product's shape and split). */
 static void expect_explained(const char *what) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    tt_gemm_explain(f);
-    fclose(f);
+    char *text = tu_gemm_explain_text();
     cr_expect(strstr(text, what), "%s", text);
     free(text);
 }

@@ -12,14 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "gemm.h"
+#include "xorshift.h"
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    return tu_frand(&rng);
 }
 
 static TtGemm *new_gemm(void) {
@@ -129,28 +128,18 @@ Test(gemm_sched, every_candidate_right_and_bit_identical) {
     tt_gemm_free(g);
 }
 
-static char *explain_text(void) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    cr_assert(f);
-    tt_gemm_explain(f);
-    fclose(f);
-    return text;
-}
-
 Test(gemm_sched, explain_names_each_product_and_its_schedule) {
     setenv("TT_TUNE", "0", 1);
     unsetenv("TT_GEMM_LANES");
     TtGemm *g = new_gemm();
-    char *text = explain_text();
+    char *text = tu_gemm_explain_text();
     cr_expect_str_empty(text, "nothing before any product: %s", text);
     free(text);
     static float A[64 * 40], B[40 * 48], C[64 * 48];
     for (int r = 0; r < 2; r++)
         tt_gemm_run(g, 64, 48, 40, A, 40, false, B, 48, false, C, 48, false, 1, NULL);
     tt_gemm_run(g, 3, 48, 40, A, 40, false, B, 48, false, C, 48, false, 1, NULL);
-    text = explain_text();
+    text = tu_gemm_explain_text();
     cr_expect(strstr(text, "gemm schedules (host "), "%s", text);
     cr_expect(strstr(text, "64x48x40 (2 runs; class M<=64 N<=64 K<=64): "), "%s", text);
     cr_expect(strstr(text, "KC256"), "%s", text);
@@ -187,7 +176,7 @@ Test(gemm_sched, concurrent_runs_counted_once_per_shape) {
     pthread_t th[4];
     for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, run_many, &r[i % 2]);
     for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
-    char *text = explain_text();
+    char *text = tu_gemm_explain_text();
     const char *a = strstr(text, "37x29x40 (600 runs;"), *b = strstr(text, "41x23x40 (600 runs;");
     cr_expect(a && !strstr(a + 1, "37x29x40"), "%s", text);
     cr_expect(b && !strstr(b + 1, "41x23x40"), "%s", text);
@@ -205,7 +194,7 @@ Test(gemm_sched, lanes_override_restricts_every_choice) {
     cr_expect_eq(tt_gemm_lanes(g), 8);
     static float A[64 * 40], B[40 * 48], C[64 * 48];
     tt_gemm_run(g, 64, 48, 40, A, 40, false, B, 48, false, C, 48, false, 1, NULL);
-    char *text = explain_text();
+    char *text = tu_gemm_explain_text();
     cr_expect(strstr(text, "6x16/8 lanes"), "%s", text);
     free(text);
     tt_gemm_free(g);

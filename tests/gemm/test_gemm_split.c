@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "gemm.h"
 #include "gemm_internal.h"
 #include "parallel.h"
+#include "xorshift.h"
 
 static const GemmSplitCost C_DEF = {GEMM_DEF_MADD_NS, GEMM_DEF_OVH_NS, "set"};
 
@@ -159,10 +161,7 @@ static void teardown(void) {
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    return tu_frand(&rng);
 }
 
 typedef struct EpiCount {
@@ -338,11 +337,7 @@ Test(gemm_ksplit, explained) {
     float *C = malloc(4 * 13 * sizeof(float));
     check(4, 12, 4096, false, false, false, 2, C);
     free(C);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    tt_gemm_explain(f);
-    fclose(f);
+    char *text = tu_gemm_explain_text();
     cr_expect(strstr(text, "threads 4x12x4096 on 2: split over K (2 parts"), "%s", text);
     free(text);
 }

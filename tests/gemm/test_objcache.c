@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "stderr_capture.h"
 #include "gemm_internal.h"
 #include "objcache.h"
 
@@ -276,31 +277,13 @@ Test(objcache, xdg_and_home_locations) {
 
 /* ---- trust: who may have written the cache ---------------------------------- */
 
-/* Runs with fd 2 sent to a file; returns what was written there (static). */
+/* Runs with fd 2 sent to a file of tmp's (tu_stderr_begin); returns its
+ * path for tu_stderr_end. */
 static const char *stderr_of_begin(int *saved) {
     static char path[128];
     snprintf(path, sizeof path, "%s.stderr", tmp);
-    fflush(stderr);
-    *saved = dup(2);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(*saved >= 0 && fd >= 0);
-    cr_assert_eq(dup2(fd, 2), 2);
-    close(fd);
+    *saved = tu_stderr_begin(path);
     return path;
-}
-
-static char *stderr_of_end(int saved, const char *path) {
-    fflush(stderr);
-    cr_assert_eq(dup2(saved, 2), 2);
-    close(saved);
-    static char text[4096];
-    FILE *f = fopen(path, "r");
-    cr_assert(f);
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    text[n] = 0;
-    fclose(f);
-    unlink(path);
-    return text;
 }
 
 static int count_lines(const char *s) {
@@ -328,7 +311,7 @@ Test(objcache, untrusted_directory_is_ignored) {
         cr_expect(!objcache_store("new", "x", 1), "mode %04o: stored", (unsigned)modes[i]);
         cr_expect_eq(cache_files(), 1, "mode %04o: something was written", (unsigned)modes[i]);
     }
-    char *err = stderr_of_end(saved, errpath);
+    char *err = tu_stderr_end(saved, errpath);
     cr_expect_eq(count_lines(err), 1, "one warning line, got:\n%s", err);
     char want[256];
     snprintf(want, sizeof want,
@@ -353,7 +336,7 @@ Test(objcache, others_writable_directory_warning) {
     int saved;
     const char *errpath = stderr_of_begin(&saved);
     cr_expect(!objcache_store("k", "x", 1));
-    char *err = stderr_of_end(saved, errpath);
+    char *err = tu_stderr_end(saved, errpath);
     cr_expect(strstr(err, "it is writable by others (mode 1777); compiling in memory"), "%s", err);
     cr_expect_eq(count_lines(err), 1, "%s", err);
 
@@ -361,7 +344,7 @@ Test(objcache, others_writable_directory_warning) {
     errpath = stderr_of_begin(&saved);
     store_one("k", 1);
     cr_expect(loads_as("k", 1));
-    err = stderr_of_end(saved, errpath);
+    err = tu_stderr_end(saved, errpath);
     cr_expect_str_empty(err);
 }
 
@@ -447,7 +430,7 @@ Test(objcache, other_owner_is_not_trusted) {
     const char *errpath = stderr_of_begin(&saved);
     cr_expect(!hit("k"), "an entry in another user's directory was used");
     cr_expect(!objcache_store("k2", "x", 1));
-    char *err = stderr_of_end(saved, errpath);
+    char *err = tu_stderr_end(saved, errpath);
     cr_expect(strstr(err, ": it is owned by uid 65534, not by you (uid 0); compiling in memory"),
               "%s", err);
     cr_expect_eq(count_lines(err), 1, "%s", err);

@@ -10,13 +10,11 @@
 #include <unistd.h>
 
 #include "qgemm.h"
+#include "xorshift.h"
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static uint32_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 32);
+    return (uint32_t)(tu_xorshift(&rng) >> 32);
 }
 
 /* extremes half the time: -128 and 127 stress the offset trick and the

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare.h"
 #include "jit.h"
 #include "kernels.h"
 #include "loop.h"
@@ -21,14 +22,11 @@
 
 static const SrcLoc L0 = {0};
 
-/* got vs want: both NaN, or equal with the same sign (tol 0), or within a
- * relative tol (floor tol). */
+/* tu_f32_close, but with tol 0 an equal value must have the same sign
+ * (-0 is not +0) */
 static bool close_f(float got, float want, double tol) {
-    if (isnan(got) || isnan(want)) return isnan(got) && isnan(want);
-    if (tol == 0) return got == want && signbit(got) == signbit(want);
-    if (got == want) return true;
-    if (isinf(got) || isinf(want)) return false;
-    return fabs((double)got - want) <= tol * fmax(1.0, fabs((double)want));
+    if (tol == 0 && got == want) return signbit(got) == signbit(want);
+    return tu_f32_close(got, want, tol);
 }
 
 /* Runs g on the reference and on jit; false (logged) on any difference

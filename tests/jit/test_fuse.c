@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "jit.h"
 #include "loop.h"
 #include "randgraph.h"
@@ -24,11 +25,7 @@ static char *fused_text(const IrGraph *g, int *nmerged) {
     LpProg *p = lp_lower(g, true);
     int n = lp_fuse_kernels(p);
     if (nmerged) *nmerged = n;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    lp_print(f, p, g);
-    fclose(f);
+    char *buf = tu_prog_text(p, g);
     lp_free(p);
     return buf;
 }

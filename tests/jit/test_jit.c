@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "compare.h"
+#include "dump_text.h"
 #include "jit.h"
 #include "kernels.h"
 #include "loop.h"
@@ -90,15 +92,6 @@ static void **alloc_outputs(const IrGraph *g, bool poison) {
     return out;
 }
 
-/* got vs want: NaN matches NaN, infinities match exactly, else relative
- * tol with an absolute floor of tol. tol 0: equal (or both NaN). */
-static bool f32_close(float got, float want, double tol) {
-    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
-    if (got == want) return true;
-    if (isinf(want) || isinf(got) || tol == 0) return false;
-    return fabs((double)got - (double)want) <= tol * fmax(1.0, fabs((double)want));
-}
-
 /* Compares output j; tol_of(k) gives the tolerance of element k's output.
  * Reports the first mismatch. */
 static bool compare_output(const IrGraph *g, int j, const void *got, const void *want, double tol,
@@ -112,7 +105,7 @@ static bool compare_output(const IrGraph *g, int j, const void *got, const void 
         case TY_F32:
             a = ((const float *)got)[k];
             b = ((const float *)want)[k];
-            ok = f32_close((float)a, (float)b, tol);
+            ok = tu_f32_close((float)a, (float)b, tol);
             break;
         case TY_I32:
             a = ((const int32_t *)got)[k];
@@ -176,11 +169,7 @@ static bool differential(Jit *jit, const IrGraph *g, void **in, double tol, cons
     for (int j = 0; ok && !failed && j < g->nout; j++)
         ok = compare_output(g, j, got[j], want[j], tol, what);
     if (!ok) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        ir_print(f, g);
-        fclose(f);
+        char *buf = tu_graph_text(g);
         cr_log_error("%s: the graph:\n%s", what, buf);
         free(buf);
     }
@@ -667,20 +656,35 @@ static bool case_pool(IrGraph *g, RgRng *r, OpKind op) {
     return true;
 }
 
-/* attention: random batch dims, Tq <= Tk or not, D and Dv not multiples of
- * 8, causal or not, a runtime len (random i32, extremes included: clamped)
- * or none, operands through index remaps */
-static bool case_attention(IrGraph *g, RgRng *r, OpKind op) {
+/* attention's operands q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv]
+ * with 0 to 2 random batch dims, Tq in 1..tmax, Tk mostly Tq to Tq + over,
+ * else any in 0..tmax (fewer keys than queries), through index remaps;
+ * returns the shape of the output, [..., Tq, Dv]. */
+static Shape attention_qkv(IrGraph *g, RgRng *r, int tmax, int over, int *q, int *k, int *v) {
     int nb = rg_int(r, 0, 2);
     Shape qs = {nb + 2, {0}};
     for (int i = 0; i < nb; i++) qs.d[i] = rg_int(r, 1, 3);
     Shape ks = qs, vs = qs;
-    int64_t tq = rg_int(r, 1, 9), tk = rg_int(r, 0, 2) ? tq + rg_int(r, 0, 6) : rg_int(r, 0, 9);
+    int64_t tq = rg_int(r, 1, tmax);
+    int64_t tk = rg_int(r, 0, 2) ? tq + rg_int(r, 0, over) : rg_int(r, 0, tmax);
     int64_t d = rg_int(r, 1, 19), dv = rg_int(r, 1, 11);
     qs.d[nb] = tq, qs.d[nb + 1] = d;
     ks.d[nb] = tk, ks.d[nb + 1] = d;
     vs.d[nb] = tk, vs.d[nb + 1] = dv;
-    int q = operand(g, r, TY_F32, qs), k = operand(g, r, TY_F32, ks), v = operand(g, r, TY_F32, vs);
+    *q = operand(g, r, TY_F32, qs);
+    *k = operand(g, r, TY_F32, ks);
+    *v = operand(g, r, TY_F32, vs);
+    Shape ys = qs;
+    ys.d[nb + 1] = dv;
+    return ys;
+}
+
+/* attention: random batch dims, Tq <= Tk or not, D and Dv not multiples of
+ * 8, causal or not, a runtime len (random i32, extremes included: clamped)
+ * or none, operands through index remaps */
+static bool case_attention(IrGraph *g, RgRng *r, OpKind op) {
+    int q, k, v;
+    attention_qkv(g, r, 9, 6, &q, &k, &v);
     int len = rg_int(r, 0, 1) ? ir_input(g, TY_I32, shape_scalar(), NULL, L0) : -1;
     double scale = rg_int(r, 0, 1) ? NAN : rg_unif(r, -1, 1);
     ir_mark_output(g, ir_attention(g, q, k, v, len, rg_int(r, 0, 1), scale, L0));
@@ -712,18 +716,8 @@ static bool case_write_rows(IrGraph *g, RgRng *r, OpKind op) {
  * then dq, dk and dv, all outputs) on the shapes of case_attention: Tk = 0,
  * causal with Tq != Tk, a runtime len (extremes clamped) */
 static bool case_attention_bwd(IrGraph *g, RgRng *r, OpKind op) {
-    int nb = rg_int(r, 0, 2);
-    Shape qs = {nb + 2, {0}};
-    for (int i = 0; i < nb; i++) qs.d[i] = rg_int(r, 1, 3);
-    Shape ks = qs, vs = qs;
-    int64_t tq = rg_int(r, 1, 19), tk = rg_int(r, 0, 2) ? tq + rg_int(r, 0, 12) : rg_int(r, 0, 19);
-    int64_t d = rg_int(r, 1, 19), dv = rg_int(r, 1, 11);
-    qs.d[nb] = tq, qs.d[nb + 1] = d;
-    ks.d[nb] = tk, ks.d[nb + 1] = d;
-    vs.d[nb] = tk, vs.d[nb + 1] = dv;
-    int q = operand(g, r, TY_F32, qs), k = operand(g, r, TY_F32, ks), v = operand(g, r, TY_F32, vs);
-    Shape ys = qs;
-    ys.d[nb + 1] = dv;
+    int q, k, v;
+    Shape ys = attention_qkv(g, r, 19, 12, &q, &k, &v);
     int gy = operand(g, r, TY_F32, ys);
     int len = rg_int(r, 0, 1) ? ir_input(g, TY_I32, shape_scalar(), NULL, L0) : -1;
     IrAttr at = {0};
@@ -1462,6 +1456,8 @@ Test(jit_cache, on_disk_object_cache) {
     cr_expect_eq(system(cmd), 0);
 }
 
+/* The error is a whole message with one "jit: " in front, which the
+ * runtime prints as it is (it used to add its own: "jit: jit: ..."). */
 Test(jit_cache, invalid_graph_is_an_error) {
     Jit *j = jit_new(1);
     IrGraph g;
@@ -1475,6 +1471,8 @@ Test(jit_cache, invalid_graph_is_an_error) {
     char err[256] = "";
     cr_expect(!jit_run(j, &g, ins, outs, err, sizeof err));
     cr_expect(strstr(err, "verify") != NULL, "err: %s", err);
+    cr_expect(!strncmp(err, "jit: ", 5), "%s", err);
+    cr_expect(!strstr(err + 5, "jit:"), "%s", err);
     cr_expect_eq(jit_stats(j).compiles, 0);
     ir_free(&g);
     jit_free(j);
@@ -1560,19 +1558,10 @@ Test(jit_random, graphs, .timeout = 600) {
 
 /* -- dumps -- */
 
-static char *capture_loops(const IrGraph *g) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    jit_emit_loops(f, g);
-    fclose(f);
-    return buf;
-}
-
 Test(jit_emit, loops_llvm_asm) {
     IrGraph g;
     build_mlp(&g, 2, 1.0);
-    char *loops = capture_loops(&g);
+    char *loops = tu_loops_text(&g);
     cr_expect(strstr(loops, "kernel k0_matmul") != NULL, "%s", loops);
     /* bias, scale and tanh run as the GEMM's epilogue, row by row */
     cr_expect(strstr(loops, "for i0 in 0..2 epilogue {") != NULL, "%s", loops);
@@ -1601,7 +1590,7 @@ Test(jit_emit, loops_read_like_pseudo_c) {
     ir_init(&g);
     int x = ir_input(&g, TY_F32, (Shape){2, {3, 4}}, NULL, L0), ax = 1;
     ir_mark_output(&g, ir_reduce(&g, OP_SUM, ir_unary(&g, OP_EXP, x, L0), &ax, 1, false, L0));
-    char *s = capture_loops(&g);
+    char *s = tu_loops_text(&g);
     const char *want = "kernel k0_sum  # %2 = sum, fused: %1 exp {\n"
                        "    for i0 in 0..3 {\n"
                        "        f64 s0 = 0.0\n"
@@ -1622,7 +1611,7 @@ Test(jit_emit, loops_read_like_pseudo_c) {
  * against the naive runtime on jit (threads as set). */
 static void check_gemm(Jit *jit, const IrGraph *g, const char *const *want, int nwant,
                        const char *what) {
-    char *loops = capture_loops(g);
+    char *loops = tu_loops_text(g);
     for (int i = 0; i < nwant; i++)
         cr_expect(strstr(loops, want[i]) != NULL, "%s: no '%s' in\n%s", what, want[i], loops);
     free(loops);

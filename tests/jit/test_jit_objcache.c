@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "stderr_capture.h"
 #include "jit.h"
 #include "objcache.h"
 
@@ -136,31 +137,6 @@ static void rename_symbol(void *data, size_t len, const char *from, const char *
     cr_assert(found > 0, "no %s in the object", from);
 }
 
-/* Runs with fd 2 sent to a file; stderr_end returns what was written. */
-static int stderr_begin(char *path, size_t cap) {
-    snprintf(path, cap, "%s.stderr", dir);
-    fflush(stderr);
-    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(saved >= 0 && fd >= 0);
-    cr_assert_eq(dup2(fd, 2), 2);
-    close(fd);
-    return saved;
-}
-
-static char *stderr_end(int saved, const char *path) {
-    fflush(stderr);
-    cr_assert_eq(dup2(saved, 2), 2);
-    close(saved);
-    static char text[4096];
-    FILE *f = fopen(path, "r");
-    cr_assert(f);
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    text[n] = 0;
-    fclose(f);
-    unlink(path);
-    return text;
-}
-
 Test(jit_objcache, entry_that_is_not_an_object_is_replaced, .timeout = 60) {
     JitStats s = run_fresh(false);
     cr_expect_eq(s.disk_hits, 0);
@@ -190,9 +166,10 @@ Test(jit_objcache, entry_with_unresolved_symbol_is_replaced, .timeout = 60) {
     free(bytes);
 
     char path[128];
-    int saved = stderr_begin(path, sizeof path);
+    snprintf(path, sizeof path, "%s.stderr", dir);
+    int saved = tu_stderr_begin(path);
     JitStats s = run_fresh(false);
-    char *err = stderr_end(saved, path);
+    char *err = tu_stderr_end(saved, path);
     cr_expect_eq(s.disk_hits, 0);
     cr_expect_eq(s.compiles, 1);
     cr_expect_str_empty(err, "a miss printed something: %s", err);
@@ -235,24 +212,4 @@ Test(jit_objcache, entry_of_another_graph_is_replaced, .timeout = 60) {
     cr_expect_eq(run_fresh(false).disk_hits, 1, "A's entry was not replaced");
     free(key_a);
     free(key_b);
-}
-
-/* Every jit_run error is a whole message with one "jit: " in front, which
- * the runtime prints as it is (it used to add its own: "jit: jit: ..."). */
-Test(jit_objcache, errors_say_jit_once) {
-    Jit *j = jit_new(1);
-    IrGraph g;
-    ir_init(&g);
-    int x = ir_input(&g, TY_F32, (Shape){1, {4}}, NULL, L0);
-    int y = ir_unary(&g, OP_EXP, x, L0);
-    ir_mark_output(&g, y);
-    g.nodes[y].shape.d[0] = 5; /* a pass bug: recorded shape disagrees */
-    float in[4] = {0}, out[5];
-    void *ins[1] = {in}, *outs[1] = {out};
-    char err[256] = "";
-    cr_expect(!jit_run(j, &g, ins, outs, err, sizeof err));
-    cr_expect(!strncmp(err, "jit: ", 5), "%s", err);
-    cr_expect(!strstr(err + 5, "jit:"), "%s", err);
-    ir_free(&g);
-    jit_free(j);
 }

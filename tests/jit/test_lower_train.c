@@ -20,20 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "jit.h"
 #include "kernels.h"
 #include "randgraph.h"
 
 static const SrcLoc L0 = {0};
-
-__attribute__((noinline)) static char *loops_of(const IrGraph *g) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    jit_emit_loops(f, g);
-    fclose(f);
-    return buf;
-}
 
 static int count(const char *s, const char *what) {
     int n = 0;
@@ -125,7 +117,7 @@ Test(lower_train, shared_weight_forward_and_gradient_are_one_gemm_each) {
     ir_mark_output(&g, y);
     ir_mark_output(&g, grads[0]);
     ir_mark_output(&g, grads[1]);
-    char *s = loops_of(&g);
+    char *s = tu_loops_text(&g);
     cr_expect(strstr(s, "gemm(24x7x5, in0[0] lda 5, in1[0] ldb 7)") != NULL, "forward:\n%s", s);
     cr_expect(strstr(s, "gemm(5x7x24, in0[0]^T lda 5, ") != NULL, "w's gradient:\n%s", s);
     cr_expect(strstr(s, "gemm(24x5x7, ") != NULL, "x's gradient:\n%s", s);
@@ -150,7 +142,7 @@ Test(lower_train, batches_that_do_not_line_up_fall_back) {
     int b = ir_input(&g, TY_F32, (Shape){2, {4, 5}}, NULL, L0);
     int prod = ir_matmul(&g, a, b, L0); /* b broadcast: its batch stride is 0 */
     ir_mark_output(&g, ir_reduce(&g, OP_SUM, prod, (int[]){0}, 1, false, L0));
-    char *s = loops_of(&g);
+    char *s = tu_loops_text(&g);
     cr_expect(strstr(s, "gemm(6x7x5, in0[i0 * 5] lda 20, in1[0] ldb 7)") != NULL, "%s", s);
     cr_expect(strstr(s, "gemm(6x5x4, ") != NULL, "a sum over b's own batch folds rows:\n%s", s);
     free(s);
@@ -198,10 +190,10 @@ Test(lower_train, recomputed_values_keep_their_bits) {
     IrGraph a, b;
     g_recompute(&a, false);
     g_recompute(&b, true);
-    char *s = loops_of(&a);
+    char *s = tu_loops_text(&a);
     cr_expect(strstr(s, "f32[64, 32]  temp") == NULL, "m has no buffer:\n%s", s);
     free(s);
-    s = loops_of(&b);
+    s = tu_loops_text(&b);
     cr_expect(strstr(s, "out2") != NULL, "m is an output:\n%s", s);
     free(s);
     cr_expect(matches_reference(&a, 1e-5, "recompute"));
@@ -232,7 +224,7 @@ Test(lower_train, a_value_read_only_by_one_kernel_is_computed_there) {
     IrGraph a, b;
     g_shared(&a, false);
     g_shared(&b, true);
-    char *s = loops_of(&a);
+    char *s = tu_loops_text(&a);
     cr_expect(strstr(s, "f32[64, 32]  temp") == NULL, "m has no buffer:\n%s", s);
     cr_expect_eq(count(s, "kernel k"), 1, "one kernel:\n%s", s);
     free(s);
@@ -256,7 +248,7 @@ Test(lower_train, reshaped_permutes_read_in_runs) {
         parts[i] = ir_reshape(&g, t, (Shape){3, {2, 8, 128}}, L0);
     }
     ir_mark_output(&g, ir_concat(&g, parts, 3, 2, L0));
-    char *s = loops_of(&g);
+    char *s = tu_loops_text(&g);
     cr_expect_eq(count(s, "0..32 vectorize"), 3, "three inner loops over runs of 32:\n%s", s);
     cr_expect(strstr(s, "/ 32") == NULL, "no division left:\n%s", s);
     free(s);
@@ -285,7 +277,7 @@ Test(lower_train, attention_forward_writes_the_backward_lse) {
         bool has_lse = false;
         for (int i = 0; i < g.n; i++) has_lse = has_lse || g.nodes[i].op == OP_ATTENTION_LSE;
         cr_assert(has_lse, "the backward reads attention_lse");
-        char *s = loops_of(&g);
+        char *s = tu_loops_text(&g);
         cr_expect(strstr(s, "_attention ") != NULL && strstr(s, "_attention_lse ") == NULL,
                   "len %d: no attention_lse kernel:\n%s", with_len, s);
         free(s);
@@ -308,7 +300,7 @@ Test(lower_train, broadcast_of_a_root_is_read_through) {
     ir_mark_output(&g, ir_binary(&g, OP_MUL, b, x, L0));
     ir_mark_output(
         &g, ir_reduce(&g, OP_SUM, ir_binary(&g, OP_SUB, b, y, L0), (int[]){0}, 1, false, L0));
-    char *s = loops_of(&g);
+    char *s = tu_loops_text(&g);
     cr_expect(strstr(s, "f32[48, 40]  temp") == NULL, "the broadcast is stored:\n%s", s);
     cr_expect(strstr(s, "f32[48, 1]  temp") != NULL, "the statistic has a buffer:\n%s", s);
     free(s);
@@ -336,7 +328,7 @@ Test(lower_train, max_pool_forward_writes_the_backward_index) {
     bool has_index = false;
     for (int i = 0; i < g.n; i++) has_index = has_index || g.nodes[i].op == OP_MAX_POOL2D_INDEX;
     cr_assert(has_index, "the backward reads max_pool2d_index");
-    char *s = loops_of(&g);
+    char *s = tu_loops_text(&g);
     cr_expect(strstr(s, "max_pool2d ") != NULL && strstr(s, "_max_pool2d_index ") == NULL,
               "no max_pool2d_index kernel:\n%s", s);
     free(s);
@@ -365,7 +357,7 @@ Test(lower_train, relu_fused_into_a_pool_of_disjoint_windows) {
         cr_assert(ad_backward(&g, loss, (int[]){x}, 1, grads));
         ir_mark_output(&g, y);
         ir_mark_output(&g, grads[0]);
-        char *txt = loops_of(&g);
+        char *txt = tu_loops_text(&g);
         bool stored = strstr(txt, "f32[2, 3, 8, 10]  temp") != NULL;
         cr_expect_eq(stored, overlap == 1, "overlap %d: relu stored %d:\n%s", overlap, stored, txt);
         free(txt);

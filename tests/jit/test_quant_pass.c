@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "jit.h"
 #include "kernels.h"
 #include "loop.h"
@@ -109,6 +110,18 @@ Test(quant_pass, rewrite) {
     ir_free(&m.g);
 }
 
+/* The JIT's run of g (into out[0]) has the bits of the naive result want
+ * (bytes long). */
+static void expect_jit_same(const IrGraph *g, void *const *in, void *const *out, const void *want,
+                            size_t bytes) {
+    Jit *jit = jit_new(2);
+    if (!jit) return;
+    char err[512];
+    cr_assert(jit_run(jit, g, in, out, err, sizeof err), "%s", err);
+    cr_expect(memcmp(want, out[0], bytes) == 0, "jit differs from naive");
+    jit_free(jit);
+}
+
 static int8_t sat8(double v) {
     return v != v ? 0 : v < -128 ? -128 : v > 127 ? 127 : (int8_t)v;
 }
@@ -155,13 +168,7 @@ Test(quant_pass, exact) {
     KernelErr kerr;
     cr_assert(rt_naive_run(&m.g, in, out_n, NULL, &kerr), "%s", kerr.msg);
     cr_expect(memcmp(want, got_n, sizeof want) == 0, "naive differs from the reference");
-    Jit *jit = jit_new(2);
-    if (jit) {
-        char err[512];
-        cr_assert(jit_run(jit, &m.g, in, out_j, err, sizeof err), "%s", err);
-        cr_expect(memcmp(got_n, got_j, sizeof got_n) == 0, "jit differs from naive");
-        jit_free(jit);
-    }
+    expect_jit_same(&m.g, in, out_j, got_n, sizeof got_n);
     ir_free(&m.g);
 }
 
@@ -185,11 +192,7 @@ Test(quant_pass, requantize_is_the_epilogue) {
     ir_mark_output(&m.g, r);
     LpProg *p = lp_lower(&m.g, true);
     lp_fuse_kernels(p);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    lp_print(f, p, &m.g);
-    fclose(f);
+    char *buf = tu_prog_text(p, &m.g);
     lp_free(p);
     /* both products, each followed by its epilogue over the B rows */
     int n = 0;
@@ -307,12 +310,6 @@ Test(quant_pass, cnn_exact) {
     float mag = 0;
     for (int i = 0; i < CN * N; i++) mag += fabsf(got_n[i]);
     cr_expect_gt(mag, 0, "a result of zeros would prove nothing");
-    Jit *jit = jit_new(2);
-    if (jit) {
-        char err[512];
-        cr_assert(jit_run(jit, &m.g, in, out_j, err, sizeof err), "%s", err);
-        cr_expect(memcmp(got_n, got_j, sizeof got_n) == 0, "jit differs from naive");
-        jit_free(jit);
-    }
+    expect_jit_same(&m.g, in, out_j, got_n, sizeof got_n);
     ir_free(&m.g);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare.h"
 #include "jit.h"
 #include "kernels.h"
 #include "loop.h"
@@ -63,7 +64,7 @@ static bool check(const IrGraph *g, void **in, const char *what) {
     double tol = ir_ops[o->op].tol; /* rmax: 0, exact */
     for (int64_t k = 0; k < n && ok; k++) {
         double a = got[0][k], b = want[k];
-        bool close = (isnan(a) && isnan(b)) || a == b || fabs(a - b) <= tol * fmax(1.0, fabs(b));
+        bool close = tu_f32_close(got[0][k], want[k], tol);
         if (!close)
             cr_log_error("%s: element %lld: jit %.9g, naive %.9g", what, (long long)k, a, b);
         if (memcmp(&got[0][k], &got[1][k], 4) || memcmp(&got[0][k], &got[2][k], 4)) {

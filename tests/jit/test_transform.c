@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dump_text.h"
 #include "jit.h"
 #include "loop.h"
 #include "parallel.h"
@@ -139,35 +140,32 @@ static void req_hook(LpProg *p, void *arg) {
     r->done = apply(p, k, lp_find_loop(k, r->var), r->kind, r->arg);
 }
 
-/* (not inlined: GCC's -Wdangling-pointer then mistakes the result for the
- * address of buf) */
-__attribute__((noinline)) static char *print_prog(const LpProg *p) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    lp_print(f, p, NULL);
-    fclose(f);
-    return buf;
-}
-
 /* The printed kernels of g after the request (the buffer lines dropped). */
 static char *transformed_text(const IrGraph *g, Req *r) {
     LpProg *p = lp_lower(g, true);
     req_hook(p, r);
-    char *s = print_prog(p);
+    char *s = tu_prog_text(p, NULL);
     size_t at = strstr(s, "\nkernel ") ? (size_t)(strstr(s, "\nkernel ") - s) + 1 : 0;
     memmove(s, s + at, strlen(s + at) + 1);
     lp_free(p);
     return s;
 }
 
+/* The request applied, and the printed kernels exactly want. */
+static void expect_printed(const IrGraph *g, Req r, const char *want) {
+    char *s = transformed_text(g, &r);
+    cr_expect(r.done == 1);
+    cr_expect(strcmp(s, want) == 0, "got:\n%s", s);
+    free(s);
+}
+
 /* Lowers g, applies the request, and checks that it is refused and the
  * printed IR did not change. */
 static void expect_refused(const IrGraph *g, Req r, const char *what) {
     LpProg *p = lp_lower(g, true);
-    char *before = print_prog(p);
+    char *before = tu_prog_text(p, NULL);
     req_hook(p, &r);
-    char *after = print_prog(p);
+    char *after = tu_prog_text(p, NULL);
     cr_expect(r.done == 0, "%s: not refused:\n%s", what, after);
     cr_expect(strcmp(before, after) == 0, "%s: refused but changed:\n%s", what, after);
     free(before);
@@ -194,8 +192,6 @@ static void expect_same_results(const IrGraph *g, Req r, int threads, const char
 Test(xform_tile, prints_blocks_and_edges) {
     IrGraph g;
     g_transpose(&g, 10, 9);
-    Req r = {T_TILE, 0, 0, 4, -1};
-    char *s = transformed_text(&g, &r);
     /* 10 = 2*4 + 2 rows, 9 = 2*4 + 1 columns: 2x2 blocks of 4x4, the right
      * edge (one column: its loop folded), the bottom edge (2 rows) */
     const char *want =
@@ -220,9 +216,7 @@ Test(xform_tile, prints_blocks_and_edges) {
         "        }\n"
         "    }\n"
         "}\n";
-    cr_expect(r.done == 1);
-    cr_expect(strcmp(s, want) == 0, "got:\n%s", s);
-    free(s);
+    expect_printed(&g, (Req){T_TILE, 0, 0, 4, -1}, want);
     ir_free(&g);
 }
 
@@ -260,8 +254,6 @@ Test(xform_tile, refuses) {
 Test(xform_interchange, prints_swapped_loops) {
     IrGraph g;
     g_transpose(&g, 3, 4);
-    Req r = {T_INTERCHANGE, 0, 0, 0, -1};
-    char *s = transformed_text(&g, &r);
     const char *want = "kernel k0_add {\n"
                        "    for i1 in 0..4 {\n"
                        "        for i0 in 0..3 {\n"
@@ -269,9 +261,7 @@ Test(xform_interchange, prints_swapped_loops) {
                        "        }\n"
                        "    }\n"
                        "}\n";
-    cr_expect(r.done == 1);
-    cr_expect(strcmp(s, want) == 0, "got:\n%s", s);
-    free(s);
+    expect_printed(&g, (Req){T_INTERCHANGE, 0, 0, 0, -1}, want);
     ir_free(&g);
 }
 
@@ -300,10 +290,10 @@ static LpProg *accumulate(bool row_store, bool other_load) {
 }
 
 static void expect_prog_refuses(LpProg *p, TKind kind, int var, int64_t arg, const char *what) {
-    char *before = print_prog(p);
+    char *before = tu_prog_text(p, NULL);
     LpKernel *k = &p->kernels[0];
     cr_expect(!apply(p, k, lp_find_loop(k, var), kind, arg), "%s: not refused", what);
-    char *after = print_prog(p);
+    char *after = tu_prog_text(p, NULL);
     cr_expect(strcmp(before, after) == 0, "%s: changed:\n%s", what, after);
     free(before);
     free(after);
@@ -337,8 +327,6 @@ Test(xform_interchange, refuses_dependences) {
 Test(xform_unroll, prints_copies_and_remainder) {
     IrGraph g;
     g_elem(&g, 2, 5); /* for i0 in 0..10 */
-    Req r = {T_UNROLL, 0, 0, 4, -1};
-    char *s = transformed_text(&g, &r);
     const char *want =
         "kernel k0_add {\n"
         "    for i1 in 0..2 {\n"
@@ -350,9 +338,7 @@ Test(xform_unroll, prints_copies_and_remainder) {
         "    out0[8] = in0[8] * in1[8] + in0[8]\n"
         "    out0[9] = in0[9] * in1[9] + in0[9]\n"
         "}\n";
-    cr_expect(r.done == 1);
-    cr_expect(strcmp(s, want) == 0, "got:\n%s", s);
-    free(s);
+    expect_printed(&g, (Req){T_UNROLL, 0, 0, 4, -1}, want);
     ir_free(&g);
 }
 
@@ -401,7 +387,7 @@ Test(xform_vectorize, prints_and_reaches_llvm) {
     /* the default schedule leaves it (a strided read: gathers) ... */
     LpProg *p = lp_lower(&g, true);
     lp_schedule(p, 1);
-    s = print_prog(p);
+    s = tu_prog_text(p, NULL);
     cr_expect(strstr(s, "vectorize") == NULL, "got:\n%s", s);
     free(s);
     lp_free(p);
@@ -505,13 +491,13 @@ Test(xform_schedule, marks) {
     g_elem(&g, 512, 512); /* 2^18 elements: parallel with 2 threads */
     LpProg *p = lp_lower(&g, true);
     lp_schedule(p, 1);
-    char *s = print_prog(p);
+    char *s = tu_prog_text(p, NULL);
     cr_expect(strstr(s, "    for i0 in 0..262144 vectorize {\n") != NULL, "got:\n%s", s);
     free(s);
     lp_free(p);
     p = lp_lower(&g, true);
     lp_schedule(p, 2);
-    s = print_prog(p);
+    s = tu_prog_text(p, NULL);
     cr_expect(strstr(s, "    parallel for i0 in 0..262144 vectorize {\n") != NULL, "got:\n%s", s);
     free(s);
     lp_free(p);
@@ -519,7 +505,7 @@ Test(xform_schedule, marks) {
     g_elem(&g, 16, 16); /* small: serial */
     p = lp_lower(&g, true);
     lp_schedule(p, 2);
-    s = print_prog(p);
+    s = tu_prog_text(p, NULL);
     cr_expect(strstr(s, "parallel") == NULL, "got:\n%s", s);
     free(s);
     lp_free(p);
@@ -559,7 +545,7 @@ Test(xform_parcost, schedule_follows_costs) {
     lp_par_cost_set(&dear);
     LpProg *p = lp_lower(&g, true);
     lp_schedule(p, 2);
-    char *s = print_prog(p);
+    char *s = tu_prog_text(p, NULL);
     cr_expect(strstr(s, "parallel") == NULL, "got:\n%s", s);
     free(s);
     lp_free(p);
@@ -569,7 +555,7 @@ Test(xform_parcost, schedule_follows_costs) {
     lp_par_cost_set(&cheap);
     p = lp_lower(&g, true);
     lp_schedule(p, 2);
-    s = print_prog(p);
+    s = tu_prog_text(p, NULL);
     cr_expect(strstr(s, "parallel for i0 in 0..256") != NULL, "got:\n%s", s);
     free(s);
     lp_free(p);
@@ -580,7 +566,7 @@ Test(xform_parcost, schedule_follows_costs) {
     g_elem(&g, 16, 16);
     p = lp_lower(&g, true);
     lp_schedule_with(p, 2, &cheap);
-    s = print_prog(p);
+    s = tu_prog_text(p, NULL);
     cr_expect(strstr(s, "parallel for i0 in 0..256") != NULL, "got:\n%s", s);
     free(s);
     lp_free(p);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "jit.h"
 #include "loop.h"
 #include "transform.h"
@@ -53,11 +54,7 @@ static void trips_hook(LpProg *p, void *arg) {
         h->refused += !lp_unroll(p, k, loop, 4);
         h->refused += !lp_mark_parallel(p, k, loop, 2);
     }
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    lp_print(f, p, NULL);
-    fclose(f);
+    char *buf = tu_prog_text(p, NULL);
     snprintf(h->text, sizeof h->text, "%s", buf);
     free(buf);
 }
@@ -126,11 +123,7 @@ static void attention_text(bool causal, bool with_len, char *text, size_t cap) {
     ir_mark_output(&g, ir_attention(&g, q, k, v, len, causal, 0.25, L0));
     LpProg *p = lp_lower(&g, true);
     cr_assert(p->nkernels == 1);
-    char *buf = NULL;
-    size_t blen = 0;
-    FILE *f = open_memstream(&buf, &blen);
-    lp_print(f, p, &g);
-    fclose(f);
+    char *buf = tu_prog_text(p, &g);
     snprintf(text, cap, "%s", buf);
     free(buf);
     lp_free(p);

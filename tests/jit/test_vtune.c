@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "jit.h"
 #include "kernels.h"
 #include "loop.h"
@@ -100,11 +101,7 @@ Test(vtune, every_schedule_gives_the_same_bits) {
  * LP_CONV_AUTO leaves a node to the graph's own mode. */
 static char *loops_with(const IrGraph *g, const LpConvLowering *modes) {
     LpProg *p = lp_lower_modes(g, true, LP_CONV_AUTO, modes);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    lp_print(f, p, g);
-    fclose(f);
+    char *buf = tu_prog_text(p, g);
     lp_free(p);
     return buf;
 }

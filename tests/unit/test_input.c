@@ -15,6 +15,7 @@
 
 #include "input.h"
 #include "io.h"
+#include "scratch.h"
 
 #ifndef TT_SOURCE_DIR
 #define TT_SOURCE_DIR "."
@@ -22,52 +23,23 @@
 
 #define MIB (1u << 20)
 
-static char tmpdir[64];
 static char err[512];
 
 static void setup(void) {
-    strcpy(tmpdir, "/tmp/tt_input_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tu_scratch_make("/tmp/tt_input");
     err[0] = 0;
     cr_assert_eq(setenv("TT_MAX_INPUT_BYTES", "1M", 1), 0);
 }
 
 static void teardown(void) {
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    char p[600];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        if (unlink(p) != 0) rmdir(p);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
-
-static const char *tpath(const char *name) {
-    static char bufs[4][600];
-    static int k;
-    char *b = bufs[k++ & 3];
-    snprintf(b, 600, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static const char *write_bytes(const char *name, const void *data, size_t len) {
-    const char *p = tpath(name);
-    FILE *f = fopen(p, "wb");
-    cr_assert_not_null(f);
-    if (len) cr_assert_eq(fwrite(data, 1, len, f), len);
-    fclose(f);
-    return p;
+    tu_scratch_remove();
 }
 
 /* A gzip file of head followed by `fill` (a C string, not empty) repeated
  * to `total` bytes in all. */
 static const char *write_gz(const char *name, const void *head, size_t hlen, const char *fill,
                             size_t total) {
-    const char *p = tpath(name);
+    const char *p = tu_scratch_path(name);
     gzFile f = gzopen(p, "wb9");
     cr_assert_not_null(f);
     if (hlen) cr_assert_eq(gzwrite(f, head, (unsigned)hlen), (int)hlen);
@@ -174,13 +146,13 @@ Test(input_limit, exactly_the_limit_is_read_one_more_byte_is_not) {
     char text[1001];
     memset(text, 'a', sizeof text);
     size_t len;
-    const char *p = write_bytes("at.txt", text, 1000);
+    const char *p = tu_write_bytes("at.txt", text, 1000);
     char *s = tt_read_data_file(p, &len, err, sizeof err);
     cr_assert_not_null(s, "%s", err);
     cr_assert_eq(len, 1000);
     cr_assert_eq(s[1000], 0);
     free(s);
-    p = write_bytes("over.txt", text, 1001);
+    p = tu_write_bytes("over.txt", text, 1001);
     cr_assert_null(tt_read_data_file(p, &len, err, sizeof err));
     assert_err(p, "file size of 1001 bytes exceeds the input limit of 1000 bytes "
                   "(TT_MAX_INPUT_BYTES)");
@@ -231,14 +203,14 @@ Test(input_limit, gzip_members_and_trailing_garbage) {
     memcpy(both, a, z1);
     memcpy(both + z1, b, z2);
     IoTensor x, y;
-    const char *p = write_bytes("two.csv.gz", both, z1 + z2);
+    const char *p = tu_write_bytes("two.csv.gz", both, z1 + z2);
     cr_assert(io_load_csv(p, -1, &x, &y, err, sizeof err), "%s", err);
     cr_assert_eq(x.shape.d[0], 2);
     io_tensor_free(&x);
     io_tensor_free(&y);
     /* bytes after the data that are not another member are damage */
     memcpy(both + z1, "junk", 4);
-    p = write_bytes("junk.csv.gz", both, z1 + 4);
+    p = tu_write_bytes("junk.csv.gz", both, z1 + 4);
     cr_assert_not(io_load_csv(p, -1, &x, &y, err, sizeof err));
     assert_err(p, "corrupt gzip data: unexpected bytes after the compressed data");
     free(a);
@@ -276,7 +248,7 @@ Test(input_limit, csv_plain_file_over_the_limit) {
     cr_assert_eq(setenv("TT_MAX_INPUT_BYTES", "1000", 1), 0);
     char text[2001];
     for (int i = 0; i < 500; i++) memcpy(text + 4 * i, "1,2\n", 4);
-    const char *p = write_bytes("big.csv", text, 2000);
+    const char *p = tu_write_bytes("big.csv", text, 2000);
     IoTensor x, y;
     cr_assert_not(io_load_csv(p, -1, &x, &y, err, sizeof err));
     assert_err(p,
@@ -323,7 +295,7 @@ Test(input_limit, idx_header_claiming_more_than_the_limit) {
                       "limit of 1.0 MiB (TT_MAX_INPUT_BYTES)";
     IoTensor t;
     /* refused on the header alone: plain, gzipped, and with the data there */
-    const char *p = write_bytes("claim.idx", b, n);
+    const char *p = tu_write_bytes("claim.idx", b, n);
     cr_assert_not(io_load_idx(p, &t, err, sizeof err));
     assert_err(p, msg);
     p = write_gz("claim.idx.gz", b, n, "\x01", n + 2048 * 1024);
@@ -332,7 +304,7 @@ Test(input_limit, idx_header_claiming_more_than_the_limit) {
     assert_err(p, msg);
     /* f64 makes the same count 8 times larger */
     n = idx_head(b, 0x0E, 1, (uint32_t[]){1u << 17});
-    p = write_bytes("f64.idx", b, n);
+    p = tu_write_bytes("f64.idx", b, n);
     cr_assert_not(io_load_idx(p, &t, err, sizeof err));
     assert_err(p, "dimensions [131072] make a file of 1048584 bytes, more than the input limit of "
                   "1.0 MiB (TT_MAX_INPUT_BYTES)");
@@ -407,7 +379,7 @@ Test(input_limit, npy_header_claiming_more_than_the_limit) {
     const char *msg = "shape [512, 1024] of '<f4' makes a file of 2097280 bytes, more than the "
                       "input limit of 1.0 MiB (TT_MAX_INPUT_BYTES)";
     IoTensor t;
-    const char *p = write_bytes("claim.npy", b, n);
+    const char *p = tu_write_bytes("claim.npy", b, n);
     cr_assert_not(io_load_npy(p, &t, err, sizeof err));
     assert_err(p, msg);
     p = write_gz("claim.npy.gz", b, n, "\x01", n + 2 * MIB);
@@ -432,7 +404,7 @@ Test(input_limit, npy_header_claiming_more_than_the_data) {
     unsigned char b[256];
     /* a v2.0 header length of 4 GiB - 1 in a 16-byte file */
     memcpy(b, "\x93NUMPY\x02\x00\xff\xff\xff\xff{}  ", 16);
-    const char *p = write_bytes("hlen.npy", b, 16);
+    const char *p = tu_write_bytes("hlen.npy", b, 16);
     IoTensor t;
     cr_assert_not(io_load_npy(p, &t, err, sizeof err));
     assert_err(p, "truncated: header length is 4294967295 bytes, the file has 4 after it");
@@ -487,18 +459,18 @@ Test(input_limit, dev_zero) {
 }
 
 Test(input_limit, directory) {
-    every_reader_fails(tmpdir, "is a directory");
+    every_reader_fails(tu_scratch_dir(), "is a directory");
     /* not even as a source */
     size_t len;
-    cr_assert_null(tt_read_file(tmpdir, &len, err, sizeof err));
-    assert_err(tmpdir, "is a directory");
+    cr_assert_null(tt_read_file(tu_scratch_dir(), &len, err, sizeof err));
+    assert_err(tu_scratch_dir(), "is a directory");
 }
 
 Test(input_limit, fifo_without_a_writer_does_not_block) {
-    const char *p = tpath("fifo");
+    const char *p = tu_scratch_path("fifo");
     cr_assert_eq(mkfifo(p, 0600), 0);
     every_reader_fails(p, "not a regular file (a FIFO)");
-    p = tpath("fifo.csv.gz");
+    p = tu_scratch_path("fifo.csv.gz");
     cr_assert_eq(mkfifo(p, 0600), 0);
     every_reader_fails(p, "not a regular file (a FIFO)");
 }

@@ -13,6 +13,8 @@
 #include <zlib.h>
 
 #include "io.h"
+#include "readfile.h"
+#include "scratch.h"
 
 #ifndef TT_SOURCE_DIR
 #define TT_SOURCE_DIR "."
@@ -80,53 +82,23 @@ static const unsigned char npy_i64_2[] = {
 
 /* -- a scratch directory per test -- */
 
-static char tmpdir[64];
 static char err[512];
 
 static void setup(void) {
-    strcpy(tmpdir, "/tmp/tt_io_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tu_scratch_make("/tmp/tt_io");
     err[0] = 0;
 }
 
 static void teardown(void) {
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    char p[600];
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
-
-/* Returns a static path tmpdir/name (two slots, alternating). */
-static const char *tpath(const char *name) {
-    static char bufs[2][600];
-    static int k;
-    char *b = bufs[k++ & 1];
-    snprintf(b, 600, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static const char *write_bytes(const char *name, const void *data, size_t len) {
-    const char *p = tpath(name);
-    FILE *f = fopen(p, "wb");
-    cr_assert_not_null(f);
-    if (len) cr_assert_eq(fwrite(data, 1, len, f), len);
-    fclose(f);
-    return p;
+    tu_scratch_remove();
 }
 
 static const char *write_text(const char *name, const char *text) {
-    return write_bytes(name, text, strlen(text));
+    return tu_write_bytes(name, text, strlen(text));
 }
 
 static const char *write_gz(const char *name, const void *data, size_t len) {
-    const char *p = tpath(name);
+    const char *p = tu_scratch_path(name);
     gzFile f = gzopen(p, "wb");
     cr_assert_not_null(f);
     cr_assert_eq(gzwrite(f, data, (unsigned)len), (int)len);
@@ -134,17 +106,9 @@ static const char *write_gz(const char *name, const void *data, size_t len) {
     return p;
 }
 
+/* The file's bytes (tu_read_file). */
 static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
+    return (unsigned char *)tu_read_file(path, len);
 }
 
 /* err must be exactly "<path>: <msg>" */
@@ -156,7 +120,7 @@ static unsigned char *slurp(const char *path, size_t *len) {
     } while (0)
 
 static bool dir_has_tmp_files(void) {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tu_scratch_dir());
     bool found = false;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
@@ -276,7 +240,7 @@ Test(io_csv, digits_gz) {
 Test(io_csv, large_file) {
     /* 60,000 rows of 785 small integers, like Fashion-MNIST as CSV: a block
      * of 256 distinct rows written over and over */
-    const char *p = tpath("big.csv");
+    const char *p = tu_scratch_path("big.csv");
     FILE *f = fopen(p, "w");
     cr_assert_not_null(f);
     char *block = malloc(256 * 785 * 4 + 1), *q = block;
@@ -362,7 +326,7 @@ Test(io_csv, long_field_is_shortened) {
 
 Test(io_csv, missing_file_and_bad_gzip) {
     IoTensor x, y;
-    const char *p = tpath("nope.csv");
+    const char *p = tu_scratch_path("nope.csv");
     cr_assert_not(io_load_csv(p, -1, &x, &y, err, sizeof err));
     assert_err(p, "cannot open: No such file or directory");
     const char *g = write_text("bad.csv.gz", "this is not gzip but long enough to read\n");
@@ -374,7 +338,7 @@ Test(io_csv, missing_file_and_bad_gzip) {
     const char *t = write_gz("t.csv.gz", text, strlen(text));
     size_t len;
     unsigned char *b = slurp(t, &len);
-    t = write_bytes("t.csv.gz", b, len - 6);
+    t = tu_write_bytes("t.csv.gz", b, len - 6);
     free(b);
     cr_assert_not(io_load_csv(t, -1, &x, &y, err, sizeof err));
     cr_assert(strncmp(err, t, strlen(t)) == 0 && strstr(err, "gzip"), "%s", err);
@@ -402,7 +366,7 @@ Test(io_idx, u8_images_and_gz) {
     unsigned char b[64];
     const unsigned char px[6] = {0, 1, 127, 128, 254, 255};
     size_t n = idx_build(b, 0x08, 2, (uint32_t[]){2, 3}, px, 6);
-    const char *paths[2] = {write_bytes("u8.idx", b, n), write_gz("u8.idx.gz", b, n)};
+    const char *paths[2] = {tu_write_bytes("u8.idx", b, n), write_gz("u8.idx.gz", b, n)};
     for (int k = 0; k < 2; k++) {
         IoTensor t;
         cr_assert(io_load_idx(paths[k], &t, err, sizeof err), "%s", err);
@@ -419,37 +383,37 @@ Test(io_idx, signed_and_float_types) {
     IoTensor t;
     /* i8 */
     size_t n = idx_build(b, 0x09, 1, (uint32_t[]){3}, (unsigned char[]){0x80, 0x7f, 0xff}, 3);
-    cr_assert(io_load_idx(write_bytes("i8.idx", b, n), &t, err, sizeof err), "%s", err);
+    cr_assert(io_load_idx(tu_write_bytes("i8.idx", b, n), &t, err, sizeof err), "%s", err);
     cr_assert_eq(t.dtype, TY_I32);
     cr_assert(((int32_t *)t.data)[0] == -128 && ((int32_t *)t.data)[1] == 127 &&
               ((int32_t *)t.data)[2] == -1);
     io_tensor_free(&t);
     /* i16, big-endian */
     n = idx_build(b, 0x0B, 1, (uint32_t[]){2}, (unsigned char[]){0xff, 0xfe, 0x01, 0x02}, 4);
-    cr_assert(io_load_idx(write_bytes("i16.idx", b, n), &t, err, sizeof err), "%s", err);
+    cr_assert(io_load_idx(tu_write_bytes("i16.idx", b, n), &t, err, sizeof err), "%s", err);
     cr_assert(((int32_t *)t.data)[0] == -2 && ((int32_t *)t.data)[1] == 258);
     io_tensor_free(&t);
     /* i32 */
     n = idx_build(b, 0x0C, 1, (uint32_t[]){1}, (unsigned char[]){0x80, 0, 0, 1}, 4);
-    cr_assert(io_load_idx(write_bytes("i32.idx", b, n), &t, err, sizeof err), "%s", err);
+    cr_assert(io_load_idx(tu_write_bytes("i32.idx", b, n), &t, err, sizeof err), "%s", err);
     cr_assert_eq(((int32_t *)t.data)[0], INT32_MIN + 1);
     io_tensor_free(&t);
     /* f32 1.5 = 0x3fc00000 */
     n = idx_build(b, 0x0D, 1, (uint32_t[]){1}, (unsigned char[]){0x3f, 0xc0, 0, 0}, 4);
-    cr_assert(io_load_idx(write_bytes("f32.idx", b, n), &t, err, sizeof err), "%s", err);
+    cr_assert(io_load_idx(tu_write_bytes("f32.idx", b, n), &t, err, sizeof err), "%s", err);
     cr_assert_eq(t.dtype, TY_F32);
     cr_assert_eq(((float *)t.data)[0], 1.5f);
     io_tensor_free(&t);
     /* f64 -2.25 = 0xc002000000000000 */
     n = idx_build(b, 0x0E, 1, (uint32_t[]){1}, (unsigned char[]){0xc0, 0x02, 0, 0, 0, 0, 0, 0}, 8);
-    cr_assert(io_load_idx(write_bytes("f64.idx", b, n), &t, err, sizeof err), "%s", err);
+    cr_assert(io_load_idx(tu_write_bytes("f64.idx", b, n), &t, err, sizeof err), "%s", err);
     cr_assert_eq(t.dtype, TY_F32);
     cr_assert_eq(((float *)t.data)[0], -2.25f);
     io_tensor_free(&t);
 }
 
 static void idx_fails(const char *name, const unsigned char *b, size_t n, const char *msg) {
-    const char *p = write_bytes(name, b, n);
+    const char *p = tu_write_bytes(name, b, n);
     IoTensor t;
     cr_assert_not(io_load_idx(p, &t, err, sizeof err));
     cr_assert_null(t.data);
@@ -494,7 +458,7 @@ Test(io_idx, corrupt) {
 
 Test(io_idx, missing_and_corrupt_gz) {
     IoTensor t;
-    const char *p = tpath("none.idx.gz");
+    const char *p = tu_scratch_path("none.idx.gz");
     cr_assert_not(io_load_idx(p, &t, err, sizeof err));
     assert_err(p, "cannot open: No such file or directory");
     unsigned char b[64];
@@ -504,7 +468,7 @@ Test(io_idx, missing_and_corrupt_gz) {
     size_t len;
     unsigned char *z = slurp(g, &len);
     z[len - 1] ^= 0xff; /* break the length trailer */
-    g = write_bytes("c.idx.gz", z, len);
+    g = tu_write_bytes("c.idx.gz", z, len);
     free(z);
     cr_assert_not(io_load_idx(g, &t, err, sizeof err));
     cr_assert(strncmp(err, g, strlen(g)) == 0 && strstr(err, "gzip"), "%s", err);
@@ -546,7 +510,7 @@ TestSuite(io_npy, .init = setup, .fini = teardown);
 Test(io_npy, load_numpy_files) {
     IoTensor t;
     cr_assert(
-        io_load_npy(write_bytes("f.npy", npy_f32_2x3, sizeof npy_f32_2x3), &t, err, sizeof err),
+        io_load_npy(tu_write_bytes("f.npy", npy_f32_2x3, sizeof npy_f32_2x3), &t, err, sizeof err),
         "%s", err);
     cr_assert_eq(t.dtype, TY_F32);
     cr_assert(t.shape.ndim == 2 && t.shape.d[0] == 2 && t.shape.d[1] == 3);
@@ -554,29 +518,32 @@ Test(io_npy, load_numpy_files) {
     cr_assert_arr_eq(t.data, want, sizeof want);
     io_tensor_free(&t);
 
-    cr_assert(io_load_npy(write_bytes("i.npy", npy_i32_3, sizeof npy_i32_3), &t, err, sizeof err),
-              "%s", err);
+    cr_assert(
+        io_load_npy(tu_write_bytes("i.npy", npy_i32_3, sizeof npy_i32_3), &t, err, sizeof err),
+        "%s", err);
     cr_assert_eq(t.dtype, TY_I32);
     cr_assert(t.shape.ndim == 1 && t.shape.d[0] == 3);
     cr_assert_arr_eq(t.data, ((int32_t[]){1, -2, 2147483647}), 12);
     io_tensor_free(&t);
 
-    cr_assert(
-        io_load_npy(write_bytes("s.npy", npy_i8_scalar, sizeof npy_i8_scalar), &t, err, sizeof err),
-        "%s", err);
+    cr_assert(io_load_npy(tu_write_bytes("s.npy", npy_i8_scalar, sizeof npy_i8_scalar), &t, err,
+                          sizeof err),
+              "%s", err);
     cr_assert_eq(t.dtype, TY_I8);
     cr_assert_eq(t.shape.ndim, 0);
     cr_assert_eq(((int8_t *)t.data)[0], -7);
     io_tensor_free(&t);
 
-    cr_assert(io_load_npy(write_bytes("d.npy", npy_f64_2, sizeof npy_f64_2), &t, err, sizeof err),
-              "%s", err);
+    cr_assert(
+        io_load_npy(tu_write_bytes("d.npy", npy_f64_2, sizeof npy_f64_2), &t, err, sizeof err),
+        "%s", err);
     cr_assert_eq(t.dtype, TY_F32);
     cr_assert_arr_eq(t.data, ((float[]){0.5f, -1000.0f}), 8);
     io_tensor_free(&t);
 
-    cr_assert(io_load_npy(write_bytes("l.npy", npy_i64_2, sizeof npy_i64_2), &t, err, sizeof err),
-              "%s", err);
+    cr_assert(
+        io_load_npy(tu_write_bytes("l.npy", npy_i64_2, sizeof npy_i64_2), &t, err, sizeof err),
+        "%s", err);
     cr_assert_eq(t.dtype, TY_I32);
     cr_assert_arr_eq(t.data, ((int32_t[]){5, -6}), 8);
     io_tensor_free(&t);
@@ -591,13 +558,13 @@ Test(io_npy, version_2_header) {
     b[8] = (unsigned char)hlen, b[9] = 0, b[10] = 0, b[11] = 0;
     memcpy(b + 12, npy_f32_2x3 + 10, sizeof npy_f32_2x3 - 10);
     IoTensor t;
-    cr_assert(io_load_npy(write_bytes("v2.npy", b, sizeof b), &t, err, sizeof err), "%s", err);
+    cr_assert(io_load_npy(tu_write_bytes("v2.npy", b, sizeof b), &t, err, sizeof err), "%s", err);
     cr_assert(t.shape.ndim == 2 && ((float *)t.data)[5] == 6.25f);
     io_tensor_free(&t);
 }
 
 static void save_matches(const IoTensor *t, const unsigned char *want, size_t wlen) {
-    const char *p = tpath("out.npy");
+    const char *p = tu_scratch_path("out.npy");
     cr_assert(io_save_npy(p, t, err, sizeof err), "%s", err);
     size_t len;
     unsigned char *got = slurp(p, &len);
@@ -625,7 +592,7 @@ Test(io_npy, round_trip_shapes) {
         int32_t *v = malloc((size_t)n * 4);
         for (int64_t k = 0; k < n; k++) v[k] = (int32_t)(k * 2654435761u);
         t.data = v;
-        const char *p = tpath("rt.npy");
+        const char *p = tu_scratch_path("rt.npy");
         cr_assert(io_save_npy(p, &t, err, sizeof err), "%s", err);
         size_t len;
         unsigned char *b = slurp(p, &len);
@@ -648,7 +615,7 @@ Test(io_npy, numpy_reads_what_we_write) {
     if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0)
         cr_skip_test("/usr/bin/python3 with numpy is not available");
     float f[6] = {1.5f, -2, 3, 4, 5, 6.25f};
-    const char *p = tpath("py.npy");
+    const char *p = tu_scratch_path("py.npy");
     cr_assert(io_save_npy(p, &(IoTensor){TY_F32, {2, {3, 2}}, f}, err, sizeof err), "%s", err);
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
@@ -660,7 +627,7 @@ Test(io_npy, numpy_reads_what_we_write) {
 }
 
 static void npy_fails(const char *name, const void *b, size_t n, const char *msg) {
-    const char *p = write_bytes(name, b, n);
+    const char *p = tu_write_bytes(name, b, n);
     IoTensor t;
     cr_assert_not(io_load_npy(p, &t, err, sizeof err));
     cr_assert_null(t.data);
@@ -784,7 +751,7 @@ Test(io_st, round_trip) {
         {"q", {TY_I8, {1, {3}}, q}},         {"empty", {TY_F32, {2, {0, 4}}, NULL}},
         {"scalar", {TY_F32, {0, {0}}, &s}},
     };
-    const char *p = tpath("w.safetensors");
+    const char *p = tu_scratch_path("w.safetensors");
     cr_assert(io_save_safetensors(p, ts, 5, err, sizeof err), "%s", err);
     cr_assert_not(dir_has_tmp_files());
 
@@ -844,7 +811,7 @@ Test(io_st, python_written_file) {
     cr_assert_eq((len - 12 - 8) % 8, 0);
     IoNamed *out;
     int n;
-    const char *p = write_bytes("py.safetensors", file, len);
+    const char *p = tu_write_bytes("py.safetensors", file, len);
     free(file);
     cr_assert(io_load_safetensors(p, &out, &n, err, sizeof err), "%s", err);
     cr_assert_eq(n, 2);
@@ -952,7 +919,7 @@ Test(io_st, zero_size_tensors_do_not_overlap) {
 
 Test(io_st, save_errors) {
     float w[2] = {1, 2};
-    const char *p = tpath("keep.safetensors");
+    const char *p = tu_scratch_path("keep.safetensors");
     IoNamed one[1] = {{"w", {TY_F32, {1, {2}}, w}}};
     cr_assert(io_save_safetensors(p, one, 1, err, sizeof err), "%s", err);
     size_t len0;
@@ -985,7 +952,7 @@ Test(io_st, save_errors) {
 Test(io_st, every_truncation_fails_cleanly) {
     float w[6] = {1, 2, 3, 4, 5, 6};
     IoNamed ts[2] = {{"a", {TY_F32, {2, {2, 3}}, w}}, {"b", {TY_F32, {1, {2}}, w}}};
-    const char *p = tpath("t.safetensors");
+    const char *p = tu_scratch_path("t.safetensors");
     cr_assert(io_save_safetensors(p, ts, 2, err, sizeof err), "%s", err);
     size_t len;
     unsigned char *b = slurp(p, &len);

@@ -14,39 +14,18 @@
 #include <unistd.h>
 
 #include "io_atomic.h"
+#include "scratch.h"
 #include "signals.h"
 
-static char dir[64];
-
 static void setup(void) {
-    strcpy(dir, "/tmp/tt_atomic_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tu_scratch_make("/tmp/tt_atomic");
 }
 
 static void teardown(void) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char p[600];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (rmdir(p) != 0) unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
+    tu_scratch_remove();
 }
 
 TestSuite(io_atomic, .init = setup, .fini = teardown);
-
-/* dir/name in one of four rotating buffers (copy what must live longer). */
-static const char *at(const char *name) {
-    static char buf[4][600];
-    static int k;
-    char *b = buf[k++ % 4];
-    snprintf(b, 600, "%s/%s", dir, name);
-    return b;
-}
 
 static void put_file(const char *path, const char *text, mode_t mode) {
     FILE *f = fopen(path, "w");
@@ -72,7 +51,7 @@ static const char *listing(void) {
     static char out[4096];
     char *names[64];
     int n = 0;
-    DIR *d = opendir(dir);
+    DIR *d = opendir(tu_scratch_dir());
     struct dirent *e;
     while ((e = readdir(d)) && n < 64)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
@@ -115,12 +94,12 @@ static bool spy(int fd, void *ctx, const char *path, char *err, size_t errlen) {
     s->mode = st.st_mode & 07777;
     s->nlink = st.st_nlink;
     s->regular = S_ISREG(st.st_mode);
-    DIR *d = opendir(dir);
+    DIR *d = opendir(tu_scratch_dir());
     struct dirent *e;
     while ((e = readdir(d))) {
         struct stat le;
         char p[600];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        snprintf(p, sizeof p, "%s/%s", tu_scratch_dir(), e->d_name);
         if (lstat(p, &le) == 0 && le.st_ino == st.st_ino && le.st_dev == st.st_dev)
             snprintf(s->name, sizeof s->name, "%s", e->d_name);
     }
@@ -130,28 +109,29 @@ static bool spy(int fd, void *ctx, const char *path, char *err, size_t errlen) {
 
 Test(io_atomic, planted_symlinks_are_never_followed) {
     char victim[600];
-    snprintf(victim, sizeof victim, "%s", at("victim"));
+    snprintf(victim, sizeof victim, "%s", tu_scratch_path("victim"));
     put_file(victim, "secret", 0644);
     /* links at the old predictable name, at likely names, and at a dangling
      * target that a create through the link would make */
     char pidname[64];
     snprintf(pidname, sizeof pidname, "out.bin.tmp.%ld", (long)getpid());
     const char *links[] = {pidname, "out.bin.tmp", "out.bin.tmp.XXXXXX", ".tt-tmp.XXXXXX"};
-    for (int i = 0; i < 4; i++) cr_assert_eq(symlink(victim, at(links[i])), 0);
-    cr_assert_eq(symlink(at("made-through-link"), at("out.bin.tmp.000000")), 0);
+    for (int i = 0; i < 4; i++) cr_assert_eq(symlink(victim, tu_scratch_path(links[i])), 0);
+    cr_assert_eq(
+        symlink(tu_scratch_path("made-through-link"), tu_scratch_path("out.bin.tmp.000000")), 0);
     Seen s = {0};
     char err[256] = "";
-    cr_assert(io_write_atomic_fn(at("out.bin"), spy, &s, err, sizeof err), "%s", err);
+    cr_assert(io_write_atomic_fn(tu_scratch_path("out.bin"), spy, &s, err, sizeof err), "%s", err);
     /* the temporary file was a fresh regular file of its own in dir */
     cr_assert(s.regular);
     cr_assert_eq(s.nlink, 1);
     cr_assert_eq(strncmp(s.name, "out.bin.tmp.", 12), 0, "temporary file '%s'", s.name);
     for (int i = 0; i < 4; i++) cr_assert_str_neq(s.name, links[i]);
     cr_assert_str_eq(contents(victim), "secret");
-    cr_assert_str_eq(contents(at("out.bin")), "new");
+    cr_assert_str_eq(contents(tu_scratch_path("out.bin")), "new");
     char buf[600];
     for (int i = 0; i < 4; i++) {
-        ssize_t n = readlink(at(links[i]), buf, sizeof buf - 1);
+        ssize_t n = readlink(tu_scratch_path(links[i]), buf, sizeof buf - 1);
         cr_assert_gt(n, 0, "%s is no longer a link", links[i]);
         buf[n] = 0;
         cr_assert_str_eq(buf, victim);
@@ -160,50 +140,50 @@ Test(io_atomic, planted_symlinks_are_never_followed) {
     int n = 0;
     for (const char *l = listing(); *l; l++) n += *l == ' ';
     cr_assert_eq(n + 1, 7, "%s", listing());
-    cr_assert_str_eq(contents(at("made-through-link")), "<missing>");
+    cr_assert_str_eq(contents(tu_scratch_path("made-through-link")), "<missing>");
 }
 
 Test(io_atomic, symlink_at_the_destination_is_replaced_not_followed) {
-    put_file(at("victim"), "secret", 0600);
-    cr_assert_eq(symlink("victim", at("out")), 0);
+    put_file(tu_scratch_path("victim"), "secret", 0600);
+    cr_assert_eq(symlink("victim", tu_scratch_path("out")), 0);
     char err[256] = "";
-    cr_assert(write_text(at("out"), "new", err, sizeof err), "%s", err);
-    cr_assert_str_eq(contents(at("victim")), "secret");
+    cr_assert(write_text(tu_scratch_path("out"), "new", err, sizeof err), "%s", err);
+    cr_assert_str_eq(contents(tu_scratch_path("victim")), "secret");
     struct stat st;
-    cr_assert_eq(lstat(at("out"), &st), 0);
+    cr_assert_eq(lstat(tu_scratch_path("out"), &st), 0);
     cr_assert(S_ISREG(st.st_mode));
-    cr_assert_str_eq(contents(at("out")), "new");
+    cr_assert_str_eq(contents(tu_scratch_path("out")), "new");
 }
 
 Test(io_atomic, the_destination_keeps_its_mode) {
     const mode_t modes[] = {0640, 0755, 0444, 0600, 02750};
     for (int i = 0; i < 5; i++) {
-        put_file(at("out"), "old", modes[i]);
+        put_file(tu_scratch_path("out"), "old", modes[i]);
         char err[256] = "";
         Seen s = {0};
-        cr_assert(io_write_atomic_fn(at("out"), spy, &s, err, sizeof err), "%s", err);
+        cr_assert(io_write_atomic_fn(tu_scratch_path("out"), spy, &s, err, sizeof err), "%s", err);
         /* already while it is written: a reader never sees other bits */
         cr_assert_eq(s.mode, modes[i], "mode %o while writing, expected %o", s.mode, modes[i]);
         struct stat st;
-        cr_assert_eq(stat(at("out"), &st), 0);
+        cr_assert_eq(stat(tu_scratch_path("out"), &st), 0);
         cr_assert_eq(st.st_mode & 07777, modes[i], "mode %o, expected %o", st.st_mode & 07777,
                      modes[i]);
-        cr_assert_str_eq(contents(at("out")), "new");
-        chmod(at("out"), 0600);
+        cr_assert_str_eq(contents(tu_scratch_path("out")), "new");
+        chmod(tu_scratch_path("out"), 0600);
     }
 }
 
 Test(io_atomic, a_new_file_gets_0666_less_the_umask) {
     const mode_t masks[] = {022, 077, 0, 027};
     for (int i = 0; i < 4; i++) {
-        unlink(at("out"));
+        unlink(tu_scratch_path("out"));
         mode_t old = umask(masks[i]);
         char err[256] = "";
-        bool ok = write_text(at("out"), "new", err, sizeof err);
+        bool ok = write_text(tu_scratch_path("out"), "new", err, sizeof err);
         umask(old);
         cr_assert(ok, "%s", err);
         struct stat st;
-        cr_assert_eq(stat(at("out"), &st), 0);
+        cr_assert_eq(stat(tu_scratch_path("out"), &st), 0);
         cr_assert_eq(st.st_mode & 07777, 0666 & ~masks[i], "umask %o: mode %o", masks[i],
                      st.st_mode & 07777);
     }
@@ -212,7 +192,7 @@ Test(io_atomic, a_new_file_gets_0666_less_the_umask) {
     umask(old);
     cr_assert_eq(old, umask(old));
     umask(022);
-    cr_assert(write_text(at("out2"), "new", NULL, 0));
+    cr_assert(write_text(tu_scratch_path("out2"), "new", NULL, 0));
     cr_assert_eq(umask(022), 022);
 }
 
@@ -225,14 +205,14 @@ static bool fail_midway(int fd, void *ctx, const char *path, char *err, size_t e
 }
 
 Test(io_atomic, a_failed_write_leaves_nothing_behind) {
-    put_file(at("out"), "old", 0644);
+    put_file(tu_scratch_path("out"), "old", 0644);
     char err[256] = "";
-    cr_assert_not(io_write_atomic_fn(at("out"), fail_midway, NULL, err, sizeof err));
+    cr_assert_not(io_write_atomic_fn(tu_scratch_path("out"), fail_midway, NULL, err, sizeof err));
     cr_assert(strstr(err, "simulated failure"), "%s", err);
-    cr_assert_str_eq(contents(at("out")), "old");
+    cr_assert_str_eq(contents(tu_scratch_path("out")), "old");
     cr_assert_str_eq(listing(), "out");
     /* and when there was no destination, there is none after */
-    cr_assert_not(io_write_atomic_fn(at("fresh"), fail_midway, NULL, err, sizeof err));
+    cr_assert_not(io_write_atomic_fn(tu_scratch_path("fresh"), fail_midway, NULL, err, sizeof err));
     cr_assert_str_eq(listing(), "out");
 }
 
@@ -242,30 +222,30 @@ Test(io_atomic, a_full_file_system_leaves_nothing_behind) {
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit rl = {4096, 4096};
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-    put_file(at("out"), "old", 0644);
+    put_file(tu_scratch_path("out"), "old", 0644);
     size_t n = 1 << 20;
     char *big = calloc(1, n);
     IoChunk c[2] = {{"header", 6}, {big, n}};
     char err[256] = "";
-    cr_assert_not(io_write_atomic(at("out"), c, 2, err, sizeof err));
+    cr_assert_not(io_write_atomic(tu_scratch_path("out"), c, 2, err, sizeof err));
     free(big);
     cr_assert(strstr(err, "cannot write"), "%s", err);
     cr_assert(strstr(err, strerror(EFBIG)), "%s", err);
-    cr_assert_str_eq(contents(at("out")), "old");
+    cr_assert_str_eq(contents(tu_scratch_path("out")), "old");
     cr_assert_str_eq(listing(), "out");
 }
 
 Test(io_atomic, a_failed_rename_leaves_nothing_behind) {
-    cr_assert_eq(mkdir(at("out"), 0755), 0);
+    cr_assert_eq(mkdir(tu_scratch_path("out"), 0755), 0);
     char err[256] = "";
-    cr_assert_not(write_text(at("out"), "new", err, sizeof err));
+    cr_assert_not(write_text(tu_scratch_path("out"), "new", err, sizeof err));
     cr_assert(strstr(err, "rename"), "%s", err);
     cr_assert_str_eq(listing(), "out");
 }
 
 Test(io_atomic, a_missing_directory_is_an_error) {
     char err[256] = "";
-    cr_assert_not(write_text(at("no/such/out"), "new", err, sizeof err));
+    cr_assert_not(write_text(tu_scratch_path("no/such/out"), "new", err, sizeof err));
     cr_assert(strstr(err, "no/such/out: cannot write: "), "%s", err);
     cr_assert(strstr(err, strerror(ENOENT)), "%s", err);
     cr_assert_str_eq(listing(), "");
@@ -277,21 +257,21 @@ Test(io_atomic, a_long_name_gets_a_short_temporary_name) {
     name[250] = 0;
     Seen s = {0};
     char err[256] = "";
-    cr_assert(io_write_atomic_fn(at(name), spy, &s, err, sizeof err), "%s", err);
+    cr_assert(io_write_atomic_fn(tu_scratch_path(name), spy, &s, err, sizeof err), "%s", err);
     cr_assert_eq(strncmp(s.name, ".tt-tmp.", 8), 0, "temporary file '%s'", s.name);
-    cr_assert_str_eq(contents(at(name)), "new");
+    cr_assert_str_eq(contents(tu_scratch_path(name)), "new");
     cr_assert_str_eq(listing(), name);
 }
 
 Test(io_atomic, a_pending_signal_stops_the_write) {
-    put_file(at("out"), "old", 0644);
+    put_file(tu_scratch_path("out"), "old", 0644);
     rt_sig_pending = SIGINT;
     char err[256] = "";
-    bool ok = write_text(at("out"), "new", err, sizeof err);
+    bool ok = write_text(tu_scratch_path("out"), "new", err, sizeof err);
     rt_sig_pending = 0;
     cr_assert_not(ok);
     cr_assert(strstr(err, "out: interrupted"), "%s", err);
-    cr_assert_str_eq(contents(at("out")), "old");
+    cr_assert_str_eq(contents(tu_scratch_path("out")), "old");
     cr_assert_str_eq(listing(), "out");
 }
 
@@ -306,27 +286,27 @@ static bool killed_midway(int fd, void *ctx, const char *path, char *err, size_t
 }
 
 Test(io_atomic, a_killed_write_removes_its_temporary_file) {
-    put_file(at("out"), "old", 0644);
+    put_file(tu_scratch_path("out"), "old", 0644);
     fflush(NULL);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         rt_signals_install(false);
         char err[256];
-        io_write_atomic_fn(at("out"), killed_midway, NULL, err, sizeof err);
+        io_write_atomic_fn(tu_scratch_path("out"), killed_midway, NULL, err, sizeof err);
         _exit(0);
     }
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "status %#x", status);
-    cr_assert_str_eq(contents(at("out")), "old");
+    cr_assert_str_eq(contents(tu_scratch_path("out")), "old");
     cr_assert_str_eq(listing(), "out");
 }
 
 Test(io_atomic, the_tracking_table_is_bounded) {
     int slots[16], n = 0;
     for (int i = 0; i < 16; i++) {
-        slots[i] = rt_tmpfile_track(at("x"));
+        slots[i] = rt_tmpfile_track(tu_scratch_path("x"));
         if (slots[i] >= 0) n++;
     }
     cr_assert_eq(n, 8);
@@ -336,7 +316,7 @@ Test(io_atomic, the_tracking_table_is_bounded) {
     longpath[sizeof longpath - 1] = 0;
     for (int i = 0; i < 16; i++) rt_tmpfile_forget(slots[i]);
     cr_assert_eq(rt_tmpfile_track(longpath), -1);
-    int s = rt_tmpfile_track(at("x"));
+    int s = rt_tmpfile_track(tu_scratch_path("x"));
     cr_assert_geq(s, 0);
     rt_tmpfile_forget(s);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump_text.h"
 #include "ir.h"
 
 #define SHP(...)                                                                                   \
@@ -35,15 +36,6 @@ static void expect_err(int id, const char *substr) {
     cr_assert(strstr(g.err, substr), "error \"%s\" lacks \"%s\"", g.err, substr);
     size_t n = strlen(g.err);
     cr_assert(n > 0 && g.err[n - 1] != '\n', "error ends with a newline");
-}
-
-static char *print_graph(void) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ir_print(f, &g);
-    fclose(f);
-    return buf;
 }
 
 static void expect_valid(void) {
@@ -630,7 +622,7 @@ Test(ir_print, golden_lines) {
     int s = ir_reduce(&g, OP_SUM, m, (int[]){0, 1}, 2, false, NOLOC);
     ir_const(&g, TY_F32, SHP(64, 128), 1.0, NOLOC);
     ir_mark_output(&g, s);
-    char *out = print_graph();
+    char *out = tu_graph_text(&g);
     cr_assert(strstr(out, "graph: 2 inputs, 1 output\n"), "%s", out);
     cr_assert(strstr(out, "  %0 = input \"x\" : f32[64, 784]\n"), "%s", out);
     cr_assert(strstr(out, "  %1 = input \"fc1.w\" : f32[784, 128]\n"), "%s", out);
@@ -653,7 +645,7 @@ Test(ir_print, attributes) {
     ir_concat(&g, (int[]){x, x}, 2, 1, NOLOC);
     ir_const(&g, TY_I32, shape_scalar(), 3, NOLOC);
     ir_const(&g, TY_F32, shape_scalar(), -0.125, NOLOC);
-    char *out = print_graph();
+    char *out = tu_graph_text(&g);
     cr_assert(strstr(out, "= permute %0 perm=[1, 0] : f32[3, 2]"), "%s", out);
     cr_assert(strstr(out, "= reshape %0 shape=[3, 2] : f32[3, 2]"), "%s", out);
     cr_assert(strstr(out, "= slice %0 start=[1, 0] stop=[2, 3] step=[1, 1] : f32[1, 3]"), "%s",

@@ -16,25 +16,7 @@
 #include "ir.h"
 #include "kernels.h"
 #include "loop.h"
-
-#ifndef TT_SOURCE_DIR
-#define TT_SOURCE_DIR "."
-#endif
-
-static char *read_doc(const char *rel) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", TT_SOURCE_DIR, rel);
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)len + 1);
-    cr_assert_eq(fread(s, 1, (size_t)len, f), (size_t)len);
-    s[len] = 0;
-    fclose(f);
-    return s;
-}
+#include "readfile.h"
 
 /* `name` or `name(...)` somewhere in doc */
 static bool in_code_span(const char *doc, const char *name) {
@@ -45,7 +27,7 @@ static bool in_code_span(const char *doc, const char *name) {
 }
 
 Test(op_rows, every_op_is_in_ir_md) {
-    char *doc = read_doc("spec/ir.md");
+    char *doc = tu_read_source("spec/ir.md");
     for (int op = 0; op < OP__COUNT; op++)
         cr_expect(in_code_span(doc, ir_ops[op].name), "ops.def row %s has no entry in spec/ir.md",
                   ir_ops[op].name);

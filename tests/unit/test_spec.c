@@ -15,10 +15,7 @@
 #include <string.h>
 
 #include "import.h"
-
-#ifndef TT_SOURCE_DIR
-#define TT_SOURCE_DIR "."
-#endif
+#include "readfile.h"
 
 /* Globals ttrun defines for scripts, beyond a fresh interpreter's. */
 static const char *const ttrun_globals[] = {"args"};
@@ -47,21 +44,6 @@ static bool documented(const char *doc, const char *name) {
     return false;
 }
 
-static char *read_doc(const char *rel) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", TT_SOURCE_DIR, rel);
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)len + 1);
-    cr_assert_eq(fread(s, 1, (size_t)len, f), (size_t)len);
-    s[len] = 0;
-    fclose(f);
-    return s;
-}
-
 Test(spec, every_builtin_is_in_builtins_md) {
     Interp *I = rt_new_interp();
     const char **names = NULL;
@@ -70,7 +52,7 @@ Test(spec, every_builtin_is_in_builtins_md) {
     for (size_t i = 0; i < sizeof ttrun_globals / sizeof *ttrun_globals; i++)
         TT_VEC_PUSH(names, n, cap, ttrun_globals[i]);
     cr_assert_gt(n, 50, "only %d globals: is the standard library loaded?", n);
-    char *doc = read_doc("spec/builtins.md");
+    char *doc = tu_read_source("spec/builtins.md");
     StrBuf missing = {0};
     int nmissing = 0;
     for (int i = 0; i < n; i++) {
