@@ -49,7 +49,8 @@ typedef struct DwConv {
 } DwConv;
 
 /* Image n's plane of input channel g*Cg + c into the slot's inside. */
-static void copy_plane(Lower *L, const DwConv *d, LpExpr *n, LpExpr *slot) {
+static void copy_plane(Lower *L, void *ctx, LpExpr *n, LpExpr *slot) {
+    const DwConv *d = ctx;
     LpProg *p = L->p;
     LpExpr *h = lp_open_loop(p, d->xs.d[2]), *w = lp_open_loop(p, d->xs.d[3]);
     LpExpr *ch = lp_iadd(p, lp_imul(p, lp_idiv(p, d->o, d->Og), d->Cg), d->c);
@@ -89,7 +90,8 @@ static void dw_block(Lower *L, const DwConv *d, LpExpr *n, LpExpr *slot, LpExpr 
 }
 
 /* Image n's share of every sum, its x plane read from slot. */
-static void dw_image(Lower *L, const DwConv *d, LpExpr *n, LpExpr *slot) {
+static void dw_image(Lower *L, void *ctx, LpExpr *n, LpExpr *slot) {
+    const DwConv *d = ctx;
     LpProg *p = L->p;
     int64_t Wo = d->gs.d[3], nb = Wo / DW_LANES, rest = Wo % DW_LANES;
     LpExpr *i = lp_open_loop(p, d->gs.d[2]);
@@ -125,14 +127,7 @@ void lw_lower_conv_dw(Lower *L, int id, int out) {
     /* two slots where there is a next image to copy ahead, else one */
     d.ps =
         (Shape){4, {d.ws.d[0], N > 1 ? 2 : 1, d.xs.d[2] + 2 * d.pad[0], d.xs.d[3] + 2 * d.pad[1]}};
-    d.src = -1;
-    if (d.pad[0] > 0 || d.pad[1] > 0) { /* the slots, their borders zeroed once */
-        d.src = lp_add_buf(p, LB_TEMP, 0, TY_F32, &d.ps, id);
-        p->bufs[d.src].scratch = true;
-        LpExpr *v = lp_open_loop(p, shape_numel(&d.ps));
-        lp_store(p, d.src, v, lp_const_f(p, LT_F32, 0));
-        lp_close_loop(p);
-    }
+    d.src = d.pad[0] > 0 || d.pad[1] > 0 ? lw_zeroed_slots(L, &d.ps, id) : -1;
     d.o = lp_open_loop(p, d.ws.d[0]);
     d.c = lp_open_loop(p, d.Cg);
     int taps = (int)(d.kh * d.kw);
@@ -142,15 +137,8 @@ void lw_lower_conv_dw(Lower *L, int id, int out) {
     if (d.src < 0) {
         dw_image(L, &d, lp_open_loop(p, N), NULL);
         lp_close_loop(p);
-    } else {
-        copy_plane(L, &d, lp_iconst(p, 0), lp_iconst(p, 0));
-        if (N > 1) { /* image n + 1 copied while image n is read */
-            LpExpr *n = lp_open_loop(p, N - 1), *n1 = lp_iadd(p, n, lp_iconst(p, 1));
-            copy_plane(L, &d, n1, lp_imod(p, n1, 2));
-            dw_image(L, &d, n, lp_imod(p, n, 2));
-            lp_close_loop(p);
-        }
-        dw_image(L, &d, lp_iconst(p, N - 1), lp_iconst(p, (N - 1) % 2));
+    } else { /* image n + 1 copied while image n is read */
+        lw_copy_ahead(L, N, copy_plane, dw_image, &d);
     }
     /* the lanes stored side by side (the SLP vectorizer's seed: their
      * chains then stay in vectors), then added pairwise */

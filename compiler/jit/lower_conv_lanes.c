@@ -72,7 +72,8 @@ bool lp_conv_lanes(const IrGraph *g, int id) {
 }
 
 /* Group g's input planes of image n into the inside of the slot. */
-static void copy_group(Lower *L, const LaneConv *c, LpExpr *g, LpExpr *slot) {
+static void copy_group(Lower *L, void *ctx, LpExpr *g, LpExpr *slot) {
+    const LaneConv *c = ctx;
     LpProg *p = L->p;
     LpExpr *ci = lp_open_loop(p, c->Ci), *h = lp_open_loop(p, c->xs.d[2]);
     LpExpr *w = lp_open_loop(p, c->xs.d[3]);
@@ -149,7 +150,8 @@ static void lane_row_blocks(Lower *L, const LaneConv *c, LpExpr *i0, int rows) {
 }
 
 /* Group g's output channels, from the slot (if any). */
-static void group_channels(Lower *L, LaneConv *c, LpExpr *g, LpExpr *slot) {
+static void group_channels(Lower *L, void *ctx, LpExpr *g, LpExpr *slot) {
+    LaneConv *c = ctx;
     LpProg *p = L->p;
     int64_t Ho = c->ys.d[2], nb = Ho / CONV_ROWS, rest = Ho % CONV_ROWS;
     c->g = g;
@@ -201,19 +203,30 @@ void lw_lower_conv_lanes(Lower *L, int id, int out) {
         lw_close_n(p, 2);
         return;
     }
-    c.src = lp_add_buf(p, LB_TEMP, 0, TY_F32, &c.ps, id);
-    p->bufs[c.src].scratch = true;                   /* so the copy widens (no alias checks) */
-    LpExpr *v = lp_open_loop(p, shape_numel(&c.ps)); /* the borders */
-    lp_store(p, c.src, v, lp_const_f(p, LT_F32, 0));
-    lp_close_loop(p);
+    c.src = lw_zeroed_slots(L, &c.ps, id);
     c.n = lp_open_loop(p, c.ys.d[0]);
-    copy_group(L, &c, lp_iconst(p, 0), lp_iconst(p, 0));
-    if (G > 1) { /* group g + 1 copied while group g is computed */
-        LpExpr *g = lp_open_loop(p, G - 1), *g1 = lp_iadd(p, g, lp_iconst(p, 1));
-        copy_group(L, &c, g1, lp_imod(p, g1, 2));
-        group_channels(L, &c, g, lp_imod(p, g, 2));
+    lw_copy_ahead(L, G, copy_group, group_channels, &c);
+    lp_close_loop(p);
+}
+
+int lw_zeroed_slots(Lower *L, const Shape *s, int id) {
+    LpProg *p = L->p;
+    int b = lp_add_buf(p, LB_TEMP, 0, TY_F32, s, id);
+    p->bufs[b].scratch = true; /* so the copies widen (no alias checks) */
+    LpExpr *v = lp_open_loop(p, shape_numel(s));
+    lp_store(p, b, v, lp_const_f(p, LT_F32, 0));
+    lp_close_loop(p);
+    return b;
+}
+
+void lw_copy_ahead(Lower *L, int64_t count, LwSlotStep *copy, LwSlotStep *work, void *ctx) {
+    LpProg *p = L->p;
+    copy(L, ctx, lp_iconst(p, 0), lp_iconst(p, 0));
+    if (count > 1) { /* step k + 1 copied while step k works */
+        LpExpr *k = lp_open_loop(p, count - 1), *k1 = lp_iadd(p, k, lp_iconst(p, 1));
+        copy(L, ctx, k1, lp_imod(p, k1, 2));
+        work(L, ctx, k, lp_imod(p, k, 2));
         lp_close_loop(p);
     }
-    group_channels(L, &c, lp_iconst(p, G - 1), lp_iconst(p, (G - 1) % 2));
-    lp_close_loop(p);
+    work(L, ctx, lp_iconst(p, count - 1), lp_iconst(p, (count - 1) % 2));
 }

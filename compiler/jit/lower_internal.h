@@ -72,6 +72,15 @@ void lw_lower_conv_lanes(Lower *L, int id, int out);
 void lw_lower_conv_dw(Lower *L, int id, int out);
 bool lw_conv_dw_ok(const IrGraph *g, int id);
 
+/* Their padded inputs (lower_conv_lanes.c): an f32 scratch buffer of
+ * shape s, zeroed (the borders stay so), and a pipeline of count steps
+ * whose input is copied one step ahead into one of two slots:
+ *   copy(0, slot 0); for k < count - 1: copy(k + 1, slot (k+1) % 2),
+ *   work(k, slot k % 2); then work(count - 1, slot (count-1) % 2). */
+typedef void LwSlotStep(Lower *L, void *ctx, LpExpr *k, LpExpr *slot);
+int lw_zeroed_slots(Lower *L, const Shape *s, int id);
+void lw_copy_ahead(Lower *L, int64_t count, LwSlotStep *copy, LwSlotStep *work, void *ctx);
+
 /* The value stored at yi of conv2d id's result, acc being its element
  * there: acc, or the epilogue's root (decide_conv_epilogues) on it. */
 LpExpr *lw_conv_result(Lower *L, int id, LpExpr **yi, LpExpr *acc);
