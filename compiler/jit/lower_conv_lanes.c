@@ -36,8 +36,10 @@
  * inf or NaN, as PyTorch. Each output still sums its taps in the
  * reference's order, in f32.
  *
- * Used for conv2d where the GEMM loses (lp_conv_uses_gemm: few output
- * channels per group, depthwise above all; spec/jit.md "Convolution").
+ * Used for conv2d and its stride-1 input gradient where the GEMM loses
+ * (lp_conv_uses_gemm: stride-1 rows of 16+ outputs; depthwise and grouped
+ * convolutions above all, and one input channel; spec/jit.md
+ * "Convolution"); lower_conv_dw.c does the weight gradient.
  */
 #include "lower_internal.h"
 
