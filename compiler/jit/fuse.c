@@ -82,7 +82,7 @@ static bool on_conv_epilogue(const Lower *L, int id, const Shape *s, int depth) 
     if (!shape_eq(&n->shape, s) || depth > 16) return false;
     if (n->op == OP_CONV2D)
         return n->dtype == TY_F32 && L->uses[id] == 1 && !L->is_out[id] &&
-               (lw_conv_gemm(L, id) || lw_conv_lanes(L, id));
+               lw_conv_epilogue_ok(L, id);
     if (!(ir_ops[n->op].flags & OPF_ELEMWISE)) return false;
     for (int k = 0; k < n->nin; k++) /* the chain's nodes are read once each */
         if (L->uses[n->in[k]] == 1 && on_conv_epilogue(L, n->in[k], s, depth + 1)) return true;
@@ -130,8 +130,7 @@ static void decide_conv_epilogues(Lower *L) {
     for (int i = 0; i < g->n; i++) {
         const IrNode *c = node(L, i);
         if (!L->need[i] || c->op != OP_CONV2D || c->dtype != TY_F32 || L->is_out[i] ||
-            L->uses[i] != 1 || shape_numel(&c->shape) == 0 ||
-            !(lw_conv_gemm(L, i) || lw_conv_lanes(L, i)))
+            L->uses[i] != 1 || shape_numel(&c->shape) == 0 || !lw_conv_epilogue_ok(L, i))
             continue;
         int r = L->consumer[i];
         bool ok = true;

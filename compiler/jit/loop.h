@@ -315,6 +315,9 @@ bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather);
  * have 8+ positions, an input gradient of stride 1 whose rows do, a weight
  * gradient of up to 9 taps, stride 1 along rows of 8+ positions. */
 bool lp_conv_lanes(const IrGraph *g, int id);
+/* Whether the rule picks the lanes for conv node id (lower_conv_lanes.c),
+ * over any GEMM lowering. */
+bool lp_conv_lanes_rule(const IrGraph *g, int id);
 /* The im2col lowering cuts the batch into chunks of images whose column
  * matrix has at most this many floats (default 4 Mi; 0 restores it). For
  * tests: process-wide, read when a graph is lowered. */

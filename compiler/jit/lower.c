@@ -1120,43 +1120,22 @@ static ConvDims conv_dims(const IrGraph *g, const IrNode *n) {
 }
 
 /* The rule measured by bench/bench_conv.c (spec/jit.md, "Convolution"):
- * a conv2d with stride 1 along the rows, rows of 16+ outputs and a group's
- * padded input planes within CONV_LANES_BYTES runs in lanes
- * (lower_conv_lanes.c), and so do its input gradient (gy's planes, rows of
- * dx) and its weight gradient (up to 9 taps; lower_conv_dw.c) where they
- * can: forward and backward of depthwise and grouped 3x3s then run at
- * 74-77 GFLOP/s, where the GEMM's ran 6-43. The forward takes one block
- * of outputs per pass over its taps, at
- * 66-95 GFLOP/s on bench_conv's shapes of that kind (depthwise, grouped,
- * one input channel, 16-32 channels of 16x16 to 32x32), where the GEMM
- * ran 17-80 (its packing costs as much as its product when a group has
- * few rows or few taps). Shorter or strided rows leave its vectors part
- * empty or gathered (5-35 GFLOP/s), and a 1x1 kernel reads each input
- * plane once per output channel for one tap (56 against the GEMM's 91 at
- * 64 channels of 16x16): there the GEMM wins once each group's
- * product has a few rows and a reduction worth packing. With 1-3 output
- * channels per group the JIT's GEMM computes the forward straight from the
- * image when its output rows have at least 8 positions (gather_small_m in
- * compiler/gemm/gemm_driver.c). ttc's loop GEMM (lp_lower: explicit im2col
- * only) was not measured there: direct, which needs no workspace. */
-#define CONV_LANES_BYTES (128 << 10)
-
+ * the lanes where they win (lp_conv_lanes_rule, lower_conv_lanes.c);
+ * else the GEMM once each group's product has a few rows and a reduction
+ * worth packing. With 1-3 output channels per group the JIT's GEMM
+ * computes the forward straight from the image when its output rows have
+ * at least 8 positions (gather_small_m in compiler/gemm/gemm_driver.c).
+ * ttc's loop GEMM (lp_lower: explicit im2col only) was not measured
+ * there: direct, which needs at most the lanes' slots as workspace. */
 bool lp_conv_uses_gemm(const IrGraph *g, int id, bool gather) {
-    const IrNode *n = ir_node(g, id);
-    ConvDims d = conv_dims(g, n);
+    ConvDims d = conv_dims(g, ir_node(g, id));
     if (d.N == 0 || d.P == 0 || d.O == 0 || d.Kg == 0 || d.C == 0) return false;
-    const IrWindow *w = &n->attr.win;
-    if (lp_conv_lanes(g, id) && w->stride[1] == 1 && d.kh * d.kw > 1) {
-        /* the rows in lanes, the planes a group reads and their padding:
-         * the input gradient reads gy bordered by (k-1)*d - p */
-        bool dx = n->op == OP_CONV2D_BACKWARD_INPUT;
-        int64_t rows = dx ? d.W : d.Wo, planes = dx ? d.Og : d.Cg;
-        int64_t ph = dx ? (d.kh - 1) * w->dilation[0] - w->padding[0] : w->padding[0];
-        int64_t pw = dx ? (d.kw - 1) * w->dilation[1] - w->padding[1] : w->padding[1];
-        int64_t plane = dx ? (d.Ho + 2 * ph) * (d.Wo + 2 * pw) : (d.H + 2 * ph) * (d.W + 2 * pw);
-        if (rows >= 16 && planes * plane * 4 <= CONV_LANES_BYTES) return false;
-    }
+    if (lp_conv_lanes_rule(g, id)) return false;
     return d.Kg >= 4 && (d.Og >= 4 || (gather && d.Wo >= 8));
+}
+
+bool lw_conv_epilogue_ok(const Lower *L, int id) {
+    return lw_conv_gemm(L, id) || lw_conv_lanes(L, id);
 }
 
 bool lw_conv_lanes(const Lower *L, int id) {

@@ -45,7 +45,8 @@ typedef struct DwConv {
     int xn, gn, src; /* src: the slots, -1: x read in place */
     Shape xs, gs, ws, ps;
     int64_t Cg, Og, kh, kw, stride[2], dil[2], pad[2];
-    LpExpr *o, *c, *acc[DW_TAPS][DW_LANES];
+    LpExpr *o, *c, *ch; /* output channel, its group's input channel c and x's channel */
+    LpExpr *acc[DW_TAPS][DW_LANES];
 } DwConv;
 
 /* Image n's plane of input channel g*Cg + c into the slot's inside. */
@@ -53,8 +54,7 @@ static void copy_plane(Lower *L, void *ctx, LpExpr *n, LpExpr *slot) {
     const DwConv *d = ctx;
     LpProg *p = L->p;
     LpExpr *h = lp_open_loop(p, d->xs.d[2]), *w = lp_open_loop(p, d->xs.d[3]);
-    LpExpr *ch = lp_iadd(p, lp_imul(p, lp_idiv(p, d->o, d->Og), d->Cg), d->c);
-    LpExpr *xi[4] = {n, ch, h, w};
+    LpExpr *xi[4] = {n, d->ch, h, w};
     LpExpr *si[4] = {d->o, slot, lp_iadd(p, h, lp_iconst(p, d->pad[0])),
                      lp_iadd(p, w, lp_iconst(p, d->pad[1]))};
     lp_store(p, d->src, lw_linearize(p, si, &d->ps), lw_value_at(L, d->xn, xi));
@@ -70,7 +70,6 @@ static void dw_block(Lower *L, const DwConv *d, LpExpr *n, LpExpr *slot, LpExpr 
         LpExpr *gi[4] = {n, d->o, i, lp_iadd(p, j0, lp_iconst(p, u))};
         gv[u] = lp_local(p, LT_F32, lw_value_at(L, d->gn, gi));
     }
-    LpExpr *ch = lp_iadd(p, lp_imul(p, lp_idiv(p, d->o, d->Og), d->Cg), d->c);
     for (int a = 0; a < d->kh; a++)
         for (int b = 0; b < d->kw; b++) {
             LpExpr *row = lp_iadd(p, lp_imul(p, i, d->stride[0]), lp_iconst(p, a * d->dil[0]));
@@ -81,7 +80,7 @@ static void dw_block(Lower *L, const DwConv *d, LpExpr *n, LpExpr *slot, LpExpr 
                     LpExpr *si[4] = {d->o, slot, row, col};
                     xv = lp_load(p, d->src, lw_linearize(p, si, &d->ps));
                 } else {
-                    xv = lw_value_at(L, d->xn, (LpExpr *[4]){n, ch, row, col});
+                    xv = lw_value_at(L, d->xn, (LpExpr *[4]){n, d->ch, row, col});
                 }
                 LpExpr *t = d->acc[a * d->kw + b][u];
                 lp_set(p, t, lp_bin(p, LO_ADD, t, lp_bin(p, LO_MUL, gv[u], xv)));
@@ -130,6 +129,7 @@ void lw_lower_conv_dw(Lower *L, int id, int out) {
     d.src = d.pad[0] > 0 || d.pad[1] > 0 ? lw_zeroed_slots(L, &d.ps, id) : -1;
     d.o = lp_open_loop(p, d.ws.d[0]);
     d.c = lp_open_loop(p, d.Cg);
+    d.ch = lp_iadd(p, lp_imul(p, lp_idiv(p, d.o, d.Og), d.Cg), d.c);
     int taps = (int)(d.kh * d.kw);
     for (int t = 0; t < taps; t++)
         for (int u = 0; u < DW_LANES; u++)

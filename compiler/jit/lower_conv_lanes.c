@@ -59,6 +59,15 @@ typedef struct LaneConv {
     LpExpr *slot;      /* the slot group g is read from */
 } LaneConv;
 
+/* The border of what the taps read along spatial dim k (kernel size
+ * ksize): the padding, or for the input gradient gy's (k-1)*d - p
+ * (negative: a padding wider than the kernel, not a convolution of gy). */
+static int64_t read_pad(const IrNode *n, int64_t ksize, int k) {
+    const IrWindow *w = &n->attr.win;
+    return n->op == OP_CONV2D_BACKWARD_INPUT ? (ksize - 1) * w->dilation[k] - w->padding[k]
+                                             : w->padding[k];
+}
+
 bool lp_conv_lanes(const IrGraph *g, int id) {
     const IrNode *n = ir_node(g, id);
     if (n->op == OP_CONV2D_BACKWARD_WEIGHT) return lw_conv_dw_ok(g, id);
@@ -66,11 +75,37 @@ bool lp_conv_lanes(const IrGraph *g, int id) {
     if (n->op == OP_CONV2D) return true;
     if (n->op != OP_CONV2D_BACKWARD_INPUT) return false;
     /* dx = the stride-1 forward of gy zero-bordered by (k-1)*d - p */
-    const IrWindow *w = &n->attr.win;
     const Shape *ws = &ir_node(g, n->in[1])->shape;
     for (int k = 0; k < 2; k++)
-        if (w->stride[k] != 1 || w->padding[k] > (ws->d[2 + k] - 1) * w->dilation[k]) return false;
+        if (n->attr.win.stride[k] != 1 || read_pad(n, ws->d[2 + k], k) < 0) return false;
     return true;
+}
+
+/* The rule (measured by bench/bench_conv.c; spec/jit.md "Convolution"):
+ * lanes where they apply with stride 1 along the rows, rows of 16+ in
+ * lanes, a kernel of 2+ taps and a group's padded planes of what the taps
+ * read within CONV_LANES_BYTES. There the forward and backward of
+ * depthwise and grouped 3x3s ran at 74-77 GFLOP/s, where the GEMM's ran
+ * 6-43, and the forward of one input channel or 16-32 channels of 16x16
+ * to 32x32 at 66-95 (the GEMM 17-80: its packing costs as much as its
+ * product when a group has few rows or few taps). Shorter or strided rows
+ * leave the vectors part empty or gathered (5-35 GFLOP/s), and a 1x1
+ * kernel reads each input plane once per output channel for one tap (56
+ * against the GEMM's 91 at 64 channels of 16x16). */
+#define CONV_LANES_BYTES (128 << 10)
+
+bool lp_conv_lanes_rule(const IrGraph *g, int id) {
+    if (!lp_conv_lanes(g, id)) return false;
+    const IrNode *n = ir_node(g, id);
+    bool dx = n->op == OP_CONV2D_BACKWARD_INPUT, dw = n->op == OP_CONV2D_BACKWARD_WEIGHT;
+    const Shape *ws = dw ? &n->shape : &ir_node(g, n->in[1])->shape;
+    const Shape *rs = &ir_node(g, n->in[0])->shape;                  /* read: x, or gy */
+    const Shape *ls = dw ? &ir_node(g, n->in[1])->shape : &n->shape; /* in lanes: y, dx, gy */
+    if (n->attr.win.stride[1] != 1 || ws->d[2] * ws->d[3] < 2) return false;
+    int64_t planes = dx ? ws->d[0] / n->attr.win.groups : ws->d[1];
+    int64_t plane =
+        (rs->d[2] + 2 * read_pad(n, ws->d[2], 0)) * (rs->d[3] + 2 * read_pad(n, ws->d[3], 1));
+    return ls->d[3] >= 16 && planes * plane * 4 <= CONV_LANES_BYTES;
 }
 
 /* Group g's input planes of image n into the inside of the slot. */
@@ -192,7 +227,7 @@ void lw_lower_conv_lanes(Lower *L, int id, int out) {
     for (int k = 0; k < 2; k++) {
         c.stride[k] = win->stride[k];
         c.dil[k] = win->dilation[k];
-        c.pad[k] = c.bwd ? (c.ws.d[2 + k] - 1) * c.dil[k] - win->padding[k] : win->padding[k];
+        c.pad[k] = read_pad(n, c.ws.d[2 + k], k);
     }
     /* two slots where there is a next group to copy ahead, else one */
     int64_t nslots = G > 1 ? 2 : 1;

@@ -64,6 +64,8 @@ LpExpr *lw_linearize(LpProg *p, LpExpr *const *idx, const Shape *s);
 /* Does conv node id go through the lanes lowering (not the GEMM, and
  * lp_conv_lanes)? Both take the conv's elementwise consumers as epilogue. */
 bool lw_conv_lanes(const Lower *L, int id);
+/* Does conv node id's lowering (the GEMM or the lanes) apply an epilogue? */
+bool lw_conv_epilogue_ok(const Lower *L, int id);
 
 /* conv2d's and conv2d_backward_input's direct lowering in lanes
  * (lower_conv_lanes.c); conv2d_backward_weight's (lower_conv_dw.c), which
